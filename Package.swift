@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers point down this list (see docs/architecture.md): IR <- Passes <- CodegenCPU/CodegenGPU,
+// IR <- Frontend, all of them <- Runtime <- Kiln <- kiln (CLI).
+let package = Package(
+    name: "Kiln",
+    products: [
+        .library(name: "Kiln", targets: ["Kiln"]),
+        .executable(name: "kiln", targets: ["KilnCLI"]),
+    ],
+    targets: [
+        // C shims. LLVM's C headers are reached through symlinks in CLLVM/include, so a plain
+        // `swift build` needs no -I flags; LLVM 15 only (PoCL loads libLLVM-15 into the process).
+        .target(name: "CLLVM", linkerSettings: [.linkedLibrary("LLVM-15")]),
+        // OpenBLAS is deliberately NOT linked: it must be dlopen'ed after OPENBLAS_CORETYPE is
+        // chosen, or Debian's 0.3.21 picks a slow kernel on this CPU (see BLAS.swift).
+        .target(name: "COpenBLAS"),
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
+
+        .target(name: "KilnIR", path: "Sources/IR"),
+        .target(name: "KilnPasses", dependencies: ["KilnIR"], path: "Sources/Passes"),
+        .target(name: "KilnCPU", dependencies: ["KilnIR", "KilnPasses", "CLLVM", "COpenBLAS"],
+                path: "Sources/CodegenCPU"),
+        .target(name: "KilnOpenCL", dependencies: ["KilnIR", "KilnPasses", "COpenCL"],
+                path: "Sources/CodegenGPU"),
+        .target(name: "KilnFrontend", dependencies: ["KilnIR"], path: "Sources/Frontend"),
+        .target(name: "KilnRuntime",
+                dependencies: ["KilnIR", "KilnPasses", "KilnCPU", "KilnOpenCL", "KilnFrontend"],
+                path: "Sources/Runtime"),
+        .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),
+        .executableTarget(name: "KilnCLI", dependencies: ["Kiln", "KilnCPU", "KilnPasses"]),
+
+        .executableTarget(name: "HelloMatmul", dependencies: ["Kiln"], path: "Examples/HelloMatmul"),
+        .executableTarget(name: "Counter", dependencies: ["Kiln"], path: "Examples/Counter"),
+
+        .testTarget(name: "IRTests", dependencies: ["KilnIR"]),
+        .testTarget(name: "PassesTests", dependencies: ["KilnPasses", "KilnIR"]),
+        .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnPasses", "KilnIR"]),
+        .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL"]),
+        .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln"]),
+    ]
+)

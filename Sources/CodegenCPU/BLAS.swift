@@ -1,0 +1,55 @@
+import COpenBLAS
+import KilnIR
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// OpenBLAS, opened at run time. Debian's OpenBLAS 0.3.21 does not recognise newer CPUs and falls
+/// back to a generic kernel ten times slower; it reads OPENBLAS_CORETYPE only while it loads. So
+/// the library is never linked: we pick the core type from the host's features, set it (unless
+/// the user already did), and only then dlopen it.
+public final class BLAS: @unchecked Sendable {
+    public let sgemm: kiln_cblas_sgemm_fn
+    public let dgemm: kiln_cblas_dgemm_fn
+    public let coreName: String
+    public let threads: Int
+    private let setThreads: kiln_openblas_set_num_threads_fn?
+
+    public static let shared: BLAS = {
+        do { return try BLAS() } catch { fatalError("\(error)") }
+    }()
+
+    /// The OpenBLAS core type this CPU should use, from the features LLVM detects.
+    static func coreType(features: Set<String>) -> String? {
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy(features.contains) { return "SKYLAKEX" }
+        if features.contains("avx2") && features.contains("fma") { return "HASWELL" }
+        return nil
+    }
+
+    init() throws {
+        if getenv("OPENBLAS_CORETYPE") == nil, let core = Self.coreType(features: HostCPU.features) {
+            setenv("OPENBLAS_CORETYPE", core, 0)
+        }
+        let candidates = ["libopenblas.so.0", "libopenblas.so", "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"]
+        guard let handle = candidates.lazy.compactMap({ dlopen($0, RTLD_NOW | RTLD_GLOBAL) }).first else {
+            throw KilnError(.unavailable, "cannot load OpenBLAS (\(String(cString: dlerror()))); install libopenblas-dev")
+        }
+        func sym<T>(_ name: String, _: T.Type) throws -> T {
+            guard let p = dlsym(handle, name) else { throw KilnError(.unavailable, "OpenBLAS has no symbol \(name)") }
+            return unsafeBitCast(p, to: T.self)
+        }
+        sgemm = try sym("cblas_sgemm", kiln_cblas_sgemm_fn.self)
+        dgemm = try sym("cblas_dgemm", kiln_cblas_dgemm_fn.self)
+        let corename = try? sym("openblas_get_corename", kiln_openblas_get_corename_fn.self)
+        coreName = corename.flatMap { $0() }.map { String(cString: $0) } ?? "unknown"
+        setThreads = try? sym("openblas_set_num_threads", kiln_openblas_set_num_threads_fn.self)
+        let getThreads = try? sym("openblas_get_num_threads", kiln_openblas_get_num_threads_fn.self)
+        threads = getThreads.map { Int($0()) } ?? 1
+    }
+
+    /// Raw addresses for the JIT to bind `cblas_sgemm`/`cblas_dgemm` calls to.
+    var symbols: [(String, UnsafeRawPointer)] {
+        [("cblas_sgemm", unsafeBitCast(sgemm, to: UnsafeRawPointer.self)),
+         ("cblas_dgemm", unsafeBitCast(dgemm, to: UnsafeRawPointer.self))]
+    }
+}

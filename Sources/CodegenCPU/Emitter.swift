@@ -1,0 +1,262 @@
+import CLLVM
+import KilnIR
+import KilnPasses
+
+/// Builds the one LLVM function of an executable from IR and its KernelPlan.
+///
+/// Each primitive knows how to compute one element at an index from its operands' elements, so a
+/// kernel's loop computes its whole inline (fused) expression tree per element; values with a
+/// buffer are simply loaded. The entry has the signature
+/// `void entry(ptr inputs[], ptr outputs[], ptr arena, ptr constants[])`.
+final class Emitter {
+    let ctx: LLVMContextRef
+    let module: LLVMModuleRef
+    let b: LLVMBuilderRef
+    let f: Function
+    let plan: KernelPlan
+    let inst: [Int: Instruction]
+    let types: [Int: TensorType]
+
+    let void, i1, i8, i32, i64, f32, f64, ptr: LLVMTypeRef
+    var fn: LLVMValueRef!
+    var entryBlock: LLVMBasicBlockRef!
+    var base: [Int: LLVMValueRef] = [:]
+
+    init(context: LLVMContextRef, moduleName: String, function: Function, plan: KernelPlan) {
+        ctx = context
+        module = LLVMModuleCreateWithNameInContext(moduleName, ctx)
+        b = LLVMCreateBuilderInContext(ctx)
+        f = function
+        self.plan = plan
+        inst = Dictionary(uniqueKeysWithValues: function.body.map { ($0.id, $0) })
+        types = function.typeTable()
+        void = LLVMVoidTypeInContext(ctx)
+        i1 = LLVMInt1TypeInContext(ctx)
+        i8 = LLVMInt8TypeInContext(ctx)
+        i32 = LLVMInt32TypeInContext(ctx)
+        i64 = LLVMInt64TypeInContext(ctx)
+        f32 = LLVMFloatTypeInContext(ctx)
+        f64 = LLVMDoubleTypeInContext(ctx)
+        ptr = LLVMPointerTypeInContext(ctx, 0)
+    }
+
+    deinit { LLVMDisposeBuilder(b) }
+
+    // MARK: entry
+
+    func emit(entryName: String) throws -> LLVMModuleRef {
+        var params: [LLVMTypeRef?] = [ptr, ptr, ptr, ptr]
+        let fnType = LLVMFunctionType(void, &params, 4, 0)
+        fn = LLVMAddFunction(module, entryName, fnType)
+        addAttribute("target-cpu", HostCPU.name)
+        addAttribute("target-features", HostCPU.featureString)
+        if HostCPU.hasAVX512 { addAttribute("prefer-vector-width", "512") }
+        LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("nounwind"))
+        for p in 0..<4 { LLVMAddAttributeAtIndex(fn, UInt32(p + 1), enumAttribute("noalias")) }
+        entryBlock = LLVMAppendBasicBlockInContext(ctx, fn, "entry")
+        LLVMPositionBuilderAtEnd(b, entryBlock)
+
+        let inputs = LLVMGetParam(fn, 0)!, outputs = LLVMGetParam(fn, 1)!
+        let arena = LLVMGetParam(fn, 2)!, consts = LLVMGetParam(fn, 3)!
+        func slot(_ table: LLVMValueRef, _ i: Int, _ name: String) -> LLVMValueRef {
+            var idx: [LLVMValueRef?] = [constI64(i)]
+            let p = LLVMBuildGEP2(b, ptr, table, &idx, 1, "")
+            return LLVMBuildLoad2(b, ptr, p, name)!
+        }
+        for (id, s) in plan.storage.sorted(by: { $0.key < $1.key }) {
+            switch s {
+            case .param(let i), .variable(param: let i): base[id] = slot(inputs, i, f.params[i].name)
+            case .constant(let k): base[id] = slot(consts, k, "const\(k)")
+            case .result(let k): base[id] = slot(outputs, k, "out\(k)")
+            case .arena(let off):
+                var idx: [LLVMValueRef?] = [constI64(off)]
+                base[id] = LLVMBuildGEP2(b, i8, arena, &idx, 1, "buf\(id)")
+            case .inline: break
+            }
+        }
+        var resultPointers: [Int: LLVMValueRef] = [:]
+        for (k, _) in plan.resultCopies { resultPointers[k] = slot(outputs, k, "out\(k)") }
+
+        for k in plan.kernels { try emitKernel(inst[k]!) }
+        for (k, v) in plan.resultCopies {
+            let t = types[v]!
+            loopNest(t.shape) { idx in store(element(v, idx), resultPointers[k]!, idx.linear, t.dtype) }
+        }
+        LLVMBuildRetVoid(b)
+
+        var err: UnsafeMutablePointer<CChar>?
+        if LLVMVerifyModule(module, LLVMReturnStatusAction, &err) != 0 {
+            defer { LLVMDisposeMessage(err) }
+            throw KilnError.internalError("generated LLVM IR is invalid: \(String(cString: err!))")
+        }
+        LLVMDisposeMessage(err)
+        return module
+    }
+
+    func addAttribute(_ k: String, _ v: String) {
+        let a = LLVMCreateStringAttribute(ctx, k, UInt32(k.utf8.count), v, UInt32(v.utf8.count))
+        LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), a)
+    }
+
+    func enumAttribute(_ name: String) -> LLVMAttributeRef {
+        LLVMCreateEnumAttribute(ctx, LLVMGetEnumAttributeKindForName(name, name.utf8.count), 0)
+    }
+
+    // MARK: kernels
+
+    func emitKernel(_ i: Instruction) throws {
+        switch i.op {
+        case .varWrite:
+            let t = types[i.operands[1]]!
+            let target = base[i.operands[0]]!
+            loopNest(t.shape) { idx in store(element(i.operands[1], idx), target, idx.linear, t.dtype) }
+        case .dot(let ta, let tb):
+            try emitDot(i, ta, tb)
+        case .reduce(let r, let axes):
+            emitReduce(i, r, axes)
+        default:
+            let t = i.type!
+            let out = base[i.id]!
+            loopNest(t.shape) { idx in store(compute(i.id, idx), out, idx.linear, t.dtype) }
+        }
+    }
+
+    func emitReduce(_ i: Instruction, _ r: ReduceOp, _ axes: [Int]) {
+        let x = i.operands[0], xt = types[x]!, t = i.type!
+        let kept = (0..<xt.rank).filter { !axes.contains($0) }
+        let acc = entryAlloca(registerType(t.dtype))
+        loopNest(t.shape) { outIdx in
+            LLVMBuildStore(b, reduceIdentity(r, t.dtype), acc)
+            loopNest(axes.map { xt.shape[$0] }) { rIdx in
+                var multi = [LLVMValueRef](repeating: constI64(0), count: xt.rank)
+                for (k, a) in kept.enumerated() { multi[a] = outIdx.multi[k] }
+                for (k, a) in axes.enumerated() { multi[a] = rIdx.multi[k] }
+                let v = element(x, Index(multi: multi, shape: xt.shape, emitter: self))
+                let a = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
+                let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+                LLVMBuildStore(b, binary(op, a, v, t.dtype), acc)
+            }
+            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base[i.id]!, outIdx.linear, t.dtype)
+        }
+    }
+
+    func emitDot(_ i: Instruction, _ ta: Bool, _ tb: Bool) throws {
+        let at = types[i.operands[0]]!, bt = types[i.operands[1]]!, t = i.type!
+        let r = at.rank
+        let (m, n) = (t.shape[r - 2], t.shape[r - 1])
+        let k = ta ? at.shape[r - 2] : at.shape[r - 1]
+        let batch = t.shape.dropLast(2).reduce(1, *)
+        guard t.dtype == .float32 || t.dtype == .float64,
+              let aPtr = bufferPointer(i.operands[0]), let bPtr = bufferPointer(i.operands[1]) else {
+            // Integer matrices (and anything without a buffer) take a plain loop nest.
+            loopNest(t.shape) { idx in
+                let acc = entryAlloca(registerType(t.dtype))
+                LLVMBuildStore(b, constValue(0, t.dtype), acc)
+                loop(k) { p in
+                    let batchIdx = Array(idx.multi.dropLast(2))
+                    let (ii, jj) = (idx.multi[r - 2], idx.multi[r - 1])
+                    let av = element(i.operands[0], Index(multi: batchIdx + (ta ? [p, ii] : [ii, p]), shape: at.shape, emitter: self))
+                    let bv = element(i.operands[1], Index(multi: batchIdx + (tb ? [jj, p] : [p, jj]), shape: bt.shape, emitter: self))
+                    let s = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
+                    LLVMBuildStore(b, binary(.add, s, binary(.mul, av, bv, t.dtype), t.dtype), acc)
+                }
+                store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base[i.id]!, idx.linear, t.dtype)
+            }
+            return
+        }
+        if m == 0 || n == 0 { return }
+        let isF32 = t.dtype == .float32
+        let scalarT = isF32 ? f32 : f64
+        var argTypes: [LLVMTypeRef?] = [i32, i32, i32, i32, i32, i32, scalarT, ptr, i32, ptr, i32, scalarT, ptr, i32]
+        let gemmType = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
+        let gemm = declare(isF32 ? "cblas_sgemm" : "cblas_dgemm", gemmType)
+        let cPtr = base[i.id]!
+        let (aCols, bCols) = (at.shape[r - 1], bt.shape[r - 1])
+        let elem = t.dtype.byteSize
+        func call(_ bi: LLVMValueRef) {
+            func offset(_ p: LLVMValueRef, _ count: Int) -> LLVMValueRef {
+                var idx: [LLVMValueRef?] = [LLVMBuildMul(b, bi, constI64(count * elem), "")!]
+                return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
+            }
+            var args: [LLVMValueRef?] = [
+                constI32(101), constI32(ta ? 112 : 111), constI32(tb ? 112 : 111),
+                constI32(m), constI32(n), constI32(k), LLVMConstReal(scalarT, 1),
+                offset(aPtr, at.shape.suffix(2).reduce(1, *)), constI32(aCols),
+                offset(bPtr, bt.shape.suffix(2).reduce(1, *)), constI32(bCols),
+                LLVMConstReal(scalarT, 0), offset(cPtr, m * n), constI32(n),
+            ]
+            LLVMBuildCall2(b, gemmType, gemm, &args, UInt32(args.count), "")
+        }
+        if batch == 1 { call(constI64(0)) } else { loop(batch, call) }
+    }
+
+    // MARK: elements
+
+    /// A buffer holding `v`'s elements, if it has one.
+    func bufferPointer(_ v: Int) -> LLVMValueRef? {
+        if let p = base[v] { return p }
+        guard let i = inst[v] else { return nil }
+        if i.op == .varRead, plan.storage[v] == .inline { return base[i.operands[0]] }
+        if case .constant(let t) = i.op, t.elementCount > 1 { return globalConstant(v, t) }
+        return nil
+    }
+
+    var globals: [Int: LLVMValueRef] = [:]
+
+    func globalConstant(_ v: Int, _ t: Tensor) -> LLVMValueRef {
+        if let g = globals[v] { return g }
+        var elems: [LLVMValueRef?] = (0..<t.elementCount).map { memoryConstant(t.element(at: $0), t.dtype) }
+        let mt = memoryType(t.dtype)
+        let arr = LLVMConstArray(mt, &elems, UInt32(elems.count))
+        let g = LLVMAddGlobal(module, LLVMArrayType(mt, UInt32(elems.count)), "c\(v)")!
+        LLVMSetInitializer(g, arr)
+        LLVMSetGlobalConstant(g, 1)
+        LLVMSetLinkage(g, LLVMPrivateLinkage)
+        LLVMSetAlignment(g, 64)
+        globals[v] = g
+        return g
+    }
+
+    /// Element `idx` of value `v`: a load if it has a buffer, else computed in place.
+    func element(_ v: Int, _ idx: Index) -> LLVMValueRef {
+        if let p = bufferPointer(v) { return load(p, idx.linear, types[v]!.dtype) }
+        return compute(v, idx)
+    }
+
+    /// Computes element `idx` of instruction `v` from its operands' elements.
+    func compute(_ v: Int, _ idx: Index) -> LLVMValueRef {
+        let i = inst[v]!
+        let d = i.type!.dtype
+        switch i.op {
+        case .constant(let t):
+            if t.elementCount == 1 { return registerConstant(t.element(at: 0), t.dtype) }
+            return load(globalConstant(v, t), idx.linear, d)
+        case .unary(let u):
+            return unary(u, element(i.operands[0], idx), d)
+        case .binary(let op):
+            return binary(op, element(i.operands[0], idx), element(i.operands[1], idx), d)
+        case .compare(let c):
+            let od = types[i.operands[0]]!.dtype
+            return compare(c, element(i.operands[0], idx), element(i.operands[1], idx), od)
+        case .select:
+            return LLVMBuildSelect(b, element(i.operands[0], idx), element(i.operands[1], idx), element(i.operands[2], idx), "")
+        case .cast(let to):
+            let from = types[i.operands[0]]!.dtype
+            return cast(element(i.operands[0], idx), from, to)
+        case .broadcast(_, let dims):
+            let xs = types[i.operands[0]]!.shape
+            let multi = dims.enumerated().map { k, dim in xs[k] == 1 ? constI64(0) : idx.multi[dim] }
+            return element(i.operands[0], Index(multi: multi, shape: xs, emitter: self))
+        case .reshape:
+            return element(i.operands[0], Index(linear: idx.linear, shape: types[i.operands[0]]!.shape, emitter: self))
+        case .transpose(let perm):
+            var multi = [LLVMValueRef](repeating: constI64(0), count: perm.count)
+            for (k, p) in perm.enumerated() { multi[p] = idx.multi[k] }
+            return element(i.operands[0], Index(multi: multi, shape: types[i.operands[0]]!.shape, emitter: self))
+        case .varRead:
+            return load(base[i.operands[0]]!, idx.linear, d)
+        case .reduce, .dot, .varWrite:
+            preconditionFailure("\(i.op.mnemonic) is always materialised by the plan")
+        }
+    }
+}

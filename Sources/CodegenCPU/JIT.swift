@@ -1,0 +1,91 @@
+import CLLVM
+import KilnIR
+import Foundation
+
+/// The process-wide ORC LLJIT. Each executable adds one module under its own resource tracker,
+/// so dropping the executable frees its code.
+final class JIT: @unchecked Sendable {
+    static let shared: JIT = {
+        do { return try JIT() } catch { fatalError("cannot start the LLVM JIT: \(error)") }
+    }()
+
+    let jit: LLVMOrcLLJITRef
+    let triple: String
+    let dataLayout: String
+    private let lock = NSLock()
+    private var counter = 0
+
+    private init() throws {
+        LLVMInitializeNativeTarget()
+        LLVMInitializeNativeAsmPrinter()
+        LLVMInitializeNativeAsmParser()
+        let builder = LLVMOrcCreateLLJITBuilder()
+        let tmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(try TargetMachine.create())
+        LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, tmb)
+        var j: LLVMOrcLLJITRef?
+        try check(LLVMOrcCreateLLJIT(&j, builder))
+        jit = j!
+        triple = String(cString: LLVMOrcLLJITGetTripleString(jit))
+        dataLayout = String(cString: LLVMOrcLLJITGetDataLayoutStr(jit))
+
+        let main = LLVMOrcLLJITGetMainJITDylib(jit)
+        // libm and friends come from the process.
+        var gen: LLVMOrcDefinitionGeneratorRef?
+        try check(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(jit), nil, nil))
+        LLVMOrcJITDylibAddGenerator(main, gen)
+        // BLAS and runtime helpers are bound to exact addresses, never looked up by name.
+        var pairs = (BLAS.shared.symbols + RuntimeHelpers.symbols).map { name, addr in
+            LLVMOrcCSymbolMapPair(
+                Name: LLVMOrcLLJITMangleAndIntern(jit, name),
+                Sym: LLVMJITEvaluatedSymbol(
+                    Address: LLVMOrcExecutorAddress(UInt(bitPattern: addr)),
+                    Flags: LLVMJITSymbolFlags(GenericFlags: UInt8(LLVMJITSymbolGenericFlagsExported.rawValue | LLVMJITSymbolGenericFlagsCallable.rawValue), TargetFlags: 0)))
+        }
+        try check(LLVMOrcJITDylibDefine(main, LLVMOrcAbsoluteSymbols(&pairs, pairs.count)))
+    }
+
+    func uniqueName(_ base: String) -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        counter += 1
+        return "\(base)_\(counter)"
+    }
+
+    /// Adds an optimised module and returns the address of `symbol` and the tracker that owns it.
+    func add(module: LLVMModuleRef, context: LLVMOrcThreadSafeContextRef, symbol: String) throws -> (UInt64, LLVMOrcResourceTrackerRef) {
+        let rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(jit))!
+        let tsm = LLVMOrcCreateNewThreadSafeModule(module, context)
+        try check(LLVMOrcLLJITAddLLVMIRModuleWithRT(jit, rt, tsm))
+        var addr: LLVMOrcExecutorAddress = 0
+        try check(LLVMOrcLLJITLookup(jit, &addr, symbol))
+        return (addr, rt)
+    }
+
+    func remove(_ rt: LLVMOrcResourceTrackerRef) {
+        _ = LLVMOrcResourceTrackerRemove(rt)
+        LLVMOrcReleaseResourceTracker(rt)
+    }
+}
+
+func check(_ err: LLVMErrorRef?) throws {
+    guard let err else { return }
+    let msg = LLVMGetErrorMessage(err)!
+    defer { LLVMDisposeErrorMessage(msg) }
+    throw KilnError.internalError("LLVM: \(String(cString: msg))")
+}
+
+enum TargetMachine {
+    /// A target machine for this host's exact CPU and features, at the highest optimisation level.
+    static func create() throws -> LLVMTargetMachineRef {
+        let triple = LLVMGetDefaultTargetTriple()!
+        defer { LLVMDisposeMessage(triple) }
+        var target: LLVMTargetRef?
+        var err: UnsafeMutablePointer<CChar>?
+        if LLVMGetTargetFromTriple(triple, &target, &err) != 0 {
+            defer { LLVMDisposeMessage(err) }
+            throw KilnError.internalError("LLVM target: \(String(cString: err!))")
+        }
+        return LLVMCreateTargetMachine(target, triple, HostCPU.name, HostCPU.featureString,
+                                       LLVMCodeGenLevelAggressive, LLVMRelocDefault, LLVMCodeModelJITDefault)
+    }
+}

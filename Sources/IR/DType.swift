@@ -1,0 +1,78 @@
+/// Element types. Raw values are the short names used by the textual IR.
+public enum DType: String, CaseIterable, Hashable, Sendable, CustomStringConvertible {
+    case float32 = "f32", float64 = "f64", int32 = "i32", int64 = "i64", bool, uint8 = "u8", string = "str"
+
+    /// Bytes per element in a dense buffer; strings are stored out of line.
+    public var byteSize: Int {
+        switch self {
+        case .float32, .int32: return 4
+        case .float64, .int64: return 8
+        case .bool, .uint8: return 1
+        case .string: return 0
+        }
+    }
+
+    public var isFloatingPoint: Bool { self == .float32 || self == .float64 }
+    public var isInteger: Bool { self == .int32 || self == .int64 || self == .uint8 }
+    public var isSignedInteger: Bool { self == .int32 || self == .int64 }
+    public var isNumeric: Bool { isFloatingPoint || isInteger }
+
+    /// TensorFlow's Python name, used in user-facing messages.
+    public var name: String {
+        switch self {
+        case .float32: return "float32"
+        case .float64: return "float64"
+        case .int32: return "int32"
+        case .int64: return "int64"
+        case .bool: return "bool"
+        case .uint8: return "uint8"
+        case .string: return "string"
+        }
+    }
+
+    public var description: String { name }
+
+    public init?(name: String) {
+        guard let t = DType.allCases.first(where: { $0.name == name || $0.rawValue == name }) else { return nil }
+        self = t
+    }
+}
+
+/// Swift scalar types that can live in a Tensor.
+public protocol TensorScalar: Sendable, Equatable {
+    static var dtype: DType { get }
+    /// Conversion used when a Swift literal meets a tensor of another dtype.
+    init(converting value: Double)
+    var asDouble: Double { get }
+}
+
+extension Float: TensorScalar {
+    public static var dtype: DType { .float32 }
+    public init(converting v: Double) { self = Float(v) }
+    public var asDouble: Double { Double(self) }
+}
+extension Double: TensorScalar {
+    public static var dtype: DType { .float64 }
+    public init(converting v: Double) { self = v }
+    public var asDouble: Double { self }
+}
+extension Int32: TensorScalar {
+    public static var dtype: DType { .int32 }
+    public init(converting v: Double) { self = Int32(v) }
+    public var asDouble: Double { Double(self) }
+}
+extension Int64: TensorScalar {
+    public static var dtype: DType { .int64 }
+    public init(converting v: Double) { self = Int64(v) }
+    public var asDouble: Double { Double(self) }
+}
+extension UInt8: TensorScalar {
+    public static var dtype: DType { .uint8 }
+    public init(converting v: Double) { self = UInt8(v) }
+    public var asDouble: Double { Double(self) }
+}
+extension Bool: TensorScalar {
+    public static var dtype: DType { .bool }
+    public init(converting v: Double) { self = v != 0 }
+    public var asDouble: Double { self ? 1 : 0 }
+}

@@ -1,0 +1,161 @@
+/// The type of an IR value: an element type and a fully known shape. IR functions are always
+/// specialised to concrete shapes; unknown dimensions live only in the frontend's `Shape`.
+public struct TensorType: Hashable, Sendable, CustomStringConvertible {
+    public var dtype: DType
+    public var shape: [Int]
+
+    public init(_ dtype: DType, _ shape: [Int]) {
+        self.dtype = dtype
+        self.shape = shape
+    }
+
+    public var rank: Int { shape.count }
+    public var elementCount: Int { shape.reduce(1, *) }
+    public var byteCount: Int { elementCount * dtype.byteSize }
+    /// `f32[2,3]`, `i32[]`.
+    public var description: String { "\(dtype.rawValue)[\(shape.map(String.init).joined(separator: ","))]" }
+}
+
+public enum UnaryOp: String, CaseIterable, Hashable, Sendable {
+    case neg, abs, exp, log, sqrt, rsqrt, tanh, sigmoid, floor, ceil, round, sign, sin, cos
+    case not
+}
+
+public enum BinaryOp: String, CaseIterable, Hashable, Sendable {
+    case add, sub, mul, div, max, min, pow
+    /// TensorFlow's floordiv and floormod: rounded toward negative infinity.
+    case floordiv, floormod
+    case and, or
+}
+
+public enum CompareOp: String, CaseIterable, Hashable, Sendable {
+    case eq, ne, lt, le, gt, ge
+}
+
+public enum ReduceOp: String, CaseIterable, Hashable, Sendable {
+    case sum, prod, max, min
+}
+
+/// The primitives codegen understands. Every graph op lowers to these.
+public enum Op: Hashable, Sendable {
+    case constant(Tensor)
+    case unary(UnaryOp)
+    case binary(BinaryOp)
+    case compare(CompareOp)
+    /// select(cond, a, b): all the same shape.
+    case select
+    case cast(DType)
+    /// Operand dimension i becomes result dimension `dims[i]`; the rest are replicated.
+    case broadcast(shape: [Int], dims: [Int])
+    case reshape(shape: [Int])
+    case transpose(perm: [Int])
+    /// Reduces over `axes` (sorted, unique); the result drops those dimensions.
+    case reduce(ReduceOp, axes: [Int])
+    /// Matrix product over the last two dimensions; leading (batch) dimensions must match.
+    case dot(transposeA: Bool, transposeB: Bool)
+    /// Reads the variable parameter that is the only operand.
+    case varRead
+    /// Writes operand 1 into the variable parameter operand 0. Produces no value.
+    case varWrite
+
+    /// The mnemonic of the textual form.
+    public var mnemonic: String {
+        switch self {
+        case .constant: return "constant"
+        case .unary(let u): return u.rawValue
+        case .binary(let b): return b.rawValue
+        case .compare(let c): return c.rawValue
+        case .select: return "select"
+        case .cast: return "cast"
+        case .broadcast: return "broadcast"
+        case .reshape: return "reshape"
+        case .transpose: return "transpose"
+        case .reduce(let r, _): return "reduce.\(r.rawValue)"
+        case .dot: return "dot"
+        case .varRead: return "var.read"
+        case .varWrite: return "var.write"
+        }
+    }
+
+    public var producesValue: Bool { self != .varWrite }
+    /// Ops that touch state; passes must keep them and their relative order.
+    public var hasSideEffects: Bool { self == .varWrite }
+    public var isElementwise: Bool {
+        switch self {
+        case .unary, .binary, .compare, .select, .cast: return true
+        default: return false
+        }
+    }
+}
+
+public struct Param: Hashable, Sendable {
+    public enum Kind: String, Hashable, Sendable {
+        /// A tensor fed by the caller.
+        case feed
+        /// A variable's storage, read and written in place.
+        case variable = "var"
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var type: TensorType
+
+    public init(name: String, kind: Kind, type: TensorType) {
+        self.name = name
+        self.kind = kind
+        self.type = type
+    }
+}
+
+/// One SSA instruction. `id` is the value it defines (also for ops without a value, so every
+/// instruction has a unique handle); `type` is nil until shape inference fills it and for ops
+/// that produce no value.
+public struct Instruction: Hashable, Sendable {
+    public var id: Int
+    public var op: Op
+    public var operands: [Int]
+    public var type: TensorType?
+
+    public init(id: Int, op: Op, operands: [Int], type: TensorType?) {
+        self.id = id
+        self.op = op
+        self.operands = operands
+        self.type = type
+    }
+}
+
+/// A whole executable's computation: parameters (feeds and variables), a body in execution order,
+/// and the values it returns. Value ids 0..<params.count name the parameters.
+public struct Function: Hashable, Sendable {
+    public var name: String
+    public var params: [Param]
+    public var body: [Instruction]
+    public var results: [Int]
+
+    public init(name: String, params: [Param] = [], body: [Instruction] = [], results: [Int] = []) {
+        self.name = name
+        self.params = params
+        self.body = body
+        self.results = results
+    }
+
+    public var nextID: Int { max(params.count, (body.map(\.id).max() ?? -1) + 1) }
+
+    /// Type of every value the function defines.
+    public func typeTable() -> [Int: TensorType] {
+        var t: [Int: TensorType] = [:]
+        for (i, p) in params.enumerated() { t[i] = p.type }
+        for inst in body { if let ty = inst.type { t[inst.id] = ty } }
+        return t
+    }
+
+    public func isParam(_ id: Int) -> Bool { id >= 0 && id < params.count }
+
+    /// How many times each value is used as an operand or result.
+    public func useCounts() -> [Int: Int] {
+        var c: [Int: Int] = [:]
+        for inst in body { for o in inst.operands { c[o, default: 0] += 1 } }
+        for r in results { c[r, default: 0] += 1 }
+        return c
+    }
+}

@@ -1,0 +1,45 @@
+/// A static shape as the graph knows it: the rank may be unknown (`dims == nil`) and each
+/// dimension may be unknown (`nil`). IR values always have fully known shapes; this type is what
+/// the frontend reasons with before feeds make shapes concrete.
+public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByArrayLiteral {
+    public var dims: [Int?]?
+
+    public init(_ dims: [Int]) { self.dims = dims.map { $0 } }
+    public init(dims: [Int?]?) { self.dims = dims }
+    public init(arrayLiteral elements: Int?...) { self.dims = elements }
+
+    public static let unknown = Shape(dims: nil)
+    public static let scalar = Shape([])
+
+    public var rank: Int? { dims?.count }
+    public var isFullyDefined: Bool { dims.map { $0.allSatisfy { $0 != nil } } ?? false }
+    /// The dimensions when every one is known.
+    public var concrete: [Int]? { isFullyDefined ? dims!.map { $0! } : nil }
+    public var elementCount: Int? { concrete?.reduce(1, *) }
+
+    /// True when some concrete shape could satisfy both.
+    public func isCompatible(with other: Shape) -> Bool {
+        guard let a = dims, let b = other.dims else { return true }
+        guard a.count == b.count else { return false }
+        return zip(a, b).allSatisfy { x, y in x == nil || y == nil || x == y }
+    }
+
+    /// The most specific shape compatible with both, or nil if they conflict.
+    public func merged(with other: Shape) -> Shape? {
+        guard let a = dims else { return other }
+        guard let b = other.dims else { return self }
+        guard a.count == b.count else { return nil }
+        var out: [Int?] = []
+        for (x, y) in zip(a, b) {
+            if let x, let y, x != y { return nil }
+            out.append(x ?? y)
+        }
+        return Shape(dims: out)
+    }
+
+    /// TensorFlow's spelling: `[2,?,3]`, `[]` for a scalar, `<unknown>` for unknown rank.
+    public var description: String {
+        guard let dims else { return "<unknown>" }
+        return "[" + dims.map { $0.map(String.init) ?? "?" }.joined(separator: ",") + "]"
+    }
+}

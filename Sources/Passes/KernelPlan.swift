@@ -1,0 +1,167 @@
+import KilnIR
+
+/// Decides which values get a buffer and a loop of their own ("kernels") and which are computed
+/// inline inside their consumers' loops (fusion), where each buffer lives, and why. Codegen
+/// follows the plan; it makes no decisions of its own.
+public struct KernelPlan: Sendable {
+    public enum Storage: Hashable, Sendable {
+        /// A feed parameter's caller-owned buffer.
+        case param(Int)
+        /// A variable's storage, read in place.
+        case variable(param: Int)
+        /// Entry `i` of the executable's constant table.
+        case constant(Int)
+        /// Offset into the executable's arena.
+        case arena(offset: Int)
+        /// The caller-allocated buffer of result `i`.
+        case result(Int)
+        /// No buffer: recomputed inside each consumer's loop.
+        case inline
+    }
+
+    public var storage: [Int: Storage] = [:]
+    /// Instructions that run as a loop or a library call, in execution order (includes var.write).
+    public var kernels: [Int] = []
+    /// Results that are parameters or constants, copied into the result buffer at the end.
+    public var resultCopies: [(result: Int, value: Int)] = []
+    /// Why each materialised value was not fused into its consumers.
+    public var reasons: [Int: String] = [:]
+    public var constants: [Tensor] = []
+    public var arenaBytes = 0
+
+    /// Constants with at most this many elements are emitted into the code as immediates.
+    public static let immediateConstantLimit = 16
+    public static let alignment = 64
+
+    public init(_ f: Function) {
+        let position = Dictionary(uniqueKeysWithValues: f.body.enumerated().map { ($1.id, $0) })
+        let inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
+        let uses = f.useCounts()
+        var materialized: [Int: String] = [:]
+
+        for (i, p) in f.params.enumerated() {
+            storage[i] = p.kind == .feed ? .param(i) : .variable(param: i)
+        }
+        for r in f.results where !f.isParam(r) {
+            if case .constant? = inst[r]?.op { continue }
+            materialized[r] = materialized[r] ?? "fetched result"
+        }
+        for i in f.body {
+            switch i.op {
+            case .constant(let t):
+                if t.elementCount > Self.immediateConstantLimit {
+                    storage[i.id] = .constant(constants.count)
+                    constants.append(t)
+                }
+            case .dot:
+                materialized[i.id] = "library call (BLAS)"
+                for o in i.operands where !f.isParam(o) && storage[o] == nil {
+                    materialized[o] = materialized[o] ?? "operand of a library call needs a buffer"
+                }
+            case .reduce:
+                materialized[i.id] = materialized[i.id] ?? "reduction result is read by many elements"
+            case _ where i.op.isElementwise && (uses[i.id] ?? 0) > 1:
+                materialized[i.id] = materialized[i.id] ?? "\(uses[i.id]!) users would each recompute it"
+            default: break
+            }
+        }
+
+        // Which inline values a kernel evaluates, and through which index maps.
+        func inlineTree(_ root: Int, _ visit: (Int, Bool) -> Void) {
+            func walk(_ v: Int, _ remapped: Bool) {
+                for o in inst[v]?.operands ?? [] {
+                    guard let oi = inst[o], materialized[o] == nil, oi.op.producesValue else { continue }
+                    if case .constant = oi.op { continue }
+                    var r = remapped
+                    switch oi.op {
+                    case .broadcast, .transpose: r = true
+                    default: break
+                    }
+                    visit(o, r)
+                    if oi.op != .varRead { walk(o, r) }
+                }
+            }
+            walk(root, false)
+        }
+
+        // A write fused with reads of the same variable through an index map would read
+        // elements it has already overwritten.
+        for i in f.body where i.op == .varWrite {
+            let target = i.operands[0], value = i.operands[1]
+            guard materialized[value] == nil, let vi = inst[value], vi.op != .varRead else { continue }
+            var conflict = false
+            if case .broadcast = vi.op { conflict = true }
+            if case .transpose = vi.op { conflict = true }
+            inlineTree(i.id) { v, remapped in
+                if inst[v]?.op == .varRead, inst[v]?.operands[0] == target, remapped { conflict = true }
+            }
+            if conflict { materialized[value] = "reads the variable it overwrites through an index map" }
+        }
+
+        // A read used after a write of the same variable must copy before the write.
+        var changed = true
+        while changed {
+            changed = false
+            var evaluatedAt: [Int: [Int]] = [:]
+            for i in f.body where materialized[i.id] != nil || i.op == .varWrite {
+                inlineTree(i.id) { v, _ in evaluatedAt[v, default: []].append(position[i.id]!) }
+            }
+            for i in f.body where i.op == .varRead && materialized[i.id] == nil {
+                let v = i.operands[0], p = position[i.id]!
+                let writes = f.body.filter { $0.op == .varWrite && $0.operands[0] == v }.map { position[$0.id]! }
+                if let last = evaluatedAt[i.id]?.max(), writes.contains(where: { $0 > p && $0 < last }) {
+                    materialized[i.id] = "read is used after a later write of the same variable"
+                    changed = true
+                }
+            }
+        }
+
+        // Storage and kernel order.
+        var resultSlot: [Int: Int] = [:]
+        for (k, r) in f.results.enumerated() {
+            if resultSlot[r] == nil, materialized[r] != nil { resultSlot[r] = k } else { resultCopies.append((k, r)) }
+        }
+        var lastUse: [Int: Int] = [:]
+        for i in f.body where materialized[i.id] != nil || i.op == .varWrite {
+            let p = position[i.id]!
+            if case .dot = i.op { for o in i.operands { lastUse[o] = max(lastUse[o] ?? 0, p) } }
+            inlineTree(i.id) { v, _ in lastUse[v] = max(lastUse[v] ?? 0, p) }
+            for o in i.operands { lastUse[o] = max(lastUse[o] ?? 0, p) }
+        }
+        // Inline values are read wherever their consumers run; propagate to their materialised operands.
+        for i in f.body.reversed() where materialized[i.id] == nil {
+            if let u = lastUse[i.id] { for o in i.operands { lastUse[o] = max(lastUse[o] ?? 0, u) } }
+        }
+
+        var free: [(offset: Int, size: Int)] = []
+        var live: [(end: Int, offset: Int, size: Int)] = []
+        var top = 0
+        for i in f.body {
+            let p = position[i.id]!
+            // Release buffers whose last reader ran before this kernel.
+            for b in live where b.end < p { free.append((b.offset, b.size)) }
+            live.removeAll { $0.end < p }
+            if i.op == .varWrite { kernels.append(i.id); continue }
+            guard let why = materialized[i.id] else {
+                if storage[i.id] == nil { storage[i.id] = .inline }
+                continue
+            }
+            kernels.append(i.id)
+            reasons[i.id] = why
+            if let slot = resultSlot[i.id] { storage[i.id] = .result(slot); continue }
+            let size = (i.type!.byteCount + Self.alignment - 1) / Self.alignment * Self.alignment
+            free.sort { $0.offset < $1.offset }
+            let offset: Int
+            if let k = free.firstIndex(where: { $0.size >= size }) {
+                offset = free[k].offset
+                if free[k].size > size { free[k] = (offset + size, free[k].size - size) } else { free.remove(at: k) }
+            } else {
+                offset = top
+                top += size
+            }
+            storage[i.id] = .arena(offset: offset)
+            live.append((lastUse[i.id] ?? p, offset, size))
+        }
+        arenaBytes = top
+    }
+}

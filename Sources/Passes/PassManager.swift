@@ -1,0 +1,42 @@
+import KilnIR
+
+/// A transformation of one IR function.
+public protocol Pass {
+    var name: String { get }
+    func run(_ f: inout Function) throws
+}
+
+/// Runs passes in order, optionally reporting the IR after each one (KILN_DEBUG=3).
+public struct PassManager {
+    public var passes: [any Pass]
+    public var afterEach: ((String, Function) -> Void)?
+
+    public init(_ passes: [any Pass], afterEach: ((String, Function) -> Void)? = nil) {
+        self.passes = passes
+        self.afterEach = afterEach
+    }
+
+    /// The pipeline every executable goes through, in this order and for these reasons.
+    public static func standard(afterEach: ((String, Function) -> Void)? = nil) -> PassManager {
+        PassManager([
+            VerifyPass(),            // lowering bugs must surface before any pass trusts the IR
+            ShapeInferencePass(),    // every later pass and codegen reads value types
+            ConstantFoldingPass(),   // needs types; evaluates constant-only subgraphs once, at compile time
+            DeadCodeEliminationPass(), // after folding, whose inputs are now dead
+            VerifyPass(),            // every pass must leave valid IR for codegen
+        ], afterEach: afterEach)
+    }
+
+    public func run(_ f: inout Function) throws {
+        for p in passes {
+            try p.run(&f)
+            afterEach?(p.name, f)
+        }
+    }
+}
+
+public struct VerifyPass: Pass {
+    public init() {}
+    public var name: String { "verify" }
+    public func run(_ f: inout Function) throws { try Verifier.verify(f) }
+}

@@ -1,0 +1,287 @@
+import KilnIR
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A deliberately simple interpreter: one function per primitive, element by element. It defines
+/// what each primitive means; constant folding uses it and the JIT is tested against it.
+public enum ReferenceEvaluator {
+    /// Runs `f` with one tensor per parameter (feeds and variables alike). Returns the results and
+    /// the parameter tensors after the run, so variable writes are visible.
+    public static func run(_ f: Function, parameters: [Tensor]) throws -> (results: [Tensor], parameters: [Tensor]) {
+        precondition(parameters.count == f.params.count)
+        var env: [Int: Tensor] = [:]
+        var params = parameters
+        for (i, p) in parameters.enumerated() { env[i] = p }
+        for inst in f.body {
+            switch inst.op {
+            case .varRead:
+                env[inst.id] = params[inst.operands[0]]
+            case .varWrite:
+                params[inst.operands[0]] = env[inst.operands[1]]!
+            default:
+                env[inst.id] = try evaluate(inst.op, inst.operands.map { env[$0]! })
+            }
+        }
+        return (f.results.map { env[$0]! }, params)
+    }
+
+    public static func evaluate(_ op: Op, _ x: [Tensor]) throws -> Tensor {
+        guard let type = try op.resultType(operands: x.map { TensorType($0.dtype, $0.shape) }) else {
+            throw KilnError.internalError("\(op.mnemonic) has no value to evaluate")
+        }
+        switch op {
+        case .constant(let t): return t
+        case .varRead: return x[0]
+        case .varWrite: throw KilnError.internalError("var.write has no value")
+        case .unary(let u):
+            return map(type, x) { unary(u, $0[0], x[0].dtype) }
+        case .binary(let b):
+            return map(type, x) { binary(b, $0[0], $0[1], x[0].dtype) }
+        case .compare(let c):
+            return map(type, x) { .b(compare(c, $0[0], $0[1])) }
+        case .select:
+            return map(type, x) { v in
+                if case .b(true) = v[0] { return v[1] }
+                return v[2]
+            }
+        case .cast:
+            return try x[0].converted(to: type.dtype)
+        case .reshape(let shape):
+            return x[0].reshaped(to: shape)
+        case .broadcast(_, let dims):
+            return gather(type, x[0]) { out in
+                dims.enumerated().map { i, d in x[0].shape[i] == 1 ? 0 : out[d] }
+            }
+        case .transpose(let perm):
+            return gather(type, x[0]) { out in
+                var idx = [Int](repeating: 0, count: perm.count)
+                for (i, p) in perm.enumerated() { idx[p] = out[i] }
+                return idx
+            }
+        case .reduce(let r, let axes):
+            return reduce(r, axes, x[0], type)
+        case .dot(let ta, let tb):
+            return dot(x[0], x[1], ta, tb, type)
+        }
+    }
+
+    // MARK: element semantics
+
+    static func unary(_ u: UnaryOp, _ v: ScalarValue, _ dtype: DType) -> ScalarValue {
+        switch v {
+        case .f(let d):
+            let f32 = dtype == .float32
+            func r(_ x: Double) -> ScalarValue { .f(f32 ? Double(Float(x)) : x) }
+            switch u {
+            case .neg: return .f(-d)
+            case .abs: return .f(Swift.abs(d))
+            case .exp: return r(Glibc.exp(d))
+            case .log: return r(Glibc.log(d))
+            case .sqrt: return r(d.squareRoot())
+            case .rsqrt: return r(1 / d.squareRoot())
+            case .tanh: return r(Glibc.tanh(d))
+            case .sigmoid: return r(1 / (1 + Glibc.exp(-d)))
+            case .floor: return .f(d.rounded(.down))
+            case .ceil: return .f(d.rounded(.up))
+            case .round: return .f(d.rounded(.toNearestOrEven))
+            case .sign: return .f(d.isNaN ? d : d > 0 ? 1 : d < 0 ? -1 : 0)
+            case .sin: return r(Glibc.sin(d))
+            case .cos: return r(Glibc.cos(d))
+            case .not: return v
+            }
+        case .i(let i):
+            switch u {
+            case .neg: return .i(wrap(0 &- i, dtype))
+            case .abs: return .i(wrap(i < 0 ? 0 &- i : i, dtype))
+            case .sign: return .i(i > 0 ? 1 : i < 0 ? -1 : 0)
+            default: return v
+            }
+        case .b(let b):
+            return u == .not ? .b(!b) : v
+        }
+    }
+
+    /// Integer results wrap to the dtype's width, as two's-complement hardware does.
+    static func wrap(_ x: Int64, _ t: DType) -> Int64 {
+        switch t {
+        case .int32: return Int64(Int32(truncatingIfNeeded: x))
+        case .uint8: return Int64(UInt8(truncatingIfNeeded: x))
+        default: return x
+        }
+    }
+
+    static func binary(_ op: BinaryOp, _ a: ScalarValue, _ b: ScalarValue, _ dtype: DType) -> ScalarValue {
+        switch (a, b) {
+        case (.f(let x), .f(let y)):
+            let f32 = dtype == .float32
+            func r(_ v: Double) -> ScalarValue { .f(f32 ? Double(Float(v)) : v) }
+            switch op {
+            case .add: return r(x + y)
+            case .sub: return r(x - y)
+            case .mul: return r(x * y)
+            case .div: return r(x / y)
+            case .max: return .f(x.isNaN || x > y ? x : y)
+            case .min: return .f(x.isNaN || x < y ? x : y)
+            case .pow: return r(Glibc.pow(x, y))
+            case .floordiv: return r((x / y).rounded(.down))
+            case .floormod:
+                var m = Glibc.fmod(x, y)
+                if m != 0 && (m < 0) != (y < 0) { m += y }
+                return r(m)
+            case .and, .or: return a
+            }
+        case (.i(let x), .i(let y)):
+            switch op {
+            case .add: return .i(wrap(x &+ y, dtype))
+            case .sub: return .i(wrap(x &- y, dtype))
+            case .mul: return .i(wrap(x &* y, dtype))
+            case .div:
+                if y == 0 { return .i(0) }
+                if y == -1 { return .i(wrap(0 &- x, dtype)) }
+                return .i(x / y)
+            case .max: return .i(Swift.max(x, y))
+            case .min: return .i(Swift.min(x, y))
+            case .pow:
+                if y < 0 { return .i(x == 1 ? 1 : x == -1 ? (y % 2 == 0 ? 1 : -1) : 0) }
+                var result: Int64 = 1, base = x, e = y
+                while e > 0 {
+                    if e & 1 == 1 { result = result &* base }
+                    base = base &* base
+                    e >>= 1
+                }
+                return .i(wrap(result, dtype))
+            case .floordiv:
+                if y == 0 { return .i(0) }
+                if y == -1 { return .i(wrap(0 &- x, dtype)) }
+                let q = x / y
+                return .i((x % y != 0) && ((x < 0) != (y < 0)) ? q - 1 : q)
+            case .floormod:
+                if y == 0 || y == -1 { return .i(0) }
+                let m = x % y
+                return .i(m != 0 && (m < 0) != (y < 0) ? m + y : m)
+            case .and, .or: return a
+            }
+        case (.b(let x), .b(let y)):
+            return .b(op == .and ? (x && y) : op == .or ? (x || y) : x)
+        default:
+            return a
+        }
+    }
+
+    static func compare(_ c: CompareOp, _ a: ScalarValue, _ b: ScalarValue) -> Bool {
+        switch (a, b) {
+        case (.i(let x), .i(let y)):
+            switch c {
+            case .eq: return x == y
+            case .ne: return x != y
+            case .lt: return x < y
+            case .le: return x <= y
+            case .gt: return x > y
+            case .ge: return x >= y
+            }
+        default:
+            let (x, y) = (a.asDouble, b.asDouble)
+            switch c {
+            case .eq: return x == y
+            case .ne: return x != y
+            case .lt: return x < y
+            case .le: return x <= y
+            case .gt: return x > y
+            case .ge: return x >= y
+            }
+        }
+    }
+
+    // MARK: structure
+
+    static func map(_ type: TensorType, _ x: [Tensor], _ f: ([ScalarValue]) -> ScalarValue) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        for i in 0..<type.elementCount { out.setElement(f(x.map { $0.element(at: i) }), at: i) }
+        return out
+    }
+
+    static func strides(_ shape: [Int]) -> [Int] {
+        var s = [Int](repeating: 1, count: shape.count)
+        for i in stride(from: shape.count - 2, through: 0, by: -1) { s[i] = s[i + 1] * shape[i + 1] }
+        return s
+    }
+
+    static func multiIndex(_ linear: Int, _ shape: [Int]) -> [Int] {
+        var idx = [Int](repeating: 0, count: shape.count)
+        var r = linear
+        for d in stride(from: shape.count - 1, through: 0, by: -1) {
+            idx[d] = r % shape[d]
+            r /= shape[d]
+        }
+        return idx
+    }
+
+    /// out[i] = x[source(i)] for an index map.
+    static func gather(_ type: TensorType, _ x: Tensor, _ source: ([Int]) -> [Int]) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        let xs = strides(x.shape)
+        for i in 0..<type.elementCount {
+            let src = zip(source(multiIndex(i, type.shape)), xs).reduce(0) { $0 + $1.0 * $1.1 }
+            out.setElement(x.element(at: src), at: i)
+        }
+        return out
+    }
+
+    static func reduce(_ r: ReduceOp, _ axes: [Int], _ x: Tensor, _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        var acc = [ScalarValue?](repeating: nil, count: type.elementCount)
+        let keptAxes = (0..<x.rank).filter { !axes.contains($0) }
+        let outStrides = strides(type.shape)
+        for i in 0..<x.elementCount {
+            let idx = multiIndex(i, x.shape)
+            let o = zip(keptAxes.map { idx[$0] }, outStrides).reduce(0) { $0 + $1.0 * $1.1 }
+            let v = x.element(at: i)
+            guard let a = acc[o] else { acc[o] = v; continue }
+            switch r {
+            case .sum: acc[o] = binary(.add, a, v, x.dtype)
+            case .prod: acc[o] = binary(.mul, a, v, x.dtype)
+            case .max: acc[o] = binary(.max, a, v, x.dtype)
+            case .min: acc[o] = binary(.min, a, v, x.dtype)
+            }
+        }
+        let identity: ScalarValue
+        switch r {
+        case .sum: identity = x.dtype.isFloatingPoint ? .f(0) : .i(0)
+        case .prod: identity = x.dtype.isFloatingPoint ? .f(1) : .i(1)
+        case .max: identity = x.dtype.isFloatingPoint ? .f(-.infinity) : .i(x.dtype == .uint8 ? 0 : x.dtype == .int32 ? Int64(Int32.min) : Int64.min)
+        case .min: identity = x.dtype.isFloatingPoint ? .f(.infinity) : .i(x.dtype == .uint8 ? 255 : x.dtype == .int32 ? Int64(Int32.max) : Int64.max)
+        }
+        for o in 0..<type.elementCount { out.setElement(acc[o] ?? identity, at: o) }
+        return out
+    }
+
+    static func dot(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        let r = a.rank
+        let (m, n) = (type.shape[r - 2], type.shape[r - 1])
+        let k = ta ? a.shape[r - 2] : a.shape[r - 1]
+        let batch = type.shape.dropLast(2).reduce(1, *)
+        let (aRows, aCols) = (a.shape[r - 2], a.shape[r - 1])
+        let (bRows, bCols) = (b.shape[r - 2], b.shape[r - 1])
+        for bi in 0..<batch {
+            for i in 0..<m {
+                for j in 0..<n {
+                    var acc: ScalarValue = a.dtype.isFloatingPoint ? .f(0) : .i(0)
+                    for p in 0..<k {
+                        let av = a.element(at: bi * aRows * aCols + (ta ? p * aCols + i : i * aCols + p))
+                        let bv = b.element(at: bi * bRows * bCols + (tb ? j * bCols + p : p * bCols + j))
+                        // Accumulate in double for floats: BLAS accumulates in higher effective
+                        // precision than a naive float loop, and tests compare with a tolerance.
+                        switch (acc, av, bv) {
+                        case (.f(let s), .f(let x), .f(let y)): acc = .f(s + x * y)
+                        default: acc = binary(.add, acc, binary(.mul, av, bv, a.dtype), a.dtype)
+                        }
+                    }
+                    out.setElement(acc, at: bi * m * n + i * n + j)
+                }
+            }
+        }
+        return out
+    }
+}

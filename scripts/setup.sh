@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the system packages Kiln needs on Debian 12. As root it installs what is missing;
+# otherwise it prints the exact apt-get line and fails, so nothing half-builds.
+set -euo pipefail
+packages=(llvm-15-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+    echo "kiln setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+    echo "kiln setup: missing system packages. Run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
