@@ -1,0 +1,189 @@
+import KilnIR
+
+/// A node of the graph: one op of the registry with its inputs, attributes and placement.
+public final class Operation: Hashable, CustomStringConvertible, @unchecked Sendable {
+    public let name: String
+    public let type: String
+    public let inputs: [Output]
+    public let controlInputs: [Operation]
+    public let attrs: [String: AttrValue]
+    public let device: String
+    /// dtype and static shape of each output.
+    public let outputSpecs: [(dtype: DType, shape: Shape)]
+    /// Position in the graph; creation order is a valid execution order.
+    public let id: Int
+    public unowned let graph: Graph
+
+    init(name: String, type: String, inputs: [Output], controlInputs: [Operation], attrs: [String: AttrValue],
+         device: String, outputSpecs: [(DType, Shape)], id: Int, graph: Graph) {
+        self.name = name
+        self.type = type
+        self.inputs = inputs
+        self.controlInputs = controlInputs
+        self.attrs = attrs
+        self.device = device
+        self.outputSpecs = outputSpecs
+        self.id = id
+        self.graph = graph
+    }
+
+    public var outputs: [Output] { outputSpecs.indices.map { Output(op: self, index: $0) } }
+    public func output(_ i: Int = 0) -> Output { Output(op: self, index: i) }
+
+    public static func == (a: Operation, b: Operation) -> Bool { a === b }
+    public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(self)) }
+    public var description: String { "<Operation '\(name)' type=\(type)>" }
+}
+
+/// A symbolic tensor: output `index` of an operation (TensorFlow's `name:index`).
+public struct Output: Hashable, CustomStringConvertible, @unchecked Sendable {
+    public let op: Operation
+    public let index: Int
+
+    public var dtype: DType { op.outputSpecs[index].dtype }
+    public var shape: Shape { op.outputSpecs[index].shape }
+    public var name: String { "\(op.name):\(index)" }
+    public var graph: Graph { op.graph }
+    /// Outputs of variables (and of ops that return the variable) refer to mutable state.
+    public var isRef: Bool { OpRegistry.def(op.type)?.refOutputs.contains(index) ?? false }
+
+    public var description: String { "<Output '\(name)' shape=\(shape) dtype=\(dtype)>" }
+}
+
+/// Anything usable where a tensor is expected: an `Output`, or a `Variable` (its value).
+public protocol OutputConvertible {
+    var output: Output { get }
+}
+
+extension Output: OutputConvertible {
+    public var output: Output { self }
+}
+
+/// A dataflow graph of named operations, built TensorFlow-1.x style.
+public final class Graph: @unchecked Sendable {
+    public private(set) var operations: [Operation] = []
+    private var byName: [String: Operation] = [:]
+    private var namesInUse: [String: Int] = [:]
+    private var nameStack = ""
+    private var deviceStack: [String] = []
+    private var controlStack: [[Operation]] = []
+    public private(set) var isFinalized = false
+    /// Named collections (TensorFlow's GraphKeys), holding any objects.
+    public var collections: [String: [Any]] = [:]
+    /// Graph-level random seed.
+    public var seed: Int?
+    /// Bumped on every change; sessions use it to notice new nodes.
+    public private(set) var version = 0
+
+    public init() {}
+
+    public func operation(named name: String) -> Operation? { byName[name] }
+
+    /// "x:0" or "x" (output 0).
+    public func tensor(named name: String) throws -> Output {
+        let parts = name.split(separator: ":", omittingEmptySubsequences: false)
+        let opName = String(parts[0])
+        let index = parts.count > 1 ? Int(parts[1]) : 0
+        guard let op = byName[opName] else { throw KilnError.notFound("the graph has no operation named '\(opName)'") }
+        guard let index, index >= 0, index < op.outputSpecs.count else {
+            throw KilnError.invalidArgument("'\(name)' names output \(parts.count > 1 ? String(parts[1]) : "?") of '\(opName)', which has \(op.outputSpecs.count) output(s)")
+        }
+        return op.output(index)
+    }
+
+    /// After this, adding an operation throws (so a training loop cannot grow the graph by accident).
+    public func finalize() { isFinalized = true }
+
+    // MARK: naming (TensorFlow's rules)
+
+    /// `name` made unique in the current name scope: "MatMul", "MatMul_1", "a/b".
+    public func uniqueName(_ name: String, markAsUsed: Bool = true) -> String {
+        var name = nameStack.isEmpty ? name : nameStack + "/" + name
+        var key = name.lowercased()
+        var i = namesInUse[key] ?? 0
+        if markAsUsed { namesInUse[key] = i + 1 }
+        if i > 0 {
+            let baseKey = key
+            while namesInUse[key] != nil {
+                key = "\(baseKey)_\(i)"
+                i += 1
+            }
+            if markAsUsed { namesInUse[key] = 1 }
+            name = "\(name)_\(i - 1)"
+        }
+        return name
+    }
+
+    public var currentNameScope: String { nameStack }
+
+    /// Runs `body` inside a name scope. A name ending in "/" re-enters that exact scope.
+    public func nameScope<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
+        let saved = nameStack
+        if name.hasSuffix("/") { nameStack = String(name.dropLast()) } else if !name.isEmpty { nameStack = uniqueName(name) }
+        defer { nameStack = saved }
+        return try body()
+    }
+
+    /// Runs `body` with ops placed on `device` ("/cpu:0", "/device:CPU:0", ...).
+    public func device<R>(_ device: String, _ body: () throws -> R) rethrows -> R {
+        deviceStack.append(device)
+        defer { deviceStack.removeLast() }
+        return try body()
+    }
+
+    /// Ops created in `body` run only after `ops` (and the producers of `outputs`) have run.
+    public func controlDependencies<R>(_ ops: [Operation], _ body: () throws -> R) rethrows -> R {
+        controlStack.append(ops)
+        defer { controlStack.removeLast() }
+        return try body()
+    }
+
+    /// Runs `body` with no control dependencies in effect (TensorFlow's control_dependencies(None)).
+    public func withoutControlDependencies<R>(_ body: () throws -> R) rethrows -> R {
+        let saved = controlStack
+        controlStack = []
+        defer { controlStack = saved }
+        return try body()
+    }
+
+    // MARK: adding operations
+
+    /// Adds an op of the registry after checking its inputs, attrs and shapes. Every op of the
+    /// API comes through here, and so will every imported GraphDef node.
+    @discardableResult
+    public func addOperation(_ type: String, name: String? = nil, inputs: [Output] = [], controlInputs: [Operation] = [],
+                             attrs: [String: AttrValue] = [:], nameIsFinal: Bool = false) throws -> Operation {
+        if isFinalized { throw KilnError.failedPrecondition("Graph is finalized and cannot be modified (adding a \(type) op)") }
+        guard let def = OpRegistry.def(type) else { throw KilnError.unimplemented("op type '\(type)' is not registered in Kiln") }
+        for i in inputs where i.graph !== self {
+            throw KilnError.invalidArgument("input '\(i.name)' of a new \(type) op belongs to another graph")
+        }
+        let opName: String
+        if nameIsFinal, let name {
+            // Already made unique by the caller (an op and its helper nodes share one scope).
+            if byName[name] != nil { throw KilnError.alreadyExists("the graph already has an operation named '\(name)'") }
+            namesInUse[name.lowercased()] = max(namesInUse[name.lowercased()] ?? 0, 1)
+            opName = name
+        } else {
+            opName = uniqueName(name ?? type)
+        }
+        var full = def.attrDefaults
+        for (k, v) in attrs { full[k] = v }
+        let ctx = InferenceContext(nodeName: opName, opType: type, inputs: inputs, attrs: full)
+        try def.checkArity(inputs.count, node: opName)
+        let specs = try def.infer(ctx)
+        var controls: [Operation] = []
+        for scope in controlStack { for c in scope where !controls.contains(c) { controls.append(c) } }
+        for c in controlInputs where !controls.contains(c) { controls.append(c) }
+        // Ops that already depend on a control input through data need no edge; keep it simple and explicit.
+        let op = Operation(name: opName, type: type, inputs: inputs, controlInputs: controls, attrs: full,
+                           device: deviceStack.last ?? "", outputSpecs: specs, id: operations.count, graph: self)
+        operations.append(op)
+        byName[opName] = op
+        version += 1
+        return op
+    }
+
+    public func addToCollection(_ key: String, _ value: Any) { collections[key, default: []].append(value) }
+    public func collection(_ key: String) -> [Any] { collections[key] ?? [] }
+}

@@ -1,0 +1,109 @@
+import KilnIR
+
+/// What an op's lowering sees: the IR builder, the node, and its inputs already lowered.
+public struct LoweringContext {
+    public var builder: FunctionBuilder
+    public let op: Operation
+    let inputValues: [LoweredValue]
+
+    public var attrs: [String: AttrValue] { op.attrs }
+
+    /// The IR value of input `i`; a variable input is read here, in program order.
+    public mutating func value(_ i: Int) throws -> Int {
+        switch inputValues[i] {
+        case .value(let v): return v
+        case .variable(let p): return try builder.emit(.varRead, [p])
+        }
+    }
+
+    /// The variable parameter behind ref input `i`.
+    public func variable(_ i: Int) throws -> Int {
+        guard case .variable(let p) = inputValues[i] else {
+            throw KilnError.invalidArgument("input \(i) of '\(op.name)' (op: '\(op.type)') must be a variable, got '\(op.inputs[i].name)'")
+        }
+        return p
+    }
+
+    public func type(_ id: Int) -> TensorType { builder.type(of: id) }
+
+    /// Input `i` as a compile-time constant (axes, shapes, paddings).
+    public func constant(_ i: Int) throws -> Tensor {
+        guard let t = staticValue(of: op.inputs[i]) else {
+            throw KilnError.unimplemented("input \(i) of '\(op.name)' (op: '\(op.type)') must be a constant known when the graph is compiled, got '\(op.inputs[i].name)' (\(op.inputs[i].op.type))")
+        }
+        return t
+    }
+
+    public func error(_ why: String) -> KilnError {
+        KilnError.invalidArgument("\(why) for '\(op.name)' (op: '\(op.type)')")
+    }
+}
+
+/// A pruned subgraph lowered to one IR function, with the map from its parameters back to the
+/// graph: feeds first, in `feeds` order, then variables.
+public struct LoweredGraph {
+    public var function: Function
+    public var feeds: [Output]
+    public var variables: [Operation]
+    /// Variables whose first access in the function is a read: they must be initialised.
+    public var readBeforeWrite: Set<Operation>
+}
+
+public enum Lowering {
+    /// The ops that must run to compute `fetches` and run `targets` when `feeds` are given.
+    public static func prune(fetches: [Output], feeds: Set<Output>, targets: [Operation]) -> [Operation] {
+        var needed = Set<Operation>()
+        var stack = fetches.filter { !feeds.contains($0) }.map(\.op) + targets
+        while let op = stack.popLast() {
+            guard needed.insert(op).inserted else { continue }
+            for i in op.inputs where !feeds.contains(i) { stack.append(i.op) }
+            stack.append(contentsOf: op.controlInputs)
+        }
+        return needed.sorted { $0.id < $1.id }
+    }
+
+    /// Lowers the subgraph for (fetches, feeds, targets) with concrete feed types.
+    public static func lower(fetches: [Output], feeds: [(Output, TensorType)], targets: [Operation], name: String = "main") throws -> LoweredGraph {
+        let feedSet = Set(feeds.map(\.0))
+        let ops = prune(fetches: fetches, feeds: feedSet, targets: targets)
+        var b = FunctionBuilder(name: name)
+        var lowered: [Output: LoweredValue] = [:]
+        for (o, t) in feeds { lowered[o] = .value(b.addParam(o.name, kind: .feed, type: t)) }
+        var variables: [Operation] = []
+        for op in ops where op.type == "VariableV2" {
+            guard let shape = op.attrs["shape"]?.shape?.concrete, let dtype = op.attrs["dtype"]?.type else {
+                throw KilnError.invalidArgument("variable '\(op.name)' needs a fully defined shape, got \(op.attrs["shape"]?.shape?.description ?? "none")")
+            }
+            variables.append(op)
+            lowered[op.output(0)] = .variable(param: b.addParam(op.name, kind: .variable, type: TensorType(dtype, shape)))
+        }
+        for op in ops where op.type != "VariableV2" {
+            let def = OpRegistry.def(op.type)!
+            let inputs = try op.inputs.map { i -> LoweredValue in
+                guard let v = lowered[i] else { throw KilnError.internalError("input '\(i.name)' of '\(op.name)' was not lowered") }
+                return v
+            }
+            var ctx = LoweringContext(builder: b, op: op, inputValues: inputs)
+            let outs = try def.lower(&ctx)
+            b = ctx.builder
+            for (k, v) in outs.enumerated() where !feedSet.contains(op.output(k)) { lowered[op.output(k)] = v }
+        }
+        var results: [Int] = []
+        for f in fetches {
+            switch lowered[f] {
+            case .value(let v)?: results.append(v)
+            case .variable(let p)?: results.append(try b.emit(.varRead, [p]))
+            case nil: throw KilnError.internalError("fetch '\(f.name)' was not lowered")
+            }
+        }
+        b.setResults(results)
+        let function = b.function
+        var first: [Int: Op] = [:]
+        for inst in function.body where inst.op == .varRead || inst.op == .varWrite {
+            if first[inst.operands[0]] == nil { first[inst.operands[0]] = inst.op }
+        }
+        let base = feeds.count
+        let readFirst = Set(variables.enumerated().filter { first[base + $0.offset] == .varRead }.map(\.element))
+        return LoweredGraph(function: function, feeds: feeds.map(\.0), variables: variables, readBeforeWrite: readFirst)
+    }
+}

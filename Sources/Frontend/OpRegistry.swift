@@ -1,0 +1,130 @@
+import KilnIR
+
+/// An attribute value of a node (TensorFlow's AttrValue).
+public enum AttrValue: Hashable, Sendable {
+    case int(Int)
+    case float(Double)
+    case bool(Bool)
+    case string(String)
+    case type(DType)
+    case shape(Shape)
+    case tensor(Tensor)
+    case ints([Int])
+    case types([DType])
+
+    public var int: Int? { if case .int(let v) = self { return v }; return nil }
+    public var bool: Bool? { if case .bool(let v) = self { return v }; return nil }
+    public var type: DType? { if case .type(let v) = self { return v }; return nil }
+    public var shape: Shape? { if case .shape(let v) = self { return v }; return nil }
+    public var tensor: Tensor? { if case .tensor(let v) = self { return v }; return nil }
+    public var string: String? { if case .string(let v) = self { return v }; return nil }
+    public var ints: [Int]? { if case .ints(let v) = self { return v }; return nil }
+    public var float: Double? { if case .float(let v) = self { return v }; return nil }
+}
+
+/// One entry of the op table: everything Kiln knows about an op type.
+public struct OpDef: Sendable {
+    public enum Arity: Sendable { case exactly(Int), atLeast(Int) }
+
+    public let name: String
+    public let arity: Arity
+    public let attrDefaults: [String: AttrValue]
+    /// Input positions that take a variable itself rather than its value (Assign's `ref`).
+    public let refInputs: Set<Int>
+    /// Output positions that refer to a variable.
+    public let refOutputs: Set<Int>
+    /// Has effects beyond its outputs: never pruned from targets, never folded.
+    public let isStateful: Bool
+    /// Static dtypes and shapes of the outputs, at graph construction; throws on bad input.
+    public let infer: @Sendable (InferenceContext) throws -> [(DType, Shape)]
+    /// IR for the outputs, with concrete shapes, when a session compiles the graph.
+    public let lower: @Sendable (inout LoweringContext) throws -> [LoweredValue]
+
+    public init(_ name: String, arity: Arity, attrs: [String: AttrValue] = [:], refInputs: Set<Int> = [], refOutputs: Set<Int> = [],
+                stateful: Bool = false,
+                infer: @escaping @Sendable (InferenceContext) throws -> [(DType, Shape)],
+                lower: @escaping @Sendable (inout LoweringContext) throws -> [LoweredValue]) {
+        self.name = name
+        self.arity = arity
+        self.attrDefaults = attrs
+        self.refInputs = refInputs
+        self.refOutputs = refOutputs
+        self.isStateful = stateful
+        self.infer = infer
+        self.lower = lower
+    }
+
+    func checkArity(_ n: Int, node: String) throws {
+        switch arity {
+        case .exactly(let k) where n != k, .atLeast(let k) where n < k:
+            throw KilnError.invalidArgument("node '\(node)' (op: '\(name)') takes \(arity) input(s), got \(n)")
+        default: break
+        }
+    }
+}
+
+/// The one op table (DESIGN decision 1). Families register their entries in `Ops/`.
+public enum OpRegistry {
+    static let table: [String: OpDef] = {
+        var t: [String: OpDef] = [:]
+        for def in StateOps.defs + ArrayOps.defs + MathOps.defs + ControlOps.defs {
+            precondition(t[def.name] == nil, "op \(def.name) registered twice")
+            t[def.name] = def
+        }
+        return t
+    }()
+
+    public static func def(_ type: String) -> OpDef? { table[type] }
+    public static var registeredTypes: [String] { table.keys.sorted() }
+}
+
+/// What a shape function sees: the new node's inputs and attributes.
+public struct InferenceContext {
+    public let nodeName: String
+    public let opType: String
+    public let inputs: [Output]
+    public let attrs: [String: AttrValue]
+
+    public func dtype(_ i: Int) -> DType { inputs[i].dtype }
+    public func shape(_ i: Int) -> Shape { inputs[i].shape }
+
+    public func attr(_ k: String) throws -> AttrValue {
+        guard let v = attrs[k] else { throw error("missing attribute '\(k)'") }
+        return v
+    }
+
+    /// The value of input `i` when it is a constant known at graph construction.
+    public func constantValue(_ i: Int) -> Tensor? { staticValue(of: inputs[i]) }
+
+    /// A message in TensorFlow's style, naming the node, op and input shapes.
+    public func error(_ why: String) -> KilnError {
+        let shapes = inputs.map { $0.shape.description }.joined(separator: ", ")
+        return KilnError.invalidArgument("\(why) for '\(nodeName)' (op: '\(opType)') with input shapes: \(shapes).")
+    }
+
+    /// All inputs must share one dtype; returns it.
+    public func sameDType(_ indices: [Int]? = nil) throws -> DType {
+        let idx = indices ?? Array(inputs.indices)
+        let d = dtype(idx[0])
+        for i in idx where dtype(i) != d {
+            throw KilnError.invalidArgument("'\(nodeName)' (op: '\(opType)') expects inputs of one dtype, got \(idx.map { dtype($0).name }.joined(separator: " and ")) (inputs \(idx.map { inputs[$0].name }.joined(separator: ", ")))")
+        }
+        return d
+    }
+}
+
+/// The value of `o` if it is computable without running the graph (a Const, possibly reshaped
+/// or cast); used where TensorFlow needs "constant" inputs such as axes and shapes.
+func staticValue(of o: Output) -> Tensor? {
+    switch o.op.type {
+    case "Const": return o.op.attrs["value"]?.tensor
+    case "Identity": return staticValue(of: o.op.inputs[0])
+    default: return nil
+    }
+}
+
+/// A lowered output: an IR value, or a variable that consumers read when they need its value.
+public enum LoweredValue: Sendable {
+    case value(Int)
+    case variable(param: Int)
+}

@@ -1,0 +1,97 @@
+import KilnIR
+
+/// A TensorFlow-1.x variable: a `VariableV2` op holding state in the session, the `Assign` that
+/// initialises it, and the `read` snapshot used as its value.
+public final class Variable: OutputConvertible, Hashable, CustomStringConvertible, @unchecked Sendable {
+    public let variableOp: Operation
+    public let initializer: Operation
+    public let initialValue: Output
+    /// The `<name>/read` snapshot.
+    public let value: Output
+    public let trainable: Bool
+
+    init(variableOp: Operation, initializer: Operation, initialValue: Output, value: Output, trainable: Bool) {
+        self.variableOp = variableOp
+        self.initializer = initializer
+        self.initialValue = initialValue
+        self.value = value
+        self.trainable = trainable
+    }
+
+    public var output: Output { value }
+    /// The variable itself (a ref), as Assign and friends take it.
+    public var ref: Output { variableOp.output() }
+    public var name: String { variableOp.name }
+    public var dtype: DType { ref.dtype }
+    public var shape: Shape { ref.shape }
+    public var graph: Graph { variableOp.graph }
+
+    public static func == (a: Variable, b: Variable) -> Bool { a === b }
+    public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(self)) }
+    public var description: String { "<Variable '\(name):0' shape=\(shape) dtype=\(dtype)>" }
+}
+
+/// TensorFlow's GraphKeys.
+public enum GraphKeys {
+    public static let globalVariables = "variables"
+    public static let trainableVariables = "trainable_variables"
+}
+
+extension Graph {
+    /// A variable initialised to `initialValue` (TensorFlow's `Variable(initial_value, name=...)`).
+    public func variable(_ initialValue: some OutputConvertible, name: String = "Variable", trainable: Bool = true) throws -> Variable {
+        let initial = initialValue.output
+        guard initial.shape.isFullyDefined else {
+            throw KilnError.invalidArgument("variable '\(name)': initial value '\(initial.name)' must have a fully defined shape, got \(initial.shape)")
+        }
+        return try withoutControlDependencies {
+            try nameScope(name) {
+                let scope = currentNameScope
+                let v = try addOperation("VariableV2", name: scope, attrs: ["dtype": .type(initial.dtype), "shape": .shape(initial.shape)],
+                                         nameIsFinal: true)
+                let assign = try addOperation("Assign", name: "Assign", inputs: [v.output(), initial], attrs: ["T": .type(initial.dtype)])
+                let read = try addOperation("Identity", name: "read", inputs: [v.output()], attrs: ["T": .type(initial.dtype)])
+                let variable = Variable(variableOp: v, initializer: assign, initialValue: initial, value: read.output(), trainable: trainable)
+                addToCollection(GraphKeys.globalVariables, variable)
+                if trainable { addToCollection(GraphKeys.trainableVariables, variable) }
+                return variable
+            }
+        }
+    }
+
+    /// A variable initialised from a Swift value; the constant is named `<name>/initial_value`.
+    public func variable<L: TensorLiteral>(_ initialValue: L, dtype: DType? = nil, name: String = "Variable", trainable: Bool = true) throws -> Variable {
+        let scopeName = uniqueName(name, markAsUsed: false)
+        let c = try constant(try Tensor(literal: initialValue, dtype: dtype ?? L.Scalar.dtype), name: scopeName + "/initial_value")
+        return try variable(c, name: scopeName, trainable: trainable)
+    }
+
+    public var globalVariables: [Variable] { collection(GraphKeys.globalVariables).compactMap { $0 as? Variable } }
+    public var trainableVariables: [Variable] { collection(GraphKeys.trainableVariables).compactMap { $0 as? Variable } }
+
+    /// `variable = value`; the output is the variable after the write.
+    @discardableResult
+    public func assign(_ variable: Variable, _ value: some OutputConvertible, name: String = "Assign") throws -> Output {
+        try addOperation("Assign", name: name, inputs: [variable.ref, value.output], attrs: ["T": .type(variable.dtype)]).output()
+    }
+
+    @discardableResult
+    public func assignAdd(_ variable: Variable, _ value: some OutputConvertible, name: String = "AssignAdd") throws -> Output {
+        try addOperation("AssignAdd", name: name, inputs: [variable.ref, value.output], attrs: ["T": .type(variable.dtype)]).output()
+    }
+
+    @discardableResult
+    public func assignSub(_ variable: Variable, _ value: some OutputConvertible, name: String = "AssignSub") throws -> Output {
+        try addOperation("AssignSub", name: name, inputs: [variable.ref, value.output], attrs: ["T": .type(variable.dtype)]).output()
+    }
+
+    /// One op that runs the initialisers of `variables` (TensorFlow's variables_initializer).
+    public func variablesInitializer(_ variables: [Variable], name: String = "init") throws -> Operation {
+        try group(variables.map(\.initializer), name: name)
+    }
+
+    /// Runs every global variable's initialiser (TensorFlow's global_variables_initializer).
+    public func globalVariablesInitializer() throws -> Operation {
+        try variablesInitializer(globalVariables, name: "init")
+    }
+}

@@ -1,0 +1,3 @@
+@_exported import KilnFrontend
+@_exported import KilnRuntime
+@_exported import KilnIR

@@ -1,0 +1,147 @@
+import Foundation
+import KilnIR
+import KilnPasses
+import KilnCPU
+import KilnFrontend
+
+/// Runs a graph: compiles each distinct (fetches, feeds, targets, feed types) once into one native
+/// executable, keeps variables, and calls the executable's single entry per run.
+public final class Session: @unchecked Sendable {
+    public let graph: Graph
+    public let config: SessionConfig
+    private var variables: [KilnFrontend.Operation: Tensor] = [:]
+    private var cache: [StepKey: Step] = [:]
+    private var closed = false
+    private let lock = NSLock()
+    private let debugLevel: Int
+    /// How many executables this session has compiled (each new signature compiles once).
+    public private(set) var compileCount = 0
+
+    public init(graph: Graph, config: SessionConfig = SessionConfig()) throws {
+        self.graph = graph
+        self.config = config
+        self.debugLevel = config.debugLevel ?? Debug.level
+    }
+
+    /// Releases executables and variables; later runs fail.
+    public func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        closed = true
+        cache.removeAll()
+        variables.removeAll()
+    }
+
+    // MARK: run
+
+    public func run(_ fetch: some OutputConvertible, feeds: [Output: Tensor] = [:]) throws -> Tensor {
+        try run([fetch.output], feeds: feeds, targets: [])[0]
+    }
+
+    public func run(_ target: KilnFrontend.Operation, feeds: [Output: Tensor] = [:]) throws {
+        _ = try run([Output](), feeds: feeds, targets: [target])
+    }
+
+    public func run(targets: [KilnFrontend.Operation], feeds: [Output: Tensor] = [:]) throws {
+        _ = try run([Output](), feeds: feeds, targets: targets)
+    }
+
+    /// TensorFlow's `Session.run(fetches, feed_dict)` with explicit targets.
+    public func run(_ fetches: [Output], feeds: [Output: Tensor] = [:], targets: [KilnFrontend.Operation] = []) throws -> [Tensor] {
+        lock.lock()
+        defer { lock.unlock() }
+        if closed { throw KilnError(.cancelled, "Attempted to use a closed Session.") }
+        let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
+        for (o, t) in orderedFeeds {
+            guard o.graph === graph else { throw KilnError.invalidArgument("Cannot feed '\(o.name)': it belongs to another graph") }
+            if t.dtype != o.dtype {
+                throw KilnError.invalidArgument("Cannot feed value of dtype \(t.dtype) for Tensor '\(o.name)', which has dtype \(o.dtype)")
+            }
+            if !Shape(t.shape).isCompatible(with: o.shape) {
+                throw KilnError.invalidArgument("Cannot feed value of shape \(Shape(t.shape)) for Tensor '\(o.name)', which has shape \(o.shape)")
+            }
+        }
+        let key = StepKey(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
+                          feeds: orderedFeeds.map { StepKey.Feed(op: $0.key.op.id, index: $0.key.index, dtype: $0.value.dtype, shape: $0.value.shape) })
+        let step: Step
+        if let s = cache[key] { step = s } else {
+            step = try compile(fetches: fetches, feeds: orderedFeeds.map { ($0.key, TensorType($0.value.dtype, $0.value.shape)) }, targets: targets)
+            cache[key] = step
+        }
+        return try execute(step, feeds: orderedFeeds.map(\.value))
+    }
+
+    private func execute(_ step: Step, feeds: [Tensor]) throws -> [Tensor] {
+        let exe = step.executable
+        let n = step.lowered.feeds.count + step.lowered.variables.count
+        return try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(n, 1)) { inputs in
+            for (k, t) in feeds.enumerated() { inputs[k] = t.buffer.pointer }
+            for (k, v) in step.lowered.variables.enumerated() {
+                if variables[v] == nil {
+                    if step.lowered.readBeforeWrite.contains(v) {
+                        throw KilnError.failedPrecondition("Attempting to use uninitialized value \(v.name)")
+                    }
+                    let t = exe.function.params[feeds.count + k].type
+                    variables[v] = Tensor(zeros: t.dtype, shape: t.shape)
+                }
+                inputs[feeds.count + k] = variables[v]!.withUnsafeMutableBytes { $0.baseAddress }
+            }
+            let results = exe.resultTypes.map { Tensor(dtype: $0.dtype, shape: $0.shape, buffer: TensorBuffer(byteCount: $0.byteCount)) }
+            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(results.count, 1)) { outputs in
+                for (k, r) in results.enumerated() { outputs[k] = r.buffer.pointer }
+                withExtendedLifetime(feeds) { exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
+            }
+            return results
+        }
+    }
+
+    // MARK: compile
+
+    private func compile(fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation]) throws -> Step {
+        let start = DispatchTime.now()
+        for f in fetches where f.graph !== graph { throw KilnError.invalidArgument("Fetch '\(f.name)' belongs to another graph") }
+        for t in targets where t.graph !== graph { throw KilnError.invalidArgument("Target '\(t.name)' belongs to another graph") }
+        let ops = Lowering.prune(fetches: fetches, feeds: Set(feeds.map(\.0)), targets: targets)
+        try Placement.check(ops, config: config)
+        let name = "step\(compileCount + 1)"
+        var lowered = try Lowering.lower(fetches: fetches, feeds: feeds, targets: targets, name: name)
+        let level = debugLevel
+        var pm = PassManager.standard(afterEach: level >= 3 ? { pass, f in Debug.log("IR after \(pass):\n\(Printer.print(f))") } : nil)
+        if level >= 3 { Debug.log("IR after lowering:\n\(Printer.print(lowered.function))") }
+        let t0 = DispatchTime.now()
+        try pm.run(&lowered.function)
+        pm.afterEach = nil
+        let t1 = DispatchTime.now()
+        let exe = try CPUCompiler.compile(lowered.function, options: CPUCompileOptions(keepLLVMIR: level >= 4, keepAssembly: level >= 5))
+        compileCount += 1
+        if level >= 1 {
+            let plan = exe.plan
+            let inline = plan.storage.values.filter { $0 == .inline }.count
+            let ms = { (a: DispatchTime, b: DispatchTime) in String(format: "%.2f", Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e6) }
+            Debug.log("compiled \(name): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
+            Debug.log("  \(ops.count) graph ops -> \(lowered.function.body.count) IR instructions -> \(plan.kernels.count) kernel(s), \(inline) value(s) fused into consumers, arena \(plan.arenaBytes) B")
+            Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), LLVM emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), JIT \(String(format: "%.2f", exe.stats.jitMs))")
+            for k in plan.kernels { if let why = plan.reasons[k] { Debug.log("  kernel %\(k): \(why)") } }
+        }
+        if let ir = exe.stats.llvmIR { Debug.log("LLVM IR of \(name):\n\(ir)") }
+        if let asm = exe.stats.assembly { Debug.log("assembly of \(name):\n\(asm)") }
+        return Step(lowered: lowered, executable: exe)
+    }
+}
+
+/// The signature an executable is specialised on.
+struct StepKey: Hashable {
+    struct Feed: Hashable {
+        var op: Int, index: Int
+        var dtype: DType
+        var shape: [Int]
+    }
+    var fetches: [[Int]]
+    var targets: [Int]
+    var feeds: [Feed]
+}
+
+struct Step {
+    var lowered: LoweredGraph
+    var executable: CPUExecutable
+}
