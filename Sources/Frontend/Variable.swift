@@ -66,6 +66,13 @@ extension Graph {
         return try variable(c, name: scopeName, trainable: trainable)
     }
 
+    /// A variable initialised from a host tensor.
+    public func variable(_ initialValue: Tensor, name: String = "Variable", trainable: Bool = true) throws -> Variable {
+        let scopeName = uniqueName(name, markAsUsed: false)
+        let c = try constant(initialValue, name: scopeName + "/initial_value")
+        return try variable(c, name: scopeName, trainable: trainable)
+    }
+
     public var globalVariables: [Variable] { collection(GraphKeys.globalVariables).compactMap { $0 as? Variable } }
     public var trainableVariables: [Variable] { collection(GraphKeys.trainableVariables).compactMap { $0 as? Variable } }
 

@@ -116,7 +116,11 @@ public final class Session: @unchecked Sendable {
         compileCount += 1
         if level >= 1 {
             let plan = exe.plan
-            let inline = plan.storage.values.filter { $0 == .inline }.count
+            let inline = lowered.function.body.filter { inst in
+                guard plan.storage[inst.id] == .inline, inst.op != .varRead else { return false }
+                if case .constant = inst.op { return false }
+                return true
+            }.count
             let ms = { (a: DispatchTime, b: DispatchTime) in String(format: "%.2f", Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e6) }
             Debug.log("compiled \(name): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
             Debug.log("  \(ops.count) graph ops -> \(lowered.function.body.count) IR instructions -> \(plan.kernels.count) kernel(s), \(inline) value(s) fused into consumers, arena \(plan.arenaBytes) B")
