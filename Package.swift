@@ -29,7 +29,7 @@ let package = Package(
                 dependencies: ["KilnIR", "KilnPasses", "KilnCPU", "KilnOpenCL", "KilnFrontend"],
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),
-        .executableTarget(name: "KilnCLI", dependencies: ["Kiln", "KilnCPU", "KilnPasses"]),
+        .executableTarget(name: "KilnCLI", dependencies: ["Kiln"]),
 
         .executableTarget(name: "HelloMatmul", dependencies: ["Kiln"], path: "Examples/HelloMatmul"),
         .executableTarget(name: "Counter", dependencies: ["Kiln"], path: "Examples/Counter"),
@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "IRTests", dependencies: ["KilnIR"]),
         .testTarget(name: "PassesTests", dependencies: ["KilnPasses", "KilnIR"]),
         .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnPasses", "KilnIR"]),
-        .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL"]),
+        .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR"]),
         .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR"]),
         .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln"]),
     ]
