@@ -17,7 +17,7 @@ demo: build
 
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 bench: build
 	$(SWIFT) run -c $(CONFIG) kiln bench
