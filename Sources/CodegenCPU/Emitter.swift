@@ -127,7 +127,7 @@ final class Emitter {
         let acc = entryAlloca(registerType(t.dtype))
         loopNest(t.shape) { outIdx in
             LLVMBuildStore(b, reduceIdentity(r, t.dtype), acc)
-            loopNest(axes.map { xt.shape[$0] }) { rIdx in
+            loopNest(axes.map { xt.shape[$0] }, reassociate: true) { rIdx in
                 var multi = [LLVMValueRef](repeating: constI64(0), count: xt.rank)
                 for (k, a) in kept.enumerated() { multi[a] = outIdx.multi[k] }
                 for (k, a) in axes.enumerated() { multi[a] = rIdx.multi[k] }

@@ -50,8 +50,10 @@ struct Index {
 extension Emitter {
     // MARK: loops
 
-    /// Calls `body` once per element of `shape`, row-major, innermost loop last.
-    func loopNest(_ shape: [Int], _ body: (Index) -> Void) {
+    /// Calls `body` once per element of `shape`, row-major, innermost loop last. With
+    /// `reassociate`, the innermost loop may be vectorised even though it reorders a floating-point
+    /// reduction (as TensorFlow's own vectorised reductions do).
+    func loopNest(_ shape: [Int], reassociate: Bool = false, _ body: (Index) -> Void) {
         if shape.contains(0) { return }
         func level(_ d: Int, _ ivs: [LLVMValueRef], _ linear: LLVMValueRef) {
             if d == shape.count {
@@ -62,7 +64,8 @@ extension Emitter {
                 level(d + 1, ivs + [constI64(0)], LLVMBuildMul(b, linear, constI64(1), "")!)
                 return
             }
-            loop(shape[d]) { iv in
+            let innermost = shape[(d + 1)...].allSatisfy { $0 == 1 }
+            loop(shape[d], forceVectorize: reassociate && innermost) { iv in
                 let lin = LLVMBuildAdd(b, LLVMBuildMul(b, linear, constI64(shape[d]), ""), iv, "")!
                 level(d + 1, ivs + [iv], lin)
             }
@@ -71,7 +74,7 @@ extension Emitter {
     }
 
     /// A counted loop `for iv in 0..<count`, bottom-tested (count > 0).
-    func loop(_ count: Int, _ body: (LLVMValueRef) -> Void) {
+    func loop(_ count: Int, forceVectorize: Bool = false, _ body: (LLVMValueRef) -> Void) {
         let pre = LLVMGetInsertBlock(b)
         let header = LLVMAppendBasicBlockInContext(ctx, fn, "loop")!
         let exit = LLVMAppendBasicBlockInContext(ctx, fn, "done")!
@@ -84,8 +87,24 @@ extension Emitter {
         var vals: [LLVMValueRef?] = [constI64(0), next]
         var blocks: [LLVMBasicBlockRef?] = [pre, latch]
         LLVMAddIncoming(iv, &vals, &blocks, 2)
-        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, next, constI64(count), ""), header, exit)
+        let br = LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, next, constI64(count), ""), header, exit)!
+        if forceVectorize { attachVectorizeHint(br) }
         LLVMPositionBuilderAtEnd(b, exit)
+    }
+
+    /// `!llvm.loop !{self, !{"llvm.loop.vectorize.enable", true}}`: an explicit vectorisation
+    /// request is what lets LLVM reorder a floating-point reduction (the C API has no fast-math flags).
+    func attachVectorizeHint(_ branch: LLVMValueRef) {
+        let key = "llvm.loop.vectorize.enable"
+        var flag: [LLVMMetadataRef?] = [LLVMMDStringInContext2(ctx, key, key.utf8.count), LLVMValueAsMetadata(LLVMConstInt(i1, 1, 0))]
+        let enable = LLVMMDNodeInContext2(ctx, &flag, 2)
+        var none: [LLVMMetadataRef?] = []
+        let temp = LLVMTemporaryMDNode(ctx, &none, 0)
+        var ops: [LLVMMetadataRef?] = [temp, enable]
+        let loopID = LLVMMDNodeInContext2(ctx, &ops, 2)!
+        LLVMMetadataReplaceAllUsesWith(temp, loopID)
+        let kind = LLVMGetMDKindIDInContext(ctx, "llvm.loop", 9)
+        LLVMSetMetadata(branch, kind, LLVMMetadataAsValue(ctx, loopID))
     }
 
     /// Stack slot in the entry block, where mem2reg can promote it.

@@ -19,8 +19,8 @@ public struct PassManager {
     /// The pipeline every executable goes through, in this order and for these reasons.
     public static func standard(afterEach: ((String, Function) -> Void)? = nil) -> PassManager {
         PassManager([
+            ShapeInferencePass(),    // first: fills types parsed IR may omit, rejects wrong ones
             VerifyPass(),            // lowering bugs must surface before any pass trusts the IR
-            ShapeInferencePass(),    // every later pass and codegen reads value types
             ConstantFoldingPass(),   // needs types; evaluates constant-only subgraphs once, at compile time
             DeadCodeEliminationPass(), // after folding, whose inputs are now dead
             VerifyPass(),            // every pass must leave valid IR for codegen
