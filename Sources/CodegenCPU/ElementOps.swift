@@ -25,6 +25,7 @@ extension Emitter {
         case .abs: return intrinsic("llvm.fabs", [t], [x])
         case .exp: return intrinsic("llvm.exp", [t], [x])
         case .log: return intrinsic("llvm.log", [t], [x])
+        case .log1p: return libm("log1p", x, d)
         case .sqrt: return intrinsic("llvm.sqrt", [t], [x])
         case .rsqrt: return LLVMBuildFDiv(b, constValue(1, d), intrinsic("llvm.sqrt", [t], [x]), "")
         case .tanh: return libm("tanh", x, d)
@@ -158,7 +159,11 @@ extension Emitter {
         if from == .bool { return to.isFloatingPoint ? LLVMBuildUIToFP(b, x, t, "") : LLVMBuildZExt(b, x, t, "") }
         switch (from.isFloatingPoint, to.isFloatingPoint) {
         case (true, true):
-            return to == .float64 ? LLVMBuildFPExt(b, x, t, "") : LLVMBuildFPTrunc(b, x, t, "")
+            if to == .float64 { return LLVMBuildFPExt(b, x, t, "") }
+            // TensorFlow's kernels run flush-to-zero: a result below float32's normal range is 0.
+            let r = LLVMBuildFPTrunc(b, x, t, "")!
+            let tiny = LLVMBuildFCmp(b, LLVMRealOLT, intrinsic("llvm.fabs", [f32], [r]), LLVMConstReal(f32, Double(Float.leastNormalMagnitude)), "")
+            return LLVMBuildSelect(b, tiny, intrinsic("llvm.copysign", [f32], [LLVMConstReal(f32, 0), r]), r, "")
         case (true, false):
             let wide = intrinsic("llvm.fptosi.sat", [i64, registerType(from)], [x])
             return to == .int64 ? wide : LLVMBuildTrunc(b, wide, t, "")

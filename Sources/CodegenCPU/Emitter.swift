@@ -114,6 +114,10 @@ final class Emitter {
             try emitDot(i, ta, tb)
         case .reduce(let r, let axes):
             emitReduce(i, r, axes)
+        case .argReduce(let a, let axis, _):
+            emitArgReduce(i, a, axis)
+        case .reduceWindow(let r, let window, let strides, let lo, _):
+            emitReduceWindow(i, r, window, strides, lo)
         default:
             let t = i.type!
             let out = base[i.id]!
@@ -255,7 +259,25 @@ final class Emitter {
             return element(i.operands[0], Index(multi: multi, shape: types[i.operands[0]]!.shape, emitter: self))
         case .varRead:
             return load(base[i.operands[0]]!, idx.linear, d)
-        case .reduce, .dot, .varWrite:
+        case .iota(_, _, let axis):
+            return cast(idx.multi[axis], .int64, d)
+        case .slice(let start, let strides, _):
+            let xs = types[i.operands[0]]!.shape
+            let multi = (0..<xs.count).map { k in
+                LLVMBuildAdd(b, constI64(start[k]), LLVMBuildMul(b, idx.multi[k], constI64(strides[k]), ""), "")!
+            }
+            return element(i.operands[0], Index(multi: multi, shape: xs, emitter: self))
+        case .pad(let low, _, let mode):
+            return emitPad(i, idx, low, mode)
+        case .concat(let axis):
+            return emitConcat(i, idx, axis)
+        case .gather(let axis, let batchDims):
+            return emitGather(i, idx, axis, batchDims)
+        case .patches(let window, let strides, let dilations, let lo, _):
+            return emitPatches(i, idx, window, strides, dilations, lo)
+        case .random(let kind, _, _, let seed):
+            return emitRandom(i, idx, kind, seed)
+        case .reduce, .dot, .varWrite, .argReduce, .reduceWindow:
             preconditionFailure("\(i.op.mnemonic) is always materialised by the plan")
         }
     }

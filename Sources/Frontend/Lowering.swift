@@ -5,6 +5,10 @@ public struct LoweringContext {
     public var builder: FunctionBuilder
     public let op: Operation
     let inputValues: [LoweredValue]
+    /// The op's hidden counter variable, for ops with `hasCounter`.
+    public let counter: Int?
+    /// Seed for ops whose graph and op seeds are both unset (different in every session).
+    public let sessionSeed: UInt64
 
     public var attrs: [String: AttrValue] { op.attrs }
 
@@ -47,6 +51,8 @@ public struct LoweredGraph {
     public var variables: [Operation]
     /// Variables whose first access in the function is a read: they must be initialised.
     public var readBeforeWrite: Set<Operation>
+    /// Hidden state (random counters) that starts at zero instead of needing an initialiser.
+    public var autoInitialized: Set<Operation>
 }
 
 public enum Lowering {
@@ -63,7 +69,8 @@ public enum Lowering {
     }
 
     /// Lowers the subgraph for (fetches, feeds, targets) with concrete feed types.
-    public static func lower(fetches: [Output], feeds: [(Output, TensorType)], targets: [Operation], name: String = "main") throws -> LoweredGraph {
+    public static func lower(fetches: [Output], feeds: [(Output, TensorType)], targets: [Operation], name: String = "main",
+                             sessionSeed: UInt64 = 0) throws -> LoweredGraph {
         let feedSet = Set(feeds.map(\.0))
         let ops = prune(fetches: fetches, feeds: feedSet, targets: targets)
         var b = FunctionBuilder(name: name)
@@ -77,13 +84,18 @@ public enum Lowering {
             variables.append(op)
             lowered[op.output(0)] = .variable(param: b.addParam(op.name, kind: .variable, type: TensorType(dtype, shape)))
         }
+        var counters: [Operation: Int] = [:]
+        for op in ops where OpRegistry.def(op.type)?.hasCounter == true {
+            variables.append(op)
+            counters[op] = b.addParam(op.name + "/counter", kind: .variable, type: TensorType(.int64, []))
+        }
         for op in ops where op.type != "VariableV2" {
             let def = OpRegistry.def(op.type)!
             let inputs = try op.inputs.map { i -> LoweredValue in
                 guard let v = lowered[i] else { throw KilnError.internalError("input '\(i.name)' of '\(op.name)' was not lowered") }
                 return v
             }
-            var ctx = LoweringContext(builder: b, op: op, inputValues: inputs)
+            var ctx = LoweringContext(builder: b, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed)
             let outs = try def.lower(&ctx)
             b = ctx.builder
             for (k, v) in outs.enumerated() where !feedSet.contains(op.output(k)) { lowered[op.output(k)] = v }
@@ -104,6 +116,7 @@ public enum Lowering {
         }
         let base = feeds.count
         let readFirst = Set(variables.enumerated().filter { first[base + $0.offset] == .varRead }.map(\.element))
-        return LoweredGraph(function: function, feeds: feeds.map(\.0), variables: variables, readBeforeWrite: readFirst)
+        return LoweredGraph(function: function, feeds: feeds.map(\.0), variables: variables,
+                            readBeforeWrite: readFirst.subtracting(counters.keys), autoInitialized: Set(counters.keys))
     }
 }

@@ -35,23 +35,33 @@ public struct OpDef: Sendable {
     public let refOutputs: Set<Int>
     /// Has effects beyond its outputs: never pruned from targets, never folded.
     public let isStateful: Bool
+    /// Keeps a hidden per-session i64 counter (random ops: each run draws new numbers).
+    public let hasCounter: Bool
     /// Static dtypes and shapes of the outputs, at graph construction; throws on bad input.
     public let infer: @Sendable (InferenceContext) throws -> [(DType, Shape)]
     /// IR for the outputs, with concrete shapes, when a session compiles the graph.
     public let lower: @Sendable (inout LoweringContext) throws -> [LoweredValue]
+    /// For ops whose output shape depends on input values: computes the outputs on the host.
+    /// The session runs the op's inputs, calls this, and feeds the results to the rest.
+    public let hostKernel: (@Sendable ([Tensor], [String: AttrValue]) throws -> [Tensor])?
 
     public init(_ name: String, arity: Arity, attrs: [String: AttrValue] = [:], refInputs: Set<Int> = [], refOutputs: Set<Int> = [],
-                stateful: Bool = false,
+                stateful: Bool = false, counter: Bool = false,
                 infer: @escaping @Sendable (InferenceContext) throws -> [(DType, Shape)],
-                lower: @escaping @Sendable (inout LoweringContext) throws -> [LoweredValue]) {
+                lower: @escaping @Sendable (inout LoweringContext) throws -> [LoweredValue] = { ctx in
+                    throw KilnError.internalError("'\(ctx.op.name)' (op: '\(ctx.op.type)') runs on the host and is never compiled")
+                },
+                hostKernel: (@Sendable ([Tensor], [String: AttrValue]) throws -> [Tensor])? = nil) {
         self.name = name
         self.arity = arity
         self.attrDefaults = attrs
         self.refInputs = refInputs
         self.refOutputs = refOutputs
-        self.isStateful = stateful
+        self.isStateful = stateful || counter
+        self.hasCounter = counter
         self.infer = infer
         self.lower = lower
+        self.hostKernel = hostKernel
     }
 
     func checkArity(_ n: Int, node: String) throws {
@@ -67,7 +77,7 @@ public struct OpDef: Sendable {
 public enum OpRegistry {
     static let table: [String: OpDef] = {
         var t: [String: OpDef] = [:]
-        for def in StateOps.defs + ArrayOps.defs + MathOps.defs + ControlOps.defs {
+        for def in StateOps.defs + ArrayOps.defs + ShapeOps.defs + ElementwiseOps.defs + MathOps.defs + NNOps.defs + RandomOps.defs + HostOps.defs + ControlOps.defs {
             precondition(t[def.name] == nil, "op \(def.name) registered twice")
             t[def.name] = def
         }
@@ -119,6 +129,9 @@ func staticValue(of o: Output) -> Tensor? {
     switch o.op.type {
     case "Const": return o.op.attrs["value"]?.tensor
     case "Identity": return staticValue(of: o.op.inputs[0])
+    case "Shape":
+        guard let dims = o.op.inputs[0].shape.concrete else { return nil }
+        return try? Tensor(literal: dims.map(Int64.init), dtype: o.dtype)
     default: return nil
     }
 }

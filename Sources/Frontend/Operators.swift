@@ -21,11 +21,16 @@ public func / (x: Double, y: some OutputConvertible) throws -> Output { try y.ou
 extension Graph {
     /// `t op scalar` (or `scalar op t`), the scalar converted to t's dtype. A nil type means division.
     func withScalar(_ type: String?, _ name: String, _ t: Output, _ scalar: Double, right: Bool) throws -> Output {
+        if type == nil && !t.dtype.isFloatingPoint {
+            // Integer true division converts both sides to floating point first.
+            let c = try constant(scalar, dtype: t.dtype, name: right ? "y" : "x")
+            return right ? try truediv(t, c) : try truediv(c, t)
+        }
         let opName = uniqueName(name)
         let value = try Tensor(literal: scalar, dtype: t.dtype)
         let c = try addOperation("Const", name: opName + (right ? "/y" : "/x"), attrs: ["value": .tensor(value), "dtype": .type(t.dtype)],
                                  nameIsFinal: true).output()
-        let opType = type ?? (t.dtype.isFloatingPoint ? "RealDiv" : "Div")
+        let opType = type ?? "RealDiv"
         return try addOperation(opType, name: opName, inputs: right ? [t, c] : [c, t], attrs: ["T": .type(t.dtype)], nameIsFinal: true).output()
     }
 }

@@ -17,7 +17,7 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
 }
 
 public enum UnaryOp: String, CaseIterable, Hashable, Sendable {
-    case neg, abs, exp, log, sqrt, rsqrt, tanh, sigmoid, floor, ceil, round, sign, sin, cos
+    case neg, abs, exp, log, log1p, sqrt, rsqrt, tanh, sigmoid, floor, ceil, round, sign, sin, cos
     case not
 }
 
@@ -34,6 +34,32 @@ public enum CompareOp: String, CaseIterable, Hashable, Sendable {
 
 public enum ReduceOp: String, CaseIterable, Hashable, Sendable {
     case sum, prod, max, min
+}
+
+public enum ArgReduceOp: String, CaseIterable, Hashable, Sendable {
+    case argmax, argmin
+}
+
+public enum PadMode: String, CaseIterable, Hashable, Sendable {
+    /// Operand 1 (a scalar) fills the border.
+    case constant
+    /// Mirror without repeating the edge: [1,2,3] pads to [3,2,1,2,3,2,1].
+    case reflect
+    /// Mirror repeating the edge: [1,2,3] pads to [2,1,1,2,3,3,2].
+    case symmetric
+}
+
+/// Distributions of the counter-based random primitive. Every element is a pure function of
+/// (seed, run counter, element index), so runs are reproducible across processes.
+public enum RandomKind: String, CaseIterable, Hashable, Sendable {
+    /// Floats uniform in [0, 1).
+    case uniform
+    /// Standard normal floats (Box-Muller).
+    case normal
+    /// Standard normal floats, redrawn until within 2 standard deviations.
+    case truncatedNormal = "truncated_normal"
+    /// int64 uniform in [0, 2^63).
+    case bits
 }
 
 /// The primitives codegen understands. Every graph op lowers to these.
@@ -53,6 +79,27 @@ public enum Op: Hashable, Sendable {
     case reduce(ReduceOp, axes: [Int])
     /// Matrix product over the last two dimensions; leading (batch) dimensions must match.
     case dot(transposeA: Bool, transposeB: Bool)
+    /// Element i along `axis` of `shape` has value i.
+    case iota(dtype: DType, shape: [Int], axis: Int)
+    /// out[i] = x[start + i * stride] per dimension; `shape` is the result's (strides may be negative).
+    case slice(start: [Int], strides: [Int], shape: [Int])
+    /// Pads each dimension by low/high elements; operand 1 is the scalar border value.
+    case pad(low: [Int], high: [Int], mode: PadMode)
+    /// Joins the operands along `axis`.
+    case concat(axis: Int)
+    /// out = params indexed along `axis` by the integer `indices` operand (TensorFlow's GatherV2);
+    /// an index out of range gives 0.
+    case gather(axis: Int, batchDims: Int)
+    /// Index of the largest/smallest element along `axis` (first on ties), as `outType`.
+    case argReduce(ArgReduceOp, axis: Int, outType: DType)
+    /// A reduction over a sliding window (pooling): window and strides per dimension, with padding
+    /// whose elements are skipped.
+    case reduceWindow(ReduceOp, window: [Int], strides: [Int], padLow: [Int], padHigh: [Int])
+    /// Image patches of an NHWC tensor: result [N, OH, OW, KH*KW*C] with zeros outside the image,
+    /// so a convolution is one matrix product.
+    case patches(window: [Int], strides: [Int], dilations: [Int], padLow: [Int], padHigh: [Int])
+    /// Counter-based random numbers; operand 0 is the run counter (an i64 scalar).
+    case random(RandomKind, dtype: DType, shape: [Int], seed: UInt64)
     /// Reads the variable parameter that is the only operand.
     case varRead
     /// Writes operand 1 into the variable parameter operand 0. Produces no value.
@@ -72,6 +119,15 @@ public enum Op: Hashable, Sendable {
         case .transpose: return "transpose"
         case .reduce(let r, _): return "reduce.\(r.rawValue)"
         case .dot: return "dot"
+        case .iota: return "iota"
+        case .slice: return "slice"
+        case .pad(_, _, let m): return "pad.\(m.rawValue)"
+        case .concat: return "concat"
+        case .gather: return "gather"
+        case .argReduce(let a, _, _): return a.rawValue
+        case .reduceWindow(let r, _, _, _, _): return "reduce_window.\(r.rawValue)"
+        case .patches: return "patches"
+        case .random(let k, _, _, _): return "random.\(k.rawValue)"
         case .varRead: return "var.read"
         case .varWrite: return "var.write"
         }
@@ -82,7 +138,7 @@ public enum Op: Hashable, Sendable {
     public var hasSideEffects: Bool { self == .varWrite }
     public var isElementwise: Bool {
         switch self {
-        case .unary, .binary, .compare, .select, .cast: return true
+        case .unary, .binary, .compare, .select, .cast, .random: return true
         default: return false
         }
     }

@@ -31,6 +31,17 @@ public enum Printer {
         case .transpose(let perm): s += " perm=\(list(perm))"
         case .reduce(_, let axes): s += " axes=\(list(axes))"
         case .dot(let ta, let tb): s += " transpose_a=\(ta) transpose_b=\(tb)"
+        case .iota(let d, let shape, let axis): s += " dtype=\(d.rawValue) shape=\(list(shape)) axis=\(axis)"
+        case .slice(let start, let strides, let shape): s += " start=\(list(start)) strides=\(list(strides)) shape=\(list(shape))"
+        case .pad(let low, let high, _): s += " low=\(list(low)) high=\(list(high))"
+        case .concat(let axis): s += " axis=\(axis)"
+        case .gather(let axis, let batchDims): s += " axis=\(axis) batch_dims=\(batchDims)"
+        case .argReduce(_, let axis, let out): s += " axis=\(axis) output_type=\(out.rawValue)"
+        case .reduceWindow(_, let window, let strides, let lo, let hi):
+            s += " window=\(list(window)) strides=\(list(strides)) pad_low=\(list(lo)) pad_high=\(list(hi))"
+        case .patches(let window, let strides, let dilations, let lo, let hi):
+            s += " window=\(list(window)) strides=\(list(strides)) dilations=\(list(dilations)) pad_low=\(list(lo)) pad_high=\(list(hi))"
+        case .random(_, let d, let shape, let seed): s += " dtype=\(d.rawValue) shape=\(list(shape)) seed=\(seed)"
         default: break
         }
         if let t = inst.type { s += " : \(t)" }
@@ -45,8 +56,8 @@ public enum Printer {
         func element(_ i: Int) -> String {
             let p = t.buffer.pointer
             switch t.dtype {
-            case .float32: return "\(p.load(fromByteOffset: i * 4, as: Float.self))"
-            case .float64: return "\(p.load(fromByteOffset: i * 8, as: Double.self))"
+            case .float32: return float(p.load(fromByteOffset: i * 4, as: Float.self))
+            case .float64: return float(p.load(fromByteOffset: i * 8, as: Double.self))
             case .string: return quote(t.strings[i])
             default: return t.dtype == .bool ? (t.double(at: i) != 0 ? "true" : "false") : "\(Int64(t.double(at: i)))"
             }
@@ -56,6 +67,15 @@ public enum Printer {
             return nest(t.shape) { "\(v[$0])" }
         }
         return nest(t.shape, element)
+    }
+
+    /// Swift's spelling of a NaN drops part of its payload, and Swift cannot read a signaling
+    /// NaN's back, so NaNs are spelled here: [-][s]nan[(0xP)], P being the significand without
+    /// the quiet bit. `Parser.float` reads it back.
+    static func float<F: BinaryFloatingPoint>(_ x: F) -> String where F.RawSignificand: FixedWidthInteger {
+        guard x.isNaN else { return "\(x)" }
+        let payload = x.significandBitPattern & ~(F.RawSignificand(1) << (F.significandBitCount - 1))
+        return (x.sign == .minus ? "-" : "") + (x.isSignalingNaN ? "s" : "") + "nan" + (payload == 0 ? "" : "(0x\(String(payload, radix: 16)))")
     }
 
     static func nest(_ shape: [Int], _ element: (Int) -> String) -> String {

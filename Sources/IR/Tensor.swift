@@ -148,9 +148,13 @@ public struct Tensor: Sendable, CustomStringConvertible {
         var out = Tensor(zeros: target, shape: shape)
         let n = elementCount
         let src = buffer.pointer
+        // TensorFlow's kernels run flush-to-zero: narrowing to float32 below its normal range gives 0.
+        let flush = dtype == .float64 && target == .float32
         out.withUnsafeMutableBytes { dst in
             for i in 0..<n {
-                Tensor.store(Tensor.loadValue(src, dtype, i), into: dst.baseAddress!, target, i)
+                var v = Tensor.loadValue(src, dtype, i)
+                if flush, case .f(let d) = v, abs(Float(d)) < Float.leastNormalMagnitude { v = .f(d.sign == .minus ? -0.0 : 0) }
+                Tensor.store(v, into: dst.baseAddress!, target, i)
             }
         }
         return out
@@ -195,7 +199,11 @@ public struct Tensor: Sendable, CustomStringConvertible {
             }
         }
         switch t {
-        case .float32: p.storeBytes(of: Float(asDouble()), toByteOffset: i * 4, as: Float.self)
+        case .float32:
+            // Integers round once, straight to float32 (through Double would round twice).
+            let f: Float
+            if case .i(let x) = v { f = Float(x) } else { f = Float(asDouble()) }
+            p.storeBytes(of: f, toByteOffset: i * 4, as: Float.self)
         case .float64: p.storeBytes(of: asDouble(), toByteOffset: i * 8, as: Double.self)
         case .int32: p.storeBytes(of: Int32(truncatingIfNeeded: asInt()), toByteOffset: i * 4, as: Int32.self)
         case .int64: p.storeBytes(of: asInt(), toByteOffset: i * 8, as: Int64.self)

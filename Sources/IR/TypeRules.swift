@@ -8,6 +8,11 @@ extension Op {
         func arity(_ n: Int) throws {
             if t.count != n { throw fail("expects \(n) operand(s), got \(t.count)") }
         }
+        // Strings only move through the graph; no primitive computes on them yet.
+        switch self {
+        case .constant, .reshape, .varRead, .varWrite: break
+        default: if t.contains(where: { $0.dtype == .string }) { throw fail("does not operate on strings") }
+        }
         switch self {
         case .constant(let v):
             try arity(0)
@@ -48,6 +53,7 @@ extension Op {
         case .broadcast(let shape, let dims):
             try arity(1)
             if dims.count != t[0].rank { throw fail("dims \(dims) must name one result dimension per operand dimension") }
+            if shape.contains(where: { $0 < 0 }) { throw fail("result shape \(shape) has a negative dimension") }
             for (i, d) in dims.enumerated() {
                 guard d >= 0, d < shape.count, i == 0 || dims[i - 1] < d else { throw fail("dims \(dims) must be increasing and within rank \(shape.count)") }
                 if t[0].shape[i] != shape[d] && t[0].shape[i] != 1 {
@@ -70,7 +76,9 @@ extension Op {
             if axes != Array(Set(axes)).sorted() || axes.contains(where: { $0 < 0 || $0 >= t[0].rank }) {
                 throw fail("axes \(axes) must be sorted, unique and within rank \(t[0].rank)")
             }
-            if !t[0].dtype.isNumeric { throw fail("reduce.\(r.rawValue) needs a numeric type") }
+            if !t[0].dtype.isNumeric && !(t[0].dtype == .bool && (r == .max || r == .min)) {
+                throw fail("reduce.\(r.rawValue) needs a numeric type")
+            }
             let kept = t[0].shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
             return TensorType(t[0].dtype, kept)
         case .dot(let ta, let tb):
@@ -85,6 +93,101 @@ extension Op {
             let (kb, n) = tb ? (b.shape[r - 1], b.shape[r - 2]) : (b.shape[r - 2], b.shape[r - 1])
             if ka != kb { throw fail("inner dimensions \(ka) and \(kb) differ") }
             return TensorType(a.dtype, Array(a.shape.dropLast(2)) + [m, n])
+        case .iota(let d, let shape, let axis):
+            try arity(0)
+            if !d.isNumeric || axis < 0 || axis >= max(shape.count, 1) || shape.contains(where: { $0 < 0 }) {
+                throw fail("needs a numeric type and an axis within \(shape)")
+            }
+            return TensorType(d, shape)
+        case .slice(let start, let strides, let shape):
+            try arity(1)
+            let x = t[0]
+            guard start.count == x.rank, strides.count == x.rank, shape.count == x.rank else {
+                throw fail("start \(start), strides \(strides) and shape \(shape) must each have rank \(x.rank)")
+            }
+            for d in 0..<x.rank where shape[d] != 0 {
+                let last = start[d] + (shape[d] - 1) * strides[d]
+                guard strides[d] != 0, shape[d] > 0, (0..<x.shape[d]).contains(start[d]), (0..<x.shape[d]).contains(last) else {
+                    throw fail("dimension \(d): elements \(start[d]) to \(last) step \(strides[d]) are outside 0..<\(x.shape[d])")
+                }
+            }
+            return TensorType(x.dtype, shape)
+        case .pad(let low, let high, let mode):
+            try arity(2)
+            let x = t[0]
+            guard t[1].dtype == x.dtype, t[1].rank == 0 else { throw fail("the border value must be a scalar of the operand's type") }
+            guard low.count == x.rank, high.count == x.rank, !(low + high).contains(where: { $0 < 0 }) else {
+                throw fail("paddings \(low), \(high) must be non-negative, one per dimension")
+            }
+            if mode != .constant {
+                let limit = mode == .reflect ? 1 : 0
+                for d in 0..<x.rank where low[d] > x.shape[d] - limit || high[d] > x.shape[d] - limit {
+                    throw fail("paddings must be \(mode == .reflect ? "less than" : "no greater than") the dimension size: \(low[d]), \(high[d]) against \(x.shape[d]) in dimension \(d)")
+                }
+            }
+            return TensorType(x.dtype, zip(x.shape, zip(low, high)).map { $0 + $1.0 + $1.1 })
+        case .concat(let axis):
+            guard let first = t.first else { throw fail("needs at least one operand") }
+            guard axis >= 0, axis < first.rank else { throw fail("axis \(axis) is outside rank \(first.rank)") }
+            var total = 0
+            for x in t {
+                var a = x.shape, b = first.shape
+                guard x.dtype == first.dtype, x.rank == first.rank else { throw fail("operands must share dtype and rank") }
+                total += a[axis]
+                a[axis] = 0
+                b[axis] = 0
+                if a != b { throw fail("operands must match in every dimension but \(axis)") }
+            }
+            var shape = first.shape
+            shape[axis] = total
+            return TensorType(first.dtype, shape)
+        case .gather(let axis, let batchDims):
+            try arity(2)
+            let (p, i) = (t[0], t[1])
+            guard i.dtype == .int32 || i.dtype == .int64 else { throw fail("indices must be int32 or int64") }
+            guard batchDims >= 0, batchDims <= axis, axis < p.rank, batchDims <= i.rank,
+                  Array(p.shape.prefix(batchDims)) == Array(i.shape.prefix(batchDims)) else {
+                throw fail("axis \(axis) and batch_dims \(batchDims) do not fit params \(p.shape) and indices \(i.shape)")
+            }
+            return TensorType(p.dtype, Array(p.shape.prefix(axis)) + Array(i.shape.dropFirst(batchDims)) + Array(p.shape.dropFirst(axis + 1)))
+        case .argReduce(_, let axis, let out):
+            try arity(1)
+            guard t[0].dtype.isNumeric, out == .int32 || out == .int64, axis >= 0, axis < t[0].rank, t[0].shape[axis] > 0 else {
+                throw fail("needs a numeric operand, a non-empty axis within its rank and an int32/int64 result")
+            }
+            var shape = t[0].shape
+            shape.remove(at: axis)
+            return TensorType(out, shape)
+        case .reduceWindow(_, let window, let strides, let lo, let hi):
+            try arity(1)
+            let x = t[0]
+            guard [window, strides, lo, hi].allSatisfy({ $0.count == x.rank }), !(window + strides).contains(where: { $0 < 1 }) else {
+                throw fail("window, strides and paddings need one positive entry per dimension")
+            }
+            let shape = try (0..<x.rank).map { d -> Int in
+                let span = x.shape[d] + lo[d] + hi[d] - window[d]
+                if span < 0 { throw fail("window \(window[d]) is larger than padded dimension \(d)") }
+                return span / strides[d] + 1
+            }
+            return TensorType(x.dtype, shape)
+        case .patches(let window, let strides, let dilations, let lo, let hi):
+            try arity(1)
+            let x = t[0]
+            guard x.rank == 4, [window, strides, dilations, lo, hi].allSatisfy({ $0.count == 2 }),
+                  !(window + strides + dilations).contains(where: { $0 < 1 }) else {
+                throw fail("needs an NHWC operand and 2-element window, strides, dilations and paddings")
+            }
+            let out = try (0..<2).map { d -> Int in
+                let span = x.shape[d + 1] + lo[d] + hi[d] - ((window[d] - 1) * dilations[d] + 1)
+                if span < 0 { throw fail("the dilated window is larger than the padded image") }
+                return span / strides[d] + 1
+            }
+            return TensorType(x.dtype, [x.shape[0], out[0], out[1], window[0] * window[1] * x.shape[3]])
+        case .random(let kind, let d, let shape, _):
+            try arity(1)
+            guard t[0] == TensorType(.int64, []) else { throw fail("operand must be the i64 run counter") }
+            if kind == .bits ? d != .int64 : !d.isFloatingPoint { throw fail("\(kind.rawValue) cannot produce \(d)") }
+            return TensorType(d, shape)
         case .varRead:
             try arity(1)
             return t[0]

@@ -6,11 +6,14 @@ public struct ConstantFoldingPass: Pass {
     public init() {}
     public var name: String { "constant-folding" }
 
-    /// Broadcasts that grow data stay as they are: codegen replicates them inside loops for free,
-    /// while a folded copy would cost memory and bandwidth on every run.
+    /// Ops that grow data (broadcast, iota, pad, ...) stay as they are unless tiny: codegen
+    /// computes them inside loops for free, while a folded copy costs memory and bandwidth on
+    /// every run.
     static func shouldFold(_ inst: Instruction, operands: [Tensor]) -> Bool {
         guard !inst.op.hasSideEffects, inst.op != .varRead else { return false }
-        if case .broadcast = inst.op, let t = inst.type, t.elementCount > operands[0].elementCount { return false }
+        if case .random = inst.op { return false }
+        let input = operands.reduce(0) { $0 + $1.elementCount }
+        if let t = inst.type, t.elementCount > max(input, KernelPlan.immediateConstantLimit) { return false }
         return true
     }
 

@@ -63,7 +63,188 @@ public enum ReferenceEvaluator {
             return reduce(r, axes, x[0], type)
         case .dot(let ta, let tb):
             return dot(x[0], x[1], ta, tb, type)
+        case .iota(let d, _, let axis):
+            var out = Tensor(zeros: d, shape: type.shape)
+            for i in 0..<type.elementCount {
+                let v = multiIndex(i, type.shape)[axis]
+                out.setElement(d.isFloatingPoint ? .f(Double(v)) : .i(Int64(v)), at: i)
+            }
+            return out
+        case .slice(let start, let strides, _):
+            return gather(type, x[0]) { out in out.indices.map { start[$0] + out[$0] * strides[$0] } }
+        case .pad(let low, _, let mode):
+            return padded(x[0], x[1], low, mode, type)
+        case .concat(let axis):
+            return concat(x, axis, type)
+        case .gather(let axis, let batchDims):
+            return gatherAxis(x[0], x[1], axis, batchDims, type)
+        case .argReduce(let a, let axis, _):
+            return argReduce(a, axis, x[0], type)
+        case .reduceWindow(let r, let window, let strides, let lo, _):
+            return reduceWindow(r, window, strides, lo, x[0], type)
+        case .patches(let window, let strides, let dilations, let lo, _):
+            return patches(x[0], window, strides, dilations, lo, type)
+        case .random(let kind, let d, _, let seed):
+            return random(kind, d, seed, counter: x[0].scalar(as: Int64.self), type)
         }
+    }
+
+    // MARK: index maps and windows
+
+    static func padded(_ x: Tensor, _ border: Tensor, _ low: [Int], _ mode: PadMode, _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        let xs = strides(x.shape)
+        for i in 0..<type.elementCount {
+            var src = 0, inside = true
+            for (d, o) in multiIndex(i, type.shape).enumerated() {
+                guard let k = padSource(o - low[d], x.shape[d], mode) else { inside = false; break }
+                src += k * xs[d]
+            }
+            out.setElement(inside ? x.element(at: src) : border.element(at: 0), at: i)
+        }
+        return out
+    }
+
+    /// The source index for position `i` (relative to the unpadded start) of a dimension of size n.
+    public static func padSource(_ i: Int, _ n: Int, _ mode: PadMode) -> Int? {
+        if i >= 0 && i < n { return i }
+        switch mode {
+        case .constant: return nil
+        case .reflect: return i < 0 ? -i : 2 * (n - 1) - i
+        case .symmetric: return i < 0 ? -i - 1 : 2 * n - 1 - i
+        }
+    }
+
+    static func concat(_ xs: [Tensor], _ axis: Int, _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        for i in 0..<type.elementCount {
+            var idx = multiIndex(i, type.shape)
+            var k = 0
+            while idx[axis] >= xs[k].shape[axis] { idx[axis] -= xs[k].shape[axis]; k += 1 }
+            let src = zip(idx, strides(xs[k].shape)).reduce(0) { $0 + $1.0 * $1.1 }
+            out.setElement(xs[k].element(at: src), at: i)
+        }
+        return out
+    }
+
+    static func gatherAxis(_ p: Tensor, _ indices: Tensor, _ axis: Int, _ batchDims: Int, _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        let ps = strides(p.shape), isStrides = strides(indices.shape)
+        let idxRank = indices.rank - batchDims
+        for i in 0..<type.elementCount {
+            let o = multiIndex(i, type.shape)
+            let batch = Array(o.prefix(batchDims))
+            let idxPos = batch + Array(o[axis..<(axis + idxRank)])
+            let k = Int(indices.element(at: zip(idxPos, isStrides).reduce(0) { $0 + $1.0 * $1.1 }).asDouble)
+            guard k >= 0 && k < p.shape[axis] else { continue }
+            let src = Array(o.prefix(axis)) + [k] + Array(o.dropFirst(axis + idxRank))
+            out.setElement(p.element(at: zip(src, ps).reduce(0) { $0 + $1.0 * $1.1 }), at: i)
+        }
+        return out
+    }
+
+    static func argReduce(_ a: ArgReduceOp, _ axis: Int, _ x: Tensor, _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        let xs = strides(x.shape)
+        for i in 0..<type.elementCount {
+            var idx = multiIndex(i, type.shape)
+            idx.insert(0, at: axis)
+            let base = zip(idx, xs).reduce(0) { $0 + $1.0 * $1.1 }
+            var best = x.element(at: base), bestK = 0
+            for k in 1..<x.shape[axis] {
+                let v = x.element(at: base + k * xs[axis])
+                if compare(a == .argmax ? .gt : .lt, v, best) { best = v; bestK = k }
+            }
+            out.setElement(.i(Int64(bestK)), at: i)
+        }
+        return out
+    }
+
+    static func reduceWindow(_ r: ReduceOp, _ window: [Int], _ strideBy: [Int], _ lo: [Int], _ x: Tensor, _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        let xs = strides(x.shape)
+        let windowCount = window.reduce(1, *)
+        for i in 0..<type.elementCount {
+            let o = multiIndex(i, type.shape)
+            var acc: ScalarValue? = nil
+            for w in 0..<windowCount {
+                let wi = multiIndex(w, window)
+                var src = 0, inside = true
+                for d in 0..<x.rank {
+                    let k = o[d] * strideBy[d] + wi[d] - lo[d]
+                    if k < 0 || k >= x.shape[d] { inside = false; break }
+                    src += k * xs[d]
+                }
+                guard inside else { continue }
+                let v = x.element(at: src)
+                guard let a = acc else { acc = v; continue }
+                let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+                acc = binary(op, a, v, x.dtype)
+            }
+            out.setElement(acc ?? .f(0), at: i)
+        }
+        return out
+    }
+
+    static func patches(_ x: Tensor, _ window: [Int], _ strideBy: [Int], _ dil: [Int], _ lo: [Int], _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        let (h, w, c) = (x.shape[1], x.shape[2], x.shape[3])
+        for i in 0..<type.elementCount {
+            let o = multiIndex(i, type.shape)
+            let (kh, rest) = (o[3] / (window[1] * c), o[3] % (window[1] * c))
+            let (kw, ci) = (rest / c, rest % c)
+            let y = o[1] * strideBy[0] + kh * dil[0] - lo[0], xx = o[2] * strideBy[1] + kw * dil[1] - lo[1]
+            guard y >= 0 && y < h && xx >= 0 && xx < w else { continue }
+            out.setElement(x.element(at: ((o[0] * h + y) * w + xx) * c + ci), at: i)
+        }
+        return out
+    }
+
+    // MARK: random numbers
+
+    /// SplitMix64's finaliser: a bijective 64-bit mixer with full avalanche.
+    @inline(__always) public static func mix64(_ z0: UInt64) -> UInt64 {
+        var z = z0
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// 64 random bits for element `i` of run `counter`, draw `k` (truncated normal redraws).
+    @inline(__always) public static func randomBits(seed: UInt64, counter: Int64, count: Int, index: Int, draw: Int = 0) -> UInt64 {
+        let key = mix64(seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(draw &+ 1))
+        let ctr = UInt64(bitPattern: counter) &* UInt64(count) &+ UInt64(index)
+        return mix64(key ^ mix64(ctr &* 0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// Box-Muller on the two halves of one 64-bit draw.
+    public static func normal(_ bits: UInt64) -> Double {
+        let u1 = Double((bits >> 40) + 1) * 0x1p-24
+        let u2 = Double((bits >> 16) & 0xFF_FFFF) * 0x1p-24
+        return (-2 * Glibc.log(u1)).squareRoot() * Glibc.cos(2 * Double.pi * u2)
+    }
+
+    static func random(_ kind: RandomKind, _ d: DType, _ seed: UInt64, counter: Int64, _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: d, shape: type.shape)
+        let n = type.elementCount
+        for i in 0..<n {
+            let bits = randomBits(seed: seed, counter: counter, count: n, index: i)
+            switch kind {
+            case .bits: out.setElement(.i(Int64(bitPattern: bits >> 1)), at: i)
+            case .uniform:
+                out.setElement(.f(d == .float32 ? Double(bits >> 40) * 0x1p-24 : Double(bits >> 11) * 0x1p-53), at: i)
+            case .normal:
+                out.setElement(.f(normal(bits)), at: i)
+            case .truncatedNormal:
+                var v = normal(bits), k = 1
+                while Swift.abs(v) > 2 {
+                    v = normal(randomBits(seed: seed, counter: counter, count: n, index: i, draw: k))
+                    k += 1
+                }
+                out.setElement(.f(v), at: i)
+            }
+        }
+        return out
     }
 
     // MARK: element semantics
@@ -78,6 +259,7 @@ public enum ReferenceEvaluator {
             case .abs: return .f(Swift.abs(d))
             case .exp: return r(Glibc.exp(d))
             case .log: return r(Glibc.log(d))
+            case .log1p: return r(Glibc.log1p(d))
             case .sqrt: return r(d.squareRoot())
             case .rsqrt: return r(1 / d.squareRoot())
             case .tanh: return r(Glibc.tanh(d))
@@ -124,7 +306,7 @@ public enum ReferenceEvaluator {
             case .max: return .f(x.isNaN || x > y ? x : y)
             case .min: return .f(x.isNaN || x < y ? x : y)
             case .pow: return r(Glibc.pow(x, y))
-            case .floordiv: return r((x / y).rounded(.down))
+            case .floordiv: return r((f32 ? Double(Float(x / y)) : x / y).rounded(.down))
             case .floormod:
                 var m = Glibc.fmod(x, y)
                 if m != 0 && (m < 0) != (y < 0) { m += y }
@@ -163,7 +345,11 @@ public enum ReferenceEvaluator {
             case .and, .or: return a
             }
         case (.b(let x), .b(let y)):
-            return .b(op == .and ? (x && y) : op == .or ? (x || y) : x)
+            switch op {
+            case .and, .min: return .b(x && y)
+            case .or, .max: return .b(x || y)
+            default: return a
+            }
         default:
             return a
         }
@@ -249,8 +435,8 @@ public enum ReferenceEvaluator {
         switch r {
         case .sum: identity = x.dtype.isFloatingPoint ? .f(0) : .i(0)
         case .prod: identity = x.dtype.isFloatingPoint ? .f(1) : .i(1)
-        case .max: identity = x.dtype.isFloatingPoint ? .f(-.infinity) : .i(x.dtype == .uint8 ? 0 : x.dtype == .int32 ? Int64(Int32.min) : Int64.min)
-        case .min: identity = x.dtype.isFloatingPoint ? .f(.infinity) : .i(x.dtype == .uint8 ? 255 : x.dtype == .int32 ? Int64(Int32.max) : Int64.max)
+        case .max: identity = x.dtype == .bool ? .b(false) : x.dtype.isFloatingPoint ? .f(-.infinity) : .i(x.dtype == .uint8 ? 0 : x.dtype == .int32 ? Int64(Int32.min) : Int64.min)
+        case .min: identity = x.dtype == .bool ? .b(true) : x.dtype.isFloatingPoint ? .f(.infinity) : .i(x.dtype == .uint8 ? 255 : x.dtype == .int32 ? Int64(Int32.max) : Int64.max)
         }
         for o in 0..<type.elementCount { out.setElement(acc[o] ?? identity, at: o) }
         return out

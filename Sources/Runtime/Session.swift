@@ -14,6 +14,8 @@ public final class Session: @unchecked Sendable {
     private var closed = false
     private let lock = NSLock()
     private let debugLevel: Int
+    /// Seeds unseeded random ops, so they differ between sessions.
+    private let sessionSeed = UInt64.random(in: 1...UInt64.max)
     /// How many executables this session has compiled (each new signature compiles once).
     public private(set) var compileCount = 0
 
@@ -51,6 +53,19 @@ public final class Session: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if closed { throw KilnError(.cancelled, "Attempted to use a closed Session.") }
+        return try runLocked(fetches, feeds: feeds, targets: targets)
+    }
+
+    private func runLocked(_ fetches: [Output], feeds given: [Output: Tensor], targets: [KilnFrontend.Operation]) throws -> [Tensor] {
+        var feeds = given
+        // Ops with data-dependent output shapes run on the host: compute their inputs with a run
+        // of their own, then feed their outputs to the compiled rest. (Stateful ops upstream of
+        // such an op run in that extra run too.)
+        for op in Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets) {
+            guard let kernel = OpRegistry.def(op.type)?.hostKernel, op.outputs.contains(where: { feeds[$0] == nil }) else { continue }
+            let inputs = try runLocked(op.inputs, feeds: feeds, targets: [])
+            for (k, t) in try kernel(inputs, op.attrs).enumerated() { feeds[op.output(k)] = t }
+        }
         let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
         for (o, t) in orderedFeeds {
             guard o.graph === graph else { throw KilnError.invalidArgument("Cannot feed '\(o.name)': it belongs to another graph") }
@@ -78,7 +93,7 @@ public final class Session: @unchecked Sendable {
             for (k, t) in feeds.enumerated() { inputs[k] = t.buffer.pointer }
             for (k, v) in step.lowered.variables.enumerated() {
                 if variables[v] == nil {
-                    if step.lowered.readBeforeWrite.contains(v) {
+                    if step.lowered.readBeforeWrite.contains(v) && !step.lowered.autoInitialized.contains(v) {
                         throw KilnError.failedPrecondition("Attempting to use uninitialized value \(v.name)")
                     }
                     let t = exe.function.params[feeds.count + k].type
@@ -104,7 +119,7 @@ public final class Session: @unchecked Sendable {
         let ops = Lowering.prune(fetches: fetches, feeds: Set(feeds.map(\.0)), targets: targets)
         try Placement.check(ops, config: config)
         let name = "step\(compileCount + 1)"
-        var lowered = try Lowering.lower(fetches: fetches, feeds: feeds, targets: targets, name: name)
+        var lowered = try Lowering.lower(fetches: fetches, feeds: feeds, targets: targets, name: name, sessionSeed: sessionSeed)
         let level = debugLevel
         var pm = PassManager.standard(afterEach: level >= 3 ? { pass, f in Debug.log("IR after \(pass):\n\(Printer.print(f))") } : nil)
         if level >= 3 { Debug.log("IR after lowering:\n\(Printer.print(lowered.function))") }

@@ -1,0 +1,201 @@
+import CLLVM
+import KilnIR
+
+/// Element generators for the index-map primitives (pad, concat, gather, patches) and the
+/// window reductions. Out-of-range positions are clamped before loading, then replaced by a
+/// select, so no load ever leaves its buffer and the loops stay vectorisable.
+extension Emitter {
+    func clamp(_ v: LLVMValueRef, _ n: Int) -> LLVMValueRef {
+        let lo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, v, constI64(0), ""), constI64(0), v, "")!
+        return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, lo, constI64(n - 1), ""), constI64(n - 1), lo, "")!
+    }
+
+    func inRange(_ v: LLVMValueRef, _ n: Int) -> LLVMValueRef {
+        LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, v, constI64(0), ""), LLVMBuildICmp(b, LLVMIntSLT, v, constI64(n), ""), "")!
+    }
+
+    func emitPad(_ i: Instruction, _ idx: Index, _ low: [Int], _ mode: PadMode) -> LLVMValueRef {
+        let x = i.operands[0], xs = types[x]!.shape
+        var inside = LLVMConstInt(i1, 1, 0)!
+        var multi: [LLVMValueRef] = []
+        for d in 0..<xs.count {
+            let p = LLVMBuildSub(b, idx.multi[d], constI64(low[d]), "")!
+            let n = xs[d]
+            switch mode {
+            case .constant:
+                inside = LLVMBuildAnd(b, inside, inRange(p, n), "")
+                multi.append(clamp(p, n))
+            case .reflect, .symmetric:
+                let neg = LLVMBuildICmp(b, LLVMIntSLT, p, constI64(0), "")
+                let over = LLVMBuildICmp(b, LLVMIntSGE, p, constI64(n), "")
+                let below = mode == .reflect ? LLVMBuildNeg(b, p, "")! : LLVMBuildSub(b, constI64(-1), p, "")!
+                let above = LLVMBuildSub(b, constI64(mode == .reflect ? 2 * (n - 1) : 2 * n - 1), p, "")!
+                let src = LLVMBuildSelect(b, neg, below, LLVMBuildSelect(b, over, above, p, ""), "")!
+                multi.append(clamp(src, n))
+            }
+        }
+        let v = element(x, Index(multi: multi, shape: xs, emitter: self))
+        if mode != .constant { return v }
+        let border = element(i.operands[1], Index(multi: [], linear: constI64(0), shape: [], emitter: self))
+        return LLVMBuildSelect(b, inside, v, border, "")
+    }
+
+    func emitConcat(_ i: Instruction, _ idx: Index, _ axis: Int) -> LLVMValueRef {
+        var result: LLVMValueRef?
+        var offset = 0
+        for o in i.operands {
+            let s = types[o]!.shape
+            var multi = idx.multi
+            let local = LLVMBuildSub(b, multi[axis], constI64(offset), "")!
+            multi[axis] = clamp(local, s[axis])
+            let v = element(o, Index(multi: multi, shape: s, emitter: self))
+            if let r = result {
+                let mine = LLVMBuildICmp(b, LLVMIntSGE, idx.multi[axis], constI64(offset), "")
+                result = LLVMBuildSelect(b, mine, v, r, "")
+            } else { result = v }
+            offset += s[axis]
+        }
+        return result!
+    }
+
+    func emitGather(_ i: Instruction, _ idx: Index, _ axis: Int, _ batchDims: Int) -> LLVMValueRef {
+        let p = i.operands[0], ind = i.operands[1]
+        let ps = types[p]!.shape, isShape = types[ind]!.shape
+        let idxRank = isShape.count - batchDims
+        let o = idx.multi
+        let position = Array(o.prefix(batchDims)) + Array(o[axis..<(axis + idxRank)])
+        let raw = element(ind, Index(multi: position, shape: isShape, emitter: self))
+        let k = types[ind]!.dtype == .int64 ? raw : LLVMBuildSExt(b, raw, i64, "")!
+        let src = Array(o.prefix(axis)) + [clamp(k, ps[axis])] + Array(o.dropFirst(axis + idxRank))
+        let v = element(p, Index(multi: src, shape: ps, emitter: self))
+        return LLVMBuildSelect(b, inRange(k, ps[axis]), v, constValue(0, types[p]!.dtype), "")
+    }
+
+    func emitPatches(_ i: Instruction, _ idx: Index, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) -> LLVMValueRef {
+        let x = i.operands[0], xs = types[x]!.shape
+        let c = xs[3], o = idx.multi
+        let q = o[3]
+        let kh = LLVMBuildUDiv(b, q, constI64(window[1] * c), "")!
+        let kw = LLVMBuildURem(b, LLVMBuildUDiv(b, q, constI64(c), ""), constI64(window[1]), "")!
+        let ci = LLVMBuildURem(b, q, constI64(c), "")!
+        func coord(_ out: LLVMValueRef, _ k: LLVMValueRef, _ d: Int) -> LLVMValueRef {
+            let base = LLVMBuildMul(b, out, constI64(strides[d]), "")!
+            return LLVMBuildSub(b, LLVMBuildAdd(b, base, LLVMBuildMul(b, k, constI64(dil[d]), ""), ""), constI64(lo[d]), "")!
+        }
+        let y = coord(o[1], kh, 0), xx = coord(o[2], kw, 1)
+        let inside = LLVMBuildAnd(b, inRange(y, xs[1]), inRange(xx, xs[2]), "")
+        let v = element(x, Index(multi: [o[0], clamp(y, xs[1]), clamp(xx, xs[2]), ci], shape: xs, emitter: self))
+        return LLVMBuildSelect(b, inside, v, constValue(0, xs.isEmpty ? .float32 : types[x]!.dtype), "")
+    }
+
+    // MARK: kernels with an inner reduction
+
+    func emitArgReduce(_ i: Instruction, _ a: ArgReduceOp, _ axis: Int) {
+        let x = i.operands[0], xt = types[x]!, t = i.type!
+        let bestV = entryAlloca(registerType(xt.dtype)), bestK = entryAlloca(i64)
+        loopNest(t.shape) { outIdx in
+            var first = outIdx.multi
+            first.insert(constI64(0), at: axis)
+            LLVMBuildStore(b, element(x, Index(multi: first, shape: xt.shape, emitter: self)), bestV)
+            LLVMBuildStore(b, constI64(0), bestK)
+            loop(xt.shape[axis]) { k in
+                var m = outIdx.multi
+                m.insert(k, at: axis)
+                let v = element(x, Index(multi: m, shape: xt.shape, emitter: self))
+                let best = LLVMBuildLoad2(b, registerType(xt.dtype), bestV, "")!
+                // Strictly better only, so ties keep the first index.
+                let better = compare(a == .argmax ? .gt : .lt, v, best, xt.dtype)
+                LLVMBuildStore(b, LLVMBuildSelect(b, better, v, best, ""), bestV)
+                LLVMBuildStore(b, LLVMBuildSelect(b, better, k, LLVMBuildLoad2(b, i64, bestK, ""), ""), bestK)
+            }
+            store(cast(LLVMBuildLoad2(b, i64, bestK, "")!, .int64, t.dtype), base[i.id]!, outIdx.linear, t.dtype)
+        }
+    }
+
+    func emitReduceWindow(_ i: Instruction, _ r: ReduceOp, _ window: [Int], _ strides: [Int], _ lo: [Int]) {
+        let x = i.operands[0], xt = types[x]!, t = i.type!
+        let acc = entryAlloca(registerType(t.dtype))
+        let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+        loopNest(t.shape) { outIdx in
+            LLVMBuildStore(b, reduceIdentity(r, t.dtype), acc)
+            loopNest(window) { w in
+                var inside = LLVMConstInt(i1, 1, 0)!
+                var multi: [LLVMValueRef] = []
+                for d in 0..<xt.rank {
+                    let base = LLVMBuildMul(b, outIdx.multi[d], constI64(strides[d]), "")!
+                    let p = LLVMBuildSub(b, LLVMBuildAdd(b, base, w.multi[d], ""), constI64(lo[d]), "")!
+                    inside = LLVMBuildAnd(b, inside, inRange(p, xt.shape[d]), "")
+                    multi.append(clamp(p, xt.shape[d]))
+                }
+                let v = element(x, Index(multi: multi, shape: xt.shape, emitter: self))
+                let a = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
+                LLVMBuildStore(b, LLVMBuildSelect(b, inside, binary(op, a, v, t.dtype), a, ""), acc)
+            }
+            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base[i.id]!, outIdx.linear, t.dtype)
+        }
+    }
+
+    // MARK: random numbers (bit-identical to ReferenceEvaluator.randomBits)
+
+    func mix64(_ z0: LLVMValueRef) -> LLVMValueRef {
+        var z = z0
+        z = LLVMBuildMul(b, LLVMBuildXor(b, z, LLVMBuildLShr(b, z, constI64(30), ""), ""), LLVMConstInt(i64, 0xBF58_476D_1CE4_E5B9, 0), "")
+        z = LLVMBuildMul(b, LLVMBuildXor(b, z, LLVMBuildLShr(b, z, constI64(27), ""), ""), LLVMConstInt(i64, 0x94D0_49BB_1331_11EB, 0), "")
+        return LLVMBuildXor(b, z, LLVMBuildLShr(b, z, constI64(31), ""), "")
+    }
+
+    func randomBits(seed: UInt64, counter: LLVMValueRef, count: Int, index: LLVMValueRef, draw: LLVMValueRef) -> LLVMValueRef {
+        let salt = LLVMBuildMul(b, LLVMBuildAdd(b, draw, constI64(1), ""), LLVMConstInt(i64, 0x9E37_79B9_7F4A_7C15, 0), "")!
+        let key = mix64(LLVMBuildAdd(b, LLVMConstInt(i64, seed, 0), salt, "")!)
+        let ctr = LLVMBuildAdd(b, LLVMBuildMul(b, counter, constI64(count), ""), index, "")!
+        let mixed = mix64(LLVMBuildMul(b, ctr, LLVMConstInt(i64, 0x9E37_79B9_7F4A_7C15, 0), "")!)
+        return mix64(LLVMBuildXor(b, key, mixed, "")!)
+    }
+
+    func normal(_ bits: LLVMValueRef) -> LLVMValueRef {
+        let u1 = LLVMBuildFMul(b, LLVMBuildUIToFP(b, LLVMBuildAdd(b, LLVMBuildLShr(b, bits, constI64(40), ""), constI64(1), ""), f64, ""),
+                               LLVMConstReal(f64, 0x1p-24), "")!
+        let u2 = LLVMBuildFMul(b, LLVMBuildUIToFP(b, LLVMBuildAnd(b, LLVMBuildLShr(b, bits, constI64(16), ""), constI64(0xFF_FFFF), ""), f64, ""),
+                               LLVMConstReal(f64, 0x1p-24), "")!
+        let r = intrinsic("llvm.sqrt", [f64], [LLVMBuildFMul(b, LLVMConstReal(f64, -2), intrinsic("llvm.log", [f64], [u1]), "")!])
+        return LLVMBuildFMul(b, r, intrinsic("llvm.cos", [f64], [LLVMBuildFMul(b, LLVMConstReal(f64, 2 * Double.pi), u2, "")!]), "")
+    }
+
+    func emitRandom(_ i: Instruction, _ idx: Index, _ kind: RandomKind, _ seed: UInt64) -> LLVMValueRef {
+        let t = i.type!
+        let counter = element(i.operands[0], Index(multi: [], linear: constI64(0), shape: [], emitter: self))
+        let n = t.elementCount
+        let bits = randomBits(seed: seed, counter: counter, count: n, index: idx.linear, draw: constI64(0))
+        switch kind {
+        case .bits:
+            return LLVMBuildLShr(b, bits, constI64(1), "")
+        case .uniform:
+            if t.dtype == .float32 {
+                return LLVMBuildFMul(b, LLVMBuildUIToFP(b, LLVMBuildLShr(b, bits, constI64(40), ""), f32, ""), LLVMConstReal(f32, 0x1p-24), "")
+            }
+            return LLVMBuildFMul(b, LLVMBuildUIToFP(b, LLVMBuildLShr(b, bits, constI64(11), ""), f64, ""), LLVMConstReal(f64, 0x1p-53), "")
+        case .normal:
+            return cast(normal(bits), .float64, t.dtype)
+        case .truncatedNormal:
+            // Redraw (draw 1, 2, ...) until within two standard deviations.
+            let slot = entryAlloca(f64), draw = entryAlloca(i64)
+            LLVMBuildStore(b, normal(bits), slot)
+            LLVMBuildStore(b, constI64(1), draw)
+            let check = LLVMAppendBasicBlockInContext(ctx, fn, "tn.check")!
+            let redraw = LLVMAppendBasicBlockInContext(ctx, fn, "tn.redraw")!
+            let done = LLVMAppendBasicBlockInContext(ctx, fn, "tn.done")!
+            LLVMBuildBr(b, check)
+            LLVMPositionBuilderAtEnd(b, check)
+            let v = LLVMBuildLoad2(b, f64, slot, "")!
+            let far = LLVMBuildFCmp(b, LLVMRealOGT, intrinsic("llvm.fabs", [f64], [v]), LLVMConstReal(f64, 2), "")
+            LLVMBuildCondBr(b, far, redraw, done)
+            LLVMPositionBuilderAtEnd(b, redraw)
+            let k = LLVMBuildLoad2(b, i64, draw, "")!
+            LLVMBuildStore(b, normal(randomBits(seed: seed, counter: counter, count: n, index: idx.linear, draw: k)), slot)
+            LLVMBuildStore(b, LLVMBuildAdd(b, k, constI64(1), ""), draw)
+            LLVMBuildBr(b, check)
+            LLVMPositionBuilderAtEnd(b, done)
+            return cast(LLVMBuildLoad2(b, f64, slot, "")!, .float64, t.dtype)
+        }
+    }
+}

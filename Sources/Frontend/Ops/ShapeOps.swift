@@ -1,0 +1,347 @@
+import KilnIR
+
+/// Ops that move data around: concat, expand_dims, squeeze, transpose, pad, tile, slices, gathers,
+/// one_hot, shape queries and constant fills.
+enum ShapeOps {
+    static let defs: [OpDef] = [
+        OpDef("ConcatV2", arity: .atLeast(2), attrs: ["Tidx": .type(.int32)], infer: { ctx in
+            let n = ctx.inputs.count - 1
+            let d = try ctx.sameDType(Array(0..<n))
+            guard let a = ctx.ints(n)?.first else { return [(d, .unknown)] }
+            let known = (0..<n).compactMap { ctx.shape($0).dims }
+            guard let rank = known.first?.count else { return [(d, .unknown)] }
+            let axis = try ctx.normalizedAxis(a, rank: rank)
+            var out = [Int?](repeating: nil, count: rank)
+            var total: Int? = 0
+            for (k, dims) in known.enumerated() {
+                guard dims.count == rank else { throw ctx.error("Shape must be rank \(rank) but is rank \(dims.count) for input \(k)") }
+                for j in 0..<rank where j != axis {
+                    if let x = out[j], let y = dims[j], x != y { throw ctx.error("Dimension \(j) in both shapes must be equal, but are \(x) and \(y)") }
+                    out[j] = out[j] ?? dims[j]
+                }
+                total = dims[axis].flatMap { v in total.map { $0 + v } }
+            }
+            out[axis] = known.count == n ? total : nil
+            return [(d, Shape(dims: out))]
+        }, lower: { ctx in
+            let n = ctx.op.inputs.count - 1
+            let values = try (0..<n).map { try ctx.value($0) }
+            let axis = try ctx.axis(try ctx.ints(n)[0], rank: ctx.type(values[0]).rank)
+            return [.value(try ctx.emit(.concat(axis: axis), values))]
+        }),
+
+        OpDef("ExpandDims", arity: .exactly(2), attrs: ["Tdim": .type(.int32)], infer: { ctx in
+            guard var dims = ctx.shape(0).dims, let a = ctx.ints(1)?.first else { return [(ctx.dtype(0), .unknown)] }
+            guard a >= -dims.count - 1 && a <= dims.count else { throw ctx.error("dim \(a) is out of range for rank \(dims.count)") }
+            dims.insert(1, at: a < 0 ? a + dims.count + 1 : a)
+            return [(ctx.dtype(0), Shape(dims: dims))]
+        }, lower: { ctx in
+            let x = try ctx.value(0)
+            var s = ctx.type(x).shape
+            let a = try ctx.ints(1)[0]
+            s.insert(1, at: a < 0 ? a + s.count + 1 : a)
+            return [.value(try ctx.reshape(x, s))]
+        }),
+
+        OpDef("Squeeze", arity: .exactly(1), attrs: ["squeeze_dims": .ints([])], infer: { ctx in
+            guard let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), .unknown)] }
+            let axes = try (ctx.attrs["squeeze_dims"]?.ints ?? []).map { try ctx.normalizedAxis($0, rank: dims.count) }
+            if axes.isEmpty {
+                if dims.contains(where: { $0 == nil }) { return [(ctx.dtype(0), .unknown)] }
+                return [(ctx.dtype(0), Shape(dims: dims.filter { $0 != 1 }))]
+            }
+            for a in axes where dims[a] != nil && dims[a] != 1 {
+                throw ctx.error("Can not squeeze dim[\(a)], expected a dimension of 1, got \(dims[a]!)")
+            }
+            return [(ctx.dtype(0), Shape(dims: dims.enumerated().filter { !axes.contains($0.offset) }.map(\.element)))]
+        }, lower: { ctx in
+            let x = try ctx.value(0)
+            let s = ctx.type(x).shape
+            let axes = try (ctx.attrs["squeeze_dims"]?.ints ?? []).map { try ctx.axis($0, rank: s.count) }
+            let kept = s.enumerated().filter { axes.isEmpty ? $0.element != 1 : !axes.contains($0.offset) }.map(\.element)
+            return [.value(try ctx.reshape(x, kept))]
+        }),
+
+        OpDef("Transpose", arity: .exactly(2), attrs: ["Tperm": .type(.int32)], infer: { ctx in
+            guard let perm = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
+            guard let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), Shape(dims: perm.map { _ in nil }))] }
+            guard perm.sorted() == Array(0..<dims.count) else { throw ctx.error("perm \(perm) is not a permutation of 0..<\(dims.count)") }
+            return [(ctx.dtype(0), Shape(dims: perm.map { dims[$0] }))]
+        }, lower: { ctx in
+            [.value(try ctx.emit(.transpose(perm: try ctx.ints(1)), [try ctx.value(0)]))]
+        }),
+
+        pad("Pad", hasValue: false), pad("PadV2", hasValue: true), pad("MirrorPad", hasValue: false, mirror: true),
+
+        OpDef("Tile", arity: .exactly(2), attrs: ["Tmultiples": .type(.int32)], infer: { ctx in
+            guard let m = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
+            guard let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), Shape(dims: m.map { _ in nil }))] }
+            guard m.count == dims.count, m.allSatisfy({ $0 >= 0 }) else { throw ctx.error("multiples \(m) must be non-negative, one per dimension") }
+            return [(ctx.dtype(0), Shape(dims: zip(dims, m).map { d, k in d.map { $0 * k } }))]
+        }, lower: { ctx in
+            // [d0, d1] tiled by [m0, m1] = reshape(broadcast(reshape(x, [1, d0, 1, d1]), [m0, d0, m1, d1])).
+            let x = try ctx.value(0)
+            let s = ctx.type(x).shape, m = try ctx.ints(1)
+            let spread = try ctx.reshape(x, s.flatMap { [1, $0] })
+            let b = try ctx.broadcast(spread, to: zip(m, s).flatMap { [$0, $1] })
+            return [.value(try ctx.reshape(b, zip(m, s).map { $0 * $1 }))]
+        }),
+
+        OpDef("Slice", arity: .exactly(3), attrs: ["Index": .type(.int32)], infer: { ctx in
+            guard let begin = ctx.ints(1), let size = ctx.ints(2) else { return [(ctx.dtype(0), .unknown)] }
+            let dims = ctx.shape(0).dims ?? begin.map { _ in nil }
+            guard begin.count == dims.count, size.count == dims.count else { throw ctx.error("begin and size must have one entry per dimension") }
+            let out = try (0..<dims.count).map { d -> Int? in
+                if let n = dims[d], begin[d] < 0 || begin[d] + max(size[d], 0) > n || (size[d] == -1 && begin[d] > n) {
+                    throw ctx.error("Expected begin \(begin[d]) and size \(size[d]) to fit dimension \(d) of size \(n)")
+                }
+                return size[d] == -1 ? dims[d].map { $0 - begin[d] } : size[d]
+            }
+            return [(ctx.dtype(0), Shape(dims: out))]
+        }, lower: { ctx in
+            let x = try ctx.value(0)
+            let s = ctx.type(x).shape, begin = try ctx.ints(1), size = try ctx.ints(2)
+            let shape = (0..<s.count).map { size[$0] == -1 ? s[$0] - begin[$0] : size[$0] }
+            return [.value(try ctx.emit(.slice(start: begin, strides: s.map { _ in 1 }, shape: shape), [x]))]
+        }),
+
+        OpDef("StridedSlice", arity: .exactly(4),
+              attrs: ["begin_mask": .int(0), "end_mask": .int(0), "ellipsis_mask": .int(0), "new_axis_mask": .int(0), "shrink_axis_mask": .int(0)],
+              infer: { ctx in
+            guard let b = ctx.ints(1), let e = ctx.ints(2), let st = ctx.ints(3), let dims = ctx.shape(0).dims else {
+                return [(ctx.dtype(0), .unknown)]
+            }
+            let spec = try StridedSliceSpec(dims: dims, begin: b, end: e, strides: st, attrs: ctx.attrs, error: ctx.error)
+            return [(ctx.dtype(0), Shape(dims: spec.finalShape))]
+        }, lower: { ctx in
+            let x = try ctx.value(0)
+            let s = ctx.type(x).shape
+            let spec = try StridedSliceSpec(dims: s, begin: try ctx.ints(1), end: try ctx.ints(2), strides: try ctx.ints(3), attrs: ctx.attrs, error: ctx.error)
+            let sizes = spec.sizes.map { $0! }
+            var v = x
+            if sizes.contains(0) || (spec.starts.map { $0! } != s.map { _ in 0 } || spec.strides != s.map { _ in 1 } || sizes != s) {
+                v = try ctx.emit(.slice(start: spec.starts.map { $0! }, strides: spec.strides, shape: sizes), [x])
+            }
+            return [.value(try ctx.reshape(v, spec.finalShape.map { $0! }))]
+        }),
+
+        OpDef("GatherV2", arity: .exactly(3), attrs: ["batch_dims": .int(0), "Taxis": .type(.int32)], infer: { ctx in
+            guard ctx.dtype(1) == .int32 || ctx.dtype(1) == .int64 else { throw ctx.error("indices must be int32 or int64, got \(ctx.dtype(1))") }
+            guard let p = ctx.shape(0).dims, let i = ctx.shape(1).dims, let a = ctx.ints(2)?.first else { return [(ctx.dtype(0), .unknown)] }
+            let axis = try ctx.normalizedAxis(a, rank: p.count)
+            var bd = ctx.attrs["batch_dims"]?.int ?? 0
+            if bd < 0 { bd += i.count }
+            guard bd <= axis, bd <= i.count else { throw ctx.error("batch_dims \(bd) must be at most axis \(axis) and the indices' rank \(i.count)") }
+            return [(ctx.dtype(0), Shape(dims: Array(p.prefix(axis)) + Array(i.dropFirst(bd)) + Array(p.dropFirst(axis + 1))))]
+        }, lower: { ctx in
+            let (p, i) = (try ctx.value(0), try ctx.value(1))
+            let axis = try ctx.axis(try ctx.ints(2)[0], rank: ctx.type(p).rank)
+            var bd = ctx.attrs["batch_dims"]?.int ?? 0
+            if bd < 0 { bd += ctx.type(i).rank }
+            return [.value(try ctx.emit(.gather(axis: axis, batchDims: bd), [p, i]))]
+        }),
+
+        OpDef("GatherNd", arity: .exactly(2), infer: { ctx in
+            guard let p = ctx.shape(0).dims, let i = ctx.shape(1).dims, let k = i.last ?? nil else { return [(ctx.dtype(0), .unknown)] }
+            guard k <= p.count else { throw ctx.error("index depth \(k) exceeds the params' rank \(p.count)") }
+            return [(ctx.dtype(0), Shape(dims: Array(i.dropLast()) + Array(p.dropFirst(k))))]
+        }, lower: { ctx in
+            // The K index components become one linear index into params flattened over its first K dims.
+            let (p, i) = (try ctx.value(0), try ctx.value(1))
+            let ps = ctx.type(p).shape, isShape = ctx.type(i).shape
+            let k = isShape.last!, outer = Array(isShape.dropLast())
+            let itype = ctx.type(i).dtype
+            var linear = try ctx.full(0, itype, outer)
+            for c in 0..<k {
+                let start = outer.map { _ in 0 } + [c]
+                let comp = try ctx.emit(.slice(start: start, strides: isShape.map { _ in 1 }, shape: outer + [1]), [i])
+                let stride = ps[(c + 1)..<k].reduce(1, *)
+                linear = try ctx.binary(.add, linear, ctx.binary(.mul, ctx.reshape(comp, outer), scalar: Double(stride)))
+            }
+            let flat = try ctx.reshape(p, [ps.prefix(k).reduce(1, *)] + Array(ps.dropFirst(k)))
+            return [.value(try ctx.emit(.gather(axis: 0, batchDims: 0), [flat, linear]))]
+        }),
+
+        OpDef("OneHot", arity: .exactly(4), attrs: ["axis": .int(-1), "TI": .type(.int64)], infer: { ctx in
+            let d = try ctx.sameDType([2, 3])
+            guard ctx.dtype(0) == .int32 || ctx.dtype(0) == .int64 || ctx.dtype(0) == .uint8 else { throw ctx.error("indices must be integers") }
+            guard var dims = ctx.shape(0).dims else { return [(d, .unknown)] }
+            let axis = ctx.attrs["axis"]?.int ?? -1
+            guard axis >= -1 && axis <= dims.count else { throw ctx.error("axis \(axis) is out of range") }
+            dims.insert(ctx.ints(1)?.first, at: axis == -1 ? dims.count : axis)
+            return [(d, Shape(dims: dims))]
+        }, lower: { ctx in
+            let idx = try ctx.value(0)
+            let depth = try ctx.ints(1)[0]
+            let (on, off) = (try ctx.value(2), try ctx.value(3))
+            var s = ctx.type(idx).shape
+            let a = ctx.attrs["axis"]?.int ?? -1
+            let axis = a == -1 ? s.count : a
+            let dims = (0..<s.count).map { $0 < axis ? $0 : $0 + 1 }
+            s.insert(depth, at: axis)
+            let wide = try ctx.cast(idx, .int64)
+            let position = try ctx.emit(.iota(dtype: .int64, shape: s, axis: axis), [])
+            let spread = try ctx.emit(.broadcast(shape: s, dims: dims), [wide])
+            let hit = try ctx.emit(.compare(.eq), [position, spread])
+            return [.value(try ctx.select(hit, on, off))]
+        }),
+
+        OpDef("Shape", arity: .exactly(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
+            [(ctx.attrs["out_type"]?.type ?? .int32, Shape(dims: [ctx.shape(0).rank]))]
+        }, lower: { ctx in
+            let s = ctx.op.inputs[0].op.type == "VariableV2" ? ctx.type(try ctx.variable(0)).shape : ctx.type(try ctx.value(0)).shape
+            let t = try Tensor(literal: s.map(Int64.init), dtype: ctx.attrs["out_type"]?.type ?? .int32)
+            return [.value(ctx.builder.constant(t))]
+        }),
+        OpDef("Rank", arity: .exactly(1), infer: { _ in [(.int32, .scalar)] }, lower: { ctx in
+            [.value(ctx.builder.constant(Tensor(Int32(ctx.type(try ctx.value(0)).rank))))]
+        }),
+        OpDef("Size", arity: .exactly(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
+            [(ctx.attrs["out_type"]?.type ?? .int32, .scalar)]
+        }, lower: { ctx in
+            let n = ctx.type(try ctx.value(0)).elementCount
+            return [.value(ctx.builder.constant(try Tensor(literal: Int64(n), dtype: ctx.attrs["out_type"]?.type ?? .int32)))]
+        }),
+
+        OpDef("Range", arity: .exactly(3), infer: { ctx in
+            let d = try ctx.sameDType()
+            guard let s = ctx.constantValue(0)?.doubles.first, let l = ctx.constantValue(1)?.doubles.first,
+                  let dl = ctx.constantValue(2)?.doubles.first else { return [(d, Shape(dims: [nil]))] }
+            return [(d, Shape([try rangeCount(s, l, dl, ctx.error)]))]
+        }, lower: { ctx in
+            let s = try ctx.constant(0).doubles[0], l = try ctx.constant(1).doubles[0], dl = try ctx.constant(2).doubles[0]
+            let d = ctx.type(try ctx.value(0)).dtype
+            let n = try rangeCount(s, l, dl, ctx.error)
+            let i = try ctx.emit(.iota(dtype: d, shape: [n], axis: 0), [])
+            return [.value(try ctx.binary(.add, ctx.binary(.mul, i, scalar: dl), scalar: s))]
+        }),
+
+        OpDef("Fill", arity: .exactly(2), attrs: ["index_type": .type(.int32)], infer: { ctx in
+            guard ctx.shape(1).rank ?? 0 == 0 else { throw ctx.error("value must be a scalar") }
+            guard let dims = ctx.ints(0) else { return [(ctx.dtype(1), .unknown)] }
+            return [(ctx.dtype(1), Shape(dims))]
+        }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(1), to: try ctx.ints(0)))] }),
+
+        like("ZerosLike", 0), like("OnesLike", 1),
+    ]
+
+    static func like(_ name: String, _ v: Double) -> OpDef {
+        OpDef(name, arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] }, lower: { ctx in
+            let t = ctx.type(try ctx.value(0))
+            return [.value(try ctx.full(v, t.dtype, t.shape))]
+        })
+    }
+
+    static func rangeCount(_ s: Double, _ l: Double, _ d: Double, _ error: (String) -> KilnError) throws -> Int {
+        guard d != 0 else { throw error("Requires delta != 0") }
+        guard (d > 0 && l >= s) || (d < 0 && l <= s) else {
+            throw error("Requires start <= limit when delta > 0 (or start >= limit when delta < 0): \(s)/\(l)/\(d)")
+        }
+        return Int(((l - s) / d).rounded(.up))
+    }
+
+    /// Pad (zeros), PadV2 (a given value) and MirrorPad (REFLECT or SYMMETRIC).
+    static func pad(_ name: String, hasValue: Bool, mirror: Bool = false) -> OpDef {
+        OpDef(name, arity: .exactly(hasValue ? 3 : 2), attrs: ["Tpaddings": .type(.int32)], infer: { ctx in
+            guard let p = ctx.ints(1) else { return [(ctx.dtype(0), ctx.shape(0).rank.map { Shape(dims: Array(repeating: nil, count: $0)) } ?? .unknown)] }
+            let rank = p.count / 2
+            let dims = ctx.shape(0).dims ?? Array(repeating: nil, count: rank)
+            guard dims.count == rank, p.allSatisfy({ $0 >= 0 }) else {
+                throw ctx.error("paddings must be a non-negative [\(dims.count), 2] matrix, got \(p)")
+            }
+            let mode = mirror ? (ctx.attrs["mode"]?.string ?? "REFLECT") : "CONSTANT"
+            guard ["CONSTANT", "REFLECT", "SYMMETRIC"].contains(mode) else { throw ctx.error("unknown padding mode '\(mode)'") }
+            for d in 0..<rank {
+                guard let n = dims[d], mode != "CONSTANT" else { continue }
+                let limit = mode == "REFLECT" ? n - 1 : n
+                if p[2 * d] > limit || p[2 * d + 1] > limit {
+                    throw ctx.error("paddings must be \(mode == "REFLECT" ? "less than" : "no greater than") the dimension size: \(p[2 * d]), \(p[2 * d + 1]) not \(mode == "REFLECT" ? "less than" : "greater than") \(n)")
+                }
+            }
+            return [(ctx.dtype(0), Shape(dims: (0..<rank).map { d in dims[d].map { $0 + p[2 * d] + p[2 * d + 1] } }))]
+        }, lower: { ctx in
+            let x = try ctx.value(0)
+            let p = try ctx.ints(1)
+            let rank = p.count / 2
+            let low = (0..<rank).map { p[2 * $0] }, high = (0..<rank).map { p[2 * $0 + 1] }
+            let modeName = mirror ? (ctx.attrs["mode"]?.string ?? "REFLECT") : "CONSTANT"
+            let mode: PadMode = modeName == "REFLECT" ? .reflect : modeName == "SYMMETRIC" ? .symmetric : .constant
+            let border = hasValue ? try ctx.value(2) : ctx.scalar(0, ctx.type(x).dtype)
+            return [.value(try ctx.emit(.pad(low: low, high: high, mode: mode), [x, border]))]
+        })
+    }
+}
+
+/// TensorFlow's strided-slice canonicalisation: masks, ellipsis, new and shrunk axes resolved
+/// into one start/stride/size per input dimension plus the final shape.
+struct StridedSliceSpec {
+    var starts: [Int?] = []
+    var strides: [Int] = []
+    var sizes: [Int?] = []
+    var finalShape: [Int?] = []
+
+    init(dims: [Int?], begin: [Int], end: [Int], strides st: [Int], attrs: [String: AttrValue], error: (String) -> KilnError) throws {
+        let bm = attrs["begin_mask"]?.int ?? 0, em = attrs["end_mask"]?.int ?? 0
+        var ellipsis = attrs["ellipsis_mask"]?.int ?? 0
+        let newAxis = attrs["new_axis_mask"]?.int ?? 0, shrink = attrs["shrink_axis_mask"]?.int ?? 0
+        var n = begin.count
+        guard end.count == n, st.count == n else { throw error("begin, end and strides must have the same length") }
+        if ellipsis & (ellipsis - 1) != 0 { throw error("Multiple ellipses in slice spec not allowed") }
+        if ellipsis == 0 { ellipsis = 1 << n; n += 1 }
+        func bit(_ m: Int, _ i: Int) -> Bool { m & (1 << i) != 0 }
+        // Dense spec over the input's dimensions; `gather` says where each output axis comes from.
+        enum Axis { case input(Int, shrink: Bool), newAxis }
+        var dense: [(b: Int, e: Int, s: Int, bMasked: Bool, eMasked: Bool, shrink: Bool)] = []
+        var order: [Axis] = []
+        for i in 0..<n {
+            if bit(ellipsis, i) {
+                let after = ((i + 1)..<n).filter { bit(newAxis, $0) }.count
+                let next = min(dims.count - (n - i) + 1 + after, dims.count)
+                while dense.count < next {
+                    order.append(.input(dense.count, shrink: false))
+                    dense.append((0, 0, 1, true, true, false))
+                }
+            } else if bit(newAxis, i) {
+                order.append(.newAxis)
+            } else {
+                guard dense.count < dims.count else { throw error("Index out of range using input dim \(dense.count); input has only \(dims.count) dims") }
+                guard st[i] != 0 else { throw error("strides[\(i)] must be non-zero") }
+                order.append(.input(dense.count, shrink: bit(shrink, i)))
+                dense.append((begin[i], end[i], st[i], bit(bm, i), bit(em, i), bit(shrink, i)))
+            }
+        }
+        guard dense.count == dims.count else { throw error("slice spec covers \(dense.count) of \(dims.count) dimensions") }
+        for (d, spec) in dense.enumerated() {
+            let s = spec.s
+            strides.append(spec.shrink ? 1 : s)
+            guard let size = dims[d] else {
+                starts.append(nil)
+                sizes.append(spec.shrink ? 1 : nil)
+                continue
+            }
+            if spec.shrink {
+                let b = spec.b < 0 ? spec.b + size : spec.b
+                guard b >= 0 && b < size else { throw error("slice index \(spec.b) of dimension \(d) out of bounds") }
+                starts.append(b)
+                sizes.append(1)
+                continue
+            }
+            // Negative indices count from the end; then clamp to what the stride direction can reach.
+            func canonical(_ x: Int) -> Int {
+                let v = x < 0 ? x + size : x
+                return s > 0 ? Swift.min(Swift.max(v, 0), size) : Swift.min(Swift.max(v, -1), size - 1)
+            }
+            let b = spec.bMasked ? (s > 0 ? 0 : size - 1) : canonical(spec.b)
+            let e = spec.eMasked ? (s > 0 ? size : -1) : canonical(spec.e)
+            let count = s > 0 ? (e - b + s - 1) / s : (b - e + (-s) - 1) / (-s)
+            starts.append(Swift.max(count, 0) == 0 ? 0 : b)
+            sizes.append(Swift.max(count, 0))
+        }
+        for a in order {
+            switch a {
+            case .newAxis: finalShape.append(1)
+            case .input(let d, let shrunk): if !shrunk { finalShape.append(sizes[d]) }
+            }
+        }
+    }
+}

@@ -1,0 +1,344 @@
+import XCTest
+import KilnIR
+import KilnPasses
+
+/// Parses and types `text` the way the compiler does before planning.
+private func planned(_ text: String) throws -> (Function, KernelPlan) {
+    var f = try Parser.parse(text)
+    try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+    return (f, KernelPlan(f))
+}
+
+private func arenaOffset(_ plan: KernelPlan, _ id: Int) -> Int? {
+    if case .arena(let o)? = plan.storage[id] { return o }
+    return nil
+}
+
+final class KernelPlanFusionTests: XCTestCase {
+    func testSingleUseElementwiseChainIsInlineInOneKernel() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] feed "x", %1: f32[4] feed "y") {
+          %2 = neg %0
+          %3 = exp %2
+          %4 = constant f32[] 2.0
+          %5 = broadcast %4 shape=[4] dims=[]
+          %6 = mul %3, %5
+          %7 = add %6, %1
+          return %7
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [7])
+        for id in [2, 3, 5, 6] { XCTAssertEqual(plan.storage[id], .inline, "%\(id)") }
+        XCTAssertEqual(plan.storage[7], .result(0))
+        XCTAssertEqual(plan.storage[0], .param(0))
+        XCTAssertEqual(plan.reasons[7], "fetched result")
+        XCTAssertNil(plan.reasons[3])
+        XCTAssertEqual(plan.arenaBytes, 0)
+    }
+
+    func testValueWithTwoUsersIsMaterialisedWithAReason() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] feed "x", %1: f32[4] feed "y") {
+          %2 = exp %0
+          %3 = add %2, %1
+          %4 = mul %2, %1
+          %5 = sub %3, %4
+          return %5
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [2, 5])
+        XCTAssertNotNil(arenaOffset(plan, 2), "\(String(describing: plan.storage[2]))")
+        XCTAssertEqual(plan.reasons[2], "2 users would each recompute it")
+        XCTAssertEqual(plan.storage[3], .inline)
+        XCTAssertEqual(plan.storage[4], .inline)
+    }
+
+    func testSelfUseCountsAsTwoUsers() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] feed "x") {
+          %1 = exp %0
+          %2 = mul %1, %1
+          return %2
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [1, 2])
+        XCTAssertEqual(plan.reasons[1], "2 users would each recompute it")
+    }
+
+    func testDotOperandsGetBuffers() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[2,3] feed "a", %1: f32[2,3] feed "b") {
+          %2 = neg %0
+          %3 = transpose %1 perm=[1,0]
+          %4 = dot %2, %3
+          %5 = dot %0, %1 transpose_b=true
+          %6 = add %4, %5
+          return %6
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [2, 3, 4, 5, 6])
+        XCTAssertEqual(plan.reasons[2], "operand of a library call needs a buffer")
+        XCTAssertEqual(plan.reasons[3], "operand of a library call needs a buffer")
+        XCTAssertEqual(plan.reasons[4], "library call (BLAS)")
+        XCTAssertEqual(plan.reasons[5], "library call (BLAS)")
+        for id in [2, 3, 4, 5] { XCTAssertNotNil(arenaOffset(plan, id), "%\(id)") }
+        // Feeds are already buffers.
+        XCTAssertEqual(plan.storage[0], .param(0))
+        XCTAssertEqual(plan.storage[1], .param(1))
+    }
+
+    func testReductionsAreMaterialised() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4,8] feed "x") {
+          %1 = reduce.max %0 axes=[1]
+          %2 = broadcast %1 shape=[4,8] dims=[0]
+          %3 = sub %0, %2
+          return %3
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [1, 3])
+        XCTAssertEqual(plan.reasons[1], "reduction result is read by many elements")
+        XCTAssertEqual(plan.storage[2], .inline)
+    }
+
+    func testLargeConstantsGoToTheConstantTableAndSmallOnesInline() throws {
+        let big = (0..<17).map { "\($0).0" }.joined(separator: ", ")
+        let small = (0..<16).map { "\($0).0" }.joined(separator: ", ")
+        let (f, plan) = try planned("""
+        func @f(%0: f32[17] feed "x", %1: f32[16] feed "y") {
+          %2 = constant f32[17] [\(big)]
+          %3 = constant f32[16] [\(small)]
+          %4 = add %0, %2
+          %5 = add %1, %3
+          return %4, %5
+        }
+        """)
+        XCTAssertEqual(plan.storage[2], .constant(0))
+        XCTAssertEqual(plan.constants.count, 1)
+        guard case .constant(let t) = f.body[0].op else { return XCTFail() }
+        XCTAssertEqual(plan.constants.first, t)
+        XCTAssertEqual(plan.storage[3], .inline)
+    }
+
+    func testResultsThatAreParametersOrConstantsAreCopied() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[2] feed "x") {
+          %1 = constant f32[2] [1.0, 2.0]
+          %2 = neg %0
+          return %0, %1, %2, %2
+        }
+        """)
+        XCTAssertEqual(plan.storage[2], .result(2))
+        XCTAssertEqual(plan.resultCopies.map(\.result), [0, 1, 3])
+        XCTAssertEqual(plan.resultCopies.map(\.value), [0, 1, 2])
+    }
+}
+
+final class KernelPlanVariableTests: XCTestCase {
+    func testReadUsedAfterAWriteOfTheSameVariableIsMaterialised() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] var "v", %1: f32[4] feed "x") {
+          %2 = var.read %0
+          %3 = var.write %0, %1
+          %4 = neg %2
+          return %4
+        }
+        """)
+        XCTAssertEqual(plan.reasons[2], "read is used after a later write of the same variable")
+        XCTAssertNotNil(arenaOffset(plan, 2))
+        // The copy runs before the write.
+        XCTAssertEqual(plan.kernels, [2, 3, 4])
+        XCTAssertEqual(plan.storage[0], .variable(param: 0))
+    }
+
+    func testReadUsedOnlyBeforeTheWriteStaysInline() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] var "v", %1: f32[4] feed "x") {
+          %2 = var.read %0
+          %3 = add %2, %1
+          %4 = var.write %0, %3
+          return
+        }
+        """)
+        // Elementwise read-modify-write reads each element before overwriting it.
+        XCTAssertEqual(plan.kernels, [4])
+        XCTAssertEqual(plan.storage[2], .inline)
+        XCTAssertEqual(plan.storage[3], .inline)
+    }
+
+    func testReadOfAnotherVariableAfterAWriteStaysInline() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] var "v", %1: f32[4] var "w", %2: f32[4] feed "x") {
+          %3 = var.read %1
+          %4 = var.write %0, %2
+          %5 = neg %3
+          return %5
+        }
+        """)
+        XCTAssertEqual(plan.storage[3], .inline)
+        XCTAssertEqual(plan.kernels, [4, 5])
+    }
+
+    func testReadUsedAfterAWriteThroughAnInlineChainIsMaterialised() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] var "v", %1: f32[4] feed "x") {
+          %2 = var.read %0
+          %3 = exp %2
+          %4 = var.write %0, %1
+          %5 = add %3, %1
+          %6 = var.write %0, %5
+          return
+        }
+        """)
+        // %3 is inline and is evaluated by the second write, after the first one.
+        XCTAssertNotNil(plan.reasons[2])
+        XCTAssertNotNil(arenaOffset(plan, 2))
+        XCTAssertEqual(plan.kernels.first, 2)
+    }
+
+    func testWriteOfATransposedReadOfTheSameVariableGetsABuffer() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[3,3] var "m") {
+          %1 = var.read %0
+          %2 = transpose %1 perm=[1,0]
+          %3 = var.write %0, %2
+          return
+        }
+        """)
+        XCTAssertEqual(plan.reasons[2], "reads the variable it overwrites through an index map")
+        XCTAssertNotNil(arenaOffset(plan, 2))
+        XCTAssertEqual(plan.kernels, [2, 3])
+    }
+
+    func testWriteOfAnElementwiseMixWithATransposedReadGetsABuffer() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[3,3] var "m") {
+          %1 = var.read %0
+          %2 = transpose %1 perm=[1,0]
+          %3 = add %1, %2
+          %4 = var.write %0, %3
+          return
+        }
+        """)
+        XCTAssertEqual(plan.reasons[3], "reads the variable it overwrites through an index map")
+    }
+}
+
+final class KernelPlanArenaTests: XCTestCase {
+    /// A chain of matrix products: each intermediate is read only by the next product.
+    let chain = """
+    func @f(%0: f32[3,3] feed "a") {
+      %1 = dot %0, %0
+      %2 = dot %1, %0
+      %3 = dot %2, %0
+      %4 = dot %3, %0
+      %5 = dot %4, %0
+      return %5
+    }
+    """
+
+    func testArenaOffsetsAre64ByteAligned() throws {
+        let (_, plan) = try planned(chain)
+        let offsets = (1...4).compactMap { arenaOffset(plan, $0) }
+        XCTAssertEqual(offsets.count, 4)
+        for o in offsets { XCTAssertEqual(o % KernelPlan.alignment, 0) }
+        XCTAssertEqual(plan.arenaBytes % KernelPlan.alignment, 0)
+    }
+
+    func testBuffersWithDisjointLifetimesShareSpace() throws {
+        let (_, plan) = try planned(chain)
+        // Four 36-byte buffers round to 64 bytes each; at most two are live at once.
+        XCTAssertEqual(plan.arenaBytes, 128)
+        XCTAssertLessThan(plan.arenaBytes, 4 * 64)
+        XCTAssertEqual(arenaOffset(plan, 1), arenaOffset(plan, 3))
+        XCTAssertEqual(arenaOffset(plan, 2), arenaOffset(plan, 4))
+        XCTAssertNotEqual(arenaOffset(plan, 1), arenaOffset(plan, 2))
+    }
+
+    func testLiveBuffersNeverOverlap() throws {
+        let (f, plan) = try planned("""
+        func @f(%0: f32[5,7] feed "a", %1: f32[7,5] feed "b", %2: f32[5] var "v") {
+          %3 = dot %0, %1
+          %4 = exp %3
+          %5 = reduce.sum %4 axes=[1]
+          %6 = dot %4, %3
+          %7 = reduce.max %6 axes=[0]
+          %8 = var.read %2
+          %9 = var.write %2, %5
+          %10 = neg %7
+          %11 = add %10, %8
+          %12 = mul %4, %4
+          %13 = reduce.min %12 axes=[0]
+          %14 = add %11, %13
+          %15 = dot %3, %3
+          %16 = reduce.sum %15 axes=[0, 1]
+          return %14, %16
+        }
+        """)
+        assertNoOverlap(f, plan)
+        XCTAssertLessThan(plan.arenaBytes, arenaSum(f, plan))
+    }
+
+    func testLiveBuffersNeverOverlapInALongMixedFunction() throws {
+        // Many buffers of different sizes and lifetimes, built as a ladder of products that
+        // each feed a later reduction.
+        var lines: [String] = []
+        var id = 2
+        var pending: [Int] = []
+        for step in 0..<12 {
+            let src = step == 0 ? 0 : id - 1
+            lines.append("  %\(id) = dot %\(src), %1"); id += 1
+            if step % 3 == 0 { pending.append(id - 1) }
+            if step % 4 == 3, let p = pending.first {
+                pending.removeFirst()
+                lines.append("  %\(id) = add %\(p), %\(id - 1)"); id += 1
+            }
+        }
+        var acc = id - 1
+        for p in pending {
+            lines.append("  %\(id) = sub %\(acc), %\(p)"); acc = id; id += 1
+        }
+        lines.append("  %\(id) = reduce.sum %\(acc) axes=[1]")
+        let text = "func @ladder(%0: f32[6,6] feed \"a\", %1: f32[6,6] feed \"b\") {\n" + lines.joined(separator: "\n") + "\n  return %\(id)\n}"
+        let (f, plan) = try planned(text)
+        assertNoOverlap(f, plan)
+        XCTAssertLessThan(plan.arenaBytes, arenaSum(f, plan))
+    }
+
+    func arenaSum(_ f: Function, _ plan: KernelPlan) -> Int {
+        f.body.filter { arenaOffset(plan, $0.id) != nil }.map { ($0.type!.byteCount + 63) / 64 * 64 }.reduce(0, +)
+    }
+
+    /// Two arena buffers may share bytes only if one is dead before the other is written:
+    /// a buffer lives from its kernel to the last kernel that reads it, directly or through
+    /// values computed inline.
+    func assertNoOverlap(_ f: Function, _ plan: KernelPlan, file: StaticString = #filePath, line: UInt = #line) {
+        let position = Dictionary(uniqueKeysWithValues: f.body.enumerated().map { ($1.id, $0) })
+        let inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
+        var lastRead: [Int: Int] = [:]
+        for k in plan.kernels {
+            var stack = inst[k]!.operands
+            var seen = Set<Int>()
+            while let v = stack.popLast() {
+                guard seen.insert(v).inserted else { continue }
+                lastRead[v] = max(lastRead[v] ?? 0, position[k]!)
+                if plan.storage[v] == .inline, let i = inst[v] { stack += i.operands }
+            }
+        }
+        let buffers = f.body.compactMap { i -> (id: Int, start: Int, end: Int, lo: Int, hi: Int)? in
+            guard let o = arenaOffset(plan, i.id) else { return nil }
+            XCTAssertEqual(o % 64, 0, "%\(i.id) at \(o)", file: file, line: line)
+            XCTAssertLessThanOrEqual(o + i.type!.byteCount, plan.arenaBytes, "%\(i.id) ends past the arena", file: file, line: line)
+            let p = position[i.id]!
+            return (i.id, p, max(p, lastRead[i.id] ?? p), o, o + i.type!.byteCount)
+        }
+        XCTAssertGreaterThan(buffers.count, 2, "the test needs several arena buffers", file: file, line: line)
+        for (n, a) in buffers.enumerated() {
+            for b in buffers[(n + 1)...] where a.start <= b.end && b.start <= a.end {
+                XCTAssertTrue(a.hi <= b.lo || b.hi <= a.lo,
+                              "%\(a.id) [\(a.lo),\(a.hi)) live \(a.start)...\(a.end) overlaps %\(b.id) [\(b.lo),\(b.hi)) live \(b.start)...\(b.end)",
+                              file: file, line: line)
+            }
+        }
+    }
+}

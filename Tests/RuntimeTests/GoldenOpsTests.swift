@@ -1,0 +1,205 @@
+import XCTest
+import Foundation
+import Kiln
+
+/// Every forward case of ../shared/golden/ops.jsonl, built as a graph with its inputs fed through
+/// placeholders (so the JIT computes them, not constant folding) and compared with TensorFlow.
+final class GoldenOpsTests: XCTestCase {
+    typealias Builder = (Graph, [Output], [String: Any]) throws -> [Output]
+
+    static func int(_ a: [String: Any], _ k: String) -> Int? { (a[k] as? NSNumber)?.intValue }
+    static func ints(_ a: [String: Any], _ k: String) -> [Int]? { (a[k] as? [Any])?.map { ($0 as! NSNumber).intValue } }
+    static func axes(_ a: [String: Any], _ k: String) -> [Int]? {
+        if let n = a[k] as? NSNumber { return [n.intValue] }
+        return ints(a, k)
+    }
+    static func bool(_ a: [String: Any], _ k: String) -> Bool { (a[k] as? NSNumber)?.boolValue ?? false }
+    static func double(_ a: [String: Any], _ k: String) -> Double? { (a[k] as? NSNumber)?.doubleValue }
+    static func string(_ a: [String: Any], _ k: String) -> String? { a[k] as? String }
+
+    static func unary(_ f: @escaping (Graph) -> (Output) throws -> Output) -> Builder { { g, x, _ in [try f(g)(x[0])] } }
+    static func binary(_ f: @escaping (Graph) -> (Output, Output) throws -> Output) -> Builder { { g, x, _ in [try f(g)(x[0], x[1])] } }
+
+    nonisolated(unsafe) static let builders: [String: Builder] = [
+        "add": { g, x, _ in [try g.add(x[0], x[1])] },
+        "sub": { g, x, _ in [try g.subtract(x[0], x[1])] },
+        "mul": { g, x, _ in [try g.multiply(x[0], x[1])] },
+        "div": { g, x, _ in [try g.divide(x[0], x[1])] },
+        "floordiv": { g, x, _ in [try g.floorDiv(x[0], x[1])] },
+        "floormod": { g, x, _ in [try g.floorMod(x[0], x[1])] },
+        "maximum": { g, x, _ in [try g.maximum(x[0], x[1])] },
+        "minimum": { g, x, _ in [try g.minimum(x[0], x[1])] },
+        "pow": { g, x, _ in [try g.pow(x[0], x[1])] },
+        "squared_difference": { g, x, _ in [try g.squaredDifference(x[0], x[1])] },
+        "abs": { g, x, _ in [try g.abs(x[0])] }, "neg": { g, x, _ in [try g.negative(x[0])] },
+        "exp": { g, x, _ in [try g.exp(x[0])] }, "log": { g, x, _ in [try g.log(x[0])] },
+        "sqrt": { g, x, _ in [try g.sqrt(x[0])] }, "rsqrt": { g, x, _ in [try g.rsqrt(x[0])] },
+        "tanh": { g, x, _ in [try g.tanh(x[0])] }, "sigmoid": { g, x, _ in [try g.sigmoid(x[0])] },
+        "relu": { g, x, _ in [try g.relu(x[0])] }, "relu6": { g, x, _ in [try g.relu6(x[0])] },
+        "leaky_relu": { g, x, a in [try g.leakyRelu(x[0], alpha: double(a, "alpha") ?? 0.2)] },
+        "elu": { g, x, _ in [try g.elu(x[0])] }, "softplus": { g, x, _ in [try g.softplus(x[0])] },
+        "square": { g, x, _ in [try g.square(x[0])] }, "floor": { g, x, _ in [try g.floor(x[0])] },
+        "ceil": { g, x, _ in [try g.ceil(x[0])] }, "round": { g, x, _ in [try g.round(x[0])] },
+        "sign": { g, x, _ in [try g.sign(x[0])] }, "reciprocal": { g, x, _ in [try g.reciprocal(x[0])] },
+        "sin": { g, x, _ in [try g.sin(x[0])] }, "cos": { g, x, _ in [try g.cos(x[0])] },
+        "equal": { g, x, _ in [try g.equal(x[0], x[1])] }, "not_equal": { g, x, _ in [try g.notEqual(x[0], x[1])] },
+        "less": { g, x, _ in [try g.less(x[0], x[1])] }, "less_equal": { g, x, _ in [try g.lessEqual(x[0], x[1])] },
+        "greater": { g, x, _ in [try g.greater(x[0], x[1])] }, "greater_equal": { g, x, _ in [try g.greaterEqual(x[0], x[1])] },
+        "logical_and": { g, x, _ in [try g.logicalAnd(x[0], x[1])] }, "logical_or": { g, x, _ in [try g.logicalOr(x[0], x[1])] },
+        "logical_not": { g, x, _ in [try g.logicalNot(x[0])] }, "logical_xor": { g, x, _ in [try g.logicalXor(x[0], x[1])] },
+        "select": { g, x, _ in [try g.select(x[0], x[1], x[2])] },
+        "where": { g, x, _ in [try g.where(x[0], x[1], x[2])] },
+        "where_indices": { g, x, _ in [try g.whereIndices(x[0])] },
+        "cast": { g, x, a in [try g.cast(x[0], to: Golden.dtype(string(a, "DstT")!))] },
+        "clip_by_value": { g, x, a in
+            if x.count == 3 { return [try g.clipByValue(x[0], x[1], x[2])] }
+            return [try g.clipByValue(x[0], min: double(a, "clip_value_min")!, max: double(a, "clip_value_max")!)]
+        },
+        "matmul": { g, x, a in [try g.matmul(x[0], x[1], transposeA: bool(a, "transpose_a"), transposeB: bool(a, "transpose_b"))] },
+        "batch_matmul": { g, x, a in [try g.batchMatmul(x[0], x[1], adjointA: bool(a, "adj_x"), adjointB: bool(a, "adj_y"))] },
+        "reduce_sum": { g, x, a in [try g.reduceSum(x[0], axes: axes(a, "axis"), keepDims: bool(a, "keepdims"))] },
+        "reduce_mean": { g, x, a in [try g.reduceMean(x[0], axes: axes(a, "axis"), keepDims: bool(a, "keepdims"))] },
+        "reduce_max": { g, x, a in [try g.reduceMax(x[0], axes: axes(a, "axis"), keepDims: bool(a, "keepdims"))] },
+        "reduce_min": { g, x, a in [try g.reduceMin(x[0], axes: axes(a, "axis"), keepDims: bool(a, "keepdims"))] },
+        "reduce_prod": { g, x, a in [try g.reduceProd(x[0], axes: axes(a, "axis"), keepDims: bool(a, "keepdims"))] },
+        "reduce_all": { g, x, a in [try g.reduceAll(x[0], axes: axes(a, "axis"), keepDims: bool(a, "keepdims"))] },
+        "reduce_any": { g, x, a in [try g.reduceAny(x[0], axes: axes(a, "axis"), keepDims: bool(a, "keepdims"))] },
+        "argmax": { g, x, a in [try g.argmax(x[0], axis: int(a, "axis")!, outputType: Golden.dtype(string(a, "output_type") ?? "int64"))] },
+        "argmin": { g, x, a in [try g.argmin(x[0], axis: int(a, "axis")!, outputType: Golden.dtype(string(a, "output_type") ?? "int64"))] },
+        "concat": { g, x, a in [try g.concat(x, axis: int(a, "axis")!)] },
+        "expand_dims": { g, x, a in [try g.expandDims(x[0], axis: int(a, "axis")!)] },
+        "squeeze": { g, x, a in [try g.squeeze(x[0], axes: axes(a, "axis"))] },
+        "reshape": { g, x, a in [try g.reshape(x[0], ints(a, "shape")!)] },
+        "transpose": { g, x, a in [try g.transpose(x[0], perm: ints(a, "perm"))] },
+        "pad": { g, x, a in
+            let p = (a["paddings"] as! [[Any]]).map { $0.map { ($0 as! NSNumber).intValue } }
+            let mode = Graph.PadMode(rawValue: string(a, "mode") ?? "CONSTANT")!
+            return [try g.pad(x[0], paddings: p, mode: mode, constantValue: double(a, "constant_values") ?? 0)]
+        },
+        "tile": { g, x, a in [try g.tile(x[0], multiples: ints(a, "multiples")!)] },
+        "slice": { g, x, a in [try g.slice(x[0], begin: ints(a, "begin")!, size: ints(a, "size")!)] },
+        "strided_slice": { g, x, a in
+            [try g.stridedSlice(x[0], begin: ints(a, "begin")!, end: ints(a, "end")!, strides: ints(a, "strides"),
+                                beginMask: int(a, "begin_mask") ?? 0, endMask: int(a, "end_mask") ?? 0, ellipsisMask: int(a, "ellipsis_mask") ?? 0,
+                                newAxisMask: int(a, "new_axis_mask") ?? 0, shrinkAxisMask: int(a, "shrink_axis_mask") ?? 0)]
+        },
+        "gather": { g, x, a in [try g.gather(x[0], x[1], axis: int(a, "axis") ?? 0, batchDims: int(a, "batch_dims") ?? 0)] },
+        "gather_nd": { g, x, _ in [try g.gatherNd(x[0], x[1])] },
+        "one_hot": { g, x, a in
+            [try g.oneHot(x[0], depth: int(a, "depth")!, onValue: double(a, "on_value") ?? 1, offValue: double(a, "off_value") ?? 0,
+                          axis: int(a, "axis") ?? -1, dtype: Golden.dtype(string(a, "dtype") ?? "float32"))]
+        },
+        "shape": { g, x, a in [try g.shape(x[0], outType: Golden.dtype(string(a, "out_type") ?? "int32"))] },
+        "rank": { g, x, _ in [try g.rank(x[0])] },
+        "size": { g, x, a in [try g.size(x[0], outType: Golden.dtype(string(a, "out_type") ?? "int32"))] },
+        "range": { g, _, a in
+            [try g.range(double(a, "start")!, double(a, "limit")!, double(a, "delta") ?? 1, dtype: Golden.dtype(string(a, "dtype") ?? "int32"))]
+        },
+        "fill": { g, _, a in [try g.fill(ints(a, "dims")!, double(a, "value")!, dtype: Golden.dtype(string(a, "dtype") ?? "float32"))] },
+        "zeros_like": { g, x, _ in [try g.zerosLike(x[0])] },
+        "ones_like": { g, x, _ in [try g.onesLike(x[0])] },
+        "softmax": { g, x, a in [try g.softmax(x[0], axis: int(a, "axis") ?? -1)] },
+        "log_softmax": { g, x, a in [try g.logSoftmax(x[0], axis: int(a, "axis") ?? -1)] },
+        "softmax_cross_entropy_with_logits": { g, x, a in [try g.softmaxCrossEntropyWithLogits(labels: x[0], logits: x[1], axis: int(a, "axis") ?? -1)] },
+        "sparse_softmax_cross_entropy_with_logits": { g, x, _ in [try g.sparseSoftmaxCrossEntropyWithLogits(labels: x[0], logits: x[1])] },
+        "sigmoid_cross_entropy_with_logits": { g, x, _ in [try g.sigmoidCrossEntropyWithLogits(labels: x[0], logits: x[1])] },
+        "l2_loss": { g, x, _ in [try g.l2Loss(x[0])] },
+        "bias_add": { g, x, a in [try g.biasAdd(x[0], x[1], dataFormat: string(a, "data_format") ?? "NHWC")] },
+        "conv2d": { g, x, a in
+            [try g.conv2d(x[0], x[1], strides: ints(a, "strides")!, padding: string(a, "padding")!,
+                          dilations: ints(a, "dilations") ?? [1, 1, 1, 1], dataFormat: string(a, "data_format") ?? "NHWC")]
+        },
+        "max_pool": { g, x, a in [try g.maxPool(x[0], ksize: ints(a, "ksize")!, strides: ints(a, "strides")!, padding: string(a, "padding")!)] },
+        "avg_pool": { g, x, a in [try g.avgPool(x[0], ksize: ints(a, "ksize")!, strides: ints(a, "strides")!, padding: string(a, "padding")!)] },
+        "moments": { g, x, a in
+            let m = try g.moments(x[0], axes: axes(a, "axes")!, keepDims: bool(a, "keepdims"))
+            return [m.mean, m.variance]
+        },
+        "batch_norm_train": { g, x, a in
+            let m = try g.moments(x[0], axes: axes(a, "axes")!)
+            let y = try g.batchNormalization(x[0], mean: m.mean, variance: m.variance, offset: x[2], scale: x[1],
+                                             varianceEpsilon: double(a, "variance_epsilon")!)
+            return [y, m.mean, m.variance]
+        },
+        "fused_batch_norm_train": { g, x, a in
+            let r = try g.fusedBatchNorm(x[0], scale: x[1], offset: x[2], epsilon: double(a, "epsilon") ?? 0.001, isTraining: true)
+            return [r.y, r.mean, r.variance]
+        },
+    ]
+
+    static let families: [(String, Set<String>)] = [
+        ("elementwise", ["add", "sub", "mul", "div", "floordiv", "floormod", "maximum", "minimum", "pow", "squared_difference",
+                         "abs", "neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "relu6", "leaky_relu", "elu",
+                         "softplus", "square", "floor", "ceil", "round", "sign", "reciprocal", "sin", "cos", "clip_by_value"]),
+        ("logic", ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or",
+                   "logical_not", "logical_xor", "select", "where", "where_indices", "cast"]),
+        ("matmul_reduce", ["matmul", "batch_matmul", "reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod",
+                           "reduce_all", "reduce_any", "argmax", "argmin"]),
+        ("shape", ["concat", "expand_dims", "squeeze", "reshape", "transpose", "pad", "tile", "slice", "strided_slice", "gather",
+                   "gather_nd", "one_hot", "shape", "rank", "size", "range", "fill", "zeros_like", "ones_like"]),
+        ("nn", ["softmax", "log_softmax", "softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits",
+                "sigmoid_cross_entropy_with_logits", "l2_loss", "bias_add", "conv2d", "max_pool", "avg_pool", "moments",
+                "batch_norm_train", "fused_batch_norm_train"]),
+    ]
+
+    /// Transcendentals and reductions get the README's looser relative tolerance.
+    static let loose: Set<String> = ["exp", "log", "tanh", "sigmoid", "elu", "softplus", "pow", "sin", "cos", "rsqrt", "softmax",
+                                     "log_softmax", "softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits",
+                                     "sigmoid_cross_entropy_with_logits", "moments", "batch_norm_train", "fused_batch_norm_train",
+                                     "reduce_prod", "reduce_mean", "reduce_sum", "conv2d", "matmul", "batch_matmul", "l2_loss", "avg_pool"]
+
+    func run(_ c: [String: Any]) throws -> String? {
+        let op = c["op"] as! String
+        guard let build = Self.builders[op] else { return "no builder for \(op)" }
+        let g = Graph()
+        let inputs = (c["inputs"] as! [[String: Any]]).map(Golden.tensor)
+        let placeholders = try inputs.enumerated().map { i, t in try g.placeholder(t.dtype, shape: Shape(t.shape), name: "in\(i)") }
+        let outs = try build(g, placeholders, c["attrs"] as? [String: Any] ?? [:])
+        let sess = try Session(graph: g)
+        let got = try sess.run(outs, feeds: Dictionary(uniqueKeysWithValues: zip(placeholders, inputs)))
+        let want = (c["outputs"] as! [[String: Any]]).map(Golden.tensor)
+        guard got.count == want.count else { return "\(got.count) outputs, want \(want.count)" }
+        for (k, (a, b)) in zip(got, want).enumerated() {
+            // The static shape must agree with what ran.
+            if let s = outs[k].shape.dims, s.count != b.rank || zip(s, b.shape).contains(where: { $0 != nil && $0! != $1 }) {
+                return "output \(k): static shape \(outs[k].shape) disagrees with \(b.shape)"
+            }
+            if let m = Golden.mismatch(a, b, rtol: Self.loose.contains(op) ? 1e-4 : 1e-5) { return "output \(k): \(m)" }
+        }
+        return nil
+    }
+
+    func testEveryForwardCaseMatchesTensorFlow() throws {
+        let cases = try Golden.lines("ops.jsonl").filter { !($0["op"] as! String).hasPrefix("grad:") }
+        XCTAssertGreaterThan(cases.count, 300)
+        var tally: [String: (Int, Int)] = [:]
+        var failures: [String] = []
+        for c in cases {
+            let op = c["op"] as! String
+            let family = Self.families.first { $0.1.contains(op) }?.0 ?? "other"
+            var problem: String?
+            do { problem = try run(c) } catch { problem = "threw \(error)" }
+            var t = tally[family, default: (0, 0)]
+            if let problem { t.1 += 1; failures.append("\(op) \(c["attrs"] ?? "") \(c["note"] ?? ""): \(problem)") } else { t.0 += 1 }
+            tally[family] = t
+        }
+        for (family, _) in Self.families + [("other", [])] {
+            if let (p, f) = tally[family] { print("golden ops \(family): \(p) passed, \(f) failed") }
+        }
+        for f in failures { XCTFail(f) }
+    }
+
+    func testEveryErrorCaseThrowsAtGraphConstruction() throws {
+        for c in try Golden.lines("ops_errors.jsonl") {
+            let op = c["op"] as! String
+            let g = Graph()
+            let inputs = (c["inputs"] as! [[String: Any]]).map(Golden.tensor)
+            let ph = try inputs.enumerated().map { i, t in try g.placeholder(t.dtype, shape: Shape(t.shape), name: "in\(i)") }
+            XCTAssertThrowsError(try Self.builders[op]!(g, ph, c["attrs"] as! [String: Any]), "\(op) should be rejected") { error in
+                let m = (error as? KilnError)?.message ?? ""
+                XCTAssertTrue(m.contains("paddings must be less than the dimension size"), m)
+                XCTAssertEqual((error as? KilnError)?.code, .invalidArgument)
+            }
+        }
+    }
+}

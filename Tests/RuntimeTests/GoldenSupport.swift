@@ -1,0 +1,62 @@
+import Foundation
+import Kiln
+
+/// Reads ../shared/golden (beside the repository, or $KILN_GOLDEN_DIR): real TensorFlow outputs.
+enum Golden {
+    static var directory: URL {
+        if let d = ProcessInfo.processInfo.environment["KILN_GOLDEN_DIR"] { return URL(fileURLWithPath: d) }
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return repo.deletingLastPathComponent().appendingPathComponent("shared/golden")
+    }
+
+    static func lines(_ file: String) throws -> [[String: Any]] {
+        let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        }
+    }
+
+    static func dtype(_ name: String) -> DType { DType(name: name)! }
+
+    /// A golden tensor: {"dtype", "shape", "data"} with non-finite floats as strings.
+    static func tensor(_ j: [String: Any]) -> Tensor {
+        let d = dtype(j["dtype"] as! String)
+        let shape = (j["shape"] as! [Any]).map { ($0 as! NSNumber).intValue }
+        let data = j["data"] as! [Any]
+        var t = Tensor(zeros: d, shape: shape)
+        for (i, v) in data.enumerated() { t.setElement(scalar(v, d), at: i) }
+        return t
+    }
+
+    static func scalar(_ v: Any, _ d: DType) -> ScalarValue {
+        if let s = v as? String {
+            switch s {
+            case "NaN": return .f(.nan)
+            case "Infinity": return .f(.infinity)
+            default: return .f(-.infinity)
+            }
+        }
+        if d == .bool { return .b((v as! NSNumber).boolValue) }
+        let n = v as! NSNumber
+        if d.isFloatingPoint { return .f(n.doubleValue) }
+        return .i(n.int64Value)
+    }
+
+    /// README tolerance: |a-b| <= atol + rtol*|b| for floats; exact for integers and bools.
+    static func mismatch(_ got: Tensor, _ want: Tensor, rtol: Double) -> String? {
+        if got.dtype != want.dtype { return "dtype \(got.dtype) != \(want.dtype)" }
+        if got.shape != want.shape { return "shape \(got.shape) != \(want.shape)" }
+        for i in 0..<want.elementCount {
+            let (a, b) = (got.element(at: i), want.element(at: i))
+            if want.dtype.isFloatingPoint {
+                let (x, y) = (a.asDouble, b.asDouble)
+                if x.isNaN && y.isNaN { continue }
+                if x == y { continue }
+                if Swift.abs(x - y) > 1e-5 + rtol * Swift.abs(y) { return "element \(i): \(x) != \(y)" }
+            } else if a != b {
+                return "element \(i): \(a) != \(b)"
+            }
+        }
+        return nil
+    }
+}
