@@ -11,6 +11,12 @@ public enum AttrValue: Hashable, Sendable {
     case tensor(Tensor)
     case ints([Int])
     case types([DType])
+    case floats([Double])
+    case bools([Bool])
+    case strings([String])
+    case shapes([Shape])
+    /// A function reference (NameAttrList): kept so imported graphs round-trip.
+    case function(name: String, attrs: [String: AttrValue])
 
     public var int: Int? { if case .int(let v) = self { return v }; return nil }
     public var bool: Bool? { if case .bool(let v) = self { return v }; return nil }
