@@ -3,7 +3,7 @@
 SWIFT ?= swift
 CONFIG ?= release
 
-.PHONY: setup build demo test bench clean
+.PHONY: setup build demo test bench clean proto
 
 setup:
 	@bash scripts/setup.sh
@@ -24,3 +24,24 @@ bench: build
 
 clean:
 	rm -rf .build
+
+# Regenerates the committed Swift for protos/*.proto (Sources/Frontend/Proto). Only needed after a
+# .proto changes: demo and test use the committed files and need no protoc. protoc-gen-swift is
+# built from the pinned swift-protobuf dependency, so the generated code matches its runtime.
+PROTO_OUT := Sources/Frontend/Proto
+PROTO_SCRATCH := .build-proto
+
+proto:
+	@if ! command -v protoc >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update && apt-get install -y protobuf-compiler || exit 1; \
+		else \
+			echo "protoc is missing; install it with: sudo apt-get update && sudo apt-get install -y protobuf-compiler" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	$(SWIFT) build -c release --product protoc-gen-swift --scratch-path $(PROTO_SCRATCH)
+	mkdir -p $(PROTO_OUT)
+	rm -f $(PROTO_OUT)/*.pb.swift
+	protoc --plugin=protoc-gen-swift=$$($(SWIFT) build -c release --scratch-path $(PROTO_SCRATCH) --show-bin-path)/protoc-gen-swift \
+		--swift_opt=Visibility=Public --swift_out=$(PROTO_OUT) -I protos protos/*.proto

@@ -9,6 +9,11 @@ let package = Package(
         .library(name: "Kiln", targets: ["Kiln"]),
         .executable(name: "kiln", targets: ["KilnCLI"]),
     ],
+    dependencies: [
+        // The only external package: TensorFlow's file formats are protobuf messages. Generated
+        // Swift for protos/*.proto is committed (Sources/Frontend/Proto, `make proto`).
+        .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
+    ],
     targets: [
         // C shims. LLVM's C headers are reached through symlinks in CLLVM/include, so a plain
         // `swift build` needs no -I flags; LLVM 15 only (PoCL loads libLLVM-15 into the process).
@@ -24,9 +29,12 @@ let package = Package(
                 path: "Sources/CodegenCPU"),
         .target(name: "KilnOpenCL", dependencies: ["KilnIR", "KilnPasses", "COpenCL"],
                 path: "Sources/CodegenGPU"),
-        .target(name: "KilnFrontend", dependencies: ["KilnIR"], path: "Sources/Frontend"),
+        .target(name: "KilnFrontend",
+                dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                path: "Sources/Frontend"),
         .target(name: "KilnRuntime",
-                dependencies: ["KilnIR", "KilnPasses", "KilnCPU", "KilnOpenCL", "KilnFrontend"],
+                dependencies: ["KilnIR", "KilnPasses", "KilnCPU", "KilnOpenCL", "KilnFrontend",
+                               .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),
         .executableTarget(name: "KilnCLI", dependencies: ["Kiln"]),
@@ -39,6 +47,6 @@ let package = Package(
         .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnPasses", "KilnIR"]),
         .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR"]),
         .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -118,6 +118,8 @@ final class Emitter {
             emitArgReduce(i, a, axis)
         case .reduceWindow(let r, let window, let strides, let lo, _):
             emitReduceWindow(i, r, window, strides, lo)
+        case .unpatches(let window, let strides, let dilations, let lo, _, _):
+            emitUnpatches(i, window, strides, dilations, lo)
         default:
             let t = i.type!
             let out = base[i.id]!
@@ -277,7 +279,7 @@ final class Emitter {
             return emitPatches(i, idx, window, strides, dilations, lo)
         case .random(let kind, _, _, let seed):
             return emitRandom(i, idx, kind, seed)
-        case .reduce, .dot, .varWrite, .argReduce, .reduceWindow:
+        case .reduce, .dot, .varWrite, .argReduce, .reduceWindow, .unpatches:
             preconditionFailure("\(i.op.mnemonic) is always materialised by the plan")
         }
     }

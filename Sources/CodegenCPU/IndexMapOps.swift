@@ -135,6 +135,34 @@ extension Emitter {
         }
     }
 
+    /// Each image element sums the patch entries that read it: for window offset (kh, kw) the
+    /// patch position is (h + lo - kh*d) / s when that divides evenly and lands inside.
+    func emitUnpatches(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {
+        let p = i.operands[0], ps = types[p]!.shape, t = i.type!
+        let c = t.shape[3]
+        let acc = entryAlloca(registerType(t.dtype))
+        loopNest(t.shape) { outIdx in
+            LLVMBuildStore(b, constValue(0, t.dtype), acc)
+            let o = outIdx.multi
+            for kh in 0..<window[0] { for kw in 0..<window[1] {
+                var inside = LLVMConstInt(i1, 1, 0)!
+                var pos: [LLVMValueRef] = []
+                for (d, k) in [(0, kh), (1, kw)] {
+                    let y = LLVMBuildSub(b, LLVMBuildAdd(b, o[d + 1], constI64(lo[d]), ""), constI64(k * dil[d]), "")!
+                    let q = LLVMBuildSDiv(b, y, constI64(strides[d]), "")!
+                    let exact = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildSRem(b, y, constI64(strides[d]), ""), constI64(0), "")
+                    inside = LLVMBuildAnd(b, inside, LLVMBuildAnd(b, exact, LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, y, constI64(0), ""), inRange(q, ps[d + 1]), ""), ""), "")
+                    pos.append(clamp(q, ps[d + 1]))
+                }
+                let k = LLVMBuildAdd(b, constI64((kh * window[1] + kw) * c), o[3], "")!
+                let v = element(p, Index(multi: [o[0], pos[0], pos[1], k], shape: ps, emitter: self))
+                let a = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
+                LLVMBuildStore(b, LLVMBuildSelect(b, inside, binary(.add, a, v, t.dtype), a, ""), acc)
+            } }
+            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base[i.id]!, outIdx.linear, t.dtype)
+        }
+    }
+
     // MARK: random numbers (bit-identical to ReferenceEvaluator.randomBits)
 
     func mix64(_ z0: LLVMValueRef) -> LLVMValueRef {

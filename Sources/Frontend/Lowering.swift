@@ -9,6 +9,8 @@ public struct LoweringContext {
     public let counter: Int?
     /// Seed for ops whose graph and op seeds are both unset (different in every session).
     public let sessionSeed: UInt64
+    /// Evaluates a primitive on constants (the reference evaluator, injected by the runtime).
+    public let evaluator: ConstantEvaluator?
 
     public var attrs: [String: AttrValue] { op.attrs }
 
@@ -31,17 +33,36 @@ public struct LoweringContext {
     public func type(_ id: Int) -> TensorType { builder.type(of: id) }
 
     /// Input `i` as a compile-time constant (axes, shapes, paddings).
+    /// Shape arithmetic (Shape -> StridedSlice -> Pack -> Reshape, gradient shapes, ...) is known
+    /// once feed shapes are: such inputs are folded here with the evaluator the runtime provides.
     public func constant(_ i: Int) throws -> Tensor {
-        guard let t = staticValue(of: op.inputs[i]) else {
-            throw KilnError.unimplemented("input \(i) of '\(op.name)' (op: '\(op.type)') must be a constant known when the graph is compiled, got '\(op.inputs[i].name)' (\(op.inputs[i].op.type))")
+        if let t = staticValue(of: op.inputs[i]) { return t }
+        if case .value(let v) = inputValues[i], let t = try fold(v) { return t }
+        throw KilnError.unimplemented("input \(i) of '\(op.name)' (op: '\(op.type)') must be a constant known when the graph is compiled, got '\(op.inputs[i].name)' (\(op.inputs[i].op.type))")
+    }
+
+    /// The value of IR value `v` if it depends only on constants.
+    func fold(_ v: Int) throws -> Tensor? {
+        let f = builder.function
+        guard v >= f.params.count else { return nil }
+        let inst = f.body[v - f.params.count]
+        if case .constant(let t) = inst.op { return t }
+        guard let evaluator, inst.op.producesValue, !inst.op.hasSideEffects, inst.op != .varRead else { return nil }
+        if case .random = inst.op { return nil }
+        var operands: [Tensor] = []
+        for o in inst.operands {
+            guard let t = try fold(o) else { return nil }
+            operands.append(t)
         }
-        return t
+        return try evaluator(inst.op, operands)
     }
 
     public func error(_ why: String) -> KilnError {
         KilnError.invalidArgument("\(why) for '\(op.name)' (op: '\(op.type)')")
     }
 }
+
+public typealias ConstantEvaluator = @Sendable (Op, [Tensor]) throws -> Tensor
 
 /// A pruned subgraph lowered to one IR function, with the map from its parameters back to the
 /// graph: feeds first, in `feeds` order, then variables.
@@ -70,7 +91,7 @@ public enum Lowering {
 
     /// Lowers the subgraph for (fetches, feeds, targets) with concrete feed types.
     public static func lower(fetches: [Output], feeds: [(Output, TensorType)], targets: [Operation], name: String = "main",
-                             sessionSeed: UInt64 = 0) throws -> LoweredGraph {
+                             sessionSeed: UInt64 = 0, evaluator: ConstantEvaluator? = nil) throws -> LoweredGraph {
         let feedSet = Set(feeds.map(\.0))
         let ops = prune(fetches: fetches, feeds: feedSet, targets: targets)
         var b = FunctionBuilder(name: name)
@@ -95,7 +116,7 @@ public enum Lowering {
                 guard let v = lowered[i] else { throw KilnError.internalError("input '\(i.name)' of '\(op.name)' was not lowered") }
                 return v
             }
-            var ctx = LoweringContext(builder: b, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed)
+            var ctx = LoweringContext(builder: b, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed, evaluator: evaluator)
             let outs = try def.lower(&ctx)
             b = ctx.builder
             for (k, v) in outs.enumerated() where !feedSet.contains(op.output(k)) { lowered[op.output(k)] = v }

@@ -98,6 +98,9 @@ public enum Op: Hashable, Sendable {
     /// Image patches of an NHWC tensor: result [N, OH, OW, KH*KW*C] with zeros outside the image,
     /// so a convolution is one matrix product.
     case patches(window: [Int], strides: [Int], dilations: [Int], padLow: [Int], padHigh: [Int])
+    /// The adjoint of `patches`: sums each patch element back onto the image position it came
+    /// from, giving [N, H, W, C] for `image` = [H, W] (col2im; convolution and pooling gradients).
+    case unpatches(window: [Int], strides: [Int], dilations: [Int], padLow: [Int], padHigh: [Int], image: [Int])
     /// Counter-based random numbers; operand 0 is the run counter (an i64 scalar).
     case random(RandomKind, dtype: DType, shape: [Int], seed: UInt64)
     /// Reads the variable parameter that is the only operand.
@@ -127,6 +130,7 @@ public enum Op: Hashable, Sendable {
         case .argReduce(let a, _, _): return a.rawValue
         case .reduceWindow(let r, _, _, _, _): return "reduce_window.\(r.rawValue)"
         case .patches: return "patches"
+        case .unpatches: return "unpatches"
         case .random(let k, _, _, _): return "random.\(k.rawValue)"
         case .varRead: return "var.read"
         case .varWrite: return "var.write"

@@ -251,6 +251,9 @@ public struct Parser {
             case "patches":
                 op = .patches(window: try list("window"), strides: try list("strides"), dilations: try list("dilations"),
                               padLow: try list("pad_low"), padHigh: try list("pad_high"))
+            case "unpatches":
+                op = .unpatches(window: try list("window"), strides: try list("strides"), dilations: try list("dilations"),
+                                padLow: try list("pad_low"), padHigh: try list("pad_high"), image: try list("image"))
             case "var.read": op = .varRead
             case "var.write": op = .varWrite
             default: throw fail(at: opAt, "unknown op '\(m)'")

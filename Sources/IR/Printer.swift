@@ -41,6 +41,8 @@ public enum Printer {
             s += " window=\(list(window)) strides=\(list(strides)) pad_low=\(list(lo)) pad_high=\(list(hi))"
         case .patches(let window, let strides, let dilations, let lo, let hi):
             s += " window=\(list(window)) strides=\(list(strides)) dilations=\(list(dilations)) pad_low=\(list(lo)) pad_high=\(list(hi))"
+        case .unpatches(let window, let strides, let dilations, let lo, let hi, let image):
+            s += " window=\(list(window)) strides=\(list(strides)) dilations=\(list(dilations)) pad_low=\(list(lo)) pad_high=\(list(hi)) image=\(list(image))"
         case .random(_, let d, let shape, let seed): s += " dtype=\(d.rawValue) shape=\(list(shape)) seed=\(seed)"
         default: break
         }

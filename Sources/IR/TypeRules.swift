@@ -183,6 +183,20 @@ extension Op {
                 return span / strides[d] + 1
             }
             return TensorType(x.dtype, [x.shape[0], out[0], out[1], window[0] * window[1] * x.shape[3]])
+        case .unpatches(let window, let strides, let dilations, let lo, let hi, let image):
+            try arity(1)
+            let x = t[0]
+            guard x.rank == 4, [window, strides, dilations, lo, hi, image].allSatisfy({ $0.count == 2 }),
+                  !(window + strides + dilations + image).contains(where: { $0 < 1 }), x.shape[3] % (window[0] * window[1]) == 0 else {
+                throw fail("needs [N, OH, OW, KH*KW*C] patches and 2-element window, strides, dilations, paddings and image size")
+            }
+            for d in 0..<2 {
+                let span = image[d] + lo[d] + hi[d] - ((window[d] - 1) * dilations[d] + 1)
+                if span < 0 || span / strides[d] + 1 != x.shape[d + 1] {
+                    throw fail("patches of \(x.shape[d + 1]) positions do not come from an image dimension of \(image[d])")
+                }
+            }
+            return TensorType(x.dtype, [x.shape[0], image[0], image[1], x.shape[3] / (window[0] * window[1])])
         case .random(let kind, let d, let shape, _):
             try arity(1)
             guard t[0] == TensorType(.int64, []) else { throw fail("operand must be the i64 run counter") }

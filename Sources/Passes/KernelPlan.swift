@@ -58,7 +58,7 @@ public struct KernelPlan: Sendable {
                 for o in i.operands where !f.isParam(o) && storage[o] == nil {
                     materialized[o] = materialized[o] ?? "operand of a library call needs a buffer"
                 }
-            case .reduce, .argReduce, .reduceWindow:
+            case .reduce, .argReduce, .reduceWindow, .unpatches:
                 materialized[i.id] = materialized[i.id] ?? "reduction result is read by many elements"
             case _ where i.op.isElementwise && (uses[i.id] ?? 0) > 1:
                 materialized[i.id] = materialized[i.id] ?? "\(uses[i.id]!) users would each recompute it"

@@ -84,6 +84,8 @@ public enum ReferenceEvaluator {
             return reduceWindow(r, window, strides, lo, x[0], type)
         case .patches(let window, let strides, let dilations, let lo, _):
             return patches(x[0], window, strides, dilations, lo, type)
+        case .unpatches(let window, let strides, let dilations, let lo, _, _):
+            return unpatches(x[0], window, strides, dilations, lo, type)
         case .random(let kind, let d, _, let seed):
             return random(kind, d, seed, counter: x[0].scalar(as: Int64.self), type)
         }
@@ -197,6 +199,26 @@ public enum ReferenceEvaluator {
             guard y >= 0 && y < h && xx >= 0 && xx < w else { continue }
             out.setElement(x.element(at: ((o[0] * h + y) * w + xx) * c + ci), at: i)
         }
+        return out
+    }
+
+    static func unpatches(_ p: Tensor, _ window: [Int], _ strideBy: [Int], _ dil: [Int], _ lo: [Int], _ type: TensorType) -> Tensor {
+        var out = Tensor(zeros: type.dtype, shape: type.shape)
+        let (h, w, c) = (type.shape[1], type.shape[2], type.shape[3])
+        let (oh, ow, k) = (p.shape[1], p.shape[2], p.shape[3])
+        var acc = [ScalarValue?](repeating: nil, count: type.elementCount)
+        for i in 0..<p.elementCount {
+            let o = multiIndex(i, p.shape)
+            let (kh, rest) = (o[3] / (window[1] * c), o[3] % (window[1] * c))
+            let (kw, ci) = (rest / c, rest % c)
+            let y = o[1] * strideBy[0] + kh * dil[0] - lo[0], xx = o[2] * strideBy[1] + kw * dil[1] - lo[1]
+            guard y >= 0 && y < h && xx >= 0 && xx < w else { continue }
+            let dst = ((o[0] * h + y) * w + xx) * c + ci
+            let v = p.element(at: i)
+            acc[dst] = acc[dst].map { binary(.add, $0, v, p.dtype) } ?? v
+        }
+        _ = (oh, ow, k)
+        for (i, v) in acc.enumerated() { if let v { out.setElement(v, at: i) } }
         return out
     }
 

@@ -142,6 +142,10 @@ final class PrimitiveSweepTests: XCTestCase {
                       [TensorType(d, [2, 7, 7, 3])], rtol: 1e-4)
         } }
         try check(.patches(window: [3, 2], strides: [2, 1], dilations: [1, 2], padLow: [1, 1], padHigh: [1, 0]), [TensorType(.float32, [2, 6, 5, 3])])
+        for d in [DType.float32, .float64, .int32] {
+            try check(.unpatches(window: [3, 2], strides: [2, 1], dilations: [1, 2], padLow: [1, 1], padHigh: [1, 0], image: [6, 5]),
+                      [TensorType(d, [2, 3, 4, 18])], rtol: 1e-5)
+        }
     }
 
     func testDotThroughBLASAndLoops() throws {

@@ -24,6 +24,7 @@ private func kind(_ op: Op) -> String {
     case .argReduce: return "argReduce"
     case .reduceWindow: return "reduceWindow"
     case .patches: return "patches"
+    case .unpatches: return "unpatches"
     case .random: return "random"
     case .varRead: return "var.read"
     case .varWrite: return "var.write"
@@ -32,7 +33,7 @@ private func kind(_ op: Op) -> String {
 
 private let allKinds: Set<String> = ["constant", "unary", "binary", "compare", "select", "cast", "broadcast",
                                      "reshape", "transpose", "reduce", "dot", "iota", "slice", "pad", "concat",
-                                     "gather", "argReduce", "reduceWindow", "patches", "random", "var.read", "var.write"]
+                                     "gather", "argReduce", "reduceWindow", "patches", "unpatches", "random", "var.read", "var.write"]
 
 final class TextualIRRoundTripTests: XCTestCase {
     /// A function using every op and every attribute value, with constants chosen to be hard
@@ -125,7 +126,8 @@ final class TextualIRRoundTripTests: XCTestCase {
             try b.emit(.reduceWindow(r, window: [1, 2], strides: [1, 1], padLow: [0, 0], padHigh: [0, 1]), [x])
         }
         let image = try b.emit(.reshape(shape: [1, 2, 3, 1]), [x])
-        try b.emit(.patches(window: [2, 2], strides: [1, 2], dilations: [1, 1], padLow: [0, 1], padHigh: [1, 0]), [image])
+        let p = try b.emit(.patches(window: [2, 2], strides: [1, 2], dilations: [1, 1], padLow: [0, 1], padHigh: [1, 0]), [image])
+        try b.emit(.unpatches(window: [2, 2], strides: [1, 2], dilations: [1, 1], padLow: [0, 1], padHigh: [1, 0], image: [2, 3]), [p])
         try b.emit(.random(.uniform, dtype: .float32, shape: [2, 3], seed: 0), [step])
         try b.emit(.random(.normal, dtype: .float64, shape: [4], seed: 42), [step])
         try b.emit(.random(.truncatedNormal, dtype: .float32, shape: [], seed: UInt64.max), [step])
