@@ -50,6 +50,11 @@ public struct OpDef: Sendable {
     /// For ops whose output shape depends on input values: computes the outputs on the host.
     /// The session runs the op's inputs, calls this, and feeds the results to the rest.
     public let hostKernel: (@Sendable ([Tensor], [String: AttrValue]) throws -> [Tensor])?
+    /// Builds the gradients of the inputs from those of the outputs (nil: not differentiable
+    /// through this op when `differentiable` is false, an error otherwise).
+    public private(set) var gradient: GradientFunction?
+    /// False for ops no gradient flows through (comparisons, shapes, random numbers, ...).
+    public private(set) var differentiable = true
 
     public init(_ name: String, arity: Arity, attrs: [String: AttrValue] = [:], refInputs: Set<Int> = [], refOutputs: Set<Int> = [],
                 stateful: Bool = false, counter: Bool = false,
@@ -70,6 +75,20 @@ public struct OpDef: Sendable {
         self.hostKernel = hostKernel
     }
 
+    /// This entry with its gradient function.
+    public func gradient(_ g: @escaping GradientFunction) -> OpDef {
+        var d = self
+        d.gradient = g
+        return d
+    }
+
+    /// This entry, marked as one no gradient flows through.
+    public func notDifferentiable() -> OpDef {
+        var d = self
+        d.differentiable = false
+        return d
+    }
+
     func checkArity(_ n: Int, node: String) throws {
         switch arity {
         case .exactly(let k) where n != k, .atLeast(let k) where n < k:
@@ -83,9 +102,14 @@ public struct OpDef: Sendable {
 public enum OpRegistry {
     static let table: [String: OpDef] = {
         var t: [String: OpDef] = [:]
-        for def in StateOps.defs + ArrayOps.defs + ShapeOps.defs + ElementwiseOps.defs + MathOps.defs + NNOps.defs + RandomOps.defs + HostOps.defs + ControlOps.defs {
+        for def in StateOps.defs + ArrayOps.defs + ShapeOps.defs + ElementwiseOps.defs + MathOps.defs + NNOps.defs + RandomOps.defs + HostOps.defs + GradientOps.defs + ControlOps.defs {
             precondition(t[def.name] == nil, "op \(def.name) registered twice")
-            t[def.name] = def
+            var entry = def
+            if let g = MathGradients.table[def.name] ?? ArrayGradients.table[def.name] ?? NNGradients.table[def.name] { entry = entry.gradient(g) }
+            if MathGradients.nonDifferentiable.contains(def.name) || ArrayGradients.nonDifferentiable.contains(def.name) {
+                entry = entry.notDifferentiable()
+            }
+            t[def.name] = entry
         }
         return t
     }()

@@ -79,7 +79,8 @@ final class GoldenOpsTests: XCTestCase {
         "tile": { g, x, a in [try g.tile(x[0], multiples: ints(a, "multiples")!)] },
         "slice": { g, x, a in [try g.slice(x[0], begin: ints(a, "begin")!, size: ints(a, "size")!)] },
         "strided_slice": { g, x, a in
-            [try g.stridedSlice(x[0], begin: ints(a, "begin")!, end: ints(a, "end")!, strides: ints(a, "strides"),
+            if a["begin"] == nil, let expr = string(a, "expr") { return [try pythonSlice(g, x[0], expr)] }
+            return [try g.stridedSlice(x[0], begin: ints(a, "begin")!, end: ints(a, "end")!, strides: ints(a, "strides"),
                                 beginMask: int(a, "begin_mask") ?? 0, endMask: int(a, "end_mask") ?? 0, ellipsisMask: int(a, "ellipsis_mask") ?? 0,
                                 newAxisMask: int(a, "new_axis_mask") ?? 0, shrinkAxisMask: int(a, "shrink_axis_mask") ?? 0)]
         },
@@ -126,6 +127,26 @@ final class GoldenOpsTests: XCTestCase {
             return [r.y, r.mean, r.variance]
         },
     ]
+
+    /// Python's `x[...]` slice syntax to a StridedSlice, as TensorFlow's __getitem__ encodes it.
+    static func pythonSlice(_ g: Graph, _ x: Output, _ expr: String) throws -> Output {
+        let inner = expr.drop { $0 != "[" }.dropFirst().dropLast()
+        var begin: [Int] = [], end: [Int] = [], strides: [Int] = []
+        var bm = 0, em = 0, ellipsis = 0, newAxis = 0, shrink = 0
+        for (i, raw) in inner.split(separator: ",").enumerated() {
+            let item = raw.trimmingCharacters(in: .whitespaces)
+            if item == "..." { ellipsis |= 1 << i; begin.append(0); end.append(0); strides.append(1); continue }
+            if item == "tf.newaxis" { newAxis |= 1 << i; begin.append(0); end.append(0); strides.append(1); continue }
+            let parts = item.split(separator: ":", omittingEmptySubsequences: false).map { String($0) }
+            if parts.count == 1 { shrink |= 1 << i; let v = Int(parts[0])!; begin.append(v); end.append(v + 1); strides.append(1); continue }
+            let s = parts.count > 2 && !parts[2].isEmpty ? Int(parts[2])! : 1
+            if parts[0].isEmpty { bm |= 1 << i; begin.append(0) } else { begin.append(Int(parts[0])!) }
+            if parts[1].isEmpty { em |= 1 << i; end.append(0) } else { end.append(Int(parts[1])!) }
+            strides.append(s)
+        }
+        return try g.stridedSlice(x, begin: begin, end: end, strides: strides, beginMask: bm, endMask: em,
+                                  ellipsisMask: ellipsis, newAxisMask: newAxis, shrinkAxisMask: shrink)
+    }
 
     static let families: [(String, Set<String>)] = [
         ("elementwise", ["add", "sub", "mul", "div", "floordiv", "floormod", "maximum", "minimum", "pow", "squared_difference",
@@ -187,6 +208,53 @@ final class GoldenOpsTests: XCTestCase {
             if let (p, f) = tally[family] { print("golden ops \(family): \(p) passed, \(f) failed") }
         }
         for f in failures { XCTFail(f) }
+    }
+
+    /// `grad:<op>` cases: gradients of op's (first) output with respect to `attrs.wrt`, with the
+    /// upstream gradient all ones or given as the last input.
+    func runGradient(_ c: [String: Any]) throws -> String? {
+        let op = String((c["op"] as! String).dropFirst(5))
+        guard let build = Self.builders[op] else { return "no builder for \(op)" }
+        var attrs = c["attrs"] as? [String: Any] ?? [:]
+        let wrt = Self.ints(attrs, "wrt")!
+        let upstreamGiven = (attrs["grad_ys"] as? String) == "last_input"
+        attrs["wrt"] = nil
+        attrs["grad_ys"] = nil
+        let g = Graph()
+        var inputs = (c["inputs"] as! [[String: Any]]).map(Golden.tensor)
+        let upstream = upstreamGiven ? inputs.removeLast() : nil
+        let placeholders = try inputs.enumerated().map { i, t in try g.placeholder(t.dtype, shape: Shape(t.shape), name: "in\(i)") }
+        let y = try build(g, placeholders, attrs)[0]
+        var feeds = Dictionary(uniqueKeysWithValues: zip(placeholders, inputs))
+        var gradYs: [Output?]? = nil
+        if let upstream {
+            let u = try g.placeholder(upstream.dtype, shape: Shape(upstream.shape), name: "upstream")
+            feeds[u] = upstream
+            gradYs = [u]
+        }
+        let grads = try g.gradients([y], wrt.map { placeholders[$0] }, gradYs: gradYs)
+        guard grads.allSatisfy({ $0 != nil }) else { return "unconnected gradient" }
+        let got = try Session(graph: g).run(grads.map { $0! }, feeds: feeds)
+        let want = (c["outputs"] as! [[String: Any]]).map(Golden.tensor)
+        for (k, (a, b)) in zip(got, want).enumerated() {
+            if let m = Golden.mismatch(a, b, rtol: 1e-4) { return "gradient \(k): \(m)" }
+        }
+        return nil
+    }
+
+    func testEveryGradientCaseMatchesTensorFlow() throws {
+        let cases = try Golden.lines("ops.jsonl").filter { ($0["op"] as! String).hasPrefix("grad:") }
+        XCTAssertGreaterThan(cases.count, 90)
+        var passed = 0, failed = 0
+        for c in cases {
+            var problem: String?
+            do { problem = try runGradient(c) } catch { problem = "threw \(error)" }
+            if let problem {
+                failed += 1
+                XCTFail("\(c["op"]!) \(c["attrs"] ?? ""): \(problem)")
+            } else { passed += 1 }
+        }
+        print("golden gradients: \(passed) passed, \(failed) failed")
     }
 
     func testEveryErrorCaseThrowsAtGraphConstruction() throws {
