@@ -74,6 +74,12 @@ public final class Graph: @unchecked Sendable {
     public var seed: Int?
     /// Bumped on every change; sessions use it to notice new nodes.
     public private(set) var version = 0
+    /// Open variable scopes, innermost last (TensorFlow's variable_scope stack).
+    var variableScopes: [VariableScope] = []
+    /// Variables made by getVariable, by full name.
+    var variableStore: [String: Variable] = [:]
+    /// Default arguments for layer functions, innermost last (slim's arg_scope).
+    var argScopes: [LayerDefaults] = []
 
     public init() {}
 

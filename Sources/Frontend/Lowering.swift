@@ -1,7 +1,9 @@
 import KilnIR
 
 /// What an op's lowering sees: the IR builder, the node, and its inputs already lowered.
-public struct LoweringContext {
+/// A class, so that `ctx.type(try ctx.value(0))` sees the read `value` just emitted (a struct
+/// receiver would be copied before its argument runs).
+public final class LoweringContext {
     public var builder: FunctionBuilder
     public let op: Operation
     let inputValues: [LoweredValue]
@@ -12,10 +14,19 @@ public struct LoweringContext {
     /// Evaluates a primitive on constants (the reference evaluator, injected by the runtime).
     public let evaluator: ConstantEvaluator?
 
+    init(builder: FunctionBuilder, op: Operation, inputValues: [LoweredValue], counter: Int?, sessionSeed: UInt64, evaluator: ConstantEvaluator?) {
+        self.builder = builder
+        self.op = op
+        self.inputValues = inputValues
+        self.counter = counter
+        self.sessionSeed = sessionSeed
+        self.evaluator = evaluator
+    }
+
     public var attrs: [String: AttrValue] { op.attrs }
 
     /// The IR value of input `i`; a variable input is read here, in program order.
-    public mutating func value(_ i: Int) throws -> Int {
+    public func value(_ i: Int) throws -> Int {
         switch inputValues[i] {
         case .value(let v): return v
         case .variable(let p): return try builder.emit(.varRead, [p])

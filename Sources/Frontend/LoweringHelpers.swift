@@ -3,18 +3,18 @@ import KilnIR
 /// Building blocks for op lowerings: numpy broadcasting, scalars, reductions with keepdims.
 extension LoweringContext {
     @discardableResult
-    public mutating func emit(_ op: Op, _ operands: [Int]) throws -> Int { try builder.emit(op, operands) }
+    public func emit(_ op: Op, _ operands: [Int]) throws -> Int { try builder.emit(op, operands) }
 
-    public mutating func scalar(_ v: Double, _ d: DType) -> Int { builder.scalar(v, d) }
+    public func scalar(_ v: Double, _ d: DType) -> Int { builder.scalar(v, d) }
 
-    public mutating func full(_ v: Double, _ d: DType, _ shape: [Int]) throws -> Int {
+    public func full(_ v: Double, _ d: DType, _ shape: [Int]) throws -> Int {
         try builder.broadcast(builder.scalar(v, d), to: shape)
     }
 
-    public mutating func broadcast(_ x: Int, to shape: [Int]) throws -> Int { try builder.broadcast(x, to: shape) }
+    public func broadcast(_ x: Int, to shape: [Int]) throws -> Int { try builder.broadcast(x, to: shape) }
 
     /// Broadcasts all of `xs` to their common numpy shape.
-    public mutating func broadcastTogether(_ xs: [Int]) throws -> [Int] {
+    public func broadcastTogether(_ xs: [Int]) throws -> [Int] {
         var shape: [Int] = []
         for x in xs {
             guard let s = ShapeFunctions.broadcast(shape, type(x).shape) else {
@@ -25,38 +25,38 @@ extension LoweringContext {
         return try xs.map { try broadcast($0, to: shape) }
     }
 
-    public mutating func unary(_ op: UnaryOp, _ x: Int) throws -> Int { try emit(.unary(op), [x]) }
+    public func unary(_ op: UnaryOp, _ x: Int) throws -> Int { try emit(.unary(op), [x]) }
 
-    public mutating func binary(_ op: BinaryOp, _ x: Int, _ y: Int) throws -> Int {
+    public func binary(_ op: BinaryOp, _ x: Int, _ y: Int) throws -> Int {
         let b = try broadcastTogether([x, y])
         return try emit(.binary(op), b)
     }
 
-    public mutating func compare(_ op: CompareOp, _ x: Int, _ y: Int) throws -> Int {
+    public func compare(_ op: CompareOp, _ x: Int, _ y: Int) throws -> Int {
         let b = try broadcastTogether([x, y])
         return try emit(.compare(op), b)
     }
 
     /// `x op scalar` with the scalar in x's dtype.
-    public mutating func binary(_ op: BinaryOp, _ x: Int, scalar v: Double) throws -> Int {
+    public func binary(_ op: BinaryOp, _ x: Int, scalar v: Double) throws -> Int {
         try binary(op, x, scalar(v, type(x).dtype))
     }
 
-    public mutating func select(_ c: Int, _ x: Int, _ y: Int) throws -> Int {
+    public func select(_ c: Int, _ x: Int, _ y: Int) throws -> Int {
         let b = try broadcastTogether([c, x, y])
         return try emit(.select, b)
     }
 
-    public mutating func cast(_ x: Int, _ d: DType) throws -> Int {
+    public func cast(_ x: Int, _ d: DType) throws -> Int {
         type(x).dtype == d ? x : try emit(.cast(d), [x])
     }
 
-    public mutating func reshape(_ x: Int, _ shape: [Int]) throws -> Int {
+    public func reshape(_ x: Int, _ shape: [Int]) throws -> Int {
         type(x).shape == shape ? x : try emit(.reshape(shape: shape), [x])
     }
 
     /// A reduction that keeps reduced axes as size 1 when asked.
-    public mutating func reduce(_ r: ReduceOp, _ x: Int, axes: [Int], keepDims: Bool) throws -> Int {
+    public func reduce(_ r: ReduceOp, _ x: Int, axes: [Int], keepDims: Bool) throws -> Int {
         let shape = type(x).shape
         let sorted = Array(Set(axes)).sorted()
         let out = try emit(.reduce(r, axes: sorted), [x])
@@ -64,7 +64,7 @@ extension LoweringContext {
         return try reshape(out, shape.enumerated().map { sorted.contains($0.offset) ? 1 : $0.element })
     }
 
-    public mutating func mean(_ x: Int, axes: [Int], keepDims: Bool) throws -> Int {
+    public func mean(_ x: Int, axes: [Int], keepDims: Bool) throws -> Int {
         let t = type(x)
         let n = Set(axes).map { t.shape[$0] }.reduce(1, *)
         let s = try reduce(.sum, x, axes: axes, keepDims: keepDims)

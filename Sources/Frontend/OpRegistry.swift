@@ -26,6 +26,7 @@ public enum AttrValue: Hashable, Sendable {
     public var string: String? { if case .string(let v) = self { return v }; return nil }
     public var ints: [Int]? { if case .ints(let v) = self { return v }; return nil }
     public var float: Double? { if case .float(let v) = self { return v }; return nil }
+    public var stringList: [String]? { if case .strings(let v) = self { return v }; return nil }
 }
 
 /// One entry of the op table: everything Kiln knows about an op type.

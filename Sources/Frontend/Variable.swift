@@ -19,6 +19,14 @@ public final class Variable: OutputConvertible, Hashable, CustomStringConvertibl
     }
 
     public var output: Output { value }
+
+    /// The variable's value once its initialiser has run, for initialising other variables
+    /// from it (runs the initialiser first, then reads).
+    public func initializedValue() throws -> Output {
+        try graph.withoutControlDependencies {
+            try graph.controlDependencies([initializer]) { try graph.identity(ref, name: name + "/initialized_value") }
+        }
+    }
     /// The variable itself (a ref), as Assign and friends take it.
     public var ref: Output { variableOp.output() }
     public var name: String { variableOp.name }
@@ -35,25 +43,40 @@ public final class Variable: OutputConvertible, Hashable, CustomStringConvertibl
 public enum GraphKeys {
     public static let globalVariables = "variables"
     public static let trainableVariables = "trainable_variables"
+    public static let localVariables = "local_variables"
+    public static let modelVariables = "model_variables"
+    public static let updateOps = "update_ops"
+    public static let losses = "losses"
+    public static let regularizationLosses = "regularization_losses"
+    public static let summaries = "summaries"
+    public static let trainOp = "train_op"
+    public static let globalStep = "global_step"
+    public static let movingAverageVariables = "moving_average_variables"
 }
 
 extension Graph {
     /// A variable initialised to `initialValue` (TensorFlow's `Variable(initial_value, name=...)`).
-    public func variable(_ initialValue: some OutputConvertible, name: String = "Variable", trainable: Bool = true) throws -> Variable {
+    public func variable(_ initialValue: some OutputConvertible, name: String = "Variable", trainable: Bool = true,
+                         collections: [String]? = nil) throws -> Variable {
         let initial = initialValue.output
         guard initial.shape.isFullyDefined else {
             throw KilnError.invalidArgument("variable '\(name)': initial value '\(initial.name)' must have a fully defined shape, got \(initial.shape)")
         }
-        return try withoutControlDependencies {
-            try nameScope(name) {
-                let scope = currentNameScope
-                let v = try addOperation("VariableV2", name: scope, attrs: ["dtype": .type(initial.dtype), "shape": .shape(initial.shape)],
+        let full = uniqueName(name, markAsUsed: false)
+        return try createVariable(fullName: full, initial: initial, trainable: trainable, collections: collections)
+    }
+
+    /// The VariableV2 / Assign / read trio under exactly `fullName`.
+    func createVariable(fullName: String, initial: Output, trainable: Bool, collections: [String]?) throws -> Variable {
+        try withoutControlDependencies {
+            try nameScope(fullName + "/") {
+                let v = try addOperation("VariableV2", name: fullName, attrs: ["dtype": .type(initial.dtype), "shape": .shape(initial.shape)],
                                          nameIsFinal: true)
                 let assign = try addOperation("Assign", name: "Assign", inputs: [v.output(), initial], attrs: ["T": .type(initial.dtype)])
                 let read = try addOperation("Identity", name: "read", inputs: [v.output()], attrs: ["T": .type(initial.dtype)])
                 let variable = Variable(variableOp: v, initializer: assign, initialValue: initial, value: read.output(), trainable: trainable)
-                addToCollection(GraphKeys.globalVariables, variable)
-                if trainable { addToCollection(GraphKeys.trainableVariables, variable) }
+                for key in collections ?? [GraphKeys.globalVariables] { addToCollection(key, variable) }
+                if trainable && !(collections ?? []).contains(GraphKeys.trainableVariables) { addToCollection(GraphKeys.trainableVariables, variable) }
                 return variable
             }
         }
@@ -72,6 +95,14 @@ extension Graph {
         let c = try constant(initialValue, name: scopeName + "/initial_value")
         return try variable(c, name: scopeName, trainable: trainable)
     }
+
+    public var localVariables: [Variable] { collection(GraphKeys.localVariables).compactMap { $0 as? Variable } }
+    public var modelVariables: [Variable] { collection(GraphKeys.modelVariables).compactMap { $0 as? Variable } }
+
+    /// TensorFlow 1's old name for globalVariablesInitializer.
+    public func initializeAllVariables() throws -> Operation { try globalVariablesInitializer() }
+    public func allVariables() -> [Variable] { globalVariables }
+    public func localVariablesInitializer() throws -> Operation { try variablesInitializer(localVariables, name: "init_1") }
 
     public var globalVariables: [Variable] { collection(GraphKeys.globalVariables).compactMap { $0 as? Variable } }
     public var trainableVariables: [Variable] { collection(GraphKeys.trainableVariables).compactMap { $0 as? Variable } }

@@ -62,9 +62,23 @@ public final class Session: @unchecked Sendable {
         // of their own, then feed their outputs to the compiled rest. (Stateful ops upstream of
         // such an op run in that extra run too.)
         for op in Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets) {
+            if op.type == "ReportUninitializedVariables" {
+                let initialized = Set(variables.keys.map(\.name))
+                let missing = (op.attrs["var_names"]?.stringList ?? []).filter { !initialized.contains($0) }
+                feeds[op.output()] = Tensor(shape: [missing.count], strings: missing.map { Array($0.utf8) })
+                continue
+            }
             guard let kernel = OpRegistry.def(op.type)?.hostKernel, op.outputs.contains(where: { feeds[$0] == nil }) else { continue }
             let inputs = try runLocked(op.inputs, feeds: feeds, targets: [])
             for (k, t) in try kernel(inputs, op.attrs).enumerated() { feeds[op.output(k)] = t }
+        }
+        // A fetched tensor that is fed is answered directly (this is also how string results of
+        // host ops come back, since compiled code does not handle strings).
+        if fetches.contains(where: { feeds[$0] != nil }) {
+            let computed = fetches.filter { feeds[$0] == nil }
+            var values = Dictionary(zip(computed, try runLocked(computed, feeds: feeds, targets: targets)), uniquingKeysWith: { a, _ in a })
+            for f in fetches where feeds[f] != nil { values[f] = feeds[f] }
+            return fetches.map { values[$0]! }
         }
         let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
         for (o, t) in orderedFeeds {

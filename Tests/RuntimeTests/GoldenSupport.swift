@@ -43,7 +43,7 @@ enum Golden {
     }
 
     /// README tolerance: |a-b| <= atol + rtol*|b| for floats; exact for integers and bools.
-    static func mismatch(_ got: Tensor, _ want: Tensor, rtol: Double) -> String? {
+    static func mismatch(_ got: Tensor, _ want: Tensor, rtol: Double, atol: Double = 1e-5) -> String? {
         if got.dtype != want.dtype { return "dtype \(got.dtype) != \(want.dtype)" }
         if got.shape != want.shape { return "shape \(got.shape) != \(want.shape)" }
         for i in 0..<want.elementCount {
@@ -52,7 +52,7 @@ enum Golden {
                 let (x, y) = (a.asDouble, b.asDouble)
                 if x.isNaN && y.isNaN { continue }
                 if x == y { continue }
-                if Swift.abs(x - y) > 1e-5 + rtol * Swift.abs(y) { return "element \(i): \(x) != \(y)" }
+                if Swift.abs(x - y) > atol + rtol * Swift.abs(y) { return "element \(i): \(x) != \(y)" }
             } else if a != b {
                 return "element \(i): \(a) != \(b)"
             }

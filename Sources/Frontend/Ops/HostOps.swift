@@ -4,6 +4,10 @@ import KilnIR
 /// session computes these on the host between compiled segments.
 enum HostOps {
     static let defs: [OpDef] = [
+        // Answered by the session from its variable store (see Session), never compiled.
+        OpDef("ReportUninitializedVariables", arity: .exactly(0), attrs: ["var_names": .strings([])], infer: { ctx in
+            [(.string, Shape(dims: [nil]))]
+        }).notDifferentiable(),
         OpDef("Where", arity: .exactly(1), infer: { ctx in
             guard ctx.dtype(0) != .string else { throw ctx.error("Where does not support strings") }
             return [(.int64, Shape(dims: [nil, ctx.shape(0).rank]))]
