@@ -22,6 +22,8 @@ let package = Package(
         // chosen, or Debian's 0.3.21 picks a slow kernel on this CPU (see BLAS.swift).
         .target(name: "COpenBLAS"),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
+        // zlib (zlib1g-dev, a prerequisite of Swift on Linux): GZIP/ZLIB streams for TFRecord and data files.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         .target(name: "KilnIR", path: "Sources/IR"),
         .target(name: "KilnPasses", dependencies: ["KilnIR"], path: "Sources/Passes"),
@@ -33,7 +35,7 @@ let package = Package(
                 dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Frontend"),
         .target(name: "KilnRuntime",
-                dependencies: ["KilnIR", "KilnPasses", "KilnCPU", "KilnOpenCL", "KilnFrontend",
+                dependencies: ["KilnIR", "KilnPasses", "KilnCPU", "KilnOpenCL", "KilnFrontend", "CZlib",
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),
@@ -41,6 +43,7 @@ let package = Package(
 
         .executableTarget(name: "HelloMatmul", dependencies: ["Kiln"], path: "Examples/HelloMatmul"),
         .executableTarget(name: "Counter", dependencies: ["Kiln"], path: "Examples/Counter"),
+        .executableTarget(name: "Digits", dependencies: ["Kiln"], path: "Examples/Digits", resources: [.copy("digits.csv.gz")]),
 
         .testTarget(name: "IRTests", dependencies: ["KilnIR"]),
         .testTarget(name: "PassesTests", dependencies: ["KilnPasses", "KilnIR"]),

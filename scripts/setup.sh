@@ -2,7 +2,8 @@
 # Installs the system packages Kiln needs on Debian 12. As root it installs what is missing;
 # otherwise it prints the exact apt-get line and fails, so nothing half-builds.
 set -euo pipefail
-packages=(llvm-15-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd)
+# zlib1g-dev is one of Swift's own Linux prerequisites; it is checked so a partial install still builds.
+packages=(llvm-15-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

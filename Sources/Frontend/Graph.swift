@@ -76,6 +76,8 @@ public final class Graph: @unchecked Sendable {
     public private(set) var version = 0
     /// Open variable scopes, innermost last (TensorFlow's variable_scope stack).
     var variableScopes: [VariableScope] = []
+    /// How often each variable-scope name was opened (for default names: BatchNorm, BatchNorm_1).
+    var variableScopeCounts: [String: Int] = [:]
     /// Variables made by getVariable, by full name.
     var variableStore: [String: Variable] = [:]
     /// Default arguments for layer functions, innermost last (slim's arg_scope).

@@ -96,6 +96,9 @@ extension Graph {
         return try variable(c, name: scopeName, trainable: trainable)
     }
 
+    /// Ops registered in UPDATE_OPS (batch-norm moving statistics): run them with the train op.
+    public var updateOps: [Operation] { collection(GraphKeys.updateOps).compactMap { $0 as? Operation } }
+
     public var localVariables: [Variable] { collection(GraphKeys.localVariables).compactMap { $0 as? Variable } }
     public var modelVariables: [Variable] { collection(GraphKeys.modelVariables).compactMap { $0 as? Variable } }
 

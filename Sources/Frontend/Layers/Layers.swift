@@ -68,7 +68,7 @@ extension Graph {
 
     /// A fresh variable scope named `scope`, or `defaultName` made unique (fully_connected_1, ...).
     func layerScope<R>(_ scope: String?, _ defaultName: String, reuse: Reuse?, _ body: () throws -> R) rethrows -> R {
-        let name = scope ?? uniqueName(defaultName, markAsUsed: false)
+        let name = scope ?? uniqueVariableScopeName(defaultName)
         return try variableScope(name, reuse: reuse, body)
     }
 

@@ -17,13 +17,21 @@ public final class VariableScope: @unchecked Sendable {
     public internal(set) var reuse: Reuse
     public let initializer: Initializer?
     public let regularizer: Regularizer?
+    /// Replaces what getVariable returns (TensorFlow's custom_getter), e.g. with a moving average.
+    public let customGetter: CustomGetter?
 
-    init(name: String, reuse: Reuse, initializer: Initializer?, regularizer: Regularizer?) {
+    init(name: String, reuse: Reuse, initializer: Initializer?, regularizer: Regularizer?, customGetter: CustomGetter? = nil) {
         self.name = name
         self.reuse = reuse
         self.initializer = initializer
         self.regularizer = regularizer
+        self.customGetter = customGetter
     }
+}
+
+public typealias CustomGetter = @Sendable (Variable) throws -> Variable
+
+extension VariableScope {
 }
 
 extension Graph {
@@ -34,15 +42,29 @@ extension Graph {
     /// Opens a variable scope (and a name scope of the same name, made unique as TensorFlow does).
     /// Reuse is inherited: inside a reusing scope every sub-scope reuses.
     public func variableScope<R>(_ name: String, reuse: Reuse? = nil, initializer: Initializer? = nil, regularizer: Regularizer? = nil,
-                                 _ body: () throws -> R) rethrows -> R {
+                                 customGetter: CustomGetter? = nil, _ body: () throws -> R) rethrows -> R {
         let parent = currentVariableScope
         let full = parent.name.isEmpty ? name : parent.name + "/" + name
         let inherited: Reuse = parent.reuse == .no ? (reuse ?? .no) : (reuse == .auto ? .auto : parent.reuse)
+        // Entering a scope restarts the default-name counts of its sub-scopes, as TensorFlow does,
+        // so a reused model gets the same layer names again.
+        for k in variableScopeCounts.keys where k.hasPrefix(full + "/") { variableScopeCounts[k] = nil }
+        variableScopeCounts[full, default: 0] += 1
         let scope = VariableScope(name: full, reuse: inherited, initializer: initializer ?? parent.initializer,
-                                  regularizer: regularizer ?? parent.regularizer)
+                                  regularizer: regularizer ?? parent.regularizer, customGetter: customGetter ?? parent.customGetter)
         variableScopes.append(scope)
         defer { variableScopes.removeLast() }
         return try nameScope(name) { try body() }
+    }
+
+    /// `prefix`, or `prefix_k` when a sub-scope of that name was already opened in this scope.
+    func uniqueVariableScopeName(_ prefix: String) -> String {
+        let parent = currentVariableScope.name
+        let key = { (n: String) in parent.isEmpty ? n : parent + "/" + n }
+        if (variableScopeCounts[key(prefix)] ?? 0) == 0 { return prefix }
+        var k = 1
+        while (variableScopeCounts[key("\(prefix)_\(k)")] ?? 0) > 0 { k += 1 }
+        return "\(prefix)_\(k)"
     }
 
     /// From here on the current variable scope reuses its variables (scope.reuse_variables()).
@@ -54,6 +76,13 @@ extension Graph {
     /// reuse mode, with TensorFlow's errors for the ways this goes wrong.
     public func getVariable(_ name: String, shape: [Int]? = nil, dtype: DType = .float32, initializer: Initializer? = nil,
                             regularizer: Regularizer? = nil, trainable: Bool = true, collections: [String]? = nil) throws -> Variable {
+        let v = try findOrCreateVariable(name, shape: shape, dtype: dtype, initializer: initializer, regularizer: regularizer,
+                                         trainable: trainable, collections: collections)
+        return try currentVariableScope.customGetter?(v) ?? v
+    }
+
+    func findOrCreateVariable(_ name: String, shape: [Int]?, dtype: DType, initializer: Initializer?,
+                              regularizer: Regularizer?, trainable: Bool, collections: [String]?) throws -> Variable {
         let scope = currentVariableScope
         let full = scope.name.isEmpty ? name : scope.name + "/" + name
         if let existing = variableStore[full] {
