@@ -43,5 +43,5 @@ proto:
 	$(SWIFT) build -c release --product protoc-gen-swift --scratch-path $(PROTO_SCRATCH)
 	mkdir -p $(PROTO_OUT)
 	rm -f $(PROTO_OUT)/*.pb.swift
-	protoc --plugin=protoc-gen-swift=$$($(SWIFT) build -c release --scratch-path $(PROTO_SCRATCH) --show-bin-path)/protoc-gen-swift \
+	protoc --plugin=protoc-gen-swift=$(PROTO_SCRATCH)/release/protoc-gen-swift \
 		--swift_opt=Visibility=Public --swift_out=$(PROTO_OUT) -I protos protos/*.proto
