@@ -101,3 +101,4 @@ let (tx, ty) = test.batch(Array(0..<test.count)[...])
 let accuracy = try sess.run(testAccuracy, feeds: [images: tx, labels: ty]).scalar(as: Float.self)
 print(String(format: "digits: test_accuracy=%.4f train_seconds=%.2f steps=%d steps_per_s=%.0f", accuracy, trainSeconds, steps,
              Double(steps) / trainSeconds))
+sess.close()

@@ -7,9 +7,12 @@ import Foundation
 public struct CPUCompileOptions: Sendable {
     public var keepLLVMIR = false
     public var keepAssembly = false
-    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false) {
+    /// Time every kernel of every run (KILN_DEBUG=2); costs two clock reads per kernel.
+    public var profile = false
+    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false, profile: Bool = false) {
         self.keepLLVMIR = keepLLVMIR
         self.keepAssembly = keepAssembly
+        self.profile = profile
     }
 }
 
@@ -34,6 +37,8 @@ public enum CPUCompiler {
         let ctx = LLVMOrcThreadSafeContextGetContext(tsc)!
         let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
         let emitter = Emitter(context: ctx, moduleName: name, function: f, plan: plan)
+        let profileSlots: UnsafeMutablePointer<UInt64>? = options.profile ? .allocate(capacity: plan.kernels.count + 2) : nil
+        emitter.profileSlots = profileSlots
         let module = try emitter.emit(entryName: name)
         LLVMSetTarget(module, jit.triple)
         LLVMSetDataLayout(module, jit.dataLayout)
@@ -45,9 +50,10 @@ public enum CPUCompiler {
         defer { LLVMDisposePassBuilderOptions(opts) }
         LLVMPassBuilderOptionsSetLoopVectorization(opts, 1)
         LLVMPassBuilderOptionsSetSLPVectorization(opts, 1)   // off by default in the C API
-        LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1)
-        LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1)
-        try check(LLVMRunPasses(module, "default<O3>", tm, opts))
+        let env = ProcessInfo.processInfo.environment
+        LLVMPassBuilderOptionsSetLoopInterleaving(opts, env["KX_IL"] == "0" ? 0 : 1)
+        LLVMPassBuilderOptionsSetLoopUnrolling(opts, env["KX_UNROLL"] == "0" ? 0 : 1)
+        try check(LLVMRunPasses(module, env["KX_PIPE"] ?? "default<O3>", tm, opts))
         if options.keepLLVMIR {
             let s = LLVMPrintModuleToString(module)!
             stats.llvmIR = String(cString: s)
@@ -71,7 +77,7 @@ public enum CPUCompiler {
         stats.emitMs = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
         stats.optimizeMs = Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6
         stats.jitMs = Double(t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1e6
-        return CPUExecutable(function: f, plan: plan, address: addr, tracker: tracker, stats: stats)
+        return CPUExecutable(function: f, plan: plan, address: addr, tracker: tracker, stats: stats, profileSlots: profileSlots)
     }
 }
 
@@ -89,8 +95,14 @@ public final class CPUExecutable: @unchecked Sendable {
     private let arena: TensorBuffer
     private let constantTable: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private var lock = pthread_mutex_t()
+    private let profileSlots: UnsafeMutablePointer<UInt64>?
+    /// Total nanoseconds per kernel (and result copies last) over all profiled runs.
+    public private(set) var kernelNanoseconds: [UInt64] = []
+    public private(set) var profiledRuns = 0
 
-    init(function: Function, plan: KernelPlan, address: UInt64, tracker: LLVMOrcResourceTrackerRef, stats: CPUCompileStats) {
+    init(function: Function, plan: KernelPlan, address: UInt64, tracker: LLVMOrcResourceTrackerRef, stats: CPUCompileStats,
+         profileSlots: UnsafeMutablePointer<UInt64>?) {
+        self.profileSlots = profileSlots
         self.function = function
         self.plan = plan
         self.stats = stats
@@ -107,6 +119,7 @@ public final class CPUExecutable: @unchecked Sendable {
     deinit {
         JIT.shared.remove(tracker)
         constantTable.deallocate()
+        profileSlots?.deallocate()
         pthread_mutex_destroy(&lock)
     }
 
@@ -117,6 +130,12 @@ public final class CPUExecutable: @unchecked Sendable {
     public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
         pthread_mutex_lock(&lock)
         entry(inputs, outputs, arena.pointer, constantTable)
+        if let slots = profileSlots {
+            let n = plan.kernels.count + (plan.resultCopies.isEmpty ? 0 : 1)
+            if kernelNanoseconds.isEmpty { kernelNanoseconds = Array(repeating: 0, count: n) }
+            for k in 0..<n { kernelNanoseconds[k] += slots[k + 1] &- slots[k] }
+            profiledRuns += 1
+        }
         pthread_mutex_unlock(&lock)
     }
 

@@ -20,7 +20,10 @@ final class Emitter {
     let void, i1, i8, i32, i64, f32, f64, ptr: LLVMTypeRef
     var fn: LLVMValueRef!
     var entryBlock: LLVMBasicBlockRef!
-    var base: [Int: LLVMValueRef] = [:]
+    var entryTerminator: LLVMValueRef!
+    var pointers: [Int: LLVMValueRef] = [:]
+    /// Where the entry records kernel timestamps, when profiling.
+    var profileSlots: UnsafeMutablePointer<UInt64>?
 
     init(context: LLVMContextRef, moduleName: String, function: Function, plan: KernelPlan) {
         ctx = context
@@ -44,45 +47,31 @@ final class Emitter {
 
     // MARK: entry
 
+    /// The entry calls one function per kernel in order: LLVM's register allocator and scheduler
+    /// grow faster than linearly with function size, so many small functions compile much faster
+    /// than one large one (and each is a unit a worker pool can split).
     func emit(entryName: String) throws -> LLVMModuleRef {
-        var params: [LLVMTypeRef?] = [ptr, ptr, ptr, ptr]
-        let fnType = LLVMFunctionType(void, &params, 4, 0)
-        fn = LLVMAddFunction(module, entryName, fnType)
-        addAttribute("target-cpu", HostCPU.name)
-        addAttribute("target-features", HostCPU.featureString)
-        if HostCPU.hasAVX512 { addAttribute("prefer-vector-width", "512") }
-        LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("nounwind"))
-        for p in 0..<4 { LLVMAddAttributeAtIndex(fn, UInt32(p + 1), enumAttribute("noalias")) }
-        entryBlock = LLVMAppendBasicBlockInContext(ctx, fn, "entry")
-        LLVMPositionBuilderAtEnd(b, entryBlock)
-
-        let inputs = LLVMGetParam(fn, 0)!, outputs = LLVMGetParam(fn, 1)!
-        let arena = LLVMGetParam(fn, 2)!, consts = LLVMGetParam(fn, 3)!
-        func slot(_ table: LLVMValueRef, _ i: Int, _ name: String) -> LLVMValueRef {
-            var idx: [LLVMValueRef?] = [constI64(i)]
-            let p = LLVMBuildGEP2(b, ptr, table, &idx, 1, "")
-            return LLVMBuildLoad2(b, ptr, p, name)!
+        var kernelFunctions: [LLVMValueRef] = []
+        for (n, k) in plan.kernels.enumerated() {
+            kernelFunctions.append(try function("\(entryName)_k\(n)", exported: false) { try emitKernel(inst[k]!) })
         }
-        for (id, s) in plan.storage.sorted(by: { $0.key < $1.key }) {
-            switch s {
-            case .param(let i), .variable(param: let i): base[id] = slot(inputs, i, f.params[i].name)
-            case .constant(let k): base[id] = slot(consts, k, "const\(k)")
-            case .result(let k): base[id] = slot(outputs, k, "out\(k)")
-            case .arena(let off):
-                var idx: [LLVMValueRef?] = [constI64(off)]
-                base[id] = LLVMBuildGEP2(b, i8, arena, &idx, 1, "buf\(id)")
-            case .inline: break
+        if !plan.resultCopies.isEmpty {
+            kernelFunctions.append(try function("\(entryName)_results", exported: false) {
+                for (k, v) in plan.resultCopies {
+                    let t = types[v]!
+                    let out = tableLoad(LLVMGetParam(fn, 1)!, k)
+                    loopNest(t.shape) { idx in store(element(v, idx), out, idx.linear, t.dtype) }
+                }
+            })
+        }
+        _ = try function(entryName, exported: true) {
+            var args: [LLVMValueRef?] = (0..<4).map { LLVMGetParam(fn, UInt32($0)) }
+            for (n, k) in kernelFunctions.enumerated() {
+                profileTick(n)
+                LLVMBuildCall2(b, kernelType, k, &args, 4, "")
             }
+            profileTick(kernelFunctions.count)
         }
-        var resultPointers: [Int: LLVMValueRef] = [:]
-        for (k, _) in plan.resultCopies { resultPointers[k] = slot(outputs, k, "out\(k)") }
-
-        for k in plan.kernels { try emitKernel(inst[k]!) }
-        for (k, v) in plan.resultCopies {
-            let t = types[v]!
-            loopNest(t.shape) { idx in store(element(v, idx), resultPointers[k]!, idx.linear, t.dtype) }
-        }
-        LLVMBuildRetVoid(b)
 
         var err: UnsafeMutablePointer<CChar>?
         if LLVMVerifyModule(module, LLVMReturnStatusAction, &err) != 0 {
@@ -91,6 +80,75 @@ final class Emitter {
         }
         LLVMDisposeMessage(err)
         return module
+    }
+
+    /// With profiling on, records a timestamp in `profileSlots[slot]` (KILN_DEBUG=2).
+    func profileTick(_ slot: Int) {
+        guard let slots = profileSlots else { return }
+        var params: [LLVMTypeRef?] = [ptr, i64]
+        let t = LLVMFunctionType(void, &params, 2, 0)!
+        var args: [LLVMValueRef?] = [LLVMConstIntToPtr(LLVMConstInt(i64, UInt64(UInt(bitPattern: slots)), 0), ptr), constI64(slot)]
+        LLVMBuildCall2(b, t, declare("kiln_profile_tick", t), &args, 2, "")
+    }
+
+    var kernelType: LLVMTypeRef {
+        var params: [LLVMTypeRef?] = [ptr, ptr, ptr, ptr]
+        return LLVMFunctionType(void, &params, 4, 0)
+    }
+
+    /// `void name(ptr inputs[], ptr outputs[], ptr arena, ptr constants[])` with `body` emitted
+    /// into it; buffer pointers are loaded lazily in its entry block.
+    func function(_ name: String, exported: Bool, _ body: () throws -> Void) throws -> LLVMValueRef {
+        fn = LLVMAddFunction(module, name, kernelType)
+        addAttribute("target-cpu", HostCPU.name)
+        addAttribute("target-features", HostCPU.featureString)
+        if HostCPU.hasAVX512 { addAttribute("prefer-vector-width", "512") }
+        LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("nounwind"))
+        if !exported {
+            LLVMSetLinkage(fn, LLVMInternalLinkage)
+            LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("noinline"))
+        }
+        for p in 0..<4 { LLVMAddAttributeAtIndex(fn, UInt32(p + 1), enumAttribute("noalias")) }
+        entryBlock = LLVMAppendBasicBlockInContext(ctx, fn, "entry")
+        let bodyBlock = LLVMAppendBasicBlockInContext(ctx, fn, "body")
+        LLVMPositionBuilderAtEnd(b, entryBlock)
+        entryTerminator = LLVMBuildBr(b, bodyBlock)
+        LLVMPositionBuilderAtEnd(b, bodyBlock)
+        pointers = [:]
+        try body()
+        LLVMBuildRetVoid(b)
+        return fn
+    }
+
+    /// Pointer `i` of one of the entry's tables, loaded in the entry block.
+    func tableLoad(_ table: LLVMValueRef, _ i: Int) -> LLVMValueRef {
+        let tmp = LLVMCreateBuilderInContext(ctx)!
+        defer { LLVMDisposeBuilder(tmp) }
+        LLVMPositionBuilderBefore(tmp, entryTerminator)
+        var idx: [LLVMValueRef?] = [constI64(i)]
+        let p = LLVMBuildGEP2(tmp, ptr, table, &idx, 1, "")
+        return LLVMBuildLoad2(tmp, ptr, p, "")!
+    }
+
+    /// The buffer of value `id` per the plan, nil for values computed inline.
+    func base(_ id: Int) -> LLVMValueRef? {
+        if let p = pointers[id] { return p }
+        guard let s = plan.storage[id] else { return nil }
+        let p: LLVMValueRef
+        switch s {
+        case .param(let i), .variable(param: let i): p = tableLoad(LLVMGetParam(fn, 0)!, i)
+        case .constant(let k): p = tableLoad(LLVMGetParam(fn, 3)!, k)
+        case .result(let k): p = tableLoad(LLVMGetParam(fn, 1)!, k)
+        case .arena(let off):
+            let tmp = LLVMCreateBuilderInContext(ctx)!
+            defer { LLVMDisposeBuilder(tmp) }
+            LLVMPositionBuilderBefore(tmp, entryTerminator)
+            var idx: [LLVMValueRef?] = [constI64(off)]
+            p = LLVMBuildGEP2(tmp, i8, LLVMGetParam(fn, 2)!, &idx, 1, "buf\(id)")!
+        case .inline: return nil
+        }
+        pointers[id] = p
+        return p
     }
 
     func addAttribute(_ k: String, _ v: String) {
@@ -108,7 +166,7 @@ final class Emitter {
         switch i.op {
         case .varWrite:
             let t = types[i.operands[1]]!
-            let target = base[i.operands[0]]!
+            let target = base(i.operands[0])!
             loopNest(t.shape) { idx in store(element(i.operands[1], idx), target, idx.linear, t.dtype) }
         case .dot(let ta, let tb):
             try emitDot(i, ta, tb)
@@ -122,7 +180,7 @@ final class Emitter {
             emitUnpatches(i, window, strides, dilations, lo)
         default:
             let t = i.type!
-            let out = base[i.id]!
+            let out = base(i.id)!
             loopNest(t.shape) { idx in store(compute(i.id, idx), out, idx.linear, t.dtype) }
         }
     }
@@ -142,7 +200,7 @@ final class Emitter {
                 let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
                 LLVMBuildStore(b, binary(op, a, v, t.dtype), acc)
             }
-            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base[i.id]!, outIdx.linear, t.dtype)
+            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base(i.id)!, outIdx.linear, t.dtype)
         }
     }
 
@@ -166,7 +224,7 @@ final class Emitter {
                     let s = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
                     LLVMBuildStore(b, binary(.add, s, binary(.mul, av, bv, t.dtype), t.dtype), acc)
                 }
-                store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base[i.id]!, idx.linear, t.dtype)
+                store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base(i.id)!, idx.linear, t.dtype)
             }
             return
         }
@@ -176,7 +234,7 @@ final class Emitter {
         var argTypes: [LLVMTypeRef?] = [i32, i32, i32, i32, i32, i32, scalarT, ptr, i32, ptr, i32, scalarT, ptr, i32]
         let gemmType = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
         let gemm = declare(isF32 ? "cblas_sgemm" : "cblas_dgemm", gemmType)
-        let cPtr = base[i.id]!
+        let cPtr = base(i.id)!
         let (aCols, bCols) = (at.shape[r - 1], bt.shape[r - 1])
         let elem = t.dtype.byteSize
         func call(_ bi: LLVMValueRef) {
@@ -200,9 +258,9 @@ final class Emitter {
 
     /// A buffer holding `v`'s elements, if it has one.
     func bufferPointer(_ v: Int) -> LLVMValueRef? {
-        if let p = base[v] { return p }
+        if let p = base(v) { return p }
         guard let i = inst[v] else { return nil }
-        if i.op == .varRead, plan.storage[v] == .inline { return base[i.operands[0]] }
+        if i.op == .varRead, plan.storage[v] == .inline { return base(i.operands[0]) }
         if case .constant(let t) = i.op, t.elementCount > 1 { return globalConstant(v, t) }
         return nil
     }
@@ -260,7 +318,7 @@ final class Emitter {
             for (k, p) in perm.enumerated() { multi[p] = idx.multi[k] }
             return element(i.operands[0], Index(multi: multi, shape: types[i.operands[0]]!.shape, emitter: self))
         case .varRead:
-            return load(base[i.operands[0]]!, idx.linear, d)
+            return load(base(i.operands[0])!, idx.linear, d)
         case .iota(_, _, let axis):
             return cast(idx.multi[axis], .int64, d)
         case .slice(let start, let strides, _):

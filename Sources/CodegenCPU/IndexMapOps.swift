@@ -108,7 +108,7 @@ extension Emitter {
                 LLVMBuildStore(b, LLVMBuildSelect(b, better, v, best, ""), bestV)
                 LLVMBuildStore(b, LLVMBuildSelect(b, better, k, LLVMBuildLoad2(b, i64, bestK, ""), ""), bestK)
             }
-            store(cast(LLVMBuildLoad2(b, i64, bestK, "")!, .int64, t.dtype), base[i.id]!, outIdx.linear, t.dtype)
+            store(cast(LLVMBuildLoad2(b, i64, bestK, "")!, .int64, t.dtype), base(i.id)!, outIdx.linear, t.dtype)
         }
     }
 
@@ -131,7 +131,7 @@ extension Emitter {
                 let a = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
                 LLVMBuildStore(b, LLVMBuildSelect(b, inside, binary(op, a, v, t.dtype), a, ""), acc)
             }
-            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base[i.id]!, outIdx.linear, t.dtype)
+            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base(i.id)!, outIdx.linear, t.dtype)
         }
     }
 
@@ -159,7 +159,7 @@ extension Emitter {
                 let a = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
                 LLVMBuildStore(b, LLVMBuildSelect(b, inside, binary(.add, a, v, t.dtype), a, ""), acc)
             } }
-            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base[i.id]!, outIdx.linear, t.dtype)
+            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base(i.id)!, outIdx.linear, t.dtype)
         }
     }
 

@@ -1,7 +1,8 @@
 /// Small functions compiled code calls for operations that need a loop of their own per element.
 enum RuntimeHelpers {
     static var symbols: [(String, UnsafeRawPointer)] {
-        [("kiln_ipow_i64", unsafeBitCast(kilnIPow as @convention(c) (Int64, Int64) -> Int64, to: UnsafeRawPointer.self))]
+        [("kiln_ipow_i64", unsafeBitCast(kilnIPow as @convention(c) (Int64, Int64) -> Int64, to: UnsafeRawPointer.self)),
+         ("kiln_profile_tick", unsafeBitCast(kilnProfileTick as @convention(c) (UnsafeMutablePointer<UInt64>, Int64) -> Void, to: UnsafeRawPointer.self))]
     }
 }
 
@@ -16,3 +17,14 @@ private let kilnIPow: @convention(c) (Int64, Int64) -> Int64 = { base, exp in
     }
     return result
 }
+
+/// Nanosecond timestamp into slot `i` (per-kernel times for KILN_DEBUG=2).
+private let kilnProfileTick: @convention(c) (UnsafeMutablePointer<UInt64>, Int64) -> Void = { slots, i in
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    slots[Int(i)] = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -29,6 +29,7 @@ public final class Session: @unchecked Sendable {
     public func close() {
         lock.lock()
         defer { lock.unlock() }
+        if debugLevel >= 2 { for step in cache.values { Debug.log(KernelProfile.report(step.executable)) } }
         closed = true
         cache.removeAll()
         variables.removeAll()
@@ -142,7 +143,7 @@ public final class Session: @unchecked Sendable {
         try pm.run(&lowered.function)
         pm.afterEach = nil
         let t1 = DispatchTime.now()
-        let exe = try CPUCompiler.compile(lowered.function, options: CPUCompileOptions(keepLLVMIR: level >= 4, keepAssembly: level >= 5))
+        let exe = try CPUCompiler.compile(lowered.function, options: CPUCompileOptions(keepLLVMIR: level >= 4, keepAssembly: level >= 5, profile: level >= 2))
         compileCount += 1
         if level >= 1 {
             let plan = exe.plan
