@@ -178,6 +178,8 @@ final class Emitter {
             emitReduceWindow(i, r, window, strides, lo)
         case .unpatches(let window, let strides, let dilations, let lo, _, _):
             emitUnpatches(i, window, strides, dilations, lo)
+        case .patches(let window, let strides, let dilations, let lo, _):
+            emitPatchesKernel(i, window, strides, dilations, lo)
         default:
             let t = i.type!
             let out = base(i.id)!
@@ -188,6 +190,20 @@ final class Emitter {
     func emitReduce(_ i: Instruction, _ r: ReduceOp, _ axes: [Int]) {
         let x = i.operands[0], xt = types[x]!, t = i.type!
         let kept = (0..<xt.rank).filter { !axes.contains($0) }
+        let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+        if !kept.isEmpty && !axes.isEmpty && axes.max()! < kept.min()! {
+            // Leading axes reduced (batch statistics, bias gradients): stream the input row by
+            // row into the output, so reads are contiguous and the inner loop vectorises.
+            let out = base(i.id)!
+            loopNest(t.shape) { o in store(reduceIdentity(r, t.dtype), out, o.linear, t.dtype) }
+            loopNest(axes.map { xt.shape[$0] }) { rIdx in
+                loopNest(t.shape) { o in
+                    let v = element(x, Index(multi: rIdx.multi + o.multi, shape: xt.shape, emitter: self))
+                    store(binary(op, load(out, o.linear, t.dtype), v, t.dtype), out, o.linear, t.dtype)
+                }
+            }
+            return
+        }
         let acc = entryAlloca(registerType(t.dtype))
         loopNest(t.shape) { outIdx in
             LLVMBuildStore(b, reduceIdentity(r, t.dtype), acc)
@@ -197,7 +213,6 @@ final class Emitter {
                 for (k, a) in axes.enumerated() { multi[a] = rIdx.multi[k] }
                 let v = element(x, Index(multi: multi, shape: xt.shape, emitter: self))
                 let a = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
-                let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
                 LLVMBuildStore(b, binary(op, a, v, t.dtype), acc)
             }
             store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base(i.id)!, outIdx.linear, t.dtype)
@@ -256,11 +271,30 @@ final class Emitter {
 
     // MARK: elements
 
+    /// The operand position of a reshape's element. Leading and trailing dimensions the two shapes
+    /// share map one to one; only the differing middle goes through a linear index, so common
+    /// reshapes (adding unit dimensions, splitting the last one) need little or no division.
+    func reshapeIndex(_ idx: Index, to shape: [Int]) -> Index {
+        let out = idx.shape
+        var p = 0
+        while p < min(out.count, shape.count) && out[p] == shape[p] { p += 1 }
+        var q = 0
+        while q < min(out.count, shape.count) - p && out[out.count - 1 - q] == shape[shape.count - 1 - q] { q += 1 }
+        if p == 0 && q == 0 { return Index(linear: idx.linear, shape: shape, emitter: self) }
+        let m = idx.multi
+        let midOut = Array(out[p..<(out.count - q)]), midIn = Array(shape[p..<(shape.count - q)])
+        var linear = constI64(0)
+        for (k, d) in midOut.enumerated() { linear = LLVMBuildAdd(b, LLVMBuildMul(b, linear, constI64(d), ""), m[p + k], "")! }
+        let mid = midIn.isEmpty ? [] : Index(linear: linear, shape: midIn, emitter: self).multi
+        return Index(multi: Array(m.prefix(p)) + mid + Array(m.suffix(q)), shape: shape, emitter: self)
+    }
+
     /// A buffer holding `v`'s elements, if it has one.
     func bufferPointer(_ v: Int) -> LLVMValueRef? {
         if let p = base(v) { return p }
         guard let i = inst[v] else { return nil }
         if i.op == .varRead, plan.storage[v] == .inline { return base(i.operands[0]) }
+        if plan.views.contains(v) { return bufferPointer(i.operands[0]) }
         if case .constant(let t) = i.op, t.elementCount > 1 { return globalConstant(v, t) }
         return nil
     }
@@ -312,7 +346,7 @@ final class Emitter {
             let multi = dims.enumerated().map { k, dim in xs[k] == 1 ? constI64(0) : idx.multi[dim] }
             return element(i.operands[0], Index(multi: multi, shape: xs, emitter: self))
         case .reshape:
-            return element(i.operands[0], Index(linear: idx.linear, shape: types[i.operands[0]]!.shape, emitter: self))
+            return element(i.operands[0], reshapeIndex(idx, to: types[i.operands[0]]!.shape))
         case .transpose(let perm):
             var multi = [LLVMValueRef](repeating: constI64(0), count: perm.count)
             for (k, p) in perm.enumerated() { multi[p] = idx.multi[k] }

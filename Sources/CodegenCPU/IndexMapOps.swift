@@ -114,24 +114,46 @@ extension Emitter {
 
     func emitReduceWindow(_ i: Instruction, _ r: ReduceOp, _ window: [Int], _ strides: [Int], _ lo: [Int]) {
         let x = i.operands[0], xt = types[x]!, t = i.type!
-        let acc = entryAlloca(registerType(t.dtype))
         let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+        // Windows are small and fixed: unroll them; without padding no bound can be crossed.
+        let unpadded = lo.allSatisfy { $0 == 0 } && (0..<xt.rank).allSatisfy { d in (t.shape[d] - 1) * strides[d] + window[d] <= xt.shape[d] }
+        let taps = (0..<window.reduce(1, *)).map { k -> [Int] in
+            var rest = k
+            return window.reversed().map { w -> Int in defer { rest /= w }; return rest % w }.reversed()
+        }
         loopNest(t.shape) { outIdx in
-            LLVMBuildStore(b, reduceIdentity(r, t.dtype), acc)
-            loopNest(window) { w in
+            var acc: LLVMValueRef? = nil
+            for w in taps {
                 var inside = LLVMConstInt(i1, 1, 0)!
                 var multi: [LLVMValueRef] = []
                 for d in 0..<xt.rank {
                     let base = LLVMBuildMul(b, outIdx.multi[d], constI64(strides[d]), "")!
-                    let p = LLVMBuildSub(b, LLVMBuildAdd(b, base, w.multi[d], ""), constI64(lo[d]), "")!
+                    let p = LLVMBuildAdd(b, base, constI64(w[d] - lo[d]), "")!
+                    if unpadded { multi.append(p); continue }
                     inside = LLVMBuildAnd(b, inside, inRange(p, xt.shape[d]), "")
                     multi.append(clamp(p, xt.shape[d]))
                 }
                 let v = element(x, Index(multi: multi, shape: xt.shape, emitter: self))
-                let a = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
-                LLVMBuildStore(b, LLVMBuildSelect(b, inside, binary(op, a, v, t.dtype), a, ""), acc)
+                let a = acc ?? reduceIdentity(r, t.dtype)
+                acc = unpadded ? binary(op, a, v, t.dtype) : LLVMBuildSelect(b, inside, binary(op, a, v, t.dtype), a, "")
             }
-            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base(i.id)!, outIdx.linear, t.dtype)
+            store(acc!, base(i.id)!, outIdx.linear, t.dtype)
+        }
+    }
+
+    /// Patches as a loop nest over (n, oh, ow, kh, kw, c): the destination is contiguous in c and
+    /// no index needs dividing.
+    func emitPatchesKernel(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {
+        let x = i.operands[0], xs = types[x]!.shape, t = i.type!
+        let out = base(i.id)!
+        let space = [t.shape[0], t.shape[1], t.shape[2], window[0], window[1], xs[3]]
+        loopNest(space) { idx in
+            let m = idx.multi
+            let y = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, m[1], constI64(strides[0]), ""), LLVMBuildMul(b, m[3], constI64(dil[0]), ""), ""), constI64(lo[0]), "")!
+            let xx = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, m[2], constI64(strides[1]), ""), LLVMBuildMul(b, m[4], constI64(dil[1]), ""), ""), constI64(lo[1]), "")!
+            let inside = LLVMBuildAnd(b, inRange(y, xs[1]), inRange(xx, xs[2]), "")
+            let v = element(x, Index(multi: [m[0], clamp(y, xs[1]), clamp(xx, xs[2]), m[5]], shape: xs, emitter: self))
+            store(LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), ""), out, idx.linear, t.dtype)
         }
     }
 
@@ -141,6 +163,28 @@ extension Emitter {
         let p = i.operands[0], ps = types[p]!.shape, t = i.type!
         let c = t.shape[3]
         let acc = entryAlloca(registerType(t.dtype))
+        // Non-overlapping windows (pooling with stride >= window): each image element comes from
+        // at most one patch entry, found by one division instead of a loop over the window.
+        if (0..<2).allSatisfy({ strides[$0] >= (window[$0] - 1) * dil[$0] + 1 }) && dil.allSatisfy({ $0 == 1 }) && lo.allSatisfy({ $0 >= 0 }) {
+            loopNest(t.shape) { outIdx in
+                let o = outIdx.multi
+                var inside = LLVMConstInt(i1, 1, 0)!
+                var pos: [LLVMValueRef] = [], taps: [LLVMValueRef] = []
+                for d in 0..<2 {
+                    let y = LLVMBuildAdd(b, o[d + 1], constI64(lo[d]), "")!
+                    let q = LLVMBuildUDiv(b, y, constI64(strides[d]), "")!, k = LLVMBuildURem(b, y, constI64(strides[d]), "")!
+                    inside = LLVMBuildAnd(b, inside, LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, k, constI64(window[d]), ""),
+                                                                 LLVMBuildICmp(b, LLVMIntULT, q, constI64(ps[d + 1]), ""), ""), "")
+                    pos.append(clamp(q, ps[d + 1]))
+                    taps.append(clamp(k, window[d]))
+                }
+                let tap = LLVMBuildAdd(b, LLVMBuildMul(b, taps[0], constI64(window[1]), ""), taps[1], "")!
+                let k = LLVMBuildAdd(b, LLVMBuildMul(b, tap, constI64(c), ""), o[3], "")!
+                let v = element(p, Index(multi: [o[0], pos[0], pos[1], k], shape: ps, emitter: self))
+                store(LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), "")!, base(i.id)!, outIdx.linear, t.dtype)
+            }
+            return
+        }
         loopNest(t.shape) { outIdx in
             LLVMBuildStore(b, constValue(0, t.dtype), acc)
             let o = outIdx.multi
@@ -149,6 +193,11 @@ extension Emitter {
                 var pos: [LLVMValueRef] = []
                 for (d, k) in [(0, kh), (1, kw)] {
                     let y = LLVMBuildSub(b, LLVMBuildAdd(b, o[d + 1], constI64(lo[d]), ""), constI64(k * dil[d]), "")!
+                    if strides[d] == 1 {
+                        inside = LLVMBuildAnd(b, inside, inRange(y, ps[d + 1]), "")
+                        pos.append(clamp(y, ps[d + 1]))
+                        continue
+                    }
                     let q = LLVMBuildSDiv(b, y, constI64(strides[d]), "")!
                     let exact = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildSRem(b, y, constI64(strides[d]), ""), constI64(0), "")
                     inside = LLVMBuildAnd(b, inside, LLVMBuildAnd(b, exact, LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, y, constI64(0), ""), inRange(q, ps[d + 1]), ""), ""), "")

@@ -27,6 +27,8 @@ public struct KernelPlan: Sendable {
     /// Why each materialised value was not fused into its consumers.
     public var reasons: [Int: String] = [:]
     public var constants: [Tensor] = []
+    /// Reshapes read through their operand's buffer (the same bytes in the same order).
+    public var views: Set<Int> = []
     public var arenaBytes = 0
 
     /// Constants with at most this many elements are emitted into the code as immediates.
@@ -55,9 +57,17 @@ public struct KernelPlan: Sendable {
                 }
             case .dot:
                 materialized[i.id] = "library call (BLAS)"
-                for o in i.operands where !f.isParam(o) && storage[o] == nil {
-                    materialized[o] = materialized[o] ?? "operand of a library call needs a buffer"
+                for o in i.operands {
+                    // A reshape is the same bytes: the library reads the buffer of what it reshapes.
+                    var src = o
+                    while case .reshape? = inst[src]?.op { views.insert(src); src = inst[src]!.operands[0] }
+                    if f.isParam(src) || inst[src]?.op == .varRead { continue }
+                    if case .constant? = inst[src]?.op { continue }
+                    materialized[src] = materialized[src] ?? "operand of a library call needs a buffer"
                 }
+            case .patches:
+                // Its own loop nest over (n, oh, ow, kh, kw, c) needs no index division.
+                materialized[i.id] = materialized[i.id] ?? "image patches are gathered once"
             case .reduce, .argReduce, .reduceWindow, .unpatches:
                 materialized[i.id] = materialized[i.id] ?? "reduction result is read by many elements"
             case _ where i.op.isElementwise && (uses[i.id] ?? 0) > 1:

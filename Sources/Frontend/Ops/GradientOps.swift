@@ -168,9 +168,11 @@ enum GradientOps {
             let geometry = Op.patches(window: [k[1], k[2]], strides: [st[1], st[2]], dilations: [1, 1], padLow: [h.lo, w.lo], padHigh: [h.hi, w.hi])
             let kk = k[1] * k[2], c = xs[3]
             let windowShape = [ds[0], ds[1], ds[2], kk, c]
-            let values = try ctx.reshape(ctx.emit(geometry, [x]), windowShape)
-            let valid = try ctx.reshape(ctx.emit(geometry, [ctx.full(1, d, xs)]), windowShape)
-            let masked = try ctx.select(ctx.compare(.ne, valid, ctx.scalar(0, d)), values, ctx.full(-.infinity, d, windowShape))
+            var masked = try ctx.reshape(ctx.emit(geometry, [x]), windowShape)
+            if h.lo + h.hi + w.lo + w.hi > 0 {
+                let valid = try ctx.reshape(ctx.emit(geometry, [ctx.full(1, d, xs)]), windowShape)
+                masked = try ctx.select(ctx.compare(.ne, valid, ctx.scalar(0, d)), masked, ctx.full(-.infinity, d, windowShape))
+            }
             let best = try ctx.emit(.argReduce(.argmax, axis: 3, outType: .int64), [masked])
             let hit = try ctx.emit(.compare(.eq), [ctx.emit(.iota(dtype: .int64, shape: windowShape, axis: 3), []),
                                                    ctx.emit(.broadcast(shape: windowShape, dims: [0, 1, 2, 4]), [best])])
