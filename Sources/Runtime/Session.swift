@@ -35,6 +35,37 @@ public final class Session: @unchecked Sendable {
         variables.removeAll()
     }
 
+    // MARK: variables
+
+    /// The current value of a variable (its VariableV2 op), or nil before it is initialised.
+    public func value(of variable: KilnFrontend.Operation) -> Tensor? {
+        lock.lock()
+        defer { lock.unlock() }
+        return variables[variable]
+    }
+
+    public func value(of variable: Variable) -> Tensor? { value(of: variable.variableOp) }
+
+    /// Sets a variable's value directly (restoring a checkpoint); dtype and shape must match its
+    /// declaration.
+    public func setValue(_ t: Tensor, of variable: KilnFrontend.Operation) throws {
+        let declared = variable.outputSpecs[0]
+        guard t.dtype == declared.dtype, Shape(t.shape).isCompatible(with: declared.shape) else {
+            throw KilnError.invalidArgument("cannot set variable '\(variable.name)' of \(declared.dtype)\(declared.shape) to a \(t.dtype) tensor of shape \(Shape(t.shape))")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if closed { throw KilnError(.cancelled, "Attempted to use a closed Session.") }
+        var copy = Tensor(zeros: t.dtype, shape: t.shape)
+        copy.withUnsafeMutableBytes { dst in t.withUnsafeBytes { dst.copyMemory(from: $0) } }
+        variables[variable] = t.dtype == .string ? t : copy
+    }
+
+    public func setValue(_ t: Tensor, of variable: Variable) throws { try setValue(t, of: variable.variableOp) }
+
+    /// Whether a variable has a value in this session.
+    public func isInitialized(_ variable: Variable) -> Bool { value(of: variable) != nil }
+
     // MARK: run
 
     public func run(_ fetch: some OutputConvertible, feeds: [Output: Tensor] = [:]) throws -> Tensor {
