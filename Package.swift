@@ -21,13 +21,15 @@ let package = Package(
         // OpenBLAS is deliberately NOT linked: it must be dlopen'ed after OPENBLAS_CORETYPE is
         // chosen, or Debian's 0.3.21 picks a slow kernel on this CPU (see BLAS.swift).
         .target(name: "COpenBLAS"),
+        // The worker pool compiled code calls into (C11 atomics; no Swift runtime on the hot path).
+        .target(name: "CKilnRT"),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         // zlib (zlib1g-dev, a prerequisite of Swift on Linux): GZIP/ZLIB streams for TFRecord and data files.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         .target(name: "KilnIR", path: "Sources/IR"),
         .target(name: "KilnPasses", dependencies: ["KilnIR"], path: "Sources/Passes"),
-        .target(name: "KilnCPU", dependencies: ["KilnIR", "KilnPasses", "CLLVM", "COpenBLAS"],
+        .target(name: "KilnCPU", dependencies: ["KilnIR", "KilnPasses", "CLLVM", "COpenBLAS", "CKilnRT"],
                 path: "Sources/CodegenCPU"),
         .target(name: "KilnOpenCL", dependencies: ["KilnIR", "KilnPasses", "COpenCL"],
                 path: "Sources/CodegenGPU"),

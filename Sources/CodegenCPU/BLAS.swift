@@ -45,6 +45,16 @@ public final class BLAS: @unchecked Sendable {
         setThreads = try? sym("openblas_set_num_threads", kiln_openblas_set_num_threads_fn.self)
         let getThreads = try? sym("openblas_get_num_threads", kiln_openblas_get_num_threads_fn.self)
         threads = getThreads.map { Int($0()) } ?? 1
+        // Kiln's worker pool splits matrix products itself; OpenBLAS's own threads would spin
+        // on the same cores as the pool's.
+        setThreads?(1)
+    }
+
+    /// Runs `body` with OpenBLAS using `n` threads (for measuring the library on its own).
+    public func withThreads<R>(_ n: Int, _ body: () throws -> R) rethrows -> R {
+        setThreads?(Int32(n))
+        defer { setThreads?(1) }
+        return try body()
     }
 
     /// Raw addresses for the JIT to bind `cblas_sgemm`/`cblas_dgemm` calls to.

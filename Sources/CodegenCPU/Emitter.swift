@@ -1,4 +1,5 @@
 import CLLVM
+import CKilnRT
 import KilnIR
 import KilnPasses
 
@@ -24,6 +25,10 @@ final class Emitter {
     var pointers: [Int: LLVMValueRef] = [:]
     /// Where the entry records kernel timestamps, when profiling.
     var profileSlots: UnsafeMutablePointer<UInt64>?
+    /// The row range of a split kernel, consumed by its first loop nest.
+    var splitRange: (LLVMValueRef, LLVMValueRef)?
+    /// Kernels with at least this many elements are split across the worker pool.
+    static let parallelThreshold = 32768
 
     init(context: LLVMContextRef, moduleName: String, function: Function, plan: KernelPlan) {
         ctx = context
@@ -51,24 +56,38 @@ final class Emitter {
     /// grow faster than linearly with function size, so many small functions compile much faster
     /// than one large one (and each is a unit a worker pool can split).
     func emit(entryName: String) throws -> LLVMModuleRef {
-        var kernelFunctions: [LLVMValueRef] = []
+        var kernelFunctions: [(LLVMValueRef, rows: Int?)] = []
         for (n, k) in plan.kernels.enumerated() {
-            kernelFunctions.append(try function("\(entryName)_k\(n)", exported: false) { try emitKernel(inst[k]!) })
+            let rows = splitRows(inst[k]!)
+            kernelFunctions.append((try function("\(entryName)_k\(n)", exported: false, ranged: rows != nil) { try emitKernel(inst[k]!) }, rows))
         }
         if !plan.resultCopies.isEmpty {
-            kernelFunctions.append(try function("\(entryName)_results", exported: false) {
+            kernelFunctions.append((try function("\(entryName)_results", exported: false) {
                 for (k, v) in plan.resultCopies {
                     let t = types[v]!
                     let out = tableLoad(LLVMGetParam(fn, 1)!, k)
                     loopNest(t.shape) { idx in store(element(v, idx), out, idx.linear, t.dtype) }
                 }
-            })
+            }, nil))
         }
         _ = try function(entryName, exported: true) {
             var args: [LLVMValueRef?] = (0..<4).map { LLVMGetParam(fn, UInt32($0)) }
-            for (n, k) in kernelFunctions.enumerated() {
+            let table = entryAlloca(LLVMArrayType(ptr, 4))
+            for k in 0..<4 {
+                var idx: [LLVMValueRef?] = [constI64(0), constI64(k)]
+                LLVMBuildStore(b, args[k], LLVMBuildGEP2(b, LLVMArrayType(ptr, 4), table, &idx, 2, ""))
+            }
+            var poolParams: [LLVMTypeRef?] = [ptr, ptr, i64]
+            let poolType = LLVMFunctionType(void, &poolParams, 3, 0)!
+            let parallelFor = declare("kiln_parallel_for", poolType)
+            for (n, (k, rows)) in kernelFunctions.enumerated() {
                 profileTick(n)
-                LLVMBuildCall2(b, kernelType, k, &args, 4, "")
+                if let rows {
+                    var pargs: [LLVMValueRef?] = [k, table, constI64(rows)]
+                    LLVMBuildCall2(b, poolType, parallelFor, &pargs, 3, "")
+                } else {
+                    LLVMBuildCall2(b, kernelType, k, &args, 4, "")
+                }
             }
             profileTick(kernelFunctions.count)
         }
@@ -96,10 +115,42 @@ final class Emitter {
         return LLVMFunctionType(void, &params, 4, 0)
     }
 
-    /// `void name(ptr inputs[], ptr outputs[], ptr arena, ptr constants[])` with `body` emitted
-    /// into it; buffer pointers are loaded lazily in its entry block.
-    func function(_ name: String, exported: Bool, _ body: () throws -> Void) throws -> LLVMValueRef {
-        fn = LLVMAddFunction(module, name, kernelType)
+    /// Rows of dimension 0 to split a kernel over the worker pool, when it is large enough and
+    /// its first loop nest runs over its output (dot calls BLAS, which has its own threads).
+    func splitRows(_ i: Instruction) -> Int? {
+        let shape: [Int]
+        var work: Int
+        switch i.op {
+        case .constant: return nil
+        case .dot:
+            // BLAS runs single-threaded; the pool splits the rows of C instead.
+            let t = i.type!, at = types[i.operands[0]]!
+            guard t.dtype == .float32 || t.dtype == .float64 else { return nil }
+            let m = t.shape[t.rank - 2], k = i.op == .dot(transposeA: true, transposeB: false) || i.op == .dot(transposeA: true, transposeB: true)
+                ? at.shape[at.rank - 2] : at.shape[at.rank - 1]
+            let flops = 2 * t.elementCount * k
+            // One block of rows per thread: BLAS is fastest on few large blocks.
+            let blocks = min(Int(kiln_pool_threads()), m / 16)
+            return flops >= 1 << 21 && blocks >= 2 ? blocks : nil
+        case .varWrite: shape = types[i.operands[1]]!.shape; work = shape.reduce(1, *)
+        case .reduce(_, let axes):
+            let xt = types[i.operands[0]]!
+            let kept = (0..<xt.rank).filter { !axes.contains($0) }
+            if kept.isEmpty || (!axes.isEmpty && axes.max()! < kept.min()!) { return nil }
+            shape = i.type!.shape
+            work = xt.elementCount
+        default: shape = i.type!.shape; work = shape.reduce(1, *)
+        }
+        if case .unpatches(let window, _, _, _, _, _) = i.op { work *= window.reduce(1, *) }
+        guard work >= Self.parallelThreshold, let rows = shape.first, rows >= 2 else { return nil }
+        return rows
+    }
+
+    /// `void name(ptr inputs[], ptr outputs[], ptr arena, ptr constants[] [, i64 begin, i64 end])`
+    /// with `body` emitted into it; buffer pointers are loaded lazily in its entry block.
+    func function(_ name: String, exported: Bool, ranged: Bool = false, _ body: () throws -> Void) throws -> LLVMValueRef {
+        var params: [LLVMTypeRef?] = ranged ? [ptr, ptr, ptr, ptr, i64, i64] : [ptr, ptr, ptr, ptr]
+        fn = LLVMAddFunction(module, name, LLVMFunctionType(void, &params, UInt32(params.count), 0))
         addAttribute("target-cpu", HostCPU.name)
         addAttribute("target-features", HostCPU.featureString)
         if HostCPU.hasAVX512 { addAttribute("prefer-vector-width", "512") }
@@ -115,7 +166,9 @@ final class Emitter {
         entryTerminator = LLVMBuildBr(b, bodyBlock)
         LLVMPositionBuilderAtEnd(b, bodyBlock)
         pointers = [:]
+        splitRange = ranged ? (LLVMGetParam(fn, 4)!, LLVMGetParam(fn, 5)!) : nil
         try body()
+        splitRange = nil
         LLVMBuildRetVoid(b)
         return fn
     }
@@ -252,17 +305,30 @@ final class Emitter {
         let cPtr = base(i.id)!
         let (aCols, bCols) = (at.shape[r - 1], bt.shape[r - 1])
         let elem = t.dtype.byteSize
+        // A split kernel computes rows [begin, end) of C: with A row-major those are rows of A,
+        // with A transposed they are columns of A (offset by `begin`, same leading dimension).
+        let range = splitRange
+        splitRange = nil
+        var (rowBegin, rowEnd) = range ?? (constI64(0), constI64(m))
+        if range != nil, let blocks = splitRows(i) {
+            rowBegin = LLVMBuildSDiv(b, LLVMBuildMul(b, rowBegin, constI64(m), ""), constI64(blocks), "")!
+            rowEnd = LLVMBuildSDiv(b, LLVMBuildMul(b, rowEnd, constI64(m), ""), constI64(blocks), "")!
+        }
+        let rows = LLVMBuildTrunc(b, LLVMBuildSub(b, rowEnd, rowBegin, ""), i32, "")!
         func call(_ bi: LLVMValueRef) {
-            func offset(_ p: LLVMValueRef, _ count: Int) -> LLVMValueRef {
-                var idx: [LLVMValueRef?] = [LLVMBuildMul(b, bi, constI64(count * elem), "")!]
+            func offset(_ p: LLVMValueRef, _ count: Int, plus extra: LLVMValueRef? = nil) -> LLVMValueRef {
+                var e = LLVMBuildMul(b, bi, constI64(count), "")!
+                if let extra { e = LLVMBuildAdd(b, e, extra, "")! }
+                var idx: [LLVMValueRef?] = [LLVMBuildMul(b, e, constI64(elem), "")!]
                 return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
             }
+            let aRowOffset = ta ? rowBegin : LLVMBuildMul(b, rowBegin, constI64(aCols), "")!
             var args: [LLVMValueRef?] = [
                 constI32(101), constI32(ta ? 112 : 111), constI32(tb ? 112 : 111),
-                constI32(m), constI32(n), constI32(k), LLVMConstReal(scalarT, 1),
-                offset(aPtr, at.shape.suffix(2).reduce(1, *)), constI32(aCols),
+                rows, constI32(n), constI32(k), LLVMConstReal(scalarT, 1),
+                offset(aPtr, at.shape.suffix(2).reduce(1, *), plus: aRowOffset), constI32(aCols),
                 offset(bPtr, bt.shape.suffix(2).reduce(1, *)), constI32(bCols),
-                LLVMConstReal(scalarT, 0), offset(cPtr, m * n), constI32(n),
+                LLVMConstReal(scalarT, 0), offset(cPtr, m * n, plus: LLVMBuildMul(b, rowBegin, constI64(n), "")!), constI32(n),
             ]
             LLVMBuildCall2(b, gemmType, gemm, &args, UInt32(args.count), "")
         }

@@ -55,9 +55,17 @@ extension Emitter {
     /// reduction (as TensorFlow's own vectorised reductions do).
     func loopNest(_ shape: [Int], reassociate: Bool = false, _ body: (Index) -> Void) {
         if shape.contains(0) { return }
+        // In a kernel split across the worker pool, the first loop nest covers only this
+        // worker's rows of dimension 0.
+        let range = splitRange
+        splitRange = nil
         func level(_ d: Int, _ ivs: [LLVMValueRef], _ linear: LLVMValueRef) {
             if d == shape.count {
                 body(Index(multi: ivs, linear: linear, shape: shape, emitter: self))
+                return
+            }
+            if d == 0, let (begin, end) = range {
+                loop(from: begin, to: end) { iv in level(1, [iv], iv) }
                 return
             }
             if shape[d] == 1 {
@@ -71,6 +79,24 @@ extension Emitter {
             }
         }
         level(0, [], constI64(0))
+    }
+
+    /// `for iv in begin..<end` with bounds known only at run time.
+    func loop(from begin: LLVMValueRef, to end: LLVMValueRef, _ body: (LLVMValueRef) -> Void) {
+        let pre = LLVMGetInsertBlock(b)
+        let header = LLVMAppendBasicBlockInContext(ctx, fn, "loop")!
+        let exit = LLVMAppendBasicBlockInContext(ctx, fn, "done")!
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, begin, end, ""), header, exit)
+        LLVMPositionBuilderAtEnd(b, header)
+        let iv = LLVMBuildPhi(b, i64, "i")!
+        body(iv)
+        let next = LLVMBuildAdd(b, iv, constI64(1), "")!
+        let latch = LLVMGetInsertBlock(b)
+        var vals: [LLVMValueRef?] = [begin, next]
+        var blocks: [LLVMBasicBlockRef?] = [pre, latch]
+        LLVMAddIncoming(iv, &vals, &blocks, 2)
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, next, end, ""), header, exit)
+        LLVMPositionBuilderAtEnd(b, exit)
     }
 
     /// A counted loop `for iv in 0..<count`, bottom-tested (count > 0).

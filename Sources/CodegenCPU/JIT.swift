@@ -1,4 +1,5 @@
 import CLLVM
+import CKilnRT
 import KilnIR
 import Foundation
 
@@ -16,6 +17,8 @@ final class JIT: @unchecked Sendable {
     private var counter = 0
 
     private init() throws {
+        // One worker per core; BLAS calls and pool jobs never run at the same time.
+        kiln_pool_start(Int32(max(1, ProcessInfo.processInfo.activeProcessorCount)))
         LLVMInitializeNativeTarget()
         LLVMInitializeNativeAsmPrinter()
         LLVMInitializeNativeAsmParser()

@@ -1,7 +1,9 @@
+import CKilnRT
 /// Small functions compiled code calls for operations that need a loop of their own per element.
 enum RuntimeHelpers {
     static var symbols: [(String, UnsafeRawPointer)] {
-        [("kiln_ipow_i64", unsafeBitCast(kilnIPow as @convention(c) (Int64, Int64) -> Int64, to: UnsafeRawPointer.self)),
+        [("kiln_parallel_for", unsafeBitCast(kiln_parallel_for as @convention(c) (kiln_range_kernel?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int64) -> Void, to: UnsafeRawPointer.self)),
+         ("kiln_ipow_i64", unsafeBitCast(kilnIPow as @convention(c) (Int64, Int64) -> Int64, to: UnsafeRawPointer.self)),
          ("kiln_profile_tick", unsafeBitCast(kilnProfileTick as @convention(c) (UnsafeMutablePointer<UInt64>, Int64) -> Void, to: UnsafeRawPointer.self))]
     }
 }
