@@ -89,6 +89,6 @@ enum TargetMachine {
             throw KilnError.internalError("LLVM target: \(String(cString: err!))")
         }
         return LLVMCreateTargetMachine(target, triple, HostCPU.name, HostCPU.featureString,
-                                       ProcessInfo.processInfo.environment["KX_CG"] == "1" ? LLVMCodeGenLevelDefault : ProcessInfo.processInfo.environment["KX_CG"] == "0" ? LLVMCodeGenLevelNone : LLVMCodeGenLevelAggressive, LLVMRelocDefault, LLVMCodeModelJITDefault)
+                                       LLVMCodeGenLevelAggressive, LLVMRelocDefault, LLVMCodeModelJITDefault)
     }
 }
