@@ -23,12 +23,19 @@ extension Emitter {
         switch u {
         case .neg: return LLVMBuildFNeg(b, x, "")
         case .abs: return intrinsic("llvm.fabs", [t], [x])
-        case .exp: return intrinsic("llvm.exp", [t], [x])
-        case .log: return intrinsic("llvm.log", [t], [x])
-        case .log1p: return libm("log1p", x, d)
+        case .exp: return d == .float32 ? expF32(x) : intrinsic("llvm.exp", [t], [x])
+        case .log: return d == .float32 ? logF32(x) : intrinsic("llvm.log", [t], [x])
+        case .log1p:
+            guard d == .float32 else { return libm("log1p", x, d) }
+            // log1p(x) = log(u) * x / (u - 1) with u = 1 + x corrects u's rounding error.
+            let u = LLVMBuildFAdd(b, constValue(1, d), x, "")!
+            let um1 = LLVMBuildFSub(b, u, constValue(1, d), "")!
+            let exact = LLVMBuildFCmp(b, LLVMRealOEQ, um1, constValue(0, d), "")
+            let corrected = LLVMBuildFDiv(b, LLVMBuildFMul(b, logF32(u), x, ""), um1, "")
+            return LLVMBuildSelect(b, exact, x, corrected, "")
         case .sqrt: return intrinsic("llvm.sqrt", [t], [x])
         case .rsqrt: return LLVMBuildFDiv(b, constValue(1, d), intrinsic("llvm.sqrt", [t], [x]), "")
-        case .tanh: return libm("tanh", x, d)
+        case .tanh: return d == .float32 ? tanhF32(x) : libm("tanh", x, d)
         case .sigmoid:
             let e = intrinsic("llvm.exp", [t], [LLVMBuildFNeg(b, x, "")!])
             return LLVMBuildFDiv(b, constValue(1, d), LLVMBuildFAdd(b, constValue(1, d), e, ""), "")
@@ -175,5 +182,81 @@ extension Emitter {
             }
             return LLVMBuildTrunc(b, x, t, "")
         }
+    }
+}
+
+/// float32 exp, log and tanh as straight-line polynomial code, so loops that use them vectorise
+/// (calls to libm's scalar functions would not). Errors are within a few ulp.
+extension Emitter {
+    func f(_ v: Double) -> LLVMValueRef { LLVMConstReal(f32, v) }
+    func fma(_ a: LLVMValueRef, _ b: LLVMValueRef, _ c: LLVMValueRef) -> LLVMValueRef { intrinsic("llvm.fmuladd", [f32], [a, b, c]) }
+
+    /// exp(x) = 2^n · e^r with n = round(x / ln 2) and |r| <= ln2/2 (Cephes' expf polynomial).
+    func expF32(_ x0: LLVMValueRef) -> LLVMValueRef {
+        let x = intrinsic("llvm.minnum", [f32], [intrinsic("llvm.maxnum", [f32], [x0, f(-88.3762626647949)]), f(88.3762626647950)])
+        let n = intrinsic("llvm.rint", [f32], [LLVMBuildFMul(b, x, f(1.44269504088896341), "")!])
+        var r = fma(n, f(-0.693359375), x)
+        r = fma(n, f(2.12194440e-4), r)
+        var p = f(1.9875691500e-4)
+        for c in [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1] { p = fma(p, r, f(c)) }
+        let r2 = LLVMBuildFMul(b, r, r, "")!
+        let er = LLVMBuildFAdd(b, fma(p, r2, r), f(1), "")!
+        let ni = LLVMBuildFPToSI(b, n, i32, "")!
+        let scale = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, ni, constI32(127), ""), constI32(23), ""), f32, "")!
+        let y = LLVMBuildFMul(b, er, scale, "")!
+        // NaN propagates; +inf and overflow saturate at the clamp (e^88.38 is float32's max).
+        let isNaN = LLVMBuildFCmp(b, LLVMRealUNO, x0, x0, "")
+        let over = LLVMBuildFCmp(b, LLVMRealOGT, x0, f(88.72283905206835), "")
+        let under = LLVMBuildFCmp(b, LLVMRealOLT, x0, f(-103.97), "")
+        let y1 = LLVMBuildSelect(b, over, f(.infinity), LLVMBuildSelect(b, under, f(0), y, ""), "")!
+        return LLVMBuildSelect(b, isNaN, x0, y1, "")
+    }
+
+    /// log(x) = e·ln2 + log(m) with m in [sqrt(1/2), sqrt(2)) (Cephes' logf polynomial).
+    func logF32(_ x: LLVMValueRef) -> LLVMValueRef {
+        // Subnormals are scaled into the normal range first.
+        let tiny = LLVMBuildFCmp(b, LLVMRealOLT, x, f(Double(Float.leastNormalMagnitude)), "")
+        let xs = LLVMBuildSelect(b, tiny, LLVMBuildFMul(b, x, f(8388608), ""), x, "")!
+        let bits = LLVMBuildBitCast(b, xs, i32, "")!
+        var e = LLVMBuildSub(b, LLVMBuildLShr(b, bits, constI32(23), ""), constI32(127), "")!
+        e = LLVMBuildSelect(b, tiny, LLVMBuildSub(b, e, constI32(23), ""), e, "")!
+        var m = LLVMBuildBitCast(b, LLVMBuildOr(b, LLVMBuildAnd(b, bits, constI32(0x007F_FFFF), ""), constI32(0x3F80_0000), ""), f32, "")!
+        let big = LLVMBuildFCmp(b, LLVMRealOGT, m, f(1.41421356237), "")
+        m = LLVMBuildSelect(b, big, LLVMBuildFMul(b, m, f(0.5), ""), m, "")!
+        e = LLVMBuildSelect(b, big, LLVMBuildAdd(b, e, constI32(1), ""), e, "")!
+        let z = LLVMBuildFSub(b, m, f(1), "")!
+        var p = f(7.0376836292e-2)
+        for c in [-1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1,
+                  -2.4999993993e-1, 3.3333331174e-1] { p = fma(p, z, f(c)) }
+        let z2 = LLVMBuildFMul(b, z, z, "")!
+        let ef = LLVMBuildSIToFP(b, e, f32, "")!
+        var y = LLVMBuildFMul(b, LLVMBuildFMul(b, p, z, ""), z2, "")!
+        y = fma(ef, f(-2.12194440e-4), y)
+        y = LLVMBuildFAdd(b, y, fma(z2, f(-0.5), z), "")!
+        y = fma(ef, f(0.693359375), y)
+        // log(0) = -inf, log(negative or NaN) = NaN, log(+inf) = +inf.
+        let zero = LLVMBuildFCmp(b, LLVMRealOEQ, x, f(0), "")
+        let bad = LLVMBuildFCmp(b, LLVMRealULT, x, f(0), "")
+        let inf = LLVMBuildFCmp(b, LLVMRealOEQ, x, f(.infinity), "")
+        y = LLVMBuildSelect(b, inf, x, y, "")!
+        y = LLVMBuildSelect(b, zero, f(-.infinity), y, "")!
+        return LLVMBuildSelect(b, bad, f(.nan), y, "")!
+    }
+
+    /// tanh as the rational approximation XLA and Eigen use on [-9, 9] (it is ±1 beyond in float32).
+    func tanhF32(_ x0: LLVMValueRef) -> LLVMValueRef {
+        let x = intrinsic("llvm.minnum", [f32], [intrinsic("llvm.maxnum", [f32], [x0, f(-7.90531110763549805)]), f(7.90531110763549805)])
+        let x2 = LLVMBuildFMul(b, x, x, "")!
+        var p = f(-2.76076847742355e-16)
+        for c in [2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08, 1.48572235717979e-05,
+                  6.37261928875436e-04, 4.89352455891786e-03] { p = fma(x2, p, f(c)) }
+        p = LLVMBuildFMul(b, x, p, "")!
+        var q = f(1.19825839466702e-06)
+        for c in [1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03] { q = fma(x2, q, f(c)) }
+        let y = LLVMBuildFDiv(b, p, q, "")!
+        // Tiny inputs return themselves (keeps the sign of zero and exactness).
+        let small = LLVMBuildFCmp(b, LLVMRealOLT, intrinsic("llvm.fabs", [f32], [x0]), f(0.0004), "")
+        let isNaN = LLVMBuildFCmp(b, LLVMRealUNO, x0, x0, "")
+        return LLVMBuildSelect(b, LLVMBuildOr(b, small, isNaN, ""), x0, y, "")
     }
 }

@@ -1,0 +1,42 @@
+import XCTest
+import Foundation
+import KilnIR
+import KilnPasses
+@testable import KilnCPU
+
+/// The vectorisable float32 exp/log/tanh/log1p against double-precision libm over wide ranges.
+final class TranscendentalAccuracyTests: XCTestCase {
+    func maxRelativeError(_ op: UnaryOp, _ xs: [Float], _ truth: (Double) -> Double) throws -> Double {
+        var b = FunctionBuilder(name: "acc")
+        let p = b.addParam("x", kind: .feed, type: TensorType(.float32, [xs.count]))
+        b.setResults([try b.emit(.unary(op), [p])])
+        let exe = try CPUCompiler.compile(b.function)
+        var params = [Tensor(shape: [xs.count], scalars: xs)]
+        let got = exe.run(&params)[0].scalars(as: Float.self)
+        var worst = 0.0
+        for (x, y) in zip(xs, got) {
+            let want = Double(Float(truth(Double(x))))
+            if want.isNaN { XCTAssertTrue(y.isNaN, "\(op)(\(x)) = \(y), want NaN"); continue }
+            if want.isInfinite { XCTAssertEqual(Double(y), want, "\(op)(\(x))"); continue }
+            let err = abs(Double(y) - want) / max(abs(want), Double(Float.leastNormalMagnitude))
+            worst = max(worst, err)
+        }
+        return worst
+    }
+
+    func spread(_ lo: Float, _ hi: Float, _ n: Int = 20000) -> [Float] { (0..<n).map { lo + (hi - lo) * Float($0) / Float(n - 1) } }
+
+    func testExpIsWithinFourUlpAcrossItsRange() throws {
+        XCTAssertLessThan(try maxRelativeError(.exp, spread(-87, 88) + [0, -0.0, .infinity, -.infinity, .nan, 100, -200], Foundation.exp), 5e-7)
+    }
+
+    func testLogIsWithinFourUlpIncludingSubnormals() throws {
+        let xs = spread(1e-6, 10) + spread(10, 1e6) + [Float.leastNonzeroMagnitude, 1e-40, 0, -1, .infinity, .nan, 1]
+        XCTAssertLessThan(try maxRelativeError(.log, xs, Foundation.log), 5e-7)
+    }
+
+    func testTanhAndLog1pStayAccurate() throws {
+        XCTAssertLessThan(try maxRelativeError(.tanh, spread(-12, 12) + [1e-5, -1e-5, 0, .nan, .infinity], Foundation.tanh), 5e-7)
+        XCTAssertLessThan(try maxRelativeError(.log1p, spread(-0.99, 5) + [1e-7, -1e-7, 1e-3, 0], Foundation.log1p), 5e-7)
+    }
+}
