@@ -9,10 +9,13 @@ public struct CPUCompileOptions: Sendable {
     public var keepAssembly = false
     /// Time every kernel of every run (KILN_DEBUG=2); costs two clock reads per kernel.
     public var profile = false
-    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false, profile: Bool = false) {
+    /// Fuse elementwise producers into their consumers (off only to measure what fusion buys).
+    public var fuse = true
+    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true) {
         self.keepLLVMIR = keepLLVMIR
         self.keepAssembly = keepAssembly
         self.profile = profile
+        self.fuse = fuse
     }
 }
 
@@ -28,7 +31,7 @@ public struct CPUCompileStats: Sendable {
 /// Compiles one IR function (already through the pass pipeline) to native code for this CPU.
 public enum CPUCompiler {
     public static func compile(_ f: Function, options: CPUCompileOptions = CPUCompileOptions()) throws -> CPUExecutable {
-        let plan = KernelPlan(f)
+        let plan = KernelPlan(f, fuse: options.fuse)
         var stats = CPUCompileStats()
         let jit = JIT.shared
         let t0 = DispatchTime.now()

@@ -35,7 +35,8 @@ public struct KernelPlan: Sendable {
     public static let immediateConstantLimit = 16
     public static let alignment = 64
 
-    public init(_ f: Function) {
+    /// With `fuse` false every value gets its own kernel: the baseline fusion is measured against.
+    public init(_ f: Function, fuse: Bool = true) {
         let position = Dictionary(uniqueKeysWithValues: f.body.enumerated().map { ($1.id, $0) })
         let inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
         let uses = f.useCounts()
@@ -73,6 +74,13 @@ public struct KernelPlan: Sendable {
             case _ where i.op.isElementwise && (uses[i.id] ?? 0) > 1:
                 materialized[i.id] = materialized[i.id] ?? "\(uses[i.id]!) users would each recompute it"
             default: break
+            }
+        }
+
+        if !fuse {
+            for i in f.body where i.op.producesValue && i.op != .varRead && materialized[i.id] == nil {
+                if case .constant = i.op { continue }
+                materialized[i.id] = "fusion is off"
             }
         }
 

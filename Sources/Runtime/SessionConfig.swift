@@ -6,10 +6,13 @@ public struct SessionConfig: Sendable {
     public var logDevicePlacement = false
     /// Overrides KILN_DEBUG for this session.
     public var debugLevel: Int?
+    /// Fuse elementwise work into consumers' loops; off only to measure what fusion buys.
+    public var fusion = true
 
-    public init(allowSoftPlacement: Bool = false, logDevicePlacement: Bool = false, debugLevel: Int? = nil) {
+    public init(allowSoftPlacement: Bool = false, logDevicePlacement: Bool = false, debugLevel: Int? = nil, fusion: Bool = true) {
         self.allowSoftPlacement = allowSoftPlacement
         self.logDevicePlacement = logDevicePlacement
         self.debugLevel = debugLevel
+        self.fusion = fusion
     }
 }
