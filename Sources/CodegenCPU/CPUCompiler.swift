@@ -38,6 +38,13 @@ public enum CPUCompiler {
         let tsc = LLVMOrcCreateNewThreadSafeContext()!
         defer { LLVMOrcDisposeThreadSafeContext(tsc) }
         let ctx = LLVMOrcThreadSafeContextGetContext(tsc)!
+        // Optimisation remarks (e.g. a hinted loop LLVM chose not to vectorise) are not errors;
+        // without a handler LLVM prints them to stderr on every compile.
+        LLVMContextSetDiagnosticHandler(ctx, { info, _ in
+            guard let info, LLVMGetDiagInfoSeverity(info) == LLVMDSError, let d = LLVMGetDiagInfoDescription(info) else { return }
+            FileHandle.standardError.write(Data("kiln: LLVM error: \(String(cString: d))\n".utf8))
+            LLVMDisposeMessage(d)
+        }, nil)
         let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
         let emitter = Emitter(context: ctx, moduleName: name, function: f, plan: plan)
         let profileSlots: UnsafeMutablePointer<UInt64>? = options.profile ? .allocate(capacity: plan.kernels.count + 2) : nil

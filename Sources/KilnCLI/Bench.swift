@@ -1,72 +1,221 @@
 import Foundation
 import Kiln
 
-/// `kiln bench`: each workload is a real graph run through a Session, timed by wall clock after
-/// warm-up; we report medians and minima, and ratios against limits measured in the same run.
+/// `kiln bench`: the standard workloads, each a real graph run through a Session and timed by wall
+/// clock after warm-up. Prints medians and minima, rates, the ratio to the same graph compiled
+/// with fusion off, and ratios to the machine's limits measured in the same run.
 enum Bench {
     struct Result {
         var name: String
         var median: Double
         var min: Double
-        var rate: String
+        var unfused: Double?
+        var gbps: Double?
+        var gflops: Double?
+        var note: String
     }
 
     static func fmt(_ seconds: Double) -> String {
-        seconds < 1e-3 ? String(format: "%8.2f us", seconds * 1e6) : String(format: "%8.3f ms", seconds * 1e3)
+        seconds < 1e-3 ? String(format: "%9.2f us", seconds * 1e6) : String(format: "%9.3f ms", seconds * 1e3)
     }
 
     static func run(quick: Bool) throws {
-        let reps = quick ? 5 : 20
-        print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName) (\(MachineLimits.blasThreads) threads)")
-        print("method: wall clock per Session.run after warm-up; median and min over \(reps) samples (sub-ms workloads: each sample averages 1000 runs)")
+        let args = Array(CommandLine.arguments.dropFirst(2))
+        var jsonPath: String?
+        if let k = args.firstIndex(of: "--json"), k + 1 < args.count { jsonPath = args[k + 1] }
+        let reps = quick ? 5 : 15
+        print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print("method: wall clock of Session.run after warm-up; median and min of \(reps) samples (sub-ms workloads: each sample is the mean of a batch of runs);")
+        print("        'unfused' is the same graph compiled with fusion off; limits are measured now, in this process")
+        let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: quick ? 3 : 7)
+        let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: quick ? 3 : 7)
+        print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
+
         var results: [Result] = []
-
-        // Compile: graph build + session + first run, each time in a fresh graph.
-        let compile = try Timing.repeatMeasure(warmup: 1, repetitions: reps) {
-            let (g, product) = try smallMatmul(fed: false)
-            _ = try Session(graph: g).run(product)
-        }
-        results.append(Result(name: "compile_matmul_small", median: Timing.median(compile), min: compile.min()!, rate: "graph build + JIT + first run"))
-
-        for fed in [false, true] {
-            let (g, product) = try smallMatmul(fed: fed)
-            let sess = try Session(graph: g)
-            var feeds: [Output: Tensor] = [:]
-            if fed {
-                feeds[try g.tensor(named: "a:0")] = Tensor(shape: [1, 2], scalars: [3, 3] as [Float])
-                feeds[try g.tensor(named: "b:0")] = Tensor(shape: [2, 1], scalars: [2, 2] as [Float])
-            }
-            let t = try Timing.batchedMeasure(warmup: 100, samples: reps, batch: 1000) { _ = try sess.run(product, feeds: feeds) }
-            results.append(Result(name: fed ? "matmul_small_fed" : "matmul_small", median: Timing.median(t), min: t.min()!,
-                                  rate: "TF1 60-95 us (135 fed), JAX 5-10 us"))
-        }
-
-        let n = 1024
-        let g = Graph()
-        let a = try g.variable(Tensor(shape: [n, n], scalars: (0..<(n * n)).map { Float($0 % 7) * 0.1 }), name: "a")
-        let b = try g.variable(Tensor(shape: [n, n], scalars: (0..<(n * n)).map { Float($0 % 5) * 0.1 }), name: "b")
-        let p = try g.matmul(a, b)
-        let sess = try Session(graph: g)
-        try sess.run(try g.globalVariablesInitializer())
-        let t = try Timing.repeatMeasure(warmup: 3, repetitions: reps) { _ = try sess.run(p) }
-        let flops = 2 * Double(n * n * n)
-        let direct = MachineLimits.sgemmGFLOPS(n: n, repetitions: reps)
-        let kiln = flops / Timing.median(t) / 1e9
-        results.append(Result(name: "matmul_1024", median: Timing.median(t), min: t.min()!,
-                              rate: String(format: "%.1f GFLOP/s; direct OpenBLAS sgemm %.1f GFLOP/s; ratio %.2f", kiln, direct.median, kiln / direct.median)))
+        results.append(try matmul1024(reps))
+        results += try matmulSmall(reps)
+        results += try eltwiseChain(reps)
+        results.append(try reduceRows(reps))
+        results += try mlp(reps)
+        results += try compileMLP(quick ? 3 : 5)
+        results.append(try cnnInfer(reps))
 
         print("")
-        print("workload                     median         min   notes")
+        print("workload                     median         min     unfused   rate / notes")
         for r in results {
-            print("\(r.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(fmt(r.median)) \(fmt(r.min))   \(r.rate)")
+            var rate = ""
+            if let g = r.gbps { rate = String(format: "%.1f GB/s = %.0f%% of memcpy", g, 100 * g / copy.median) }
+            if let g = r.gflops { rate = String(format: "%.1f GFLOP/s = %.0f%% of sgemm", g, 100 * g / sgemm.median) }
+            let unfused = r.unfused.map { fmt($0) } ?? String(repeating: " ", count: 12)
+            print("\(r.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(fmt(r.median)) \(fmt(r.min)) \(unfused)   \(rate)\(rate.isEmpty || r.note.isEmpty ? "" : "; ")\(r.note)")
+        }
+        if let jsonPath {
+            let doc: [String: Any] = [
+                "limits": ["copy_gbps": copy.median, "sgemm_gflops": sgemm.median],
+                "workloads": results.map { r -> [String: Any] in
+                    ["name": r.name, "median_ms": r.median * 1e3, "min_ms": r.min * 1e3,
+                     "unfused_median_ms": r.unfused.map { $0 * 1e3 } as Any? ?? NSNull(),
+                     "gbps": r.gbps as Any? ?? NSNull(), "gflops": r.gflops as Any? ?? NSNull()]
+                },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: jsonPath))
+            print("wrote \(jsonPath)")
         }
     }
 
-    /// [[3,3]] x [[2],[2]], with constants or with placeholders a and b.
-    static func smallMatmul(fed: Bool) throws -> (Graph, Output) {
+    /// Median and min of `body`, batching sub-millisecond runs so the clock's resolution does not matter.
+    static func measure(_ reps: Int, _ body: () throws -> Void) throws -> (median: Double, min: Double) {
+        try body()
+        let t0 = Timing.now()
+        try body()
+        let once = Double(Timing.now() - t0) / 1e9
+        let batch = once < 1e-4 ? 1000 : once < 1e-3 ? 50 : 1
+        let t = try Timing.batchedMeasure(warmup: 2, samples: reps, batch: batch, body)
+        return (Timing.median(t), t.min()!)
+    }
+
+    /// The workload with fusion on and off; `build` returns the run to time.
+    static func both(_ reps: Int, _ build: (SessionConfig) throws -> () throws -> Void) throws -> (Double, Double, Double) {
+        let fused = try measure(reps, build(SessionConfig()))
+        let unfused = try measure(max(3, reps / 3), build(SessionConfig(fusion: false)))
+        return (fused.median, fused.min, unfused.median)
+    }
+
+    static func filled(_ shape: [Int], _ k: Int = 1) -> Tensor {
+        let n = shape.reduce(1, *)
+        return Tensor(shape: shape, scalars: (0..<n).map { Float(($0 &* 7 &+ k) % 13) * 0.05 - 0.3 })
+    }
+
+    static func matmul1024(_ reps: Int) throws -> Result {
+        let n = 1024
+        let (med, mn, unf) = try both(reps) { config in
+            let g = Graph()
+            let a = try g.variable(filled([n, n], 1), name: "a"), b = try g.variable(filled([n, n], 2), name: "b")
+            let p = try g.matmul(a, b)
+            let s = try Session(graph: g, config: config)
+            try s.run(g.globalVariablesInitializer())
+            return { _ = try s.run(p) }
+        }
+        return Result(name: "matmul_1024", median: med, min: mn, unfused: unf, gflops: 2 * Double(n * n * n) / med / 1e9, note: "")
+    }
+
+    static func matmulSmall(_ reps: Int) throws -> [Result] {
+        try [false, true].map { (fed: Bool) -> Result in
+            let (med, mn, unf) = try both(reps) { config in
+                let g = Graph()
+                let a = fed ? try g.placeholder(.float32, shape: [1, 2], name: "a") : try g.constant([[3, 3]] as [[Float]])
+                let b = fed ? try g.placeholder(.float32, shape: [2, 1], name: "b") : try g.constant([[2], [2]] as [[Float]])
+                let p = try g.matmul(a, b)
+                let s = try Session(graph: g, config: config)
+                let feeds: [Output: Tensor] = fed ? [a: Tensor(shape: [1, 2], scalars: [3, 3] as [Float]), b: Tensor(shape: [2, 1], scalars: [2, 2] as [Float])] : [:]
+                return { _ = try s.run(p, feeds: feeds) }
+            }
+            return Result(name: fed ? "matmul_small_fed" : "matmul_small", median: med, min: mn, unfused: unf, note: "per Session.run")
+        }
+    }
+
+    /// y = tanh(x*0.5 + 1) * x - 0.25*x*x over 16M float32: one read and one write of 64 MiB.
+    static func eltwiseChain(_ reps: Int) throws -> [Result] {
+        let n = 16 << 20
+        let x0 = filled([n])
+        return try [false, true].map { (fed: Bool) -> Result in
+            let (med, mn, unf) = try both(max(5, reps / 2)) { config in
+                let g = Graph()
+                let x: Output
+                var feeds: [Output: Tensor] = [:]
+                if fed {
+                    x = try g.placeholder(.float32, shape: [n], name: "x")
+                    feeds[x] = x0
+                } else { x = try g.variable(x0, name: "x").value }
+                let y = try (g.tanh(x * 0.5 + 1) * x) - (x * 0.25) * x
+                let s = try Session(graph: g, config: config)
+                if !fed { try s.run(g.globalVariablesInitializer()) }
+                return { _ = try s.run(y, feeds: feeds) }
+            }
+            return Result(name: fed ? "eltwise_chain_16M_fed" : "eltwise_chain_16M", median: med, min: mn, unfused: unf,
+                          gbps: 2 * Double(n * 4) / med / 1e9, note: "TF1 24-44 ms, XLA 5-12 ms")
+        }
+    }
+
+    static func reduceRows(_ reps: Int) throws -> Result {
+        let n = 4096
+        let (med, mn, unf) = try both(max(5, reps / 2)) { config in
+            let g = Graph()
+            let x = try g.variable(filled([n, n]), name: "x")
+            let y = try g.reduceSum(x, axes: [1])
+            let s = try Session(graph: g, config: config)
+            try s.run(g.globalVariablesInitializer())
+            return { _ = try s.run(y) }
+        }
+        return Result(name: "reduce_sum_rows", median: med, min: mn, unfused: unf, gbps: Double(n * n * 4) / med / 1e9, note: "")
+    }
+
+    /// A 784-200-10 relu MLP with softmax cross entropy, batch 128 fed every step, lr 0.01.
+    static func mlpGraph(adam: Bool) throws -> (Graph, Output, Output, GraphOperation) {
         let g = Graph()
-        let a = fed ? try g.placeholder(.float32, shape: [1, 2], name: "a") : try g.constant([[3, 3]] as [[Float]])
-        let b = fed ? try g.placeholder(.float32, shape: [2, 1], name: "b") : try g.constant([[2], [2]] as [[Float]])
-        return (g, try g.matmul(a, b))
+        g.seed = 1
+        let x = try g.placeholder(.float32, shape: [nil, 784], name: "x")
+        let y = try g.placeholder(.int64, shape: [nil], name: "y")
+        let w1 = try g.variable(g.truncatedNormal([784, 200], stddev: 0.05), name: "w1"), b1 = try g.variable(g.zeros([200]), name: "b1")
+        let w2 = try g.variable(g.truncatedNormal([200, 10], stddev: 0.05), name: "w2"), b2 = try g.variable(g.zeros([10]), name: "b2")
+        let h = try g.relu(g.add(g.matmul(x, w1), b1))
+        let logits = try g.add(g.matmul(h, w2), b2)
+        let loss = try g.reduceMean(g.sparseSoftmaxCrossEntropyWithLogits(labels: y, logits: logits))
+        let train = adam ? try AdamOptimizer(g, learningRate: 0.01).minimize(loss) : try GradientDescentOptimizer(g, learningRate: 0.01).minimize(loss)
+        return (g, x, y, train)
+    }
+
+    static func mlpFeeds(_ x: Output, _ y: Output) -> [Output: Tensor] {
+        [x: filled([128, 784], 3), y: Tensor(shape: [128], scalars: (0..<128).map { Int64($0 % 10) })]
+    }
+
+    static func mlp(_ reps: Int) throws -> [Result] {
+        try [false, true].map { (adam: Bool) -> Result in
+            let (med, mn, unf) = try both(reps) { config in
+                let (g, x, y, train) = try mlpGraph(adam: adam)
+                let s = try Session(graph: g, config: config)
+                try s.run(g.globalVariablesInitializer())
+                let feeds = mlpFeeds(x, y)
+                return { try s.run(train, feeds: feeds) }
+            }
+            return Result(name: adam ? "mlp_adam_step" : "mlp_sgd_step", median: med, min: mn, unfused: unf,
+                          note: adam ? "" : "TF1 1.0-1.4 ms, JAX 0.65-1.0 ms")
+        }
+    }
+
+    /// Graph construction plus the first training step (which compiles), in a fresh graph each time.
+    static func compileMLP(_ reps: Int) throws -> [Result] {
+        try [false, true].map { (adam: Bool) -> Result in
+            let t = try Timing.repeatMeasure(warmup: 1, repetitions: reps) {
+                let (g, x, y, train) = try mlpGraph(adam: adam)
+                let s = try Session(graph: g)
+                try s.run(g.globalVariablesInitializer())
+                try s.run(train, feeds: mlpFeeds(x, y))
+            }
+            return Result(name: adam ? "compile_mlp_adam" : "compile_mlp_sgd", median: Timing.median(t), min: t.min()!,
+                          note: adam ? "graph build + init + first step" : "TF1 60-100 ms, XLA 230-500 ms")
+        }
+    }
+
+    /// The digits CNN (conv 3x3x16 + BN + relu, conv 3x3x32 + BN + relu, max-pool, dense 64, dense 10), inference at batch 256.
+    static func cnnInfer(_ reps: Int) throws -> Result {
+        let (med, mn, unf) = try both(reps) { config in
+            let g = Graph()
+            let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
+            let bn = Normalizer.batchNorm(decay: 0.9, isTraining: false)
+            let logits = try g.argScope(LayerDefaults(activation: .relu, padding: "SAME")) { () throws -> Output in
+                var h = try g.convolution2d(images, 16, kernelSize: [3], normalizer: bn, scope: "conv1")
+                h = try g.convolution2d(h, 32, kernelSize: [3], normalizer: bn, scope: "conv2")
+                h = try g.maxPool2d(h, kernelSize: [2], stride: 2)
+                h = try g.fullyConnected(g.flatten(h), 64, scope: "fc1")
+                return try g.fullyConnected(h, 10, activation: .identity, scope: "logits")
+            }
+            let s = try Session(graph: g, config: config)
+            try s.run(g.globalVariablesInitializer())
+            let feeds = [images: filled([256, 8, 8, 1])]
+            return { _ = try s.run(logits, feeds: feeds) }
+        }
+        return Result(name: "cnn_infer", median: med, min: mn, unfused: unf, note: "batch 256")
     }
 }
