@@ -27,6 +27,8 @@ public struct KernelPlan: Sendable {
     /// Why each materialised value was not fused into its consumers.
     public var reasons: [Int: String] = [:]
     public var constants: [Tensor] = []
+    /// For each kernel, the values computed inside its loop (its fusion group), in body order.
+    public var fused: [Int: [Int]] = [:]
     /// Reshapes read through their operand's buffer (the same bytes in the same order).
     public var views: Set<Int> = []
     public var arenaBytes = 0
@@ -143,7 +145,10 @@ public struct KernelPlan: Sendable {
         for i in f.body where materialized[i.id] != nil || i.op == .varWrite {
             let p = position[i.id]!
             if case .dot = i.op { for o in i.operands { lastUse[o] = max(lastUse[o] ?? 0, p) } }
-            inlineTree(i.id) { v, _ in lastUse[v] = max(lastUse[v] ?? 0, p) }
+            inlineTree(i.id) { v, _ in
+                lastUse[v] = max(lastUse[v] ?? 0, p)
+                if inst[v]?.op.producesValue == true, inst[v]?.op != .varRead, !views.contains(v) { fused[i.id, default: []].append(v) }
+            }
             for o in i.operands { lastUse[o] = max(lastUse[o] ?? 0, p) }
         }
         // Inline values are read wherever their consumers run; propagate to their materialised operands.
