@@ -109,7 +109,8 @@ public enum Lowering {
         var lowered: [Output: LoweredValue] = [:]
         for (o, t) in feeds { lowered[o] = .value(b.addParam(o.name, kind: .feed, type: t)) }
         var variables: [Operation] = []
-        for op in ops where op.type == "VariableV2" {
+        let isVariable = { (op: Operation) in OpRegistry.def(op.type)?.isVariable == true }
+        for op in ops where isVariable(op) {
             guard let shape = op.attrs["shape"]?.shape?.concrete, let dtype = op.attrs["dtype"]?.type else {
                 throw KilnError.invalidArgument("variable '\(op.name)' needs a fully defined shape, got \(op.attrs["shape"]?.shape?.description ?? "none")")
             }
@@ -121,7 +122,7 @@ public enum Lowering {
             variables.append(op)
             counters[op] = b.addParam(op.name + "/counter", kind: .variable, type: TensorType(.int64, []))
         }
-        for op in ops where op.type != "VariableV2" {
+        for op in ops where !isVariable(op) {
             let def = OpRegistry.def(op.type)!
             let inputs = try op.inputs.map { i -> LoweredValue in
                 guard let v = lowered[i] else { throw KilnError.internalError("input '\(i.name)' of '\(op.name)' was not lowered") }

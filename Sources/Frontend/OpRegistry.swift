@@ -40,6 +40,9 @@ public struct OpDef: Sendable {
     public let refInputs: Set<Int>
     /// Output positions that refer to a variable.
     public let refOutputs: Set<Int>
+    /// The op is a variable (VariableV2, VarHandleOp): its output 0 is the variable itself, and
+    /// lowering makes it a variable parameter of the executable instead of lowering the op.
+    public let isVariable: Bool
     /// Has effects beyond its outputs: never pruned from targets, never folded.
     public let isStateful: Bool
     /// Keeps a hidden per-session i64 counter (random ops: each run draws new numbers).
@@ -58,7 +61,7 @@ public struct OpDef: Sendable {
     public private(set) var differentiable = true
 
     public init(_ name: String, arity: Arity, attrs: [String: AttrValue] = [:], refInputs: Set<Int> = [], refOutputs: Set<Int> = [],
-                stateful: Bool = false, counter: Bool = false,
+                stateful: Bool = false, counter: Bool = false, variable: Bool = false,
                 infer: @escaping @Sendable (InferenceContext) throws -> [(DType, Shape)],
                 lower: @escaping @Sendable (inout LoweringContext) throws -> [LoweredValue] = { ctx in
                     throw KilnError.internalError("'\(ctx.op.name)' (op: '\(ctx.op.type)') runs on the host and is never compiled")
@@ -69,7 +72,8 @@ public struct OpDef: Sendable {
         self.attrDefaults = attrs
         self.refInputs = refInputs
         self.refOutputs = refOutputs
-        self.isStateful = stateful || counter
+        self.isVariable = variable
+        self.isStateful = stateful || counter || variable
         self.hasCounter = counter
         self.infer = infer
         self.lower = lower

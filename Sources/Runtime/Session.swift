@@ -9,7 +9,8 @@ import KilnFrontend
 public final class Session: @unchecked Sendable {
     public let graph: Graph
     public let config: SessionConfig
-    private var variables: [KilnFrontend.Operation: Tensor] = [:]
+    /// Variable values by variable op (internal: the host ops in SessionHostOps.swift read it).
+    var variables: [KilnFrontend.Operation: Tensor] = [:]
     private var cache: [StepKey: Step] = [:]
     private var closed = false
     private let lock = NSLock()
@@ -37,7 +38,7 @@ public final class Session: @unchecked Sendable {
 
     // MARK: variables
 
-    /// The current value of a variable (its VariableV2 op), or nil before it is initialised.
+    /// The current value of a variable (its VariableV2 or VarHandleOp op), or nil before it is initialised.
     public func value(of variable: KilnFrontend.Operation) -> Tensor? {
         lock.lock()
         defer { lock.unlock() }
@@ -88,32 +89,20 @@ public final class Session: @unchecked Sendable {
         return try runLocked(fetches, feeds: feeds, targets: targets)
     }
 
-    private func runLocked(_ fetches: [Output], feeds given: [Output: Tensor], targets: [KilnFrontend.Operation]) throws -> [Tensor] {
+    func runLocked(_ fetches: [Output], feeds given: [Output: Tensor], targets: [KilnFrontend.Operation]) throws -> [Tensor] {
         var feeds = given
-        // Ops with data-dependent output shapes run on the host: compute their inputs with a run
-        // of their own, then feed their outputs to the compiled rest. (Stateful ops upstream of
-        // such an op run in that extra run too.)
+        // Ops the session computes on the host (data-dependent shapes, strings, checkpoint I/O,
+        // questions about the variable store) run first, in graph order, and their outputs are
+        // fed to the compiled rest. (Stateful ops upstream of a host op's inputs run in the extra
+        // run that computes those inputs too.)
+        var ranOnHost = Set<KilnFrontend.Operation>()
         for op in Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets) {
-            if op.type == "ReportUninitializedVariables" {
-                let initialized = Set(variables.keys.map(\.name))
-                let missing = (op.attrs["var_names"]?.stringList ?? []).filter { !initialized.contains($0) }
-                feeds[op.output()] = Tensor(shape: [missing.count], strings: missing.map { Array($0.utf8) })
-                continue
-            }
-            guard let kernel = OpRegistry.def(op.type)?.hostKernel, op.outputs.contains(where: { feeds[$0] == nil }) else { continue }
-            let inputs = try runLocked(op.inputs, feeds: feeds, targets: [])
-            for (k, t) in try kernel(inputs, op.attrs).enumerated() { feeds[op.output(k)] = t }
+            guard op.outputSpecs.indices.contains(where: { feeds[op.output($0)] == nil }) || op.outputSpecs.isEmpty else { continue }
+            guard let outputs = try hostOutputs(of: op, feeds: feeds) else { continue }
+            for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }
+            ranOnHost.insert(op)
         }
-        // A fetched tensor that is fed is answered directly (this is also how string results of
-        // host ops come back, since compiled code does not handle strings).
-        if fetches.contains(where: { feeds[$0] != nil }) {
-            let computed = fetches.filter { feeds[$0] == nil }
-            var values = Dictionary(zip(computed, try runLocked(computed, feeds: feeds, targets: targets)), uniquingKeysWith: { a, _ in a })
-            for f in fetches where feeds[f] != nil { values[f] = feeds[f] }
-            return fetches.map { values[$0]! }
-        }
-        let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
-        for (o, t) in orderedFeeds {
+        for (o, t) in feeds {
             guard o.graph === graph else { throw KilnError.invalidArgument("Cannot feed '\(o.name)': it belongs to another graph") }
             if t.dtype != o.dtype {
                 throw KilnError.invalidArgument("Cannot feed value of dtype \(t.dtype) for Tensor '\(o.name)', which has dtype \(o.dtype)")
@@ -122,6 +111,29 @@ public final class Session: @unchecked Sendable {
                 throw KilnError.invalidArgument("Cannot feed value of shape \(Shape(t.shape)) for Tensor '\(o.name)', which has shape \(o.shape)")
             }
         }
+        // A fetched tensor that is fed (or was computed on the host) is answered directly; this
+        // is how string results come back, since compiled code does not handle strings.
+        let computed = fetches.filter { feeds[$0] == nil }
+        let compiledTargets = targets.filter { !ranOnHost.contains($0) }
+        var values: [Output: Tensor] = [:]
+        if !computed.isEmpty || !compiledTargets.isEmpty {
+            let results = try runCompiled(computed, feeds: feeds, given: given, targets: compiledTargets, ranOnHost: ranOnHost)
+            for (f, t) in zip(computed, results) where values[f] == nil { values[f] = t }
+            if computed.count == fetches.count { return results }
+        }
+        for f in fetches where feeds[f] != nil { values[f] = feeds[f] }
+        return fetches.map { values[$0]! }
+    }
+
+    /// Compiles (once per signature) and runs the part of the graph that is not computed on the
+    /// host. When strings or host ops are involved, only feeds that compiled ops consume are
+    /// passed, plus the caller's non-string feeds, so host-side strings never reach generated code.
+    private func runCompiled(_ fetches: [Output], feeds all: [Output: Tensor], given: [Output: Tensor],
+                             targets: [KilnFrontend.Operation], ranOnHost: Set<KilnFrontend.Operation>) throws -> [Tensor] {
+        let feeds = ranOnHost.isEmpty && !all.values.contains(where: { $0.dtype == .string })
+            ? all   // the common case: no strings anywhere, nothing ran on the host
+            : try compiledFeeds(fetches, feeds: all, given: given, targets: targets, ranOnHost: ranOnHost)
+        let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
         let key = StepKey(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                           feeds: orderedFeeds.map { StepKey.Feed(op: $0.key.op.id, index: $0.key.index, dtype: $0.value.dtype, shape: $0.value.shape) })
         let step: Step
@@ -130,6 +142,36 @@ public final class Session: @unchecked Sendable {
             cache[key] = step
         }
         return try execute(step, feeds: orderedFeeds.map(\.value))
+    }
+
+    /// The feeds compiled code gets once host ops have run, after checking that no compiled op
+    /// handles strings or depends on a host op through a control edge.
+    private func compiledFeeds(_ fetches: [Output], feeds all: [Output: Tensor], given: [Output: Tensor],
+                               targets: [KilnFrontend.Operation], ranOnHost: Set<KilnFrontend.Operation>) throws -> [Output: Tensor] {
+        let ops = Lowering.prune(fetches: fetches, feeds: Set(all.keys), targets: targets)
+        var consumed = Set<Output>(fetches)
+        for op in ops {
+            if op.type == "Placeholder" {
+                // Lowering reports an unfed placeholder; a string one is reported here, before
+                // its consumers fail the string checks below.
+                let o = op.output()
+                if o.dtype == .string { throw KilnError.invalidArgument("You must feed a value for placeholder tensor '\(op.name)' with dtype \(o.dtype) and shape \(o.shape)") }
+                continue
+            }
+            if ranOnHost.contains(op) {
+                // Reached only through a control edge: it already ran, but lowering would try
+                // to compile it again.
+                throw KilnError.unimplemented("'\(op.name)' (op: \(op.type)) runs on the host before compiled code, but a compiled op depends on it through a control edge (fetches [\(fetches.map(\.name).joined(separator: ", "))], targets [\(targets.map(\.name).joined(separator: ", "))]); run it in a separate call")
+            }
+            for i in op.inputs { consumed.insert(i) }
+            if let s = op.inputs.first(where: { $0.dtype == .string }) {
+                throw KilnError.unimplemented("'\(op.name)' (op: \(op.type)) consumes the string tensor '\(s.name)', and compiled code does not handle strings (Kiln computes strings on the host, in Const, Identity, PlaceholderWithDefault and checkpoint ops)")
+            }
+            if let s = op.outputs.first(where: { $0.dtype == .string && all[$0] == nil }) {
+                throw KilnError.unimplemented("'\(op.name)' (op: \(op.type)) computes the string tensor '\(s.name)', and compiled code does not handle strings (Kiln computes strings on the host, in Const, Identity, PlaceholderWithDefault and checkpoint ops)")
+            }
+        }
+        return all.filter { consumed.contains($0.key) || (given[$0.key] != nil && $0.value.dtype != .string) }
     }
 
     private func execute(_ step: Step, feeds: [Tensor]) throws -> [Tensor] {
@@ -174,7 +216,8 @@ public final class Session: @unchecked Sendable {
         try pm.run(&lowered.function)
         pm.afterEach = nil
         let t1 = DispatchTime.now()
-        let exe = try CPUCompiler.compile(lowered.function, options: CPUCompileOptions(keepLLVMIR: level >= 4, keepAssembly: level >= 5, profile: level >= 2))
+        let exe = try CPUCompiler.compile(lowered.function, options: CPUCompileOptions(keepLLVMIR: level >= 4, keepAssembly: level >= 5, profile: level >= 2,
+                                                                                  fuse: config.fusion))
         compileCount += 1
         if level >= 1 {
             let plan = exe.plan

@@ -8,6 +8,32 @@ enum HostOps {
         OpDef("ReportUninitializedVariables", arity: .exactly(0), attrs: ["var_names": .strings([])], infer: { ctx in
             [(.string, Shape(dims: [nil]))]
         }).notDifferentiable(),
+        // Whether a variable has a value: also answered from the session's variable store.
+        // VarIsInitializedOp takes a resource variable (VarHandleOp), IsVariableInitialized a
+        // TensorFlow 1 ref variable.
+        isInitialized("VarIsInitializedOp"),
+        isInitialized("IsVariableInitialized"),
+
+        // Checkpoint I/O of TensorFlow's Saver subgraph. The session runs them with the
+        // runtime's checkpoint reader and writer (the frontend does no file I/O): SaveV2 writes
+        // `tensors` under `tensor_names` to the bundle `prefix`, RestoreV2 reads them back.
+        // Only whole tensors are supported (every shape_and_slices entry is "").
+        OpDef("SaveV2", arity: .atLeast(3), attrs: ["dtypes": .types([])], stateful: true, infer: { ctx in
+            try checkCheckpointArguments(ctx, count: ctx.inputs.count - 3)
+            let given = ctx.inputs.dropFirst(3).map(\.dtype)
+            if case .types(let d)? = ctx.attrs["dtypes"], d != given {
+                throw ctx.error("attribute dtypes [\(d.map(\.name).joined(separator: ", "))] does not match the tensors' dtypes [\(given.map(\.name).joined(separator: ", "))]")
+            }
+            return []
+        }).notDifferentiable(),
+        OpDef("RestoreV2", arity: .exactly(3), attrs: ["dtypes": .types([])], stateful: true, infer: { ctx in
+            guard case .types(let dtypes)? = ctx.attrs["dtypes"], !dtypes.isEmpty else {
+                throw ctx.error("RestoreV2 needs a non-empty 'dtypes' list")
+            }
+            try checkCheckpointArguments(ctx, count: dtypes.count)
+            return dtypes.map { ($0, Shape.unknown) }
+        }).notDifferentiable(),
+
         OpDef("Where", arity: .exactly(1), infer: { ctx in
             guard ctx.dtype(0) != .string else { throw ctx.error("Where does not support strings") }
             return [(.int64, Shape(dims: [nil, ctx.shape(0).rank]))]
@@ -26,4 +52,23 @@ enum HostOps {
             return [Tensor(shape: [coords.count / max(x.rank, 1), x.rank], scalars: coords)]
         }),
     ]
+
+    static func isInitialized(_ name: String) -> OpDef {
+        OpDef(name, arity: .exactly(1), refInputs: [0], infer: { ctx in
+            guard ctx.inputs[0].isRef else { throw ctx.error("input 0 of \(name) must be a variable, got '\(ctx.inputs[0].name)'") }
+            return [(.bool, Shape([]))]
+        }).notDifferentiable()
+    }
+
+    /// SaveV2/RestoreV2 take a string scalar prefix, then `count` tensor names and as many
+    /// shape-and-slice specs, all strings.
+    static func checkCheckpointArguments(_ ctx: InferenceContext, count: Int) throws {
+        guard (0..<3).allSatisfy({ ctx.dtype($0) == .string }) else {
+            throw ctx.error("prefix, tensor_names and shape_and_slices must be strings, got \((0..<3).map { ctx.dtype($0).name }.joined(separator: ", "))")
+        }
+        guard ctx.shape(0).isCompatible(with: Shape([])) else { throw ctx.error("prefix must be a scalar") }
+        for i in 1...2 where !ctx.shape(i).isCompatible(with: Shape([count])) {
+            throw ctx.error("input \(i) must be a vector of \(count) strings (one per tensor), got shape \(ctx.shape(i))")
+        }
+    }
 }

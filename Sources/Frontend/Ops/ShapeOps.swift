@@ -189,7 +189,7 @@ enum ShapeOps {
         OpDef("Shape", arity: .exactly(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
             [(ctx.attrs["out_type"]?.type ?? .int32, Shape(dims: [ctx.shape(0).rank]))]
         }, lower: { ctx in
-            let s = ctx.op.inputs[0].op.type == "VariableV2" ? ctx.type(try ctx.variable(0)).shape : ctx.type(try ctx.value(0)).shape
+            let s = (OpRegistry.def(ctx.op.inputs[0].op.type)?.isVariable ?? false) ? ctx.type(try ctx.variable(0)).shape : ctx.type(try ctx.value(0)).shape
             let t = try Tensor(literal: s.map(Int64.init), dtype: ctx.attrs["out_type"]?.type ?? .int32)
             return [.value(ctx.builder.constant(t))]
         }),

@@ -1,0 +1,114 @@
+import Foundation
+import XCTest
+import Kiln
+
+/// `kiln run`, as the built binary. `swift build --build-tests` (and `swift test`) build it
+/// beside the test bundle, in .build/<config>/kiln.
+final class RunCommandTests: ScratchDirectoryTestCase {
+    private var frozen: String { Golden.directory.appendingPathComponent("frozen/frozen_mlp.pb").path }
+
+    private var kiln: URL {
+        var dir = Bundle(for: RunCommandTests.self).bundleURL
+        if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
+        return dir.appendingPathComponent("kiln")
+    }
+
+    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        guard FileManager.default.isExecutableFile(atPath: kiln.path) else {
+            XCTFail("no kiln binary at \(kiln.path): build it with `swift build --build-tests` (or `swift build --product kiln`) first")
+            throw CocoaError(.fileNoSuchFile)
+        }
+        let p = Process()
+        p.executableURL = kiln
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read both pipes before waiting, so a full pipe cannot block the child.
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    private func ioPairs() throws -> [(x: Tensor, probs: Tensor)] {
+        let data = try Data(contentsOf: Golden.directory.appendingPathComponent("frozen/io.json"))
+        let io = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        return (io["pairs"] as! [[String: Any]]).map { pair in
+            (Golden.tensor(pair["x:0"] as! [String: Any]), Golden.tensor(pair["probs:0"] as! [String: Any]))
+        }
+    }
+
+    func testRunOnTheFrozenMLPReproducesTensorFlowsProbsWithin1e5() throws {
+        let pairs = try ioPairs()
+        XCTAssertFalse(pairs.isEmpty)
+        for (k, (x, want)) in pairs.enumerated() {
+            let input = path("x\(k).npy")
+            try NPY.write(x, path: input)
+            let out = path("out\(k)")
+            let r = try run(["run", frozen, "--feed", "x:0=\(input)", "--fetch", "probs:0", "x:0", "--out", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let got = try NPY.read(path: out + "/probs_0.npy")
+            XCTAssertEqual(got.shape, want.shape)
+            let worst = zip(got.doubles, want.doubles).map { Swift.abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(worst, 1e-5)
+            XCTAssertEqual(try NPY.read(path: out + "/x_0.npy"), x)
+
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            XCTAssertEqual(lines.count, 2, r.stdout)
+            XCTAssertTrue(lines[0].hasPrefix("probs:0 float32 [\(want.shape[0]), 10] min="), lines[0])
+            // The printed statistics are those of the fetched tensor.
+            let fields = Dictionary(uniqueKeysWithValues: lines[0].split(separator: " ").compactMap { f -> (String, Double)? in
+                let kv = f.split(separator: "=")
+                return kv.count == 2 ? (String(kv[0]), Double(kv[1])!) : nil
+            })
+            let values = got.doubles
+            XCTAssertEqual(fields["min"]!, values.min()!, accuracy: 1e-7)
+            XCTAssertEqual(fields["max"]!, values.max()!, accuracy: 1e-7)
+            XCTAssertEqual(fields["mean"]!, values.reduce(0, +) / Double(values.count), accuracy: 1e-7)
+            XCTAssertEqual(fields["mean"]!, 0.1, accuracy: 1e-6)   // softmax rows sum to one
+            XCTAssertTrue(lines[1].hasPrefix("x:0 float32 [\(x.shape[0]), 784] min="), lines[1])
+        }
+    }
+
+    func testRunWithoutOutWritesNoFilesAndAcceptsATextGraph() throws {
+        let g = Graph()
+        let a = try g.placeholder(.int32, shape: [nil], name: "a")
+        _ = try g.multiply(a, try g.constant(3 as Int32), name: "tripled")
+        try g.writeGraphDef(toFile: path("g.pbtxt"))
+        try NPY.write(Tensor(shape: [3], scalars: [1, -2, 5] as [Int32]), path: path("a.npy"))
+        let r = try run(["run", path("g.pbtxt"), "--feed=a=\(path("a.npy"))", "--fetch=tripled"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "tripled int32 [3] min=-6 max=15 mean=4\n")
+        XCTAssertEqual(try files(), ["a.npy", "g.pbtxt"])
+    }
+
+    func testErrorsNameTheProblemOnStderrAndExitNonZero() throws {
+        let x = path("x.npy")
+        try NPY.write(Tensor(shape: [1, 784], scalars: [Float](repeating: 0, count: 784)), path: x)
+        try Data((0..<300).map { UInt8(($0 * 91 + 7) % 256) }).write(to: URL(fileURLWithPath: path("garbage.pb")))
+        try NPY.write(Tensor(shape: [2, 3], scalars: [Float](repeating: 0, count: 6)), path: path("small.npy"))
+        let cases: [(args: [String], status: Int32, mentions: [String])] = [
+            (["run", path("missing.pb"), "--fetch", "probs:0"], 1, [path("missing.pb"), "no such"]),
+            (["run", frozen, "--feed", "nope:0=\(x)", "--fetch", "probs:0"], 1, ["feed 'nope:0'", "no operation named 'nope'"]),
+            (["run", frozen, "--feed", "x:0=\(x)", "--fetch", "prob:0"], 1, ["fetch 'prob:0'", "'prob'"]),
+            (["run", path("garbage.pb"), "--fetch", "probs:0"], 1, [path("garbage.pb"), "not a valid binary GraphDef"]),
+            (["run", frozen, "--feed", "x:0=\(path("absent.npy"))", "--fetch", "probs:0"], 1, [path("absent.npy")]),
+            (["run", frozen, "--feed", "x:0=\(path("small.npy"))", "--fetch", "probs:0"], 1, ["shape [2,3]", "x:0"]),
+            (["run", frozen, "--fetch", "probs:0"], 1, ["You must feed", "'x'"]),
+            (["run", frozen], 2, ["nothing to fetch", "usage: kiln run"]),
+            (["run", "--fetch", "probs:0"], 2, ["no graph file"]),
+            (["run", frozen, "--feed", "x:0", "--fetch", "probs:0"], 2, ["NAME=FILE.npy"]),
+            (["run", frozen, "--fetch", "probs:0", "--fast"], 2, ["unknown option '--fast'"]),
+        ]
+        for c in cases {
+            let r = try run(c.args)
+            XCTAssertEqual(r.status, c.status, "\(c.args): \(r.stderr)")
+            XCTAssertEqual(r.stdout, "", "\(c.args)")
+            for m in c.mentions { XCTAssertTrue(r.stderr.contains(m), "'\(m)' missing from stderr of \(c.args): \(r.stderr)") }
+        }
+        let help = try run(["help"])
+        XCTAssertTrue(help.stdout.contains("run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR]"), help.stdout)
+    }
+}
