@@ -73,7 +73,7 @@ extension Emitter {
                 return
             }
             let innermost = shape[(d + 1)...].allSatisfy { $0 == 1 }
-            loop(shape[d], forceVectorize: reassociate && innermost) { iv in
+            loop(shape[d], forceVectorize: reassociate && innermost, keepRolled: !innermost) { iv in
                 let lin = LLVMBuildAdd(b, LLVMBuildMul(b, linear, constI64(shape[d]), ""), iv, "")!
                 level(d + 1, ivs + [iv], lin)
             }
@@ -100,7 +100,7 @@ extension Emitter {
     }
 
     /// A counted loop `for iv in 0..<count`, bottom-tested (count > 0).
-    func loop(_ count: Int, forceVectorize: Bool = false, _ body: (LLVMValueRef) -> Void) {
+    func loop(_ count: Int, forceVectorize: Bool = false, keepRolled: Bool = false, _ body: (LLVMValueRef) -> Void) {
         let pre = LLVMGetInsertBlock(b)
         let header = LLVMAppendBasicBlockInContext(ctx, fn, "loop")!
         let exit = LLVMAppendBasicBlockInContext(ctx, fn, "done")!
@@ -114,16 +114,20 @@ extension Emitter {
         var blocks: [LLVMBasicBlockRef?] = [pre, latch]
         LLVMAddIncoming(iv, &vals, &blocks, 2)
         let br = LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, next, constI64(count), ""), header, exit)!
-        if forceVectorize { attachVectorizeHint(br) }
+        if forceVectorize { attachLoopHint(br, "llvm.loop.vectorize.enable") }
+        // Fully unrolling a short outer loop copies the whole vectorised inner loop each time:
+        // bigger code and much slower compiles for nothing.
+        if keepRolled { attachLoopHint(br, "llvm.loop.unroll.disable") }
         LLVMPositionBuilderAtEnd(b, exit)
     }
 
     /// `!llvm.loop !{self, !{"llvm.loop.vectorize.enable", true}}`: an explicit vectorisation
     /// request is what lets LLVM reorder a floating-point reduction (the C API has no fast-math flags).
-    func attachVectorizeHint(_ branch: LLVMValueRef) {
-        let key = "llvm.loop.vectorize.enable"
-        var flag: [LLVMMetadataRef?] = [LLVMMDStringInContext2(ctx, key, key.utf8.count), LLVMValueAsMetadata(LLVMConstInt(i1, 1, 0))]
-        let enable = LLVMMDNodeInContext2(ctx, &flag, 2)
+    func attachLoopHint(_ branch: LLVMValueRef, _ key: String) {
+        var flag: [LLVMMetadataRef?] = key.hasSuffix(".enable")
+            ? [LLVMMDStringInContext2(ctx, key, key.utf8.count), LLVMValueAsMetadata(LLVMConstInt(i1, 1, 0))]
+            : [LLVMMDStringInContext2(ctx, key, key.utf8.count)]
+        let enable = LLVMMDNodeInContext2(ctx, &flag, flag.count)
         var none: [LLVMMetadataRef?] = []
         let temp = LLVMTemporaryMDNode(ctx, &none, 0)
         var ops: [LLVMMetadataRef?] = [temp, enable]

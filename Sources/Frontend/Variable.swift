@@ -84,16 +84,17 @@ extension Graph {
 
     /// A variable initialised from a Swift value; the constant is named `<name>/initial_value`.
     public func variable<L: TensorLiteral>(_ initialValue: L, dtype: DType? = nil, name: String = "Variable", trainable: Bool = true) throws -> Variable {
-        let scopeName = uniqueName(name, markAsUsed: false)
-        let c = try constant(try Tensor(literal: initialValue, dtype: dtype ?? L.Scalar.dtype), name: scopeName + "/initial_value")
-        return try variable(c, name: scopeName, trainable: trainable)
+        try variable(Tensor(literal: initialValue, dtype: dtype ?? L.Scalar.dtype), name: name, trainable: trainable)
     }
 
     /// A variable initialised from a host tensor.
     public func variable(_ initialValue: Tensor, name: String = "Variable", trainable: Bool = true) throws -> Variable {
-        let scopeName = uniqueName(name, markAsUsed: false)
-        let c = try constant(initialValue, name: scopeName + "/initial_value")
-        return try variable(c, name: scopeName, trainable: trainable)
+        // `full` already carries the current name scope; the constant goes under it exactly.
+        let full = uniqueName(name, markAsUsed: false)
+        let c = try withoutControlDependencies {
+            try nameScope(full + "/") { try constant(initialValue, name: "initial_value") }
+        }
+        return try createVariable(fullName: full, initial: c, trainable: trainable, collections: nil)
     }
 
     /// Ops registered in UPDATE_OPS (batch-norm moving statistics): run them with the train op.

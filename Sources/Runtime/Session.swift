@@ -12,6 +12,8 @@ public final class Session: @unchecked Sendable {
     /// Variable values by variable op (internal: the host ops in SessionHostOps.swift read it).
     var variables: [KilnFrontend.Operation: Tensor] = [:]
     private var cache: [StepKey: Step] = [:]
+    /// Run signatures known to involve no host op and no string: they skip the host pass.
+    private var hostFree = Set<RunShape>()
     private var closed = false
     private let lock = NSLock()
     private let debugLevel: Int
@@ -94,13 +96,18 @@ public final class Session: @unchecked Sendable {
         // Ops the session computes on the host (data-dependent shapes, strings, checkpoint I/O,
         // questions about the variable store) run first, in graph order, and their outputs are
         // fed to the compiled rest. (Stateful ops upstream of a host op's inputs run in the extra
-        // run that computes those inputs too.)
+        // run that computes those inputs too.) Signatures without any skip this pass next time.
         var ranOnHost = Set<KilnFrontend.Operation>()
-        for op in Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets) {
-            guard op.outputSpecs.indices.contains(where: { feeds[op.output($0)] == nil }) || op.outputSpecs.isEmpty else { continue }
-            guard let outputs = try hostOutputs(of: op, feeds: feeds) else { continue }
-            for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }
-            ranOnHost.insert(op)
+        let shape = RunShape(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
+                             feeds: given.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
+        if !hostFree.contains(shape) {
+            for op in Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets) {
+                guard op.outputSpecs.indices.contains(where: { feeds[op.output($0)] == nil }) || op.outputSpecs.isEmpty else { continue }
+                guard let outputs = try hostOutputs(of: op, feeds: feeds) else { continue }
+                for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }
+                ranOnHost.insert(op)
+            }
+            if ranOnHost.isEmpty && !given.values.contains(where: { $0.dtype == .string }) { hostFree.insert(shape) }
         }
         for (o, t) in feeds {
             guard o.graph === graph else { throw KilnError.invalidArgument("Cannot feed '\(o.name)': it belongs to another graph") }
@@ -189,7 +196,15 @@ public final class Session: @unchecked Sendable {
                 }
                 inputs[feeds.count + k] = variables[v]!.withUnsafeMutableBytes { $0.baseAddress }
             }
-            let results = exe.resultTypes.map { Tensor(dtype: $0.dtype, shape: $0.shape, buffer: TensorBuffer(byteCount: $0.byteCount)) }
+            let pool = step.results
+            if pool.buffers.count != exe.resultTypes.count { pool.buffers = Array(repeating: nil, count: exe.resultTypes.count) }
+            var results: [Tensor] = []
+            results.reserveCapacity(exe.resultTypes.count)
+            for (k, t) in exe.resultTypes.enumerated() {
+                // Reuse last run's buffer when nobody else holds it (and it is not also result j < k).
+                if !isKnownUniquelyReferenced(&pool.buffers[k]) { pool.buffers[k] = TensorBuffer(byteCount: t.byteCount) }
+                results.append(Tensor(dtype: t.dtype, shape: t.shape, buffer: pool.buffers[k]!))
+            }
             withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(results.count, 1)) { outputs in
                 for (k, r) in results.enumerated() { outputs[k] = r.buffer.pointer }
                 withExtendedLifetime(feeds) { exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
@@ -253,4 +268,18 @@ struct StepKey: Hashable {
 struct Step {
     var lowered: LoweredGraph
     var executable: CPUExecutable
+    /// The last results handed out; reused when the caller has let go of them, so steady-state
+    /// runs do not fault in fresh pages for every result.
+    let results = ResultBuffers()
+}
+
+final class ResultBuffers {
+    var buffers: [TensorBuffer?] = []
+}
+
+/// A run's signature before host ops are considered (feeds by identity only).
+struct RunShape: Hashable {
+    var fetches: [[Int]]
+    var targets: [Int]
+    var feeds: [[Int]]
 }

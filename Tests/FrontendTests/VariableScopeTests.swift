@@ -80,7 +80,6 @@ final class VariableScopeTests: XCTestCase {
     }
 
     func testVariableFromASwiftValueInsideANameScopeIsPrefixedOnce() throws {
-        try skipKnownBug("Graph.variable(_: TensorLiteral / Tensor, name:) applies the name scope twice (ns/ns/v)")
         let g = Graph()
         let literal = try g.nameScope("ns") { try g.variable([1, 2] as [Float], name: "v") }
         XCTAssertEqual(literal.name, "ns/v")
@@ -112,7 +111,6 @@ final class VariableScopeTests: XCTestCase {
     /// tf.get_variable_scope().reuse_variables() at the top level (the GAN pattern: build G,
     /// then reuse for the second tower) makes later top-level get_variable calls share.
     func testReuseVariablesAtTheTopLevelMakesTheRootScopeReuse() throws {
-        try skipKnownBug("Graph.reuseVariables() does nothing outside a variableScope block")
         let g = Graph()
         let w = try g.getVariable("w", shape: [2])
         g.reuseVariables()

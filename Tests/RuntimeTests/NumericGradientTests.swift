@@ -135,6 +135,8 @@ final class NumericGradientTests: XCTestCase {
         c.append(unary("Sin", r.tensor([2, 3], -3, 3)) { g, x in try g.sin(x) })
         c.append(unary("Cos", r.tensor([2, 3], -3, 3)) { g, x in try g.cos(x) })
         c.append(unary("Reciprocal", r.tensor([2, 3], 0.5, 2)) { g, x in try g.reciprocal(x) })
+        // TensorFlow's old name of Reciprocal.
+        c.append(unary("Inv", r.tensor([2, 3], 0.5, 2)) { g, x in try g.addOperation("Inv", inputs: [x], attrs: ["T": .type(.float64)]).output() })
         c.append(unary("Relu6", r.tensor([3, 4], -2, 8, awayFrom: [0, 6])) { g, x in try g.relu6(x) })
         c.append(unary("Elu", r.tensor([3, 4], -3, 3, awayFrom: [0])) { g, x in try g.elu(x) })
         c.append(unary("Softplus", r.tensor([3, 4], -4, 4)) { g, x in try g.softplus(x) })
@@ -341,8 +343,6 @@ final class NumericGradientTests: XCTestCase {
         var r = TestRandom(7)
         let unknownBatch = [Shape(dims: [nil, 3])]
         return [
-            // "Inv" is registered (TensorFlow's old name of Reciprocal) but has no gradient entry.
-            unary("Inv", r.tensor([2, 3], 0.5, 2)) { g, x in try g.addOperation("Inv", inputs: [x], attrs: ["T": .type(.float64)]).output() },
             // TensorFlow differentiates GatherNd (ScatterNd of the gradient); Kiln has no entry.
             Case(name: "GatherNd", inputs: [r.tensor([3, 4]), int32s([3, 2], [0, 1, 2, 3, 0, 1])], wrt: [0]) { g, x in try g.gatherNd(x[0], x[1]) },
             // TensorFlow's gradients of these work with an unknown batch dimension.

@@ -165,7 +165,6 @@ final class TrainingAPIRuntimeTests: XCTestCase {
     /// slim's batch_norm with a tensor is_training updates the moving statistics only when it is
     /// true (smart_cond); running the update ops in inference must leave them alone.
     func testBatchNormUpdatesDoNothingWhenTheRunTimeSwitchSaysInference() throws {
-        try skipKnownBug("batchNorm(isTraining: Output) moves the moving statistics toward the batch even when isTraining is false")
         let g = Graph()
         let x = try g.placeholder(.float32, shape: [2, 1], name: "x")
         let training = try g.placeholderWithDefault(g.constant(true), shape: Shape([]), name: "is_training")

@@ -69,6 +69,10 @@ enum MathGradients {
             let g = ctx.graph, y = ctx.output()
             return [try g.negative(g.multiply(ctx.grad(), g.multiply(y, y)))]
         },
+        "Inv": { ctx in
+            let g = ctx.graph, y = ctx.output()
+            return [try g.negative(g.multiply(ctx.grad(), g.multiply(y, y)))]
+        },
         "Sin": { ctx in [try ctx.graph.multiply(ctx.grad(), ctx.graph.cos(ctx.input(0)))] },
         "Cos": { ctx in [try ctx.graph.negative(ctx.graph.multiply(ctx.grad(), ctx.graph.sin(ctx.input(0))))] },
         "Relu": { ctx in [try ctx.graph.apply("ReluGrad", [ctx.grad(), ctx.output()], name: "ReluGrad")] },

@@ -51,10 +51,11 @@ extension Graph {
                 (mean, variance) = (m.mean, m.variance)
             case .dynamic(let training):
                 let m = try moments(x, axes: axes)
-                try updates(m.mean, m.variance)
                 let t = try broadcastTo(training, shapeTensor: constant(Tensor(shape: [1], scalars: [Int32(c)])))
                 mean = try `where`(t, m.mean, movingMean.value)
                 variance = try `where`(t, m.variance, movingVar.value)
+                // In inference mode the "batch" statistics are the moving ones: the update is a no-op.
+                try updates(mean, variance)
             }
             return try batchNormalization(x, mean: mean, variance: variance, offset: beta?.value, scale: gamma?.value, varianceEpsilon: epsilon)
         }

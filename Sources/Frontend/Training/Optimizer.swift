@@ -47,7 +47,7 @@ open class Optimizer: @unchecked Sendable {
                                name opName: String? = nil) throws -> Operation {
         let usable = pairs.compactMap { p in p.gradient.map { ($0, p.variable) } }
         guard !usable.isEmpty else {
-            throw KilnError.invalidArgument("No gradients provided for any variable, check your graph for ops that do not support gradients, between variables \(pairs.map { "'\($0.variable.name):0'" }) and loss.")
+            throw KilnError.invalidArgument("No gradients provided for any variable, check your graph for ops that do not support gradients, between variables [\(pairs.map { "'\($0.variable.name):0'" }.joined(separator: ", "))] and loss.")
         }
         for (g, v) in usable where g.dtype != v.dtype {
             throw KilnError.invalidArgument("gradient '\(g.name)' has dtype \(g.dtype) but variable '\(v.name)' has dtype \(v.dtype)")

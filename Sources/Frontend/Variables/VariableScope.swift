@@ -35,8 +35,13 @@ extension VariableScope {
 }
 
 extension Graph {
+    /// The innermost open variable scope, or the graph's root scope (which reuseVariables can set too).
     public var currentVariableScope: VariableScope {
-        variableScopes.last ?? VariableScope(name: "", reuse: .no, initializer: nil, regularizer: nil)
+        if let s = variableScopes.last { return s }
+        if let root = collection("__variable_scope_root").first as? VariableScope { return root }
+        let root = VariableScope(name: "", reuse: .no, initializer: nil, regularizer: nil)
+        addToCollection("__variable_scope_root", root)
+        return root
     }
 
     /// Opens a variable scope (and a name scope of the same name, made unique as TensorFlow does).
@@ -69,7 +74,7 @@ extension Graph {
 
     /// From here on the current variable scope reuses its variables (scope.reuse_variables()).
     public func reuseVariables() {
-        if let s = variableScopes.last { s.reuse = .yes }
+        currentVariableScope.reuse = .yes
     }
 
     /// TensorFlow's get_variable: the variable `scope/name`, created or shared per the scope's
