@@ -30,6 +30,12 @@ public final class BLAS: @unchecked Sendable {
         if getenv("OPENBLAS_CORETYPE") == nil, let core = Self.coreType(features: HostCPU.features) {
             setenv("OPENBLAS_CORETYPE", core, 0)
         }
+        // OpenBLAS's threads spin for ~2^28 cycles after each call by default, which would starve
+        // Kiln's worker pool running the next kernel; 2^20 cycles covers the gap between a step's
+        // products without holding a core for long. (Calling
+        // OpenBLAS from several threads at the same time is not safe in Debian's build, so Kiln
+        // never splits a matrix product itself; OpenBLAS threads it.)
+        setenv("OPENBLAS_THREAD_TIMEOUT", "20", 0)
         let candidates = ["libopenblas.so.0", "libopenblas.so", "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"]
         guard let handle = candidates.lazy.compactMap({ dlopen($0, RTLD_NOW | RTLD_GLOBAL) }).first else {
             throw KilnError(.unavailable, "cannot load OpenBLAS (\(String(cString: dlerror()))); install libopenblas-dev")
@@ -45,9 +51,6 @@ public final class BLAS: @unchecked Sendable {
         setThreads = try? sym("openblas_set_num_threads", kiln_openblas_set_num_threads_fn.self)
         let getThreads = try? sym("openblas_get_num_threads", kiln_openblas_get_num_threads_fn.self)
         threads = getThreads.map { Int($0()) } ?? 1
-        // Kiln's worker pool splits matrix products itself; OpenBLAS's own threads would spin
-        // on the same cores as the pool's.
-        setThreads?(1)
     }
 
     /// Runs `body` with OpenBLAS using `n` threads (for measuring the library on its own).

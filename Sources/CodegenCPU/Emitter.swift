@@ -123,15 +123,8 @@ final class Emitter {
         switch i.op {
         case .constant: return nil
         case .dot:
-            // BLAS runs single-threaded; the pool splits the rows of C instead.
-            let t = i.type!, at = types[i.operands[0]]!
-            guard t.dtype == .float32 || t.dtype == .float64 else { return nil }
-            let m = t.shape[t.rank - 2], k = i.op == .dot(transposeA: true, transposeB: false) || i.op == .dot(transposeA: true, transposeB: true)
-                ? at.shape[at.rank - 2] : at.shape[at.rank - 1]
-            let flops = 2 * t.elementCount * k
-            // One block of rows per thread: BLAS is fastest on few large blocks.
-            let blocks = min(Int(kiln_pool_threads()), m / 16)
-            return flops >= 1 << 21 && blocks >= 2 ? blocks : nil
+            // OpenBLAS threads matrix products itself (and is not safe to call concurrently).
+            return nil
         case .varWrite: shape = types[i.operands[1]]!.shape; work = shape.reduce(1, *)
         case .reduce(_, let axes):
             let xt = types[i.operands[0]]!

@@ -18,7 +18,9 @@ final class JIT: @unchecked Sendable {
 
     private init() throws {
         // One worker per core; BLAS calls and pool jobs never run at the same time.
-        kiln_pool_start(Int32(max(1, ProcessInfo.processInfo.activeProcessorCount)))
+        // KILN_THREADS overrides the core count (e.g. 1 to share a machine).
+        let threads = Int(ProcessInfo.processInfo.environment["KILN_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
+        kiln_pool_start(Int32(max(1, threads)))
         LLVMInitializeNativeTarget()
         LLVMInitializeNativeAsmPrinter()
         LLVMInitializeNativeAsmParser()

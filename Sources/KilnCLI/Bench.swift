@@ -31,14 +31,18 @@ enum Bench {
         let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: quick ? 3 : 7)
         print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
 
+        // --only NAME[,NAME...] runs a subset (prefix match), e.g. --only mlp,compile.
+        var only: [String]? = nil
+        if let k = args.firstIndex(of: "--only"), k + 1 < args.count { only = args[k + 1].split(separator: ",").map(String.init) }
+        func wanted(_ name: String) -> Bool { only.map { $0.contains { name.hasPrefix($0) } } ?? true }
         var results: [Result] = []
-        results.append(try matmul1024(reps))
-        results += try matmulSmall(reps)
-        results += try eltwiseChain(reps)
-        results.append(try reduceRows(reps))
-        results += try mlp(reps)
-        results += try compileMLP(quick ? 3 : 5)
-        results.append(try cnnInfer(reps))
+        if wanted("matmul_1024") { results.append(try matmul1024(reps)) }
+        if wanted("matmul_small") { results += try matmulSmall(reps) }
+        if wanted("eltwise") { results += try eltwiseChain(reps) }
+        if wanted("reduce") { results.append(try reduceRows(reps)) }
+        if wanted("mlp") { results += try mlp(reps) }
+        if wanted("compile") { results += try compileMLP(quick ? 3 : 5) }
+        if wanted("cnn") { results.append(try cnnInfer(reps)) }
 
         print("")
         print("workload                     median         min     unfused   rate / notes")

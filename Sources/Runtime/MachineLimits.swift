@@ -18,9 +18,7 @@ public enum MachineLimits {
         for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1; c[i] = 0 }
         let gemm = BLAS.shared.sgemm
         let n32 = Int32(n)
-        let times = BLAS.shared.withThreads(BLAS.shared.threads) {
-            Timing.repeatMeasure(warmup: 2, repetitions: repetitions) { gemm(101, 111, 111, n32, n32, n32, 1, a, n32, b, n32, 0, c, n32) }
-        }
+        let times = Timing.repeatMeasure(warmup: 2, repetitions: repetitions) { gemm(101, 111, 111, n32, n32, n32, 1, a, n32, b, n32, 0, c, n32) }
         let flops = 2 * Double(n) * Double(n) * Double(n)
         return (flops / Timing.median(times) / 1e9, flops / times.min()! / 1e9)
     }
