@@ -14,6 +14,7 @@ build: setup
 demo: build
 	$(SWIFT) run -c $(CONFIG) HelloMatmul
 	$(SWIFT) run -c $(CONFIG) Counter
+	$(SWIFT) run -c $(CONFIG) Digits
 
 test: setup
 	$(SWIFT) build --build-tests
