@@ -87,17 +87,24 @@ extension Graph {
                                     initializer: weightsInitializer ?? layerDefault(\.weightsInitializer) ?? .xavier(),
                                     regularizer: weightsRegularizer ?? layerDefault(\.weightsRegularizer),
                                     collections: [GraphKeys.globalVariables, GraphKeys.modelVariables])
-            var y = try matmul(input, w)
-            if let norm = normalizer ?? layerDefault(\.normalizer) {
-                y = try norm.apply(self, y)
-            } else {
-                let b = try getVariable("biases", shape: [numOutputs], dtype: input.dtype,
-                                        initializer: biasesInitializer ?? layerDefault(\.biasesInitializer) ?? .zeros,
-                                        collections: [GraphKeys.globalVariables, GraphKeys.modelVariables])
-                y = try biasAdd(y, b)
-            }
-            return try (activation ?? layerDefault(\.activation) ?? .relu).apply(self, y)
+            return try finishLayer(matmul(input, w), numOutputs, activation: activation, biasesInitializer: biasesInitializer, normalizer: normalizer)
         }
+    }
+
+    /// slim's shared tail of a layer: the normalizer (which replaces the bias) or `<scope>/biases`,
+    /// then the activation (relu unless told otherwise).
+    func finishLayer(_ linear: Output, _ numOutputs: Int, activation: Activation?, biasesInitializer: Initializer?,
+                     normalizer: Normalizer?) throws -> Output {
+        var y = linear
+        if let norm = normalizer ?? layerDefault(\.normalizer) {
+            y = try norm.apply(self, y)
+        } else {
+            let b = try getVariable("biases", shape: [numOutputs], dtype: linear.dtype,
+                                    initializer: biasesInitializer ?? layerDefault(\.biasesInitializer) ?? .zeros,
+                                    collections: [GraphKeys.globalVariables, GraphKeys.modelVariables])
+            y = try biasAdd(y, b)
+        }
+        return try (activation ?? layerDefault(\.activation) ?? .relu).apply(self, y)
     }
 
     /// tf.layers.dense: x·kernel + bias, no activation by default. Variables `<scope>/kernel`, `<scope>/bias`.
@@ -132,16 +139,8 @@ extension Graph {
                                     initializer: weightsInitializer ?? layerDefault(\.weightsInitializer) ?? .xavier(),
                                     regularizer: weightsRegularizer ?? layerDefault(\.weightsRegularizer),
                                     collections: [GraphKeys.globalVariables, GraphKeys.modelVariables])
-            var y = try conv2d(input, w, strides: [1, stride, stride, 1], padding: padding ?? layerDefault(\.padding) ?? "SAME")
-            if let norm = normalizer ?? layerDefault(\.normalizer) {
-                y = try norm.apply(self, y)
-            } else {
-                let b = try getVariable("biases", shape: [numOutputs], dtype: input.dtype,
-                                        initializer: biasesInitializer ?? layerDefault(\.biasesInitializer) ?? .zeros,
-                                        collections: [GraphKeys.globalVariables, GraphKeys.modelVariables])
-                y = try biasAdd(y, b)
-            }
-            return try (activation ?? layerDefault(\.activation) ?? .relu).apply(self, y)
+            let y = try conv2d(input, w, strides: [1, stride, stride, 1], padding: padding ?? layerDefault(\.padding) ?? "SAME")
+            return try finishLayer(y, numOutputs, activation: activation, biasesInitializer: biasesInitializer, normalizer: normalizer)
         }
     }
 
