@@ -85,6 +85,17 @@ extension InferenceContext {
     /// Input `i` as integers when it is a constant.
     public func ints(_ i: Int) -> [Int]? { constantValue(i).map(ShapeFunctions.ints) }
 
+    /// What a shape-valued input says statically (TensorFlow's constant_value_as_shape): the
+    /// shape itself when constant, the partial shape of x for `Shape(x)`, else as many unknown
+    /// dimensions as the vector's known length.
+    public func shapeValue(_ i: Int) -> Shape {
+        if let v = ints(i) { return Shape(dims: v.map { $0 < 0 ? nil : $0 }) }
+        let o = inputs[i]
+        if o.op.type == "Shape" { return o.op.inputs[0].shape }
+        if let n = o.shape.dims?.first ?? nil { return Shape(dims: Array(repeating: nil, count: n)) }
+        return .unknown
+    }
+
     public func normalizedAxis(_ a: Int, rank: Int) throws -> Int {
         guard a >= -rank && a < max(rank, 1) else { throw error("axis \(a) is out of range for rank \(rank)") }
         return a < 0 ? a + rank : a

@@ -151,7 +151,6 @@ final class LayerAndOptimizerGraphTests: XCTestCase {
     /// slim.dropout on a [None, n] activation, then fully_connected: TensorFlow keeps the
     /// static shape [?, n] through dropout.
     func testDropoutKeepsTheStaticShapeWithAnUnknownBatch() throws {
-        try skipKnownBug("dropout of a [nil, n] tensor has shape <unknown>, so a following fullyConnected throws")
         let g = Graph()
         let x = try g.placeholder(.float32, shape: [nil, 3], name: "x")
         let t = try g.dropout(x, keepProb: 0.5)

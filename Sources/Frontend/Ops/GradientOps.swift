@@ -48,8 +48,7 @@ enum GradientOps {
         }).notDifferentiable(),
 
         OpDef("BroadcastTo", arity: .exactly(2), attrs: ["Tidx": .type(.int32)], infer: { ctx in
-            guard let s = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
-            return [(ctx.dtype(0), Shape(s))]
+            [(ctx.dtype(0), ctx.shapeValue(1))]
         }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(0), to: try ctx.ints(1)))] }),
 
         OpDef("AddN", arity: .atLeast(1), infer: { ctx in

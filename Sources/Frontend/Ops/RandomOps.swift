@@ -8,7 +8,7 @@ enum RandomOps {
 
     static func shapeInfer(_ ctx: InferenceContext, dtype: DType) throws -> [(DType, Shape)] {
         guard ctx.dtype(0) == .int32 || ctx.dtype(0) == .int64 else { throw ctx.error("shape must be int32 or int64") }
-        guard let dims = ctx.ints(0) else { return [(dtype, .unknown)] }
+        guard let dims = ctx.ints(0) else { return [(dtype, ctx.shapeValue(0))] }
         guard dims.allSatisfy({ $0 >= 0 }) else { throw ctx.error("shape \(dims) must be non-negative") }
         return [(dtype, Shape(dims))]
     }

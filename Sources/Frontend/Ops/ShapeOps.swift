@@ -218,8 +218,7 @@ enum ShapeOps {
 
         OpDef("Fill", arity: .exactly(2), attrs: ["index_type": .type(.int32)], infer: { ctx in
             guard ctx.shape(1).rank ?? 0 == 0 else { throw ctx.error("value must be a scalar") }
-            guard let dims = ctx.ints(0) else { return [(ctx.dtype(1), .unknown)] }
-            return [(ctx.dtype(1), Shape(dims))]
+            return [(ctx.dtype(1), ctx.shapeValue(0))]
         }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(1), to: try ctx.ints(0)))] }),
 
         like("ZerosLike", 0), like("OnesLike", 1),
