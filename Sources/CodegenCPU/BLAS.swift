@@ -13,7 +13,6 @@ public final class BLAS: @unchecked Sendable {
     public let dgemm: kiln_cblas_dgemm_fn
     public let coreName: String
     public let threads: Int
-    private let setThreads: kiln_openblas_set_num_threads_fn?
 
     public static let shared: BLAS = {
         do { return try BLAS() } catch { fatalError("\(error)") }
@@ -48,16 +47,8 @@ public final class BLAS: @unchecked Sendable {
         dgemm = try sym("cblas_dgemm", kiln_cblas_dgemm_fn.self)
         let corename = try? sym("openblas_get_corename", kiln_openblas_get_corename_fn.self)
         coreName = corename.flatMap { $0() }.map { String(cString: $0) } ?? "unknown"
-        setThreads = try? sym("openblas_set_num_threads", kiln_openblas_set_num_threads_fn.self)
         let getThreads = try? sym("openblas_get_num_threads", kiln_openblas_get_num_threads_fn.self)
         threads = getThreads.map { Int($0()) } ?? 1
-    }
-
-    /// Runs `body` with OpenBLAS using `n` threads (for measuring the library on its own).
-    public func withThreads<R>(_ n: Int, _ body: () throws -> R) rethrows -> R {
-        setThreads?(Int32(n))
-        defer { setThreads?(1) }
-        return try body()
     }
 
     /// Raw addresses for the JIT to bind `cblas_sgemm`/`cblas_dgemm` calls to.

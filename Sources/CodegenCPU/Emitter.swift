@@ -298,30 +298,17 @@ final class Emitter {
         let cPtr = base(i.id)!
         let (aCols, bCols) = (at.shape[r - 1], bt.shape[r - 1])
         let elem = t.dtype.byteSize
-        // A split kernel computes rows [begin, end) of C: with A row-major those are rows of A,
-        // with A transposed they are columns of A (offset by `begin`, same leading dimension).
-        let range = splitRange
-        splitRange = nil
-        var (rowBegin, rowEnd) = range ?? (constI64(0), constI64(m))
-        if range != nil, let blocks = splitRows(i) {
-            rowBegin = LLVMBuildSDiv(b, LLVMBuildMul(b, rowBegin, constI64(m), ""), constI64(blocks), "")!
-            rowEnd = LLVMBuildSDiv(b, LLVMBuildMul(b, rowEnd, constI64(m), ""), constI64(blocks), "")!
-        }
-        let rows = LLVMBuildTrunc(b, LLVMBuildSub(b, rowEnd, rowBegin, ""), i32, "")!
         func call(_ bi: LLVMValueRef) {
-            func offset(_ p: LLVMValueRef, _ count: Int, plus extra: LLVMValueRef? = nil) -> LLVMValueRef {
-                var e = LLVMBuildMul(b, bi, constI64(count), "")!
-                if let extra { e = LLVMBuildAdd(b, e, extra, "")! }
-                var idx: [LLVMValueRef?] = [LLVMBuildMul(b, e, constI64(elem), "")!]
+            func offset(_ p: LLVMValueRef, _ count: Int) -> LLVMValueRef {
+                var idx: [LLVMValueRef?] = [LLVMBuildMul(b, bi, constI64(count * elem), "")!]
                 return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
             }
-            let aRowOffset = ta ? rowBegin : LLVMBuildMul(b, rowBegin, constI64(aCols), "")!
             var args: [LLVMValueRef?] = [
                 constI32(101), constI32(ta ? 112 : 111), constI32(tb ? 112 : 111),
-                rows, constI32(n), constI32(k), LLVMConstReal(scalarT, 1),
-                offset(aPtr, at.shape.suffix(2).reduce(1, *), plus: aRowOffset), constI32(aCols),
+                constI32(m), constI32(n), constI32(k), LLVMConstReal(scalarT, 1),
+                offset(aPtr, at.shape.suffix(2).reduce(1, *)), constI32(aCols),
                 offset(bPtr, bt.shape.suffix(2).reduce(1, *)), constI32(bCols),
-                LLVMConstReal(scalarT, 0), offset(cPtr, m * n, plus: LLVMBuildMul(b, rowBegin, constI64(n), "")!), constI32(n),
+                LLVMConstReal(scalarT, 0), offset(cPtr, m * n), constI32(n),
             ]
             LLVMBuildCall2(b, gemmType, gemm, &args, UInt32(args.count), "")
         }

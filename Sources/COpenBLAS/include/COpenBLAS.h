@@ -12,7 +12,6 @@ typedef void (*kiln_cblas_dgemm_fn)(int order, int transA, int transB, int m, in
                                     double alpha, const double *a, int lda, const double *b, int ldb,
                                     double beta, double *c, int ldc);
 typedef char *(*kiln_openblas_get_corename_fn)(void);
-typedef void (*kiln_openblas_set_num_threads_fn)(int n);
 typedef int (*kiln_openblas_get_num_threads_fn)(void);
 
 #endif
