@@ -28,6 +28,11 @@ public final class Session: @unchecked Sendable {
         self.debugLevel = config.debugLevel ?? Debug.level
     }
 
+    /// A session dropped without close() still reports its kernel profile at KILN_DEBUG=2.
+    deinit {
+        if debugLevel >= 2 && !closed { for step in cache.values { Debug.log(KernelProfile.report(step.executable)) } }
+    }
+
     /// Releases executables and variables; later runs fail.
     public func close() {
         lock.lock()
