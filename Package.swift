@@ -21,7 +21,8 @@ let package = Package(
         // OpenBLAS is deliberately NOT linked: it must be dlopen'ed after OPENBLAS_CORETYPE is
         // chosen, or Debian's 0.3.21 picks a slow kernel on this CPU (see BLAS.swift).
         .target(name: "COpenBLAS"),
-        // The worker pool compiled code calls into (C11 atomics; no Swift runtime on the hot path).
+        // The worker pool and the float32 matrix product compiled code calls into (C11 atomics,
+        // AVX-512 intrinsics behind a runtime check; no Swift runtime on the hot path).
         .target(name: "CKilnRT"),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         // zlib (zlib1g-dev, a prerequisite of Swift on Linux): GZIP/ZLIB streams for TFRecord and data files.

@@ -116,14 +116,15 @@ final class Emitter {
     }
 
     /// Rows of dimension 0 to split a kernel over the worker pool, when it is large enough and
-    /// its first loop nest runs over its output (dot calls BLAS, which has its own threads).
+    /// its first loop nest runs over its output (matrix products split themselves).
     func splitRows(_ i: Instruction) -> Int? {
         let shape: [Int]
         var work: Int
         switch i.op {
         case .constant: return nil
         case .dot:
-            // OpenBLAS threads matrix products itself (and is not safe to call concurrently).
+            // Matrix products split themselves: kiln_sgemm over the pool by output tiles, OpenBLAS
+            // with its own threads.
             return nil
         case .varWrite: shape = types[i.operands[1]]!.shape; work = shape.reduce(1, *)
         case .reduce(_, let axes):
@@ -292,25 +293,41 @@ final class Emitter {
         if m == 0 || n == 0 { return }
         let isF32 = t.dtype == .float32
         let scalarT = isF32 ? f32 : f64
-        var argTypes: [LLVMTypeRef?] = [i32, i32, i32, i32, i32, i32, scalarT, ptr, i32, ptr, i32, scalarT, ptr, i32]
-        let gemmType = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
-        let gemm = declare(isF32 ? "cblas_sgemm" : "cblas_dgemm", gemmType)
         let cPtr = base(i.id)!
         let (aCols, bCols) = (at.shape[r - 1], bt.shape[r - 1])
         let elem = t.dtype.byteSize
-        func call(_ bi: LLVMValueRef) {
-            func offset(_ p: LLVMValueRef, _ count: Int) -> LLVMValueRef {
-                var idx: [LLVMValueRef?] = [LLVMBuildMul(b, bi, constI64(count * elem), "")!]
-                return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
+        func offset(_ p: LLVMValueRef, _ bi: LLVMValueRef, _ count: Int) -> LLVMValueRef {
+            var idx: [LLVMValueRef?] = [LLVMBuildMul(b, bi, constI64(count * elem), "")!]
+            return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
+        }
+        let call: (LLVMValueRef) -> Void
+        if isF32 && MatrixProducts.ownKernel(m: m, n: n, k: k) {
+            var argTypes: [LLVMTypeRef?] = [i32, i32, i64, i64, i64, ptr, i64, ptr, i64, ptr, i64]
+            let gemmType = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
+            let gemm = declare("kiln_sgemm", gemmType)
+            call = { bi in
+                var args: [LLVMValueRef?] = [
+                    self.constI32(ta ? 1 : 0), self.constI32(tb ? 1 : 0), self.constI64(m), self.constI64(n), self.constI64(k),
+                    offset(aPtr, bi, at.shape.suffix(2).reduce(1, *)), self.constI64(aCols),
+                    offset(bPtr, bi, bt.shape.suffix(2).reduce(1, *)), self.constI64(bCols),
+                    offset(cPtr, bi, m * n), self.constI64(n),
+                ]
+                LLVMBuildCall2(self.b, gemmType, gemm, &args, UInt32(args.count), "")
             }
-            var args: [LLVMValueRef?] = [
-                constI32(101), constI32(ta ? 112 : 111), constI32(tb ? 112 : 111),
-                constI32(m), constI32(n), constI32(k), LLVMConstReal(scalarT, 1),
-                offset(aPtr, at.shape.suffix(2).reduce(1, *)), constI32(aCols),
-                offset(bPtr, bt.shape.suffix(2).reduce(1, *)), constI32(bCols),
-                LLVMConstReal(scalarT, 0), offset(cPtr, m * n), constI32(n),
-            ]
-            LLVMBuildCall2(b, gemmType, gemm, &args, UInt32(args.count), "")
+        } else {
+            var argTypes: [LLVMTypeRef?] = [i32, i32, i32, i32, i32, i32, scalarT, ptr, i32, ptr, i32, scalarT, ptr, i32]
+            let gemmType = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
+            let gemm = declare(isF32 ? "cblas_sgemm" : "cblas_dgemm", gemmType)
+            call = { bi in
+                var args: [LLVMValueRef?] = [
+                    self.constI32(101), self.constI32(ta ? 112 : 111), self.constI32(tb ? 112 : 111),
+                    self.constI32(m), self.constI32(n), self.constI32(k), LLVMConstReal(scalarT, 1),
+                    offset(aPtr, bi, at.shape.suffix(2).reduce(1, *)), self.constI32(aCols),
+                    offset(bPtr, bi, bt.shape.suffix(2).reduce(1, *)), self.constI32(bCols),
+                    LLVMConstReal(scalarT, 0), offset(cPtr, bi, m * n), self.constI32(n),
+                ]
+                LLVMBuildCall2(self.b, gemmType, gemm, &args, UInt32(args.count), "")
+            }
         }
         if batch == 1 { call(constI64(0)) } else { loop(batch, call) }
     }

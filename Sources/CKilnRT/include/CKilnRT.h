@@ -13,4 +13,11 @@ int kiln_pool_threads(void);
 // parts are done. Falls back to one call when the pool is busy or count is small.
 void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count);
 
+// Whether kiln_sgemm can run here (it needs AVX-512F; otherwise products go to OpenBLAS).
+int kiln_sgemm_available(void);
+// C[m,n] = op(A)[m,k] * op(B)[k,n], row-major, op = transpose when trans_* is nonzero; lda/ldb/ldc
+// are the row strides of A, B and C as stored. Splits across the worker pool when large enough.
+void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc);
+
 #endif
