@@ -59,14 +59,14 @@ public struct KernelPlan: Sendable {
                     constants.append(t)
                 }
             case .dot:
-                materialized[i.id] = "library call (BLAS)"
+                materialized[i.id] = "matrix product kernel"
                 for o in i.operands {
-                    // A reshape is the same bytes: the library reads the buffer of what it reshapes.
+                    // A reshape is the same bytes: the product reads the buffer of what it reshapes.
                     var src = o
                     while case .reshape? = inst[src]?.op { views.insert(src); src = inst[src]!.operands[0] }
                     if f.isParam(src) || inst[src]?.op == .varRead { continue }
                     if case .constant? = inst[src]?.op { continue }
-                    materialized[src] = materialized[src] ?? "operand of a library call needs a buffer"
+                    materialized[src] = materialized[src] ?? "operand of a matrix product needs a buffer"
                 }
             case .patches:
                 // Its own loop nest over (n, oh, ow, kh, kw, c) needs no index division.

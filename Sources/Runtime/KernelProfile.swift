@@ -16,7 +16,7 @@ enum KernelProfile {
             rows.append((ns, what))
         }
         var s = "profile of @\(exe.function.name): \(exe.profiledRuns) runs, \(String(format: "%.1f", Double(total) / Double(exe.profiledRuns) / 1000)) us per run"
-        for (ns, what) in rows.sorted(by: { $0.0 > $1.0 }).prefix(25) {
+        for (ns, what) in rows.sorted(by: { $0.0 > $1.0 }).prefix(Debug.level >= 3 ? rows.count : 25) {
             s += String(format: "\n  %8.1f us %5.1f%%  ", Double(ns) / Double(exe.profiledRuns) / 1000, 100 * Double(ns) / Double(max(total, 1))) + what
         }
         return s

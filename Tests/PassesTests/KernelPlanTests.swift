@@ -77,10 +77,10 @@ final class KernelPlanFusionTests: XCTestCase {
         }
         """)
         XCTAssertEqual(plan.kernels, [2, 3, 4, 5, 6])
-        XCTAssertEqual(plan.reasons[2], "operand of a library call needs a buffer")
-        XCTAssertEqual(plan.reasons[3], "operand of a library call needs a buffer")
-        XCTAssertEqual(plan.reasons[4], "library call (BLAS)")
-        XCTAssertEqual(plan.reasons[5], "library call (BLAS)")
+        XCTAssertEqual(plan.reasons[2], "operand of a matrix product needs a buffer")
+        XCTAssertEqual(plan.reasons[3], "operand of a matrix product needs a buffer")
+        XCTAssertEqual(plan.reasons[4], "matrix product kernel")
+        XCTAssertEqual(plan.reasons[5], "matrix product kernel")
         for id in [2, 3, 4, 5] { XCTAssertNotNil(arenaOffset(plan, id), "%\(id)") }
         // Feeds are already buffers.
         XCTAssertEqual(plan.storage[0], .param(0))
