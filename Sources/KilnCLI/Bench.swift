@@ -19,30 +19,43 @@ enum Bench {
         seconds < 1e-3 ? String(format: "%9.2f us", seconds * 1e6) : String(format: "%9.3f ms", seconds * 1e3)
     }
 
-    static func run(quick: Bool) throws {
-        let args = Array(CommandLine.arguments.dropFirst(2))
-        var jsonPath: String?
-        if let k = args.firstIndex(of: "--json"), k + 1 < args.count { jsonPath = args[k + 1] }
-        let reps = quick ? 5 : 15
+    static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE]"
+
+    static func run(_ args: [String]) throws {
+        let o = try Options.parse(args, command: "bench", accepting: ["--quick", "--only", "--json", "--feed", "--fetch"])
+        guard o.graphs.count <= 1 else {
+            throw UsageError(command: "bench", message: "one graph file expected, got \(o.graphs.count): \(o.graphs.joined(separator: " "))")
+        }
+        if o.graphs.isEmpty && !(o.feeds.isEmpty && o.fetches.isEmpty) {
+            throw UsageError(command: "bench", message: "--feed and --fetch need a graph file")
+        }
+        if !o.graphs.isEmpty && o.only != nil { throw UsageError(command: "bench", message: "--only selects standard workloads; not with a graph file") }
+        if !o.graphs.isEmpty && o.fetches.isEmpty { throw UsageError(command: "bench", message: "nothing to fetch (give --fetch NAME)") }
+
+        // A graph that cannot be imported or fed fails before a second is spent measuring limits.
+        if let graph = o.graphs.first { _ = try Run.load(graph: graph, feeds: o.feeds, fetches: o.fetches) }
+        let reps = o.quick ? 5 : 15
         print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         print("method: wall clock of Session.run after warm-up; median and min of \(reps) samples (sub-ms workloads: each sample is the mean of a batch of runs);")
         print("        'unfused' is the same graph compiled with fusion off; limits are measured now, in this process")
-        let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: quick ? 3 : 7)
-        let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: quick ? 3 : 7)
+        let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: o.quick ? 3 : 7)
+        let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: o.quick ? 3 : 7)
         print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
 
-        // --only NAME[,NAME...] runs a subset (prefix match), e.g. --only mlp,compile.
-        var only: [String]? = nil
-        if let k = args.firstIndex(of: "--only"), k + 1 < args.count { only = args[k + 1].split(separator: ",").map(String.init) }
-        func wanted(_ name: String) -> Bool { only.map { $0.contains { name.hasPrefix($0) } } ?? true }
         var results: [Result] = []
-        if wanted("matmul_1024") { results.append(try matmul1024(reps)) }
-        if wanted("matmul_small") { results += try matmulSmall(reps) }
-        if wanted("eltwise") { results += try eltwiseChain(reps) }
-        if wanted("reduce") { results.append(try reduceRows(reps)) }
-        if wanted("mlp") { results += try mlp(reps) }
-        if wanted("compile") { results += try compileMLP(quick ? 3 : 5) }
-        if wanted("cnn") { results.append(try cnnInfer(reps)) }
+        if let graph = o.graphs.first {
+            results.append(try userGraph(graph, feeds: o.feeds, fetches: o.fetches, reps: reps))
+        } else {
+            // --only NAME[,NAME...] runs a subset (prefix match), e.g. --only mlp,compile.
+            func wanted(_ name: String) -> Bool { o.only.map { $0.contains { name.hasPrefix($0) } } ?? true }
+            if wanted("matmul_1024") { results.append(try matmul1024(reps)) }
+            if wanted("matmul_small") { results += try matmulSmall(reps) }
+            if wanted("eltwise") { results += try eltwiseChain(reps) }
+            if wanted("reduce") { results.append(try reduceRows(reps)) }
+            if wanted("mlp") { results += try mlp(reps) }
+            if wanted("compile") { results += try compileMLP(o.quick ? 3 : 5) }
+            if wanted("cnn") { results.append(try cnnInfer(reps)) }
+        }
 
         print("")
         print("workload                     median         min     unfused   rate / notes")
@@ -53,7 +66,7 @@ enum Bench {
             let unfused = r.unfused.map { fmt($0) } ?? String(repeating: " ", count: 12)
             print("\(r.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(fmt(r.median)) \(fmt(r.min)) \(unfused)   \(rate)\(rate.isEmpty || r.note.isEmpty ? "" : "; ")\(r.note)")
         }
-        if let jsonPath {
+        if let jsonPath = o.json {
             let doc: [String: Any] = [
                 "limits": ["copy_gbps": copy.median, "sgemm_gflops": sgemm.median],
                 "workloads": results.map { r -> [String: Any] in
@@ -66,6 +79,29 @@ enum Bench {
             try data.write(to: URL(fileURLWithPath: jsonPath))
             print("wrote \(jsonPath)")
         }
+    }
+
+    /// A user's GraphDef, fed from .npy files: the rate is GFLOP/s of its matrix products and
+    /// convolutions when it has any, else GB/s of the least traffic any implementation needs (every
+    /// feed and variable read once, every fetch written once).
+    static func userGraph(_ path: String, feeds feedFiles: [(name: String, file: String)], fetches names: [String], reps: Int) throws -> Result {
+        var summary: RunSummary?
+        let (med, mn, unf) = try both(reps) { config in
+            let (g, feeds, fetches) = try Run.load(graph: path, feeds: feedFiles, fetches: names)
+            let s = try Session(graph: g, config: config)
+            let vars = g.globalVariables
+            if !vars.isEmpty { try s.run(targets: [g.globalVariablesInitializer()]) }
+            _ = try s.run(fetches, feeds: feeds)
+            summary = summary ?? s.lastRunSummary
+            return { _ = try s.run(fetches, feeds: feeds) }
+        }
+        let name = (path as NSString).lastPathComponent
+        guard let summary else { return Result(name: name, median: med, min: mn, unfused: unf, note: "computed on the host") }
+        let note = "\(summary.kernels) kernels, arena \(summary.arenaBytes) B"
+        if summary.matrixFLOPs > 0 {
+            return Result(name: name, median: med, min: mn, unfused: unf, gflops: summary.matrixFLOPs / med / 1e9, note: note + "; rate counts matrix products and convolutions")
+        }
+        return Result(name: name, median: med, min: mn, unfused: unf, gbps: summary.minimumBytes / med / 1e9, note: note + "; rate counts one read of the inputs, one write of the fetches")
     }
 
     /// Median and min of `body`, batching sub-millisecond runs so the clock's resolution does not matter.

@@ -7,75 +7,38 @@ import Kiln
 enum Run {
     static let usage = "usage: kiln run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR]"
 
-    /// A command line that cannot be run as written (exit status 2).
-    struct UsageError: Error, CustomStringConvertible {
-        let message: String
-        var description: String { message }
-    }
-
     struct Options {
-        var graph = ""
-        var feeds: [(name: String, file: String)] = []
-        var fetches: [String] = []
+        var graph: String
+        var feeds: [(name: String, file: String)]
+        var fetches: [String]
         var out: String?
     }
 
-    /// Options as `--name value` or `--name=value`; `--fetch` takes every name up to the next option.
     static func parse(_ args: [String]) throws -> Options {
-        var o = Options()
-        var graphs: [String] = []
-        var i = 0
-        func value(_ flag: String, inline: String?) throws -> String {
-            if let inline { return inline }
-            i += 1
-            guard i < args.count, !args[i].hasPrefix("--") else { throw UsageError(message: "\(flag) needs a value") }
-            return args[i]
+        let o = try KilnCLI.Options.parse(args, command: "run", accepting: ["--feed", "--fetch", "--out"])
+        guard o.graphs.count == 1 else {
+            throw UsageError(command: "run", message: o.graphs.isEmpty ? "no graph file given" : "one graph file expected, got \(o.graphs.count): \(o.graphs.joined(separator: " "))")
         }
-        while i < args.count {
-            let arg = args[i]
-            let (flag, inline): (String, String?) = {
-                guard arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") else { return (arg, nil) }
-                return (String(arg[..<eq]), String(arg[arg.index(after: eq)...]))
-            }()
-            switch flag {
-            case "--feed":
-                let spec = try value(flag, inline: inline)
-                guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
-                    throw UsageError(message: "--feed takes NAME=FILE.npy, got '\(spec)'")
-                }
-                o.feeds.append((String(spec[..<eq]), String(spec[spec.index(after: eq)...])))
-            case "--fetch":
-                o.fetches.append(try value(flag, inline: inline))
-                while inline == nil, i + 1 < args.count, !args[i + 1].hasPrefix("--") {
-                    i += 1
-                    o.fetches.append(args[i])
-                }
-            case "--out":
-                o.out = try value(flag, inline: inline)
-            default:
-                if arg.hasPrefix("-") { throw UsageError(message: "unknown option '\(arg)'") }
-                graphs.append(arg)
-            }
-            i += 1
+        guard !o.fetches.isEmpty else { throw UsageError(command: "run", message: "nothing to fetch (give --fetch NAME)") }
+        return Options(graph: o.graphs[0], feeds: o.feeds, fetches: o.fetches, out: o.out)
+    }
+
+    /// A GraphDef imported with its feeds read and its fetches resolved (shared with `kiln bench GRAPH`).
+    static func load(graph path: String, feeds feedFiles: [(name: String, file: String)], fetches names: [String]) throws -> (Graph, [Output: Tensor], [Output]) {
+        let g = Graph()
+        try g.importGraphDef(GraphDefFile.read(path: path), prefix: "")
+        var feeds: [Output: Tensor] = [:]
+        for (name, file) in feedFiles {
+            let tensor = try described("feed '\(name)'") { try g.tensor(named: name) }
+            feeds[tensor] = try described("feed '\(name)'") { try NPY.read(path: file) }
         }
-        guard graphs.count == 1 else {
-            throw UsageError(message: graphs.isEmpty ? "no graph file given" : "one graph file expected, got \(graphs.count): \(graphs.joined(separator: " "))")
-        }
-        guard !o.fetches.isEmpty else { throw UsageError(message: "nothing to fetch (give --fetch NAME)") }
-        o.graph = graphs[0]
-        return o
+        let fetches = try names.map { name in try described("fetch '\(name)'") { try g.tensor(named: name) } }
+        return (g, feeds, fetches)
     }
 
     static func run(_ args: [String]) throws {
         let o = try parse(args)
-        let g = Graph()
-        try g.importGraphDef(GraphDefFile.read(path: o.graph), prefix: "")
-        var feeds: [Output: Tensor] = [:]
-        for (name, file) in o.feeds {
-            let tensor = try described("feed '\(name)'") { try g.tensor(named: name) }
-            feeds[tensor] = try described("feed '\(name)'") { try NPY.read(path: file) }
-        }
-        let fetches = try o.fetches.map { name in try described("fetch '\(name)'") { try g.tensor(named: name) } }
+        let (g, feeds, fetches) = try load(graph: o.graph, feeds: o.feeds, fetches: o.fetches)
         let values = try Session(graph: g).run(fetches, feeds: feeds)
         for (name, t) in zip(o.fetches, values) {
             if let dir = o.out {

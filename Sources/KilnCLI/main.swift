@@ -4,7 +4,11 @@ import Kiln
 /// `kiln`: the command-line front of Kiln.
 let usage = """
 usage: kiln <command>
-  bench [--quick]   run the standard benchmarks and print medians, rates and ratios
+  bench [--quick] [--only NAME[,NAME...]] [--json FILE]
+                    run the standard workloads; print medians, minima, rates, the ratio to
+                    fusion off and to the machine's limits measured in the same run
+  bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE]
+                    the same for a user's graph
   devices           list the CPU and OpenCL devices Kiln can see
   run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR]
                     import a GraphDef, feed .npy files, print name, dtype, shape, min, max and
@@ -15,7 +19,7 @@ usage: kiln <command>
 let args = Array(CommandLine.arguments.dropFirst())
 do {
     switch args.first {
-    case "bench": try Bench.run(quick: args.contains("--quick"))
+    case "bench": try Bench.run(Array(args.dropFirst()))
     case "devices": try Devices.print()
     case "run": try Run.run(Array(args.dropFirst()))
     case "help", "-h", "--help", nil: print(usage)
@@ -23,8 +27,8 @@ do {
         FileHandle.standardError.write(Data("kiln: unknown command '\(args[0])'\n\(usage)\n".utf8))
         exit(2)
     }
-} catch let e as Run.UsageError {
-    FileHandle.standardError.write(Data("kiln run: \(e.message)\n\(Run.usage)\n".utf8))
+} catch let e as UsageError {
+    FileHandle.standardError.write(Data("kiln \(e.command): \(e.message)\n\(e.command == "bench" ? Bench.usage : Run.usage)\n".utf8))
     exit(2)
 } catch {
     FileHandle.standardError.write(Data("kiln: \(error)\n".utf8))

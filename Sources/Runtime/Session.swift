@@ -21,6 +21,14 @@ public final class Session: @unchecked Sendable {
     private let sessionSeed = UInt64.random(in: 1...UInt64.max)
     /// How many executables this session has compiled (each new signature compiles once).
     public private(set) var compileCount = 0
+    private var lastStep: Step?
+
+    /// The executable behind the most recent run that executed compiled code.
+    public var lastRunSummary: RunSummary? {
+        lock.lock()
+        defer { lock.unlock() }
+        return lastStep.map { RunSummary($0.executable) }
+    }
 
     public init(graph: Graph, config: SessionConfig = SessionConfig()) throws {
         self.graph = graph
@@ -153,6 +161,7 @@ public final class Session: @unchecked Sendable {
             step = try compile(fetches: fetches, feeds: orderedFeeds.map { ($0.key, TensorType($0.value.dtype, $0.value.shape)) }, targets: targets)
             cache[key] = step
         }
+        lastStep = step
         return try execute(step, feeds: orderedFeeds.map(\.value))
     }
 

@@ -2,35 +2,9 @@ import Foundation
 import XCTest
 import Kiln
 
-/// `kiln run`, as the built binary. `swift build --build-tests` (and `swift test`) build it
-/// beside the test bundle, in .build/<config>/kiln.
-final class RunCommandTests: ScratchDirectoryTestCase {
+/// `kiln run`, as the built binary.
+final class RunCommandTests: KilnBinaryTestCase {
     private var frozen: String { Golden.directory.appendingPathComponent("frozen/frozen_mlp.pb").path }
-
-    private var kiln: URL {
-        var dir = Bundle(for: RunCommandTests.self).bundleURL
-        if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
-        return dir.appendingPathComponent("kiln")
-    }
-
-    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        guard FileManager.default.isExecutableFile(atPath: kiln.path) else {
-            XCTFail("no kiln binary at \(kiln.path): build it with `swift build --build-tests` (or `swift build --product kiln`) first")
-            throw CocoaError(.fileNoSuchFile)
-        }
-        let p = Process()
-        p.executableURL = kiln
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        // Read both pipes before waiting, so a full pipe cannot block the child.
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
 
     private func ioPairs() throws -> [(x: Tensor, probs: Tensor)] {
         let data = try Data(contentsOf: Golden.directory.appendingPathComponent("frozen/io.json"))

@@ -1,0 +1,60 @@
+/// A command line that cannot be run as written (exit status 2, with the command's usage).
+struct UsageError: Error, CustomStringConvertible {
+    let command: String
+    let message: String
+    var description: String { message }
+}
+
+/// The options of `kiln run` and `kiln bench`: a graph file, `--feed NAME=FILE.npy` (repeatable),
+/// `--fetch NAME...` (every name up to the next option), and flags each command opts into.
+/// Options are `--name value` or `--name=value`.
+struct Options {
+    var graphs: [String] = []
+    var feeds: [(name: String, file: String)] = []
+    var fetches: [String] = []
+    var out: String?
+    var json: String?
+    var only: [String]?
+    var quick = false
+
+    static func parse(_ args: [String], command: String, accepting accepted: Set<String>) throws -> Options {
+        var o = Options()
+        var i = 0
+        func fail(_ message: String) -> UsageError { UsageError(command: command, message: message) }
+        func value(_ flag: String, inline: String?) throws -> String {
+            if let inline { return inline }
+            i += 1
+            guard i < args.count, !args[i].hasPrefix("--") else { throw fail("\(flag) needs a value") }
+            return args[i]
+        }
+        while i < args.count {
+            let arg = args[i]
+            let (flag, inline): (String, String?) = {
+                guard arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") else { return (arg, nil) }
+                return (String(arg[..<eq]), String(arg[arg.index(after: eq)...]))
+            }()
+            if flag.hasPrefix("-") && !accepted.contains(flag) { throw fail("unknown option '\(arg)'") }
+            switch flag {
+            case "--feed":
+                let spec = try value(flag, inline: inline)
+                guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
+                    throw fail("--feed takes NAME=FILE.npy, got '\(spec)'")
+                }
+                o.feeds.append((String(spec[..<eq]), String(spec[spec.index(after: eq)...])))
+            case "--fetch":
+                o.fetches.append(try value(flag, inline: inline))
+                while inline == nil, i + 1 < args.count, !args[i + 1].hasPrefix("--") {
+                    i += 1
+                    o.fetches.append(args[i])
+                }
+            case "--out": o.out = try value(flag, inline: inline)
+            case "--json": o.json = try value(flag, inline: inline)
+            case "--only": o.only = try value(flag, inline: inline).split(separator: ",").map(String.init)
+            case "--quick": o.quick = true
+            default: o.graphs.append(arg)
+            }
+            i += 1
+        }
+        return o
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import XCTest
+import Kiln
+
+/// `kiln bench GRAPH --feed ... --fetch ...`, as the built binary: a user's graph timed like the
+/// standard workloads, in the same table and JSON shape.
+final class BenchCommandTests: KilnBinaryTestCase {
+    /// relu(a x w) for a fed [64,128] a: a matrix product, so the rate is GFLOP/s.
+    func writeProductGraph() throws -> (graph: String, feed: String) {
+        let g = Graph()
+        let a = try g.placeholder(.float32, shape: [nil, 128], name: "a")
+        let w = try g.constant(Tensor(shape: [128, 32], scalars: (0..<(128 * 32)).map { Float($0 % 7) * 0.1 - 0.3 }))
+        _ = try g.relu(g.matmul(a, w), name: "out")
+        try g.writeGraphDef(toFile: path("product.pbtxt"))
+        try NPY.write(Tensor(shape: [64, 128], scalars: (0..<(64 * 128)).map { Float($0 % 5) * 0.2 }), path: path("a.npy"))
+        return (path("product.pbtxt"), path("a.npy"))
+    }
+
+    func json(_ file: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as! [String: Any]
+    }
+
+    func testAGraphWithAProductIsTimedFusedAndUnfusedAndRatedInGFLOPs() throws {
+        let (graph, feed) = try writeProductGraph()
+        let r = try run(["bench", graph, "--feed", "a=\(feed)", "--fetch", "out", "--quick", "--json", path("bench.json")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("limits: memcpy 256 MiB"), r.stdout)
+        let row = r.stdout.split(separator: "\n").first { $0.hasPrefix("product.pbtxt") }
+        XCTAssertNotNil(row, r.stdout)
+        XCTAssertTrue(row?.contains("GFLOP/s") ?? false, r.stdout)
+
+        let doc = try json(path("bench.json"))
+        let limits = doc["limits"] as! [String: Any]
+        XCTAssertGreaterThan(limits["copy_gbps"] as! Double, 0)
+        XCTAssertGreaterThan(limits["sgemm_gflops"] as! Double, 0)
+        let workloads = doc["workloads"] as! [[String: Any]]
+        XCTAssertEqual(workloads.count, 1)
+        let w = workloads[0]
+        XCTAssertEqual(w["name"] as? String, "product.pbtxt")
+        let (median, minimum) = (w["median_ms"] as! Double, w["min_ms"] as! Double)
+        XCTAssertGreaterThan(median, 0)
+        XCTAssertLessThanOrEqual(minimum, median)
+        XCTAssertGreaterThan(w["unfused_median_ms"] as! Double, 0)
+        // 2 * 64 * 128 * 32 floating-point operations per run.
+        XCTAssertEqual(w["gflops"] as! Double, 2 * 64 * 128 * 32 / (median / 1e3) / 1e9, accuracy: 1e-6 * (w["gflops"] as! Double))
+        XCTAssertTrue(w["gbps"] is NSNull)
+    }
+
+    func testAGraphWithoutProductsIsRatedByTheBytesItMustMove() throws {
+        let g = Graph()
+        let x = try g.placeholder(.float32, shape: [4096], name: "x")
+        _ = try g.tanh(x * 2, name: "y")
+        try g.writeGraphDef(toFile: path("chain.pb"))
+        try NPY.write(Tensor(shape: [4096], scalars: [Float](repeating: 0.5, count: 4096)), path: path("x.npy"))
+        let r = try run(["bench", path("chain.pb"), "--feed=x=\(path("x.npy"))", "--fetch=y", "--quick", "--json=\(path("b.json"))"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let w = (try json(path("b.json"))["workloads"] as! [[String: Any]])[0]
+        // One read of the 16 KiB feed and one write of the 16 KiB fetch.
+        XCTAssertEqual(w["gbps"] as! Double, 2 * 4096 * 4 / ((w["median_ms"] as! Double) / 1e3) / 1e9, accuracy: 1e-6 * (w["gbps"] as! Double))
+        XCTAssertTrue(w["gflops"] is NSNull)
+    }
+
+    func testMisusedOptionsExitWithUsageAndBadInputNamesTheFeed() throws {
+        let (graph, feed) = try writeProductGraph()
+        let cases: [(args: [String], status: Int32, mentions: [String])] = [
+            (["bench", "--feed", "a=\(feed)"], 2, ["--feed and --fetch need a graph file", "usage: kiln bench"]),
+            (["bench", graph], 2, ["nothing to fetch"]),
+            (["bench", graph, "--fetch", "out", "--only", "mlp"], 2, ["--only"]),
+            (["bench", "--fast"], 2, ["unknown option '--fast'"]),
+            (["bench", graph, "other.pb", "--fetch", "out"], 2, ["one graph file expected"]),
+            (["bench", graph, "--feed", "b=\(feed)", "--fetch", "out", "--quick"], 1, ["feed 'b'"]),
+        ]
+        for c in cases {
+            let r = try run(c.args)
+            XCTAssertEqual(r.status, c.status, "\(c.args): \(r.stderr)")
+            for m in c.mentions { XCTAssertTrue(r.stderr.contains(m), "'\(m)' missing from stderr of \(c.args): \(r.stderr)") }
+        }
+    }
+}
