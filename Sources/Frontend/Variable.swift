@@ -20,13 +20,16 @@ public final class Variable: OutputConvertible, Hashable, CustomStringConvertibl
 
     public var output: Output { value }
 
-    /// The variable's value once its initialiser has run, for initialising other variables
-    /// from it (runs the initialiser first, then reads).
+    /// TensorFlow's `initialized_value()`: the variable's value when it has one, else its initial
+    /// value, for initialising other variables from it whatever the order. Evaluating it never
+    /// assigns the variable.
     public func initializedValue() throws -> Output {
         try graph.withoutControlDependencies {
-            try graph.controlDependencies([initializer]) { try graph.identity(ref, name: name + "/initialized_value") }
+            try graph.addOperation("KilnInitializedValue", name: name + "/initialized_value", inputs: [initialValue],
+                                   attrs: ["variable": .string(name), "T": .type(dtype)]).output()
         }
     }
+
     /// The variable itself (a ref), as Assign and friends take it.
     public var ref: Output { variableOp.output() }
     public var name: String { variableOp.name }

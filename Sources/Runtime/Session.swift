@@ -114,13 +114,15 @@ public final class Session: @unchecked Sendable {
         let shape = RunShape(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                              feeds: given.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
         if !hostFree.contains(shape) {
+            var mayChange = false
             for op in Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets) {
+                if Session.sometimesAnsweredOps.contains(op.type) { mayChange = true }
                 guard op.outputSpecs.indices.contains(where: { feeds[op.output($0)] == nil }) || op.outputSpecs.isEmpty else { continue }
                 guard let outputs = try hostOutputs(of: op, feeds: feeds) else { continue }
                 for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }
                 ranOnHost.insert(op)
             }
-            if ranOnHost.isEmpty && !given.values.contains(where: { $0.dtype == .string }) { hostFree.insert(shape) }
+            if ranOnHost.isEmpty && !mayChange && !given.values.contains(where: { $0.dtype == .string }) { hostFree.insert(shape) }
         }
         for (o, t) in feeds {
             guard o.graph === graph else { throw KilnError.invalidArgument("Cannot feed '\(o.name)': it belongs to another graph") }

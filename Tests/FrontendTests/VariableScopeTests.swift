@@ -3,12 +3,6 @@ import Foundation
 import KilnIR
 @testable import KilnFrontend
 
-/// Skips a test that shows a known bug in Sources unless KILN_RUN_KNOWN_BUGS is set, so the
-/// suite stays green while the repro stays next to the tests it belongs with.
-func skipKnownBug(_ what: String) throws {
-    try XCTSkipUnless(ProcessInfo.processInfo.environment["KILN_RUN_KNOWN_BUGS"] != nil, "known bug: \(what)")
-}
-
 /// Variables, collections, name and variable scopes, get_variable and its errors, and the
 /// graph that layers and optimizers build: names as TensorFlow 1 makes them.
 final class VariableScopeTests: XCTestCase {

@@ -2,12 +2,6 @@ import XCTest
 import Foundation
 import Kiln
 
-/// Skips a test that shows a known bug in Sources unless KILN_RUN_KNOWN_BUGS is set, so the
-/// suite stays green while the repro stays next to the tests it belongs with.
-func skipKnownBug(_ what: String) throws {
-    try XCTSkipUnless(ProcessInfo.processInfo.environment["KILN_RUN_KNOWN_BUGS"] != nil, "known bug: \(what)")
-}
-
 /// Variables in a session: initial values, every initializer's distribution, the initializer
 /// ops, initialized_value() and report_uninitialized_variables.
 final class VariablesRuntimeTests: XCTestCase {
@@ -189,7 +183,6 @@ final class VariablesRuntimeTests: XCTestCase {
     /// TensorFlow's initialized_value() is cond(is_variable_initialized(v), v.read_value, initial_value):
     /// reading it must not reset a variable that already holds a value.
     func testInitializedValueOfAnInitializedVariableIsItsCurrentValue() throws {
-        try skipKnownBug("Variable.initializedValue() re-runs the variable's Assign each time it is evaluated")
         let g = Graph()
         let v = try g.variable([1, 2] as [Float], name: "v")
         let initialized = try v.initializedValue()
@@ -199,5 +192,19 @@ final class VariablesRuntimeTests: XCTestCase {
         _ = try sess.run(set)
         XCTAssertEqual(try sess.run(initialized).scalars(as: Float.self), [5, 6])
         XCTAssertEqual(try sess.run(v).scalars(as: Float.self), [5, 6], "evaluating initialized_value() must not reset v")
+    }
+
+    /// Before the variable has a value, initialized_value() is the initial value, and reading it
+    /// does not initialise the variable.
+    func testInitializedValueOfAnUninitializedVariableIsItsInitialValueAndAssignsNothing() throws {
+        let g = Graph()
+        let v = try g.variable([1, 2] as [Float], name: "v")
+        let initialized = try v.initializedValue()
+        let sess = try Session(graph: g)
+        XCTAssertEqual(try sess.run(initialized).scalars(as: Float.self), [1, 2])
+        XCTAssertFalse(sess.isInitialized(v))
+        try sess.run(v.initializer)
+        _ = try sess.run(g.assign(v, g.constant([7, 8] as [Float])))
+        XCTAssertEqual(try sess.run(initialized).scalars(as: Float.self), [7, 8])
     }
 }

@@ -13,6 +13,14 @@ enum HostOps {
         // TensorFlow 1 ref variable.
         isInitialized("VarIsInitializedOp"),
         isInitialized("IsVariableInitialized"),
+        // TensorFlow's `initialized_value()`, cond(is_variable_initialized(v), v, initial_value),
+        // as one op: the session answers it with the variable's value when it has one; otherwise
+        // it compiles to its input, the initial value (so in the run that initialises v it agrees
+        // with v's own Assign, and v is never assigned by reading it). `variable` names v.
+        OpDef("KilnInitializedValue", arity: .exactly(1), attrs: ["variable": .string("")], infer: { ctx in
+            guard case .string(let name)? = ctx.attrs["variable"], !name.isEmpty else { throw ctx.error("KilnInitializedValue needs the 'variable' it reads") }
+            return [(ctx.dtype(0), ctx.shape(0))]
+        }, lower: { ctx in [.value(try ctx.value(0))] }).notDifferentiable(),
 
         // Checkpoint I/O of TensorFlow's Saver subgraph. The session runs them with the
         // runtime's checkpoint reader and writer (the frontend does no file I/O): SaveV2 writes
