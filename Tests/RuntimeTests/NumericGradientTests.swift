@@ -335,17 +335,20 @@ final class NumericGradientTests: XCTestCase {
         c.append(Case(name: "Softmax axis 0, unknown batch", inputs: [r.tensor([4, 3])], wrt: [0], shapes: [Shape(dims: [nil, 3])]) { g, x in
             try g.softmax(x[0], axis: 0)
         })
-        return c
+        return c + shapeDependentCases()
     }
 
-    /// Cases that show a bug in Sources (see the report); run them with KILN_RUN_KNOWN_BUGS=1.
-    static func knownBugCases() -> [Case] {
+    /// Gradients TensorFlow writes with shapes known only at run time (an unknown batch), and the
+    /// gathers along any axis.
+    static func shapeDependentCases() -> [Case] {
         var r = TestRandom(7)
         let unknownBatch = [Shape(dims: [nil, 3])]
         return [
-            // TensorFlow differentiates GatherNd (ScatterNd of the gradient); Kiln has no entry.
+            // ScatterNd of the gradient in TensorFlow; repeated index rows accumulate.
             Case(name: "GatherNd", inputs: [r.tensor([3, 4]), int32s([3, 2], [0, 1, 2, 3, 0, 1])], wrt: [0]) { g, x in try g.gatherNd(x[0], x[1]) },
-            // TensorFlow's gradients of these work with an unknown batch dimension.
+            Case(name: "GatherNd, partial index depth", inputs: [r.tensor([3, 2, 2]), int32s([2, 2, 1], [2, 0, 2, 1])], wrt: [0]) { g, x in try g.gatherNd(x[0], x[1]) },
+            Case(name: "GatherV2 axis 2", inputs: [r.tensor([2, 2, 3]), int32s([2, 2], [2, 0, 2, 2])], wrt: [0]) { g, x in try g.gather(x[0], x[1], axis: 2) },
+            Case(name: "GatherV2 axis -1", inputs: [r.tensor([2, 3]), int32s([2], [1, 1])], wrt: [0]) { g, x in try g.gather(x[0], x[1], axis: -1) },
             Case(name: "Pad, unknown batch", inputs: [r.tensor([4, 3])], wrt: [0], shapes: unknownBatch) { g, x in
                 try g.pad(x[0], paddings: [[1, 0], [0, 2]])
             },
@@ -387,9 +390,6 @@ final class NumericGradientTests: XCTestCase {
         let cases = Self.cases()
         XCTAssertGreaterThan(cases.count, 60)
         _ = runCases(cases, label: "numeric gradients")
-        if ProcessInfo.processInfo.environment["KILN_RUN_KNOWN_BUGS"] != nil {
-            _ = runCases(Self.knownBugCases(), label: "numeric gradients (known bugs)")
-        }
     }
 
     /// The check itself must be able to fail: a gradient off by one part in 10⁴ is reported

@@ -24,28 +24,42 @@ enum ArrayGradients {
         "ConcatV2": { ctx in
             let g = ctx.graph, dy = try ctx.grad()
             let n = ctx.op.inputs.count - 1
-            guard let a = staticValue(of: ctx.input(n)).map(ShapeFunctions.ints)?.first, let r = dy.shape.rank else {
+            guard let a = staticValue(of: ctx.input(n)).map(ShapeFunctions.ints)?.first,
+                  let r = ctx.output().shape.rank ?? ctx.input(0).shape.rank else {
                 throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs a constant axis and known rank")
             }
             let axis = a < 0 ? a + r : a
-            var offset = 0
+            let sizes = (0..<n).map { ctx.input($0).shape.dims?[axis] ?? nil }
+            if sizes.allSatisfy({ $0 != nil }) {
+                var offset = 0
+                var grads: [Output?] = []
+                for size in sizes.map({ $0! }) {
+                    var begin = [Int](repeating: 0, count: r), extent = [Int](repeating: -1, count: r)
+                    begin[axis] = offset
+                    extent[axis] = size
+                    grads.append(try g.slice(dy, begin: begin, size: extent))
+                    offset += size
+                }
+                return grads + [nil]
+            }
+            // Sizes known only once feeds are: offsets from the inputs' shapes (TensorFlow's
+            // ConcatOffset), begin += shape(x_i) along the axis only.
+            let mask = try g.int32s((0..<r).map { $0 == axis ? 1 : 0 }, name: "concat_axis_mask")
+            var begin = try g.int32s([Int](repeating: 0, count: r), name: "concat_offset")
             var grads: [Output?] = []
             for i in 0..<n {
-                guard let size = ctx.input(i).shape.dims?[axis] ?? nil else {
-                    throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs input \(i)'s size along axis \(axis)")
-                }
-                var begin = [Int](repeating: 0, count: r), extent = [Int](repeating: -1, count: r)
-                begin[axis] = offset
-                extent[axis] = size
-                grads.append(try g.slice(dy, begin: begin, size: extent))
-                offset += size
+                let size = try g.shapeTensor(ctx.input(i))
+                grads.append(try slice(dy, begin: begin, size: size))
+                begin = try g.add(begin, g.multiply(mask, size))
             }
             return grads + [nil]
         },
         "Pack": { ctx in
             let g = ctx.graph, dy = try ctx.grad()
             let n = ctx.op.inputs.count
-            guard let r = dy.shape.rank else { throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs a known rank") }
+            guard let r = ctx.output().shape.rank ?? ctx.input(0).shape.rank.map({ $0 + 1 }) else {
+                throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs a known rank")
+            }
             let a0 = ctx.attrs["axis"]?.int ?? 0
             let axis = a0 < 0 ? a0 + r : a0
             return try (0..<n).map { i in
@@ -64,21 +78,34 @@ enum ArrayGradients {
         },
         "Tile": { ctx in
             // [m0*d0, m1*d1] -> [m0, d0, m1, d1] summed over the m axes.
-            let g = ctx.graph
-            guard let m = staticValue(of: ctx.input(1)).map(ShapeFunctions.ints), let d = ctx.input(0).shape.concrete else {
-                throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs constant multiples and a known input shape")
+            let g = ctx.graph, x = ctx.input(0)
+            guard let r = x.shape.rank ?? ctx.input(1).shape.dims?.first ?? nil else {
+                throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs the input's rank")
             }
-            let split = try g.reshape(ctx.grad(), zip(m, d).flatMap { [$0, $1] })
-            return [try g.reduceSum(split, axes: (0..<m.count).map { 2 * $0 }), nil]
+            let axes = (0..<r).map { 2 * $0 }
+            if let m = staticValue(of: ctx.input(1)).map(ShapeFunctions.ints), let d = x.shape.concrete {
+                return [try g.reduceSum(g.reshape(ctx.grad(), zip(m, d).flatMap { [$0, $1] }), axes: axes), nil]
+            }
+            // Interleave multiples and the input's shape as tensors (folded once feeds are known).
+            let m = try int32(ctx.input(1))
+            let split = try g.reshape(g.transpose(g.stack([m, g.shapeTensor(x)])), shapeTensor: g.int32s([2 * r], name: "split_shape"))
+            let summed = try g.reduceSum(g.reshape(ctx.grad(), shapeTensor: split), axes: axes)
+            return [summed, nil]
         },
         "Slice": { ctx in
-            let g = ctx.graph
-            guard let begin = staticValue(of: ctx.input(1)).map(ShapeFunctions.ints), let s = ctx.input(0).shape.concrete,
-                  let out = ctx.output().shape.concrete else {
-                throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs constant begin and known shapes")
+            let g = ctx.graph, x = ctx.input(0)
+            if let begin = staticValue(of: ctx.input(1)).map(ShapeFunctions.ints), let s = x.shape.concrete,
+               let out = ctx.output().shape.concrete {
+                let paddings = (0..<s.count).map { [begin[$0], s[$0] - begin[$0] - out[$0]] }
+                return [try g.pad(ctx.grad(), paddings: paddings), nil, nil]
             }
-            let paddings = (0..<s.count).map { [begin[$0], s[$0] - begin[$0] - out[$0]] }
-            return [try g.pad(ctx.grad(), paddings: paddings), nil, nil]
+            // Paddings [begin, shape(x) - shape(y) - begin] as tensors (TensorFlow's formulation).
+            guard let r = x.shape.rank else { throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs the input's rank") }
+            let begin = try int32(ctx.input(1))
+            let column = try g.int32s([r, 1], name: "column")
+            let before = try g.reshape(begin, shapeTensor: column)
+            let after = try g.reshape(g.subtract(g.subtract(g.shapeTensor(x), g.shapeTensor(ctx.output())), begin), shapeTensor: column)
+            return [try pad(ctx.grad(), paddings: g.concat([before, after], axis: 1)), nil, nil]
         },
         "StridedSlice": { ctx in
             let g = ctx.graph
@@ -89,18 +116,46 @@ enum ArrayGradients {
             return [out.output(), nil, nil, nil]
         },
         "GatherV2": { ctx in
-            // Dense: rows of dy summed into the rows they were gathered from (repeats accumulate).
+            // Dense: slices of dy summed into the positions they were gathered from (repeats
+            // accumulate). Along axis a, dy is [outer, indices..., inner]: flatten the indices,
+            // move that axis first, sum segments, move it back.
             let g = ctx.graph, params = ctx.input(0), indices = ctx.input(1)
-            guard (ctx.attrs["batch_dims"]?.int ?? 0) == 0, staticValue(of: ctx.input(2)).map(ShapeFunctions.ints)?.first == 0 else {
-                throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' is implemented for axis 0 without batch dimensions")
+            guard (ctx.attrs["batch_dims"]?.int ?? 0) == 0, let a0 = staticValue(of: ctx.input(2)).map(ShapeFunctions.ints)?.first else {
+                throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs a constant axis and no batch dimensions")
             }
-            guard let rows = params.shape.dims?.first ?? nil else {
-                throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs the params' first dimension")
+            if a0 == 0 || a0 == -(params.shape.rank ?? 0) {
+                guard let rows = params.shape.dims?.first ?? nil else {
+                    throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs the params' first dimension")
+                }
+                return [try segmentSum(ctx.grad(), indices, rows), nil, nil]
             }
-            let n = try g.constant(Int32(rows), name: "num_segments")
-            let sum = try g.addOperation("UnsortedSegmentSum", name: "UnsortedSegmentSum", inputs: [ctx.grad(), indices, n],
-                                         attrs: ["T": .type(params.dtype), "Tindices": .type(indices.dtype), "Tnumsegments": .type(.int32)])
-            return [sum.output(), nil, nil]
+            guard let ps = params.shape.concrete else {
+                throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' along axis \(a0) needs the params' shape")
+            }
+            let r = ps.count, axis = a0 < 0 ? a0 + r : a0
+            let values = try g.reshape(ctx.grad(), Array(ps[..<axis]) + [-1] + Array(ps[(axis + 1)...]))
+            let front = [axis] + Array(0..<axis) + Array((axis + 1)..<r)
+            var back = front
+            for (i, p) in front.enumerated() { back[p] = i }
+            let flat = try g.reshape(indices, [-1])
+            let summed = try segmentSum(g.transpose(values, perm: front), flat, ps[axis])
+            return [try g.transpose(summed, perm: back), nil, nil]
+        },
+        "GatherNd": { ctx in
+            // TensorFlow scatters dy back (ScatterNd). With the params' shape known: the first K
+            // dimensions, addressed by each index row, as one linear segment id.
+            let g = ctx.graph, params = ctx.input(0), indices = ctx.input(1)
+            guard let ps = params.shape.concrete, let k = indices.shape.dims?.last ?? nil, k <= ps.count else {
+                throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs the params' shape and the index depth")
+            }
+            var strides = [Int](repeating: 1, count: k)
+            for d in stride(from: k - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * ps[d + 1] }
+            let weights = try g.cast(g.int32s(strides, name: "strides"), to: indices.dtype)
+            let ids = try g.reshape(g.reduceSum(g.multiply(indices, weights), axes: [-1]), [-1])
+            let inner = Array(ps[k...])
+            let rows = try g.reshape(ctx.grad(), [-1] + inner)
+            let summed = try segmentSum(rows, ids, ps[..<k].reduce(1, *))
+            return [try g.reshape(summed, ps), nil]
         },
         "BroadcastTo": { ctx in
             let g = ctx.graph, x = ctx.input(0), dy = try ctx.grad()
@@ -113,10 +168,32 @@ enum ArrayGradients {
     ]
 
     static func padGrad(_ ctx: GradientContext) throws -> Output {
-        let g = ctx.graph
-        guard let p = staticValue(of: ctx.input(1)).map(ShapeFunctions.ints), let s = ctx.input(0).shape.concrete else {
-            throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs constant paddings and a known input shape")
+        let g = ctx.graph, x = ctx.input(0)
+        if let p = staticValue(of: ctx.input(1)).map(ShapeFunctions.ints), let s = x.shape.concrete {
+            return try g.slice(ctx.grad(), begin: (0..<s.count).map { p[2 * $0] }, size: s)
         }
-        return try g.slice(ctx.grad(), begin: (0..<s.count).map { p[2 * $0] }, size: s)
+        // dy[paddings[:, 0] : + shape(x)], as tensors folded once feeds are known.
+        let before = try g.reshape(g.slice(int32(ctx.input(1)), begin: [0, 0], size: [-1, 1]), [-1])
+        return try slice(ctx.grad(), begin: before, size: g.shapeTensor(x))
+    }
+
+    /// Slice with begin and size given as tensors.
+    static func slice(_ x: Output, begin: Output, size: Output) throws -> Output {
+        try x.graph.addOperation("Slice", name: "Slice", inputs: [x, begin, size], attrs: ["T": .type(x.dtype), "Index": .type(.int32)]).output()
+    }
+
+    /// Pad with paddings given as an [r, 2] tensor.
+    static func pad(_ x: Output, paddings: Output) throws -> Output {
+        try x.graph.addOperation("Pad", name: "Pad", inputs: [x, paddings], attrs: ["T": .type(x.dtype), "Tpaddings": .type(.int32)]).output()
+    }
+
+    static func int32(_ x: Output) throws -> Output { x.dtype == .int32 ? x : try x.graph.cast(x, to: .int32) }
+
+    /// Rows of `data` summed into `count` segments by `ids` (UnsortedSegmentSum).
+    static func segmentSum(_ data: Output, _ ids: Output, _ count: Int) throws -> Output {
+        let g = data.graph
+        let n = try g.constant(Int32(count), name: "num_segments")
+        return try g.addOperation("UnsortedSegmentSum", name: "UnsortedSegmentSum", inputs: [data, ids, n],
+                                  attrs: ["T": .type(data.dtype), "Tindices": .type(ids.dtype), "Tnumsegments": .type(.int32)]).output()
     }
 }
