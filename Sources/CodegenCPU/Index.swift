@@ -65,8 +65,9 @@ extension Emitter {
         // A short innermost dimension (softmax over 10 classes, 3 channels) leaves the vectoriser
         // a loop too short to use: run one flat loop over the linear index instead and derive
         // the multi-index only where an operand needs it (division by constants, vectorisable).
-        // 38 us -> a few us for a [128,10] softmax-gradient kernel.
-        if !reassociate, shape.count >= 2, shape.last! < Self.shortInnerExtent, shape.reduce(1, *) >= 4 * Self.shortInnerExtent {
+        // 38 us -> 20 us for a [128,10] softmax-gradient kernel. Matrices only: for higher ranks
+        // the divisions cost more than the short loop (conv patches [64,8,8,9]: 43 -> 65 us).
+        if !reassociate, shape.count == 2, shape.last! < Self.shortInnerExtent, shape.reduce(1, *) >= 4 * Self.shortInnerExtent {
             let inner = shape.dropFirst().reduce(1, *)
             if let (begin, end) = range {
                 let (lo, hi) = (LLVMBuildMul(b, begin, constI64(inner), "")!, LLVMBuildMul(b, end, constI64(inner), "")!)
