@@ -11,11 +11,14 @@ public struct CPUCompileOptions: Sendable {
     public var profile = false
     /// Fuse elementwise producers into their consumers (off only to measure what fusion buys).
     public var fuse = true
-    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true) {
+    /// Modules compiled in parallel; nil: one per core when there are kernels enough.
+    public var shards: Int?
+    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true, shards: Int? = nil) {
         self.keepLLVMIR = keepLLVMIR
         self.keepAssembly = keepAssembly
         self.profile = profile
         self.fuse = fuse
+        self.shards = shards
     }
 }
 
@@ -23,6 +26,8 @@ public struct CPUCompileStats: Sendable {
     public var emitMs = 0.0
     public var optimizeMs = 0.0
     public var jitMs = 0.0
+    /// Modules the executable was compiled as, in parallel (the phase times are the slowest's).
+    public var shards = 1
     public var totalMs: Double { emitMs + optimizeMs + jitMs }
     public var llvmIR: String?
     public var assembly: String?
@@ -32,12 +37,62 @@ public struct CPUCompileStats: Sendable {
 public enum CPUCompiler {
     public static func compile(_ f: Function, options: CPUCompileOptions = CPUCompileOptions()) throws -> CPUExecutable {
         let plan = KernelPlan(f, fuse: options.fuse)
+        let jit = JIT.shared
+        let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
+        let profileSlots: UnsafeMutablePointer<UInt64>? = options.profile ? .allocate(capacity: plan.kernels.count + 2) : nil
+        let functions = plan.kernels.count + (plan.resultCopies.isEmpty ? 0 : 1)
+        let shards = max(1, min(options.shards ?? shardCount(kernels: functions), max(functions, 1)))
+        // Each shard has its own LLVM context, module and target machine, so shards optimise
+        // and generate code on separate threads; the JIT links their objects.
+        let outputs = ShardOutputs(count: shards)
+        let slots = SlotsPointer(value: profileSlots)
+        DispatchQueue.concurrentPerform(iterations: shards) { s in
+            outputs.set(s, Result { try compileShard(f, plan: plan, name: name, shard: s, of: shards, options: options, profileSlots: slots.value) })
+        }
+        let built = try outputs.results.map { try $0!.get() }
         var stats = CPUCompileStats()
+        stats.shards = shards
+        stats.emitMs = built.map(\.emitMs).max() ?? 0
+        stats.optimizeMs = built.map(\.optimizeMs).max() ?? 0
+        if options.keepLLVMIR { stats.llvmIR = built.compactMap(\.llvmIR).joined(separator: "\n") }
+        if options.keepAssembly { stats.assembly = built.compactMap(\.assembly).joined(separator: "\n") }
+        let t0 = DispatchTime.now()
+        let (addr, tracker) = try jit.add(objects: built.map(\.object), symbol: name)
+        stats.jitMs = (built.map(\.codegenMs).max() ?? 0) + Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
+        return CPUExecutable(function: f, plan: plan, address: addr, tracker: tracker, stats: stats, profileSlots: profileSlots)
+    }
+
+    /// One shard per core for executables with enough kernels to share out (a shard costs a
+    /// context and a target machine, about a millisecond); KILN_COMPILE_THREADS overrides.
+    static func shardCount(kernels: Int) -> Int {
+        let cores = Int(ProcessInfo.processInfo.environment["KILN_COMPILE_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
+        return max(1, min(cores, kernels / 4, 8))
+    }
+
+    /// Shard results written from the compile threads.
+    final class ShardOutputs: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var results: [Result<Shard, Error>?]
+        init(count: Int) { results = Array(repeating: nil, count: count) }
+        func set(_ k: Int, _ r: Result<Shard, Error>) { lock.lock(); results[k] = r; lock.unlock() }
+    }
+
+    /// The profile slots every shard's entry writes to (only shard 0 emits the entry).
+    struct SlotsPointer: @unchecked Sendable { let value: UnsafeMutablePointer<UInt64>? }
+
+    struct Shard {
+        var object: LLVMMemoryBufferRef
+        var llvmIR: String?
+        var assembly: String?
+        var emitMs = 0.0, optimizeMs = 0.0, codegenMs = 0.0
+    }
+
+    static func compileShard(_ f: Function, plan: KernelPlan, name: String, shard: Int, of shards: Int,
+                             options: CPUCompileOptions, profileSlots: UnsafeMutablePointer<UInt64>?) throws -> Shard {
         let jit = JIT.shared
         let t0 = DispatchTime.now()
-        let tsc = LLVMOrcCreateNewThreadSafeContext()!
-        defer { LLVMOrcDisposeThreadSafeContext(tsc) }
-        let ctx = LLVMOrcThreadSafeContextGetContext(tsc)!
+        let ctx = LLVMContextCreate()!
+        defer { LLVMContextDispose(ctx) }
         // Optimisation remarks (e.g. a hinted loop LLVM chose not to vectorise) are not errors;
         // without a handler LLVM prints them to stderr on every compile.
         LLVMContextSetDiagnosticHandler(ctx, { info, _ in
@@ -45,11 +100,10 @@ public enum CPUCompiler {
             FileHandle.standardError.write(Data("kiln: LLVM error: \(String(cString: d))\n".utf8))
             LLVMDisposeMessage(d)
         }, nil)
-        let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
-        let emitter = Emitter(context: ctx, moduleName: name, function: f, plan: plan)
-        let profileSlots: UnsafeMutablePointer<UInt64>? = options.profile ? .allocate(capacity: plan.kernels.count + 2) : nil
+        let emitter = Emitter(context: ctx, moduleName: shards > 1 ? "\(name)_\(shard)" : name, function: f, plan: plan)
         emitter.profileSlots = profileSlots
-        let module = try emitter.emit(entryName: name)
+        let module = try emitter.emit(entryName: name, shard: shard, of: shards)
+        defer { LLVMDisposeModule(module) }
         LLVMSetTarget(module, jit.triple)
         LLVMSetDataLayout(module, jit.dataLayout)
         let t1 = DispatchTime.now()
@@ -65,30 +119,37 @@ public enum CPUCompiler {
         // loops with interleaving already keep the units busy.
         LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0)
         try check(LLVMRunPasses(module, "default<O3>", tm, opts))
+        var out = Shard(object: LLVMCreateMemoryBufferWithMemoryRangeCopy("", 0, "empty"))
+        LLVMDisposeMemoryBuffer(out.object)
         if options.keepLLVMIR {
             let s = LLVMPrintModuleToString(module)!
-            stats.llvmIR = String(cString: s)
+            out.llvmIR = String(cString: s)
             LLVMDisposeMessage(s)
         }
+        let t2 = DispatchTime.now()
         if options.keepAssembly {
             // Emitting code mutates the module, so emit from a clone.
             let clone = LLVMCloneModule(module)
             var buf: LLVMMemoryBufferRef?
             var err: UnsafeMutablePointer<CChar>?
             if LLVMTargetMachineEmitToMemoryBuffer(tm, clone, LLVMAssemblyFile, &err, &buf) == 0, let buf {
-                stats.assembly = String(decoding: UnsafeRawBufferPointer(start: LLVMGetBufferStart(buf), count: LLVMGetBufferSize(buf)), as: UTF8.self)
+                out.assembly = String(decoding: UnsafeRawBufferPointer(start: LLVMGetBufferStart(buf), count: LLVMGetBufferSize(buf)), as: UTF8.self)
                 LLVMDisposeMemoryBuffer(buf)
             } else { LLVMDisposeMessage(err) }
             LLVMDisposeModule(clone)
         }
-        let t2 = DispatchTime.now()
-
-        let (addr, tracker) = try jit.add(module: module, context: tsc, symbol: name)
+        var obj: LLVMMemoryBufferRef?
+        var err: UnsafeMutablePointer<CChar>?
+        guard LLVMTargetMachineEmitToMemoryBuffer(tm, module, LLVMObjectFile, &err, &obj) == 0, let obj else {
+            defer { LLVMDisposeMessage(err) }
+            throw KilnError.internalError("LLVM code generation failed: \(err.map { String(cString: $0) } ?? "unknown error")")
+        }
+        out.object = obj
         let t3 = DispatchTime.now()
-        stats.emitMs = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
-        stats.optimizeMs = Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6
-        stats.jitMs = Double(t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1e6
-        return CPUExecutable(function: f, plan: plan, address: addr, tracker: tracker, stats: stats, profileSlots: profileSlots)
+        out.emitMs = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
+        out.optimizeMs = Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6
+        out.codegenMs = Double(t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1e6
+        return out
     }
 }
 

@@ -55,41 +55,55 @@ final class Emitter {
     /// The entry calls one function per kernel in order: LLVM's register allocator and scheduler
     /// grow faster than linearly with function size, so many small functions compile much faster
     /// than one large one (and each is a unit a worker pool can split).
-    func emit(entryName: String) throws -> LLVMModuleRef {
+    ///
+    /// With `shards` > 1 the executable is compiled as that many modules in parallel: this one
+    /// defines the kernels whose index is `shard` modulo `shards` (exported, so the others can
+    /// link to them), and shard 0 also defines the entry, which declares the rest.
+    func emit(entryName: String, shard: Int = 0, of shards: Int = 1) throws -> LLVMModuleRef {
+        let sharded = shards > 1
         var kernelFunctions: [(LLVMValueRef, rows: Int?)] = []
+        func kernel(_ n: Int, _ name: String, rows: Int?, _ body: () throws -> Void) throws {
+            if n % shards == shard {
+                kernelFunctions.append((try function(name, exported: sharded, kernel: true, ranged: rows != nil, body), rows))
+            } else if shard == 0 {
+                var params: [LLVMTypeRef?] = rows != nil ? [ptr, ptr, ptr, ptr, i64, i64] : [ptr, ptr, ptr, ptr]
+                kernelFunctions.append((LLVMAddFunction(module, name, LLVMFunctionType(void, &params, UInt32(params.count), 0))!, rows))
+            }
+        }
         for (n, k) in plan.kernels.enumerated() {
-            let rows = splitRows(inst[k]!)
-            kernelFunctions.append((try function("\(entryName)_k\(n)", exported: false, ranged: rows != nil) { try emitKernel(inst[k]!) }, rows))
+            try kernel(n, "\(entryName)_k\(n)", rows: splitRows(inst[k]!)) { try emitKernel(inst[k]!) }
         }
         if !plan.resultCopies.isEmpty {
-            kernelFunctions.append((try function("\(entryName)_results", exported: false) {
+            try kernel(plan.kernels.count, "\(entryName)_results", rows: nil) {
                 for (k, v) in plan.resultCopies {
                     let t = types[v]!
                     let out = tableLoad(LLVMGetParam(fn, 1)!, k)
                     loopNest(t.shape) { idx in store(element(v, idx), out, idx.linear, t.dtype) }
                 }
-            }, nil))
+            }
         }
-        _ = try function(entryName, exported: true) {
-            var args: [LLVMValueRef?] = (0..<4).map { LLVMGetParam(fn, UInt32($0)) }
-            let table = entryAlloca(LLVMArrayType(ptr, 4))
-            for k in 0..<4 {
-                var idx: [LLVMValueRef?] = [constI64(0), constI64(k)]
-                LLVMBuildStore(b, args[k], LLVMBuildGEP2(b, LLVMArrayType(ptr, 4), table, &idx, 2, ""))
-            }
-            var poolParams: [LLVMTypeRef?] = [ptr, ptr, i64]
-            let poolType = LLVMFunctionType(void, &poolParams, 3, 0)!
-            let parallelFor = declare("kiln_parallel_for", poolType)
-            for (n, (k, rows)) in kernelFunctions.enumerated() {
-                profileTick(n)
-                if let rows {
-                    var pargs: [LLVMValueRef?] = [k, table, constI64(rows)]
-                    LLVMBuildCall2(b, poolType, parallelFor, &pargs, 3, "")
-                } else {
-                    LLVMBuildCall2(b, kernelType, k, &args, 4, "")
+        if shard == 0 {
+            _ = try function(entryName, exported: true) {
+                var args: [LLVMValueRef?] = (0..<4).map { LLVMGetParam(fn, UInt32($0)) }
+                let table = entryAlloca(LLVMArrayType(ptr, 4))
+                for k in 0..<4 {
+                    var idx: [LLVMValueRef?] = [constI64(0), constI64(k)]
+                    LLVMBuildStore(b, args[k], LLVMBuildGEP2(b, LLVMArrayType(ptr, 4), table, &idx, 2, ""))
                 }
+                var poolParams: [LLVMTypeRef?] = [ptr, ptr, i64]
+                let poolType = LLVMFunctionType(void, &poolParams, 3, 0)!
+                let parallelFor = declare("kiln_parallel_for", poolType)
+                for (n, (k, rows)) in kernelFunctions.enumerated() {
+                    profileTick(n)
+                    if let rows {
+                        var pargs: [LLVMValueRef?] = [k, table, constI64(rows)]
+                        LLVMBuildCall2(b, poolType, parallelFor, &pargs, 3, "")
+                    } else {
+                        LLVMBuildCall2(b, kernelType, k, &args, 4, "")
+                    }
+                }
+                profileTick(kernelFunctions.count)
             }
-            profileTick(kernelFunctions.count)
         }
 
         var err: UnsafeMutablePointer<CChar>?
@@ -142,17 +156,15 @@ final class Emitter {
 
     /// `void name(ptr inputs[], ptr outputs[], ptr arena, ptr constants[] [, i64 begin, i64 end])`
     /// with `body` emitted into it; buffer pointers are loaded lazily in its entry block.
-    func function(_ name: String, exported: Bool, ranged: Bool = false, _ body: () throws -> Void) throws -> LLVMValueRef {
+    func function(_ name: String, exported: Bool, kernel: Bool = false, ranged: Bool = false, _ body: () throws -> Void) throws -> LLVMValueRef {
         var params: [LLVMTypeRef?] = ranged ? [ptr, ptr, ptr, ptr, i64, i64] : [ptr, ptr, ptr, ptr]
         fn = LLVMAddFunction(module, name, LLVMFunctionType(void, &params, UInt32(params.count), 0))
         addAttribute("target-cpu", HostCPU.name)
         addAttribute("target-features", HostCPU.featureString)
         if HostCPU.hasAVX512 { addAttribute("prefer-vector-width", "512") }
         LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("nounwind"))
-        if !exported {
-            LLVMSetLinkage(fn, LLVMInternalLinkage)
-            LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("noinline"))
-        }
+        if !exported { LLVMSetLinkage(fn, LLVMInternalLinkage) }
+        if kernel { LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("noinline")) }
         for p in 0..<4 { LLVMAddAttributeAtIndex(fn, UInt32(p + 1), enumAttribute("noalias")) }
         entryBlock = LLVMAppendBasicBlockInContext(ctx, fn, "entry")
         let bodyBlock = LLVMAppendBasicBlockInContext(ctx, fn, "body")

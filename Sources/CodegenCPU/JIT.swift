@@ -56,13 +56,19 @@ final class JIT: @unchecked Sendable {
         return "\(base)_\(counter)"
     }
 
-    /// Adds an optimised module and returns the address of `symbol` and the tracker that owns it.
-    func add(module: LLVMModuleRef, context: LLVMOrcThreadSafeContextRef, symbol: String) throws -> (UInt64, LLVMOrcResourceTrackerRef) {
+    /// Links object files (the JIT takes ownership of the buffers) and returns the address of
+    /// `symbol` and the tracker that owns them all.
+    func add(objects: [LLVMMemoryBufferRef], symbol: String) throws -> (UInt64, LLVMOrcResourceTrackerRef) {
         let rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(jit))!
-        let tsm = LLVMOrcCreateNewThreadSafeModule(module, context)
-        try check(LLVMOrcLLJITAddLLVMIRModuleWithRT(jit, rt, tsm))
+        for (k, obj) in objects.enumerated() {
+            if let err = LLVMOrcLLJITAddObjectFileWithRT(jit, rt, obj) {
+                for rest in objects[(k + 1)...] { LLVMDisposeMemoryBuffer(rest) }
+                remove(rt)
+                try check(err)
+            }
+        }
         var addr: LLVMOrcExecutorAddress = 0
-        try check(LLVMOrcLLJITLookup(jit, &addr, symbol))
+        do { try check(LLVMOrcLLJITLookup(jit, &addr, symbol)) } catch { remove(rt); throw error }
         return (addr, rt)
     }
 

@@ -260,7 +260,7 @@ public final class Session: @unchecked Sendable {
             let ms = { (a: DispatchTime, b: DispatchTime) in String(format: "%.2f", Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e6) }
             Debug.log("compiled \(name): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
             Debug.log("  \(ops.count) graph ops -> \(lowered.function.body.count) IR instructions -> \(plan.kernels.count) kernel(s), \(inline) value(s) fused into consumers, arena \(plan.arenaBytes) B")
-            Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), LLVM emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), JIT \(String(format: "%.2f", exe.stats.jitMs))")
+            Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), LLVM emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), JIT \(String(format: "%.2f", exe.stats.jitMs))\(exe.stats.shards > 1 ? " (\(exe.stats.shards) modules in parallel)" : "")")
             for line in CompileReport.describe(exe, level: level) { Debug.log(line) }
         }
         if let ir = exe.stats.llvmIR { Debug.log("LLVM IR of \(name):\n\(ir)") }
