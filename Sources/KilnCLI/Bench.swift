@@ -40,7 +40,7 @@ enum Bench {
         print("        'unfused' is the same graph compiled with fusion off; limits are measured now, in this process")
         let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: o.quick ? 3 : 7)
         let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: o.quick ? 3 : 7)
-        print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
+        print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write, all cores), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
 
         var results: [Result] = []
         if let graph = o.graphs.first {
