@@ -202,8 +202,8 @@ static void plain_sgemm(const gemm_job *j) {
         }
 }
 
-// Below this many multiply-adds the pool's hand-off costs more than it saves.
-#define KILN_GEMM_PARALLEL_WORK (1 << 19)
+// The least work (multiply-adds) worth a task of its own on the pool: about 4 us on one core.
+#define KILN_GEMM_TASK_WORK (1 << 16)
 
 void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc) {
@@ -225,13 +225,16 @@ void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
         if (!j.bpack) { plain_sgemm(&j); return; }
     }
     int threads = kiln_pool_threads();
-    int parallel = threads > 1 && m * n * k >= KILN_GEMM_PARALLEL_WORK;
-    // Tiles of up to 8 panels by 8 strips (128x128), halved until every thread has several.
+    // Several tasks per thread so a descheduled worker costs little, but none under
+    // KILN_GEMM_TASK_WORK multiply-adds, where the hand-off would cost more than the work.
+    int64_t wanted = min64(4 * threads, m * n * k / KILN_GEMM_TASK_WORK);
+    int parallel = threads > 1 && wanted >= 2;
+    // Tiles of up to 8 panels by 8 strips (128x128), halved until there are enough tasks.
     j.tile_p = min64(j.panels, 8);
     j.tile_s = min64(j.strips, 8);
     while (parallel) {
         int64_t tasks = ((j.panels + j.tile_p - 1) / j.tile_p) * ((j.strips + j.tile_s - 1) / j.tile_s);
-        if (tasks >= 4 * threads || (j.tile_p == 1 && j.tile_s == 1)) break;
+        if (tasks >= wanted || (j.tile_p == 1 && j.tile_s == 1)) break;
         if (j.tile_p >= j.tile_s && j.tile_p > 1) j.tile_p = (j.tile_p + 1) / 2; else j.tile_s = (j.tile_s + 1) / 2;
     }
     j.tiles_m = (j.panels + j.tile_p - 1) / j.tile_p;
