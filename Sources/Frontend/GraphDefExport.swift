@@ -26,6 +26,14 @@ extension Graph {
         n.input = op.inputs.map { $0.index == 0 ? $0.op.name : "\($0.op.name):\($0.index)" } + op.controlInputs.map { "^" + $0.name }
         n.device = op.device
         n.attr = op.attrs.mapValues(\.proto)
+        if op.type == InitializedValueInterchange.kilnType {
+            // TensorFlow has no such op: it is written as an Identity of the initial value (what
+            // it computes until the variable is initialised), naming its variable in an internal
+            // attribute TensorFlow ignores and Kiln's import reads back.
+            n.op = "Identity"
+            n.attr[InitializedValueInterchange.attribute] = op.attrs["variable"]?.proto
+            n.attr["variable"] = nil
+        }
         return n
     }
 

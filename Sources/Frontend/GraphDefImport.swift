@@ -62,7 +62,7 @@ extension Graph {
     @discardableResult
     public func importGraphDef(_ graphDef: Tensorflow_GraphDef, prefix: String = "import",
                                inputMap: [String: Output] = [:]) throws -> [Operation] {
-        let nodes = graphDef.node
+        let nodes = graphDef.node.map(InitializedValueInterchange.restore)
         var index: [String: Int] = [:]
         for (i, n) in nodes.enumerated() {
             guard !n.name.isEmpty else { throw KilnError.invalidArgument("GraphDef node #\(i) (op: '\(n.op)') has no name") }
@@ -160,8 +160,12 @@ extension Graph {
                 let op = controlMap[c] ?? created[index[c]!]!
                 if !controls.contains(op) { controls.append(op) }
             }
+            var nodeAttrs = attrs[i]
+            if n.op == InitializedValueInterchange.kilnType, let v = nodeAttrs["variable"]?.string {
+                nodeAttrs["variable"] = .string(scope + v)   // the variable was imported under the prefix too
+            }
             let add = { try self.addOperation(n.op, name: scope + n.name, inputs: inputs, controlInputs: controls,
-                                              attrs: attrs[i], nameIsFinal: true) }
+                                              attrs: nodeAttrs, nameIsFinal: true) }
             let op = try n.device.isEmpty ? add() : device(n.device, add)
             created[i] = op
             added.append(op)
@@ -287,5 +291,21 @@ private struct ParsedNode {
                 data.append(ref)
             }
         }
+    }
+}
+
+/// How `initialized_value()` (Kiln's KilnInitializedValue op) travels through GraphDefs.
+enum InitializedValueInterchange {
+    static let kilnType = "KilnInitializedValue"
+    static let attribute = "_kiln_initialized_value"
+
+    /// An Identity that Kiln wrote for KilnInitializedValue becomes one again.
+    static func restore(_ n: Tensorflow_NodeDef) -> Tensorflow_NodeDef {
+        guard n.op == "Identity", let v = n.attr[attribute] else { return n }
+        var r = n
+        r.op = kilnType
+        r.attr["variable"] = v
+        r.attr[attribute] = nil
+        return r
     }
 }

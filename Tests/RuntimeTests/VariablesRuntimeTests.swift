@@ -207,4 +207,28 @@ final class VariablesRuntimeTests: XCTestCase {
         _ = try sess.run(g.assign(v, g.constant([7, 8] as [Float])))
         XCTAssertEqual(try sess.run(initialized).scalars(as: Float.self), [7, 8])
     }
+
+    /// TensorFlow has no op for initialized_value(): a GraphDef carries it as an Identity of the
+    /// initial value (what TensorFlow computes before the variable is set), and Kiln's import
+    /// turns it back into the op that answers the variable's current value.
+    func testInitializedValueTravelsThroughAGraphDefAsAnIdentityTensorFlowCanLoad() throws {
+        let g = Graph()
+        let v = try g.variable([1, 2] as [Float], name: "v")
+        _ = try v.initializedValue()
+        let node = try XCTUnwrap(g.graphDef().node.first { $0.name == "v/initialized_value" })
+        XCTAssertEqual(node.op, "Identity")
+        XCTAssertEqual(node.attr["_kiln_initialized_value"]?.s, Data("v".utf8))
+        XCTAssertNil(node.attr["variable"])
+
+        let h = Graph()
+        try h.importGraphDef(g.graphDef(), prefix: "imp")
+        let op = try XCTUnwrap(h.operation(named: "imp/v/initialized_value"))
+        XCTAssertEqual(op.type, "KilnInitializedValue")
+        XCTAssertEqual(op.attrs["variable"]?.string, "imp/v")
+        let sess = try Session(graph: h)
+        XCTAssertEqual(try sess.run(op.output()).scalars(as: Float.self), [1, 2])
+        try sess.run(XCTUnwrap(h.operation(named: "imp/v/Assign")))
+        try sess.setValue(Tensor(shape: [2], scalars: [3, 4] as [Float]), of: XCTUnwrap(h.operation(named: "imp/v")))
+        XCTAssertEqual(try sess.run(op.output()).scalars(as: Float.self), [3, 4])
+    }
 }
