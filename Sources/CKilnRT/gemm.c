@@ -29,6 +29,8 @@ typedef struct {
     int64_t lda, ldb;
     float *c;
     int64_t ldc;
+    float alpha;              // C = alpha * op(A) op(B) (+ C when update)
+    int update;
     int64_t panels, strips;   // MR-row panels of A, NR-column strips of B
     int b_direct;             // B is read in place (else bpack holds every strip)
     float *bpack;
@@ -121,7 +123,7 @@ static void pack_b(void *job, void *u1, void *u2, void *u3, int64_t begin, int64
 // sixteen accumulators of sixteen lanes; the B load is masked so a ragged strip read in place is safe.
 __attribute__((target("avx512f")))
 static void micro_avx512(int64_t kc, const float *ap, int64_t astep, const float *bp, int64_t bstep,
-                         float *c, int64_t ldc, int64_t rows, int64_t cols, int accumulate) {
+                         float *c, int64_t ldc, int64_t rows, int64_t cols, float alpha, int accumulate) {
     __m512 acc[MR];
     for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
     __mmask16 mask = lanes(cols);
@@ -131,9 +133,10 @@ static void micro_avx512(int64_t kc, const float *ap, int64_t astep, const float
 #pragma clang loop unroll(full)
         for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
     }
+    __m512 scale = _mm512_set1_ps(alpha);
     for (int r = 0; r < rows; r++) {
         float *row = c + r * ldc;
-        __m512 v = acc[r];
+        __m512 v = alpha == 1.0f ? acc[r] : _mm512_mul_ps(acc[r], scale);
         if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, row));
         _mm512_mask_storeu_ps(row, mask, v);
     }
@@ -161,7 +164,8 @@ static void compute_tiles(void *job, void *u1, void *u2, void *u3, int64_t begin
                     int64_t cols = min64(j->n - s * NR, NR);
                     const float *bp = j->b_direct ? j->b + k0 * j->ldb + s * NR : j->bpack + s * j->k * NR + k0 * NR;
                     int64_t bstep = j->b_direct ? j->ldb : NR;
-                    micro_avx512(kc, ap, astep, bp, bstep, j->c + p * MR * j->ldc + s * NR, j->ldc, rows, cols, k0 > 0);
+                    micro_avx512(kc, ap, astep, bp, bstep, j->c + p * MR * j->ldc + s * NR, j->ldc, rows, cols, j->alpha,
+                                 k0 > 0 || j->update);
                 }
             }
         }
@@ -198,21 +202,23 @@ static void plain_sgemm(const gemm_job *j) {
                 float bv = j->trans_b ? j->b[q * j->ldb + p] : j->b[p * j->ldb + q];
                 sum += av * bv;
             }
-            j->c[i * j->ldc + q] = sum;
+            j->c[i * j->ldc + q] = j->alpha * sum + (j->update ? j->c[i * j->ldc + q] : 0);
         }
 }
 
 // The least work (multiply-adds) worth a task of its own on the pool: about 4 us on one core.
 #define KILN_GEMM_TASK_WORK (1 << 16)
 
-void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-               const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc) {
+static void sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
-        for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+        if (!update) for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
         return;
     }
     gemm_job j = {0};
+    j.alpha = alpha;
+    j.update = update;
     j.trans_a = trans_a; j.trans_b = trans_b;
     j.m = m; j.n = n; j.k = k;
     j.a = a; j.b = b; j.lda = lda; j.ldb = ldb; j.c = c; j.ldc = ldc;
@@ -247,4 +253,14 @@ void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
         if (!j.b_direct) pack_b(&j, 0, 0, 0, 0, j.strips);
         compute_tiles(&j, 0, 0, 0, 0, j.tiles_m * j.tiles_n);
     }
+}
+
+void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc) {
+    sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, c, ldc, 0);
+}
+
+void kiln_sgemm_update(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                       const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc) {
+    sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, 1);
 }

@@ -140,7 +140,10 @@ final class Emitter {
             // Matrix products split themselves: kiln_sgemm over the pool by output tiles, OpenBLAS
             // with its own threads.
             return nil
-        case .varWrite: shape = types[i.operands[1]]!.shape; work = shape.reduce(1, *)
+        case .varWrite:
+            // A step computed by the matrix product splits itself.
+            if plan.accumulatedProducts[i.id] != nil { return nil }
+            shape = types[i.operands[1]]!.shape; work = shape.reduce(1, *)
         case .reduce(_, let axes):
             let xt = types[i.operands[0]]!
             let kept = (0..<xt.rank).filter { !axes.contains($0) }
@@ -226,6 +229,10 @@ final class Emitter {
         case .varWrite:
             let t = types[i.operands[1]]!
             let target = base(i.operands[0])!
+            if let (dot, scale) = plan.accumulatedProducts[i.id] {
+                emitAccumulatedProduct(inst[dot]!, into: target, scale: scale)
+                return
+            }
             loopNest(t.shape) { idx in store(element(i.operands[1], idx), target, idx.linear, t.dtype) }
         case .dot(let ta, let tb):
             try emitDot(i, ta, tb)
@@ -342,6 +349,29 @@ final class Emitter {
             }
         }
         if batch == 1 { call(constI64(0)) } else { loop(batch, call) }
+    }
+
+    /// `v -= s * dot(a, b)` in the product: C (the variable) += (-s) * op(A) op(B).
+    func emitAccumulatedProduct(_ d: Instruction, into target: LLVMValueRef, scale: Int) {
+        guard case .dot(let ta, let tb) = d.op else { return }
+        let at = types[d.operands[0]]!, bt = types[d.operands[1]]!, t = d.type!
+        let (m, n) = (t.shape[0], t.shape[1])
+        let k = ta ? at.shape[0] : at.shape[1]
+        let alpha = LLVMBuildFNeg(b, element(scale, Index(multi: [], shape: [], emitter: self)), "")!
+        let (aPtr, bPtr) = (bufferPointer(d.operands[0])!, bufferPointer(d.operands[1])!)
+        if MatrixProducts.ownKernel(m: m, n: n, k: k) {
+            var argTypes: [LLVMTypeRef?] = [i32, i32, i64, i64, i64, f32, ptr, i64, ptr, i64, ptr, i64]
+            let type = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
+            var args: [LLVMValueRef?] = [constI32(ta ? 1 : 0), constI32(tb ? 1 : 0), constI64(m), constI64(n), constI64(k), alpha,
+                                         aPtr, constI64(at.shape[1]), bPtr, constI64(bt.shape[1]), target, constI64(n)]
+            LLVMBuildCall2(b, type, declare("kiln_sgemm_update", type), &args, UInt32(args.count), "")
+        } else {
+            var argTypes: [LLVMTypeRef?] = [i32, i32, i32, i32, i32, i32, f32, ptr, i32, ptr, i32, f32, ptr, i32]
+            let type = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
+            var args: [LLVMValueRef?] = [constI32(101), constI32(ta ? 112 : 111), constI32(tb ? 112 : 111), constI32(m), constI32(n), constI32(k),
+                                         alpha, aPtr, constI32(at.shape[1]), bPtr, constI32(bt.shape[1]), LLVMConstReal(f32, 1), target, constI32(n)]
+            LLVMBuildCall2(b, type, declare("cblas_sgemm", type), &args, UInt32(args.count), "")
+        }
     }
 
     // MARK: elements

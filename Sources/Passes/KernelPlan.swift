@@ -31,6 +31,10 @@ public struct KernelPlan: Sendable {
     public var fused: [Int: [Int]] = [:]
     /// Reshapes read through their operand's buffer (the same bytes in the same order).
     public var views: Set<Int> = []
+    /// Variable writes `v = v - s * dot(a, b)` (a gradient-descent step) computed by the product
+    /// itself, accumulating into the variable: write id -> (dot id, scalar s). The dot has no
+    /// buffer and no kernel of its own.
+    public var accumulatedProducts: [Int: (dot: Int, scale: Int)] = [:]
     public var arenaBytes = 0
 
     /// Constants with at most this many elements are emitted into the code as immediates.
@@ -42,6 +46,7 @@ public struct KernelPlan: Sendable {
         let position = Dictionary(uniqueKeysWithValues: f.body.enumerated().map { ($1.id, $0) })
         let inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
         let uses = f.useCounts()
+        let types = f.typeTable()
         var materialized: [Int: String] = [:]
 
         for (i, p) in f.params.enumerated() {
@@ -76,6 +81,15 @@ public struct KernelPlan: Sendable {
             case _ where i.op.isElementwise && (uses[i.id] ?? 0) > 1:
                 materialized[i.id] = materialized[i.id] ?? "\(uses[i.id]!) users would each recompute it"
             default: break
+            }
+        }
+
+        if fuse {
+            for i in f.body where i.op == .varWrite {
+                guard let (dot, scale) = Self.descentStep(i, inst: inst, types: types, uses: uses, materialized: materialized) else { continue }
+                accumulatedProducts[i.id] = (dot, scale)
+                materialized[dot] = nil
+                reasons[i.id] = "state update computed by its matrix product (v -= s * product)"
             }
         }
 
@@ -186,5 +200,30 @@ public struct KernelPlan: Sendable {
             live.append((lastUse[i.id] ?? p, offset, size))
         }
         arenaBytes = top
+    }
+
+    /// `var.write v, sub(var.read v, mul(broadcast(s), dot))` (either operand order of the mul),
+    /// float32, with the product and the step used nowhere else and the product not reading v
+    /// (it would read what it is overwriting): the dot and scalar s.
+    static func descentStep(_ w: Instruction, inst: [Int: Instruction], types: [Int: TensorType], uses: [Int: Int], materialized: [Int: String]) -> (Int, Int)? {
+        let target = w.operands[0]
+        guard let sub = inst[w.operands[1]], sub.op == .binary(.sub), uses[sub.id] == 1, materialized[sub.id] == nil,
+              let read = inst[sub.operands[0]], read.op == .varRead, read.operands[0] == target, materialized[read.id] == nil,
+              let mul = inst[sub.operands[1]], mul.op == .binary(.mul), uses[mul.id] == 1, materialized[mul.id] == nil else { return nil }
+        for (d, s) in [(mul.operands[1], mul.operands[0]), (mul.operands[0], mul.operands[1])] {
+            guard let dot = inst[d], case .dot = dot.op, uses[d] == 1, dot.type?.dtype == .float32, dot.type?.rank == 2,
+                  let bcast = inst[s], case .broadcast = bcast.op, let scalar = bcast.operands.first,
+                  let st = types[scalar], st.rank == 0, st.dtype == .float32 else { continue }
+            // The product must not read the variable it accumulates into.
+            var readsTarget = false
+            for o in dot.operands {
+                var src = o
+                while case .reshape? = inst[src]?.op { src = inst[src]!.operands[0] }
+                if src == target || (inst[src]?.op == .varRead && inst[src]?.operands[0] == target) { readsTarget = true }
+            }
+            if readsTarget { continue }
+            return (d, scalar)
+        }
+        return nil
     }
 }

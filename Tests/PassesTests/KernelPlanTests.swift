@@ -342,3 +342,71 @@ final class KernelPlanArenaTests: XCTestCase {
         }
     }
 }
+
+/// v = v - s * dot(a, b), TensorFlow's gradient-descent update of a dense layer, runs as one
+/// product accumulating into the variable.
+final class KernelPlanDescentStepTests: XCTestCase {
+    func step(_ product: String, scale: String = "%4 = constant f32[] 0.5") -> String {
+        """
+        func @f(%0: f32[6,5] var "w", %1: f32[8,6] feed "x", %2: f32[8,5] feed "dy") {
+          %3 = var.read %0
+          \(scale)
+          %5 = broadcast %4 shape=[6,5] dims=[]
+          \(product)
+          %7 = mul %5, %6
+          %8 = sub %3, %7
+          %9 = var.write %0, %8
+          return
+        }
+        """
+    }
+
+    func testTheProductAccumulatesIntoTheVariableWithoutABufferOrKernelOfItsOwn() throws {
+        let (_, plan) = try planned(step("%6 = dot %1, %2 transpose_a=true transpose_b=false"))
+        XCTAssertEqual(plan.accumulatedProducts[9]?.dot, 6)
+        XCTAssertEqual(plan.accumulatedProducts[9]?.scale, 4)
+        XCTAssertEqual(plan.kernels, [9])
+        XCTAssertEqual(plan.storage[6], .inline)
+        XCTAssertEqual(plan.arenaBytes, 0)
+    }
+
+    func testAFedLearningRateAndEitherMultiplicandOrderStillAccumulate() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[6,5] var "w", %1: f32[8,6] feed "x", %2: f32[8,5] feed "dy", %3: f32[] feed "lr") {
+          %4 = var.read %0
+          %5 = broadcast %3 shape=[6,5] dims=[]
+          %6 = dot %1, %2 transpose_a=true transpose_b=false
+          %7 = mul %6, %5
+          %8 = sub %4, %7
+          %9 = var.write %0, %8
+          return
+        }
+        """)
+        XCTAssertEqual(plan.accumulatedProducts[9]?.dot, 6)
+        XCTAssertEqual(plan.accumulatedProducts[9]?.scale, 3)
+    }
+
+    func testNotWhenTheProductReadsTheVariableOrIsUsedElsewhereOrFusionIsOff() throws {
+        // w -= s * (w' x ... ) would read what it overwrites.
+        let readsW = try planned("""
+        func @f(%0: f32[6,6] var "w", %1: f32[6,6] feed "x") {
+          %3 = var.read %0
+          %4 = constant f32[] 0.5
+          %5 = broadcast %4 shape=[6,6] dims=[]
+          %6 = dot %3, %1 transpose_a=false transpose_b=false
+          %7 = mul %5, %6
+          %8 = sub %3, %7
+          %9 = var.write %0, %8
+          return
+        }
+        """).1
+        XCTAssertTrue(readsW.accumulatedProducts.isEmpty)
+        XCTAssertEqual(readsW.reasons[6], "matrix product kernel")
+        // The gradient is also fetched.
+        let fetched = try planned(step("%6 = dot %1, %2 transpose_a=true transpose_b=false").replacingOccurrences(of: "  return\n", with: "  return %6\n")).1
+        XCTAssertTrue(fetched.accumulatedProducts.isEmpty)
+        var f = try Parser.parse(step("%6 = dot %1, %2 transpose_a=true transpose_b=false"))
+        try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+        XCTAssertTrue(KernelPlan(f, fuse: false).accumulatedProducts.isEmpty)
+    }
+}

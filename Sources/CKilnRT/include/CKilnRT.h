@@ -19,5 +19,8 @@ int kiln_sgemm_available(void);
 // are the row strides of A, B and C as stored. Splits across the worker pool when large enough.
 void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc);
+// C[m,n] += alpha * op(A) * op(B): a gradient step applied inside the product (v -= lr * x'dy).
+void kiln_sgemm_update(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                       const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc);
 
 #endif
