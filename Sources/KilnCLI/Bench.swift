@@ -37,7 +37,7 @@ enum Bench {
         let reps = o.quick ? 5 : 15
         print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         print("method: wall clock of Session.run after warm-up; median and min of \(reps) samples (sub-ms workloads: each sample is the mean of a batch of runs);")
-        print("        'unfused' is the same graph compiled with fusion off; limits are measured now, in this process")
+        print("        'unfused' is the same graph compiled with fusion off, sampled alternately with it; limits are measured now, in this process")
         let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: o.quick ? 3 : 7)
         let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: o.quick ? 3 : 7)
         print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write, all cores), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
@@ -104,22 +104,27 @@ enum Bench {
         return Result(name: name, median: med, min: mn, unfused: unf, gbps: summary.minimumBytes / med / 1e9, note: note + "; rate counts one read of the inputs, one write of the fetches")
     }
 
-    /// Median and min of `body`, batching sub-millisecond runs so the clock's resolution does not matter.
-    static func measure(_ reps: Int, _ body: () throws -> Void) throws -> (median: Double, min: Double) {
+    /// Runs per sample so that a sample lasts well above the clock's resolution.
+    static func batchSize(_ body: () throws -> Void) throws -> Int {
         try body()
         let t0 = Timing.now()
         try body()
         let once = Double(Timing.now() - t0) / 1e9
-        let batch = once < 1e-4 ? 1000 : once < 1e-3 ? 50 : 1
-        let t = try Timing.batchedMeasure(warmup: 2, samples: reps, batch: batch, body)
-        return (Timing.median(t), t.min()!)
+        return once < 1e-4 ? 1000 : once < 1e-3 ? 50 : 1
     }
 
-    /// The workload with fusion on and off; `build` returns the run to time.
+    /// The workload with fusion on and off; `build` returns the run to time. The two are sampled
+    /// alternately, so a noisy neighbour slows both alike instead of skewing their ratio.
     static func both(_ reps: Int, _ build: (SessionConfig) throws -> () throws -> Void) throws -> (Double, Double, Double) {
-        let fused = try measure(reps, build(SessionConfig()))
-        let unfused = try measure(max(3, reps / 3), build(SessionConfig(fusion: false)))
-        return (fused.median, fused.min, unfused.median)
+        let fused = try build(SessionConfig()), unfused = try build(SessionConfig(fusion: false))
+        let (bf, bu) = (try batchSize(fused), try batchSize(unfused))
+        var (tf, tu): ([Double], [Double]) = ([], [])
+        for _ in 0..<2 { try fused(); try unfused() }
+        for _ in 0..<reps {
+            tf += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: bf, fused)
+            tu += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: bu, unfused)
+        }
+        return (Timing.median(tf), tf.min()!, Timing.median(tu))
     }
 
     static func filled(_ shape: [Int], _ k: Int = 1) -> Tensor {
