@@ -75,20 +75,9 @@ let saver = try Saver(graph: g, maxToKeep: 2)
 let sess = try Session(graph: g)
 try sess.run(g.globalVariablesInitializer())
 
-/// SplitMix64: the epochs' shuffles come from the graph's seed, so every run trains on the same
-/// batches and prints the same losses and accuracy (Kiln's kernels are deterministic).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-var rng = SeededGenerator(state: UInt64(g.seed ?? 0))
+// The epochs' shuffles come from the graph's seed, so every run trains on the same batches and
+// prints the same losses and accuracy (Kiln's kernels are deterministic).
+var rng = SplitMix64(seed: UInt64(g.seed ?? 0))
 var compileSeconds = 0.0
 var order = Array(0..<train.count)
 let batchSize = 64, epochs = 30

@@ -8,19 +8,13 @@ import KilnPasses
 /// folds away and the generated loop is what gets checked.
 final class PrimitiveSweepTests: XCTestCase {
     struct RNG {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var source: SplitMix64
+        mutating func next() -> UInt64 { source.next() }
         mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
         mutating func double(_ lo: Double, _ hi: Double) -> Double { lo + (hi - lo) * Double(next() >> 11) * 0x1p-53 }
     }
 
-    var rng = RNG(state: 2024)
+    var rng = RNG(source: SplitMix64(seed: 2024))
 
     func random(_ t: TensorType, positive: Bool = false) -> Tensor {
         var out = Tensor(zeros: t.dtype, shape: t.shape)

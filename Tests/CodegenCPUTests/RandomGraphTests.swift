@@ -8,21 +8,15 @@ import KilnPasses
 /// fusion honest: any index-map or liveness mistake shows up as a mismatch here.
 final class RandomGraphTests: XCTestCase {
     struct RNG {
-        var s: UInt64
-        mutating func next() -> UInt64 {
-            s &+= 0x9E37_79B9_7F4A_7C15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var source: SplitMix64
+        mutating func next() -> UInt64 { source.next() }
         mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
         mutating func pick<T>(_ a: [T]) -> T { a[int(a.count)] }
     }
 
     /// Builds a random function over two rank-2 feeds; every op keeps values in a small range.
     func randomFunction(_ seed: UInt64) throws -> Function {
-        var r = RNG(s: seed)
+        var r = RNG(source: SplitMix64(seed: seed))
         var b = FunctionBuilder(name: "g\(seed)")
         let shapes = [[r.int(4) + 2, r.int(5) + 2], [r.int(3) + 2, r.int(4) + 3]]
         var pool = [b.addParam("a", kind: .feed, type: TensorType(.float32, shapes[0])),

@@ -2,18 +2,6 @@ import XCTest
 import KilnIR
 @testable import KilnPasses
 
-/// Deterministic inputs, so a failure reproduces.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
-
 func randomTensor(_ t: TensorType, _ rng: inout SplitMix64) -> Tensor {
     let n = t.elementCount
     switch t.dtype {
@@ -96,7 +84,7 @@ final class ConstantFoldingPassTests: XCTestCase {
         for id in [3, 4, 5, 6, 7, 12, 15, 16, 20, 21] { XCTAssertNil(byID[id], "%\(id) should be dead after folding") }
         XCTAssertLessThan(folded.body.count, original.body.count)
 
-        var rng = SplitMix64(state: 42)
+        var rng = SplitMix64(seed: 42)  // deterministic inputs, so a failure reproduces
         for _ in 0..<25 {
             let params = original.params.map { randomTensor($0.type, &rng) }
             let want = try ReferenceEvaluator.run(original, parameters: params)
