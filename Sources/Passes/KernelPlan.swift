@@ -85,6 +85,16 @@ public struct KernelPlan: Sendable {
         }
 
         if fuse {
+            // A costly value read through a broadcast would be recomputed for every element the
+            // broadcast adds (a row's log-sum-exp for each of its classes): compute it once.
+            for i in f.body {
+                guard case .broadcast = i.op, let t = i.type else { continue }
+                var x = i.operands[0]
+                while materialized[x] == nil, case .reshape? = inst[x]?.op { x = inst[x]!.operands[0] }
+                guard materialized[x] == nil, let xi = inst[x], xi.op.isElementwise, let xt = xi.type,
+                      t.elementCount >= 4 * max(xt.elementCount, 1), let costly = Self.costlyOp(in: x, inst: inst, materialized: materialized) else { continue }
+                materialized[x] = "its \(costly) would be recomputed \(t.elementCount / max(xt.elementCount, 1)) times by a broadcast"
+            }
             for i in f.body where i.op == .varWrite {
                 guard let (dot, scale) = Self.descentStep(i, inst: inst, types: types, uses: uses, materialized: materialized) else { continue }
                 accumulatedProducts[i.id] = (dot, scale)
@@ -223,6 +233,21 @@ public struct KernelPlan: Sendable {
             }
             if readsTarget { continue }
             return (d, scalar)
+        }
+        return nil
+    }
+
+    /// A transcendental (or pow) among the values computed inline for `v`, if any.
+    static func costlyOp(in v: Int, inst: [Int: Instruction], materialized: [Int: String]) -> String? {
+        var stack = [v], seen = Set<Int>()
+        while let x = stack.popLast() {
+            guard seen.insert(x).inserted, let i = inst[x], x == v || materialized[x] == nil else { continue }
+            switch i.op {
+            case .unary(let u) where [.exp, .log, .log1p, .tanh, .sigmoid, .sin, .cos, .sqrt, .rsqrt].contains(u): return u.rawValue
+            case .binary(.pow): return "pow"
+            case .varRead, .constant: continue
+            default: if i.op.isElementwise || i.op.mnemonic == "reshape" || i.op.mnemonic == "broadcast" { stack += i.operands }
+            }
         }
         return nil
     }

@@ -410,3 +410,39 @@ final class KernelPlanDescentStepTests: XCTestCase {
         XCTAssertTrue(KernelPlan(f, fuse: false).accumulatedProducts.isEmpty)
     }
 }
+
+final class KernelPlanBroadcastCostTests: XCTestCase {
+    func testATranscendentalReadThroughABroadcastIsComputedOnce() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[128,10] feed "x") {
+          %1 = reduce.sum %0 axes=[1]
+          %2 = log %1
+          %3 = reshape %2 shape=[128,1]
+          %4 = broadcast %3 shape=[128,10] dims=[0,1]
+          %5 = sub %0, %4
+          return %5
+        }
+        """)
+        XCTAssertEqual(plan.reasons[2], "its log would be recomputed 10 times by a broadcast")
+        XCTAssertNotNil(arenaOffset(plan, 2))
+        XCTAssertEqual(plan.storage[4], .inline)
+    }
+
+    func testCheapValuesAndSmallExpansionsStayInline() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[128,10] feed "x", %1: f32[128] feed "m", %2: f32[128,2] feed "y") {
+          %3 = neg %1
+          %4 = reshape %3 shape=[128,1]
+          %5 = broadcast %4 shape=[128,10] dims=[0,1]
+          %6 = sub %0, %5
+          %7 = exp %1
+          %8 = reshape %7 shape=[128,1]
+          %9 = broadcast %8 shape=[128,2] dims=[0,1]
+          %10 = add %2, %9
+          return %6, %10
+        }
+        """)
+        XCTAssertEqual(plan.storage[3], .inline)   // negation is cheap
+        XCTAssertEqual(plan.storage[7], .inline)   // only twice
+    }
+}
