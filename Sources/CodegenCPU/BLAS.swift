@@ -31,9 +31,8 @@ public final class BLAS: @unchecked Sendable {
         }
         // OpenBLAS's threads spin for ~2^28 cycles after each call by default, which would starve
         // Kiln's worker pool running the next kernel; 2^20 cycles covers the gap between a step's
-        // products without holding a core for long. (Calling
-        // OpenBLAS from several threads at the same time is not safe in Debian's build, so Kiln
-        // never splits a matrix product itself; OpenBLAS threads it.)
+        // products without holding a core for long. (Only large products, tiny ones and float64
+        // come here; the rest run on Kiln's own kernel and pool, see MatrixProducts.)
         setenv("OPENBLAS_THREAD_TIMEOUT", "20", 0)
         let candidates = ["libopenblas.so.0", "libopenblas.so", "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"]
         guard let handle = candidates.lazy.compactMap({ dlopen($0, RTLD_NOW | RTLD_GLOBAL) }).first else {

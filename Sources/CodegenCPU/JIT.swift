@@ -17,7 +17,7 @@ final class JIT: @unchecked Sendable {
     private var counter = 0
 
     private init() throws {
-        // One worker per core; BLAS calls and pool jobs never run at the same time.
+        // One worker per core; an OpenBLAS call and a pool job never run at the same time.
         // KILN_THREADS overrides the core count (e.g. 1 to share a machine).
         let threads = Int(ProcessInfo.processInfo.environment["KILN_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
         kiln_pool_start(Int32(max(1, threads)))

@@ -20,7 +20,7 @@ public struct KernelPlan: Sendable {
     }
 
     public var storage: [Int: Storage] = [:]
-    /// Instructions that run as a loop or a library call, in execution order (includes var.write).
+    /// Instructions that run as a loop or a matrix-product call, in execution order (includes var.write).
     public var kernels: [Int] = []
     /// Results that are parameters or constants, copied into the result buffer at the end.
     public var resultCopies: [(result: Int, value: Int)] = []
