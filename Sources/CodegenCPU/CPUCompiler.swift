@@ -49,7 +49,11 @@ public enum CPUCompiler {
         DispatchQueue.concurrentPerform(iterations: shards) { s in
             outputs.set(s, Result { try compileShard(f, plan: plan, name: name, shard: s, of: shards, options: options, profileSlots: slots.value) })
         }
-        let built = try outputs.results.map { try $0!.get() }
+        let built: [Shard]
+        do { built = try outputs.results.map { try $0!.get() } } catch {
+            for case .success(let shard)? in outputs.results { LLVMDisposeMemoryBuffer(shard.object) }
+            throw error
+        }
         var stats = CPUCompileStats()
         stats.shards = shards
         stats.emitMs = built.map(\.emitMs).max() ?? 0
@@ -119,11 +123,10 @@ public enum CPUCompiler {
         // loops with interleaving already keep the units busy.
         LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0)
         try check(LLVMRunPasses(module, "default<O3>", tm, opts))
-        var out = Shard(object: LLVMCreateMemoryBufferWithMemoryRangeCopy("", 0, "empty"))
-        LLVMDisposeMemoryBuffer(out.object)
+        var llvmIR: String?, assembly: String?
         if options.keepLLVMIR {
             let s = LLVMPrintModuleToString(module)!
-            out.llvmIR = String(cString: s)
+            llvmIR = String(cString: s)
             LLVMDisposeMessage(s)
         }
         let t2 = DispatchTime.now()
@@ -133,7 +136,7 @@ public enum CPUCompiler {
             var buf: LLVMMemoryBufferRef?
             var err: UnsafeMutablePointer<CChar>?
             if LLVMTargetMachineEmitToMemoryBuffer(tm, clone, LLVMAssemblyFile, &err, &buf) == 0, let buf {
-                out.assembly = String(decoding: UnsafeRawBufferPointer(start: LLVMGetBufferStart(buf), count: LLVMGetBufferSize(buf)), as: UTF8.self)
+                assembly = String(decoding: UnsafeRawBufferPointer(start: LLVMGetBufferStart(buf), count: LLVMGetBufferSize(buf)), as: UTF8.self)
                 LLVMDisposeMemoryBuffer(buf)
             } else { LLVMDisposeMessage(err) }
             LLVMDisposeModule(clone)
@@ -144,8 +147,8 @@ public enum CPUCompiler {
             defer { LLVMDisposeMessage(err) }
             throw KilnError.internalError("LLVM code generation failed: \(err.map { String(cString: $0) } ?? "unknown error")")
         }
-        out.object = obj
         let t3 = DispatchTime.now()
+        var out = Shard(object: obj, llvmIR: llvmIR, assembly: assembly)
         out.emitMs = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
         out.optimizeMs = Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6
         out.codegenMs = Double(t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1e6
