@@ -27,6 +27,10 @@ final class Emitter {
     var profileSlots: UnsafeMutablePointer<UInt64>?
     /// The row range of a split kernel, consumed by its first loop nest.
     var splitRange: (LLVMValueRef, LLVMValueRef)?
+    /// Which buffer each base pointer of the current function is (see attachAliasScopes).
+    var bufferOfPointer: [LLVMValueRef: String] = [:]
+    var bufferAccesses: [(LLVMValueRef, String)] = []
+    var aliasDomain: LLVMMetadataRef?
     /// Kernels with at least this many elements are split across the worker pool.
     static let parallelThreshold = 32768
 
@@ -179,6 +183,7 @@ final class Emitter {
         try body()
         splitRange = nil
         LLVMBuildRetVoid(b)
+        attachAliasScopes()
         return fn
     }
 
@@ -210,7 +215,49 @@ final class Emitter {
         case .inline: return nil
         }
         pointers[id] = p
+        switch s {
+        case .param(let i), .variable(param: let i): bufferOfPointer[p] = "in\(i)"
+        case .constant(let k): bufferOfPointer[p] = "const\(k)"
+        case .result(let k): bufferOfPointer[p] = "out\(k)"
+        case .arena(let off): bufferOfPointer[p] = "arena\(off)"
+        case .inline: break
+        }
         return p
+    }
+
+    /// Tells LLVM that loads and stores of different buffers never overlap (`!alias.scope` and
+    /// `!noalias`, one scope per buffer): live buffers never share bytes (arena liveness,
+    /// distinct parameters and results), so loops need no runtime overlap checks, which both
+    /// shrinks the code LLVM compiles and lets it vectorise loops that read through computed
+    /// indices.
+    func attachAliasScopes() {
+        let buffers = Array(Set(bufferAccesses.map(\.1))).sorted()
+        defer { bufferAccesses = []; bufferOfPointer = [:] }
+        guard buffers.count > 1 else { return }
+        func selfReferential(_ rest: [LLVMMetadataRef?]) -> LLVMMetadataRef {
+            var none: [LLVMMetadataRef?] = []
+            let temp = LLVMTemporaryMDNode(ctx, &none, 0)
+            var ops: [LLVMMetadataRef?] = [temp] + rest
+            let node = LLVMMDNodeInContext2(ctx, &ops, ops.count)!
+            LLVMMetadataReplaceAllUsesWith(temp, node)
+            return node
+        }
+        let domain = aliasDomain ?? selfReferential([])
+        aliasDomain = domain
+        var scope: [String: LLVMMetadataRef] = [:]
+        for k in buffers { scope[k] = selfReferential([domain]) }
+        let aliasKind = LLVMGetMDKindIDInContext(ctx, "alias.scope", 11), noaliasKind = LLVMGetMDKindIDInContext(ctx, "noalias", 7)
+        var own: [String: LLVMValueRef] = [:], others: [String: LLVMValueRef] = [:]
+        for k in buffers {
+            var one: [LLVMMetadataRef?] = [scope[k]]
+            own[k] = LLVMMetadataAsValue(ctx, LLVMMDNodeInContext2(ctx, &one, 1))
+            var rest: [LLVMMetadataRef?] = buffers.filter { $0 != k }.map { scope[$0] }
+            others[k] = LLVMMetadataAsValue(ctx, LLVMMDNodeInContext2(ctx, &rest, rest.count))
+        }
+        for (inst, k) in bufferAccesses {
+            LLVMSetMetadata(inst, aliasKind, own[k])
+            LLVMSetMetadata(inst, noaliasKind, others[k])
+        }
     }
 
     func addAttribute(_ k: String, _ v: String) {

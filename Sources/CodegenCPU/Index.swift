@@ -191,13 +191,15 @@ extension Emitter {
         var idx: [LLVMValueRef?] = [index]
         let p = LLVMBuildGEP2(b, memoryType(d), base, &idx, 1, "")
         let v = LLVMBuildLoad2(b, memoryType(d), p, "")!
+        if let buffer = bufferOfPointer[base] { bufferAccesses.append((v, buffer)) }
         return d == .bool ? LLVMBuildICmp(b, LLVMIntNE, v, LLVMConstInt(i8, 0, 0), "")! : v
     }
 
     func store(_ v: LLVMValueRef, _ base: LLVMValueRef, _ index: LLVMValueRef, _ d: DType) {
         var idx: [LLVMValueRef?] = [index]
         let p = LLVMBuildGEP2(b, memoryType(d), base, &idx, 1, "")
-        LLVMBuildStore(b, d == .bool ? LLVMBuildZExt(b, v, i8, "") : v, p)
+        let st = LLVMBuildStore(b, d == .bool ? LLVMBuildZExt(b, v, i8, "") : v, p)!
+        if let buffer = bufferOfPointer[base] { bufferAccesses.append((st, buffer)) }
     }
 
     func registerConstant(_ v: ScalarValue, _ d: DType) -> LLVMValueRef {
