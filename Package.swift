@@ -48,11 +48,13 @@ let package = Package(
         .executableTarget(name: "Counter", dependencies: ["Kiln"], path: "Examples/Counter"),
         .executableTarget(name: "Digits", dependencies: ["Kiln"], path: "Examples/Digits", resources: [.copy("digits.csv.gz")]),
 
-        .testTarget(name: "IRTests", dependencies: ["KilnIR"]),
-        .testTarget(name: "PassesTests", dependencies: ["KilnPasses", "KilnIR"]),
-        .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnPasses", "KilnIR"]),
-        .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR"]),
-        .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln"], resources: [.copy("Fixtures")]),
+        // Assertions every test target shares (test targets cannot depend on each other).
+        .target(name: "KilnTestSupport", dependencies: ["KilnIR"], path: "Tests/KilnTestSupport"),
+        .testTarget(name: "IRTests", dependencies: ["KilnIR", "KilnTestSupport"]),
+        .testTarget(name: "PassesTests", dependencies: ["KilnPasses", "KilnIR", "KilnTestSupport"]),
+        .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnPasses", "KilnIR", "KilnTestSupport"]),
+        .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR", "KilnTestSupport"]),
+        .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR", "KilnTestSupport"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln", "KilnTestSupport"], resources: [.copy("Fixtures")]),
     ]
 )

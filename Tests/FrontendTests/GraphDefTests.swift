@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 import KilnIR
 @testable import KilnFrontend
 
@@ -17,15 +18,6 @@ final class GraphDefTests: XCTestCase {
         node { name: "done" op: "NoOp" input: "^y" input: "^c" }
         versions { producer: 27 }
         """
-
-    private func expectError(_ code: KilnError.Code, containing parts: [String], _ body: () throws -> Void,
-                             file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try body(), file: file, line: line) { error in
-            guard let e = error as? KilnError else { return XCTFail("not a KilnError: \(error)", file: file, line: line) }
-            XCTAssertEqual(e.code, code, e.message, file: file, line: line)
-            for p in parts { XCTAssertTrue(e.message.contains(p), "'\(p)' missing from: \(e.message)", file: file, line: line) }
-        }
-    }
 
     // MARK: import
 
@@ -47,7 +39,7 @@ final class GraphDefTests: XCTestCase {
         XCTAssertEqual(bare.map(\.name), ["x", "c", "y", "done"])
         // The imported names are taken: new ops get suffixes, a clashing import is refused.
         XCTAssertEqual(try g.constant(1 as Float, name: "x").op.name, "x_1")
-        expectError(.alreadyExists, containing: ["already has an operation named 'y'"]) {
+        assertKilnError(.alreadyExists, contains: ["already has an operation named 'y'"]) {
             try g.importGraphDef(text: self.outOfOrder, prefix: "")
         }
     }
@@ -64,12 +56,12 @@ final class GraphDefTests: XCTestCase {
         // The mapped placeholder is still imported, as tf.import_graph_def does.
         XCTAssertTrue(ops.contains { $0.name == "m/x" })
 
-        expectError(.invalidArgument, containing: ["not found in graph_def", "nope:0"]) {
+        assertKilnError(.invalidArgument, contains: ["not found in graph_def", "nope:0"]) {
             try g.importGraphDef(text: self.outOfOrder, inputMap: ["nope:0": feed])
         }
         let other = Graph()
         let foreign = try other.placeholder(.float32, name: "foreign")
-        expectError(.invalidArgument, containing: ["another graph", "foreign:0"]) {
+        assertKilnError(.invalidArgument, contains: ["another graph", "foreign:0"]) {
             try g.importGraphDef(text: self.outOfOrder, inputMap: ["x:0": foreign])
         }
     }
@@ -84,7 +76,7 @@ final class GraphDefTests: XCTestCase {
             """
         let g = Graph()
         _ = try g.constant(1 as Float)
-        expectError(.unimplemented, containing: ["2 op type(s)", "AnotherOp (1 node)", "FancyOp (2 nodes)"]) {
+        assertKilnError(.unimplemented, contains: ["2 op type(s)", "AnotherOp (1 node)", "FancyOp (2 nodes)"]) {
             try g.importGraphDef(text: text)
         }
         XCTAssertEqual(g.operations.count, 1)
@@ -97,34 +89,34 @@ final class GraphDefTests: XCTestCase {
             node { name: "c" op: "Identity" input: "b" attr { key: "T" value { type: DT_FLOAT } } }
             """
         let g = Graph()
-        expectError(.invalidArgument, containing: ["cycle", "a -> c -> b -> a"]) { try g.importGraphDef(text: text) }
+        assertKilnError(.invalidArgument, contains: ["cycle", "a -> c -> b -> a"]) { try g.importGraphDef(text: text) }
         XCTAssertTrue(g.operations.isEmpty)
         let selfLoop = #"node { name: "n" op: "NoOp" input: "^n" }"#
-        expectError(.invalidArgument, containing: ["cycle", "n -> n"]) { try g.importGraphDef(text: selfLoop) }
+        assertKilnError(.invalidArgument, contains: ["cycle", "n -> n"]) { try g.importGraphDef(text: selfLoop) }
     }
 
     func testBadReferencesAreInvalidArgumentNamingTheNode() {
         let g = Graph()
-        expectError(.invalidArgument, containing: ["'y'", "'ghost:0'", "no node named 'ghost'"]) {
+        assertKilnError(.invalidArgument, contains: ["'y'", "'ghost:0'", "no node named 'ghost'"]) {
             try g.importGraphDef(text: #"node { name: "y" op: "Identity" input: "ghost:0" }"#)
         }
-        expectError(.invalidArgument, containing: ["'y'", "control inputs must come last"]) {
+        assertKilnError(.invalidArgument, contains: ["'y'", "control inputs must come last"]) {
             try g.importGraphDef(text: """
                 node { name: "x" op: "NoOp" }
                 node { name: "z" op: "Const" attr { key: "value" value { tensor { dtype: DT_INT32 tensor_shape {} int_val: 1 } } } }
                 node { name: "y" op: "Identity" input: "^x" input: "z" }
                 """)
         }
-        expectError(.invalidArgument, containing: ["'y'", "'z:3'", "1 output(s)"]) {
+        assertKilnError(.invalidArgument, contains: ["'y'", "'z:3'", "1 output(s)"]) {
             try g.importGraphDef(text: """
                 node { name: "z" op: "Const" attr { key: "value" value { tensor { dtype: DT_INT32 tensor_shape {} int_val: 1 } } } }
                 node { name: "y" op: "Identity" input: "z:3" attr { key: "T" value { type: DT_INT32 } } }
                 """)
         }
-        expectError(.invalidArgument, containing: ["two nodes named 'z'"]) {
+        assertKilnError(.invalidArgument, contains: ["two nodes named 'z'"]) {
             try g.importGraphDef(text: #"node { name: "z" op: "NoOp" } node { name: "z" op: "NoOp" }"#)
         }
-        expectError(.unimplemented, containing: ["'p'", "'dtype'", "DT_HALF"]) {
+        assertKilnError(.unimplemented, contains: ["'p'", "'dtype'", "DT_HALF"]) {
             try g.importGraphDef(text: #"node { name: "p" op: "Placeholder" attr { key: "dtype" value { type: DT_HALF } } }"#)
         }
         XCTAssertTrue(g.operations.isEmpty)
@@ -140,7 +132,7 @@ final class GraphDefTests: XCTestCase {
             """
         let g = Graph()
         let feed = try g.placeholder(.float32, shape: [4, 4], name: "feed")
-        expectError(.invalidArgument, containing: ["'import/bad'", "MatMul"]) { try g.importGraphDef(text: text, inputMap: ["x:0": feed]) }
+        assertKilnError(.invalidArgument, contains: ["'import/bad'", "MatMul"]) { try g.importGraphDef(text: text, inputMap: ["x:0": feed]) }
         XCTAssertEqual(g.operations.map(\.name), ["feed"])
         // The failed import did not take the prefix either.
         let good = try g.placeholder(.float32, shape: [3, 4], name: "good")
@@ -149,18 +141,18 @@ final class GraphDefTests: XCTestCase {
     }
 
     func testGarbageBytesAreDataLossAndNeverCrash() throws {
-        expectError(.dataLoss, containing: ["not a valid binary GraphDef"]) {
+        assertKilnError(.dataLoss, contains: ["not a valid binary GraphDef"]) {
             _ = try GraphDefFile.parse(binary: Data([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]))
         }
-        expectError(.dataLoss, containing: ["not a valid binary GraphDef"]) {
+        assertKilnError(.dataLoss, contains: ["not a valid binary GraphDef"]) {
             _ = try GraphDefFile.parse(binary: Data(outOfOrder.utf8))
         }
         // A well-formed stream of fields GraphDef does not have is not a graph either.
-        expectError(.dataLoss, containing: ["holds no nodes"]) {
+        assertKilnError(.dataLoss, contains: ["holds no nodes"]) {
             _ = try GraphDefFile.parse(binary: Data([0x78, 0x01, 0x80, 0x01, 0x05]))
         }
         let good = try Graph().importGraphDefAndExport(outOfOrder)
-        expectError(.dataLoss, containing: ["not a valid binary GraphDef"]) {
+        assertKilnError(.dataLoss, contains: ["not a valid binary GraphDef"]) {
             _ = try GraphDefFile.parse(binary: good.prefix(good.count - 3))
         }
         // Whatever the bytes, the importer answers with a KilnError or a graph.
@@ -174,7 +166,7 @@ final class GraphDefTests: XCTestCase {
     }
 
     func testMissingFileIsNotFoundNamingIt() {
-        expectError(.notFound, containing: ["/nonexistent/graph.pb"]) { try Graph().importGraphDef(contentsOf: "/nonexistent/graph.pb") }
+        assertKilnError(.notFound, contains: ["/nonexistent/graph.pb"]) { try Graph().importGraphDef(contentsOf: "/nonexistent/graph.pb") }
     }
 
     // MARK: export
@@ -247,7 +239,7 @@ final class GraphDefTests: XCTestCase {
             try back.importGraphDef(contentsOf: path, prefix: "")
             assertSameStructure(g, back)
         }
-        expectError(.notFound, containing: ["no/such/dir"]) { try g.writeGraphDef(toFile: dir.appendingPathComponent("no/such/dir/g.pb").path) }
+        assertKilnError(.notFound, contains: ["no/such/dir"]) { try g.writeGraphDef(toFile: dir.appendingPathComponent("no/such/dir/g.pb").path) }
     }
 
     // MARK: attribute and tensor conversion
@@ -285,15 +277,15 @@ final class GraphDefTests: XCTestCase {
     func testAttrKindsKilnCannotHoldAreClearErrors() {
         var placeholder = Tensorflow_AttrValue()
         placeholder.placeholder = "T"
-        expectError(.invalidArgument, containing: ["placeholder", "'T'"]) { _ = try AttrValue(proto: placeholder) }
+        assertKilnError(.invalidArgument, contains: ["placeholder", "'T'"]) { _ = try AttrValue(proto: placeholder) }
         var tensors = Tensorflow_AttrValue()
         tensors.list.tensor = [Tensor(1 as Float).proto]
-        expectError(.unimplemented, containing: ["list(tensor)"]) { _ = try AttrValue(proto: tensors) }
+        assertKilnError(.unimplemented, contains: ["list(tensor)"]) { _ = try AttrValue(proto: tensors) }
         var mixed = Tensorflow_AttrValue()
         mixed.list.i = [1]
         mixed.list.f = [1]
-        expectError(.invalidArgument, containing: ["mixes"]) { _ = try AttrValue(proto: mixed) }
-        expectError(.invalidArgument, containing: ["no value"]) { _ = try AttrValue(proto: Tensorflow_AttrValue()) }
+        assertKilnError(.invalidArgument, contains: ["mixes"]) { _ = try AttrValue(proto: mixed) }
+        assertKilnError(.invalidArgument, contains: ["no value"]) { _ = try AttrValue(proto: Tensorflow_AttrValue()) }
     }
 
     func testTensorProtoTypedFieldsRepeatTheLastValueAndContentMustMatchTheShape() throws {
@@ -325,17 +317,17 @@ final class GraphDefTests: XCTestCase {
         c.tensorContent = Data([0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0])
         XCTAssertEqual(try Tensor(proto: c).scalars(as: Float.self), [1, -2])
         c.tensorContent = Data([0, 0, 0x80, 0x3F, 0, 0])
-        expectError(.invalidArgument, containing: ["needs 8 bytes", "got 6"]) { _ = try Tensor(proto: c) }
+        assertKilnError(.invalidArgument, contains: ["needs 8 bytes", "got 6"]) { _ = try Tensor(proto: c) }
 
         var huge = Tensorflow_TensorProto()
         huge.dtype = .dtFloat
         huge.tensorShape = Shape([1 << 20, 1 << 20]).proto
         huge.floatVal = [1]
-        expectError(.resourceExhausted, containing: ["[1048576,1048576]", "refusing"]) { _ = try Tensor(proto: huge) }
+        assertKilnError(.resourceExhausted, contains: ["[1048576,1048576]", "refusing"]) { _ = try Tensor(proto: huge) }
         huge.tensorShape = Shape(dims: [nil]).proto
-        expectError(.invalidArgument, containing: ["fully known"]) { _ = try Tensor(proto: huge) }
+        assertKilnError(.invalidArgument, contains: ["fully known"]) { _ = try Tensor(proto: huge) }
         huge.tensorShape = Shape([1 << 40, 1 << 40]).proto
-        expectError(.invalidArgument, containing: ["too many elements"]) { _ = try Tensor(proto: huge) }
+        assertKilnError(.invalidArgument, contains: ["too many elements"]) { _ = try Tensor(proto: huge) }
     }
 
     func testTensorProtoEncodingFollowsTensorFlowsPythonWriter() throws {

@@ -1,4 +1,5 @@
 import XCTest
+import KilnTestSupport
 import KilnIR
 
 /// Parse errors must point at the place a person has to fix: "line:column" of the offending token.

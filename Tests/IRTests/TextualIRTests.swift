@@ -1,4 +1,5 @@
 import XCTest
+import KilnTestSupport
 import KilnIR
 
 /// One name per Op case. The switch is exhaustive on purpose: a new Op case stops this file from

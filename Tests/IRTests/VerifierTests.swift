@@ -1,4 +1,5 @@
 import XCTest
+import KilnTestSupport
 import KilnIR
 
 final class VerifierTests: XCTestCase {

@@ -30,13 +30,4 @@ class ScratchDirectoryTestCase: XCTestCase {
     func path(_ name: String) -> String { scratch.appendingPathComponent(name).path }
 
     func files() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted() }
-
-    func expectError(_ code: KilnError.Code, containing parts: [String], _ body: () throws -> Void,
-                     file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try body(), file: file, line: line) { error in
-            guard let e = error as? KilnError else { return XCTFail("not a KilnError: \(error)", file: file, line: line) }
-            XCTAssertEqual(e.code, code, e.message, file: file, line: line)
-            for p in parts { XCTAssertTrue(e.message.contains(p), "'\(p)' missing from: \(e.message)", file: file, line: line) }
-        }
-    }
 }

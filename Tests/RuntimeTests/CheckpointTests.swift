@@ -1,38 +1,11 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 import Kiln
 @testable import KilnRuntime
 
-final class CheckpointTests: XCTestCase {
-    private var goldenDir: String { Golden.directory.appendingPathComponent("checkpoint").path }
-    private var scratch: URL!
-
-    override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-ckpt-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: scratch)
-    }
-
-    private func path(_ name: String) -> String { scratch.appendingPathComponent(name).path }
-
-    private func expectError(_ code: KilnError.Code, containing parts: [String], _ body: () throws -> Void,
-                             file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try body(), file: file, line: line) { error in
-            guard let e = error as? KilnError else { return XCTFail("not a KilnError: \(error)", file: file, line: line) }
-            XCTAssertEqual(e.code, code, e.message, file: file, line: line)
-            for p in parts { XCTAssertTrue(e.message.contains(p), "'\(p)' missing from: \(e.message)", file: file, line: line) }
-        }
-    }
-
-    private func goldenVariables(_ checkpoint: String) throws -> [String: Tensor] {
-        let data = try Data(contentsOf: Golden.directory.appendingPathComponent("checkpoint/variables.json"))
-        let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
-        let ckpt = (json["checkpoints"] as! [String: Any])[checkpoint] as! [String: Any]
-        return (ckpt["variables"] as! [String: [String: Any]]).mapValues(Golden.tensor)
-    }
+final class CheckpointTests: ScratchDirectoryTestCase {
+    private var goldenDir: String { Golden.checkpointDirectory }
 
     /// One tensor of every dtype a checkpoint holds, including edge shapes.
     private func everyDType() -> [(key: String, tensor: Tensor)] {
@@ -90,7 +63,7 @@ final class CheckpointTests: XCTestCase {
     func testGoldenCheckpointsMatchVariablesJSONExactly() throws {
         for name in ["model.ckpt-10", "model.ckpt-20"] {
             let reader = try CheckpointReader(prefix: goldenDir + "/" + name)
-            let want = try goldenVariables(name)
+            let want = try Golden.checkpointVariables(name)
             XCTAssertEqual(reader.keys, ["conv1/bias", "conv1/weights", "fc/bias", "fc/weights", "global_step"])
             XCTAssertEqual(reader.header.numShards, 1)
             XCTAssertEqual(Set(reader.dtypesAndShapes.keys), Set(want.keys))
@@ -141,7 +114,7 @@ final class CheckpointTests: XCTestCase {
         let names = try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted()
         XCTAssertEqual(names, ["model.ckpt-1.data-00000-of-00001", "model.ckpt-1.index"], "no temporary files are left behind")
         XCTAssertEqual(CheckpointPaths.existingFiles(prefix: prefix), [prefix + ".index", prefix + ".data-00000-of-00001"])
-        expectError(.notFound, containing: ["Key missing not found"]) { _ = try reader.tensor(named: "missing") }
+        assertKilnError(.notFound, contains: ["Key missing not found"]) { _ = try reader.tensor(named: "missing") }
     }
 
     func testStringTensorDataFollowsTensorFlowsLayout() throws {
@@ -254,7 +227,7 @@ final class CheckpointTests: XCTestCase {
             bad[byte] ^= 0x10
             try bad.write(to: URL(fileURLWithPath: dataPath))
             let reader = try CheckpointReader(prefix: prefix)
-            expectError(.dataLoss, containing: ["'\(victim)'", dataPath, "offset \(offset)"]) { _ = try reader.tensor(named: victim) }
+            assertKilnError(.dataLoss, contains: ["'\(victim)'", dataPath, "offset \(offset)"]) { _ = try reader.tensor(named: victim) }
             XCTAssertEqual(try reader.tensor(named: "a"), tensors[0].tensor, "other tensors stay readable")
         }
     }
@@ -266,7 +239,7 @@ final class CheckpointTests: XCTestCase {
         let clean = try XCTUnwrap(FileManager.default.contents(atPath: indexPath))
         for length in 0..<clean.count {
             try clean.prefix(length).write(to: URL(fileURLWithPath: indexPath))
-            expectError(.dataLoss, containing: [indexPath]) { _ = try CheckpointReader(prefix: prefix) }
+            assertKilnError(.dataLoss, contains: [indexPath]) { _ = try CheckpointReader(prefix: prefix) }
         }
         // Flipping any single byte is detected, except in the footer's zero padding (unused,
         // like TensorFlow's reader), where it must change nothing.
@@ -292,8 +265,8 @@ final class CheckpointTests: XCTestCase {
         try FileManager.default.removeItem(atPath: CheckpointPaths.data(prefix: prefix))
         let reader = try CheckpointReader(prefix: prefix)
         XCTAssertEqual(reader.keys, ["w"], "the index alone lists the tensors")
-        expectError(.notFound, containing: [CheckpointPaths.data(prefix: prefix)]) { _ = try reader.tensor(named: "w") }
-        expectError(.notFound, containing: [path("nothing-here")]) { _ = try CheckpointReader(prefix: path("nothing-here")) }
+        assertKilnError(.notFound, contains: [CheckpointPaths.data(prefix: prefix)]) { _ = try reader.tensor(named: "w") }
+        assertKilnError(.notFound, contains: [path("nothing-here")]) { _ = try CheckpointReader(prefix: path("nothing-here")) }
     }
 
     func testTruncatedDataFileIsDataLoss() throws {
@@ -301,7 +274,7 @@ final class CheckpointTests: XCTestCase {
         try CheckpointWriter.write(["w": Tensor(shape: [8], scalars: [Double](repeating: 1, count: 8))], prefix: prefix)
         let dataPath = CheckpointPaths.data(prefix: prefix)
         try FileManager.default.contents(atPath: dataPath)!.prefix(50).write(to: URL(fileURLWithPath: dataPath))
-        expectError(.dataLoss, containing: ["'w'", "truncated", dataPath]) { _ = try CheckpointReader(prefix: prefix).tensor(named: "w") }
+        assertKilnError(.dataLoss, contains: ["'w'", "truncated", dataPath]) { _ = try CheckpointReader(prefix: prefix).tensor(named: "w") }
     }
 
     func testFailedSaveLeavesThePreviousCheckpointIntactAndNoTemporaryFiles() throws {
@@ -314,10 +287,10 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try CheckpointReader(prefix: prefix).allTensors(), before)
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: scratch.path).contains { $0.contains("tempstate") })
 
-        expectError(.invalidArgument, containing: ["'v'", "twice"]) {
+        assertKilnError(.invalidArgument, contains: ["'v'", "twice"]) {
             try CheckpointWriter.write([(key: "v", tensor: Tensor(1 as Float)), (key: "v", tensor: Tensor(2 as Float))], prefix: prefix)
         }
-        expectError(.invalidArgument, containing: ["non-empty"]) { try CheckpointWriter.write(["": Tensor(1 as Float)], prefix: prefix) }
+        assertKilnError(.invalidArgument, contains: ["non-empty"]) { try CheckpointWriter.write(["": Tensor(1 as Float)], prefix: prefix) }
         XCTAssertEqual(try CheckpointReader(prefix: prefix).allTensors(), before)
         // A new directory is created for the prefix.
         try CheckpointWriter.write(before, prefix: path("deep/er/model"))
@@ -354,6 +327,6 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try latestCheckpoint(directory: dir), dir + "/model.ckpt-2")
 
         try "model_checkpoint_path: 12 { broken".write(toFile: dir + "/checkpoint", atomically: true, encoding: .utf8)
-        expectError(.dataLoss, containing: [dir + "/checkpoint"]) { _ = try latestCheckpoint(directory: dir) }
+        assertKilnError(.dataLoss, contains: [dir + "/checkpoint"]) { _ = try latestCheckpoint(directory: dir) }
     }
 }

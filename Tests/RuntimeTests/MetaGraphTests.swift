@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 import Kiln
 @testable import KilnRuntime
 
@@ -54,7 +55,7 @@ final class MetaGraphTests: ScratchDirectoryTestCase {
         g.addToCollection("mixed", model.loss)
         g.addToCollection("mixed", 3)
         XCTAssertNil(try g.exportMetaGraph().collectionDef["mixed"])
-        expectError(.invalidArgument, containing: ["'mixed'"]) { _ = try g.exportMetaGraph(collections: ["mixed"]) }
+        assertKilnError(.invalidArgument, contains: ["'mixed'"]) { _ = try g.exportMetaGraph(collections: ["mixed"]) }
     }
 
     // MARK: Kiln's own .meta
@@ -129,14 +130,14 @@ final class MetaGraphTests: ScratchDirectoryTestCase {
 
     func testGarbageAndMissingMetaFilesAreClearErrors() throws {
         try Data((0..<200).map { UInt8(($0 * 37 + 11) % 256) }).write(to: URL(fileURLWithPath: path("garbage.meta")))
-        expectError(.dataLoss, containing: [path("garbage.meta"), "MetaGraphDef"]) { _ = try importMetaGraph(contentsOf: path("garbage.meta"), into: Graph()) }
-        expectError(.notFound, containing: [path("absent.meta")]) { _ = try importMetaGraph(contentsOf: path("absent.meta"), into: Graph()) }
+        assertKilnError(.dataLoss, contains: [path("garbage.meta"), "MetaGraphDef"]) { _ = try importMetaGraph(contentsOf: path("garbage.meta"), into: Graph()) }
+        assertKilnError(.notFound, contains: [path("absent.meta")]) { _ = try importMetaGraph(contentsOf: path("absent.meta"), into: Graph()) }
         // A collection naming a node the graph does not have.
         var meta = try Graph().exportMetaGraph()
         var list = Tensorflow_CollectionDef()
         list.nodeList.value = ["ghost:0"]
         meta.collectionDef["losses"] = list
-        expectError(.notFound, containing: ["losses", "ghost"]) { _ = try importMetaGraph(meta, into: Graph()) }
+        assertKilnError(.notFound, contains: ["losses", "ghost"]) { _ = try importMetaGraph(meta, into: Graph()) }
     }
 
     func testAttributesStrippedAsDefaultsAreRestoredFromTheStrippedOpList() throws {

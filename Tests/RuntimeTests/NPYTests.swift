@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 import Kiln
 
 /// The fixtures were written once by numpy 2.4 (`numpy.lib.format.write_array`), so these tests
@@ -7,15 +8,6 @@ import Kiln
 final class NPYTests: XCTestCase {
     private func fixture(_ name: String) throws -> String {
         try XCTUnwrap(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures")).path
-    }
-
-    private func expectError(_ code: KilnError.Code, containing parts: [String], _ body: () throws -> Void,
-                             file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try body(), file: file, line: line) { error in
-            guard let e = error as? KilnError else { return XCTFail("not a KilnError: \(error)", file: file, line: line) }
-            XCTAssertEqual(e.code, code, e.message, file: file, line: line)
-            for p in parts { XCTAssertTrue(e.message.contains(p), "'\(p)' missing from: \(e.message)", file: file, line: line) }
-        }
     }
 
     /// Each fixture's array, as numpy wrote it.
@@ -56,7 +48,7 @@ final class NPYTests: XCTestCase {
         let bytes = try NPY.encode(t)
         let headerEnd = 10 + Int(bytes[8]) + Int(bytes[9]) << 8
         XCTAssertEqual(headerEnd % 64, 0, "data starts 64-byte aligned, as numpy writes it")
-        expectError(.unimplemented, containing: ["string"]) { _ = try NPY.encode(Tensor("x")) }
+        assertKilnError(.unimplemented, contains: ["string"]) { _ = try NPY.encode(Tensor("x")) }
     }
 
     func testHeaderTooLongForVersion1IsWrittenAsVersion2AndReadsBack() throws {
@@ -70,18 +62,18 @@ final class NPYTests: XCTestCase {
     }
 
     func testFortranOrderBigEndianAndUnsupportedDTypesAreClearErrors() throws {
-        expectError(.unimplemented, containing: ["Fortran", "f4_fortran.npy"]) { _ = try NPY.read(path: fixture("f4_fortran.npy")) }
-        expectError(.unimplemented, containing: ["big-endian", "'>f4'"]) { _ = try NPY.read(path: fixture("f4_bigendian.npy")) }
-        expectError(.unimplemented, containing: ["unsupported dtype '<f2'"]) { _ = try NPY.read(path: fixture("f2_unsupported.npy")) }
-        expectError(.notFound, containing: ["/no/such.npy"]) { _ = try NPY.read(path: "/no/such.npy") }
+        assertKilnError(.unimplemented, contains: ["Fortran", "f4_fortran.npy"]) { _ = try NPY.read(path: fixture("f4_fortran.npy")) }
+        assertKilnError(.unimplemented, contains: ["big-endian", "'>f4'"]) { _ = try NPY.read(path: fixture("f4_bigendian.npy")) }
+        assertKilnError(.unimplemented, contains: ["unsupported dtype '<f2'"]) { _ = try NPY.read(path: fixture("f2_unsupported.npy")) }
+        assertKilnError(.notFound, contains: ["/no/such.npy"]) { _ = try NPY.read(path: "/no/such.npy") }
     }
 
     func testBadMagicTruncationAndMalformedHeadersNeverCrash() throws {
         let good = [UInt8](try XCTUnwrap(FileManager.default.contents(atPath: fixture("f4_2x3.npy"))))
         var badMagic = good
         badMagic[1] = UInt8(ascii: "X")
-        expectError(.invalidArgument, containing: ["not a .npy file", "bad magic"]) { _ = try NPY.decode(badMagic) }
-        expectError(.dataLoss, containing: ["truncated", "24 bytes of data, 23 remain"]) { _ = try NPY.decode(Array(good.dropLast())) }
+        assertKilnError(.invalidArgument, contains: ["not a .npy file", "bad magic"]) { _ = try NPY.decode(badMagic) }
+        assertKilnError(.dataLoss, contains: ["truncated", "24 bytes of data, 23 remain"]) { _ = try NPY.decode(Array(good.dropLast())) }
         for length in 0..<(good.count - 24) {
             XCTAssertThrowsError(try NPY.decode(Array(good.prefix(length))), "length \(length)") { error in
                 XCTAssertTrue(error is KilnError)
@@ -89,11 +81,11 @@ final class NPYTests: XCTestCase {
         }
         var unknownVersion = good
         unknownVersion[6] = 9
-        expectError(.unimplemented, containing: ["version 9.0"]) { _ = try NPY.decode(unknownVersion) }
+        assertKilnError(.unimplemented, contains: ["version 9.0"]) { _ = try NPY.decode(unknownVersion) }
         var malformed = good
         let shape = try XCTUnwrap(good.firstRange(of: Array("(2, 3)".utf8)))
         malformed.replaceSubrange(shape, with: Array("[2, 3]".utf8))
-        expectError(.invalidArgument, containing: ["malformed .npy header", "shape"]) { _ = try NPY.decode(malformed) }
+        assertKilnError(.invalidArgument, contains: ["malformed .npy header", "shape"]) { _ = try NPY.decode(malformed) }
         // Random damage anywhere answers with a KilnError or a tensor.
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<3000 {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 import Kiln
 @testable import KilnRuntime
 
@@ -113,7 +114,7 @@ final class SaverTests: ScratchDirectoryTestCase {
         let fresh = try Session(graph: model.graph)
         try saver.restore(fresh, prefix: prefix)
         XCTAssertEqual(fresh.value(of: kernel), sess.value(of: kernel))
-        expectError(.invalidArgument, containing: ["No variables"]) { _ = try Saver(graph: Graph()) }
+        assertKilnError(.invalidArgument, contains: ["No variables"]) { _ = try Saver(graph: Graph()) }
     }
 
     func testMaxToKeepDeletesTheOldestCheckpointsWithAllTheirFiles() throws {
@@ -192,7 +193,7 @@ final class SaverTests: ScratchDirectoryTestCase {
     func testSavingAnUninitializedVariableFailsNamingItAndWritesNothing() throws {
         let model = try RegressionModel()
         let sess = try Session(graph: model.graph)
-        expectError(.failedPrecondition, containing: ["dense/bias"]) {
+        assertKilnError(.failedPrecondition, contains: ["dense/bias"]) {
             try Saver(graph: model.graph).save(sess, prefix: path("model.ckpt"), globalStep: 0)
         }
         XCTAssertEqual(try files(), [])
@@ -237,9 +238,9 @@ final class SaverTests: ScratchDirectoryTestCase {
         let (model, saver, sess, prefix, before) = try sessionWithCheckpoint()
         let data = CheckpointPaths.data(prefix: prefix)
         try FileManager.default.removeItem(atPath: data)
-        expectError(.notFound, containing: [data]) { try saver.restore(sess, prefix: prefix) }
+        assertKilnError(.notFound, contains: [data]) { try saver.restore(sess, prefix: prefix) }
         XCTAssertEqual(model.values(sess), before)
-        expectError(.notFound, containing: [path("nothing-here")]) { try saver.restore(sess, prefix: path("nothing-here")) }
+        assertKilnError(.notFound, contains: [path("nothing-here")]) { try saver.restore(sess, prefix: path("nothing-here")) }
     }
 
     func testRestoreWithAFlippedDataByteIsDataLossNamingFileAndTensorAndChangesNothing() throws {
@@ -249,7 +250,7 @@ final class SaverTests: ScratchDirectoryTestCase {
         var bytes = try XCTUnwrap(FileManager.default.contents(atPath: data))
         bytes[Int(entry.offset) + 5] ^= 0x10
         try bytes.write(to: URL(fileURLWithPath: data))
-        expectError(.dataLoss, containing: [data, "'dense/kernel'", "checksum"]) { try saver.restore(sess, prefix: prefix) }
+        assertKilnError(.dataLoss, contains: [data, "'dense/kernel'", "checksum"]) { try saver.restore(sess, prefix: prefix) }
         XCTAssertEqual(model.values(sess), before)
     }
 
@@ -260,7 +261,7 @@ final class SaverTests: ScratchDirectoryTestCase {
         try sess.run(model.train, feeds: model.feeds)
         let current = model.values(sess)
         XCTAssertNotEqual(current, before)
-        expectError(.notFound, containing: ["dense/bias", path("partial")]) { try Saver(graph: model.graph).restore(sess, prefix: partial) }
+        assertKilnError(.notFound, contains: ["dense/bias", path("partial")]) { try Saver(graph: model.graph).restore(sess, prefix: partial) }
         XCTAssertEqual(model.values(sess), current)
     }
 
@@ -270,11 +271,11 @@ final class SaverTests: ScratchDirectoryTestCase {
         var shapes = good
         shapes["dense/bias"] = Tensor(shape: [3], scalars: [1, 2, 3] as [Float])
         try CheckpointWriter.write(shapes, prefix: path("misshaped"))
-        expectError(.invalidArgument, containing: ["dense/bias", "[3]", "[2]"]) { try saver.restore(sess, prefix: path("misshaped")) }
+        assertKilnError(.invalidArgument, contains: ["dense/bias", "[3]", "[2]"]) { try saver.restore(sess, prefix: path("misshaped")) }
         var types = good
         types["global_step"] = Tensor(Int32(7))
         try CheckpointWriter.write(types, prefix: path("mistyped"))
-        expectError(.invalidArgument, containing: ["global_step", "int32", "int64"]) { try saver.restore(sess, prefix: path("mistyped")) }
+        assertKilnError(.invalidArgument, contains: ["global_step", "int32", "int64"]) { try saver.restore(sess, prefix: path("mistyped")) }
         XCTAssertEqual(model.values(sess), before)
     }
 
@@ -312,7 +313,7 @@ final class SaverTests: ScratchDirectoryTestCase {
         XCTAssertEqual(fresh.compileCount, 1)
         // The default filename is TensorFlow's "model".
         XCTAssertEqual(try fresh.run(filename), Tensor("model"))
-        expectError(.notFound, containing: [path("absent")]) {
+        assertKilnError(.notFound, contains: [path("absent")]) {
             try fresh.run(try XCTUnwrap(g.operation(named: "save/restore_all")), feeds: [filename: Tensor(path("absent"))])
         }
     }

@@ -1,11 +1,14 @@
 import XCTest
 import KilnIR
 
+// Helpers every test target uses. Test targets cannot depend on one another, so they share
+// this small library instead of each keeping a copy.
+
 /// Runs `body`, which must throw a KilnError with `code` whose message contains every string in
 /// `contains`; returns the error so a test can check more.
 @discardableResult
-func assertKilnError<T>(_ code: KilnError.Code, contains: [String] = [], file: StaticString = #filePath, line: UInt = #line,
-                        _ body: () throws -> T) -> KilnError? {
+public func assertKilnError<T>(_ code: KilnError.Code, contains: [String] = [], file: StaticString = #filePath, line: UInt = #line,
+                               _ body: () throws -> T) -> KilnError? {
     do {
         let v = try body()
         XCTFail("expected a \(code) error, got \(v)", file: file, line: line)
@@ -21,11 +24,11 @@ func assertKilnError<T>(_ code: KilnError.Code, contains: [String] = [], file: S
     return nil
 }
 
-func f32(_ shape: Int...) -> TensorType { TensorType(.float32, shape) }
-func i32(_ shape: Int...) -> TensorType { TensorType(.int32, shape) }
+public func f32(_ shape: Int...) -> TensorType { TensorType(.float32, shape) }
+public func i32(_ shape: Int...) -> TensorType { TensorType(.int32, shape) }
 
 /// Raw bits of every element, so NaN payloads and the sign of zero are compared too.
-func bits(_ t: Tensor) -> [UInt64] {
+public func bits(_ t: Tensor) -> [UInt64] {
     t.withUnsafeBytes { raw in
         switch t.dtype.byteSize {
         case 8: return raw.bindMemory(to: UInt64.self).map { $0 }
