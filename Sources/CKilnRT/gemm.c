@@ -209,8 +209,8 @@ static void plain_sgemm(const gemm_job *j) {
 // The least work (multiply-adds) worth a task of its own on the pool: about 4 us on one core.
 #define KILN_GEMM_TASK_WORK (1 << 16)
 
-static void sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                  const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update) {
+void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         if (!update) for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
@@ -253,14 +253,4 @@ static void sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, flo
         if (!j.b_direct) pack_b(&j, 0, 0, 0, 0, j.strips);
         compute_tiles(&j, 0, 0, 0, 0, j.tiles_m * j.tiles_n);
     }
-}
-
-void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc) {
-    sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, c, ldc, 0);
-}
-
-void kiln_sgemm_update(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                       const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc) {
-    sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, 1);
 }

@@ -357,43 +357,17 @@ final class Emitter {
             return
         }
         if m == 0 || n == 0 { return }
-        let isF32 = t.dtype == .float32
-        let scalarT = isF32 ? f32 : f64
         let cPtr = base(i.id)!
-        let (aCols, bCols) = (at.shape[r - 1], bt.shape[r - 1])
         let elem = t.dtype.byteSize
         func offset(_ p: LLVMValueRef, _ bi: LLVMValueRef, _ count: Int) -> LLVMValueRef {
             var idx: [LLVMValueRef?] = [LLVMBuildMul(b, bi, constI64(count * elem), "")!]
             return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
         }
-        let call: (LLVMValueRef) -> Void
-        if isF32 && MatrixProducts.ownKernel(m: m, n: n, k: k) {
-            var argTypes: [LLVMTypeRef?] = [i32, i32, i64, i64, i64, ptr, i64, ptr, i64, ptr, i64]
-            let gemmType = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
-            let gemm = declare("kiln_sgemm", gemmType)
-            call = { bi in
-                var args: [LLVMValueRef?] = [
-                    self.constI32(ta ? 1 : 0), self.constI32(tb ? 1 : 0), self.constI64(m), self.constI64(n), self.constI64(k),
-                    offset(aPtr, bi, at.shape.suffix(2).reduce(1, *)), self.constI64(aCols),
-                    offset(bPtr, bi, bt.shape.suffix(2).reduce(1, *)), self.constI64(bCols),
-                    offset(cPtr, bi, m * n), self.constI64(n),
-                ]
-                LLVMBuildCall2(self.b, gemmType, gemm, &args, UInt32(args.count), "")
-            }
-        } else {
-            var argTypes: [LLVMTypeRef?] = [i32, i32, i32, i32, i32, i32, scalarT, ptr, i32, ptr, i32, scalarT, ptr, i32]
-            let gemmType = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
-            let gemm = declare(isF32 ? "cblas_sgemm" : "cblas_dgemm", gemmType)
-            call = { bi in
-                var args: [LLVMValueRef?] = [
-                    self.constI32(101), self.constI32(ta ? 112 : 111), self.constI32(tb ? 112 : 111),
-                    self.constI32(m), self.constI32(n), self.constI32(k), LLVMConstReal(scalarT, 1),
-                    offset(aPtr, bi, at.shape.suffix(2).reduce(1, *)), self.constI32(aCols),
-                    offset(bPtr, bi, bt.shape.suffix(2).reduce(1, *)), self.constI32(bCols),
-                    LLVMConstReal(scalarT, 0), offset(cPtr, bi, m * n), self.constI32(n),
-                ]
-                LLVMBuildCall2(self.b, gemmType, gemm, &args, UInt32(args.count), "")
-            }
+        let call = { (bi: LLVMValueRef) in
+            self.productCall(t.dtype, ta, tb, m, n, k, alpha: nil, accumulate: false,
+                             a: offset(aPtr, bi, at.shape.suffix(2).reduce(1, *)), lda: at.shape[r - 1],
+                             b: offset(bPtr, bi, bt.shape.suffix(2).reduce(1, *)), ldb: bt.shape[r - 1],
+                             c: offset(cPtr, bi, m * n), ldc: n)
         }
         if batch == 1 { call(constI64(0)) } else { loop(batch, call) }
     }
@@ -402,23 +376,36 @@ final class Emitter {
     func emitAccumulatedProduct(_ d: Instruction, into target: LLVMValueRef, scale: Int) {
         guard case .dot(let ta, let tb) = d.op else { return }
         let at = types[d.operands[0]]!, bt = types[d.operands[1]]!, t = d.type!
-        let (m, n) = (t.shape[0], t.shape[1])
-        let k = ta ? at.shape[0] : at.shape[1]
         let alpha = LLVMBuildFNeg(b, element(scale, Index(multi: [], shape: [], emitter: self)), "")!
-        let (aPtr, bPtr) = (bufferPointer(d.operands[0])!, bufferPointer(d.operands[1])!)
-        if MatrixProducts.ownKernel(m: m, n: n, k: k) {
-            var argTypes: [LLVMTypeRef?] = [i32, i32, i64, i64, i64, f32, ptr, i64, ptr, i64, ptr, i64]
-            let type = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
-            var args: [LLVMValueRef?] = [constI32(ta ? 1 : 0), constI32(tb ? 1 : 0), constI64(m), constI64(n), constI64(k), alpha,
-                                         aPtr, constI64(at.shape[1]), bPtr, constI64(bt.shape[1]), target, constI64(n)]
-            LLVMBuildCall2(b, type, declare("kiln_sgemm_update", type), &args, UInt32(args.count), "")
+        productCall(t.dtype, ta, tb, t.shape[0], t.shape[1], ta ? at.shape[0] : at.shape[1], alpha: alpha, accumulate: true,
+                    a: bufferPointer(d.operands[0])!, lda: at.shape[1], b: bufferPointer(d.operands[1])!, ldb: bt.shape[1],
+                    c: target, ldc: t.shape[1])
+    }
+
+    /// One call computing C = alpha * op(A) op(B) (+ C when `accumulate`; alpha nil means 1):
+    /// Kiln's kernel for float32 products in its range (MatrixProducts), OpenBLAS otherwise.
+    /// `lda`, `ldb` and `ldc` are row strides as stored.
+    func productCall(_ dtype: DType, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, alpha: LLVMValueRef?, accumulate: Bool,
+                     a: LLVMValueRef, lda: Int, b bPtr: LLVMValueRef, ldb: Int, c: LLVMValueRef, ldc: Int) {
+        let isF32 = dtype == .float32
+        let scalarT = isF32 ? f32 : f64
+        let alpha = alpha ?? LLVMConstReal(scalarT, 1)
+        var argTypes: [LLVMTypeRef?]
+        var args: [LLVMValueRef?]
+        let name: String
+        if isF32 && MatrixProducts.ownKernel(m: m, n: n, k: k) {
+            name = "kiln_sgemm"
+            argTypes = [i32, i32, i64, i64, i64, f32, ptr, i64, ptr, i64, ptr, i64, i32]
+            args = [constI32(ta ? 1 : 0), constI32(tb ? 1 : 0), constI64(m), constI64(n), constI64(k), alpha,
+                    a, constI64(lda), bPtr, constI64(ldb), c, constI64(ldc), constI32(accumulate ? 1 : 0)]
         } else {
-            var argTypes: [LLVMTypeRef?] = [i32, i32, i32, i32, i32, i32, f32, ptr, i32, ptr, i32, f32, ptr, i32]
-            let type = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
-            var args: [LLVMValueRef?] = [constI32(101), constI32(ta ? 112 : 111), constI32(tb ? 112 : 111), constI32(m), constI32(n), constI32(k),
-                                         alpha, aPtr, constI32(at.shape[1]), bPtr, constI32(bt.shape[1]), LLVMConstReal(f32, 1), target, constI32(n)]
-            LLVMBuildCall2(b, type, declare("cblas_sgemm", type), &args, UInt32(args.count), "")
+            name = isF32 ? "cblas_sgemm" : "cblas_dgemm"
+            argTypes = [i32, i32, i32, i32, i32, i32, scalarT, ptr, i32, ptr, i32, scalarT, ptr, i32]
+            args = [constI32(101), constI32(ta ? 112 : 111), constI32(tb ? 112 : 111), constI32(m), constI32(n), constI32(k), alpha,
+                    a, constI32(lda), bPtr, constI32(ldb), LLVMConstReal(scalarT, accumulate ? 1 : 0), c, constI32(ldc)]
         }
+        let type = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!
+        LLVMBuildCall2(b, type, declare(name, type), &args, UInt32(args.count), "")
     }
 
     // MARK: elements

@@ -19,7 +19,7 @@ final class MatrixProductKernelTests: XCTestCase {
                 for tb in [false, true] {
                     let a = values(m * k, 1), b = values(k * n, 2)
                     var c = [Float](repeating: .nan, count: m * n)
-                    kiln_sgemm(ta ? 1 : 0, tb ? 1 : 0, Int64(m), Int64(n), Int64(k), a, Int64(ta ? m : k), b, Int64(tb ? k : n), &c, Int64(n))
+                    kiln_sgemm(ta ? 1 : 0, tb ? 1 : 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(ta ? m : k), b, Int64(tb ? k : n), &c, Int64(n), 0)
                     var worst = 0.0
                     for i in 0..<m {
                         for j in 0..<n {
@@ -41,7 +41,7 @@ final class MatrixProductKernelTests: XCTestCase {
         let (m, n, k, ldc) = (20, 18, 9, 32)
         let a = values(m * k, 3), b = values(k * n, 4)
         var c = [Float](repeating: 7, count: m * ldc)
-        kiln_sgemm(0, 0, Int64(m), Int64(n), Int64(k), a, Int64(k), b, Int64(n), &c, Int64(ldc))
+        kiln_sgemm(0, 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(k), b, Int64(n), &c, Int64(ldc), 0)
         for i in 0..<m {
             for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], 7, "row \(i) column \(j) is past the output") }
         }

@@ -15,12 +15,11 @@ void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count);
 
 // Whether kiln_sgemm can run here (it needs AVX-512F; otherwise products go to OpenBLAS).
 int kiln_sgemm_available(void);
-// C[m,n] = op(A)[m,k] * op(B)[k,n], row-major, op = transpose when trans_* is nonzero; lda/ldb/ldc
-// are the row strides of A, B and C as stored. Splits across the worker pool when large enough.
-void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-               const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc);
-// C[m,n] += alpha * op(A) * op(B): a gradient step applied inside the product (v -= lr * x'dy).
-void kiln_sgemm_update(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                       const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc);
+// C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] (+ C when update is nonzero: a gradient step
+// v -= lr * x'dy applied inside the product), row-major, op = transpose when trans_* is nonzero;
+// lda/ldb/ldc are the row strides of A, B and C as stored. Splits across the worker pool when
+// large enough.
+void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update);
 
 #endif
