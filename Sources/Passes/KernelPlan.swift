@@ -246,7 +246,8 @@ public struct KernelPlan: Sendable {
             case .unary(let u) where [.exp, .log, .log1p, .tanh, .sigmoid, .sin, .cos, .sqrt, .rsqrt].contains(u): return u.rawValue
             case .binary(.pow): return "pow"
             case .varRead, .constant: continue
-            default: if i.op.isElementwise || i.op.mnemonic == "reshape" || i.op.mnemonic == "broadcast" { stack += i.operands }
+            case .reshape, .broadcast: stack += i.operands
+            default: if i.op.isElementwise { stack += i.operands }
             }
         }
         return nil

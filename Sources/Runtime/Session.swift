@@ -37,15 +37,17 @@ public final class Session: @unchecked Sendable {
     }
 
     /// A session dropped without close() still reports its kernel profile at KILN_DEBUG=2.
-    deinit {
-        if debugLevel >= 2 && !closed { for step in cache.values { Debug.log(KernelProfile.report(step.executable)) } }
+    deinit { if !closed { reportProfiles() } }
+
+    private func reportProfiles() {
+        if debugLevel >= 2 { for step in cache.values { Debug.log(KernelProfile.report(step.executable)) } }
     }
 
     /// Releases executables and variables; later runs fail.
     public func close() {
         lock.lock()
         defer { lock.unlock() }
-        if debugLevel >= 2 { for step in cache.values { Debug.log(KernelProfile.report(step.executable)) } }
+        reportProfiles()
         closed = true
         cache.removeAll()
         variables.removeAll()
