@@ -22,6 +22,7 @@ public struct PassManager {
             ShapeInferencePass(),    // first: fills types parsed IR may omit, rejects wrong ones
             VerifyPass(),            // lowering bugs must surface before any pass trusts the IR
             ConstantFoldingPass(),   // needs types; evaluates constant-only subgraphs once, at compile time
+            AlgebraicSimplificationPass(), // needs types; drops ops that return their operand, so CSE sees through them
             CommonSubexpressionEliminationPass(), // after folding, so equal constants and their users merge
             DeadCodeEliminationPass(), // after folding, whose inputs are now dead
             VerifyPass(),            // every pass must leave valid IR for codegen
