@@ -454,6 +454,23 @@ final class Emitter {
         return g
     }
 
+    /// Element (lead..., major * minorExtent + minor) of `v`, whose last dimension is a multiple of
+    /// `minorExtent`. Where `v` is computed inline by a reshape that merged (major, minor) into that
+    /// dimension, the reshape's operand is read at (lead..., major, minor) directly: LLVM cannot
+    /// see that splitting the merged index again gives back `minor`, and the division would turn
+    /// contiguous loads into gathers.
+    func element(_ v: Int, lead: [LLVMValueRef], major: LLVMValueRef, minor: LLVMValueRef, minorExtent: Int) -> LLVMValueRef {
+        let shape = types[v]!.shape
+        if bufferPointer(v) == nil, let i = inst[v], case .reshape = i.op {
+            let xs = types[i.operands[0]]!.shape
+            if xs.count == shape.count + 1, xs.last == minorExtent, Array(xs.prefix(shape.count - 1)) == Array(shape.dropLast()) {
+                return element(i.operands[0], Index(multi: lead + [major, minor], shape: xs, emitter: self))
+            }
+        }
+        let k = LLVMBuildAdd(b, LLVMBuildMul(b, major, constI64(minorExtent), "")!, minor, "")!
+        return element(v, Index(multi: lead + [k], shape: shape, emitter: self))
+    }
+
     /// Element `idx` of value `v`: a load if it has a buffer, else computed in place.
     func element(_ v: Int, _ idx: Index) -> LLVMValueRef {
         if let p = bufferPointer(v) { return load(p, idx.linear, types[v]!.dtype) }

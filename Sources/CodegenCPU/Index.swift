@@ -55,6 +55,10 @@ extension Emitter {
     /// reduction (as TensorFlow's own vectorised reductions do).
     /// Innermost extents below one AVX-512 vector of float32 get a flat loop (see loopNest).
     static let shortInnerExtent = 16
+    /// Reduced axes up to this long are unrolled when elements after them are contiguous.
+    static let unrolledReductionExtent = 16
+    /// Patches of a few channels up to this many values are written by straight-line code.
+    static let unrolledPatchWidth = 64
 
     func loopNest(_ shape: [Int], reassociate: Bool = false, _ body: (Index) -> Void) {
         if shape.contains(0) { return }

@@ -92,6 +92,26 @@ extension Emitter {
 
     func emitArgReduce(_ i: Instruction, _ a: ArgReduceOp, _ axis: Int) {
         let x = i.operands[0], xt = types[x]!, t = i.type!
+        if axis < xt.rank - 1 && xt.shape[axis] <= Self.unrolledReductionExtent {
+            // A short reduced axis with contiguous elements after it (pooling's window taps):
+            // unrolled, so the loop over those elements is innermost and vectorises.
+            loopNest(t.shape) { outIdx in
+                func at(_ k: Int) -> LLVMValueRef {
+                    var m = outIdx.multi
+                    m.insert(constI64(k), at: axis)
+                    return element(x, Index(multi: m, shape: xt.shape, emitter: self))
+                }
+                var best = at(0), bestK = constI64(0)
+                for k in 1..<max(xt.shape[axis], 1) {
+                    let v = at(k)
+                    let better = compare(a == .argmax ? .gt : .lt, v, best, xt.dtype)
+                    best = LLVMBuildSelect(b, better, v, best, "")
+                    bestK = LLVMBuildSelect(b, better, constI64(k), bestK, "")
+                }
+                store(cast(bestK, .int64, t.dtype), base(i.id)!, outIdx.linear, t.dtype)
+            }
+            return
+        }
         let bestV = entryAlloca(registerType(xt.dtype)), bestK = entryAlloca(i64)
         loopNest(t.shape) { outIdx in
             var first = outIdx.multi
@@ -146,6 +166,31 @@ extension Emitter {
     func emitPatchesKernel(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {
         let x = i.operands[0], xs = types[x]!.shape, t = i.type!
         let out = base(i.id)!
+        func coord(_ o: LLVMValueRef, _ k: Int, _ d: Int) -> LLVMValueRef {
+            LLVMBuildAdd(b, LLVMBuildMul(b, o, constI64(strides[d]), "")!, constI64(k * dil[d] - lo[d]), "")!
+        }
+        if xs[3] < Self.shortInnerExtent && t.shape[3] <= Self.unrolledPatchWidth {
+            // Few channels (a grey image: 9 values per patch): loops over kh, kw and c would be
+            // too short to vectorise and cost more than the copies, so a patch is straight-line code.
+            loopNest(Array(t.shape.prefix(3))) { idx in
+                let m = idx.multi
+                let rowBase = LLVMBuildMul(b, idx.linear, constI64(t.shape[3]), "")!
+                for kh in 0..<window[0] {
+                    let y = coord(m[1], kh, 0)
+                    for kw in 0..<window[1] {
+                        let xx = coord(m[2], kw, 1)
+                        let inside = LLVMBuildAnd(b, inRange(y, xs[1]), inRange(xx, xs[2]), "")
+                        for ci in 0..<xs[3] {
+                            let v = element(x, Index(multi: [m[0], clamp(y, xs[1]), clamp(xx, xs[2]), constI64(ci)], shape: xs, emitter: self))
+                            let k = (kh * window[1] + kw) * xs[3] + ci
+                            store(LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), "")!, out,
+                                  LLVMBuildAdd(b, rowBase, constI64(k), "")!, t.dtype)
+                        }
+                    }
+                }
+            }
+            return
+        }
         let space = [t.shape[0], t.shape[1], t.shape[2], window[0], window[1], xs[3]]
         loopNest(space) { idx in
             let m = idx.multi
@@ -179,8 +224,7 @@ extension Emitter {
                     taps.append(clamp(k, window[d]))
                 }
                 let tap = LLVMBuildAdd(b, LLVMBuildMul(b, taps[0], constI64(window[1]), ""), taps[1], "")!
-                let k = LLVMBuildAdd(b, LLVMBuildMul(b, tap, constI64(c), ""), o[3], "")!
-                let v = element(p, Index(multi: [o[0], pos[0], pos[1], k], shape: ps, emitter: self))
+                let v = element(p, lead: [o[0], pos[0], pos[1]], major: tap, minor: o[3], minorExtent: c)
                 store(LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), "")!, base(i.id)!, outIdx.linear, t.dtype)
             }
             return

@@ -1,0 +1,57 @@
+import XCTest
+import KilnIR
+import KilnPasses
+@testable import KilnCPU
+
+/// The unrolled and direct-index paths for pooling and few-channel convolutions, against the
+/// reference evaluator (values with many ties, padding on every side).
+final class WindowKernelTests: XCTestCase {
+    private func assertAgrees(_ text: String, _ params: [Tensor], file: StaticString = #filePath, line: UInt = #line) throws {
+        var f = try Parser.parse(text)
+        try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+        var jitParams = params
+        let got = try CPUCompiler.compile(f).run(&jitParams)
+        let (want, _) = try ReferenceEvaluator.run(f, parameters: params)
+        for (g, w) in zip(got, want) {
+            XCTAssertEqual(g.shape, w.shape, file: file, line: line)
+            XCTAssertEqual(g.doubles, w.doubles, file: file, line: line)
+        }
+    }
+
+    private func tensor(_ shape: [Int], period: Int = 5) -> Tensor {
+        let n = shape.reduce(1, *)
+        return Tensor(shape: shape, scalars: (0..<n).map { Float(($0 * 7 + $0 / 3) % period) - 2 })
+    }
+
+    func testArgmaxOverAShortInnerAxisKeepsTheFirstOfTies() throws {
+        try assertAgrees("""
+        func @m(%0: f32[3,5,17] feed "x") {
+          %1 = argmax %0 axis=1 output_type=i64
+          %2 = argmin %0 axis=1 output_type=i32
+          return %1, %2
+        }
+        """, [tensor([3, 5, 17], period: 3)])
+    }
+
+    func testFewChannelPatchesWithPaddingAndStride() throws {
+        try assertAgrees("""
+        func @m(%0: f32[2,5,6,2] feed "x", %1: f32[2,4,4,1] feed "g") {
+          %2 = patches %0 window=[3,3] strides=[2,2] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
+          %3 = patches %1 window=[3,2] strides=[1,1] dilations=[2,1] pad_low=[2,0] pad_high=[2,1]
+          return %2, %3
+        }
+        """, [tensor([2, 5, 6, 2]), tensor([2, 4, 4, 1])])
+    }
+
+    func testPoolingGradientReadsThroughAReshapeOfItsTaps() throws {
+        try assertAgrees("""
+        func @m(%0: f32[2,2,3,4,3] feed "taps") {
+          %1 = neg %0
+          %2 = reshape %1 shape=[2,2,3,12]
+          %3 = unpatches %2 window=[2,2] strides=[2,2] dilations=[1,1] pad_low=[0,0] pad_high=[0,0] image=[4,6]
+          %4 = unpatches %2 window=[2,2] strides=[3,3] dilations=[1,1] pad_low=[1,0] pad_high=[0,0] image=[5,8]
+          return %3, %4
+        }
+        """, [tensor([2, 2, 3, 4, 3])])
+    }
+}
