@@ -34,6 +34,7 @@ typedef struct {
     int64_t panels, strips;   // MR-row panels of A, NR-column strips of B
     int b_direct;             // B is read in place (else bpack holds every strip)
     float *bpack;
+    int64_t bpack_stride;     // floats from one packed strip to the next
     int64_t tile_p, tile_s;   // panels and strips per task
     int64_t tiles_m, tiles_n; // tasks along M and N
 } gemm_job;
@@ -68,6 +69,23 @@ static inline void transpose16(__m512 r[16], float *out) {
     }
 }
 
+// dst[p][r] = src[(r0 + r) * ld + k0 + p] for p < kc and r < rows, zero for the other rows of 16:
+// sixteen rows of a row-major matrix turned k-major by 16x16 in-register transposes.
+__attribute__((target("avx512f")))
+static void pack_rows_k_major(const float *src, int64_t ld, int64_t r0, int64_t rows, int64_t k0, int64_t kc, float *dst) {
+    float block[16 * 16] __attribute__((aligned(64)));
+    for (int64_t q = 0; q < kc; q += 16) {
+        int64_t width = min64(kc - q, 16);
+        __mmask16 mask = lanes(width);
+        __m512 r[16];
+        for (int64_t i = 0; i < 16; i++)
+            r[i] = i < rows ? _mm512_maskz_loadu_ps(mask, src + (r0 + i) * ld + k0 + q) : _mm512_setzero_ps();
+        if (width == 16) { transpose16(r, dst + q * 16); continue; }
+        transpose16(r, block);
+        memcpy(dst + q * 16, block, (size_t)width * 16 * sizeof(float));
+    }
+}
+
 // dst[p][r] = A(i0 + r, k0 + p) for p < kc, zero for rows past m: one panel block, k-major.
 __attribute__((target("avx512f")))
 static void pack_a_block(const gemm_job *j, int64_t i0, int64_t k0, int64_t kc, float *dst) {
@@ -78,17 +96,7 @@ static void pack_a_block(const gemm_job *j, int64_t i0, int64_t k0, int64_t kc, 
             _mm512_store_ps(dst + p * MR, _mm512_maskz_loadu_ps(mask, j->a + (k0 + p) * j->lda + i0));
         return;
     }
-    float block[16 * 16] __attribute__((aligned(64)));
-    for (int64_t q = 0; q < kc; q += 16) {
-        int64_t width = min64(kc - q, 16);
-        __mmask16 mask = lanes(width);
-        __m512 r[16];
-        for (int64_t i = 0; i < 16; i++)
-            r[i] = i < rows ? _mm512_maskz_loadu_ps(mask, j->a + (i0 + i) * j->lda + k0 + q) : _mm512_setzero_ps();
-        if (width == 16) { transpose16(r, dst + q * MR); continue; }
-        transpose16(r, block);
-        memcpy(dst + q * MR, block, (size_t)width * MR * sizeof(float));
-    }
+    pack_rows_k_major(j->a, j->lda, i0, rows, k0, kc, dst);
 }
 
 // Every strip of B, k-major, zero-padded to NR columns; parts are strips.
@@ -107,14 +115,8 @@ static void pack_b(void *job, void *u1, void *u2, void *u3, int64_t begin, int64
                 for (; c < NR; c++) d[c] = 0;
             }
         } else {
-            for (int64_t c = 0; c < NR; c++) {
-                if (c < cols) {
-                    const float *src = j->b + (j0 + c) * j->ldb;
-                    for (int64_t p = 0; p < j->k; p++) dst[p * NR + c] = src[p];
-                } else {
-                    for (int64_t p = 0; p < j->k; p++) dst[p * NR + c] = 0;
-                }
-            }
+            // The strip's columns are rows of the stored B: the same transposes as A's panels.
+            pack_rows_k_major(j->b, j->ldb, j0, cols, 0, j->k, dst);
         }
     }
 }
@@ -162,7 +164,7 @@ static void compute_tiles(void *job, void *u1, void *u2, void *u3, int64_t begin
                 else pack_a_block(j, p * MR, k0, kc, apanel);
                 for (int64_t s = s0; s < s1; s++) {
                     int64_t cols = min64(j->n - s * NR, NR);
-                    const float *bp = j->b_direct ? j->b + k0 * j->ldb + s * NR : j->bpack + s * j->k * NR + k0 * NR;
+                    const float *bp = j->b_direct ? j->b + k0 * j->ldb + s * NR : j->bpack + s * j->bpack_stride + k0 * NR;
                     int64_t bstep = j->b_direct ? j->ldb : NR;
                     micro_avx512(kc, ap, astep, bp, bstep, j->c + p * MR * j->ldc + s * NR, j->ldc, rows, cols, j->alpha,
                                  k0 > 0 || j->update);
@@ -177,19 +179,44 @@ int kiln_sgemm_available(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
-// B's packed copy is per calling thread and grows to the largest seen: a run allocates nothing
-// once warm, and two sessions running on two threads never share one.
-static _Thread_local float *scratch;
-static _Thread_local size_t scratch_floats;
+// B's packed copy and split-K partial products are per calling thread and grow to the largest
+// seen: a run allocates nothing once warm, and two sessions running on two threads never share one.
+typedef struct { float *p; size_t floats; } scratch_buffer;
+static _Thread_local scratch_buffer bscratch, kscratch;
 
-static float *scratch_for(size_t floats) {
-    if (floats > scratch_floats) {
-        free(scratch);
+static float *scratch_for(scratch_buffer *s, size_t floats) {
+    if (floats > s->floats) {
+        free(s->p);
         size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
-        scratch = aligned_alloc(64, bytes);
-        scratch_floats = scratch ? floats : 0;
+        s->p = aligned_alloc(64, bytes);
+        s->floats = s->p ? floats : 0;
     }
-    return scratch;
+    return s->p;
+}
+
+// Split K: the chunks' tiles are the tasks; each chunk writes its own partial product.
+#define KILN_MAX_K_CHUNKS 16
+typedef struct { gemm_job chunk[KILN_MAX_K_CHUNKS]; int64_t tiles; } split_k_job;
+
+static void compute_chunk_tiles(void *job, void *u1, void *u2, void *u3, int64_t begin, int64_t end) {
+    const split_k_job *s = job;
+    for (int64_t t = begin; t < end; t++) compute_tiles((void *)&s->chunk[t / s->tiles], u1, u2, u3, t % s->tiles, t % s->tiles + 1);
+}
+
+// Rows [begin, end) of C = sum of the partials (+ C when updating).
+static void sum_partials(void *job, void *u1, void *u2, void *u3, int64_t begin, int64_t end) {
+    (void)u2; (void)u3;
+    const gemm_job *j = job;
+    const float *partials = u1;
+    int64_t chunks = (int64_t)(intptr_t)u2;
+    for (int64_t i = begin; i < end; i++) {
+        float *row = j->c + i * j->ldc;
+        for (int64_t q = 0; q < j->n; q++) {
+            float sum = j->update ? row[q] : 0;
+            for (int64_t c = 0; c < chunks; c++) sum += partials[(c * j->m + i) * j->n + q];
+            row[q] = sum;
+        }
+    }
 }
 
 // Without memory for B's copy (a product Kiln cannot stop midway): the product by definition.
@@ -208,6 +235,8 @@ static void plain_sgemm(const gemm_job *j) {
 
 // The least work (multiply-adds) worth a task of its own on the pool: about 4 us on one core.
 #define KILN_GEMM_TASK_WORK (1 << 16)
+// The shortest K a split-K chunk gets.
+#define KILN_SPLIT_K_MIN 512
 
 void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                 const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update) {
@@ -227,8 +256,9 @@ void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
     // A row stride of a multiple of 4 KiB maps a strip's rows onto a few L1 sets: pack those.
     j.b_direct = trans_b == 0 && ldb % 1024 != 0;
     if (!j.b_direct) {
-        j.bpack = scratch_for((size_t)(j.strips * NR) * (size_t)k);
+        j.bpack = scratch_for(&bscratch, (size_t)(j.strips * NR) * (size_t)k);
         if (!j.bpack) { plain_sgemm(&j); return; }
+        j.bpack_stride = k * NR;
     }
     int threads = kiln_pool_threads();
     // Several tasks per thread so a descheduled worker costs little, but none under
@@ -245,6 +275,34 @@ void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
     }
     j.tiles_m = (j.panels + j.tile_p - 1) / j.tile_p;
     j.tiles_n = (j.strips + j.tile_s - 1) / j.tile_s;
+    int64_t tiles = j.tiles_m * j.tiles_n;
+    // A small output over a long K (a weight gradient: 144x32 summed over 4096 positions) has too
+    // few tiles to keep every core busy: split K too, each chunk into a partial, then sum them.
+    int64_t chunks = min64(min64(2 * threads, KILN_MAX_K_CHUNKS), k / KILN_SPLIT_K_MIN);
+    if (parallel && tiles < 2 * threads && chunks >= 2) {
+        float *partials = scratch_for(&kscratch, (size_t)(chunks * m * n));
+        if (partials) {
+            split_k_job s;
+            s.tiles = tiles;
+            for (int64_t c = 0; c < chunks; c++) {
+                int64_t k0 = k * c / chunks, k1 = k * (c + 1) / chunks;
+                gemm_job *cj = &s.chunk[c];
+                *cj = j;
+                cj->k = k1 - k0;
+                cj->a = trans_a ? a + k0 * lda : a + k0;
+                if (j.b_direct) cj->b = b + k0 * ldb; else cj->bpack = j.bpack + k0 * NR;
+                cj->c = partials + c * m * n;
+                cj->ldc = n;
+                cj->update = 0;
+            }
+            void *args[4] = {&s, 0, 0, 0};
+            if (!j.b_direct) { void *pargs[4] = {&j, 0, 0, 0}; kiln_parallel_for(pack_b, pargs, j.strips); }
+            kiln_parallel_for(compute_chunk_tiles, args, chunks * tiles);
+            void *sargs[4] = {&j, partials, (void *)(intptr_t)chunks, 0};
+            kiln_parallel_for(sum_partials, sargs, m);
+            return;
+        }
+    }
     void *args[4] = {&j, 0, 0, 0};
     if (parallel) {
         if (!j.b_direct) kiln_parallel_for(pack_b, args, j.strips);

@@ -36,6 +36,29 @@ final class MatrixProductKernelTests: XCTestCase {
         }
     }
 
+    /// Small outputs over a long K are split into K chunks summed at the end, also when the
+    /// product accumulates into C with a scale (a gradient step).
+    func testSplitKProductsMatchTheDefinition() throws {
+        try XCTSkipUnless(MatrixProducts.ownKernelAvailable, "kiln_sgemm needs AVX-512F")
+        kiln_pool_start(Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
+        for (m, n, k, ta, tb) in [(9, 16, 4096, true, false), (20, 18, 3001, false, true), (1, 1, 5000, false, false), (33, 7, 2048, true, true)] {
+            let a = values(m * k, 5), b = values(k * n, 6)
+            let start = values(m * n, 7)
+            var c = start
+            kiln_sgemm(ta ? 1 : 0, tb ? 1 : 0, Int64(m), Int64(n), Int64(k), -0.5, a, Int64(ta ? m : k), b, Int64(tb ? k : n), &c, Int64(n), 1)
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum = 0.0
+                    for p in 0..<k { sum += Double(ta ? a[p * m + i] : a[i * k + p]) * Double(tb ? b[j * k + p] : b[p * n + j]) }
+                    let want = Double(start[i * n + j]) - 0.5 * sum
+                    worst = max(worst, abs(Double(c[i * n + j]) - want) / max(1, abs(want)))
+                }
+            }
+            XCTAssertLessThan(worst, 1e-5, "m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb)")
+        }
+    }
+
     func testOwnProductWritesOnlyItsOutputWithinALargerRowStride() throws {
         try XCTSkipUnless(MatrixProducts.ownKernelAvailable, "kiln_sgemm needs AVX-512F")
         let (m, n, k, ldc) = (20, 18, 9, 32)
