@@ -31,6 +31,8 @@ final class Emitter {
     var bufferOfPointer: [LLVMValueRef: String] = [:]
     var bufferAccesses: [(LLVMValueRef, String)] = []
     var aliasDomain: LLVMMetadataRef?
+    /// Values a kernel holds in a buffer of its own while it runs (a per-image product).
+    var localBuffers: [Int: LLVMValueRef] = [:]
     /// Kernels with at least this many elements are split across the worker pool.
     static let parallelThreshold = 32768
 
@@ -156,7 +158,15 @@ final class Emitter {
             work = xt.elementCount
         default: shape = i.type!.shape; work = shape.reduce(1, *)
         }
-        if case .unpatches(let window, _, _, _, _, _) = i.op { work *= window.reduce(1, *) }
+        if case .unpatches(let window, _, _, _, _, _) = i.op {
+            work *= window.reduce(1, *)
+            // Per-image products run on the pool's threads only through Kiln's own kernel:
+            // Debian's OpenBLAS is not safe to call from several threads at once.
+            if let d = plan.productsPerImage[i.id], let ps = types[i.operands[0]]?.shape, let at = types[inst[d]!.operands[0]] {
+                if !MatrixProducts.ownKernel(m: ps[1] * ps[2], n: ps[3], k: at.shape[1]) { return nil }
+                work += ps.reduce(1, *) * at.shape[1]
+            }
+        }
         guard work >= Self.parallelThreshold, let rows = shape.first, rows >= 2 else { return nil }
         return rows
     }
@@ -430,6 +440,7 @@ final class Emitter {
 
     /// A buffer holding `v`'s elements, if it has one.
     func bufferPointer(_ v: Int) -> LLVMValueRef? {
+        if let p = localBuffers[v] { return p }
         if let p = base(v) { return p }
         guard let i = inst[v] else { return nil }
         if i.op == .varRead, plan.storage[v] == .inline { return base(i.operands[0]) }

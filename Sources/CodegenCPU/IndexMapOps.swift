@@ -205,14 +205,23 @@ extension Emitter {
     /// Each image element sums the patch entries that read it: for window offset (kh, kw) the
     /// patch position is (h + lo - kh*d) / s when that divides evenly and lands inside.
     func emitUnpatches(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {
+        let t = i.type!
+        let element = unpatchesElement(i, window, strides, dil, lo)
+        if let d = plan.productsPerImage[i.id] {
+            emitPerImageProduct(i, inst[d]!) { o, linear in self.store(element(o), self.base(i.id)!, linear, t.dtype) }
+            return
+        }
+        loopNest(t.shape) { outIdx in store(element(outIdx.multi), base(i.id)!, outIdx.linear, t.dtype) }
+    }
+
+    /// The generator of unpatches' image element at multi-index o.
+    func unpatchesElement(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) -> ([LLVMValueRef]) -> LLVMValueRef {
         let p = i.operands[0], ps = types[p]!.shape, t = i.type!
         let c = t.shape[3]
-        let acc = entryAlloca(registerType(t.dtype))
         // Non-overlapping windows (pooling with stride >= window): each image element comes from
         // at most one patch entry, found by one division instead of a loop over the window.
         if (0..<2).allSatisfy({ strides[$0] >= (window[$0] - 1) * dil[$0] + 1 }) && dil.allSatisfy({ $0 == 1 }) && lo.allSatisfy({ $0 >= 0 }) {
-            loopNest(t.shape) { outIdx in
-                let o = outIdx.multi
+            return { [self] o in
                 var inside = LLVMConstInt(i1, 1, 0)!
                 var pos: [LLVMValueRef] = [], taps: [LLVMValueRef] = []
                 for d in 0..<2 {
@@ -225,13 +234,11 @@ extension Emitter {
                 }
                 let tap = LLVMBuildAdd(b, LLVMBuildMul(b, taps[0], constI64(window[1]), ""), taps[1], "")!
                 let v = element(p, lead: [o[0], pos[0], pos[1]], major: tap, minor: o[3], minorExtent: c)
-                store(LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), "")!, base(i.id)!, outIdx.linear, t.dtype)
+                return LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), "")!
             }
-            return
         }
-        loopNest(t.shape) { outIdx in
-            LLVMBuildStore(b, constValue(0, t.dtype), acc)
-            let o = outIdx.multi
+        return { [self] o in
+            var acc: LLVMValueRef? = nil
             for kh in 0..<window[0] { for kw in 0..<window[1] {
                 var inside = LLVMConstInt(i1, 1, 0)!
                 var pos: [LLVMValueRef] = []
@@ -249,10 +256,41 @@ extension Emitter {
                 }
                 let k = LLVMBuildAdd(b, constI64((kh * window[1] + kw) * c), o[3], "")!
                 let v = element(p, Index(multi: [o[0], pos[0], pos[1], k], shape: ps, emitter: self))
-                let a = LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!
-                LLVMBuildStore(b, LLVMBuildSelect(b, inside, binary(.add, a, v, t.dtype), a, ""), acc)
+                let a = acc ?? constValue(0, t.dtype)
+                acc = LLVMBuildSelect(b, inside, binary(.add, a, v, t.dtype), a, "")
             } }
-            store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base(i.id)!, outIdx.linear, t.dtype)
+            return acc ?? constValue(0, t.dtype)
+        }
+    }
+
+    /// Unpatches of a product computed per image (KernelPlan.productsPerImage): for each image,
+    /// its rows of the product into a stack buffer, then `body` for each of the image's elements
+    /// (multi-index and linear index), reading the product from that buffer.
+    func emitPerImageProduct(_ u: Instruction, _ d: Instruction, _ body: ([LLVMValueRef], LLVMValueRef) -> Void) {
+        guard case .dot(_, let tb) = d.op else { preconditionFailure("per-image product of \(d.op.mnemonic)") }
+        let t = u.type!, ps = types[u.operands[0]]!.shape
+        let at = types[d.operands[0]]!, bt = types[d.operands[1]]!
+        let rows = ps[1] * ps[2], cols = ps[3], k = at.shape[1]
+        let imageElements = t.shape.dropFirst().reduce(1, *)
+        let local = entryAlloca(LLVMArrayType(f32, UInt32(rows * cols)))
+        LLVMSetAlignment(local, 64)
+        let aPtr = bufferPointer(d.operands[0])!, bPtr = bufferPointer(d.operands[1])!
+        func bytes(_ p: LLVMValueRef, _ n: LLVMValueRef, _ scale: Int) -> LLVMValueRef {
+            var idx: [LLVMValueRef?] = [LLVMBuildMul(b, n, constI64(scale), "")!]
+            return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
+        }
+        loopNest([t.shape[0]]) { image in
+            let n = image.multi[0]
+            productCall(.float32, false, tb, rows, cols, k, alpha: nil, accumulate: false,
+                        a: bytes(aPtr, n, rows * k * 4), lda: k, b: bPtr, ldb: bt.shape[1], c: local, ldc: cols)
+            // Indexed like the whole product: the buffer sits where this image's rows would.
+            let rowsOfImage = bytes(local, n, -rows * cols * 4)
+            localBuffers[d.id] = rowsOfImage
+            bufferOfPointer[rowsOfImage] = "image rows of %\(d.id)"
+            loopNest(Array(t.shape.dropFirst())) { idx in
+                body([n] + idx.multi, LLVMBuildAdd(b, LLVMBuildMul(b, n, constI64(imageElements), "")!, idx.linear, "")!)
+            }
+            localBuffers[d.id] = nil
         }
     }
 

@@ -35,6 +35,15 @@ public struct KernelPlan: Sendable {
     /// itself, accumulating into the variable: write id -> (dot id, scalar s). The dot has no
     /// buffer and no kernel of its own.
     public var accumulatedProducts: [Int: (dot: Int, scale: Int)] = [:]
+    /// Image gradients `unpatches(reshape(dot(a, b)))` (a convolution's input gradient: the
+    /// product of the output gradient and the filter, summed back onto the image) whose product is
+    /// used nowhere else, computed one image at a time: each image's rows of the product go into a
+    /// small buffer of the kernel's own and are summed into the image while still in cache, so the
+    /// product (patch-sized, nine times the image for a 3x3 filter) never has a buffer:
+    /// unpatches id -> dot id.
+    public var productsPerImage: [Int: Int] = [:]
+    /// The most bytes one image's rows of such a product may take (they live on the stack).
+    public static let perImageProductBytes = 64 * 1024
     public var arenaBytes = 0
 
     /// Constants with at most this many elements are emitted into the code as immediates.
@@ -94,6 +103,11 @@ public struct KernelPlan: Sendable {
                 guard materialized[x] == nil, let xi = inst[x], xi.op.isElementwise, let xt = xi.type,
                       t.elementCount >= 4 * max(xt.elementCount, 1), let costly = Self.costlyOp(in: x, inst: inst, materialized: materialized) else { continue }
                 materialized[x] = "its \(costly) would be recomputed \(t.elementCount / max(xt.elementCount, 1)) times by a broadcast"
+            }
+            for i in f.body {
+                guard let dot = Self.perImageProduct(i, inst: inst, types: types, uses: uses) else { continue }
+                productsPerImage[i.id] = dot
+                materialized[dot] = nil
             }
             for i in f.body where i.op == .varWrite {
                 guard let (dot, scale) = Self.descentStep(i, inst: inst, types: types, uses: uses, materialized: materialized) else { continue }
@@ -235,6 +249,19 @@ public struct KernelPlan: Sendable {
             return (d, scalar)
         }
         return nil
+    }
+
+    /// The product of `unpatches(reshape(dot(a, b)))` when it can be computed per image: float32,
+    /// `a` not transposed (an image's rows of the product are then `a`'s rows for that image,
+    /// contiguous), the reshape and product read by nothing else, and one image's rows small.
+    static func perImageProduct(_ u: Instruction, inst: [Int: Instruction], types: [Int: TensorType], uses: [Int: Int]) -> Int? {
+        guard case .unpatches = u.op, let r = inst[u.operands[0]], case .reshape = r.op, uses[r.id] == 1,
+              let pt = r.type, pt.rank == 4, let d = inst[r.operands[0]], case .dot(false, _) = d.op, uses[d.id] == 1,
+              let dt = d.type, dt.dtype == .float32, dt.rank == 2, types[d.operands[0]]?.rank == 2, types[d.operands[1]]?.rank == 2 else { return nil }
+        let rowsPerImage = pt.shape[1] * pt.shape[2]
+        guard pt.shape[0] > 0, rowsPerImage > 0, dt.shape[0] == pt.shape[0] * rowsPerImage,
+              rowsPerImage * dt.shape[1] * 4 <= perImageProductBytes else { return nil }
+        return d.id
     }
 
     /// A transcendental (or pow) among the values computed inline for `v`, if any.

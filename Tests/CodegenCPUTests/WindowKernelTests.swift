@@ -55,3 +55,32 @@ final class WindowKernelTests: XCTestCase {
         """, [tensor([2, 2, 3, 4, 3])])
     }
 }
+
+final class PerImageProductTests: XCTestCase {
+    /// A convolution input gradient computed image by image (on the pool: 64 images) against
+    /// the reference evaluator, for both layouts of the filter product.
+    func testConvolutionInputGradientMatchesTheReference() throws {
+        for transposeB in [true, false] {
+            let filter = transposeB ? "f32[72,16]" : "f32[16,72]"
+            var f = try Parser.parse("""
+            func @m(%0: f32[64,6,6,16] feed "dy", %1: \(filter) feed "w") {
+              %2 = reshape %0 shape=[2304,16]
+              %3 = dot %2, %1 transpose_a=false transpose_b=\(transposeB)
+              %4 = reshape %3 shape=[64,6,6,72]
+              %5 = unpatches %4 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1] image=[6,6]
+              return %5
+            }
+            """)
+            try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+            XCTAssertEqual(KernelPlan(f).productsPerImage.count, 1)
+            let dy = Tensor(shape: [64, 6, 6, 16], scalars: (0..<36864).map { Float(($0 * 13) % 29) / 14 - 1 })
+            let w = Tensor(shape: transposeB ? [72, 16] : [16, 72], scalars: (0..<1152).map { Float(($0 * 7) % 31) / 15 - 1 })
+            var params = [dy, w]
+            let got = try CPUCompiler.compile(f).run(&params)[0]
+            let want = try ReferenceEvaluator.run(f, parameters: [dy, w]).0[0]
+            XCTAssertEqual(got.shape, want.shape)
+            let worst = zip(got.doubles, want.doubles).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+            XCTAssertLessThan(worst, 1e-5, "transpose_b=\(transposeB)")
+        }
+    }
+}

@@ -446,3 +446,39 @@ final class KernelPlanBroadcastCostTests: XCTestCase {
         XCTAssertEqual(plan.storage[7], .inline)   // only twice
     }
 }
+
+final class KernelPlanPerImageProductTests: XCTestCase {
+    /// A 3x3 convolution's input gradient for 2 images of 4x4 with 3 channels out, 2 in.
+    private func inputGradient(fetchProduct: Bool = false, images: Int = 2, side: Int = 4) -> String {
+        let rows = images * side * side
+        return """
+        func @f(%0: f32[\(images),\(side),\(side),3] feed "dy", %1: f32[3,3,2,3] var "w") {
+          %2 = reshape %0 shape=[\(rows),3]
+          %3 = var.read %1
+          %4 = reshape %3 shape=[18,3]
+          %5 = dot %2, %4 transpose_a=false transpose_b=true
+          %6 = reshape %5 shape=[\(images),\(side),\(side),18]
+          %7 = unpatches %6 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1] image=[\(side),\(side)]
+          return %7\(fetchProduct ? ", %5" : "")
+        }
+        """
+    }
+
+    func testAConvolutionInputGradientIsSummedImageByImageWithoutAProductBuffer() throws {
+        let (_, plan) = try planned(inputGradient())
+        XCTAssertEqual(plan.productsPerImage, [7: 5])
+        XCTAssertEqual(plan.kernels, [7])
+        XCTAssertEqual(plan.storage[5], .inline)
+        XCTAssertEqual(plan.fused[7]?.contains(5), true)
+        XCTAssertEqual(plan.arenaBytes, 0)
+    }
+
+    func testNotWhenTheProductIsUsedElsewhereTooLargeOrFusionIsOff() throws {
+        XCTAssertTrue(try planned(inputGradient(fetchProduct: true)).1.productsPerImage.isEmpty)
+        // One image's rows (64x64 positions, 18 values each) would not fit the stack buffer.
+        XCTAssertTrue(try planned(inputGradient(images: 1, side: 64)).1.productsPerImage.isEmpty)
+        var f = try Parser.parse(inputGradient())
+        try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+        XCTAssertTrue(KernelPlan(f, fuse: false).productsPerImage.isEmpty)
+    }
+}
