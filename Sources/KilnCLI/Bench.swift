@@ -10,6 +10,9 @@ enum Bench {
         var median: Double
         var min: Double
         var unfused: Double?
+        /// False where fusion changes no kernel (the unfused run is the same code: printed as such,
+        /// its time kept in the JSON); nil where fusion was not compared.
+        var fusionApplies: Bool? = nil
         var gbps: Double?
         var gflops: Double?
         var note: String
@@ -37,7 +40,8 @@ enum Bench {
         let reps = o.quick ? 5 : 15
         print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         print("method: wall clock of Session.run after warm-up; median and min of \(reps) samples (sub-ms workloads: each sample is the mean of a batch of runs);")
-        print("        'unfused' is the same graph compiled with fusion off, sampled alternately with it; limits are measured now, in this process")
+        print("        'unfused' is the same graph compiled with fusion off, sampled alternately with it ('same code' where fusion changes no kernel);")
+        print("        limits are measured now, in this process")
         let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: o.quick ? 3 : 7)
         let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: o.quick ? 3 : 7)
         print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write, all cores), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
@@ -63,7 +67,7 @@ enum Bench {
             var rate = ""
             if let g = r.gbps { rate = String(format: "%.1f GB/s = %.0f%% of memcpy", g, 100 * g / copy.median) }
             if let g = r.gflops { rate = String(format: "%.1f GFLOP/s = %.0f%% of sgemm", g, 100 * g / sgemm.median) }
-            let unfused = r.unfused.map { fmt($0) } ?? String(repeating: " ", count: 12)
+            let unfused = r.fusionApplies == false ? "   same code" : r.unfused.map { fmt($0) } ?? String(repeating: " ", count: 12)
             print("\(r.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(fmt(r.median)) \(fmt(r.min)) \(unfused)   \(rate)\(rate.isEmpty || r.note.isEmpty ? "" : "; ")\(r.note)")
         }
         if let jsonPath = o.json {
@@ -71,7 +75,7 @@ enum Bench {
                 "limits": ["copy_gbps": copy.median, "sgemm_gflops": sgemm.median],
                 "workloads": results.map { r -> [String: Any] in
                     ["name": r.name, "median_ms": r.median * 1e3, "min_ms": r.min * 1e3,
-                     "unfused_median_ms": r.unfused.map { $0 * 1e3 } as Any? ?? NSNull(),
+                     "unfused_median_ms": r.unfused.map { $0 * 1e3 } as Any? ?? NSNull(), "fusion_applies": r.fusionApplies as Any? ?? NSNull(),
                      "gbps": r.gbps as Any? ?? NSNull(), "gflops": r.gflops as Any? ?? NSNull()]
                 },
             ]
@@ -86,22 +90,22 @@ enum Bench {
     /// feed and variable read once, every fetch written once).
     static func userGraph(_ path: String, feeds feedFiles: [(name: String, file: String)], fetches names: [String], reps: Int) throws -> Result {
         var summary: RunSummary?
-        let (med, mn, unf) = try both(reps) { config in
+        let (med, mn, unf, applies) = try both(reps) { config in
             let (g, feeds, fetches) = try Run.load(graph: path, feeds: feedFiles, fetches: names)
             let s = try Session(graph: g, config: config)
             let vars = g.globalVariables
             if !vars.isEmpty { try s.run(targets: [g.globalVariablesInitializer()]) }
             _ = try s.run(fetches, feeds: feeds)
             summary = summary ?? s.lastRunSummary
-            return { _ = try s.run(fetches, feeds: feeds) }
+            return (s, { _ = try s.run(fetches, feeds: feeds) })
         }
         let name = (path as NSString).lastPathComponent
-        guard let summary else { return Result(name: name, median: med, min: mn, unfused: unf, note: "computed on the host") }
+        guard let summary else { return Result(name: name, median: med, min: mn, unfused: unf, fusionApplies: applies, note: "computed on the host") }
         let note = "\(summary.kernels) kernels, arena \(summary.arenaBytes) B"
         if summary.matrixFLOPs > 0 {
-            return Result(name: name, median: med, min: mn, unfused: unf, gflops: summary.matrixFLOPs / med / 1e9, note: note + "; rate counts matrix products and convolutions")
+            return Result(name: name, median: med, min: mn, unfused: unf, fusionApplies: applies, gflops: summary.matrixFLOPs / med / 1e9, note: note + "; rate counts matrix products and convolutions")
         }
-        return Result(name: name, median: med, min: mn, unfused: unf, gbps: summary.minimumBytes / med / 1e9, note: note + "; rate counts one read of the inputs, one write of the fetches")
+        return Result(name: name, median: med, min: mn, unfused: unf, fusionApplies: applies, gbps: summary.minimumBytes / med / 1e9, note: note + "; rate counts one read of the inputs, one write of the fetches")
     }
 
     /// Runs per sample so that a sample lasts well above the clock's resolution.
@@ -113,10 +117,12 @@ enum Bench {
         return once < 1e-4 ? 1000 : once < 1e-3 ? 50 : 1
     }
 
-    /// The workload with fusion on and off; `build` returns the run to time. The two are sampled
-    /// alternately, so a noisy neighbour slows both alike instead of skewing their ratio.
-    static func both(_ reps: Int, _ build: (SessionConfig) throws -> () throws -> Void) throws -> (Double, Double, Double) {
-        let fused = try build(SessionConfig()), unfused = try build(SessionConfig(fusion: false))
+    /// The workload with fusion on and off; `build` returns the session and the run to time. The
+    /// two are sampled alternately, so a noisy neighbour slows both alike instead of skewing their
+    /// ratio. The last value says whether fusion changed the kernels at all: where it did not, the
+    /// two runs execute the same code and any difference between them is noise.
+    static func both(_ reps: Int, _ build: (SessionConfig) throws -> (Session, () throws -> Void)) throws -> (Double, Double, Double, Bool) {
+        let (fs, fused) = try build(SessionConfig()), (us, unfused) = try build(SessionConfig(fusion: false))
         let (bf, bu) = (try batchSize(fused), try batchSize(unfused))
         var (tf, tu): ([Double], [Double]) = ([], [])
         for _ in 0..<2 { try fused(); try unfused() }
@@ -124,7 +130,7 @@ enum Bench {
             tf += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: bf, fused)
             tu += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: bu, unfused)
         }
-        return (Timing.median(tf), tf.min()!, Timing.median(tu))
+        return (Timing.median(tf), tf.min()!, Timing.median(tu), fs.lastRunSummary?.kernels != us.lastRunSummary?.kernels)
     }
 
     static func filled(_ shape: [Int], _ k: Int = 1) -> Tensor {
@@ -134,29 +140,29 @@ enum Bench {
 
     static func matmul1024(_ reps: Int) throws -> Result {
         let n = 1024
-        let (med, mn, unf) = try both(reps) { config in
+        let (med, mn, unf, applies) = try both(reps) { config in
             let g = Graph()
             let a = try g.variable(filled([n, n], 1), name: "a"), b = try g.variable(filled([n, n], 2), name: "b")
             let p = try g.matmul(a, b)
             let s = try Session(graph: g, config: config)
             try s.run(g.globalVariablesInitializer())
-            return { _ = try s.run(p) }
+            return (s, { _ = try s.run(p) })
         }
-        return Result(name: "matmul_1024", median: med, min: mn, unfused: unf, gflops: 2 * Double(n * n * n) / med / 1e9, note: "")
+        return Result(name: "matmul_1024", median: med, min: mn, unfused: unf, fusionApplies: applies, gflops: 2 * Double(n * n * n) / med / 1e9, note: "")
     }
 
     static func matmulSmall(_ reps: Int) throws -> [Result] {
         try [false, true].map { (fed: Bool) -> Result in
-            let (med, mn, unf) = try both(reps) { config in
+            let (med, mn, unf, applies) = try both(reps) { config in
                 let g = Graph()
                 let a = fed ? try g.placeholder(.float32, shape: [1, 2], name: "a") : try g.constant([[3, 3]] as [[Float]])
                 let b = fed ? try g.placeholder(.float32, shape: [2, 1], name: "b") : try g.constant([[2], [2]] as [[Float]])
                 let p = try g.matmul(a, b)
                 let s = try Session(graph: g, config: config)
                 let feeds: [Output: Tensor] = fed ? [a: Tensor(shape: [1, 2], scalars: [3, 3] as [Float]), b: Tensor(shape: [2, 1], scalars: [2, 2] as [Float])] : [:]
-                return { _ = try s.run(p, feeds: feeds) }
+                return (s, { _ = try s.run(p, feeds: feeds) })
             }
-            return Result(name: fed ? "matmul_small_fed" : "matmul_small", median: med, min: mn, unfused: unf, note: "per Session.run")
+            return Result(name: fed ? "matmul_small_fed" : "matmul_small", median: med, min: mn, unfused: unf, fusionApplies: applies, note: "per Session.run")
         }
     }
 
@@ -165,7 +171,7 @@ enum Bench {
         let n = 16 << 20
         let x0 = filled([n])
         return try [false, true].map { (fed: Bool) -> Result in
-            let (med, mn, unf) = try both(max(5, reps / 2)) { config in
+            let (med, mn, unf, applies) = try both(max(5, reps / 2)) { config in
                 let g = Graph()
                 let x: Output
                 var feeds: [Output: Tensor] = [:]
@@ -176,24 +182,24 @@ enum Bench {
                 let y = try (g.tanh(x * 0.5 + 1) * x) - (x * 0.25) * x
                 let s = try Session(graph: g, config: config)
                 if !fed { try s.run(g.globalVariablesInitializer()) }
-                return { _ = try s.run(y, feeds: feeds) }
+                return (s, { _ = try s.run(y, feeds: feeds) })
             }
-            return Result(name: fed ? "eltwise_chain_16M_fed" : "eltwise_chain_16M", median: med, min: mn, unfused: unf,
+            return Result(name: fed ? "eltwise_chain_16M_fed" : "eltwise_chain_16M", median: med, min: mn, unfused: unf, fusionApplies: applies,
                           gbps: 2 * Double(n * 4) / med / 1e9, note: "TF1 24-44 ms, XLA 5-12 ms")
         }
     }
 
     static func reduceRows(_ reps: Int) throws -> Result {
         let n = 4096
-        let (med, mn, unf) = try both(max(5, reps / 2)) { config in
+        let (med, mn, unf, applies) = try both(max(5, reps / 2)) { config in
             let g = Graph()
             let x = try g.variable(filled([n, n]), name: "x")
             let y = try g.reduceSum(x, axes: [1])
             let s = try Session(graph: g, config: config)
             try s.run(g.globalVariablesInitializer())
-            return { _ = try s.run(y) }
+            return (s, { _ = try s.run(y) })
         }
-        return Result(name: "reduce_sum_rows", median: med, min: mn, unfused: unf, gbps: Double(n * n * 4) / med / 1e9, note: "")
+        return Result(name: "reduce_sum_rows", median: med, min: mn, unfused: unf, fusionApplies: applies, gbps: Double(n * n * 4) / med / 1e9, note: "")
     }
 
     /// A 784-200-10 relu MLP with softmax cross entropy, batch 128 fed every step, lr 0.01.
@@ -217,14 +223,14 @@ enum Bench {
 
     static func mlp(_ reps: Int) throws -> [Result] {
         try [false, true].map { (adam: Bool) -> Result in
-            let (med, mn, unf) = try both(reps) { config in
+            let (med, mn, unf, applies) = try both(reps) { config in
                 let (g, x, y, train) = try mlpGraph(adam: adam)
                 let s = try Session(graph: g, config: config)
                 try s.run(g.globalVariablesInitializer())
                 let feeds = mlpFeeds(x, y)
-                return { try s.run(train, feeds: feeds) }
+                return (s, { try s.run(train, feeds: feeds) })
             }
-            return Result(name: adam ? "mlp_adam_step" : "mlp_sgd_step", median: med, min: mn, unfused: unf,
+            return Result(name: adam ? "mlp_adam_step" : "mlp_sgd_step", median: med, min: mn, unfused: unf, fusionApplies: applies,
                           note: adam ? "" : "TF1 1.0-1.4 ms, JAX 0.65-1.0 ms")
         }
     }
@@ -245,7 +251,7 @@ enum Bench {
 
     /// The digits CNN (conv 3x3x16 + BN + relu, conv 3x3x32 + BN + relu, max-pool, dense 64, dense 10), inference at batch 256.
     static func cnnInfer(_ reps: Int) throws -> Result {
-        let (med, mn, unf) = try both(reps) { config in
+        let (med, mn, unf, applies) = try both(reps) { config in
             let g = Graph()
             let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
             let bn = Normalizer.batchNorm(decay: 0.9, isTraining: false)
@@ -259,8 +265,8 @@ enum Bench {
             let s = try Session(graph: g, config: config)
             try s.run(g.globalVariablesInitializer())
             let feeds = [images: filled([256, 8, 8, 1])]
-            return { _ = try s.run(logits, feeds: feeds) }
+            return (s, { _ = try s.run(logits, feeds: feeds) })
         }
-        return Result(name: "cnn_infer", median: med, min: mn, unfused: unf, note: "batch 256")
+        return Result(name: "cnn_infer", median: med, min: mn, unfused: unf, fusionApplies: applies, note: "batch 256")
     }
 }

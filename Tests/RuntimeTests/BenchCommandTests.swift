@@ -41,6 +41,7 @@ final class BenchCommandTests: KilnBinaryTestCase {
         XCTAssertGreaterThan(median, 0)
         XCTAssertLessThanOrEqual(minimum, median)
         XCTAssertGreaterThan(w["unfused_median_ms"] as! Double, 0)
+        XCTAssertEqual(w["fusion_applies"] as? Bool, true)
         // 2 * 64 * 128 * 32 floating-point operations per run.
         XCTAssertEqual(w["gflops"] as! Double, 2 * 64 * 128 * 32 / (median / 1e3) / 1e9, accuracy: 1e-6 * (w["gflops"] as! Double))
         XCTAssertTrue(w["gbps"] is NSNull)
@@ -58,6 +59,22 @@ final class BenchCommandTests: KilnBinaryTestCase {
         // One read of the 16 KiB feed and one write of the 16 KiB fetch.
         XCTAssertEqual(w["gbps"] as! Double, 2 * 4096 * 4 / ((w["median_ms"] as! Double) / 1e3) / 1e9, accuracy: 1e-6 * (w["gbps"] as! Double))
         XCTAssertTrue(w["gflops"] is NSNull)
+        XCTAssertEqual(w["fusion_applies"] as? Bool, true)
+    }
+
+    func testAGraphFusionCannotChangeIsMarkedSameCode() throws {
+        let g = Graph()
+        let a = try g.placeholder(.float32, shape: [8, 8], name: "a")
+        _ = try g.matmul(a, a, name: "out")
+        try g.writeGraphDef(toFile: path("square.pb"))
+        try NPY.write(Tensor(shape: [8, 8], scalars: [Float](repeating: 0.5, count: 64)), path: path("a8.npy"))
+        let r = try run(["bench", path("square.pb"), "--feed", "a=\(path("a8.npy"))", "--fetch", "out", "--quick", "--json", path("s.json")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let row = r.stdout.split(separator: "\n").first { $0.hasPrefix("square.pb") }
+        XCTAssertTrue(row?.contains("same code") ?? false, r.stdout)
+        let w = (try json(path("s.json"))["workloads"] as! [[String: Any]])[0]
+        XCTAssertEqual(w["fusion_applies"] as? Bool, false)
+        XCTAssertGreaterThan(w["unfused_median_ms"] as! Double, 0)
     }
 
     func testMisusedOptionsExitWithUsageAndBadInputNamesTheFeed() throws {
