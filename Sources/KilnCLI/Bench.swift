@@ -22,6 +22,9 @@ enum Bench {
         seconds < 1e-3 ? String(format: "%9.2f us", seconds * 1e6) : String(format: "%9.3f ms", seconds * 1e3)
     }
 
+    static let workloadNames = ["matmul_1024", "matmul_small", "matmul_small_fed", "eltwise_chain_16M", "eltwise_chain_16M_fed", "reduce_sum_rows",
+                                "mlp_sgd_step", "mlp_adam_step", "compile_mlp_sgd", "compile_mlp_adam", "cnn_infer"]
+
     static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE]"
 
     static func run(_ args: [String]) throws {
@@ -37,6 +40,9 @@ enum Bench {
 
         // A graph that cannot be imported or fed fails before a second is spent measuring limits.
         if let graph = o.graphs.first { _ = try Run.load(graph: graph, feeds: o.feeds, fetches: o.fetches) }
+        if let only = o.only, !only.contains(where: { n in workloadNames.contains { $0.hasPrefix(n) } }) {
+            throw UsageError(command: "bench", message: "no workload matches --only \(only.joined(separator: ",")); the workloads are \(workloadNames.joined(separator: ", "))")
+        }
         let reps = o.quick ? 5 : 15
         print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         print("method: wall clock of Session.run after warm-up; median and min of \(reps) samples (sub-ms workloads: each sample is the mean of a batch of runs);")
@@ -50,8 +56,9 @@ enum Bench {
         if let graph = o.graphs.first {
             results.append(try userGraph(graph, feeds: o.feeds, fetches: o.fetches, reps: reps))
         } else {
-            // --only NAME[,NAME...] runs a subset (prefix match), e.g. --only mlp,compile.
-            func wanted(_ name: String) -> Bool { o.only.map { $0.contains { name.hasPrefix($0) } } ?? true }
+            // --only NAME[,NAME...] runs the workloads whose names start with one of the NAMEs,
+            // e.g. --only mlp,compile or --only mlp_sgd_step.
+            func wanted(_ group: String) -> Bool { o.only.map { $0.contains { group.hasPrefix($0) || $0.hasPrefix(group) } } ?? true }
             if wanted("matmul_1024") { results.append(try matmul1024(reps)) }
             if wanted("matmul_small") { results += try matmulSmall(reps) }
             if wanted("eltwise") { results += try eltwiseChain(reps) }
@@ -59,6 +66,7 @@ enum Bench {
             if wanted("mlp") { results += try mlp(reps) }
             if wanted("compile") { results += try compileMLP(o.quick ? 3 : 5) }
             if wanted("cnn") { results.append(try cnnInfer(reps)) }
+            if let only = o.only { results.removeAll { r in !only.contains { r.name.hasPrefix($0) } } }
         }
 
         print("")

@@ -84,6 +84,7 @@ final class BenchCommandTests: KilnBinaryTestCase {
             (["bench", graph], 2, ["nothing to fetch"]),
             (["bench", graph, "--fetch", "out", "--only", "mlp"], 2, ["--only"]),
             (["bench", "--fast"], 2, ["unknown option '--fast'"]),
+            (["bench", "--only", "bogus"], 2, ["no workload matches --only bogus", "mlp_sgd_step"]),
             (["bench", graph, "other.pb", "--fetch", "out"], 2, ["one graph file expected"]),
             (["bench", graph, "--feed", "b=\(feed)", "--fetch", "out", "--quick"], 1, ["feed 'b'"]),
         ]
