@@ -57,6 +57,7 @@ public struct KernelPlan: Sendable {
         let uses = f.useCounts()
         let types = f.typeTable()
         var materialized: [Int: String] = [:]
+        var productOperands = Set<Int>()
 
         for (i, p) in f.params.enumerated() {
             storage[i] = p.kind == .feed ? .param(i) : .variable(param: i)
@@ -80,6 +81,7 @@ public struct KernelPlan: Sendable {
                     while case .reshape? = inst[src]?.op { views.insert(src); src = inst[src]!.operands[0] }
                     if f.isParam(src) || inst[src]?.op == .varRead { continue }
                     if case .constant? = inst[src]?.op { continue }
+                    productOperands.insert(src)
                     materialized[src] = materialized[src] ?? "operand of a matrix product needs a buffer"
                 }
             case .patches:
@@ -94,6 +96,19 @@ public struct KernelPlan: Sendable {
         }
 
         if fuse {
+            // A cheap elementwise value with several users is recomputed by each of them instead
+            // of being written out and read back: subtracting a broadcast mean again costs far
+            // less than a round trip of the whole tensor through memory. Only where recomputing
+            // reads no more memory than the buffer would (one tensor of its size, or two for two
+            // users), and only small trees, so duplication cannot compound.
+            for i in f.body where materialized[i.id] != nil && i.op.isElementwise {
+                guard !productOperands.contains(i.id), let users = uses[i.id], users > 1, materialized[i.id] == "\(users) users would each recompute it",
+                      let n = types[i.id]?.elementCount, n > 0 else { continue }
+                let cost = Self.recomputeCost(i.id, size: n, inst: inst, types: types, materialized: materialized, isParam: f.isParam)
+                if !cost.costly, cost.ops <= Self.recomputedOpsLimit, cost.fullReads <= 1 || (users == 2 && cost.fullReads == 2) {
+                    materialized[i.id] = nil
+                }
+            }
             // A costly value read through a broadcast would be recomputed for every element the
             // broadcast adds (a row's log-sum-exp for each of its classes): compute it once.
             for i in f.body {
@@ -262,6 +277,38 @@ public struct KernelPlan: Sendable {
         guard pt.shape[0] > 0, rowsPerImage > 0, dt.shape[0] == pt.shape[0] * rowsPerImage,
               rowsPerImage * dt.shape[1] * 4 <= perImageProductBytes else { return nil }
         return d.id
+    }
+
+    /// The most ops a value recomputed by each of its users may take (with its inline operands).
+    public static let recomputedOpsLimit = 8
+
+    /// What computing `v` inline again costs: its ops with those of its inline operands, how many
+    /// distinct buffers of `v`'s size (or larger) they read, and whether anything among them is
+    /// costly (a transcendental, pow, a random draw, an index map other than broadcast, reshape or
+    /// transpose).
+    static func recomputeCost(_ v: Int, size: Int, inst: [Int: Instruction], types: [Int: TensorType], materialized: [Int: String],
+                              isParam: (Int) -> Bool) -> (ops: Int, fullReads: Int, costly: Bool) {
+        var ops = 0, reads = Set<Int>(), seen = Set<Int>(), stack = [v]
+        while let x = stack.popLast() {
+            guard seen.insert(x).inserted else { continue }
+            let isRoot = x == v
+            if !isRoot && (isParam(x) || materialized[x] != nil || inst[x]?.op == .varRead) {
+                if (types[x]?.elementCount ?? 0) >= size { reads.insert(x) }
+                continue
+            }
+            guard let i = inst[x] else { continue }
+            switch i.op {
+            case .constant: continue
+            case .unary(let u) where [.exp, .log, .log1p, .tanh, .sigmoid, .sin, .cos, .sqrt, .rsqrt].contains(u):
+                return (ops, reads.count, true)
+            case .binary(.pow), .random: return (ops, reads.count, true)
+            case .broadcast, .reshape, .transpose, .iota: break
+            default: if !i.op.isElementwise { return (ops, reads.count, true) }
+            }
+            ops += 1
+            stack += i.operands
+        }
+        return (ops, reads.count, false)
     }
 
     /// A transcendental (or pow) among the values computed inline for `v`, if any.

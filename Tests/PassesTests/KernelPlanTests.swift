@@ -482,3 +482,50 @@ final class KernelPlanPerImageProductTests: XCTestCase {
         XCTAssertTrue(KernelPlan(f, fuse: false).productsPerImage.isEmpty)
     }
 }
+
+final class KernelPlanRecomputeTests: XCTestCase {
+    /// x - mean (one tensor read, a broadcast) feeding a reduction and two elementwise users.
+    func testACheapValueReadingOneTensorIsRecomputedByEachUser() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[64,8] feed "x", %1: f32[8] feed "mean") {
+          %2 = broadcast %1 shape=[64,8] dims=[1]
+          %3 = sub %0, %2
+          %4 = reduce.sum %3 axes=[0]
+          %5 = mul %3, %3
+          %6 = reduce.sum %5 axes=[0]
+          return %4, %6
+        }
+        """)
+        XCTAssertEqual(plan.storage[3], .inline)
+        XCTAssertNil(plan.reasons[3])
+        XCTAssertEqual(plan.kernels, [4, 6])
+    }
+
+    func testCostlyValuesAndValuesReadingMoreMemoryStayMaterialised() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[64,8] feed "x", %1: f32[64,8] feed "y") {
+          %2 = tanh %0
+          %3 = add %0, %1
+          %4 = neg %2
+          %5 = mul %2, %3
+          %6 = sub %3, %4
+          %7 = div %3, %5
+          return %6, %7
+        }
+        """)
+        XCTAssertEqual(plan.reasons[2], "2 users would each recompute it", "a transcendental is computed once")
+        XCTAssertEqual(plan.reasons[3], "3 users would each recompute it", "three users would read both tensors again")
+    }
+
+    func testAMatrixProductOperandKeepsItsBuffer() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4,4] feed "x") {
+          %1 = neg %0
+          %2 = dot %1, %1 transpose_a=false transpose_b=false
+          return %2
+        }
+        """)
+        XCTAssertNotNil(arenaOffset(plan, 1))
+        XCTAssertEqual(plan.kernels, [1, 2])
+    }
+}
