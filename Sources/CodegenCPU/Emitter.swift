@@ -67,16 +67,24 @@ final class Emitter {
     /// link to them), and shard 0 also defines the entry, which declares the rest.
     func emit(entryName: String, shard: Int = 0, of shards: Int = 1) throws -> LLVMModuleRef {
         let sharded = shards > 1
-        var kernelFunctions: [(LLVMValueRef, rows: Int?)] = []
+        // Per plan kernel, the functions that compute it, called in order (a split reduction is
+        // its parts on the pool, then their sum).
+        var kernelFunctions: [[(LLVMValueRef, rows: Int?)]] = []
         func kernel(_ n: Int, _ name: String, rows: Int?, _ body: () throws -> Void) throws {
+            if n >= kernelFunctions.count { kernelFunctions.append([]) }
             if n % shards == shard {
-                kernelFunctions.append((try function(name, exported: sharded, kernel: true, ranged: rows != nil, body), rows))
+                kernelFunctions[n].append((try function(name, exported: sharded, kernel: true, ranged: rows != nil, body), rows))
             } else if shard == 0 {
                 var params: [LLVMTypeRef?] = rows != nil ? [ptr, ptr, ptr, ptr, i64, i64] : [ptr, ptr, ptr, ptr]
-                kernelFunctions.append((LLVMAddFunction(module, name, LLVMFunctionType(void, &params, UInt32(params.count), 0))!, rows))
+                kernelFunctions[n].append((LLVMAddFunction(module, name, LLVMFunctionType(void, &params, UInt32(params.count), 0))!, rows))
             }
         }
         for (n, k) in plan.kernels.enumerated() {
+            if let split = plan.splitReductions[k] {
+                try kernel(n, "\(entryName)_k\(n)", rows: split.parts) { emitReductionParts(inst[k]!, split.parts, scratch: split.scratch) }
+                try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitReductionSum(inst[k]!, split.parts, scratch: split.scratch) }
+                continue
+            }
             try kernel(n, "\(entryName)_k\(n)", rows: splitRows(inst[k]!)) { try emitKernel(inst[k]!) }
         }
         if !plan.resultCopies.isEmpty {
@@ -99,13 +107,15 @@ final class Emitter {
                 var poolParams: [LLVMTypeRef?] = [ptr, ptr, i64]
                 let poolType = LLVMFunctionType(void, &poolParams, 3, 0)!
                 let parallelFor = declare("kiln_parallel_for", poolType)
-                for (n, (k, rows)) in kernelFunctions.enumerated() {
+                for (n, calls) in kernelFunctions.enumerated() {
                     profileTick(n)
-                    if let rows {
-                        var pargs: [LLVMValueRef?] = [k, table, constI64(rows)]
-                        LLVMBuildCall2(b, poolType, parallelFor, &pargs, 3, "")
-                    } else {
-                        LLVMBuildCall2(b, kernelType, k, &args, 4, "")
+                    for (k, rows) in calls {
+                        if let rows {
+                            var pargs: [LLVMValueRef?] = [k, table, constI64(rows)]
+                            LLVMBuildCall2(b, poolType, parallelFor, &pargs, 3, "")
+                        } else {
+                            LLVMBuildCall2(b, kernelType, k, &args, 4, "")
+                        }
                     }
                 }
                 profileTick(kernelFunctions.count)
@@ -339,6 +349,56 @@ final class Emitter {
                 LLVMBuildStore(b, binary(op, a, v, t.dtype), acc)
             }
             store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base(i.id)!, outIdx.linear, t.dtype)
+        }
+    }
+
+    /// A pointer into the arena that no value owns (a kernel's scratch), with its own alias scope.
+    func arenaPointer(_ offset: Int, _ name: String) -> LLVMValueRef {
+        let tmp = LLVMCreateBuilderInContext(ctx)!
+        defer { LLVMDisposeBuilder(tmp) }
+        LLVMPositionBuilderBefore(tmp, entryTerminator)
+        var idx: [LLVMValueRef?] = [constI64(offset)]
+        let p = LLVMBuildGEP2(tmp, i8, LLVMGetParam(fn, 2)!, &idx, 1, name)!
+        bufferOfPointer[p] = name
+        return p
+    }
+
+    /// Parts [begin, end) of a split reduction over leading axes: part q reduces its share of the
+    /// rows into slot q of the scratch, streaming each row so reads are contiguous.
+    func emitReductionParts(_ i: Instruction, _ parts: Int, scratch offset: Int) {
+        guard case .reduce(let r, let axes) = i.op else { return }
+        let x = i.operands[0], xt = types[x]!, t = i.type!
+        let reduced = Array(xt.shape.prefix(axes.count)), rows = reduced.reduce(1, *), k = t.elementCount
+        let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+        let scratch = arenaPointer(offset, "scratch\(i.id)")
+        let (begin, end) = splitRange!
+        splitRange = nil
+        loop(from: begin, to: end) { part in
+            let r0 = LLVMBuildUDiv(b, LLVMBuildMul(b, part, constI64(rows), ""), constI64(parts), "")!
+            let r1 = LLVMBuildUDiv(b, LLVMBuildMul(b, LLVMBuildAdd(b, part, constI64(1), ""), constI64(rows), ""), constI64(parts), "")!
+            let slot = LLVMBuildMul(b, part, constI64(k), "")!
+            loopNest(t.shape) { o in store(reduceIdentity(r, t.dtype), scratch, LLVMBuildAdd(b, slot, o.linear, "")!, t.dtype) }
+            loop(from: r0, to: r1) { row in
+                let rIdx = Index(linear: row, shape: reduced, emitter: self).multi
+                loopNest(t.shape) { o in
+                    let at = LLVMBuildAdd(b, slot, o.linear, "")!
+                    let v = element(x, Index(multi: rIdx + o.multi, shape: xt.shape, emitter: self))
+                    store(binary(op, load(scratch, at, t.dtype), v, t.dtype), scratch, at, t.dtype)
+                }
+            }
+        }
+    }
+
+    /// The result of a split reduction: its parts combined in order.
+    func emitReductionSum(_ i: Instruction, _ parts: Int, scratch offset: Int) {
+        guard case .reduce(let r, _) = i.op else { return }
+        let t = i.type!, k = t.elementCount
+        let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+        let scratch = arenaPointer(offset, "scratch\(i.id)"), out = base(i.id)!
+        loopNest(t.shape) { o in
+            var acc = load(scratch, o.linear, t.dtype)
+            for q in 1..<parts { acc = binary(op, acc, load(scratch, LLVMBuildAdd(b, o.linear, constI64(q * k), "")!, t.dtype), t.dtype) }
+            store(acc, out, o.linear, t.dtype)
         }
     }
 

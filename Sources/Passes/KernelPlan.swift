@@ -42,6 +42,9 @@ public struct KernelPlan: Sendable {
     /// product (patch-sized, nine times the image for a 3x3 filter) never has a buffer:
     /// unpatches id -> dot id.
     public var productsPerImage: [Int: Int] = [:]
+    /// Reductions over leading axes split into parts that run in parallel: reduce id -> (parts,
+    /// arena offset of the parts' partial results, one output-sized slot each).
+    public var splitReductions: [Int: (parts: Int, scratch: Int)] = [:]
     /// The most bytes one image's rows of such a product may take (they live on the stack).
     public static let perImageProductBytes = 64 * 1024
     public var arenaBytes = 0
@@ -224,22 +227,44 @@ public struct KernelPlan: Sendable {
             }
             kernels.append(i.id)
             reasons[i.id] = why
-            if let slot = resultSlot[i.id] { storage[i.id] = .result(slot); continue }
-            let size = (i.type!.byteCount + Self.alignment - 1) / Self.alignment * Self.alignment
-            free.sort { $0.offset < $1.offset }
-            let offset: Int
-            if let k = free.firstIndex(where: { $0.size >= size }) {
-                offset = free[k].offset
-                if free[k].size > size { free[k] = (offset + size, free[k].size - size) } else { free.remove(at: k) }
-            } else {
-                offset = top
-                top += size
+            func allocate(_ bytes: Int, until end: Int) -> Int {
+                let size = (bytes + Self.alignment - 1) / Self.alignment * Self.alignment
+                free.sort { $0.offset < $1.offset }
+                let offset: Int
+                if let k = free.firstIndex(where: { $0.size >= size }) {
+                    offset = free[k].offset
+                    if free[k].size > size { free[k] = (offset + size, free[k].size - size) } else { free.remove(at: k) }
+                } else {
+                    offset = top
+                    top += size
+                }
+                live.append((end, offset, size))
+                return offset
             }
-            storage[i.id] = .arena(offset: offset)
-            live.append((lastUse[i.id] ?? p, offset, size))
+            if let parts = Self.reductionParts(i, types: types) {
+                splitReductions[i.id] = (parts, allocate(parts * i.type!.byteCount, until: p))
+            }
+            if let slot = resultSlot[i.id] { storage[i.id] = .result(slot); continue }
+            storage[i.id] = .arena(offset: allocate(i.type!.byteCount, until: lastUse[i.id] ?? p))
         }
         arenaBytes = top
     }
+
+    /// Parts a reduction over leading axes (batch statistics, bias gradients: many rows summed
+    /// into a short row) is split into, each summing its share of the rows into its own slot of
+    /// scratch, nil where one loop will do. The number is fixed, not the number of cores, so the
+    /// sum is associated the same way on every machine and every run.
+    static func reductionParts(_ i: Instruction, types: [Int: TensorType]) -> Int? {
+        guard case .reduce(_, let axes) = i.op, let t = i.type, let xt = types[i.operands[0]], !axes.isEmpty, !t.shape.isEmpty,
+              axes == Array(0..<axes.count), t.elementCount <= splitReductionMaxOutput else { return nil }
+        let rows = axes.map { xt.shape[$0] }.reduce(1, *)
+        guard rows >= 4 * reductionPartCount, xt.elementCount >= splitReductionWork else { return nil }
+        return reductionPartCount
+    }
+    public static let reductionPartCount = 8
+    /// Reductions read at least this many elements to be split, and produce at most this many.
+    public static let splitReductionWork = 32768
+    public static let splitReductionMaxOutput = 4096
 
     /// `var.write v, sub(var.read v, mul(broadcast(s), dot))` (either operand order of the mul),
     /// float32, with the product and the step used nowhere else and the product not reading v

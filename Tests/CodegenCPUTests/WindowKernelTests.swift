@@ -84,3 +84,36 @@ final class PerImageProductTests: XCTestCase {
         }
     }
 }
+
+final class SplitReductionTests: XCTestCase {
+    /// Batch statistics over leading axes, split into parts on the pool: sums (of a fused
+    /// producer), maxima with a NaN, and integer sums against the reference evaluator.
+    func testLeadingAxisReductionsSplitIntoPartsMatchTheReference() throws {
+        var f = try Parser.parse("""
+        func @m(%0: f32[64,8,8,24] feed "x", %1: i32[4096,12] feed "n") {
+          %2 = mul %0, %0
+          %3 = reduce.sum %2 axes=[0,1,2]
+          %4 = reduce.max %0 axes=[0,1]
+          %5 = reduce.sum %1 axes=[0]
+          return %3, %4, %5
+        }
+        """)
+        try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+        XCTAssertEqual(KernelPlan(f).splitReductions.count, 3)
+        var xs: [Float] = (0..<(64 * 64 * 24)).map { (i: Int) -> Float in Float((i * 31) % 61) / 30 - 1 }
+        xs[5000] = .nan
+        let x = Tensor(shape: [64, 8, 8, 24], scalars: xs)
+        let ns: [Int32] = (0..<(4096 * 12)).map { (i: Int) -> Int32 in Int32((i * 7) % 23) - 11 }
+        let n = Tensor(shape: [4096, 12], scalars: ns)
+        var params = [x, n]
+        let got = try CPUCompiler.compile(f).run(&params)
+        let want = try ReferenceEvaluator.run(f, parameters: [x, n]).0
+        for (g, w) in zip(got, want) {
+            XCTAssertEqual(g.shape, w.shape)
+            for (a, b) in zip(g.doubles, w.doubles) {
+                if b.isNaN { XCTAssertTrue(a.isNaN); continue }
+                XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b)))
+            }
+        }
+    }
+}

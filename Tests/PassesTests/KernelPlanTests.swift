@@ -529,3 +529,32 @@ final class KernelPlanRecomputeTests: XCTestCase {
         XCTAssertEqual(plan.kernels, [1, 2])
     }
 }
+
+final class KernelPlanSplitReductionTests: XCTestCase {
+    func testALargeLeadingAxisReductionGetsPartsAndScratchApartFromItsOutput() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4096,32] feed "x") {
+          %1 = reduce.sum %0 axes=[0]
+          %2 = neg %1
+          return %2
+        }
+        """)
+        let split = try XCTUnwrap(plan.splitReductions[1])
+        XCTAssertEqual(split.parts, KernelPlan.reductionPartCount)
+        let out = try XCTUnwrap(arenaOffset(plan, 1))
+        let scratchEnd = split.scratch + split.parts * 32 * 4
+        XCTAssertTrue(scratchEnd <= out || out + 32 * 4 <= split.scratch, "scratch \(split.scratch) overlaps output \(out)")
+        XCTAssertEqual(split.scratch % KernelPlan.alignment, 0)
+    }
+
+    func testSmallOrTrailingAxisReductionsAreNotSplit() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[64,32] feed "x", %1: f32[4096,32] feed "y") {
+          %2 = reduce.sum %0 axes=[0]
+          %3 = reduce.sum %1 axes=[1]
+          return %2, %3
+        }
+        """)
+        XCTAssertTrue(plan.splitReductions.isEmpty)
+    }
+}
