@@ -323,7 +323,7 @@ final class Emitter {
     func emitReduce(_ i: Instruction, _ r: ReduceOp, _ axes: [Int]) {
         let x = i.operands[0], xt = types[x]!, t = i.type!
         let kept = (0..<xt.rank).filter { !axes.contains($0) }
-        let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+        let op = r.combiner
         if !kept.isEmpty && !axes.isEmpty && axes.max()! < kept.min()! {
             // Leading axes reduced (batch statistics, bias gradients): stream the input row by
             // row into the output, so reads are contiguous and the inner loop vectorises.
@@ -369,7 +369,7 @@ final class Emitter {
         guard case .reduce(let r, let axes) = i.op else { return }
         let x = i.operands[0], xt = types[x]!, t = i.type!
         let reduced = Array(xt.shape.prefix(axes.count)), rows = reduced.reduce(1, *), k = t.elementCount
-        let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+        let op = r.combiner
         let scratch = arenaPointer(offset, "scratch\(i.id)")
         let (begin, end) = splitRange!
         splitRange = nil
@@ -393,7 +393,7 @@ final class Emitter {
     func emitReductionSum(_ i: Instruction, _ parts: Int, scratch offset: Int) {
         guard case .reduce(let r, _) = i.op else { return }
         let t = i.type!, k = t.elementCount
-        let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+        let op = r.combiner
         let scratch = arenaPointer(offset, "scratch\(i.id)"), out = base(i.id)!
         loopNest(t.shape) { o in
             var acc = load(scratch, o.linear, t.dtype)

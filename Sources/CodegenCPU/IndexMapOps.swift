@@ -134,7 +134,7 @@ extension Emitter {
 
     func emitReduceWindow(_ i: Instruction, _ r: ReduceOp, _ window: [Int], _ strides: [Int], _ lo: [Int]) {
         let x = i.operands[0], xt = types[x]!, t = i.type!
-        let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+        let op = r.combiner
         // Windows are small and fixed: unroll them; without padding no bound can be crossed.
         let unpadded = lo.allSatisfy { $0 == 0 } && (0..<xt.rank).allSatisfy { d in (t.shape[d] - 1) * strides[d] + window[d] <= xt.shape[d] }
         let taps = (0..<window.reduce(1, *)).map { k -> [Int] in

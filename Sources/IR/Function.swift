@@ -34,6 +34,16 @@ public enum CompareOp: String, CaseIterable, Hashable, Sendable {
 
 public enum ReduceOp: String, CaseIterable, Hashable, Sendable {
     case sum, prod, max, min
+
+    /// The binary op that folds two partial results into one.
+    public var combiner: BinaryOp {
+        switch self {
+        case .sum: return .add
+        case .prod: return .mul
+        case .max: return .max
+        case .min: return .min
+        }
+    }
 }
 
 public enum ArgReduceOp: String, CaseIterable, Hashable, Sendable {

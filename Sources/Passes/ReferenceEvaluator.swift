@@ -180,7 +180,7 @@ public enum ReferenceEvaluator {
                 guard inside else { continue }
                 let v = x.element(at: src)
                 guard let a = acc else { acc = v; continue }
-                let op: BinaryOp = r == .sum ? .add : r == .prod ? .mul : r == .max ? .max : .min
+                let op = r.combiner
                 acc = binary(op, a, v, x.dtype)
             }
             out.setElement(acc ?? .f(0), at: i)
