@@ -60,9 +60,11 @@ public enum OpenCL {
     static func string(_ query: (Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int) throws -> String {
         var size = 0
         try check(query(0, nil, &size), "size query")
-        var bytes = [CChar](repeating: 0, count: size + 1)
+        var bytes = [UInt8](repeating: 0, count: size + 1)
         try check(query(size, &bytes, nil), "info query")
-        return String(cString: bytes).trimmingCharacters(in: .whitespaces)
+        // OpenCL strings end at their first NUL (the size it reports counts it).
+        let text = bytes.prefix { $0 != 0 }
+        return String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespaces)
     }
 
     static func check(_ status: cl_int, _ call: String) throws {

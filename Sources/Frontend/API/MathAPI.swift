@@ -30,7 +30,7 @@ extension Graph {
     }
     /// `tf.truediv`: integers are converted to floating point first (int32 -> float64, as TensorFlow does).
     public func truediv(_ x: some OutputConvertible, _ y: some OutputConvertible, name: String = "truediv") throws -> Output {
-        var (a, b) = (x.output, y.output)
+        let (a, b) = (x.output, y.output)
         if !a.dtype.isFloatingPoint {
             guard a.dtype == b.dtype else {
                 throw KilnError.invalidArgument("'\(name)' (op: 'RealDiv') expects inputs of one dtype, got \(a.dtype) and \(b.dtype)")

@@ -22,6 +22,7 @@ public enum CheckpointWriter {
 
     /// `beforeCommit` runs when both temporary files are complete, before either is renamed:
     /// tests make it throw to see that a failed save leaves the previous checkpoint alone.
+    @discardableResult
     static func write(_ tensors: [(key: String, tensor: Tensor)], prefix: String, beforeCommit: () throws -> Void) throws -> [String] {
         var seen = Set<String>()
         for (key, _) in tensors {
