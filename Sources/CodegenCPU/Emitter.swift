@@ -154,8 +154,11 @@ final class Emitter {
         case .constant: return nil
         case .dot:
             // Matrix products split themselves: kiln_sgemm over the pool by output tiles, OpenBLAS
-            // with its own threads.
-            return nil
+            // with its own threads. A product of patches computed per image splits by image, on
+            // Kiln's own kernel only (Debian's OpenBLAS is not safe to call from several threads).
+            guard let p = plan.patchesPerImage[i.id], let pt = inst[p]?.type, pt.shape[0] >= 2,
+                  MatrixProducts.ownKernel(m: pt.shape[1] * pt.shape[2], n: i.type!.shape[1], k: pt.shape[3]) else { return nil }
+            return pt.shape[0]
         case .varWrite:
             // A step computed by the matrix product splits itself.
             if plan.accumulatedProducts[i.id] != nil { return nil }
@@ -403,6 +406,7 @@ final class Emitter {
     }
 
     func emitDot(_ i: Instruction, _ ta: Bool, _ tb: Bool) throws {
+        if let p = plan.patchesPerImage[i.id] { return emitPatchesProductPerImage(i, inst[p]!) }
         let at = types[i.operands[0]]!, bt = types[i.operands[1]]!, t = i.type!
         let r = at.rank
         let (m, n) = (t.shape[r - 2], t.shape[r - 1])

@@ -164,21 +164,29 @@ extension Emitter {
     /// Patches as a loop nest over (n, oh, ow, kh, kw, c): the destination is contiguous in c and
     /// no index needs dividing.
     func emitPatchesKernel(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {
+        gatherPatches(i, window, strides, dil, lo, into: base(i.id)!, image: nil)
+    }
+
+    /// Writes the patches of every image (`image` nil), or of one image into a buffer holding just
+    /// that image's [OH, OW, KH*KW*C].
+    func gatherPatches(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int],
+                       into out: LLVMValueRef, image: LLVMValueRef?) {
         let x = i.operands[0], xs = types[x]!.shape, t = i.type!
-        let out = base(i.id)!
-        func coord(_ o: LLVMValueRef, _ k: Int, _ d: Int) -> LLVMValueRef {
-            LLVMBuildAdd(b, LLVMBuildMul(b, o, constI64(strides[d]), "")!, constI64(k * dil[d] - lo[d]), "")!
+        let lead = image == nil ? [t.shape[0]] : []
+        func coord(_ o: LLVMValueRef, _ k: LLVMValueRef, _ d: Int) -> LLVMValueRef {
+            LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, o, constI64(strides[d]), "")!, LLVMBuildMul(b, k, constI64(dil[d]), "")!, "")!,
+                         constI64(lo[d]), "")!
         }
         if xs[3] < Self.shortInnerExtent && t.shape[3] <= Self.unrolledPatchWidth {
             // Few channels (a grey image: 9 values per patch): loops over kh, kw and c would be
             // too short to vectorise and cost more than the copies, so a patch is straight-line code.
-            loopNest(Array(t.shape.prefix(3))) { idx in
-                let m = idx.multi
+            loopNest(lead + [t.shape[1], t.shape[2]]) { idx in
+                let m = (image.map { [$0] } ?? []) + idx.multi
                 let rowBase = LLVMBuildMul(b, idx.linear, constI64(t.shape[3]), "")!
                 for kh in 0..<window[0] {
-                    let y = coord(m[1], kh, 0)
+                    let y = coord(m[1], constI64(kh), 0)
                     for kw in 0..<window[1] {
-                        let xx = coord(m[2], kw, 1)
+                        let xx = coord(m[2], constI64(kw), 1)
                         let inside = LLVMBuildAnd(b, inRange(y, xs[1]), inRange(xx, xs[2]), "")
                         for ci in 0..<xs[3] {
                             let v = element(x, Index(multi: [m[0], clamp(y, xs[1]), clamp(xx, xs[2]), constI64(ci)], shape: xs, emitter: self))
@@ -191,14 +199,33 @@ extension Emitter {
             }
             return
         }
-        let space = [t.shape[0], t.shape[1], t.shape[2], window[0], window[1], xs[3]]
-        loopNest(space) { idx in
-            let m = idx.multi
-            let y = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, m[1], constI64(strides[0]), ""), LLVMBuildMul(b, m[3], constI64(dil[0]), ""), ""), constI64(lo[0]), "")!
-            let xx = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, m[2], constI64(strides[1]), ""), LLVMBuildMul(b, m[4], constI64(dil[1]), ""), ""), constI64(lo[1]), "")!
+        loopNest(lead + [t.shape[1], t.shape[2], window[0], window[1], xs[3]]) { idx in
+            let m = (image.map { [$0] } ?? []) + idx.multi
+            let y = coord(m[1], m[3], 0), xx = coord(m[2], m[4], 1)
             let inside = LLVMBuildAnd(b, inRange(y, xs[1]), inRange(xx, xs[2]), "")
             let v = element(x, Index(multi: [m[0], clamp(y, xs[1]), clamp(xx, xs[2]), m[5]], shape: xs, emitter: self))
             store(LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), ""), out, idx.linear, t.dtype)
+        }
+    }
+
+    /// A product of image patches computed per image (KernelPlan.patchesPerImage): for each image,
+    /// its patches into a stack buffer, then its rows of the product straight into the output.
+    func emitPatchesProductPerImage(_ d: Instruction, _ patches: Instruction) {
+        guard case .dot(_, let tb) = d.op, case .patches(let window, let strides, let dil, let lo, _) = patches.op else {
+            preconditionFailure("per-image patches product of \(d.op.mnemonic)")
+        }
+        let pt = patches.type!, bt = types[d.operands[1]]!, t = d.type!
+        let rows = pt.shape[1] * pt.shape[2], k = pt.shape[3], n = t.shape[1]
+        let local = entryAlloca(LLVMArrayType(f32, UInt32(rows * k)))
+        LLVMSetAlignment(local, 64)
+        bufferOfPointer[local] = "image patches of %\(patches.id)"
+        let bPtr = bufferPointer(d.operands[1])!, out = base(d.id)!
+        loopNest([pt.shape[0]]) { image in
+            gatherPatches(patches, window, strides, dil, lo, into: local, image: image.multi[0])
+            var idx: [LLVMValueRef?] = [LLVMBuildMul(b, image.multi[0], constI64(rows * n * 4), "")!]
+            let rowsOut = LLVMBuildGEP2(b, i8, out, &idx, 1, "")!
+            productCall(.float32, false, tb, rows, n, k, alpha: nil, accumulate: false,
+                        a: local, lda: k, b: bPtr, ldb: bt.shape[1], c: rowsOut, ldc: n)
         }
     }
 

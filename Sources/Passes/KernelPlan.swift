@@ -42,6 +42,11 @@ public struct KernelPlan: Sendable {
     /// product (patch-sized, nine times the image for a 3x3 filter) never has a buffer:
     /// unpatches id -> dot id.
     public var productsPerImage: [Int: Int] = [:]
+    /// Products of image patches `dot(reshape(patches(x)), w)` (a convolution) whose patches are
+    /// used nowhere else, computed one image at a time: each image's patches are gathered into a
+    /// stack buffer of the kernel's own (at most perImageProductBytes) and multiplied at once, so
+    /// the patches, nine times the image for a 3x3 filter, never have a buffer: dot id -> patches id.
+    public var patchesPerImage: [Int: Int] = [:]
     /// Reductions over leading axes split into parts that run in parallel: reduce id -> (parts,
     /// arena offset of the parts' partial results, one output-sized slot each).
     public var splitReductions: [Int: (parts: Int, scratch: Int)] = [:]
@@ -126,6 +131,13 @@ public struct KernelPlan: Sendable {
                 guard let dot = Self.perImageProduct(i, inst: inst, types: types, uses: uses) else { continue }
                 productsPerImage[i.id] = dot
                 materialized[dot] = nil
+            }
+            for i in f.body {
+                guard let (reshape, patches) = Self.perImagePatches(i, inst: inst, uses: uses) else { continue }
+                patchesPerImage[i.id] = patches
+                materialized[patches] = nil
+                productOperands.remove(patches)
+                views.remove(reshape)
             }
             for i in f.body where i.op == .varWrite {
                 guard let (dot, scale) = Self.descentStep(i, inst: inst, types: types, uses: uses, materialized: materialized) else { continue }
@@ -334,6 +346,18 @@ public struct KernelPlan: Sendable {
             stack += i.operands
         }
         return (ops, reads.count, false)
+    }
+
+    /// The reshape and patches of `dot(reshape(patches(x)), w)` when the product can be computed
+    /// per image: float32, patches not transposed and read by nothing else, one image's patches small.
+    static func perImagePatches(_ d: Instruction, inst: [Int: Instruction], uses: [Int: Int]) -> (Int, Int)? {
+        guard case .dot(false, _) = d.op, let dt = d.type, dt.dtype == .float32, dt.rank == 2,
+              let r = inst[d.operands[0]], case .reshape = r.op, uses[r.id] == 1, d.operands[1] != r.id,
+              let p = inst[r.operands[0]], case .patches = p.op, uses[p.id] == 1, let pt = p.type, pt.rank == 4 else { return nil }
+        let rowsPerImage = pt.shape[1] * pt.shape[2]
+        guard pt.shape[0] > 0, rowsPerImage > 0, dt.shape[0] == pt.shape[0] * rowsPerImage,
+              rowsPerImage * pt.shape[3] * 4 <= perImageProductBytes else { return nil }
+        return (r.id, p.id)
     }
 
     /// A transcendental (or pow) among the values computed inline for `v`, if any.

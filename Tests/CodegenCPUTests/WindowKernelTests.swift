@@ -117,3 +117,35 @@ final class SplitReductionTests: XCTestCase {
         }
     }
 }
+
+final class PerImagePatchesProductTests: XCTestCase {
+    /// Convolutions computed image by image (64 images, on the pool) against the reference: a
+    /// grey image (straight-line patches) and a 16-channel one with stride and padding.
+    func testConvolutionsMatchTheReference() throws {
+        let cases: [(image: [Int], window: Int, stride: Int, pad: Int, out: Int)] = [([64, 8, 8, 1], 3, 1, 1, 16), ([64, 9, 9, 16], 3, 2, 1, 32)]
+        for c in cases {
+            let (n, h, w, ch) = (c.image[0], c.image[1], c.image[2], c.image[3])
+            let oh = (h + 2 * c.pad - c.window) / c.stride + 1, ow = (w + 2 * c.pad - c.window) / c.stride + 1
+            let k = c.window * c.window * ch
+            var f = try Parser.parse("""
+            func @m(%0: f32[\(n),\(h),\(w),\(ch)] feed "x", %1: f32[\(k),\(c.out)] feed "w") {
+              %2 = patches %0 window=[\(c.window),\(c.window)] strides=[\(c.stride),\(c.stride)] dilations=[1,1] pad_low=[\(c.pad),\(c.pad)] pad_high=[\(c.pad),\(c.pad)]
+              %3 = reshape %2 shape=[\(n * oh * ow),\(k)]
+              %4 = dot %3, %1 transpose_a=false transpose_b=false
+              return %4
+            }
+            """)
+            try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+            XCTAssertEqual(KernelPlan(f).patchesPerImage.count, 1, "\(c)")
+            let xs: [Float] = (0..<(n * h * w * ch)).map { (i: Int) -> Float in Float((i * 13) % 29) / 14 - 1 }
+            let ws: [Float] = (0..<(k * c.out)).map { (i: Int) -> Float in Float((i * 7) % 31) / 15 - 1 }
+            let x = Tensor(shape: c.image, scalars: xs), wt = Tensor(shape: [k, c.out], scalars: ws)
+            var params = [x, wt]
+            let got = try CPUCompiler.compile(f).run(&params)[0]
+            let want = try ReferenceEvaluator.run(f, parameters: [x, wt]).0[0]
+            XCTAssertEqual(got.shape, want.shape)
+            let worst = zip(got.doubles, want.doubles).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+            XCTAssertLessThan(worst, 1e-5, "\(c)")
+        }
+    }
+}

@@ -558,3 +558,35 @@ final class KernelPlanSplitReductionTests: XCTestCase {
         XCTAssertTrue(plan.splitReductions.isEmpty)
     }
 }
+
+final class KernelPlanPerImagePatchesTests: XCTestCase {
+    private func convolution(patchesAlsoUsed: Bool = false) -> String {
+        """
+        func @f(%0: f32[4,6,6,3] feed "x", %1: f32[27,8] var "w") {
+          %2 = patches %0 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
+          %3 = reshape %2 shape=[144,27]
+          %4 = var.read %1
+          %5 = dot %3, %4 transpose_a=false transpose_b=false
+          return %5\(patchesAlsoUsed ? ", %2" : "")
+        }
+        """
+    }
+
+    func testAConvolutionGathersItsPatchesImageByImageWithoutABuffer() throws {
+        let (_, plan) = try planned(convolution())
+        XCTAssertEqual(plan.patchesPerImage, [5: 2])
+        XCTAssertEqual(plan.kernels, [5])
+        XCTAssertEqual(plan.storage[2], .inline)
+        XCTAssertFalse(plan.views.contains(3))
+        XCTAssertEqual(plan.fused[5]?.contains(2), true)
+    }
+
+    func testNotWhenThePatchesAreUsedElsewhereOrFusionIsOff() throws {
+        let (_, shared) = try planned(convolution(patchesAlsoUsed: true))
+        XCTAssertTrue(shared.patchesPerImage.isEmpty)
+        XCTAssertEqual(shared.storage[2], .result(1))
+        var f = try Parser.parse(convolution())
+        try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+        XCTAssertTrue(KernelPlan(f, fuse: false).patchesPerImage.isEmpty)
+    }
+}
