@@ -82,7 +82,16 @@ final class Emitter {
         for (n, k) in plan.kernels.enumerated() {
             if let split = plan.splitReductions[k] {
                 try kernel(n, "\(entryName)_k\(n)", rows: split.parts) { emitReductionParts(inst[k]!, split.parts, scratch: split.scratch) }
-                try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitReductionSum(inst[k]!, split.parts, scratch: split.scratch) }
+                try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitPartsSum(inst[k]!, split.parts, scratch: split.scratch) }
+                continue
+            }
+            if let g = plan.patchGradientsPerImage[k] {
+                // Parts run on the pool only through Kiln's own product (Debian's OpenBLAS is not
+                // safe to call from several threads at once).
+                let d = inst[k]!, pt = inst[g.patches]!.type!
+                let pooled = MatrixProducts.ownKernel(m: pt.shape[3], n: d.type!.shape[1], k: pt.shape[1] * pt.shape[2])
+                try kernel(n, "\(entryName)_k\(n)", rows: pooled ? g.parts : nil) { emitPatchGradientParts(d, inst[g.patches]!, parts: g.parts, scratch: g.scratch) }
+                try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitPartsSum(d, g.parts, scratch: g.scratch) }
                 continue
             }
             try kernel(n, "\(entryName)_k\(n)", rows: splitRows(inst[k]!)) { try emitKernel(inst[k]!) }
@@ -392,11 +401,12 @@ final class Emitter {
         }
     }
 
-    /// The result of a split reduction: its parts combined in order.
-    func emitReductionSum(_ i: Instruction, _ parts: Int, scratch offset: Int) {
-        guard case .reduce(let r, _) = i.op else { return }
+    /// The result of a kernel computed in parts (a split reduction, a per-image weight gradient):
+    /// its parts' slots combined in order.
+    func emitPartsSum(_ i: Instruction, _ parts: Int, scratch offset: Int) {
         let t = i.type!, k = t.elementCount
-        let op = r.combiner
+        var op = BinaryOp.add
+        if case .reduce(let r, _) = i.op { op = r.combiner }
         let scratch = arenaPointer(offset, "scratch\(i.id)"), out = base(i.id)!
         loopNest(t.shape) { o in
             var acc = load(scratch, o.linear, t.dtype)

@@ -229,6 +229,39 @@ extension Emitter {
         }
     }
 
+    /// Parts [begin, end) (all parts when not split) of a weight gradient `dot(patches, dy,
+    /// transpose_a)` computed per image (KernelPlan.patchGradientsPerImage): part q gathers the
+    /// patches of each of its images into a stack buffer and adds patches' x dy for that image
+    /// into slot q of the scratch.
+    func emitPatchGradientParts(_ d: Instruction, _ patches: Instruction, parts: Int, scratch offset: Int) {
+        guard case .patches(let window, let strides, let dil, let lo, _) = patches.op else {
+            preconditionFailure("per-image weight gradient of \(patches.op.mnemonic)")
+        }
+        let pt = patches.type!, t = d.type!
+        let images = pt.shape[0], rows = pt.shape[1] * pt.shape[2], k = pt.shape[3], n = t.shape[1]
+        let local = entryAlloca(LLVMArrayType(f32, UInt32(rows * k)))
+        LLVMSetAlignment(local, 64)
+        bufferOfPointer[local] = "image patches of %\(patches.id)"
+        let scratch = arenaPointer(offset, "scratch\(d.id)"), dy = bufferPointer(d.operands[1])!
+        func bytes(_ p: LLVMValueRef, _ i: LLVMValueRef, _ scale: Int) -> LLVMValueRef {
+            var idx: [LLVMValueRef?] = [LLVMBuildMul(b, i, constI64(scale), "")!]
+            return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
+        }
+        let (begin, end) = splitRange ?? (constI64(0), constI64(parts))
+        splitRange = nil
+        loop(from: begin, to: end) { part in
+            let slot = LLVMBuildMul(b, part, constI64(k * n), "")!
+            loop(k * n) { e in store(constValue(0, .float32), scratch, LLVMBuildAdd(b, slot, e, "")!, .float32) }
+            let first = LLVMBuildUDiv(b, LLVMBuildMul(b, part, constI64(images), ""), constI64(parts), "")!
+            let last = LLVMBuildUDiv(b, LLVMBuildMul(b, LLVMBuildAdd(b, part, constI64(1), ""), constI64(images), ""), constI64(parts), "")!
+            loop(from: first, to: last) { image in
+                gatherPatches(patches, window, strides, dil, lo, into: local, image: image)
+                productCall(.float32, true, false, k, n, rows, alpha: nil, accumulate: true,
+                            a: local, lda: k, b: bytes(dy, image, rows * n * 4), ldb: n, c: bytes(scratch, part, k * n * 4), ldc: n)
+            }
+        }
+    }
+
     /// Each image element sums the patch entries that read it: for window offset (kh, kw) the
     /// patch position is (h + lo - kh*d) / s when that divides evenly and lands inside.
     func emitUnpatches(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {

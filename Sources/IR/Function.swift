@@ -148,6 +148,7 @@ public enum Op: Hashable, Sendable {
     }
 
     public var producesValue: Bool { self != .varWrite }
+    public var isReshape: Bool { if case .reshape = self { return true } else { return false } }
     /// Ops that touch state; passes must keep them and their relative order.
     public var hasSideEffects: Bool { self == .varWrite }
     public var isElementwise: Bool {

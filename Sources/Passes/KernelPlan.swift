@@ -47,11 +47,19 @@ public struct KernelPlan: Sendable {
     /// stack buffer of the kernel's own (at most perImageProductBytes) and multiplied at once, so
     /// the patches, nine times the image for a 3x3 filter, never have a buffer: dot id -> patches id.
     public var patchesPerImage: [Int: Int] = [:]
+    /// Weight gradients of such convolutions, `dot(reshape(patches(x)), dy, transpose_a)`, computed
+    /// from the same per-image patches: dot id -> (patches id, parts, arena offset of the parts'
+    /// partial products). Each part sums its share of the images into its own slot; a last loop
+    /// adds the slots in order, so the result is the same on any number of cores.
+    public var patchGradientsPerImage: [Int: (patches: Int, parts: Int, scratch: Int)] = [:]
     /// Reductions over leading axes split into parts that run in parallel: reduce id -> (parts,
     /// arena offset of the parts' partial results, one output-sized slot each).
     public var splitReductions: [Int: (parts: Int, scratch: Int)] = [:]
     /// The most bytes one image's rows of such a product may take (they live on the stack).
     public static let perImageProductBytes = 64 * 1024
+    /// The fewest multiply-adds one image's product must have to be worth a call of its own (a
+    /// grey 8x8 image against 16 filters is 9K: one product over all images is faster).
+    public static let perImageMinimumWork = 1 << 16
     public var arenaBytes = 0
 
     /// Constants with at most this many elements are emitted into the code as immediates.
@@ -132,18 +140,21 @@ public struct KernelPlan: Sendable {
                 productsPerImage[i.id] = dot
                 materialized[dot] = nil
             }
-            for i in f.body {
-                guard let (reshape, patches) = Self.perImagePatches(i, inst: inst, uses: uses) else { continue }
-                patchesPerImage[i.id] = patches
-                materialized[patches] = nil
-                productOperands.remove(patches)
-                views.remove(reshape)
-            }
             for i in f.body where i.op == .varWrite {
                 guard let (dot, scale) = Self.descentStep(i, inst: inst, types: types, uses: uses, materialized: materialized) else { continue }
                 accumulatedProducts[i.id] = (dot, scale)
                 materialized[dot] = nil
                 reasons[i.id] = "state update computed by its matrix product (v -= s * product)"
+            }
+            let accumulated = Set(accumulatedProducts.values.map(\.dot))
+            for i in f.body {
+                guard let (reshape, products) = Self.perImagePatchProducts(i, inst: inst, types: types, uses: uses, excluding: accumulated) else { continue }
+                for (dot, gradient) in products {
+                    if gradient { patchGradientsPerImage[dot] = (i.id, min(Self.reductionPartCount, i.type!.shape[0]), 0) } else { patchesPerImage[dot] = i.id }
+                }
+                materialized[i.id] = nil
+                productOperands.remove(i.id)
+                views.remove(reshape)
             }
         }
 
@@ -256,6 +267,9 @@ public struct KernelPlan: Sendable {
             if let parts = Self.reductionParts(i, types: types) {
                 splitReductions[i.id] = (parts, allocate(parts * i.type!.byteCount, until: p))
             }
+            if let g = patchGradientsPerImage[i.id] {
+                patchGradientsPerImage[i.id] = (g.patches, g.parts, allocate(g.parts * i.type!.byteCount, until: p))
+            }
             if let slot = resultSlot[i.id] { storage[i.id] = .result(slot); continue }
             storage[i.id] = .arena(offset: allocate(i.type!.byteCount, until: lastUse[i.id] ?? p))
         }
@@ -312,7 +326,8 @@ public struct KernelPlan: Sendable {
               let dt = d.type, dt.dtype == .float32, dt.rank == 2, types[d.operands[0]]?.rank == 2, types[d.operands[1]]?.rank == 2 else { return nil }
         let rowsPerImage = pt.shape[1] * pt.shape[2]
         guard pt.shape[0] > 0, rowsPerImage > 0, dt.shape[0] == pt.shape[0] * rowsPerImage,
-              rowsPerImage * dt.shape[1] * 4 <= perImageProductBytes else { return nil }
+              rowsPerImage * dt.shape[1] * 4 <= perImageProductBytes,
+              rowsPerImage * dt.shape[1] * types[d.operands[0]]!.shape[1] >= perImageMinimumWork else { return nil }
         return d.id
     }
 
@@ -348,16 +363,32 @@ public struct KernelPlan: Sendable {
         return (ops, reads.count, false)
     }
 
-    /// The reshape and patches of `dot(reshape(patches(x)), w)` when the product can be computed
-    /// per image: float32, patches not transposed and read by nothing else, one image's patches small.
-    static func perImagePatches(_ d: Instruction, inst: [Int: Instruction], uses: [Int: Int]) -> (Int, Int)? {
-        guard case .dot(false, _) = d.op, let dt = d.type, dt.dtype == .float32, dt.rank == 2,
-              let r = inst[d.operands[0]], case .reshape = r.op, uses[r.id] == 1, d.operands[1] != r.id,
-              let p = inst[r.operands[0]], case .patches = p.op, uses[p.id] == 1, let pt = p.type, pt.rank == 4 else { return nil }
-        let rowsPerImage = pt.shape[1] * pt.shape[2]
-        guard pt.shape[0] > 0, rowsPerImage > 0, dt.shape[0] == pt.shape[0] * rowsPerImage,
-              rowsPerImage * pt.shape[3] * 4 <= perImageProductBytes else { return nil }
-        return (r.id, p.id)
+    /// For patches `p` read only through one reshape to [images * positions, patch], whose every
+    /// user is a float32 product that can run image by image, the reshape and those products,
+    /// each marked whether it is a weight gradient (`dot(reshape, dy, transpose_a)`, summed over
+    /// the images) or a convolution (`dot(reshape, w)`, one block of rows per image). Nil when any
+    /// use needs the patches in memory, or one image's patches would not fit the stack buffer.
+    static func perImagePatchProducts(_ p: Instruction, inst: [Int: Instruction], types: [Int: TensorType], uses: [Int: Int],
+                                      excluding accumulated: Set<Int>) -> (Int, [(Int, Bool)])? {
+        guard case .patches = p.op, uses[p.id] == 1, let pt = p.type, pt.rank == 4, pt.dtype == .float32, pt.shape[0] > 0,
+              pt.shape[1] * pt.shape[2] * pt.shape[3] * 4 <= perImageProductBytes,
+              let r = inst.values.first(where: { $0.op.isReshape && $0.operands == [p.id] }) else { return nil }
+        let rows = pt.shape[0] * pt.shape[1] * pt.shape[2]
+        guard r.type?.shape == [rows, pt.shape[3]] else { return nil }
+        let dots = inst.values.filter { $0.operands.contains(r.id) }
+        guard !dots.isEmpty, dots.count == uses[r.id] else { return nil }
+        var products: [(Int, Bool)] = []
+        for d in dots {
+            guard d.operands.count == 2, d.operands[0] == r.id, d.operands[1] != r.id, !accumulated.contains(d.id),
+                  let dt = d.type, dt.rank == 2, let bt = types[d.operands[1]], bt.rank == 2,
+                  pt.shape[1] * pt.shape[2] * pt.shape[3] * dt.shape[1] >= perImageMinimumWork else { return nil }
+            switch d.op {
+            case .dot(false, _): products.append((d.id, false))
+            case .dot(true, false) where bt.shape[0] == rows: products.append((d.id, true))
+            default: return nil
+            }
+        }
+        return (r.id, products.sorted { $0.0 < $1.0 })
     }
 
     /// A transcendental (or pow) among the values computed inline for `v`, if any.

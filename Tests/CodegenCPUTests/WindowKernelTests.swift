@@ -61,10 +61,10 @@ final class PerImageProductTests: XCTestCase {
     /// the reference evaluator, for both layouts of the filter product.
     func testConvolutionInputGradientMatchesTheReference() throws {
         for transposeB in [true, false] {
-            let filter = transposeB ? "f32[72,16]" : "f32[16,72]"
+            let filter = transposeB ? "f32[72,32]" : "f32[32,72]"
             var f = try Parser.parse("""
-            func @m(%0: f32[64,6,6,16] feed "dy", %1: \(filter) feed "w") {
-              %2 = reshape %0 shape=[2304,16]
+            func @m(%0: f32[64,6,6,32] feed "dy", %1: \(filter) feed "w") {
+              %2 = reshape %0 shape=[2304,32]
               %3 = dot %2, %1 transpose_a=false transpose_b=\(transposeB)
               %4 = reshape %3 shape=[64,6,6,72]
               %5 = unpatches %4 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1] image=[6,6]
@@ -73,8 +73,8 @@ final class PerImageProductTests: XCTestCase {
             """)
             try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
             XCTAssertEqual(KernelPlan(f).productsPerImage.count, 1)
-            let dy = Tensor(shape: [64, 6, 6, 16], scalars: (0..<36864).map { Float(($0 * 13) % 29) / 14 - 1 })
-            let w = Tensor(shape: transposeB ? [72, 16] : [16, 72], scalars: (0..<1152).map { Float(($0 * 7) % 31) / 15 - 1 })
+            let dy = Tensor(shape: [64, 6, 6, 32], scalars: (0..<73728).map { Float(($0 * 13) % 29) / 14 - 1 })
+            let w = Tensor(shape: transposeB ? [72, 32] : [32, 72], scalars: (0..<2304).map { Float(($0 * 7) % 31) / 15 - 1 })
             var params = [dy, w]
             let got = try CPUCompiler.compile(f).run(&params)[0]
             let want = try ReferenceEvaluator.run(f, parameters: [dy, w]).0[0]
@@ -119,33 +119,39 @@ final class SplitReductionTests: XCTestCase {
 }
 
 final class PerImagePatchesProductTests: XCTestCase {
-    /// Convolutions computed image by image (64 images, on the pool) against the reference: a
-    /// grey image (straight-line patches) and a 16-channel one with stride and padding.
-    func testConvolutionsMatchTheReference() throws {
-        let cases: [(image: [Int], window: Int, stride: Int, pad: Int, out: Int)] = [([64, 8, 8, 1], 3, 1, 1, 16), ([64, 9, 9, 16], 3, 2, 1, 32)]
+    /// Convolutions and their weight gradients computed image by image (64 images, on the pool)
+    /// against the reference: four channels (straight-line patches) and sixteen with stride 2.
+    func testConvolutionsAndWeightGradientsMatchTheReference() throws {
+        let cases: [(image: [Int], window: Int, stride: Int, pad: Int, out: Int)] = [([64, 8, 8, 4], 3, 1, 1, 64), ([64, 9, 9, 16], 3, 2, 1, 32)]
         for c in cases {
             let (n, h, w, ch) = (c.image[0], c.image[1], c.image[2], c.image[3])
             let oh = (h + 2 * c.pad - c.window) / c.stride + 1, ow = (w + 2 * c.pad - c.window) / c.stride + 1
-            let k = c.window * c.window * ch
+            let k = c.window * c.window * ch, rows = n * oh * ow
             var f = try Parser.parse("""
-            func @m(%0: f32[\(n),\(h),\(w),\(ch)] feed "x", %1: f32[\(k),\(c.out)] feed "w") {
-              %2 = patches %0 window=[\(c.window),\(c.window)] strides=[\(c.stride),\(c.stride)] dilations=[1,1] pad_low=[\(c.pad),\(c.pad)] pad_high=[\(c.pad),\(c.pad)]
-              %3 = reshape %2 shape=[\(n * oh * ow),\(k)]
-              %4 = dot %3, %1 transpose_a=false transpose_b=false
-              return %4
+            func @m(%0: f32[\(n),\(h),\(w),\(ch)] feed "x", %1: f32[\(k),\(c.out)] feed "w", %2: f32[\(rows),\(c.out)] feed "dy") {
+              %3 = patches %0 window=[\(c.window),\(c.window)] strides=[\(c.stride),\(c.stride)] dilations=[1,1] pad_low=[\(c.pad),\(c.pad)] pad_high=[\(c.pad),\(c.pad)]
+              %4 = reshape %3 shape=[\(rows),\(k)]
+              %5 = dot %4, %1 transpose_a=false transpose_b=false
+              %6 = dot %4, %2 transpose_a=true transpose_b=false
+              return %5, %6
             }
             """)
             try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
-            XCTAssertEqual(KernelPlan(f).patchesPerImage.count, 1, "\(c)")
+            let plan = KernelPlan(f)
+            XCTAssertEqual(plan.patchesPerImage.count, 1, "\(c)")
+            XCTAssertEqual(plan.patchGradientsPerImage.count, 1, "\(c)")
             let xs: [Float] = (0..<(n * h * w * ch)).map { (i: Int) -> Float in Float((i * 13) % 29) / 14 - 1 }
             let ws: [Float] = (0..<(k * c.out)).map { (i: Int) -> Float in Float((i * 7) % 31) / 15 - 1 }
-            let x = Tensor(shape: c.image, scalars: xs), wt = Tensor(shape: [k, c.out], scalars: ws)
-            var params = [x, wt]
-            let got = try CPUCompiler.compile(f).run(&params)[0]
-            let want = try ReferenceEvaluator.run(f, parameters: [x, wt]).0[0]
-            XCTAssertEqual(got.shape, want.shape)
-            let worst = zip(got.doubles, want.doubles).map { abs($0 - $1) / max(1, abs($1)) }.max()!
-            XCTAssertLessThan(worst, 1e-5, "\(c)")
+            let dys: [Float] = (0..<(rows * c.out)).map { (i: Int) -> Float in Float((i * 5) % 23) / 11 - 1 }
+            let params0 = [Tensor(shape: c.image, scalars: xs), Tensor(shape: [k, c.out], scalars: ws), Tensor(shape: [rows, c.out], scalars: dys)]
+            var params = params0
+            let got = try CPUCompiler.compile(f).run(&params)
+            let want = try ReferenceEvaluator.run(f, parameters: params0).0
+            for (g, r) in zip(got, want) {
+                XCTAssertEqual(g.shape, r.shape)
+                let worst = zip(g.doubles, r.doubles).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+                XCTAssertLessThan(worst, 1e-5, "\(c)")
+            }
         }
     }
 }

@@ -448,16 +448,16 @@ final class KernelPlanBroadcastCostTests: XCTestCase {
 }
 
 final class KernelPlanPerImageProductTests: XCTestCase {
-    /// A 3x3 convolution's input gradient for 2 images of 4x4 with 3 channels out, 2 in.
-    private func inputGradient(fetchProduct: Bool = false, images: Int = 2, side: Int = 4) -> String {
+    /// A 3x3 convolution's input gradient: images of side x side, 32 channels out, 16 in.
+    private func inputGradient(fetchProduct: Bool = false, images: Int = 2, side: Int = 8) -> String {
         let rows = images * side * side
         return """
-        func @f(%0: f32[\(images),\(side),\(side),3] feed "dy", %1: f32[3,3,2,3] var "w") {
-          %2 = reshape %0 shape=[\(rows),3]
+        func @f(%0: f32[\(images),\(side),\(side),32] feed "dy", %1: f32[3,3,16,32] var "w") {
+          %2 = reshape %0 shape=[\(rows),32]
           %3 = var.read %1
-          %4 = reshape %3 shape=[18,3]
+          %4 = reshape %3 shape=[144,32]
           %5 = dot %2, %4 transpose_a=false transpose_b=true
-          %6 = reshape %5 shape=[\(images),\(side),\(side),18]
+          %6 = reshape %5 shape=[\(images),\(side),\(side),144]
           %7 = unpatches %6 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1] image=[\(side),\(side)]
           return %7\(fetchProduct ? ", %5" : "")
         }
@@ -473,10 +473,12 @@ final class KernelPlanPerImageProductTests: XCTestCase {
         XCTAssertEqual(plan.arenaBytes, 0)
     }
 
-    func testNotWhenTheProductIsUsedElsewhereTooLargeOrFusionIsOff() throws {
+    func testNotWhenTheProductIsUsedElsewhereTooLargeTooSmallOrFusionIsOff() throws {
         XCTAssertTrue(try planned(inputGradient(fetchProduct: true)).1.productsPerImage.isEmpty)
-        // One image's rows (64x64 positions, 18 values each) would not fit the stack buffer.
+        // One image's rows (64x64 positions, 144 values each) would not fit the stack buffer.
         XCTAssertTrue(try planned(inputGradient(images: 1, side: 64)).1.productsPerImage.isEmpty)
+        // 2x2 images: 4 x 144 x 32 multiply-adds each, less than a call is worth.
+        XCTAssertTrue(try planned(inputGradient(side: 2)).1.productsPerImage.isEmpty)
         var f = try Parser.parse(inputGradient())
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
         XCTAssertTrue(KernelPlan(f, fuse: false).productsPerImage.isEmpty)
@@ -560,31 +562,46 @@ final class KernelPlanSplitReductionTests: XCTestCase {
 }
 
 final class KernelPlanPerImagePatchesTests: XCTestCase {
-    private func convolution(patchesAlsoUsed: Bool = false) -> String {
+    /// A 3x3 convolution of 4 images 8x8x8 to 32 channels, and optionally its weight gradient.
+    private func convolution(patchesAlsoUsed: Bool = false, gradient: Bool = false) -> String {
         """
-        func @f(%0: f32[4,6,6,3] feed "x", %1: f32[27,8] var "w") {
-          %2 = patches %0 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
-          %3 = reshape %2 shape=[144,27]
-          %4 = var.read %1
-          %5 = dot %3, %4 transpose_a=false transpose_b=false
-          return %5\(patchesAlsoUsed ? ", %2" : "")
+        func @f(%0: f32[4,8,8,8] feed "x", %1: f32[72,32] var "w", %2: f32[256,32] feed "dy") {
+          %3 = patches %0 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
+          %4 = reshape %3 shape=[256,72]
+          %5 = var.read %1
+          %6 = dot %4, %5 transpose_a=false transpose_b=false
+          \(gradient ? "%7 = dot %4, %2 transpose_a=true transpose_b=false" : "")
+          return %6\(gradient ? ", %7" : "")\(patchesAlsoUsed ? ", %3" : "")
         }
         """
     }
 
     func testAConvolutionGathersItsPatchesImageByImageWithoutABuffer() throws {
         let (_, plan) = try planned(convolution())
-        XCTAssertEqual(plan.patchesPerImage, [5: 2])
-        XCTAssertEqual(plan.kernels, [5])
-        XCTAssertEqual(plan.storage[2], .inline)
-        XCTAssertFalse(plan.views.contains(3))
-        XCTAssertEqual(plan.fused[5]?.contains(2), true)
+        XCTAssertEqual(plan.patchesPerImage, [6: 3])
+        XCTAssertEqual(plan.kernels, [6])
+        XCTAssertEqual(plan.storage[3], .inline)
+        XCTAssertFalse(plan.views.contains(4))
+        XCTAssertEqual(plan.fused[6]?.contains(3), true)
+    }
+
+    func testItsWeightGradientSumsPerImagePartsInScratchApartFromTheOutputs() throws {
+        let (_, plan) = try planned(convolution(gradient: true))
+        XCTAssertEqual(plan.patchesPerImage, [6: 3])
+        let g = try XCTUnwrap(plan.patchGradientsPerImage[7])
+        XCTAssertEqual(g.patches, 3)
+        XCTAssertEqual(g.parts, 4, "no more parts than images")
+        XCTAssertEqual(plan.storage[3], .inline)
+        XCTAssertEqual(plan.kernels, [6, 7])
+        XCTAssertEqual(plan.storage[7], .result(1))
+        XCTAssertEqual(g.scratch % KernelPlan.alignment, 0)
     }
 
     func testNotWhenThePatchesAreUsedElsewhereOrFusionIsOff() throws {
-        let (_, shared) = try planned(convolution(patchesAlsoUsed: true))
+        let (_, shared) = try planned(convolution(patchesAlsoUsed: true, gradient: true))
         XCTAssertTrue(shared.patchesPerImage.isEmpty)
-        XCTAssertEqual(shared.storage[2], .result(1))
+        XCTAssertTrue(shared.patchGradientsPerImage.isEmpty)
+        XCTAssertEqual(shared.storage[3], .result(2), "fetched patches keep their buffer")
         var f = try Parser.parse(convolution())
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
         XCTAssertTrue(KernelPlan(f, fuse: false).patchesPerImage.isEmpty)
