@@ -36,7 +36,7 @@ public struct CPUCompileStats: Sendable {
 /// Compiles one IR function (already through the pass pipeline) to native code for this CPU.
 public enum CPUCompiler {
     public static func compile(_ f: Function, options: CPUCompileOptions = CPUCompileOptions()) throws -> CPUExecutable {
-        let plan = KernelPlan(f, fuse: options.fuse)
+        let plan = KernelPlan(f, fuse: options.fuse, perImageProducts: MatrixProducts.ownKernelAvailable && MatrixProducts.override != "blas")
         let jit = JIT.shared
         let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
         let profileSlots: UnsafeMutablePointer<UInt64>? = options.profile ? .allocate(capacity: plan.kernels.count + 2) : nil

@@ -67,7 +67,9 @@ public struct KernelPlan: Sendable {
     public static let alignment = 64
 
     /// With `fuse` false every value gets its own kernel: the baseline fusion is measured against.
-    public init(_ f: Function, fuse: Bool = true) {
+    /// `perImageProducts` says whether the backend can run many small matrix products on its
+    /// worker pool (Kiln's own kernel); without it, convolutions keep one product over all images.
+    public init(_ f: Function, fuse: Bool = true, perImageProducts: Bool = true) {
         let position = Dictionary(uniqueKeysWithValues: f.body.enumerated().map { ($1.id, $0) })
         let inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
         let uses = f.useCounts()
@@ -135,7 +137,7 @@ public struct KernelPlan: Sendable {
                       t.elementCount >= 4 * max(xt.elementCount, 1), let costly = Self.costlyOp(in: x, inst: inst, materialized: materialized) else { continue }
                 materialized[x] = "its \(costly) would be recomputed \(t.elementCount / max(xt.elementCount, 1)) times by a broadcast"
             }
-            for i in f.body {
+            for i in f.body where perImageProducts {
                 guard let dot = Self.perImageProduct(i, inst: inst, types: types, uses: uses) else { continue }
                 productsPerImage[i.id] = dot
                 materialized[dot] = nil
@@ -147,7 +149,7 @@ public struct KernelPlan: Sendable {
                 reasons[i.id] = "state update computed by its matrix product (v -= s * product)"
             }
             let accumulated = Set(accumulatedProducts.values.map(\.dot))
-            for i in f.body {
+            for i in f.body where perImageProducts {
                 guard let (reshape, products) = Self.perImagePatchProducts(i, inst: inst, types: types, uses: uses, excluding: accumulated) else { continue }
                 for (dot, gradient) in products {
                     if gradient { patchGradientsPerImage[dot] = (i.id, min(Self.reductionPartCount, i.type!.shape[0]), 0) } else { patchesPerImage[dot] = i.id }

@@ -602,8 +602,12 @@ final class KernelPlanPerImagePatchesTests: XCTestCase {
         XCTAssertTrue(shared.patchesPerImage.isEmpty)
         XCTAssertTrue(shared.patchGradientsPerImage.isEmpty)
         XCTAssertEqual(shared.storage[3], .result(2), "fetched patches keep their buffer")
-        var f = try Parser.parse(convolution())
+        var f = try Parser.parse(convolution(gradient: true))
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
         XCTAssertTrue(KernelPlan(f, fuse: false).patchesPerImage.isEmpty)
+        // A backend without a product kernel for its pool keeps one product over all images.
+        let plain = KernelPlan(f, perImageProducts: false)
+        XCTAssertTrue(plain.patchesPerImage.isEmpty && plain.patchGradientsPerImage.isEmpty)
+        XCTAssertNotNil(arenaOffset(plain, 3))
     }
 }
