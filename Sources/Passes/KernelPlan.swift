@@ -333,6 +333,9 @@ public struct KernelPlan: Sendable {
         return d.id
     }
 
+    /// Unary ops that cost many instructions per element (a call or a long polynomial).
+    static let costlyUnary: Set<UnaryOp> = [.exp, .log, .log1p, .tanh, .sigmoid, .sin, .cos, .sqrt, .rsqrt]
+
     /// The most ops a value recomputed by each of its users may take (with its inline operands).
     public static let recomputedOpsLimit = 8
 
@@ -353,7 +356,7 @@ public struct KernelPlan: Sendable {
             guard let i = inst[x] else { continue }
             switch i.op {
             case .constant: continue
-            case .unary(let u) where [.exp, .log, .log1p, .tanh, .sigmoid, .sin, .cos, .sqrt, .rsqrt].contains(u):
+            case .unary(let u) where Self.costlyUnary.contains(u):
                 return (ops, reads.count, true)
             case .binary(.pow), .random: return (ops, reads.count, true)
             case .broadcast, .reshape, .transpose, .iota: break
@@ -399,7 +402,7 @@ public struct KernelPlan: Sendable {
         while let x = stack.popLast() {
             guard seen.insert(x).inserted, let i = inst[x], x == v || materialized[x] == nil else { continue }
             switch i.op {
-            case .unary(let u) where [.exp, .log, .log1p, .tanh, .sigmoid, .sin, .cos, .sqrt, .rsqrt].contains(u): return u.rawValue
+            case .unary(let u) where Self.costlyUnary.contains(u): return u.rawValue
             case .binary(.pow): return "pow"
             case .varRead, .constant: continue
             case .reshape, .broadcast: stack += i.operands
