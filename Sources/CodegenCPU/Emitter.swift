@@ -238,12 +238,7 @@ final class Emitter {
         case .param(let i), .variable(param: let i): p = tableLoad(LLVMGetParam(fn, 0)!, i)
         case .constant(let k): p = tableLoad(LLVMGetParam(fn, 3)!, k)
         case .result(let k): p = tableLoad(LLVMGetParam(fn, 1)!, k)
-        case .arena(let off):
-            let tmp = LLVMCreateBuilderInContext(ctx)!
-            defer { LLVMDisposeBuilder(tmp) }
-            LLVMPositionBuilderBefore(tmp, entryTerminator)
-            var idx: [LLVMValueRef?] = [constI64(off)]
-            p = LLVMBuildGEP2(tmp, i8, LLVMGetParam(fn, 2)!, &idx, 1, "buf\(id)")!
+        case .arena(let off): p = arenaPointer(off, "buf\(id)")
         case .inline: return nil
         }
         pointers[id] = p
@@ -364,7 +359,8 @@ final class Emitter {
         }
     }
 
-    /// A pointer into the arena that no value owns (a kernel's scratch), with its own alias scope.
+    /// A pointer to `offset` in the arena, computed in the entry block, with an alias scope named
+    /// `name` (a value's buffer renames it after its offset; a kernel's scratch keeps its own).
     func arenaPointer(_ offset: Int, _ name: String) -> LLVMValueRef {
         let tmp = LLVMCreateBuilderInContext(ctx)!
         defer { LLVMDisposeBuilder(tmp) }
