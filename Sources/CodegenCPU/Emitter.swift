@@ -85,11 +85,12 @@ final class Emitter {
                 try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitPartsSum(inst[k]!, split.parts, scratch: split.scratch) }
                 continue
             }
-            if let g = plan.patchGradientsPerImage[k] {
+            if let g = plan.patchGradients[k] {
                 // Parts run on the pool only through Kiln's own product (Debian's OpenBLAS is not
                 // safe to call from several threads at once).
                 let d = inst[k]!, pt = inst[g.patches]!.type!
-                let pooled = MatrixProducts.ownKernel(m: pt.shape[3], n: d.type!.shape[1], k: pt.shape[1] * pt.shape[2])
+                let rows = KernelPlan.patchBlockRows(patchWidth: pt.shape[3], positions: pt.shape[0] * pt.shape[1] * pt.shape[2])
+                let pooled = MatrixProducts.ownKernel(m: pt.shape[3], n: d.type!.shape[1], k: rows)
                 try kernel(n, "\(entryName)_k\(n)", rows: pooled ? g.parts : nil) { emitPatchGradientParts(d, inst[g.patches]!, parts: g.parts, scratch: g.scratch) }
                 try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitPartsSum(d, g.parts, scratch: g.scratch) }
                 continue
@@ -163,11 +164,13 @@ final class Emitter {
         case .constant: return nil
         case .dot:
             // Matrix products split themselves: kiln_sgemm over the pool by output tiles, OpenBLAS
-            // with its own threads. A product of patches computed per image splits by image, on
-            // Kiln's own kernel only (Debian's OpenBLAS is not safe to call from several threads).
-            guard let p = plan.patchesPerImage[i.id], let pt = inst[p]?.type, pt.shape[0] >= 2,
-                  MatrixProducts.ownKernel(m: pt.shape[1] * pt.shape[2], n: i.type!.shape[1], k: pt.shape[3]) else { return nil }
-            return pt.shape[0]
+            // with its own threads. A product of blocks of patch rows splits by block, on Kiln's
+            // own kernel only (Debian's OpenBLAS is not safe to call from several threads).
+            guard let p = plan.patchProducts[i.id], let pt = inst[p]?.type else { return nil }
+            let total = pt.shape[0] * pt.shape[1] * pt.shape[2], rows = KernelPlan.patchBlockRows(patchWidth: pt.shape[3], positions: total)
+            let blocks = (total + rows - 1) / rows
+            guard blocks >= 2, MatrixProducts.ownKernel(m: rows, n: i.type!.shape[1], k: pt.shape[3]) else { return nil }
+            return blocks
         case .varWrite:
             // A step computed by the matrix product splits itself.
             if plan.accumulatedProducts[i.id] != nil { return nil }
@@ -412,7 +415,7 @@ final class Emitter {
     }
 
     func emitDot(_ i: Instruction, _ ta: Bool, _ tb: Bool) throws {
-        if let p = plan.patchesPerImage[i.id] { return emitPatchesProductPerImage(i, inst[p]!) }
+        if let p = plan.patchProducts[i.id] { return emitPatchProduct(i, inst[p]!) }
         let at = types[i.operands[0]]!, bt = types[i.operands[1]]!, t = i.type!
         let r = at.rank
         let (m, n) = (t.shape[r - 2], t.shape[r - 1])
@@ -465,8 +468,12 @@ final class Emitter {
     /// One call computing C = alpha * op(A) op(B) (+ C when `accumulate`; alpha nil means 1):
     /// Kiln's kernel for float32 products in its range (MatrixProducts), OpenBLAS otherwise.
     /// `lda`, `ldb` and `ldc` are row strides as stored.
+    /// `dynamicM`/`dynamicK` replace m or k by a run-time count of at most m or k (the last, short
+    /// block of a blocked product); the library is still chosen by the static sizes.
     func productCall(_ dtype: DType, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, alpha: LLVMValueRef?, accumulate: Bool,
-                     a: LLVMValueRef, lda: Int, b bPtr: LLVMValueRef, ldb: Int, c: LLVMValueRef, ldc: Int) {
+                     a: LLVMValueRef, lda: Int, b bPtr: LLVMValueRef, ldb: Int, c: LLVMValueRef, ldc: Int,
+                     dynamicM: LLVMValueRef? = nil, dynamicK: LLVMValueRef? = nil) {
+        let mArg = dynamicM ?? constI64(m), kArg = dynamicK ?? constI64(k)
         let isF32 = dtype == .float32
         let scalarT = isF32 ? f32 : f64
         let alpha = alpha ?? LLVMConstReal(scalarT, 1)
@@ -476,12 +483,13 @@ final class Emitter {
         if isF32 && MatrixProducts.ownKernel(m: m, n: n, k: k) {
             name = "kiln_sgemm"
             argTypes = [i32, i32, i64, i64, i64, f32, ptr, i64, ptr, i64, ptr, i64, i32]
-            args = [constI32(ta ? 1 : 0), constI32(tb ? 1 : 0), constI64(m), constI64(n), constI64(k), alpha,
+            args = [constI32(ta ? 1 : 0), constI32(tb ? 1 : 0), mArg, constI64(n), kArg, alpha,
                     a, constI64(lda), bPtr, constI64(ldb), c, constI64(ldc), constI32(accumulate ? 1 : 0)]
         } else {
             name = isF32 ? "cblas_sgemm" : "cblas_dgemm"
             argTypes = [i32, i32, i32, i32, i32, i32, scalarT, ptr, i32, ptr, i32, scalarT, ptr, i32]
-            args = [constI32(101), constI32(ta ? 112 : 111), constI32(tb ? 112 : 111), constI32(m), constI32(n), constI32(k), alpha,
+            args = [constI32(101), constI32(ta ? 112 : 111), constI32(tb ? 112 : 111), LLVMBuildTrunc(b, mArg, i32, ""), constI32(n),
+                    LLVMBuildTrunc(b, kArg, i32, ""), alpha,
                     a, constI32(lda), bPtr, constI32(ldb), LLVMConstReal(scalarT, accumulate ? 1 : 0), c, constI32(ldc)]
         }
         let type = LLVMFunctionType(void, &argTypes, UInt32(argTypes.count), 0)!

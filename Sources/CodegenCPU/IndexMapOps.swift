@@ -1,5 +1,6 @@
 import CLLVM
 import KilnIR
+import KilnPasses
 
 /// Element generators for the index-map primitives (pad, concat, gather, patches) and the
 /// window reductions. Out-of-range positions are clamped before loading, then replaced by a
@@ -164,100 +165,115 @@ extension Emitter {
     /// Patches as a loop nest over (n, oh, ow, kh, kw, c): the destination is contiguous in c and
     /// no index needs dividing.
     func emitPatchesKernel(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {
-        gatherPatches(i, window, strides, dil, lo, into: base(i.id)!, image: nil)
+        let t = i.type!, out = base(i.id)!
+        loopNest(Array(t.shape.prefix(3))) { idx in
+            let m = idx.multi
+            storePatch(i, window, strides, dil, lo, n: m[0], oh: m[1], ow: m[2], into: out, at: LLVMBuildMul(b, idx.linear, constI64(t.shape[3]), "")!)
+        }
     }
 
-    /// Writes the patches of every image (`image` nil), or of one image into a buffer holding just
-    /// that image's [OH, OW, KH*KW*C].
-    func gatherPatches(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int],
-                       into out: LLVMValueRef, image: LLVMValueRef?) {
+    /// Writes the patch at output position (n, oh, ow), KH*KW*C values, to out[at...].
+    func storePatch(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int],
+                    n: LLVMValueRef, oh: LLVMValueRef, ow: LLVMValueRef, into out: LLVMValueRef, at rowBase: LLVMValueRef) {
         let x = i.operands[0], xs = types[x]!.shape, t = i.type!
-        let lead = image == nil ? [t.shape[0]] : []
         func coord(_ o: LLVMValueRef, _ k: LLVMValueRef, _ d: Int) -> LLVMValueRef {
             LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, o, constI64(strides[d]), "")!, LLVMBuildMul(b, k, constI64(dil[d]), "")!, "")!,
                          constI64(lo[d]), "")!
         }
+        func value(_ y: LLVMValueRef, _ xx: LLVMValueRef, _ c: LLVMValueRef) -> LLVMValueRef {
+            let inside = LLVMBuildAnd(b, inRange(y, xs[1]), inRange(xx, xs[2]), "")
+            let v = element(x, Index(multi: [n, clamp(y, xs[1]), clamp(xx, xs[2]), c], shape: xs, emitter: self))
+            return LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), "")!
+        }
         if xs[3] < Self.shortInnerExtent && t.shape[3] <= Self.unrolledPatchWidth {
             // Few channels (a grey image: 9 values per patch): loops over kh, kw and c would be
             // too short to vectorise and cost more than the copies, so a patch is straight-line code.
-            loopNest(lead + [t.shape[1], t.shape[2]]) { idx in
-                let m = (image.map { [$0] } ?? []) + idx.multi
-                let rowBase = LLVMBuildMul(b, idx.linear, constI64(t.shape[3]), "")!
-                for kh in 0..<window[0] {
-                    let y = coord(m[1], constI64(kh), 0)
-                    for kw in 0..<window[1] {
-                        let xx = coord(m[2], constI64(kw), 1)
-                        let inside = LLVMBuildAnd(b, inRange(y, xs[1]), inRange(xx, xs[2]), "")
-                        for ci in 0..<xs[3] {
-                            let v = element(x, Index(multi: [m[0], clamp(y, xs[1]), clamp(xx, xs[2]), constI64(ci)], shape: xs, emitter: self))
-                            let k = (kh * window[1] + kw) * xs[3] + ci
-                            store(LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), "")!, out,
-                                  LLVMBuildAdd(b, rowBase, constI64(k), "")!, t.dtype)
-                        }
+            for kh in 0..<window[0] {
+                let y = coord(oh, constI64(kh), 0)
+                for kw in 0..<window[1] {
+                    let xx = coord(ow, constI64(kw), 1)
+                    for ci in 0..<xs[3] {
+                        let k = (kh * window[1] + kw) * xs[3] + ci
+                        store(value(y, xx, constI64(ci)), out, LLVMBuildAdd(b, rowBase, constI64(k), "")!, t.dtype)
                     }
                 }
             }
             return
         }
-        loopNest(lead + [t.shape[1], t.shape[2], window[0], window[1], xs[3]]) { idx in
-            let m = (image.map { [$0] } ?? []) + idx.multi
-            let y = coord(m[1], m[3], 0), xx = coord(m[2], m[4], 1)
-            let inside = LLVMBuildAnd(b, inRange(y, xs[1]), inRange(xx, xs[2]), "")
-            let v = element(x, Index(multi: [m[0], clamp(y, xs[1]), clamp(xx, xs[2]), m[5]], shape: xs, emitter: self))
-            store(LLVMBuildSelect(b, inside, v, constValue(0, t.dtype), ""), out, idx.linear, t.dtype)
+        loopNest([window[0], window[1], xs[3]]) { idx in
+            let m = idx.multi
+            store(value(coord(oh, m[0], 0), coord(ow, m[1], 1), m[2]), out, LLVMBuildAdd(b, rowBase, idx.linear, "")!, t.dtype)
         }
     }
 
-    /// A product of image patches computed per image (KernelPlan.patchesPerImage): for each image,
-    /// its patches into a stack buffer, then its rows of the product straight into the output.
-    func emitPatchesProductPerImage(_ d: Instruction, _ patches: Instruction) {
-        guard case .dot(_, let tb) = d.op, case .patches(let window, let strides, let dil, let lo, _) = patches.op else {
-            preconditionFailure("per-image patches product of \(d.op.mnemonic)")
+    /// The patches of positions [first, first + rows) of [N*OH*OW] into `out`, one patch a row.
+    func gatherPatchRows(_ i: Instruction, first: LLVMValueRef, rows: LLVMValueRef, into out: LLVMValueRef) {
+        guard case .patches(let window, let strides, let dil, let lo, _) = i.op else { preconditionFailure("patch rows of \(i.op.mnemonic)") }
+        let t = i.type!
+        loop(from: constI64(0), to: rows) { r in
+            let position = LLVMBuildAdd(b, first, r, "")!
+            let m = Index(linear: position, shape: Array(t.shape.prefix(3)), emitter: self).multi
+            storePatch(i, window, strides, dil, lo, n: m[0], oh: m[1], ow: m[2], into: out, at: LLVMBuildMul(b, r, constI64(t.shape[3]), "")!)
         }
-        let pt = patches.type!, bt = types[d.operands[1]]!, t = d.type!
-        let rows = pt.shape[1] * pt.shape[2], k = pt.shape[3], n = t.shape[1]
-        let local = entryAlloca(LLVMArrayType(f32, UInt32(rows * k)))
-        LLVMSetAlignment(local, 64)
-        bufferOfPointer[local] = "image patches of %\(patches.id)"
+    }
+
+    /// A stack buffer for one block of patch rows, and where block `k` starts and how many rows
+    /// it has (the last block may be short).
+    func patchBlocks(_ patches: Instruction) -> (buffer: LLVMValueRef, rows: Int, count: Int, bounds: (LLVMValueRef) -> (LLVMValueRef, LLVMValueRef)) {
+        let pt = patches.type!
+        let total = pt.shape[0] * pt.shape[1] * pt.shape[2]
+        let rows = KernelPlan.patchBlockRows(patchWidth: pt.shape[3], positions: total)
+        let buffer = entryAlloca(LLVMArrayType(f32, UInt32(rows * pt.shape[3])))
+        LLVMSetAlignment(buffer, 64)
+        bufferOfPointer[buffer] = "patch rows of %\(patches.id)"
+        return (buffer, rows, (total + rows - 1) / rows, { [self] k in
+            let first = LLVMBuildMul(b, k, constI64(rows), "")!
+            let left = LLVMBuildSub(b, constI64(total), first, "")!
+            let short = LLVMBuildICmp(b, LLVMIntSLT, left, constI64(rows), "")
+            return (first, LLVMBuildSelect(b, short, left, constI64(rows), "")!)
+        })
+    }
+
+    func bytes(_ p: LLVMValueRef, _ i: LLVMValueRef, _ scale: Int) -> LLVMValueRef {
+        var idx: [LLVMValueRef?] = [LLVMBuildMul(b, i, constI64(scale), "")!]
+        return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
+    }
+
+    /// A convolution computed from blocks of patch rows (KernelPlan.patchProducts): for each
+    /// block, its patches into a stack buffer, then its rows of the product straight into the output.
+    func emitPatchProduct(_ d: Instruction, _ patches: Instruction) {
+        guard case .dot(_, let tb) = d.op else { preconditionFailure("patch product of \(d.op.mnemonic)") }
+        let bt = types[d.operands[1]]!, t = d.type!, k = patches.type!.shape[3], n = t.shape[1]
+        let blocks = patchBlocks(patches)
         let bPtr = bufferPointer(d.operands[1])!, out = base(d.id)!
-        loopNest([pt.shape[0]]) { image in
-            gatherPatches(patches, window, strides, dil, lo, into: local, image: image.multi[0])
-            var idx: [LLVMValueRef?] = [LLVMBuildMul(b, image.multi[0], constI64(rows * n * 4), "")!]
-            let rowsOut = LLVMBuildGEP2(b, i8, out, &idx, 1, "")!
-            productCall(.float32, false, tb, rows, n, k, alpha: nil, accumulate: false,
-                        a: local, lda: k, b: bPtr, ldb: bt.shape[1], c: rowsOut, ldc: n)
+        loopNest([blocks.count]) { block in
+            let (first, rows) = blocks.bounds(block.multi[0])
+            gatherPatchRows(patches, first: first, rows: rows, into: blocks.buffer)
+            productCall(.float32, false, tb, blocks.rows, n, k, alpha: nil, accumulate: false,
+                        a: blocks.buffer, lda: k, b: bPtr, ldb: bt.shape[1], c: bytes(out, first, n * 4), ldc: n, dynamicM: rows)
         }
     }
 
     /// Parts [begin, end) (all parts when not split) of a weight gradient `dot(patches, dy,
-    /// transpose_a)` computed per image (KernelPlan.patchGradientsPerImage): part q gathers the
-    /// patches of each of its images into a stack buffer and adds patches' x dy for that image
-    /// into slot q of the scratch.
+    /// transpose_a)` computed from blocks of patch rows (KernelPlan.patchGradients): part q
+    /// gathers each of its blocks' patches into a stack buffer and adds patches' x dy for those
+    /// rows into slot q of the scratch.
     func emitPatchGradientParts(_ d: Instruction, _ patches: Instruction, parts: Int, scratch offset: Int) {
-        guard case .patches(let window, let strides, let dil, let lo, _) = patches.op else {
-            preconditionFailure("per-image weight gradient of \(patches.op.mnemonic)")
-        }
-        let pt = patches.type!, t = d.type!
-        let images = pt.shape[0], rows = pt.shape[1] * pt.shape[2], k = pt.shape[3], n = t.shape[1]
-        let local = entryAlloca(LLVMArrayType(f32, UInt32(rows * k)))
-        LLVMSetAlignment(local, 64)
-        bufferOfPointer[local] = "image patches of %\(patches.id)"
+        let t = d.type!, k = patches.type!.shape[3], n = t.shape[1]
+        let blocks = patchBlocks(patches)
         let scratch = arenaPointer(offset, "scratch\(d.id)"), dy = bufferPointer(d.operands[1])!
-        func bytes(_ p: LLVMValueRef, _ i: LLVMValueRef, _ scale: Int) -> LLVMValueRef {
-            var idx: [LLVMValueRef?] = [LLVMBuildMul(b, i, constI64(scale), "")!]
-            return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
-        }
         let (begin, end) = splitRange ?? (constI64(0), constI64(parts))
         splitRange = nil
         loop(from: begin, to: end) { part in
             let slot = LLVMBuildMul(b, part, constI64(k * n), "")!
             loop(k * n) { e in store(constValue(0, .float32), scratch, LLVMBuildAdd(b, slot, e, "")!, .float32) }
-            let first = LLVMBuildUDiv(b, LLVMBuildMul(b, part, constI64(images), ""), constI64(parts), "")!
-            let last = LLVMBuildUDiv(b, LLVMBuildMul(b, LLVMBuildAdd(b, part, constI64(1), ""), constI64(images), ""), constI64(parts), "")!
-            loop(from: first, to: last) { image in
-                gatherPatches(patches, window, strides, dil, lo, into: local, image: image)
-                productCall(.float32, true, false, k, n, rows, alpha: nil, accumulate: true,
-                            a: local, lda: k, b: bytes(dy, image, rows * n * 4), ldb: n, c: bytes(scratch, part, k * n * 4), ldc: n)
+            let firstBlock = LLVMBuildUDiv(b, LLVMBuildMul(b, part, constI64(blocks.count), ""), constI64(parts), "")!
+            let endBlock = LLVMBuildUDiv(b, LLVMBuildMul(b, LLVMBuildAdd(b, part, constI64(1), ""), constI64(blocks.count), ""), constI64(parts), "")!
+            loop(from: firstBlock, to: endBlock) { block in
+                let (first, rows) = blocks.bounds(block)
+                gatherPatchRows(patches, first: first, rows: rows, into: blocks.buffer)
+                productCall(.float32, true, false, k, n, blocks.rows, alpha: nil, accumulate: true,
+                            a: blocks.buffer, lda: k, b: bytes(dy, first, n * 4), ldb: n, c: bytes(scratch, part, k * n * 4), ldc: n, dynamicK: rows)
             }
         }
     }
@@ -335,10 +351,6 @@ extension Emitter {
         let local = entryAlloca(LLVMArrayType(f32, UInt32(rows * cols)))
         LLVMSetAlignment(local, 64)
         let aPtr = bufferPointer(d.operands[0])!, bPtr = bufferPointer(d.operands[1])!
-        func bytes(_ p: LLVMValueRef, _ n: LLVMValueRef, _ scale: Int) -> LLVMValueRef {
-            var idx: [LLVMValueRef?] = [LLVMBuildMul(b, n, constI64(scale), "")!]
-            return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
-        }
         loopNest([t.shape[0]]) { image in
             let n = image.multi[0]
             productCall(.float32, false, tb, rows, cols, k, alpha: nil, accumulate: false,

@@ -43,15 +43,15 @@ public struct KernelPlan: Sendable {
     /// unpatches id -> dot id.
     public var productsPerImage: [Int: Int] = [:]
     /// Products of image patches `dot(reshape(patches(x)), w)` (a convolution) whose patches are
-    /// used nowhere else, computed one image at a time: each image's patches are gathered into a
-    /// stack buffer of the kernel's own (at most perImageProductBytes) and multiplied at once, so
+    /// used only by such products, computed a block of patch rows at a time (patchBlockRows):
+    /// each block is gathered into a stack buffer of the kernel's own and multiplied at once, so
     /// the patches, nine times the image for a 3x3 filter, never have a buffer: dot id -> patches id.
-    public var patchesPerImage: [Int: Int] = [:]
+    public var patchProducts: [Int: Int] = [:]
     /// Weight gradients of such convolutions, `dot(reshape(patches(x)), dy, transpose_a)`, computed
-    /// from the same per-image patches: dot id -> (patches id, parts, arena offset of the parts'
-    /// partial products). Each part sums its share of the images into its own slot; a last loop
+    /// from the same blocks of patch rows: dot id -> (patches id, parts, arena offset of the parts'
+    /// partial products). Each part sums its share of the blocks into its own slot; a last loop
     /// adds the slots in order, so the result is the same on any number of cores.
-    public var patchGradientsPerImage: [Int: (patches: Int, parts: Int, scratch: Int)] = [:]
+    public var patchGradients: [Int: (patches: Int, parts: Int, scratch: Int)] = [:]
     /// Reductions over leading axes split into parts that run in parallel: reduce id -> (parts,
     /// arena offset of the parts' partial results, one output-sized slot each).
     public var splitReductions: [Int: (parts: Int, scratch: Int)] = [:]
@@ -150,9 +150,12 @@ public struct KernelPlan: Sendable {
             }
             let accumulated = Set(accumulatedProducts.values.map(\.dot))
             for i in f.body where perImageProducts {
-                guard let (reshape, products) = Self.perImagePatchProducts(i, inst: inst, types: types, uses: uses, excluding: accumulated) else { continue }
+                guard let (reshape, products) = Self.blockedPatchProducts(i, inst: inst, types: types, uses: uses, excluding: accumulated) else { continue }
+                let pt = i.type!, positions = pt.shape[0] * pt.shape[1] * pt.shape[2]
+                let blocks = (positions + Self.patchBlockRows(patchWidth: pt.shape[3], positions: positions) - 1)
+                    / Self.patchBlockRows(patchWidth: pt.shape[3], positions: positions)
                 for (dot, gradient) in products {
-                    if gradient { patchGradientsPerImage[dot] = (i.id, min(Self.reductionPartCount, i.type!.shape[0]), 0) } else { patchesPerImage[dot] = i.id }
+                    if gradient { patchGradients[dot] = (i.id, min(Self.reductionPartCount, blocks), 0) } else { patchProducts[dot] = i.id }
                 }
                 materialized[i.id] = nil
                 productOperands.remove(i.id)
@@ -269,8 +272,8 @@ public struct KernelPlan: Sendable {
             if let parts = Self.reductionParts(i, types: types) {
                 splitReductions[i.id] = (parts, allocate(parts * i.type!.byteCount, until: p))
             }
-            if let g = patchGradientsPerImage[i.id] {
-                patchGradientsPerImage[i.id] = (g.patches, g.parts, allocate(g.parts * i.type!.byteCount, until: p))
+            if let g = patchGradients[i.id] {
+                patchGradients[i.id] = (g.patches, g.parts, allocate(g.parts * i.type!.byteCount, until: p))
             }
             if let slot = resultSlot[i.id] { storage[i.id] = .result(slot); continue }
             storage[i.id] = .arena(offset: allocate(i.type!.byteCount, until: lastUse[i.id] ?? p))
@@ -368,17 +371,32 @@ public struct KernelPlan: Sendable {
         return (ops, reads.count, false)
     }
 
+    /// Patches smaller than this stay in cache between the kernel that writes them and the
+    /// products that read them: gathering them again per block would only cost more.
+    public static let blockedPatchesMinimumBytes = 1 << 20
+
+    /// Rows of patches (output positions) a blocked patch product gathers at a time: as many as
+    /// fit perImageProductBytes, but few enough to make at least 8 blocks for the pool to share,
+    /// a multiple of 16 (the product kernel's panel), at least 16.
+    public static func patchBlockRows(patchWidth: Int, positions: Int) -> Int {
+        let fit = perImageProductBytes / (4 * max(patchWidth, 1)) / 16 * 16
+        let share = (positions + 8 * 16 - 1) / (8 * 16) * 16
+        return min(positions, max(16, min(fit, share)))
+    }
+
     /// For patches `p` read only through one reshape to [images * positions, patch], whose every
-    /// user is a float32 product that can run image by image, the reshape and those products,
-    /// each marked whether it is a weight gradient (`dot(reshape, dy, transpose_a)`, summed over
-    /// the images) or a convolution (`dot(reshape, w)`, one block of rows per image). Nil when any
-    /// use needs the patches in memory, or one image's patches would not fit the stack buffer.
-    static func perImagePatchProducts(_ p: Instruction, inst: [Int: Instruction], types: [Int: TensorType], uses: [Int: Int],
+    /// user is a float32 product that can run on blocks of patch rows, the reshape and those
+    /// products, each marked whether it is a weight gradient (`dot(reshape, dy, transpose_a)`,
+    /// summed over the blocks) or a convolution (`dot(reshape, w)`, the block's rows of the
+    /// output). Nil when any use needs the patches in memory, when 16 patch rows would not fit the
+    /// stack buffer, or when a block's product is too small to be worth a call.
+    static func blockedPatchProducts(_ p: Instruction, inst: [Int: Instruction], types: [Int: TensorType], uses: [Int: Int],
                                       excluding accumulated: Set<Int>) -> (Int, [(Int, Bool)])? {
         guard case .patches = p.op, uses[p.id] == 1, let pt = p.type, pt.rank == 4, pt.dtype == .float32, pt.shape[0] > 0,
-              pt.shape[1] * pt.shape[2] * pt.shape[3] * 4 <= perImageProductBytes,
+              16 * pt.shape[3] * 4 <= perImageProductBytes, pt.byteCount >= blockedPatchesMinimumBytes,
               let r = inst.values.first(where: { $0.op.isReshape && $0.operands == [p.id] }) else { return nil }
         let rows = pt.shape[0] * pt.shape[1] * pt.shape[2]
+        let blockRows = patchBlockRows(patchWidth: pt.shape[3], positions: rows)
         guard r.type?.shape == [rows, pt.shape[3]] else { return nil }
         let dots = inst.values.filter { $0.operands.contains(r.id) }
         guard !dots.isEmpty, dots.count == uses[r.id] else { return nil }
@@ -386,7 +404,7 @@ public struct KernelPlan: Sendable {
         for d in dots {
             guard d.operands.count == 2, d.operands[0] == r.id, d.operands[1] != r.id, !accumulated.contains(d.id),
                   let dt = d.type, dt.rank == 2, let bt = types[d.operands[1]], bt.rank == 2,
-                  pt.shape[1] * pt.shape[2] * pt.shape[3] * dt.shape[1] >= perImageMinimumWork else { return nil }
+                  blockRows * pt.shape[3] * dt.shape[1] >= perImageMinimumWork else { return nil }
             switch d.op {
             case .dot(false, _): products.append((d.id, false))
             case .dot(true, false) where bt.shape[0] == rows: products.append((d.id, true))

@@ -118,15 +118,17 @@ final class SplitReductionTests: XCTestCase {
     }
 }
 
-final class PerImagePatchesProductTests: XCTestCase {
-    /// Convolutions and their weight gradients computed image by image (64 images, on the pool)
-    /// against the reference: four channels (straight-line patches) and sixteen with stride 2.
+final class BlockedPatchProductTests: XCTestCase {
+    /// Convolutions and their weight gradients computed from blocks of patch rows (blocks that
+    /// span images, a short last block, on the pool) against the reference: four channels
+    /// (straight-line patches) and sixteen with stride 2.
     func testConvolutionsAndWeightGradientsMatchTheReference() throws {
-        let cases: [(image: [Int], window: Int, stride: Int, pad: Int, out: Int)] = [([64, 8, 8, 4], 3, 1, 1, 64), ([64, 9, 9, 16], 3, 2, 1, 32)]
+        let cases: [(image: [Int], window: Int, stride: Int, pad: Int, out: Int)] = [([64, 12, 12, 4], 3, 1, 1, 64), ([64, 11, 11, 16], 3, 2, 1, 32)]
         for c in cases {
             let (n, h, w, ch) = (c.image[0], c.image[1], c.image[2], c.image[3])
             let oh = (h + 2 * c.pad - c.window) / c.stride + 1, ow = (w + 2 * c.pad - c.window) / c.stride + 1
             let k = c.window * c.window * ch, rows = n * oh * ow
+            XCTAssertNotEqual(rows % KernelPlan.patchBlockRows(patchWidth: k, positions: rows), 0, "the last block is short")
             var f = try Parser.parse("""
             func @m(%0: f32[\(n),\(h),\(w),\(ch)] feed "x", %1: f32[\(k),\(c.out)] feed "w", %2: f32[\(rows),\(c.out)] feed "dy") {
               %3 = patches %0 window=[\(c.window),\(c.window)] strides=[\(c.stride),\(c.stride)] dilations=[1,1] pad_low=[\(c.pad),\(c.pad)] pad_high=[\(c.pad),\(c.pad)]
@@ -138,8 +140,8 @@ final class PerImagePatchesProductTests: XCTestCase {
             """)
             try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
             let plan = KernelPlan(f)
-            XCTAssertEqual(plan.patchesPerImage.count, 1, "\(c)")
-            XCTAssertEqual(plan.patchGradientsPerImage.count, 1, "\(c)")
+            XCTAssertEqual(plan.patchProducts.count, 1, "\(c)")
+            XCTAssertEqual(plan.patchGradients.count, 1, "\(c)")
             let xs: [Float] = (0..<(n * h * w * ch)).map { (i: Int) -> Float in Float((i * 13) % 29) / 14 - 1 }
             let ws: [Float] = (0..<(k * c.out)).map { (i: Int) -> Float in Float((i * 7) % 31) / 15 - 1 }
             let dys: [Float] = (0..<(rows * c.out)).map { (i: Int) -> Float in Float((i * 5) % 23) / 11 - 1 }
@@ -149,8 +151,10 @@ final class PerImagePatchesProductTests: XCTestCase {
             let want = try ReferenceEvaluator.run(f, parameters: params0).0
             for (g, r) in zip(got, want) {
                 XCTAssertEqual(g.shape, r.shape)
+                // The gradient sums up to 9216 float32 products per element, in blocks and parts:
+                // associated differently from the reference's running sum.
                 let worst = zip(g.doubles, r.doubles).map { abs($0 - $1) / max(1, abs($1)) }.max()!
-                XCTAssertLessThan(worst, 1e-5, "\(c)")
+                XCTAssertLessThan(worst, 1e-4, "\(c)")
             }
         }
     }

@@ -561,13 +561,14 @@ final class KernelPlanSplitReductionTests: XCTestCase {
     }
 }
 
-final class KernelPlanPerImagePatchesTests: XCTestCase {
-    /// A 3x3 convolution of 4 images 8x8x8 to 32 channels, and optionally its weight gradient.
-    private func convolution(patchesAlsoUsed: Bool = false, gradient: Bool = false) -> String {
-        """
-        func @f(%0: f32[4,8,8,8] feed "x", %1: f32[72,32] var "w", %2: f32[256,32] feed "dy") {
+final class KernelPlanBlockedPatchesTests: XCTestCase {
+    /// A 3x3 convolution of `images` images 8x8x8 to 32 channels, and optionally its weight gradient.
+    private func convolution(images: Int = 64, patchesAlsoUsed: Bool = false, gradient: Bool = false) -> String {
+        let rows = images * 64
+        return """
+        func @f(%0: f32[\(images),8,8,8] feed "x", %1: f32[72,32] var "w", %2: f32[\(rows),32] feed "dy") {
           %3 = patches %0 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
-          %4 = reshape %3 shape=[256,72]
+          %4 = reshape %3 shape=[\(rows),72]
           %5 = var.read %1
           %6 = dot %4, %5 transpose_a=false transpose_b=false
           \(gradient ? "%7 = dot %4, %2 transpose_a=true transpose_b=false" : "")
@@ -576,38 +577,44 @@ final class KernelPlanPerImagePatchesTests: XCTestCase {
         """
     }
 
-    func testAConvolutionGathersItsPatchesImageByImageWithoutABuffer() throws {
+    func testAConvolutionGathersBlocksOfPatchRowsWithoutABuffer() throws {
         let (_, plan) = try planned(convolution())
-        XCTAssertEqual(plan.patchesPerImage, [6: 3])
+        XCTAssertEqual(plan.patchProducts, [6: 3])
         XCTAssertEqual(plan.kernels, [6])
         XCTAssertEqual(plan.storage[3], .inline)
         XCTAssertFalse(plan.views.contains(4))
         XCTAssertEqual(plan.fused[6]?.contains(3), true)
+        // 4096 patch rows of 72 floats: 224 rows fit 64 KiB, and 8 blocks would take 512 each.
+        XCTAssertEqual(KernelPlan.patchBlockRows(patchWidth: 72, positions: 4096), 224)
+        XCTAssertEqual(KernelPlan.patchBlockRows(patchWidth: 9, positions: 4096), 512)
+        XCTAssertEqual(KernelPlan.patchBlockRows(patchWidth: 72, positions: 10), 10)
     }
 
-    func testItsWeightGradientSumsPerImagePartsInScratchApartFromTheOutputs() throws {
+    func testItsWeightGradientSumsBlocksIntoPartsInScratchApartFromTheOutputs() throws {
         let (_, plan) = try planned(convolution(gradient: true))
-        XCTAssertEqual(plan.patchesPerImage, [6: 3])
-        let g = try XCTUnwrap(plan.patchGradientsPerImage[7])
+        XCTAssertEqual(plan.patchProducts, [6: 3])
+        let g = try XCTUnwrap(plan.patchGradients[7])
         XCTAssertEqual(g.patches, 3)
-        XCTAssertEqual(g.parts, 4, "no more parts than images")
+        XCTAssertEqual(g.parts, KernelPlan.reductionPartCount)
         XCTAssertEqual(plan.storage[3], .inline)
         XCTAssertEqual(plan.kernels, [6, 7])
         XCTAssertEqual(plan.storage[7], .result(1))
         XCTAssertEqual(g.scratch % KernelPlan.alignment, 0)
     }
 
-    func testNotWhenThePatchesAreUsedElsewhereOrFusionIsOff() throws {
+    func testNotWhenThePatchesAreUsedElsewhereSmallOrFusionIsOff() throws {
         let (_, shared) = try planned(convolution(patchesAlsoUsed: true, gradient: true))
-        XCTAssertTrue(shared.patchesPerImage.isEmpty)
-        XCTAssertTrue(shared.patchGradientsPerImage.isEmpty)
+        XCTAssertTrue(shared.patchProducts.isEmpty)
+        XCTAssertTrue(shared.patchGradients.isEmpty)
         XCTAssertEqual(shared.storage[3], .result(2), "fetched patches keep their buffer")
+        // 4 images: 288 KiB of patches stay in cache between writer and readers.
+        XCTAssertTrue(try planned(convolution(images: 4, gradient: true)).1.patchProducts.isEmpty)
         var f = try Parser.parse(convolution(gradient: true))
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
-        XCTAssertTrue(KernelPlan(f, fuse: false).patchesPerImage.isEmpty)
+        XCTAssertTrue(KernelPlan(f, fuse: false).patchProducts.isEmpty)
         // A backend without a product kernel for its pool keeps one product over all images.
         let plain = KernelPlan(f, perImageProducts: false)
-        XCTAssertTrue(plain.patchesPerImage.isEmpty && plain.patchGradientsPerImage.isEmpty)
+        XCTAssertTrue(plain.patchProducts.isEmpty && plain.patchGradients.isEmpty)
         XCTAssertNotNil(arenaOffset(plain, 3))
     }
 }
