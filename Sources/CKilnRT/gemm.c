@@ -195,7 +195,7 @@ static float *scratch_for(scratch_buffer *s, size_t floats) {
 }
 
 // Split K: the chunks' tiles are the tasks; each chunk writes its own partial product.
-#define KILN_MAX_K_CHUNKS 16
+#define KILN_MAX_K_CHUNKS 8
 typedef struct { gemm_job chunk[KILN_MAX_K_CHUNKS]; int64_t tiles; } split_k_job;
 
 static void compute_chunk_tiles(void *job, void *u1, void *u2, void *u3, int64_t begin, int64_t end) {
@@ -235,8 +235,10 @@ static void plain_sgemm(const gemm_job *j) {
 
 // The least work (multiply-adds) worth a task of its own on the pool: about 4 us on one core.
 #define KILN_GEMM_TASK_WORK (1 << 16)
-// The shortest K a split-K chunk gets.
+// The shortest K a split-K chunk gets, and the fewest output tiles that are enough work
+// without splitting K.
 #define KILN_SPLIT_K_MIN 512
+#define KILN_SPLIT_K_TILES 4
 
 void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                 const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update) {
@@ -276,10 +278,12 @@ void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
     j.tiles_m = (j.panels + j.tile_p - 1) / j.tile_p;
     j.tiles_n = (j.strips + j.tile_s - 1) / j.tile_s;
     int64_t tiles = j.tiles_m * j.tiles_n;
-    // A small output over a long K (a weight gradient: 144x32 summed over 4096 positions) has too
-    // few tiles to keep every core busy: split K too, each chunk into a partial, then sum them.
-    int64_t chunks = min64(min64(2 * threads, KILN_MAX_K_CHUNKS), k / KILN_SPLIT_K_MIN);
-    if (parallel && tiles < 2 * threads && chunks >= 2) {
+    // A small output over a long K (a weight gradient: 9x16 summed over 4096 positions) has too
+    // few tiles to keep the cores busy: split K too, each chunk into a partial, then sum them.
+    // When and how K is split depends on the shape only, never on the core count, so a product
+    // is summed in the same order on every multi-core machine.
+    int64_t chunks = min64(KILN_MAX_K_CHUNKS, k / KILN_SPLIT_K_MIN);
+    if (parallel && j.panels * j.strips < KILN_SPLIT_K_TILES && chunks >= 2) {
         float *partials = scratch_for(&kscratch, (size_t)(chunks * m * n));
         if (partials) {
             split_k_job s;
