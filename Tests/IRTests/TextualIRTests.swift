@@ -53,7 +53,7 @@ final class TextualIRRoundTripTests: XCTestCase {
         // Constants of every dtype.
         let floats: [Float] = [.nan, .infinity, -.infinity, -0.0, 0.0, .leastNonzeroMagnitude,
                                .leastNormalMagnitude / 3, .greatestFiniteMagnitude, 0.1, 1.0 / 3.0,
-                               -Float.leastNormalMagnitude, 16_777_217]
+                               -Float.leastNormalMagnitude, 16_777_216]
         _ = b.constant(Tensor(shape: [3, 4], scalars: floats))
         let doubles: [Double] = [.nan, -.infinity, .leastNonzeroMagnitude, 0.1, .pi, -0.0,
                                  .greatestFiniteMagnitude, 1e300]
