@@ -234,8 +234,9 @@ extension Emitter {
         })
     }
 
-    func bytes(_ p: LLVMValueRef, _ i: LLVMValueRef, _ scale: Int) -> LLVMValueRef {
-        var idx: [LLVMValueRef?] = [LLVMBuildMul(b, i, constI64(scale), "")!]
+    /// `p` advanced by `i * stride` bytes.
+    func advanced(_ p: LLVMValueRef, _ i: LLVMValueRef, stride: Int) -> LLVMValueRef {
+        var idx: [LLVMValueRef?] = [LLVMBuildMul(b, i, constI64(stride), "")!]
         return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
     }
 
@@ -250,7 +251,7 @@ extension Emitter {
             let (first, rows) = blocks.bounds(block.multi[0])
             gatherPatchRows(patches, first: first, rows: rows, into: blocks.buffer)
             productCall(.float32, false, tb, blocks.rows, n, k, alpha: nil, accumulate: false,
-                        a: blocks.buffer, lda: k, b: bPtr, ldb: bt.shape[1], c: bytes(out, first, n * 4), ldc: n, dynamicM: rows)
+                        a: blocks.buffer, lda: k, b: bPtr, ldb: bt.shape[1], c: advanced(out, first, stride: n * 4), ldc: n, dynamicM: rows)
         }
     }
 
@@ -273,7 +274,7 @@ extension Emitter {
                 let (first, rows) = blocks.bounds(block)
                 gatherPatchRows(patches, first: first, rows: rows, into: blocks.buffer)
                 productCall(.float32, true, false, k, n, blocks.rows, alpha: nil, accumulate: true,
-                            a: blocks.buffer, lda: k, b: bytes(dy, first, n * 4), ldb: n, c: bytes(scratch, part, k * n * 4), ldc: n, dynamicK: rows)
+                            a: blocks.buffer, lda: k, b: advanced(dy, first, stride: n * 4), ldb: n, c: advanced(scratch, part, stride: k * n * 4), ldc: n, dynamicK: rows)
             }
         }
     }
@@ -354,9 +355,9 @@ extension Emitter {
         loopNest([t.shape[0]]) { image in
             let n = image.multi[0]
             productCall(.float32, false, tb, rows, cols, k, alpha: nil, accumulate: false,
-                        a: bytes(aPtr, n, rows * k * 4), lda: k, b: bPtr, ldb: bt.shape[1], c: local, ldc: cols)
+                        a: advanced(aPtr, n, stride: rows * k * 4), lda: k, b: bPtr, ldb: bt.shape[1], c: local, ldc: cols)
             // Indexed like the whole product: the buffer sits where this image's rows would.
-            let rowsOfImage = bytes(local, n, -rows * cols * 4)
+            let rowsOfImage = advanced(local, n, stride: -rows * cols * 4)
             localBuffers[d.id] = rowsOfImage
             bufferOfPointer[rowsOfImage] = "image rows of %\(d.id)"
             loopNest(Array(t.shape.dropFirst())) { idx in
