@@ -205,7 +205,7 @@ static void compute_chunk_tiles(void *job, void *u1, void *u2, void *u3, int64_t
 
 // Rows [begin, end) of C = sum of the partials (+ C when updating).
 static void sum_partials(void *job, void *u1, void *u2, void *u3, int64_t begin, int64_t end) {
-    (void)u2; (void)u3;
+    (void)u3;
     const gemm_job *j = job;
     const float *partials = u1;
     int64_t chunks = (int64_t)(intptr_t)u2;
@@ -310,9 +310,9 @@ void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
     void *args[4] = {&j, 0, 0, 0};
     if (parallel) {
         if (!j.b_direct) kiln_parallel_for(pack_b, args, j.strips);
-        kiln_parallel_for(compute_tiles, args, j.tiles_m * j.tiles_n);
+        kiln_parallel_for(compute_tiles, args, tiles);
     } else {
         if (!j.b_direct) pack_b(&j, 0, 0, 0, 0, j.strips);
-        compute_tiles(&j, 0, 0, 0, 0, j.tiles_m * j.tiles_n);
+        compute_tiles(&j, 0, 0, 0, 0, tiles);
     }
 }

@@ -88,10 +88,9 @@ final class Emitter {
             if let g = plan.patchGradients[k] {
                 // Parts run on the pool only through Kiln's own product (Debian's OpenBLAS is not
                 // safe to call from several threads at once).
-                let d = inst[k]!, pt = inst[g.patches]!.type!
-                let rows = KernelPlan.patchBlockRows(patchWidth: pt.shape[3], positions: pt.shape[0] * pt.shape[1] * pt.shape[2])
-                let pooled = MatrixProducts.ownKernel(m: pt.shape[3], n: d.type!.shape[1], k: rows)
-                try kernel(n, "\(entryName)_k\(n)", rows: pooled ? g.parts : nil) { emitPatchGradientParts(d, inst[g.patches]!, parts: g.parts, scratch: g.scratch) }
+                let d = inst[k]!, patchWidth = inst[g.blocks.patches]!.type!.shape[3]
+                let pooled = MatrixProducts.ownKernel(m: patchWidth, n: d.type!.shape[1], k: g.blocks.rows)
+                try kernel(n, "\(entryName)_k\(n)", rows: pooled ? g.parts : nil) { emitPatchGradientParts(d, g.blocks, parts: g.parts, scratch: g.scratch) }
                 try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitPartsSum(d, g.parts, scratch: g.scratch) }
                 continue
             }
@@ -166,11 +165,9 @@ final class Emitter {
             // Matrix products split themselves: kiln_sgemm over the pool by output tiles, OpenBLAS
             // with its own threads. A product of blocks of patch rows splits by block, on Kiln's
             // own kernel only (Debian's OpenBLAS is not safe to call from several threads).
-            guard let p = plan.patchProducts[i.id], let pt = inst[p]?.type else { return nil }
-            let total = pt.shape[0] * pt.shape[1] * pt.shape[2], rows = KernelPlan.patchBlockRows(patchWidth: pt.shape[3], positions: total)
-            let blocks = (total + rows - 1) / rows
-            guard blocks >= 2, MatrixProducts.ownKernel(m: rows, n: i.type!.shape[1], k: pt.shape[3]) else { return nil }
-            return blocks
+            guard let blocks = plan.patchProducts[i.id], blocks.count >= 2,
+                  MatrixProducts.ownKernel(m: blocks.rows, n: i.type!.shape[1], k: inst[blocks.patches]!.type!.shape[3]) else { return nil }
+            return blocks.count
         case .varWrite:
             // A step computed by the matrix product splits itself.
             if plan.accumulatedProducts[i.id] != nil { return nil }
@@ -385,8 +382,7 @@ final class Emitter {
         let (begin, end) = splitRange!
         splitRange = nil
         loop(from: begin, to: end) { part in
-            let r0 = LLVMBuildUDiv(b, LLVMBuildMul(b, part, constI64(rows), ""), constI64(parts), "")!
-            let r1 = LLVMBuildUDiv(b, LLVMBuildMul(b, LLVMBuildAdd(b, part, constI64(1), ""), constI64(rows), ""), constI64(parts), "")!
+            let (r0, r1) = partRange(part, of: rows, parts: parts)
             let slot = LLVMBuildMul(b, part, constI64(k), "")!
             loopNest(t.shape) { o in store(reduceIdentity(r, t.dtype), scratch, LLVMBuildAdd(b, slot, o.linear, "")!, t.dtype) }
             loop(from: r0, to: r1) { row in
@@ -415,7 +411,7 @@ final class Emitter {
     }
 
     func emitDot(_ i: Instruction, _ ta: Bool, _ tb: Bool) throws {
-        if let p = plan.patchProducts[i.id] { return emitPatchProduct(i, inst[p]!) }
+        if let blocks = plan.patchProducts[i.id] { return emitPatchProduct(i, blocks) }
         let at = types[i.operands[0]]!, bt = types[i.operands[1]]!, t = i.type!
         let r = at.rank
         let (m, n) = (t.shape[r - 2], t.shape[r - 1])

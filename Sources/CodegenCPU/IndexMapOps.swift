@@ -219,19 +219,32 @@ extension Emitter {
 
     /// A stack buffer for one block of patch rows, and where block `k` starts and how many rows
     /// it has (the last block may be short).
-    func patchBlocks(_ patches: Instruction) -> (buffer: LLVMValueRef, rows: Int, count: Int, bounds: (LLVMValueRef) -> (LLVMValueRef, LLVMValueRef)) {
-        let pt = patches.type!
-        let total = pt.shape[0] * pt.shape[1] * pt.shape[2]
-        let rows = KernelPlan.patchBlockRows(patchWidth: pt.shape[3], positions: total)
-        let buffer = entryAlloca(LLVMArrayType(f32, UInt32(rows * pt.shape[3])))
-        LLVMSetAlignment(buffer, 64)
-        bufferOfPointer[buffer] = "patch rows of %\(patches.id)"
-        return (buffer, rows, (total + rows - 1) / rows, { [self] k in
+    func patchBlockBuffer(_ blocks: KernelPlan.PatchBlocks) -> (buffer: LLVMValueRef, bounds: (LLVMValueRef) -> (LLVMValueRef, LLVMValueRef)) {
+        let pt = inst[blocks.patches]!.type!
+        let total = pt.shape[0] * pt.shape[1] * pt.shape[2], rows = blocks.rows
+        let buffer = stackBuffer(floats: rows * pt.shape[3])
+        bufferOfPointer[buffer] = "patch rows of %\(blocks.patches)"
+        return (buffer, { [self] k in
             let first = LLVMBuildMul(b, k, constI64(rows), "")!
             let left = LLVMBuildSub(b, constI64(total), first, "")!
             let short = LLVMBuildICmp(b, LLVMIntSLT, left, constI64(rows), "")
             return (first, LLVMBuildSelect(b, short, left, constI64(rows), "")!)
         })
+    }
+
+    /// A 64-byte aligned float32 buffer in this kernel's stack frame.
+    func stackBuffer(floats: Int) -> LLVMValueRef {
+        let buffer = entryAlloca(LLVMArrayType(f32, UInt32(floats)))
+        LLVMSetAlignment(buffer, 64)
+        return buffer
+    }
+
+    /// Part `part` of `count` items split into `parts` fixed parts: its first item and the one
+    /// after its last.
+    func partRange(_ part: LLVMValueRef, of count: Int, parts: Int) -> (LLVMValueRef, LLVMValueRef) {
+        let first = LLVMBuildUDiv(b, LLVMBuildMul(b, part, constI64(count), ""), constI64(parts), "")!
+        let end = LLVMBuildUDiv(b, LLVMBuildMul(b, LLVMBuildAdd(b, part, constI64(1), ""), constI64(count), ""), constI64(parts), "")!
+        return (first, end)
     }
 
     /// `p` advanced by `i * stride` bytes.
@@ -242,16 +255,17 @@ extension Emitter {
 
     /// A convolution computed from blocks of patch rows (KernelPlan.patchProducts): for each
     /// block, its patches into a stack buffer, then its rows of the product straight into the output.
-    func emitPatchProduct(_ d: Instruction, _ patches: Instruction) {
+    func emitPatchProduct(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks) {
         guard case .dot(_, let tb) = d.op else { preconditionFailure("patch product of \(d.op.mnemonic)") }
+        let patches = inst[blocks.patches]!
         let bt = types[d.operands[1]]!, t = d.type!, k = patches.type!.shape[3], n = t.shape[1]
-        let blocks = patchBlocks(patches)
+        let (buffer, bounds) = patchBlockBuffer(blocks)
         let bPtr = bufferPointer(d.operands[1])!, out = base(d.id)!
         loopNest([blocks.count]) { block in
-            let (first, rows) = blocks.bounds(block.multi[0])
-            gatherPatchRows(patches, first: first, rows: rows, into: blocks.buffer)
+            let (first, rows) = bounds(block.multi[0])
+            gatherPatchRows(patches, first: first, rows: rows, into: buffer)
             productCall(.float32, false, tb, blocks.rows, n, k, alpha: nil, accumulate: false,
-                        a: blocks.buffer, lda: k, b: bPtr, ldb: bt.shape[1], c: advanced(out, first, stride: n * 4), ldc: n, dynamicM: rows)
+                        a: buffer, lda: k, b: bPtr, ldb: bt.shape[1], c: advanced(out, first, stride: n * 4), ldc: n, dynamicM: rows)
         }
     }
 
@@ -259,22 +273,22 @@ extension Emitter {
     /// transpose_a)` computed from blocks of patch rows (KernelPlan.patchGradients): part q
     /// gathers each of its blocks' patches into a stack buffer and adds patches' x dy for those
     /// rows into slot q of the scratch.
-    func emitPatchGradientParts(_ d: Instruction, _ patches: Instruction, parts: Int, scratch offset: Int) {
+    func emitPatchGradientParts(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks, parts: Int, scratch offset: Int) {
+        let patches = inst[blocks.patches]!
         let t = d.type!, k = patches.type!.shape[3], n = t.shape[1]
-        let blocks = patchBlocks(patches)
+        let (buffer, bounds) = patchBlockBuffer(blocks)
         let scratch = arenaPointer(offset, "scratch\(d.id)"), dy = bufferPointer(d.operands[1])!
         let (begin, end) = splitRange ?? (constI64(0), constI64(parts))
         splitRange = nil
         loop(from: begin, to: end) { part in
             let slot = LLVMBuildMul(b, part, constI64(k * n), "")!
             loop(k * n) { e in store(constValue(0, .float32), scratch, LLVMBuildAdd(b, slot, e, "")!, .float32) }
-            let firstBlock = LLVMBuildUDiv(b, LLVMBuildMul(b, part, constI64(blocks.count), ""), constI64(parts), "")!
-            let endBlock = LLVMBuildUDiv(b, LLVMBuildMul(b, LLVMBuildAdd(b, part, constI64(1), ""), constI64(blocks.count), ""), constI64(parts), "")!
+            let (firstBlock, endBlock) = partRange(part, of: blocks.count, parts: parts)
             loop(from: firstBlock, to: endBlock) { block in
-                let (first, rows) = blocks.bounds(block)
-                gatherPatchRows(patches, first: first, rows: rows, into: blocks.buffer)
+                let (first, rows) = bounds(block)
+                gatherPatchRows(patches, first: first, rows: rows, into: buffer)
                 productCall(.float32, true, false, k, n, blocks.rows, alpha: nil, accumulate: true,
-                            a: blocks.buffer, lda: k, b: advanced(dy, first, stride: n * 4), ldb: n, c: advanced(scratch, part, stride: k * n * 4), ldc: n, dynamicK: rows)
+                            a: buffer, lda: k, b: advanced(dy, first, stride: n * 4), ldb: n, c: advanced(scratch, part, stride: k * n * 4), ldc: n, dynamicK: rows)
             }
         }
     }
@@ -349,8 +363,7 @@ extension Emitter {
         let at = types[d.operands[0]]!, bt = types[d.operands[1]]!
         let rows = ps[1] * ps[2], cols = ps[3], k = at.shape[1]
         let imageElements = t.shape.dropFirst().reduce(1, *)
-        let local = entryAlloca(LLVMArrayType(f32, UInt32(rows * cols)))
-        LLVMSetAlignment(local, 64)
+        let local = stackBuffer(floats: rows * cols)
         let aPtr = bufferPointer(d.operands[0])!, bPtr = bufferPointer(d.operands[1])!
         loopNest([t.shape[0]]) { image in
             let n = image.multi[0]

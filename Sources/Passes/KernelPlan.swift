@@ -46,12 +46,25 @@ public struct KernelPlan: Sendable {
     /// used only by such products, computed a block of patch rows at a time (patchBlockRows):
     /// each block is gathered into a stack buffer of the kernel's own and multiplied at once, so
     /// the patches, nine times the image for a 3x3 filter, never have a buffer: dot id -> patches id.
-    public var patchProducts: [Int: Int] = [:]
+    public var patchProducts: [Int: PatchBlocks] = [:]
+    /// How a blocked patch product walks its patches: `rows` patch rows at a time (the last block
+    /// may be shorter), `count` blocks in all.
+    public struct PatchBlocks: Hashable, Sendable {
+        public var patches: Int
+        public var rows: Int
+        public var count: Int
+
+        public init(patches: Int, rows: Int, count: Int) {
+            self.patches = patches
+            self.rows = rows
+            self.count = count
+        }
+    }
     /// Weight gradients of such convolutions, `dot(reshape(patches(x)), dy, transpose_a)`, computed
     /// from the same blocks of patch rows: dot id -> (patches id, parts, arena offset of the parts'
     /// partial products). Each part sums its share of the blocks into its own slot; a last loop
     /// adds the slots in order, so the result is the same on any number of cores.
-    public var patchGradients: [Int: (patches: Int, parts: Int, scratch: Int)] = [:]
+    public var patchGradients: [Int: (blocks: PatchBlocks, parts: Int, scratch: Int)] = [:]
     /// Reductions over leading axes split into parts that run in parallel: reduce id -> (parts,
     /// arena offset of the parts' partial results, one output-sized slot each).
     public var splitReductions: [Int: (parts: Int, scratch: Int)] = [:]
@@ -152,10 +165,10 @@ public struct KernelPlan: Sendable {
             for i in f.body where perImageProducts {
                 guard let (reshape, products) = Self.blockedPatchProducts(i, inst: inst, types: types, uses: uses, excluding: accumulated) else { continue }
                 let pt = i.type!, positions = pt.shape[0] * pt.shape[1] * pt.shape[2]
-                let blocks = (positions + Self.patchBlockRows(patchWidth: pt.shape[3], positions: positions) - 1)
-                    / Self.patchBlockRows(patchWidth: pt.shape[3], positions: positions)
+                let rows = Self.patchBlockRows(patchWidth: pt.shape[3], positions: positions)
+                let blocks = PatchBlocks(patches: i.id, rows: rows, count: (positions + rows - 1) / rows)
                 for (dot, gradient) in products {
-                    if gradient { patchGradients[dot] = (i.id, min(Self.reductionPartCount, blocks), 0) } else { patchProducts[dot] = i.id }
+                    if gradient { patchGradients[dot] = (blocks, min(Self.reductionPartCount, blocks.count), 0) } else { patchProducts[dot] = blocks }
                 }
                 materialized[i.id] = nil
                 productOperands.remove(i.id)
@@ -273,7 +286,7 @@ public struct KernelPlan: Sendable {
                 splitReductions[i.id] = (parts, allocate(parts * i.type!.byteCount, until: p))
             }
             if let g = patchGradients[i.id] {
-                patchGradients[i.id] = (g.patches, g.parts, allocate(g.parts * i.type!.byteCount, until: p))
+                patchGradients[i.id] = (g.blocks, g.parts, allocate(g.parts * i.type!.byteCount, until: p))
             }
             if let slot = resultSlot[i.id] { storage[i.id] = .result(slot); continue }
             storage[i.id] = .arena(offset: allocate(i.type!.byteCount, until: lastUse[i.id] ?? p))

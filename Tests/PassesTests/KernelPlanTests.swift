@@ -579,7 +579,7 @@ final class KernelPlanBlockedPatchesTests: XCTestCase {
 
     func testAConvolutionGathersBlocksOfPatchRowsWithoutABuffer() throws {
         let (_, plan) = try planned(convolution())
-        XCTAssertEqual(plan.patchProducts, [6: 3])
+        XCTAssertEqual(plan.patchProducts, [6: KernelPlan.PatchBlocks(patches: 3, rows: 224, count: 19)])
         XCTAssertEqual(plan.kernels, [6])
         XCTAssertEqual(plan.storage[3], .inline)
         XCTAssertFalse(plan.views.contains(4))
@@ -592,9 +592,9 @@ final class KernelPlanBlockedPatchesTests: XCTestCase {
 
     func testItsWeightGradientSumsBlocksIntoPartsInScratchApartFromTheOutputs() throws {
         let (_, plan) = try planned(convolution(gradient: true))
-        XCTAssertEqual(plan.patchProducts, [6: 3])
+        XCTAssertEqual(plan.patchProducts[6]?.patches, 3)
         let g = try XCTUnwrap(plan.patchGradients[7])
-        XCTAssertEqual(g.patches, 3)
+        XCTAssertEqual(g.blocks, plan.patchProducts[6])
         XCTAssertEqual(g.parts, KernelPlan.reductionPartCount)
         XCTAssertEqual(plan.storage[3], .inline)
         XCTAssertEqual(plan.kernels, [6, 7])
