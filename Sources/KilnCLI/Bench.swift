@@ -18,12 +18,32 @@ enum Bench {
         var note: String
     }
 
+    static func result(_ name: String, _ t: Timed, gbps: Double? = nil, gflops: Double? = nil, note: String) -> Result {
+        Result(name: name, median: t.median, min: t.min, unfused: t.unfused, fusionApplies: t.fusionApplies, gbps: gbps, gflops: gflops, note: note)
+    }
+
+    /// A workload timed fused and unfused (see `both`).
+    struct Timed {
+        var median, min, unfused: Double
+        var fusionApplies: Bool
+    }
+
     static func fmt(_ seconds: Double) -> String {
         seconds < 1e-3 ? String(format: "%9.2f us", seconds * 1e6) : String(format: "%9.3f ms", seconds * 1e3)
     }
 
-    static let workloadNames = ["matmul_1024", "matmul_small", "matmul_small_fed", "eltwise_chain_16M", "eltwise_chain_16M_fed", "reduce_sum_rows",
-                                "mlp_sgd_step", "mlp_adam_step", "compile_mlp_sgd", "compile_mlp_adam", "cnn_infer"]
+    /// The standard workloads: the names of the results each group produces, and how to run it
+    /// (repetitions, quick mode).
+    static let workloads: [(names: [String], run: @Sendable (Int, Bool) throws -> [Result])] = [
+        (["matmul_1024"], { reps, _ in [try matmul1024(reps)] }),
+        (["matmul_small", "matmul_small_fed"], { reps, _ in try matmulSmall(reps) }),
+        (["eltwise_chain_16M", "eltwise_chain_16M_fed"], { reps, _ in try eltwiseChain(reps) }),
+        (["reduce_sum_rows"], { reps, _ in [try reduceRows(reps)] }),
+        (["mlp_sgd_step", "mlp_adam_step"], { reps, _ in try mlp(reps) }),
+        (["compile_mlp_sgd", "compile_mlp_adam"], { _, quick in try compileMLP(quick ? 3 : 5) }),
+        (["cnn_infer"], { reps, _ in [try cnnInfer(reps)] }),
+    ]
+    static var workloadNames: [String] { workloads.flatMap(\.names) }
 
     static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE]"
 
@@ -58,15 +78,10 @@ enum Bench {
         } else {
             // --only NAME[,NAME...] runs the workloads whose names start with one of the NAMEs,
             // e.g. --only mlp,compile or --only mlp_sgd_step.
-            func wanted(_ group: String) -> Bool { o.only.map { $0.contains { group.hasPrefix($0) || $0.hasPrefix(group) } } ?? true }
-            if wanted("matmul_1024") { results.append(try matmul1024(reps)) }
-            if wanted("matmul_small") { results += try matmulSmall(reps) }
-            if wanted("eltwise") { results += try eltwiseChain(reps) }
-            if wanted("reduce") { results.append(try reduceRows(reps)) }
-            if wanted("mlp") { results += try mlp(reps) }
-            if wanted("compile") { results += try compileMLP(o.quick ? 3 : 5) }
-            if wanted("cnn") { results.append(try cnnInfer(reps)) }
-            if let only = o.only { results.removeAll { r in !only.contains { r.name.hasPrefix($0) } } }
+            func wanted(_ name: String) -> Bool { o.only.map { $0.contains { name.hasPrefix($0) } } ?? true }
+            for w in workloads where w.names.contains(where: wanted) {
+                results += try w.run(reps, o.quick).filter { wanted($0.name) }
+            }
         }
 
         print("")
@@ -98,7 +113,7 @@ enum Bench {
     /// feed and variable read once, every fetch written once).
     static func userGraph(_ path: String, feeds feedFiles: [(name: String, file: String)], fetches names: [String], reps: Int) throws -> Result {
         var summary: RunSummary?
-        let (med, mn, unf, applies) = try both(reps) { config in
+        let timed = try both(reps) { config in
             let (g, feeds, fetches) = try Run.load(graph: path, feeds: feedFiles, fetches: names)
             let s = try Session(graph: g, config: config)
             let vars = g.globalVariables
@@ -108,12 +123,12 @@ enum Bench {
             return (s, { _ = try s.run(fetches, feeds: feeds) })
         }
         let name = (path as NSString).lastPathComponent
-        guard let summary else { return Result(name: name, median: med, min: mn, unfused: unf, fusionApplies: applies, note: "computed on the host") }
+        guard let summary else { return result(name, timed, note: "computed on the host") }
         let note = "\(summary.kernels) kernels, arena \(summary.arenaBytes) B"
         if summary.matrixFLOPs > 0 {
-            return Result(name: name, median: med, min: mn, unfused: unf, fusionApplies: applies, gflops: summary.matrixFLOPs / med / 1e9, note: note + "; rate counts matrix products and convolutions")
+            return result(name, timed, gflops: summary.matrixFLOPs / timed.median / 1e9, note: note + "; rate counts matrix products and convolutions")
         }
-        return Result(name: name, median: med, min: mn, unfused: unf, fusionApplies: applies, gbps: summary.minimumBytes / med / 1e9, note: note + "; rate counts one read of the inputs, one write of the fetches")
+        return result(name, timed, gbps: summary.minimumBytes / timed.median / 1e9, note: note + "; rate counts one read of the inputs, one write of the fetches")
     }
 
     /// Runs per sample so that a sample lasts well above the clock's resolution.
@@ -129,7 +144,7 @@ enum Bench {
     /// two are sampled alternately, so a noisy neighbour slows both alike instead of skewing their
     /// ratio. The last value says whether fusion changed the kernels at all: where it did not, the
     /// two runs execute the same code and any difference between them is noise.
-    static func both(_ reps: Int, _ build: (SessionConfig) throws -> (Session, () throws -> Void)) throws -> (Double, Double, Double, Bool) {
+    static func both(_ reps: Int, _ build: (SessionConfig) throws -> (Session, () throws -> Void)) throws -> Timed {
         let (fs, fused) = try build(SessionConfig()), (us, unfused) = try build(SessionConfig(fusion: false))
         let (bf, bu) = (try batchSize(fused), try batchSize(unfused))
         var (tf, tu): ([Double], [Double]) = ([], [])
@@ -138,7 +153,8 @@ enum Bench {
             tf += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: bf, fused)
             tu += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: bu, unfused)
         }
-        return (Timing.median(tf), tf.min()!, Timing.median(tu), fs.lastRunSummary?.kernels != us.lastRunSummary?.kernels)
+        return Timed(median: Timing.median(tf), min: tf.min()!, unfused: Timing.median(tu),
+                     fusionApplies: fs.lastRunSummary?.kernels != us.lastRunSummary?.kernels)
     }
 
     static func filled(_ shape: [Int], _ k: Int = 1) -> Tensor {
@@ -148,7 +164,7 @@ enum Bench {
 
     static func matmul1024(_ reps: Int) throws -> Result {
         let n = 1024
-        let (med, mn, unf, applies) = try both(reps) { config in
+        let timed = try both(reps) { config in
             let g = Graph()
             let a = try g.variable(filled([n, n], 1), name: "a"), b = try g.variable(filled([n, n], 2), name: "b")
             let p = try g.matmul(a, b)
@@ -156,12 +172,12 @@ enum Bench {
             try s.run(g.globalVariablesInitializer())
             return (s, { _ = try s.run(p) })
         }
-        return Result(name: "matmul_1024", median: med, min: mn, unfused: unf, fusionApplies: applies, gflops: 2 * Double(n * n * n) / med / 1e9, note: "")
+        return result("matmul_1024", timed, gflops: 2 * Double(n * n * n) / timed.median / 1e9, note: "")
     }
 
     static func matmulSmall(_ reps: Int) throws -> [Result] {
         try [false, true].map { (fed: Bool) -> Result in
-            let (med, mn, unf, applies) = try both(reps) { config in
+            let timed = try both(reps) { config in
                 let g = Graph()
                 let a = fed ? try g.placeholder(.float32, shape: [1, 2], name: "a") : try g.constant([[3, 3]] as [[Float]])
                 let b = fed ? try g.placeholder(.float32, shape: [2, 1], name: "b") : try g.constant([[2], [2]] as [[Float]])
@@ -170,7 +186,7 @@ enum Bench {
                 let feeds: [Output: Tensor] = fed ? [a: Tensor(shape: [1, 2], scalars: [3, 3] as [Float]), b: Tensor(shape: [2, 1], scalars: [2, 2] as [Float])] : [:]
                 return (s, { _ = try s.run(p, feeds: feeds) })
             }
-            return Result(name: fed ? "matmul_small_fed" : "matmul_small", median: med, min: mn, unfused: unf, fusionApplies: applies, note: "per Session.run")
+            return result(fed ? "matmul_small_fed" : "matmul_small", timed, note: "per Session.run")
         }
     }
 
@@ -179,7 +195,7 @@ enum Bench {
         let n = 16 << 20
         let x0 = filled([n])
         return try [false, true].map { (fed: Bool) -> Result in
-            let (med, mn, unf, applies) = try both(max(5, reps / 2)) { config in
+            let timed = try both(max(5, reps / 2)) { config in
                 let g = Graph()
                 let x: Output
                 var feeds: [Output: Tensor] = [:]
@@ -192,14 +208,13 @@ enum Bench {
                 if !fed { try s.run(g.globalVariablesInitializer()) }
                 return (s, { _ = try s.run(y, feeds: feeds) })
             }
-            return Result(name: fed ? "eltwise_chain_16M_fed" : "eltwise_chain_16M", median: med, min: mn, unfused: unf, fusionApplies: applies,
-                          gbps: 2 * Double(n * 4) / med / 1e9, note: "TF1 24-44 ms, XLA 5-12 ms")
+            return result(fed ? "eltwise_chain_16M_fed" : "eltwise_chain_16M", timed, gbps: 2 * Double(n * 4) / timed.median / 1e9, note: "TF1 24-44 ms, XLA 5-12 ms")
         }
     }
 
     static func reduceRows(_ reps: Int) throws -> Result {
         let n = 4096
-        let (med, mn, unf, applies) = try both(max(5, reps / 2)) { config in
+        let timed = try both(max(5, reps / 2)) { config in
             let g = Graph()
             let x = try g.variable(filled([n, n]), name: "x")
             let y = try g.reduceSum(x, axes: [1])
@@ -207,7 +222,7 @@ enum Bench {
             try s.run(g.globalVariablesInitializer())
             return (s, { _ = try s.run(y) })
         }
-        return Result(name: "reduce_sum_rows", median: med, min: mn, unfused: unf, fusionApplies: applies, gbps: Double(n * n * 4) / med / 1e9, note: "")
+        return result("reduce_sum_rows", timed, gbps: Double(n * n * 4) / timed.median / 1e9, note: "")
     }
 
     /// A 784-200-10 relu MLP with softmax cross entropy, batch 128 fed every step, lr 0.01.
@@ -231,15 +246,14 @@ enum Bench {
 
     static func mlp(_ reps: Int) throws -> [Result] {
         try [false, true].map { (adam: Bool) -> Result in
-            let (med, mn, unf, applies) = try both(reps) { config in
+            let timed = try both(reps) { config in
                 let (g, x, y, train) = try mlpGraph(adam: adam)
                 let s = try Session(graph: g, config: config)
                 try s.run(g.globalVariablesInitializer())
                 let feeds = mlpFeeds(x, y)
                 return (s, { try s.run(train, feeds: feeds) })
             }
-            return Result(name: adam ? "mlp_adam_step" : "mlp_sgd_step", median: med, min: mn, unfused: unf, fusionApplies: applies,
-                          note: adam ? "" : "TF1 1.0-1.4 ms, JAX 0.65-1.0 ms")
+            return result(adam ? "mlp_adam_step" : "mlp_sgd_step", timed, note: adam ? "" : "TF1 1.0-1.4 ms, JAX 0.65-1.0 ms")
         }
     }
 
@@ -259,7 +273,7 @@ enum Bench {
 
     /// The digits CNN (conv 3x3x16 + BN + relu, conv 3x3x32 + BN + relu, max-pool, dense 64, dense 10), inference at batch 256.
     static func cnnInfer(_ reps: Int) throws -> Result {
-        let (med, mn, unf, applies) = try both(reps) { config in
+        let timed = try both(reps) { config in
             let g = Graph()
             let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
             let bn = Normalizer.batchNorm(decay: 0.9, isTraining: false)
@@ -275,6 +289,6 @@ enum Bench {
             let feeds = [images: filled([256, 8, 8, 1])]
             return (s, { _ = try s.run(logits, feeds: feeds) })
         }
-        return Result(name: "cnn_infer", median: med, min: mn, unfused: unf, fusionApplies: applies, note: "batch 256")
+        return result("cnn_infer", timed, note: "batch 256")
     }
 }
