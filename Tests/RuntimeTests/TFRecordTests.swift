@@ -1,0 +1,167 @@
+import Foundation
+import XCTest
+import KilnFrontend
+import KilnIR
+@testable import KilnRuntime
+
+/// TFRecord files against TensorFlow's own (Fixtures/tfrecord, copied from golden/tfrecord):
+/// the records, their framing and GZIP compression; then damaged files, which must be dataLoss
+/// errors naming the file and offset.
+final class TFRecordTests: XCTestCase {
+    struct Golden: Decodable {
+        struct File: Decodable { let records: Int; let bytes: Int }
+        struct Img: Decodable { struct Values: Decodable { let data: [Int64] }; let values: Values }
+        let files: [String: File]
+        let img: Img
+        let record0_serialized_hex: String
+        let record_lengths: [Int]
+    }
+
+    func fixture(_ name: String) throws -> String {
+        try XCTUnwrap(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures/tfrecord")).path
+    }
+
+    func golden() throws -> Golden {
+        try JSONDecoder().decode(Golden.self, from: Data(contentsOf: URL(fileURLWithPath: try fixture("records.json"))))
+    }
+
+    func temporaryPath(_ name: String) -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tfrecord-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir.appendingPathComponent(name).path
+    }
+
+    func hex(_ s: String) -> [UInt8] {
+        var out: [UInt8] = [], it = s.utf8.makeIterator()
+        while let a = it.next(), let b = it.next() { out.append(UInt8(String(bytes: [a, b], encoding: .ascii)!, radix: 16)!) }
+        return out
+    }
+
+    /// Checks record i against the recipe in records.json (label i, score [i/2, -i], the image).
+    func checkExample(_ record: [UInt8], _ i: Int, _ g: Golden) throws {
+        let ex = try Tensorflow_Example(serializedBytes: record)
+        XCTAssertEqual(ex.features.feature["label"]?.int64List.value, [Int64(i)])
+        XCTAssertEqual(ex.features.feature["score"]?.floatList.value, [Float(i) * 0.5, -Float(i)])
+        var img: [UInt8] = []
+        for v in g.img.values.data { withUnsafeBytes(of: v.littleEndian) { img += $0 } }
+        XCTAssertEqual(ex.features.feature["img_raw"]?.bytesList.value, [Data(img)])
+    }
+
+    func testReadsTensorFlowsUncompressedAndGzipFiles() throws {
+        let g = try golden()
+        for (file, compression) in [("data.tfrecord", TFRecordCompression.none), ("data_gzip.tfrecord", .gzip)] {
+            let records = try TFRecordReader.records(path: try fixture(file), compression: compression)
+            XCTAssertEqual(records.count, g.files[file]?.records, file)
+            XCTAssertEqual(records.map(\.count), g.record_lengths, file)
+            XCTAssertEqual(records.first, hex(g.record0_serialized_hex), file)
+            for (i, r) in records.enumerated() { try checkExample(r, i, g) }
+        }
+    }
+
+    func testIteratesRecordsAsASequence() throws {
+        let reader = try TFRecordReader(path: try fixture("data.tfrecord"))
+        var iterator = reader.makeIterator()
+        var n = 0
+        while iterator.next() != nil { n += 1 }
+        XCTAssertEqual(n, 100)
+        XCTAssertNil(iterator.error)
+        XCTAssertEqual(reader.offset, try golden().files["data.tfrecord"]?.bytes)
+    }
+
+    func testWriterReproducesTensorFlowsFileByteForByte() throws {
+        let path = try fixture("data.tfrecord")
+        let records = try TFRecordReader.records(path: path)
+        let out = temporaryPath("copy.tfrecord")
+        try TFRecordWriter.write(records, to: out)
+        XCTAssertEqual(FileManager.default.contents(atPath: out), FileManager.default.contents(atPath: path))
+        XCTAssertEqual(TFRecordWriter.encode(records), [UInt8](try XCTUnwrap(FileManager.default.contents(atPath: path))))
+    }
+
+    func testHelloRecordMatchesTheSpecVector() {
+        XCTAssertEqual(TFRecordWriter.encode([Array("hello".utf8)]),
+                       [5, 0, 0, 0, 0, 0, 0, 0, 0xea, 0xb2, 0x04, 0x3e, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0xbb, 0x1f, 0x1c, 0x19])
+    }
+
+    func testCompressedRoundTripsAndEmptyRecords() throws {
+        let records: [[UInt8]] = [[], Array("a".utf8), [UInt8](repeating: 7, count: 3 << 20), [], Array("last".utf8)]
+        for compression in TFRecordCompression.allCases {
+            let path = temporaryPath("rt.tfrecord")
+            let w = try TFRecordWriter(path: path, compression: compression)
+            for r in records { try w.write(r) }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path), "the file appears only on close")
+            try w.close()
+            XCTAssertEqual(w.count, records.count)
+            XCTAssertEqual(try TFRecordReader.records(path: path, compression: compression), records, "\(compression)")
+            if compression == .gzip { XCTAssertEqual(Array(try XCTUnwrap(FileManager.default.contents(atPath: path)).prefix(2)), [0x1f, 0x8b]) }
+            XCTAssertThrowsError(try w.write([1])) { XCTAssertEqual(($0 as? KilnError)?.code, .failedPrecondition) }
+        }
+        XCTAssertEqual(try TFRecordReader(bytes: []).next(), nil, "an empty file holds no records")
+    }
+
+    func testCompressionTypeStrings() throws {
+        XCTAssertEqual(try TFRecordCompression(typeString: ""), TFRecordCompression.none)
+        XCTAssertEqual(try TFRecordCompression(typeString: "GZIP"), .gzip)
+        XCTAssertEqual(try TFRecordCompression(typeString: "ZLIB"), .zlib)
+        XCTAssertThrowsError(try TFRecordCompression(typeString: "SNAPPY")) { XCTAssertEqual(($0 as? KilnError)?.code, .invalidArgument) }
+    }
+
+    /// Reads `bytes` to the end and returns the error, which must be dataLoss naming the source.
+    func damage(_ bytes: [UInt8], _ compression: TFRecordCompression = .none, file: StaticString = #filePath, line: UInt = #line) -> String {
+        do {
+            _ = try TFRecordReader(bytes: bytes, compression: compression, source: "bad.tfrecord").readAll()
+            XCTFail("damaged data was read without an error", file: file, line: line)
+            return ""
+        } catch let e as KilnError {
+            XCTAssertEqual(e.code, .dataLoss, e.message, file: file, line: line)
+            XCTAssertTrue(e.message.contains("bad.tfrecord"), e.message, file: file, line: line)
+            return e.message
+        } catch {
+            XCTFail("\(error)", file: file, line: line)
+            return ""
+        }
+    }
+
+    func testDamagedFilesAreDataLossNamingTheOffset() throws {
+        let good = TFRecordWriter.encode([Array("first".utf8), Array("second record".utf8)])
+        let second = 12 + 5 + 4
+        // Cut anywhere but a record boundary: truncated.
+        for cut in 1..<good.count where cut != second {
+            XCTAssertTrue(damage(Array(good[0..<cut])).contains("truncated record at offset \(cut < second ? 0 : second)"), "cut at \(cut)")
+        }
+        // Any flipped bit in a header or data: corrupted, at that record's offset.
+        for i in good.indices {
+            var bad = good
+            bad[i] ^= 0x10
+            XCTAssertTrue(damage(bad).contains("corrupted record at offset \(i < second ? 0 : second)"), "byte \(i)")
+        }
+        // Trailing bytes after the last record are a truncated record, not silently ignored.
+        XCTAssertTrue(damage(good + [0, 0, 0]).contains("offset \(good.count)"))
+    }
+
+    func testHugeDeclaredLengthIsAnErrorNotAnAllocation() {
+        // A length whose own CRC is right, so only the bounds check stands between it and memory.
+        for length in [UInt64(1) << 40, UInt64.max, UInt64(Int.max), 100] {
+            var bytes: [UInt8] = []
+            withUnsafeBytes(of: length.littleEndian) { lb in
+                bytes += lb
+                TFRecordFraming.appendLE(CRC32C.mask(CRC32C.checksum(lb)), to: &bytes)
+            }
+            bytes += [1, 2, 3, 4, 5, 6, 7, 8]
+            XCTAssertTrue(damage(bytes).contains("truncated record at offset 0: it declares \(length) bytes"), "\(length)")
+        }
+    }
+
+    func testDamagedCompressedStreamIsDataLoss() throws {
+        let gz = try Zlib.deflate(TFRecordWriter.encode([Array("payload".utf8)]), format: .gzip)
+        _ = damage(Array(gz.dropLast(6)), .gzip)
+        var flipped = gz
+        flipped[12] ^= 0xff
+        _ = damage(flipped, .gzip)
+        _ = damage(Array("not compressed at all".utf8), .zlib)
+    }
+
+    func testMissingFileIsNotFound() {
+        XCTAssertThrowsError(try TFRecordReader(path: "/nonexistent/x.tfrecord")) { XCTAssertEqual(($0 as? KilnError)?.code, .notFound) }
+    }
+}
