@@ -3,7 +3,7 @@
 SWIFT ?= swift
 CONFIG ?= release
 
-.PHONY: setup build demo test bench clean proto
+.PHONY: setup build demo test bench clean proto fuzz sanitize
 
 setup:
 	@bash scripts/setup.sh
@@ -16,15 +16,31 @@ demo: build
 	$(SWIFT) run -c $(CONFIG) Counter
 	$(SWIFT) run -c $(CONFIG) Digits
 
+# The suite, then a short pass of every fuzzer (skipped loudly where the toolchain has no libFuzzer).
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
+	FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) FUZZ_OPTIONAL=1 SWIFT=$(SWIFT) bash scripts/fuzz.sh
+
+# libFuzzer targets (Sources/Fuzz), FUZZ_SECONDS each (scripts/fuzz.sh says what a finding is and
+# where it is saved). FUZZ_TARGETS="FuzzNPY FuzzTFRecord" runs a subset.
+FUZZ_SECONDS ?= 60
+TEST_FUZZ_SECONDS ?= 5
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) bash scripts/fuzz.sh
+
+# The test suite built with AddressSanitizer (C targets too), in its own scratch path.
+ASAN_SCRATCH := .build-asan
+sanitize: setup
+	$(SWIFT) build --build-tests --scratch-path $(ASAN_SCRATCH) -Xswiftc -sanitize=address -Xcc -fsanitize=address
+	ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no \
+		$(SWIFT) test --skip-build --scratch-path $(ASAN_SCRATCH) --disable-swift-testing
 
 bench: build
 	$(SWIFT) run -c $(CONFIG) kiln bench
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz .build-asan .fuzz
 
 # Regenerates the committed Swift for protos/*.proto (Sources/Frontend/Proto). Only needed after a
 # .proto changes: demo and test use the committed files and need no protoc. protoc-gen-swift is

@@ -58,3 +58,20 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln", "KilnTestSupport"], resources: [.copy("Fixtures")]),
     ]
 )
+
+// libFuzzer targets (`make fuzz`), declared only when KILN_FUZZ=1: they link compiler-rt's
+// libFuzzer, which exists only in a build with `-Xswiftc -sanitize=fuzzer`, so the plain build
+// (`make test`, `make demo`) never sees them. `make fuzz` builds them in .build-fuzz.
+if Context.environment["KILN_FUZZ"] == "1" {
+    let fuzzTargets = ["FuzzGraphDef", "FuzzGraphDefText", "FuzzNPY", "FuzzCheckpoint", "FuzzTFRecord"]
+    package.targets += [
+        .target(name: "CLibFuzzer", path: "Sources/Fuzz/CLibFuzzer"),
+        .target(name: "KilnFuzzSupport", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"], path: "Sources/Fuzz/Support"),
+    ]
+    for name in fuzzTargets {
+        // -parse-as-library: the entry point is the @_cdecl'd `<name>_main`, not top-level code.
+        package.targets.append(.executableTarget(name: name, dependencies: ["CLibFuzzer", "KilnFuzzSupport", "KilnRuntime", "KilnFrontend", "KilnIR"],
+                                                 path: "Sources/Fuzz/\(name)", swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

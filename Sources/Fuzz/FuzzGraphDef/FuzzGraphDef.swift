@@ -1,0 +1,23 @@
+import CLibFuzzer
+import Foundation
+import KilnFrontend
+import KilnFuzzSupport
+
+/// Binary GraphDef (.pb) bytes: parse, import, then compile and run the imported graph.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzGraphDef(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let graphDef: Tensorflow_GraphDef
+    do { graphDef = try GraphDefFile.parse(binary: Data(fuzzBytes(data, size))) } catch {
+        expectKilnError(error, "GraphDefFile.parse(binary:)")
+        return 0
+    }
+    GraphFuzz.importAndRun(graphDef)
+    return 0
+}
+
+// SwiftPM links an executable's `main` as an alias of `FuzzGraphDef_main`; it hands control to libFuzzer.
+@_cdecl("FuzzGraphDef_main")
+public func fuzzGraphDefMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc, argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv) { fuzzGraphDef($0, $1) }
+}
