@@ -10,6 +10,7 @@
 #   FUZZ_OPTIONAL  1: a toolchain without libFuzzer is reported loudly and skipped (make test);
 #                  otherwise it is an error (make fuzz)
 #   FUZZ_SANITIZE  the -sanitize= list (default fuzzer,address)
+#   FUZZ_FLAGS     more libFuzzer flags, e.g. "-fork=1 -ignore_crashes=1" to keep going after a finding
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,7 +62,7 @@ for t in $TARGETS; do
     # -timeout: one input taking longer is a hang; -rss_limit_mb/-malloc_limit_mb: memory blowups
     # are findings, not OOM kills of the machine.
     "$bin/$t" "$corpus" "$seeds" -max_total_time="$SECONDS_EACH" -timeout=20 -rss_limit_mb=4096 \
-        -malloc_limit_mb=2048 -max_len=16384 -print_final_stats=1 -artifact_prefix="$findings/" >"$log" 2>&1
+        -malloc_limit_mb=2048 -max_len=16384 -print_final_stats=1 -artifact_prefix="$findings/" ${FUZZ_FLAGS:-} >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     [ -z "$runs" ] && runs=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -1)
