@@ -76,12 +76,10 @@ enum CheckpointCommit {
             files.forEach { $0.abort() }
             throw KilnError.invalidArgument("a checkpoint save in '\(dir)' cannot also write '\(path)': its files must share one directory")
         }
-        var abandoned = false
         // Before the commit point a failure undoes everything; a simulated kill leaves it as is.
         func fail(_ error: Error, record: AtomicFile? = nil) -> Error {
             let all = files + (record.map { [$0] } ?? [])
             if error is SimulatedKill { all.forEach { $0.release() } } else { all.forEach { $0.abort() } }
-            abandoned = true
             return error
         }
         do {
@@ -107,29 +105,24 @@ enum CheckpointCommit {
             if rename(record.temporaryPath, recordPath) != 0 { throw KilnError.io(errno, "cannot rename '\(record.temporaryPath)' to", recordPath) }
         } catch { throw fail(error, record: record) }
         record.release()
-        // From here on the save has happened: a failure leaves the record for recovery.
-        defer { if !abandoned { files.forEach { $0.release() } } }
-        do {
-            try lock.sync()
-            try hook?(.recordCommitted)
-            var step = 0
-            for f in files {
-                if rename(f.temporaryPath, f.path) != 0 { throw KilnError.io(errno, "cannot rename '\(f.temporaryPath)' to", f.path) }
-                try hook?(.applied(step))
-                step += 1
-            }
-            for path in removals {
-                try remove(path)
-                try hook?(.applied(step))
-                step += 1
-            }
-            try lock.sync()
-            try hook?(.directorySynced)
-        } catch let kill as SimulatedKill {
-            files.forEach { $0.release() }
-            abandoned = true
-            throw kill
+        // From here on the save has happened: a failure (or a simulated kill) leaves the record
+        // and the temporaries it names for recovery.
+        defer { files.forEach { $0.release() } }
+        try lock.sync()
+        try hook?(.recordCommitted)
+        var step = 0
+        for f in files {
+            if rename(f.temporaryPath, f.path) != 0 { throw KilnError.io(errno, "cannot rename '\(f.temporaryPath)' to", f.path) }
+            try hook?(.applied(step))
+            step += 1
         }
+        for path in removals {
+            try remove(path)
+            try hook?(.applied(step))
+            step += 1
+        }
+        try lock.sync()
+        try hook?(.directorySynced)
         // A record that outlives this (a kill, or an unlink lost with a power loss) is replayed
         // harmlessly: its temporaries are gone and its deletions are done.
         unlink(recordPath)
