@@ -3,7 +3,7 @@
 SWIFT ?= swift
 CONFIG ?= release
 
-.PHONY: setup build demo test bench clean proto fuzz sanitize
+.PHONY: setup build demo test bench clean proto fixtures fuzz sanitize
 
 setup:
 	@bash scripts/setup.sh
@@ -41,6 +41,11 @@ bench: build
 
 clean:
 	rm -rf .build .build-fuzz .build-asan .fuzz
+
+# Copies the golden files the tests read from ../shared/golden into Tests/RuntimeTests/Fixtures/golden
+# (the list: Tests/RuntimeTests/Fixtures/golden-files.txt). Only needed when ../shared/golden changes.
+fixtures:
+	@bash scripts/sync-fixtures.sh
 
 # Regenerates the committed Swift for protos/*.proto (Sources/Frontend/Proto). Only needed after a
 # .proto changes: demo and test use the committed files and need no protoc. protoc-gen-swift is

@@ -4,7 +4,7 @@ import KilnFrontend
 import KilnIR
 @testable import KilnRuntime
 
-/// TFRecord files against TensorFlow's own (Fixtures/tfrecord, copied from golden/tfrecord):
+/// TFRecord files against TensorFlow's own (golden/tfrecord, committed in Fixtures/golden):
 /// the records, their framing and GZIP compression; then damaged files, which must be dataLoss
 /// errors naming the file and offset.
 final class TFRecordTests: XCTestCase {
@@ -18,7 +18,7 @@ final class TFRecordTests: XCTestCase {
     }
 
     func fixture(_ name: String) throws -> String {
-        try XCTUnwrap(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures/tfrecord")).path
+        Golden.directory.appendingPathComponent("tfrecord/\(name)").path
     }
 
     func golden() throws -> Golden {
