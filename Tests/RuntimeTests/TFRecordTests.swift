@@ -8,7 +8,7 @@ import KilnIR
 /// the records, their framing and GZIP compression; then damaged files, which must be dataLoss
 /// errors naming the file and offset.
 final class TFRecordTests: XCTestCase {
-    struct Golden: Decodable {
+    struct RecordsJSON: Decodable {
         struct File: Decodable { let records: Int; let bytes: Int }
         struct Img: Decodable { struct Values: Decodable { let data: [Int64] }; let values: Values }
         let files: [String: File]
@@ -21,8 +21,8 @@ final class TFRecordTests: XCTestCase {
         Golden.directory.appendingPathComponent("tfrecord/\(name)").path
     }
 
-    func golden() throws -> Golden {
-        try JSONDecoder().decode(Golden.self, from: Data(contentsOf: URL(fileURLWithPath: try fixture("records.json"))))
+    func golden() throws -> RecordsJSON {
+        try JSONDecoder().decode(RecordsJSON.self, from: Data(contentsOf: URL(fileURLWithPath: try fixture("records.json"))))
     }
 
     func temporaryPath(_ name: String) -> String {
@@ -39,7 +39,7 @@ final class TFRecordTests: XCTestCase {
     }
 
     /// Checks record i against the recipe in records.json (label i, score [i/2, -i], the image).
-    func checkExample(_ record: [UInt8], _ i: Int, _ g: Golden) throws {
+    func checkExample(_ record: [UInt8], _ i: Int, _ g: RecordsJSON) throws {
         let ex = try Tensorflow_Example(serializedBytes: record)
         XCTAssertEqual(ex.features.feature["label"]?.int64List.value, [Int64(i)])
         XCTAssertEqual(ex.features.feature["score"]?.floatList.value, [Float(i) * 0.5, -Float(i)])
