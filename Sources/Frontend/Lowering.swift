@@ -47,9 +47,18 @@ public final class LoweringContext {
     /// Shape arithmetic (Shape -> StridedSlice -> Pack -> Reshape, gradient shapes, ...) is known
     /// once feed shapes are: such inputs are folded here with the evaluator the runtime provides.
     public func constant(_ i: Int) throws -> Tensor {
-        if let t = staticValue(of: op.inputs[i]) { return t }
-        if case .value(let v) = inputValues[i], let t = try fold(v) { return t }
+        if let t = staticValue(of: op.inputs[i]) { return try checkedInteger(t, i) }
+        if case .value(let v) = inputValues[i], let t = try fold(v) { return try checkedInteger(t, i) }
         throw KilnError.unimplemented("input \(i) of '\(op.name)' (op: '\(op.type)') must be a constant known when the graph is compiled, got '\(op.inputs[i].name)' (\(op.inputs[i].op.type))")
+    }
+
+    /// A folded shape or axis must have the integer dtype and the form the op's definition asks
+    /// for, now that its concrete shape is known (at graph construction it may not have been).
+    private func checkedInteger(_ t: Tensor, _ i: Int) throws -> Tensor {
+        if let entry = IntegerInput.entry(op.type, input: i, of: op.inputs.count) {
+            try entry.check(dtype: t.dtype, shape: Shape(t.shape), explicitType: nil, input: op.inputs[i].name, node: op.name, op: op.type)
+        }
+        return t
     }
 
     /// The value of IR value `v` if it depends only on constants.

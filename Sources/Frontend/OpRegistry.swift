@@ -166,6 +166,8 @@ func staticValue(of o: Output) -> Tensor? {
     case "Identity": return staticValue(of: o.op.inputs[0])
     case "Shape":
         guard let dims = o.op.inputs[0].shape.concrete else { return nil }
+        // An int32 shape that cannot hold a dimension is an error when the op runs, never a value.
+        if o.dtype == .int32 && dims.contains(where: { $0 > Int(Int32.max) }) { return nil }
         return try? Tensor(literal: dims.map(Int64.init), dtype: o.dtype)
     default: return nil
     }

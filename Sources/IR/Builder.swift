@@ -26,6 +26,9 @@ public struct FunctionBuilder {
     public mutating func emit(_ op: Op, _ operands: [Int]) throws -> Int {
         let id = function.nextID
         let ty = try op.resultType(operands: operands.map { type(of: $0) })
+        if let ty, ty.checkedByteCount == nil {
+            throw KilnError.invalidArgument("\(op.mnemonic): the result \(Sizes.describe(ty.shape, ty.dtype)) is too large to address")
+        }
         function.body.append(Instruction(id: id, op: op, operands: operands, type: ty))
         if let ty { types[id] = ty }
         return id

@@ -4,6 +4,9 @@ enum ArrayOps {
     static let defs: [OpDef] = [
         OpDef("Const", arity: .exactly(0), infer: { ctx in
             guard let t = ctx.attrs["value"]?.tensor else { throw ctx.error("Const needs a 'value' tensor") }
+            if let d = ctx.attrs["dtype"]?.type, d != t.dtype {
+                throw ctx.error("Type mismatch between value (\(t.dtype.name)) and dtype (\(d.name))")
+            }
             return [(t.dtype, Shape(t.shape))]
         }, lower: { ctx in [.value(ctx.builder.constant(ctx.attrs["value"]!.tensor!))] }),
 
@@ -44,7 +47,10 @@ enum ArrayOps {
 
     /// Fills in a -1 and checks the element count.
     static func resolveReshape(_ n: Int, _ dims: [Int], _ error: (String) -> KilnError) throws -> [Int] {
-        let known = dims.filter { $0 != -1 }.reduce(1, *)
+        guard dims.allSatisfy({ $0 >= -1 }) else { throw error("Size \(dims.firstIndex { $0 < -1 }!) must be non-negative, not \(dims.first { $0 < -1 }!)") }
+        guard let known = Sizes.product(dims.filter { $0 != -1 }) else {
+            throw error("Input to reshape is a tensor with \(n) values, but the requested shape \(dims) has more elements than can be addressed")
+        }
         if let k = dims.firstIndex(of: -1) {
             guard known > 0, n % known == 0 else {
                 throw error("Input to reshape is a tensor with \(n) values, but the requested shape \(dims) is not a multiple of \(known)")
