@@ -109,9 +109,16 @@ public enum Lowering {
         return needed.sorted { $0.id < $1.id }
     }
 
+    /// Every value a node computes must fit the memory limit, also one fused into its consumer
+    /// (a reduction over a declared 4 TB broadcast allocates nothing but would compute for hours).
+    static func checkSize(_ t: TensorType, node op: Operation, limit: Int) throws {
+        guard t.byteCount > limit else { return }
+        throw KilnError.resourceExhausted("OOM when allocating tensor with shape\(t.shape) and type \(t.dtype.name) (\(t.checkedByteCount.map { "\($0) bytes" } ?? "more than 2^63 bytes")) for node '\(op.name)' (op: '\(op.type)'): above the memory limit of \(limit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
+    }
+
     /// Lowers the subgraph for (fetches, feeds, targets) with concrete feed types.
     public static func lower(fetches: [Output], feeds: [(Output, TensorType)], targets: [Operation], name: String = "main",
-                             sessionSeed: UInt64 = 0, evaluator: ConstantEvaluator? = nil) throws -> LoweredGraph {
+                             sessionSeed: UInt64 = 0, evaluator: ConstantEvaluator? = nil, memoryLimit: Int = .max) throws -> LoweredGraph {
         let feedSet = Set(feeds.map(\.0))
         let ops = prune(fetches: fetches, feeds: feedSet, targets: targets)
         var b = FunctionBuilder(name: name)
@@ -123,6 +130,7 @@ public enum Lowering {
             guard let shape = op.attrs["shape"]?.shape?.concrete, let dtype = op.attrs["dtype"]?.type else {
                 throw KilnError.invalidArgument("variable '\(op.name)' needs a fully defined shape, got \(op.attrs["shape"]?.shape?.description ?? "none")")
             }
+            try checkSize(TensorType(dtype, shape), node: op, limit: memoryLimit)
             variables.append(op)
             lowered[op.output(0)] = .variable(param: b.addParam(op.name, kind: .variable, type: TensorType(dtype, shape)))
         }
@@ -137,9 +145,19 @@ public enum Lowering {
                 guard let v = lowered[i] else { throw KilnError.internalError("input '\(i.name)' of '\(op.name)' was not lowered") }
                 return v
             }
+            let firstNew = b.function.body.count
             var ctx = LoweringContext(builder: b, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed, evaluator: evaluator)
-            let outs = try def.lower(&ctx)
+            let outs: [LoweredValue]
+            do {
+                outs = try def.lower(&ctx)
+            } catch let e as KilnError where !e.message.contains("'\(op.name)'") {
+                // Errors from the IR builder (a value too large, a bad primitive) name no node.
+                throw KilnError(e.code, "\(e.message) (node '\(op.name)' (op: '\(op.type)'))")
+            }
             b = ctx.builder
+            for inst in b.function.body[firstNew...] {
+                if let t = inst.type { try checkSize(t, node: op, limit: memoryLimit) }
+            }
             for (k, v) in outs.enumerated() where !feedSet.contains(op.output(k)) { lowered[op.output(k)] = v }
         }
         var results: [Int] = []

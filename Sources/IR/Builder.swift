@@ -38,7 +38,9 @@ public struct FunctionBuilder {
 
     /// A scalar constant of any numeric dtype.
     public mutating func scalar(_ v: Double, _ dtype: DType) -> Int {
-        constant(try! Tensor(literal: v, dtype: dtype))
+        // A string "scalar" (ZerosLike of a string tensor) becomes "", which every primitive but
+        // the data movers refuses with an error naming the op.
+        constant((try? Tensor(literal: v, dtype: dtype)) ?? Tensor(""))
     }
 
     /// Broadcast `x` to `shape` with numpy's rule (trailing dimensions aligned).

@@ -76,10 +76,10 @@ extension Graph {
             let n = shape.reduce(1, *)
             if t.elementCount == 1 && n != 1 {
                 let v = t.element(at: 0)
-                t = Tensor(zeros: t.dtype, shape: shape)
-                for i in 0..<n { t.setElement(v, at: i) }
+                t = try Tensor(zeros: t.dtype, shape: shape)
+                for i in 0..<n { try t.setElement(v, at: i) }
             } else if t.elementCount == n {
-                t = t.reshaped(to: shape)
+                t = try t.reshaped(to: shape)
             } else {
                 throw KilnError.invalidArgument("constant '\(name)': \(t.elementCount) values cannot fill shape \(shape)")
             }
@@ -108,7 +108,7 @@ extension Graph {
     /// Reshape to `shape`; one dimension may be -1 and is inferred.
     public func reshape(_ x: some OutputConvertible, _ shape: [Int], name: String = "Reshape") throws -> Output {
         let opName = uniqueName(name)
-        let t = Tensor(shape: [shape.count], scalars: shape.map(Int32.init))
+        let t = try Tensor(shape: [shape.count], scalars: try Graph.narrow(shape, name: opName + "/shape"))
         let s = try addOperation("Const", name: opName + "/shape", attrs: ["value": .tensor(t), "dtype": .type(.int32)], nameIsFinal: true)
         return try addOperation("Reshape", name: opName, inputs: [x.output, s.output()],
                                 attrs: ["T": .type(x.output.dtype), "Tshape": .type(.int32)], nameIsFinal: true).output()

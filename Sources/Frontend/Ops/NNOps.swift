@@ -66,6 +66,8 @@ enum NNOps {
 
     static func four(_ attrs: [String: AttrValue], _ key: String, _ error: (String) -> KilnError) throws -> [Int] {
         let v = attrs[key]?.ints ?? [1, 1, 1, 1]
+        // TensorFlow's kernels read these attrs as int32 and refuse larger values.
+        if let big = v.first(where: { Int32(exactly: $0) == nil }) { throw error("Attr \(key) has value \(big) out of range for an int32") }
         guard v.count == 4, v[0] == 1, v[3] == 1, v[1] >= 1, v[2] >= 1 else { throw error("\(key) must be [1, h, w, 1] with h and w at least 1, got \(v)") }
         return v
     }
