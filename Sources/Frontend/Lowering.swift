@@ -145,6 +145,18 @@ public enum Lowering {
                 guard let v = lowered[i] else { throw KilnError.internalError("input '\(i.name)' of '\(op.name)' was not lowered") }
                 return v
             }
+            // A shape unknown when the node was made is known now: the shape function checks it
+            // (ranks, dimensions, windows) as TensorFlow's kernels would, before the lowering
+            // relies on it.
+            if op.inputs.contains(where: { !$0.shape.isFullyDefined }) {
+                let shapes = inputs.map { v -> Shape in
+                    switch v {
+                    case .value(let id), .variable(param: let id): return Shape(b.type(of: id).shape)
+                    }
+                }
+                let ctx = InferenceContext(nodeName: op.name, opType: op.type, inputs: op.inputs, attrs: op.attrs, concreteShapes: shapes)
+                _ = try def.infer(ctx)
+            }
             let firstNew = b.function.body.count
             var ctx = LoweringContext(builder: b, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed, evaluator: evaluator)
             let outs: [LoweredValue]

@@ -129,9 +129,12 @@ public struct InferenceContext {
     public let opType: String
     public let inputs: [Output]
     public let attrs: [String: AttrValue]
+    /// The inputs' concrete shapes when lowering re-checks a node whose static shapes were
+    /// partly unknown; nil at graph construction.
+    var concreteShapes: [Shape]? = nil
 
     public func dtype(_ i: Int) -> DType { inputs[i].dtype }
-    public func shape(_ i: Int) -> Shape { inputs[i].shape }
+    public func shape(_ i: Int) -> Shape { concreteShapes?[i] ?? inputs[i].shape }
 
     public func attr(_ k: String) throws -> AttrValue {
         guard let v = attrs[k] else { throw error("missing attribute '\(k)'") }

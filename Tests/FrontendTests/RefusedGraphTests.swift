@@ -219,6 +219,28 @@ final class RefusedGraphTests: XCTestCase {
         }
         assertKilnError(.invalidArgument, contains: ["finite", "'range'"]) { try g.range(0, .infinity, 1, dtype: .float32, name: "range") }
         assertKilnError(.invalidArgument, contains: ["addressable", "'range2'"]) { try g.range(0, 1e300, 1, dtype: .float64, name: "range2") }
+        let flag = try g.constant(true)
+        assertKilnError(.invalidArgument, contains: ["'Tidx' of bool", "'range3'"]) { try g.addOperation("Range", name: "range3", inputs: [flag, flag, flag]) }
+        let two = try g.constant([0, 1] as [Int32]), one = try g.constant(1 as Int32)
+        assertKilnError(.invalidArgument, contains: ["must be scalars", "'range4'"]) { try g.addOperation("Range", name: "range4", inputs: [two, one, one]) }
+    }
+
+    func testShapesKnownOnlyWhenLoweredAreCheckedByTheShapeFunction() throws {
+        let g = Graph()
+        let x = try g.placeholder(.float32, name: "x")
+        let w = try g.constant(0 as Float, shape: [2, 2, 1, 1])
+        let conv = try g.conv2d(x, w, strides: [1, 1, 1, 1], padding: "VALID", name: "conv")
+        assertKilnError(.invalidArgument, contains: ["rank-4", "'conv'"]) {
+            try Lowering.lower(fetches: [conv], feeds: [(x, f32(4, 4))], targets: [])
+        }
+        assertKilnError(.invalidArgument, contains: ["Computed output size would be negative", "'conv'"]) {
+            try Lowering.lower(fetches: [conv], feeds: [(x, f32(1, 1, 1, 1))], targets: [])
+        }
+        let p = try g.constant([1, 2, 3] as [Float]), i = try g.placeholder(.int32, name: "i")
+        let gathered = try g.addOperation("GatherNd", name: "gnd", inputs: [p, i]).output()
+        assertKilnError(.invalidArgument, contains: ["at least rank 1", "'gnd'"]) {
+            try Lowering.lower(fetches: [gathered], feeds: [(i, i32())], targets: [])
+        }
     }
 
     func testValuesTooLargeToAddressAreRefusedWhenLowered() throws {

@@ -160,6 +160,7 @@ enum ShapeOps {
         }),
 
         OpDef("GatherNd", arity: .exactly(2), infer: { ctx in
+            if let r = ctx.shape(1).rank, r < 1 { throw ctx.error("indices must be at least a vector: Shape must be at least rank 1 but is rank 0") }
             guard let p = ctx.shape(0).dims, let i = ctx.shape(1).dims, let k = i.last ?? nil else { return [(ctx.dtype(0), .unknown)] }
             guard k <= p.count else { throw ctx.error("index depth \(k) exceeds the params' rank \(p.count)") }
             return [(ctx.dtype(0), Shape(dims: Array(i.dropLast()) + Array(p.dropFirst(k))))]
@@ -232,6 +233,10 @@ enum ShapeOps {
 
         OpDef("Range", arity: .exactly(3), infer: { ctx in
             let d = try ctx.sameDType()
+            guard d.isNumeric && d != .bool && d != .uint8 else {
+                throw ctx.error("Value for attr 'Tidx' of \(d.name) is not in the list of allowed values: float32, float64, int32, int64")
+            }
+            for i in 0..<3 where (ctx.shape(i).rank ?? 0) != 0 { throw ctx.error("start, limit and delta must be scalars: input \(i) has shape \(ctx.shape(i))") }
             guard let s = ctx.constantValue(0)?.doubles.first, let l = ctx.constantValue(1)?.doubles.first,
                   let dl = ctx.constantValue(2)?.doubles.first else { return [(d, Shape(dims: [nil]))] }
             return [(d, Shape([try rangeCount(s, l, dl, ctx.error)]))]
