@@ -16,13 +16,20 @@ public struct SessionConfig: Sendable {
     /// system refuses or a computation that runs for minutes. Default: `KILN_MEMORY_LIMIT`
     /// (bytes, or with a K/M/G/T suffix, powers of 1024) or else 3/4 of physical memory.
     public var memoryLimit: Int = SessionConfig.defaultMemoryLimit
+    /// How many compiled executables (one per run signature: fetches, feeds, targets and feed
+    /// shapes) a session keeps; past that the least recently used is dropped and compiled again
+    /// if its signature comes back. Bounds memory when a session is fed many shapes.
+    public var executableCacheCapacity = SessionConfig.defaultExecutableCacheCapacity
+    public static let defaultExecutableCacheCapacity = 64
 
     public init(allowSoftPlacement: Bool = false, logDevicePlacement: Bool = false, debugLevel: Int? = nil, fusion: Bool = true,
+                executableCacheCapacity: Int = SessionConfig.defaultExecutableCacheCapacity,
                 memoryLimit: Int = SessionConfig.defaultMemoryLimit) {
         self.allowSoftPlacement = allowSoftPlacement
         self.logDevicePlacement = logDevicePlacement
         self.debugLevel = debugLevel
         self.fusion = fusion
+        self.executableCacheCapacity = executableCacheCapacity
         self.memoryLimit = memoryLimit
     }
 
