@@ -243,6 +243,18 @@ final class RefusedGraphTests: XCTestCase {
         }
     }
 
+    func testHugeConstantsAreRefusedAndLargeZerosAreFills() throws {
+        let g = Graph()
+        assertKilnError(.invalidArgument, contains: ["larger than 2GB", "'big'"]) {
+            try g.constant(0 as Float, shape: [100_000, 100_000], name: "big")
+        }
+        // Nothing of 40 GB is made while building: zeros of that shape is a Fill, as in TensorFlow.
+        let z = try g.zeros([100_000, 100_000], name: "z")
+        XCTAssertEqual(z.op.type, "Fill")
+        XCTAssertEqual(z.shape, Shape([100_000, 100_000]))
+        XCTAssertEqual(try g.ones([3, 3]).op.type, "Const")
+    }
+
     func testValuesTooLargeToAddressAreRefusedWhenLowered() throws {
         let g = Graph()
         let x = try g.placeholder(.float32, name: "x")

@@ -131,10 +131,17 @@ extension Graph {
                                 attrs: ["T": .type(dtype), "index_type": .type(.int32)]).output()
     }
     public func zeros(_ shape: [Int], dtype: DType = .float32, name: String = "zeros") throws -> Output {
-        try constant(0.0, dtype: dtype, shape: shape, name: name)
+        try filled(0, shape, dtype, name)
     }
     public func ones(_ shape: [Int], dtype: DType = .float32, name: String = "ones") throws -> Output {
-        try constant(1.0, dtype: dtype, shape: shape, name: name)
+        try filled(1, shape, dtype, name)
+    }
+
+    /// TensorFlow's zeros and ones: a Const below 1000 elements, a Fill from there on, so a large
+    /// shape costs nothing until a session runs it (under its memory limit).
+    private func filled(_ v: Double, _ shape: [Int], _ dtype: DType, _ name: String) throws -> Output {
+        let n = try Tensor.checkedCount(shape, dtype)
+        return n < 1000 ? try constant(v, dtype: dtype, shape: shape, name: name) : try fill(shape, v, dtype: dtype, name: name)
     }
     public func zerosLike(_ x: some OutputConvertible, name: String = "zeros_like") throws -> Output { try apply("ZerosLike", [x.output], name: name) }
     public func onesLike(_ x: some OutputConvertible, name: String = "ones_like") throws -> Output { try apply("OnesLike", [x.output], name: name) }

@@ -73,7 +73,11 @@ extension Graph {
     public func constant<L: TensorLiteral>(_ value: L, dtype: DType? = nil, shape: [Int]? = nil, name: String = "Const") throws -> Output {
         var t = try Tensor(literal: value, dtype: dtype ?? L.Scalar.dtype)
         if let shape {
-            let n = shape.reduce(1, *)
+            let n = try Tensor.checkedCount(shape, t.dtype)
+            // TensorFlow's limit: a constant is one protobuf message.
+            if n * t.dtype.byteSize > Int(Int32.max) {
+                throw KilnError.invalidArgument("constant '\(name)' of shape \(shape): Cannot create a tensor proto whose content is larger than 2GB.")
+            }
             if t.elementCount == 1 && n != 1 {
                 let v = t.element(at: 0)
                 t = try Tensor(zeros: t.dtype, shape: shape)
