@@ -31,6 +31,30 @@ final class SizeOverflowTests: XCTestCase {
         }
     }
 
+    func testPrimitiveAttributesWhoseArithmeticOverflowsAreErrors() throws {
+        var b = FunctionBuilder(name: "f")
+        let x = b.addParam("x", kind: .feed, type: f32(4, 4))
+        let img = b.addParam("img", kind: .feed, type: f32(1, 4, 4, 1))
+        let zero = b.scalar(0, .float32)
+        let big = Int.max / 2
+        assertKilnError(.invalidArgument, contains: ["reshape"]) { try b.emit(.reshape(shape: [1 << 32, 1 << 32, 0, -1]), [x]) }
+        assertKilnError(.invalidArgument, contains: ["slice", "overflow"]) {
+            try b.emit(.slice(start: [0, 0], strides: [Int.max, 1], shape: [3, 1]), [x])
+        }
+        assertKilnError(.invalidArgument, contains: ["pad", "overflow"]) {
+            try b.emit(.pad(low: [big, 0], high: [big, 0], mode: .constant), [x, zero])
+        }
+        assertKilnError(.invalidArgument, contains: ["reduce_window", "overflow"]) {
+            try b.emit(.reduceWindow(.max, window: [1, 1], strides: [1, 1], padLow: [Int.max, 0], padHigh: [1, 0]), [x])
+        }
+        assertKilnError(.invalidArgument, contains: ["patches", "overflow"]) {
+            try b.emit(.patches(window: [big, 1], strides: [1, 1], dilations: [4, 1], padLow: [0, 0], padHigh: [0, 0]), [img])
+        }
+        assertKilnError(.invalidArgument, contains: ["unpatches"]) {
+            try b.emit(.unpatches(window: [1 << 32, 1 << 32], strides: [1, 1], dilations: [1, 1], padLow: [0, 0], padHigh: [0, 0], image: [4, 4]), [img])
+        }
+    }
+
     func testTensorWithTheWrongElementCountThrows() {
         assertKilnError(.invalidArgument, contains: ["shape [2, 2] needs 4 elements, got 3"]) {
             try Tensor(shape: [2, 2], scalars: [1, 2, 3] as [Float])
