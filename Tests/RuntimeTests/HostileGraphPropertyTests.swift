@@ -83,8 +83,8 @@ final class HostileGraphPropertyTests: XCTestCase {
             let dtype = rng.pick([DType.float32, .float32, .int32, .int64, .float64])
             let unknown = rng.chance(30) && !Self.pending.contains(.unknownShapeSkipsChecks)
             let p = try g.placeholder(dtype, shape: unknown ? .unknown : Shape(shape), name: "in\(k)")
-            var t = Tensor(zeros: dtype, shape: shape)
-            for i in 0..<t.elementCount { t.setElement(dtype.isFloatingPoint ? .f(Double(i % 9) - 3) : .i(Int64(i % 9) - 3), at: i) }
+            var t = try Tensor(zeros: dtype, shape: shape)
+            for i in 0..<t.elementCount { try t.setElement(dtype.isFloatingPoint ? .f(Double(i % 9) - 3) : .i(Int64(i % 9) - 3), at: i) }
             feeds[p] = t
             pool.append(p)
         }

@@ -86,7 +86,7 @@ public enum GraphFuzz {
             guard !o, p <= maxFeedElements else { return nil }
             count = p
         }
-        var t = Tensor(zeros: output.dtype, shape: shape)
+        guard var t = try? Tensor(zeros: output.dtype, shape: shape) else { return nil }
         t.withUnsafeMutableBytes { raw in
             for k in 0..<count {
                 let v = k % 7 - 2
