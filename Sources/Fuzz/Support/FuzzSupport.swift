@@ -87,7 +87,8 @@ public enum GraphFuzz {
             count = p
         }
         guard var t = try? Tensor(zeros: output.dtype, shape: shape) else { return nil }
-        t.withUnsafeMutableBytes { raw in
+        do {
+            try t.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) -> Void in
             for k in 0..<count {
                 let v = k % 7 - 2
                 switch output.dtype {
@@ -100,6 +101,9 @@ public enum GraphFuzz {
                 case .string: break
                 }
             }
+            }
+        } catch {
+            return nil
         }
         return t
     }
