@@ -85,6 +85,16 @@ public final class Graph: @unchecked Sendable {
 
     public init() {}
 
+    /// Releases the operations newest first. Each op holds its inputs, so letting the array go
+    /// oldest first would free a long chain from its end, one nested deinit per op (a stack
+    /// overflow at a few ten thousand ops); newest first, every release frees one op.
+    deinit {
+        byName.removeAll()
+        variableStore.removeAll()
+        collections.removeAll()
+        while let op = operations.popLast() { _ = op }
+    }
+
     public func operation(named name: String) -> Operation? { byName[name] }
 
     /// "x:0" or "x" (output 0).
@@ -180,9 +190,10 @@ public final class Graph: @unchecked Sendable {
         let ctx = InferenceContext(nodeName: opName, opType: type, inputs: inputs, attrs: full)
         try def.checkArity(inputs.count, node: opName)
         let specs = try def.infer(ctx)
-        var controls: [Operation] = []
-        for scope in controlStack { for c in scope where !controls.contains(c) { controls.append(c) } }
-        for c in controlInputs where !controls.contains(c) { controls.append(c) }
+        // A set beside the list: a control scope over thousands of ops must not be quadratic.
+        var controls: [Operation] = [], seen = Set<Operation>()
+        for c in controlStack.joined() where seen.insert(c).inserted { controls.append(c) }
+        for c in controlInputs where seen.insert(c).inserted { controls.append(c) }
         // Ops that already depend on a control input through data need no edge; keep it simple and explicit.
         let op = Operation(name: opName, type: type, inputs: inputs, controlInputs: controls, attrs: full,
                            device: deviceStack.last ?? "", outputSpecs: specs, id: operations.count, graph: self)
