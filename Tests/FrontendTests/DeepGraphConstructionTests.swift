@@ -30,6 +30,15 @@ final class DeepGraphConstructionTests: XCTestCase {
         XCTAssertEqual(names[0], names[1])
     }
 
+    func testAChainThatOutlivesItsGraphIsReleasedOnASmallStack() throws {
+        try onThread {
+            var y: Output?
+            do { y = try Self.chain(Graph(), ops: Self.n).y }
+            XCTAssertEqual(y?.op.type, "AddV2")
+            y = nil   // the last reference to the whole chain
+        }
+    }
+
     func testGradientsOfALongChainAreBuiltOnASmallStack() throws {
         let opCount = try onThread { () throws -> Int in
             let g = Graph()
