@@ -134,7 +134,7 @@ final class DescentStepProductTests: XCTestCase {
                 let params = [Tensor(shape: [m, n], scalars: seq(m * n, 1)), Tensor(shape: a, scalars: seq(a[0] * a[1], 2)),
                               Tensor(shape: b, scalars: seq(b[0] * b[1], 3)), Tensor(shape: [], scalars: [Float(0.25)])]
                 var got = params
-                _ = exe.run(&got)
+                _ = try exe.run(&got)
                 let want = try ReferenceEvaluator.run(f, parameters: params).parameters
                 let (g, w) = (got[0].scalars(as: Float.self), want[0].scalars(as: Float.self))
                 let worst = zip(g, w).map { abs($0 - $1) }.max()!

@@ -11,7 +11,7 @@ final class ParallelKernelTests: XCTestCase {
         try PassManager.standard().run(&f)
         let exe = try CPUCompiler.compile(f)
         var p = params
-        let got = exe.run(&p)
+        let got = try exe.run(&p)
         let want = try ReferenceEvaluator.run(f, parameters: params).results
         for (g, w) in zip(got, want) {
             XCTAssertEqual(g.shape, w.shape, file: file, line: line)
@@ -85,7 +85,7 @@ final class ShardedCompileTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(exe.plan.kernels.count, 6)
             XCTAssertEqual(exe.stats.shards, min(shards, exe.plan.kernels.count + (exe.plan.resultCopies.isEmpty ? 0 : 1)))
             var p = params
-            let got = exe.run(&p)
+            let got = try exe.run(&p)
             for (g, w) in zip(got, want) {
                 for i in 0..<w.elementCount {
                     let (x, y) = (g.double(at: i), w.double(at: i))

@@ -41,7 +41,7 @@ final class PrimitiveSweepTests: XCTestCase {
         let args = values ?? inputs.map { random($0, positive: positive) }
         let exe = try CPUCompiler.compile(f)
         var jitArgs = args
-        let got = exe.run(&jitArgs)[0]
+        let got = try exe.run(&jitArgs)[0]
         let want = try ReferenceEvaluator.run(f, parameters: args).results[0]
         XCTAssertEqual(got.shape, want.shape, "\(op.mnemonic) \(inputs)", file: file, line: line)
         XCTAssertEqual(got.dtype, want.dtype, "\(op.mnemonic) \(inputs)", file: file, line: line)

@@ -74,7 +74,7 @@ final class RandomGraphTests: XCTestCase {
             for fuse in [true, false] {
                 let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(fuse: fuse))
                 var p = inputs
-                let got = exe.run(&p)
+                let got = try exe.run(&p)
                 for (g, w) in zip(got, want) {
                     let bad = g.shape != w.shape || (0..<w.elementCount).contains { abs(g.double(at: $0) - w.double(at: $0)) > 1e-5 * max(1, abs(w.double(at: $0))) }
                     if bad {
