@@ -192,14 +192,12 @@ public struct KernelPlan: Sendable {
         // Which inline values a kernel evaluates, and through which index maps.
         func inlineTree(_ root: Int, _ visit: (Int, Bool) -> Void) {
             func walk(_ v: Int, _ remapped: Bool) {
+                // An index map (any op but elementwise ones and reshapes: broadcast, transpose,
+                // slice, gather, ...) reads its operands at other positions than its own.
+                let r = remapped || !(inst[v].map { $0.op.isElementwise || $0.op.isReshape || $0.op == .varWrite } ?? true)
                 for o in inst[v]?.operands ?? [] {
                     guard let oi = inst[o], materialized[o] == nil, oi.op.producesValue else { continue }
                     if case .constant = oi.op { continue }
-                    var r = remapped
-                    switch oi.op {
-                    case .broadcast, .transpose: r = true
-                    default: break
-                    }
                     visit(o, r)
                     if oi.op != .varRead { walk(o, r) }
                 }
