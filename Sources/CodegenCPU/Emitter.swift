@@ -33,11 +33,11 @@ final class Emitter {
     var aliasDomain: LLVMMetadataRef?
     /// Values a kernel holds in a buffer of its own while it runs (a per-image product).
     var localBuffers: [Int: LLVMValueRef] = [:]
-    /// Per check evaluated by the function being emitted, the stack slot holding the lowest
-    /// position where it failed (all ones while none did), in the order first evaluated.
+    /// Per check evaluated by the function being emitted, the stack slot of its flag (set once
+    /// an element failed), in the order first evaluated.
     var faultSlots: [(check: Int, slot: LLVMValueRef)] = []
-    /// Set while emitting the code that reads a failed check's value again for its error, so
-    /// checks inside that expression record nothing.
+    /// Set while emitting the scan that finds a failed check's first element, so checks inside
+    /// the checked expression record nothing there.
     var diagnosing = false
     /// Kernels with at least this many elements are split across the worker pool.
     static let parallelThreshold = 32768
