@@ -283,7 +283,7 @@ final class CheckpointTests: ScratchDirectoryTestCase {
         try CheckpointWriter.write(before, prefix: prefix)
         struct Crash: Error {}
         XCTAssertThrowsError(try CheckpointWriter.write([(key: "v", tensor: Tensor(shape: [3], scalars: [9, 9, 9] as [Float]))],
-                                                         prefix: prefix, beforeCommit: { throw Crash() }))
+                                                         prefix: prefix, hook: { if $0 == .temporariesSynced { throw Crash() } }))
         XCTAssertEqual(try CheckpointReader(prefix: prefix).allTensors(), before)
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: scratch.path).contains { $0.contains("tempstate") })
 

@@ -175,7 +175,7 @@ final class SaverTests: ScratchDirectoryTestCase {
         try sess.run(model.train, feeds: model.feeds)
 
         struct DiskFull: Error {}
-        saver.beforeCommit = { throw DiskFull() }
+        saver.commitHook = { if $0 == .temporariesSynced { throw DiskFull() } }
         // A new checkpoint, and an overwrite of the existing one, both fail before committing.
         XCTAssertThrowsError(try saver.save(sess, prefix: path("model.ckpt"), globalStep: 2))
         XCTAssertThrowsError(try saver.save(sess, prefix: path("model.ckpt"), globalStep: 1))
@@ -186,7 +186,7 @@ final class SaverTests: ScratchDirectoryTestCase {
         try saver.restore(fresh, prefix: first)
         XCTAssertEqual(model.values(fresh), before)
 
-        saver.beforeCommit = nil
+        saver.commitHook = nil
         XCTAssertEqual(try saver.save(sess, prefix: path("model.ckpt"), globalStep: 2), path("model.ckpt-2"))
     }
 
