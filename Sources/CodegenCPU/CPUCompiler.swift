@@ -14,7 +14,11 @@ public struct CPUCompileOptions: Sendable {
     public var fuse = true
     /// Modules compiled in parallel; nil: one per core when there are kernels enough.
     public var shards: Int?
-    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true, shards: Int? = nil) {
+    /// The largest arena the executable may have, in bytes (the session's memory limit).
+    public var memoryLimit = Int.max
+    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true, shards: Int? = nil,
+                memoryLimit: Int = .max) {
+        self.memoryLimit = memoryLimit
         self.keepLLVMIR = keepLLVMIR
         self.keepAssembly = keepAssembly
         self.profile = profile
@@ -38,6 +42,10 @@ public struct CPUCompileStats: Sendable {
 public enum CPUCompiler {
     public static func compile(_ f: Function, options: CPUCompileOptions = CPUCompileOptions()) throws -> CPUExecutable {
         let plan = KernelPlan(f, fuse: options.fuse, perImageProducts: MatrixProducts.ownKernelAvailable && MatrixProducts.override != "blas")
+        // Each value fits the limit (lowering checks), but the values live at once may not.
+        if plan.arenaBytes > options.memoryLimit {
+            throw KilnError.resourceExhausted("OOM when allocating the arena of '\(f.name)': \(plan.arenaBytes) bytes for the values live at once, above the memory limit of \(options.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
+        }
         let jit = JIT.shared
         let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
         let profileSlots: UnsafeMutablePointer<UInt64>? = options.profile ? .allocate(capacity: plan.kernels.count + 2) : nil
@@ -64,7 +72,7 @@ public enum CPUCompiler {
         let t0 = DispatchTime.now()
         let (addr, tracker) = try jit.add(objects: built.map(\.object), symbol: name)
         stats.jitMs = (built.map(\.codegenMs).max() ?? 0) + Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
-        return CPUExecutable(function: f, plan: plan, address: addr, tracker: tracker, stats: stats, profileSlots: profileSlots)
+        return try CPUExecutable(function: f, plan: plan, address: addr, tracker: tracker, stats: stats, profileSlots: profileSlots)
     }
 
     /// One shard per core for executables with enough kernels to share out (a shard costs a
@@ -177,7 +185,7 @@ public final class CPUExecutable: @unchecked Sendable {
     public private(set) var profiledRuns = 0
 
     init(function: Function, plan: KernelPlan, address: UInt64, tracker: LLVMOrcResourceTrackerRef, stats: CPUCompileStats,
-         profileSlots: UnsafeMutablePointer<UInt64>?) {
+         profileSlots: UnsafeMutablePointer<UInt64>?) throws {
         self.profileSlots = profileSlots
         self.function = function
         self.plan = plan
@@ -186,7 +194,7 @@ public final class CPUExecutable: @unchecked Sendable {
         let types = function.typeTable()
         resultTypes = function.results.map { types[$0]! }
         entry = unsafeBitCast(UInt(address), to: Entry.self)
-        arena = TensorBuffer(byteCount: plan.arenaBytes)
+        arena = try TensorBuffer(byteCount: plan.arenaBytes)
         constantTable = .allocate(capacity: max(plan.constants.count, 1))
         for (k, c) in plan.constants.enumerated() { constantTable[k] = c.buffer.pointer }
         pthread_mutex_init(&lock, nil)
@@ -230,16 +238,18 @@ public final class CPUExecutable: @unchecked Sendable {
     /// Convenience for tests and tools: runs with host tensors and returns new result tensors;
     /// variable parameters are updated in place in `parameters`.
     public func run(_ parameters: inout [Tensor]) throws -> [Tensor] {
-        precondition(parameters.count == function.params.count)
+        guard parameters.count == function.params.count else {
+            throw KilnError.invalidArgument("'\(function.name)' takes \(function.params.count) parameter(s), got \(parameters.count)")
+        }
         var inPtrs: [UnsafeMutableRawPointer?] = []
         for k in parameters.indices {
             if function.params[k].kind == .variable {
-                parameters[k].withUnsafeMutableBytes { inPtrs.append($0.baseAddress) }
+                try parameters[k].withUnsafeMutableBytes { inPtrs.append($0.baseAddress) }
             } else {
                 inPtrs.append(parameters[k].buffer.pointer)
             }
         }
-        let results = resultTypes.map { Tensor(dtype: $0.dtype, shape: $0.shape, buffer: TensorBuffer(byteCount: $0.byteCount)) }
+        let results = try resultTypes.map { try Tensor(dtype: $0.dtype, shape: $0.shape, buffer: TensorBuffer(byteCount: $0.byteCount)) }
         var outPtrs: [UnsafeMutableRawPointer?] = results.map { $0.buffer.pointer }
         try withExtendedLifetime(parameters) {
             try run(inputs: &inPtrs, outputs: &outPtrs)

@@ -10,8 +10,12 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var rank: Int { shape.count }
-    public var elementCount: Int { shape.reduce(1, *) }
-    public var byteCount: Int { elementCount * dtype.byteSize }
+    /// Saturates at Int.max instead of trapping; the builder refuses values that large, so an IR
+    /// value's count is always exact.
+    public var elementCount: Int { Sizes.product(shape) ?? Int.max }
+    public var byteCount: Int { Sizes.bytes(elementCount, dtype) ?? Int.max }
+    /// The byte count, or nil when the shape's size does not fit in an Int.
+    public var checkedByteCount: Int? { Sizes.product(shape).flatMap { Sizes.bytes($0, dtype) } }
     /// `f32[2,3]`, `i32[]`.
     public var description: String { "\(dtype.rawValue)[\(shape.map(String.init).joined(separator: ","))]" }
 }

@@ -313,9 +313,9 @@ public struct Parser {
                 guard case .string(let v) = tok else { throw fail(at: at, "expected a string element") }
                 return v
             }
-            return Tensor(shape: t.shape, strings: s)
+            return try Tensor(shape: t.shape, strings: s)
         }
-        var out = Tensor(zeros: t.dtype, shape: t.shape)
+        var out = try Tensor(zeros: t.dtype, shape: t.shape)
         for (i, tok) in scalars.enumerated() {
             let at = scalarAt[i]
             let v: ScalarValue
@@ -324,7 +324,7 @@ public struct Parser {
             case (.word("false"), .bool): v = .b(false)
             case (.number(let s), .float32), (.word(let s), .float32):
                 guard let x = Parser.float(s, as: Float.self) else { throw fail(at: at, "bad f32 literal '\(s)'") }
-                out.withUnsafeMutableBytes { $0.storeBytes(of: x, toByteOffset: i * 4, as: Float.self) }
+                try out.withUnsafeMutableBytes { $0.storeBytes(of: x, toByteOffset: i * 4, as: Float.self) }
                 continue
             case (.number(let s), .float64), (.word(let s), .float64):
                 guard let x = Parser.float(s, as: Double.self) else { throw fail(at: at, "bad f64 literal '\(s)'") }
@@ -342,7 +342,7 @@ public struct Parser {
                 v = .i(x)
             default: throw fail(at: at, "bad \(t.dtype.rawValue) literal")
             }
-            out.setElement(v, at: i)
+            try out.setElement(v, at: i)
         }
         return out
     }

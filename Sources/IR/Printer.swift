@@ -72,7 +72,7 @@ public enum Printer {
             }
         }
         if t.dtype == .int64 {
-            let v = t.scalars(as: Int64.self)
+            let v = (try? t.scalars(as: Int64.self)) ?? []   // the dtype was just checked
             return nest(t.shape) { "\(v[$0])" }
         }
         return nest(t.shape, element)

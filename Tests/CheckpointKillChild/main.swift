@@ -19,12 +19,12 @@ guard args.count == 4, let first = Int(args[3]) else {
 }
 let mode = args[1], directory = args[2]
 
-func values(_ i: Int) -> [String: Tensor] {
+func values(_ i: Int) throws -> [String: Tensor] {
     [
-        "a/weights": Tensor(shape: [64, 64], scalars: [Float](repeating: Float(i), count: 64 * 64)),
+        "a/weights": try Tensor(shape: [64, 64], scalars: [Float](repeating: Float(i), count: 64 * 64)),
         "b/step": Tensor(Int64(i)),
         "c/name": Tensor("save-\(i)"),
-        "d/table": Tensor(shape: [3, 500], scalars: [Double](repeating: Double(i), count: 1500)),
+        "d/table": try Tensor(shape: [3, 500], scalars: [Double](repeating: Double(i), count: 1500)),
     ]
 }
 
@@ -44,7 +44,7 @@ do {
     case "saver", "savev2":
         let g = Graph()
         var variables: [String: Variable] = [:]
-        for (key, t) in values(0) where t.dtype != .string {
+        for (key, t) in try values(0) where t.dtype != .string {
             variables[key] = try g.variable(t, name: key)
         }
         let saver = try Saver(graph: g, maxToKeep: 2)
@@ -54,7 +54,7 @@ do {
         let filename = try g.tensor(named: saver.saverDef.filenameTensorName)
         let saveTensor = try g.tensor(named: saver.saverDef.saveTensorName)
         for i in first... {
-            let v = values(i)
+            let v = try values(i)
             for (key, variable) in variables { try sess.setValue(v[key]!, of: variable) }
             if mode == "saver" {
                 try saver.save(sess, prefix: directory + "/model.ckpt", globalStep: i)

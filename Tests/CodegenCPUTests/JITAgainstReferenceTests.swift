@@ -76,7 +76,7 @@ final class VectorizationTests: XCTestCase {
         let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(keepLLVMIR: true))
         let ir = try XCTUnwrap(exe.stats.llvmIR)
         XCTAssertTrue(ir.contains("x float>"), "no vector instructions in:\n\(ir)")
-        var params = [Tensor(shape: [4096], scalars: (0..<4096).map { Float($0 % 10) })]
+        var params = [try Tensor(shape: [4096], scalars: (0..<4096).map { Float($0 % 10) })]
         let got = try exe.run(&params)[0].scalar(as: Float.self)
         let want = (0..<4096).reduce(Float(0)) { $0 + Float($1 % 10) * 1.5 }
         XCTAssertEqual(got, want, accuracy: want * 1e-6)

@@ -67,8 +67,8 @@ final class RandomGraphTests: XCTestCase {
         for seed in UInt64(1)...200 {
             var f = try randomFunction(seed)
             try PassManager.standard().run(&f)
-            let inputs = f.params.map { p in
-                Tensor(shape: p.type.shape, scalars: (0..<p.type.elementCount).map { Float(($0 * 29 + Int(seed)) % 17) / 8 - 1 })
+            let inputs = try f.params.map { p in
+                try Tensor(shape: p.type.shape, scalars: (0..<p.type.elementCount).map { Float(($0 * 29 + Int(seed)) % 17) / 8 - 1 })
             }
             let want = try ReferenceEvaluator.run(f, parameters: inputs).results
             for fuse in [true, false] {

@@ -9,8 +9,8 @@ import KilnTestSupport
 /// checkpoint, the old one before the commit point and the new one from it on, and nothing left
 /// over.
 final class CheckpointCommitTests: ScratchDirectoryTestCase {
-    private func values(_ v: Float) -> [String: Tensor] {
-        ["w": Tensor(shape: [2, 3], scalars: [Float](repeating: v, count: 6)), "name": Tensor("save \(v)"), "b": Tensor(Int64(v))]
+    private func values(_ v: Float) throws -> [String: Tensor] {
+        ["w": try Tensor(shape: [2, 3], scalars: [Float](repeating: v, count: 6)), "name": Tensor("save \(v)"), "b": Tensor(Int64(v))]
     }
 
     private func leftovers(_ dir: String) throws -> [String] {
@@ -34,7 +34,7 @@ final class CheckpointCommitTests: ScratchDirectoryTestCase {
                 }
                 XCTAssertNotEqual(try leftovers(dir), [], "a kill at \(step) leaves its files as they are")
                 let committed = n >= steps.firstIndex(of: .recordCommitted)!
-                let expected = values(committed ? 2 : 1)
+                let expected = try values(committed ? 2 : 1)
                 if nextAction == "restore" {
                     XCTAssertEqual(try CheckpointReader(prefix: prefix).allTensors(), expected, "killed at \(step)")
                     // What recovery leaves is exactly what a clean save writes (TensorFlow reads it).
@@ -50,7 +50,7 @@ final class CheckpointCommitTests: ScratchDirectoryTestCase {
                     XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)),
                                    ["model.ckpt.index", "model.ckpt.data-00000-of-00001", "other.index", "other.data-00000-of-00001"])
                     try CheckpointWriter.write(values(4), prefix: prefix)
-                    XCTAssertEqual(try CheckpointReader(prefix: prefix).allTensors(), values(4))
+                    XCTAssertEqual(try CheckpointReader(prefix: prefix).allTensors(), try values(4))
                 }
                 XCTAssertEqual(try leftovers(dir), [], "killed at \(step), then \(nextAction)")
             }
@@ -94,7 +94,7 @@ final class CheckpointCommitTests: ScratchDirectoryTestCase {
         record[record.count / 2] ^= 1
         try Data(record).write(to: URL(fileURLWithPath: prefix + CheckpointCommit.recordSuffix))
         files.forEach { $0.release() }
-        XCTAssertEqual(try CheckpointReader(prefix: prefix).allTensors(), values(1))
+        XCTAssertEqual(try CheckpointReader(prefix: prefix).allTensors(), try values(1))
         XCTAssertEqual(try leftovers(scratch.path), [])
     }
 

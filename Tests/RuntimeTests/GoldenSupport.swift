@@ -29,12 +29,12 @@ enum Golden {
     static func dtype(_ name: String) -> DType { DType(name: name)! }
 
     /// A golden tensor: {"dtype", "shape", "data"} with non-finite floats as strings.
-    static func tensor(_ j: [String: Any]) -> Tensor {
+    static func tensor(_ j: [String: Any]) throws -> Tensor {
         let d = dtype(j["dtype"] as! String)
         let shape = (j["shape"] as! [Any]).map { ($0 as! NSNumber).intValue }
         let data = j["data"] as! [Any]
-        var t = Tensor(zeros: d, shape: shape)
-        for (i, v) in data.enumerated() { t.setElement(scalar(v, d), at: i) }
+        var t = try Tensor(zeros: d, shape: shape)
+        for (i, v) in data.enumerated() { try t.setElement(scalar(v, d), at: i) }
         return t
     }
 

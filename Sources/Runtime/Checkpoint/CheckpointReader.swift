@@ -132,14 +132,14 @@ public final class CheckpointReader {
             guard !o, Int64(need) == size else {
                 throw KilnError.dataLoss("\(at): the index records \(size) bytes but \(dtype) \(Shape(shape)) needs \(o ? "more than Int.max" : String(need))")
             }
-            let buffer = TensorBuffer(byteCount: need)
+            let buffer = try TensorBuffer(byteCount: need)
             try read(fd, into: UnsafeMutableRawBufferPointer(start: buffer.pointer, count: need), offset: offset, at)
             try verify(CRC32C.checksum(UnsafeRawBufferPointer(start: buffer.pointer, count: need)), e, at)
             if dtype == .bool {
                 let b = buffer.pointer.assumingMemoryBound(to: UInt8.self)
                 for i in 0..<need where b[i] > 1 { b[i] = 1 }
             }
-            return Tensor(dtype: dtype, shape: shape, buffer: buffer)
+            return try Tensor(dtype: dtype, shape: shape, buffer: buffer)
         }
 
         var bytes = [UInt8](repeating: 0, count: Int(size))
@@ -149,7 +149,7 @@ public final class CheckpointReader {
             throw KilnError.dataLoss("\(at): \(err.message)")
         }
         try verify(decoded.crc, e, at)
-        return Tensor(shape: shape, strings: decoded.strings)
+        return try Tensor(shape: shape, strings: decoded.strings)
     }
 
     /// Every tensor, by key; fails on the first one that cannot be read.
