@@ -96,8 +96,8 @@ enum Scale {
         }
         let sess = try Session(graph: g)
         var r: Tensor!
-        let run = try seconds { r = try sess.run(y, feeds: [x: Tensor(shape: [4], scalars: [0, 1, 2, 3] as [Float])]) }
-        let got = r.scalars(as: Float.self)
+        let run = try seconds { r = try sess.run(y, feeds: [x: try Tensor(shape: [4], scalars: [0, 1, 2, 3] as [Float])]) }
+        let got = try r.scalars(as: Float.self)
         try check(abs(got[1] - expectedChain(1, ops: n)) <= 1e-3 * abs(expectedChain(1, ops: n)), "chain \(n)")
         return Row(workload: "eltwise_chain", ops: n, build: build, firstRun: run)
     }
@@ -112,9 +112,9 @@ enum Scale {
         let grads = try seconds { dx = try g.gradients([y], [x])[0]! }
         let sess = try Session(graph: g)
         var r: Tensor!
-        let run = try seconds { r = try sess.run(dx, feeds: [x: Tensor(shape: [4], scalars: [0, 1, 2, 3] as [Float])]) }
+        let run = try seconds { r = try sess.run(dx, feeds: [x: try Tensor(shape: [4], scalars: [0, 1, 2, 3] as [Float])]) }
         let want = Float(pow(1.0001, Double((n + 1) / 2)))
-        try check(abs(r.scalars(as: Float.self)[0] - want) <= 1e-3 * want, "gradient chain \(n)")
+        try check(abs(try r.scalars(as: Float.self)[0] - want) <= 1e-3 * want, "gradient chain \(n)")
         return Row(workload: "gradient_chain", ops: n, build: build, gradients: grads, firstRun: run)
     }
 
@@ -128,8 +128,8 @@ enum Scale {
         }
         let sess = try Session(graph: g)
         var r: Tensor!
-        let run = try seconds { r = try sess.run(y, feeds: [x: Tensor(shape: [3, 2], scalars: [0, 1, 2, 3, 4, 5] as [Float])]) }
-        let got = r.scalars(as: Float.self)
+        let run = try seconds { r = try sess.run(y, feeds: [x: try Tensor(shape: [3, 2], scalars: [0, 1, 2, 3, 4, 5] as [Float])]) }
+        let got = try r.scalars(as: Float.self)
         try check(r.shape == [3, 2 * n] && got[2 * n] == 2 && got[2 * n + 1] == 3, "concat \(n)")
         return Row(workload: "concat_unknown_dim", ops: n, build: build, firstRun: run)
     }

@@ -53,7 +53,7 @@ final class DeepGraphConstructionTests: XCTestCase {
     func testStaticValueSeesThroughALongIdentityChain() throws {
         try onThread {
             let g = Graph()
-            var shape = try g.constant(Tensor(shape: [2], scalars: [2, 3] as [Int32]), name: "shape")
+            var shape = try g.constant(try Tensor(shape: [2], scalars: [2, 3] as [Int32]), name: "shape")
             for _ in 0..<Self.n { shape = try g.identity(shape) }
             let x = try g.placeholder(.float32, shape: [6], name: "x")
             let r = try g.reshape(x, shapeTensor: shape)

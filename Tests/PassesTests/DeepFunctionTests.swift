@@ -7,12 +7,12 @@ import KilnTestSupport
 /// recursion (run on a secondary thread's small stack) and bound the depth codegen recurses to.
 final class DeepFunctionTests: XCTestCase {
     /// x, then n alternating mul/add by constants: one single-use chain.
-    static func chain(_ n: Int) -> Function {
+    static func chain(_ n: Int) throws -> Function {
         var b = FunctionBuilder(name: "chain")
         var x = b.addParam("x", kind: .feed, type: TensorType(.float32, [4]))
-        let scale = b.constant(Tensor(shape: [4], scalars: [1.0001, 1.0001, 1.0001, 1.0001] as [Float]))
-        let shift = b.constant(Tensor(shape: [4], scalars: [0.5, 0.5, 0.5, 0.5] as [Float]))
-        for k in 0..<n { x = try! b.emit(.binary(k % 2 == 0 ? .mul : .add), [x, k % 2 == 0 ? scale : shift]) }
+        let scale = b.constant(try Tensor(shape: [4], scalars: [1.0001, 1.0001, 1.0001, 1.0001] as [Float]))
+        let shift = b.constant(try Tensor(shape: [4], scalars: [0.5, 0.5, 0.5, 0.5] as [Float]))
+        for k in 0..<n { x = try b.emit(.binary(k % 2 == 0 ? .mul : .add), [x, k % 2 == 0 ? scale : shift]) }
         b.setResults([x])
         return b.function
     }
@@ -32,7 +32,7 @@ final class DeepFunctionTests: XCTestCase {
     func testPipelineAndPlanHandleA20000OpChainOnASmallStack() throws {
         let n = 20000
         let (f, plan) = try onThread { () throws -> (Function, KernelPlan) in
-            var f = Self.chain(n)
+            var f = try Self.chain(n)
             try PassManager.standard().run(&f)
             return (f, KernelPlan(f))
         }
@@ -49,14 +49,14 @@ final class DeepFunctionTests: XCTestCase {
     }
 
     func testChainWithinTheDepthLimitStaysOneKernel() throws {
-        var f = Self.chain(KernelPlan.fusedDepthLimit)
+        var f = try Self.chain(KernelPlan.fusedDepthLimit)
         try PassManager.standard().run(&f)
         let plan = KernelPlan(f)
         XCTAssertEqual(plan.kernels, f.results)
     }
 
     func testPrinterParserAndVerifierRoundTripA20000InstructionFunction() throws {
-        let f = Self.chain(20000)
+        let f = try Self.chain(20000)
         let again = try onThread { () throws -> Function in
             try Verifier.verify(f)
             return try Parser.parse(Printer.print(f))
