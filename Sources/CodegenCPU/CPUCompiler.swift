@@ -1,4 +1,5 @@
 import CLLVM
+import CKilnRT
 import KilnIR
 import KilnPasses
 import Foundation
@@ -209,17 +210,29 @@ public final class CPUExecutable: @unchecked Sendable {
     public var arenaBytes: Int { plan.arenaBytes }
 
     /// Calls the entry. `inputs` holds one pointer per parameter (feeds and variables, in order),
-    /// `outputs` one per result, each to a buffer of the result's type.
-    public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+    /// `outputs` one per result, each to a buffer of the result's type. Throws the error of the
+    /// first check that failed (an index out of range, an integer division by zero); the run
+    /// then stopped after the kernel that found it, so later kernels (and variable writes) did
+    /// not run and the outputs are undefined.
+    public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) throws {
         pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        let record = plan.faultRecord.map { (arena.pointer + $0).assumingMemoryBound(to: kiln_fault.self) }
+        record?.pointee = kiln_fault(site: 0, position: 0, value: 0, lock: 0)
         entry(inputs, outputs, arena.pointer, constantTable)
+        if let r = record?.pointee, r.site != 0 {
+            let check = plan.checks[Int(r.site) - 1]
+            guard let i = function.body.first(where: { $0.id == check }), case .check(let c) = i.op, let t = i.type else {
+                throw KilnError.internalError("fault record names check \(r.site), which \(function.name) does not have")
+            }
+            throw c.error(position: Int(r.position), value: r.value, shape: t.shape)
+        }
         if let slots = profileSlots {
             let n = plan.kernels.count + (plan.resultCopies.isEmpty ? 0 : 1)
             if kernelNanoseconds.isEmpty { kernelNanoseconds = Array(repeating: 0, count: n) }
             for k in 0..<n { kernelNanoseconds[k] += slots[k + 1] &- slots[k] }
             profiledRuns += 1
         }
-        pthread_mutex_unlock(&lock)
     }
 
     /// Convenience for tests and tools: runs with host tensors and returns new result tensors;
@@ -238,8 +251,8 @@ public final class CPUExecutable: @unchecked Sendable {
         }
         let results = try resultTypes.map { try Tensor(dtype: $0.dtype, shape: $0.shape, buffer: TensorBuffer(byteCount: $0.byteCount)) }
         var outPtrs: [UnsafeMutableRawPointer?] = results.map { $0.buffer.pointer }
-        withExtendedLifetime(parameters) {
-            run(inputs: &inPtrs, outputs: &outPtrs)
+        try withExtendedLifetime(parameters) {
+            try run(inputs: &inPtrs, outputs: &outPtrs)
         }
         return results
     }

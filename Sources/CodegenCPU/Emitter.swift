@@ -33,8 +33,16 @@ final class Emitter {
     var aliasDomain: LLVMMetadataRef?
     /// Values a kernel holds in a buffer of its own while it runs (a per-image product).
     var localBuffers: [Int: LLVMValueRef] = [:]
+    /// Per check evaluated by the function being emitted, the stack slot of its flag (set once
+    /// an element failed), in the order first evaluated.
+    var faultSlots: [(check: Int, slot: LLVMValueRef)] = []
+    /// Set while emitting the scan that finds a failed check's first element, so checks inside
+    /// the checked expression record nothing there.
+    var diagnosing = false
     /// Kernels with at least this many elements are split across the worker pool.
     static let parallelThreshold = 32768
+    /// Kernels touching more buffers than this get no alias scopes (see attachAliasScopes).
+    static let aliasScopeBufferLimit = 64
 
     init(context: LLVMContextRef, moduleName: String, function: Function, plan: KernelPlan) {
         ctx = context
@@ -94,6 +102,14 @@ final class Emitter {
                 try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitPartsSum(d, g.parts, scratch: g.scratch) }
                 continue
             }
+            if case .concat(let axis) = inst[k]!.op, KernelPlan.writesByOperand(inst[k]!) {
+                // A wide concat is several functions of a few operands each: LLVM's loop passes
+                // are quadratic in the loops of one function.
+                for (c, part) in concatParts(inst[k]!, axis).enumerated() {
+                    try kernel(n, "\(entryName)_k\(n)_\(c)", rows: nil) { emitConcatOperands(inst[k]!, axis, part.operands, from: part.offset) }
+                }
+                continue
+            }
             try kernel(n, "\(entryName)_k\(n)", rows: splitRows(inst[k]!)) { try emitKernel(inst[k]!) }
         }
         if !plan.resultCopies.isEmpty {
@@ -126,6 +142,7 @@ final class Emitter {
                             LLVMBuildCall2(b, kernelType, k, &args, 4, "")
                         }
                     }
+                    if n < plan.kernels.count, mayFault(plan.kernels[n]) { returnIfFaulted() }
                 }
                 profileTick(kernelFunctions.count)
             }
@@ -211,9 +228,11 @@ final class Emitter {
         entryTerminator = LLVMBuildBr(b, bodyBlock)
         LLVMPositionBuilderAtEnd(b, bodyBlock)
         pointers = [:]
+        faultSlots = []
         splitRange = ranged ? (LLVMGetParam(fn, 4)!, LLVMGetParam(fn, 5)!) : nil
         try body()
         splitRange = nil
+        recordFaults()
         LLVMBuildRetVoid(b)
         attachAliasScopes()
         return fn
@@ -260,7 +279,9 @@ final class Emitter {
     func attachAliasScopes() {
         let buffers = Array(Set(bufferAccesses.map(\.1))).sorted()
         defer { bufferAccesses = []; bufferOfPointer = [:] }
-        guard buffers.count > 1 else { return }
+        // Each access lists every other buffer: quadratic in the buffers of one kernel, so a
+        // kernel reading thousands (a wide concat) goes without.
+        guard buffers.count > 1, buffers.count <= Self.aliasScopeBufferLimit else { return }
         func selfReferential(_ rest: [LLVMMetadataRef?]) -> LLVMMetadataRef {
             var none: [LLVMMetadataRef?] = []
             let temp = LLVMTemporaryMDNode(ctx, &none, 0)
@@ -514,13 +535,17 @@ final class Emitter {
 
     /// A buffer holding `v`'s elements, if it has one.
     func bufferPointer(_ v: Int) -> LLVMValueRef? {
-        if let p = localBuffers[v] { return p }
-        if let p = base(v) { return p }
-        guard let i = inst[v] else { return nil }
-        if i.op == .varRead, plan.storage[v] == .inline { return base(i.operands[0]) }
-        if plan.views.contains(v) { return bufferPointer(i.operands[0]) }
-        if case .constant(let t) = i.op, t.elementCount > 1 { return globalConstant(v, t) }
-        return nil
+        var v = v
+        // A loop through views: a chain of reshapes may be as long as the graph.
+        while true {
+            if let p = localBuffers[v] { return p }
+            if let p = base(v) { return p }
+            guard let i = inst[v] else { return nil }
+            if i.op == .varRead, plan.storage[v] == .inline { return base(i.operands[0]) }
+            if plan.views.contains(v) { v = i.operands[0]; continue }
+            if case .constant(let t) = i.op, t.elementCount > 1 { return globalConstant(v, t) }
+            return nil
+        }
     }
 
     var globals: [Int: LLVMValueRef] = [:]
@@ -612,6 +637,10 @@ final class Emitter {
             return emitPatches(i, idx, window, strides, dilations, lo)
         case .random(let kind, _, _, let seed):
             return emitRandom(i, idx, kind, seed)
+        case .check(let c):
+            let x = element(i.operands[0], idx)
+            if !diagnosing { emitCheck(i, c, x, idx) }
+            return x
         case .reduce, .dot, .varWrite, .argReduce, .reduceWindow, .unpatches:
             preconditionFailure("\(i.op.mnemonic) is always materialised by the plan")
         }

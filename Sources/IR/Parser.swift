@@ -233,6 +233,20 @@ public struct Parser {
             guard case .number(let s)? = attrs["seed"], let seed = UInt64(s) else { throw fail(at: opAt, "\(m) needs seed=<integer>") }
             op = .random(k, dtype: try dtype("dtype"), shape: try list("shape"), seed: seed)
         }
+        else if m.hasPrefix("check.") {
+            func text(_ k: String) throws -> String {
+                guard case .string(let v)? = attrs[k] else { throw fail(at: opAt, "\(m) needs \(k)=\"...\"") }
+                return String(decoding: v, as: UTF8.self)
+            }
+            let kind: Check.Kind
+            switch m.dropFirst(6) {
+            case "index": kind = .index(bounds: try list("bounds"))
+            case "below": kind = .below(try int("bound"))
+            case "nonzero": kind = .nonzero
+            default: throw fail(at: opAt, "unknown op '\(m)'")
+            }
+            op = .check(Check(kind, node: try text("node"), opType: try text("op"), message: try text("message")))
+        }
         else if let a = ArgReduceOp(rawValue: m) { op = .argReduce(a, axis: try int("axis"), outType: try dtype("output_type")) }
         else {
             switch m {

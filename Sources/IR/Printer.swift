@@ -44,6 +44,13 @@ public enum Printer {
         case .unpatches(let window, let strides, let dilations, let lo, let hi, let image):
             s += " window=\(list(window)) strides=\(list(strides)) dilations=\(list(dilations)) pad_low=\(list(lo)) pad_high=\(list(hi)) image=\(list(image))"
         case .random(_, let d, let shape, let seed): s += " dtype=\(d.rawValue) shape=\(list(shape)) seed=\(seed)"
+        case .check(let c):
+            switch c.kind {
+            case .index(let bounds): s += " bounds=\(list(bounds))"
+            case .below(let n): s += " bound=\(n)"
+            case .nonzero: break
+            }
+            s += " node=\(quote(Array(c.node.utf8))) op=\(quote(Array(c.opType.utf8))) message=\(quote(Array(c.message.utf8)))"
         default: break
         }
         if let t = inst.type { s += " : \(t)" }

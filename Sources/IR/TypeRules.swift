@@ -221,6 +221,17 @@ extension Op {
             try arity(2)
             if t[0] != t[1] { throw fail("value type must equal the variable's type") }
             return nil
+        case .check(let c):
+            try arity(1)
+            guard [.int32, .int64, .uint8].contains(t[0].dtype) else { throw fail("needs an integer operand") }
+            switch c.kind {
+            case .index(let bounds):
+                guard bounds.count == 1 || (t[0].rank > 0 && bounds.count == t[0].shape.last!), bounds.allSatisfy({ $0 >= 0 }) else {
+                    throw fail("bounds \(bounds) must be one non-negative bound or one per position of the last dimension")
+                }
+            case .below, .nonzero: break
+            }
+            return t[0]
         }
     }
 }

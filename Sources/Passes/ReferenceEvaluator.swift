@@ -90,6 +90,21 @@ public enum ReferenceEvaluator {
             return try unpatches(x[0], window, strides, dilations, lo, type)
         case .random(let kind, let d, _, let seed):
             return try random(kind, d, seed, counter: try x[0].scalar(as: Int64.self), type)
+        case .check(let c):
+            try check(c, x[0])
+            return x[0]
+        }
+    }
+
+    /// Throws the check's error for the first element (row-major) that fails it, as compiled
+    /// code reports the first offending position.
+    public static func check(_ c: Check, _ x: Tensor) throws {
+        let last = x.shape.last ?? 1
+        for i in 0..<x.elementCount {
+            guard case .i(let v) = x.element(at: i) else { continue }
+            if !c.kind.passes(v, last: x.rank == 0 ? 0 : i % max(last, 1)) {
+                throw c.error(position: i, value: v, shape: x.shape)
+            }
         }
     }
 

@@ -225,8 +225,10 @@ public final class Session: @unchecked Sendable {
         let n = step.lowered.feeds.count + step.lowered.variables.count
         return try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(n, 1)) { inputs in
             for (k, t) in feeds.enumerated() { inputs[k] = t.buffer.pointer }
+            var created: [KilnFrontend.Operation] = []
             for (k, v) in step.lowered.variables.enumerated() {
                 if variables[v] == nil {
+                    created.append(v)
                     if step.lowered.readBeforeWrite.contains(v) && !step.lowered.autoInitialized.contains(v) {
                         throw KilnError.failedPrecondition("Attempting to use uninitialized value \(v.name)")
                     }
@@ -244,9 +246,16 @@ public final class Session: @unchecked Sendable {
                 if !isKnownUniquelyReferenced(&pool.buffers[k]) { pool.buffers[k] = try TensorBuffer(byteCount: t.byteCount) }
                 results.append(try Tensor(dtype: t.dtype, shape: t.shape, buffer: pool.buffers[k]!))
             }
-            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(results.count, 1)) { outputs in
+            try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(results.count, 1)) { outputs in
                 for (k, r) in results.enumerated() { outputs[k] = r.buffer.pointer }
-                withExtendedLifetime(feeds) { exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
+                do {
+                    try withExtendedLifetime(feeds) { try exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
+                } catch {
+                    // A failed check stops the run before any later kernel: a variable this run
+                    // would have initialised is still uninitialised, as in TensorFlow.
+                    for v in created { variables[v] = nil }
+                    throw error
+                }
             }
             return results
         }

@@ -29,12 +29,13 @@ private func kind(_ op: Op) -> String {
     case .random: return "random"
     case .varRead: return "var.read"
     case .varWrite: return "var.write"
+    case .check: return "check"
     }
 }
 
 private let allKinds: Set<String> = ["constant", "unary", "binary", "compare", "select", "cast", "broadcast",
                                      "reshape", "transpose", "reduce", "dot", "iota", "slice", "pad", "concat",
-                                     "gather", "argReduce", "reduceWindow", "patches", "unpatches", "random", "var.read", "var.write"]
+                                     "gather", "argReduce", "reduceWindow", "patches", "unpatches", "random", "var.read", "var.write", "check"]
 
 final class TextualIRRoundTripTests: XCTestCase {
     /// A function using every op and every attribute value, with constants chosen to be hard
@@ -133,6 +134,12 @@ final class TextualIRRoundTripTests: XCTestCase {
         try b.emit(.random(.normal, dtype: .float64, shape: [4], seed: 42), [step])
         try b.emit(.random(.truncatedNormal, dtype: .float32, shape: [], seed: UInt64.max), [step])
         try b.emit(.random(.bits, dtype: .int64, shape: [3, 1], seed: 1 << 63), [step])
+        // Checks of every kind, with node names and messages that are hard to print.
+        try b.emit(.check(Check(.index(bounds: [5]), node: "scope/gather \"1\"", opType: "GatherV2",
+                                message: "indices{index} = {value} is not in [0, 5)")), [ints])
+        try b.emit(.check(Check(.index(bounds: [2, 4, 7]), node: "nd", opType: "GatherNd", message: "{index} \\ {value} héllo")), [ints])
+        try b.emit(.check(Check(.below(3), node: "seg", opType: "UnsortedSegmentSum", message: "segment_ids{index} = {value}")), [idx64])
+        try b.emit(.check(Check(.nonzero, node: "div", opType: "FloorDiv", message: "Integer division by zero")), [ints])
 
         let c = try b.emit(.varRead, [counter])
         let one = b.constant(Tensor(Int32(1)))

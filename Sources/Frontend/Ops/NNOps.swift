@@ -154,7 +154,8 @@ enum NNOps {
             let logits = try ctx.value(0), labels = try ctx.value(1)
             let s = ctx.type(logits).shape
             let position = try ctx.emit(.iota(dtype: .int64, shape: s, axis: 1), [])
-            let wide = try ctx.emit(.broadcast(shape: s, dims: [0]), [ctx.cast(labels, .int64)])
+            let checked = try ctx.check(labels, .index(bounds: [s[1]]), "Received a label value of {value} which is outside the valid range of [0, \(s[1])).")
+            let wide = try ctx.emit(.broadcast(shape: s, dims: [0]), [ctx.cast(checked, .int64)])
             let oneHot = try ctx.cast(ctx.emit(.compare(.eq), [position, wide]), ctx.type(logits).dtype)
             return try crossEntropy(&ctx, logits: logits, labels: oneHot)
         }),

@@ -156,7 +156,9 @@ enum ShapeOps {
             let axis = try ctx.axis(try ctx.ints(2)[0], rank: ctx.type(p).rank)
             var bd = ctx.attrs["batch_dims"]?.int ?? 0
             if bd < 0 { bd += ctx.type(i).rank }
-            return [.value(try ctx.emit(.gather(axis: axis, batchDims: bd), [p, i]))]
+            let n = ctx.type(p).shape[axis]
+            let checked = try ctx.check(i, .index(bounds: [n]), "indices{index} = {value} is not in [0, \(n))")
+            return [.value(try ctx.emit(.gather(axis: axis, batchDims: bd), [p, checked]))]
         }),
 
         OpDef("GatherNd", arity: .exactly(2), infer: { ctx in
@@ -166,9 +168,13 @@ enum ShapeOps {
             return [(ctx.dtype(0), Shape(dims: Array(i.dropLast()) + Array(p.dropFirst(k))))]
         }, lower: { ctx in
             // The K index components become one linear index into params flattened over its first K dims.
-            let (p, i) = (try ctx.value(0), try ctx.value(1))
-            let ps = ctx.type(p).shape, isShape = ctx.type(i).shape
+            let (p, unchecked) = (try ctx.value(0), try ctx.value(1))
+            let ps = ctx.type(p).shape, isShape = ctx.type(unchecked).shape
             let k = isShape.last!, outer = Array(isShape.dropLast())
+            // Each component against its own dimension: a bad component can still give a linear
+            // index in range. The error names the component's own position in the indices.
+            let i = k == 0 ? unchecked : try ctx.check(unchecked, .index(bounds: Array(ps.prefix(k))),
+                                                       "indices{index} = {value} does not index into param shape \(Shape(ps))")
             let itype = ctx.type(i).dtype
             var linear = try ctx.full(0, itype, outer)
             for c in 0..<k {
