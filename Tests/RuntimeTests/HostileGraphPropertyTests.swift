@@ -34,7 +34,8 @@ final class HostileGraphPropertyTests: XCTestCase {
     enum Pending: CaseIterable {
         /// Axis 0 of a scalar passes `normalizedAxis` (it allows 0 for rank 0), then the shape
         /// function removes a dimension the scalar does not have: `g.argmax(scalar, axis: 0)`
-        /// (MathOps.argReduce) and `g.squeeze(scalar, axes: [0])` (Squeeze), at construction or,
+        /// (MathOps.argReduce), `g.squeeze(scalar, axes: [0])` (Squeeze) and `g.gather(scalar, i, axis: 0)`
+        /// (GatherV2 lowering indexes the scalar's shape), at construction or,
         /// for a placeholder of unknown shape fed a scalar, when lowering re-runs the shape function.
         case axisZeroOfScalar
     }
@@ -93,7 +94,8 @@ final class HostileGraphPropertyTests: XCTestCase {
                 case 6: out = try g.slice(x, begin: hostileList(axes.map { _ in 0 }), size: hostileList(axes.map { _ in -1 }))
                 case 7: out = try g.stridedSlice(x, begin: hostileList(axes.map { _ in 0 }), end: hostileList(axes.map { _ in 2 }),
                                                  strides: hostileList(axes.map { _ in 1 }))
-                case 8: out = try g.gather(x, y, axis: hostile(0))
+                case 8 where !(Self.pending.contains(.axisZeroOfScalar) && (x.shape.rank ?? 0) == 0):
+                    out = try g.gather(x, y, axis: hostile(0))
                 case 9: out = try g.oneHot(y, depth: hostile(3))
                 case 10: out = try g.range(Double(hostile(0)), Double(hostile(5)), Double(hostile(1)))
                 case 11: out = try g.fill(hostileList([2, 3]), 1.5)
@@ -117,7 +119,7 @@ final class HostileGraphPropertyTests: XCTestCase {
                     }
                 case 23: out = try g.cast(x, to: rng.pick([.float32, .int32, .int64, .bool, .uint8]))
                 case 24: out = try g.gatherNd(x, y)
-                case 2, 15: continue
+                case 2, 8, 15: continue
                 default:
                     out = try g.addOperation("UnsortedSegmentSum", inputs: [x, y, try g.constant(Int32(truncatingIfNeeded: hostile(4)), name: "n")]).output()
                 }
