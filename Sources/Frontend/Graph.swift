@@ -167,7 +167,10 @@ public final class Graph: @unchecked Sendable {
             throw KilnError.invalidArgument("input '\(i.name)' of a new \(type) op belongs to another graph")
         }
         let opName: String
-        if nameIsFinal, let name {
+        // TensorFlow: a name ending in "/" (what a name scope returns) is the op's exact name, so
+        // an op can carry its scope's name (`train`, `l2_regularizer`) instead of `scope/Op`.
+        let exact = nameIsFinal ? name : name.flatMap { $0.hasSuffix("/") && $0.count > 1 ? String($0.dropLast()) : nil }
+        if let name = exact {
             // Already made unique by the caller (an op and its helper nodes share one scope).
             if byName[name] != nil { throw KilnError.alreadyExists("the graph already has an operation named '\(name)'") }
             namesInUse[name.lowercased()] = max(namesInUse[name.lowercased()] ?? 0, 1)

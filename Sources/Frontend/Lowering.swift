@@ -33,6 +33,12 @@ public final class LoweringContext {
         }
     }
 
+    /// Input `i` passed along unread. For ops TensorFlow implements by handing on the input
+    /// tensor itself (Identity, StopGradient): given a variable, TensorFlow 1 hands on the
+    /// variable's buffer, so their consumers see the variable as of when they run, not as of
+    /// when the forwarding op ran. `<name>/read` is such an Identity.
+    public func forward(_ i: Int) -> LoweredValue { inputValues[i] }
+
     /// The variable parameter behind ref input `i`.
     public func variable(_ i: Int) throws -> Int {
         guard case .variable(let p) = inputValues[i] else {
@@ -105,6 +111,7 @@ public enum Lowering {
                              sessionSeed: UInt64 = 0, evaluator: ConstantEvaluator? = nil) throws -> LoweredGraph {
         let feedSet = Set(feeds.map(\.0))
         let ops = prune(fetches: fetches, feeds: feedSet, targets: targets)
+        let order = try executionOrder(ops, feeds: feedSet)
         var b = FunctionBuilder(name: name)
         var lowered: [Output: LoweredValue] = [:]
         for (o, t) in feeds { lowered[o] = .value(b.addParam(o.name, kind: .feed, type: t)) }
@@ -122,7 +129,7 @@ public enum Lowering {
             variables.append(op)
             counters[op] = b.addParam(op.name + "/counter", kind: .variable, type: TensorType(.int64, []))
         }
-        for op in ops where !isVariable(op) {
+        for op in order where !isVariable(op) {
             let def = OpRegistry.def(op.type)!
             let inputs = try op.inputs.map { i -> LoweredValue in
                 guard let v = lowered[i] else { throw KilnError.internalError("input '\(i.name)' of '\(op.name)' was not lowered") }
@@ -133,6 +140,8 @@ public enum Lowering {
             b = ctx.builder
             for (k, v) in outs.enumerated() where !feedSet.contains(op.output(k)) { lowered[op.output(k)] = v }
         }
+        // A fetched variable (or a tensor forwarding one, like `<name>/read`) is read after the
+        // whole run, as TensorFlow copies a fetched ref buffer out once the step is done.
         var results: [Int] = []
         for f in fetches {
             switch lowered[f] {

@@ -54,6 +54,9 @@ public struct OpDef: Sendable {
     /// For ops whose output shape depends on input values: computes the outputs on the host.
     /// The session runs the op's inputs, calls this, and feeds the results to the rest.
     public let hostKernel: (@Sendable ([Tensor], [String: AttrValue]) throws -> [Tensor])?
+    /// Changes the value of a variable it takes by reference (Assign and friends, the resource
+    /// writes): lowering orders these after the reads that do not depend on them.
+    public var writesVariable: Bool { isStateful && !refInputs.isEmpty && !isVariable }
     /// Builds the gradients of the inputs from those of the outputs (nil: not differentiable
     /// through this op when `differentiable` is false, an error otherwise).
     public private(set) var gradient: GradientFunction?

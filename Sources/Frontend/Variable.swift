@@ -30,6 +30,10 @@ public final class Variable: OutputConvertible, Hashable, CustomStringConvertibl
         }
     }
 
+    /// TensorFlow 1's `read_value()`: an Identity of the variable made here, so it takes the
+    /// control dependencies in effect here; its consumers see the variable as of when they run.
+    public func readValue() throws -> Output { try graph.identity(ref, name: "read") }
+
     /// The variable itself (a ref), as Assign and friends take it.
     public var ref: Output { variableOp.output() }
     public var name: String { variableOp.name }

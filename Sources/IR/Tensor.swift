@@ -218,13 +218,19 @@ public struct Tensor: Sendable, CustomStringConvertible {
 
     // MARK: printing
 
+    /// A float as numpy prints its special values: `nan` whatever its sign bit or payload
+    /// (x86 makes 0/0 a NaN with the sign set, which Swift spells `-nan`), `inf`, `-inf`.
+    public static func text<F: BinaryFloatingPoint & CustomStringConvertible>(_ x: F) -> String {
+        x.isNaN ? "nan" : x.description
+    }
+
     /// numpy-like nesting: `[[12.0]]`, `3`, `[true, false]`.
     public var description: String {
         func element(_ i: Int) -> String {
             let p = buffer.pointer
             switch dtype {
-            case .float32: return "\(p.load(fromByteOffset: i * 4, as: Float.self))"
-            case .float64: return "\(p.load(fromByteOffset: i * 8, as: Double.self))"
+            case .float32: return Tensor.text(p.load(fromByteOffset: i * 4, as: Float.self))
+            case .float64: return Tensor.text(p.load(fromByteOffset: i * 8, as: Double.self))
             case .int32: return "\(p.load(fromByteOffset: i * 4, as: Int32.self))"
             case .int64: return "\(p.load(fromByteOffset: i * 8, as: Int64.self))"
             case .uint8: return "\(p.load(fromByteOffset: i, as: UInt8.self))"

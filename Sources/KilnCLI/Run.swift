@@ -55,8 +55,11 @@ enum Run {
         let head = "\(name) \(t.dtype.name) [\(t.shape.map(String.init).joined(separator: ", "))]"
         guard t.dtype != .string, t.elementCount > 0 else { return head + " min=n/a max=n/a mean=n/a" }
         let values = t.doubles
-        let number = { (v: Double) in String(format: "%.9g", v) }
-        return head + " min=\(number(values.min()!)) max=\(number(values.max()!)) mean=\(number(values.reduce(0, +) / Double(values.count)))"
+        // numpy's spelling of the special values, and its min/max: NaN if any element is NaN.
+        let number = { (v: Double) in v.isNaN ? "nan" : String(format: "%.9g", v) }
+        let hasNaN = values.contains { $0.isNaN }
+        let lo = hasNaN ? .nan : values.min()!, hi = hasNaN ? .nan : values.max()!
+        return head + " min=\(number(lo)) max=\(number(hi)) mean=\(number(values.reduce(0, +) / Double(values.count)))"
     }
 
     /// Runs `body`, putting `what` in front of a KilnError's message.

@@ -11,7 +11,7 @@ public final class Session: @unchecked Sendable {
     public let config: SessionConfig
     /// Variable values by variable op (internal: the host ops in SessionHostOps.swift read it).
     var variables: [KilnFrontend.Operation: Tensor] = [:]
-    private var cache: [StepKey: Step] = [:]
+    private var cache: ExecutableCache
     /// Run signatures known to involve no host op and no string: they skip the host pass.
     private var hostFree = Set<RunShape>()
     private var closed = false
@@ -30,17 +30,28 @@ public final class Session: @unchecked Sendable {
         return lastStep.map { RunSummary($0.executable) }
     }
 
+    /// The executable cache's size and what it has done (compiles, hits, evictions).
+    public var executableCache: ExecutableCacheStatistics {
+        lock.lock()
+        defer { lock.unlock() }
+        return ExecutableCacheStatistics(cached: cache.count, capacity: cache.capacity, compiles: compileCount, hits: cache.hits, evictions: cache.evictions)
+    }
+
     public init(graph: Graph, config: SessionConfig = SessionConfig()) throws {
+        guard config.executableCacheCapacity >= 1 else {
+            throw KilnError.invalidArgument("executableCacheCapacity must be at least 1, got \(config.executableCacheCapacity)")
+        }
         self.graph = graph
         self.config = config
         self.debugLevel = config.debugLevel ?? Debug.level
+        self.cache = ExecutableCache(capacity: config.executableCacheCapacity)
     }
 
     /// A session dropped without close() still reports its kernel profile at KILN_DEBUG=2.
     deinit { if !closed { reportProfiles() } }
 
     private func reportProfiles() {
-        if debugLevel >= 2 { for step in cache.values { Debug.log(KernelProfile.report(step.executable)) } }
+        if debugLevel >= 2 { for step in cache.steps { Debug.log(KernelProfile.report(step.executable)) } }
     }
 
     /// Releases executables and variables; later runs fail.
@@ -161,9 +172,16 @@ public final class Session: @unchecked Sendable {
         let key = StepKey(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                           feeds: orderedFeeds.map { StepKey.Feed(op: $0.key.op.id, index: $0.key.index, dtype: $0.value.dtype, shape: $0.value.shape) })
         let step: Step
-        if let s = cache[key] { step = s } else {
+        if let s = cache.lookup(key) { step = s } else {
             step = try compile(fetches: fetches, feeds: orderedFeeds.map { ($0.key, TensorType($0.value.dtype, $0.value.shape)) }, targets: targets)
-            cache[key] = step
+            let evicted = cache.insert(step, for: key)
+            if debugLevel >= 1 {
+                if let evicted {
+                    Debug.log("evicted \(evicted.executable.function.name), the least recently used executable (capacity \(cache.capacity))")
+                    if debugLevel >= 2 { Debug.log(KernelProfile.report(evicted.executable)) }
+                }
+                Debug.log("  executable cache: \(cache.count) of \(cache.capacity) cached, \(compileCount) compiled, \(cache.hits) hits, \(cache.evictions) evicted")
+            }
         }
         lastStep = step
         return try execute(step, feeds: orderedFeeds.map(\.value))

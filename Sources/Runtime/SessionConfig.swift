@@ -8,11 +8,18 @@ public struct SessionConfig: Sendable {
     public var debugLevel: Int?
     /// Fuse elementwise work into consumers' loops; off only to measure what fusion buys.
     public var fusion = true
+    /// How many compiled executables (one per run signature: fetches, feeds, targets and feed
+    /// shapes) a session keeps; past that the least recently used is dropped and compiled again
+    /// if its signature comes back. Bounds memory when a session is fed many shapes.
+    public var executableCacheCapacity = SessionConfig.defaultExecutableCacheCapacity
+    public static let defaultExecutableCacheCapacity = 64
 
-    public init(allowSoftPlacement: Bool = false, logDevicePlacement: Bool = false, debugLevel: Int? = nil, fusion: Bool = true) {
+    public init(allowSoftPlacement: Bool = false, logDevicePlacement: Bool = false, debugLevel: Int? = nil, fusion: Bool = true,
+                executableCacheCapacity: Int = SessionConfig.defaultExecutableCacheCapacity) {
         self.allowSoftPlacement = allowSoftPlacement
         self.logDevicePlacement = logDevicePlacement
         self.debugLevel = debugLevel
         self.fusion = fusion
+        self.executableCacheCapacity = executableCacheCapacity
     }
 }

@@ -10,7 +10,8 @@ class KilnBinaryTestCase: ScratchDirectoryTestCase {
         return dir.appendingPathComponent("kiln")
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// `environment` adds to (or overrides) this process's environment, e.g. KILN_DEBUG.
+    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         guard FileManager.default.isExecutableFile(atPath: kiln.path) else {
             XCTFail("no kiln binary at \(kiln.path): build it with `swift build --build-tests` (or `swift build --product kiln`) first")
             throw CocoaError(.fileNoSuchFile)
@@ -18,6 +19,7 @@ class KilnBinaryTestCase: ScratchDirectoryTestCase {
         let p = Process()
         p.executableURL = kiln
         p.arguments = arguments
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

@@ -21,10 +21,10 @@ enum ArrayOps {
                 throw ctx.error("default value of shape \(ctx.shape(0)) does not match the declared shape \(declared)")
             }
             return [(ctx.dtype(0), declared)]
-        }, lower: { ctx in [.value(try ctx.value(0))] }),
+        }, lower: { ctx in [ctx.forward(0)] }),
 
         OpDef("Identity", arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
-              lower: { ctx in [.value(try ctx.value(0))] }),
+              lower: { ctx in [ctx.forward(0)] }),
 
         OpDef("Reshape", arity: .exactly(2), infer: { ctx in
             guard let target = ctx.constantValue(1) else { return [(ctx.dtype(0), .unknown)] }

@@ -74,9 +74,9 @@ enum GradientOps {
         }),
 
         OpDef("StopGradient", arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
-              lower: { ctx in [.value(try ctx.value(0))] }).notDifferentiable(),
+              lower: { ctx in [ctx.forward(0)] }).notDifferentiable(),
         OpDef("PreventGradient", arity: .exactly(1), attrs: ["message": .string("")], infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
-              lower: { ctx in [.value(try ctx.value(0))] }),
+              lower: { ctx in [ctx.forward(0)] }),
 
         OpDef("Pack", arity: .atLeast(1), attrs: ["axis": .int(0)], infer: { ctx in
             let d = try ctx.sameDType()

@@ -58,19 +58,20 @@ open class Optimizer: @unchecked Sendable {
         let vars = usable.map(\.1)
         try graph.withoutControlDependencies { try createSlots(vars) }
         return try graph.nameScope(opName ?? name) {
+            // As TensorFlow: the returned op carries the scope's own name (`train`, not
+            // `train/train`); with a global step the updates are grouped as `<scope>/update`.
+            let scope = graph.currentNameScope + "/"
             try prepare()
             var updates: [Operation] = []
             for (g, v) in usable {
                 let u = try graph.nameScope("update_" + v.name.replacingOccurrences(of: "/", with: "_")) { try applyDense(g, v) }
                 updates.append(u)
             }
-            let finished = try finish(updates)
-            if let globalStep {
-                return try graph.controlDependencies([finished]) {
-                    try graph.assignAdd(globalStep, graph.constant(1, dtype: globalStep.dtype), name: opName ?? name).op
-                }
+            guard let globalStep else { return try finish(updates, name: scope) }
+            let finished = try finish(updates, name: "update")
+            return try graph.controlDependencies([finished]) {
+                try graph.assignAdd(globalStep, graph.constant(1, dtype: globalStep.dtype, name: "value"), name: scope).op
             }
-            return finished
         }
     }
 
@@ -85,8 +86,8 @@ open class Optimizer: @unchecked Sendable {
     open func createSlots(_ vars: [Variable]) throws {}
     open func prepare() throws {}
     open func applyDense(_ grad: Output, _ v: Variable) throws -> Operation { fatalError("subclasses implement applyDense") }
-    /// Runs after every update; the default groups them.
-    open func finish(_ updates: [Operation]) throws -> Operation { try graph.group(updates, name: "update") }
+    /// Runs after every update; the default groups them into one op named `name`.
+    open func finish(_ updates: [Operation], name: String) throws -> Operation { try graph.group(updates, name: name) }
 
     /// The slot `slotName` of `v` (e.g. "m" for Adam), once created.
     public func slot(_ v: Variable, _ slotName: String) -> Variable? { slotTable[v]?[slotName] }

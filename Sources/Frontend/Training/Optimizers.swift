@@ -102,13 +102,13 @@ public final class AdamOptimizer: Optimizer, @unchecked Sendable {
         let vNew = try g.assignAdd(s, g.multiply(g.subtract(g.square(grad), s), const(1 - beta2, d, "one_minus_beta2")))
         return try g.assignSub(v, g.realDiv(g.multiply(mNew, lrT), g.add(g.sqrt(vNew), const(epsilon, d, "epsilon")))).op
     }
-    public override func finish(_ updates: [Operation]) throws -> Operation {
+    public override func finish(_ updates: [Operation], name: String) throws -> Operation {
         let g = graph
         let b1p = nonSlotVariable("beta1_power")!, b2p = nonSlotVariable("beta2_power")!
         return try g.controlDependencies(updates) {
             let u1 = try g.assign(b1p, g.multiply(b1p, const(beta1, b1p.dtype, "beta1")), name: "Assign")
             let u2 = try g.assign(b2p, g.multiply(b2p, const(beta2, b2p.dtype, "beta2")), name: "Assign_1")
-            return try g.group(updates + [u1.op, u2.op], name: "update")
+            return try g.group(updates + [u1.op, u2.op], name: name)
         }
     }
 }

@@ -79,17 +79,22 @@ public struct Regularizer: Sendable {
 
     public init(_ make: @escaping @Sendable (Graph, Output) throws -> Output) { self.make = make }
 
-    /// scale * sum(w²) / 2, as tf.contrib.layers.l2_regularizer.
+    /// scale * sum(w²) / 2, as tf.contrib.layers.l2_regularizer: the product is named for its
+    /// scope (`…/l2_regularizer`), its operands live inside it (`…/l2_regularizer/scale`).
     public static func l2(_ scale: Double) -> Regularizer {
         Regularizer { g, w in
-            try g.nameScope("l2_regularizer") { try g.multiply(g.constant(scale, dtype: w.dtype, name: "scale"), g.l2Loss(w), name: "l2_regularizer") }
+            try g.nameScope("l2_regularizer") {
+                try g.multiply(g.constant(scale, dtype: w.dtype, name: "scale"), g.l2Loss(w), name: g.currentNameScope + "/")
+            }
         }
     }
 
-    /// scale * sum(|w|).
+    /// scale * sum(|w|), as tf.contrib.layers.l1_regularizer (named like l2).
     public static func l1(_ scale: Double) -> Regularizer {
         Regularizer { g, w in
-            try g.nameScope("l1_regularizer") { try g.multiply(g.constant(scale, dtype: w.dtype, name: "scale"), g.reduceSum(g.abs(w)), name: "l1_regularizer") }
+            try g.nameScope("l1_regularizer") {
+                try g.multiply(g.constant(scale, dtype: w.dtype, name: "scale"), g.reduceSum(g.abs(w)), name: g.currentNameScope + "/")
+            }
         }
     }
 }

@@ -1,0 +1,57 @@
+/// What a session's executable cache holds and has done (`Session.executableCache`).
+public struct ExecutableCacheStatistics: Sendable, Equatable {
+    /// Executables held now, at most `capacity`.
+    public var cached: Int
+    public var capacity: Int
+    /// Executables compiled so far (a signature compiles again after it was evicted).
+    public var compiles: Int
+    /// Runs that found their executable in the cache.
+    public var hits: Int
+    /// Executables dropped to make room, least recently used first.
+    public var evictions: Int
+
+    public init(cached: Int, capacity: Int, compiles: Int, hits: Int, evictions: Int) {
+        self.cached = cached
+        self.capacity = capacity
+        self.compiles = compiles
+        self.hits = hits
+        self.evictions = evictions
+    }
+}
+
+/// A session's executables by run signature. Past `capacity` the least recently used one is
+/// dropped (freeing its machine code and arena), so a session fed ever new shapes stays bounded.
+struct ExecutableCache {
+    let capacity: Int
+    private var entries: [StepKey: (step: Step, lastUse: UInt64)] = [:]
+    private var clock: UInt64 = 0
+    private(set) var hits = 0
+    private(set) var evictions = 0
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    var count: Int { entries.count }
+    var steps: [Step] { entries.values.map(\.step) }
+
+    /// The executable for `key`, marked as used now.
+    mutating func lookup(_ key: StepKey) -> Step? {
+        guard let e = entries[key] else { return nil }
+        clock += 1
+        entries[key] = (e.step, clock)
+        hits += 1
+        return e.step
+    }
+
+    /// Adds a newly compiled executable; returns the one evicted to make room, if any.
+    mutating func insert(_ step: Step, for key: StepKey) -> Step? {
+        clock += 1
+        entries[key] = (step, clock)
+        // A linear scan: it runs only after a compile, which costs far more, over at most capacity + 1 entries.
+        guard entries.count > capacity, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) else { return nil }
+        entries[oldest.key] = nil
+        evictions += 1
+        return oldest.value.step
+    }
+
+    mutating func removeAll() { entries.removeAll() }
+}
