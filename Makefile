@@ -3,7 +3,7 @@
 SWIFT ?= swift
 CONFIG ?= release
 
-.PHONY: setup build demo test bench clean proto
+.PHONY: setup build demo test bench clean proto fixtures
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,11 @@ bench: build
 
 clean:
 	rm -rf .build
+
+# Copies the golden files the tests read from ../shared/golden into Tests/RuntimeTests/Fixtures/golden
+# (the list: Tests/RuntimeTests/Fixtures/golden-files.txt). Only needed when ../shared/golden changes.
+fixtures:
+	@bash scripts/sync-fixtures.sh
 
 # Regenerates the committed Swift for protos/*.proto (Sources/Frontend/Proto). Only needed after a
 # .proto changes: demo and test use the committed files and need no protoc. protoc-gen-swift is

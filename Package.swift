@@ -56,5 +56,7 @@ let package = Package(
         .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln", "KilnTestSupport"], resources: [.copy("Fixtures")]),
+        // Saves checkpoints until CheckpointKillTests kills it (built beside the test bundle).
+        .executableTarget(name: "CheckpointKillChild", dependencies: ["Kiln"], path: "Tests/CheckpointKillChild"),
     ]
 )

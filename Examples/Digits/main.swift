@@ -28,11 +28,11 @@ struct Digits {
         Digits(images: Array(images[(r.lowerBound * 64)..<(r.upperBound * 64)]), labels: Array(labels[r]))
     }
 
-    func batch(_ idx: ArraySlice<Int>) -> (Tensor, Tensor) {
+    func batch(_ idx: ArraySlice<Int>) throws -> (Tensor, Tensor) {
         var x: [Float] = []
         x.reserveCapacity(idx.count * 64)
         for i in idx { x += images[(i * 64)..<(i * 64 + 64)] }
-        return (Tensor(shape: [idx.count, 8, 8, 1], scalars: x), Tensor(shape: [idx.count], scalars: idx.map { labels[$0] }))
+        return (try Tensor(shape: [idx.count, 8, 8, 1], scalars: x), try Tensor(shape: [idx.count], scalars: idx.map { labels[$0] }))
     }
 }
 
@@ -88,13 +88,13 @@ for epoch in 1...epochs {
     var lossSum = 0.0, accSum = 0.0, batches = 0
     let start = Date()
     for b in stride(from: 0, to: order.count, by: batchSize) {
-        let (x, y) = train.batch(order[b..<min(b + batchSize, order.count)])
+        let (x, y) = try train.batch(order[b..<min(b + batchSize, order.count)])
         let compiles = sess.compileCount, t0 = Date()
         let r = try sess.run([loss, trainAccuracy], feeds: [images: x, labels: y], targets: [trainOp])
         // The first step of each batch shape compiles; that time is reported separately.
         if sess.compileCount != compiles { compileSeconds += Date().timeIntervalSince(t0) }
-        lossSum += Double(r[0].scalar(as: Float.self))
-        accSum += Double(r[1].scalar(as: Float.self))
+        lossSum += Double(try r[0].scalar(as: Float.self))
+        accSum += Double(try r[1].scalar(as: Float.self))
         batches += 1
         steps += 1
     }
@@ -104,7 +104,7 @@ for epoch in 1...epochs {
                  Double(batches) / seconds))
 }
 
-let (tx, ty) = test.batch(Array(0..<test.count)[...])
+let (tx, ty) = try test.batch(Array(0..<test.count)[...])
 let accuracy = try sess.run(testAccuracy, feeds: [images: tx, labels: ty]).scalar(as: Float.self)
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-digits").path
 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

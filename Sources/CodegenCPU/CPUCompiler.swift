@@ -1,4 +1,5 @@
 import CLLVM
+import CKilnRT
 import KilnIR
 import KilnPasses
 import Foundation
@@ -13,7 +14,11 @@ public struct CPUCompileOptions: Sendable {
     public var fuse = true
     /// Modules compiled in parallel; nil: one per core when there are kernels enough.
     public var shards: Int?
-    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true, shards: Int? = nil) {
+    /// The largest arena the executable may have, in bytes (the session's memory limit).
+    public var memoryLimit = Int.max
+    public init(keepLLVMIR: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true, shards: Int? = nil,
+                memoryLimit: Int = .max) {
+        self.memoryLimit = memoryLimit
         self.keepLLVMIR = keepLLVMIR
         self.keepAssembly = keepAssembly
         self.profile = profile
@@ -37,6 +42,10 @@ public struct CPUCompileStats: Sendable {
 public enum CPUCompiler {
     public static func compile(_ f: Function, options: CPUCompileOptions = CPUCompileOptions()) throws -> CPUExecutable {
         let plan = KernelPlan(f, fuse: options.fuse, perImageProducts: MatrixProducts.ownKernelAvailable && MatrixProducts.override != "blas")
+        // Each value fits the limit (lowering checks), but the values live at once may not.
+        if plan.arenaBytes > options.memoryLimit {
+            throw KilnError.resourceExhausted("OOM when allocating the arena of '\(f.name)': \(plan.arenaBytes) bytes for the values live at once, above the memory limit of \(options.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
+        }
         let jit = JIT.shared
         let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
         let profileSlots: UnsafeMutablePointer<UInt64>? = options.profile ? .allocate(capacity: plan.kernels.count + 2) : nil
@@ -63,7 +72,7 @@ public enum CPUCompiler {
         let t0 = DispatchTime.now()
         let (addr, tracker) = try jit.add(objects: built.map(\.object), symbol: name)
         stats.jitMs = (built.map(\.codegenMs).max() ?? 0) + Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
-        return CPUExecutable(function: f, plan: plan, address: addr, tracker: tracker, stats: stats, profileSlots: profileSlots)
+        return try CPUExecutable(function: f, plan: plan, address: addr, tracker: tracker, stats: stats, profileSlots: profileSlots)
     }
 
     /// One shard per core for executables with enough kernels to share out (a shard costs a
@@ -176,7 +185,7 @@ public final class CPUExecutable: @unchecked Sendable {
     public private(set) var profiledRuns = 0
 
     init(function: Function, plan: KernelPlan, address: UInt64, tracker: LLVMOrcResourceTrackerRef, stats: CPUCompileStats,
-         profileSlots: UnsafeMutablePointer<UInt64>?) {
+         profileSlots: UnsafeMutablePointer<UInt64>?) throws {
         self.profileSlots = profileSlots
         self.function = function
         self.plan = plan
@@ -185,7 +194,7 @@ public final class CPUExecutable: @unchecked Sendable {
         let types = function.typeTable()
         resultTypes = function.results.map { types[$0]! }
         entry = unsafeBitCast(UInt(address), to: Entry.self)
-        arena = TensorBuffer(byteCount: plan.arenaBytes)
+        arena = try TensorBuffer(byteCount: plan.arenaBytes)
         constantTable = .allocate(capacity: max(plan.constants.count, 1))
         for (k, c) in plan.constants.enumerated() { constantTable[k] = c.buffer.pointer }
         pthread_mutex_init(&lock, nil)
@@ -201,35 +210,49 @@ public final class CPUExecutable: @unchecked Sendable {
     public var arenaBytes: Int { plan.arenaBytes }
 
     /// Calls the entry. `inputs` holds one pointer per parameter (feeds and variables, in order),
-    /// `outputs` one per result, each to a buffer of the result's type.
-    public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+    /// `outputs` one per result, each to a buffer of the result's type. Throws the error of the
+    /// first check that failed (an index out of range, an integer division by zero); the run
+    /// then stopped after the kernel that found it, so later kernels (and variable writes) did
+    /// not run and the outputs are undefined.
+    public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) throws {
         pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        let record = plan.faultRecord.map { (arena.pointer + $0).assumingMemoryBound(to: kiln_fault.self) }
+        record?.pointee = kiln_fault(site: 0, position: 0, value: 0, lock: 0)
         entry(inputs, outputs, arena.pointer, constantTable)
+        if let r = record?.pointee, r.site != 0 {
+            let check = plan.checks[Int(r.site) - 1]
+            guard let i = function.body.first(where: { $0.id == check }), case .check(let c) = i.op, let t = i.type else {
+                throw KilnError.internalError("fault record names check \(r.site), which \(function.name) does not have")
+            }
+            throw c.error(position: Int(r.position), value: r.value, shape: t.shape)
+        }
         if let slots = profileSlots {
             let n = plan.kernels.count + (plan.resultCopies.isEmpty ? 0 : 1)
             if kernelNanoseconds.isEmpty { kernelNanoseconds = Array(repeating: 0, count: n) }
             for k in 0..<n { kernelNanoseconds[k] += slots[k + 1] &- slots[k] }
             profiledRuns += 1
         }
-        pthread_mutex_unlock(&lock)
     }
 
     /// Convenience for tests and tools: runs with host tensors and returns new result tensors;
     /// variable parameters are updated in place in `parameters`.
-    public func run(_ parameters: inout [Tensor]) -> [Tensor] {
-        precondition(parameters.count == function.params.count)
+    public func run(_ parameters: inout [Tensor]) throws -> [Tensor] {
+        guard parameters.count == function.params.count else {
+            throw KilnError.invalidArgument("'\(function.name)' takes \(function.params.count) parameter(s), got \(parameters.count)")
+        }
         var inPtrs: [UnsafeMutableRawPointer?] = []
         for k in parameters.indices {
             if function.params[k].kind == .variable {
-                parameters[k].withUnsafeMutableBytes { inPtrs.append($0.baseAddress) }
+                try parameters[k].withUnsafeMutableBytes { inPtrs.append($0.baseAddress) }
             } else {
                 inPtrs.append(parameters[k].buffer.pointer)
             }
         }
-        let results = resultTypes.map { Tensor(dtype: $0.dtype, shape: $0.shape, buffer: TensorBuffer(byteCount: $0.byteCount)) }
+        let results = try resultTypes.map { try Tensor(dtype: $0.dtype, shape: $0.shape, buffer: TensorBuffer(byteCount: $0.byteCount)) }
         var outPtrs: [UnsafeMutableRawPointer?] = results.map { $0.buffer.pointer }
-        withExtendedLifetime(parameters) {
-            run(inputs: &inPtrs, outputs: &outPtrs)
+        try withExtendedLifetime(parameters) {
+            try run(inputs: &inPtrs, outputs: &outPtrs)
         }
         return results
     }

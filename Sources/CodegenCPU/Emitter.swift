@@ -33,6 +33,12 @@ final class Emitter {
     var aliasDomain: LLVMMetadataRef?
     /// Values a kernel holds in a buffer of its own while it runs (a per-image product).
     var localBuffers: [Int: LLVMValueRef] = [:]
+    /// Per check evaluated by the function being emitted, the stack slot of its flag (set once
+    /// an element failed), in the order first evaluated.
+    var faultSlots: [(check: Int, slot: LLVMValueRef)] = []
+    /// Set while emitting the scan that finds a failed check's first element, so checks inside
+    /// the checked expression record nothing there.
+    var diagnosing = false
     /// Kernels with at least this many elements are split across the worker pool.
     static let parallelThreshold = 32768
 
@@ -126,6 +132,7 @@ final class Emitter {
                             LLVMBuildCall2(b, kernelType, k, &args, 4, "")
                         }
                     }
+                    if n < plan.kernels.count, mayFault(plan.kernels[n]) { returnIfFaulted() }
                 }
                 profileTick(kernelFunctions.count)
             }
@@ -211,9 +218,11 @@ final class Emitter {
         entryTerminator = LLVMBuildBr(b, bodyBlock)
         LLVMPositionBuilderAtEnd(b, bodyBlock)
         pointers = [:]
+        faultSlots = []
         splitRange = ranged ? (LLVMGetParam(fn, 4)!, LLVMGetParam(fn, 5)!) : nil
         try body()
         splitRange = nil
+        recordFaults()
         LLVMBuildRetVoid(b)
         attachAliasScopes()
         return fn
@@ -729,6 +738,10 @@ final class Emitter {
             return emitPatches(i, idx, window, strides, dilations, lo)
         case .random(let kind, _, _, let seed):
             return emitRandom(i, idx, kind, seed)
+        case .check(let c):
+            let x = element(i.operands[0], idx)
+            if !diagnosing { emitCheck(i, c, x, idx) }
+            return x
         case .reduce, .dot, .varWrite, .argReduce, .reduceWindow, .unpatches:
             preconditionFailure("\(i.op.mnemonic) is always materialised by the plan")
         }

@@ -4,6 +4,7 @@ enum RuntimeHelpers {
     static var symbols: [(String, UnsafeRawPointer)] {
         [("kiln_parallel_for", unsafeBitCast(kiln_parallel_for as @convention(c) (kiln_range_kernel?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int64) -> Void, to: UnsafeRawPointer.self)),
          ("kiln_sgemm", unsafeBitCast(kiln_sgemm as @convention(c) (Int32, Int32, Int64, Int64, Int64, Float, UnsafePointer<Float>?, Int64, UnsafePointer<Float>?, Int64, UnsafeMutablePointer<Float>?, Int64, Int32) -> Void, to: UnsafeRawPointer.self)),
+         ("kiln_fault_record", unsafeBitCast(kiln_fault_record as @convention(c) (UnsafeMutablePointer<kiln_fault>?, Int64, Int64, Int64) -> Void, to: UnsafeRawPointer.self)),
          ("kiln_ipow_i64", unsafeBitCast(kilnIPow as @convention(c) (Int64, Int64) -> Int64, to: UnsafeRawPointer.self)),
          ("kiln_profile_tick", unsafeBitCast(kilnProfileTick as @convention(c) (UnsafeMutablePointer<UInt64>, Int64) -> Void, to: UnsafeRawPointer.self))]
     }

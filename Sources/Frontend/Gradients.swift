@@ -103,7 +103,7 @@ extension Graph {
 
     /// A 1-D int32 tensor holding x's shape: a constant when it is fully known.
     public func shapeTensor(_ x: Output) throws -> Output {
-        if let s = x.shape.concrete { return try constant(Tensor(shape: [s.count], scalars: s.map(Int32.init)), name: "Shape") }
+        if let s = x.shape.concrete { return try constant(Tensor(shape: [s.count], scalars: try Graph.narrow(s, name: "Shape")), name: "Shape") }
         return try shape(x)
     }
 
@@ -152,7 +152,7 @@ extension Graph {
         guard let dims = x.shape.dims else { throw KilnError.unimplemented("the gradient of a reduction of '\(x.name)' needs its rank") }
         let r = dims.count
         let norm = Set(axes.map { $0 < 0 ? $0 + r : $0 })
-        if let s = x.shape.concrete { return try constant(Tensor(shape: [r], scalars: s.enumerated().map { Int32(norm.contains($0.offset) ? 1 : $0.element) })) }
+        if let s = x.shape.concrete { return try constant(Tensor(shape: [r], scalars: try Graph.narrow(s.enumerated().map { norm.contains($0.offset) ? 1 : $0.element }, name: "reduced_shape"))) }
         let mask = try constant(Tensor(shape: [r], scalars: (0..<r).map { Int32(norm.contains($0) ? 1 : 0) }))
         let keep = try constant(Tensor(shape: [r], scalars: (0..<r).map { Int32(norm.contains($0) ? 0 : 1) }))
         return try add(multiply(shape(x), keep), mask)

@@ -180,9 +180,16 @@ public final class Graph: @unchecked Sendable {
         }
         var full = def.attrDefaults
         for (k, v) in attrs { full[k] = v }
+        try Graph.checkDeclaredShapes(&full, node: opName, op: type)
         let ctx = InferenceContext(nodeName: opName, opType: type, inputs: inputs, attrs: full)
         try def.checkArity(inputs.count, node: opName)
+        for (i, input) in inputs.enumerated() {
+            guard let entry = IntegerInput.entry(type, input: i, of: inputs.count) else { continue }
+            try entry.check(dtype: input.dtype, shape: input.shape, explicitType: attrs[entry.attr]?.type,
+                            input: input.name, node: opName, op: type)
+        }
         let specs = try def.infer(ctx)
+        try Graph.checkInferredShapes(specs, node: opName, op: type)
         var controls: [Operation] = []
         for scope in controlStack { for c in scope where !controls.contains(c) { controls.append(c) } }
         for c in controlInputs where !controls.contains(c) { controls.append(c) }
@@ -193,6 +200,44 @@ public final class Graph: @unchecked Sendable {
         byName[opName] = op
         version += 1
         return op
+    }
+
+    /// Shape attrs (a placeholder's or variable's) allow -1 only as "unknown", as TensorFlow's
+    /// PartialTensorShape does (it becomes nil here); anything below is refused.
+    static func checkDeclaredShapes(_ attrs: inout [String: AttrValue], node: String, op: String) throws {
+        func checked(_ s: Shape, _ key: String) throws -> Shape {
+            guard let dims = s.dims else { return s }
+            if let d = dims.compactMap({ $0 }).first(where: { $0 < -1 }) {
+                throw KilnError.invalidArgument("Dimension \(d) must be >= -1 in attr '\(key)' = \(s) of '\(node)' (op: '\(op)')")
+            }
+            let out = Shape(dims: dims.map { $0 == -1 ? nil : $0 })
+            if Sizes.product(out.dims!.compactMap { $0 }) == nil {
+                throw KilnError.invalidArgument("attr '\(key)' of '\(node)' (op: '\(op)') declares shape \(s), whose element count overflows")
+            }
+            return out
+        }
+        for (key, value) in attrs {
+            switch value {
+            case .shape(let s): attrs[key] = .shape(try checked(s, key))
+            case .shapes(let l): attrs[key] = .shapes(try l.map { try checked($0, key) })
+            default: continue
+            }
+        }
+    }
+
+    /// A shape function's result must be a shape some tensor could have: no negative dimension,
+    /// and a size that fits in memory addresses.
+    static func checkInferredShapes(_ specs: [(DType, Shape)], node: String, op: String) throws {
+        for (k, (dtype, shape)) in specs.enumerated() {
+            guard let dims = shape.dims else { continue }
+            let known = dims.compactMap { $0 }
+            if let d = known.first(where: { $0 < 0 }) {
+                throw KilnError.invalidArgument("output \(k) of '\(node)' (op: '\(op)') would have shape \(shape), with the negative dimension \(d)")
+            }
+            if Sizes.product(known).flatMap({ Sizes.bytes($0, dtype) }) == nil {
+                throw KilnError.invalidArgument("output \(k) of '\(node)' (op: '\(op)') would have shape \(shape) of \(dtype.name), more than 2^63 bytes")
+            }
+        }
     }
 
     public func addToCollection(_ key: String, _ value: Any) { collections[key, default: []].append(value) }

@@ -53,9 +53,18 @@ public final class LoweringContext {
     /// Shape arithmetic (Shape -> StridedSlice -> Pack -> Reshape, gradient shapes, ...) is known
     /// once feed shapes are: such inputs are folded here with the evaluator the runtime provides.
     public func constant(_ i: Int) throws -> Tensor {
-        if let t = staticValue(of: op.inputs[i]) { return t }
-        if case .value(let v) = inputValues[i], let t = try fold(v) { return t }
+        if let t = staticValue(of: op.inputs[i]) { return try checkedInteger(t, i) }
+        if case .value(let v) = inputValues[i], let t = try fold(v) { return try checkedInteger(t, i) }
         throw KilnError.unimplemented("input \(i) of '\(op.name)' (op: '\(op.type)') must be a constant known when the graph is compiled, got '\(op.inputs[i].name)' (\(op.inputs[i].op.type))")
+    }
+
+    /// A folded shape or axis must have the integer dtype and the form the op's definition asks
+    /// for, now that its concrete shape is known (at graph construction it may not have been).
+    private func checkedInteger(_ t: Tensor, _ i: Int) throws -> Tensor {
+        if let entry = IntegerInput.entry(op.type, input: i, of: op.inputs.count) {
+            try entry.check(dtype: t.dtype, shape: Shape(t.shape), explicitType: nil, input: op.inputs[i].name, node: op.name, op: op.type)
+        }
+        return t
     }
 
     /// The value of IR value `v` if it depends only on constants.
@@ -106,9 +115,16 @@ public enum Lowering {
         return needed.sorted { $0.id < $1.id }
     }
 
+    /// Every value a node computes must fit the memory limit, also one fused into its consumer
+    /// (a reduction over a declared 4 TB broadcast allocates nothing but would compute for hours).
+    static func checkSize(_ t: TensorType, node op: Operation, limit: Int) throws {
+        guard t.byteCount > limit else { return }
+        throw KilnError.resourceExhausted("OOM when allocating tensor with shape\(t.shape) and type \(t.dtype.name) (\(t.checkedByteCount.map { "\($0) bytes" } ?? "more than 2^63 bytes")) for node '\(op.name)' (op: '\(op.type)'): above the memory limit of \(limit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
+    }
+
     /// Lowers the subgraph for (fetches, feeds, targets) with concrete feed types.
     public static func lower(fetches: [Output], feeds: [(Output, TensorType)], targets: [Operation], name: String = "main",
-                             sessionSeed: UInt64 = 0, evaluator: ConstantEvaluator? = nil) throws -> LoweredGraph {
+                             sessionSeed: UInt64 = 0, evaluator: ConstantEvaluator? = nil, memoryLimit: Int = .max) throws -> LoweredGraph {
         let feedSet = Set(feeds.map(\.0))
         let ops = prune(fetches: fetches, feeds: feedSet, targets: targets)
         let order = try executionOrder(ops, feeds: feedSet)
@@ -121,6 +137,7 @@ public enum Lowering {
             guard let shape = op.attrs["shape"]?.shape?.concrete, let dtype = op.attrs["dtype"]?.type else {
                 throw KilnError.invalidArgument("variable '\(op.name)' needs a fully defined shape, got \(op.attrs["shape"]?.shape?.description ?? "none")")
             }
+            try checkSize(TensorType(dtype, shape), node: op, limit: memoryLimit)
             variables.append(op)
             lowered[op.output(0)] = .variable(param: b.addParam(op.name, kind: .variable, type: TensorType(dtype, shape)))
         }
@@ -135,9 +152,31 @@ public enum Lowering {
                 guard let v = lowered[i] else { throw KilnError.internalError("input '\(i.name)' of '\(op.name)' was not lowered") }
                 return v
             }
+            // A shape unknown when the node was made is known now: the shape function checks it
+            // (ranks, dimensions, windows) as TensorFlow's kernels would, before the lowering
+            // relies on it.
+            if op.inputs.contains(where: { !$0.shape.isFullyDefined }) {
+                let shapes = inputs.map { v -> Shape in
+                    switch v {
+                    case .value(let id), .variable(param: let id): return Shape(b.type(of: id).shape)
+                    }
+                }
+                let ctx = InferenceContext(nodeName: op.name, opType: op.type, inputs: op.inputs, attrs: op.attrs, concreteShapes: shapes)
+                _ = try def.infer(ctx)
+            }
+            let firstNew = b.function.body.count
             var ctx = LoweringContext(builder: b, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed, evaluator: evaluator)
-            let outs = try def.lower(&ctx)
+            let outs: [LoweredValue]
+            do {
+                outs = try def.lower(&ctx)
+            } catch let e as KilnError where !e.message.contains("'\(op.name)'") {
+                // Errors from the IR builder (a value too large, a bad primitive) name no node.
+                throw KilnError(e.code, "\(e.message) (node '\(op.name)' (op: '\(op.type)'))")
+            }
             b = ctx.builder
+            for inst in b.function.body[firstNew...] {
+                if let t = inst.type { try checkSize(t, node: op, limit: memoryLimit) }
+            }
             for (k, v) in outs.enumerated() where !feedSet.contains(op.output(k)) { lowered[op.output(k)] = v }
         }
         // A fetched variable (or a tensor forwarding one, like `<name>/read`) is read after the

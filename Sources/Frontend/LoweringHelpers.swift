@@ -27,6 +27,18 @@ extension LoweringContext {
 
     public func unary(_ op: UnaryOp, _ x: Int) throws -> Int { try emit(.unary(op), [x]) }
 
+    /// `x` checked at run time for this op: a failure is TensorFlow's `message` (`{index}` and
+    /// `{value}` name the offending element) as an invalidArgument error naming this node.
+    public func check(_ x: Int, _ kind: Check.Kind, _ message: String) throws -> Int {
+        try emit(.check(Check(kind, node: op.name, opType: op.type, message: message)), [x])
+    }
+
+    /// The divisor of an integer division, checked for zero (floating-point division by zero is
+    /// IEEE's infinity or NaN, as in TensorFlow).
+    public func divisor(_ y: Int) throws -> Int {
+        type(y).dtype.isFloatingPoint ? y : try check(y, .nonzero, "Integer division by zero")
+    }
+
     public func binary(_ op: BinaryOp, _ x: Int, _ y: Int) throws -> Int {
         let b = try broadcastTogether([x, y])
         return try emit(.binary(op), b)

@@ -132,9 +132,12 @@ public struct InferenceContext {
     public let opType: String
     public let inputs: [Output]
     public let attrs: [String: AttrValue]
+    /// The inputs' concrete shapes when lowering re-checks a node whose static shapes were
+    /// partly unknown; nil at graph construction.
+    var concreteShapes: [Shape]? = nil
 
     public func dtype(_ i: Int) -> DType { inputs[i].dtype }
-    public func shape(_ i: Int) -> Shape { inputs[i].shape }
+    public func shape(_ i: Int) -> Shape { concreteShapes?[i] ?? inputs[i].shape }
 
     public func attr(_ k: String) throws -> AttrValue {
         guard let v = attrs[k] else { throw error("missing attribute '\(k)'") }
@@ -169,6 +172,8 @@ func staticValue(of o: Output) -> Tensor? {
     case "Identity": return staticValue(of: o.op.inputs[0])
     case "Shape":
         guard let dims = o.op.inputs[0].shape.concrete else { return nil }
+        // An int32 shape that cannot hold a dimension is an error when the op runs, never a value.
+        if o.dtype == .int32 && dims.contains(where: { $0 > Int(Int32.max) }) { return nil }
         return try? Tensor(literal: dims.map(Int64.init), dtype: o.dtype)
     default: return nil
     }

@@ -38,12 +38,23 @@ enum ShapeFunctions {
     /// Axes from a constant tensor, normalised to 0..<rank, sorted and unique.
     static func axes(_ t: Tensor, rank: Int, _ error: (String) -> KilnError) throws -> [Int] {
         var out = Set<Int>()
-        for v in t.doubles.map({ Int($0) }) {
+        for v in ints(t) {
             guard v >= -rank && v < rank else { throw error("Invalid reduction dimension \(v) for input with \(rank) dimensions") }
             out.insert(v < 0 ? v + rank : v)
         }
         return out.sorted()
     }
 
-    static func ints(_ t: Tensor) -> [Int] { t.doubles.map { Int($0) } }
+    /// The elements as Ints, exactly for integer tensors (int64 beyond 2^53 included). Only
+    /// integer tensors reach here (`IntegerInput` refuses others where nodes are made and where
+    /// lowering folds them); other dtypes still convert without trapping.
+    static func ints(_ t: Tensor) -> [Int] {
+        (0..<t.elementCount).map { i in
+            switch t.element(at: i) {
+            case .i(let x): return Int(x)
+            case .b(let b): return b ? 1 : 0
+            case .f(let d): return d.isNaN ? 0 : d >= 9.2e18 ? Int.max : d <= -9.2e18 ? Int.min : Int(d)
+            }
+        }
+    }
 }

@@ -27,7 +27,7 @@ extension Tensor {
             guard !overflow, p.tensorContent.count == need else {
                 throw KilnError.invalidArgument("TensorProto of \(dtype) shape \(shape) needs \(overflow ? "more than Int.max" : String(need)) bytes of tensor_content, got \(p.tensorContent.count)")
             }
-            let buffer = TensorBuffer(byteCount: need)
+            let buffer = try TensorBuffer(byteCount: need)
             p.tensorContent.withUnsafeBytes { src in
                 if need > 0 { buffer.pointer.copyMemory(from: src.baseAddress!, byteCount: need) }
             }
@@ -36,35 +36,35 @@ extension Tensor {
                 let b = buffer.pointer.assumingMemoryBound(to: UInt8.self)
                 for i in 0..<need where b[i] > 1 { b[i] = 1 }
             }
-            self.init(dtype: dtype, shape: dims, buffer: buffer)
+            try self.init(dtype: dtype, shape: dims, buffer: buffer)
             return
         }
 
         switch dtype {
         case .float32:
             try Tensor.checkFill(count, p.floatVal.count, shape)
-            self.init(shape: dims, scalars: Tensor.filled(p.floatVal, count: count, zero: 0))
+            try self.init(shape: dims, scalars: Tensor.filled(p.floatVal, count: count, zero: 0))
         case .float64:
             try Tensor.checkFill(count, p.doubleVal.count, shape)
-            self.init(shape: dims, scalars: Tensor.filled(p.doubleVal, count: count, zero: 0))
+            try self.init(shape: dims, scalars: Tensor.filled(p.doubleVal, count: count, zero: 0))
         case .int32:
             try Tensor.checkFill(count, p.intVal.count, shape)
-            self.init(shape: dims, scalars: Tensor.filled(p.intVal, count: count, zero: 0))
+            try self.init(shape: dims, scalars: Tensor.filled(p.intVal, count: count, zero: 0))
         case .uint8:
             try Tensor.checkFill(count, p.intVal.count, shape)
-            self.init(shape: dims, scalars: Tensor.filled(p.intVal.map { UInt8(truncatingIfNeeded: $0) }, count: count, zero: 0))
+            try self.init(shape: dims, scalars: Tensor.filled(p.intVal.map { UInt8(truncatingIfNeeded: $0) }, count: count, zero: 0))
         case .int64:
             try Tensor.checkFill(count, p.int64Val.count, shape)
-            self.init(shape: dims, scalars: Tensor.filled(p.int64Val, count: count, zero: 0))
+            try self.init(shape: dims, scalars: Tensor.filled(p.int64Val, count: count, zero: 0))
         case .bool:
             try Tensor.checkFill(count, p.boolVal.count, shape)
-            self.init(shape: dims, scalars: Tensor.filled(p.boolVal, count: count, zero: false))
+            try self.init(shape: dims, scalars: Tensor.filled(p.boolVal, count: count, zero: false))
         case .string:
             guard p.tensorContent.isEmpty else {
                 throw KilnError.unimplemented("string TensorProto with tensor_content (shape \(shape)) is not supported; use string_val")
             }
             try Tensor.checkFill(count, p.stringVal.count, shape)
-            self.init(shape: dims, strings: Tensor.filled(p.stringVal.map { [UInt8]($0) }, count: count, zero: []))
+            try self.init(shape: dims, strings: Tensor.filled(p.stringVal.map { [UInt8]($0) }, count: count, zero: []))
         }
     }
 
@@ -83,6 +83,7 @@ extension Tensor {
     /// The TensorProto TensorFlow's Python writes (tensor_util.make_tensor_proto): numeric
     /// tensors of more than one element as raw `tensor_content`, scalars and bools in their
     /// typed field, strings in `string_val`.
+    /// (Each case reads the dtype it matched, so the `try?` reads cannot fail.)
     public var proto: Tensorflow_TensorProto {
         var p = Tensorflow_TensorProto()
         p.dtype = Tensorflow_DataType(dtype)
@@ -91,14 +92,14 @@ extension Tensor {
         case .string:
             p.stringVal = strings.map { Data($0) }
         case .bool:
-            p.boolVal = scalars(as: Bool.self)
+            p.boolVal = (try? scalars(as: Bool.self)) ?? []
         case _ where elementCount > 1:
             p.tensorContent = withUnsafeBytes { Data($0) }
-        case .float32: p.floatVal = scalars(as: Float.self)
-        case .float64: p.doubleVal = scalars(as: Double.self)
-        case .int32: p.intVal = scalars(as: Int32.self)
-        case .uint8: p.intVal = scalars(as: UInt8.self).map(Int32.init)
-        case .int64: p.int64Val = scalars(as: Int64.self)
+        case .float32: p.floatVal = (try? scalars(as: Float.self)) ?? []
+        case .float64: p.doubleVal = (try? scalars(as: Double.self)) ?? []
+        case .int32: p.intVal = (try? scalars(as: Int32.self)) ?? []
+        case .uint8: p.intVal = ((try? scalars(as: UInt8.self)) ?? []).map(Int32.init)
+        case .int64: p.int64Val = (try? scalars(as: Int64.self)) ?? []
         }
         return p
     }

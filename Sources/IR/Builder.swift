@@ -26,6 +26,9 @@ public struct FunctionBuilder {
     public mutating func emit(_ op: Op, _ operands: [Int]) throws -> Int {
         let id = function.nextID
         let ty = try op.resultType(operands: operands.map { type(of: $0) })
+        if let ty, ty.checkedByteCount == nil {
+            throw KilnError.invalidArgument("\(op.mnemonic): the result \(Sizes.describe(ty.shape, ty.dtype)) is too large to address")
+        }
         function.body.append(Instruction(id: id, op: op, operands: operands, type: ty))
         if let ty { types[id] = ty }
         return id
@@ -35,7 +38,9 @@ public struct FunctionBuilder {
 
     /// A scalar constant of any numeric dtype.
     public mutating func scalar(_ v: Double, _ dtype: DType) -> Int {
-        constant(try! Tensor(literal: v, dtype: dtype))
+        // A string "scalar" (ZerosLike of a string tensor) becomes "", which every primitive but
+        // the data movers refuses with an error naming the op.
+        constant((try? Tensor(literal: v, dtype: dtype)) ?? Tensor(""))
     }
 
     /// Broadcast `x` to `shape` with numpy's rule (trailing dimensions aligned).

@@ -10,8 +10,12 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var rank: Int { shape.count }
-    public var elementCount: Int { shape.reduce(1, *) }
-    public var byteCount: Int { elementCount * dtype.byteSize }
+    /// Saturates at Int.max instead of trapping; the builder refuses values that large, so an IR
+    /// value's count is always exact.
+    public var elementCount: Int { Sizes.product(shape) ?? Int.max }
+    public var byteCount: Int { Sizes.bytes(elementCount, dtype) ?? Int.max }
+    /// The byte count, or nil when the shape's size does not fit in an Int.
+    public var checkedByteCount: Int? { Sizes.product(shape).flatMap { Sizes.bytes($0, dtype) } }
     /// `f32[2,3]`, `i32[]`.
     public var description: String { "\(dtype.rawValue)[\(shape.map(String.init).joined(separator: ","))]" }
 }
@@ -98,7 +102,7 @@ public enum Op: Hashable, Sendable {
     /// Joins the operands along `axis`.
     case concat(axis: Int)
     /// out = params indexed along `axis` by the integer `indices` operand (TensorFlow's GatherV2);
-    /// an index out of range gives 0.
+    /// an index out of range gives 0 (lowering puts a `check` on the indices, so the run fails).
     case gather(axis: Int, batchDims: Int)
     /// Index of the largest/smallest element along `axis` (first on ties), as `outType`.
     case argReduce(ArgReduceOp, axis: Int, outType: DType)
@@ -117,6 +121,9 @@ public enum Op: Hashable, Sendable {
     case varRead
     /// Writes operand 1 into the variable parameter operand 0. Produces no value.
     case varWrite
+    /// The integer operand unchanged; an element that fails the check is a run-time fault: the
+    /// run throws the check's invalidArgument error naming the graph node (see `Check`).
+    case check(Check)
 
     /// The mnemonic of the textual form.
     public var mnemonic: String {
@@ -144,6 +151,7 @@ public enum Op: Hashable, Sendable {
         case .random(let k, _, _, _): return "random.\(k.rawValue)"
         case .varRead: return "var.read"
         case .varWrite: return "var.write"
+        case .check(let c): return "check.\(c.kind.name)"
         }
     }
 
@@ -153,9 +161,78 @@ public enum Op: Hashable, Sendable {
     public var hasSideEffects: Bool { self == .varWrite }
     public var isElementwise: Bool {
         switch self {
-        case .unary, .binary, .compare, .select, .cast, .random: return true
+        case .unary, .binary, .compare, .select, .cast, .random, .check: return true
         default: return false
         }
+    }
+}
+
+/// A run-time condition TensorFlow's kernel would report, on an integer tensor: indices within
+/// bounds, segment ids below the segment count, divisors not zero. It carries the graph node it
+/// came from and TensorFlow's message, so every evaluator (the reference evaluator while folding,
+/// compiled code through its fault record) raises the same error.
+public struct Check: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable {
+        /// 0 <= x < bound. One bound for all elements, or one per position of the last
+        /// dimension (GatherNd's index components).
+        case index(bounds: [Int])
+        /// x < bound; negative values pass (TensorFlow drops negative segment ids).
+        case below(Int)
+        /// x != 0 (integer division).
+        case nonzero
+
+        public var name: String {
+            switch self {
+            case .index: return "index"
+            case .below: return "below"
+            case .nonzero: return "nonzero"
+            }
+        }
+
+        /// Whether `x` at last-dimension position `last` passes.
+        public func passes(_ x: Int64, last: Int) -> Bool {
+            switch self {
+            case .index(let bounds): return x >= 0 && x < Int64(bounds.count == 1 ? bounds[0] : bounds[last])
+            case .below(let n): return x < Int64(n)
+            case .nonzero: return x != 0
+            }
+        }
+    }
+
+    public var kind: Kind
+    /// The graph node and its op type, named in the error.
+    public var node: String
+    public var opType: String
+    /// TensorFlow's message; `{index}` becomes the offending element's position (`[1,2]`, empty
+    /// for a scalar) and `{value}` its value.
+    public var message: String
+
+    public init(_ kind: Kind, node: String, opType: String, message: String) {
+        self.kind = kind
+        self.node = node
+        self.opType = opType
+        self.message = message
+    }
+
+    /// The error for element `position` (row-major in `shape`) holding `value`.
+    public func error(position: Int, value: Int64, shape: [Int]) -> KilnError {
+        var multi = [Int](repeating: 0, count: shape.count), linear = position
+        for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] > 0 {
+            multi[d] = linear % shape[d]
+            linear /= shape[d]
+        }
+        let index = shape.isEmpty ? "" : "[" + multi.map(String.init).joined(separator: ",") + "]"
+        var text = ""
+        var rest = Substring(message)
+        while let open = rest.firstIndex(of: "{") {
+            text += rest[..<open]
+            rest = rest[open...]
+            if rest.hasPrefix("{index}") { text += index; rest = rest.dropFirst(7) }
+            else if rest.hasPrefix("{value}") { text += String(value); rest = rest.dropFirst(7) }
+            else { text += "{"; rest = rest.dropFirst() }
+        }
+        text += rest
+        return KilnError.invalidArgument("\(text) for '\(node)' (op: '\(opType)')")
     }
 }
 

@@ -25,4 +25,5 @@ public struct KilnError: Error, CustomStringConvertible, Equatable, Sendable {
     public static func alreadyExists(_ m: String) -> KilnError { KilnError(.alreadyExists, m) }
     public static func dataLoss(_ m: String) -> KilnError { KilnError(.dataLoss, m) }
     public static func outOfRange(_ m: String) -> KilnError { KilnError(.outOfRange, m) }
+    public static func resourceExhausted(_ m: String) -> KilnError { KilnError(.resourceExhausted, m) }
 }

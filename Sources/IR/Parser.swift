@@ -233,6 +233,20 @@ public struct Parser {
             guard case .number(let s)? = attrs["seed"], let seed = UInt64(s) else { throw fail(at: opAt, "\(m) needs seed=<integer>") }
             op = .random(k, dtype: try dtype("dtype"), shape: try list("shape"), seed: seed)
         }
+        else if m.hasPrefix("check.") {
+            func text(_ k: String) throws -> String {
+                guard case .string(let v)? = attrs[k] else { throw fail(at: opAt, "\(m) needs \(k)=\"...\"") }
+                return String(decoding: v, as: UTF8.self)
+            }
+            let kind: Check.Kind
+            switch m.dropFirst(6) {
+            case "index": kind = .index(bounds: try list("bounds"))
+            case "below": kind = .below(try int("bound"))
+            case "nonzero": kind = .nonzero
+            default: throw fail(at: opAt, "unknown op '\(m)'")
+            }
+            op = .check(Check(kind, node: try text("node"), opType: try text("op"), message: try text("message")))
+        }
         else if let a = ArgReduceOp(rawValue: m) { op = .argReduce(a, axis: try int("axis"), outType: try dtype("output_type")) }
         else {
             switch m {
@@ -299,9 +313,9 @@ public struct Parser {
                 guard case .string(let v) = tok else { throw fail(at: at, "expected a string element") }
                 return v
             }
-            return Tensor(shape: t.shape, strings: s)
+            return try Tensor(shape: t.shape, strings: s)
         }
-        var out = Tensor(zeros: t.dtype, shape: t.shape)
+        var out = try Tensor(zeros: t.dtype, shape: t.shape)
         for (i, tok) in scalars.enumerated() {
             let at = scalarAt[i]
             let v: ScalarValue
@@ -310,7 +324,7 @@ public struct Parser {
             case (.word("false"), .bool): v = .b(false)
             case (.number(let s), .float32), (.word(let s), .float32):
                 guard let x = Parser.float(s, as: Float.self) else { throw fail(at: at, "bad f32 literal '\(s)'") }
-                out.withUnsafeMutableBytes { $0.storeBytes(of: x, toByteOffset: i * 4, as: Float.self) }
+                try out.withUnsafeMutableBytes { $0.storeBytes(of: x, toByteOffset: i * 4, as: Float.self) }
                 continue
             case (.number(let s), .float64), (.word(let s), .float64):
                 guard let x = Parser.float(s, as: Double.self) else { throw fail(at: at, "bad f64 literal '\(s)'") }
@@ -328,7 +342,7 @@ public struct Parser {
                 v = .i(x)
             default: throw fail(at: at, "bad \(t.dtype.rawValue) literal")
             }
-            out.setElement(v, at: i)
+            try out.setElement(v, at: i)
         }
         return out
     }

@@ -44,6 +44,13 @@ public enum Printer {
         case .unpatches(let window, let strides, let dilations, let lo, let hi, let image):
             s += " window=\(list(window)) strides=\(list(strides)) dilations=\(list(dilations)) pad_low=\(list(lo)) pad_high=\(list(hi)) image=\(list(image))"
         case .random(_, let d, let shape, let seed): s += " dtype=\(d.rawValue) shape=\(list(shape)) seed=\(seed)"
+        case .check(let c):
+            switch c.kind {
+            case .index(let bounds): s += " bounds=\(list(bounds))"
+            case .below(let n): s += " bound=\(n)"
+            case .nonzero: break
+            }
+            s += " node=\(quote(Array(c.node.utf8))) op=\(quote(Array(c.opType.utf8))) message=\(quote(Array(c.message.utf8)))"
         default: break
         }
         if let t = inst.type { s += " : \(t)" }
@@ -65,7 +72,7 @@ public enum Printer {
             }
         }
         if t.dtype == .int64 {
-            let v = t.scalars(as: Int64.self)
+            let v = (try? t.scalars(as: Int64.self)) ?? []   // the dtype was just checked
             return nest(t.shape) { "\(v[$0])" }
         }
         return nest(t.shape, element)

@@ -15,7 +15,8 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
     public var isFullyDefined: Bool { dims.map { $0.allSatisfy { $0 != nil } } ?? false }
     /// The dimensions when every one is known.
     public var concrete: [Int]? { isFullyDefined ? dims!.map { $0! } : nil }
-    public var elementCount: Int? { concrete?.reduce(1, *) }
+    /// nil when a dimension is unknown or the product overflows.
+    public var elementCount: Int? { concrete.flatMap { Sizes.product($0) } }
 
     /// True when some concrete shape could satisfy both.
     public func isCompatible(with other: Shape) -> Bool {

@@ -5,24 +5,30 @@ public final class TensorBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
     public let byteCount: Int
 
-    public init(byteCount: Int) {
+    /// Memory the system cannot give is a resourceExhausted error, never a trap (Swift's own
+    /// allocator aborts the process).
+    public init(byteCount: Int) throws {
+        guard byteCount >= 0 else { throw KilnError.invalidArgument("cannot allocate a buffer of \(byteCount) bytes") }
+        var p: UnsafeMutableRawPointer?
+        guard posix_memalign(&p, Self.alignment, max(byteCount, 1)) == 0, let p else {
+            throw KilnError.resourceExhausted("OOM when allocating a host tensor buffer of \(byteCount) bytes")
+        }
         self.byteCount = byteCount
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
+        pointer = p
     }
 
-    public init(zeroed byteCount: Int) {
-        self.byteCount = byteCount
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
+    public convenience init(zeroed byteCount: Int) throws {
+        try self.init(byteCount: byteCount)
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
     }
 
-    public func copy() -> TensorBuffer {
-        let b = TensorBuffer(byteCount: byteCount)
+    public func copy() throws -> TensorBuffer {
+        let b = try TensorBuffer(byteCount: byteCount)
         b.pointer.copyMemory(from: pointer, byteCount: byteCount)
         return b
     }
 
-    deinit { pointer.deallocate() }
+    deinit { free(pointer) }
 }
 
 /// A concrete host tensor: dtype, fully known shape and row-major data.
@@ -33,14 +39,27 @@ public struct Tensor: Sendable, CustomStringConvertible {
     /// Elements of a string tensor (bytes, as TensorFlow's strings are); empty otherwise.
     public private(set) var strings: [[UInt8]]
 
-    public var elementCount: Int { shape.reduce(1, *) }
+    /// A tensor exists only with a shape whose size fits (every initialiser checks), so these are exact.
+    public var elementCount: Int { Sizes.product(shape) ?? Int.max }
     public var rank: Int { shape.count }
-    public var byteCount: Int { elementCount * dtype.byteSize }
+    public var byteCount: Int { Sizes.bytes(elementCount, dtype) ?? Int.max }
 
-    /// Wraps an existing buffer; the caller guarantees it holds `shape`'s elements.
-    public init(dtype: DType, shape: [Int], buffer: TensorBuffer) {
-        precondition(dtype != .string, "string tensors hold their elements in `strings`")
-        precondition(buffer.byteCount >= shape.reduce(1, *) * dtype.byteSize)
+    /// The element count of `shape`, or an invalidArgument error when a dimension is negative or
+    /// the count (or its bytes) overflows.
+    public static func checkedCount(_ shape: [Int], _ dtype: DType) throws -> Int {
+        guard let n = Sizes.product(shape), Sizes.bytes(n, dtype) != nil else {
+            throw KilnError.invalidArgument("a tensor of shape \(shape) and type \(dtype.name) is impossible: \(shape.contains { $0 < 0 } ? "a dimension is negative" : "its size overflows")")
+        }
+        return n
+    }
+
+    /// Wraps an existing buffer, which must hold `shape`'s elements.
+    public init(dtype: DType, shape: [Int], buffer: TensorBuffer) throws {
+        guard dtype != .string else { throw KilnError.invalidArgument("string tensors hold their elements in `strings`, not a buffer") }
+        let n = try Tensor.checkedCount(shape, dtype)
+        guard buffer.byteCount >= n * dtype.byteSize else {
+            throw KilnError.invalidArgument("a buffer of \(buffer.byteCount) bytes cannot hold a \(dtype.name) tensor of shape \(shape)")
+        }
         self.dtype = dtype
         self.shape = shape
         self.buffer = buffer
@@ -48,35 +67,44 @@ public struct Tensor: Sendable, CustomStringConvertible {
     }
 
     /// A tensor of zeros (empty strings for `.string`).
-    public init(zeros dtype: DType, shape: [Int]) {
+    public init(zeros dtype: DType, shape: [Int]) throws {
+        let n = try Tensor.checkedCount(shape, dtype)
         self.dtype = dtype
         self.shape = shape
-        let n = shape.reduce(1, *)
-        self.buffer = TensorBuffer(zeroed: n * dtype.byteSize)
+        self.buffer = try TensorBuffer(zeroed: n * dtype.byteSize)
         self.strings = dtype == .string ? Array(repeating: [], count: n) : []
     }
 
-    public init<T: TensorScalar>(shape: [Int], scalars: [T]) {
-        precondition(shape.reduce(1, *) == scalars.count,
-                     "shape \(shape) needs \(shape.reduce(1, *)) elements, got \(scalars.count)")
+    public init<T: TensorScalar>(shape: [Int], scalars: [T]) throws {
+        let n = try Tensor.checkedCount(shape, T.dtype)
+        guard n == scalars.count else {
+            throw KilnError.invalidArgument("shape \(shape) needs \(n) elements, got \(scalars.count)")
+        }
         self.dtype = T.dtype
         self.shape = shape
-        self.buffer = TensorBuffer(byteCount: scalars.count * T.dtype.byteSize)
+        self.buffer = try TensorBuffer(byteCount: scalars.count * T.dtype.byteSize)
         self.strings = []
         scalars.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     }
 
-    public init<T: TensorScalar>(_ scalar: T) { self.init(shape: [], scalars: [scalar]) }
+    /// A scalar. Its 64-byte buffer is the one allocation Kiln does not check: a process that
+    /// cannot get 64 bytes cannot report an error either.
+    public init<T: TensorScalar>(_ scalar: T) {
+        self = try! Tensor(shape: [], scalars: [scalar])
+    }
 
-    public init(shape: [Int], strings: [[UInt8]]) {
-        precondition(shape.reduce(1, *) == strings.count)
+    public init(shape: [Int], strings: [[UInt8]]) throws {
+        let n = try Tensor.checkedCount(shape, .string)
+        guard n == strings.count else { throw KilnError.invalidArgument("shape \(shape) needs \(n) strings, got \(strings.count)") }
         self.dtype = .string
         self.shape = shape
-        self.buffer = TensorBuffer(byteCount: 0)
+        self.buffer = try TensorBuffer(byteCount: 0)
         self.strings = strings
     }
 
-    public init(_ string: String) { self.init(shape: [], strings: [Array(string.utf8)]) }
+    public init(_ string: String) {
+        self = try! Tensor(shape: [], strings: [Array(string.utf8)])
+    }
 
     /// From a (possibly nested) Swift array such as `[[1, 2], [3, 4]] as [[Float]]`.
     /// Ragged nesting is an invalidArgument error.
@@ -84,7 +112,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
         var scalars: [L.Scalar] = []
         let shape = literal.literalShape
         try literal.appendScalars(to: &scalars, expecting: shape[...])
-        self.init(shape: shape, scalars: scalars)
+        try self.init(shape: shape, scalars: scalars)
     }
 
     /// `literal` converted to `dtype`, as TensorFlow converts Python values for a given dtype.
@@ -93,16 +121,17 @@ public struct Tensor: Sendable, CustomStringConvertible {
         self = dtype == t.dtype ? t : try t.converted(to: dtype)
     }
 
-    /// The elements, which must be of type T.
-    public func scalars<T: TensorScalar>(as _: T.Type = T.self) -> [T] {
-        precondition(T.dtype == dtype, "tensor holds \(dtype), not \(T.dtype)")
+    /// The elements, which must be of type T (else an invalidArgument error).
+    public func scalars<T: TensorScalar>(as _: T.Type = T.self) throws -> [T] {
+        guard T.dtype == dtype else { throw KilnError.invalidArgument("the tensor holds \(dtype.name), not \(T.dtype.name)") }
         let p = buffer.pointer.bindMemory(to: T.self, capacity: elementCount)
         return Array(UnsafeBufferPointer(start: p, count: elementCount))
     }
 
-    public func scalar<T: TensorScalar>(as _: T.Type = T.self) -> T {
-        precondition(elementCount == 1, "scalar() on a tensor of shape \(shape)")
-        return scalars(as: T.self)[0]
+    /// The only element, of type T; an invalidArgument error for another dtype or element count.
+    public func scalar<T: TensorScalar>(as _: T.Type = T.self) throws -> T {
+        guard elementCount == 1 else { throw KilnError.invalidArgument("scalar() on a tensor of shape \(shape), which has \(elementCount) elements") }
+        return try scalars(as: T.self)[0]
     }
 
     /// Element `i` (row-major) as a Double, whatever the numeric dtype; for messages and checks.
@@ -122,8 +151,8 @@ public struct Tensor: Sendable, CustomStringConvertible {
     public var doubles: [Double] { (0..<elementCount).map(double(at:)) }
 
     /// Mutable access to the bytes; copies first if the buffer is shared.
-    public mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
-        if !isKnownUniquelyReferenced(&buffer) { buffer = buffer.copy() }
+    public mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
+        if !isKnownUniquelyReferenced(&buffer) { buffer = try buffer.copy() }
         return try body(UnsafeMutableRawBufferPointer(start: buffer.pointer, count: byteCount))
     }
 
@@ -132,10 +161,12 @@ public struct Tensor: Sendable, CustomStringConvertible {
     }
 
     /// The same elements with another shape of equal element count.
-    public func reshaped(to newShape: [Int]) -> Tensor {
-        precondition(newShape.reduce(1, *) == elementCount)
-        if dtype == .string { return Tensor(shape: newShape, strings: strings) }
-        return Tensor(dtype: dtype, shape: newShape, buffer: buffer)
+    public func reshaped(to newShape: [Int]) throws -> Tensor {
+        guard try Tensor.checkedCount(newShape, dtype) == elementCount else {
+            throw KilnError.invalidArgument("cannot reshape a tensor of shape \(shape) (\(elementCount) elements) to \(newShape)")
+        }
+        if dtype == .string { return try Tensor(shape: newShape, strings: strings) }
+        return try Tensor(dtype: dtype, shape: newShape, buffer: buffer)
     }
 
     /// Elementwise conversion with C semantics (truncation toward zero for float to int),
@@ -145,12 +176,12 @@ public struct Tensor: Sendable, CustomStringConvertible {
         guard dtype != .string, target != .string else {
             throw KilnError.unimplemented("cannot convert a \(dtype) tensor to \(target)")
         }
-        var out = Tensor(zeros: target, shape: shape)
+        var out = try Tensor(zeros: target, shape: shape)
         let n = elementCount
         let src = buffer.pointer
         // TensorFlow's kernels run flush-to-zero: narrowing to float32 below its normal range gives 0.
         let flush = dtype == .float64 && target == .float32
-        out.withUnsafeMutableBytes { dst in
+        try out.withUnsafeMutableBytes { dst in
             for i in 0..<n {
                 var v = Tensor.loadValue(src, dtype, i)
                 if flush, case .f(let d) = v, abs(Float(d)) < Float.leastNormalMagnitude { v = .f(d.sign == .minus ? -0.0 : 0) }
@@ -164,8 +195,8 @@ public struct Tensor: Sendable, CustomStringConvertible {
     public func element(at i: Int) -> ScalarValue { Tensor.loadValue(buffer.pointer, dtype, i) }
 
     /// Stores `v` at element `i`, converting it to this tensor's dtype as a cast would.
-    public mutating func setElement(_ v: ScalarValue, at i: Int) {
-        if !isKnownUniquelyReferenced(&buffer) { buffer = buffer.copy() }
+    public mutating func setElement(_ v: ScalarValue, at i: Int) throws {
+        if !isKnownUniquelyReferenced(&buffer) { buffer = try buffer.copy() }
         Tensor.store(v, into: buffer.pointer, dtype, i)
     }
 

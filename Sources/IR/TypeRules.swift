@@ -5,6 +5,16 @@ extension Op {
         func fail(_ why: String) -> KilnError {
             KilnError.invalidArgument("\(mnemonic): \(why) (operands \(t.map(\.description).joined(separator: ", ")))")
         }
+        // Attributes can come from parsed text: their arithmetic is checked, never trapping.
+        func checked(_ v: Int?) throws -> Int {
+            guard let v else { throw fail("the sizes in its attributes overflow") }
+            return v
+        }
+        func span(_ n: Int, _ lo: Int, _ hi: Int, window k: Int, dilation d: Int) throws -> Int {
+            let padded = try checked(Sizes.sum(n, lo).flatMap { Sizes.sum($0, hi) })
+            let eff = try checked(Sizes.product(k - 1, d).flatMap { Sizes.sum($0, 1) })
+            return try checked(Sizes.sum(padded, -eff))
+        }
         func arity(_ n: Int) throws {
             if t.count != n { throw fail("expects \(n) operand(s), got \(t.count)") }
         }
@@ -63,7 +73,7 @@ extension Op {
             return TensorType(t[0].dtype, shape)
         case .reshape(let shape):
             try arity(1)
-            if shape.contains(where: { $0 < 0 }) || shape.reduce(1, *) != t[0].elementCount {
+            if Sizes.product(shape) != t[0].elementCount {
                 throw fail("cannot reshape \(t[0].elementCount) elements to \(shape)")
             }
             return TensorType(t[0].dtype, shape)
@@ -106,7 +116,7 @@ extension Op {
                 throw fail("start \(start), strides \(strides) and shape \(shape) must each have rank \(x.rank)")
             }
             for d in 0..<x.rank where shape[d] != 0 {
-                let last = start[d] + (shape[d] - 1) * strides[d]
+                let last = try checked(Sizes.product(shape[d] - 1, strides[d]).flatMap { Sizes.sum(start[d], $0) })
                 guard strides[d] != 0, shape[d] > 0, (0..<x.shape[d]).contains(start[d]), (0..<x.shape[d]).contains(last) else {
                     throw fail("dimension \(d): elements \(start[d]) to \(last) step \(strides[d]) are outside 0..<\(x.shape[d])")
                 }
@@ -125,7 +135,7 @@ extension Op {
                     throw fail("paddings must be \(mode == .reflect ? "less than" : "no greater than") the dimension size: \(low[d]), \(high[d]) against \(x.shape[d]) in dimension \(d)")
                 }
             }
-            return TensorType(x.dtype, zip(x.shape, zip(low, high)).map { $0 + $1.0 + $1.1 })
+            return TensorType(x.dtype, try (0..<x.rank).map { d in try checked(Sizes.sum(x.shape[d], low[d]).flatMap { Sizes.sum($0, high[d]) }) })
         case .concat(let axis):
             guard let first = t.first else { throw fail("needs at least one operand") }
             guard axis >= 0, axis < first.rank else { throw fail("axis \(axis) is outside rank \(first.rank)") }
@@ -165,7 +175,7 @@ extension Op {
                 throw fail("window, strides and paddings need one positive entry per dimension")
             }
             let shape = try (0..<x.rank).map { d -> Int in
-                let span = x.shape[d] + lo[d] + hi[d] - window[d]
+                let span = try span(x.shape[d], lo[d], hi[d], window: window[d], dilation: 1)
                 if span < 0 { throw fail("window \(window[d]) is larger than padded dimension \(d)") }
                 return span / strides[d] + 1
             }
@@ -178,29 +188,31 @@ extension Op {
                 throw fail("needs an NHWC operand and 2-element window, strides, dilations and paddings")
             }
             let out = try (0..<2).map { d -> Int in
-                let span = x.shape[d + 1] + lo[d] + hi[d] - ((window[d] - 1) * dilations[d] + 1)
+                let span = try span(x.shape[d + 1], lo[d], hi[d], window: window[d], dilation: dilations[d])
                 if span < 0 { throw fail("the dilated window is larger than the padded image") }
                 return span / strides[d] + 1
             }
-            return TensorType(x.dtype, [x.shape[0], out[0], out[1], window[0] * window[1] * x.shape[3]])
+            return TensorType(x.dtype, [x.shape[0], out[0], out[1], try checked(Sizes.product([window[0], window[1], x.shape[3]]))])
         case .unpatches(let window, let strides, let dilations, let lo, let hi, let image):
             try arity(1)
             let x = t[0]
             guard x.rank == 4, [window, strides, dilations, lo, hi, image].allSatisfy({ $0.count == 2 }),
-                  !(window + strides + dilations + image).contains(where: { $0 < 1 }), x.shape[3] % (window[0] * window[1]) == 0 else {
+                  !(window + strides + dilations + image).contains(where: { $0 < 1 }), let taps = Sizes.product(window[0], window[1]),
+                  x.shape[3] % taps == 0 else {
                 throw fail("needs [N, OH, OW, KH*KW*C] patches and 2-element window, strides, dilations, paddings and image size")
             }
             for d in 0..<2 {
-                let span = image[d] + lo[d] + hi[d] - ((window[d] - 1) * dilations[d] + 1)
+                let span = try span(image[d], lo[d], hi[d], window: window[d], dilation: dilations[d])
                 if span < 0 || span / strides[d] + 1 != x.shape[d + 1] {
                     throw fail("patches of \(x.shape[d + 1]) positions do not come from an image dimension of \(image[d])")
                 }
             }
-            return TensorType(x.dtype, [x.shape[0], image[0], image[1], x.shape[3] / (window[0] * window[1])])
+            return TensorType(x.dtype, [x.shape[0], image[0], image[1], x.shape[3] / taps])
         case .random(let kind, let d, let shape, _):
             try arity(1)
             guard t[0] == TensorType(.int64, []) else { throw fail("operand must be the i64 run counter") }
             if kind == .bits ? d != .int64 : !d.isFloatingPoint { throw fail("\(kind.rawValue) cannot produce \(d)") }
+            if shape.contains(where: { $0 < 0 }) { throw fail("result shape \(shape) has a negative dimension") }
             return TensorType(d, shape)
         case .varRead:
             try arity(1)
@@ -209,6 +221,17 @@ extension Op {
             try arity(2)
             if t[0] != t[1] { throw fail("value type must equal the variable's type") }
             return nil
+        case .check(let c):
+            try arity(1)
+            guard [.int32, .int64, .uint8].contains(t[0].dtype) else { throw fail("needs an integer operand") }
+            switch c.kind {
+            case .index(let bounds):
+                guard bounds.count == 1 || (t[0].rank > 0 && bounds.count == t[0].shape.last!), bounds.allSatisfy({ $0 >= 0 }) else {
+                    throw fail("bounds \(bounds) must be one non-negative bound or one per position of the last dimension")
+                }
+            case .below, .nonzero: break
+            }
+            return t[0]
         }
     }
 }

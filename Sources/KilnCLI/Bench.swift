@@ -157,9 +157,9 @@ enum Bench {
                      fusionApplies: fs.lastRunSummary?.kernels != us.lastRunSummary?.kernels)
     }
 
-    static func filled(_ shape: [Int], _ k: Int = 1) -> Tensor {
+    static func filled(_ shape: [Int], _ k: Int = 1) throws -> Tensor {
         let n = shape.reduce(1, *)
-        return Tensor(shape: shape, scalars: (0..<n).map { Float(($0 &* 7 &+ k) % 13) * 0.05 - 0.3 })
+        return try Tensor(shape: shape, scalars: (0..<n).map { Float(($0 &* 7 &+ k) % 13) * 0.05 - 0.3 })
     }
 
     static func matmul1024(_ reps: Int) throws -> Result {
@@ -183,7 +183,7 @@ enum Bench {
                 let b = fed ? try g.placeholder(.float32, shape: [2, 1], name: "b") : try g.constant([[2], [2]] as [[Float]])
                 let p = try g.matmul(a, b)
                 let s = try Session(graph: g, config: config)
-                let feeds: [Output: Tensor] = fed ? [a: Tensor(shape: [1, 2], scalars: [3, 3] as [Float]), b: Tensor(shape: [2, 1], scalars: [2, 2] as [Float])] : [:]
+                let feeds: [Output: Tensor] = fed ? [a: try Tensor(shape: [1, 2], scalars: [3, 3] as [Float]), b: try Tensor(shape: [2, 1], scalars: [2, 2] as [Float])] : [:]
                 return (s, { _ = try s.run(p, feeds: feeds) })
             }
             return result(fed ? "matmul_small_fed" : "matmul_small", timed, note: "per Session.run")
@@ -193,7 +193,7 @@ enum Bench {
     /// y = tanh(x*0.5 + 1) * x - 0.25*x*x over 16M float32: one read and one write of 64 MiB.
     static func eltwiseChain(_ reps: Int) throws -> [Result] {
         let n = 16 << 20
-        let x0 = filled([n])
+        let x0 = try filled([n])
         return try [false, true].map { (fed: Bool) -> Result in
             let timed = try both(max(5, reps / 2)) { config in
                 let g = Graph()
@@ -240,8 +240,8 @@ enum Bench {
         return (g, x, y, train)
     }
 
-    static func mlpFeeds(_ x: Output, _ y: Output) -> [Output: Tensor] {
-        [x: filled([128, 784], 3), y: Tensor(shape: [128], scalars: (0..<128).map { Int64($0 % 10) })]
+    static func mlpFeeds(_ x: Output, _ y: Output) throws -> [Output: Tensor] {
+        [x: try filled([128, 784], 3), y: try Tensor(shape: [128], scalars: (0..<128).map { Int64($0 % 10) })]
     }
 
     static func mlp(_ reps: Int) throws -> [Result] {
@@ -250,7 +250,7 @@ enum Bench {
                 let (g, x, y, train) = try mlpGraph(adam: adam)
                 let s = try Session(graph: g, config: config)
                 try s.run(g.globalVariablesInitializer())
-                let feeds = mlpFeeds(x, y)
+                let feeds = try mlpFeeds(x, y)
                 return (s, { try s.run(train, feeds: feeds) })
             }
             return result(adam ? "mlp_adam_step" : "mlp_sgd_step", timed, note: adam ? "" : "TF1 1.0-1.4 ms, JAX 0.65-1.0 ms")
@@ -286,7 +286,7 @@ enum Bench {
             }
             let s = try Session(graph: g, config: config)
             try s.run(g.globalVariablesInitializer())
-            let feeds = [images: filled([256, 8, 8, 1])]
+            let feeds = [images: try filled([256, 8, 8, 1])]
             return (s, { _ = try s.run(logits, feeds: feeds) })
         }
         return result("cnn_infer", timed, note: "batch 256")

@@ -80,6 +80,12 @@ public struct KernelPlan: Sendable {
     /// grey 8x8 image against 16 filters is 9K: one product over all images is faster).
     public static let perImageMinimumWork = 1 << 16
     public var arenaBytes = 0
+    /// The checks compiled code evaluates (`Op.check`), in body order: check `checks[s]` records
+    /// its fault as site s + 1.
+    public var checks: [Int] = []
+    /// Arena offset of the run's fault record (`kiln_fault`, 64 bytes), when there are checks.
+    public var faultRecord: Int?
+    public static let faultRecordBytes = 64
 
     /// Constants with at most this many elements are emitted into the code as immediates.
     public static let immediateConstantLimit = 16
@@ -192,14 +198,12 @@ public struct KernelPlan: Sendable {
         // Which inline values a kernel evaluates, and through which index maps.
         func inlineTree(_ root: Int, _ visit: (Int, Bool) -> Void) {
             func walk(_ v: Int, _ remapped: Bool) {
+                // An index map (any op but elementwise ones and reshapes: broadcast, transpose,
+                // slice, gather, ...) reads its operands at other positions than its own.
+                let r = remapped || !(inst[v].map { $0.op.isElementwise || $0.op.isReshape || $0.op == .varWrite } ?? true)
                 for o in inst[v]?.operands ?? [] {
                     guard let oi = inst[o], materialized[o] == nil, oi.op.producesValue else { continue }
                     if case .constant = oi.op { continue }
-                    var r = remapped
-                    switch oi.op {
-                    case .broadcast, .transpose: r = true
-                    default: break
-                    }
                     visit(o, r)
                     if oi.op != .varRead { walk(o, r) }
                 }
@@ -220,6 +224,15 @@ public struct KernelPlan: Sendable {
             }
             if conflict { materialized[value] = "reads the variable it overwrites through an index map" }
         }
+
+        // A check is found before a variable is written, never halfway through the write: a
+        // check the write's loop would evaluate gets a kernel of its own, which runs first, and
+        // the entry stops at the first kernel that records a fault.
+        var checksInWrites: [Int] = []
+        for i in f.body where i.op == .varWrite {
+            inlineTree(i.id) { v, _ in if case .check? = inst[v]?.op { checksInWrites.append(v) } }
+        }
+        for v in checksInWrites { materialized[v] = "a failed check must stop the run before the variable is written" }
 
         // A read used after a write of the same variable must copy before the write.
         var changed = true
@@ -299,6 +312,11 @@ public struct KernelPlan: Sendable {
             }
             if let slot = resultSlot[i.id] { storage[i.id] = .result(slot); continue }
             storage[i.id] = .arena(offset: allocate(i.type!.byteCount, until: lastUse[i.id] ?? p))
+        }
+        checks = f.body.filter { if case .check = $0.op { return true } else { return false } }.map(\.id)
+        if !checks.isEmpty {
+            faultRecord = top
+            top += Self.faultRecordBytes
         }
         arenaBytes = top
     }

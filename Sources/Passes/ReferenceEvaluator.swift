@@ -9,7 +9,9 @@ public enum ReferenceEvaluator {
     /// Runs `f` with one tensor per parameter (feeds and variables alike). Returns the results and
     /// the parameter tensors after the run, so variable writes are visible.
     public static func run(_ f: Function, parameters: [Tensor]) throws -> (results: [Tensor], parameters: [Tensor]) {
-        precondition(parameters.count == f.params.count)
+        guard parameters.count == f.params.count else {
+            throw KilnError.invalidArgument("'\(f.name)' takes \(f.params.count) parameter(s), got \(parameters.count)")
+        }
         var env: [Int: Tensor] = [:]
         var params = parameters
         for (i, p) in parameters.enumerated() { env[i] = p }
@@ -35,66 +37,81 @@ public enum ReferenceEvaluator {
         case .varRead: return x[0]
         case .varWrite: throw KilnError.internalError("var.write has no value")
         case .unary(let u):
-            return map(type, x) { unary(u, $0[0], x[0].dtype) }
+            return try map(type, x) { unary(u, $0[0], x[0].dtype) }
         case .binary(let b):
-            return map(type, x) { binary(b, $0[0], $0[1], x[0].dtype) }
+            return try map(type, x) { binary(b, $0[0], $0[1], x[0].dtype) }
         case .compare(let c):
-            return map(type, x) { .b(compare(c, $0[0], $0[1])) }
+            return try map(type, x) { .b(compare(c, $0[0], $0[1])) }
         case .select:
-            return map(type, x) { v in
+            return try map(type, x) { v in
                 if case .b(true) = v[0] { return v[1] }
                 return v[2]
             }
         case .cast:
             return try x[0].converted(to: type.dtype)
         case .reshape(let shape):
-            return x[0].reshaped(to: shape)
+            return try x[0].reshaped(to: shape)
         case .broadcast(_, let dims):
-            return gather(type, x[0]) { out in
+            return try gather(type, x[0]) { out in
                 dims.enumerated().map { i, d in x[0].shape[i] == 1 ? 0 : out[d] }
             }
         case .transpose(let perm):
-            return gather(type, x[0]) { out in
+            return try gather(type, x[0]) { out in
                 var idx = [Int](repeating: 0, count: perm.count)
                 for (i, p) in perm.enumerated() { idx[p] = out[i] }
                 return idx
             }
         case .reduce(let r, let axes):
-            return reduce(r, axes, x[0], type)
+            return try reduce(r, axes, x[0], type)
         case .dot(let ta, let tb):
-            return dot(x[0], x[1], ta, tb, type)
+            return try dot(x[0], x[1], ta, tb, type)
         case .iota(let d, _, let axis):
-            var out = Tensor(zeros: d, shape: type.shape)
+            var out = try Tensor(zeros: d, shape: type.shape)
             for i in 0..<type.elementCount {
                 let v = multiIndex(i, type.shape)[axis]
-                out.setElement(d.isFloatingPoint ? .f(Double(v)) : .i(Int64(v)), at: i)
+                try out.setElement(d.isFloatingPoint ? .f(Double(v)) : .i(Int64(v)), at: i)
             }
             return out
         case .slice(let start, let strides, _):
-            return gather(type, x[0]) { out in out.indices.map { start[$0] + out[$0] * strides[$0] } }
+            return try gather(type, x[0]) { out in out.indices.map { start[$0] + out[$0] * strides[$0] } }
         case .pad(let low, _, let mode):
-            return padded(x[0], x[1], low, mode, type)
+            return try padded(x[0], x[1], low, mode, type)
         case .concat(let axis):
-            return concat(x, axis, type)
+            return try concat(x, axis, type)
         case .gather(let axis, let batchDims):
-            return gatherAxis(x[0], x[1], axis, batchDims, type)
+            return try gatherAxis(x[0], x[1], axis, batchDims, type)
         case .argReduce(let a, let axis, _):
-            return argReduce(a, axis, x[0], type)
+            return try argReduce(a, axis, x[0], type)
         case .reduceWindow(let r, let window, let strides, let lo, _):
-            return reduceWindow(r, window, strides, lo, x[0], type)
+            return try reduceWindow(r, window, strides, lo, x[0], type)
         case .patches(let window, let strides, let dilations, let lo, _):
-            return patches(x[0], window, strides, dilations, lo, type)
+            return try patches(x[0], window, strides, dilations, lo, type)
         case .unpatches(let window, let strides, let dilations, let lo, _, _):
-            return unpatches(x[0], window, strides, dilations, lo, type)
+            return try unpatches(x[0], window, strides, dilations, lo, type)
         case .random(let kind, let d, _, let seed):
-            return random(kind, d, seed, counter: x[0].scalar(as: Int64.self), type)
+            return try random(kind, d, seed, counter: try x[0].scalar(as: Int64.self), type)
+        case .check(let c):
+            try check(c, x[0])
+            return x[0]
+        }
+    }
+
+    /// Throws the check's error for the first element (row-major) that fails it, as compiled
+    /// code reports the first offending position.
+    public static func check(_ c: Check, _ x: Tensor) throws {
+        let last = x.shape.last ?? 1
+        for i in 0..<x.elementCount {
+            guard case .i(let v) = x.element(at: i) else { continue }
+            if !c.kind.passes(v, last: x.rank == 0 ? 0 : i % max(last, 1)) {
+                throw c.error(position: i, value: v, shape: x.shape)
+            }
         }
     }
 
     // MARK: index maps and windows
 
-    static func padded(_ x: Tensor, _ border: Tensor, _ low: [Int], _ mode: PadMode, _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func padded(_ x: Tensor, _ border: Tensor, _ low: [Int], _ mode: PadMode, _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         let xs = strides(x.shape)
         for i in 0..<type.elementCount {
             var src = 0, inside = true
@@ -102,7 +119,7 @@ public enum ReferenceEvaluator {
                 guard let k = padSource(o - low[d], x.shape[d], mode) else { inside = false; break }
                 src += k * xs[d]
             }
-            out.setElement(inside ? x.element(at: src) : border.element(at: 0), at: i)
+            try out.setElement(inside ? x.element(at: src) : border.element(at: 0), at: i)
         }
         return out
     }
@@ -117,20 +134,20 @@ public enum ReferenceEvaluator {
         }
     }
 
-    static func concat(_ xs: [Tensor], _ axis: Int, _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func concat(_ xs: [Tensor], _ axis: Int, _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         for i in 0..<type.elementCount {
             var idx = multiIndex(i, type.shape)
             var k = 0
             while idx[axis] >= xs[k].shape[axis] { idx[axis] -= xs[k].shape[axis]; k += 1 }
             let src = zip(idx, strides(xs[k].shape)).reduce(0) { $0 + $1.0 * $1.1 }
-            out.setElement(xs[k].element(at: src), at: i)
+            try out.setElement(xs[k].element(at: src), at: i)
         }
         return out
     }
 
-    static func gatherAxis(_ p: Tensor, _ indices: Tensor, _ axis: Int, _ batchDims: Int, _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func gatherAxis(_ p: Tensor, _ indices: Tensor, _ axis: Int, _ batchDims: Int, _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         let ps = strides(p.shape), isStrides = strides(indices.shape)
         let idxRank = indices.rank - batchDims
         for i in 0..<type.elementCount {
@@ -140,13 +157,13 @@ public enum ReferenceEvaluator {
             let k = Int(indices.element(at: zip(idxPos, isStrides).reduce(0) { $0 + $1.0 * $1.1 }).asDouble)
             guard k >= 0 && k < p.shape[axis] else { continue }
             let src = Array(o.prefix(axis)) + [k] + Array(o.dropFirst(axis + idxRank))
-            out.setElement(p.element(at: zip(src, ps).reduce(0) { $0 + $1.0 * $1.1 }), at: i)
+            try out.setElement(p.element(at: zip(src, ps).reduce(0) { $0 + $1.0 * $1.1 }), at: i)
         }
         return out
     }
 
-    static func argReduce(_ a: ArgReduceOp, _ axis: Int, _ x: Tensor, _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func argReduce(_ a: ArgReduceOp, _ axis: Int, _ x: Tensor, _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         let xs = strides(x.shape)
         for i in 0..<type.elementCount {
             var idx = multiIndex(i, type.shape)
@@ -157,13 +174,13 @@ public enum ReferenceEvaluator {
                 let v = x.element(at: base + k * xs[axis])
                 if compare(a == .argmax ? .gt : .lt, v, best) { best = v; bestK = k }
             }
-            out.setElement(.i(Int64(bestK)), at: i)
+            try out.setElement(.i(Int64(bestK)), at: i)
         }
         return out
     }
 
-    static func reduceWindow(_ r: ReduceOp, _ window: [Int], _ strideBy: [Int], _ lo: [Int], _ x: Tensor, _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func reduceWindow(_ r: ReduceOp, _ window: [Int], _ strideBy: [Int], _ lo: [Int], _ x: Tensor, _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         let xs = strides(x.shape)
         let windowCount = window.reduce(1, *)
         for i in 0..<type.elementCount {
@@ -183,13 +200,13 @@ public enum ReferenceEvaluator {
                 let op = r.combiner
                 acc = binary(op, a, v, x.dtype)
             }
-            out.setElement(acc ?? .f(0), at: i)
+            try out.setElement(acc ?? .f(0), at: i)
         }
         return out
     }
 
-    static func patches(_ x: Tensor, _ window: [Int], _ strideBy: [Int], _ dil: [Int], _ lo: [Int], _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func patches(_ x: Tensor, _ window: [Int], _ strideBy: [Int], _ dil: [Int], _ lo: [Int], _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         let (h, w, c) = (x.shape[1], x.shape[2], x.shape[3])
         for i in 0..<type.elementCount {
             let o = multiIndex(i, type.shape)
@@ -197,13 +214,13 @@ public enum ReferenceEvaluator {
             let (kw, ci) = (rest / c, rest % c)
             let y = o[1] * strideBy[0] + kh * dil[0] - lo[0], xx = o[2] * strideBy[1] + kw * dil[1] - lo[1]
             guard y >= 0 && y < h && xx >= 0 && xx < w else { continue }
-            out.setElement(x.element(at: ((o[0] * h + y) * w + xx) * c + ci), at: i)
+            try out.setElement(x.element(at: ((o[0] * h + y) * w + xx) * c + ci), at: i)
         }
         return out
     }
 
-    static func unpatches(_ p: Tensor, _ window: [Int], _ strideBy: [Int], _ dil: [Int], _ lo: [Int], _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func unpatches(_ p: Tensor, _ window: [Int], _ strideBy: [Int], _ dil: [Int], _ lo: [Int], _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         let (h, w, c) = (type.shape[1], type.shape[2], type.shape[3])
         let (oh, ow, k) = (p.shape[1], p.shape[2], p.shape[3])
         var acc = [ScalarValue?](repeating: nil, count: type.elementCount)
@@ -218,7 +235,7 @@ public enum ReferenceEvaluator {
             acc[dst] = acc[dst].map { binary(.add, $0, v, p.dtype) } ?? v
         }
         _ = (oh, ow, k)
-        for (i, v) in acc.enumerated() { if let v { out.setElement(v, at: i) } }
+        for (i, v) in acc.enumerated() { if let v { try out.setElement(v, at: i) } }
         return out
     }
 
@@ -246,24 +263,24 @@ public enum ReferenceEvaluator {
         return (-2 * Glibc.log(u1)).squareRoot() * Glibc.cos(2 * Double.pi * u2)
     }
 
-    static func random(_ kind: RandomKind, _ d: DType, _ seed: UInt64, counter: Int64, _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: d, shape: type.shape)
+    static func random(_ kind: RandomKind, _ d: DType, _ seed: UInt64, counter: Int64, _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: d, shape: type.shape)
         let n = type.elementCount
         for i in 0..<n {
             let bits = randomBits(seed: seed, counter: counter, count: n, index: i)
             switch kind {
-            case .bits: out.setElement(.i(Int64(bitPattern: bits >> 1)), at: i)
+            case .bits: try out.setElement(.i(Int64(bitPattern: bits >> 1)), at: i)
             case .uniform:
-                out.setElement(.f(d == .float32 ? Double(bits >> 40) * 0x1p-24 : Double(bits >> 11) * 0x1p-53), at: i)
+                try out.setElement(.f(d == .float32 ? Double(bits >> 40) * 0x1p-24 : Double(bits >> 11) * 0x1p-53), at: i)
             case .normal:
-                out.setElement(.f(normal(bits)), at: i)
+                try out.setElement(.f(normal(bits)), at: i)
             case .truncatedNormal:
                 var v = normal(bits), k = 1
                 while Swift.abs(v) > 2 {
                     v = normal(randomBits(seed: seed, counter: counter, count: n, index: i, draw: k))
                     k += 1
                 }
-                out.setElement(.f(v), at: i)
+                try out.setElement(.f(v), at: i)
             }
         }
         return out
@@ -403,9 +420,9 @@ public enum ReferenceEvaluator {
 
     // MARK: structure
 
-    static func map(_ type: TensorType, _ x: [Tensor], _ f: ([ScalarValue]) -> ScalarValue) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
-        for i in 0..<type.elementCount { out.setElement(f(x.map { $0.element(at: i) }), at: i) }
+    static func map(_ type: TensorType, _ x: [Tensor], _ f: ([ScalarValue]) -> ScalarValue) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
+        for i in 0..<type.elementCount { try out.setElement(f(x.map { $0.element(at: i) }), at: i) }
         return out
     }
 
@@ -426,12 +443,12 @@ public enum ReferenceEvaluator {
     }
 
     /// out[i] = x[source(i)] for an index map.
-    static func gather(_ type: TensorType, _ x: Tensor, _ source: ([Int]) -> [Int]) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func gather(_ type: TensorType, _ x: Tensor, _ source: ([Int]) -> [Int]) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         let xs = strides(x.shape)
         for i in 0..<type.elementCount {
             let src = zip(source(multiIndex(i, type.shape)), xs).reduce(0) { $0 + $1.0 * $1.1 }
-            out.setElement(x.element(at: src), at: i)
+            try out.setElement(x.element(at: src), at: i)
         }
         return out
     }
@@ -442,8 +459,8 @@ public enum ReferenceEvaluator {
     /// float32 copies of 1.5 sum to exactly 100,663,296 (a float32 running sum stops at 2^25).
     /// Integer sums wrap, which is the same in any order; products, max and min combine in order
     /// with the dtype's own rounding, as compiled code does.
-    static func reduce(_ r: ReduceOp, _ axes: [Int], _ x: Tensor, _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func reduce(_ r: ReduceOp, _ axes: [Int], _ x: Tensor, _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         let xs = strides(x.shape)
         let reducedAxes = axes.sorted(), keptAxes = (0..<x.rank).filter { !axes.contains($0) }
         let rShape = reducedAxes.map { x.shape[$0] }, rStrides = reducedAxes.map { xs[$0] }
@@ -499,7 +516,7 @@ public enum ReferenceEvaluator {
                 walk(base, 0, count) { acc = binary(r.combiner, acc, x.element(at: $0), x.dtype) }
                 value = acc
             }
-            out.setElement(value, at: o)
+            try out.setElement(value, at: o)
         }
         return out
     }
@@ -517,8 +534,8 @@ public enum ReferenceEvaluator {
         }
     }
 
-    static func dot(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, _ type: TensorType) -> Tensor {
-        var out = Tensor(zeros: type.dtype, shape: type.shape)
+    static func dot(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, _ type: TensorType) throws -> Tensor {
+        var out = try Tensor(zeros: type.dtype, shape: type.shape)
         let r = a.rank
         let (m, n) = (type.shape[r - 2], type.shape[r - 1])
         let k = ta ? a.shape[r - 2] : a.shape[r - 1]
@@ -539,7 +556,7 @@ public enum ReferenceEvaluator {
                         default: acc = binary(.add, acc, binary(.mul, av, bv, a.dtype), a.dtype)
                         }
                     }
-                    out.setElement(acc, at: bi * m * n + i * n + j)
+                    try out.setElement(acc, at: bi * m * n + i * n + j)
                 }
             }
         }

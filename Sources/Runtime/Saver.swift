@@ -33,9 +33,9 @@ public final class Saver: @unchecked Sendable {
 
     /// Seconds since 1970; tests substitute a clock to exercise keepCheckpointEveryNHours.
     var clock: () -> Double = { Date().timeIntervalSince1970 }
-    /// Runs when a checkpoint's files are complete but not yet renamed into place: tests make
-    /// it throw to check that a failed save leaves the previous checkpoint intact.
-    var beforeCommit: (() throws -> Void)?
+    /// Runs at each step of a save's commit: tests make it throw to check that a failed or
+    /// killed save leaves the previous checkpoint and state intact, or the new ones complete.
+    var commitHook: CheckpointCommit.Hook?
 
     /// A saver for `varList` (default: every global variable), keyed by variable op name.
     public convenience init(graph: Graph, varList: [Variable]? = nil, maxToKeep: Int = 5,
@@ -181,8 +181,9 @@ public final class Saver: @unchecked Sendable {
     /// given), writes the MetaGraphDef beside it (`.meta`) unless told not to, records it in the
     /// directory's `checkpoint` file and deletes checkpoints beyond `maxToKeep`.
     ///
-    /// Every file is written under a temporary name and renamed when complete, the state file
-    /// last, so a failure at any point leaves the previous checkpoint and state readable.
+    /// All of it is one atomic commit (CheckpointCommit): the new files are complete under
+    /// temporary names before any is renamed, and a failure or a kill at any point leaves either
+    /// the previous checkpoints and state or the new ones, never a mixture.
     /// - Returns: the checkpoint's prefix.
     @discardableResult
     public func save(_ session: Session, prefix: String, globalStep: Int? = nil, writeMetaGraph: Bool = true,
@@ -199,15 +200,30 @@ public final class Saver: @unchecked Sendable {
             }
             tensors.append((key: key, tensor: t))
         }
-        try CheckpointWriter.write(tensors, prefix: path, beforeCommit: { try beforeCommit?() })
-        if writeMetaGraph { try exportMetaGraph(to: path + ".meta") }
+        var files = try CheckpointWriter.temporaries(tensors, prefix: path)
+        if writeMetaGraph {
+            files.append(try AtomicFile.complete([UInt8](try graph.serializedMetaGraph(saverDef: saverDef)), path: path + ".meta"))
+        }
 
+        // The bookkeeping changes only once the commit succeeds.
         let directory = (path as NSString).deletingLastPathComponent
-        recordLastCheckpoint(path)
-        let all = maxToKeep == 0 ? [path] : lastCheckpoints.map(\.path)
-        try CheckpointState(modelCheckpointPath: path, allModelCheckpointPaths: all)
-            .write(directory: directory.isEmpty ? "." : directory, filename: latestFilename)
-        deleteOldCheckpoints()
+        var last = lastCheckpoints, queue = toBeDeleted
+        recordLastCheckpoint(path, in: &last, evicting: &queue)
+        let all = maxToKeep == 0 ? [path] : last.map(\.path)
+        files.append(try CheckpointState(modelCheckpointPath: path, allModelCheckpointPaths: all)
+            .temporaryFile(directory: directory.isEmpty ? "." : directory, filename: latestFilename))
+        var next = nextPreservedTime
+        let removals = oldCheckpointFiles(queue, nextPreservedTime: &next)
+        // Checkpoints adopted from another directory (recoverLastCheckpoints) are deleted after the commit.
+        let here = removals.filter { ($0 as NSString).deletingLastPathComponent == directory }
+        try CheckpointCommit.commit(files, removing: here, name: path, hook: commitHook)
+        lastCheckpoints = last
+        toBeDeleted = []
+        nextPreservedTime = next
+        // Like TensorFlow, a file that cannot be removed is left behind, not an error.
+        for file in removals where (file as NSString).deletingLastPathComponent != directory {
+            try? FileManager.default.removeItem(atPath: file)
+        }
         return path
     }
 
@@ -219,27 +235,27 @@ public final class Saver: @unchecked Sendable {
 
     /// TensorFlow's _RecordLastCheckpoint: a path saved again moves to the end; the oldest beyond
     /// `maxToKeep` is queued for deletion.
-    private func recordLastCheckpoint(_ path: String) {
+    private func recordLastCheckpoint(_ path: String, in last: inout [(path: String, time: Double)],
+                                      evicting queue: inout [(path: String, time: Double)]) {
         guard maxToKeep > 0 else { return }
-        lastCheckpoints.removeAll { $0.path == path }
-        lastCheckpoints.append((path: path, time: clock()))
-        if lastCheckpoints.count > maxToKeep { toBeDeleted.append(lastCheckpoints.removeFirst()) }
+        last.removeAll { $0.path == path }
+        last.append((path: path, time: clock()))
+        if last.count > maxToKeep { queue.append(last.removeFirst()) }
     }
 
-    /// TensorFlow's _MaybeDeleteOldCheckpoints: deletes the queued checkpoints' files, except one
-    /// per `keepCheckpointEveryNHours`, which stays on disk (no longer tracked).
-    private func deleteOldCheckpoints() {
-        while !toBeDeleted.isEmpty {
-            let (path, time) = toBeDeleted.removeFirst()
-            if time > nextPreservedTime {
-                nextPreservedTime += keepCheckpointEveryNHours * 3600
+    /// TensorFlow's _MaybeDeleteOldCheckpoints: the files of the queued checkpoints (index first,
+    /// so a checkpoint stops existing before its data goes), except one per
+    /// `keepCheckpointEveryNHours`, which stays on disk (no longer tracked).
+    private func oldCheckpointFiles(_ queue: [(path: String, time: Double)], nextPreservedTime next: inout Double) -> [String] {
+        var files: [String] = []
+        for (path, time) in queue {
+            if time > next {
+                next += keepCheckpointEveryNHours * 3600
                 continue
             }
-            // Like TensorFlow, a file that cannot be removed is left behind, not an error.
-            for file in CheckpointPaths.existingFiles(prefix: path) + [path + ".meta"] {
-                try? FileManager.default.removeItem(atPath: file)
-            }
+            files += CheckpointPaths.existingFiles(prefix: path) + [path + ".meta"]
         }
+        return files
     }
 
     /// Adopts checkpoints written earlier (by another process, say) so `maxToKeep` counts and

@@ -85,8 +85,8 @@ public final class Session: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if closed { throw KilnError(.cancelled, "Attempted to use a closed Session.") }
-        var copy = Tensor(zeros: t.dtype, shape: t.shape)
-        copy.withUnsafeMutableBytes { dst in t.withUnsafeBytes { dst.copyMemory(from: $0) } }
+        var copy = try Tensor(zeros: t.dtype, shape: t.shape)
+        try copy.withUnsafeMutableBytes { dst in t.withUnsafeBytes { dst.copyMemory(from: $0) } }
         variables[variable] = t.dtype == .string ? t : copy
     }
 
@@ -144,6 +144,9 @@ public final class Session: @unchecked Sendable {
             }
             if !Shape(t.shape).isCompatible(with: o.shape) {
                 throw KilnError.invalidArgument("Cannot feed value of shape \(Shape(t.shape)) for Tensor '\(o.name)', which has shape \(o.shape)")
+            }
+            if t.byteCount > config.memoryLimit {
+                throw KilnError.resourceExhausted("Cannot feed value of shape \(Shape(t.shape)) (\(t.byteCount) bytes) for Tensor '\(o.name)': above the memory limit of \(config.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
             }
         }
         // A fetched tensor that is fed (or was computed on the host) is answered directly; this
@@ -222,15 +225,17 @@ public final class Session: @unchecked Sendable {
         let n = step.lowered.feeds.count + step.lowered.variables.count
         return try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(n, 1)) { inputs in
             for (k, t) in feeds.enumerated() { inputs[k] = t.buffer.pointer }
+            var created: [KilnFrontend.Operation] = []
             for (k, v) in step.lowered.variables.enumerated() {
                 if variables[v] == nil {
+                    created.append(v)
                     if step.lowered.readBeforeWrite.contains(v) && !step.lowered.autoInitialized.contains(v) {
                         throw KilnError.failedPrecondition("Attempting to use uninitialized value \(v.name)")
                     }
                     let t = exe.function.params[feeds.count + k].type
-                    variables[v] = Tensor(zeros: t.dtype, shape: t.shape)
+                    variables[v] = try Tensor(zeros: t.dtype, shape: t.shape)
                 }
-                inputs[feeds.count + k] = variables[v]!.withUnsafeMutableBytes { $0.baseAddress }
+                inputs[feeds.count + k] = try variables[v]!.withUnsafeMutableBytes { $0.baseAddress }
             }
             let pool = step.results
             if pool.buffers.count != exe.resultTypes.count { pool.buffers = Array(repeating: nil, count: exe.resultTypes.count) }
@@ -238,12 +243,19 @@ public final class Session: @unchecked Sendable {
             results.reserveCapacity(exe.resultTypes.count)
             for (k, t) in exe.resultTypes.enumerated() {
                 // Reuse last run's buffer when nobody else holds it (and it is not also result j < k).
-                if !isKnownUniquelyReferenced(&pool.buffers[k]) { pool.buffers[k] = TensorBuffer(byteCount: t.byteCount) }
-                results.append(Tensor(dtype: t.dtype, shape: t.shape, buffer: pool.buffers[k]!))
+                if !isKnownUniquelyReferenced(&pool.buffers[k]) { pool.buffers[k] = try TensorBuffer(byteCount: t.byteCount) }
+                results.append(try Tensor(dtype: t.dtype, shape: t.shape, buffer: pool.buffers[k]!))
             }
-            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(results.count, 1)) { outputs in
+            try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(results.count, 1)) { outputs in
                 for (k, r) in results.enumerated() { outputs[k] = r.buffer.pointer }
-                withExtendedLifetime(feeds) { exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
+                do {
+                    try withExtendedLifetime(feeds) { try exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
+                } catch {
+                    // A failed check stops the run before any later kernel: a variable this run
+                    // would have initialised is still uninitialised, as in TensorFlow.
+                    for v in created { variables[v] = nil }
+                    throw error
+                }
             }
             return results
         }
@@ -259,7 +271,8 @@ public final class Session: @unchecked Sendable {
         try Placement.check(ops, config: config)
         let name = "step\(compileCount + 1)"
         var lowered = try Lowering.lower(fetches: fetches, feeds: feeds, targets: targets, name: name, sessionSeed: sessionSeed,
-                                         evaluator: { op, operands in try ReferenceEvaluator.evaluate(op, operands) })
+                                         evaluator: { op, operands in try ReferenceEvaluator.evaluate(op, operands) },
+                                         memoryLimit: config.memoryLimit)
         let level = debugLevel
         var pm = PassManager.standard(afterEach: level >= 3 ? { pass, f in Debug.log("IR after \(pass):\n\(Printer.print(f))") } : nil)
         if level >= 3 { Debug.log("IR after lowering:\n\(Printer.print(lowered.function))") }
@@ -268,7 +281,7 @@ public final class Session: @unchecked Sendable {
         pm.afterEach = nil
         let t1 = DispatchTime.now()
         let exe = try CPUCompiler.compile(lowered.function, options: CPUCompileOptions(keepLLVMIR: level >= 4, keepAssembly: level >= 5, profile: level >= 2,
-                                                                                  fuse: config.fusion))
+                                                                                  fuse: config.fusion, memoryLimit: config.memoryLimit))
         compileCount += 1
         if level >= 1 {
             let plan = exe.plan

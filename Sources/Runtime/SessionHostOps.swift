@@ -15,7 +15,7 @@ extension Session {
         case "ReportUninitializedVariables":
             let initialized = Set(variables.keys.map(\.name))
             let missing = (op.attrs["var_names"]?.stringList ?? []).filter { !initialized.contains($0) }
-            return [Tensor(shape: [missing.count], strings: missing.map { Array($0.utf8) })]
+            return [try Tensor(shape: [missing.count], strings: missing.map { Array($0.utf8) })]
         case "VarIsInitializedOp", "IsVariableInitialized":
             guard let variable = op.inputs[0].underlyingVariable else {
                 throw KilnError.invalidArgument("input 0 of '\(op.name)' (op: \(op.type)) must be a variable, got '\(op.inputs[0].name)'")

@@ -11,7 +11,7 @@ final class JITAgainstReferenceTests: XCTestCase {
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
         let exe = try CPUCompiler.compile(f)
         var jitParams = params
-        let got = exe.run(&jitParams)
+        let got = try exe.run(&jitParams)
         let (want, wantParams) = try ReferenceEvaluator.run(f, parameters: params)
         for (g, w) in zip(got + jitParams, want + wantParams) {
             XCTAssertEqual(g.dtype, w.dtype, file: file, line: line)
@@ -76,8 +76,8 @@ final class VectorizationTests: XCTestCase {
         let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(keepLLVMIR: true))
         let ir = try XCTUnwrap(exe.stats.llvmIR)
         XCTAssertTrue(ir.contains("x float>"), "no vector instructions in:\n\(ir)")
-        var params = [Tensor(shape: [4096], scalars: (0..<4096).map { Float($0 % 10) })]
-        let got = exe.run(&params)[0].scalar(as: Float.self)
+        var params = [try Tensor(shape: [4096], scalars: (0..<4096).map { Float($0 % 10) })]
+        let got = try exe.run(&params)[0].scalar(as: Float.self)
         let want = (0..<4096).reduce(Float(0)) { $0 + Float($1 % 10) * 1.5 }
         XCTAssertEqual(got, want, accuracy: want * 1e-6)
     }

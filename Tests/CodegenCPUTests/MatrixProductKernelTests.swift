@@ -131,12 +131,12 @@ final class DescentStepProductTests: XCTestCase {
                 let exe = try CPUCompiler.compile(f)
                 XCTAssertNotNil(exe.plan.accumulatedProducts.values.first, "m=\(m) n=\(n) k=\(k)")
                 func seq(_ count: Int, _ s: Int) -> [Float] { (0..<count).map { Float(($0 * 29 + s) % 83) / 83 - 0.5 } }
-                let params = [Tensor(shape: [m, n], scalars: seq(m * n, 1)), Tensor(shape: a, scalars: seq(a[0] * a[1], 2)),
-                              Tensor(shape: b, scalars: seq(b[0] * b[1], 3)), Tensor(shape: [], scalars: [Float(0.25)])]
+                let params = [try Tensor(shape: [m, n], scalars: seq(m * n, 1)), try Tensor(shape: a, scalars: seq(a[0] * a[1], 2)),
+                              try Tensor(shape: b, scalars: seq(b[0] * b[1], 3)), try Tensor(shape: [], scalars: [Float(0.25)])]
                 var got = params
-                _ = exe.run(&got)
+                _ = try exe.run(&got)
                 let want = try ReferenceEvaluator.run(f, parameters: params).parameters
-                let (g, w) = (got[0].scalars(as: Float.self), want[0].scalars(as: Float.self))
+                let (g, w) = (try got[0].scalars(as: Float.self), try want[0].scalars(as: Float.self))
                 let worst = zip(g, w).map { abs($0 - $1) }.max()!
                 XCTAssertLessThan(worst, 1e-5, "ta=\(ta) tb=\(tb) m=\(m) n=\(n) k=\(k)")
             }

@@ -11,7 +11,7 @@ final class ParallelKernelTests: XCTestCase {
         try PassManager.standard().run(&f)
         let exe = try CPUCompiler.compile(f)
         var p = params
-        let got = exe.run(&p)
+        let got = try exe.run(&p)
         let want = try ReferenceEvaluator.run(f, parameters: params).results
         for (g, w) in zip(got, want) {
             XCTAssertEqual(g.shape, w.shape, file: file, line: line)
@@ -77,15 +77,15 @@ final class ShardedCompileTests: XCTestCase {
         """)
         try PassManager.standard().run(&f)
         func seq(_ n: Int, _ k: Int) -> [Float] { (0..<n).map { Float(($0 * 31 + k) % 97) / 97 - 0.5 } }
-        let params = [Tensor(shape: [64, 48], scalars: seq(64 * 48, 1)), Tensor(shape: [48, 40], scalars: seq(48 * 40, 2)),
-                      Tensor(shape: [256, 256], scalars: seq(256 * 256, 3))]
+        let params = [try Tensor(shape: [64, 48], scalars: seq(64 * 48, 1)), try Tensor(shape: [48, 40], scalars: seq(48 * 40, 2)),
+                      try Tensor(shape: [256, 256], scalars: seq(256 * 256, 3))]
         let want = try ReferenceEvaluator.run(f, parameters: params).results
         for shards in [1, 2, 3, 8] {
             let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(shards: shards))
             XCTAssertGreaterThanOrEqual(exe.plan.kernels.count, 6)
             XCTAssertEqual(exe.stats.shards, min(shards, exe.plan.kernels.count + (exe.plan.resultCopies.isEmpty ? 0 : 1)))
             var p = params
-            let got = exe.run(&p)
+            let got = try exe.run(&p)
             for (g, w) in zip(got, want) {
                 for i in 0..<w.elementCount {
                     let (x, y) = (g.double(at: i), w.double(at: i))

@@ -67,14 +67,14 @@ final class RandomGraphTests: XCTestCase {
         for seed in UInt64(1)...200 {
             var f = try randomFunction(seed)
             try PassManager.standard().run(&f)
-            let inputs = f.params.map { p in
-                Tensor(shape: p.type.shape, scalars: (0..<p.type.elementCount).map { Float(($0 * 29 + Int(seed)) % 17) / 8 - 1 })
+            let inputs = try f.params.map { p in
+                try Tensor(shape: p.type.shape, scalars: (0..<p.type.elementCount).map { Float(($0 * 29 + Int(seed)) % 17) / 8 - 1 })
             }
             let want = try ReferenceEvaluator.run(f, parameters: inputs).results
             for fuse in [true, false] {
                 let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(fuse: fuse))
                 var p = inputs
-                let got = exe.run(&p)
+                let got = try exe.run(&p)
                 for (g, w) in zip(got, want) {
                     let bad = g.shape != w.shape || (0..<w.elementCount).contains { abs(g.double(at: $0) - w.double(at: $0)) > 1e-5 * max(1, abs(w.double(at: $0))) }
                     if bad {

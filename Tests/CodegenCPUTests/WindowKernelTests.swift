@@ -18,9 +18,9 @@ final class WindowKernelTests: XCTestCase {
         }
     }
 
-    private func tensor(_ shape: [Int], period: Int = 5) -> Tensor {
+    private func tensor(_ shape: [Int], period: Int = 5) throws -> Tensor {
         let n = shape.reduce(1, *)
-        return Tensor(shape: shape, scalars: (0..<n).map { Float(($0 * 7 + $0 / 3) % period) - 2 })
+        return try Tensor(shape: shape, scalars: (0..<n).map { Float(($0 * 7 + $0 / 3) % period) - 2 })
     }
 
     func testArgmaxOverAShortInnerAxisKeepsTheFirstOfTies() throws {
@@ -73,8 +73,8 @@ final class PerImageProductTests: XCTestCase {
             """)
             try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
             XCTAssertEqual(KernelPlan(f).productsPerImage.count, 1)
-            let dy = Tensor(shape: [64, 6, 6, 32], scalars: (0..<73728).map { Float(($0 * 13) % 29) / 14 - 1 })
-            let w = Tensor(shape: transposeB ? [72, 32] : [32, 72], scalars: (0..<2304).map { Float(($0 * 7) % 31) / 15 - 1 })
+            let dy = try Tensor(shape: [64, 6, 6, 32], scalars: (0..<73728).map { Float(($0 * 13) % 29) / 14 - 1 })
+            let w = try Tensor(shape: transposeB ? [72, 32] : [32, 72], scalars: (0..<2304).map { Float(($0 * 7) % 31) / 15 - 1 })
             var params = [dy, w]
             let got = try CPUCompiler.compile(f).run(&params)[0]
             let want = try ReferenceEvaluator.run(f, parameters: [dy, w]).0[0]
@@ -102,9 +102,9 @@ final class SplitReductionTests: XCTestCase {
         XCTAssertEqual(KernelPlan(f).splitReductions.count, 3)
         var xs: [Float] = (0..<(64 * 64 * 24)).map { (i: Int) -> Float in Float((i * 31) % 61) / 30 - 1 }
         xs[5000] = .nan
-        let x = Tensor(shape: [64, 8, 8, 24], scalars: xs)
+        let x = try Tensor(shape: [64, 8, 8, 24], scalars: xs)
         let ns: [Int32] = (0..<(4096 * 12)).map { (i: Int) -> Int32 in Int32((i * 7) % 23) - 11 }
-        let n = Tensor(shape: [4096, 12], scalars: ns)
+        let n = try Tensor(shape: [4096, 12], scalars: ns)
         var params = [x, n]
         let got = try CPUCompiler.compile(f).run(&params)
         let want = try ReferenceEvaluator.run(f, parameters: [x, n]).0
@@ -145,7 +145,7 @@ final class BlockedPatchProductTests: XCTestCase {
             let xs: [Float] = (0..<(n * h * w * ch)).map { (i: Int) -> Float in Float((i * 13) % 29) / 14 - 1 }
             let ws: [Float] = (0..<(k * c.out)).map { (i: Int) -> Float in Float((i * 7) % 31) / 15 - 1 }
             let dys: [Float] = (0..<(rows * c.out)).map { (i: Int) -> Float in Float((i * 5) % 23) / 11 - 1 }
-            let params0 = [Tensor(shape: c.image, scalars: xs), Tensor(shape: [k, c.out], scalars: ws), Tensor(shape: [rows, c.out], scalars: dys)]
+            let params0 = [try Tensor(shape: c.image, scalars: xs), try Tensor(shape: [k, c.out], scalars: ws), try Tensor(shape: [rows, c.out], scalars: dys)]
             var params = params0
             let got = try CPUCompiler.compile(f).run(&params)
             let want = try ReferenceEvaluator.run(f, parameters: params0).0

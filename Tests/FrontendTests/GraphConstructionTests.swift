@@ -35,7 +35,7 @@ final class GraphConstructionTests: XCTestCase {
         XCTAssertEqual(cast.dtype, .int64)
         let filled = try g.constant(0.5 as Float, shape: [3, 3])
         XCTAssertEqual(filled.shape, Shape([3, 3]))
-        XCTAssertEqual(filled.op.attrs["value"]?.tensor?.scalars(as: Float.self), Array(repeating: 0.5, count: 9))
+        XCTAssertEqual(try filled.op.attrs["value"]?.tensor?.scalars(as: Float.self), Array(repeating: 0.5, count: 9))
         XCTAssertThrowsError(try g.constant([1, 2, 3] as [Float], shape: [2, 2]))
         XCTAssertThrowsError(try g.constant([[1, 2], [3]] as [[Float]])) { error in
             XCTAssertEqual((error as? KilnError)?.code, .invalidArgument)

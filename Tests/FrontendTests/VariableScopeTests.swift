@@ -191,7 +191,7 @@ final class VariableScopeTests: XCTestCase {
         let (scoped, explicit) = try g.variableScope("s", initializer: .constant(3)) {
             (try g.getVariable("a", shape: [2]), try g.getVariable("b", shape: [2], initializer: .ones))
         }
-        XCTAssertEqual(scoped.initialValue.op.attrs["value"]?.tensor?.scalars(as: Float.self), [3, 3])
+        XCTAssertEqual(try scoped.initialValue.op.attrs["value"]?.tensor?.scalars(as: Float.self), [3, 3])
         XCTAssertEqual(explicit.initialValue.op.name, "s/b/Initializer/ones")
         // Sub-scopes inherit the initializer.
         let inherited = try g.variableScope("s2", initializer: .zeros) { try g.variableScope("in") { try g.getVariable("c", shape: [1]) } }

@@ -29,12 +29,13 @@ private func kind(_ op: Op) -> String {
     case .random: return "random"
     case .varRead: return "var.read"
     case .varWrite: return "var.write"
+    case .check: return "check"
     }
 }
 
 private let allKinds: Set<String> = ["constant", "unary", "binary", "compare", "select", "cast", "broadcast",
                                      "reshape", "transpose", "reduce", "dot", "iota", "slice", "pad", "concat",
-                                     "gather", "argReduce", "reduceWindow", "patches", "unpatches", "random", "var.read", "var.write"]
+                                     "gather", "argReduce", "reduceWindow", "patches", "unpatches", "random", "var.read", "var.write", "check"]
 
 final class TextualIRRoundTripTests: XCTestCase {
     /// A function using every op and every attribute value, with constants chosen to be hard
@@ -54,22 +55,22 @@ final class TextualIRRoundTripTests: XCTestCase {
         let floats: [Float] = [.nan, .infinity, -.infinity, -0.0, 0.0, .leastNonzeroMagnitude,
                                .leastNormalMagnitude / 3, .greatestFiniteMagnitude, 0.1, 1.0 / 3.0,
                                -Float.leastNormalMagnitude, 16_777_216]
-        _ = b.constant(Tensor(shape: [3, 4], scalars: floats))
+        _ = b.constant(try Tensor(shape: [3, 4], scalars: floats))
         let doubles: [Double] = [.nan, -.infinity, .leastNonzeroMagnitude, 0.1, .pi, -0.0,
                                  .greatestFiniteMagnitude, 1e300]
-        _ = b.constant(Tensor(shape: [2, 2, 2], scalars: doubles))
-        _ = b.constant(Tensor(shape: [4], scalars: [Int32.min, Int32.max, 0, -1]))
-        _ = b.constant(Tensor(shape: [2, 2], scalars: [Int64.min, Int64.max, (1 << 53) + 1, -1]))
-        _ = b.constant(Tensor(shape: [3], scalars: [0, 255, 7] as [UInt8]))
-        _ = b.constant(Tensor(shape: [2, 2], scalars: [true, false, false, true]))
-        _ = b.constant(Tensor(shape: [2, 2], strings: [
+        _ = b.constant(try Tensor(shape: [2, 2, 2], scalars: doubles))
+        _ = b.constant(try Tensor(shape: [4], scalars: [Int32.min, Int32.max, 0, -1]))
+        _ = b.constant(try Tensor(shape: [2, 2], scalars: [Int64.min, Int64.max, (1 << 53) + 1, -1]))
+        _ = b.constant(try Tensor(shape: [3], scalars: [0, 255, 7] as [UInt8]))
+        _ = b.constant(try Tensor(shape: [2, 2], scalars: [true, false, false, true]))
+        _ = b.constant(try Tensor(shape: [2, 2], strings: [
             Array("say \"hi\"".utf8), Array("back\\slash\\x41".utf8),
             [0, 10, 9, 13, 0x7f, 0x80, 0xff, 0x1b], Array("héllo #, %1 = }".utf8),
         ]))
         _ = b.constant(Tensor(""))
-        _ = b.constant(Tensor(shape: [0], strings: []))
-        _ = b.constant(Tensor(zeros: .float32, shape: [2, 0]))
-        _ = b.constant(Tensor(zeros: .int64, shape: [0, 3]))
+        _ = b.constant(try Tensor(shape: [0], strings: []))
+        _ = b.constant(try Tensor(zeros: .float32, shape: [2, 0]))
+        _ = b.constant(try Tensor(zeros: .int64, shape: [0, 3]))
         _ = b.constant(Tensor(Float(-1.5e-7)))
         _ = b.constant(Tensor(Double(6.02214076e23)))
 
@@ -119,7 +120,7 @@ final class TextualIRRoundTripTests: XCTestCase {
         try b.emit(.concat(axis: 1), [x, y, x])
         try b.emit(.gather(axis: 0, batchDims: 0), [x, ints])
         try b.emit(.gather(axis: 1, batchDims: 1), [y, ints])
-        let idx64 = b.constant(Tensor(shape: [2], scalars: [2, -1] as [Int64]))
+        let idx64 = b.constant(try Tensor(shape: [2], scalars: [2, -1] as [Int64]))
         try b.emit(.gather(axis: 1, batchDims: 0), [x, idx64])
         try b.emit(.argReduce(.argmax, axis: 1, outType: .int64), [x])
         try b.emit(.argReduce(.argmin, axis: 0, outType: .int32), [ints])
@@ -133,6 +134,12 @@ final class TextualIRRoundTripTests: XCTestCase {
         try b.emit(.random(.normal, dtype: .float64, shape: [4], seed: 42), [step])
         try b.emit(.random(.truncatedNormal, dtype: .float32, shape: [], seed: UInt64.max), [step])
         try b.emit(.random(.bits, dtype: .int64, shape: [3, 1], seed: 1 << 63), [step])
+        // Checks of every kind, with node names and messages that are hard to print.
+        try b.emit(.check(Check(.index(bounds: [5]), node: "scope/gather \"1\"", opType: "GatherV2",
+                                message: "indices{index} = {value} is not in [0, 5)")), [ints])
+        try b.emit(.check(Check(.index(bounds: [2, 4, 7]), node: "nd", opType: "GatherNd", message: "{index} \\ {value} héllo")), [ints])
+        try b.emit(.check(Check(.below(3), node: "seg", opType: "UnsortedSegmentSum", message: "segment_ids{index} = {value}")), [idx64])
+        try b.emit(.check(Check(.nonzero, node: "div", opType: "FloorDiv", message: "Integer division by zero")), [ints])
 
         let c = try b.emit(.varRead, [counter])
         let one = b.constant(Tensor(Int32(1)))
@@ -180,8 +187,8 @@ final class TextualIRRoundTripTests: XCTestCase {
         let f64Bits: [UInt64] = [0x7ff8_0000_0000_0000, 0xfff8_0000_0000_0000, 0x7ff8_0000_0000_0001,
                                  0x7ff4_0000_0000_0000, 0x0000_0000_0000_0001, 0x8000_0000_0000_0000]
         var b = FunctionBuilder(name: "bits")
-        let a = b.constant(Tensor(shape: [f32Bits.count], scalars: f32Bits.map(Float.init(bitPattern:))))
-        let d = b.constant(Tensor(shape: [f64Bits.count], scalars: f64Bits.map(Double.init(bitPattern:))))
+        let a = b.constant(try Tensor(shape: [f32Bits.count], scalars: f32Bits.map(Float.init(bitPattern:))))
+        let d = b.constant(try Tensor(shape: [f64Bits.count], scalars: f64Bits.map(Double.init(bitPattern:))))
         b.setResults([a, d])
         let g = try Parser.parse(Printer.print(b.function))
         guard case .constant(let ga) = g.body[0].op, case .constant(let gd) = g.body[1].op else {
@@ -270,7 +277,7 @@ final class HandWrittenIRTests: XCTestCase {
         // An omitted flag means false.
         XCTAssertEqual(byID[9]?.op, .dot(transposeA: true, transposeB: false))
         // `#` inside a string is not a comment; `\\x41` is an escaped backslash followed by x41.
-        XCTAssertEqual(byID[10]?.op, .constant(Tensor(shape: [2], strings: [Array("a#b".utf8), Array("\\x41\\".utf8)])))
+        XCTAssertEqual(byID[10]?.op, .constant(try Tensor(shape: [2], strings: [Array("a#b".utf8), Array("\\x41\\".utf8)])))
         XCTAssertEqual(byID[11]?.op, .reduce(.min, axes: [0, 1]))
     }
 
@@ -281,7 +288,7 @@ final class HandWrittenIRTests: XCTestCase {
 
     func testHexEscapesAndCarriageReturnsParse() throws {
         let f = try Parser.parse("func @e() {\r\n  %0 = constant str[] \"\\x00\\xFf\\x7f\"\r\n  return %0\r\n}")
-        XCTAssertEqual(f.body[0].op, .constant(Tensor(shape: [], strings: [[0, 0xff, 0x7f]])))
+        XCTAssertEqual(f.body[0].op, .constant(try Tensor(shape: [], strings: [[0, 0xff, 0x7f]])))
     }
 
     func testNumericConstantsAcceptExponentsAndSigns() throws {
@@ -294,9 +301,9 @@ final class HandWrittenIRTests: XCTestCase {
           return %0, %1, %2, %3
         }
         """)
-        XCTAssertEqual(f.body[0].op, .constant(Tensor(shape: [4], scalars: [1000, -0.025, 7, .infinity] as [Float])))
-        XCTAssertEqual(f.body[1].op, .constant(Tensor(shape: [2], scalars: [-.infinity, 1e300] as [Double])))
-        XCTAssertEqual(f.body[2].op, .constant(Tensor(shape: [2], scalars: [255, 0] as [UInt8])))
+        XCTAssertEqual(f.body[0].op, .constant(try Tensor(shape: [4], scalars: [1000, -0.025, 7, .infinity] as [Float])))
+        XCTAssertEqual(f.body[1].op, .constant(try Tensor(shape: [2], scalars: [-.infinity, 1e300] as [Double])))
+        XCTAssertEqual(f.body[2].op, .constant(try Tensor(shape: [2], scalars: [255, 0] as [UInt8])))
         XCTAssertEqual(f.body[3].op, .constant(Tensor(false)))
     }
 }

@@ -190,7 +190,7 @@ final class DeadCodeEliminationPassTests: XCTestCase {
         var g = f
         try DeadCodeEliminationPass().run(&g)
         XCTAssertEqual(g.body.map(\.id), [2, 3, 6])
-        let params = [Tensor(shape: [3], scalars: [1, 2, 3] as [Float]), Tensor(shape: [3], scalars: [4, 5, 6] as [Float])]
+        let params = [try Tensor(shape: [3], scalars: [1, 2, 3] as [Float]), try Tensor(shape: [3], scalars: [4, 5, 6] as [Float])]
         let a = try ReferenceEvaluator.run(f, parameters: params)
         let b = try ReferenceEvaluator.run(g, parameters: params)
         XCTAssertEqual(a.results, b.results)

@@ -10,7 +10,7 @@ extension Golden {
         let data = try Data(contentsOf: directory.appendingPathComponent("checkpoint/variables.json"))
         let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         let ckpt = (json["checkpoints"] as! [String: Any])[checkpoint] as! [String: Any]
-        return (ckpt["variables"] as! [String: [String: Any]]).mapValues(Golden.tensor)
+        return try (ckpt["variables"] as! [String: [String: Any]]).mapValues(Golden.tensor)
     }
 }
 

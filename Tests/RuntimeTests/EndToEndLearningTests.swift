@@ -7,7 +7,7 @@ import Kiln
 final class EndToEndLearningTests: XCTestCase {
     /// Points in [-1, 1]² labelled by quadrant parity (XOR: not linearly separable, so the hidden
     /// layer has to learn), at least 0.1 away from the axes so the classes are separable.
-    static func xorData(_ n: Int, seed: UInt64) -> (x: Tensor, y: Tensor) {
+    static func xorData(_ n: Int, seed: UInt64) throws -> (x: Tensor, y: Tensor) {
         var r = TestRandom(seed)
         var xs: [Float] = [], ys: [Int32] = []
         while ys.count < n {
@@ -16,7 +16,7 @@ final class EndToEndLearningTests: XCTestCase {
             xs += [Float(a), Float(b)]
             ys.append(a * b > 0 ? 1 : 0)
         }
-        return (Tensor(shape: [n, 2], scalars: xs), Tensor(shape: [n], scalars: ys))
+        return (try Tensor(shape: [n, 2], scalars: xs), try Tensor(shape: [n], scalars: ys))
     }
 
     func testTwoLayerMLPLearnsXorToOver95PercentInAFewHundredSGDSteps() throws {
@@ -32,16 +32,16 @@ final class EndToEndLearningTests: XCTestCase {
         let train = try MomentumOptimizer(g, learningRate: 0.1, momentum: 0.9).minimize(g.totalLoss(), globalStep: step)
         let accuracy = try g.accuracy(logits: logits, labels: labels)
 
-        let (trainX, trainY) = Self.xorData(512, seed: 11)
-        let (testX, testY) = Self.xorData(1000, seed: 12)
+        let (trainX, trainY) = try Self.xorData(512, seed: 11)
+        let (testX, testY) = try Self.xorData(1000, seed: 12)
         let sess = try Session(graph: g)
         try sess.run(g.globalVariablesInitializer())
         let before = try sess.run(accuracy, feeds: [x: testX, labels: testY]).scalar(as: Float.self)
         var firstLoss: Float = 0, lastLoss: Float = 0
         for i in 0..<300 {
             let out = try sess.run([loss], feeds: [x: trainX, labels: trainY], targets: [train])
-            if i == 0 { firstLoss = out[0].scalar(as: Float.self) }
-            lastLoss = out[0].scalar(as: Float.self)
+            if i == 0 { firstLoss = try out[0].scalar(as: Float.self) }
+            lastLoss = try out[0].scalar(as: Float.self)
         }
         let after = try sess.run(accuracy, feeds: [x: testX, labels: testY]).scalar(as: Float.self)
         let seconds = Date().timeIntervalSince(start)

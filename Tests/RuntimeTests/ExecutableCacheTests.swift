@@ -12,7 +12,7 @@ final class ExecutableCacheTests: XCTestCase {
     private func check(_ sess: Session, _ x: Output, _ y: Output, length n: Int, file: StaticString = #filePath, line: UInt = #line) throws {
         let input = (0..<n).map { Float($0) + 0.5 }
         let got = try sess.run(y, feeds: [x: Tensor(shape: [n], scalars: input)])
-        XCTAssertEqual(got.scalars(as: Float.self), input.map { $0 * 2 }, file: file, line: line)
+        XCTAssertEqual(try got.scalars(as: Float.self), input.map { $0 * 2 }, file: file, line: line)
     }
 
     func testMoreShapesThanTheCapacityEvictTheLeastRecentlyUsedAndStillAnswerRight() throws {

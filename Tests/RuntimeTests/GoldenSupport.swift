@@ -1,10 +1,20 @@
 import Foundation
 import Kiln
 
-/// Reads ../shared/golden (beside the repository, or $KILN_GOLDEN_DIR): real TensorFlow outputs.
+/// Real TensorFlow outputs: the copies of ../shared/golden's files in Fixtures/golden (listed in
+/// Fixtures/golden-files.txt, refreshed by `make fixtures`), so a clone needs nothing beside it;
+/// $KILN_GOLDEN_DIR points the tests at another copy instead.
 enum Golden {
     static var directory: URL {
         if let d = ProcessInfo.processInfo.environment["KILN_GOLDEN_DIR"] { return URL(fileURLWithPath: d) }
+        return Bundle.module.resourceURL!.appendingPathComponent("Fixtures/golden")
+    }
+
+    /// Tests/RuntimeTests/Fixtures in the source tree (what is committed).
+    static var sourceFixtures: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures") }
+
+    /// ../shared/golden beside the repository, where the fixtures are copied from.
+    static var sharedDirectory: URL {
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return repo.deletingLastPathComponent().appendingPathComponent("shared/golden")
     }
@@ -19,12 +29,12 @@ enum Golden {
     static func dtype(_ name: String) -> DType { DType(name: name)! }
 
     /// A golden tensor: {"dtype", "shape", "data"} with non-finite floats as strings.
-    static func tensor(_ j: [String: Any]) -> Tensor {
+    static func tensor(_ j: [String: Any]) throws -> Tensor {
         let d = dtype(j["dtype"] as! String)
         let shape = (j["shape"] as! [Any]).map { ($0 as! NSNumber).intValue }
         let data = j["data"] as! [Any]
-        var t = Tensor(zeros: d, shape: shape)
-        for (i, v) in data.enumerated() { t.setElement(scalar(v, d), at: i) }
+        var t = try Tensor(zeros: d, shape: shape)
+        for (i, v) in data.enumerated() { try t.setElement(scalar(v, d), at: i) }
         return t
     }
 

@@ -50,20 +50,20 @@ final class GoldenTrainingTests: XCTestCase {
             try sess.run(g.globalVariablesInitializer())
             var problems: [String] = []
             for (k, s) in (c["initial_slots"] as! [String: [String: Any]]) {
-                if let m = close(try sess.run(XCTUnwrap(opt.slot(w, k), "\(name) has no slot \(k)")), Golden.tensor(s)) { problems.append("initial \(k): \(m)") }
+                if let m = close(try sess.run(XCTUnwrap(opt.slot(w, k), "\(name) has no slot \(k)")), try Golden.tensor(s)) { problems.append("initial \(k): \(m)") }
             }
             for s in c["steps"] as! [[String: Any]] {
                 let before = try sess.run([loss, pairs[0].gradient!])
                 // Loss and gradient cancel (w*x - y), so they get an absolute tolerance too.
-                if let m = Golden.mismatch(before[0], Golden.tensor(["dtype": "float32", "shape": [], "data": [s["loss_before"]!]]), rtol: 1e-4) { problems.append("loss: \(m)") }
-                if let m = Golden.mismatch(before[1], Golden.tensor(s["grad"] as! [String: Any]), rtol: 1e-4, atol: 1e-4) { problems.append("grad: \(m)") }
+                if let m = Golden.mismatch(before[0], try Golden.tensor(["dtype": "float32", "shape": [], "data": [s["loss_before"]!]]), rtol: 1e-4) { problems.append("loss: \(m)") }
+                if let m = Golden.mismatch(before[1], try Golden.tensor(s["grad"] as! [String: Any]), rtol: 1e-4, atol: 1e-4) { problems.append("grad: \(m)") }
                 try sess.run(train)
-                if let m = close(try sess.run(w), Golden.tensor(s["w"] as! [String: Any])) { problems.append("step \(s["step"]!) w: \(m)") }
+                if let m = close(try sess.run(w), try Golden.tensor(s["w"] as! [String: Any])) { problems.append("step \(s["step"]!) w: \(m)") }
                 for (k, v) in s["slots"] as! [String: [String: Any]] {
-                    if let m = close(try sess.run(opt.slot(w, k)!), Golden.tensor(v)) { problems.append("step \(s["step"]!) slot \(k): \(m)") }
+                    if let m = close(try sess.run(opt.slot(w, k)!), try Golden.tensor(v)) { problems.append("step \(s["step"]!) slot \(k): \(m)") }
                 }
                 for (k, v) in s["non_slot"] as! [String: [String: Any]] {
-                    if let m = close(try sess.run(XCTUnwrap(opt.nonSlotVariable(k))), Golden.tensor(v)) { problems.append("step \(s["step"]!) \(k): \(m)") }
+                    if let m = close(try sess.run(XCTUnwrap(opt.nonSlotVariable(k))), try Golden.tensor(v)) { problems.append("step \(s["step"]!) \(k): \(m)") }
                 }
                 XCTAssertEqual(try sess.run(step).scalar(as: Int64.self), (s["global_step"] as! NSNumber).int64Value)
             }

@@ -9,8 +9,8 @@ final class GraphDefGoldenTests: XCTestCase {
     private func ioPairs() throws -> [(x: Tensor, probs: Tensor)] {
         let data = try Data(contentsOf: Golden.directory.appendingPathComponent("frozen/io.json"))
         let io = try JSONSerialization.jsonObject(with: data) as! [String: Any]
-        return (io["pairs"] as! [[String: Any]]).map { pair in
-            (Golden.tensor(pair["x:0"] as! [String: Any]), Golden.tensor(pair["probs:0"] as! [String: Any]))
+        return try (io["pairs"] as! [[String: Any]]).map { pair in
+            (try Golden.tensor(pair["x:0"] as! [String: Any]), try Golden.tensor(pair["probs:0"] as! [String: Any]))
         }
     }
 
@@ -41,9 +41,9 @@ final class GraphDefGoldenTests: XCTestCase {
 
         // All pairs' rows as one batch.
         let rows = pairs.map { $0.x.shape[0] }.reduce(0, +)
-        let batch = Tensor(shape: [rows, 784], scalars: pairs.flatMap { $0.x.scalars(as: Float.self) })
+        let batch = try Tensor(shape: [rows, 784], scalars: pairs.flatMap { try $0.x.scalars(as: Float.self) })
         let all = try sess.run(probs, feeds: [x: batch])
-        let want = Tensor(shape: [rows, 10], scalars: pairs.flatMap { $0.probs.scalars(as: Float.self) })
+        let want = try Tensor(shape: [rows, 10], scalars: pairs.flatMap { try $0.probs.scalars(as: Float.self) })
         XCTAssertLessThanOrEqual(Self.maxAbsDifference(all, want), 1e-5)
     }
 
@@ -79,7 +79,7 @@ final class GraphDefGoldenTests: XCTestCase {
 
         let copy = Graph()
         try copy.importGraphDef(text: g.graphDefText(), prefix: "")
-        let feed = Tensor(shape: [2, 2], scalars: [1, 2, -3, 1] as [Float])
+        let feed = try Tensor(shape: [2, 2], scalars: [1, 2, -3, 1] as [Float])
         var results: [[Float]] = []
         for graph in [g, copy] {
             let sess = try Session(graph: graph)

@@ -210,18 +210,18 @@ final class MetaGraphTests: ScratchDirectoryTestCase {
         }
 
         let addOn = try g.multiply(logitsOp.output(), try g.constant(2 as Float), name: "add_on")
-        let input = Tensor(shape: [2, 4, 4, 1], scalars: (0..<32).map { Float(($0 * 7) % 11) / 10 - 0.4 })
+        let input = try Tensor(shape: [2, 4, 4, 1], scalars: (0..<32).map { Float(($0 * 7) % 11) / 10 - 0.4 })
         let got = try sess.run(addOn, feeds: [x: input])
         XCTAssertEqual(got.shape, [2, 10])
-        let expected = Self.referenceLogits(input, want).map { 2 * $0 }
-        for (a, b) in zip(got.scalars(as: Float.self), expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        let expected = try Self.referenceLogits(input, want).map { 2 * $0 }
+        for (a, b) in zip(try got.scalars(as: Float.self), expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 
     /// conv1 (3x3, stride 2, SAME, + bias, relu) -> reshape [-1, 16] -> fc, computed directly.
-    private static func referenceLogits(_ x: Tensor, _ vars: [String: Tensor]) -> [Float] {
-        let w = vars["conv1/weights"]!.scalars(as: Float.self), b = vars["conv1/bias"]!.scalars(as: Float.self)
-        let fw = vars["fc/weights"]!.scalars(as: Float.self), fb = vars["fc/bias"]!.scalars(as: Float.self)
-        let xs = x.scalars(as: Float.self)
+    private static func referenceLogits(_ x: Tensor, _ vars: [String: Tensor]) throws -> [Float] {
+        let w = try vars["conv1/weights"]!.scalars(as: Float.self), b = try vars["conv1/bias"]!.scalars(as: Float.self)
+        let fw = try vars["fc/weights"]!.scalars(as: Float.self), fb = try vars["fc/bias"]!.scalars(as: Float.self)
+        let xs = try x.scalars(as: Float.self)
         var out: [Float] = []
         for n in 0..<x.shape[0] {
             var hidden: [Float] = []
@@ -258,7 +258,7 @@ final class MetaGraphTests: ScratchDirectoryTestCase {
         XCTAssertEqual(try sess.run(isInitialized), Tensor(false))
         try sess.run(try XCTUnwrap(g.operation(named: "init")))
         XCTAssertEqual(try sess.run(isInitialized), Tensor(true))
-        XCTAssertEqual(try sess.run(try g.tensor(named: "fc/bias/Read/ReadVariableOp:0")), Tensor(zeros: .float32, shape: [10]))
+        XCTAssertEqual(try sess.run(try g.tensor(named: "fc/bias/Read/ReadVariableOp:0")), try Tensor(zeros: .float32, shape: [10]))
 
         // save/restore_all with the filename fed restores model.ckpt-10 ...
         let filename = try g.tensor(named: "save/Const:0")
@@ -288,7 +288,7 @@ final class MetaGraphTests: ScratchDirectoryTestCase {
         let train = try GradientDescentOptimizer(g, learningRate: 0.1).minimize(loss, varList: g.trainableVariables)
         let sess = try Session(graph: g)
         try XCTUnwrap(saver).restore(sess, prefix: goldenPrefix(20))
-        let feeds = [try g.tensor(named: "x:0"): Tensor(shape: [1, 4, 4, 1], scalars: (0..<16).map { Float($0) / 8 })]
+        let feeds = [try g.tensor(named: "x:0"): try Tensor(shape: [1, 4, 4, 1], scalars: (0..<16).map { Float($0) / 8 })]
         let before = try sess.run(loss, feeds: feeds).scalar(as: Float.self)
         let bias = g.trainableVariables[3]
         let biasBefore = try XCTUnwrap(sess.value(of: bias)).scalars(as: Float.self)

@@ -9,8 +9,8 @@ final class RunCommandTests: KilnBinaryTestCase {
     private func ioPairs() throws -> [(x: Tensor, probs: Tensor)] {
         let data = try Data(contentsOf: Golden.directory.appendingPathComponent("frozen/io.json"))
         let io = try JSONSerialization.jsonObject(with: data) as! [String: Any]
-        return (io["pairs"] as! [[String: Any]]).map { pair in
-            (Golden.tensor(pair["x:0"] as! [String: Any]), Golden.tensor(pair["probs:0"] as! [String: Any]))
+        return try (io["pairs"] as! [[String: Any]]).map { pair in
+            (try Golden.tensor(pair["x:0"] as! [String: Any]), try Golden.tensor(pair["probs:0"] as! [String: Any]))
         }
     }
 

@@ -130,13 +130,13 @@ final class TrainingAPIRuntimeTests: XCTestCase {
         let train = try g.batchNorm(x, decay: 0.9, epsilon: 0.001)
         let infer = try g.batchNorm(x, decay: 0.9, epsilon: 0.001, isTraining: false, scope: "BatchNorm", reuse: .yes)
         let data: [Double] = [1, -2, 3, 0, 5, 2, 7, 4]
-        let feed = [x: Tensor(shape: [4, 2], scalars: data.map { Float($0) })]
+        let feed = [x: try Tensor(shape: [4, 2], scalars: data.map { Float($0) })]
         let sess = try Session(graph: g)
         try sess.run(g.globalVariablesInitializer())
         // Batch statistics per column: means 4 and 1, population variances 5 and 5.
         let batchNormalized = data.enumerated().map { i, v in (v - (i % 2 == 0 ? 4 : 1)) / (5.001).squareRoot() }
         let out = try sess.run([train], feeds: feed, targets: g.updateOps)
-        assertClose(out[0].scalars(as: Float.self), batchNormalized, 1e-5, "training output")
+        assertClose(try out[0].scalars(as: Float.self), batchNormalized, 1e-5, "training output")
         let mm = try XCTUnwrap(g.sharedVariables["BatchNorm/moving_mean"]), mv = try XCTUnwrap(g.sharedVariables["BatchNorm/moving_variance"])
         assertClose(try floats(sess, mm), [0.4, 0.1], 1e-6, "moving mean after one update")
         assertClose(try floats(sess, mv), [1.4, 1.4], 1e-6, "moving variance after one update")
@@ -154,7 +154,7 @@ final class TrainingAPIRuntimeTests: XCTestCase {
         let y = try g.batchNorm(x, decay: 0.5, epsilon: 0, isTraining: training)
         let sess = try Session(graph: g)
         try sess.run(g.globalVariablesInitializer())
-        let feed: [Output: Tensor] = [x: Tensor(shape: [2, 1], scalars: [1, 3] as [Float])]
+        let feed: [Output: Tensor] = [x: try Tensor(shape: [2, 1], scalars: [1, 3] as [Float])]
         XCTAssertEqual(try floats(sess, y, feeds: feed), [-1, 1], "training: batch mean 2, variance 1")
         var inference = feed
         inference[training] = Tensor(false)

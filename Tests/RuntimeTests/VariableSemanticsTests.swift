@@ -28,7 +28,7 @@ final class VariableSemanticsTests: XCTestCase {
         for _ in (trace["y_per_run"] as! [NSNumber]) {
             let r = try sess.run([y, yPlusZero])
             XCTAssertEqual(r[0], r[1])
-            got.append(r[0].scalar(as: Int32.self))
+            got.append(try r[0].scalar(as: Int32.self))
         }
         XCTAssertEqual(got, (trace["y_per_run"] as! [NSNumber]).map { Int32($0.intValue) })
         XCTAssertEqual(try sess.run(x).scalar(as: Int32.self), Int32((trace["x_after"] as! NSNumber).intValue))
@@ -55,11 +55,11 @@ final class VariableSemanticsTests: XCTestCase {
         for (k, after) in (trace["after_each_run_of_train"] as! [[String: Any]]).enumerated() {
             try sess.run(train)
             let r = try sess.run([v.value, v1.value, emaV.value, emaV1.value, step.value])
-            XCTAssertEqual(r[0].scalars(as: Float.self), floats(after["v"]), "v after run \(k + 1)")
-            XCTAssertEqual(r[1].scalars(as: Float.self), floats(after["v1"]), "v1 after run \(k + 1)")
-            XCTAssertEqual(r[2].scalars(as: Float.self), floats(after["ema_v"]), "ema(v) after run \(k + 1)")
-            XCTAssertEqual(r[3].scalars(as: Float.self), floats(after["ema_v1"]), "ema(v1) after run \(k + 1)")
-            XCTAssertEqual(r[4].scalar(as: Int32.self), Int32((after["global_step"] as! NSNumber).intValue), "global_step after run \(k + 1)")
+            XCTAssertEqual(try r[0].scalars(as: Float.self), floats(after["v"]), "v after run \(k + 1)")
+            XCTAssertEqual(try r[1].scalars(as: Float.self), floats(after["v1"]), "v1 after run \(k + 1)")
+            XCTAssertEqual(try r[2].scalars(as: Float.self), floats(after["ema_v"]), "ema(v) after run \(k + 1)")
+            XCTAssertEqual(try r[3].scalars(as: Float.self), floats(after["ema_v1"]), "ema(v1) after run \(k + 1)")
+            XCTAssertEqual(try r[4].scalar(as: Int32.self), Int32((after["global_step"] as! NSNumber).intValue), "global_step after run \(k + 1)")
         }
     }
 
@@ -104,7 +104,7 @@ final class VariableSemanticsTests: XCTestCase {
         let sess = try Session(graph: g)
         try sess.run(v.initializer)
         let r = try sess.run([before, afterSet, afterAdd, afterScale])
-        XCTAssertEqual(r.map { $0.scalar(as: Float.self) }, [0, 10, 15, 45])
+        XCTAssertEqual(try r.map { try $0.scalar(as: Float.self) }, [0, 10, 15, 45])
         XCTAssertEqual(try sess.run(v).scalar(as: Float.self), 45)
     }
 
@@ -119,9 +119,9 @@ final class VariableSemanticsTests: XCTestCase {
         let sess = try Session(graph: g)
         try sess.run(g.globalVariablesInitializer())
         let r = try sess.run([oldSum, newSum])
-        XCTAssertEqual(r[0].scalar(as: Float.self), 3)
-        XCTAssertEqual(r[1].scalar(as: Float.self), 11 + 10)
-        XCTAssertEqual(try sess.run([u.value, w.value]).map { $0.scalar(as: Float.self) }, [11, 10])
+        XCTAssertEqual(try r[0].scalar(as: Float.self), 3)
+        XCTAssertEqual(try r[1].scalar(as: Float.self), 11 + 10)
+        XCTAssertEqual(try sess.run([u.value, w.value]).map { try $0.scalar(as: Float.self) }, [11, 10])
     }
 
     func testAReadUsedAfterALaterWriteKeepsItsValue() throws {
@@ -137,7 +137,7 @@ final class VariableSemanticsTests: XCTestCase {
         // Reads on both sides of a write are not merged into one.
         let before = try g.reduceSum(v), after = try g.controlDependencies([write.op]) { try g.reduceSum(v) }
         let both = try sess.run([before, after])
-        XCTAssertEqual(both.map { $0.scalar(as: Float.self) }, [410, 810])
+        XCTAssertEqual(try both.map { try $0.scalar(as: Float.self) }, [410, 810])
     }
 
     func testATrainStepAndAPredictionBuiltAfterItSeeTheWeightsBeforeTheStep() throws {
@@ -151,11 +151,11 @@ final class VariableSemanticsTests: XCTestCase {
         let prediction = try g.matmul(x, w)
         let sess = try Session(graph: g)
         try sess.run(w.initializer)
-        let xs = Tensor(shape: [2, 2], scalars: [1, 2, 3, 4] as [Float])
+        let xs = try Tensor(shape: [2, 2], scalars: [1, 2, 3, 4] as [Float])
         let p = try sess.run([prediction], feeds: [x: xs], targets: [train])[0]
-        XCTAssertEqual(p.scalars(as: Float.self), [1, 2, 3, 4])
+        XCTAssertEqual(try p.scalars(as: Float.self), [1, 2, 3, 4])
         // d loss / d w = x^T ones: [[4, 4], [6, 6]]; w -= 0.5 * that.
-        XCTAssertEqual(sess.value(of: w)?.scalars(as: Float.self), [-1, -2, -3, -2])
+        XCTAssertEqual(try sess.value(of: w)?.scalars(as: Float.self), [-1, -2, -3, -2])
         XCTAssertEqual(try sess.run(prediction, feeds: [x: xs]).scalars(as: Float.self), [-7, -6, -15, -14])
     }
 }

@@ -6,9 +6,9 @@ import Kiln
 /// ops, initialized_value() and report_uninitialized_variables.
 final class VariablesRuntimeTests: XCTestCase {
     struct Stats { let mean, std, min, max: Double }
-    func stats(_ t: Tensor) -> Stats {
+    func stats(_ t: Tensor) throws -> Stats {
         // Plain loops over [Float]: Tensor.doubles is slow in debug builds.
-        let v = t.scalars(as: Float.self)
+        let v = try t.scalars(as: Float.self)
         var sum = 0.0, sq = 0.0, lo = Double.infinity, hi = -Double.infinity
         for f in v {
             let x = Double(f)
@@ -56,15 +56,15 @@ final class VariablesRuntimeTests: XCTestCase {
         let sess = try Session(graph: g)
         try sess.run(g.globalVariablesInitializer())
         let fetched = try sess.run([normal.value, truncated.value, uniform.value])
-        let n = stats(fetched[0])
+        let n = try stats(fetched[0])
         XCTAssertEqual(n.mean, 1, accuracy: 0.05)
         XCTAssertEqual(n.std, 2, accuracy: 0.03)
-        let t = stats(fetched[1])
+        let t = try stats(fetched[1])
         XCTAssertGreaterThanOrEqual(t.min, -2)
         XCTAssertLessThanOrEqual(t.max, 0)
         XCTAssertEqual(t.mean, -1, accuracy: 0.01)
         XCTAssertEqual(t.std, 0.5 * 0.8796, accuracy: 0.006)
-        let u = stats(fetched[2])
+        let u = try stats(fetched[2])
         XCTAssertGreaterThanOrEqual(u.min, -2)
         XCTAssertLessThan(u.max, 3)
         XCTAssertEqual(u.mean, 0.5, accuracy: 0.03)
@@ -95,7 +95,7 @@ final class VariablesRuntimeTests: XCTestCase {
 
         let limit = (6 / (fanIn + fanOut)).squareRoot()
         for v in [gu, xu, defaultInit] {
-            let s = stats(try values(v))
+            let s = try stats(try values(v))
             XCTAssertGreaterThanOrEqual(s.min, -limit, v.name)
             XCTAssertLessThanOrEqual(s.max, limit, v.name)
             XCTAssertGreaterThan(s.max, 0.99 * limit, "\(v.name) uses the whole range")
@@ -104,17 +104,17 @@ final class VariablesRuntimeTests: XCTestCase {
         }
         // Truncated normals: the spread is the target, the bound two raw standard deviations.
         for (v, variance) in [(gn, 2 / (fanIn + fanOut)), (xn, 2 / (fanIn + fanOut)), (fanInTrunc, 2 / fanIn), (he, 2 / fanIn)] {
-            let s = stats(try values(v))
+            let s = try stats(try values(v))
             let target = variance.squareRoot()
             XCTAssertEqual(s.std, target, accuracy: 0.015 * target, v.name)
             XCTAssertLessThanOrEqual(Swift.max(-s.min, s.max), 2 * target / 0.87962566103423978 * 1.0001, v.name)
         }
-        let fo = stats(try values(fanOutUniform))
+        let fo = try stats(try values(fanOutUniform))
         let foLimit = (3 * 3 / fanOut).squareRoot()
         XCTAssertGreaterThanOrEqual(fo.min, -foLimit)
         XCTAssertLessThanOrEqual(fo.max, foLimit)
         XCTAssertGreaterThan(fo.max, 0.99 * foLimit)
-        let fa = stats(try values(fanAvgNormal))
+        let fa = try stats(try values(fanAvgNormal))
         let faStd = (0.5 / ((fanIn + fanOut) / 2)).squareRoot()
         XCTAssertEqual(fa.std, faStd, accuracy: 0.015 * faStd)
         XCTAssertGreaterThan(Swift.max(-fa.min, fa.max), 3 * faStd, "untruncated: 60,000 draws reach past three sigmas")

@@ -22,4 +22,19 @@ int kiln_sgemm_available(void);
 void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                 const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update);
 
+// A run's first failed check: site is 0 when none failed, else the check's number + 1 (checks are
+// numbered in program order); position is the offending element's row-major index in the checked
+// tensor and value its value. Compiled code keeps it in its arena; the runtime clears it before
+// each run and turns a recorded fault into an error.
+typedef struct {
+    int64_t site;
+    int64_t position;
+    int64_t value;
+    int32_t lock;
+} kiln_fault;
+
+// Records a failed check unless one earlier in program order (lower site, or the same site at a
+// lower position) is already recorded. Safe to call from several workers at once.
+void kiln_fault_record(kiln_fault *f, int64_t site, int64_t position, int64_t value);
+
 #endif

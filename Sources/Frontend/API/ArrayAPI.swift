@@ -3,20 +3,32 @@ import KilnIR
 /// TensorFlow's array functions (`tf.concat`, `tf.pad`, `tf.gather`, ...) as Graph methods.
 /// Static arguments (axes, paddings, shapes) become Const inputs, as in TensorFlow's graphs.
 extension Graph {
+    /// A Const of int32 values; a value int32 cannot hold is an error naming the Const, never a trap.
     func int32s(_ v: [Int], name: String) throws -> Output {
-        try constant(Tensor(shape: [v.count], scalars: v.map(Int32.init)), name: name)
+        try constant(Tensor(shape: [v.count], scalars: try Graph.narrow(v, name: name)), name: name)
+    }
+
+    func int32Scalar(_ v: Int, name: String) throws -> Output {
+        try constant(Tensor(shape: [], scalars: try Graph.narrow([v], name: name)), name: name)
+    }
+
+    static func narrow(_ v: [Int], name: String) throws -> [Int32] {
+        try v.map { x in
+            guard let n = Int32(exactly: x) else { throw KilnError.invalidArgument("'\(name)': \(x) does not fit in int32") }
+            return n
+        }
     }
 
     public func concat(_ values: [Output], axis: Int, name: String = "concat") throws -> Output {
         guard let first = values.first else { throw KilnError.invalidArgument("concat '\(name)' needs at least one value") }
         if values.count == 1 { return try identity(first, name: name) }
-        let a = try constant(Int32(axis), name: name + "/axis")
+        let a = try int32Scalar(axis, name: name + "/axis")
         return try addOperation("ConcatV2", name: name, inputs: values + [a],
                                 attrs: ["N": .int(values.count), "T": .type(first.dtype), "Tidx": .type(.int32)]).output()
     }
 
     public func expandDims(_ x: some OutputConvertible, axis: Int, name: String = "ExpandDims") throws -> Output {
-        let d = try constant(Int32(axis), name: name + "/dim")
+        let d = try int32Scalar(axis, name: name + "/dim")
         return try apply("ExpandDims", [x.output, d], name: name, attrs: ["Tdim": .type(.int32)])
     }
 
@@ -42,7 +54,7 @@ extension Graph {
                     name: String = "Pad") throws -> Output {
         let t = x.output
         guard paddings.allSatisfy({ $0.count == 2 }) else { throw KilnError.invalidArgument("pad '\(name)': each padding needs [before, after]") }
-        let p = try constant(Tensor(shape: [paddings.count, 2], scalars: paddings.flatMap { $0 }.map(Int32.init)), name: name + "/paddings")
+        let p = try constant(Tensor(shape: [paddings.count, 2], scalars: try Graph.narrow(paddings.flatMap { $0 }, name: name + "/paddings")), name: name + "/paddings")
         switch mode {
         case .constant where constantValue == 0:
             return try apply("Pad", [t, p], name: name, attrs: ["Tpaddings": .type(.int32)])
@@ -77,7 +89,7 @@ extension Graph {
 
     public func gather(_ params: some OutputConvertible, _ indices: some OutputConvertible, axis: Int = 0, batchDims: Int = 0,
                        name: String = "GatherV2") throws -> Output {
-        let a = try constant(Int32(axis), name: name + "/axis")
+        let a = try int32Scalar(axis, name: name + "/axis")
         return try addOperation("GatherV2", name: name, inputs: [params.output, indices.output, a],
                                 attrs: ["Tparams": .type(params.output.dtype), "Tindices": .type(indices.output.dtype),
                                         "Taxis": .type(.int32), "batch_dims": .int(batchDims)]).output()
@@ -90,7 +102,7 @@ extension Graph {
 
     public func oneHot(_ indices: some OutputConvertible, depth: Int, onValue: Double = 1, offValue: Double = 0, axis: Int = -1,
                        dtype: DType = .float32, name: String = "one_hot") throws -> Output {
-        let d = try constant(Int32(depth), name: name + "/depth")
+        let d = try int32Scalar(depth, name: name + "/depth")
         let on = try constant(onValue, dtype: dtype, name: name + "/on_value")
         let off = try constant(offValue, dtype: dtype, name: name + "/off_value")
         return try addOperation("OneHot", name: name, inputs: [indices.output, d, on, off],
@@ -119,10 +131,17 @@ extension Graph {
                                 attrs: ["T": .type(dtype), "index_type": .type(.int32)]).output()
     }
     public func zeros(_ shape: [Int], dtype: DType = .float32, name: String = "zeros") throws -> Output {
-        try constant(0.0, dtype: dtype, shape: shape, name: name)
+        try filled(0, shape, dtype, name)
     }
     public func ones(_ shape: [Int], dtype: DType = .float32, name: String = "ones") throws -> Output {
-        try constant(1.0, dtype: dtype, shape: shape, name: name)
+        try filled(1, shape, dtype, name)
+    }
+
+    /// TensorFlow's zeros and ones: a Const below 1000 elements, a Fill from there on, so a large
+    /// shape costs nothing until a session runs it (under its memory limit).
+    private func filled(_ v: Double, _ shape: [Int], _ dtype: DType, _ name: String) throws -> Output {
+        let n = try Tensor.checkedCount(shape, dtype)
+        return n < 1000 ? try constant(v, dtype: dtype, shape: shape, name: name) : try fill(shape, v, dtype: dtype, name: name)
     }
     public func zerosLike(_ x: some OutputConvertible, name: String = "zeros_like") throws -> Output { try apply("ZerosLike", [x.output], name: name) }
     public func onesLike(_ x: some OutputConvertible, name: String = "ones_like") throws -> Output { try apply("OnesLike", [x.output], name: name) }

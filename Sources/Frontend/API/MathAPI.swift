@@ -161,7 +161,7 @@ extension Graph {
             }
             all = Array(0..<r)
         }
-        return try constant(Tensor(shape: [all.count], scalars: all.map(Int32.init)), name: "Const")
+        return try constant(Tensor(shape: [all.count], scalars: try Graph.narrow(all, name: "Const")), name: "Const")
     }
 
     func reduction(_ type: String, _ x: Output, axes: [Int]?, keepDims: Bool, name: String) throws -> Output {
@@ -193,11 +193,11 @@ extension Graph {
     }
 
     public func argmax(_ x: some OutputConvertible, axis: Int, outputType: DType = .int64, name: String = "ArgMax") throws -> Output {
-        let a = try constant(Int32(axis), name: "ArgMax/dimension")
+        let a = try int32Scalar(axis, name: "ArgMax/dimension")
         return try apply("ArgMax", [x.output, a], name: name, attrs: ["output_type": .type(outputType), "Tidx": .type(.int32)])
     }
     public func argmin(_ x: some OutputConvertible, axis: Int, outputType: DType = .int64, name: String = "ArgMin") throws -> Output {
-        let a = try constant(Int32(axis), name: "ArgMin/dimension")
+        let a = try int32Scalar(axis, name: "ArgMin/dimension")
         return try apply("ArgMin", [x.output, a], name: name, attrs: ["output_type": .type(outputType), "Tidx": .type(.int32)])
     }
 }

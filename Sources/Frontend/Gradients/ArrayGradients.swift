@@ -192,7 +192,7 @@ enum ArrayGradients {
     /// Rows of `data` summed into `count` segments by `ids` (UnsortedSegmentSum).
     static func segmentSum(_ data: Output, _ ids: Output, _ count: Int) throws -> Output {
         let g = data.graph
-        let n = try g.constant(Int32(count), name: "num_segments")
+        let n = try g.int32Scalar(count, name: "num_segments")
         return try g.addOperation("UnsortedSegmentSum", name: "UnsortedSegmentSum", inputs: [data, ids, n],
                                   attrs: ["T": .type(data.dtype), "Tindices": .type(ids.dtype), "Tnumsegments": .type(.int32)]).output()
     }

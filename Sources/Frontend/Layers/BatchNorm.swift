@@ -51,7 +51,7 @@ extension Graph {
                 (mean, variance) = (m.mean, m.variance)
             case .dynamic(let training):
                 let m = try moments(x, axes: axes)
-                let t = try broadcastTo(training, shapeTensor: constant(Tensor(shape: [1], scalars: [Int32(c)])))
+                let t = try broadcastTo(training, shapeTensor: constant(Tensor(shape: [1], scalars: try Graph.narrow([c], name: "channels"))))
                 mean = try `where`(t, m.mean, movingMean.value)
                 variance = try `where`(t, m.variance, movingVar.value)
                 // In inference mode the "batch" statistics are the moving ones: the update is a no-op.

@@ -4,6 +4,9 @@ enum ArrayOps {
     static let defs: [OpDef] = [
         OpDef("Const", arity: .exactly(0), infer: { ctx in
             guard let t = ctx.attrs["value"]?.tensor else { throw ctx.error("Const needs a 'value' tensor") }
+            if let d = ctx.attrs["dtype"]?.type, d != t.dtype {
+                throw ctx.error("Type mismatch between value (\(t.dtype.name)) and dtype (\(d.name))")
+            }
             return [(t.dtype, Shape(t.shape))]
         }, lower: { ctx in [.value(ctx.builder.constant(ctx.attrs["value"]!.tensor!))] }),
 
@@ -44,7 +47,10 @@ enum ArrayOps {
 
     /// Fills in a -1 and checks the element count.
     static func resolveReshape(_ n: Int, _ dims: [Int], _ error: (String) -> KilnError) throws -> [Int] {
-        let known = dims.filter { $0 != -1 }.reduce(1, *)
+        guard dims.allSatisfy({ $0 >= -1 }) else { throw error("Size \(dims.firstIndex { $0 < -1 }!) must be non-negative, not \(dims.first { $0 < -1 }!)") }
+        guard let known = Sizes.product(dims.filter { $0 != -1 }) else {
+            throw error("Input to reshape is a tensor with \(n) values, but the requested shape \(dims) has more elements than can be addressed")
+        }
         if let k = dims.firstIndex(of: -1) {
             guard known > 0, n % known == 0 else {
                 throw error("Input to reshape is a tensor with \(n) values, but the requested shape \(dims) is not a multiple of \(known)")
@@ -67,13 +73,17 @@ extension Graph {
     public func constant<L: TensorLiteral>(_ value: L, dtype: DType? = nil, shape: [Int]? = nil, name: String = "Const") throws -> Output {
         var t = try Tensor(literal: value, dtype: dtype ?? L.Scalar.dtype)
         if let shape {
-            let n = shape.reduce(1, *)
+            let n = try Tensor.checkedCount(shape, t.dtype)
+            // TensorFlow's limit: a constant is one protobuf message.
+            if n * t.dtype.byteSize > Int(Int32.max) {
+                throw KilnError.invalidArgument("constant '\(name)' of shape \(shape): Cannot create a tensor proto whose content is larger than 2GB.")
+            }
             if t.elementCount == 1 && n != 1 {
                 let v = t.element(at: 0)
-                t = Tensor(zeros: t.dtype, shape: shape)
-                for i in 0..<n { t.setElement(v, at: i) }
+                t = try Tensor(zeros: t.dtype, shape: shape)
+                for i in 0..<n { try t.setElement(v, at: i) }
             } else if t.elementCount == n {
-                t = t.reshaped(to: shape)
+                t = try t.reshaped(to: shape)
             } else {
                 throw KilnError.invalidArgument("constant '\(name)': \(t.elementCount) values cannot fill shape \(shape)")
             }
@@ -102,7 +112,7 @@ extension Graph {
     /// Reshape to `shape`; one dimension may be -1 and is inferred.
     public func reshape(_ x: some OutputConvertible, _ shape: [Int], name: String = "Reshape") throws -> Output {
         let opName = uniqueName(name)
-        let t = Tensor(shape: [shape.count], scalars: shape.map(Int32.init))
+        let t = try Tensor(shape: [shape.count], scalars: try Graph.narrow(shape, name: opName + "/shape"))
         let s = try addOperation("Const", name: opName + "/shape", attrs: ["value": .tensor(t), "dtype": .type(.int32)], nameIsFinal: true)
         return try addOperation("Reshape", name: opName, inputs: [x.output, s.output()],
                                 attrs: ["T": .type(x.output.dtype), "Tshape": .type(.int32)], nameIsFinal: true).output()

@@ -45,6 +45,11 @@ enum ElementwiseOps {
         binary(name, types) { ctx, x, y in try ctx.binary(op, x, y) }
     }
 
+    /// Integer division and modulo fail on a zero divisor, as TensorFlow's kernels do.
+    static func division(_ name: String, _ op: BinaryOp) -> OpDef {
+        binary(name, .numeric) { ctx, x, y in try ctx.binary(op, x, ctx.divisor(y)) }
+    }
+
     static func comparison(_ name: String, _ op: CompareOp, _ types: Types = .numeric) -> OpDef {
         binary(name, types, result: .bool) { ctx, x, y in try ctx.compare(op, x, y) }
     }
@@ -55,8 +60,8 @@ enum ElementwiseOps {
         simple("Tanh", .tanh), simple("Sigmoid", .sigmoid), simple("Floor", .floor), simple("Ceil", .ceil),
         simple("Round", .round), simple("Sin", .sin), simple("Cos", .cos), simple("LogicalNot", .not, .bool),
         unary("Square", .numeric) { ctx, x in try ctx.binary(.mul, x, x) },
-        unary("Reciprocal", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), x) },
-        unary("Inv", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), x) },
+        unary("Reciprocal", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) },
+        unary("Inv", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) },
         unary("Relu", .numeric) { ctx, x in try ctx.binary(.max, x, scalar: 0) },
         unary("Relu6", .numeric) { ctx, x in try ctx.binary(.min, ctx.binary(.max, x, scalar: 0), scalar: 6) },
         unary("LeakyRelu", .float, attrs: ["alpha": .float(0.2)]) { ctx, x in
@@ -75,8 +80,8 @@ enum ElementwiseOps {
         },
 
         arithmetic("AddV2", .add), arithmetic("Add", .add), arithmetic("Sub", .sub), arithmetic("Mul", .mul),
-        arithmetic("RealDiv", .div, .float), arithmetic("Div", .div), arithmetic("FloorDiv", .floordiv),
-        arithmetic("FloorMod", .floormod), arithmetic("Maximum", .max), arithmetic("Minimum", .min),
+        arithmetic("RealDiv", .div, .float), division("Div", .div), division("FloorDiv", .floordiv),
+        division("FloorMod", .floormod), arithmetic("Maximum", .max), arithmetic("Minimum", .min),
         arithmetic("Pow", .pow), arithmetic("LogicalAnd", .and, .bool), arithmetic("LogicalOr", .or, .bool),
         binary("SquaredDifference", .numeric) { ctx, x, y in
             let d = try ctx.binary(.sub, x, y)

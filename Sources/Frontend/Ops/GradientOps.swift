@@ -121,7 +121,9 @@ enum GradientOps {
             let k = try ctx.ints(2)[0]
             let ds = ctx.type(data).shape, idShape = ctx.type(ids).shape
             let n = idShape.reduce(1, *), rest = Array(ds.dropFirst(idShape.count))
-            let flatIds = try ctx.cast(ctx.reshape(ids, [n]), .int64)
+            // Negative ids drop their row (TensorFlow's rule); ids past the end are an error.
+            let checked = try ctx.check(ids, .below(k), "segment_ids{index} = {value} is out of range [0, \(k))")
+            let flatIds = try ctx.cast(ctx.reshape(checked, [n]), .int64)
             let hot = try ctx.emit(.compare(.eq), [ctx.emit(.broadcast(shape: [n, k], dims: [0]), [flatIds]),
                                                    ctx.emit(.iota(dtype: .int64, shape: [n, k], axis: 1), [])])
             let d = ctx.type(data).dtype

@@ -57,7 +57,7 @@ enum HostOps {
                 }
                 if x.element(at: i).asDouble != 0 { coords += idx.map(Int64.init) }
             }
-            return [Tensor(shape: [coords.count / max(x.rank, 1), x.rank], scalars: coords)]
+            return [try Tensor(shape: [coords.count / max(x.rank, 1), x.rank], scalars: coords)]
         }),
     ]
 

@@ -23,6 +23,10 @@ enum MathOps {
         return [(d, Shape(dims: [m, n]))]
     }, lower: { ctx in
         let (a, b) = (try ctx.value(0), try ctx.value(1))
+        // Shapes unknown at construction are checked here: MatMul is rank 2 only (BatchMatMul batches).
+        for v in [a, b] where ctx.type(v).rank != 2 {
+            throw ctx.error("Shape must be rank 2 but is rank \(ctx.type(v).rank) (shapes \(ctx.type(a).shape) and \(ctx.type(b).shape))")
+        }
         let op = Op.dot(transposeA: ctx.attrs["transpose_a"]?.bool ?? false, transposeB: ctx.attrs["transpose_b"]?.bool ?? false)
         return [.value(try ctx.builder.emit(op, [a, b]))]
     })

@@ -32,14 +32,22 @@ enum NNOps {
     }
 
     static func windowOutput(_ n: Int?, k: Int, s: Int, d: Int = 1, same: Bool, _ error: (String) -> KilnError) throws -> (out: Int?, lo: Int, hi: Int) {
+        guard k >= 1, s >= 1, d >= 1 else { throw error("window \(k), stride \(s) and dilation \(d) must all be at least 1") }
+        // A dilated window or its padding beyond 2^62 could only come from a hostile attr.
+        guard let span = Sizes.product(k - 1, d), span < 1 << 62 else { throw error("window \(k) with dilation \(d) is too large to address") }
+        let eff = span + 1
         guard let n else { return (nil, 0, 0) }
-        let eff = (k - 1) * d + 1
         if same {
-            let out = (n + s - 1) / s
-            let total = Swift.max((out - 1) * s + eff - n, 0)
+            let out = n / s + (n % s == 0 ? 0 : 1)
+            guard let reach = Sizes.product(Swift.max(out - 1, 0), s).flatMap({ Sizes.sum($0, eff) }) else {
+                throw error("window \(eff) with stride \(s) over an input of size \(n) is too large to address")
+            }
+            let total = Swift.max(reach - n, 0)
             return (out, total / 2, total - total / 2)
         }
-        guard n >= eff else { throw error("window of size \(eff) does not fit an input of size \(n) with VALID padding") }
+        guard n >= eff else {
+            throw error("Computed output size would be negative: \((n - eff) / s + 1) [input_size: \(n), effective_filter_size: \(eff), stride: \(s)]")
+        }
         return ((n - eff) / s + 1, 0, 0)
     }
 
@@ -58,7 +66,9 @@ enum NNOps {
 
     static func four(_ attrs: [String: AttrValue], _ key: String, _ error: (String) -> KilnError) throws -> [Int] {
         let v = attrs[key]?.ints ?? [1, 1, 1, 1]
-        guard v.count == 4, v[0] == 1, v[3] == 1 else { throw error("\(key) must be [1, h, w, 1], got \(v)") }
+        // TensorFlow's kernels read these attrs as int32 and refuse larger values.
+        if let big = v.first(where: { Int32(exactly: $0) == nil }) { throw error("Attr \(key) has value \(big) out of range for an int32") }
+        guard v.count == 4, v[0] == 1, v[3] == 1, v[1] >= 1, v[2] >= 1 else { throw error("\(key) must be [1, h, w, 1] with h and w at least 1, got \(v)") }
         return v
     }
 
@@ -144,7 +154,8 @@ enum NNOps {
             let logits = try ctx.value(0), labels = try ctx.value(1)
             let s = ctx.type(logits).shape
             let position = try ctx.emit(.iota(dtype: .int64, shape: s, axis: 1), [])
-            let wide = try ctx.emit(.broadcast(shape: s, dims: [0]), [ctx.cast(labels, .int64)])
+            let checked = try ctx.check(labels, .index(bounds: [s[1]]), "Received a label value of {value} which is outside the valid range of [0, \(s[1])).")
+            let wide = try ctx.emit(.broadcast(shape: s, dims: [0]), [ctx.cast(checked, .int64)])
             let oneHot = try ctx.cast(ctx.emit(.compare(.eq), [position, wide]), ctx.type(logits).dtype)
             return try crossEntropy(&ctx, logits: logits, labels: oneHot)
         }),

@@ -10,6 +10,7 @@ enum ShapeOps {
             guard let a = ctx.ints(n)?.first else { return [(d, .unknown)] }
             let known = (0..<n).compactMap { ctx.shape($0).dims }
             guard let rank = known.first?.count else { return [(d, .unknown)] }
+            if rank == 0 { throw ctx.error("Can't concatenate scalars (use tf.stack instead)") }
             let axis = try ctx.normalizedAxis(a, rank: rank)
             var out = [Int?](repeating: nil, count: rank)
             var total: Int? = 0
@@ -19,13 +20,19 @@ enum ShapeOps {
                     if let x = out[j], let y = dims[j], x != y { throw ctx.error("Dimension \(j) in both shapes must be equal, but are \(x) and \(y)") }
                     out[j] = out[j] ?? dims[j]
                 }
-                total = dims[axis].flatMap { v in total.map { $0 + v } }
+                if let v = dims[axis], let t = total {
+                    guard let s = Sizes.sum(t, v) else { throw ctx.error("Concatenated dimension \(axis) overflows: \(t) + \(v)") }
+                    total = s
+                } else {
+                    total = nil
+                }
             }
             out[axis] = known.count == n ? total : nil
             return [(d, Shape(dims: out))]
         }, lower: { ctx in
             let n = ctx.op.inputs.count - 1
             let values = try (0..<n).map { try ctx.value($0) }
+            if ctx.type(values[0]).rank == 0 { throw ctx.error("Can't concatenate scalars (use tf.stack instead)") }
             let axis = try ctx.axis(try ctx.ints(n)[0], rank: ctx.type(values[0]).rank)
             return [.value(try ctx.emit(.concat(axis: axis), values))]
         }),
@@ -77,11 +84,18 @@ enum ShapeOps {
             guard let m = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
             guard let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), Shape(dims: m.map { _ in nil }))] }
             guard m.count == dims.count, m.allSatisfy({ $0 >= 0 }) else { throw ctx.error("multiples \(m) must be non-negative, one per dimension") }
-            return [(ctx.dtype(0), Shape(dims: zip(dims, m).map { d, k in d.map { $0 * k } }))]
+            return [(ctx.dtype(0), Shape(dims: try zip(dims, m).map { d, k in
+                try d.map { n in
+                    guard let p = Sizes.product(n, k) else { throw ctx.error("Tiling dimension \(n) by \(k) overflows") }
+                    return p
+                }
+            }))]
         }, lower: { ctx in
             // [d0, d1] tiled by [m0, m1] = reshape(broadcast(reshape(x, [1, d0, 1, d1]), [m0, d0, m1, d1])).
             let x = try ctx.value(0)
             let s = ctx.type(x).shape, m = try ctx.ints(1)
+            guard m.count == s.count, m.allSatisfy({ $0 >= 0 }) else { throw ctx.error("multiples \(m) must be non-negative, one per dimension of \(s)") }
+            for (n, k) in zip(s, m) where Sizes.product(n, k) == nil { throw ctx.error("Tiling dimension \(n) by \(k) overflows") }
             let spread = try ctx.reshape(x, s.flatMap { [1, $0] })
             let b = try ctx.broadcast(spread, to: zip(m, s).flatMap { [$0, $1] })
             return [.value(try ctx.reshape(b, zip(m, s).map { $0 * $1 }))]
@@ -92,7 +106,7 @@ enum ShapeOps {
             let dims = ctx.shape(0).dims ?? begin.map { _ in nil }
             guard begin.count == dims.count, size.count == dims.count else { throw ctx.error("begin and size must have one entry per dimension") }
             let out = try (0..<dims.count).map { d -> Int? in
-                if let n = dims[d], begin[d] < 0 || begin[d] + max(size[d], 0) > n || (size[d] == -1 && begin[d] > n) {
+                if let n = dims[d], begin[d] < 0 || size[d] < -1 || (Sizes.sum(begin[d], max(size[d], 0)) ?? Int.max) > n || (size[d] == -1 && begin[d] > n) {
                     throw ctx.error("Expected begin \(begin[d]) and size \(size[d]) to fit dimension \(d) of size \(n)")
                 }
                 return size[d] == -1 ? dims[d].map { $0 - begin[d] } : size[d]
@@ -101,6 +115,10 @@ enum ShapeOps {
         }, lower: { ctx in
             let x = try ctx.value(0)
             let s = ctx.type(x).shape, begin = try ctx.ints(1), size = try ctx.ints(2)
+            guard begin.count == s.count, size.count == s.count else { throw ctx.error("begin and size must have one entry per dimension of \(s)") }
+            for d in s.indices where begin[d] < 0 || size[d] < -1 || begin[d] > s[d] || (Sizes.sum(begin[d], max(size[d], 0)) ?? Int.max) > s[d] {
+                throw ctx.error("Expected begin \(begin[d]) and size \(size[d]) to fit dimension \(d) of size \(s[d])")
+            }
             let shape = (0..<s.count).map { size[$0] == -1 ? s[$0] - begin[$0] : size[$0] }
             return [.value(try ctx.emit(.slice(start: begin, strides: s.map { _ in 1 }, shape: shape), [x]))]
         }),
@@ -138,18 +156,25 @@ enum ShapeOps {
             let axis = try ctx.axis(try ctx.ints(2)[0], rank: ctx.type(p).rank)
             var bd = ctx.attrs["batch_dims"]?.int ?? 0
             if bd < 0 { bd += ctx.type(i).rank }
-            return [.value(try ctx.emit(.gather(axis: axis, batchDims: bd), [p, i]))]
+            let n = ctx.type(p).shape[axis]
+            let checked = try ctx.check(i, .index(bounds: [n]), "indices{index} = {value} is not in [0, \(n))")
+            return [.value(try ctx.emit(.gather(axis: axis, batchDims: bd), [p, checked]))]
         }),
 
         OpDef("GatherNd", arity: .exactly(2), infer: { ctx in
+            if let r = ctx.shape(1).rank, r < 1 { throw ctx.error("indices must be at least a vector: Shape must be at least rank 1 but is rank 0") }
             guard let p = ctx.shape(0).dims, let i = ctx.shape(1).dims, let k = i.last ?? nil else { return [(ctx.dtype(0), .unknown)] }
             guard k <= p.count else { throw ctx.error("index depth \(k) exceeds the params' rank \(p.count)") }
             return [(ctx.dtype(0), Shape(dims: Array(i.dropLast()) + Array(p.dropFirst(k))))]
         }, lower: { ctx in
             // The K index components become one linear index into params flattened over its first K dims.
-            let (p, i) = (try ctx.value(0), try ctx.value(1))
-            let ps = ctx.type(p).shape, isShape = ctx.type(i).shape
+            let (p, unchecked) = (try ctx.value(0), try ctx.value(1))
+            let ps = ctx.type(p).shape, isShape = ctx.type(unchecked).shape
             let k = isShape.last!, outer = Array(isShape.dropLast())
+            // Each component against its own dimension: a bad component can still give a linear
+            // index in range. The error names the component's own position in the indices.
+            let i = k == 0 ? unchecked : try ctx.check(unchecked, .index(bounds: Array(ps.prefix(k))),
+                                                       "indices{index} = {value} does not index into param shape \(Shape(ps))")
             let itype = ctx.type(i).dtype
             var linear = try ctx.full(0, itype, outer)
             for c in 0..<k {
@@ -168,11 +193,13 @@ enum ShapeOps {
             guard var dims = ctx.shape(0).dims else { return [(d, .unknown)] }
             let axis = ctx.attrs["axis"]?.int ?? -1
             guard axis >= -1 && axis <= dims.count else { throw ctx.error("axis \(axis) is out of range") }
+            if let depth = ctx.ints(1)?.first, depth < 0 { throw ctx.error("depth must be non-negative, got: \(depth)") }
             dims.insert(ctx.ints(1)?.first, at: axis == -1 ? dims.count : axis)
             return [(d, Shape(dims: dims))]
         }, lower: { ctx in
             let idx = try ctx.value(0)
             let depth = try ctx.ints(1)[0]
+            if depth < 0 { throw ctx.error("depth must be non-negative, got: \(depth)") }
             let (on, off) = (try ctx.value(2), try ctx.value(3))
             var s = ctx.type(idx).shape
             let a = ctx.attrs["axis"]?.int ?? -1
@@ -187,24 +214,35 @@ enum ShapeOps {
         }),
 
         OpDef("Shape", arity: .exactly(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
-            [(ctx.attrs["out_type"]?.type ?? .int32, Shape(dims: [ctx.shape(0).rank]))]
+            [(try integerOutType(ctx), Shape(dims: [ctx.shape(0).rank]))]
         }, lower: { ctx in
             let s = (OpRegistry.def(ctx.op.inputs[0].op.type)?.isVariable ?? false) ? ctx.type(try ctx.variable(0)).shape : ctx.type(try ctx.value(0)).shape
-            let t = try Tensor(literal: s.map(Int64.init), dtype: ctx.attrs["out_type"]?.type ?? .int32)
+            let outType = ctx.attrs["out_type"]?.type ?? .int32
+            if outType == .int32, let k = s.firstIndex(where: { $0 > Int(Int32.max) }) {
+                throw ctx.error("Shape output type is 32-bit but dim \(k) is \(s[k])")
+            }
+            let t = try Tensor(literal: s.map(Int64.init), dtype: outType)
             return [.value(ctx.builder.constant(t))]
         }),
         OpDef("Rank", arity: .exactly(1), infer: { _ in [(.int32, .scalar)] }, lower: { ctx in
             [.value(ctx.builder.constant(Tensor(Int32(ctx.type(try ctx.value(0)).rank))))]
         }),
         OpDef("Size", arity: .exactly(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
-            [(ctx.attrs["out_type"]?.type ?? .int32, .scalar)]
+            [(try integerOutType(ctx), .scalar)]
         }, lower: { ctx in
             let n = ctx.type(try ctx.value(0)).elementCount
+            if (ctx.attrs["out_type"]?.type ?? .int32) == .int32 && n > Int(Int32.max) {
+                throw ctx.error("Number of elements was larger than representable by 32-bit output type: \(n)")
+            }
             return [.value(ctx.builder.constant(try Tensor(literal: Int64(n), dtype: ctx.attrs["out_type"]?.type ?? .int32)))]
         }),
 
         OpDef("Range", arity: .exactly(3), infer: { ctx in
             let d = try ctx.sameDType()
+            guard d.isNumeric && d != .bool && d != .uint8 else {
+                throw ctx.error("Value for attr 'Tidx' of \(d.name) is not in the list of allowed values: float32, float64, int32, int64")
+            }
+            for i in 0..<3 where (ctx.shape(i).rank ?? 0) != 0 { throw ctx.error("start, limit and delta must be scalars: input \(i) has shape \(ctx.shape(i))") }
             guard let s = ctx.constantValue(0)?.doubles.first, let l = ctx.constantValue(1)?.doubles.first,
                   let dl = ctx.constantValue(2)?.doubles.first else { return [(d, Shape(dims: [nil]))] }
             return [(d, Shape([try rangeCount(s, l, dl, ctx.error)]))]
@@ -224,6 +262,15 @@ enum ShapeOps {
         like("ZerosLike", 0), like("OnesLike", 1),
     ]
 
+    /// Shape and Size count in int32 or int64 only.
+    static func integerOutType(_ ctx: InferenceContext) throws -> DType {
+        let d = ctx.attrs["out_type"]?.type ?? .int32
+        guard d == .int32 || d == .int64 else {
+            throw ctx.error("Value for attr 'out_type' of \(d.name) is not in the list of allowed values: int32, int64")
+        }
+        return d
+    }
+
     static func like(_ name: String, _ v: Double) -> OpDef {
         OpDef(name, arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] }, lower: { ctx in
             let t = ctx.type(try ctx.value(0))
@@ -233,10 +280,20 @@ enum ShapeOps {
 
     static func rangeCount(_ s: Double, _ l: Double, _ d: Double, _ error: (String) -> KilnError) throws -> Int {
         guard d != 0 else { throw error("Requires delta != 0") }
+        guard s.isFinite, l.isFinite, d.isFinite else { throw error("Requires start, limit and delta to be finite: \(s)/\(l)/\(d)") }
         guard (d > 0 && l >= s) || (d < 0 && l <= s) else {
             throw error("Requires start <= limit when delta > 0 (or start >= limit when delta < 0): \(s)/\(l)/\(d)")
         }
-        return Int(((l - s) / d).rounded(.up))
+        let n = ((l - s) / d).rounded(.up)
+        // 2^62 elements is beyond any memory; it also keeps the conversion below exact and safe.
+        guard n.isFinite, n < 0x1p62 else { throw error("Requires the number of elements to be finite and addressable: (\(l) - \(s)) / \(d) elements") }
+        return Int(n)
+    }
+
+    /// `n + low + high`, or an error when that overflows.
+    static func paddedSize(_ n: Int, _ low: Int, _ high: Int, _ error: (String) -> KilnError) throws -> Int {
+        guard let a = Sizes.sum(n, low), let b = Sizes.sum(a, high) else { throw error("Padding dimension \(n) by \(low) and \(high) overflows") }
+        return b
     }
 
     /// Pad (zeros), PadV2 (a given value) and MirrorPad (REFLECT or SYMMETRIC).
@@ -257,12 +314,15 @@ enum ShapeOps {
                     throw ctx.error("paddings must be \(mode == "REFLECT" ? "less than" : "no greater than") the dimension size: \(p[2 * d]), \(p[2 * d + 1]) not \(mode == "REFLECT" ? "less than" : "greater than") \(n)")
                 }
             }
-            return [(ctx.dtype(0), Shape(dims: (0..<rank).map { d in dims[d].map { $0 + p[2 * d] + p[2 * d + 1] } }))]
+            return [(ctx.dtype(0), Shape(dims: try (0..<rank).map { d in try dims[d].map { try paddedSize($0, p[2 * d], p[2 * d + 1], ctx.error) } }))]
         }, lower: { ctx in
             let x = try ctx.value(0)
             let p = try ctx.ints(1)
             let rank = p.count / 2
             let low = (0..<rank).map { p[2 * $0] }, high = (0..<rank).map { p[2 * $0 + 1] }
+            let s = ctx.type(x).shape
+            guard p.count == 2 * s.count, p.allSatisfy({ $0 >= 0 }) else { throw ctx.error("paddings must be a non-negative [\(s.count), 2] matrix, got \(p)") }
+            for d in s.indices { _ = try paddedSize(s[d], low[d], high[d], ctx.error) }
             let modeName = mirror ? (ctx.attrs["mode"]?.string ?? "REFLECT") : "CONSTANT"
             let mode: PadMode = modeName == "REFLECT" ? .reflect : modeName == "SYMMETRIC" ? .symmetric : .constant
             let border = hasValue ? try ctx.value(2) : ctx.scalar(0, ctx.type(x).dtype)

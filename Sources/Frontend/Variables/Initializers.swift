@@ -42,7 +42,7 @@ public struct Initializer: Sendable {
         case 0: return (1, 1)
         case 1: return (Double(s[0]), Double(s[0]))
         default:
-            let receptive = Double(s.dropLast(2).reduce(1, *))
+            let receptive = s.dropLast(2).reduce(1.0) { $0 * Double($1) }   // in Double: a hostile shape must not trap
             return (Double(s[s.count - 2]) * receptive, Double(s[s.count - 1]) * receptive)
         }
     }

@@ -25,6 +25,13 @@ public final class CheckpointReader {
         self.prefix = prefix
         let indexPath = CheckpointPaths.index(prefix: prefix)
         self.indexPath = indexPath
+        // Under the directory's lock, a save in progress finishes first and one a kill interrupted
+        // is completed (CheckpointCommit), and the index and data files are opened together, so
+        // this reader sees one whole checkpoint even if the prefix is saved again meanwhile. In a
+        // directory it cannot lock or repair (read-only), it reads what is there.
+        let directory = try? DirectoryHandle((prefix as NSString).deletingLastPathComponent)
+        if let d = directory, (try? d.lock()) != nil { try? CheckpointCommit.recoverLocked(d) }
+        defer { directory?.unlock() }
         guard let contents = FileManager.default.contents(atPath: indexPath) else {
             throw KilnError.notFound("no checkpoint at '\(prefix)': cannot read its index '\(indexPath)'")
         }
@@ -58,8 +65,14 @@ public final class CheckpointReader {
             }
             keys.append(name)
         }
+        var opened: [Int: Int32] = [:]
+        for shard in Set(entries.values.map(\.shardID)) where shard >= 0 && shard < header.numShards {
+            let fd = open(CheckpointPaths.data(prefix: prefix, shard: Int(shard), numShards: Int(header.numShards)), O_RDONLY | O_CLOEXEC)
+            if fd >= 0 { opened[Int(shard)] = fd }
+        }
         self.entries = entries
         self.keys = keys
+        self.dataFiles = opened
     }
 
     deinit {
@@ -119,14 +132,14 @@ public final class CheckpointReader {
             guard !o, Int64(need) == size else {
                 throw KilnError.dataLoss("\(at): the index records \(size) bytes but \(dtype) \(Shape(shape)) needs \(o ? "more than Int.max" : String(need))")
             }
-            let buffer = TensorBuffer(byteCount: need)
+            let buffer = try TensorBuffer(byteCount: need)
             try read(fd, into: UnsafeMutableRawBufferPointer(start: buffer.pointer, count: need), offset: offset, at)
             try verify(CRC32C.checksum(UnsafeRawBufferPointer(start: buffer.pointer, count: need)), e, at)
             if dtype == .bool {
                 let b = buffer.pointer.assumingMemoryBound(to: UInt8.self)
                 for i in 0..<need where b[i] > 1 { b[i] = 1 }
             }
-            return Tensor(dtype: dtype, shape: shape, buffer: buffer)
+            return try Tensor(dtype: dtype, shape: shape, buffer: buffer)
         }
 
         var bytes = [UInt8](repeating: 0, count: Int(size))
@@ -136,7 +149,7 @@ public final class CheckpointReader {
             throw KilnError.dataLoss("\(at): \(err.message)")
         }
         try verify(decoded.crc, e, at)
-        return Tensor(shape: shape, strings: decoded.strings)
+        return try Tensor(shape: shape, strings: decoded.strings)
     }
 
     /// Every tensor, by key; fails on the first one that cannot be read.

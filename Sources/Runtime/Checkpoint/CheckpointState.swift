@@ -50,6 +50,9 @@ public struct CheckpointState: Equatable, Sendable {
     /// TensorFlow's get_checkpoint_state does); nil when there is no such file.
     public static func read(directory: String, filename: String = defaultFilename) throws -> CheckpointState? {
         let path = (directory as NSString).appendingPathComponent(filename)
+        // A save a kill interrupted after its commit point is completed first, so the state
+        // read is the one that save wrote (best effort: a read-only directory is read as it is).
+        try? CheckpointCommit.recover(directory: directory)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KilnError(.permissionDenied, "cannot read checkpoint state file '\(path)'")
@@ -70,6 +73,11 @@ public struct CheckpointState: Equatable, Sendable {
     /// Writes `directory/filename` atomically; paths inside `directory` are stored relative to
     /// it, so the folder can be moved.
     public func write(directory: String, filename: String = defaultFilename) throws {
+        try temporaryFile(directory: directory, filename: filename).commit()
+    }
+
+    /// The state file, complete under a temporary name, for a Saver to commit with its checkpoint.
+    func temporaryFile(directory: String, filename: String = defaultFilename) throws -> AtomicFile {
         let dir = (directory as NSString).standardizingPath
         let relativize = { (p: String) -> String in
             let full = (p as NSString).standardizingPath
@@ -79,7 +87,7 @@ public struct CheckpointState: Equatable, Sendable {
         var stored = self
         stored.modelCheckpointPath = relativize(modelCheckpointPath)
         stored.allModelCheckpointPaths = allModelCheckpointPaths.map(relativize)
-        try AtomicFile.write(Array(stored.text.utf8), to: (directory as NSString).appendingPathComponent(filename))
+        return try AtomicFile.complete(Array(stored.text.utf8), path: (directory as NSString).appendingPathComponent(filename))
     }
 }
 

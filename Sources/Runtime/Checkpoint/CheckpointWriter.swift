@@ -11,19 +11,28 @@ public enum CheckpointWriter {
 
     /// Writes `tensors` under their keys (for a TF1 Saver, variable op names such as
     /// "conv1/weights"). Entries go to the data file and the index in bytewise key order, as
-    /// TensorFlow's Saver writes them. Both files are written under temporary names and renamed
-    /// into place only when complete, so a failure leaves any previous checkpoint intact.
+    /// TensorFlow's Saver writes them. The save is atomic as a whole, even when it replaces a
+    /// checkpoint with the same prefix and the process is killed half-way (CheckpointCommit):
+    /// the prefix then holds either the old checkpoint or the new one.
     ///
     /// - Returns: the paths written (index, data).
     @discardableResult
     public static func write(_ tensors: [(key: String, tensor: Tensor)], prefix: String) throws -> [String] {
-        try write(tensors, prefix: prefix, beforeCommit: {})
+        try write(tensors, prefix: prefix, hook: nil)
     }
 
-    /// `beforeCommit` runs when both temporary files are complete, before either is renamed:
-    /// tests make it throw to see that a failed save leaves the previous checkpoint alone.
+    /// `hook` runs at each step of the commit: tests make it throw to see that a failed or
+    /// killed save leaves one complete checkpoint.
     @discardableResult
-    static func write(_ tensors: [(key: String, tensor: Tensor)], prefix: String, beforeCommit: () throws -> Void) throws -> [String] {
+    static func write(_ tensors: [(key: String, tensor: Tensor)], prefix: String, hook: CheckpointCommit.Hook?) throws -> [String] {
+        let files = try temporaries(tensors, prefix: prefix)
+        try CheckpointCommit.commit(files, removing: [], name: prefix, hook: hook)
+        return files.map(\.path).reversed()
+    }
+
+    /// The data file and the index of the bundle, complete under temporary names, for a
+    /// CheckpointCommit to rename into place (data first, as TensorFlow does).
+    static func temporaries(_ tensors: [(key: String, tensor: Tensor)], prefix: String) throws -> [AtomicFile] {
         var seen = Set<String>()
         for (key, _) in tensors {
             guard !key.isEmpty else { throw KilnError.invalidArgument("checkpoint keys must be non-empty (the empty key holds the bundle header)") }
@@ -32,9 +41,7 @@ public enum CheckpointWriter {
         let sorted = tensors.map { (bytes: Array($0.key.utf8), tensor: $0.tensor) }
             .sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
 
-        let indexPath = CheckpointPaths.index(prefix: prefix)
-        let dataPath = CheckpointPaths.data(prefix: prefix)
-        let data = try AtomicFile(path: dataPath)
+        let data = try AtomicFile(path: CheckpointPaths.data(prefix: prefix))
         var table = TableWriter()
         table.add(key: [], value: try header().serializedBytes())
         for (key, t) in sorted {
@@ -57,13 +64,9 @@ public enum CheckpointWriter {
             entry.crc32C = CRC32C.mask(crc)
             table.add(key: key, value: try entry.serializedBytes())
         }
-        let index = try AtomicFile(path: indexPath)
+        let index = try AtomicFile(path: CheckpointPaths.index(prefix: prefix))
         try index.write(table.finish())
-        try beforeCommit()
-        // Data before index, as TensorFlow does: an index is only ever visible with its data.
-        try data.commit()
-        try index.commit()
-        return [indexPath, dataPath]
+        return [data, index]
     }
 
     /// `[key: tensor]`, written in key order.

@@ -62,7 +62,7 @@ public enum NPY {
         guard !o, need <= bytes.count - dataStart else {
             throw KilnError.dataLoss("\(source) is truncated: \(dtype) \(Shape(shape)) needs \(o ? "more than Int.max" : String(need)) bytes of data, \(bytes.count - dataStart) remain")
         }
-        let buffer = TensorBuffer(byteCount: need)
+        let buffer = try TensorBuffer(byteCount: need)
         bytes.withUnsafeBytes { src in
             if need > 0 { buffer.pointer.copyMemory(from: src.baseAddress! + dataStart, byteCount: need) }
         }
@@ -70,7 +70,7 @@ public enum NPY {
             let b = buffer.pointer.assumingMemoryBound(to: UInt8.self)
             for i in 0..<need where b[i] > 1 { b[i] = 1 }
         }
-        return Tensor(dtype: dtype, shape: shape, buffer: buffer)
+        return try Tensor(dtype: dtype, shape: shape, buffer: buffer)
     }
 
     private static func dtype(_ descr: String, _ source: String) throws -> DType {

@@ -1,0 +1,102 @@
+import KilnIR
+
+/// The inputs that TensorFlow's op definitions type as integers (shapes, axes, permutations,
+/// paddings, multiples, sizes: attrs such as `Tshape`, `Tidx`, `Tpaddings`) and the form their
+/// value must have. TensorFlow refuses a float there when the node is made ("Value for attr
+/// 'Tshape' of float is not in the list of allowed values: int32, int64"); so does Kiln, in
+/// `Graph.addOperation` (which API calls and GraphDef import share) and again where lowering
+/// reads a value folded at compile time, so no shape or axis is ever taken from a float, a string
+/// or a tensor of the wrong rank.
+struct IntegerInput {
+    /// What the value must look like.
+    enum Form {
+        /// A scalar (an axis, a depth, a segment count).
+        case scalar
+        /// A scalar or a one-element vector (ExpandDims' dim).
+        case single
+        /// A vector (a shape, a permutation, multiples, begin/size).
+        case vector
+        /// A scalar or a vector (reduction axes).
+        case scalarOrVector
+        /// An [n, 2] matrix (paddings).
+        case pairs
+        /// Any shape (segment ids).
+        case any
+    }
+
+    /// Input position; negative counts from the end (ConcatV2's axis is its last input).
+    let index: Int
+    /// The TensorFlow attr that types this input, named in errors.
+    let attr: String
+    let form: Form
+    /// The dtypes TensorFlow allows there.
+    var allowed: [DType] = [.int32, .int64]
+
+    static let table: [String: [IntegerInput]] = {
+        var t: [String: [IntegerInput]] = [
+            "Reshape": [IntegerInput(index: 1, attr: "Tshape", form: .vector)],
+            "ConcatV2": [IntegerInput(index: -1, attr: "Tidx", form: .scalar)],
+            "ExpandDims": [IntegerInput(index: 1, attr: "Tdim", form: .single)],
+            "Transpose": [IntegerInput(index: 1, attr: "Tperm", form: .vector)],
+            "Tile": [IntegerInput(index: 1, attr: "Tmultiples", form: .vector)],
+            "Slice": [IntegerInput(index: 1, attr: "Index", form: .vector), IntegerInput(index: 2, attr: "Index", form: .vector)],
+            "StridedSlice": (1...3).map { IntegerInput(index: $0, attr: "Index", form: .vector) },
+            "StridedSliceGrad": (0...3).map { IntegerInput(index: $0, attr: "Index", form: .vector) },
+            "GatherV2": [IntegerInput(index: 2, attr: "Taxis", form: .scalar)],
+            "OneHot": [IntegerInput(index: 1, attr: "depth", form: .scalar, allowed: [.int32])],
+            "Fill": [IntegerInput(index: 0, attr: "index_type", form: .vector)],
+            "BroadcastTo": [IntegerInput(index: 1, attr: "Tidx", form: .vector)],
+            "BroadcastGradientArgs": [IntegerInput(index: 0, attr: "T", form: .vector), IntegerInput(index: 1, attr: "T", form: .vector)],
+            "UnsortedSegmentSum": [IntegerInput(index: 1, attr: "Tindices", form: .any),
+                                   IntegerInput(index: 2, attr: "Tnumsegments", form: .scalar)],
+            "Conv2DBackpropInput": [IntegerInput(index: 0, attr: "input_sizes", form: .vector, allowed: [.int32])],
+            "Conv2DBackpropFilter": [IntegerInput(index: 1, attr: "filter_sizes", form: .vector, allowed: [.int32])],
+            "AvgPoolGrad": [IntegerInput(index: 0, attr: "orig_input_shape", form: .vector, allowed: [.int32])],
+            "MirrorPadGrad": [IntegerInput(index: 1, attr: "Tpaddings", form: .pairs)],
+            "RandomUniformInt": [IntegerInput(index: 0, attr: "T", form: .vector)],
+        ]
+        for name in ["Pad", "PadV2", "MirrorPad"] { t[name] = [IntegerInput(index: 1, attr: "Tpaddings", form: .pairs)] }
+        for name in ["Sum", "Max", "Min", "Prod", "Mean", "All", "Any"] { t[name] = [IntegerInput(index: 1, attr: "Tidx", form: .scalarOrVector)] }
+        for name in ["ArgMax", "ArgMin"] { t[name] = [IntegerInput(index: 1, attr: "Tidx", form: .scalar)] }
+        for name in ["RandomStandardNormal", "TruncatedNormal", "RandomUniform"] { t[name] = [IntegerInput(index: 0, attr: "T", form: .vector)] }
+        return t
+    }()
+
+    /// The entry for input `i` of an op with `count` inputs, if that input must be an integer.
+    static func entry(_ opType: String, input i: Int, of count: Int) -> IntegerInput? {
+        table[opType]?.first { ($0.index < 0 ? count + $0.index : $0.index) == i }
+    }
+
+    /// Checks a value's dtype and static shape against the entry; `explicitType` is the attr's
+    /// value when the node states it (GraphDef nodes do), which must agree with the input.
+    func check(dtype: DType, shape: Shape, explicitType: DType?, input: String, node: String, op: String) throws {
+        guard allowed.contains(dtype) else {
+            throw KilnError.invalidArgument("Value for attr '\(attr)' of \(dtype.name) is not in the list of allowed values: \(allowed.map(\.name).joined(separator: ", ")) (input '\(input)' of '\(node)' (op: '\(op)'))")
+        }
+        if let explicitType, explicitType != dtype {
+            throw KilnError.invalidArgument("Input '\(input)' of '\(node)' (op: '\(op)') is \(dtype.name), incompatible with its attr '\(attr)' = \(explicitType.name)")
+        }
+        guard let dims = shape.dims else { return }
+        let fits: Bool
+        switch form {
+        case .scalar: fits = dims.isEmpty
+        case .single: fits = dims.isEmpty || (dims.count == 1 && (dims[0] ?? 1) == 1)
+        case .vector: fits = dims.count == 1
+        case .scalarOrVector: fits = dims.count <= 1
+        case .any: fits = true
+        case .pairs: fits = dims.count == 2 && (dims[1] ?? 2) == 2
+        }
+        guard fits else {
+            let want: String
+            switch form {
+            case .scalar: want = "a scalar"
+            case .single: want = "a scalar or a vector of one element"
+            case .vector: want = "a vector (rank 1)"
+            case .scalarOrVector: want = "a scalar or a vector (rank at most 1)"
+            case .any: want = "a tensor"
+            case .pairs: want = "a [n, 2] matrix"
+            }
+            throw KilnError.invalidArgument("'\(input)' (\(attr)) of '\(node)' (op: '\(op)') must be \(want), got shape \(shape)")
+        }
+    }
+}
