@@ -41,6 +41,8 @@ final class Emitter {
     var diagnosing = false
     /// Kernels with at least this many elements are split across the worker pool.
     static let parallelThreshold = 32768
+    /// Kernels touching more buffers than this get no alias scopes (see attachAliasScopes).
+    static let aliasScopeBufferLimit = 64
 
     init(context: LLVMContextRef, moduleName: String, function: Function, plan: KernelPlan) {
         ctx = context
@@ -98,6 +100,14 @@ final class Emitter {
                 let pooled = MatrixProducts.ownKernel(m: patchWidth, n: d.type!.shape[1], k: g.blocks.rows)
                 try kernel(n, "\(entryName)_k\(n)", rows: pooled ? g.parts : nil) { emitPatchGradientParts(d, g.blocks, parts: g.parts, scratch: g.scratch) }
                 try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitPartsSum(d, g.parts, scratch: g.scratch) }
+                continue
+            }
+            if case .concat(let axis) = inst[k]!.op, KernelPlan.writesByOperand(inst[k]!) {
+                // A wide concat is several functions of a few operands each: LLVM's loop passes
+                // are quadratic in the loops of one function.
+                for (c, part) in concatParts(inst[k]!, axis).enumerated() {
+                    try kernel(n, "\(entryName)_k\(n)_\(c)", rows: nil) { emitConcatOperands(inst[k]!, axis, part.operands, from: part.offset) }
+                }
                 continue
             }
             try kernel(n, "\(entryName)_k\(n)", rows: splitRows(inst[k]!)) { try emitKernel(inst[k]!) }
@@ -269,7 +279,9 @@ final class Emitter {
     func attachAliasScopes() {
         let buffers = Array(Set(bufferAccesses.map(\.1))).sorted()
         defer { bufferAccesses = []; bufferOfPointer = [:] }
-        guard buffers.count > 1 else { return }
+        // Each access lists every other buffer: quadratic in the buffers of one kernel, so a
+        // kernel reading thousands (a wide concat) goes without.
+        guard buffers.count > 1, buffers.count <= Self.aliasScopeBufferLimit else { return }
         func selfReferential(_ rest: [LLVMMetadataRef?]) -> LLVMMetadataRef {
             var none: [LLVMMetadataRef?] = []
             let temp = LLVMTemporaryMDNode(ctx, &none, 0)
@@ -640,13 +652,17 @@ final class Emitter {
 
     /// A buffer holding `v`'s elements, if it has one.
     func bufferPointer(_ v: Int) -> LLVMValueRef? {
-        if let p = localBuffers[v] { return p }
-        if let p = base(v) { return p }
-        guard let i = inst[v] else { return nil }
-        if i.op == .varRead, plan.storage[v] == .inline { return base(i.operands[0]) }
-        if plan.views.contains(v) { return bufferPointer(i.operands[0]) }
-        if case .constant(let t) = i.op, t.elementCount > 1 { return globalConstant(v, t) }
-        return nil
+        var v = v
+        // A loop through views: a chain of reshapes may be as long as the graph.
+        while true {
+            if let p = localBuffers[v] { return p }
+            if let p = base(v) { return p }
+            guard let i = inst[v] else { return nil }
+            if i.op == .varRead, plan.storage[v] == .inline { return base(i.operands[0]) }
+            if plan.views.contains(v) { v = i.operands[0]; continue }
+            if case .constant(let t) = i.op, t.elementCount > 1 { return globalConstant(v, t) }
+            return nil
+        }
     }
 
     var globals: [Int: LLVMValueRef] = [:]

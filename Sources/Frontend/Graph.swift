@@ -1,11 +1,13 @@
+import Foundation
 import KilnIR
 
 /// A node of the graph: one op of the registry with its inputs, attributes and placement.
 public final class Operation: Hashable, CustomStringConvertible, @unchecked Sendable {
     public let name: String
     public let type: String
-    public let inputs: [Output]
-    public let controlInputs: [Operation]
+    /// Never changed after init; `var` only so deinit can hand them to the release queue.
+    public private(set) var inputs: [Output]
+    public private(set) var controlInputs: [Operation]
     public let attrs: [String: AttrValue]
     public let device: String
     /// dtype and static shape of each output.
@@ -30,9 +32,40 @@ public final class Operation: Hashable, CustomStringConvertible, @unchecked Send
     public var outputs: [Output] { outputSpecs.indices.map { Output(op: self, index: $0) } }
     public func output(_ i: Int = 0) -> Output { Output(op: self, index: i) }
 
+    /// Each op holds its inputs, so freeing the last op of a chain would free the one before it
+    /// from inside its deinit, and so on: one nested deinit per op, a stack overflow at a few ten
+    /// thousand ops (when a caller still holds the chain's end after the graph is gone). Instead
+    /// the inputs go to a per-thread queue that the outermost deinit drains in a loop.
+    deinit {
+        if inputs.isEmpty && controlInputs.isEmpty { return }
+        let queue = ReleaseQueue.current
+        queue.ops.append(contentsOf: inputs.lazy.map(\.op))
+        queue.ops.append(contentsOf: controlInputs)
+        inputs = []
+        controlInputs = []
+        if queue.draining { return }
+        queue.draining = true
+        while let op = queue.ops.popLast() { withExtendedLifetime(op) {} }
+        queue.draining = false
+    }
+
     public static func == (a: Operation, b: Operation) -> Bool { a === b }
     public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(self)) }
     public var description: String { "<Operation '\(name)' type=\(type)>" }
+}
+
+/// Operations waiting to be released by the deinit that is draining this thread's queue.
+private final class ReleaseQueue {
+    var ops: [Operation] = []
+    var draining = false
+
+    static var current: ReleaseQueue {
+        let d = Thread.current.threadDictionary
+        if let q = d["kiln.operationReleaseQueue"] as? ReleaseQueue { return q }
+        let q = ReleaseQueue()
+        d["kiln.operationReleaseQueue"] = q
+        return q
+    }
 }
 
 /// A symbolic tensor: output `index` of an operation (TensorFlow's `name:index`).
@@ -190,9 +223,10 @@ public final class Graph: @unchecked Sendable {
         }
         let specs = try def.infer(ctx)
         try Graph.checkInferredShapes(specs, node: opName, op: type)
-        var controls: [Operation] = []
-        for scope in controlStack { for c in scope where !controls.contains(c) { controls.append(c) } }
-        for c in controlInputs where !controls.contains(c) { controls.append(c) }
+        // A set beside the list: a control scope over thousands of ops must not be quadratic.
+        var controls: [Operation] = [], seen = Set<Operation>()
+        for c in controlStack.joined() where seen.insert(c).inserted { controls.append(c) }
+        for c in controlInputs where seen.insert(c).inserted { controls.append(c) }
         // Ops that already depend on a control input through data need no edge; keep it simple and explicit.
         let op = Operation(name: opName, type: type, inputs: inputs, controlInputs: controls, attrs: full,
                            device: deviceStack.last ?? "", outputSpecs: specs, id: operations.count, graph: self)

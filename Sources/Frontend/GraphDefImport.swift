@@ -155,10 +155,10 @@ extension Graph {
                 }
                 inputs.append(producer.output(ref.output))
             }
-            var controls: [Operation] = []
+            var controls: [Operation] = [], seen = Set<Operation>()
             for c in n.control {
                 let op = controlMap[c] ?? created[index[c]!]!
-                if !controls.contains(op) { controls.append(op) }
+                if seen.insert(op).inserted { controls.append(op) }
             }
             var nodeAttrs = attrs[i]
             if n.op == InitializedValueInterchange.kilnType, let v = nodeAttrs["variable"]?.string {

@@ -13,14 +13,18 @@ public final class LoweringContext {
     public let sessionSeed: UInt64
     /// Evaluates a primitive on constants (the reference evaluator, injected by the runtime).
     public let evaluator: ConstantEvaluator?
+    /// What `fold` has found, shared by all ops of one lowering.
+    let folds: FoldCache
 
-    init(builder: FunctionBuilder, op: Operation, inputValues: [LoweredValue], counter: Int?, sessionSeed: UInt64, evaluator: ConstantEvaluator?) {
+    init(builder: FunctionBuilder, op: Operation, inputValues: [LoweredValue], counter: Int?, sessionSeed: UInt64, evaluator: ConstantEvaluator?,
+         folds: FoldCache = FoldCache()) {
         self.builder = builder
         self.op = op
         self.inputValues = inputValues
         self.counter = counter
         self.sessionSeed = sessionSeed
         self.evaluator = evaluator
+        self.folds = folds
     }
 
     public var attrs: [String: AttrValue] { op.attrs }
@@ -67,20 +71,34 @@ public final class LoweringContext {
         return t
     }
 
-    /// The value of IR value `v` if it depends only on constants.
+    /// The value of IR value `v` if it depends only on constants. Each value is evaluated at most
+    /// once per lowering (the cache), walking operands with an explicit stack, not recursion:
+    /// the values a shape depends on may form a chain as long as the graph.
     func fold(_ v: Int) throws -> Tensor? {
         let f = builder.function
-        guard v >= f.params.count else { return nil }
-        let inst = f.body[v - f.params.count]
-        if case .constant(let t) = inst.op { return t }
-        guard let evaluator, inst.op.producesValue, !inst.op.hasSideEffects, inst.op != .varRead else { return nil }
-        if case .random = inst.op { return nil }
-        var operands: [Tensor] = []
-        for o in inst.operands {
-            guard let t = try fold(o) else { return nil }
-            operands.append(t)
+        var stack = [v]
+        while let x = stack.last {
+            if folds.values[x] != nil { stack.removeLast(); continue }
+            guard x >= f.params.count else { folds.values[x] = .some(nil); continue }
+            let inst = f.body[x - f.params.count]
+            if case .constant(let t) = inst.op { folds.values[x] = t; continue }
+            guard let evaluator, inst.op.producesValue, !inst.op.hasSideEffects, inst.op != .varRead else { folds.values[x] = .some(nil); continue }
+            if case .random = inst.op { folds.values[x] = .some(nil); continue }
+            // Operands in order; the first that does not fold settles it (the rest are not evaluated).
+            var operands: [Tensor] = [], blocked = false, pending: Int?
+            for o in inst.operands {
+                switch folds.values[o] {
+                case nil: pending = o
+                case .some(nil): blocked = true
+                case .some(.some(let t)): operands.append(t)
+                }
+                if pending != nil || blocked { break }
+            }
+            if let pending { stack.append(pending); continue }
+            let value: Tensor? = blocked ? nil : try evaluator(inst.op, operands)
+            folds.values[x] = .some(value)
         }
-        return try evaluator(inst.op, operands)
+        return folds.values[v]!
     }
 
     public func error(_ why: String) -> KilnError {
@@ -89,6 +107,12 @@ public final class LoweringContext {
 }
 
 public typealias ConstantEvaluator = @Sendable (Op, [Tensor]) throws -> Tensor
+
+/// IR values `LoweringContext.fold` has settled: their constant value, or nil where they do not
+/// fold.
+final class FoldCache {
+    var values: [Int: Tensor?] = [:]
+}
 
 /// A pruned subgraph lowered to one IR function, with the map from its parameters back to the
 /// graph: feeds first, in `feeds` order, then variables.
@@ -141,6 +165,7 @@ public enum Lowering {
             variables.append(op)
             lowered[op.output(0)] = .variable(param: b.addParam(op.name, kind: .variable, type: TensorType(dtype, shape)))
         }
+        let folds = FoldCache()
         var counters: [Operation: Int] = [:]
         for op in ops where OpRegistry.def(op.type)?.hasCounter == true {
             variables.append(op)
@@ -165,7 +190,11 @@ public enum Lowering {
                 _ = try def.infer(ctx)
             }
             let firstNew = b.function.body.count
-            var ctx = LoweringContext(builder: b, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed, evaluator: evaluator)
+            var ctx = LoweringContext(builder: b, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed,
+                                      evaluator: evaluator, folds: folds)
+            // The context must hold the only reference to the function being built: a second one
+            // here would make its first emit copy the whole body (quadratic over the graph).
+            b = FunctionBuilder(name: name)
             let outs: [LoweredValue]
             do {
                 outs = try def.lower(&ctx)

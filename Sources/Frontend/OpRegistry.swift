@@ -167,9 +167,11 @@ public struct InferenceContext {
 /// The value of `o` if it is computable without running the graph (a Const, possibly reshaped
 /// or cast); used where TensorFlow needs "constant" inputs such as axes and shapes.
 func staticValue(of o: Output) -> Tensor? {
+    var o = o
+    // A loop, not recursion: a chain of Identity ops may be as long as the graph.
+    while o.op.type == "Identity" { o = o.op.inputs[0] }
     switch o.op.type {
     case "Const": return o.op.attrs["value"]?.tensor
-    case "Identity": return staticValue(of: o.op.inputs[0])
     case "Shape":
         guard let dims = o.op.inputs[0].shape.concrete else { return nil }
         // An int32 shape that cannot hold a dimension is an error when the op runs, never a value.

@@ -3,6 +3,8 @@
 public struct FunctionBuilder {
     public private(set) var function: Function
     private var types: [Int: TensorType]
+    /// The id the next instruction gets (`Function.nextID` scans the body: quadratic over a build).
+    private var nextID = 0
 
     public init(name: String) {
         function = Function(name: name)
@@ -14,6 +16,7 @@ public struct FunctionBuilder {
         let id = function.params.count
         function.params.append(Param(name: name, kind: kind, type: type))
         types[id] = type
+        nextID = id + 1
         return id
     }
 
@@ -24,13 +27,14 @@ public struct FunctionBuilder {
 
     @discardableResult
     public mutating func emit(_ op: Op, _ operands: [Int]) throws -> Int {
-        let id = function.nextID
+        let id = nextID
         let ty = try op.resultType(operands: operands.map { type(of: $0) })
         if let ty, ty.checkedByteCount == nil {
             throw KilnError.invalidArgument("\(op.mnemonic): the result \(Sizes.describe(ty.shape, ty.dtype)) is too large to address")
         }
         function.body.append(Instruction(id: id, op: op, operands: operands, type: ty))
         if let ty { types[id] = ty }
+        nextID = id + 1
         return id
     }
 

@@ -9,6 +9,9 @@ usage: kiln <command>
                     fusion off and to the machine's limits measured in the same run
   bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE]
                     the same for a user's graph
+  scale [--sizes N[,N...]] [--only chain|gradient|concat[,...]]
+                    time graph construction, gradients and the first run (compile) of long
+                    elementwise chains, their gradients and wide concats at each size
   devices           list the CPU and OpenCL devices Kiln can see
   run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR]
                     import a GraphDef, feed .npy files, print name, dtype, shape, min, max and
@@ -21,6 +24,7 @@ do {
     switch args.first {
     case "bench": try Bench.run(Array(args.dropFirst()))
     case "devices": try Devices.print()
+    case "scale": try Scale.run(Array(args.dropFirst()))
     case "run": try Run.run(Array(args.dropFirst()))
     case "help", "-h", "--help", nil: print(usage)
     default:
@@ -28,7 +32,7 @@ do {
         exit(2)
     }
 } catch let e as UsageError {
-    FileHandle.standardError.write(Data("kiln \(e.command): \(e.message)\n\(e.command == "bench" ? Bench.usage : Run.usage)\n".utf8))
+    FileHandle.standardError.write(Data("kiln \(e.command): \(e.message)\n\(e.command == "bench" ? Bench.usage : e.command == "scale" ? Scale.usage : Run.usage)\n".utf8))
     exit(2)
 } catch {
     FileHandle.standardError.write(Data("kiln: \(error)\n".utf8))

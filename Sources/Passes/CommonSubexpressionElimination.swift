@@ -20,9 +20,9 @@ public struct CommonSubexpressionEliminationPass: Pass {
         for var inst in f.body {
             inst.operands = inst.operands.map { replace[$0] ?? $0 }
             if inst.op == .varWrite {
-                // Later reads of this variable must read again.
-                let v = inst.operands[0]
-                seen = seen.filter { !($0.key.op == .varRead && $0.key.operands == [v]) }
+                // Later reads of this variable must read again (its one read key, not a scan of
+                // all keys: that would be quadratic in a graph of many writes).
+                seen[Key(op: .varRead, operands: [inst.operands[0]])] = nil
                 body.append(inst)
                 continue
             }

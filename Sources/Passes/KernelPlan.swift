@@ -99,6 +99,9 @@ public struct KernelPlan: Sendable {
         let inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
         let uses = f.useCounts()
         let types = f.typeTable()
+        // Each value's users in body order (each user once), so no question below scans the body.
+        var users: [Int: [Int]] = [:]
+        for i in f.body { for o in Set(i.operands) { users[o, default: []].append(i.id) } }
         var materialized: [Int: String] = [:]
         var productOperands = Set<Int>()
 
@@ -132,6 +135,8 @@ public struct KernelPlan: Sendable {
                 materialized[i.id] = materialized[i.id] ?? "image patches are gathered once"
             case .reduce, .argReduce, .reduceWindow, .unpatches:
                 materialized[i.id] = materialized[i.id] ?? "reduction result is read by many elements"
+            case .concat where Self.writesByOperand(i):
+                materialized[i.id] = materialized[i.id] ?? "concat of \(i.operands.count) operands is written one operand at a time"
             case _ where i.op.isElementwise && (uses[i.id] ?? 0) > 1:
                 materialized[i.id] = materialized[i.id] ?? "\(uses[i.id]!) users would each recompute it"
             default: break
@@ -175,7 +180,7 @@ public struct KernelPlan: Sendable {
             }
             let accumulated = Set(accumulatedProducts.values.map(\.dot))
             for i in f.body where perImageProducts {
-                guard let (reshape, products) = Self.blockedPatchProducts(i, inst: inst, types: types, uses: uses, excluding: accumulated) else { continue }
+                guard let (reshape, products) = Self.blockedPatchProducts(i, inst: inst, types: types, uses: uses, users: users, excluding: accumulated) else { continue }
                 let pt = i.type!, positions = pt.shape[0] * pt.shape[1] * pt.shape[2]
                 let rows = Self.patchBlockRows(patchWidth: pt.shape[3], positions: positions)
                 let blocks = PatchBlocks(patches: i.id, rows: rows, count: (positions + rows - 1) / rows)
@@ -195,20 +200,49 @@ public struct KernelPlan: Sendable {
             }
         }
 
-        // Which inline values a kernel evaluates, and through which index maps.
+        // Codegen evaluates a fused expression recursively, one level per op: bound its depth so
+        // the stack a kernel needs does not grow with the graph (a chain of 20,000 elementwise
+        // ops is then a chain of kernels of at most fusedDepthLimit ops each). Values that a
+        // fused product or patch block relies on computing inline are left as they are: their
+        // patterns are a few ops deep, so the bound is exceeded by at most that much.
+        var keepInline = Set<Int>()
+        for (w, _) in accumulatedProducts {
+            guard let sub = inst[inst[w]!.operands[1]], let mul = inst[sub.operands[1]] else { continue }
+            keepInline.formUnion([sub.id, mul.id, sub.operands[0]] + mul.operands)
+        }
+        for (u, d) in productsPerImage { keepInline.formUnion([inst[u]!.operands[0], d]) }
+        for (d, blocks) in patchProducts { keepInline.formUnion([inst[d]!.operands[0], blocks.patches]) }
+        for (d, g) in patchGradients { keepInline.formUnion([inst[d]!.operands[0], g.blocks.patches]) }
+        var depth: [Int: Int] = [:]
+        for i in f.body where i.op.producesValue && materialized[i.id] == nil {
+            if case .constant = i.op { continue }
+            let d = i.op == .varRead ? 1 : 1 + (i.operands.lazy.map { depth[$0] ?? 0 }.max() ?? 0)
+            if d > Self.fusedDepthLimit && !keepInline.contains(i.id) {
+                materialized[i.id] = Self.fusedDepthReason
+            } else {
+                depth[i.id] = d
+            }
+        }
+
+        // Which inline values a kernel evaluates, and through which index maps (preorder, with an
+        // explicit stack rather than recursion).
         func inlineTree(_ root: Int, _ visit: (Int, Bool) -> Void) {
-            func walk(_ v: Int, _ remapped: Bool) {
+            var stack: [(Int, Bool)] = []
+            func push(_ v: Int, _ remapped: Bool) {
                 // An index map (any op but elementwise ones and reshapes: broadcast, transpose,
                 // slice, gather, ...) reads its operands at other positions than its own.
                 let r = remapped || !(inst[v].map { $0.op.isElementwise || $0.op.isReshape || $0.op == .varWrite } ?? true)
-                for o in inst[v]?.operands ?? [] {
+                for o in (inst[v]?.operands ?? []).reversed() {
                     guard let oi = inst[o], materialized[o] == nil, oi.op.producesValue else { continue }
                     if case .constant = oi.op { continue }
-                    visit(o, r)
-                    if oi.op != .varRead { walk(o, r) }
+                    stack.append((o, r))
                 }
             }
-            walk(root, false)
+            push(root, false)
+            while let (v, r) = stack.popLast() {
+                visit(v, r)
+                if inst[v]?.op != .varRead { push(v, r) }
+            }
         }
 
         // A write fused with reads of the same variable through an index map would read
@@ -235,6 +269,8 @@ public struct KernelPlan: Sendable {
         for v in checksInWrites { materialized[v] = "a failed check must stop the run before the variable is written" }
 
         // A read used after a write of the same variable must copy before the write.
+        var writePositions: [Int: [Int]] = [:]
+        for i in f.body where i.op == .varWrite { writePositions[i.operands[0], default: []].append(position[i.id]!) }
         var changed = true
         while changed {
             changed = false
@@ -244,7 +280,7 @@ public struct KernelPlan: Sendable {
             }
             for i in f.body where i.op == .varRead && materialized[i.id] == nil {
                 let v = i.operands[0], p = position[i.id]!
-                let writes = f.body.filter { $0.op == .varWrite && $0.operands[0] == v }.map { position[$0.id]! }
+                let writes = writePositions[v] ?? []
                 if let last = evaluatedAt[i.id]?.max(), writes.contains(where: { $0 > p && $0 < last }) {
                     materialized[i.id] = "read is used after a later write of the same variable"
                     changed = true
@@ -272,14 +308,19 @@ public struct KernelPlan: Sendable {
             if let u = lastUse[i.id] { for o in i.operands { lastUse[o] = max(lastUse[o] ?? 0, u) } }
         }
 
+        // Free buffers sorted by offset (first fit); live ones filed under the position of their
+        // last reader, so each kernel releases exactly those that ended before it.
         var free: [(offset: Int, size: Int)] = []
-        var live: [(end: Int, offset: Int, size: Int)] = []
+        var endingAt: [Int: [(offset: Int, size: Int)]] = [:]
         var top = 0
         for i in f.body {
             let p = position[i.id]!
             // Release buffers whose last reader ran before this kernel.
-            for b in live where b.end < p { free.append((b.offset, b.size)) }
-            live.removeAll { $0.end < p }
+            for b in endingAt.removeValue(forKey: p - 1) ?? [] {
+                var lo = 0, hi = free.count
+                while lo < hi { let mid = (lo + hi) / 2; if free[mid].offset < b.offset { lo = mid + 1 } else { hi = mid } }
+                free.insert(b, at: lo)
+            }
             if i.op == .varWrite { kernels.append(i.id); continue }
             guard let why = materialized[i.id] else {
                 if storage[i.id] == nil { storage[i.id] = .inline }
@@ -289,7 +330,6 @@ public struct KernelPlan: Sendable {
             reasons[i.id] = why
             func allocate(_ bytes: Int, until end: Int) -> Int {
                 let size = (bytes + Self.alignment - 1) / Self.alignment * Self.alignment
-                free.sort { $0.offset < $1.offset }
                 let offset: Int
                 if let k = free.firstIndex(where: { $0.size >= size }) {
                     offset = free[k].offset
@@ -298,7 +338,7 @@ public struct KernelPlan: Sendable {
                     offset = top
                     top += size
                 }
-                live.append((end, offset, size))
+                endingAt[max(end, p), default: []].append((offset, size))
                 return offset
             }
             if let parts = Self.reductionParts(i, types: types) {
@@ -396,6 +436,21 @@ public struct KernelPlan: Sendable {
     /// The most ops a value recomputed by each of its users may take (with its inline operands).
     public static let recomputedOpsLimit = 8
 
+    /// Concats of more operands than this get a kernel that writes each operand's elements in a
+    /// loop of its own; computed inline, every element would choose among all operands.
+    public static let inlineConcatOperandsLimit = 16
+    public static func writesByOperand(_ i: Instruction) -> Bool {
+        if case .concat = i.op { return i.operands.count > inlineConcatOperandsLimit }
+        return false
+    }
+
+    /// The deepest fused expression a kernel evaluates (ops on the longest path from the kernel's
+    /// value down to loads): codegen's element generators recurse once per level, so this bounds
+    /// their stack (a few KB per level in a debug build) on any thread. Real fused expressions
+    /// (an Adam step, a normalisation) are 10-20 deep.
+    public static let fusedDepthLimit = 64
+    public static let fusedDepthReason = "fused expression would be deeper than \(fusedDepthLimit) ops"
+
     /// What computing `v` inline again costs: its ops with those of its inline operands, how many
     /// distinct buffers of `v`'s size (or larger) they read, and whether anything among them is
     /// costly (a transcendental, pow, a random draw, an index map other than broadcast, reshape or
@@ -420,6 +475,8 @@ public struct KernelPlan: Sendable {
             default: if !i.op.isElementwise { return (ops, reads.count, true) }
             }
             ops += 1
+            // Over the limit the answer is settled: stop rather than walk a long chain.
+            if ops > recomputedOpsLimit { return (ops, reads.count, false) }
             stack += i.operands
         }
         return (ops, reads.count, false)
@@ -444,15 +501,15 @@ public struct KernelPlan: Sendable {
     /// summed over the blocks) or a convolution (`dot(reshape, w)`, the block's rows of the
     /// output). Nil when any use needs the patches in memory, when 16 patch rows would not fit the
     /// stack buffer, or when a block's product is too small to be worth a call.
-    static func blockedPatchProducts(_ p: Instruction, inst: [Int: Instruction], types: [Int: TensorType], uses: [Int: Int],
+    static func blockedPatchProducts(_ p: Instruction, inst: [Int: Instruction], types: [Int: TensorType], uses: [Int: Int], users: [Int: [Int]],
                                       excluding accumulated: Set<Int>) -> (Int, [(Int, Bool)])? {
         guard case .patches = p.op, uses[p.id] == 1, let pt = p.type, pt.rank == 4, pt.dtype == .float32, pt.shape[0] > 0,
               16 * pt.shape[3] * 4 <= perImageProductBytes, pt.byteCount >= blockedPatchesMinimumBytes,
-              let r = inst.values.first(where: { $0.op.isReshape && $0.operands == [p.id] }) else { return nil }
+              let r = (users[p.id] ?? []).compactMap({ inst[$0] }).first(where: { $0.op.isReshape && $0.operands == [p.id] }) else { return nil }
         let rows = pt.shape[0] * pt.shape[1] * pt.shape[2]
         let blockRows = patchBlockRows(patchWidth: pt.shape[3], positions: rows)
         guard r.type?.shape == [rows, pt.shape[3]] else { return nil }
-        let dots = inst.values.filter { $0.operands.contains(r.id) }
+        let dots = (users[r.id] ?? []).compactMap { inst[$0] }
         guard !dots.isEmpty, dots.count == uses[r.id] else { return nil }
         var products: [(Int, Bool)] = []
         for d in dots {

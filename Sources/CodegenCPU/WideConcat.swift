@@ -1,0 +1,41 @@
+import CLLVM
+import KilnIR
+import KilnPasses
+
+extension Emitter {
+    /// Operands per function of a concat the plan writes one operand at a time.
+    static let concatOperandsPerFunction = 16
+
+    /// A concat the plan writes one operand at a time (KernelPlan.writesByOperand), cut into
+    /// parts of a few operands, each a function of its own: its operands and where along the axis
+    /// the first of them starts.
+    func concatParts(_ i: Instruction, _ axis: Int) -> [(operands: ArraySlice<Int>, offset: Int)] {
+        var parts: [(operands: ArraySlice<Int>, offset: Int)] = []
+        var offset = 0
+        for start in stride(from: 0, to: i.operands.count, by: Self.concatOperandsPerFunction) {
+            let operands = i.operands[start..<min(start + Self.concatOperandsPerFunction, i.operands.count)]
+            parts.append((operands, offset))
+            offset += operands.reduce(0) { $0 + types[$1]!.shape[axis] }
+        }
+        return parts
+    }
+
+    /// One loop nest per operand, storing its elements at its offset along the axis. Selecting
+    /// the operand per output element, as an inline concat does, costs time in the number of
+    /// operands for every element: quadratic for a concat of thousands of inputs.
+    func emitConcatOperands(_ i: Instruction, _ axis: Int, _ operands: ArraySlice<Int>, from start: Int) {
+        let t = i.type!
+        let out = base(i.id)!
+        var offset = start
+        for o in operands {
+            let s = types[o]!.shape
+            let at = offset
+            loopNest(s) { idx in
+                var multi = idx.multi
+                multi[axis] = LLVMBuildAdd(b, multi[axis], constI64(at), "")!
+                store(element(o, idx), out, Index(multi: multi, shape: t.shape, emitter: self).linear, t.dtype)
+            }
+            offset += s[axis]
+        }
+    }
+}
