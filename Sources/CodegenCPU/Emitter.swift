@@ -356,8 +356,15 @@ final class Emitter {
             // Leading axes reduced (batch statistics, bias gradients): stream the input row by
             // row into the output, so reads are contiguous and the inner loop vectorises.
             let out = base(i.id)!
+            let reduced = axes.map { xt.shape[$0] }, rows = reduced.reduce(1, *)
+            if let offset = plan.blockedReductions[i.id] {
+                let wide = arenaPointer(offset, "wide\(i.id)")
+                emitBlockedRows(x, reduced: reduced, t, from: constI64(0), to: constI64(rows), block: (out, nil), wide: (wide, nil))
+                loopNest(t.shape) { o in store(narrow(load(wide, o.linear, .float64), t.dtype), out, o.linear, t.dtype) }
+                return
+            }
             loopNest(t.shape) { o in store(reduceIdentity(r, t.dtype), out, o.linear, t.dtype) }
-            loopNest(axes.map { xt.shape[$0] }) { rIdx in
+            loopNest(reduced) { rIdx in
                 loopNest(t.shape) { o in
                     let v = element(x, Index(multi: rIdx.multi + o.multi, shape: xt.shape, emitter: self))
                     store(binary(op, load(out, o.linear, t.dtype), v, t.dtype), out, o.linear, t.dtype)
@@ -365,10 +372,17 @@ final class Emitter {
             }
             return
         }
+        let reduced = axes.map { xt.shape[$0] }
+        let live = reduced.indices.filter { reduced[$0] > 1 }
+        if r == .sum, t.dtype.isFloatingPoint, !reduced.contains(0), let innerPos = live.last,
+           reduced.reduce(1, *) > reduced[innerPos] || reduced[innerPos] > Self.reductionBlock {
+            emitBlockedSum(i, axes: axes, kept: kept, innerPos: innerPos)
+            return
+        }
         let acc = entryAlloca(registerType(t.dtype))
         loopNest(t.shape) { outIdx in
             LLVMBuildStore(b, reduceIdentity(r, t.dtype), acc)
-            loopNest(axes.map { xt.shape[$0] }, reassociate: true) { rIdx in
+            loopNest(reduced, reassociate: true) { rIdx in
                 var multi = [LLVMValueRef](repeating: constI64(0), count: xt.rank)
                 for (k, a) in kept.enumerated() { multi[a] = outIdx.multi[k] }
                 for (k, a) in axes.enumerated() { multi[a] = rIdx.multi[k] }
@@ -377,6 +391,93 @@ final class Emitter {
                 LLVMBuildStore(b, binary(op, a, v, t.dtype), acc)
             }
             store(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, base(i.id)!, outIdx.linear, t.dtype)
+        }
+    }
+
+    /// Elements of the innermost reduced axis a floating-point sum adds in one vectorised run.
+    static let reductionBlock = 4096
+
+    /// A floating-point sum over trailing or inner axes, more than one run of the innermost reduced
+    /// axis per output: each run of at most `reductionBlock` elements is summed by the vectorised
+    /// loop (vector accumulators, a few dozen elements each) and added into a Double per output,
+    /// so the error no longer grows with the element count. Each element is still read once.
+    func emitBlockedSum(_ i: Instruction, axes: [Int], kept: [Int], innerPos: Int) {
+        let x = i.operands[0], xt = types[x]!, t = i.type!
+        let reduced = axes.map { xt.shape[$0] }, inner = reduced[innerPos]
+        let acc = entryAlloca(registerType(t.dtype)), wide = entryAlloca(f64)
+        loopNest(t.shape) { outIdx in
+            LLVMBuildStore(b, LLVMConstReal(f64, 0), wide)
+            var multi = [LLVMValueRef](repeating: constI64(0), count: xt.rank)
+            for (k, a) in kept.enumerated() { multi[a] = outIdx.multi[k] }
+            func run(_ lo: LLVMValueRef, _ hi: LLVMValueRef?) {
+                LLVMBuildStore(b, reduceIdentity(.sum, t.dtype), acc)
+                let body = { (j: LLVMValueRef) in
+                    multi[axes[innerPos]] = j
+                    let v = self.element(x, Index(multi: multi, shape: xt.shape, emitter: self))
+                    let a = LLVMBuildLoad2(self.b, self.registerType(t.dtype), acc, "")!
+                    LLVMBuildStore(self.b, self.binary(.add, a, v, t.dtype), acc)
+                }
+                if let hi { loop(from: lo, to: hi, forceVectorize: true, body) } else { loop(inner, forceVectorize: true, body) }
+                let w = LLVMBuildLoad2(b, f64, wide, "")!
+                LLVMBuildStore(b, LLVMBuildFAdd(b, w, widen(LLVMBuildLoad2(b, registerType(t.dtype), acc, "")!, t.dtype), ""), wide)
+            }
+            // The reduced axes before the innermost one with extent > 1, as rolled loops.
+            func outer(_ k: Int) {
+                if k == innerPos {
+                    if inner <= Self.reductionBlock { return run(constI64(0), nil) }
+                    let blocks = (inner + Self.reductionBlock - 1) / Self.reductionBlock
+                    loop(blocks, keepRolled: true) { kb in
+                        let lo = LLVMBuildMul(b, kb, constI64(Self.reductionBlock), "")!
+                        let next = LLVMBuildAdd(b, lo, constI64(Self.reductionBlock), "")!
+                        run(lo, LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, next, constI64(inner), ""), next, constI64(inner), ""))
+                    }
+                    return
+                }
+                if reduced[k] == 1 { return outer(k + 1) }
+                loop(reduced[k], keepRolled: true) { iv in
+                    multi[axes[k]] = iv
+                    outer(k + 1)
+                }
+            }
+            outer(0)
+            store(narrow(LLVMBuildLoad2(b, f64, wide, "")!, t.dtype), base(i.id)!, outIdx.linear, t.dtype)
+        }
+    }
+
+    /// A float32 or float64 register value as a Double, and back.
+    func widen(_ v: LLVMValueRef, _ d: DType) -> LLVMValueRef { d == .float32 ? LLVMBuildFPExt(b, v, f64, "")! : v }
+    func narrow(_ v: LLVMValueRef, _ d: DType) -> LLVMValueRef { d == .float32 ? LLVMBuildFPTrunc(b, v, f32, "")! : v }
+
+    /// Rows [begin, end) of a floating-point sum over leading axes, in blocks of
+    /// `KernelPlan.reductionBlockRows`: each block is streamed row by row into `block` (element
+    /// type, contiguous reads, vectorised over the output), then added into the Doubles of `wide`
+    /// and cleared. Buffers are (base, slot offset in elements).
+    func emitBlockedRows(_ x: Int, reduced: [Int], _ t: TensorType, from begin: LLVMValueRef, to end: LLVMValueRef,
+                         block: (LLVMValueRef, LLVMValueRef?), wide: (LLVMValueRef, LLVMValueRef?)) {
+        let xt = types[x]!, rowsPerBlock = KernelPlan.reductionBlockRows
+        func at(_ slot: LLVMValueRef?, _ o: Index) -> LLVMValueRef { slot.map { LLVMBuildAdd(b, $0, o.linear, "")! } ?? o.linear }
+        loopNest(t.shape) { o in
+            store(constValue(0, t.dtype), block.0, at(block.1, o), t.dtype)
+            store(LLVMConstReal(f64, 0), wide.0, at(wide.1, o), .float64)
+        }
+        let count = LLVMBuildSub(b, end, begin, "")!
+        let blocks = LLVMBuildUDiv(b, LLVMBuildAdd(b, count, constI64(rowsPerBlock - 1), ""), constI64(rowsPerBlock), "")!
+        loop(from: constI64(0), to: blocks) { kb in
+            let lo = LLVMBuildAdd(b, begin, LLVMBuildMul(b, kb, constI64(rowsPerBlock), ""), "")!
+            let next = LLVMBuildAdd(b, lo, constI64(rowsPerBlock), "")!
+            let hi = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, next, end, ""), next, end, "")!
+            loop(from: lo, to: hi) { row in
+                let rIdx = Index(linear: row, shape: reduced, emitter: self).multi
+                loopNest(t.shape) { o in
+                    let v = element(x, Index(multi: rIdx + o.multi, shape: xt.shape, emitter: self))
+                    store(binary(.add, load(block.0, at(block.1, o), t.dtype), v, t.dtype), block.0, at(block.1, o), t.dtype)
+                }
+            }
+            loopNest(t.shape) { o in
+                let w = load(wide.0, at(wide.1, o), .float64)
+                store(LLVMBuildFAdd(b, w, widen(load(block.0, at(block.1, o), t.dtype), t.dtype), "")!, wide.0, at(wide.1, o), .float64)
+                store(constValue(0, t.dtype), block.0, at(block.1, o), t.dtype)
+            }
         }
     }
 
@@ -402,9 +503,15 @@ final class Emitter {
         let scratch = arenaPointer(offset, "scratch\(i.id)")
         let (begin, end) = splitRange!
         splitRange = nil
+        let sumsInBlocks = KernelPlan.isLeadingFloatSum(i, types: types)
         loop(from: begin, to: end) { part in
             let (r0, r1) = partRange(part, of: rows, parts: parts)
             let slot = LLVMBuildMul(b, part, constI64(k), "")!
+            if sumsInBlocks {
+                emitBlockedRows(x, reduced: reduced, t, from: r0, to: r1, block: (scratch, slot),
+                                wide: (arenaPointer(offset + parts * t.byteCount, "wide\(i.id)"), slot))
+                return
+            }
             loopNest(t.shape) { o in store(reduceIdentity(r, t.dtype), scratch, LLVMBuildAdd(b, slot, o.linear, "")!, t.dtype) }
             loop(from: r0, to: r1) { row in
                 let rIdx = Index(linear: row, shape: reduced, emitter: self).multi
@@ -424,6 +531,16 @@ final class Emitter {
         var op = BinaryOp.add
         if case .reduce(let r, _) = i.op { op = r.combiner }
         let scratch = arenaPointer(offset, "scratch\(i.id)"), out = base(i.id)!
+        if KernelPlan.isLeadingFloatSum(i, types: types) {
+            // The parts' Double sums, added in order and rounded once.
+            let wide = arenaPointer(offset + parts * t.byteCount, "wide\(i.id)")
+            loopNest(t.shape) { o in
+                var acc = load(wide, o.linear, .float64)
+                for q in 1..<parts { acc = LLVMBuildFAdd(b, acc, load(wide, LLVMBuildAdd(b, o.linear, constI64(q * k), "")!, .float64), "")! }
+                store(narrow(acc, t.dtype), out, o.linear, t.dtype)
+            }
+            return
+        }
         loopNest(t.shape) { o in
             var acc = load(scratch, o.linear, t.dtype)
             for q in 1..<parts { acc = binary(op, acc, load(scratch, LLVMBuildAdd(b, o.linear, constI64(q * k), "")!, t.dtype), t.dtype) }

@@ -104,7 +104,7 @@ extension Emitter {
     }
 
     /// `for iv in begin..<end` with bounds known only at run time.
-    func loop(from begin: LLVMValueRef, to end: LLVMValueRef, _ body: (LLVMValueRef) -> Void) {
+    func loop(from begin: LLVMValueRef, to end: LLVMValueRef, forceVectorize: Bool = false, _ body: (LLVMValueRef) -> Void) {
         let pre = LLVMGetInsertBlock(b)
         let header = LLVMAppendBasicBlockInContext(ctx, fn, "loop")!
         let exit = LLVMAppendBasicBlockInContext(ctx, fn, "done")!
@@ -117,7 +117,8 @@ extension Emitter {
         var vals: [LLVMValueRef?] = [begin, next]
         var blocks: [LLVMBasicBlockRef?] = [pre, latch]
         LLVMAddIncoming(iv, &vals, &blocks, 2)
-        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, next, end, ""), header, exit)
+        let br = LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, next, end, ""), header, exit)!
+        if forceVectorize { attachLoopHint(br, "llvm.loop.vectorize.enable") }
         LLVMPositionBuilderAtEnd(b, exit)
     }
 

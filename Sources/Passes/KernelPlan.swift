@@ -66,8 +66,14 @@ public struct KernelPlan: Sendable {
     /// adds the slots in order, so the result is the same on any number of cores.
     public var patchGradients: [Int: (blocks: PatchBlocks, parts: Int, scratch: Int)] = [:]
     /// Reductions over leading axes split into parts that run in parallel: reduce id -> (parts,
-    /// arena offset of the parts' partial results, one output-sized slot each).
+    /// arena offset of the parts' partial results, one output-sized slot each; a floating-point
+    /// sum's slots are followed by one Double slot per part, see `blockedReductions`).
     public var splitReductions: [Int: (parts: Int, scratch: Int)] = [:]
+    /// Floating-point sums over more than `reductionBlockRows` leading rows that run as one loop:
+    /// reduce id -> arena offset of one Double per output element. Rows are summed in blocks into
+    /// the output, each block's sums then added into the Doubles, so rounding error grows with the
+    /// block, not with the row count (a split reduction does the same in each part).
+    public var blockedReductions: [Int: Int] = [:]
     /// The most bytes one image's rows of such a product may take (they live on the stack).
     public static let perImageProductBytes = 64 * 1024
     /// The fewest multiply-adds one image's product must have to be worth a call of its own (a
@@ -336,7 +342,10 @@ public struct KernelPlan: Sendable {
                 return offset
             }
             if let parts = Self.reductionParts(i, types: types) {
-                splitReductions[i.id] = (parts, allocate(parts * i.type!.byteCount, until: p))
+                let wide = Self.isLeadingFloatSum(i, types: types) ? parts * i.type!.elementCount * 8 : 0
+                splitReductions[i.id] = (parts, allocate(parts * i.type!.byteCount + wide, until: p))
+            } else if Self.isLeadingFloatSum(i, types: types), Self.leadingRows(i, types: types) > Self.reductionBlockRows {
+                blockedReductions[i.id] = allocate(i.type!.elementCount * 8, until: p)
             }
             if let g = patchGradients[i.id] {
                 patchGradients[i.id] = (g.blocks, g.parts, allocate(g.parts * i.type!.byteCount, until: p))
@@ -364,6 +373,20 @@ public struct KernelPlan: Sendable {
         return reductionPartCount
     }
     public static let reductionPartCount = 8
+    /// Rows a floating-point sum over leading axes adds in one block before widening to Double.
+    public static let reductionBlockRows = 128
+
+    /// A floating-point sum over leading axes into a non-scalar result (the loop that streams rows).
+    public static func isLeadingFloatSum(_ i: Instruction, types: [Int: TensorType]) -> Bool {
+        guard case .reduce(.sum, let axes) = i.op, let t = i.type, t.dtype.isFloatingPoint, !axes.isEmpty, !t.shape.isEmpty,
+              let xt = types[i.operands[0]], axes.count < xt.rank else { return false }
+        return axes.sorted() == Array(0..<axes.count)
+    }
+
+    static func leadingRows(_ i: Instruction, types: [Int: TensorType]) -> Int {
+        guard case .reduce(_, let axes) = i.op, let xt = types[i.operands[0]] else { return 0 }
+        return axes.map { xt.shape[$0] }.reduce(1, *)
+    }
     /// Reductions read at least this many elements to be split, and produce at most this many.
     public static let splitReductionWork = 32768
     public static let splitReductionMaxOutput = 4096

@@ -453,32 +453,85 @@ public enum ReferenceEvaluator {
         return out
     }
 
+    /// Each output's reduced elements, visited in row-major order of the reduced axes. Floating-
+    /// point sums are exact enough for any length: they add in Double (every float32 is exact in
+    /// it) as a pairwise tree over blocks of `pairwiseBlock` elements and round once, so 2^26
+    /// float32 copies of 1.5 sum to exactly 100,663,296 (a float32 running sum stops at 2^25).
+    /// Integer sums wrap, which is the same in any order; products, max and min combine in order
+    /// with the dtype's own rounding, as compiled code does.
     static func reduce(_ r: ReduceOp, _ axes: [Int], _ x: Tensor, _ type: TensorType) throws -> Tensor {
         var out = try Tensor(zeros: type.dtype, shape: type.shape)
-        var acc = [ScalarValue?](repeating: nil, count: type.elementCount)
-        let keptAxes = (0..<x.rank).filter { !axes.contains($0) }
-        let outStrides = strides(type.shape)
-        for i in 0..<x.elementCount {
-            let idx = multiIndex(i, x.shape)
-            let o = zip(keptAxes.map { idx[$0] }, outStrides).reduce(0) { $0 + $1.0 * $1.1 }
-            let v = x.element(at: i)
-            guard let a = acc[o] else { acc[o] = v; continue }
-            switch r {
-            case .sum: acc[o] = binary(.add, a, v, x.dtype)
-            case .prod: acc[o] = binary(.mul, a, v, x.dtype)
-            case .max: acc[o] = binary(.max, a, v, x.dtype)
-            case .min: acc[o] = binary(.min, a, v, x.dtype)
+        let xs = strides(x.shape)
+        let reducedAxes = axes.sorted(), keptAxes = (0..<x.rank).filter { !axes.contains($0) }
+        let rShape = reducedAxes.map { x.shape[$0] }, rStrides = reducedAxes.map { xs[$0] }
+        let kShape = keptAxes.map { x.shape[$0] }, kStrides = keptAxes.map { xs[$0] }
+        let count = rShape.reduce(1, *)
+        /// Calls `body` with the offset in `x` of reduced elements lo..<hi of the output at `base`,
+        /// stepping an odometer over the reduced axes instead of dividing per element.
+        func walk(_ base: Int, _ lo: Int, _ hi: Int, _ body: (Int) -> Void) {
+            guard lo < hi else { return }
+            var digits = multiIndex(lo, rShape)
+            var off = base + zip(digits, rStrides).reduce(0) { $0 + $1.0 * $1.1 }
+            for _ in lo..<hi {
+                body(off)
+                var d = rShape.count - 1
+                while d >= 0 {
+                    digits[d] += 1
+                    off += rStrides[d]
+                    if digits[d] < rShape[d] { break }
+                    off -= rStrides[d] * rShape[d]
+                    digits[d] = 0
+                    d -= 1
+                }
             }
         }
-        let identity: ScalarValue
-        switch r {
-        case .sum: identity = x.dtype.isFloatingPoint ? .f(0) : .i(0)
-        case .prod: identity = x.dtype.isFloatingPoint ? .f(1) : .i(1)
-        case .max: identity = x.dtype == .bool ? .b(false) : x.dtype.isFloatingPoint ? .f(-.infinity) : .i(x.dtype == .uint8 ? 0 : x.dtype == .int32 ? Int64(Int32.min) : Int64.min)
-        case .min: identity = x.dtype == .bool ? .b(true) : x.dtype.isFloatingPoint ? .f(.infinity) : .i(x.dtype == .uint8 ? 255 : x.dtype == .int32 ? Int64(Int32.max) : Int64.max)
+        // Reduced axes that are the trailing ones are contiguous: no odometer needed.
+        let contiguous = reducedAxes == Array((x.rank - reducedAxes.count)..<x.rank)
+        func pairwise(_ base: Int, _ lo: Int, _ hi: Int) -> Double {
+            if hi - lo <= pairwiseBlock {
+                var s = 0.0
+                if contiguous {
+                    for k in (base + lo)..<(base + hi) { s += x.double(at: k) }
+                } else {
+                    walk(base, lo, hi) { s += x.double(at: $0) }
+                }
+                return s
+            }
+            let mid = lo + (hi - lo) / 2
+            return pairwise(base, lo, mid) + pairwise(base, mid, hi)
         }
-        for o in 0..<type.elementCount { try out.setElement(acc[o] ?? identity, at: o) }
+        let identity = reduceIdentity(r, x.dtype)
+        for o in 0..<type.elementCount {
+            let base = zip(multiIndex(o, kShape), kStrides).reduce(0) { $0 + $1.0 * $1.1 }
+            let value: ScalarValue
+            switch (r, x.dtype) {
+            case (.sum, .float32): value = .f(Double(Float(pairwise(base, 0, count))))
+            case (.sum, .float64): value = .f(pairwise(base, 0, count))
+            case (.sum, .int32), (.sum, .int64), (.sum, .uint8):
+                var s: Int64 = 0
+                walk(base, 0, count) { if case .i(let v) = x.element(at: $0) { s &+= v } }
+                value = .i(wrap(s, x.dtype))
+            default:
+                var acc = identity
+                walk(base, 0, count) { acc = binary(r.combiner, acc, x.element(at: $0), x.dtype) }
+                value = acc
+            }
+            try out.setElement(value, at: o)
+        }
         return out
+    }
+
+    /// Elements summed in one run before pairwise combination (numpy's choice too: long enough to
+    /// be cheap, short enough that a run's own rounding is far below float32's).
+    static let pairwiseBlock = 128
+
+    static func reduceIdentity(_ r: ReduceOp, _ d: DType) -> ScalarValue {
+        switch r {
+        case .sum: return d.isFloatingPoint ? .f(0) : .i(0)
+        case .prod: return d.isFloatingPoint ? .f(1) : .i(1)
+        case .max: return d == .bool ? .b(false) : d.isFloatingPoint ? .f(-.infinity) : .i(d == .uint8 ? 0 : d == .int32 ? Int64(Int32.min) : Int64.min)
+        case .min: return d == .bool ? .b(true) : d.isFloatingPoint ? .f(.infinity) : .i(d == .uint8 ? 255 : d == .int32 ? Int64(Int32.max) : Int64.max)
+        }
     }
 
     static func dot(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, _ type: TensorType) throws -> Tensor {

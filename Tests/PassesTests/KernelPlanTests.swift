@@ -544,9 +544,33 @@ final class KernelPlanSplitReductionTests: XCTestCase {
         let split = try XCTUnwrap(plan.splitReductions[1])
         XCTAssertEqual(split.parts, KernelPlan.reductionPartCount)
         let out = try XCTUnwrap(arenaOffset(plan, 1))
-        let scratchEnd = split.scratch + split.parts * 32 * 4
+        // Float32 slots, then one Double slot per part (a floating-point sum's block totals).
+        let scratchEnd = split.scratch + split.parts * 32 * (4 + 8)
         XCTAssertTrue(scratchEnd <= out || out + 32 * 4 <= split.scratch, "scratch \(split.scratch) overlaps output \(out)")
         XCTAssertEqual(split.scratch % KernelPlan.alignment, 0)
+        XCTAssertTrue(plan.blockedReductions.isEmpty)
+    }
+
+    func testUnsplitFloatSumsOverManyLeadingRowsGetDoubleAccumulators() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[512,8192] feed "x", %1: f32[128,8192] feed "y", %2: i32[512,8192] feed "z") {
+          %3 = reduce.sum %0 axes=[0]
+          %4 = reduce.sum %1 axes=[0]
+          %5 = reduce.sum %2 axes=[0]
+          %6 = reduce.max %0 axes=[0]
+          %7 = add %3, %4
+          %8 = sub %7, %6
+          %9 = neg %5
+          return %8, %9
+        }
+        """)
+        XCTAssertTrue(plan.splitReductions.isEmpty, "outputs of 8192 are not split")
+        // Only the float sum over more than one block of rows; its Doubles are apart from its
+        // output (later kernels may reuse them: they live only while the sum runs).
+        XCTAssertEqual(Array(plan.blockedReductions.keys), [3])
+        let wide = try XCTUnwrap(plan.blockedReductions[3]), out = try XCTUnwrap(arenaOffset(plan, 3))
+        XCTAssertTrue(wide + 8192 * 8 <= out || out + 8192 * 4 <= wide, "Doubles at \(wide) overlap the output at \(out)")
+        XCTAssertEqual(wide % KernelPlan.alignment, 0)
     }
 
     func testSmallOrTrailingAxisReductionsAreNotSplit() throws {

@@ -60,9 +60,17 @@ enum GradientOps {
             }
             return [(d, s)]
         }, lower: { ctx in
-            var acc = try ctx.value(0)
-            for i in 1..<ctx.op.inputs.count { acc = try ctx.emit(.binary(.add), [acc, try ctx.value(i)]) }
-            return [.value(acc)]
+            // A balanced tree of adds: rounding error grows with its depth, log2(N), where a
+            // left-to-right chain's grows with N (and so would its fused expression's depth).
+            var level = try ctx.op.inputs.indices.map { try ctx.value($0) }
+            while level.count > 1 {
+                var next: [Int] = []
+                next.reserveCapacity((level.count + 1) / 2)
+                for k in stride(from: 0, to: level.count - 1, by: 2) { next.append(try ctx.emit(.binary(.add), [level[k], level[k + 1]])) }
+                if level.count % 2 == 1 { next.append(level[level.count - 1]) }
+                level = next
+            }
+            return [.value(level[0])]
         }),
 
         OpDef("StopGradient", arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
