@@ -16,11 +16,12 @@ demo: build
 	$(SWIFT) run -c $(CONFIG) Counter
 	$(SWIFT) run -c $(CONFIG) Digits
 
-# The suite, then a short pass of every fuzzer (skipped loudly where the toolchain has no libFuzzer).
+# A short pass of every fuzzer (skipped loudly where the toolchain has no libFuzzer), then the
+# suite, so the suite's tally is the last thing printed.
 test: setup
+	FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) FUZZ_OPTIONAL=1 SWIFT=$(SWIFT) bash scripts/fuzz.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
-	FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) FUZZ_OPTIONAL=1 SWIFT=$(SWIFT) bash scripts/fuzz.sh
 
 # libFuzzer targets (Sources/Fuzz), FUZZ_SECONDS each (scripts/fuzz.sh says what a finding is and
 # where it is saved). FUZZ_TARGETS="FuzzNPY FuzzTFRecord" runs a subset.

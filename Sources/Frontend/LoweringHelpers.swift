@@ -86,9 +86,9 @@ extension LoweringContext {
     /// Input `i` as integers (axes, shapes, sizes).
     public func ints(_ i: Int) throws -> [Int] { ShapeFunctions.ints(try constant(i)) }
 
-    /// An axis that may be negative, as a position in 0..<rank.
+    /// An axis that may be negative, as a position in 0..<rank. A scalar has no axis to name.
     public func axis(_ a: Int, rank: Int) throws -> Int {
-        guard a >= -rank && a < max(rank, 1) else { throw error("axis \(a) is out of range for rank \(rank)") }
+        guard a >= -rank && a < rank else { throw error("axis \(a) is out of range [-\(rank), \(rank)) for rank \(rank)") }
         return a < 0 ? a + rank : a
     }
 }
@@ -109,7 +109,7 @@ extension InferenceContext {
     }
 
     public func normalizedAxis(_ a: Int, rank: Int) throws -> Int {
-        guard a >= -rank && a < max(rank, 1) else { throw error("axis \(a) is out of range for rank \(rank)") }
+        guard a >= -rank && a < rank else { throw error("axis \(a) is out of range [-\(rank), \(rank)) for rank \(rank)") }
         return a < 0 ? a + rank : a
     }
 }

@@ -30,6 +30,16 @@ final class RefusedGraphTests: XCTestCase {
         }
     }
 
+    func testAScalarHasNoAxisZeroToReduceSqueezeOrGather() throws {
+        let g = Graph()
+        let s = try g.constant(3 as Float, name: "s")
+        let i = try g.constant([0] as [Int32], name: "i")
+        assertKilnError(.invalidArgument, contains: ["axis 0 is out of range", "rank 0", "'am'"]) { try g.argmax(s, axis: 0, name: "am") }
+        assertKilnError(.invalidArgument, contains: ["axis 0 is out of range", "rank 0", "'sq'"]) { try g.squeeze(s, axes: [0], name: "sq") }
+        assertKilnError(.invalidArgument, contains: ["axis -1 is out of range", "rank 0", "'sq1'"]) { try g.squeeze(s, axes: [-1], name: "sq1") }
+        assertKilnError(.invalidArgument, contains: ["axis 0 is out of range", "rank 0", "'ga'"]) { try g.gather(s, i, axis: 0, name: "ga") }
+    }
+
     func testStringConstantUsedAsShapeIsRefused() throws {
         let g = Graph()
         let x = try g.constant([1, 2, 3, 4] as [Float])
