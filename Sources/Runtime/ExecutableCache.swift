@@ -23,7 +23,14 @@ public struct ExecutableCacheStatistics: Sendable, Equatable {
 /// dropped (freeing its machine code and arena), so a session fed ever new shapes stays bounded.
 struct ExecutableCache {
     let capacity: Int
-    private var entries: [StepKey: (step: Step, lastUse: UInt64)] = [:]
+    /// A class, so a hit marks its entry used without hashing the key a second time (the key
+    /// holds every fetch, target and feed shape: hashing it is most of a small run's overhead).
+    private final class Entry {
+        let step: Step
+        var lastUse: UInt64
+        init(_ step: Step, _ lastUse: UInt64) { self.step = step; self.lastUse = lastUse }
+    }
+    private var entries: [StepKey: Entry] = [:]
     private var clock: UInt64 = 0
     private(set) var hits = 0
     private(set) var evictions = 0
@@ -37,7 +44,7 @@ struct ExecutableCache {
     mutating func lookup(_ key: StepKey) -> Step? {
         guard let e = entries[key] else { return nil }
         clock += 1
-        entries[key] = (e.step, clock)
+        e.lastUse = clock
         hits += 1
         return e.step
     }
@@ -45,7 +52,7 @@ struct ExecutableCache {
     /// Adds a newly compiled executable; returns the one evicted to make room, if any.
     mutating func insert(_ step: Step, for key: StepKey) -> Step? {
         clock += 1
-        entries[key] = (step, clock)
+        entries[key] = Entry(step, clock)
         // A linear scan: it runs only after a compile, which costs far more, over at most capacity + 1 entries.
         guard entries.count > capacity, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) else { return nil }
         entries[oldest.key] = nil
