@@ -44,6 +44,7 @@ extension Emitter {
             return LLVMBuildICmp(b, LLVMIntUGE, v, limit, "")!
         case .below(let n): return LLVMBuildICmp(b, LLVMIntSGE, v, constI64(n), "")!
         case .nonzero: return LLVMBuildICmp(b, LLVMIntEQ, v, constI64(0), "")!
+        case .positive: return LLVMBuildICmp(b, LLVMIntSLE, v, constI64(0), "")!
         }
     }
 

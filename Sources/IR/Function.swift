@@ -168,7 +168,7 @@ public enum Op: Hashable, Sendable {
 }
 
 /// A run-time condition TensorFlow's kernel would report, on an integer tensor: indices within
-/// bounds, segment ids below the segment count, divisors not zero. It carries the graph node it
+/// bounds, segment ids below the segment count, divisors not zero, ranges not empty. It carries the graph node it
 /// came from and TensorFlow's message, so every evaluator (the reference evaluator while folding,
 /// compiled code through its fault record) raises the same error.
 public struct Check: Hashable, Sendable {
@@ -180,12 +180,15 @@ public struct Check: Hashable, Sendable {
         case below(Int)
         /// x != 0 (integer division).
         case nonzero
+        /// x > 0 (a range that must not be empty: RandomUniformInt's maxval - minval).
+        case positive
 
         public var name: String {
             switch self {
             case .index: return "index"
             case .below: return "below"
             case .nonzero: return "nonzero"
+            case .positive: return "positive"
             }
         }
 
@@ -195,6 +198,7 @@ public struct Check: Hashable, Sendable {
             case .index(let bounds): return x >= 0 && x < Int64(bounds.count == 1 ? bounds[0] : bounds[last])
             case .below(let n): return x < Int64(n)
             case .nonzero: return x != 0
+            case .positive: return x > 0
             }
         }
     }

@@ -243,6 +243,7 @@ public struct Parser {
             case "index": kind = .index(bounds: try list("bounds"))
             case "below": kind = .below(try int("bound"))
             case "nonzero": kind = .nonzero
+            case "positive": kind = .positive
             default: throw fail(at: opAt, "unknown op '\(m)'")
             }
             op = .check(Check(kind, node: try text("node"), opType: try text("op"), message: try text("message")))

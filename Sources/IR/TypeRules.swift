@@ -229,7 +229,7 @@ extension Op {
                 guard bounds.count == 1 || (t[0].rank > 0 && bounds.count == t[0].shape.last!), bounds.allSatisfy({ $0 >= 0 }) else {
                     throw fail("bounds \(bounds) must be one non-negative bound or one per position of the last dimension")
                 }
-            case .below, .nonzero: break
+            case .below, .nonzero, .positive: break
             }
             return t[0]
         }

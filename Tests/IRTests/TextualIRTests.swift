@@ -140,6 +140,7 @@ final class TextualIRRoundTripTests: XCTestCase {
         try b.emit(.check(Check(.index(bounds: [2, 4, 7]), node: "nd", opType: "GatherNd", message: "{index} \\ {value} héllo")), [ints])
         try b.emit(.check(Check(.below(3), node: "seg", opType: "UnsortedSegmentSum", message: "segment_ids{index} = {value}")), [idx64])
         try b.emit(.check(Check(.nonzero, node: "div", opType: "FloorDiv", message: "Integer division by zero")), [ints])
+        try b.emit(.check(Check(.positive, node: "rand", opType: "RandomUniformInt", message: "Need minval < maxval: {value}")), [idx64])
 
         let c = try b.emit(.varRead, [counter])
         let one = b.constant(Tensor(Int32(1)))

@@ -107,7 +107,6 @@ final class HostileGraphPropertyTests: XCTestCase {
                     }
                 case 23: out = try g.cast(x, to: rng.pick([.float32, .int32, .int64, .bool, .uint8]))
                 case 24: out = try g.gatherNd(x, y)
-                case 2, 8, 15: continue
                 default:
                     out = try g.addOperation("UnsortedSegmentSum", inputs: [x, y, try g.constant(Int32(truncatingIfNeeded: hostile(4)), name: "n")]).output()
                 }

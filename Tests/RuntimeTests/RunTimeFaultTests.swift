@@ -1,5 +1,6 @@
 import XCTest
 import Kiln
+import KilnTestSupport
 
 /// Out-of-range indices and integer division by zero fail the run with TensorFlow's error, never
 /// silent zeros: compiled (values fed at run time) and constant-folded (values known at compile
@@ -43,6 +44,28 @@ final class RunTimeFaultTests: XCTestCase {
         }
         let got = try run(try Tensor(shape: [3], scalars: [4, 0, 2] as [Int32])) { g, i in try g.gather(g.constant(Self.params), i) }
         XCTAssertEqual(try got.scalars(as: Float.self), [8, 9, 0, 1, 4, 5])
+    }
+
+    func testRandomUniformIntWithFedBoundsNeedsMinvalBelowMaxval() throws {
+        for dtype in [DType.int32, .int64] {
+            let g = Graph()
+            let lo = try g.placeholder(dtype, shape: Shape([]), name: "lo"), hi = try g.placeholder(dtype, shape: Shape([]), name: "hi")
+            let shape = try g.constant([64] as [Int32])
+            let r = try g.addOperation("RandomUniformInt", name: "draw", inputs: [shape, lo, hi],
+                                       attrs: ["Tout": .type(dtype), "T": .type(.int32), "seed": .int(1), "seed2": .int(2)]).output()
+            let sess = try Session(graph: g)
+            func scalar(_ v: Int) throws -> Tensor {
+                dtype == .int32 ? try Tensor(shape: [], scalars: [Int32(v)]) : try Tensor(shape: [], scalars: [Int64(v)])
+            }
+            for (a, z, gap) in [(5, 3, -2), (4, 4, 0)] {
+                assertKilnError(.invalidArgument, contains: ["Need minval < maxval", "= \(gap)", "'draw'"]) {
+                    try sess.run(r, feeds: [lo: try scalar(a), hi: try scalar(z)])
+                }
+            }
+            let values = try sess.run(r, feeds: [lo: try scalar(-2), hi: try scalar(3)]).converted(to: .int64).scalars(as: Int64.self)
+            XCTAssertTrue(values.allSatisfy { (-2..<3).contains($0) }, "\(values)")
+            XCTAssertEqual(Set(values).count, 5, "64 draws from 5 values hit each of them")
+        }
     }
 
     func testGatherOnAnInnerAxisAndWithBatchDimsNamesTheIndexPosition() throws {

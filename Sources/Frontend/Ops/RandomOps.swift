@@ -47,7 +47,9 @@ enum RandomOps {
             let lo = try ctx.value(1), hi = try ctx.value(2)
             let d = ctx.type(lo).dtype
             let bits = try draw(&ctx, .bits, .int64, try ctx.ints(0))
-            let range = try ctx.binary(.sub, ctx.cast(hi, .int64), ctx.cast(lo, .int64))
+            // Fed bounds are checked when the op runs, as TensorFlow's kernel checks them.
+            let range = try ctx.check(try ctx.binary(.sub, ctx.cast(hi, .int64), ctx.cast(lo, .int64)), .positive,
+                                      "Need minval < maxval: maxval - minval = {value}")
             let r = try ctx.binary(.add, ctx.binary(.floormod, bits, range), ctx.cast(lo, .int64))
             return [.value(try ctx.cast(r, d))]
         }),
