@@ -2,7 +2,7 @@ import XCTest
 import Foundation
 import Kiln
 
-/// Every forward case of ../shared/golden/ops.jsonl, built as a graph with its inputs fed through
+/// Every forward case of the golden ops.jsonl (TensorFlow's outputs, in Fixtures/golden), built as a graph with its inputs fed through
 /// placeholders (so the JIT computes them, not constant folding) and compared with TensorFlow.
 final class GoldenOpsTests: XCTestCase {
     typealias Builder = (Graph, [Output], [String: Any]) throws -> [Output]

@@ -6,12 +6,7 @@ import KilnFuzzSupport
 /// Binary GraphDef (.pb) bytes: parse, import, then compile and run the imported graph.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzGraphDef(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let graphDef: Tensorflow_GraphDef
-    do { graphDef = try GraphDefFile.parse(binary: Data(fuzzBytes(data, size))) } catch {
-        expectKilnError(error, "GraphDefFile.parse(binary:)")
-        return 0
-    }
-    GraphFuzz.importAndRun(graphDef)
+    GraphFuzz.parseImportAndRun(data, size, "GraphDefFile.parse(binary:)") { try GraphDefFile.parse(binary: Data($0)) }
     return 0
 }
 

@@ -6,12 +6,7 @@ import KilnFuzzSupport
 /// Text-format GraphDef (.pbtxt): parse, import, then compile and run the imported graph.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzGraphDefText(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let graphDef: Tensorflow_GraphDef
-    do { graphDef = try GraphDefFile.parse(text: String(decoding: fuzzBytes(data, size), as: UTF8.self)) } catch {
-        expectKilnError(error, "GraphDefFile.parse(text:)")
-        return 0
-    }
-    GraphFuzz.importAndRun(graphDef)
+    GraphFuzz.parseImportAndRun(data, size, "GraphDefFile.parse(text:)") { try GraphDefFile.parse(text: String(decoding: $0, as: UTF8.self)) }
     return 0
 }
 

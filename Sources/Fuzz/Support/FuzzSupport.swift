@@ -36,6 +36,18 @@ public enum GraphFuzz {
     /// Elements in one fed tensor; unknown dimensions become 2.
     public static let maxFeedElements = 1024
 
+    /// Parses the fuzzer's bytes with `parse` (a KilnError is the expected answer to damaged
+    /// bytes), then imports and runs the graph.
+    public static func parseImportAndRun(_ data: UnsafePointer<UInt8>?, _ size: Int, _ what: String,
+                                         _ parse: ([UInt8]) throws -> Tensorflow_GraphDef) {
+        let graphDef: Tensorflow_GraphDef
+        do { graphDef = try parse(fuzzBytes(data, size)) } catch {
+            expectKilnError(error, what)
+            return
+        }
+        importAndRun(graphDef)
+    }
+
     public static func importAndRun(_ graphDef: Tensorflow_GraphDef) {
         let graph = Graph()
         let ops: [KilnFrontend.Operation]
