@@ -30,7 +30,10 @@ let package = Package(
 
         .target(name: "KilnIR", path: "Sources/IR"),
         .target(name: "KilnPasses", dependencies: ["KilnIR"], path: "Sources/Passes"),
-        .target(name: "KilnCPU", dependencies: ["KilnIR", "KilnPasses", "CLLVM", "COpenBLAS", "CKilnRT"],
+        // Element rules and kernel structure, written once against the KernelRenderer interface;
+        // the C-style renderer (C99, OpenCL C); the Backend and Executable protocols.
+        .target(name: "KilnKernels", dependencies: ["KilnIR", "KilnPasses", "CKilnRT"], path: "Sources/Kernels"),
+        .target(name: "KilnCPU", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "CLLVM", "COpenBLAS", "CKilnRT"],
                 path: "Sources/CodegenCPU"),
         .target(name: "KilnOpenCL", dependencies: ["KilnIR", "KilnPasses", "COpenCL"],
                 path: "Sources/CodegenGPU"),
@@ -38,7 +41,7 @@ let package = Package(
                 dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Frontend"),
         .target(name: "KilnRuntime",
-                dependencies: ["KilnIR", "KilnPasses", "KilnCPU", "KilnOpenCL", "KilnFrontend", "CZlib",
+                dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "KilnCPU", "KilnOpenCL", "KilnFrontend", "CZlib",
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),

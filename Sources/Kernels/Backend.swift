@@ -1,0 +1,75 @@
+import KilnIR
+import KilnPasses
+
+/// Compiles IR functions (already through the pass pipeline) for one target. Every backend
+/// renders the same plan with the same `KernelWriter`; they differ in the renderer and in how
+/// rendered code becomes callable (LLVM's JIT, the system C compiler and `dlopen`, OpenCL).
+public protocol Backend: Sendable {
+    /// `llvm` or `c`, as `KILN_BACKEND` spells it.
+    var name: String { get }
+    /// What the scheduler may assume about the target (vector width, cache blocks, pool).
+    var target: TargetDescription { get }
+    func compile(_ f: Function, options: CompileOptions) throws -> any Executable
+}
+
+/// What to keep and do while compiling (`KILN_DEBUG` levels, limits).
+public struct CompileOptions: Sendable {
+    /// Keep each kernel as rendered for its target (KILN_DEBUG=4): LLVM IR after optimisation, C source.
+    public var keepSource = false
+    /// Keep the assembly (KILN_DEBUG=5), where the backend has it.
+    public var keepAssembly = false
+    /// Time every kernel of every run (KILN_DEBUG=2); costs two clock reads per kernel.
+    public var profile = false
+    /// Fuse elementwise producers into their consumers (off only to measure what fusion buys).
+    public var fuse = true
+    /// Modules compiled in parallel; nil: the backend decides.
+    public var shards: Int?
+    /// The largest arena the executable may have, in bytes (the session's memory limit).
+    public var memoryLimit = Int.max
+
+    public init(keepSource: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true, shards: Int? = nil,
+                memoryLimit: Int = .max) {
+        self.keepSource = keepSource
+        self.keepAssembly = keepAssembly
+        self.profile = profile
+        self.fuse = fuse
+        self.shards = shards
+        self.memoryLimit = memoryLimit
+    }
+}
+
+/// How long compiling took, by phase, and what was kept.
+public struct CompileStats: Sendable {
+    /// Planning and rendering (KernelWriter through the renderer).
+    public var emitMs = 0.0
+    /// The target compiler's optimisation (LLVM's pipeline; for C, the C compiler as a whole).
+    public var optimizeMs = 0.0
+    /// Machine code and loading it (LLVM code generation and JIT linking; dlopen).
+    public var loadMs = 0.0
+    /// Modules compiled in parallel (the phase times are the slowest's).
+    public var shards = 1
+    public var totalMs: Double { emitMs + optimizeMs + loadMs }
+    /// Each kernel as rendered for its target (KILN_DEBUG=4).
+    public var source: String?
+    public var assembly: String?
+    public init() {}
+}
+
+/// Compiled code for one IR function and everything it needs to run. Runs are serialised per
+/// executable (they share its arena).
+public protocol Executable: AnyObject, Sendable {
+    /// The backend that compiled it (`llvm`, `c`).
+    var backendName: String { get }
+    var function: Function { get }
+    var plan: KernelPlan { get }
+    var stats: CompileStats { get }
+    var resultTypes: [TensorType] { get }
+    var arenaBytes: Int { get }
+    /// Total nanoseconds per kernel (and result copies last) over all profiled runs.
+    var kernelNanoseconds: [UInt64] { get }
+    var profiledRuns: Int { get }
+    /// Runs once. `inputs` holds one pointer per parameter (feeds and variables, in order),
+    /// `outputs` one per result, each to a buffer of the result's type. Throws the error of the
+    /// first check that failed; later kernels then did not run and the outputs are undefined.
+    func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) throws
+}

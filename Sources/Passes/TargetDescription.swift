@@ -1,0 +1,40 @@
+/// What the scheduler may assume about the machine a backend compiles for. The fusion planner
+/// is target-neutral; every tactic that depends on the machine (how many bytes a block of work
+/// may take so it stays in cache, whether small matrix products can run on Kiln's worker pool,
+/// how wide vectors are, when a loop is worth splitting across cores) reads it from here.
+public struct TargetDescription: Hashable, Sendable {
+    /// Shown in reports (`llvm x86_64 znver3`, `c99 cc`).
+    public var name: String
+    /// Bytes of one vector register (64 with AVX-512, 32 with AVX2, 16 otherwise).
+    public var vectorBytes: Int
+    /// The most bytes a kernel's own block of work may take (a stack buffer of patch rows or of
+    /// one image's product rows) so it stays in the first levels of cache.
+    public var blockBytes: Int
+    /// Whether float32 products in `ownProductRange` run on Kiln's own kernel (kiln_sgemm, on the
+    /// worker pool, safe to call from several workers at once); without it every product goes to
+    /// OpenBLAS, which must not be called from several threads at once, so products per image or
+    /// per block of patches are not planned.
+    public var ownProducts: Bool
+    /// Multiply-adds (m*n*k) of the float32 products that call Kiln's own kernel.
+    public var ownProductRange: ClosedRange<Int>
+    /// Kernels with at least this many elements are split across the worker pool.
+    public var parallelThreshold: Int
+
+    public init(name: String, vectorBytes: Int, blockBytes: Int = 64 * 1024, ownProducts: Bool,
+                ownProductRange: ClosedRange<Int> = 4096...(1 << 27), parallelThreshold: Int = 32768) {
+        self.name = name
+        self.vectorBytes = vectorBytes
+        self.blockBytes = blockBytes
+        self.ownProducts = ownProducts
+        self.ownProductRange = ownProductRange
+        self.parallelThreshold = parallelThreshold
+    }
+
+    /// Whether a float32 product of this size calls Kiln's own kernel.
+    public func ownProduct(m: Int, n: Int, k: Int) -> Bool {
+        guard ownProducts else { return false }
+        let (mn, o1) = m.multipliedReportingOverflow(by: n)
+        let (work, o2) = mn.multipliedReportingOverflow(by: k)
+        return !o1 && !o2 && ownProductRange.contains(work)
+    }
+}
