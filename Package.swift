@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers point down this list (see docs/architecture.md): IR <- Passes <- CodegenCPU/CodegenGPU,
+// Layers point down this list (see docs/architecture.md): IR <- Passes <- Kernels <- CodegenCPU/CodegenC/CodegenGPU,
 // IR <- Frontend, all of them <- Runtime <- Kiln <- kiln (CLI).
 let package = Package(
     name: "Kiln",
@@ -35,6 +35,9 @@ let package = Package(
         .target(name: "KilnKernels", dependencies: ["KilnIR", "KilnPasses", "CKilnRT"], path: "Sources/Kernels"),
         .target(name: "KilnCPU", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "CLLVM", "COpenBLAS", "CKilnRT"],
                 path: "Sources/CodegenCPU"),
+        // The C99 backend: kernels rendered by CStyleRenderer, compiled by the system C compiler
+        // into a shared object, loaded with dlopen.
+        .target(name: "KilnC", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "CKilnRT"], path: "Sources/CodegenC"),
         .target(name: "KilnOpenCL", dependencies: ["KilnIR", "KilnPasses", "COpenCL"],
                 path: "Sources/CodegenGPU"),
         .target(name: "KilnFrontend",
@@ -56,6 +59,7 @@ let package = Package(
         .testTarget(name: "IRTests", dependencies: ["KilnIR", "KilnTestSupport"]),
         .testTarget(name: "PassesTests", dependencies: ["KilnPasses", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnPasses", "KilnIR", "KilnTestSupport"]),
+        .testTarget(name: "CodegenCTests", dependencies: ["KilnC", "KilnKernels", "KilnIR", "CKilnRT", "KilnTestSupport"]),
         .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln", "KilnTestSupport"], resources: [.copy("Fixtures")]),

@@ -1,0 +1,104 @@
+import Foundation
+import KilnIR
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The system C compiler: `$KILN_CC` (a program, optionally followed by arguments, e.g.
+/// `clang` or `ccache gcc`) or `cc`, compiling one C99 file into a shared object that is then
+/// loaded with `dlopen`.
+public struct CCompiler: Sendable {
+    /// The program (an absolute path) and the arguments `KILN_CC` put before Kiln's own.
+    public let command: [String]
+
+    /// Strict ISO C99 with GCC attributes; no -ffast-math (NaN and infinity semantics must hold,
+    /// and C's default keeps `a * b + c` unfused exactly as LLVM's plain instructions are).
+    /// Only the entry and `kiln_bind` are exported (`KILN_EXPORT`).
+    public static let flags = ["-std=c99", "-O2", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-fvisibility=hidden"]
+
+    /// The compiler `environment` names (`KILN_CC`, else `cc`), looked up on its PATH.
+    /// Throws `unavailable` when it is not there, saying what to install.
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let spelled = environment["KILN_CC"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? "cc"
+        let words = spelled.split(separator: " ").map(String.init)
+        guard let program = Self.find(words[0], path: environment["PATH"] ?? "/usr/bin:/bin") else {
+            throw KilnError(.unavailable, "the C backend needs a C compiler, and '\(words[0])' (\(environment["KILN_CC"] != nil ? "KILN_CC" : "the default, cc")) is not an executable program\(words[0].contains("/") ? "" : " on PATH"); install one (Debian: apt-get install gcc) or set KILN_CC to a C99 compiler")
+        }
+        command = [program] + words.dropFirst()
+    }
+
+    static func find(_ name: String, path: String) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        for dir in path.split(separator: ":") where !dir.isEmpty {
+            let candidate = "\(dir)/\(name)"
+            var st = stat()
+            if stat(candidate, &st) == 0, st.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// Compiles `source` into a shared object and loads it. The files live in a private
+    /// temporary directory that is removed once the object is loaded; when compiling fails it is
+    /// kept, and the error names it with the end of the compiler's output.
+    public func load(source: String, name: String = "kernels") throws -> SharedObject {
+        var template = Array((NSTemporaryDirectory() + "/kiln-c-XXXXXX").utf8CString)
+        guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
+            throw KilnError.internalError("cannot create a temporary directory for the C backend: \(String(cString: strerror(errno)))")
+        }
+        let file = "\(dir)/\(name).c", object = "\(dir)/\(name).so"
+        var keep = true
+        defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
+        do {
+            try source.write(toFile: file, atomically: false, encoding: .utf8)
+        } catch {
+            keep = false
+            throw KilnError.internalError("cannot write \(file) for the C backend: \(error)")
+        }
+        let (status, output) = try run(command + Self.flags + ["-o", object, file, "-lm"])
+        guard status == 0 else {
+            let tail = output.split(separator: "\n", omittingEmptySubsequences: false).suffix(30).joined(separator: "\n")
+            throw KilnError.internalError("the C compiler (\(command.joined(separator: " "))) failed with status \(status) on \(file) (kept for inspection):\n\(tail.suffix(6000))")
+        }
+        guard let handle = dlopen(object, RTLD_NOW | RTLD_LOCAL) else {
+            let why = dlerror().map { String(cString: $0) } ?? "unknown error"
+            throw KilnError.internalError("cannot load \(object) (kept for inspection): \(why)")
+        }
+        // Loaded objects stay mapped after their file is gone.
+        keep = false
+        return SharedObject(handle: handle)
+    }
+
+    /// Runs the compiler; returns its status and what it wrote to stdout and stderr.
+    private func run(_ argv: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        do { try p.run() } catch {
+            throw KilnError(.unavailable, "cannot start the C compiler \(argv[0]): \(error)")
+        }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+        return (status, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A loaded shared object; `dlclose`d when released.
+public final class SharedObject: @unchecked Sendable {
+    private let handle: UnsafeMutableRawPointer
+
+    init(handle: UnsafeMutableRawPointer) { self.handle = handle }
+    deinit { dlclose(handle) }
+
+    /// The address of an exported function or object.
+    public func symbol(_ name: String) throws -> UnsafeMutableRawPointer {
+        guard let p = dlsym(handle, name) else {
+            throw KilnError.internalError("the compiled C code has no symbol \(name)")
+        }
+        return p
+    }
+}

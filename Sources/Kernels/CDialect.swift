@@ -1,0 +1,127 @@
+/// The spellings that differ between the C-like languages `CStyleRenderer` writes: type names,
+/// address spaces, qualifiers, literals, math functions and how compiled code reaches the C
+/// runtime. Everything else (statements, operators, the order of a function) is shared.
+public struct CDialect: Hashable, Sendable {
+    /// Shown in the rendered file's first line and in refusals (`C99`, `OpenCL C`).
+    public let name: String
+
+    /// Register types by `ScalarType` (a pointer is spelled through `pointer`).
+    let types: [ScalarType: String]
+    /// Two's-complement views of the integer types, for the operations whose signedness matters.
+    let unsignedTypes: [ScalarType: String]
+    let signedTypes: [ScalarType: String]
+    /// Literals that are not plain digits.
+    let int32Min: String
+    let int64Min: String
+    /// An int64 literal outside int's range: prefix + digits + suffix.
+    let int64Literal: (prefix: String, suffix: String)
+    let floatInfinity: String
+    let doubleInfinity: String
+    let floatNaN: String
+    let doubleNaN: String
+
+    /// Address spaces of pointers to buffers (arena, tables), the function's own stack arrays,
+    /// and read-only arrays at file scope (with their storage class).
+    let globalSpace: String
+    let privateSpace: String
+    let constantArrayStorage: String
+    let restrict: String
+    /// Attribute giving an array 64-byte alignment.
+    let align64: String
+
+    /// Qualifiers of a function: defined here but called only here, exported (callable by the
+    /// host), and a kernel the entry calls (kept out of line so each compiles on its own).
+    let localFunction: String
+    let exportedFunction: String
+    let kernelFunction: String
+    /// Whether functions take the four pointer tables `(inputs, outputs, arena, constants)`.
+    /// Without them (OpenCL) each buffer a function reads is a parameter of its own, and a
+    /// ranged kernel's rows are its work item's.
+    let pointerTables: Bool
+    /// The expression for a runtime function (`kiln_rt->ipow_i64`); nil where the dialect has no
+    /// runtime to call (the renderer refuses those calls, except integer power, a prelude helper).
+    let runtimeTable: String?
+
+    /// Math functions by element type; names starting `kiln_` are prelude helpers.
+    let math32: [MathFunction: String]
+    let math64: [MathFunction: String]
+    let fmod32: String
+    let fmod64: String
+    /// A slow path's condition: `%@` is replaced by the condition.
+    let unlikely: String
+    /// A line before a loop that must stay rolled (nil: nothing).
+    let keepRolled: String?
+    /// Bit casts: int<->float of one width. `%@` is the operand.
+    let bitcast: [ScalarType: String]
+    /// Float to signed integer saturating (NaN -> 0), by target type; `%@` is the operand; names
+    /// starting `kiln_` are prelude helpers (then `<from>` is spliced in: f32 or f64).
+    let saturatingConversion: [ScalarType: String]
+    /// Lines at the top of every file.
+    let header: [String]
+
+    /// Portable C99 for the system C compiler: `<stdint.h>` types, libm's suffixed functions,
+    /// GCC attributes (also understood by Clang), runtime calls through the table `kiln_bind`
+    /// receives, so the shared object needs no symbol from the host program.
+    public static let c99 = CDialect(
+        name: "C99",
+        types: [.i1: "bool", .i8: "uint8_t", .i32: "int32_t", .i64: "int64_t", .f32: "float", .f64: "double"],
+        unsignedTypes: [.i1: "bool", .i8: "uint8_t", .i32: "uint32_t", .i64: "uint64_t"],
+        signedTypes: [.i1: "bool", .i8: "int8_t", .i32: "int32_t", .i64: "int64_t"],
+        int32Min: "INT32_MIN", int64Min: "INT64_MIN", int64Literal: ("INT64_C(", ")"),
+        floatInfinity: "INFINITY", doubleInfinity: "HUGE_VAL", floatNaN: "NAN", doubleNaN: "((double)NAN)",
+        globalSpace: "", privateSpace: "", constantArrayStorage: "static const", restrict: "restrict",
+        align64: "__attribute__((aligned(64)))",
+        localFunction: "static", exportedFunction: "KILN_EXPORT", kernelFunction: "static __attribute__((noinline))",
+        pointerTables: true, runtimeTable: "kiln_rt->",
+        math32: [.fabs: "fabsf", .floor: "floorf", .ceil: "ceilf", .rint: "rintf", .roundeven: "rintf", .sqrt: "sqrtf",
+                 .sin: "sinf", .cos: "cosf", .exp: "expf", .log: "logf", .log1p: "log1pf", .tanh: "tanhf", .pow: "powf",
+                 .fma: "fmaf", .minnum: "kiln_minnumf", .maxnum: "kiln_maxnumf", .copysign: "copysignf"],
+        math64: [.fabs: "fabs", .floor: "floor", .ceil: "ceil", .rint: "rint", .roundeven: "rint", .sqrt: "sqrt",
+                 .sin: "sin", .cos: "cos", .exp: "exp", .log: "log", .log1p: "log1p", .tanh: "tanh", .pow: "pow",
+                 .fma: "fma", .minnum: "kiln_minnum", .maxnum: "kiln_maxnum", .copysign: "copysign"],
+        fmod32: "fmodf", fmod64: "fmod",
+        unlikely: "__builtin_expect(%@, 0)",
+        keepRolled: "#pragma GCC unroll 1",
+        bitcast: [.i32: "kiln_bits_f32(%@)", .f32: "kiln_f32_bits(%@)", .i64: "kiln_bits_f64(%@)", .f64: "kiln_f64_bits(%@)"],
+        saturatingConversion: [.i8: "kiln_fptosi_sat_<from>_i8(%@)", .i32: "kiln_fptosi_sat_<from>_i32(%@)",
+                               .i64: "kiln_fptosi_sat_<from>_i64(%@)"],
+        header: ["#include <stdint.h>", "#include <stdbool.h>", "#include <string.h>", "#include <math.h>",
+                 "#define KILN_EXPORT __attribute__((visibility(\"default\")))"])
+
+    /// OpenCL C 1.2: overloaded math (OpenCL's fmin/fmax already return the other operand for a
+    /// NaN), `as_<type>` bit casts and `convert_<type>_sat_rtz` conversions (NaN -> 0), buffers
+    /// in `__global` memory as kernel parameters, stack arrays `__private`, read-only arrays
+    /// `__constant`. There is no C runtime on a device: integer power is a prelude helper and
+    /// every other runtime call, the pool and calls through the pointer tables are refused.
+    public static let openCL = CDialect(
+        name: "OpenCL C",
+        types: [.i1: "bool", .i8: "uchar", .i32: "int", .i64: "long", .f32: "float", .f64: "double"],
+        unsignedTypes: [.i1: "bool", .i8: "uchar", .i32: "uint", .i64: "ulong"],
+        signedTypes: [.i1: "bool", .i8: "char", .i32: "int", .i64: "long"],
+        int32Min: "INT_MIN", int64Min: "LONG_MIN", int64Literal: ("", "L"),
+        floatInfinity: "INFINITY", doubleInfinity: "((double)INFINITY)", floatNaN: "NAN", doubleNaN: "((double)NAN)",
+        globalSpace: "__global ", privateSpace: "__private ", constantArrayStorage: "__constant", restrict: "restrict",
+        align64: "__attribute__((aligned(64)))",
+        localFunction: "", exportedFunction: "", kernelFunction: "__kernel",
+        pointerTables: false, runtimeTable: nil,
+        math32: [.fabs: "fabs", .floor: "floor", .ceil: "ceil", .rint: "rint", .roundeven: "rint", .sqrt: "sqrt",
+                 .sin: "sin", .cos: "cos", .exp: "exp", .log: "log", .log1p: "log1p", .tanh: "tanh", .pow: "pow",
+                 .fma: "fma", .minnum: "fmin", .maxnum: "fmax", .copysign: "copysign"],
+        math64: [.fabs: "fabs", .floor: "floor", .ceil: "ceil", .rint: "rint", .roundeven: "rint", .sqrt: "sqrt",
+                 .sin: "sin", .cos: "cos", .exp: "exp", .log: "log", .log1p: "log1p", .tanh: "tanh", .pow: "pow",
+                 .fma: "fma", .minnum: "fmin", .maxnum: "fmax", .copysign: "copysign"],
+        fmod32: "fmod", fmod64: "fmod",
+        unlikely: "%@",
+        keepRolled: "#pragma unroll 1",
+        bitcast: [.i32: "as_int(%@)", .f32: "as_float(%@)", .i64: "as_long(%@)", .f64: "as_double(%@)"],
+        saturatingConversion: [.i8: "((uchar)convert_char_sat_rtz(%@))", .i32: "convert_int_sat_rtz(%@)", .i64: "convert_long_sat_rtz(%@)"],
+        header: [])
+
+    public static func == (a: CDialect, b: CDialect) -> Bool { a.name == b.name }
+    public func hash(into h: inout Hasher) { h.combine(name) }
+
+    func type(_ t: ScalarType) -> String {
+        precondition(t != .ptr, "pointers are spelled with their address space")
+        return types[t]!
+    }
+}
