@@ -3,7 +3,8 @@
 # otherwise it prints the exact apt-get line and fails, so nothing half-builds.
 set -euo pipefail
 # zlib1g-dev is one of Swift's own Linux prerequisites; it is checked so a partial install still builds.
-packages=(llvm-15-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd zlib1g-dev)
+# gcc is the C compiler the C99 backend (KILN_BACKEND=c) compiles kernels with.
+packages=(llvm-15-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd zlib1g-dev gcc)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -38,10 +38,10 @@ public struct CCompiler: Sendable {
     }
 
     /// Compiles `source` into a shared object and loads it. The files live in a private
-    /// temporary directory that is removed once the object is loaded; when compiling fails it is
-    /// kept, and the error names it with the end of the compiler's output.
-    public func load(source: String, name: String = "kernels") throws -> SharedObject {
-        var template = Array((NSTemporaryDirectory() + "/kiln-c-XXXXXX").utf8CString)
+    /// directory made in `temporary` that is removed once the object is loaded; when compiling
+    /// fails it is kept, and the error names it with the end of the compiler's output.
+    public func load(source: String, name: String = "kernels", temporary: String = NSTemporaryDirectory()) throws -> SharedObject {
+        var template = Array((temporary + "/kiln-c-XXXXXX").utf8CString)
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             throw KilnError.internalError("cannot create a temporary directory for the C backend: \(String(cString: strerror(errno)))")
         }

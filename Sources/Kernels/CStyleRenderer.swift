@@ -37,8 +37,9 @@ public final class CStyleRenderer: KernelRenderer {
     private var values: [Value] = []
 
     private enum Space { case global, `private`, constant }
-    /// A pointer value's target: its element type is fixed by its first typed access (or its
-    /// declaration), other types reach it through a cast.
+    /// A pointer value's target: its element type is its declaration's (nil: `char`) or, for a
+    /// buffer declared at the function's start, its first typed access's; other types reach it
+    /// through a cast.
     private struct Pointer {
         let name: String
         let space: Space
@@ -152,6 +153,8 @@ public final class CStyleRenderer: KernelRenderer {
     }
 
     private func unsignedType(_ t: ScalarType) -> String { dialect.unsignedTypes[t]! }
+    /// `x` viewed as `view` (a spelling of `t`'s width): a cast unless `t` is spelled so already.
+    private func viewed(_ x: String, as view: String, _ t: ScalarType) -> String { view == dialect.type(t) ? x : "(\(view))\(x)" }
     private func signedType(_ t: ScalarType) -> String { dialect.signedTypes[t]! }
     private func bits(_ t: ScalarType) -> Int { t == .i1 ? 1 : t.byteSize * 8 }
 
@@ -233,7 +236,8 @@ public final class CStyleRenderer: KernelRenderer {
             let constness = ptr.readOnly || !ptr.stored ? "const " : ""
             let declared = "\(space(ptr.space))\(constness)\(element) *\(restrict ? dialect.restrict + " " : "")"
             if dialect.pointerTables {
-                prologue.append("\(declared)\(ptr.name) = (\(space(ptr.space))\(constness)\(element) *)(\(ptr.source!));")
+                let cast = ptr.element == nil && constness.isEmpty && ptr.source!.hasPrefix("(char *)") ? "" : "(\(space(ptr.space))\(constness)\(element) *)"
+                prologue.append("\(declared)\(ptr.name) = \(cast)(\(ptr.source!));")
             } else {
                 parameters.append("\(declared)\(ptr.name)")
             }
@@ -316,8 +320,8 @@ public final class CStyleRenderer: KernelRenderer {
         case .add: return local("(\(T))((\(U))\(x) + (\(U))\(y))", t)
         case .sub: return local("(\(T))((\(U))\(x) - (\(U))\(y))", t)
         case .mul: return local("(\(T))((\(U))\(x) * (\(U))\(y))", t)
-        case .sdiv: return local("(\(T))((\(S))\(x) / (\(S))\(y))", t)
-        case .srem: return local("(\(T))((\(S))\(x) % (\(S))\(y))", t)
+        case .sdiv: return local(S == T ? "\(x) / \(y)" : "(\(T))((\(S))\(x) / (\(S))\(y))", t)
+        case .srem: return local(S == T ? "\(x) % \(y)" : "(\(T))((\(S))\(x) % (\(S))\(y))", t)
         case .udiv: return local("(\(T))((\(U))\(x) / (\(U))\(y))", t)
         case .urem: return local("(\(T))((\(U))\(x) % (\(U))\(y))", t)
         case .and: return local("\(x) & \(y)", t)
@@ -359,12 +363,12 @@ public final class CStyleRenderer: KernelRenderer {
         let t = type(a)
         precondition(t == type(b) && !t.isFloat, "icmp of \(t) and \(type(b))")
         let x = expr(a), y = expr(b)
-        let view: String
+        let view: (String) -> String
         switch p {
         case .eq: return local("\(x) == \(y)", .i1)
         case .ne: return local("\(x) != \(y)", .i1)
-        case .slt, .sle, .sgt, .sge: view = t == .ptr ? "" : "(\(signedType(t)))"
-        case .ult, .ule, .ugt, .uge: view = t == .ptr ? "" : "(\(unsignedType(t)))"
+        case .slt, .sle, .sgt, .sge: view = { t == .ptr ? $0 : self.viewed($0, as: self.signedType(t), t) }
+        case .ult, .ule, .ugt, .uge: view = { t == .ptr ? $0 : self.viewed($0, as: self.unsignedType(t), t) }
         }
         let op: String
         switch p {
@@ -373,7 +377,7 @@ public final class CStyleRenderer: KernelRenderer {
         case .sgt, .ugt: op = ">"
         default: op = ">="
         }
-        return local("\(view)\(x) \(op) \(view)\(y)", .i1)
+        return local("\(view(x)) \(op) \(view(y))", .i1)
     }
 
     public func fcmp(_ p: FloatPredicate, _ a: RValue, _ b: RValue) -> RValue {
@@ -408,20 +412,21 @@ public final class CStyleRenderer: KernelRenderer {
         let T = dialect.type(t)
         switch c {
         case .zext:
-            return local(from == .i1 ? "(\(T))\(x)" : "(\(T))(\(unsignedType(from)))\(x)", t)
+            return local(from == .i1 ? "(\(T))\(x)" : "(\(T))\(viewed(x, as: unsignedType(from), from))", t)
         case .sext:
-            return local(from == .i1 ? "\(x) ? (\(T))-1 : (\(T))0" : "(\(T))(\(signedType(from)))\(x)", t)
+            return local(from == .i1 ? "\(x) ? (\(T))-1 : (\(T))0" : "(\(T))\(viewed(x, as: signedType(from), from))", t)
         case .trunc:
             if t == .i1 { return local("(\(x) & 1) != 0", t) }
-            return local("(\(T))(\(unsignedType(t)))\(x)", t)
+            return local(viewed(x, as: unsignedType(t), t) == x ? "(\(T))\(x)" : "(\(T))(\(unsignedType(t)))\(x)", t)
         case .fpext, .fptrunc:
             return local("(\(T))\(x)", t)
         case .fptosi:
-            return local("(\(T))(\(signedType(t)))\(x)", t)
+            // Through the signed type: a float to an unsigned type is undefined when negative.
+            return local(signedType(t) == T ? "(\(T))\(x)" : "(\(T))(\(signedType(t)))\(x)", t)
         case .sitofp:
-            return local(from == .i1 ? "\(x) ? (\(T))-1 : (\(T))0" : "(\(T))(\(signedType(from)))\(x)", t)
+            return local(from == .i1 ? "\(x) ? (\(T))-1 : (\(T))0" : "(\(T))\(viewed(x, as: signedType(from), from))", t)
         case .uitofp:
-            return local("(\(T))(\(unsignedType(from)))\(x)", t)
+            return local("(\(T))\(viewed(x, as: unsignedType(from), from))", t)
         case .fptosiSat:
             precondition(from.isFloat && !t.isFloat && t != .i1, "saturating conversion from \(from) to \(t)")
             let pattern = dialect.saturatingConversion[t]!
@@ -525,7 +530,7 @@ public final class CStyleRenderer: KernelRenderer {
     /// `p[index]` as an lvalue of type `t`, through a cast when `p` points to another type.
     private func element(_ p: RValue, _ index: RValue, _ t: ScalarType, store: Bool) -> String {
         guard let k = value(p).pointer else { preconditionFailure("an access through a value that is not a pointer") }
-        if pointers[k].element == nil { pointers[k].element = t }
+        if pointers[k].element == nil && pointers[k].source != nil { pointers[k].element = t }
         if store {
             var r = k
             pointers[r].stored = true
