@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "IRTests", dependencies: ["KilnIR", "KilnTestSupport"]),
         .testTarget(name: "PassesTests", dependencies: ["KilnPasses", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnPasses", "KilnIR", "KilnTestSupport"]),
-        .testTarget(name: "CodegenCTests", dependencies: ["KilnC", "KilnKernels", "KilnIR", "CKilnRT", "KilnTestSupport"]),
+        .testTarget(name: "CodegenCTests", dependencies: ["KilnC", "KilnKernels", "KilnIR", "CKilnRT", "COpenCL", "KilnTestSupport"]),
         .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln", "KilnTestSupport"], resources: [.copy("Fixtures")]),

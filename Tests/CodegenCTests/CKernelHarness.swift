@@ -12,6 +12,8 @@ typealias CKernel = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPo
 final class KernelBuffers {
     var inputs: [UnsafeMutableRawPointer?] = []
     var outputs: [UnsafeMutableRawPointer?] = []
+    var inputBytes: [Int] = []
+    var outputBytes: [Int] = []
     var constants: [UnsafeMutableRawPointer?] = []
     let arena: UnsafeMutableRawPointer
     private var owned: [UnsafeMutableRawPointer] = []
@@ -33,8 +35,14 @@ final class KernelBuffers {
         return p
     }
 
-    func input<T>(_ values: [T]) { inputs.append(buffer(values)) }
-    func output<T>(_ type: T.Type, count: Int) { outputs.append(buffer([UInt8](repeating: 0, count: count * MemoryLayout<T>.stride))) }
+    func input<T>(_ values: [T]) {
+        inputs.append(buffer(values))
+        inputBytes.append(values.count * MemoryLayout<T>.stride)
+    }
+    func output<T>(_ type: T.Type, count: Int) {
+        outputs.append(buffer([UInt8](repeating: 0, count: count * MemoryLayout<T>.stride)))
+        outputBytes.append(count * MemoryLayout<T>.stride)
+    }
     func constant<T>(_ values: [T]) { constants.append(buffer(values)) }
 
     func read<T>(output k: Int, _ type: T.Type, count: Int) -> [T] {
@@ -65,6 +73,23 @@ extension XCTestCase {
     func kernel(_ so: SharedObject, _ name: String) throws -> CKernel {
         unsafeBitCast(try so.symbol(name), to: CKernel.self)
     }
+
+    /// Runs function `name` of `r` on `buffers`: C99 compiled by cc and called here, OpenCL C
+    /// built for the first OpenCL device and run as one work item.
+    func execute(_ r: CStyleRenderer, _ name: String, _ buffers: KernelBuffers) throws {
+        if r.dialect == .openCL {
+            try OpenCLRunner().run(r.source, kernel: name, buffers)
+        } else {
+            let so = try load(r)
+            buffers.run(try kernel(so, name))
+        }
+    }
+}
+
+/// Renders the function a test calls: exported in C99, a kernel in OpenCL C.
+func renderTestFunction(_ r: CStyleRenderer, _ name: String, _ body: (CStyleRenderer) -> Void) {
+    let openCL = r.dialect == .openCL
+    renderFunction(r, name, kernel: openCL, exported: !openCL, body)
 }
 
 /// Renders one exported function `name` whose body `body` writes against `r`.

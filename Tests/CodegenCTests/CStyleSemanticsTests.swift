@@ -11,7 +11,7 @@ final class CStyleSemanticsTests: XCTestCase {
     /// Loads operands of type `t` from inputs, applies every integer operation (shifts by a third
     /// input), negation, complement and every predicate, and stores each to its own output.
     func checkIntegerOps<T: FixedWidthInteger & SignedInteger, U: FixedWidthInteger & UnsignedInteger>(
-        _ t: ScalarType, _ a: [T], _ b: [T], _ s: [T], _: U.Type, file: StaticString = #filePath, line: UInt = #line) throws {
+        _ dialect: CDialect, _ t: ScalarType, _ a: [T], _ b: [T], _ s: [T], _: U.Type, file: StaticString = #filePath, line: UInt = #line) throws {
         precondition(T.bitWidth == t.byteSize * 8 && U.bitWidth == T.bitWidth, "Swift types match \(t)")
         func u(_ x: T) -> U { U(truncatingIfNeeded: x) }
         func back(_ x: U) -> T { T(truncatingIfNeeded: x) }
@@ -27,8 +27,8 @@ final class CStyleSemanticsTests: XCTestCase {
             (.ult, { u($0) < u($1) }), (.ule, { u($0) <= u($1) }), (.ugt, { u($0) > u($1) }), (.uge, { u($0) >= u($1) }),
         ]
         let n = a.count
-        let r = CStyleRenderer(.c99)
-        renderFunction(r, "ints") { r in
+        let r = CStyleRenderer(dialect)
+        renderTestFunction(r, "ints") { r in
             let ba = r.buffer(.input(0)), bb = r.buffer(.input(1)), bs = r.buffer(.input(2))
             r.loop(count: n, hints: LoopHints()) { i in
                 let x = r.load(ba, i, t), y = r.load(bb, i, t), sh = r.load(bs, i, t)
@@ -42,14 +42,13 @@ final class CStyleSemanticsTests: XCTestCase {
                 }
             }
         }
-        let so = try load(r)
         let buffers = KernelBuffers()
         buffers.input(a)
         buffers.input(b)
         buffers.input(s)
         for _ in 0..<(ops.count + 2) { buffers.output(T.self, count: n) }
         for _ in predicates { buffers.output(UInt8.self, count: n) }
-        buffers.run(try kernel(so, "ints"))
+        try execute(r, "ints", buffers)
         for (k, (op, f)) in ops.enumerated() {
             XCTAssertEqual(buffers.read(output: k, T.self, count: n), (0..<n).map { f(a[$0], b[$0], s[$0]) }, "\(t) \(op)", file: file, line: line)
         }
@@ -61,17 +60,23 @@ final class CStyleSemanticsTests: XCTestCase {
         }
     }
 
-    func testIntegerArithmeticWrapsAndComparesWithLLVMSignedness() throws {
+    func testIntegerArithmeticWrapsAndComparesWithLLVMSignedness() throws { try checkIntegerOps(.c99) }
+    func testIntegerArithmeticOnOpenCL() throws { try checkIntegerOps(.openCL) }
+
+    func checkIntegerOps(_ dialect: CDialect) throws {
         // Divisors are never 0 and never -1 with MIN (the kernel writer guards those).
-        try checkIntegerOps(.i32, [Int32.max, Int32.min, -7, 7, -1, 0, 123456789, -2, Int32.min],
+        try checkIntegerOps(dialect, .i32, [Int32.max, Int32.min, -7, 7, -1, 0, 123456789, -2, Int32.min],
                             [1, 2, 2, -2, Int32.max, -5, 65536, Int32.min, 3], [1, 31, 0, 3, 31, 5, 16, 1, 30], UInt32.self)
-        try checkIntegerOps(.i64, [Int64.max, Int64.min, -7, 7, -1, 0, 1 << 40, -2, Int64.min],
+        try checkIntegerOps(dialect, .i64, [Int64.max, Int64.min, -7, 7, -1, 0, 1 << 40, -2, Int64.min],
                             [1, 2, 2, -2, Int64.max, -5, 3, Int64.min, 7], [1, 63, 0, 3, 63, 5, 40, 1, 62], UInt64.self)
-        try checkIntegerOps(.i8, [127, -128, -7, 7, -1, 0, 100, -2, -128] as [Int8], [1, 2, 2, -2, 127, -5, 3, -128, 7], [1, 7, 0, 3, 7, 5, 2, 1, 6],
+        try checkIntegerOps(dialect, .i8, [127, -128, -7, 7, -1, 0, 100, -2, -128] as [Int8], [1, 2, 2, -2, 127, -5, 3, -128, 7], [1, 7, 0, 3, 7, 5, 2, 1, 6],
                             UInt8.self)
     }
 
-    func testFloatPredicatesTreatNaNAsLLVMOrderedAndUnorderedOnesDo() throws {
+    func testFloatPredicatesTreatNaNAsLLVMOrderedAndUnorderedOnesDo() throws { try checkFloatPredicates(.c99) }
+    func testFloatPredicatesOnOpenCL() throws { try checkFloatPredicates(.openCL) }
+
+    func checkFloatPredicates(_ dialect: CDialect) throws {
         let nan = Float.nan
         let a: [Float] = [1, 1, 2, nan, 1, nan, -0.0, .infinity, -.infinity]
         let b: [Float] = [1, 2, 1, 1, nan, nan, 0, .infinity, 1]
@@ -79,8 +84,8 @@ final class CStyleSemanticsTests: XCTestCase {
             (.oeq, ==), (.olt, <), (.ole, <=), (.ogt, >), (.oge, >=), (.une, { !($0 == $1) }), (.ult, { !($0 >= $1) }),
             (.uno, { $0.isNaN || $1.isNaN }),
         ]
-        let r = CStyleRenderer(.c99)
-        renderFunction(r, "fcmps") { r in
+        let r = CStyleRenderer(dialect)
+        renderTestFunction(r, "fcmps") { r in
             let ba = r.buffer(.input(0)), bb = r.buffer(.input(1))
             r.loop(count: a.count, hints: LoopHints()) { i in
                 let x = r.load(ba, i, .f32), y = r.load(bb, i, .f32)
@@ -89,12 +94,11 @@ final class CStyleSemanticsTests: XCTestCase {
                 }
             }
         }
-        let so = try load(r)
         let buffers = KernelBuffers()
         buffers.input(a)
         buffers.input(b)
         for _ in predicates { buffers.output(UInt8.self, count: a.count) }
-        buffers.run(try kernel(so, "fcmps"))
+        try execute(r, "fcmps", buffers)
         for (k, (p, f)) in predicates.enumerated() {
             XCTAssertEqual(buffers.read(output: k, UInt8.self, count: a.count), a.indices.map { f(a[$0], b[$0]) ? 1 : 0 }, "fcmp \(p)")
         }
@@ -108,15 +112,18 @@ final class CStyleSemanticsTests: XCTestCase {
         return I(x)
     }
 
-    func testConversionsSaturateTruncateAndExtendLikeLLVM() throws {
+    func testConversionsSaturateTruncateAndExtendLikeLLVM() throws { try checkConversions(.c99) }
+    func testConversionsOnOpenCL() throws { try checkConversions(.openCL) }
+
+    func checkConversions(_ dialect: CDialect) throws {
         let xs: [Float] = [.nan, .infinity, -.infinity, 1e20, -1e20, 3.7, -3.7, 2147483520, -2147483648, 127.9, -128.9, 200, -0.0, 1e-40]
         let ds: [Double] = [.nan, .infinity, -.infinity, 9.3e18, -9.3e18, 2.5e-300, 1e300, 123456789.987, -0.5, 3.4028235677973366e38,
                             1.0000000596046448, 1e-310, -1.5, 42]
         let bytes: [UInt8] = [0, 1, 127, 128, 255, 200, 7, 64, 129, 254, 3, 100, 250, 90]
         let longs: [Int64] = [0, -1, 255, 256, Int64.max, Int64.min, 1 << 40 | 0x1234_5678, -129, 1 << 53 + 1, -(1 << 60), 3, 9, 77, 1]
         let n = xs.count
-        let r = CStyleRenderer(.c99)
-        renderFunction(r, "casts") { r in
+        let r = CStyleRenderer(dialect)
+        renderTestFunction(r, "casts") { r in
             let bx = r.buffer(.input(0)), bd = r.buffer(.input(1)), bb = r.buffer(.input(2)), bl = r.buffer(.input(3))
             r.loop(count: n, hints: LoopHints()) { i in
                 let x = r.load(bx, i, .f32), d = r.load(bd, i, .f64), b = r.load(bb, i, .i8), l = r.load(bl, i, .i64)
@@ -133,7 +140,6 @@ final class CStyleSemanticsTests: XCTestCase {
                 for (k, v) in results.enumerated() { r.store(v, r.buffer(.output(k)), i) }
             }
         }
-        let so = try load(r)
         let buffers = KernelBuffers()
         buffers.input(xs)
         buffers.input(ds)
@@ -141,7 +147,7 @@ final class CStyleSemanticsTests: XCTestCase {
         buffers.input(longs)
         let sizes = [8, 4, 1, 8, 4, 8, 4, 4, 8, 4, 8, 4, 4, 1, 4, 8, 4, 4, 1, 4]
         for s in sizes { buffers.output(UInt8.self, count: n * s) }
-        buffers.run(try kernel(so, "casts"))
+        try execute(r, "casts", buffers)
         func got<T>(_ k: Int, _ t: T.Type) -> [T] { buffers.read(output: k, t, count: n) }
         XCTAssertEqual(got(0, Int64.self), xs.map { saturated($0, Int64.self) })
         XCTAssertEqual(got(1, Int32.self), xs.map { saturated($0, Int32.self) })
