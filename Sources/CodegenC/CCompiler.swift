@@ -54,7 +54,9 @@ public struct CCompiler: Sendable {
             keep = false
             throw KilnError.internalError("cannot write \(file) for the C backend: \(error)")
         }
+        let t0 = DispatchTime.now()
         let (status, output) = try run(command + Self.flags + ["-o", object, file, "-lm"])
+        let t1 = DispatchTime.now()
         guard status == 0 else {
             let tail = output.split(separator: "\n", omittingEmptySubsequences: false).suffix(30).joined(separator: "\n")
             throw KilnError.internalError("the C compiler (\(command.joined(separator: " "))) failed with status \(status) on \(file) (kept for inspection):\n\(tail.suffix(6000))")
@@ -65,7 +67,9 @@ public struct CCompiler: Sendable {
         }
         // Loaded objects stay mapped after their file is gone.
         keep = false
-        return SharedObject(handle: handle)
+        let t2 = DispatchTime.now()
+        return SharedObject(handle: handle, compileMs: Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6,
+                            loadMs: Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6)
     }
 
     /// Runs the compiler; returns its status and what it wrote to stdout and stderr.
@@ -90,8 +94,15 @@ public struct CCompiler: Sendable {
 /// A loaded shared object; `dlclose`d when released.
 public final class SharedObject: @unchecked Sendable {
     private let handle: UnsafeMutableRawPointer
+    /// Milliseconds the compiler ran, and loading took.
+    public let compileMs: Double
+    public let loadMs: Double
 
-    init(handle: UnsafeMutableRawPointer) { self.handle = handle }
+    init(handle: UnsafeMutableRawPointer, compileMs: Double, loadMs: Double) {
+        self.handle = handle
+        self.compileMs = compileMs
+        self.loadMs = loadMs
+    }
     deinit { dlclose(handle) }
 
     /// The address of an exported function or object.
