@@ -12,9 +12,10 @@ public struct CCompiler: Sendable {
     public let command: [String]
 
     /// Strict ISO C99 with GCC attributes; no -ffast-math (NaN and infinity semantics must hold,
-    /// and C's default keeps `a * b + c` unfused exactly as LLVM's plain instructions are).
+    /// and C's default keeps `a * b + c` unfused exactly as LLVM's plain instructions are);
+    /// -fopenmp-simd for the float sums the renderer declares reductions (no OpenMP runtime).
     /// Only the entry and `kiln_bind` are exported (`KILN_EXPORT`).
-    public static let flags = ["-std=c99", "-O2", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-fvisibility=hidden"]
+    public static let flags = ["-std=c99", "-O2", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-shared", "-fvisibility=hidden"]
 
     /// The compiler `environment` names (`KILN_CC`, else `cc`), looked up on its PATH.
     /// Throws `unavailable` when it is not there, saying what to install.

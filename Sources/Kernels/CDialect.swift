@@ -51,6 +51,9 @@ public struct CDialect: Hashable, Sendable {
     let unlikely: String
     /// A line before a loop that must stay rolled (nil: nothing).
     let keepRolled: String?
+    /// A line before a loop whose only effect is summing floats into the slots `%@` names,
+    /// letting the compiler reassociate those sums (nil: the sums keep their order).
+    let reduction: String?
     /// Bit casts: int<->float of one width. `%@` is the operand.
     let bitcast: [ScalarType: String]
     /// Float to signed integer saturating (NaN -> 0), by target type; `%@` is the operand; names
@@ -82,6 +85,7 @@ public struct CDialect: Hashable, Sendable {
         fmod32: "fmodf", fmod64: "fmod",
         unlikely: "__builtin_expect(%@, 0)",
         keepRolled: "#pragma GCC unroll 1",
+        reduction: "#pragma omp simd reduction(+: %@)",
         bitcast: [.i32: "kiln_bits_f32(%@)", .f32: "kiln_f32_bits(%@)", .i64: "kiln_bits_f64(%@)", .f64: "kiln_f64_bits(%@)"],
         saturatingConversion: [.i8: "kiln_fptosi_sat_<from>_i8(%@)", .i32: "kiln_fptosi_sat_<from>_i32(%@)",
                                .i64: "kiln_fptosi_sat_<from>_i64(%@)"],
@@ -113,6 +117,7 @@ public struct CDialect: Hashable, Sendable {
         fmod32: "fmod", fmod64: "fmod",
         unlikely: "%@",
         keepRolled: "#pragma unroll 1",
+        reduction: nil,
         bitcast: [.i32: "as_int(%@)", .f32: "as_float(%@)", .i64: "as_long(%@)", .f64: "as_double(%@)"],
         saturatingConversion: [.i8: "((uchar)convert_char_sat_rtz(%@))", .i32: "convert_int_sat_rtz(%@)", .i64: "convert_long_sat_rtz(%@)"],
         header: [])

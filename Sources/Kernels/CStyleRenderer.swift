@@ -8,9 +8,11 @@ import KilnIR
 /// `for` loops over int64 induction variables; a function's buffer pointers, stack arrays and
 /// slots are declared at its start, read-only arrays at file scope.
 ///
-/// Loop hints: `keepRolled` becomes the dialect's no-unroll pragma; `vectorize` (LLVM may
-/// reassociate a float reduction) has no C spelling without -ffast-math, so such loops keep C's
-/// order, which is at least as accurate.
+/// Loop hints: `keepRolled` becomes the dialect's no-unroll pragma. `vectorize` lets LLVM
+/// reassociate a float reduction (vector accumulators, more accurate than one running sum as
+/// well as faster); C compilers may not without -ffast-math, so a hinted loop that only
+/// accumulates float sums into slots gets `#pragma omp simd reduction(+: ...)` for exactly
+/// those slots (-fopenmp-simd), and any other hinted loop keeps C's order.
 public final class CStyleRenderer: KernelRenderer {
     public let dialect: CDialect
     private let title: String
@@ -78,6 +80,27 @@ public final class CStyleRenderer: KernelRenderer {
         }
     }
     private var fn: FunctionState?
+
+    /// What a loop's body did, so a vectorisable float sum can be declared as a reduction.
+    private final class LoopFrame {
+        let vectorize: Bool
+        /// Where in the function's body the loop's `for` line is.
+        let header: Int
+        /// Stored nothing to memory, called nothing, has no nested control flow.
+        var simple = true
+        var slotLoads: [Int: Int] = [:]
+        var slotStores: [Int: [Int]] = [:]
+        init(vectorize: Bool, header: Int) {
+            self.vectorize = vectorize
+            self.header = header
+        }
+    }
+    private var loops: [LoopFrame] = []
+    /// Float additions made inside a loop being watched: result id -> operand ids.
+    private var floatAdds: [Int: (Int, Int)] = [:]
+
+    /// Something other than a slot reduction happened: no enclosing loop is a pure reduction.
+    private func impure() { for l in loops { l.simple = false } }
     private var nextSlot = 0
     private var nextLocal = 0
 
@@ -277,19 +300,24 @@ public final class CStyleRenderer: KernelRenderer {
     }
 
     public func call(_ f: RFunction) {
+        impure()
         guard dialect.pointerTables else { return refuse("a call to \(f.name) with the pointer tables") }
         fn?.callsOut = true
         emit("\(f.name)(inputs, outputs, arena, constants);")
     }
 
     public func parallelFor(_ f: RFunction, count: Int) {
+        impure()
         guard let rt = dialect.runtimeTable else { return refuse("kiln_parallel_for (\(f.name) over \(count) rows): the host enqueues kernels") }
         fn?.callsOut = true
         fn?.argsTable = true
         emit("\(rt)parallel_for(\(f.name), kiln_args, \(intLiteral(Int64(count), .i64)));")
     }
 
-    public func returnNow() { emit("return;") }
+    public func returnNow() {
+        impure()
+        emit("return;")
+    }
 
     private func refuse(_ what: String) {
         refusals.append(what)
@@ -338,7 +366,10 @@ public final class CStyleRenderer: KernelRenderer {
         precondition(t == type(b) && t.isFloat, "\(op) of \(t) and \(type(b))")
         let x = expr(a), y = expr(b)
         switch op {
-        case .add: return local("\(x) + \(y)", t)
+        case .add:
+            let v = local("\(x) + \(y)", t)
+            if !loops.isEmpty { floatAdds[v.id] = (a.id, b.id) }
+            return v
         case .sub: return local("\(x) - \(y)", t)
         case .mul: return local("\(x) * \(y)", t)
         case .div: return local("\(x) / \(y)", t)
@@ -451,6 +482,7 @@ public final class CStyleRenderer: KernelRenderer {
     }
 
     public func callRuntime(_ f: RuntimeFunction, _ args: [RValue]) -> RValue? {
+        impure()
         precondition(f != .parallelFor, "kiln_parallel_for is called through parallelFor(_:count:)")
         let spelledArgs = args.map { a -> String in
             guard type(a) == .ptr else { return expr(a) }
@@ -547,6 +579,7 @@ public final class CStyleRenderer: KernelRenderer {
     }
 
     public func store(_ v: RValue, _ p: RValue, _ index: RValue) {
+        impure()
         emit("\(element(p, index, type(v), store: true)) = \(expr(v));")
     }
 
@@ -585,8 +618,16 @@ public final class CStyleRenderer: KernelRenderer {
         return RSlot(nextSlot, t)
     }
 
-    public func load(_ s: RSlot) -> RValue { local("s\(s.id)", s.type) }
-    public func store(_ v: RValue, _ s: RSlot) { emit("s\(s.id) = \(expr(v));") }
+    public func load(_ s: RSlot) -> RValue {
+        let v = local("s\(s.id)", s.type)
+        loops.last?.slotLoads[v.id] = s.id
+        return v
+    }
+
+    public func store(_ v: RValue, _ s: RSlot) {
+        loops.last?.slotStores[s.id, default: []].append(v.id)
+        emit("s\(s.id) = \(expr(v));")
+    }
 
     // MARK: control flow
 
@@ -611,19 +652,38 @@ public final class CStyleRenderer: KernelRenderer {
         return (name, make(name, .i64))
     }
 
+    /// A counted loop; with `vectorize`, declares the float sums its body accumulates as a
+    /// reduction when that is all it does.
+    private func countedLoop(_ head: String, _ hints: LoopHints, _ body: () -> Void) {
+        impure()
+        hinted(hints)
+        let frame = LoopFrame(vectorize: hints.vectorize, header: fn!.body.count)
+        loops.append(frame)
+        block(head, body)
+        loops.removeLast()
+        defer { if loops.isEmpty { floatAdds = [:] } }
+        guard frame.vectorize, frame.simple, !frame.slotStores.isEmpty, let pragma = dialect.reduction else { return }
+        var sums: [String] = []
+        for (slot, stored) in frame.slotStores.sorted(by: { $0.key < $1.key }) {
+            // One store per iteration of `load(slot) + x` or `x + load(slot)`, in float.
+            guard stored.count == 1, let (a, b) = floatAdds[stored[0]], frame.slotLoads[a] == slot || frame.slotLoads[b] == slot else { return }
+            sums.append("s\(slot)")
+        }
+        fn!.body.insert(String(repeating: "    ", count: fn!.depth) + pragma.replacing("%@", with: sums.joined(separator: ", ")), at: frame.header)
+    }
+
     public func loop(count: Int, hints: LoopHints, _ body: (RValue) -> Void) {
         let (iv, v) = inductionVariable()
-        hinted(hints)
-        block("for (\(dialect.type(.i64)) \(iv) = 0; \(iv) < \(intLiteral(Int64(count), .i64)); \(iv)++)") { body(v) }
+        countedLoop("for (\(dialect.type(.i64)) \(iv) = 0; \(iv) < \(intLiteral(Int64(count), .i64)); \(iv)++)", hints) { body(v) }
     }
 
     public func loop(from begin: RValue, to end: RValue, hints: LoopHints, _ body: (RValue) -> Void) {
         let (iv, v) = inductionVariable()
-        hinted(hints)
-        block("for (\(dialect.type(.i64)) \(iv) = \(expr(begin)); \(iv) < \(expr(end)); \(iv)++)") { body(v) }
+        countedLoop("for (\(dialect.type(.i64)) \(iv) = \(expr(begin)); \(iv) < \(expr(end)); \(iv)++)", hints) { body(v) }
     }
 
     public func whileLoop(_ condition: () -> RValue, _ body: () -> Void) {
+        impure()
         block("for (;;)") {
             let c = condition()
             emit("if (!\(expr(c))) break;")
@@ -632,6 +692,7 @@ public final class CStyleRenderer: KernelRenderer {
     }
 
     public func ifThen(_ c: RValue, unlikely: Bool, _ body: () -> Void) {
+        impure()
         let cond = unlikely ? dialect.unlikely.replacing("%@", with: expr(c)) : expr(c)
         block("if (\(cond))", body)
     }

@@ -124,6 +124,47 @@ final class CStyleControlFlowTests: XCTestCase {
         XCTAssertTrue(ticks[0] > 0 && ticks[0] <= ticks[1] && ticks[1] <= ticks[2], "profile ticks \(Array(ticks))")
     }
 
+    /// A loop hinted `vectorize` that only sums floats into slots declares them a reduction, so
+    /// the sum runs in vector accumulators as LLVM's does (more accurate than one running sum);
+    /// hinted loops doing anything else keep their order.
+    func testVectorizedFloatSumsAreDeclaredReductions() throws {
+        let n = 1 << 20
+        let r = CStyleRenderer(.c99)
+        renderFunction(r, "sums") { r in
+            let x = r.buffer(.input(0)), out = r.buffer(.output(0))
+            let sum = r.slot(.f32, initial: r.constant(float: 0, .f32)), biggest = r.slot(.f32, initial: r.constant(float: -.infinity, .f32))
+            r.loop(count: n, hints: LoopHints(vectorize: true)) { i in
+                r.store(r.float(.add, r.load(sum), r.load(x, i, .f32)), sum)
+            }
+            r.loop(count: n, hints: LoopHints(vectorize: true)) { i in
+                let v = r.load(x, i, .f32), b = r.load(biggest)
+                r.store(r.select(r.fcmp(.ogt, v, b), v, b), biggest)
+            }
+            let copy = r.slot(.f32, initial: r.constant(float: 0, .f32))
+            r.loop(count: 4, hints: LoopHints(vectorize: true)) { i in
+                r.store(r.float(.add, r.load(copy), r.load(x, i, .f32)), copy)
+                r.store(r.load(copy), out, r.int(.add, i, r.constant(int: 2, .i64)))
+            }
+            r.store(r.load(sum), out, r.constant(int: 0, .i64))
+            r.store(r.load(biggest), out, r.constant(int: 1, .i64))
+        }
+        let source = r.source
+        XCTAssertEqual(source.components(separatedBy: "#pragma omp simd").count - 1, 1, source)
+        XCTAssertTrue(source.contains("#pragma omp simd reduction(+: s1)\n    for (int64_t i1 = 0; i1 < 1048576; i1++) {"), source)
+        let so = try load(r)
+        let x = (0..<n).map { Float(0.1) + Float($0 % 7) * 1e-3 }
+        let buffers = KernelBuffers()
+        buffers.input(x)
+        buffers.output(Float.self, count: 6)
+        buffers.run(try kernel(so, "sums"))
+        let got = buffers.read(output: 0, Float.self, count: 6)
+        let exact = x.reduce(0.0) { $0 + Double($1) }
+        let sequential = x.reduce(Float(0), +)
+        XCTAssertLessThan(abs(Double(got[0]) - exact) / exact, 3e-4, "vector accumulators (one running float sum is off by \(abs(Double(sequential) - exact) / exact))")
+        XCTAssertEqual(got[1], x.max())
+        XCTAssertEqual(Array(got[2...]), [x[0], x[0] + x[1], x[0] + x[1] + x[2], x[0] + x[1] + x[2] + x[3]])
+    }
+
     /// The runtime table the C prelude declares has CKilnRT.h's layout, member for member.
     func testRenderedRuntimeTableMatchesTheHeader() throws {
         let include = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Sources/CKilnRT/include").standardized.path
