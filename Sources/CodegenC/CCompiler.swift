@@ -13,9 +13,12 @@ public struct CCompiler: Sendable {
 
     /// Strict ISO C99 with GCC attributes; no -ffast-math (NaN and infinity semantics must hold,
     /// and C's default keeps `a * b + c` unfused exactly as LLVM's plain instructions are);
-    /// -fopenmp-simd for the float sums the renderer declares reductions (no OpenMP runtime).
+    /// -fopenmp-simd for the float sums the renderer declares reductions (no OpenMP runtime);
+    /// GCC's -O2 vectorises only loops that need no scalar remainder, so the dynamic cost model
+    /// (-O3's) lets it vectorise the rest, at about the same compile time.
     /// Only the entry and `kiln_bind` are exported (`KILN_EXPORT`).
-    public static let flags = ["-std=c99", "-O2", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-fPIC", "-shared", "-fvisibility=hidden"]
+    public static let flags = ["-std=c99", "-O2", "-fvect-cost-model=dynamic", "-march=native", "-fno-math-errno", "-fopenmp-simd",
+                               "-fPIC", "-shared", "-fvisibility=hidden"]
 
     /// The compiler `environment` names (`KILN_CC`, else `cc`), looked up on its PATH.
     /// Throws `unavailable` when it is not there, saying what to install.
@@ -71,6 +74,20 @@ public struct CCompiler: Sendable {
         let t2 = DispatchTime.now()
         return SharedObject(handle: handle, compileMs: Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6,
                             loadMs: Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6)
+    }
+
+    /// The assembly the compiler makes of `source` with the same flags (KILN_DEBUG=5): a second
+    /// run of the compiler, into a temporary directory removed afterwards.
+    public func assembly(source: String, temporary: String = NSTemporaryDirectory()) throws -> String {
+        var template = Array((temporary + "/kiln-c-XXXXXX").utf8CString)
+        guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
+            throw KilnError.internalError("cannot create a temporary directory for the C backend: \(String(cString: strerror(errno)))")
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try source.write(toFile: "\(dir)/kernels.c", atomically: false, encoding: .utf8)
+        let (status, output) = try run(command + Self.flags.filter { $0 != "-shared" } + ["-S", "-o", "\(dir)/kernels.s", "\(dir)/kernels.c"])
+        guard status == 0 else { throw KilnError.internalError("the C compiler failed with status \(status) making assembly:\n\(output.suffix(6000))") }
+        return try String(contentsOfFile: "\(dir)/kernels.s", encoding: .utf8)
     }
 
     /// Runs the compiler; returns its status and what it wrote to stdout and stderr.

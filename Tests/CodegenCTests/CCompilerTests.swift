@@ -37,6 +37,12 @@ final class CCompilerTests: XCTestCase {
         try FileManager.default.removeItem(atPath: (file as NSString).deletingLastPathComponent)
     }
 
+    func testAssemblyIsTheCompilersWithTheSameFlags() throws {
+        let asm = try CCompiler().assembly(source: "void scale(float *restrict x, int n) { for (int i = 0; i < n; i++) x[i] *= 2.0f; }\n")
+        XCTAssertTrue(asm.contains("scale:"), asm)
+        XCTAssertTrue(asm.contains("addps"), "the loop is vectorised (x * 2 is x + x):\n\(asm)")
+    }
+
     func testLoadedObjectsLeaveNoFilesBehind() throws {
         let dir = NSTemporaryDirectory() + "/kiln-c-test-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
