@@ -11,6 +11,8 @@ final class LLVMRenderer: KernelRenderer {
     let module: LLVMModuleRef
     let b: LLVMBuilderRef
     let cpu: CPUTarget
+    /// 512-bit vectors are worth preferring with AVX-512 (decided once: features are a long string).
+    private let preferWideVectors: Bool
 
     let void, i1, i8, i32, i64, f32, f64, ptr: LLVMTypeRef
     private var values: [LLVMValueRef] = []
@@ -40,6 +42,7 @@ final class LLVMRenderer: KernelRenderer {
         module = LLVMModuleCreateWithNameInContext(moduleName, ctx)
         b = LLVMCreateBuilderInContext(ctx)
         self.cpu = cpu
+        preferWideVectors = cpu.hasAVX512
         void = LLVMVoidTypeInContext(ctx)
         i1 = LLVMInt1TypeInContext(ctx)
         i8 = LLVMInt8TypeInContext(ctx)
@@ -102,7 +105,7 @@ final class LLVMRenderer: KernelRenderer {
         fn = LLVMAddFunction(module, f.name, functionType(ranged: f.ranged))
         addAttribute("target-cpu", cpu.name)
         addAttribute("target-features", cpu.features)
-        if cpu.hasAVX512 { addAttribute("prefer-vector-width", "512") }
+        if preferWideVectors { addAttribute("prefer-vector-width", "512") }
         LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("nounwind"))
         if !exported { LLVMSetLinkage(fn, LLVMInternalLinkage) }
         if kernel { LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("noinline")) }

@@ -85,7 +85,9 @@ extension KernelWriter {
     /// (in particular no variable is written).
     func returnIfFaulted() {
         guard let offset = plan.faultRecord else { return }
-        let site = r.load(scratch(offset, "fault"), c64(0), .i64)
+        // The record's address is computed where it is read, so the entry keeps no pointer live
+        // across its kernel calls.
+        let site = r.load(r.offset(r.parameter(2), bytes: c64(offset)), c64(0), .i64)
         r.ifThen(r.icmp(.ne, site, c64(0)), unlikely: true) { r.returnNow() }
     }
 }
