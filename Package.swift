@@ -45,7 +45,7 @@ let package = Package(
                 dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Frontend"),
         .target(name: "KilnRuntime",
-                dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "KilnCPU", "KilnOpenCL", "KilnFrontend", "CZlib",
+                dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "KilnCPU", "KilnC", "KilnOpenCL", "KilnFrontend", "CZlib",
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),

@@ -294,7 +294,8 @@ public final class CStyleRenderer: KernelRenderer {
         if let v = fn.parameters[k] { return v }
         let names = ["inputs", "outputs", "arena", "constants", "begin", "end"]
         precondition(k < 4 || (fn.f.ranged && k < 6), "\(fn.f.name) has no parameter \(k)")
-        let v = make(names[k], k < 4 ? .ptr : .i64)
+        // The tables and the arena are untyped pointers: an access or an offset casts them.
+        let v = k < 4 ? pointerLocal(names[k], .global) : make(names[k], .i64)
         fn.parameters[k] = v
         return v
     }

@@ -28,6 +28,10 @@ enum Bench {
         var fusionApplies: Bool
     }
 
+    /// The code generator every measured session compiles with (--backend, else KILN_BACKEND);
+    /// set once before any workload runs.
+    nonisolated(unsafe) static var backend = BackendKind.llvm
+
     static func fmt(_ seconds: Double) -> String {
         seconds < 1e-3 ? String(format: "%9.2f us", seconds * 1e6) : String(format: "%9.3f ms", seconds * 1e3)
     }
@@ -45,10 +49,10 @@ enum Bench {
     ]
     static var workloadNames: [String] { workloads.flatMap(\.names) }
 
-    static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE]"
+    static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE] [--backend llvm|c]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE] [--backend llvm|c]"
 
     static func run(_ args: [String]) throws {
-        let o = try Options.parse(args, command: "bench", accepting: ["--quick", "--only", "--json", "--feed", "--fetch"])
+        let o = try Options.parse(args, command: "bench", accepting: ["--quick", "--only", "--json", "--feed", "--fetch", "--backend"])
         guard o.graphs.count <= 1 else {
             throw UsageError(command: "bench", message: "one graph file expected, got \(o.graphs.count): \(o.graphs.joined(separator: " "))")
         }
@@ -64,7 +68,8 @@ enum Bench {
             throw UsageError(command: "bench", message: "no workload matches --only \(only.joined(separator: ",")); the workloads are \(workloadNames.joined(separator: ", "))")
         }
         let reps = o.quick ? 5 : 15
-        print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        backend = try o.backend ?? BackendKind.fromEnvironment()
+        print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores, backend \(backend.rawValue)")
         print("method: wall clock of Session.run after warm-up; median and min of \(reps) samples (sub-ms workloads: each sample is the mean of a batch of runs);")
         print("        'unfused' is the same graph compiled with fusion off, sampled alternately with it ('same code' where fusion changes no kernel);")
         print("        limits are measured now, in this process")
@@ -145,7 +150,7 @@ enum Bench {
     /// ratio. The last value says whether fusion changed the kernels at all: where it did not, the
     /// two runs execute the same code and any difference between them is noise.
     static func both(_ reps: Int, _ build: (SessionConfig) throws -> (Session, () throws -> Void)) throws -> Timed {
-        let (fs, fused) = try build(SessionConfig()), (us, unfused) = try build(SessionConfig(fusion: false))
+        let (fs, fused) = try build(SessionConfig(backend: backend)), (us, unfused) = try build(SessionConfig(fusion: false, backend: backend))
         let (bf, bu) = (try batchSize(fused), try batchSize(unfused))
         var (tf, tu): ([Double], [Double]) = ([], [])
         for _ in 0..<2 { try fused(); try unfused() }
@@ -262,7 +267,7 @@ enum Bench {
         try [false, true].map { (adam: Bool) -> Result in
             let t = try Timing.repeatMeasure(warmup: 1, repetitions: reps) {
                 let (g, x, y, train) = try mlpGraph(adam: adam)
-                let s = try Session(graph: g)
+                let s = try Session(graph: g, config: SessionConfig(backend: backend))
                 try s.run(g.globalVariablesInitializer())
                 try s.run(train, feeds: mlpFeeds(x, y))
             }

@@ -1,3 +1,5 @@
+import Kiln
+
 /// A command line that cannot be run as written (exit status 2, with the command's usage).
 struct UsageError: Error, CustomStringConvertible {
     let command: String
@@ -6,7 +8,8 @@ struct UsageError: Error, CustomStringConvertible {
 }
 
 /// The options of `kiln run` and `kiln bench`: a graph file, `--feed NAME=FILE.npy` (repeatable),
-/// `--fetch NAME...` (every name up to the next option), and flags each command opts into.
+/// `--fetch NAME...` (every name up to the next option), `--backend llvm|c`, and flags each
+/// command opts into.
 /// Options are `--name value` or `--name=value`.
 struct Options {
     var graphs: [String] = []
@@ -16,6 +19,8 @@ struct Options {
     var json: String?
     var only: [String]?
     var quick = false
+    /// The code generator every session of the command compiles with (nil: KILN_BACKEND).
+    var backend: BackendKind?
 
     static func parse(_ args: [String], command: String, accepting accepted: Set<String>) throws -> Options {
         var o = Options()
@@ -51,6 +56,9 @@ struct Options {
             case "--json": o.json = try value(flag, inline: inline)
             case "--only": o.only = try value(flag, inline: inline).split(separator: ",").map(String.init)
             case "--quick": o.quick = true
+            case "--backend":
+                let name = try value(flag, inline: inline)
+                do { o.backend = try BackendKind(named: name) } catch let e as KilnError { throw fail(e.message) }
             default: o.graphs.append(arg)
             }
             i += 1

@@ -5,22 +5,23 @@ import Kiln
 /// GraphDef, feeds .npy files, runs the fetches once and prints one line per fetch (name, dtype,
 /// shape, min, max, mean); with --out, also writes each fetch to DIR/<name, ':' -> '_'>.npy.
 enum Run {
-    static let usage = "usage: kiln run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR]"
+    static let usage = "usage: kiln run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR] [--backend llvm|c]"
 
     struct Options {
         var graph: String
         var feeds: [(name: String, file: String)]
         var fetches: [String]
         var out: String?
+        var backend: BackendKind?
     }
 
     static func parse(_ args: [String]) throws -> Options {
-        let o = try KilnCLI.Options.parse(args, command: "run", accepting: ["--feed", "--fetch", "--out"])
+        let o = try KilnCLI.Options.parse(args, command: "run", accepting: ["--feed", "--fetch", "--out", "--backend"])
         guard o.graphs.count == 1 else {
             throw UsageError(command: "run", message: o.graphs.isEmpty ? "no graph file given" : "one graph file expected, got \(o.graphs.count): \(o.graphs.joined(separator: " "))")
         }
         guard !o.fetches.isEmpty else { throw UsageError(command: "run", message: "nothing to fetch (give --fetch NAME)") }
-        return Options(graph: o.graphs[0], feeds: o.feeds, fetches: o.fetches, out: o.out)
+        return Options(graph: o.graphs[0], feeds: o.feeds, fetches: o.fetches, out: o.out, backend: o.backend)
     }
 
     /// A GraphDef imported with its feeds read and its fetches resolved (shared with `kiln bench GRAPH`).
@@ -39,7 +40,7 @@ enum Run {
     static func run(_ args: [String]) throws {
         let o = try parse(args)
         let (g, feeds, fetches) = try load(graph: o.graph, feeds: o.feeds, fetches: o.fetches)
-        let values = try Session(graph: g).run(fetches, feeds: feeds)
+        let values = try Session(graph: g, config: SessionConfig(backend: o.backend)).run(fetches, feeds: feeds)
         for (name, t) in zip(o.fetches, values) {
             if let dir = o.out {
                 let file = (dir as NSString).appendingPathComponent(name.replacingOccurrences(of: ":", with: "_") + ".npy")

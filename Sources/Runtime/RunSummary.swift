@@ -3,6 +3,8 @@ import KilnKernels
 
 /// What the executable behind a run does, for tools that report rates (`kiln bench GRAPH`).
 public struct RunSummary: Sendable {
+    /// The backend that compiled it (`llvm`, `c`).
+    public var backend: String
     /// Kernels (loops and matrix products) the run executes, and its arena's peak size.
     public var kernels: Int
     public var arenaBytes: Int
@@ -15,6 +17,7 @@ public struct RunSummary: Sendable {
     init(_ exe: any Executable) {
         let f = exe.function
         let types = f.typeTable()
+        backend = exe.backendName
         kernels = exe.plan.kernels.count
         arenaBytes = exe.plan.arenaBytes
         var flops = 0.0

@@ -23,8 +23,8 @@ public final class Session: @unchecked Sendable {
     /// How many executables this session has compiled (each new signature compiles once).
     public private(set) var compileCount = 0
     private var lastStep: Step?
-    /// Compiles each run signature's IR function.
-    private let backend: any Backend = LLVMBackend()
+    /// Compiles each run signature's IR function (SessionConfig.backend, else KILN_BACKEND).
+    private let backend: any Backend
 
     /// The executable behind the most recent run that executed compiled code.
     public var lastRunSummary: RunSummary? {
@@ -47,6 +47,7 @@ public final class Session: @unchecked Sendable {
         self.graph = graph
         self.config = config
         self.debugLevel = config.debugLevel ?? Debug.level
+        self.backend = try (config.backend ?? BackendKind.fromEnvironment()).make()
         self.cache = ExecutableCache(capacity: config.executableCacheCapacity)
     }
 
@@ -294,7 +295,7 @@ public final class Session: @unchecked Sendable {
                 return true
             }.count
             let ms = { (a: DispatchTime, b: DispatchTime) in String(format: "%.2f", Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e6) }
-            Debug.log("compiled \(name): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
+            Debug.log("compiled \(name) with the \(exe.backendName) backend (\(backend.target.name)): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
             Debug.log("  \(ops.count) graph ops -> \(lowered.function.body.count) IR instructions -> \(plan.kernels.count) kernel(s), \(inline) value(s) fused into consumers, arena \(plan.arenaBytes) B")
             Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), \(exe.backendName) emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), load \(String(format: "%.2f", exe.stats.loadMs))\(exe.stats.shards > 1 ? " (\(exe.stats.shards) modules in parallel)" : "")")
             for line in CompileReport.describe(exe, level: level) { Debug.log(line) }

@@ -8,6 +8,8 @@ public struct SessionConfig: Sendable {
     public var logDevicePlacement = false
     /// Overrides KILN_DEBUG for this session.
     public var debugLevel: Int?
+    /// The code generator (LLVM or C99); nil: `KILN_BACKEND`, LLVM when that is unset.
+    public var backend: BackendKind?
     /// Fuse elementwise work into consumers' loops; off only to measure what fusion buys.
     public var fusion = true
     /// The most bytes one tensor may have: every value an executable computes (fused or not),
@@ -24,7 +26,8 @@ public struct SessionConfig: Sendable {
 
     public init(allowSoftPlacement: Bool = false, logDevicePlacement: Bool = false, debugLevel: Int? = nil, fusion: Bool = true,
                 executableCacheCapacity: Int = SessionConfig.defaultExecutableCacheCapacity,
-                memoryLimit: Int = SessionConfig.defaultMemoryLimit) {
+                memoryLimit: Int = SessionConfig.defaultMemoryLimit, backend: BackendKind? = nil) {
+        self.backend = backend
         self.allowSoftPlacement = allowSoftPlacement
         self.logDevicePlacement = logDevicePlacement
         self.debugLevel = debugLevel

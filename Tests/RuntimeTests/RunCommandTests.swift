@@ -46,6 +46,26 @@ final class RunCommandTests: KilnBinaryTestCase {
         }
     }
 
+    func testBackendOptionCompilesWithCAndRejectsUnknownNames() throws {
+        let g = Graph()
+        let a = try g.placeholder(.float32, shape: [nil], name: "a")
+        _ = try g.tanh(try g.multiply(a, try g.constant(Float(2))), name: "t")
+        try g.writeGraphDef(toFile: path("g.pbtxt"))
+        try NPY.write(Tensor(shape: [3], scalars: [0, 0.5, -1] as [Float]), path: path("a.npy"))
+        let llvm = try run(["run", path("g.pbtxt"), "--feed=a=\(path("a.npy"))", "--fetch=t", "--backend", "llvm"], environment: ["KILN_DEBUG": "1"])
+        let c = try run(["run", path("g.pbtxt"), "--feed=a=\(path("a.npy"))", "--fetch=t", "--backend=c"], environment: ["KILN_DEBUG": "1"])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        XCTAssertEqual(c.stdout, llvm.stdout)
+        XCTAssertTrue(c.stderr.contains("with the c backend (c99 "), c.stderr)
+        XCTAssertTrue(llvm.stderr.contains("with the llvm backend (llvm "), llvm.stderr)
+        // KILN_BACKEND chooses when the option is absent.
+        let env = try run(["run", path("g.pbtxt"), "--feed=a=\(path("a.npy"))", "--fetch=t"], environment: ["KILN_DEBUG": "1", "KILN_BACKEND": "c"])
+        XCTAssertTrue(env.stderr.contains("with the c backend"), env.stderr)
+        let bad = try run(["run", path("g.pbtxt"), "--fetch=t", "--backend", "gpu"])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("unknown backend 'gpu': the backends are 'llvm' and 'c'"), bad.stderr)
+    }
+
     func testRunWithoutOutWritesNoFilesAndAcceptsATextGraph() throws {
         let g = Graph()
         let a = try g.placeholder(.int32, shape: [nil], name: "a")
