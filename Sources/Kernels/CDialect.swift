@@ -30,10 +30,12 @@ public struct CDialect: Hashable, Sendable {
     let align64: String
 
     /// Qualifiers of a function: defined here but called only here, exported (callable by the
-    /// host), and a kernel the entry calls (kept out of line so each compiles on its own).
+    /// host), a kernel the entry calls (kept out of line so each compiles on its own), and such a
+    /// kernel that other files of the same executable call (a module compiled in shards).
     let localFunction: String
     let exportedFunction: String
     let kernelFunction: String
+    let linkedKernelFunction: String
     /// Whether functions take the four pointer tables `(inputs, outputs, arena, constants)`.
     /// Without them (OpenCL) each buffer a function reads is a parameter of its own, and a
     /// ranged kernel's rows are its work item's.
@@ -59,8 +61,9 @@ public struct CDialect: Hashable, Sendable {
     /// Float to signed integer saturating (NaN -> 0), by target type; `%@` is the operand; names
     /// starting `kiln_` are prelude helpers (then `<from>` is spliced in: f32 or f64).
     let saturatingConversion: [ScalarType: String]
-    /// Lines at the top of every file.
+    /// Lines at the top of every file, and the line a file using doubles needs.
     let header: [String]
+    let doubleExtension: String?
 
     /// Portable C99 for the system C compiler: `<stdint.h>` types, libm's suffixed functions,
     /// GCC attributes (also understood by Clang), runtime calls through the table `kiln_bind`
@@ -75,6 +78,7 @@ public struct CDialect: Hashable, Sendable {
         globalSpace: "", privateSpace: "", constantArrayStorage: "static const", restrict: "restrict",
         align64: "__attribute__((aligned(64)))",
         localFunction: "static", exportedFunction: "KILN_EXPORT", kernelFunction: "static __attribute__((noinline))",
+        linkedKernelFunction: "__attribute__((noinline))",
         pointerTables: true, runtimeTable: "kiln_rt->",
         math32: [.fabs: "fabsf", .floor: "floorf", .ceil: "ceilf", .rint: "rintf", .roundeven: "rintf", .sqrt: "sqrtf",
                  .sin: "sinf", .cos: "cosf", .exp: "expf", .log: "logf", .log1p: "log1pf", .tanh: "tanhf", .pow: "powf",
@@ -90,7 +94,8 @@ public struct CDialect: Hashable, Sendable {
         saturatingConversion: [.i8: "kiln_fptosi_sat_<from>_i8(%@)", .i32: "kiln_fptosi_sat_<from>_i32(%@)",
                                .i64: "kiln_fptosi_sat_<from>_i64(%@)"],
         header: ["#include <stdint.h>", "#include <stdbool.h>", "#include <string.h>", "#include <math.h>",
-                 "#define KILN_EXPORT __attribute__((visibility(\"default\")))"])
+                 "#define KILN_EXPORT __attribute__((visibility(\"default\")))"],
+        doubleExtension: nil)
 
     /// OpenCL C 1.2: overloaded math (OpenCL's fmin/fmax already return the other operand for a
     /// NaN), `as_<type>` bit casts and `convert_<type>_sat_rtz` conversions (NaN -> 0), buffers
@@ -106,7 +111,7 @@ public struct CDialect: Hashable, Sendable {
         floatInfinity: "INFINITY", doubleInfinity: "((double)INFINITY)", floatNaN: "NAN", doubleNaN: "((double)NAN)",
         globalSpace: "__global ", privateSpace: "__private ", constantArrayStorage: "__constant", restrict: "restrict",
         align64: "__attribute__((aligned(64)))",
-        localFunction: "", exportedFunction: "", kernelFunction: "__kernel",
+        localFunction: "", exportedFunction: "", kernelFunction: "__kernel", linkedKernelFunction: "__kernel",
         pointerTables: false, runtimeTable: nil,
         math32: [.fabs: "fabs", .floor: "floor", .ceil: "ceil", .rint: "rint", .roundeven: "rint", .sqrt: "sqrt",
                  .sin: "sin", .cos: "cos", .exp: "exp", .log: "log", .log1p: "log1p", .tanh: "tanh", .pow: "pow",
@@ -120,7 +125,7 @@ public struct CDialect: Hashable, Sendable {
         reduction: nil,
         bitcast: [.i32: "as_int(%@)", .f32: "as_float(%@)", .i64: "as_long(%@)", .f64: "as_double(%@)"],
         saturatingConversion: [.i8: "((uchar)convert_char_sat_rtz(%@))", .i32: "convert_int_sat_rtz(%@)", .i64: "convert_long_sat_rtz(%@)"],
-        header: [])
+        header: [], doubleExtension: "#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
 
     public static func == (a: CDialect, b: CDialect) -> Bool { a.name == b.name }
     public func hash(into h: inout Hasher) { h.combine(name) }

@@ -50,7 +50,6 @@ public final class CStyleRenderer: KernelRenderer {
         /// For a buffer declared at the function's start: how it is computed from a `char *`
         /// expression (nil for stack arrays, constant arrays and locals).
         let source: String?
-        let readOnly: Bool
         /// The pointer an offset was computed from (a call writing through it writes its root).
         var base: Int? = nil
     }
@@ -68,7 +67,6 @@ public final class CStyleRenderer: KernelRenderer {
         var rootOrder: [Int] = []
         var arrays: [String] = []
         var slots: [String] = []
-        var slotNames: [Int: String] = [:]
         var argsTable = false
         var callsOut = false
         var parameters: [Int: RValue] = [:]
@@ -99,8 +97,6 @@ public final class CStyleRenderer: KernelRenderer {
     /// Float additions made inside a loop being watched: result id -> operand ids.
     private var floatAdds: [Int: (Int, Int)] = [:]
 
-    /// Something other than a slot reduction happened: no enclosing loop is a pure reduction.
-    private func impure() { for l in loops { l.simple = false } }
     private var nextSlot = 0
     private var nextLocal = 0
 
@@ -116,7 +112,7 @@ public final class CStyleRenderer: KernelRenderer {
         var lines = ["/* Kiln: \(title), rendered as \(dialect.name). */"]
         lines += refusals.map { "#error \"\(dialect.name) cannot express \($0)\"" }
         lines += dialect.header
-        if usesDouble && !dialect.pointerTables { lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable") }
+        if usesDouble, let pragma = dialect.doubleExtension { lines.append(pragma) }
         if dialect.runtimeTable != nil { lines += Self.runtimeTable }
         for h in helperOrder { lines.append(helperDefinition(h)) }
         lines.append("")
@@ -226,7 +222,7 @@ public final class CStyleRenderer: KernelRenderer {
     // MARK: functions
 
     private func signature(_ f: RFunction, exported: Bool, kernel: Bool, parameters: [String]? = nil) -> String {
-        let qualifier = exported ? dialect.exportedFunction : kernel ? dialect.kernelFunction : dialect.localFunction
+        let qualifier = kernel ? (exported ? dialect.linkedKernelFunction : dialect.kernelFunction) : exported ? dialect.exportedFunction : dialect.localFunction
         let params: [String]
         if let parameters {
             params = parameters
@@ -256,7 +252,7 @@ public final class CStyleRenderer: KernelRenderer {
         for p in fn.rootOrder {
             let ptr = pointers[p]
             let element = ptr.element.map { dialect.type($0) } ?? "char"
-            let constness = ptr.readOnly || !ptr.stored ? "const " : ""
+            let constness = ptr.stored ? "" : "const "
             let declared = "\(space(ptr.space))\(constness)\(element) *\(restrict ? dialect.restrict + " " : "")"
             if dialect.pointerTables {
                 let cast = ptr.element == nil && constness.isEmpty && ptr.source!.hasPrefix("(char *)") ? "" : "(\(space(ptr.space))\(constness)\(element) *)"
@@ -510,15 +506,15 @@ public final class CStyleRenderer: KernelRenderer {
 
     // MARK: memory
 
-    private func pointerLocal(_ name: String, _ space: Space, element: ScalarType? = nil, readOnly: Bool = false) -> RValue {
-        pointers.append(Pointer(name: name, space: space, element: element, source: nil, readOnly: readOnly))
+    private func pointerLocal(_ name: String, _ space: Space, element: ScalarType? = nil) -> RValue {
+        pointers.append(Pointer(name: name, space: space, element: element, source: nil))
         return make(name, .ptr, pointer: pointers.count - 1)
     }
 
-    private func root(_ key: Key, name: String, source: String, readOnly: Bool = false) -> RValue {
+    private func root(_ key: Key, name: String, source: String) -> RValue {
         guard let fn else { preconditionFailure("a buffer outside a function") }
         if let p = fn.roots[key] { return make(pointers[p].name, .ptr, pointer: p) }
-        pointers.append(Pointer(name: unique(name, fileScope: false), space: .global, source: source, readOnly: readOnly))
+        pointers.append(Pointer(name: unique(name, fileScope: false), space: .global, source: source))
         let p = pointers.count - 1
         fn.roots[key] = p
         fn.rootOrder.append(p)
@@ -595,7 +591,7 @@ public final class CStyleRenderer: KernelRenderer {
         let elements = values.map(expr)
         // One definition per distinct contents (kernels of one executable share their constants).
         let key = "\(t)|" + elements.joined(separator: ",")
-        if let n = constantArrayNames[key] { return pointerLocal(n, .constant, element: t, readOnly: true) }
+        if let n = constantArrayNames[key] { return pointerLocal(n, .constant, element: t) }
         let n = unique(cIdentifier(name), fileScope: true)
         constantArrayNames[key] = n
         var lines = ["\(dialect.constantArrayStorage) \(dialect.type(t)) \(n)[\(elements.count)] \(dialect.align64) = {"]
@@ -605,7 +601,7 @@ public final class CStyleRenderer: KernelRenderer {
         }
         lines.append("};")
         constantArrays.append(lines.joined(separator: "\n"))
-        return pointerLocal(n, .constant, element: t, readOnly: true)
+        return pointerLocal(n, .constant, element: t)
     }
 
     public func slot(_ t: ScalarType, initial: RValue?) -> RSlot {
@@ -614,7 +610,6 @@ public final class CStyleRenderer: KernelRenderer {
         let name = "s\(nextSlot)"
         let start = initial.map(expr) ?? (t.isFloat ? floatLiteral(0, t) : intLiteral(0, t))
         fn.slots.append("\(dialect.type(t)) \(name) = \(start);")
-        fn.slotNames[nextSlot] = name
         if t == .f64 { usesDouble = true }
         return RSlot(nextSlot, t)
     }
@@ -652,6 +647,9 @@ public final class CStyleRenderer: KernelRenderer {
         let name = "i\(nextLocal)"
         return (name, make(name, .i64))
     }
+
+    /// Something other than a slot reduction happened: no enclosing loop is a pure reduction.
+    private func impure() { for l in loops { l.simple = false } }
 
     /// A counted loop; with `vectorize`, declares the float sums its body accumulates as a
     /// reduction when that is all it does.
