@@ -94,6 +94,8 @@ public final class CStyleRenderer: KernelRenderer {
         }
     }
     private var loops: [LoopFrame] = []
+    /// Booleans made as `p | q` or `p & q`, so a select on one can test them one at a time.
+    private var conditions: [Int: (IntBinary, RValue, RValue)] = [:]
     /// Float additions made inside a loop being watched: result id -> operand ids.
     private var floatAdds: [Int: (Int, Int)] = [:]
 
@@ -331,11 +333,18 @@ public final class CStyleRenderer: KernelRenderer {
         precondition(t == type(b) && t != .ptr && !t.isFloat, "\(op) of \(t) and \(type(b))")
         let x = expr(a), y = expr(b), T = dialect.type(t), U = unsignedType(t), S = signedType(t)
         if t == .i1 {
-            // Arithmetic modulo 2.
+            // Arithmetic modulo 2; `&` and `|`, not `&&` and `||`: both sides are computed
+            // already, and a branch would keep the loop from vectorising.
             switch op {
             case .add, .sub, .xor: return local("\(x) != \(y)", t)
-            case .mul, .and: return local("\(x) && \(y)", t)
-            case .or: return local("\(x) || \(y)", t)
+            case .mul, .and:
+                let v = local("\(x) & \(y)", t)
+                conditions[v.id] = (.and, a, b)
+                return v
+            case .or:
+                let v = local("\(x) | \(y)", t)
+                conditions[v.id] = (.or, a, b)
+                return v
             case .sdiv, .udiv: return local(x, t)
             case .srem, .urem, .shl, .lshr: return local("false", t)
             }
@@ -419,12 +428,18 @@ public final class CStyleRenderer: KernelRenderer {
         case .oge: return local("\(x) >= \(y)", .i1)
         case .une: return local("!(\(x) == \(y))", .i1)
         case .ult: return local("!(\(x) >= \(y))", .i1)
-        case .uno: return local("\(x) != \(x) || \(y) != \(y)", .i1)
+        case .uno: return local(x == y ? "\(x) != \(x)" : "(\(x) != \(x)) | (\(y) != \(y))", .i1)
         }
     }
 
     public func select(_ c: RValue, _ a: RValue, _ b: RValue) -> RValue {
         precondition(type(c) == .i1 && type(a) == type(b), "select of \(type(a)) and \(type(b)) on \(type(c))")
+        if type(a) != .ptr, let (op, p, q) = conditions[c.id] {
+            // A select on `p | q` as two selects: GCC vectorises `p ? a : (q ? a : b)` where it
+            // gives up on the combined mask of NaN-propagating max (`x > y | x != x`).
+            let (x, y) = (expr(a), expr(b))
+            return local(op == .or ? "\(expr(p)) ? \(x) : (\(expr(q)) ? \(x) : \(y))" : "\(expr(p)) ? (\(expr(q)) ? \(x) : \(y)) : \(y)", type(a))
+        }
         if type(a) == .ptr {
             let space = pointers[value(a).pointer!].space
             let id = values.count

@@ -104,6 +104,36 @@ final class CStyleSemanticsTests: XCTestCase {
         }
     }
 
+    /// A select on `p | q` or `p & q` is rendered as two selects (so GCC vectorises
+    /// NaN-propagating max); it still picks what the combined condition says.
+    func testSelectsOnCombinedConditionsPickWhatTheConditionSays() throws {
+        let nan = Float.nan
+        let a: [Float] = [1, 2, nan, 1, nan, -0.0, 3]
+        let b: [Float] = [2, 1, 1, nan, nan, 0, 3]
+        let r = CStyleRenderer(.c99)
+        renderTestFunction(r, "selects") { r in
+            let ba = r.buffer(.input(0)), bb = r.buffer(.input(1))
+            r.loop(count: a.count, hints: LoopHints()) { i in
+                let x = r.load(ba, i, .f32), y = r.load(bb, i, .f32)
+                let max = r.select(r.int(.or, r.fcmp(.ogt, x, y), r.fcmp(.uno, x, x)), x, y)
+                let min = r.select(r.int(.and, r.fcmp(.olt, x, y), r.fcmp(.oeq, y, y)), x, y)
+                r.store(max, r.buffer(.output(0)), i)
+                r.store(min, r.buffer(.output(1)), i)
+            }
+        }
+        XCTAssertTrue(r.source.contains(" ? v"), r.source)
+        let buffers = KernelBuffers()
+        buffers.input(a)
+        buffers.input(b)
+        buffers.output(Float.self, count: a.count)
+        buffers.output(Float.self, count: a.count)
+        try execute(r, "selects", buffers)
+        XCTAssertEqual(buffers.read(output: 0, Float.self, count: a.count).map(\.bitPattern),
+                       a.indices.map { (a[$0] > b[$0] || a[$0].isNaN ? a[$0] : b[$0]).bitPattern })
+        XCTAssertEqual(buffers.read(output: 1, Float.self, count: a.count).map(\.bitPattern),
+                       a.indices.map { (a[$0] < b[$0] && b[$0] == b[$0] ? a[$0] : b[$0]).bitPattern })
+    }
+
     /// llvm.fptosi.sat: NaN is 0, out-of-range values clamp.
     func saturated<I: FixedWidthInteger & SignedInteger, F: BinaryFloatingPoint>(_ x: F, _: I.Type) -> I {
         if x.isNaN { return 0 }
