@@ -41,7 +41,7 @@ public struct CPUCompileStats: Sendable {
 /// Compiles one IR function (already through the pass pipeline) to native code for this CPU.
 public enum CPUCompiler {
     public static func compile(_ f: Function, options: CPUCompileOptions = CPUCompileOptions()) throws -> CPUExecutable {
-        let plan = KernelPlan(f, fuse: options.fuse, perImageProducts: MatrixProducts.ownKernelAvailable && MatrixProducts.override != "blas")
+        let plan = KernelPlan(f, fuse: options.fuse, target: MatrixProducts.target)
         // Each value fits the limit (lowering checks), but the values live at once may not.
         if plan.arenaBytes > options.memoryLimit {
             throw KilnError.resourceExhausted("OOM when allocating the arena of '\(f.name)': \(plan.arenaBytes) bytes for the values live at once, above the memory limit of \(options.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
@@ -49,7 +49,7 @@ public enum CPUCompiler {
         let jit = JIT.shared
         let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
         let profileSlots: UnsafeMutablePointer<UInt64>? = options.profile ? .allocate(capacity: plan.kernels.count + 2) : nil
-        let functions = plan.kernels.count + (plan.resultCopies.isEmpty ? 0 : 1)
+        let functions = plan.kernels.count
         let shards = max(1, min(options.shards ?? shardCount(kernels: functions), max(functions, 1)))
         // Each shard has its own LLVM context, module and target machine, so shards optimise
         // and generate code on separate threads; the JIT links their objects.
@@ -228,7 +228,7 @@ public final class CPUExecutable: @unchecked Sendable {
             throw c.error(position: Int(r.position), value: r.value, shape: t.shape)
         }
         if let slots = profileSlots {
-            let n = plan.kernels.count + (plan.resultCopies.isEmpty ? 0 : 1)
+            let n = plan.kernels.count
             if kernelNanoseconds.isEmpty { kernelNanoseconds = Array(repeating: 0, count: n) }
             for k in 0..<n { kernelNanoseconds[k] += slots[k + 1] &- slots[k] }
             profiledRuns += 1

@@ -88,37 +88,36 @@ final class Emitter {
             }
         }
         for (n, k) in plan.kernels.enumerated() {
-            if let split = plan.splitReductions[k] {
-                try kernel(n, "\(entryName)_k\(n)", rows: split.parts) { emitReductionParts(inst[k]!, split.parts, scratch: split.scratch) }
-                try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitPartsSum(inst[k]!, split.parts, scratch: split.scratch) }
-                continue
-            }
-            if let g = plan.patchGradients[k] {
+            let name = "\(entryName)_k\(n)"
+            switch k {
+            case .splitReduction(let r, let parts, let scratch, let wide):
+                try kernel(n, name, rows: parts) { emitReductionParts(inst[r]!, parts, scratch: scratch, wide: wide) }
+                try kernel(n, name + "_sum", rows: nil) { emitPartsSum(inst[r]!, parts, scratch: scratch, wide: wide) }
+            case .patchGradient(let dot, let blocks, let parts, let scratch):
                 // Parts run on the pool only through Kiln's own product (Debian's OpenBLAS is not
                 // safe to call from several threads at once).
-                let d = inst[k]!, patchWidth = inst[g.blocks.patches]!.type!.shape[3]
-                let pooled = MatrixProducts.ownKernel(m: patchWidth, n: d.type!.shape[1], k: g.blocks.rows)
-                try kernel(n, "\(entryName)_k\(n)", rows: pooled ? g.parts : nil) { emitPatchGradientParts(d, g.blocks, parts: g.parts, scratch: g.scratch) }
-                try kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { emitPartsSum(d, g.parts, scratch: g.scratch) }
-                continue
-            }
-            if case .concat(let axis) = inst[k]!.op, KernelPlan.writesByOperand(inst[k]!) {
+                let d = inst[dot]!, patchWidth = inst[blocks.patches]!.type!.shape[3]
+                let pooled = MatrixProducts.ownKernel(m: patchWidth, n: d.type!.shape[1], k: blocks.rows)
+                try kernel(n, name, rows: pooled ? parts : nil) { emitPatchGradientParts(d, blocks, parts: parts, scratch: scratch) }
+                try kernel(n, name + "_sum", rows: nil) { emitPartsSum(d, parts, scratch: scratch, wide: nil) }
+            case .wideConcat(let c):
                 // A wide concat is several functions of a few operands each: LLVM's loop passes
                 // are quadratic in the loops of one function.
-                for (c, part) in concatParts(inst[k]!, axis).enumerated() {
-                    try kernel(n, "\(entryName)_k\(n)_\(c)", rows: nil) { emitConcatOperands(inst[k]!, axis, part.operands, from: part.offset) }
+                guard case .concat(let axis) = inst[c]!.op else { preconditionFailure("wide concat of \(inst[c]!.op.mnemonic)") }
+                for (p, part) in concatParts(inst[c]!, axis).enumerated() {
+                    try kernel(n, "\(name)_\(p)", rows: nil) { emitConcatOperands(inst[c]!, axis, part.operands, from: part.offset) }
                 }
-                continue
-            }
-            try kernel(n, "\(entryName)_k\(n)", rows: splitRows(inst[k]!)) { try emitKernel(inst[k]!) }
-        }
-        if !plan.resultCopies.isEmpty {
-            try kernel(plan.kernels.count, "\(entryName)_results", rows: nil) {
-                for (k, v) in plan.resultCopies {
-                    let t = types[v]!
-                    let out = tableLoad(LLVMGetParam(fn, 1)!, k)
-                    loopNest(t.shape) { idx in store(element(v, idx), out, idx.linear, t.dtype) }
+            case .resultCopies(let copies):
+                try kernel(n, "\(entryName)_results", rows: nil) {
+                    for c in copies {
+                        let t = types[c.value]!
+                        let out = tableLoad(LLVMGetParam(fn, 1)!, c.result)
+                        loopNest(t.shape) { idx in store(element(c.value, idx), out, idx.linear, t.dtype) }
+                    }
                 }
+            case .loop, .patches, .reduction, .argReduction, .windowReduction, .unpatches, .product, .write, .accumulatedProduct,
+                 .perImageProduct, .patchProduct, .blockedReduction:
+                try kernel(n, name, rows: splitRows(k)) { try emitKernel(k) }
             }
         }
         if shard == 0 {
@@ -142,7 +141,7 @@ final class Emitter {
                             LLVMBuildCall2(b, kernelType, k, &args, 4, "")
                         }
                     }
-                    if n < plan.kernels.count, mayFault(plan.kernels[n]) { returnIfFaulted() }
+                    if mayFault(plan.kernels[n]) { returnIfFaulted() }
                 }
                 profileTick(kernelFunctions.count)
             }
@@ -173,38 +172,41 @@ final class Emitter {
 
     /// Rows of dimension 0 to split a kernel over the worker pool, when it is large enough and
     /// its first loop nest runs over its output (matrix products split themselves).
-    func splitRows(_ i: Instruction) -> Int? {
+    func splitRows(_ k: KernelPlan.Kernel) -> Int? {
         let shape: [Int]
         var work: Int
-        switch i.op {
-        case .constant: return nil
-        case .dot:
+        switch k {
+        case .product, .accumulatedProduct, .blockedReduction, .splitReduction, .patchGradient, .wideConcat, .resultCopies:
             // Matrix products split themselves: kiln_sgemm over the pool by output tiles, OpenBLAS
-            // with its own threads. A product of blocks of patch rows splits by block, on Kiln's
-            // own kernel only (Debian's OpenBLAS is not safe to call from several threads).
-            guard let blocks = plan.patchProducts[i.id], blocks.count >= 2,
-                  MatrixProducts.ownKernel(m: blocks.rows, n: i.type!.shape[1], k: inst[blocks.patches]!.type!.shape[3]) else { return nil }
+            // with its own threads; reductions over leading axes stream rows in one loop.
+            return nil
+        case .patchProduct(let d, let blocks):
+            // A product of blocks of patch rows splits by block, on Kiln's own kernel only
+            // (Debian's OpenBLAS is not safe to call from several threads).
+            guard blocks.count >= 2, MatrixProducts.ownKernel(m: blocks.rows, n: inst[d]!.type!.shape[1], k: inst[blocks.patches]!.type!.shape[3]) else { return nil }
             return blocks.count
-        case .varWrite:
-            // A step computed by the matrix product splits itself.
-            if plan.accumulatedProducts[i.id] != nil { return nil }
-            shape = types[i.operands[1]]!.shape; work = shape.reduce(1, *)
-        case .reduce(_, let axes):
-            let xt = types[i.operands[0]]!
+        case .write(_, _, let value):
+            shape = types[value]!.shape; work = shape.reduce(1, *)
+        case .reduction(let r):
+            guard case .reduce(_, let axes) = inst[r]!.op else { return nil }
+            let xt = types[inst[r]!.operands[0]]!
             let kept = (0..<xt.rank).filter { !axes.contains($0) }
             if kept.isEmpty || (!axes.isEmpty && axes.max()! < kept.min()!) { return nil }
-            shape = i.type!.shape
+            shape = inst[r]!.type!.shape
             work = xt.elementCount
-        default: shape = i.type!.shape; work = shape.reduce(1, *)
-        }
-        if case .unpatches(let window, _, _, _, _, _) = i.op {
-            work *= window.reduce(1, *)
+        case .unpatches(let u):
+            guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { return nil }
+            shape = inst[u]!.type!.shape; work = shape.reduce(1, *) * window.reduce(1, *)
+        case .perImageProduct(let u, let d):
+            guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op, let ps = types[inst[u]!.operands[0]]?.shape,
+                  let at = types[inst[d]!.operands[0]] else { return nil }
             // Per-image products run on the pool's threads only through Kiln's own kernel:
             // Debian's OpenBLAS is not safe to call from several threads at once.
-            if let d = plan.productsPerImage[i.id], let ps = types[i.operands[0]]?.shape, let at = types[inst[d]!.operands[0]] {
-                if !MatrixProducts.ownKernel(m: ps[1] * ps[2], n: ps[3], k: at.shape[1]) { return nil }
-                work += ps.reduce(1, *) * at.shape[1]
-            }
+            if !MatrixProducts.ownKernel(m: ps[1] * ps[2], n: ps[3], k: at.shape[1]) { return nil }
+            shape = inst[u]!.type!.shape; work = shape.reduce(1, *) * window.reduce(1, *) + ps.reduce(1, *) * at.shape[1]
+        case .loop(let v), .patches(let v), .argReduction(let v), .windowReduction(let v):
+            if case .constant = inst[v]!.op { return nil }
+            shape = inst[v]!.type!.shape; work = shape.reduce(1, *)
         }
         guard work >= Self.parallelThreshold, let rows = shape.first, rows >= 2 else { return nil }
         return rows
@@ -319,36 +321,49 @@ final class Emitter {
 
     // MARK: kernels
 
-    func emitKernel(_ i: Instruction) throws {
-        switch i.op {
-        case .varWrite:
-            let t = types[i.operands[1]]!
-            let target = base(i.operands[0])!
-            if let (dot, scale) = plan.accumulatedProducts[i.id] {
-                emitAccumulatedProduct(inst[dot]!, into: target, scale: scale)
-                return
-            }
-            loopNest(t.shape) { idx in store(element(i.operands[1], idx), target, idx.linear, t.dtype) }
-        case .dot(let ta, let tb):
-            try emitDot(i, ta, tb)
-        case .reduce(let r, let axes):
-            emitReduce(i, r, axes)
-        case .argReduce(let a, let axis, _):
-            emitArgReduce(i, a, axis)
-        case .reduceWindow(let r, let window, let strides, let lo, _):
-            emitReduceWindow(i, r, window, strides, lo)
-        case .unpatches(let window, let strides, let dilations, let lo, _, _):
-            emitUnpatches(i, window, strides, dilations, lo)
-        case .patches(let window, let strides, let dilations, let lo, _):
-            emitPatchesKernel(i, window, strides, dilations, lo)
-        default:
-            let t = i.type!
-            let out = base(i.id)!
-            loopNest(t.shape) { idx in store(compute(i.id, idx), out, idx.linear, t.dtype) }
+    /// The body of a kernel that is one function (see `emit` for those that are several).
+    func emitKernel(_ k: KernelPlan.Kernel) throws {
+        switch k {
+        case .write(_, let variable, let value):
+            let t = types[value]!
+            let target = base(variable)!
+            loopNest(t.shape) { idx in store(element(value, idx), target, idx.linear, t.dtype) }
+        case .accumulatedProduct(_, let variable, let dot, let scale):
+            emitAccumulatedProduct(inst[dot]!, into: base(variable)!, scale: scale)
+        case .product(let d):
+            guard case .dot(let ta, let tb) = inst[d]!.op else { preconditionFailure("product of \(inst[d]!.op.mnemonic)") }
+            try emitDot(inst[d]!, ta, tb)
+        case .patchProduct(let d, let blocks):
+            emitPatchProduct(inst[d]!, blocks)
+        case .reduction(let r):
+            guard case .reduce(let op, let axes) = inst[r]!.op else { preconditionFailure("reduction of \(inst[r]!.op.mnemonic)") }
+            emitReduce(inst[r]!, op, axes, wide: nil)
+        case .blockedReduction(let r, let wide):
+            guard case .reduce(let op, let axes) = inst[r]!.op else { preconditionFailure("reduction of \(inst[r]!.op.mnemonic)") }
+            emitReduce(inst[r]!, op, axes, wide: wide)
+        case .argReduction(let v):
+            guard case .argReduce(let a, let axis, _) = inst[v]!.op else { preconditionFailure("argReduction of \(inst[v]!.op.mnemonic)") }
+            emitArgReduce(inst[v]!, a, axis)
+        case .windowReduction(let v):
+            guard case .reduceWindow(let r, let window, let strides, let lo, _) = inst[v]!.op else { preconditionFailure("window of \(inst[v]!.op.mnemonic)") }
+            emitReduceWindow(inst[v]!, r, window, strides, lo)
+        case .unpatches(let u):
+            emitUnpatches(inst[u]!, perImageProduct: nil)
+        case .perImageProduct(let u, let d):
+            emitUnpatches(inst[u]!, perImageProduct: d)
+        case .patches(let v):
+            guard case .patches(let window, let strides, let dilations, let lo, _) = inst[v]!.op else { preconditionFailure("patches of \(inst[v]!.op.mnemonic)") }
+            emitPatchesKernel(inst[v]!, window, strides, dilations, lo)
+        case .loop(let v):
+            let t = inst[v]!.type!
+            let out = base(v)!
+            loopNest(t.shape) { idx in store(compute(v, idx), out, idx.linear, t.dtype) }
+        case .splitReduction, .patchGradient, .wideConcat, .resultCopies:
+            preconditionFailure("\(k) is several functions")
         }
     }
 
-    func emitReduce(_ i: Instruction, _ r: ReduceOp, _ axes: [Int]) {
+    func emitReduce(_ i: Instruction, _ r: ReduceOp, _ axes: [Int], wide blocked: KernelPlan.WideSum?) {
         let x = i.operands[0], xt = types[x]!, t = i.type!
         let kept = (0..<xt.rank).filter { !axes.contains($0) }
         let op = r.combiner
@@ -357,9 +372,9 @@ final class Emitter {
             // row into the output, so reads are contiguous and the inner loop vectorises.
             let out = base(i.id)!
             let reduced = axes.map { xt.shape[$0] }, rows = reduced.reduce(1, *)
-            if let offset = plan.blockedReductions[i.id] {
-                let wide = arenaPointer(offset, "wide\(i.id)")
-                emitBlockedRows(x, reduced: reduced, t, from: constI64(0), to: constI64(rows), block: (out, nil), wide: (wide, nil))
+            if let blocked {
+                let wide = arenaPointer(blocked.offset, "wide\(i.id)")
+                emitBlockedRows(x, reduced: reduced, t, from: constI64(0), to: constI64(rows), blockRows: blocked.blockRows, block: (out, nil), wide: (wide, nil))
                 loopNest(t.shape) { o in store(narrow(load(wide, o.linear, .float64), t.dtype), out, o.linear, t.dtype) }
                 return
             }
@@ -449,12 +464,12 @@ final class Emitter {
     func narrow(_ v: LLVMValueRef, _ d: DType) -> LLVMValueRef { d == .float32 ? LLVMBuildFPTrunc(b, v, f32, "")! : v }
 
     /// Rows [begin, end) of a floating-point sum over leading axes, in blocks of
-    /// `KernelPlan.reductionBlockRows`: each block is streamed row by row into `block` (element
+    /// `blockRows`: each block is streamed row by row into `block` (element
     /// type, contiguous reads, vectorised over the output), then added into the Doubles of `wide`
     /// and cleared. Buffers are (base, slot offset in elements).
-    func emitBlockedRows(_ x: Int, reduced: [Int], _ t: TensorType, from begin: LLVMValueRef, to end: LLVMValueRef,
+    func emitBlockedRows(_ x: Int, reduced: [Int], _ t: TensorType, from begin: LLVMValueRef, to end: LLVMValueRef, blockRows rowsPerBlock: Int,
                          block: (LLVMValueRef, LLVMValueRef?), wide: (LLVMValueRef, LLVMValueRef?)) {
-        let xt = types[x]!, rowsPerBlock = KernelPlan.reductionBlockRows
+        let xt = types[x]!
         func at(_ slot: LLVMValueRef?, _ o: Index) -> LLVMValueRef { slot.map { LLVMBuildAdd(b, $0, o.linear, "")! } ?? o.linear }
         loopNest(t.shape) { o in
             store(constValue(0, t.dtype), block.0, at(block.1, o), t.dtype)
@@ -495,7 +510,7 @@ final class Emitter {
 
     /// Parts [begin, end) of a split reduction over leading axes: part q reduces its share of the
     /// rows into slot q of the scratch, streaming each row so reads are contiguous.
-    func emitReductionParts(_ i: Instruction, _ parts: Int, scratch offset: Int) {
+    func emitReductionParts(_ i: Instruction, _ parts: Int, scratch offset: Int, wide: KernelPlan.WideSum?) {
         guard case .reduce(let r, let axes) = i.op else { return }
         let x = i.operands[0], xt = types[x]!, t = i.type!
         let reduced = Array(xt.shape.prefix(axes.count)), rows = reduced.reduce(1, *), k = t.elementCount
@@ -503,13 +518,12 @@ final class Emitter {
         let scratch = arenaPointer(offset, "scratch\(i.id)")
         let (begin, end) = splitRange!
         splitRange = nil
-        let sumsInBlocks = KernelPlan.isLeadingFloatSum(i, types: types)
         loop(from: begin, to: end) { part in
             let (r0, r1) = partRange(part, of: rows, parts: parts)
             let slot = LLVMBuildMul(b, part, constI64(k), "")!
-            if sumsInBlocks {
-                emitBlockedRows(x, reduced: reduced, t, from: r0, to: r1, block: (scratch, slot),
-                                wide: (arenaPointer(offset + parts * t.byteCount, "wide\(i.id)"), slot))
+            if let wide {
+                emitBlockedRows(x, reduced: reduced, t, from: r0, to: r1, blockRows: wide.blockRows, block: (scratch, slot),
+                                wide: (arenaPointer(wide.offset, "wide\(i.id)"), slot))
                 return
             }
             loopNest(t.shape) { o in store(reduceIdentity(r, t.dtype), scratch, LLVMBuildAdd(b, slot, o.linear, "")!, t.dtype) }
@@ -526,14 +540,14 @@ final class Emitter {
 
     /// The result of a kernel computed in parts (a split reduction, a per-image weight gradient):
     /// its parts' slots combined in order.
-    func emitPartsSum(_ i: Instruction, _ parts: Int, scratch offset: Int) {
+    func emitPartsSum(_ i: Instruction, _ parts: Int, scratch offset: Int, wide: KernelPlan.WideSum?) {
         let t = i.type!, k = t.elementCount
         var op = BinaryOp.add
         if case .reduce(let r, _) = i.op { op = r.combiner }
         let scratch = arenaPointer(offset, "scratch\(i.id)"), out = base(i.id)!
-        if KernelPlan.isLeadingFloatSum(i, types: types) {
+        if let wide {
             // The parts' Double sums, added in order and rounded once.
-            let wide = arenaPointer(offset + parts * t.byteCount, "wide\(i.id)")
+            let wide = arenaPointer(wide.offset, "wide\(i.id)")
             loopNest(t.shape) { o in
                 var acc = load(wide, o.linear, .float64)
                 for q in 1..<parts { acc = LLVMBuildFAdd(b, acc, load(wide, LLVMBuildAdd(b, o.linear, constI64(q * k), "")!, .float64), "")! }
@@ -549,7 +563,6 @@ final class Emitter {
     }
 
     func emitDot(_ i: Instruction, _ ta: Bool, _ tb: Bool) throws {
-        if let blocks = plan.patchProducts[i.id] { return emitPatchProduct(i, blocks) }
         let at = types[i.operands[0]]!, bt = types[i.operands[1]]!, t = i.type!
         let r = at.rank
         let (m, n) = (t.shape[r - 2], t.shape[r - 1])

@@ -253,7 +253,7 @@ extension Emitter {
         return LLVMBuildGEP2(b, i8, p, &idx, 1, "")!
     }
 
-    /// A convolution computed from blocks of patch rows (KernelPlan.patchProducts): for each
+    /// A convolution computed from blocks of patch rows (a KernelPlan.Kernel.patchProduct): for each
     /// block, its patches into a stack buffer, then its rows of the product straight into the output.
     func emitPatchProduct(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks) {
         guard case .dot(_, let tb) = d.op else { preconditionFailure("patch product of \(d.op.mnemonic)") }
@@ -270,7 +270,7 @@ extension Emitter {
     }
 
     /// Parts [begin, end) (all parts when not split) of a weight gradient `dot(patches, dy,
-    /// transpose_a)` computed from blocks of patch rows (KernelPlan.patchGradients): part q
+    /// transpose_a)` computed from blocks of patch rows (a KernelPlan.Kernel.patchGradient): part q
     /// gathers each of its blocks' patches into a stack buffer and adds patches' x dy for those
     /// rows into slot q of the scratch.
     func emitPatchGradientParts(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks, parts: Int, scratch offset: Int) {
@@ -295,10 +295,12 @@ extension Emitter {
 
     /// Each image element sums the patch entries that read it: for window offset (kh, kw) the
     /// patch position is (h + lo - kh*d) / s when that divides evenly and lands inside.
-    func emitUnpatches(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {
+    /// With `perImageProduct`, the product `i` reads through a reshape, computed image by image.
+    func emitUnpatches(_ i: Instruction, perImageProduct: Int?) {
+        guard case .unpatches(let window, let strides, let dil, let lo, _, _) = i.op else { preconditionFailure("unpatches of \(i.op.mnemonic)") }
         let t = i.type!
         let element = unpatchesElement(i, window, strides, dil, lo)
-        if let d = plan.productsPerImage[i.id] {
+        if let d = perImageProduct {
             emitPerImageProduct(i, inst[d]!) { o, linear in self.store(element(o), self.base(i.id)!, linear, t.dtype) }
             return
         }
@@ -354,7 +356,7 @@ extension Emitter {
         }
     }
 
-    /// Unpatches of a product computed per image (KernelPlan.productsPerImage): for each image,
+    /// Unpatches of a product computed per image (a KernelPlan.Kernel.perImageProduct): for each image,
     /// its rows of the product into a stack buffer, then `body` for each of the image's elements
     /// (multi-index and linear index), reading the product from that buffer.
     func emitPerImageProduct(_ u: Instruction, _ d: Instruction, _ body: ([LLVMValueRef], LLVMValueRef) -> Void) {

@@ -83,7 +83,7 @@ final class ShardedCompileTests: XCTestCase {
         for shards in [1, 2, 3, 8] {
             let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(shards: shards))
             XCTAssertGreaterThanOrEqual(exe.plan.kernels.count, 6)
-            XCTAssertEqual(exe.stats.shards, min(shards, exe.plan.kernels.count + (exe.plan.resultCopies.isEmpty ? 0 : 1)))
+            XCTAssertEqual(exe.stats.shards, min(shards, exe.plan.kernels.count))
             var p = params
             let got = try exe.run(&p)
             for (g, w) in zip(got, want) {
