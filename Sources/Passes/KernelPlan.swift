@@ -160,7 +160,6 @@ public struct KernelPlan: Sendable {
         fusion.runChecksBeforeWrites()
         fusion.copyReadsBeforeLaterWrites()
         assignBuffers(fusion, scheduler)
-        if Self.compareWithLegacy, let problem = legacyMismatch(f, fuse: fuse, target: target) { fatalError(problem) }
     }
 
     /// Concats of more operands than this get a kernel that writes each operand's elements in a
