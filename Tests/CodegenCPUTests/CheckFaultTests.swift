@@ -2,14 +2,15 @@ import XCTest
 import KilnIR
 import KilnPasses
 @testable import KilnCPU
+import KilnKernels
 
 /// `check` in compiled code: failures reach the fault record and become the same error the
 /// reference evaluator throws, fused or not, split across the pool or not.
 final class CheckFaultTests: XCTestCase {
-    func compile(_ text: String, fuse: Bool = true) throws -> (Function, CPUExecutable) {
+    func compile(_ text: String, fuse: Bool = true) throws -> (Function, any Executable) {
         var f = try Parser.parse(text)
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
-        return (f, try CPUCompiler.compile(f, options: CPUCompileOptions(fuse: fuse)))
+        return (f, try LLVMBackend().compile(f, options: CompileOptions(fuse: fuse)))
     }
 
     /// Both evaluators throw `message`, or both give the same results and variables.
@@ -105,7 +106,7 @@ final class CheckFaultTests: XCTestCase {
           return %4
         }
         """
-        XCTAssertGreaterThanOrEqual(4096 * 16, Emitter.parallelThreshold, "the kernel is split across the pool")
+        XCTAssertGreaterThanOrEqual(4096 * 16, LLVMBackend().target.parallelThreshold, "the kernel is split across the pool")
         var idx = (0..<4096).map { Int32($0 % 10) }
         idx[4000] = 10
         idx[3000] = 11

@@ -2,6 +2,7 @@ import XCTest
 import KilnIR
 import KilnPasses
 @testable import KilnCPU
+import KilnKernels
 
 final class JITAgainstReferenceTests: XCTestCase {
     /// Compiles `text`, runs it on `params` through the JIT and the reference evaluator, and
@@ -9,7 +10,7 @@ final class JITAgainstReferenceTests: XCTestCase {
     func assertAgrees(_ text: String, _ params: [Tensor], tolerance: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
         var f = try Parser.parse(text)
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
-        let exe = try CPUCompiler.compile(f)
+        let exe = try LLVMBackend().compile(f)
         var jitParams = params
         let got = try exe.run(&jitParams)
         let (want, wantParams) = try ReferenceEvaluator.run(f, parameters: params)
@@ -73,8 +74,8 @@ final class VectorizationTests: XCTestCase {
         }
         """)
         try PassManager.standard().run(&f)
-        let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(keepLLVMIR: true))
-        let ir = try XCTUnwrap(exe.stats.llvmIR)
+        let exe = try LLVMBackend().compile(f, options: CompileOptions(keepSource: true))
+        let ir = try XCTUnwrap(exe.stats.source)
         XCTAssertTrue(ir.contains("x float>"), "no vector instructions in:\n\(ir)")
         var params = [try Tensor(shape: [4096], scalars: (0..<4096).map { Float($0 % 10) })]
         let got = try exe.run(&params)[0].scalar(as: Float.self)

@@ -2,6 +2,7 @@ import XCTest
 import KilnIR
 import KilnPasses
 @testable import KilnCPU
+import KilnKernels
 
 /// Kernels large enough to be split across the worker pool must compute exactly what the
 /// reference evaluator computes (row ranges must tile the output with no gap or overlap).
@@ -9,7 +10,7 @@ final class ParallelKernelTests: XCTestCase {
     func run(_ text: String, _ params: [Tensor], rtol: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
         var f = try Parser.parse(text)
         try PassManager.standard().run(&f)
-        let exe = try CPUCompiler.compile(f)
+        let exe = try LLVMBackend().compile(f)
         var p = params
         let got = try exe.run(&p)
         let want = try ReferenceEvaluator.run(f, parameters: params).results
@@ -81,7 +82,7 @@ final class ShardedCompileTests: XCTestCase {
                       try Tensor(shape: [256, 256], scalars: seq(256 * 256, 3))]
         let want = try ReferenceEvaluator.run(f, parameters: params).results
         for shards in [1, 2, 3, 8] {
-            let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(shards: shards))
+            let exe = try LLVMBackend().compile(f, options: CompileOptions(shards: shards))
             XCTAssertGreaterThanOrEqual(exe.plan.kernels.count, 6)
             XCTAssertEqual(exe.stats.shards, min(shards, exe.plan.kernels.count))
             var p = params

@@ -2,6 +2,7 @@ import XCTest
 import KilnIR
 import KilnPasses
 @testable import KilnCPU
+import KilnKernels
 
 /// The JIT against the reference evaluator, for every primitive and every dtype it accepts, on
 /// seeded random inputs. Each case is a one-instruction function over fed parameters, so nothing
@@ -39,7 +40,7 @@ final class PrimitiveSweepTests: XCTestCase {
         b.setResults([r])
         let f = b.function
         let args = try values ?? inputs.map { try random($0, positive: positive) }
-        let exe = try CPUCompiler.compile(f)
+        let exe = try LLVMBackend().compile(f)
         var jitArgs = args
         let got = try exe.run(&jitArgs)[0]
         let want = try ReferenceEvaluator.run(f, parameters: args).results[0]

@@ -2,6 +2,7 @@ import XCTest
 import KilnIR
 import KilnPasses
 @testable import KilnCPU
+import KilnKernels
 
 /// Seeded random graphs of elementwise, broadcast, reduce, pad, concat, slice and transpose ops,
 /// each compiled fused and unfused, must match the reference evaluator. This is what keeps
@@ -72,7 +73,7 @@ final class RandomGraphTests: XCTestCase {
             }
             let want = try ReferenceEvaluator.run(f, parameters: inputs).results
             for fuse in [true, false] {
-                let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(fuse: fuse))
+                let exe = try LLVMBackend().compile(f, options: CompileOptions(fuse: fuse))
                 var p = inputs
                 let got = try exe.run(&p)
                 for (g, w) in zip(got, want) {

@@ -3,18 +3,19 @@ import Foundation
 import KilnIR
 import KilnPasses
 @testable import KilnCPU
+import KilnKernels
 
 /// Compiled sums accumulate in blocks whose sums are added in Double: exact for 2^26 copies of
 /// 1.5 (a float32 running sum stops at 2^25), within a few float32 ulps of a Double sum on random
 /// data, and the same bits on every run whatever the worker pool does.
 final class ReductionAccuracyTests: XCTestCase {
-    func compiled(_ text: String) throws -> CPUExecutable {
+    func compiled(_ text: String) throws -> any Executable {
         var f = try Parser.parse(text)
         try PassManager.standard().run(&f)
-        return try CPUCompiler.compile(f)
+        return try LLVMBackend().compile(f)
     }
 
-    func run(_ exe: CPUExecutable, _ params: [Tensor] = []) throws -> [[Float]] {
+    func run(_ exe: any Executable, _ params: [Tensor] = []) throws -> [[Float]] {
         var p = params
         return try exe.run(&p).map { try $0.scalars(as: Float.self) }
     }

@@ -2,6 +2,7 @@ import XCTest
 import KilnIR
 import KilnPasses
 @testable import KilnCPU
+import KilnKernels
 
 /// The unrolled and direct-index paths for pooling and few-channel convolutions, against the
 /// reference evaluator (values with many ties, padding on every side).
@@ -10,7 +11,7 @@ final class WindowKernelTests: XCTestCase {
         var f = try Parser.parse(text)
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
         var jitParams = params
-        let got = try CPUCompiler.compile(f).run(&jitParams)
+        let got = try LLVMBackend().compile(f).run(&jitParams)
         let (want, _) = try ReferenceEvaluator.run(f, parameters: params)
         for (g, w) in zip(got, want) {
             XCTAssertEqual(g.shape, w.shape, file: file, line: line)
@@ -76,7 +77,7 @@ final class PerImageProductTests: XCTestCase {
             let dy = try Tensor(shape: [64, 6, 6, 32], scalars: (0..<73728).map { Float(($0 * 13) % 29) / 14 - 1 })
             let w = try Tensor(shape: transposeB ? [72, 32] : [32, 72], scalars: (0..<2304).map { Float(($0 * 7) % 31) / 15 - 1 })
             var params = [dy, w]
-            let got = try CPUCompiler.compile(f).run(&params)[0]
+            let got = try LLVMBackend().compile(f).run(&params)[0]
             let want = try ReferenceEvaluator.run(f, parameters: [dy, w]).0[0]
             XCTAssertEqual(got.shape, want.shape)
             let worst = zip(got.doubles, want.doubles).map { abs($0 - $1) / max(1, abs($1)) }.max()!
@@ -107,7 +108,7 @@ final class SplitReductionTests: XCTestCase {
         let ns: [Int32] = (0..<(4096 * 12)).map { (i: Int) -> Int32 in Int32((i * 7) % 23) - 11 }
         let n = try Tensor(shape: [4096, 12], scalars: ns)
         var params = [x, n]
-        let got = try CPUCompiler.compile(f).run(&params)
+        let got = try LLVMBackend().compile(f).run(&params)
         let want = try ReferenceEvaluator.run(f, parameters: [x, n]).0
         for (g, w) in zip(got, want) {
             XCTAssertEqual(g.shape, w.shape)
@@ -149,7 +150,7 @@ final class BlockedPatchProductTests: XCTestCase {
             let dys: [Float] = (0..<(rows * c.out)).map { (i: Int) -> Float in Float((i * 5) % 23) / 11 - 1 }
             let params0 = [try Tensor(shape: c.image, scalars: xs), try Tensor(shape: [k, c.out], scalars: ws), try Tensor(shape: [rows, c.out], scalars: dys)]
             var params = params0
-            let got = try CPUCompiler.compile(f).run(&params)
+            let got = try LLVMBackend().compile(f).run(&params)
             let want = try ReferenceEvaluator.run(f, parameters: params0).0
             for (g, r) in zip(got, want) {
                 XCTAssertEqual(g.shape, r.shape)

@@ -13,6 +13,11 @@ int kiln_pool_threads(void);
 // parts are done. Falls back to one call when the pool is busy or count is small.
 void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count);
 
+// Whether this CPU has AVX-512 F, BW, VL and DQ (OpenBLAS's SKYLAKEX kernels), and AVX2 with FMA
+// (its HASWELL kernels).
+int kiln_cpu_has_avx512(void);
+int kiln_cpu_has_avx2_fma(void);
+
 // Whether kiln_sgemm can run here (it needs AVX-512F; otherwise products go to OpenBLAS).
 int kiln_sgemm_available(void);
 // C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] (+ C when update is nonzero: a gradient step
