@@ -28,7 +28,7 @@ public struct CBackend: Backend {
 
     public func compile(_ f: Function, options: CompileOptions = CompileOptions()) throws -> any Executable {
         let t0 = DispatchTime.now()
-        let plan = KernelPlan(f, fuse: options.fuse, perImageProducts: target.ownProducts)
+        let plan = KernelPlan(f, fuse: options.fuse, target: target)
         // Each value fits the limit (lowering checks), but the values live at once may not.
         if plan.arenaBytes > options.memoryLimit {
             throw KilnError.resourceExhausted("OOM when allocating the arena of '\(f.name)': \(plan.arenaBytes) bytes for the values live at once, above the memory limit of \(options.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
