@@ -1,0 +1,197 @@
+import XCTest
+import Foundation
+import CKilnRT
+import KilnIR
+import KilnPasses
+import KilnKernels
+
+/// Runs a suite's cases on every backend present and prints one tally per backend
+/// (`backend llvm: primitive sweep: 412 cases passed, 0 failed`). A failure names the backend
+/// and the case. Every compile-and-run has a deadline, so a result that never comes back is a
+/// failure, not a stuck suite.
+///
+/// Compiling is the slow part on some backends (the C backend runs the C compiler once per
+/// executable), so up to `batch` value-only cases are compiled together as one function of
+/// independent results. A batch that fails is taken apart: each of its cases runs alone, and a
+/// case that passes alone but not batched is still a failure.
+enum BackendRunner {
+    /// Seconds one compile-and-run (one case, or one batch) may take before it counts as hung.
+    static let defaultDeadline = 120.0
+
+    struct Failure { var backend: String, suite: String, caseName: String, problem: String }
+
+    @discardableResult
+    static func run(_ suite: String, _ cases: [KernelCase], batch: Int = 1, deadline: Double = defaultDeadline,
+                    file: StaticString = #filePath, line: UInt = #line) -> [Failure] {
+        BundleTally.install()
+        let references = ReferenceCache(cases)
+        var failures: [Failure] = []
+        if cases.isEmpty { XCTFail("\(suite): no cases", file: file, line: line) }
+        for backend in Backends.present {
+            let start = Date()
+            var problems: [Int: String] = [:]
+            var hung = false
+            for unit in units(cases, batch: batch) {
+                if hung {
+                    for k in unit { problems[k] = "not run: an earlier case on this backend never came back" }
+                    continue
+                }
+                let outcome = withDeadline(deadline) { () -> [Int: String] in
+                    unit.count == 1 ? [unit[0]: runAlone(cases[unit[0]], on: backend, reference: references[unit[0]])].compactMapValues { $0 }
+                                    : runBatch(unit.map { cases[$0] }, unit, on: backend, references: references)
+                }
+                switch outcome {
+                case .none:
+                    hung = true
+                    for k in unit { problems[k] = "no result within \(Int(deadline)) s" + (unit.count > 1 ? " (compiled as one batch of \(unit.count) cases)" : "") }
+                case .some(.failure(let e)):
+                    for k in unit { problems[k] = "threw \(e)" }
+                case .some(.success(let p)):
+                    problems.merge(p) { a, _ in a }
+                }
+            }
+            let failed = problems.count, passed = cases.count - failed
+            let seconds = Date().timeIntervalSince(start)
+            print("backend \(backend.name): \(suite): \(passed) cases passed, \(failed) failed (\(String(format: "%.1f", seconds)) s)")
+            BundleTally.add(backend.name, passed: passed, failed: failed)
+            for k in problems.keys.sorted() {
+                let c = cases[k]
+                let listing = c.function.body.count <= 60 ? "\n" + Printer.print(c.function) : ""
+                let f = Failure(backend: backend.name, suite: suite, caseName: c.name, problem: problems[k]!)
+                failures.append(f)
+                XCTFail("backend \(f.backend), \(suite), case '\(c.name)'\(c.fuse ? "" : " (unfused)"): \(f.problem)\(listing)", file: file, line: line)
+            }
+        }
+        return failures
+    }
+
+    /// Indices of cases compiled together: runs of batchable cases with the same options, at most
+    /// `batch` long; every other case alone.
+    static func units(_ cases: [KernelCase], batch: Int) -> [[Int]] {
+        var out: [[Int]] = []
+        var current: [Int] = []
+        for (k, c) in cases.enumerated() {
+            if !c.batchable || batch <= 1 {
+                if !current.isEmpty { out.append(current); current = [] }
+                out.append([k])
+                continue
+            }
+            if let first = current.first, cases[first].fuse != c.fuse || current.count >= batch {
+                out.append(current)
+                current = []
+            }
+            current.append(k)
+        }
+        if !current.isEmpty { out.append(current) }
+        return out
+    }
+
+    /// The problem with one case on `backend`, or nil.
+    static func runAlone(_ c: KernelCase, on backend: any Backend, reference: Result<(results: [Tensor], parameters: [Tensor]), Error>) -> String? {
+        let exe: any Executable
+        do { exe = try backend.compile(c.function, options: CompileOptions(fuse: c.fuse)) } catch { return "did not compile: \(error)" }
+        if exe.backendName != backend.name { return "the executable says backend '\(exe.backendName)'" }
+        if let inspect = c.inspect, let problem = inspect(exe) { return problem }
+        var params = c.inputs
+        let jobs = kiln_parallel_jobs()
+        let got = Result { try exe.runHost(&params) }
+        let split = Int(kiln_parallel_jobs() - jobs)
+        if let problem = c.judge(got, parameters: params, reference: reference) { return problem }
+        let expected = c.splitJobs?(backend.target) ?? 0
+        if split < expected {
+            return "the run gave the worker pool \(split) job(s), expected at least \(expected): a kernel that should be split across the pool was not"
+        }
+        return nil
+    }
+
+    /// Compiles `batch` as one function, runs it once and judges each case on its own results
+    /// and variables; cases that fail are run again alone. Keyed by case index.
+    static func runBatch(_ batch: [KernelCase], _ indices: [Int], on backend: any Backend, references: ReferenceCache) -> [Int: String] {
+        let (joined, paramRanges, resultRanges) = Function.joining(batch.map(\.function), name: "batch")
+        var suspects = Array(batch.indices)
+        var batchProblem: [Int: String] = [:]
+        if let exe = try? backend.compile(joined, options: CompileOptions(fuse: batch[0].fuse)) {
+            var params = batch.flatMap(\.inputs)
+            if let results = try? exe.runHost(&params) {
+                suspects = batch.indices.filter { b in
+                    let got = Array(results[resultRanges[b]])
+                    let problem = batch[b].judge(.success(got), parameters: Array(params[paramRanges[b]]), reference: references[indices[b]])
+                    batchProblem[b] = problem
+                    return problem != nil
+                }
+            }
+        }
+        var problems: [Int: String] = [:]
+        for b in suspects {
+            if let alone = runAlone(batch[b], on: backend, reference: references[indices[b]]) {
+                problems[indices[b]] = alone
+            } else {
+                problems[indices[b]] = "passes alone but not compiled with \(batch.count - 1) other cases: \(batchProblem[b] ?? "the batch did not compile or run")"
+            }
+        }
+        return problems
+    }
+
+    /// Runs `body` on a thread of its own (with a main-thread-sized stack) and waits at most
+    /// `seconds`; nil when it did not come back. The thread is then left to run: a hung kernel
+    /// cannot be stopped from outside, but the suite goes on and says so.
+    static func withDeadline<T>(_ seconds: Double, _ body: @escaping @Sendable () throws -> T) -> Result<T, Error>? {
+        let box = ResultBox<T>()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            box.value = Result { try body() }
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+        guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+        return box.value
+    }
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    var value: Result<T, Error>?
+}
+
+/// Each case's reference result, computed once for all backends (the reference evaluator is
+/// slow on the large cases).
+final class ReferenceCache: @unchecked Sendable {
+    private let cases: [KernelCase]
+    private var cache: [Int: Result<(results: [Tensor], parameters: [Tensor]), Error>] = [:]
+    private let lock = NSLock()
+    init(_ cases: [KernelCase]) { self.cases = cases }
+    subscript(k: Int) -> Result<(results: [Tensor], parameters: [Tensor]), Error> {
+        lock.lock()
+        defer { lock.unlock() }
+        if let r = cache[k] { return r }
+        let r = cases[k].reference()
+        cache[k] = r
+        return r
+    }
+}
+
+/// Cases passed and failed per backend over every generic suite that ran, printed when the test
+/// bundle finishes (`backend llvm: 1234 cases passed, 0 failed in the backend-generic suites`).
+final class BundleTally: NSObject, XCTestObservation, @unchecked Sendable {
+    nonisolated(unsafe) private static var totals: [(backend: String, passed: Int, failed: Int)] = []
+    nonisolated(unsafe) private static var installed = false
+
+    static func install() {
+        if installed { return }
+        installed = true
+        XCTestObservationCenter.shared.addTestObserver(BundleTally())
+    }
+
+    static func add(_ backend: String, passed: Int, failed: Int) {
+        if let k = totals.firstIndex(where: { $0.backend == backend }) {
+            totals[k].passed += passed
+            totals[k].failed += failed
+        } else {
+            totals.append((backend, passed, failed))
+        }
+    }
+
+    func testBundleDidFinish(_ testBundle: Bundle) {
+        for t in Self.totals { print("backend \(t.backend): \(t.passed) cases passed, \(t.failed) failed in the backend-generic suites") }
+    }
+}
