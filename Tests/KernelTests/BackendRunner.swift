@@ -4,6 +4,7 @@ import CKilnRT
 import KilnIR
 import KilnPasses
 import KilnKernels
+import KilnTestSupport
 
 /// Runs a suite's cases on every backend present and prints one tally per backend
 /// (`backend llvm: primitive sweep: 412 cases passed, 0 failed`). A failure names the backend
@@ -131,26 +132,6 @@ enum BackendRunner {
         }
         return problems
     }
-
-    /// Runs `body` on a thread of its own (with a main-thread-sized stack) and waits at most
-    /// `seconds`; nil when it did not come back. The thread is then left to run: a hung kernel
-    /// cannot be stopped from outside, but the suite goes on and says so.
-    static func withDeadline<T>(_ seconds: Double, _ body: @escaping @Sendable () throws -> T) -> Result<T, Error>? {
-        let box = ResultBox<T>()
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            box.value = Result { try body() }
-            done.signal()
-        }
-        thread.stackSize = 8 << 20
-        thread.start()
-        guard done.wait(timeout: .now() + seconds) == .success else { return nil }
-        return box.value
-    }
-}
-
-private final class ResultBox<T>: @unchecked Sendable {
-    var value: Result<T, Error>?
 }
 
 /// Each case's reference result, computed once for all backends (the reference evaluator is
