@@ -19,14 +19,10 @@ enum BackendRunner {
     /// Seconds one compile-and-run (one case, or one batch) may take before it counts as hung.
     static let defaultDeadline = 120.0
 
-    struct Failure { var backend: String, suite: String, caseName: String, problem: String }
-
-    @discardableResult
     static func run(_ suite: String, _ cases: [KernelCase], batch: Int = 1, deadline: Double = defaultDeadline,
-                    file: StaticString = #filePath, line: UInt = #line) -> [Failure] {
+                    file: StaticString = #filePath, line: UInt = #line) {
         BundleTally.install()
         let references = ReferenceCache(cases)
-        var failures: [Failure] = []
         if cases.isEmpty { XCTFail("\(suite): no cases", file: file, line: line) }
         for backend in Backends.present {
             let start = Date()
@@ -38,7 +34,7 @@ enum BackendRunner {
                     continue
                 }
                 let outcome = withDeadline(deadline) { () -> [Int: String] in
-                    unit.count == 1 ? [unit[0]: runAlone(cases[unit[0]], on: backend, reference: references[unit[0]])].compactMapValues { $0 }
+                    unit.count == 1 ? [unit[0]: runAlone(cases[unit[0]], on: backend, reference: { references[unit[0]] })].compactMapValues { $0 }
                                     : runBatch(unit.map { cases[$0] }, unit, on: backend, references: references)
                 }
                 switch outcome {
@@ -58,12 +54,29 @@ enum BackendRunner {
             for k in problems.keys.sorted() {
                 let c = cases[k]
                 let listing = c.function.body.count <= 60 ? "\n" + Printer.print(c.function) : ""
-                let f = Failure(backend: backend.name, suite: suite, caseName: c.name, problem: problems[k]!)
-                failures.append(f)
-                XCTFail("backend \(f.backend), \(suite), case '\(c.name)'\(c.fuse ? "" : " (unfused)"): \(f.problem)\(listing)", file: file, line: line)
+                XCTFail("backend \(backend.name), \(suite), case '\(c.name)'\(c.fuse ? "" : " (unfused)"): \(problems[k]!)\(listing)", file: file, line: line)
             }
         }
-        return failures
+    }
+
+    /// A check that does not fit a KernelCase (several executables of one function at once):
+    /// `body` returns the problem on a backend, or nil. Tallied and timed like a case.
+    static func run(_ suite: String, check name: String, deadline: Double = defaultDeadline, file: StaticString = #filePath, line: UInt = #line,
+                    _ body: @escaping @Sendable (any Backend) throws -> String?) {
+        BundleTally.install()
+        for backend in Backends.present {
+            let start = Date()
+            let problem: String?
+            switch withDeadline(deadline, { try body(backend) }) {
+            case .none: problem = "no result within \(Int(deadline)) s"
+            case .some(.failure(let e)): problem = "threw \(e)"
+            case .some(.success(let p)): problem = p
+            }
+            let seconds = Date().timeIntervalSince(start)
+            print("backend \(backend.name): \(suite): \(problem == nil ? 1 : 0) cases passed, \(problem == nil ? 0 : 1) failed (\(String(format: "%.1f", seconds)) s)")
+            BundleTally.add(backend.name, passed: problem == nil ? 1 : 0, failed: problem == nil ? 0 : 1)
+            if let problem { XCTFail("backend \(backend.name), \(suite), case '\(name)': \(problem)", file: file, line: line) }
+        }
     }
 
     /// Indices of cases compiled together: runs of batchable cases with the same options, at most
@@ -88,7 +101,7 @@ enum BackendRunner {
     }
 
     /// The problem with one case on `backend`, or nil.
-    static func runAlone(_ c: KernelCase, on backend: any Backend, reference: Result<(results: [Tensor], parameters: [Tensor]), Error>) -> String? {
+    static func runAlone(_ c: KernelCase, on backend: any Backend, reference: () -> Result<(results: [Tensor], parameters: [Tensor]), Error>) -> String? {
         let exe: any Executable
         do { exe = try backend.compile(c.function, options: CompileOptions(fuse: c.fuse)) } catch { return "did not compile: \(error)" }
         if exe.backendName != backend.name { return "the executable says backend '\(exe.backendName)'" }
@@ -116,7 +129,7 @@ enum BackendRunner {
             if let results = try? exe.runHost(&params) {
                 suspects = batch.indices.filter { b in
                     let got = Array(results[resultRanges[b]])
-                    let problem = batch[b].judge(.success(got), parameters: Array(params[paramRanges[b]]), reference: references[indices[b]])
+                    let problem = batch[b].judge(.success(got), parameters: Array(params[paramRanges[b]]), reference: { references[indices[b]] })
                     batchProblem[b] = problem
                     return problem != nil
                 }
@@ -124,7 +137,7 @@ enum BackendRunner {
         }
         var problems: [Int: String] = [:]
         for b in suspects {
-            if let alone = runAlone(batch[b], on: backend, reference: references[indices[b]]) {
+            if let alone = runAlone(batch[b], on: backend, reference: { references[indices[b]] }) {
                 problems[indices[b]] = alone
             } else {
                 problems[indices[b]] = "passes alone but not compiled with \(batch.count - 1) other cases: \(batchProblem[b] ?? "the batch did not compile or run")"
