@@ -163,29 +163,3 @@ final class ReferenceCache: @unchecked Sendable {
         return r
     }
 }
-
-/// Cases passed and failed per backend over every generic suite that ran, printed when the test
-/// bundle finishes (`backend llvm: 1234 cases passed, 0 failed in the backend-generic suites`).
-final class BundleTally: NSObject, XCTestObservation, @unchecked Sendable {
-    nonisolated(unsafe) private static var totals: [(backend: String, passed: Int, failed: Int)] = []
-    nonisolated(unsafe) private static var installed = false
-
-    static func install() {
-        if installed { return }
-        installed = true
-        XCTestObservationCenter.shared.addTestObserver(BundleTally())
-    }
-
-    static func add(_ backend: String, passed: Int, failed: Int) {
-        if let k = totals.firstIndex(where: { $0.backend == backend }) {
-            totals[k].passed += passed
-            totals[k].failed += failed
-        } else {
-            totals.append((backend, passed, failed))
-        }
-    }
-
-    func testBundleDidFinish(_ testBundle: Bundle) {
-        for t in Self.totals { print("backend \(t.backend): \(t.passed) cases passed, \(t.failed) failed in the backend-generic suites") }
-    }
-}

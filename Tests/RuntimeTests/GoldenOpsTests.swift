@@ -281,6 +281,7 @@ final class GoldenOpsTests: XCTestCase {
     func testEveryForwardCaseMatchesTensorFlow() throws {
         let cases = try Golden.lines("ops.jsonl").filter { !($0["op"] as! String).hasPrefix("grad:") }
         XCTAssertGreaterThan(cases.count, 300)
+        BundleTally.install()
         for (backend, config) in Self.backends {
             let problems = Self.runBatched(cases, config: config, batch: 24) { try Self.buildForward($0, in: $1, prefix: $2) }
             var tally: [String: (Int, Int)] = [:]
@@ -298,18 +299,21 @@ final class GoldenOpsTests: XCTestCase {
                 if let (p, f) = tally[family] { print("backend \(backend): golden ops \(family): \(p) passed, \(f) failed") }
             }
             print("backend \(backend): golden ops: \(cases.count - problems.count) cases passed, \(problems.count) failed")
+            BundleTally.add(backend, passed: cases.count - problems.count, failed: problems.count)
         }
     }
 
     func testEveryGradientCaseMatchesTensorFlow() throws {
         let cases = try Golden.lines("ops.jsonl").filter { ($0["op"] as! String).hasPrefix("grad:") }
         XCTAssertGreaterThan(cases.count, 90)
+        BundleTally.install()
         for (backend, config) in Self.backends {
             let problems = Self.runBatched(cases, config: config, batch: 12) { try Self.buildGradient($0, in: $1, prefix: $2) }
             for k in problems.keys.sorted() {
                 XCTFail("backend \(backend), golden gradient \(cases[k]["op"]!) \(cases[k]["attrs"] ?? ""): \(problems[k]!)")
             }
             print("backend \(backend): golden gradients: \(cases.count - problems.count) cases passed, \(problems.count) failed")
+            BundleTally.add(backend, passed: cases.count - problems.count, failed: problems.count)
         }
     }
 
