@@ -124,23 +124,25 @@ enum BackendRunner {
         let (joined, paramRanges, resultRanges) = Function.joining(batch.map(\.function), name: "batch")
         var suspects = Array(batch.indices)
         var batchProblem: [Int: String] = [:]
-        if let exe = try? backend.compile(joined, options: CompileOptions(fuse: batch[0].fuse)) {
+        do {
+            let exe = try backend.compile(joined, options: CompileOptions(fuse: batch[0].fuse))
             var params = batch.flatMap(\.inputs)
-            if let results = try? exe.runHost(&params) {
-                suspects = batch.indices.filter { b in
-                    let got = Array(results[resultRanges[b]])
-                    let problem = batch[b].judge(.success(got), parameters: Array(params[paramRanges[b]]), reference: { references[indices[b]] })
-                    batchProblem[b] = problem
-                    return problem != nil
-                }
+            let results = try exe.runHost(&params)
+            suspects = batch.indices.filter { b in
+                let got = Array(results[resultRanges[b]])
+                let problem = batch[b].judge(.success(got), parameters: Array(params[paramRanges[b]]), reference: { references[indices[b]] })
+                batchProblem[b] = problem
+                return problem != nil
             }
+        } catch {
+            for b in batch.indices { batchProblem[b] = "the batch threw \(error)" }
         }
         var problems: [Int: String] = [:]
         for b in suspects {
             if let alone = runAlone(batch[b], on: backend, reference: { references[indices[b]] }) {
                 problems[indices[b]] = alone
             } else {
-                problems[indices[b]] = "passes alone but not compiled with \(batch.count - 1) other cases: \(batchProblem[b] ?? "the batch did not compile or run")"
+                problems[indices[b]] = "passes alone but not compiled with \(batch.count - 1) other cases: \(batchProblem[b]!)"
             }
         }
         return problems

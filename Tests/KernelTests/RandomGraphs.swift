@@ -47,7 +47,7 @@ struct RandomGraph {
         var pool = [b.addParam("a", kind: .feed, type: TensorType(.float32, shapes[0])),
                     b.addParam("b", kind: .feed, type: TensorType(.float32, shapes[1]))]
         // Gather indices: any value in [-1, 7) (beyond a dimension: the gather gives 0), and
-        // ones in [0, 2) behind a check (every dimension is at least 2, so the check passes).
+        // ones in [0, 2) behind a check (used on dimensions of at least 2, so the check passes).
         let wild = b.addParam("i", kind: .feed, type: TensorType(indexType, [indexCount]))
         let tame = b.addParam("j", kind: .feed, type: TensorType(indexType, [indexCount]))
         let counter = b.addParam("counter", kind: .feed, type: TensorType(.int64, []))
@@ -68,7 +68,7 @@ struct RandomGraph {
         /// `value` broadcast to `t`'s shape.
         func fill(_ value: Double, _ t: TensorType) throws -> Int { try b.broadcast(b.scalar(value, .float32), to: t.shape) }
 
-        for _ in 0..<(r.int(10) + 4) {
+        for _ in 0..<(r.int(12) + 6) {
             let x = r.pick(pool)
             let t = b.type(of: x)
             let sameType = pool.filter { b.type(of: $0) == t }
@@ -101,7 +101,7 @@ struct RandomGraph {
             case 9 where t.rank == 2:
                 // Rows or columns picked by fed indices; a checked gather reads its rows through the check.
                 let axis = r.int(2)
-                let indices = r.chance(50) ? wild : try b.emit(.check(Check(.index(bounds: [t.shape[axis]]), node: "g\(seed)/gather",
+                let indices = r.chance(50) || t.shape[axis] < 2 ? wild : try b.emit(.check(Check(.index(bounds: [t.shape[axis]]), node: "g\(seed)/gather",
                                                                               opType: "GatherV2", message: "indices{index} = {value} is not in [0, \(t.shape[axis]))")), [tame])
                 v = try b.emit(.gather(axis: axis, batchDims: 0), [x, indices])
             case 10 where t.rank == 2:
@@ -157,19 +157,23 @@ struct RandomGraph {
                 if values.isEmpty { continue }
                 try b.emit(.varWrite, [variable, r.pick(values)])
                 writes += 1
-                continue
+                if r.chance(50) { continue }
+                v = try b.emit(.varRead, [variable])
             default:
                 v = try b.emit(.unary(.tanh), [x])
             }
             pool.append(v)
         }
-        // Fetch the last value and one other, so some values have two users, and the draws.
-        let results = [pool.last!, pool[pool.count / 2]] + draws
+        // Fetch the last value and one other, so some values have two users, about half the
+        // values nothing uses (so most of the graph survives dead-code elimination), and the draws.
+        let used = Set(b.function.body.flatMap(\.operands))
+        let unused = pool.dropLast().filter { !used.contains($0) && !b.function.isParam($0) && $0 != pool[pool.count / 2] && r.chance(50) }
+        let results = [pool.last!, pool[pool.count / 2]] + unused + draws
         b.setResults(results)
         var f = b.function
         try PassManager.standard().run(&f)
         function = f
-        exactResults = Set(2..<results.count)
+        exactResults = Set((results.count - draws.count)..<results.count)
         kinds = Set(f.body.map { Self.kind($0.op) })
         self.inputs = inputs
     }
