@@ -19,7 +19,7 @@ let package = Package(
         // `swift build` needs no -I flags; LLVM 15 only (PoCL loads libLLVM-15 into the process).
         .target(name: "CLLVM", linkerSettings: [.linkedLibrary("LLVM-15")]),
         // OpenBLAS is deliberately NOT linked: it must be dlopen'ed after OPENBLAS_CORETYPE is
-        // chosen, or Debian's 0.3.21 picks a slow kernel on this CPU (see BLAS.swift).
+        // chosen, or Debian's 0.3.21 picks a slow kernel on this CPU (see Kernels/BLAS.swift).
         .target(name: "COpenBLAS"),
         // The worker pool and the float32 matrix product compiled code calls into (C11 atomics,
         // AVX-512 intrinsics behind a runtime check; no Swift runtime on the hot path).
@@ -31,9 +31,10 @@ let package = Package(
         .target(name: "KilnIR", path: "Sources/IR"),
         .target(name: "KilnPasses", dependencies: ["KilnIR"], path: "Sources/Passes"),
         // Element rules and kernel structure, written once against the KernelRenderer interface;
-        // the C-style renderer (C99, OpenCL C); the Backend and Executable protocols.
-        .target(name: "KilnKernels", dependencies: ["KilnIR", "KilnPasses", "CKilnRT"], path: "Sources/Kernels"),
-        .target(name: "KilnCPU", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "CLLVM", "COpenBLAS", "CKilnRT"],
+        // the C-style renderer (C99, OpenCL C); the Backend and Executable protocols; native
+        // executables and the start of the C runtime (with OpenBLAS) they run on.
+        .target(name: "KilnKernels", dependencies: ["KilnIR", "KilnPasses", "CKilnRT", "COpenBLAS"], path: "Sources/Kernels"),
+        .target(name: "KilnCPU", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "CLLVM", "CKilnRT"],
                 path: "Sources/CodegenCPU"),
         .target(name: "KilnOpenCL", dependencies: ["KilnIR", "KilnPasses", "COpenCL"],
                 path: "Sources/CodegenGPU"),
@@ -55,7 +56,7 @@ let package = Package(
         .target(name: "KilnTestSupport", dependencies: ["KilnIR"], path: "Tests/KilnTestSupport"),
         .testTarget(name: "IRTests", dependencies: ["KilnIR", "KilnTestSupport"]),
         .testTarget(name: "PassesTests", dependencies: ["KilnPasses", "KilnIR", "KilnTestSupport"]),
-        .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnPasses", "KilnIR", "KilnTestSupport"]),
+        .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnKernels", "KilnPasses", "KilnIR", "KilnTestSupport"]),
         // The backend-generic suites: every case runs on every backend present, with a tally per backend.
         .testTarget(name: "KernelTests", dependencies: ["KilnKernels", "KilnCPU", "KilnPasses", "KilnIR", "CKilnRT", "KilnTestSupport"]),
         .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR", "KilnTestSupport"]),

@@ -3,43 +3,42 @@ import CKilnRT
 import KilnIR
 import Foundation
 
-/// The process-wide ORC LLJIT. Each executable adds one module under its own resource tracker,
-/// so dropping the executable frees its code.
+/// The process-wide ORC LLJIT, for the host CPU. Each executable adds its objects under its own
+/// resource tracker, so dropping the executable frees its code.
 final class JIT: @unchecked Sendable {
     static let shared: JIT = {
         do { return try JIT() } catch { fatalError("cannot start the LLVM JIT: \(error)") }
     }()
 
     let jit: LLVMOrcLLJITRef
-    let triple: String
-    let dataLayout: String
     private let lock = NSLock()
     private var counter = 0
 
     private init() throws {
-        // One worker per core; an OpenBLAS call and a pool job never run at the same time.
-        // KILN_THREADS overrides the core count (e.g. 1 to share a machine).
-        let threads = Int(ProcessInfo.processInfo.environment["KILN_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
-        kiln_pool_start(Int32(max(1, threads)))
-        LLVMInitializeNativeTarget()
-        LLVMInitializeNativeAsmPrinter()
-        LLVMInitializeNativeAsmParser()
+        initializeNativeTarget()
         let builder = LLVMOrcCreateLLJITBuilder()
-        let tmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(try TargetMachine.create())
+        let tmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(try CPUTarget.host.targetMachine())
         LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, tmb)
         var j: LLVMOrcLLJITRef?
         try check(LLVMOrcCreateLLJIT(&j, builder))
         jit = j!
-        triple = String(cString: LLVMOrcLLJITGetTripleString(jit))
-        dataLayout = String(cString: LLVMOrcLLJITGetDataLayoutStr(jit))
 
         let main = LLVMOrcLLJITGetMainJITDylib(jit)
         // libm and friends come from the process.
         var gen: LLVMOrcDefinitionGeneratorRef?
         try check(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(jit), nil, nil))
         LLVMOrcJITDylibAddGenerator(main, gen)
-        // BLAS and runtime helpers are bound to exact addresses, never looked up by name.
-        var pairs = (BLAS.shared.symbols + RuntimeHelpers.symbols).map { name, addr in
+        // The C runtime's functions are bound to their addresses here, never looked up by name
+        // (an executable need not export them).
+        let api = kiln_runtime_functions()!.pointee
+        func address<F>(_ f: F?) -> UnsafeRawPointer { unsafeBitCast(f!, to: UnsafeRawPointer.self) }
+        let runtime: [(String, UnsafeRawPointer)] = [
+            ("kiln_parallel_for", address(api.parallel_for)), ("kiln_sgemm", address(api.sgemm)),
+            ("kiln_blas_sgemm", address(api.blas_sgemm)), ("kiln_blas_dgemm", address(api.blas_dgemm)),
+            ("kiln_fault_record", address(api.fault_record)), ("kiln_ipow_i64", address(api.ipow_i64)),
+            ("kiln_profile_tick", address(api.profile_tick)),
+        ]
+        var pairs = runtime.map { name, addr in
             LLVMOrcCSymbolMapPair(
                 Name: LLVMOrcLLJITMangleAndIntern(jit, name),
                 Sym: LLVMJITEvaluatedSymbol(
@@ -78,25 +77,19 @@ final class JIT: @unchecked Sendable {
     }
 }
 
+/// LLVM's native target, code generator and assembly parser, registered once per process.
+private let nativeTargetInitialized: Bool = {
+    LLVMInitializeNativeTarget()
+    LLVMInitializeNativeAsmPrinter()
+    LLVMInitializeNativeAsmParser()
+    return true
+}()
+
+func initializeNativeTarget() { _ = nativeTargetInitialized }
+
 func check(_ err: LLVMErrorRef?) throws {
     guard let err else { return }
     let msg = LLVMGetErrorMessage(err)!
     defer { LLVMDisposeErrorMessage(msg) }
     throw KilnError.internalError("LLVM: \(String(cString: msg))")
-}
-
-enum TargetMachine {
-    /// A target machine for this host's exact CPU and features, at the highest optimisation level.
-    static func create() throws -> LLVMTargetMachineRef {
-        let triple = LLVMGetDefaultTargetTriple()!
-        defer { LLVMDisposeMessage(triple) }
-        var target: LLVMTargetRef?
-        var err: UnsafeMutablePointer<CChar>?
-        if LLVMGetTargetFromTriple(triple, &target, &err) != 0 {
-            defer { LLVMDisposeMessage(err) }
-            throw KilnError.internalError("LLVM target: \(String(cString: err!))")
-        }
-        return LLVMCreateTargetMachine(target, triple, HostCPU.name, HostCPU.featureString,
-                                       LLVMCodeGenLevelAggressive, LLVMRelocDefault, LLVMCodeModelJITDefault)
-    }
 }

@@ -174,7 +174,8 @@ public protocol KernelRenderer: AnyObject {
     func store(_ v: RValue, _ p: RValue, _ index: RValue)
     /// A 64-byte aligned array in the current function's frame (a block of patch rows).
     func stackArray(_ t: ScalarType, count: Int, name: String) -> RValue
-    /// A read-only array in the module (a constant too large for immediates).
+    /// A read-only array in the module (a constant too large for immediates), usable from every
+    /// function of the module.
     func constantArray(_ values: [RValue], _ t: ScalarType, name: String) -> RValue
     /// A scalar slot in the current function, set to `initial` when the function starts.
     func slot(_ t: ScalarType, initial: RValue?) -> RSlot

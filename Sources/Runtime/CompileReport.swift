@@ -1,10 +1,10 @@
 import KilnIR
 import KilnPasses
-import KilnCPU
+import KilnKernels
 
 /// The compile summary of KILN_DEBUG=1 (and the fusion decisions at 2).
 enum CompileReport {
-    static func describe(_ exe: CPUExecutable, level: Int) -> [String] {
+    static func describe(_ exe: any Executable, level: Int) -> [String] {
         let plan = exe.plan
         let byID = Dictionary(uniqueKeysWithValues: exe.function.body.map { ($0.id, $0) })
         var lines: [String] = []

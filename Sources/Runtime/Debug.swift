@@ -2,7 +2,7 @@ import Foundation
 import KilnIR
 
 /// `KILN_DEBUG` levels: 1 compile summary, 2 (reserved for per-kernel times), 3 IR after each
-/// pass, 4 LLVM IR, 5 assembly. Read once; a level of 0 costs nothing at run time.
+/// pass, 4 the kernels as rendered (optimised LLVM IR), 5 assembly. Read once; a level of 0 costs nothing at run time.
 public enum Debug {
     public static let level: Int = Int(ProcessInfo.processInfo.environment["KILN_DEBUG"] ?? "") ?? 0
 

@@ -1,9 +1,9 @@
 import KilnIR
-import KilnCPU
+import KilnKernels
 
 /// The per-kernel time table printed at KILN_DEBUG=2.
 enum KernelProfile {
-    static func report(_ exe: CPUExecutable) -> String {
+    static func report(_ exe: any Executable) -> String {
         guard exe.profiledRuns > 0 else { return "profile of @\(exe.function.name): no runs" }
         let byID = Dictionary(uniqueKeysWithValues: exe.function.body.map { ($0.id, $0) })
         let total = exe.kernelNanoseconds.reduce(0, +)

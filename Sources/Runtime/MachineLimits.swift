@@ -1,5 +1,6 @@
 import Foundation
 import KilnCPU
+import KilnKernels
 
 /// The machine's own limits, measured in the same process as a benchmark so ratios compare like
 /// with like: OpenBLAS sgemm called directly, and memory copy bandwidth.
@@ -7,7 +8,7 @@ public enum MachineLimits {
     /// The OpenBLAS kernel in use (e.g. "SkylakeX"); Kiln picks it from the CPU's features.
     public static var blasCoreName: String { BLAS.shared.coreName }
     public static var blasThreads: Int { BLAS.shared.threads }
-    public static var cpuName: String { HostCPU.name }
+    public static var cpuName: String { CPUTarget.host.name }
 
     /// Median GFLOP/s of an n×n×n sgemm called straight into OpenBLAS.
     public static func sgemmGFLOPS(n: Int, repetitions: Int = 10) -> (median: Double, best: Double) {

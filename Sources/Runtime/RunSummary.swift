@@ -1,5 +1,5 @@
 import KilnIR
-import KilnCPU
+import KilnKernels
 
 /// What the executable behind a run does, for tools that report rates (`kiln bench GRAPH`).
 public struct RunSummary: Sendable {
@@ -12,7 +12,7 @@ public struct RunSummary: Sendable {
     /// the least memory traffic any implementation of the run needs.
     public var minimumBytes: Double
 
-    init(_ exe: CPUExecutable) {
+    init(_ exe: any Executable) {
         let f = exe.function
         let types = f.typeTable()
         kernels = exe.plan.kernels.count

@@ -2,6 +2,7 @@ import Foundation
 import KilnIR
 import KilnPasses
 import KilnCPU
+import KilnKernels
 import KilnFrontend
 
 /// Runs a graph: compiles each distinct (fetches, feeds, targets, feed types) once into one native
@@ -22,6 +23,8 @@ public final class Session: @unchecked Sendable {
     /// How many executables this session has compiled (each new signature compiles once).
     public private(set) var compileCount = 0
     private var lastStep: Step?
+    /// Compiles each run signature's IR function.
+    private let backend: any Backend = LLVMBackend()
 
     /// The executable behind the most recent run that executed compiled code.
     public var lastRunSummary: RunSummary? {
@@ -280,8 +283,8 @@ public final class Session: @unchecked Sendable {
         try pm.run(&lowered.function)
         pm.afterEach = nil
         let t1 = DispatchTime.now()
-        let exe = try CPUCompiler.compile(lowered.function, options: CPUCompileOptions(keepLLVMIR: level >= 4, keepAssembly: level >= 5, profile: level >= 2,
-                                                                                  fuse: config.fusion, memoryLimit: config.memoryLimit))
+        let exe = try backend.compile(lowered.function, options: CompileOptions(keepSource: level >= 4, keepAssembly: level >= 5, profile: level >= 2,
+                                                                                fuse: config.fusion, memoryLimit: config.memoryLimit))
         compileCount += 1
         if level >= 1 {
             let plan = exe.plan
@@ -293,10 +296,10 @@ public final class Session: @unchecked Sendable {
             let ms = { (a: DispatchTime, b: DispatchTime) in String(format: "%.2f", Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e6) }
             Debug.log("compiled \(name): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
             Debug.log("  \(ops.count) graph ops -> \(lowered.function.body.count) IR instructions -> \(plan.kernels.count) kernel(s), \(inline) value(s) fused into consumers, arena \(plan.arenaBytes) B")
-            Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), LLVM emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), JIT \(String(format: "%.2f", exe.stats.jitMs))\(exe.stats.shards > 1 ? " (\(exe.stats.shards) modules in parallel)" : "")")
+            Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), \(exe.backendName) emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), load \(String(format: "%.2f", exe.stats.loadMs))\(exe.stats.shards > 1 ? " (\(exe.stats.shards) modules in parallel)" : "")")
             for line in CompileReport.describe(exe, level: level) { Debug.log(line) }
         }
-        if let ir = exe.stats.llvmIR { Debug.log("LLVM IR of \(name):\n\(ir)") }
+        if let source = exe.stats.source { Debug.log("kernels of \(name) as rendered by \(exe.backendName):\n\(source)") }
         if let asm = exe.stats.assembly { Debug.log("assembly of \(name):\n\(asm)") }
         return Step(lowered: lowered, executable: exe)
     }
@@ -316,7 +319,7 @@ struct StepKey: Hashable {
 
 struct Step {
     var lowered: LoweredGraph
-    var executable: CPUExecutable
+    var executable: any Executable
     /// The last results handed out; reused when the caller has let go of them, so steady-state
     /// runs do not fault in fresh pages for every result.
     let results = ResultBuffers()

@@ -3,6 +3,7 @@ import CKilnRT
 import KilnIR
 import KilnPasses
 @testable import KilnCPU
+import KilnKernels
 
 /// Kiln's own float32 matrix product (CKilnRT/gemm.c) and the worker pool it runs on.
 final class MatrixProductKernelTests: XCTestCase {
@@ -11,7 +12,7 @@ final class MatrixProductKernelTests: XCTestCase {
     /// Every edge the kernel has: ragged panels and strips, K beyond one block, a 4 KiB row
     /// stride (B packed), single rows and columns, all four transpose combinations.
     func testOwnProductMatchesTheDefinitionOnEveryEdge() throws {
-        try XCTSkipUnless(MatrixProducts.ownKernelAvailable, "kiln_sgemm needs AVX-512F")
+        try XCTSkipUnless(kiln_sgemm_available() != 0, "kiln_sgemm needs AVX-512F")
         let shapes = [(1, 1, 1), (1, 17, 5), (17, 1, 300), (37, 23, 19), (16, 16, 256), (33, 48, 257),
                       (128, 200, 784), (784, 200, 128), (64, 1024, 40), (130, 70, 1030)]
         for (m, n, k) in shapes {
@@ -39,7 +40,7 @@ final class MatrixProductKernelTests: XCTestCase {
     /// Small outputs over a long K are split into K chunks summed at the end, also when the
     /// product accumulates into C with a scale (a gradient step).
     func testSplitKProductsMatchTheDefinition() throws {
-        try XCTSkipUnless(MatrixProducts.ownKernelAvailable, "kiln_sgemm needs AVX-512F")
+        try XCTSkipUnless(kiln_sgemm_available() != 0, "kiln_sgemm needs AVX-512F")
         kiln_pool_start(Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
         for (m, n, k, ta, tb) in [(9, 16, 4096, true, false), (20, 18, 3001, false, true), (1, 1, 5000, false, false), (33, 7, 2048, true, true)] {
             let a = values(m * k, 5), b = values(k * n, 6)
@@ -60,7 +61,7 @@ final class MatrixProductKernelTests: XCTestCase {
     }
 
     func testOwnProductWritesOnlyItsOutputWithinALargerRowStride() throws {
-        try XCTSkipUnless(MatrixProducts.ownKernelAvailable, "kiln_sgemm needs AVX-512F")
+        try XCTSkipUnless(kiln_sgemm_available() != 0, "kiln_sgemm needs AVX-512F")
         let (m, n, k, ldc) = (20, 18, 9, 32)
         let a = values(m * k, 3), b = values(k * n, 4)
         var c = [Float](repeating: 7, count: m * ldc)
@@ -128,7 +129,7 @@ final class DescentStepProductTests: XCTestCase {
                 }
                 """)
                 try PassManager.standard().run(&f)
-                let exe = try CPUCompiler.compile(f)
+                let exe = try LLVMBackend().compile(f)
                 XCTAssertNotNil(exe.plan.accumulatedProducts.values.first, "m=\(m) n=\(n) k=\(k)")
                 func seq(_ count: Int, _ s: Int) -> [Float] { (0..<count).map { Float(($0 * 29 + s) % 83) / 83 - 0.5 } }
                 let params = [try Tensor(shape: [m, n], scalars: seq(m * n, 1)), try Tensor(shape: a, scalars: seq(a[0] * a[1], 2)),

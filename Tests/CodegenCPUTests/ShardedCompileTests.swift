@@ -1,6 +1,7 @@
 import XCTest
 import KilnIR
 import KilnPasses
+import KilnKernels
 @testable import KilnCPU
 
 /// An executable compiled as several modules in parallel links into the same program: every
@@ -27,7 +28,7 @@ final class ShardedCompileTests: XCTestCase {
                       try Tensor(shape: [256, 256], scalars: seq(256 * 256, 3))]
         let want = try ReferenceEvaluator.run(f, parameters: params).results
         for shards in [1, 2, 3, 8] {
-            let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(shards: shards))
+            let exe = try LLVMBackend().compile(f, options: CompileOptions(shards: shards))
             XCTAssertGreaterThanOrEqual(exe.plan.kernels.count, 6)
             XCTAssertEqual(exe.stats.shards, min(shards, exe.plan.kernels.count + (exe.plan.resultCopies.isEmpty ? 0 : 1)))
             var p = params

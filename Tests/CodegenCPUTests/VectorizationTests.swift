@@ -1,6 +1,7 @@
 import XCTest
 import KilnIR
 import KilnPasses
+import KilnKernels
 @testable import KilnCPU
 
 final class VectorizationTests: XCTestCase {
@@ -18,8 +19,8 @@ final class VectorizationTests: XCTestCase {
         }
         """)
         try PassManager.standard().run(&f)
-        let exe = try CPUCompiler.compile(f, options: CPUCompileOptions(keepLLVMIR: true))
-        let ir = try XCTUnwrap(exe.stats.llvmIR)
+        let exe = try LLVMBackend().compile(f, options: CompileOptions(keepSource: true))
+        let ir = try XCTUnwrap(exe.stats.source)
         XCTAssertTrue(ir.contains("x float>"), "no vector instructions in:\n\(ir)")
         var params = [try Tensor(shape: [4096], scalars: (0..<4096).map { Float($0 % 10) })]
         let got = try exe.run(&params)[0].scalar(as: Float.self)

@@ -150,7 +150,7 @@ final class ReductionAccuracyTests: XCTestCase {
             func compiled() throws -> any Executable { try backend.compile(f, options: CompileOptions()) }
             @Sendable func run(_ exe: any Executable) throws -> [Float] {
                 var p = [x]
-                return try exe.runHost(&p)[0].scalars(as: Float.self)
+                return try exe.run(&p)[0].scalars(as: Float.self)
             }
             let first = try compiled()
             if first.plan.splitReductions[1] == nil { return "the sum is not a split reduction" }

@@ -108,7 +108,7 @@ enum BackendRunner {
         if let inspect = c.inspect, let problem = inspect(exe) { return problem }
         var params = c.inputs
         let jobs = kiln_parallel_jobs()
-        let got = Result { try exe.runHost(&params) }
+        let got = Result { try exe.run(&params) }
         let split = Int(kiln_parallel_jobs() - jobs)
         if let problem = c.judge(got, parameters: params, reference: reference) { return problem }
         let expected = c.splitJobs?(backend.target) ?? 0
@@ -127,7 +127,7 @@ enum BackendRunner {
         do {
             let exe = try backend.compile(joined, options: CompileOptions(fuse: batch[0].fuse))
             var params = batch.flatMap(\.inputs)
-            let results = try exe.runHost(&params)
+            let results = try exe.run(&params)
             suspects = batch.indices.filter { b in
                 let got = Array(results[resultRanges[b]])
                 let problem = batch[b].judge(.success(got), parameters: Array(params[paramRanges[b]]), reference: { references[indices[b]] })

@@ -1,5 +1,6 @@
 import Foundation
 import KilnKernels
+import KilnCPU
 
 /// The backends the generic suites run on: every one this machine can run, in a fixed order.
 /// One that cannot run here (its toolchain is missing) is named with the reason, loudly, once;
@@ -9,7 +10,7 @@ enum Backends {
     /// Each backend Kiln has, by the name `KILN_BACKEND` spells; `make` throws when the backend
     /// cannot run on this machine.
     static let known: [(name: String, make: @Sendable () throws -> any Backend)] = [
-        ("llvm", { LegacyLLVMBackend() }),
+        ("llvm", { LLVMBackend() }),
     ]
 
     static let present: [any Backend] = {

@@ -131,28 +131,6 @@ struct KernelCase: Sendable {
     }
 }
 
-extension Executable {
-    /// Runs with host tensors and returns new result tensors; variable parameters are updated in
-    /// place in `parameters`.
-    func runHost(_ parameters: inout [Tensor]) throws -> [Tensor] {
-        guard parameters.count == function.params.count else {
-            throw KilnError.invalidArgument("'\(function.name)' takes \(function.params.count) parameter(s), got \(parameters.count)")
-        }
-        var inputs: [UnsafeMutableRawPointer?] = []
-        for k in parameters.indices {
-            if function.params[k].kind == .variable {
-                try parameters[k].withUnsafeMutableBytes { inputs.append($0.baseAddress) }
-            } else {
-                inputs.append(parameters[k].buffer.pointer)
-            }
-        }
-        let results = try resultTypes.map { try Tensor(dtype: $0.dtype, shape: $0.shape, buffer: TensorBuffer(byteCount: $0.byteCount)) }
-        var outputs: [UnsafeMutableRawPointer?] = results.map { $0.buffer.pointer }
-        try withExtendedLifetime(parameters) { try run(inputs: &inputs, outputs: &outputs) }
-        return results
-    }
-}
-
 extension Function {
     /// `parts` as one function of independent computations: every part's parameters in order,
     /// then every body, then every part's results. Returns where each part's parameters and

@@ -17,6 +17,11 @@ void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count);
 // read it around a run to check that a kernel really was split.
 uint64_t kiln_parallel_jobs(void);
 
+// Whether this CPU has AVX-512 F, BW, VL and DQ (OpenBLAS's SKYLAKEX kernels), and AVX2 with FMA
+// (its HASWELL kernels).
+int kiln_cpu_has_avx512(void);
+int kiln_cpu_has_avx2_fma(void);
+
 // Whether kiln_sgemm can run here (it needs AVX-512F; otherwise products go to OpenBLAS).
 int kiln_sgemm_available(void);
 // C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] (+ C when update is nonzero: a gradient step

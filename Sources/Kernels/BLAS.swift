@@ -1,3 +1,4 @@
+import CKilnRT
 import COpenBLAS
 import KilnIR
 #if canImport(Glibc)
@@ -6,7 +7,7 @@ import Glibc
 
 /// OpenBLAS, opened at run time. Debian's OpenBLAS 0.3.21 does not recognise newer CPUs and falls
 /// back to a generic kernel ten times slower; it reads OPENBLAS_CORETYPE only while it loads. So
-/// the library is never linked: we pick the core type from the host's features, set it (unless
+/// the library is never linked: we pick the core type from the CPU's features, set it (unless
 /// the user already did), and only then dlopen it.
 public final class BLAS: @unchecked Sendable {
     public let sgemm: kiln_cblas_sgemm_fn
@@ -18,21 +19,21 @@ public final class BLAS: @unchecked Sendable {
         do { return try BLAS() } catch { fatalError("\(error)") }
     }()
 
-    /// The OpenBLAS core type this CPU should use, from the features LLVM detects.
-    static func coreType(features: Set<String>) -> String? {
-        if ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy(features.contains) { return "SKYLAKEX" }
-        if features.contains("avx2") && features.contains("fma") { return "HASWELL" }
+    /// The OpenBLAS core type this CPU should use, from the features the C runtime probes.
+    static var coreType: String? {
+        if kiln_cpu_has_avx512() != 0 { return "SKYLAKEX" }
+        if kiln_cpu_has_avx2_fma() != 0 { return "HASWELL" }
         return nil
     }
 
     init() throws {
-        if getenv("OPENBLAS_CORETYPE") == nil, let core = Self.coreType(features: HostCPU.features) {
+        if getenv("OPENBLAS_CORETYPE") == nil, let core = Self.coreType {
             setenv("OPENBLAS_CORETYPE", core, 0)
         }
         // OpenBLAS's threads spin for ~2^28 cycles after each call by default, which would starve
         // Kiln's worker pool running the next kernel; 2^20 cycles covers the gap between a step's
         // products without holding a core for long. (Only large products, tiny ones and float64
-        // come here; the rest run on Kiln's own kernel and pool, see MatrixProducts.)
+        // come here; the rest run on Kiln's own kernel and pool, see TargetDescription.ownProducts.)
         setenv("OPENBLAS_THREAD_TIMEOUT", "20", 0)
         let candidates = ["libopenblas.so.0", "libopenblas.so", "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"]
         guard let handle = candidates.lazy.compactMap({ dlopen($0, RTLD_NOW | RTLD_GLOBAL) }).first else {
@@ -48,11 +49,5 @@ public final class BLAS: @unchecked Sendable {
         coreName = corename.flatMap { $0() }.map { String(cString: $0) } ?? "unknown"
         let getThreads = try? sym("openblas_get_num_threads", kiln_openblas_get_num_threads_fn.self)
         threads = getThreads.map { Int($0()) } ?? 1
-    }
-
-    /// Raw addresses for the JIT to bind `cblas_sgemm`/`cblas_dgemm` calls to.
-    var symbols: [(String, UnsafeRawPointer)] {
-        [("cblas_sgemm", unsafeBitCast(sgemm, to: UnsafeRawPointer.self)),
-         ("cblas_dgemm", unsafeBitCast(dgemm, to: UnsafeRawPointer.self))]
     }
 }

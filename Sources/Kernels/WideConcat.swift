@@ -1,8 +1,7 @@
-import CLLVM
 import KilnIR
 import KilnPasses
 
-extension Emitter {
+extension KernelWriter {
     /// Operands per function of a concat the plan writes one operand at a time.
     static let concatOperandsPerFunction = 16
 
@@ -23,7 +22,7 @@ extension Emitter {
     /// One loop nest per operand, storing its elements at its offset along the axis. Selecting
     /// the operand per output element, as an inline concat does, costs time in the number of
     /// operands for every element: quadratic for a concat of thousands of inputs.
-    func emitConcatOperands(_ i: Instruction, _ axis: Int, _ operands: ArraySlice<Int>, from start: Int) {
+    func writeConcatOperands(_ i: Instruction, _ axis: Int, _ operands: ArraySlice<Int>, from start: Int) {
         let t = i.type!
         let out = base(i.id)!
         var offset = start
@@ -32,8 +31,8 @@ extension Emitter {
             let at = offset
             loopNest(s) { idx in
                 var multi = idx.multi
-                multi[axis] = LLVMBuildAdd(b, multi[axis], constI64(at), "")!
-                store(element(o, idx), out, Index(multi: multi, shape: t.shape, emitter: self).linear, t.dtype)
+                multi[axis] = r.int(.add, multi[axis], c64(at))
+                store(element(o, idx), out, Index(multi: multi, shape: t.shape, writer: self).linear, t.dtype)
             }
             offset += s[axis]
         }

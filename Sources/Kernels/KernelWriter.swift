@@ -1,0 +1,412 @@
+import KilnIR
+import KilnPasses
+
+/// Writes the functions of an executable from IR and its KernelPlan, against a `KernelRenderer`.
+///
+/// Each primitive knows how to compute one element at an index from its operands' elements, so a
+/// kernel's loop computes its whole inline (fused) expression tree per element; values with a
+/// buffer are simply loaded. The entry has the signature
+/// `void entry(ptr inputs[], ptr outputs[], ptr arena, ptr constants[])`.
+public final class KernelWriter {
+    let r: any KernelRenderer
+    let f: Function
+    let plan: KernelPlan
+    let target: TargetDescription
+    /// Record a timestamp before each kernel and after the last (KILN_DEBUG=2), in the slots the
+    /// executable puts at `constants[plan.constants.count]`.
+    let profile: Bool
+    let inst: [Int: Instruction]
+    let types: [Int: TensorType]
+
+    /// Buffer pointers of the current function, by value.
+    var pointers: [Int: RValue] = [:]
+    /// The row range of a split kernel, consumed by its first loop nest.
+    var splitRange: (RValue, RValue)?
+    /// Values a kernel holds in a buffer of its own while it runs (a per-image product).
+    var localBuffers: [Int: RValue] = [:]
+    /// Per check evaluated by the function being written, the slot of its flag (set once an
+    /// element failed), in the order first evaluated.
+    var faultSlots: [(check: Int, slot: RSlot)] = []
+    /// Set while writing the scan that finds a failed check's first element, so checks inside
+    /// the checked expression record nothing there.
+    var diagnosing = false
+    /// Inline constants of several elements, as read-only arrays of the module.
+    var globals: [Int: RValue] = [:]
+
+    public init(renderer: any KernelRenderer, function: Function, plan: KernelPlan, target: TargetDescription, profile: Bool = false) {
+        r = renderer
+        f = function
+        self.plan = plan
+        self.target = target
+        self.profile = profile
+        inst = Dictionary(uniqueKeysWithValues: function.body.map { ($0.id, $0) })
+        types = function.typeTable()
+    }
+
+    /// The functions the entry calls: one per kernel, and one for the result copies if any.
+    public static func functionCount(_ plan: KernelPlan) -> Int {
+        plan.kernels.count + (plan.resultCopies.isEmpty ? 0 : 1)
+    }
+
+    // MARK: entry
+
+    /// The entry calls one function per kernel in order: LLVM's register allocator and scheduler
+    /// grow faster than linearly with function size, so many small functions compile much faster
+    /// than one large one (and each is a unit a worker pool can split).
+    ///
+    /// With `shards` > 1 the executable is rendered as that many modules (compiled in parallel):
+    /// this one defines the kernels whose index is `shard` modulo `shards` (exported, so the
+    /// others can link to them), and shard 0 also defines the entry, which declares the rest.
+    public func write(entryName: String, shard: Int = 0, of shards: Int = 1) {
+        let sharded = shards > 1
+        // Per plan kernel, the functions that compute it, called in order (a split reduction is
+        // its parts on the pool, then their sum).
+        var kernelFunctions: [[(RFunction, rows: Int?)]] = []
+        func kernel(_ n: Int, _ name: String, rows: Int?, _ body: () -> Void) {
+            if n >= kernelFunctions.count { kernelFunctions.append([]) }
+            let fn = RFunction(name: name, ranged: rows != nil)
+            if n % shards == shard {
+                function(fn, exported: sharded, kernel: true, body)
+            } else if shard == 0 {
+                r.declare(fn)
+            } else { return }
+            kernelFunctions[n].append((fn, rows))
+        }
+        for (n, k) in plan.kernels.enumerated() {
+            if let split = plan.splitReductions[k] {
+                kernel(n, "\(entryName)_k\(n)", rows: split.parts) { writeReductionParts(inst[k]!, split.parts, scratch: split.scratch) }
+                kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { writePartsSum(inst[k]!, split.parts, scratch: split.scratch) }
+                continue
+            }
+            if let g = plan.patchGradients[k] {
+                // Parts run on the pool only through Kiln's own product (Debian's OpenBLAS is not
+                // safe to call from several threads at once).
+                let d = inst[k]!, patchWidth = inst[g.blocks.patches]!.type!.shape[3]
+                let pooled = target.ownProduct(m: patchWidth, n: d.type!.shape[1], k: g.blocks.rows)
+                kernel(n, "\(entryName)_k\(n)", rows: pooled ? g.parts : nil) { writePatchGradientParts(d, g.blocks, parts: g.parts, scratch: g.scratch) }
+                kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { writePartsSum(d, g.parts, scratch: g.scratch) }
+                continue
+            }
+            if case .concat(let axis) = inst[k]!.op, KernelPlan.writesByOperand(inst[k]!) {
+                // A wide concat is several functions of a few operands each: LLVM's loop passes
+                // are quadratic in the loops of one function.
+                for (c, part) in concatParts(inst[k]!, axis).enumerated() {
+                    kernel(n, "\(entryName)_k\(n)_\(c)", rows: nil) { writeConcatOperands(inst[k]!, axis, part.operands, from: part.offset) }
+                }
+                continue
+            }
+            kernel(n, "\(entryName)_k\(n)", rows: splitRows(inst[k]!)) { writeKernel(inst[k]!) }
+        }
+        if !plan.resultCopies.isEmpty {
+            kernel(plan.kernels.count, "\(entryName)_results", rows: nil) {
+                for (k, v) in plan.resultCopies {
+                    let t = types[v]!
+                    let out = r.tableEntry(r.parameter(1), k)
+                    loopNest(t.shape) { idx in store(element(v, idx), out, idx.linear, t.dtype) }
+                }
+            }
+        }
+        guard shard == 0 else { return }
+        function(RFunction(name: entryName, ranged: false), exported: true) {
+            for (n, calls) in kernelFunctions.enumerated() {
+                profileTick(n)
+                for (k, rows) in calls {
+                    if let rows { r.parallelFor(k, count: rows) } else { r.call(k) }
+                }
+                if n < plan.kernels.count, mayFault(plan.kernels[n]) { returnIfFaulted() }
+            }
+            profileTick(kernelFunctions.count)
+        }
+    }
+
+    /// With profiling on, records a timestamp in slot `slot` of the executable's profile slots
+    /// (KILN_DEBUG=2).
+    func profileTick(_ slot: Int) {
+        guard profile else { return }
+        _ = r.callRuntime(.profileTick, [r.tableEntry(r.parameter(3), plan.constants.count), c64(slot)])
+    }
+
+    /// Rows of dimension 0 to split a kernel over the worker pool, when it is large enough and
+    /// its first loop nest runs over its output (matrix products split themselves).
+    func splitRows(_ i: Instruction) -> Int? {
+        let shape: [Int]
+        var work: Int
+        switch i.op {
+        case .constant: return nil
+        case .dot:
+            // Matrix products split themselves: kiln_sgemm over the pool by output tiles, OpenBLAS
+            // with its own threads. A product of blocks of patch rows splits by block, on Kiln's
+            // own kernel only (Debian's OpenBLAS is not safe to call from several threads).
+            guard let blocks = plan.patchProducts[i.id], blocks.count >= 2,
+                  target.ownProduct(m: blocks.rows, n: i.type!.shape[1], k: inst[blocks.patches]!.type!.shape[3]) else { return nil }
+            return blocks.count
+        case .varWrite:
+            // A step computed by the matrix product splits itself.
+            if plan.accumulatedProducts[i.id] != nil { return nil }
+            shape = types[i.operands[1]]!.shape; work = shape.reduce(1, *)
+        case .reduce(_, let axes):
+            let xt = types[i.operands[0]]!
+            let kept = (0..<xt.rank).filter { !axes.contains($0) }
+            if kept.isEmpty || (!axes.isEmpty && axes.max()! < kept.min()!) { return nil }
+            shape = i.type!.shape
+            work = xt.elementCount
+        default: shape = i.type!.shape; work = shape.reduce(1, *)
+        }
+        if case .unpatches(let window, _, _, _, _, _) = i.op {
+            work *= window.reduce(1, *)
+            // Per-image products run on the pool's threads only through Kiln's own kernel:
+            // Debian's OpenBLAS is not safe to call from several threads at once.
+            if let d = plan.productsPerImage[i.id], let ps = types[i.operands[0]]?.shape, let at = types[inst[d]!.operands[0]] {
+                if !target.ownProduct(m: ps[1] * ps[2], n: ps[3], k: at.shape[1]) { return nil }
+                work += ps.reduce(1, *) * at.shape[1]
+            }
+        }
+        guard work >= target.parallelThreshold, let rows = shape.first, rows >= 2 else { return nil }
+        return rows
+    }
+
+    /// Renders `fn` with `body` written into it, then its fault records.
+    func function(_ fn: RFunction, exported: Bool, kernel: Bool = false, _ body: () -> Void) {
+        r.beginFunction(fn, exported: exported, kernel: kernel)
+        pointers = [:]
+        faultSlots = []
+        splitRange = fn.ranged ? (r.parameter(4), r.parameter(5)) : nil
+        body()
+        splitRange = nil
+        recordFaults()
+        r.endFunction()
+    }
+
+    /// The buffer of value `id` per the plan, nil for values computed inline.
+    func base(_ id: Int) -> RValue? {
+        if let p = pointers[id] { return p }
+        guard let s = plan.storage[id] else { return nil }
+        let p: RValue
+        switch s {
+        case .param(let i), .variable(param: let i): p = r.buffer(.input(i))
+        case .constant(let k): p = r.buffer(.constant(k))
+        case .result(let k): p = r.buffer(.output(k))
+        case .arena(let off): p = r.buffer(.arena(offset: off, name: "arena\(off)"))
+        case .inline: return nil
+        }
+        pointers[id] = p
+        return p
+    }
+
+    /// Scratch bytes of a kernel at `offset` in the arena, a buffer of its own for alias analysis.
+    func scratch(_ offset: Int, _ name: String) -> RValue { r.buffer(.arena(offset: offset, name: name)) }
+
+    // MARK: kernels
+
+    func writeKernel(_ i: Instruction) {
+        switch i.op {
+        case .varWrite:
+            let t = types[i.operands[1]]!
+            let target = base(i.operands[0])!
+            if let (dot, scale) = plan.accumulatedProducts[i.id] {
+                writeAccumulatedProduct(inst[dot]!, into: target, scale: scale)
+                return
+            }
+            loopNest(t.shape) { idx in store(element(i.operands[1], idx), target, idx.linear, t.dtype) }
+        case .dot(let ta, let tb):
+            writeDot(i, ta, tb)
+        case .reduce(let red, let axes):
+            writeReduce(i, red, axes)
+        case .argReduce(let a, let axis, _):
+            writeArgReduce(i, a, axis)
+        case .reduceWindow(let red, let window, let strides, let lo, _):
+            writeReduceWindow(i, red, window, strides, lo)
+        case .unpatches(let window, let strides, let dilations, let lo, _, _):
+            writeUnpatches(i, window, strides, dilations, lo)
+        case .patches(let window, let strides, let dilations, let lo, _):
+            writePatchesKernel(i, window, strides, dilations, lo)
+        default:
+            let t = i.type!
+            let out = base(i.id)!
+            loopNest(t.shape) { idx in store(compute(i.id, idx), out, idx.linear, t.dtype) }
+        }
+    }
+
+    // MARK: elements
+
+    /// The operand position of a reshape's element. Leading and trailing dimensions the two shapes
+    /// share map one to one; only the differing middle goes through a linear index, so common
+    /// reshapes (adding unit dimensions, splitting the last one) need little or no division.
+    func reshapeIndex(_ idx: Index, to shape: [Int]) -> Index {
+        let out = idx.shape
+        var p = 0
+        while p < min(out.count, shape.count) && out[p] == shape[p] { p += 1 }
+        var q = 0
+        while q < min(out.count, shape.count) - p && out[out.count - 1 - q] == shape[shape.count - 1 - q] { q += 1 }
+        if p == 0 && q == 0 { return Index(linear: idx.linear, shape: shape, writer: self) }
+        let m = idx.multi
+        let midOut = Array(out[p..<(out.count - q)]), midIn = Array(shape[p..<(shape.count - q)])
+        var linear = c64(0)
+        for (k, d) in midOut.enumerated() { linear = r.int(.add, r.int(.mul, linear, c64(d)), m[p + k]) }
+        let mid = midIn.isEmpty ? [] : Index(linear: linear, shape: midIn, writer: self).multi
+        return Index(multi: Array(m.prefix(p)) + mid + Array(m.suffix(q)), shape: shape, writer: self)
+    }
+
+    /// A buffer holding `v`'s elements, if it has one.
+    func bufferPointer(_ v: Int) -> RValue? {
+        var v = v
+        // A loop through views: a chain of reshapes may be as long as the graph.
+        while true {
+            if let p = localBuffers[v] { return p }
+            if let p = base(v) { return p }
+            guard let i = inst[v] else { return nil }
+            if i.op == .varRead, plan.storage[v] == .inline { return base(i.operands[0]) }
+            if plan.views.contains(v) { v = i.operands[0]; continue }
+            if case .constant(let t) = i.op, t.elementCount > 1 { return globalConstant(v, t) }
+            return nil
+        }
+    }
+
+    func globalConstant(_ v: Int, _ t: Tensor) -> RValue {
+        if let g = globals[v] { return g }
+        let elems = (0..<t.elementCount).map { memoryConstant(t.element(at: $0), t.dtype) }
+        let g = r.constantArray(elems, .memory(t.dtype), name: "c\(v)")
+        globals[v] = g
+        return g
+    }
+
+    /// Element (lead..., major * minorExtent + minor) of `v`, whose last dimension is a multiple of
+    /// `minorExtent`. Where `v` is computed inline by a reshape that merged (major, minor) into that
+    /// dimension, the reshape's operand is read at (lead..., major, minor) directly: LLVM cannot
+    /// see that splitting the merged index again gives back `minor`, and the division would turn
+    /// contiguous loads into gathers.
+    func element(_ v: Int, lead: [RValue], major: RValue, minor: RValue, minorExtent: Int) -> RValue {
+        let shape = types[v]!.shape
+        if bufferPointer(v) == nil, let i = inst[v], case .reshape = i.op {
+            let xs = types[i.operands[0]]!.shape
+            if xs.count == shape.count + 1, xs.last == minorExtent, Array(xs.prefix(shape.count - 1)) == Array(shape.dropLast()) {
+                return element(i.operands[0], Index(multi: lead + [major, minor], shape: xs, writer: self))
+            }
+        }
+        let k = r.int(.add, r.int(.mul, major, c64(minorExtent)), minor)
+        return element(v, Index(multi: lead + [k], shape: shape, writer: self))
+    }
+
+    /// Element `idx` of value `v`: a load if it has a buffer, else computed in place.
+    func element(_ v: Int, _ idx: Index) -> RValue {
+        if let p = bufferPointer(v) { return load(p, idx.linear, types[v]!.dtype) }
+        return compute(v, idx)
+    }
+
+    /// Computes element `idx` of instruction `v` from its operands' elements.
+    func compute(_ v: Int, _ idx: Index) -> RValue {
+        let i = inst[v]!
+        let d = i.type!.dtype
+        switch i.op {
+        case .constant(let t):
+            if t.elementCount == 1 { return registerConstant(t.element(at: 0), t.dtype) }
+            return load(globalConstant(v, t), idx.linear, d)
+        case .unary(let u):
+            return unary(u, element(i.operands[0], idx), d)
+        case .binary(let op):
+            return binary(op, element(i.operands[0], idx), element(i.operands[1], idx), d)
+        case .compare(let c):
+            let od = types[i.operands[0]]!.dtype
+            return compare(c, element(i.operands[0], idx), element(i.operands[1], idx), od)
+        case .select:
+            return r.select(element(i.operands[0], idx), element(i.operands[1], idx), element(i.operands[2], idx))
+        case .cast(let to):
+            let from = types[i.operands[0]]!.dtype
+            return cast(element(i.operands[0], idx), from, to)
+        case .broadcast(_, let dims):
+            let xs = types[i.operands[0]]!.shape
+            let multi = dims.enumerated().map { k, dim in xs[k] == 1 ? c64(0) : idx.multi[dim] }
+            return element(i.operands[0], Index(multi: multi, shape: xs, writer: self))
+        case .reshape:
+            return element(i.operands[0], reshapeIndex(idx, to: types[i.operands[0]]!.shape))
+        case .transpose(let perm):
+            var multi = [RValue](repeating: c64(0), count: perm.count)
+            for (k, p) in perm.enumerated() { multi[p] = idx.multi[k] }
+            return element(i.operands[0], Index(multi: multi, shape: types[i.operands[0]]!.shape, writer: self))
+        case .varRead:
+            return load(base(i.operands[0])!, idx.linear, d)
+        case .iota(_, _, let axis):
+            return cast(idx.multi[axis], .int64, d)
+        case .slice(let start, let strides, _):
+            let xs = types[i.operands[0]]!.shape
+            let multi = (0..<xs.count).map { k in r.int(.add, c64(start[k]), r.int(.mul, idx.multi[k], c64(strides[k]))) }
+            return element(i.operands[0], Index(multi: multi, shape: xs, writer: self))
+        case .pad(let low, _, let mode):
+            return pad(i, idx, low, mode)
+        case .concat(let axis):
+            return concat(i, idx, axis)
+        case .gather(let axis, let batchDims):
+            return gather(i, idx, axis, batchDims)
+        case .patches(let window, let strides, let dilations, let lo, _):
+            return patch(i, idx, window, strides, dilations, lo)
+        case .random(let kind, _, _, let seed):
+            return random(i, idx, kind, seed)
+        case .check(let c):
+            let x = element(i.operands[0], idx)
+            if !diagnosing { foldCheck(i, c, x, idx) }
+            return x
+        case .reduce, .dot, .varWrite, .argReduce, .reduceWindow, .unpatches:
+            preconditionFailure("\(i.op.mnemonic) is always materialised by the plan")
+        }
+    }
+
+    // MARK: scalars
+
+    func c64(_ v: Int) -> RValue { r.constant(int: Int64(v), .i64) }
+    func c32(_ v: Int) -> RValue { r.constant(int: Int64(v), .i32) }
+    var trueValue: RValue { r.constant(int: 1, .i1) }
+
+    /// Element `index` of a buffer of dtype `d`; booleans are one byte in memory, i1 in registers.
+    func load(_ p: RValue, _ index: RValue, _ d: DType) -> RValue {
+        let v = r.load(p, index, .memory(d))
+        return d == .bool ? r.icmp(.ne, v, r.constant(int: 0, .i8)) : v
+    }
+
+    func store(_ v: RValue, _ p: RValue, _ index: RValue, _ d: DType) {
+        r.store(d == .bool ? r.convert(.zext, v, to: .i8) : v, p, index)
+    }
+
+    func registerConstant(_ v: ScalarValue, _ d: DType) -> RValue {
+        switch d {
+        case .float32, .float64: return r.constant(float: v.asDouble, .register(d))
+        case .bool: return r.constant(int: v.asDouble != 0 ? 1 : 0, .i1)
+        default:
+            if case .i(let x) = v { return r.constant(int: x, .register(d)) }
+            return r.constant(int: Int64(v.asDouble), .register(d))
+        }
+    }
+
+    func memoryConstant(_ v: ScalarValue, _ d: DType) -> RValue {
+        d == .bool ? r.constant(int: v.asDouble != 0 ? 1 : 0, .i8) : registerConstant(v, d)
+    }
+
+    func constValue(_ x: Double, _ d: DType) -> RValue {
+        registerConstant(d.isFloatingPoint ? .f(x) : d == .bool ? .b(x != 0) : .i(Int64(x)), d)
+    }
+
+    func reduceIdentity(_ op: ReduceOp, _ d: DType) -> RValue {
+        switch op {
+        case .sum: return constValue(0, d)
+        case .prod: return constValue(1, d)
+        case .max:
+            switch d {
+            case .float32, .float64: return constValue(-.infinity, d)
+            case .int32: return registerConstant(.i(Int64(Int32.min)), d)
+            case .int64: return registerConstant(.i(Int64.min), d)
+            default: return constValue(0, d)
+            }
+        case .min:
+            switch d {
+            case .float32, .float64: return constValue(.infinity, d)
+            case .int32: return registerConstant(.i(Int64(Int32.max)), d)
+            case .int64: return registerConstant(.i(Int64.max), d)
+            case .uint8: return registerConstant(.i(255), d)
+            default: return constValue(1, d)
+            }
+        }
+    }
+
+    /// A float32 or float64 register value as a Double, and back.
+    func widen(_ v: RValue, _ d: DType) -> RValue { d == .float32 ? r.convert(.fpext, v, to: .f64) : v }
+    func narrow(_ v: RValue, _ d: DType) -> RValue { d == .float32 ? r.convert(.fptrunc, v, to: .f32) : v }
+}

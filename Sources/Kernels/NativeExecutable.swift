@@ -1,0 +1,88 @@
+import CKilnRT
+import KilnIR
+import KilnPasses
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Native code for one function, loaded into this process, plus everything it needs to run: its
+/// arena, constant table and profile slots. Every native backend (LLVM's JIT, C compiled and
+/// dlopen'ed) hands over its entry function and a closure that unloads the code.
+/// Runs are serialised per executable because they share the arena.
+public final class NativeExecutable: Executable, @unchecked Sendable {
+    /// `void entry(void **inputs, void **outputs, char *arena, void **constants)`.
+    public typealias Entry = @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                                             UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Void
+    public let backendName: String
+    public let function: Function
+    public let plan: KernelPlan
+    public let stats: CompileStats
+    public let resultTypes: [TensorType]
+    private let entry: Entry
+    private let release: () -> Void
+    private let arena: TensorBuffer
+    /// The plan's constants, then the profile slots (KernelWriter reads them from entry
+    /// `plan.constants.count`), so compiled code holds no address of its own.
+    private let constantTable: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    private var lock = pthread_mutex_t()
+    private let profileSlots: UnsafeMutablePointer<UInt64>?
+    public private(set) var kernelNanoseconds: [UInt64] = []
+    public private(set) var profiledRuns = 0
+
+    /// Takes ownership of loaded code: `release` unloads it when the executable goes (or when
+    /// this initialiser throws). `profile` says whether the code records kernel times.
+    public init(entry: Entry, function: Function, plan: KernelPlan, stats: CompileStats, backendName: String, profile: Bool,
+                release: @escaping () -> Void) throws {
+        NativeRuntime.start()
+        do { arena = try TensorBuffer(byteCount: plan.arenaBytes) } catch {
+            release()
+            throw error
+        }
+        self.entry = entry
+        self.release = release
+        self.function = function
+        self.plan = plan
+        self.stats = stats
+        self.backendName = backendName
+        let types = function.typeTable()
+        resultTypes = function.results.map { types[$0]! }
+        profileSlots = profile ? .allocate(capacity: plan.kernels.count + 2) : nil
+        constantTable = .allocate(capacity: plan.constants.count + 1)
+        for (k, c) in plan.constants.enumerated() { constantTable[k] = c.buffer.pointer }
+        constantTable[plan.constants.count] = profileSlots.map { UnsafeMutableRawPointer($0) }
+        pthread_mutex_init(&lock, nil)
+    }
+
+    deinit {
+        release()
+        constantTable.deallocate()
+        profileSlots?.deallocate()
+        pthread_mutex_destroy(&lock)
+    }
+
+    public var arenaBytes: Int { plan.arenaBytes }
+
+    /// Calls the entry. Throws the error of the first check that failed (an index out of range,
+    /// an integer division by zero); the run then stopped after the kernel that found it, so
+    /// later kernels (and variable writes) did not run and the outputs are undefined.
+    public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) throws {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        let record = plan.faultRecord.map { (arena.pointer + $0).assumingMemoryBound(to: kiln_fault.self) }
+        record?.pointee = kiln_fault(site: 0, position: 0, value: 0, lock: 0)
+        entry(inputs, outputs, arena.pointer, constantTable)
+        if let r = record?.pointee, r.site != 0 {
+            let check = plan.checks[Int(r.site) - 1]
+            guard let i = function.body.first(where: { $0.id == check }), case .check(let c) = i.op, let t = i.type else {
+                throw KilnError.internalError("fault record names check \(r.site), which \(function.name) does not have")
+            }
+            throw c.error(position: Int(r.position), value: r.value, shape: t.shape)
+        }
+        if let slots = profileSlots {
+            let n = KernelWriter.functionCount(plan)
+            if kernelNanoseconds.isEmpty { kernelNanoseconds = Array(repeating: 0, count: n) }
+            for k in 0..<n { kernelNanoseconds[k] += slots[k + 1] &- slots[k] }
+            profiledRuns += 1
+        }
+    }
+}

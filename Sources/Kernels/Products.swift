@@ -1,0 +1,170 @@
+import KilnIR
+import KilnPasses
+
+/// Matrix products: plain and batched products, a gradient step accumulated into its variable,
+/// products per image (a convolution's input gradient) and per block of patch rows (a
+/// convolution and its weight gradient), each a call to Kiln's own kernel or to OpenBLAS.
+extension KernelWriter {
+    func writeDot(_ i: Instruction, _ ta: Bool, _ tb: Bool) {
+        if let blocks = plan.patchProducts[i.id] { return writePatchProduct(i, blocks) }
+        let at = types[i.operands[0]]!, bt = types[i.operands[1]]!, t = i.type!
+        let rank = at.rank
+        let (m, n) = (t.shape[rank - 2], t.shape[rank - 1])
+        let k = ta ? at.shape[rank - 2] : at.shape[rank - 1]
+        let batch = t.shape.dropLast(2).reduce(1, *)
+        guard t.dtype == .float32 || t.dtype == .float64,
+              let aPtr = bufferPointer(i.operands[0]), let bPtr = bufferPointer(i.operands[1]) else {
+            // Integer matrices (and anything without a buffer) take a plain loop nest.
+            loopNest(t.shape) { idx in
+                let acc = r.slot(.register(t.dtype), initial: nil)
+                r.store(constValue(0, t.dtype), acc)
+                r.loop(count: k, hints: LoopHints()) { p in
+                    let batchIdx = Array(idx.multi.dropLast(2))
+                    let (ii, jj) = (idx.multi[rank - 2], idx.multi[rank - 1])
+                    let av = element(i.operands[0], Index(multi: batchIdx + (ta ? [p, ii] : [ii, p]), shape: at.shape, writer: self))
+                    let bv = element(i.operands[1], Index(multi: batchIdx + (tb ? [jj, p] : [p, jj]), shape: bt.shape, writer: self))
+                    let s = r.load(acc)
+                    r.store(binary(.add, s, binary(.mul, av, bv, t.dtype), t.dtype), acc)
+                }
+                store(r.load(acc), base(i.id)!, idx.linear, t.dtype)
+            }
+            return
+        }
+        if m == 0 || n == 0 { return }
+        let cPtr = base(i.id)!
+        let elem = t.dtype.byteSize
+        let call = { (bi: RValue) in
+            self.productCall(t.dtype, ta, tb, m, n, k, alpha: nil, accumulate: false,
+                             a: self.advanced(aPtr, bi, stride: at.shape.suffix(2).reduce(1, *) * elem), lda: at.shape[rank - 1],
+                             b: self.advanced(bPtr, bi, stride: bt.shape.suffix(2).reduce(1, *) * elem), ldb: bt.shape[rank - 1],
+                             c: self.advanced(cPtr, bi, stride: m * n * elem), ldc: n)
+        }
+        if batch == 1 { call(c64(0)) } else { r.loop(count: batch, hints: LoopHints(), call) }
+    }
+
+    /// `v -= s * dot(a, b)` in the product: C (the variable) += (-s) * op(A) op(B).
+    func writeAccumulatedProduct(_ d: Instruction, into target: RValue, scale: Int) {
+        guard case .dot(let ta, let tb) = d.op else { return }
+        let at = types[d.operands[0]]!, bt = types[d.operands[1]]!, t = d.type!
+        let alpha = r.fneg(element(scale, Index(multi: [], shape: [], writer: self)))
+        productCall(t.dtype, ta, tb, t.shape[0], t.shape[1], ta ? at.shape[0] : at.shape[1], alpha: alpha, accumulate: true,
+                    a: bufferPointer(d.operands[0])!, lda: at.shape[1], b: bufferPointer(d.operands[1])!, ldb: bt.shape[1],
+                    c: target, ldc: t.shape[1])
+    }
+
+    /// One call computing C = alpha * op(A) op(B) (+ C when `accumulate`; alpha nil means 1):
+    /// Kiln's kernel for float32 products in its range (TargetDescription.ownProduct), OpenBLAS
+    /// otherwise. `lda`, `ldb` and `ldc` are row strides as stored.
+    /// `dynamicM`/`dynamicK` replace m or k by a run-time count of at most m or k (the last, short
+    /// block of a blocked product); the library is still chosen by the static sizes.
+    func productCall(_ dtype: DType, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, alpha: RValue?, accumulate: Bool,
+                     a: RValue, lda: Int, b: RValue, ldb: Int, c: RValue, ldc: Int,
+                     dynamicM: RValue? = nil, dynamicK: RValue? = nil) {
+        let mArg = dynamicM ?? c64(m), kArg = dynamicK ?? c64(k)
+        let isF32 = dtype == .float32
+        let scalar: ScalarType = isF32 ? .f32 : .f64
+        let alpha = alpha ?? r.constant(float: 1, scalar)
+        if isF32 && target.ownProduct(m: m, n: n, k: k) {
+            _ = r.callRuntime(.sgemm, [c32(ta ? 1 : 0), c32(tb ? 1 : 0), mArg, c64(n), kArg, alpha,
+                                       a, c64(lda), b, c64(ldb), c, c64(ldc), c32(accumulate ? 1 : 0)])
+        } else {
+            _ = r.callRuntime(isF32 ? .blasSgemm : .blasDgemm, [c32(ta ? 1 : 0), c32(tb ? 1 : 0), mArg, c64(n), kArg, alpha,
+                                                                a, c64(lda), b, c64(ldb), r.constant(float: accumulate ? 1 : 0, scalar), c, c64(ldc)])
+        }
+    }
+
+    /// `p` advanced by `i * stride` bytes.
+    func advanced(_ p: RValue, _ i: RValue, stride: Int) -> RValue {
+        r.offset(p, bytes: r.int(.mul, i, c64(stride)))
+    }
+
+    /// The patches of positions [first, first + rows) of [N*OH*OW] into `out`, one patch a row.
+    func gatherPatchRows(_ i: Instruction, first: RValue, rows: RValue, into out: RValue) {
+        guard case .patches(let window, let strides, let dil, let lo, _) = i.op else { preconditionFailure("patch rows of \(i.op.mnemonic)") }
+        let t = i.type!
+        r.loop(from: c64(0), to: rows, hints: LoopHints()) { row in
+            let position = r.int(.add, first, row)
+            let m = Index(linear: position, shape: Array(t.shape.prefix(3)), writer: self).multi
+            storePatch(i, window, strides, dil, lo, n: m[0], oh: m[1], ow: m[2], into: out, at: r.int(.mul, row, c64(t.shape[3])))
+        }
+    }
+
+    /// A stack buffer for one block of patch rows, and where block `k` starts and how many rows
+    /// it has (the last block may be short).
+    func patchBlockBuffer(_ blocks: KernelPlan.PatchBlocks) -> (buffer: RValue, bounds: (RValue) -> (RValue, RValue)) {
+        let pt = inst[blocks.patches]!.type!
+        let total = pt.shape[0] * pt.shape[1] * pt.shape[2], rows = blocks.rows
+        let buffer = r.stackArray(.f32, count: rows * pt.shape[3], name: "patch rows of %\(blocks.patches)")
+        return (buffer, { [self] k in
+            let first = r.int(.mul, k, c64(rows))
+            let left = r.int(.sub, c64(total), first)
+            let short = r.icmp(.slt, left, c64(rows))
+            return (first, r.select(short, left, c64(rows)))
+        })
+    }
+
+    /// A convolution computed from blocks of patch rows (KernelPlan.patchProducts): for each
+    /// block, its patches into a stack buffer, then its rows of the product straight into the output.
+    func writePatchProduct(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks) {
+        guard case .dot(_, let tb) = d.op else { preconditionFailure("patch product of \(d.op.mnemonic)") }
+        let patches = inst[blocks.patches]!
+        let bt = types[d.operands[1]]!, t = d.type!, k = patches.type!.shape[3], n = t.shape[1]
+        let (buffer, bounds) = patchBlockBuffer(blocks)
+        let bPtr = bufferPointer(d.operands[1])!, out = base(d.id)!
+        loopNest([blocks.count]) { block in
+            let (first, rows) = bounds(block.multi[0])
+            gatherPatchRows(patches, first: first, rows: rows, into: buffer)
+            productCall(.float32, false, tb, blocks.rows, n, k, alpha: nil, accumulate: false,
+                        a: buffer, lda: k, b: bPtr, ldb: bt.shape[1], c: advanced(out, first, stride: n * 4), ldc: n, dynamicM: rows)
+        }
+    }
+
+    /// Parts [begin, end) (all parts when not split) of a weight gradient `dot(patches, dy,
+    /// transpose_a)` computed from blocks of patch rows (KernelPlan.patchGradients): part q
+    /// gathers each of its blocks' patches into a stack buffer and adds patches' x dy for those
+    /// rows into slot q of the scratch.
+    func writePatchGradientParts(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks, parts: Int, scratch offset: Int) {
+        let patches = inst[blocks.patches]!
+        let t = d.type!, k = patches.type!.shape[3], n = t.shape[1]
+        let (buffer, bounds) = patchBlockBuffer(blocks)
+        let partials = scratch(offset, "scratch\(d.id)"), dy = bufferPointer(d.operands[1])!
+        let (begin, end) = splitRange ?? (c64(0), c64(parts))
+        splitRange = nil
+        r.loop(from: begin, to: end, hints: LoopHints()) { part in
+            let slot = r.int(.mul, part, c64(k * n))
+            r.loop(count: k * n, hints: LoopHints()) { e in store(constValue(0, .float32), partials, r.int(.add, slot, e), .float32) }
+            let (firstBlock, endBlock) = partRange(part, of: blocks.count, parts: parts)
+            r.loop(from: firstBlock, to: endBlock, hints: LoopHints()) { block in
+                let (first, rows) = bounds(block)
+                gatherPatchRows(patches, first: first, rows: rows, into: buffer)
+                productCall(.float32, true, false, k, n, blocks.rows, alpha: nil, accumulate: true,
+                            a: buffer, lda: k, b: advanced(dy, first, stride: n * 4), ldb: n,
+                            c: advanced(partials, part, stride: k * n * 4), ldc: n, dynamicK: rows)
+            }
+        }
+    }
+
+    /// Unpatches of a product computed per image (KernelPlan.productsPerImage): for each image,
+    /// its rows of the product into a stack buffer, then `body` for each of the image's elements
+    /// (multi-index and linear index), reading the product from that buffer.
+    func writePerImageProduct(_ u: Instruction, _ d: Instruction, _ body: ([RValue], RValue) -> Void) {
+        guard case .dot(_, let tb) = d.op else { preconditionFailure("per-image product of \(d.op.mnemonic)") }
+        let t = u.type!, ps = types[u.operands[0]]!.shape
+        let at = types[d.operands[0]]!, bt = types[d.operands[1]]!
+        let rows = ps[1] * ps[2], cols = ps[3], k = at.shape[1]
+        let imageElements = t.shape.dropFirst().reduce(1, *)
+        let local = r.stackArray(.f32, count: rows * cols, name: "image rows of %\(d.id)")
+        let aPtr = bufferPointer(d.operands[0])!, bPtr = bufferPointer(d.operands[1])!
+        loopNest([t.shape[0]]) { image in
+            let n = image.multi[0]
+            productCall(.float32, false, tb, rows, cols, k, alpha: nil, accumulate: false,
+                        a: advanced(aPtr, n, stride: rows * k * 4), lda: k, b: bPtr, ldb: bt.shape[1], c: local, ldc: cols)
+            // Indexed like the whole product: the buffer sits where this image's rows would.
+            localBuffers[d.id] = advanced(local, n, stride: -rows * cols * 4)
+            loopNest(Array(t.shape.dropFirst())) { idx in
+                body([n] + idx.multi, r.int(.add, r.int(.mul, n, c64(imageElements)), idx.linear))
+            }
+            localBuffers[d.id] = nil
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import KilnIR
+import KilnPasses
+
+/// Reductions: over trailing or inner axes (a loop per output), over leading axes (rows streamed
+/// into the output), blocked floating-point sums, and reductions split into parts on the pool.
+extension KernelWriter {
+    /// Elements of the innermost reduced axis a floating-point sum adds in one vectorised run.
+    static let reductionBlock = 4096
+
+    func writeReduce(_ i: Instruction, _ red: ReduceOp, _ axes: [Int]) {
+        let x = i.operands[0], xt = types[x]!, t = i.type!
+        let kept = (0..<xt.rank).filter { !axes.contains($0) }
+        let op = red.combiner
+        if !kept.isEmpty && !axes.isEmpty && axes.max()! < kept.min()! {
+            // Leading axes reduced (batch statistics, bias gradients): stream the input row by
+            // row into the output, so reads are contiguous and the inner loop vectorises.
+            let out = base(i.id)!
+            let reduced = axes.map { xt.shape[$0] }, rows = reduced.reduce(1, *)
+            if let offset = plan.blockedReductions[i.id] {
+                let wide = scratch(offset, "wide\(i.id)")
+                writeBlockedRows(x, reduced: reduced, t, from: c64(0), to: c64(rows), block: (out, nil), wide: (wide, nil))
+                loopNest(t.shape) { o in store(narrow(load(wide, o.linear, .float64), t.dtype), out, o.linear, t.dtype) }
+                return
+            }
+            loopNest(t.shape) { o in store(reduceIdentity(red, t.dtype), out, o.linear, t.dtype) }
+            loopNest(reduced) { rIdx in
+                loopNest(t.shape) { o in
+                    let v = element(x, Index(multi: rIdx.multi + o.multi, shape: xt.shape, writer: self))
+                    store(binary(op, load(out, o.linear, t.dtype), v, t.dtype), out, o.linear, t.dtype)
+                }
+            }
+            return
+        }
+        let reduced = axes.map { xt.shape[$0] }
+        let live = reduced.indices.filter { reduced[$0] > 1 }
+        if red == .sum, t.dtype.isFloatingPoint, !reduced.contains(0), let innerPos = live.last,
+           reduced.reduce(1, *) > reduced[innerPos] || reduced[innerPos] > Self.reductionBlock {
+            writeBlockedSum(i, axes: axes, kept: kept, innerPos: innerPos)
+            return
+        }
+        let acc = r.slot(.register(t.dtype), initial: nil)
+        loopNest(t.shape) { outIdx in
+            r.store(reduceIdentity(red, t.dtype), acc)
+            loopNest(reduced, reassociate: true) { rIdx in
+                var multi = [RValue](repeating: c64(0), count: xt.rank)
+                for (k, a) in kept.enumerated() { multi[a] = outIdx.multi[k] }
+                for (k, a) in axes.enumerated() { multi[a] = rIdx.multi[k] }
+                let v = element(x, Index(multi: multi, shape: xt.shape, writer: self))
+                let a = r.load(acc)
+                r.store(binary(op, a, v, t.dtype), acc)
+            }
+            store(r.load(acc), base(i.id)!, outIdx.linear, t.dtype)
+        }
+    }
+
+    /// A floating-point sum over trailing or inner axes, more than one run of the innermost reduced
+    /// axis per output: each run of at most `reductionBlock` elements is summed by the vectorised
+    /// loop (vector accumulators, a few dozen elements each) and added into a Double per output,
+    /// so the error no longer grows with the element count. Each element is still read once.
+    func writeBlockedSum(_ i: Instruction, axes: [Int], kept: [Int], innerPos: Int) {
+        let x = i.operands[0], xt = types[x]!, t = i.type!
+        let reduced = axes.map { xt.shape[$0] }, inner = reduced[innerPos]
+        let acc = r.slot(.register(t.dtype), initial: nil), wide = r.slot(.f64, initial: nil)
+        loopNest(t.shape) { outIdx in
+            r.store(r.constant(float: 0, .f64), wide)
+            var multi = [RValue](repeating: c64(0), count: xt.rank)
+            for (k, a) in kept.enumerated() { multi[a] = outIdx.multi[k] }
+            func run(_ lo: RValue, _ hi: RValue?) {
+                r.store(reduceIdentity(.sum, t.dtype), acc)
+                let body = { (j: RValue) in
+                    multi[axes[innerPos]] = j
+                    let v = self.element(x, Index(multi: multi, shape: xt.shape, writer: self))
+                    let a = self.r.load(acc)
+                    self.r.store(self.binary(.add, a, v, t.dtype), acc)
+                }
+                if let hi { r.loop(from: lo, to: hi, hints: LoopHints(vectorize: true), body) } else {
+                    r.loop(count: inner, hints: LoopHints(vectorize: true), body)
+                }
+                let w = r.load(wide)
+                r.store(r.float(.add, w, widen(r.load(acc), t.dtype)), wide)
+            }
+            // The reduced axes before the innermost one with extent > 1, as rolled loops.
+            func outer(_ k: Int) {
+                if k == innerPos {
+                    if inner <= Self.reductionBlock { return run(c64(0), nil) }
+                    let blocks = (inner + Self.reductionBlock - 1) / Self.reductionBlock
+                    r.loop(count: blocks, hints: LoopHints(keepRolled: true)) { kb in
+                        let lo = r.int(.mul, kb, c64(Self.reductionBlock))
+                        let next = r.int(.add, lo, c64(Self.reductionBlock))
+                        run(lo, r.select(r.icmp(.slt, next, c64(inner)), next, c64(inner)))
+                    }
+                    return
+                }
+                if reduced[k] == 1 { return outer(k + 1) }
+                r.loop(count: reduced[k], hints: LoopHints(keepRolled: true)) { iv in
+                    multi[axes[k]] = iv
+                    outer(k + 1)
+                }
+            }
+            outer(0)
+            store(narrow(r.load(wide), t.dtype), base(i.id)!, outIdx.linear, t.dtype)
+        }
+    }
+
+    /// Rows [begin, end) of a floating-point sum over leading axes, in blocks of
+    /// `KernelPlan.reductionBlockRows`: each block is streamed row by row into `block` (element
+    /// type, contiguous reads, vectorised over the output), then added into the Doubles of `wide`
+    /// and cleared. Buffers are (base, slot offset in elements).
+    func writeBlockedRows(_ x: Int, reduced: [Int], _ t: TensorType, from begin: RValue, to end: RValue,
+                          block: (RValue, RValue?), wide: (RValue, RValue?)) {
+        let xt = types[x]!, rowsPerBlock = KernelPlan.reductionBlockRows
+        func at(_ slot: RValue?, _ o: Index) -> RValue { slot.map { r.int(.add, $0, o.linear) } ?? o.linear }
+        loopNest(t.shape) { o in
+            store(constValue(0, t.dtype), block.0, at(block.1, o), t.dtype)
+            store(r.constant(float: 0, .f64), wide.0, at(wide.1, o), .float64)
+        }
+        let count = r.int(.sub, end, begin)
+        let blocks = r.int(.udiv, r.int(.add, count, c64(rowsPerBlock - 1)), c64(rowsPerBlock))
+        r.loop(from: c64(0), to: blocks, hints: LoopHints()) { kb in
+            let lo = r.int(.add, begin, r.int(.mul, kb, c64(rowsPerBlock)))
+            let next = r.int(.add, lo, c64(rowsPerBlock))
+            let hi = r.select(r.icmp(.slt, next, end), next, end)
+            r.loop(from: lo, to: hi, hints: LoopHints()) { row in
+                let rIdx = Index(linear: row, shape: reduced, writer: self).multi
+                loopNest(t.shape) { o in
+                    let v = element(x, Index(multi: rIdx + o.multi, shape: xt.shape, writer: self))
+                    store(binary(.add, load(block.0, at(block.1, o), t.dtype), v, t.dtype), block.0, at(block.1, o), t.dtype)
+                }
+            }
+            loopNest(t.shape) { o in
+                let w = load(wide.0, at(wide.1, o), .float64)
+                store(r.float(.add, w, widen(load(block.0, at(block.1, o), t.dtype), t.dtype)), wide.0, at(wide.1, o), .float64)
+                store(constValue(0, t.dtype), block.0, at(block.1, o), t.dtype)
+            }
+        }
+    }
+
+    /// Parts [begin, end) of a split reduction over leading axes: part q reduces its share of the
+    /// rows into slot q of the scratch, streaming each row so reads are contiguous.
+    func writeReductionParts(_ i: Instruction, _ parts: Int, scratch offset: Int) {
+        guard case .reduce(let red, let axes) = i.op else { return }
+        let x = i.operands[0], xt = types[x]!, t = i.type!
+        let reduced = Array(xt.shape.prefix(axes.count)), rows = reduced.reduce(1, *), k = t.elementCount
+        let op = red.combiner
+        let partials = scratch(offset, "scratch\(i.id)")
+        let (begin, end) = splitRange!
+        splitRange = nil
+        let sumsInBlocks = KernelPlan.isLeadingFloatSum(i, types: types)
+        r.loop(from: begin, to: end, hints: LoopHints()) { part in
+            let (r0, r1) = partRange(part, of: rows, parts: parts)
+            let slot = r.int(.mul, part, c64(k))
+            if sumsInBlocks {
+                writeBlockedRows(x, reduced: reduced, t, from: r0, to: r1, block: (partials, slot),
+                                 wide: (scratch(offset + parts * t.byteCount, "wide\(i.id)"), slot))
+                return
+            }
+            loopNest(t.shape) { o in store(reduceIdentity(red, t.dtype), partials, r.int(.add, slot, o.linear), t.dtype) }
+            r.loop(from: r0, to: r1, hints: LoopHints()) { row in
+                let rIdx = Index(linear: row, shape: reduced, writer: self).multi
+                loopNest(t.shape) { o in
+                    let at = r.int(.add, slot, o.linear)
+                    let v = element(x, Index(multi: rIdx + o.multi, shape: xt.shape, writer: self))
+                    store(binary(op, load(partials, at, t.dtype), v, t.dtype), partials, at, t.dtype)
+                }
+            }
+        }
+    }
+
+    /// The result of a kernel computed in parts (a split reduction, a per-image weight gradient):
+    /// its parts' slots combined in order.
+    func writePartsSum(_ i: Instruction, _ parts: Int, scratch offset: Int) {
+        let t = i.type!, k = t.elementCount
+        var op = BinaryOp.add
+        if case .reduce(let red, _) = i.op { op = red.combiner }
+        let partials = scratch(offset, "scratch\(i.id)"), out = base(i.id)!
+        if KernelPlan.isLeadingFloatSum(i, types: types) {
+            // The parts' Double sums, added in order and rounded once.
+            let wide = scratch(offset + parts * t.byteCount, "wide\(i.id)")
+            loopNest(t.shape) { o in
+                var acc = load(wide, o.linear, .float64)
+                for q in 1..<parts { acc = r.float(.add, acc, load(wide, r.int(.add, o.linear, c64(q * k)), .float64)) }
+                store(narrow(acc, t.dtype), out, o.linear, t.dtype)
+            }
+            return
+        }
+        loopNest(t.shape) { o in
+            var acc = load(partials, o.linear, t.dtype)
+            for q in 1..<parts { acc = binary(op, acc, load(partials, r.int(.add, o.linear, c64(q * k)), t.dtype), t.dtype) }
+            store(acc, out, o.linear, t.dtype)
+        }
+    }
+
+    /// Part `part` of `count` items split into `parts` fixed parts: its first item and the one
+    /// after its last.
+    func partRange(_ part: RValue, of count: Int, parts: Int) -> (RValue, RValue) {
+        let first = r.int(.udiv, r.int(.mul, part, c64(count)), c64(parts))
+        let end = r.int(.udiv, r.int(.mul, r.int(.add, part, c64(1)), c64(count)), c64(parts))
+        return (first, end)
+    }
+}
