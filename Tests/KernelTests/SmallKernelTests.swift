@@ -1,6 +1,7 @@
 import XCTest
 import KilnIR
 import KilnPasses
+import KilnKernels
 
 /// Small hand-written functions every backend must compute as the reference evaluator does:
 /// a product, a fused bias and relu, a variable updated in place, and the window kernels'
@@ -65,5 +66,37 @@ final class SmallKernelTests: XCTestCase {
             """), [try tensor([2, 2, 3, 4, 3])], agreement: .exact),
         ]
         BackendRunner.run("small kernels", cases, batch: 8)
+    }
+
+    /// With profiling on, every run adds each kernel's time (reached through the constant table,
+    /// so no backend bakes an address into its code), and the results are unchanged.
+    func testProfiledRunsAccumulateKernelTimes() throws {
+        let f = try KernelCase.parse("""
+        func @v(%0: f32[4096] feed "x") {
+          %1 = constant f32[] 0.5
+          %2 = broadcast %1 shape=[4096] dims=[]
+          %3 = mul %0, %2
+          %4 = tanh %3
+          %5 = reduce.sum %4 axes=[0]
+          return %4, %5
+        }
+        """, passes: .standard)
+        let x = try Tensor(shape: [4096], scalars: (0..<4096).map { Float($0 % 10) / 4 })
+        let want = try ReferenceEvaluator.run(f, parameters: [x]).results
+        BackendRunner.run("profiling", check: "profiled runs accumulate each kernel's time") { backend in
+            let exe = try backend.compile(f, options: CompileOptions(profile: true))
+            for _ in 0..<2 {
+                var p = [x]
+                let got = try exe.run(&p)
+                for (k, (g, w)) in zip(got, want).enumerated() {
+                    if let d = KernelCase.disagreement(g, w, .relative(1e-5)) { return "result \(k): \(d)" }
+                }
+            }
+            if exe.profiledRuns != 2 { return "\(exe.profiledRuns) profiled runs after 2" }
+            if exe.kernelNanoseconds.count != KernelWriter.functionCount(exe.plan) {
+                return "\(exe.kernelNanoseconds.count) kernel times for \(KernelWriter.functionCount(exe.plan)) kernel functions"
+            }
+            return exe.kernelNanoseconds.reduce(0, +) > 0 ? nil : "no kernel took any time"
+        }
     }
 }
