@@ -13,8 +13,9 @@ import KilnTestSupport
 ///
 /// Compiling is the slow part on some backends (the C backend runs the C compiler once per
 /// executable), so up to `batch` value-only cases are compiled together as one function of
-/// independent results. A batch that fails is taken apart: each of its cases runs alone, and a
-/// case that passes alone but not batched is still a failure.
+/// independent results, and such batches compile and run one per core at a time. A batch that
+/// fails is taken apart: each of its cases runs alone, and a case that passes alone but not
+/// batched is still a failure.
 enum BackendRunner {
     /// Seconds one compile-and-run (one case, or one batch) may take before it counts as hung.
     static let defaultDeadline = 120.0
@@ -28,23 +29,29 @@ enum BackendRunner {
             let start = Date()
             var problems: [Int: String] = [:]
             var hung = false
-            for unit in units(cases, batch: batch) {
+            for wave in waves(units(cases, batch: batch), cases) {
                 if hung {
-                    for k in unit { problems[k] = "not run: an earlier case on this backend never came back" }
+                    for k in wave.joined() { problems[k] = "not run: an earlier case on this backend never came back" }
                     continue
                 }
-                let outcome = withDeadline(deadline) { () -> [Int: String] in
-                    unit.count == 1 ? [unit[0]: runAlone(cases[unit[0]], on: backend, reference: { references[unit[0]] })].compactMapValues { $0 }
-                                    : runBatch(unit.map { cases[$0] }, unit, on: backend, references: references)
+                let outcomes = Outcomes(wave.count)
+                DispatchQueue.concurrentPerform(iterations: wave.count) { w in
+                    let unit = wave[w]
+                    outcomes.set(w, withDeadline(deadline) { () -> [Int: String] in
+                        unit.count == 1 ? [unit[0]: runAlone(cases[unit[0]], on: backend, reference: { references[unit[0]] })].compactMapValues { $0 }
+                                        : runBatch(unit.map { cases[$0] }, unit, on: backend, references: references)
+                    })
                 }
-                switch outcome {
-                case .none:
-                    hung = true
-                    for k in unit { problems[k] = "no result within \(Int(deadline)) s" + (unit.count > 1 ? " (compiled as one batch of \(unit.count) cases)" : "") }
-                case .some(.failure(let e)):
-                    for k in unit { problems[k] = "threw \(e)" }
-                case .some(.success(let p)):
-                    problems.merge(p) { a, _ in a }
+                for (unit, outcome) in zip(wave, outcomes.values) {
+                    switch outcome {
+                    case .none:
+                        hung = true
+                        for k in unit { problems[k] = "no result within \(Int(deadline)) s" + (unit.count > 1 ? " (compiled as one batch of \(unit.count) cases)" : "") }
+                    case .some(.failure(let e)):
+                        for k in unit { problems[k] = "threw \(e)" }
+                    case .some(.success(let p)):
+                        problems.merge(p) { a, _ in a }
+                    }
                 }
             }
             let failed = problems.count, passed = cases.count - failed
@@ -77,6 +84,23 @@ enum BackendRunner {
             BundleTally.add(backend.name, passed: problem == nil ? 1 : 0, failed: problem == nil ? 0 : 1)
             if let problem { XCTFail("backend \(backend.name), \(suite), case '\(name)': \(problem)", file: file, line: line) }
         }
+    }
+
+    /// Units run at the same time, one per core (up to 4): the C compiler is single-threaded and
+    /// compiling dominates. Only units of value-only cases share a wave; a case that counts the
+    /// pool's jobs or inspects its executable runs in a wave of its own.
+    static func waves(_ units: [[Int]], _ cases: [KernelCase]) -> [[[Int]]] {
+        let width = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+        var out: [[[Int]]] = []
+        for unit in units {
+            let shareable = unit.allSatisfy { cases[$0].batchable }
+            if shareable, let last = out.last, last.count < width, last.allSatisfy({ $0.allSatisfy { cases[$0].batchable } }) {
+                out[out.count - 1].append(unit)
+            } else {
+                out.append([unit])
+            }
+        }
+        return out
     }
 
     /// Indices of cases compiled together: runs of batchable cases with the same options, at most
@@ -147,6 +171,14 @@ enum BackendRunner {
         }
         return problems
     }
+}
+
+/// What each unit of a wave gave (nil: no result before the deadline).
+private final class Outcomes: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var values: [Result<[Int: String], any Error>?]
+    init(_ count: Int) { values = Array(repeating: nil, count: count) }
+    func set(_ k: Int, _ v: Result<[Int: String], any Error>?) { lock.withLock { values[k] = v } }
 }
 
 /// Each case's reference result, computed once for all backends (the reference evaluator is
