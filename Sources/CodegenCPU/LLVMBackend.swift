@@ -23,14 +23,14 @@ public struct LLVMBackend: Backend {
         guard cpu.triple == CPUTarget.host.triple else {
             throw KilnError(.unavailable, "the LLVM backend runs code in this process, which is \(CPUTarget.host.triple), not \(cpu.triple)")
         }
-        let plan = KernelPlan(f, fuse: options.fuse, perImageProducts: target.ownProducts)
+        let plan = KernelPlan(f, fuse: options.fuse, target: target)
         // Each value fits the limit (lowering checks), but the values live at once may not.
         if plan.arenaBytes > options.memoryLimit {
             throw KilnError.resourceExhausted("OOM when allocating the arena of '\(f.name)': \(plan.arenaBytes) bytes for the values live at once, above the memory limit of \(options.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
         }
         let jit = JIT.shared
         let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
-        let functions = KernelWriter.functionCount(plan)
+        let functions = plan.kernels.count
         let shards = max(1, min(options.shards ?? Self.shardCount(kernels: functions), max(functions, 1)))
         // Each shard has its own LLVM context, module and target machine, so shards optimise
         // and generate code on separate threads; the JIT links their objects.

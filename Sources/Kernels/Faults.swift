@@ -9,9 +9,10 @@ import KilnPasses
 /// the record into the check's error.
 extension KernelWriter {
     /// Whether kernel `k` evaluates a check (as its own value or inline).
-    func mayFault(_ k: Int) -> Bool {
+    func mayFault(_ k: KernelPlan.Kernel) -> Bool {
+        guard let v = k.value else { return false }
         func isCheck(_ v: Int) -> Bool { if case .check? = inst[v]?.op { return true } else { return false } }
-        return isCheck(k) || (plan.fused[k] ?? []).contains(where: isCheck)
+        return isCheck(v) || (plan.fused[v] ?? []).contains(where: isCheck)
     }
 
     /// Folds element `idx` of check `i` (value `x`) into the check's flag for this function.

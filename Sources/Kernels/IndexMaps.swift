@@ -90,7 +90,8 @@ extension KernelWriter {
 
     // MARK: kernels with an inner reduction
 
-    func writeArgReduce(_ i: Instruction, _ a: ArgReduceOp, _ axis: Int) {
+    func writeArgReduce(_ i: Instruction) {
+        guard case .argReduce(let a, let axis, _) = i.op else { preconditionFailure("argReduce kernel of \(i.op.mnemonic)") }
         let x = i.operands[0], xt = types[x]!, t = i.type!
         if axis < xt.rank - 1 && xt.shape[axis] <= Self.unrolledReductionExtent {
             // A short reduced axis with contiguous elements after it (pooling's window taps):
@@ -132,7 +133,8 @@ extension KernelWriter {
         }
     }
 
-    func writeReduceWindow(_ i: Instruction, _ red: ReduceOp, _ window: [Int], _ strides: [Int], _ lo: [Int]) {
+    func writeReduceWindow(_ i: Instruction) {
+        guard case .reduceWindow(let red, let window, let strides, let lo, _) = i.op else { preconditionFailure("window kernel of \(i.op.mnemonic)") }
         let x = i.operands[0], xt = types[x]!, t = i.type!
         let op = red.combiner
         // Windows are small and fixed: unroll them; without padding no bound can be crossed.
@@ -163,7 +165,8 @@ extension KernelWriter {
 
     /// Patches as a loop nest over (n, oh, ow, kh, kw, c): the destination is contiguous in c and
     /// no index needs dividing.
-    func writePatchesKernel(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {
+    func writePatchesKernel(_ i: Instruction) {
+        guard case .patches(let window, let strides, let dil, let lo, _) = i.op else { preconditionFailure("patches kernel of \(i.op.mnemonic)") }
         let t = i.type!, out = base(i.id)!
         loopNest(Array(t.shape.prefix(3))) { idx in
             let m = idx.multi
@@ -205,11 +208,13 @@ extension KernelWriter {
     }
 
     /// Each image element sums the patch entries that read it: for window offset (kh, kw) the
-    /// patch position is (h + lo - kh*d) / s when that divides evenly and lands inside.
-    func writeUnpatches(_ i: Instruction, _ window: [Int], _ strides: [Int], _ dil: [Int], _ lo: [Int]) {
+    /// patch position is (h + lo - kh*d) / s when that divides evenly and lands inside. With
+    /// `perImageProduct`, the product the patches reshape is computed image by image.
+    func writeUnpatches(_ i: Instruction, perImageProduct: Int?) {
+        guard case .unpatches(let window, let strides, let dil, let lo, _, _) = i.op else { preconditionFailure("unpatches kernel of \(i.op.mnemonic)") }
         let t = i.type!
         let element = unpatchesElement(i, window, strides, dil, lo)
-        if let d = plan.productsPerImage[i.id] {
+        if let d = perImageProduct {
             writePerImageProduct(i, inst[d]!) { o, linear in self.store(element(o), self.base(i.id)!, linear, t.dtype) }
             return
         }

@@ -43,11 +43,6 @@ public final class KernelWriter {
         types = function.typeTable()
     }
 
-    /// The functions the entry calls: one per kernel, and one for the result copies if any.
-    public static func functionCount(_ plan: KernelPlan) -> Int {
-        plan.kernels.count + (plan.resultCopies.isEmpty ? 0 : 1)
-    }
-
     // MARK: entry
 
     /// The entry calls one function per kernel in order: LLVM's register allocator and scheduler
@@ -73,36 +68,76 @@ public final class KernelWriter {
             kernelFunctions[n].append((fn, rows))
         }
         for (n, k) in plan.kernels.enumerated() {
-            if let split = plan.splitReductions[k] {
-                kernel(n, "\(entryName)_k\(n)", rows: split.parts) { writeReductionParts(inst[k]!, split.parts, scratch: split.scratch) }
-                kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { writePartsSum(inst[k]!, split.parts, scratch: split.scratch) }
-                continue
-            }
-            if let g = plan.patchGradients[k] {
-                // Parts run on the pool only through Kiln's own product (Debian's OpenBLAS is not
-                // safe to call from several threads at once).
-                let d = inst[k]!, patchWidth = inst[g.blocks.patches]!.type!.shape[3]
-                let pooled = target.ownProduct(m: patchWidth, n: d.type!.shape[1], k: g.blocks.rows)
-                kernel(n, "\(entryName)_k\(n)", rows: pooled ? g.parts : nil) { writePatchGradientParts(d, g.blocks, parts: g.parts, scratch: g.scratch) }
-                kernel(n, "\(entryName)_k\(n)_sum", rows: nil) { writePartsSum(d, g.parts, scratch: g.scratch) }
-                continue
-            }
-            if case .concat(let axis) = inst[k]!.op, KernelPlan.writesByOperand(inst[k]!) {
-                // A wide concat is several functions of a few operands each: LLVM's loop passes
-                // are quadratic in the loops of one function.
-                for (c, part) in concatParts(inst[k]!, axis).enumerated() {
-                    kernel(n, "\(entryName)_k\(n)_\(c)", rows: nil) { writeConcatOperands(inst[k]!, axis, part.operands, from: part.offset) }
+            let name = "\(entryName)_k\(n)"
+            switch k {
+            case .loop(let v):
+                let t = inst[v]!.type!
+                kernel(n, name, rows: poolRows(t.shape)) {
+                    let out = base(v)!
+                    loopNest(t.shape) { idx in store(compute(v, idx), out, idx.linear, t.dtype) }
                 }
-                continue
-            }
-            kernel(n, "\(entryName)_k\(n)", rows: splitRows(inst[k]!)) { writeKernel(inst[k]!) }
-        }
-        if !plan.resultCopies.isEmpty {
-            kernel(plan.kernels.count, "\(entryName)_results", rows: nil) {
-                for (k, v) in plan.resultCopies {
-                    let t = types[v]!
-                    let out = r.tableEntry(r.parameter(1), k)
-                    loopNest(t.shape) { idx in store(element(v, idx), out, idx.linear, t.dtype) }
+            case .patches(let v):
+                kernel(n, name, rows: poolRows(inst[v]!.type!.shape)) { writePatchesKernel(inst[v]!) }
+            case .argReduction(let v):
+                kernel(n, name, rows: poolRows(inst[v]!.type!.shape)) { writeArgReduce(inst[v]!) }
+            case .windowReduction(let v):
+                kernel(n, name, rows: poolRows(inst[v]!.type!.shape)) { writeReduceWindow(inst[v]!) }
+            case .reduction(let v):
+                kernel(n, name, rows: reductionRows(inst[v]!)) { writeReduce(inst[v]!, wide: nil) }
+            case .blockedReduction(let v, let wide):
+                // Over leading axes: one loop streams the rows.
+                kernel(n, name, rows: nil) { writeReduce(inst[v]!, wide: wide) }
+            case .splitReduction(let v, let parts, let scratch, let wide):
+                kernel(n, name, rows: parts) { writeReductionParts(inst[v]!, parts, scratch: scratch, wide: wide) }
+                kernel(n, name + "_sum", rows: nil) { writePartsSum(inst[v]!, parts, scratch: scratch, wide: wide) }
+            case .unpatches(let u):
+                guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { preconditionFailure("unpatches of \(inst[u]!.op.mnemonic)") }
+                let shape = inst[u]!.type!.shape
+                kernel(n, name, rows: poolRows(shape, work: shape.reduce(1, *) * window.reduce(1, *))) { writeUnpatches(inst[u]!, perImageProduct: nil) }
+            case .perImageProduct(let u, let d):
+                guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { preconditionFailure("unpatches of \(inst[u]!.op.mnemonic)") }
+                let shape = inst[u]!.type!.shape, ps = types[inst[u]!.operands[0]]!.shape, k = types[inst[d]!.operands[0]]!.shape[1]
+                // Per-image products run on the pool's threads only through Kiln's own kernel:
+                // Debian's OpenBLAS is not safe to call from several threads at once.
+                let pooled = target.ownProduct(m: ps[1] * ps[2], n: ps[3], k: k)
+                let work = shape.reduce(1, *) * window.reduce(1, *) + ps.reduce(1, *) * k
+                kernel(n, name, rows: pooled ? poolRows(shape, work: work) : nil) { writeUnpatches(inst[u]!, perImageProduct: d) }
+            case .product(let d):
+                // Matrix products split themselves: kiln_sgemm over the pool by output tiles,
+                // OpenBLAS with its own threads.
+                kernel(n, name, rows: nil) { writeDot(inst[d]!) }
+            case .patchProduct(let d, let blocks):
+                // By block, on Kiln's own kernel only (Debian's OpenBLAS is not safe to call from
+                // several threads at once).
+                let pooled = blocks.count >= 2 && target.ownProduct(m: blocks.rows, n: inst[d]!.type!.shape[1], k: inst[blocks.patches]!.type!.shape[3])
+                kernel(n, name, rows: pooled ? blocks.count : nil) { writePatchProduct(inst[d]!, blocks) }
+            case .patchGradient(let d, let blocks, let parts, let scratch):
+                // Parts run on the pool only through Kiln's own product, as above.
+                let pooled = target.ownProduct(m: inst[blocks.patches]!.type!.shape[3], n: inst[d]!.type!.shape[1], k: blocks.rows)
+                kernel(n, name, rows: pooled ? parts : nil) { writePatchGradientParts(inst[d]!, blocks, parts: parts, scratch: scratch) }
+                kernel(n, name + "_sum", rows: nil) { writePartsSum(inst[d]!, parts, scratch: scratch, wide: nil) }
+            case .write(_, let variable, let value):
+                let t = types[value]!
+                kernel(n, name, rows: poolRows(t.shape)) {
+                    let out = base(variable)!
+                    loopNest(t.shape) { idx in store(element(value, idx), out, idx.linear, t.dtype) }
+                }
+            case .accumulatedProduct(_, let variable, let dot, let scale):
+                // The product splits itself.
+                kernel(n, name, rows: nil) { writeAccumulatedProduct(inst[dot]!, into: base(variable)!, scale: scale) }
+            case .wideConcat(let c):
+                // Several functions of a few operands each: LLVM's loop passes are quadratic in
+                // the loops of one function.
+                for (p, part) in concatParts(inst[c]!).enumerated() {
+                    kernel(n, "\(name)_\(p)", rows: nil) { writeConcatOperands(inst[c]!, part.operands, from: part.offset) }
+                }
+            case .resultCopies(let copies):
+                kernel(n, "\(entryName)_results", rows: nil) {
+                    for c in copies {
+                        let t = types[c.value]!
+                        let out = r.tableEntry(r.parameter(1), c.result)
+                        loopNest(t.shape) { idx in store(element(c.value, idx), out, idx.linear, t.dtype) }
+                    }
                 }
             }
         }
@@ -113,7 +148,7 @@ public final class KernelWriter {
                 for (k, rows) in calls {
                     if let rows { r.parallelFor(k, count: rows) } else { r.call(k) }
                 }
-                if n < plan.kernels.count, mayFault(plan.kernels[n]) { returnIfFaulted() }
+                if mayFault(plan.kernels[n]) { returnIfFaulted() }
             }
             profileTick(kernelFunctions.count)
         }
@@ -126,43 +161,21 @@ public final class KernelWriter {
         _ = r.callRuntime(.profileTick, [r.tableEntry(r.parameter(3), plan.constants.count), c64(slot)])
     }
 
-    /// Rows of dimension 0 to split a kernel over the worker pool, when it is large enough and
-    /// its first loop nest runs over its output (matrix products split themselves).
-    func splitRows(_ i: Instruction) -> Int? {
-        let shape: [Int]
-        var work: Int
-        switch i.op {
-        case .constant: return nil
-        case .dot:
-            // Matrix products split themselves: kiln_sgemm over the pool by output tiles, OpenBLAS
-            // with its own threads. A product of blocks of patch rows splits by block, on Kiln's
-            // own kernel only (Debian's OpenBLAS is not safe to call from several threads).
-            guard let blocks = plan.patchProducts[i.id], blocks.count >= 2,
-                  target.ownProduct(m: blocks.rows, n: i.type!.shape[1], k: inst[blocks.patches]!.type!.shape[3]) else { return nil }
-            return blocks.count
-        case .varWrite:
-            // A step computed by the matrix product splits itself.
-            if plan.accumulatedProducts[i.id] != nil { return nil }
-            shape = types[i.operands[1]]!.shape; work = shape.reduce(1, *)
-        case .reduce(_, let axes):
-            let xt = types[i.operands[0]]!
-            let kept = (0..<xt.rank).filter { !axes.contains($0) }
-            if kept.isEmpty || (!axes.isEmpty && axes.max()! < kept.min()!) { return nil }
-            shape = i.type!.shape
-            work = xt.elementCount
-        default: shape = i.type!.shape; work = shape.reduce(1, *)
-        }
-        if case .unpatches(let window, _, _, _, _, _) = i.op {
-            work *= window.reduce(1, *)
-            // Per-image products run on the pool's threads only through Kiln's own kernel:
-            // Debian's OpenBLAS is not safe to call from several threads at once.
-            if let d = plan.productsPerImage[i.id], let ps = types[i.operands[0]]?.shape, let at = types[inst[d]!.operands[0]] {
-                if !target.ownProduct(m: ps[1] * ps[2], n: ps[3], k: at.shape[1]) { return nil }
-                work += ps.reduce(1, *) * at.shape[1]
-            }
-        }
-        guard work >= target.parallelThreshold, let rows = shape.first, rows >= 2 else { return nil }
+    /// Rows of dimension 0 to split a kernel over the worker pool (its first loop nest runs over
+    /// `shape`), when its work (elements, unless given) is large enough.
+    func poolRows(_ shape: [Int], work: Int? = nil) -> Int? {
+        guard (work ?? shape.reduce(1, *)) >= target.parallelThreshold, let rows = shape.first, rows >= 2 else { return nil }
         return rows
+    }
+
+    /// A reduction over trailing or inner axes splits by output rows; one over leading axes
+    /// streams rows in one loop.
+    func reductionRows(_ i: Instruction) -> Int? {
+        guard case .reduce(_, let axes) = i.op else { return nil }
+        let xt = types[i.operands[0]]!
+        let kept = (0..<xt.rank).filter { !axes.contains($0) }
+        if kept.isEmpty || (!axes.isEmpty && axes.max()! < kept.min()!) { return nil }
+        return poolRows(i.type!.shape, work: xt.elementCount)
     }
 
     /// Renders `fn` with `body` written into it, then its fault records.
@@ -195,37 +208,6 @@ public final class KernelWriter {
 
     /// Scratch bytes of a kernel at `offset` in the arena, a buffer of its own for alias analysis.
     func scratch(_ offset: Int, _ name: String) -> RValue { r.buffer(.arena(offset: offset, name: name)) }
-
-    // MARK: kernels
-
-    func writeKernel(_ i: Instruction) {
-        switch i.op {
-        case .varWrite:
-            let t = types[i.operands[1]]!
-            let target = base(i.operands[0])!
-            if let (dot, scale) = plan.accumulatedProducts[i.id] {
-                writeAccumulatedProduct(inst[dot]!, into: target, scale: scale)
-                return
-            }
-            loopNest(t.shape) { idx in store(element(i.operands[1], idx), target, idx.linear, t.dtype) }
-        case .dot(let ta, let tb):
-            writeDot(i, ta, tb)
-        case .reduce(let red, let axes):
-            writeReduce(i, red, axes)
-        case .argReduce(let a, let axis, _):
-            writeArgReduce(i, a, axis)
-        case .reduceWindow(let red, let window, let strides, let lo, _):
-            writeReduceWindow(i, red, window, strides, lo)
-        case .unpatches(let window, let strides, let dilations, let lo, _, _):
-            writeUnpatches(i, window, strides, dilations, lo)
-        case .patches(let window, let strides, let dilations, let lo, _):
-            writePatchesKernel(i, window, strides, dilations, lo)
-        default:
-            let t = i.type!
-            let out = base(i.id)!
-            loopNest(t.shape) { idx in store(compute(i.id, idx), out, idx.linear, t.dtype) }
-        }
-    }
 
     // MARK: elements
 

@@ -79,7 +79,7 @@ public final class NativeExecutable: Executable, @unchecked Sendable {
             throw c.error(position: Int(r.position), value: r.value, shape: t.shape)
         }
         if let slots = profileSlots {
-            let n = KernelWriter.functionCount(plan)
+            let n = plan.kernels.count
             if kernelNanoseconds.isEmpty { kernelNanoseconds = Array(repeating: 0, count: n) }
             for k in 0..<n { kernelNanoseconds[k] += slots[k + 1] &- slots[k] }
             profiledRuns += 1

@@ -5,8 +5,8 @@ import KilnPasses
 /// products per image (a convolution's input gradient) and per block of patch rows (a
 /// convolution and its weight gradient), each a call to Kiln's own kernel or to OpenBLAS.
 extension KernelWriter {
-    func writeDot(_ i: Instruction, _ ta: Bool, _ tb: Bool) {
-        if let blocks = plan.patchProducts[i.id] { return writePatchProduct(i, blocks) }
+    func writeDot(_ i: Instruction) {
+        guard case .dot(let ta, let tb) = i.op else { preconditionFailure("product of \(i.op.mnemonic)") }
         let at = types[i.operands[0]]!, bt = types[i.operands[1]]!, t = i.type!
         let rank = at.rank
         let (m, n) = (t.shape[rank - 2], t.shape[rank - 1])
@@ -103,7 +103,7 @@ extension KernelWriter {
         })
     }
 
-    /// A convolution computed from blocks of patch rows (KernelPlan.patchProducts): for each
+    /// A convolution computed from blocks of patch rows (a `KernelPlan.Kernel.patchProduct`): for each
     /// block, its patches into a stack buffer, then its rows of the product straight into the output.
     func writePatchProduct(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks) {
         guard case .dot(_, let tb) = d.op else { preconditionFailure("patch product of \(d.op.mnemonic)") }
@@ -120,7 +120,7 @@ extension KernelWriter {
     }
 
     /// Parts [begin, end) (all parts when not split) of a weight gradient `dot(patches, dy,
-    /// transpose_a)` computed from blocks of patch rows (KernelPlan.patchGradients): part q
+    /// transpose_a)` computed from blocks of patch rows (a `KernelPlan.Kernel.patchGradient`): part q
     /// gathers each of its blocks' patches into a stack buffer and adds patches' x dy for those
     /// rows into slot q of the scratch.
     func writePatchGradientParts(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks, parts: Int, scratch offset: Int) {
@@ -144,7 +144,7 @@ extension KernelWriter {
         }
     }
 
-    /// Unpatches of a product computed per image (KernelPlan.productsPerImage): for each image,
+    /// Unpatches of a product computed per image (a `KernelPlan.Kernel.perImageProduct`): for each image,
     /// its rows of the product into a stack buffer, then `body` for each of the image's elements
     /// (multi-index and linear index), reading the product from that buffer.
     func writePerImageProduct(_ u: Instruction, _ d: Instruction, _ body: ([RValue], RValue) -> Void) {

@@ -7,7 +7,9 @@ extension KernelWriter {
     /// Elements of the innermost reduced axis a floating-point sum adds in one vectorised run.
     static let reductionBlock = 4096
 
-    func writeReduce(_ i: Instruction, _ red: ReduceOp, _ axes: [Int]) {
+    /// With `wide` (a blocked reduction, over leading axes), rows are summed in blocks into Doubles.
+    func writeReduce(_ i: Instruction, wide blocked: KernelPlan.WideSum?) {
+        guard case .reduce(let red, let axes) = i.op else { preconditionFailure("reduction of \(i.op.mnemonic)") }
         let x = i.operands[0], xt = types[x]!, t = i.type!
         let kept = (0..<xt.rank).filter { !axes.contains($0) }
         let op = red.combiner
@@ -16,9 +18,9 @@ extension KernelWriter {
             // row into the output, so reads are contiguous and the inner loop vectorises.
             let out = base(i.id)!
             let reduced = axes.map { xt.shape[$0] }, rows = reduced.reduce(1, *)
-            if let offset = plan.blockedReductions[i.id] {
-                let wide = scratch(offset, "wide\(i.id)")
-                writeBlockedRows(x, reduced: reduced, t, from: c64(0), to: c64(rows), block: (out, nil), wide: (wide, nil))
+            if let blocked {
+                let wide = scratch(blocked.offset, "wide\(i.id)")
+                writeBlockedRows(x, reduced: reduced, t, from: c64(0), to: c64(rows), blockRows: blocked.blockRows, block: (out, nil), wide: (wide, nil))
                 loopNest(t.shape) { o in store(narrow(load(wide, o.linear, .float64), t.dtype), out, o.linear, t.dtype) }
                 return
             }
@@ -103,12 +105,12 @@ extension KernelWriter {
     }
 
     /// Rows [begin, end) of a floating-point sum over leading axes, in blocks of
-    /// `KernelPlan.reductionBlockRows`: each block is streamed row by row into `block` (element
+    /// `blockRows`: each block is streamed row by row into `block` (element
     /// type, contiguous reads, vectorised over the output), then added into the Doubles of `wide`
     /// and cleared. Buffers are (base, slot offset in elements).
-    func writeBlockedRows(_ x: Int, reduced: [Int], _ t: TensorType, from begin: RValue, to end: RValue,
+    func writeBlockedRows(_ x: Int, reduced: [Int], _ t: TensorType, from begin: RValue, to end: RValue, blockRows rowsPerBlock: Int,
                           block: (RValue, RValue?), wide: (RValue, RValue?)) {
-        let xt = types[x]!, rowsPerBlock = KernelPlan.reductionBlockRows
+        let xt = types[x]!
         func at(_ slot: RValue?, _ o: Index) -> RValue { slot.map { r.int(.add, $0, o.linear) } ?? o.linear }
         loopNest(t.shape) { o in
             store(constValue(0, t.dtype), block.0, at(block.1, o), t.dtype)
@@ -137,7 +139,7 @@ extension KernelWriter {
 
     /// Parts [begin, end) of a split reduction over leading axes: part q reduces its share of the
     /// rows into slot q of the scratch, streaming each row so reads are contiguous.
-    func writeReductionParts(_ i: Instruction, _ parts: Int, scratch offset: Int) {
+    func writeReductionParts(_ i: Instruction, _ parts: Int, scratch offset: Int, wide: KernelPlan.WideSum?) {
         guard case .reduce(let red, let axes) = i.op else { return }
         let x = i.operands[0], xt = types[x]!, t = i.type!
         let reduced = Array(xt.shape.prefix(axes.count)), rows = reduced.reduce(1, *), k = t.elementCount
@@ -145,13 +147,12 @@ extension KernelWriter {
         let partials = scratch(offset, "scratch\(i.id)")
         let (begin, end) = splitRange!
         splitRange = nil
-        let sumsInBlocks = KernelPlan.isLeadingFloatSum(i, types: types)
         r.loop(from: begin, to: end, hints: LoopHints()) { part in
             let (r0, r1) = partRange(part, of: rows, parts: parts)
             let slot = r.int(.mul, part, c64(k))
-            if sumsInBlocks {
-                writeBlockedRows(x, reduced: reduced, t, from: r0, to: r1, block: (partials, slot),
-                                 wide: (scratch(offset + parts * t.byteCount, "wide\(i.id)"), slot))
+            if let wide {
+                writeBlockedRows(x, reduced: reduced, t, from: r0, to: r1, blockRows: wide.blockRows, block: (partials, slot),
+                                 wide: (scratch(wide.offset, "wide\(i.id)"), slot))
                 return
             }
             loopNest(t.shape) { o in store(reduceIdentity(red, t.dtype), partials, r.int(.add, slot, o.linear), t.dtype) }
@@ -168,14 +169,14 @@ extension KernelWriter {
 
     /// The result of a kernel computed in parts (a split reduction, a per-image weight gradient):
     /// its parts' slots combined in order.
-    func writePartsSum(_ i: Instruction, _ parts: Int, scratch offset: Int) {
+    func writePartsSum(_ i: Instruction, _ parts: Int, scratch offset: Int, wide: KernelPlan.WideSum?) {
         let t = i.type!, k = t.elementCount
         var op = BinaryOp.add
         if case .reduce(let red, _) = i.op { op = red.combiner }
         let partials = scratch(offset, "scratch\(i.id)"), out = base(i.id)!
-        if KernelPlan.isLeadingFloatSum(i, types: types) {
+        if let wide {
             // The parts' Double sums, added in order and rounded once.
-            let wide = scratch(offset + parts * t.byteCount, "wide\(i.id)")
+            let wide = scratch(wide.offset, "wide\(i.id)")
             loopNest(t.shape) { o in
                 var acc = load(wide, o.linear, .float64)
                 for q in 1..<parts { acc = r.float(.add, acc, load(wide, r.int(.add, o.linear, c64(q * k)), .float64)) }

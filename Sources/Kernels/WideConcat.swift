@@ -5,10 +5,11 @@ extension KernelWriter {
     /// Operands per function of a concat the plan writes one operand at a time.
     static let concatOperandsPerFunction = 16
 
-    /// A concat the plan writes one operand at a time (KernelPlan.writesByOperand), cut into
-    /// parts of a few operands, each a function of its own: its operands and where along the axis
-    /// the first of them starts.
-    func concatParts(_ i: Instruction, _ axis: Int) -> [(operands: ArraySlice<Int>, offset: Int)] {
+    /// A concat the plan writes one operand at a time (a `KernelPlan.Kernel.wideConcat`), cut
+    /// into parts of a few operands, each a function of its own: its operands and where along the
+    /// axis the first of them starts.
+    func concatParts(_ i: Instruction) -> [(operands: ArraySlice<Int>, offset: Int)] {
+        guard case .concat(let axis) = i.op else { preconditionFailure("wide concat of \(i.op.mnemonic)") }
         var parts: [(operands: ArraySlice<Int>, offset: Int)] = []
         var offset = 0
         for start in stride(from: 0, to: i.operands.count, by: Self.concatOperandsPerFunction) {
@@ -22,7 +23,8 @@ extension KernelWriter {
     /// One loop nest per operand, storing its elements at its offset along the axis. Selecting
     /// the operand per output element, as an inline concat does, costs time in the number of
     /// operands for every element: quadratic for a concat of thousands of inputs.
-    func writeConcatOperands(_ i: Instruction, _ axis: Int, _ operands: ArraySlice<Int>, from start: Int) {
+    func writeConcatOperands(_ i: Instruction, _ operands: ArraySlice<Int>, from start: Int) {
+        guard case .concat(let axis) = i.op else { preconditionFailure("wide concat of \(i.op.mnemonic)") }
         let t = i.type!
         let out = base(i.id)!
         var offset = start

@@ -19,16 +19,37 @@ public struct TargetDescription: Hashable, Sendable {
     public var ownProductRange: ClosedRange<Int>
     /// Kernels with at least this many elements are split across the worker pool.
     public var parallelThreshold: Int
+    /// Bytes that stay in cache between one kernel and the next: image patches smaller than this
+    /// are gathered once into a buffer rather than a block at a time for each product.
+    public var cacheBytes: Int
+    /// Rows of the panels Kiln's product kernel works in: blocks of patch rows are a multiple.
+    public var productPanelRows: Int
+    /// The fewest multiply-adds a product of one block (an image's rows, a block of patch rows)
+    /// must have to be worth a call of its own.
+    public var blockProductMinimumWork: Int
+    /// Parts a reduction or a weight gradient is split into for the pool: fixed, not the number
+    /// of cores, so a sum is associated the same way on every machine; also the fewest blocks a
+    /// blocked patch product makes.
+    public var reductionParts: Int
 
     public init(name: String, vectorBytes: Int, blockBytes: Int = 64 * 1024, ownProducts: Bool,
-                ownProductRange: ClosedRange<Int> = 4096...(1 << 27), parallelThreshold: Int = 32768) {
+                ownProductRange: ClosedRange<Int> = 4096...(1 << 27), parallelThreshold: Int = 32768, cacheBytes: Int = 1 << 20,
+                productPanelRows: Int = 16, blockProductMinimumWork: Int = 1 << 16, reductionParts: Int = 8) {
         self.name = name
         self.vectorBytes = vectorBytes
         self.blockBytes = blockBytes
         self.ownProducts = ownProducts
         self.ownProductRange = ownProductRange
         self.parallelThreshold = parallelThreshold
+        self.cacheBytes = cacheBytes
+        self.productPanelRows = productPanelRows
+        self.blockProductMinimumWork = blockProductMinimumWork
+        self.reductionParts = reductionParts
     }
+
+    /// A machine with 64-byte vectors whose small products run on the pool (an AVX-512 host):
+    /// what plans are made for when no backend says otherwise (tools, tests of the planner).
+    public static let standard = TargetDescription(name: "standard", vectorBytes: 64, ownProducts: true)
 
     /// Whether a float32 product of this size calls Kiln's own kernel.
     public func ownProduct(m: Int, n: Int, k: Int) -> Bool {

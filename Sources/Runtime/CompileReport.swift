@@ -8,8 +8,8 @@ enum CompileReport {
         let plan = exe.plan
         let byID = Dictionary(uniqueKeysWithValues: exe.function.body.map { ($0.id, $0) })
         var lines: [String] = []
-        for (n, k) in plan.kernels.enumerated() {
-            guard let inst = byID[k] else { continue }
+        for (n, kernel) in plan.kernels.enumerated() {
+            guard let k = kernel.value, let inst = byID[k] else { continue }
             let group = Array(Set(plan.fused[k] ?? [])).sorted().compactMap { id in byID[id].map { "%\(id) \($0.op.mnemonic)" } }
             var line = "  kernel \(n): %\(k) \(inst.op.mnemonic) \(inst.type?.description ?? "")"
             if !group.isEmpty { line += " fuses [\(group.joined(separator: ", "))]" }

@@ -10,8 +10,8 @@ enum KernelProfile {
         var rows: [(UInt64, String)] = []
         for (k, ns) in exe.kernelNanoseconds.enumerated() {
             let what: String
-            if k < exe.plan.kernels.count, let inst = byID[exe.plan.kernels[k]] {
-                what = "%\(inst.id) \(inst.op.mnemonic) \(inst.type?.description ?? "") (\(exe.plan.reasons[inst.id] ?? "state update"))"
+            if k < exe.plan.kernels.count, let v = exe.plan.kernels[k].value, let inst = byID[v] {
+                what = "%\(inst.id) \(inst.op.mnemonic) \(inst.type?.description ?? "") (\(exe.plan.reasons[inst.id]?.description ?? "state update"))"
             } else { what = "result copies" }
             rows.append((ns, what))
         }

@@ -98,7 +98,8 @@ final class ParallelKernelTests: XCTestCase {
         """
         let c = KernelCase("split reductions", try KernelCase.parse(text), [try Tensor(shape: [64, 8, 8, 24], scalars: xs), try Tensor(shape: [4096, 12], scalars: ns)],
                            splitJobs: { _ in 3 }, inspect: { exe in
-            exe.plan.splitReductions.count == 3 ? nil : "planned \(exe.plan.splitReductions.count) split reductions, expected 3"
+            let split = exe.plan.kernels.filter { if case .splitReduction = $0 { return true } else { return false } }
+            return split.count == 3 ? nil : "planned \(exe.plan.kernels), expected 3 split reductions"
         })
         BackendRunner.run("parallel kernels: split reductions", [c])
     }
@@ -122,7 +123,7 @@ final class ParallelKernelTests: XCTestCase {
             let w = try Tensor(shape: transposeB ? [72, 32] : [32, 72], scalars: (0..<2304).map { Float(($0 * 7) % 31) / 15 - 1 })
             cases.append(KernelCase("per-image products, transpose_b=\(transposeB)", f, [dy, w],
                                     splitJobs: { $0.ownProduct(m: 36, n: 72, k: 32) ? 1 : 0 }, inspect: { exe in
-                exe.plan.productsPerImage.count == 1 ? nil : "planned \(exe.plan.productsPerImage.count) per-image products, expected 1"
+                exe.plan.kernels == [.perImageProduct(unpatches: 5, dot: 3)] ? nil : "planned \(exe.plan.kernels), expected one per-image product"
             }))
         }
         BackendRunner.run("parallel kernels: per-image products", cases)
@@ -138,7 +139,7 @@ final class ParallelKernelTests: XCTestCase {
             let (n, h, w, ch) = (c.image[0], c.image[1], c.image[2], c.image[3])
             let oh = (h + 2 * c.pad - c.window) / c.stride + 1, ow = (w + 2 * c.pad - c.window) / c.stride + 1
             let k = c.window * c.window * ch, rows = n * oh * ow
-            XCTAssertNotEqual(rows % KernelPlan.patchBlockRows(patchWidth: k, positions: rows), 0, "the last block is short")
+            XCTAssertNotEqual(rows % Scheduler(target: .standard).patchBlockRows(patchWidth: k, positions: rows), 0, "the last block is short")
             let f = try KernelCase.parse("""
             func @m(%0: f32[\(n),\(h),\(w),\(ch)] feed "x", %1: f32[\(k),\(c.out)] feed "w", %2: f32[\(rows),\(c.out)] feed "dy") {
               %3 = patches %0 window=[\(c.window),\(c.window)] strides=[\(c.stride),\(c.stride)] dilations=[1,1] pad_low=[\(c.pad),\(c.pad)] pad_high=[\(c.pad),\(c.pad)]
@@ -151,14 +152,17 @@ final class ParallelKernelTests: XCTestCase {
             let xs: [Float] = (0..<(n * h * w * ch)).map { (i: Int) -> Float in Float((i * 13) % 29) / 14 - 1 }
             let ws: [Float] = (0..<(k * c.out)).map { (i: Int) -> Float in Float((i * 7) % 31) / 15 - 1 }
             let dys: [Float] = (0..<(rows * c.out)).map { (i: Int) -> Float in Float((i * 5) % 23) / 11 - 1 }
-            let blockRows = KernelPlan.patchBlockRows(patchWidth: k, positions: rows)
             // The gradient sums up to 9216 float32 products per element, in blocks and parts:
             // associated differently from the reference's running sum.
             cases.append(KernelCase("blocked patch products \(c.image) stride \(c.stride)", f,
                                     [try Tensor(shape: c.image, scalars: xs), try Tensor(shape: [k, c.out], scalars: ws), try Tensor(shape: [rows, c.out], scalars: dys)],
-                                    agreement: .relative(1e-4), splitJobs: { $0.ownProduct(m: blockRows, n: c.out, k: k) ? 1 : 0 }, inspect: { exe in
-                (exe.plan.patchProducts.count, exe.plan.patchGradients.count) == (1, 1) ? nil
-                    : "planned \(exe.plan.patchProducts.count) blocked patch products and \(exe.plan.patchGradients.count) patch gradients, expected 1 and 1"
+                                    agreement: .relative(1e-4), splitJobs: { target in
+                target.ownProduct(m: Scheduler(target: target).patchBlockRows(patchWidth: k, positions: rows), n: c.out, k: k) ? 1 : 0
+            }, inspect: { exe in
+                guard exe.plan.kernels.count == 2, case .patchProduct(5, _) = exe.plan.kernels[0], case .patchGradient(6, _, _, _) = exe.plan.kernels[1] else {
+                    return "planned \(exe.plan.kernels), expected a blocked patch product and a patch gradient"
+                }
+                return nil
             }))
         }
         BackendRunner.run("parallel kernels: blocked patch products", cases)

@@ -27,7 +27,10 @@ final class ProductKernelTests: XCTestCase {
                 let inputs = [try Tensor(shape: [m, n], scalars: seq(m * n, 1)), try Tensor(shape: a, scalars: seq(a[0] * a[1], 2)),
                               try Tensor(shape: b, scalars: seq(b[0] * b[1], 3)), try Tensor(shape: [], scalars: [Float(0.25)])]
                 cases.append(KernelCase("descent step m=\(m) n=\(n) k=\(k) transpose_a=\(ta) transpose_b=\(tb)", f, inputs, inspect: { exe in
-                    exe.plan.accumulatedProducts.isEmpty ? "the step is not planned as a product accumulating into the variable" : nil
+                    guard case .accumulatedProduct? = exe.plan.kernels.first, exe.plan.kernels.count == 1 else {
+                        return "planned \(exe.plan.kernels), expected one product accumulating into the variable"
+                    }
+                    return nil
                 }))
             }
         }

@@ -42,17 +42,18 @@ final class DeepFunctionTests: XCTestCase {
         XCTAssertEqual(plan.kernels.count, (n + limit) / (limit + 1))
         let depths = Self.fusedDepths(f, plan)
         for k in plan.kernels {
-            XCTAssertLessThanOrEqual(depths[k] ?? 0, limit + 1, "kernel %\(k)")
-            if k != f.results[0] { XCTAssertEqual(plan.reasons[k], KernelPlan.fusedDepthReason) }
+            guard case .loop(let v) = k else { return XCTFail("\(k)") }
+            XCTAssertLessThanOrEqual(depths[v] ?? 0, limit + 1, "kernel %\(v)")
+            if v != f.results[0] { XCTAssertEqual(plan.reasons[v], .fusedTooDeep) }
         }
-        XCTAssertEqual(plan.reasons[f.results[0]], "fetched result")
+        XCTAssertEqual(plan.reasons[f.results[0]], .fetchedResult)
     }
 
     func testChainWithinTheDepthLimitStaysOneKernel() throws {
         var f = try Self.chain(KernelPlan.fusedDepthLimit)
         try PassManager.standard().run(&f)
         let plan = KernelPlan(f)
-        XCTAssertEqual(plan.kernels, f.results)
+        XCTAssertEqual(plan.kernels, f.results.map { .loop($0) })
     }
 
     func testPrinterParserAndVerifierRoundTripA20000InstructionFunction() throws {

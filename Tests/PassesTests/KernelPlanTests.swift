@@ -9,6 +9,9 @@ private func planned(_ text: String) throws -> (Function, KernelPlan) {
     return (f, KernelPlan(f))
 }
 
+/// A target whose small products do not run on the pool: no products per image or per block.
+private let plainTarget = TargetDescription(name: "plain", vectorBytes: 16, ownProducts: false)
+
 private func arenaOffset(_ plan: KernelPlan, _ id: Int) -> Int? {
     if case .arena(let o)? = plan.storage[id] { return o }
     return nil
@@ -27,11 +30,11 @@ final class KernelPlanFusionTests: XCTestCase {
           return %7
         }
         """)
-        XCTAssertEqual(plan.kernels, [7])
+        XCTAssertEqual(plan.kernels, [.loop(7)])
         for id in [2, 3, 5, 6] { XCTAssertEqual(plan.storage[id], .inline, "%\(id)") }
         XCTAssertEqual(plan.storage[7], .result(0))
         XCTAssertEqual(plan.storage[0], .param(0))
-        XCTAssertEqual(plan.reasons[7], "fetched result")
+        XCTAssertEqual(plan.reasons[7], .fetchedResult)
         XCTAssertNil(plan.reasons[3])
         XCTAssertEqual(plan.arenaBytes, 0)
     }
@@ -46,9 +49,9 @@ final class KernelPlanFusionTests: XCTestCase {
           return %5
         }
         """)
-        XCTAssertEqual(plan.kernels, [2, 5])
+        XCTAssertEqual(plan.kernels, [.loop(2), .loop(5)])
         XCTAssertNotNil(arenaOffset(plan, 2), "\(String(describing: plan.storage[2]))")
-        XCTAssertEqual(plan.reasons[2], "2 users would each recompute it")
+        XCTAssertEqual(plan.reasons[2], .severalUsers(2))
         XCTAssertEqual(plan.storage[3], .inline)
         XCTAssertEqual(plan.storage[4], .inline)
     }
@@ -61,8 +64,8 @@ final class KernelPlanFusionTests: XCTestCase {
           return %2
         }
         """)
-        XCTAssertEqual(plan.kernels, [1, 2])
-        XCTAssertEqual(plan.reasons[1], "2 users would each recompute it")
+        XCTAssertEqual(plan.kernels, [.loop(1), .loop(2)])
+        XCTAssertEqual(plan.reasons[1], .severalUsers(2))
     }
 
     func testDotOperandsGetBuffers() throws {
@@ -76,11 +79,11 @@ final class KernelPlanFusionTests: XCTestCase {
           return %6
         }
         """)
-        XCTAssertEqual(plan.kernels, [2, 3, 4, 5, 6])
-        XCTAssertEqual(plan.reasons[2], "operand of a matrix product needs a buffer")
-        XCTAssertEqual(plan.reasons[3], "operand of a matrix product needs a buffer")
-        XCTAssertEqual(plan.reasons[4], "matrix product kernel")
-        XCTAssertEqual(plan.reasons[5], "matrix product kernel")
+        XCTAssertEqual(plan.kernels, [.loop(2), .loop(3), .product(4), .product(5), .loop(6)])
+        XCTAssertEqual(plan.reasons[2], .productOperand)
+        XCTAssertEqual(plan.reasons[3], .productOperand)
+        XCTAssertEqual(plan.reasons[4], .matrixProduct)
+        XCTAssertEqual(plan.reasons[5], .matrixProduct)
         for id in [2, 3, 4, 5] { XCTAssertNotNil(arenaOffset(plan, id), "%\(id)") }
         // Feeds are already buffers.
         XCTAssertEqual(plan.storage[0], .param(0))
@@ -96,8 +99,8 @@ final class KernelPlanFusionTests: XCTestCase {
           return %3
         }
         """)
-        XCTAssertEqual(plan.kernels, [1, 3])
-        XCTAssertEqual(plan.reasons[1], "reduction result is read by many elements")
+        XCTAssertEqual(plan.kernels, [.reduction(1), .loop(3)])
+        XCTAssertEqual(plan.reasons[1], .reductionResult)
         XCTAssertEqual(plan.storage[2], .inline)
     }
 
@@ -129,8 +132,8 @@ final class KernelPlanFusionTests: XCTestCase {
         }
         """)
         XCTAssertEqual(plan.storage[2], .result(2))
-        XCTAssertEqual(plan.resultCopies.map(\.result), [0, 1, 3])
-        XCTAssertEqual(plan.resultCopies.map(\.value), [0, 1, 2])
+        // After the kernels that compute them.
+        XCTAssertEqual(plan.kernels, [.loop(2), .resultCopies([.init(result: 0, value: 0), .init(result: 1, value: 1), .init(result: 3, value: 2)])])
     }
 }
 
@@ -144,10 +147,10 @@ final class KernelPlanVariableTests: XCTestCase {
           return %4
         }
         """)
-        XCTAssertEqual(plan.reasons[2], "read is used after a later write of the same variable")
+        XCTAssertEqual(plan.reasons[2], .readAfterWrite)
         XCTAssertNotNil(arenaOffset(plan, 2))
         // The copy runs before the write.
-        XCTAssertEqual(plan.kernels, [2, 3, 4])
+        XCTAssertEqual(plan.kernels, [.loop(2), .write(write: 3, variable: 0, value: 1), .loop(4)])
         XCTAssertEqual(plan.storage[0], .variable(param: 0))
     }
 
@@ -161,7 +164,7 @@ final class KernelPlanVariableTests: XCTestCase {
         }
         """)
         // Elementwise read-modify-write reads each element before overwriting it.
-        XCTAssertEqual(plan.kernels, [4])
+        XCTAssertEqual(plan.kernels, [.write(write: 4, variable: 0, value: 3)])
         XCTAssertEqual(plan.storage[2], .inline)
         XCTAssertEqual(plan.storage[3], .inline)
     }
@@ -176,7 +179,7 @@ final class KernelPlanVariableTests: XCTestCase {
         }
         """)
         XCTAssertEqual(plan.storage[3], .inline)
-        XCTAssertEqual(plan.kernels, [4, 5])
+        XCTAssertEqual(plan.kernels, [.write(write: 4, variable: 0, value: 2), .loop(5)])
     }
 
     func testReadUsedAfterAWriteThroughAnInlineChainIsMaterialised() throws {
@@ -193,7 +196,7 @@ final class KernelPlanVariableTests: XCTestCase {
         // %3 is inline and is evaluated by the second write, after the first one.
         XCTAssertNotNil(plan.reasons[2])
         XCTAssertNotNil(arenaOffset(plan, 2))
-        XCTAssertEqual(plan.kernels.first, 2)
+        XCTAssertEqual(plan.kernels.first, .loop(2))
     }
 
     func testWriteOfATransposedReadOfTheSameVariableGetsABuffer() throws {
@@ -205,9 +208,9 @@ final class KernelPlanVariableTests: XCTestCase {
           return
         }
         """)
-        XCTAssertEqual(plan.reasons[2], "reads the variable it overwrites through an index map")
+        XCTAssertEqual(plan.reasons[2], .readsOverwrittenVariable)
         XCTAssertNotNil(arenaOffset(plan, 2))
-        XCTAssertEqual(plan.kernels, [2, 3])
+        XCTAssertEqual(plan.kernels, [.loop(2), .write(write: 3, variable: 0, value: 2)])
     }
 
     func testWriteOfAnElementwiseMixWithATransposedReadGetsABuffer() throws {
@@ -220,7 +223,7 @@ final class KernelPlanVariableTests: XCTestCase {
           return
         }
         """)
-        XCTAssertEqual(plan.reasons[3], "reads the variable it overwrites through an index map")
+        XCTAssertEqual(plan.reasons[3], .readsOverwrittenVariable)
     }
 }
 
@@ -316,7 +319,7 @@ final class KernelPlanArenaTests: XCTestCase {
         let position = Dictionary(uniqueKeysWithValues: f.body.enumerated().map { ($1.id, $0) })
         let inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
         var lastRead: [Int: Int] = [:]
-        for k in plan.kernels {
+        for case let k? in plan.kernels.map(\.value) {
             var stack = inst[k]!.operands
             var seen = Set<Int>()
             while let v = stack.popLast() {
@@ -363,9 +366,8 @@ final class KernelPlanDescentStepTests: XCTestCase {
 
     func testTheProductAccumulatesIntoTheVariableWithoutABufferOrKernelOfItsOwn() throws {
         let (_, plan) = try planned(step("%6 = dot %1, %2 transpose_a=true transpose_b=false"))
-        XCTAssertEqual(plan.accumulatedProducts[9]?.dot, 6)
-        XCTAssertEqual(plan.accumulatedProducts[9]?.scale, 4)
-        XCTAssertEqual(plan.kernels, [9])
+        XCTAssertEqual(plan.kernels, [.accumulatedProduct(write: 9, variable: 0, dot: 6, scale: 4)])
+        XCTAssertEqual(plan.reasons[9], .stateUpdateByProduct)
         XCTAssertEqual(plan.storage[6], .inline)
         XCTAssertEqual(plan.arenaBytes, 0)
     }
@@ -382,8 +384,7 @@ final class KernelPlanDescentStepTests: XCTestCase {
           return
         }
         """)
-        XCTAssertEqual(plan.accumulatedProducts[9]?.dot, 6)
-        XCTAssertEqual(plan.accumulatedProducts[9]?.scale, 3)
+        XCTAssertEqual(plan.kernels, [.accumulatedProduct(write: 9, variable: 0, dot: 6, scale: 3)])
     }
 
     func testNotWhenTheProductReadsTheVariableOrIsUsedElsewhereOrFusionIsOff() throws {
@@ -400,14 +401,14 @@ final class KernelPlanDescentStepTests: XCTestCase {
           return
         }
         """).1
-        XCTAssertTrue(readsW.accumulatedProducts.isEmpty)
-        XCTAssertEqual(readsW.reasons[6], "matrix product kernel")
+        XCTAssertEqual(readsW.kernels, [.product(6), .write(write: 9, variable: 0, value: 8)])
+        XCTAssertEqual(readsW.reasons[6], .matrixProduct)
         // The gradient is also fetched.
         let fetched = try planned(step("%6 = dot %1, %2 transpose_a=true transpose_b=false").replacingOccurrences(of: "  return\n", with: "  return %6\n")).1
-        XCTAssertTrue(fetched.accumulatedProducts.isEmpty)
+        XCTAssertEqual(fetched.kernels, [.product(6), .write(write: 9, variable: 0, value: 8)])
         var f = try Parser.parse(step("%6 = dot %1, %2 transpose_a=true transpose_b=false"))
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
-        XCTAssertTrue(KernelPlan(f, fuse: false).accumulatedProducts.isEmpty)
+        XCTAssertEqual(KernelPlan(f, fuse: false).kernels.last, .write(write: 9, variable: 0, value: 8))
     }
 }
 
@@ -423,7 +424,7 @@ final class KernelPlanBroadcastCostTests: XCTestCase {
           return %5
         }
         """)
-        XCTAssertEqual(plan.reasons[2], "its log would be recomputed 10 times by a broadcast")
+        XCTAssertEqual(plan.reasons[2], .recomputedByBroadcast(op: "log", times: 10))
         XCTAssertNotNil(arenaOffset(plan, 2))
         XCTAssertEqual(plan.storage[4], .inline)
     }
@@ -466,22 +467,23 @@ final class KernelPlanPerImageProductTests: XCTestCase {
 
     func testAConvolutionInputGradientIsSummedImageByImageWithoutAProductBuffer() throws {
         let (_, plan) = try planned(inputGradient())
-        XCTAssertEqual(plan.productsPerImage, [7: 5])
-        XCTAssertEqual(plan.kernels, [7])
+        XCTAssertEqual(plan.kernels, [.perImageProduct(unpatches: 7, dot: 5)])
         XCTAssertEqual(plan.storage[5], .inline)
         XCTAssertEqual(plan.fused[7]?.contains(5), true)
         XCTAssertEqual(plan.arenaBytes, 0)
     }
 
     func testNotWhenTheProductIsUsedElsewhereTooLargeTooSmallOrFusionIsOff() throws {
-        XCTAssertTrue(try planned(inputGradient(fetchProduct: true)).1.productsPerImage.isEmpty)
+        XCTAssertEqual(try planned(inputGradient(fetchProduct: true)).1.kernels, [.product(5), .unpatches(7)])
         // One image's rows (64x64 positions, 144 values each) would not fit the stack buffer.
-        XCTAssertTrue(try planned(inputGradient(images: 1, side: 64)).1.productsPerImage.isEmpty)
+        XCTAssertEqual(try planned(inputGradient(images: 1, side: 64)).1.kernels, [.product(5), .unpatches(7)])
         // 2x2 images: 4 x 144 x 32 multiply-adds each, less than a call is worth.
-        XCTAssertTrue(try planned(inputGradient(side: 2)).1.productsPerImage.isEmpty)
+        XCTAssertEqual(try planned(inputGradient(side: 2)).1.kernels, [.product(5), .unpatches(7)])
         var f = try Parser.parse(inputGradient())
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
-        XCTAssertTrue(KernelPlan(f, fuse: false).productsPerImage.isEmpty)
+        XCTAssertEqual(KernelPlan(f, fuse: false).kernels.last, .unpatches(7))
+        // A target without a product kernel for its pool keeps one product over all images.
+        XCTAssertEqual(KernelPlan(f, target: plainTarget).kernels, [.product(5), .unpatches(7)])
     }
 }
 
@@ -500,7 +502,7 @@ final class KernelPlanRecomputeTests: XCTestCase {
         """)
         XCTAssertEqual(plan.storage[3], .inline)
         XCTAssertNil(plan.reasons[3])
-        XCTAssertEqual(plan.kernels, [4, 6])
+        XCTAssertEqual(plan.kernels, [.reduction(4), .reduction(6)])
     }
 
     func testCostlyValuesAndValuesReadingMoreMemoryStayMaterialised() throws {
@@ -515,8 +517,8 @@ final class KernelPlanRecomputeTests: XCTestCase {
           return %6, %7
         }
         """)
-        XCTAssertEqual(plan.reasons[2], "2 users would each recompute it", "a transcendental is computed once")
-        XCTAssertEqual(plan.reasons[3], "3 users would each recompute it", "three users would read both tensors again")
+        XCTAssertEqual(plan.reasons[2], .severalUsers(2), "a transcendental is computed once")
+        XCTAssertEqual(plan.reasons[3], .severalUsers(3), "three users would read both tensors again")
     }
 
     func testAMatrixProductOperandKeepsItsBuffer() throws {
@@ -528,7 +530,7 @@ final class KernelPlanRecomputeTests: XCTestCase {
         }
         """)
         XCTAssertNotNil(arenaOffset(plan, 1))
-        XCTAssertEqual(plan.kernels, [1, 2])
+        XCTAssertEqual(plan.kernels, [.loop(1), .product(2)])
     }
 }
 
@@ -541,14 +543,15 @@ final class KernelPlanSplitReductionTests: XCTestCase {
           return %2
         }
         """)
-        let split = try XCTUnwrap(plan.splitReductions[1])
-        XCTAssertEqual(split.parts, KernelPlan.reductionPartCount)
+        guard case .splitReduction(1, let parts, let scratch, let wide?)? = plan.kernels.first else { return XCTFail("\(plan.kernels)") }
+        XCTAssertEqual(parts, TargetDescription.standard.reductionParts)
         let out = try XCTUnwrap(arenaOffset(plan, 1))
         // Float32 slots, then one Double slot per part (a floating-point sum's block totals).
-        let scratchEnd = split.scratch + split.parts * 32 * (4 + 8)
-        XCTAssertTrue(scratchEnd <= out || out + 32 * 4 <= split.scratch, "scratch \(split.scratch) overlaps output \(out)")
-        XCTAssertEqual(split.scratch % KernelPlan.alignment, 0)
-        XCTAssertTrue(plan.blockedReductions.isEmpty)
+        XCTAssertEqual(wide, KernelPlan.WideSum(offset: scratch + parts * 32 * 4, blockRows: 128))
+        let scratchEnd = scratch + parts * 32 * (4 + 8)
+        XCTAssertTrue(scratchEnd <= out || out + 32 * 4 <= scratch, "scratch \(scratch) overlaps output \(out)")
+        XCTAssertEqual(scratch % KernelPlan.alignment, 0)
+        XCTAssertEqual(plan.kernels.dropFirst(), [.loop(2)])
     }
 
     func testUnsplitFloatSumsOverManyLeadingRowsGetDoubleAccumulators() throws {
@@ -564,11 +567,13 @@ final class KernelPlanSplitReductionTests: XCTestCase {
           return %8, %9
         }
         """)
-        XCTAssertTrue(plan.splitReductions.isEmpty, "outputs of 8192 are not split")
-        // Only the float sum over more than one block of rows; its Doubles are apart from its
-        // output (later kernels may reuse them: they live only while the sum runs).
-        XCTAssertEqual(Array(plan.blockedReductions.keys), [3])
-        let wide = try XCTUnwrap(plan.blockedReductions[3]), out = try XCTUnwrap(arenaOffset(plan, 3))
+        // Outputs of 8192 are not split. Only the float sum over more than one block of rows
+        // sums into Doubles, apart from its output (later kernels may reuse them: they live
+        // only while the sum runs).
+        guard case .blockedReduction(3, let w)? = plan.kernels.first else { return XCTFail("\(plan.kernels)") }
+        XCTAssertEqual(plan.kernels.dropFirst(), [.reduction(4), .reduction(5), .reduction(6), .loop(8), .loop(9)])
+        XCTAssertEqual(w.blockRows, 128)
+        let wide = w.offset, out = try XCTUnwrap(arenaOffset(plan, 3))
         XCTAssertTrue(wide + 8192 * 8 <= out || out + 8192 * 4 <= wide, "Doubles at \(wide) overlap the output at \(out)")
         XCTAssertEqual(wide % KernelPlan.alignment, 0)
     }
@@ -581,7 +586,7 @@ final class KernelPlanSplitReductionTests: XCTestCase {
           return %2, %3
         }
         """)
-        XCTAssertTrue(plan.splitReductions.isEmpty)
+        XCTAssertEqual(plan.kernels, [.reduction(2), .reduction(3)])
     }
 }
 
@@ -603,42 +608,40 @@ final class KernelPlanBlockedPatchesTests: XCTestCase {
 
     func testAConvolutionGathersBlocksOfPatchRowsWithoutABuffer() throws {
         let (_, plan) = try planned(convolution())
-        XCTAssertEqual(plan.patchProducts, [6: KernelPlan.PatchBlocks(patches: 3, rows: 224, count: 19)])
-        XCTAssertEqual(plan.kernels, [6])
+        XCTAssertEqual(plan.kernels, [.patchProduct(dot: 6, blocks: KernelPlan.PatchBlocks(patches: 3, rows: 224, count: 19))])
         XCTAssertEqual(plan.storage[3], .inline)
         XCTAssertFalse(plan.views.contains(4))
         XCTAssertEqual(plan.fused[6]?.contains(3), true)
         // 4096 patch rows of 72 floats: 224 rows fit 64 KiB, and 8 blocks would take 512 each.
-        XCTAssertEqual(KernelPlan.patchBlockRows(patchWidth: 72, positions: 4096), 224)
-        XCTAssertEqual(KernelPlan.patchBlockRows(patchWidth: 9, positions: 4096), 512)
-        XCTAssertEqual(KernelPlan.patchBlockRows(patchWidth: 72, positions: 10), 10)
+        let scheduler = Scheduler(target: .standard)
+        XCTAssertEqual(scheduler.patchBlockRows(patchWidth: 72, positions: 4096), 224)
+        XCTAssertEqual(scheduler.patchBlockRows(patchWidth: 9, positions: 4096), 512)
+        XCTAssertEqual(scheduler.patchBlockRows(patchWidth: 72, positions: 10), 10)
     }
 
     func testItsWeightGradientSumsBlocksIntoPartsInScratchApartFromTheOutputs() throws {
         let (_, plan) = try planned(convolution(gradient: true))
-        XCTAssertEqual(plan.patchProducts[6]?.patches, 3)
-        let g = try XCTUnwrap(plan.patchGradients[7])
-        XCTAssertEqual(g.blocks, plan.patchProducts[6])
-        XCTAssertEqual(g.parts, KernelPlan.reductionPartCount)
+        let blocks = KernelPlan.PatchBlocks(patches: 3, rows: 224, count: 19)
+        guard plan.kernels.count == 2, case .patchGradient(7, blocks, let parts, let scratch) = plan.kernels[1] else { return XCTFail("\(plan.kernels)") }
+        XCTAssertEqual(plan.kernels[0], .patchProduct(dot: 6, blocks: blocks))
+        XCTAssertEqual(parts, TargetDescription.standard.reductionParts)
         XCTAssertEqual(plan.storage[3], .inline)
-        XCTAssertEqual(plan.kernels, [6, 7])
         XCTAssertEqual(plan.storage[7], .result(1))
-        XCTAssertEqual(g.scratch % KernelPlan.alignment, 0)
+        XCTAssertEqual(scratch % KernelPlan.alignment, 0)
     }
 
     func testNotWhenThePatchesAreUsedElsewhereSmallOrFusionIsOff() throws {
         let (_, shared) = try planned(convolution(patchesAlsoUsed: true, gradient: true))
-        XCTAssertTrue(shared.patchProducts.isEmpty)
-        XCTAssertTrue(shared.patchGradients.isEmpty)
+        XCTAssertEqual(shared.kernels, [.patches(3), .product(6), .product(7)])
         XCTAssertEqual(shared.storage[3], .result(2), "fetched patches keep their buffer")
         // 4 images: 288 KiB of patches stay in cache between writer and readers.
-        XCTAssertTrue(try planned(convolution(images: 4, gradient: true)).1.patchProducts.isEmpty)
+        XCTAssertEqual(try planned(convolution(images: 4, gradient: true)).1.kernels, [.patches(3), .product(6), .product(7)])
         var f = try Parser.parse(convolution(gradient: true))
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
-        XCTAssertTrue(KernelPlan(f, fuse: false).patchProducts.isEmpty)
-        // A backend without a product kernel for its pool keeps one product over all images.
-        let plain = KernelPlan(f, perImageProducts: false)
-        XCTAssertTrue(plain.patchProducts.isEmpty && plain.patchGradients.isEmpty)
+        XCTAssertTrue(Set(KernelPlan(f, fuse: false).kernels).isSuperset(of: [.patches(3), .product(6), .product(7)]))
+        // A target without a product kernel for its pool keeps one product over all images.
+        let plain = KernelPlan(f, target: plainTarget)
+        XCTAssertEqual(plain.kernels, [.patches(3), .product(6), .product(7)])
         XCTAssertNotNil(arenaOffset(plain, 3))
     }
 }
