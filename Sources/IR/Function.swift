@@ -22,7 +22,19 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
 
 public enum UnaryOp: String, CaseIterable, Hashable, Sendable {
     case neg, abs, exp, log, log1p, sqrt, rsqrt, tanh, sigmoid, floor, ceil, round, sign, sin, cos
+    /// The error function and its complement 1 - erf(x).
+    case erf, erfc
     case not
+
+    /// Whether an element costs many instructions (a call or a long polynomial): the planner
+    /// computes such a value once instead of recomputing it in each consumer. Exhaustive, so a
+    /// new op decides here.
+    public var isCostly: Bool {
+        switch self {
+        case .exp, .log, .log1p, .tanh, .sigmoid, .sin, .cos, .sqrt, .rsqrt, .erf, .erfc: return true
+        case .neg, .abs, .floor, .ceil, .round, .sign, .not: return false
+        }
+    }
 }
 
 public enum BinaryOp: String, CaseIterable, Hashable, Sendable {

@@ -48,6 +48,8 @@ extension KernelWriter {
             return r.select(pos, constValue(1, d), r.select(neg, constValue(-1, d), zero))
         case .sin: return r.math(.sin, [x])
         case .cos: return r.math(.cos, [x])
+        case .erf: return errorFunction(x, d, complement: false)
+        case .erfc: return errorFunction(x, d, complement: true)
         case .not: return x
         }
     }
@@ -249,3 +251,68 @@ extension KernelWriter {
         return r.select(r.int(.or, small, isNaN), x0, y)
     }
 }
+
+/// erf and erfc as straight-line code (no libm call, so loops over them vectorise), computed in
+/// double and rounded once: float32 results are within 1 ulp of the correctly rounded value.
+extension KernelWriter {
+    /// erf's Maclaurin series in z = x^2: erf(x) = 2/sqrt(pi) * x * sum (-1)^n z^n / (n! (2n+1)).
+    /// 32 terms reach double rounding below |x| = 2.5, where the alternating terms stay small.
+    static let erfSeries: [Double] = {
+        var factorial = 1.0
+        return (0..<32).map { n in
+            if n > 0 { factorial *= Double(n) }
+            return (n % 2 == 0 ? 1 : -1) / (factorial * Double(2 * n + 1))
+        }
+    }()
+    /// Below this |x| erf comes from the series, above it erfc from the continued fraction.
+    static let erfSeriesLimit = 2.5
+    /// Levels of erfc's continued fraction; at |x| >= 2.5 16 levels are exact in double.
+    static let erfcFractionLevels = 16
+
+    /// erf(x) (or erfc(x) with `complement`). Near 0 the series gives erf; beyond 2.5 the continued
+    /// fraction erfc(a) = exp(-a^2) / (sqrt(pi) (a + (1/2)/(a + 1/(a + (3/2)/(a + ...))))) gives
+    /// erfc with full relative accuracy in the tail, where 1 - erf would cancel. Both are
+    /// evaluated and one selected, so there is no branch.
+    func errorFunction(_ x0: RValue, _ d: DType, complement: Bool) -> RValue {
+        let x = d == .float32 ? r.convert(.fpext, x0, to: .f64) : x0
+        func c(_ v: Double) -> RValue { r.constant(float: v, .f64) }
+        let a = r.math(.fabs, [x]), z = r.float(.mul, a, a)
+        var p = c(Self.erfSeries.last!)
+        for k in Self.erfSeries.indices.dropLast().reversed() { p = r.math(.fma, [p, z, c(Self.erfSeries[k])]) }
+        let erfNear = r.float(.mul, r.float(.mul, c(2 / Double.pi.squareRoot()), a), p)
+        var t = a
+        for k in stride(from: Self.erfcFractionLevels, through: 1, by: -1) { t = r.float(.add, a, r.float(.div, c(Double(k) / 2), t)) }
+        let erfcFar = r.float(.div, expF64(r.fneg(z)), r.float(.mul, c(Double.pi.squareRoot()), t))
+        let near = r.fcmp(.olt, a, c(Self.erfSeriesLimit))
+        let result: RValue
+        if complement {
+            // erfc(-a) = 2 - erfc(a); NaN stays NaN through the far side.
+            let e = r.select(near, r.float(.sub, c(1), erfNear), erfcFar)
+            result = r.select(r.fcmp(.olt, x, c(0)), r.float(.sub, c(2), e), e)
+        } else {
+            // erf is odd: the sign of x (and of zero) carries over.
+            result = r.math(.copysign, [r.select(near, erfNear, r.float(.sub, c(1), erfcFar)), x])
+        }
+        return d == .float32 ? r.convert(.fptrunc, result, to: .f32) : result
+    }
+
+    /// exp(x) in double for x <= 0 as straight-line code: x = n ln2 + r with |r| <= ln2/2
+    /// (ln2 split in two so n ln2 is exact), e^r by its Taylor polynomial to r^13 (error below
+    /// 1e-16), scaled by 2^n through the exponent bits; below -708 the result is 0.
+    func expF64(_ x: RValue) -> RValue {
+        func c(_ v: Double) -> RValue { r.constant(float: v, .f64) }
+        let clamped = r.math(.maxnum, [x, c(-708)])
+        let n = r.math(.rint, [r.float(.mul, clamped, c(1.4426950408889634))])
+        let rest = r.math(.fma, [n, c(-1.42860682030941723212e-06), r.math(.fma, [n, c(-6.93145751953125e-1), clamped])])
+        var p = c(1 / 6_227_020_800.0)   // 1/13!
+        var factorial = 6_227_020_800.0
+        for k in stride(from: 12, through: 0, by: -1) {
+            factorial /= Double(k + 1)
+            p = r.math(.fma, [p, rest, c(1 / factorial)])
+        }
+        let bits = r.int(.shl, r.int(.add, r.convert(.fptosi, n, to: .i64), r.constant(int: 1023, .i64)), r.constant(int: 52, .i64))
+        let scaled = r.float(.mul, p, r.convert(.bitcast, bits, to: .f64))
+        return r.select(r.fcmp(.olt, x, c(-708)), c(0), scaled)
+    }
+}
+

@@ -259,9 +259,6 @@ struct Fusion {
         return nil
     }
 
-    /// Unary ops that cost many instructions per element (a call or a long polynomial).
-    static let costlyUnary: Set<UnaryOp> = [.exp, .log, .log1p, .tanh, .sigmoid, .sin, .cos, .sqrt, .rsqrt]
-
     /// What computing `v` inline again costs: its ops with those of its inline operands, how many
     /// distinct buffers of `v`'s size (or larger) they read, and whether anything among them is
     /// costly (a transcendental, pow, a random draw, an index map other than broadcast, reshape or
@@ -278,7 +275,7 @@ struct Fusion {
             guard let i = inst[x] else { continue }
             switch i.op {
             case .constant: continue
-            case .unary(let u) where Self.costlyUnary.contains(u):
+            case .unary(let u) where u.isCostly:
                 return (ops, reads.count, true)
             case .binary(.pow), .random: return (ops, reads.count, true)
             case .broadcast, .reshape, .transpose, .iota: break
@@ -298,7 +295,7 @@ struct Fusion {
         while let x = stack.popLast() {
             guard seen.insert(x).inserted, let i = inst[x], x == v || materialized[x] == nil else { continue }
             switch i.op {
-            case .unary(let u) where Self.costlyUnary.contains(u): return u.rawValue
+            case .unary(let u) where u.isCostly: return u.rawValue
             case .binary(.pow): return "pow"
             case .varRead, .constant: continue
             case .reshape, .broadcast: stack += i.operands

@@ -309,6 +309,8 @@ public enum ReferenceEvaluator {
             case .sign: return .f(d.isNaN ? d : d > 0 ? 1 : d < 0 ? -1 : 0)
             case .sin: return r(Glibc.sin(d))
             case .cos: return r(Glibc.cos(d))
+            case .erf: return r(Glibc.erf(d))
+            case .erfc: return r(Glibc.erfc(d))
             case .not: return v
             }
         case .i(let i):

@@ -4,7 +4,7 @@ import KilnIR
 import KilnPasses
 import KilnKernels
 
-/// The float32 exp/log/tanh/log1p element rules against double-precision libm over wide ranges,
+/// The float32 exp/log/tanh/log1p/erf/erfc element rules against double-precision libm over wide ranges,
 /// on every backend (each renders the same polynomials; a C compiler that contracted or
 /// reassociated them would show here).
 final class TranscendentalAccuracyTests: XCTestCase {
@@ -36,6 +36,43 @@ final class TranscendentalAccuracyTests: XCTestCase {
             try accuracy(.tanh, spread(-12, 12) + [1e-5, -1e-5, 0, .nan, .infinity], bound: 5e-7, Foundation.tanh),
             try accuracy(.log1p, spread(-0.99, 5) + [1e-7, -1e-7, 1e-3, 0], bound: 5e-7, Foundation.log1p),
         ])
+    }
+
+    /// Distance in float32 steps (ulps) between two floats of the same sign or zero.
+    static func ulps(_ a: Float, _ b: Float) -> Int64 {
+        func ordered(_ x: Float) -> Int64 { let i = Int64(Int32(bitPattern: x.bitPattern)); return i < 0 ? Int64(Int32.min) - i : i }
+        return abs(ordered(a) - ordered(b))
+    }
+
+    func testErfAndErfcAreWithinTwoUlpOfLibm() throws {
+        // Every 211th float from 0 to 12 (erf is 1 and erfc underflows beyond), both signs, and specials.
+        let positive = stride(from: UInt32(0), to: Float(12).bitPattern, by: 211).map { Float(bitPattern: $0) }
+        var xs = positive + positive.map { -$0 }
+        xs += [.infinity, -.infinity, .nan, 2.5, -2.5, 2.4999998, 1e-40, -0.0]
+        let input = try Tensor(shape: [xs.count], scalars: xs)
+        var cases: [KernelCase] = []
+        for (op, truth) in [(UnaryOp.erf, Foundation.erf), (.erfc, Foundation.erfc)] as [(UnaryOp, @Sendable (Double) -> Double)] {
+            var b = FunctionBuilder(name: "erf")
+            let p = b.addParam("x", kind: .feed, type: TensorType(.float32, [xs.count]))
+            b.setResults([try b.emit(.unary(op), [p])])
+            // libm's answers once, for every backend.
+            let wants = xs.map { Float(truth(Double($0))) }
+            cases.append(KernelCase("\(op.rawValue) within 2 ulp of libm", b.function, [input], expected: { [xs] results in
+                guard let got = try? results[0].scalars(as: Float.self), got.count == xs.count else { return "not \(xs.count) float32 values" }
+                // Ten million values: buffer pointers and a bit-pattern shortcut keep a debug build quick.
+                var worst: (Int64, Int) = (0, 0)
+                got.withUnsafeBufferPointer { g in
+                    wants.withUnsafeBufferPointer { w in
+                        for i in 0..<g.count where g[i].bitPattern != w[i].bitPattern {
+                            let d = w[i].isNaN ? (g[i].isNaN ? 0 : Int64.max) : Self.ulps(g[i], w[i])
+                            if d > worst.0 { worst = (d, i) }
+                        }
+                    }
+                }
+                return worst.0 <= 2 ? nil : "\(op)(\(xs[worst.1])) = \(got[worst.1]), libm \(wants[worst.1]): \(worst.0) ulp off"
+            }))
+        }
+        BackendRunner.run("transcendental accuracy: erf", cases)
     }
 }
 
