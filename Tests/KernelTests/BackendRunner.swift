@@ -25,6 +25,7 @@ enum BackendRunner {
         BundleTally.install()
         let references = ReferenceCache(cases)
         if cases.isEmpty { XCTFail("\(suite): no cases", file: file, line: line) }
+        if Backends.present.isEmpty { XCTFail("\(suite): no backend to run on", file: file, line: line) }
         for backend in Backends.present {
             let start = Date()
             var problems: [Int: String] = [:]
@@ -71,6 +72,7 @@ enum BackendRunner {
     static func run(_ suite: String, check name: String, deadline: Double = defaultDeadline, file: StaticString = #filePath, line: UInt = #line,
                     _ body: @escaping @Sendable (any Backend) throws -> String?) {
         BundleTally.install()
+        if Backends.present.isEmpty { XCTFail("\(suite): no backend to run on", file: file, line: line) }
         for backend in Backends.present {
             let start = Date()
             let problem: String?
