@@ -28,6 +28,7 @@ static _Atomic int done_parts;
 static kiln_range_kernel job_kernel;
 static void *job_args[4];
 static int64_t job_count;
+static _Atomic uint64_t jobs_given;
 
 static inline uint32_t claim_serial(uint64_t c) { return (uint32_t)(c >> 32); }
 static inline int claim_parts(uint64_t c) { return (int)((c >> 16) & 0xFFFF); }
@@ -80,7 +81,10 @@ void kiln_pool_start(int threads) {
 
 int kiln_pool_threads(void) { return pool_threads; }
 
+uint64_t kiln_parallel_jobs(void) { return atomic_load_explicit(&jobs_given, memory_order_relaxed); }
+
 void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count) {
+    if (count >= 2) atomic_fetch_add_explicit(&jobs_given, 1, memory_order_relaxed);
     if (pool_threads < 2 || count < 2 || pthread_mutex_trylock(&submit_lock) != 0) {
         kernel(args[0], args[1], args[2], args[3], 0, count);
         return;

@@ -5,7 +5,7 @@ import KilnIR
 /// their last reader has run).
 extension KernelPlan {
     mutating func assignBuffers(_ fusion: Fusion, _ scheduler: Scheduler) {
-        let f = fusion.f, inst = fusion.inst, position = fusion.position, materialized = fusion.materialized
+        let f = fusion.f, position = fusion.position, materialized = fusion.materialized
         views = fusion.views
         for (i, p) in f.params.enumerated() {
             storage[i] = p.kind == .feed ? .param(i) : .variable(param: i)

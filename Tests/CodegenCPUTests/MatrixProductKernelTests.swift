@@ -109,38 +109,3 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
     func set() { lock.lock(); value = true; lock.unlock() }
 }
-
-/// A gradient-descent step computed inside the product matches the reference evaluator's
-/// separate product, scale and subtraction.
-final class DescentStepProductTests: XCTestCase {
-    func testAccumulatedStepMatchesTheReferenceForEveryLayoutAndBothLibraries() throws {
-        for (ta, tb) in [(true, false), (false, false), (false, true), (true, true)] {
-            for (m, n, k) in [(96, 40, 64), (300, 200, 128), (5, 3, 2)] {
-                let a = ta ? [k, m] : [m, k], b = tb ? [n, k] : [k, n]
-                var f = try Parser.parse("""
-                func @f(%0: f32[\(m),\(n)] var "w", %1: f32[\(a[0]),\(a[1])] feed "a", %2: f32[\(b[0]),\(b[1])] feed "b", %3: f32[] feed "lr") {
-                  %4 = var.read %0
-                  %5 = broadcast %3 shape=[\(m),\(n)] dims=[]
-                  %6 = dot %1, %2 transpose_a=\(ta) transpose_b=\(tb)
-                  %7 = mul %6, %5
-                  %8 = sub %4, %7
-                  %9 = var.write %0, %8
-                  return
-                }
-                """)
-                try PassManager.standard().run(&f)
-                let exe = try LLVMBackend().compile(f)
-                guard case .accumulatedProduct? = exe.plan.kernels.first, exe.plan.kernels.count == 1 else { return XCTFail("m=\(m) n=\(n) k=\(k): \(exe.plan.kernels)") }
-                func seq(_ count: Int, _ s: Int) -> [Float] { (0..<count).map { Float(($0 * 29 + s) % 83) / 83 - 0.5 } }
-                let params = [try Tensor(shape: [m, n], scalars: seq(m * n, 1)), try Tensor(shape: a, scalars: seq(a[0] * a[1], 2)),
-                              try Tensor(shape: b, scalars: seq(b[0] * b[1], 3)), try Tensor(shape: [], scalars: [Float(0.25)])]
-                var got = params
-                _ = try exe.run(&got)
-                let want = try ReferenceEvaluator.run(f, parameters: params).parameters
-                let (g, w) = (try got[0].scalars(as: Float.self), try want[0].scalars(as: Float.self))
-                let worst = zip(g, w).map { abs($0 - $1) }.max()!
-                XCTAssertLessThan(worst, 1e-5, "ta=\(ta) tb=\(tb) m=\(m) n=\(n) k=\(k)")
-            }
-        }
-    }
-}

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Kiln
+import KilnTestSupport
 
 /// Every forward case of the golden ops.jsonl (TensorFlow's outputs, in Fixtures/golden), built as a graph with its inputs fed through
 /// placeholders (so the JIT computes them, not constant folding) and compared with TensorFlow.
@@ -169,92 +170,159 @@ final class GoldenOpsTests: XCTestCase {
                                      "sigmoid_cross_entropy_with_logits", "moments", "batch_norm_train", "fused_batch_norm_train",
                                      "reduce_prod", "reduce_mean", "reduce_sum", "conv2d", "matmul", "batch_matmul", "l2_loss", "avg_pool"]
 
-    func run(_ c: [String: Any]) throws -> String? {
+    /// One golden case built into a graph: what to fetch and feed, and what TensorFlow computed.
+    struct BuiltCase {
+        var fetches: [Output]
+        var feeds: [Output: Tensor]
+        var want: [Tensor]
+        var rtol: Double
+        /// Forward outputs' static shapes must agree with what ran.
+        var staticShapes: Bool
+    }
+
+    /// Builds the forward case `c` into `g`, its placeholders named `prefix` + `in<i>`.
+    static func buildForward(_ c: [String: Any], in g: Graph, prefix: String) throws -> BuiltCase {
         let op = c["op"] as! String
-        guard let build = Self.builders[op] else { return "no builder for \(op)" }
-        let g = Graph()
+        guard let build = builders[op] else { throw KilnError.unimplemented("no builder for \(op)") }
         let inputs = try (c["inputs"] as! [[String: Any]]).map(Golden.tensor)
-        let placeholders = try inputs.enumerated().map { i, t in try g.placeholder(t.dtype, shape: Shape(t.shape), name: "in\(i)") }
+        let placeholders = try inputs.enumerated().map { i, t in try g.placeholder(t.dtype, shape: Shape(t.shape), name: "\(prefix)in\(i)") }
         let outs = try build(g, placeholders, c["attrs"] as? [String: Any] ?? [:])
-        let sess = try Session(graph: g)
-        let got = try sess.run(outs, feeds: Dictionary(uniqueKeysWithValues: zip(placeholders, inputs)))
-        let want = try (c["outputs"] as! [[String: Any]]).map(Golden.tensor)
-        guard got.count == want.count else { return "\(got.count) outputs, want \(want.count)" }
-        for (k, (a, b)) in zip(got, want).enumerated() {
-            // The static shape must agree with what ran.
-            if let s = outs[k].shape.dims, s.count != b.rank || zip(s, b.shape).contains(where: { $0 != nil && $0! != $1 }) {
-                return "output \(k): static shape \(outs[k].shape) disagrees with \(b.shape)"
+        return BuiltCase(fetches: outs, feeds: Dictionary(uniqueKeysWithValues: zip(placeholders, inputs)),
+                         want: try (c["outputs"] as! [[String: Any]]).map(Golden.tensor), rtol: loose.contains(op) ? 1e-4 : 1e-5, staticShapes: true)
+    }
+
+    /// `grad:<op>` cases: gradients of op's (first) output with respect to `attrs.wrt`, with the
+    /// upstream gradient all ones or given as the last input.
+    static func buildGradient(_ c: [String: Any], in g: Graph, prefix: String) throws -> BuiltCase {
+        let op = String((c["op"] as! String).dropFirst(5))
+        guard let build = builders[op] else { throw KilnError.unimplemented("no builder for \(op)") }
+        var attrs = c["attrs"] as? [String: Any] ?? [:]
+        let wrt = ints(attrs, "wrt")!
+        let upstreamGiven = (attrs["grad_ys"] as? String) == "last_input"
+        attrs["wrt"] = nil
+        attrs["grad_ys"] = nil
+        var inputs = try (c["inputs"] as! [[String: Any]]).map(Golden.tensor)
+        let upstream = upstreamGiven ? inputs.removeLast() : nil
+        let placeholders = try inputs.enumerated().map { i, t in try g.placeholder(t.dtype, shape: Shape(t.shape), name: "\(prefix)in\(i)") }
+        let y = try build(g, placeholders, attrs)[0]
+        var feeds = Dictionary(uniqueKeysWithValues: zip(placeholders, inputs))
+        var gradYs: [Output?]? = nil
+        if let upstream {
+            let u = try g.placeholder(upstream.dtype, shape: Shape(upstream.shape), name: "\(prefix)upstream")
+            feeds[u] = upstream
+            gradYs = [u]
+        }
+        let grads = try g.gradients([y], wrt.map { placeholders[$0] }, gradYs: gradYs)
+        guard grads.allSatisfy({ $0 != nil }) else { throw KilnError.invalidArgument("unconnected gradient") }
+        return BuiltCase(fetches: grads.map { $0! }, feeds: feeds, want: try (c["outputs"] as! [[String: Any]]).map(Golden.tensor),
+                         rtol: 1e-4, staticShapes: false)
+    }
+
+    /// What is wrong with `got` for `b`, or nil.
+    static func judge(_ b: BuiltCase, _ got: [Tensor]) -> String? {
+        guard got.count == b.want.count else { return "\(got.count) outputs, want \(b.want.count)" }
+        for (k, (x, y)) in zip(got, b.want).enumerated() {
+            if b.staticShapes, let s = b.fetches[k].shape.dims, s.count != y.rank || zip(s, y.shape).contains(where: { $0 != nil && $0! != $1 }) {
+                return "output \(k): static shape \(b.fetches[k].shape) disagrees with \(y.shape)"
             }
-            if let m = Golden.mismatch(a, b, rtol: Self.loose.contains(op) ? 1e-4 : 1e-5) { return "output \(k): \(m)" }
+            if let m = Golden.mismatch(x, y, rtol: b.rtol) { return "output \(k): \(m)" }
         }
         return nil
+    }
+
+    /// Runs `cases` (built by `build`) with `config`, up to `batch` of them in one graph and one
+    /// Session.run (one executable: compiling is the slow part on the C backend). A case that
+    /// fails in its batch runs again alone, so every failure names its case; one that passes
+    /// alone but not batched is still a failure. Each session run has a deadline, so a result
+    /// that never comes back is a failure, not a stuck suite. Returns the problem per case index.
+    static func runBatched(_ cases: [[String: Any]], config: SessionConfig, batch: Int,
+                           build: @escaping (([String: Any], Graph, String) throws -> BuiltCase)) -> [Int: String] {
+        func runAlone(_ k: Int) -> String? {
+            do {
+                let g = Graph()
+                let b = try build(cases[k], g, "")
+                guard let outcome = withDeadline(120, { try Session(graph: g, config: config).run(b.fetches, feeds: b.feeds) }) else {
+                    return "no result within 120 s"
+                }
+                return judge(b, try outcome.get())
+            } catch { return "threw \(error)" }
+        }
+        var problems: [Int: String] = [:]
+        for start in stride(from: 0, to: cases.count, by: batch) {
+            let g = Graph()
+            var built: [(Int, BuiltCase)] = []
+            for k in start..<min(start + batch, cases.count) {
+                do { built.append((k, try build(cases[k], g, "c\(k)/"))) } catch { problems[k] = "threw \(error)" }
+            }
+            let fetches = built.flatMap { $0.1.fetches }
+            let feeds = built.reduce(into: [Output: Tensor]()) { $0.merge($1.1.feeds) { a, _ in a } }
+            let outcome = withDeadline(300) { try Session(graph: g, config: config).run(fetches, feeds: feeds) }
+            if case .some(.success(let got)) = outcome {
+                var offset = 0
+                for (k, b) in built {
+                    let mine = Array(got[offset..<(offset + b.fetches.count)])
+                    offset += b.fetches.count
+                    guard let batched = judge(b, mine) else { continue }
+                    problems[k] = runAlone(k) ?? "passes alone but not run with \(built.count - 1) other cases: \(batched)"
+                }
+            } else {
+                for (k, _) in built { if let p = runAlone(k) { problems[k] = p } }
+                if case .none = outcome, built.allSatisfy({ problems[$0.0] == nil }) {
+                    for (k, _) in built { problems[k] = "its batch of \(built.count) cases gave no result within 300 s; alone it passes" }
+                }
+            }
+        }
+        return problems
+    }
+
+    /// Every backend the golden cases run on, as a session configuration (TestBackends: all, or
+    /// those KILN_TEST_BACKENDS names).
+    /// One that cannot run here (no C compiler) is named with the reason, loudly.
+    static let backends: [(name: String, config: SessionConfig)] = BackendKind.allCases.compactMap { kind in
+        guard TestBackends.selected(kind.rawValue) else { return nil }
+        do { _ = try kind.make() } catch { TestBackends.unavailable(kind.rawValue, error); return nil }
+        return (kind.rawValue, SessionConfig(backend: kind))
     }
 
     func testEveryForwardCaseMatchesTensorFlow() throws {
         let cases = try Golden.lines("ops.jsonl").filter { !($0["op"] as! String).hasPrefix("grad:") }
         XCTAssertGreaterThan(cases.count, 300)
-        var tally: [String: (Int, Int)] = [:]
-        var failures: [String] = []
-        for c in cases {
-            let op = c["op"] as! String
-            let family = Self.families.first { $0.1.contains(op) }?.0 ?? "other"
-            var problem: String?
-            do { problem = try run(c) } catch { problem = "threw \(error)" }
-            var t = tally[family, default: (0, 0)]
-            if let problem { t.1 += 1; failures.append("\(op) \(c["attrs"] ?? "") \(c["note"] ?? ""): \(problem)") } else { t.0 += 1 }
-            tally[family] = t
+        XCTAssertFalse(Self.backends.isEmpty, "no backend to run the golden cases on")
+        BundleTally.install()
+        for (backend, config) in Self.backends {
+            let problems = Self.runBatched(cases, config: config, batch: 24) { try Self.buildForward($0, in: $1, prefix: $2) }
+            var tally: [String: (Int, Int)] = [:]
+            for (k, c) in cases.enumerated() {
+                let op = c["op"] as! String
+                let family = Self.families.first { $0.1.contains(op) }?.0 ?? "other"
+                var t = tally[family, default: (0, 0)]
+                if let problem = problems[k] {
+                    t.1 += 1
+                    XCTFail("backend \(backend), golden op \(op) \(c["attrs"] ?? "") \(c["note"] ?? ""): \(problem)")
+                } else { t.0 += 1 }
+                tally[family] = t
+            }
+            for (family, _) in Self.families + [("other", [])] {
+                if let (p, f) = tally[family] { print("backend \(backend): golden ops \(family): \(p) passed, \(f) failed") }
+            }
+            print("backend \(backend): golden ops: \(cases.count - problems.count) cases passed, \(problems.count) failed")
+            BundleTally.add(backend, passed: cases.count - problems.count, failed: problems.count)
         }
-        for (family, _) in Self.families + [("other", [])] {
-            if let (p, f) = tally[family] { print("golden ops \(family): \(p) passed, \(f) failed") }
-        }
-        for f in failures { XCTFail(f) }
-    }
-
-    /// `grad:<op>` cases: gradients of op's (first) output with respect to `attrs.wrt`, with the
-    /// upstream gradient all ones or given as the last input.
-    func runGradient(_ c: [String: Any]) throws -> String? {
-        let op = String((c["op"] as! String).dropFirst(5))
-        guard let build = Self.builders[op] else { return "no builder for \(op)" }
-        var attrs = c["attrs"] as? [String: Any] ?? [:]
-        let wrt = Self.ints(attrs, "wrt")!
-        let upstreamGiven = (attrs["grad_ys"] as? String) == "last_input"
-        attrs["wrt"] = nil
-        attrs["grad_ys"] = nil
-        let g = Graph()
-        var inputs = try (c["inputs"] as! [[String: Any]]).map(Golden.tensor)
-        let upstream = upstreamGiven ? inputs.removeLast() : nil
-        let placeholders = try inputs.enumerated().map { i, t in try g.placeholder(t.dtype, shape: Shape(t.shape), name: "in\(i)") }
-        let y = try build(g, placeholders, attrs)[0]
-        var feeds = Dictionary(uniqueKeysWithValues: zip(placeholders, inputs))
-        var gradYs: [Output?]? = nil
-        if let upstream {
-            let u = try g.placeholder(upstream.dtype, shape: Shape(upstream.shape), name: "upstream")
-            feeds[u] = upstream
-            gradYs = [u]
-        }
-        let grads = try g.gradients([y], wrt.map { placeholders[$0] }, gradYs: gradYs)
-        guard grads.allSatisfy({ $0 != nil }) else { return "unconnected gradient" }
-        let got = try Session(graph: g).run(grads.map { $0! }, feeds: feeds)
-        let want = try (c["outputs"] as! [[String: Any]]).map(Golden.tensor)
-        for (k, (a, b)) in zip(got, want).enumerated() {
-            if let m = Golden.mismatch(a, b, rtol: 1e-4) { return "gradient \(k): \(m)" }
-        }
-        return nil
     }
 
     func testEveryGradientCaseMatchesTensorFlow() throws {
         let cases = try Golden.lines("ops.jsonl").filter { ($0["op"] as! String).hasPrefix("grad:") }
         XCTAssertGreaterThan(cases.count, 90)
-        var passed = 0, failed = 0
-        for c in cases {
-            var problem: String?
-            do { problem = try runGradient(c) } catch { problem = "threw \(error)" }
-            if let problem {
-                failed += 1
-                XCTFail("\(c["op"]!) \(c["attrs"] ?? ""): \(problem)")
-            } else { passed += 1 }
+        XCTAssertFalse(Self.backends.isEmpty, "no backend to run the golden cases on")
+        BundleTally.install()
+        for (backend, config) in Self.backends {
+            let problems = Self.runBatched(cases, config: config, batch: 12) { try Self.buildGradient($0, in: $1, prefix: $2) }
+            for k in problems.keys.sorted() {
+                XCTFail("backend \(backend), golden gradient \(cases[k]["op"]!) \(cases[k]["attrs"] ?? ""): \(problems[k]!)")
+            }
+            print("backend \(backend): golden gradients: \(cases.count - problems.count) cases passed, \(problems.count) failed")
+            BundleTally.add(backend, passed: cases.count - problems.count, failed: problems.count)
         }
-        print("golden gradients: \(passed) passed, \(failed) failed")
     }
 
     /// Every case TensorFlow rejects is rejected when the graph is built, with TensorFlow's code

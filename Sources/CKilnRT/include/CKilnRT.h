@@ -12,6 +12,10 @@ int kiln_pool_threads(void);
 // Runs kernel(args[0..3], begin, end) over [0, count) split across the pool; returns when all
 // parts are done. Falls back to one call when the pool is busy or count is small.
 void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count);
+// Jobs of at least two rows kiln_parallel_for has been given since the process started, however
+// they ran (on the pool, or by the caller alone on one core or while the pool was busy): tests
+// read it around a run to check that a kernel really was split.
+uint64_t kiln_parallel_jobs(void);
 
 // Whether this CPU has AVX-512 F, BW, VL and DQ (OpenBLAS's SKYLAKEX kernels), and AVX2 with FMA
 // (its HASWELL kernels).

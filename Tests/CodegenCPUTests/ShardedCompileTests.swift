@@ -1,0 +1,44 @@
+import XCTest
+import KilnIR
+import KilnPasses
+import KilnKernels
+@testable import KilnCPU
+
+/// An executable compiled as several modules in parallel links into the same program: every
+/// kernel, whichever module defines it, computes what the reference evaluator computes.
+final class ShardedCompileTests: XCTestCase {
+    func testEveryShardCountComputesTheSameResults() throws {
+        // Six kernels (reductions and products have their own), one of them split across the pool.
+        var f = try Parser.parse("""
+        func @s(%0: f32[64,48] feed "a", %1: f32[48,40] feed "b", %2: f32[256,256] feed "c") {
+          %3 = dot %0, %1 transpose_a=false transpose_b=false
+          %4 = reduce.sum %3 axes=[1]
+          %5 = exp %3
+          %6 = reduce.max %5 axes=[0]
+          %7 = dot %3, %1 transpose_a=false transpose_b=true
+          %8 = reduce.sum %7 axes=[0]
+          %9 = tanh %2
+          %10 = reduce.sum %9 axes=[1]
+          return %4, %6, %8, %10
+        }
+        """)
+        try PassManager.standard().run(&f)
+        func seq(_ n: Int, _ k: Int) -> [Float] { (0..<n).map { Float(($0 * 31 + k) % 97) / 97 - 0.5 } }
+        let params = [try Tensor(shape: [64, 48], scalars: seq(64 * 48, 1)), try Tensor(shape: [48, 40], scalars: seq(48 * 40, 2)),
+                      try Tensor(shape: [256, 256], scalars: seq(256 * 256, 3))]
+        let want = try ReferenceEvaluator.run(f, parameters: params).results
+        for shards in [1, 2, 3, 8] {
+            let exe = try LLVMBackend().compile(f, options: CompileOptions(shards: shards))
+            XCTAssertGreaterThanOrEqual(exe.plan.kernels.count, 6)
+            XCTAssertEqual(exe.stats.shards, min(shards, exe.plan.kernels.count))
+            var p = params
+            let got = try exe.run(&p)
+            for (g, w) in zip(got, want) {
+                for i in 0..<w.elementCount {
+                    let (x, y) = (g.double(at: i), w.double(at: i))
+                    if abs(x - y) > 1e-4 * max(1, abs(y)) { return XCTFail("\(shards) shards, element \(i): \(x) vs \(y)") }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import XCTest
+import KilnIR
+import KilnPasses
+import KilnKernels
+
+/// Kernels large enough to be split across the worker pool must compute exactly what the
+/// reference evaluator computes (row ranges must tile the output with no gap or overlap), and
+/// must really be split: each case says how many jobs at least its run gives the pool, which
+/// the C runtime counts (`kiln_parallel_jobs`), whatever the backend.
+final class ParallelKernelTests: XCTestCase {
+    func seq(_ n: Int, _ k: Int) -> [Float] { (0..<n).map { Float(($0 * 37 + k) % 101) / 50 - 1 } }
+
+    /// A case whose kernels of `elements` elements or more each give the pool a job (one per
+    /// entry of `splitKernels`) on a backend whose threshold they reach.
+    func split(_ name: String, _ text: String, _ inputs: [Tensor], splitKernels: [Int], agreement: Agreement = .relative(1e-5),
+               inspect: (@Sendable (any Executable) -> String?)? = nil) throws -> KernelCase {
+        KernelCase(name, try KernelCase.parse(text, passes: .standard), inputs, agreement: agreement,
+                   splitJobs: { target in splitKernels.filter { $0 >= target.parallelThreshold }.count }, inspect: inspect)
+    }
+
+    func testSplitMatrixProductsMatchTheReference() throws {
+        var cases: [KernelCase] = []
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = ta ? [512, 257] : [257, 512], b = tb ? [64, 512] : [512, 64]
+            let f = try KernelCase.parse("""
+            func @d(%0: f32[\(a[0]),\(a[1])] feed "a", %1: f32[\(b[0]),\(b[1])] feed "b") {
+              %2 = dot %0, %1 transpose_a=\(ta) transpose_b=\(tb)
+              return %2
+            }
+            """, passes: .standard)
+            // Kiln's own product splits its output tiles across the pool; OpenBLAS uses its threads.
+            cases.append(KernelCase("dot 257x512x64 transpose_a=\(ta) transpose_b=\(tb)", f,
+                                    [try Tensor(shape: a, scalars: seq(a[0] * a[1], 1)), try Tensor(shape: b, scalars: seq(b[0] * b[1], 2))],
+                                    agreement: .relative(1e-4), splitJobs: { $0.ownProduct(m: 257, n: 64, k: 512) ? 1 : 0 }))
+        }
+        BackendRunner.run("parallel kernels: matrix products", cases)
+    }
+
+    func testSplitElementwiseReductionAndWindowKernelsMatchTheReference() throws {
+        let x = try Tensor(shape: [67, 33, 45], scalars: seq(67 * 33 * 45, 3))
+        let image = try Tensor(shape: [9, 31, 30, 16], scalars: seq(9 * 31 * 30 * 16, 4))
+        let cases = [
+            try split("elementwise", """
+            func @e(%0: f32[67,33,45] feed "x") {
+              %1 = tanh %0
+              %2 = mul %1, %0
+              return %2
+            }
+            """, [x], splitKernels: [67 * 33 * 45]),
+            try split("reduction over the last axis", """
+            func @r(%0: f32[67,33,45] feed "x") {
+              %1 = tanh %0
+              %2 = mul %1, %0
+              %3 = reduce.max %2 axes=[2]
+              return %3
+            }
+            """, [x], splitKernels: [67 * 33 * 45]),
+            try split("reduction and elementwise sharing a producer", """
+            func @e(%0: f32[67,33,45] feed "x") {
+              %1 = tanh %0
+              %2 = mul %1, %0
+              %3 = reduce.max %2 axes=[2]
+              %4 = exp %2
+              return %3, %4
+            }
+            """, [x], splitKernels: [67 * 33 * 45, 67 * 33 * 45]),
+            try split("max pooling", """
+            func @w(%0: f32[9,31,30,16] feed "x") {
+              %1 = reduce_window.max %0 window=[1,3,3,1] strides=[1,2,2,1] pad_low=[0,1,1,0] pad_high=[0,1,0,0]
+              return %1
+            }
+            """, [image], splitKernels: [9 * 16 * 15 * 16]),
+            try split("patches and their adjoint", """
+            func @w(%0: f32[9,31,30,16] feed "x") {
+              %1 = patches %0 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
+              %2 = unpatches %1 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1] image=[31,30]
+              return %2
+            }
+            """, [image], splitKernels: [9 * 31 * 30 * 16 * 9], agreement: .relative(1e-4)),
+        ]
+        BackendRunner.run("parallel kernels: elementwise, reductions, windows", cases)
+    }
+
+    func testLeadingAxisReductionsSplitIntoPartsMatchTheReference() throws {
+        // Batch statistics over leading axes, split into parts on the pool: sums (of a fused
+        // producer), maxima with a NaN, and integer sums.
+        var xs: [Float] = (0..<(64 * 64 * 24)).map { (i: Int) -> Float in Float((i * 31) % 61) / 30 - 1 }
+        xs[5000] = .nan
+        let ns: [Int32] = (0..<(4096 * 12)).map { (i: Int) -> Int32 in Int32((i * 7) % 23) - 11 }
+        let text = """
+        func @m(%0: f32[64,8,8,24] feed "x", %1: i32[4096,12] feed "n") {
+          %2 = mul %0, %0
+          %3 = reduce.sum %2 axes=[0,1,2]
+          %4 = reduce.max %0 axes=[0,1]
+          %5 = reduce.sum %1 axes=[0]
+          return %3, %4, %5
+        }
+        """
+        let c = KernelCase("split reductions", try KernelCase.parse(text), [try Tensor(shape: [64, 8, 8, 24], scalars: xs), try Tensor(shape: [4096, 12], scalars: ns)],
+                           splitJobs: { _ in 3 }, inspect: { exe in
+            let split = exe.plan.kernels.filter { if case .splitReduction = $0 { return true } else { return false } }
+            return split.count == 3 ? nil : "planned \(exe.plan.kernels), expected 3 split reductions"
+        })
+        BackendRunner.run("parallel kernels: split reductions", [c])
+    }
+
+    func testConvolutionInputGradientImageByImageMatchesTheReference() throws {
+        // A convolution input gradient computed image by image (64 images), for both layouts of
+        // the filter product; on the pool where the backend has Kiln's own product.
+        var cases: [KernelCase] = []
+        for transposeB in [true, false] {
+            let filter = transposeB ? "f32[72,32]" : "f32[32,72]"
+            let f = try KernelCase.parse("""
+            func @m(%0: f32[64,6,6,32] feed "dy", %1: \(filter) feed "w") {
+              %2 = reshape %0 shape=[2304,32]
+              %3 = dot %2, %1 transpose_a=false transpose_b=\(transposeB)
+              %4 = reshape %3 shape=[64,6,6,72]
+              %5 = unpatches %4 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1] image=[6,6]
+              return %5
+            }
+            """)
+            let dy = try Tensor(shape: [64, 6, 6, 32], scalars: (0..<73728).map { Float(($0 * 13) % 29) / 14 - 1 })
+            let w = try Tensor(shape: transposeB ? [72, 32] : [32, 72], scalars: (0..<2304).map { Float(($0 * 7) % 31) / 15 - 1 })
+            cases.append(KernelCase("per-image products, transpose_b=\(transposeB)", f, [dy, w],
+                                    splitJobs: { $0.ownProduct(m: 36, n: 72, k: 32) ? 1 : 0 }, inspect: { exe in
+                exe.plan.kernels == [.perImageProduct(unpatches: 5, dot: 3)] ? nil : "planned \(exe.plan.kernels), expected one per-image product"
+            }))
+        }
+        BackendRunner.run("parallel kernels: per-image products", cases)
+    }
+
+    func testConvolutionsAndWeightGradientsFromBlocksOfPatchRowsMatchTheReference() throws {
+        // Convolutions and their weight gradients computed from blocks of patch rows (blocks that
+        // span images, a short last block, on the pool) against the reference: four channels
+        // (straight-line patches) and sixteen with stride 2.
+        var cases: [KernelCase] = []
+        let shapes: [(image: [Int], window: Int, stride: Int, pad: Int, out: Int)] = [([64, 12, 12, 4], 3, 1, 1, 64), ([64, 11, 11, 16], 3, 2, 1, 32)]
+        for c in shapes {
+            let (n, h, w, ch) = (c.image[0], c.image[1], c.image[2], c.image[3])
+            let oh = (h + 2 * c.pad - c.window) / c.stride + 1, ow = (w + 2 * c.pad - c.window) / c.stride + 1
+            let k = c.window * c.window * ch, rows = n * oh * ow
+            XCTAssertNotEqual(rows % Scheduler(target: .standard).patchBlockRows(patchWidth: k, positions: rows), 0, "the last block is short")
+            let f = try KernelCase.parse("""
+            func @m(%0: f32[\(n),\(h),\(w),\(ch)] feed "x", %1: f32[\(k),\(c.out)] feed "w", %2: f32[\(rows),\(c.out)] feed "dy") {
+              %3 = patches %0 window=[\(c.window),\(c.window)] strides=[\(c.stride),\(c.stride)] dilations=[1,1] pad_low=[\(c.pad),\(c.pad)] pad_high=[\(c.pad),\(c.pad)]
+              %4 = reshape %3 shape=[\(rows),\(k)]
+              %5 = dot %4, %1 transpose_a=false transpose_b=false
+              %6 = dot %4, %2 transpose_a=true transpose_b=false
+              return %5, %6
+            }
+            """)
+            let xs: [Float] = (0..<(n * h * w * ch)).map { (i: Int) -> Float in Float((i * 13) % 29) / 14 - 1 }
+            let ws: [Float] = (0..<(k * c.out)).map { (i: Int) -> Float in Float((i * 7) % 31) / 15 - 1 }
+            let dys: [Float] = (0..<(rows * c.out)).map { (i: Int) -> Float in Float((i * 5) % 23) / 11 - 1 }
+            // The gradient sums up to 9216 float32 products per element, in blocks and parts:
+            // associated differently from the reference's running sum.
+            cases.append(KernelCase("blocked patch products \(c.image) stride \(c.stride)", f,
+                                    [try Tensor(shape: c.image, scalars: xs), try Tensor(shape: [k, c.out], scalars: ws), try Tensor(shape: [rows, c.out], scalars: dys)],
+                                    agreement: .relative(1e-4), splitJobs: { target in
+                target.ownProduct(m: Scheduler(target: target).patchBlockRows(patchWidth: k, positions: rows), n: c.out, k: k) ? 1 : 0
+            }, inspect: { exe in
+                guard exe.plan.kernels.count == 2, case .patchProduct(5, _) = exe.plan.kernels[0], case .patchGradient(6, _, _, _) = exe.plan.kernels[1] else {
+                    return "planned \(exe.plan.kernels), expected a blocked patch product and a patch gradient"
+                }
+                return nil
+            }))
+        }
+        BackendRunner.run("parallel kernels: blocked patch products", cases)
+    }
+}
