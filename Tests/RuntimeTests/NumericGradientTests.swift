@@ -127,6 +127,8 @@ final class NumericGradientTests: XCTestCase {
         // Elementwise unary.
         c.append(unary("Log1p", try r.tensor([2, 3], -0.5, 2)) { g, x in try g.log1p(x) })
         c.append(unary("Sin", try r.tensor([2, 3], -3, 3)) { g, x in try g.sin(x) })
+        c.append(unary("Erf", try r.tensor([2, 3], -2, 2)) { g, x in try g.erf(x) })
+        c.append(unary("Erfc", try r.tensor([2, 3], -2, 2)) { g, x in try g.erfc(x) })
         c.append(unary("Cos", try r.tensor([2, 3], -3, 3)) { g, x in try g.cos(x) })
         c.append(unary("Reciprocal", try r.tensor([2, 3], 0.5, 2)) { g, x in try g.reciprocal(x) })
         // TensorFlow's old name of Reciprocal.

@@ -87,6 +87,8 @@ extension Graph {
     public func sign(_ x: some OutputConvertible, name: String = "Sign") throws -> Output { try apply("Sign", [x.output], name: name) }
     public func reciprocal(_ x: some OutputConvertible, name: String = "Reciprocal") throws -> Output { try apply("Reciprocal", [x.output], name: name) }
     public func sin(_ x: some OutputConvertible, name: String = "Sin") throws -> Output { try apply("Sin", [x.output], name: name) }
+    public func erf(_ x: some OutputConvertible, name: String = "Erf") throws -> Output { try apply("Erf", [x.output], name: name) }
+    public func erfc(_ x: some OutputConvertible, name: String = "Erfc") throws -> Output { try apply("Erfc", [x.output], name: name) }
     public func cos(_ x: some OutputConvertible, name: String = "Cos") throws -> Output { try apply("Cos", [x.output], name: name) }
 
     // MARK: comparison and logic

@@ -59,6 +59,9 @@ enum MathGradients {
         },
         "Sqrt": { ctx in [try ctx.graph.apply("SqrtGrad", [ctx.output(), ctx.grad()], name: "SqrtGrad")] },
         "Rsqrt": { ctx in [try ctx.graph.apply("RsqrtGrad", [ctx.output(), ctx.grad()], name: "RsqrtGrad")] },
+        // d/dx erf(x) = 2/sqrt(pi) exp(-x^2); erfc's is its negation (TensorFlow's math_grad.py).
+        "Erf": { ctx in [try erfSlope(ctx, 2 / Double.pi.squareRoot())] },
+        "Erfc": { ctx in [try erfSlope(ctx, -2 / Double.pi.squareRoot())] },
         "Tanh": { ctx in [try ctx.graph.apply("TanhGrad", [ctx.output(), ctx.grad()], name: "TanhGrad")] },
         "Sigmoid": { ctx in [try ctx.graph.apply("SigmoidGrad", [ctx.output(), ctx.grad()], name: "SigmoidGrad")] },
         "Square": { ctx in
@@ -183,4 +186,11 @@ enum MathGradients {
         let dy = try g.broadcastTo(g.reshape(ctx.grad(), shapeTensor: kept), shapeTensor: full)
         return [try g.realDiv(g.multiply(hits, dy), count), nil]
     }
+}
+
+/// dy * scale * exp(-x^2), the gradient of Erf (scale 2/sqrt(pi)) and Erfc (its negation).
+private func erfSlope(_ ctx: GradientContext, _ scale: Double) throws -> Output {
+    let g = ctx.graph, x = ctx.input(0)
+    let slope = try g.multiply(g.exp(g.negative(g.square(x))), g.constant(scale, dtype: x.dtype))
+    return try g.multiply(ctx.grad(), slope)
 }
