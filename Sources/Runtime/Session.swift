@@ -384,7 +384,8 @@ public final class Session: @unchecked Sendable {
     /// every segment holding a producer on another device (data and control edges), so the
     /// segments run in order and ops of one device that can run together share an executable.
     /// A value crossing segments is a result of its producer's segment and a feed of its
-    /// consumer's (the copy between devices).
+    /// consumer's (the copy between devices). A variable is no value: every segment using it
+    /// takes it as a parameter (its residence moves it between devices when that is needed).
     private func compileSegments(fetches: [Output], feeds: [(Output, TensorType)], ops: [KilnFrontend.Operation],
                                  placed: [PlacementDevice]) throws -> CompiledRun {
         let feedSet = Set(feeds.map(\.0))
@@ -392,13 +393,14 @@ public final class Session: @unchecked Sendable {
         for (k, f) in feeds.enumerated() { feedIndex[f.0] = k }
         var deviceOf: [KilnFrontend.Operation: PlacementDevice] = [:]
         for (op, d) in zip(ops, placed) { deviceOf[op] = d }
+        let isVariable = { (op: KilnFrontend.Operation) in OpRegistry.def(op.type)?.isVariable == true }
         var segmentOf: [KilnFrontend.Operation: Int] = [:]
         var segDevice: [PlacementDevice] = [], segOps: [[KilnFrontend.Operation]] = []
         for op in try Lowering.executionOrder(ops, feeds: feedSet) {
             let d = deviceOf[op]!
             var earliest = 0
             for p in op.inputs.filter({ !feedSet.contains($0) }).map(\.op) + op.controlInputs {
-                guard let s = segmentOf[p] else { continue }
+                guard let s = segmentOf[p], !isVariable(p) else { continue }
                 earliest = max(earliest, segDevice[s] == d ? s : s + 1)
             }
             let k: Int
@@ -421,10 +423,15 @@ public final class Session: @unchecked Sendable {
         }
         var segFeeds = [[Output]](repeating: [], count: segDevice.count)
         var sources = [[ValueSource]](repeating: [], count: segDevice.count)
+        var within = segOps.map { Set($0) }
         for k in segDevice.indices {
             var seen = Set<Output>()
             for op in segOps[k] {
                 for i in op.inputs where !seen.contains(i) {
+                    if feedIndex[i] == nil && isVariable(i.op) {
+                        within[k].insert(i.op)
+                        continue
+                    }
                     if let f = feedIndex[i] {
                         sources[k].append(.feed(f))
                     } else if segmentOf[i.op] != k {
@@ -445,7 +452,7 @@ public final class Session: @unchecked Sendable {
                 case .result(let s, let r): return (o, steps[s].executable.resultTypes[r])
                 }
             }
-            steps.append(try compileStep(fetches: exports[k], feeds: types, targets: segOps[k], within: Set(segOps[k]),
+            steps.append(try compileStep(fetches: exports[k], feeds: types, targets: segOps[k], within: within[k],
                                          opCount: segOps[k].count, device: segDevice[k], start: DispatchTime.now()))
         }
         if debugLevel >= 1 {

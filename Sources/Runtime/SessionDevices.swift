@@ -13,6 +13,9 @@ struct SessionDevices {
     private let gpuBackend: (Int) throws -> any Backend
 
     init(config: SessionConfig, cpuBackend: any Backend) throws {
+        if let f = config.gpuOptions.perProcessGpuMemoryFraction, !(f > 0) {
+            throw KilnError.invalidArgument("gpuOptions.perProcessGpuMemoryFraction must be above 0, got \(f)")
+        }
         self.cpuBackend = cpuBackend
         if let standIns = config.gpuStandIns {
             // Tests without a driver: each stand-in GPU compiles natively (host memory).
@@ -56,10 +59,7 @@ enum GPUBackends {
 
     /// The backend of `device`, made on first use with `options` (later sessions share it).
     static func backend(for device: OpenCLDevice, options: GPUOptions) throws -> any Backend {
-        if let f = options.perProcessGpuMemoryFraction, !(f > 0) {
-            throw KilnError.invalidArgument("gpuOptions.perProcessGpuMemoryFraction must be above 0, got \(f)")
-        }
-        return try lock.withLock {
+        try lock.withLock {
             if let b = backends[device] { return b }
             guard let make = openCLBackend else { throw KilnError(.unavailable, "this build has no OpenCL backend") }
             let b = try make(device, options)
