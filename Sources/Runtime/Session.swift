@@ -23,6 +23,8 @@ public final class Session: @unchecked Sendable {
     /// How many executables this session has compiled (each new signature compiles once).
     public private(set) var compileCount = 0
     private var lastStep: Step?
+    /// How many device segments the most recent compiled run had (1: one executable).
+    private(set) var lastRunSegmentCount = 0
     /// Compiles each run signature's IR function (SessionConfig.backend, else KILN_BACKEND).
     private let backend: any Backend
     /// The CPU and the GPUs ops can be placed on, with their backends.
@@ -219,6 +221,7 @@ public final class Session: @unchecked Sendable {
             }
         }
         lastStep = step.steps.last
+        lastRunSegmentCount = step.segments?.count ?? 1
         return try execute(step, feeds: orderedFeeds.map(\.value))
     }
 

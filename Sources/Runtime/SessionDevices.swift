@@ -24,8 +24,7 @@ struct SessionDevices {
             gpuBackend = { backends[$0] }
             return
         }
-        let allowCPU = config.openCLAllowCPU ?? OpenCL.allowCPUFromEnvironment
-        let gpus = try GPUBackends.gpus(allowCPU: allowCPU)
+        let gpus = try GPUBackends.gpus(allowCPU: config.openCLAllowCPU ?? OpenCL.allowCPUFromEnvironment)
         devices = [.cpu] + gpus.indices.map { PlacementDevice.gpu($0) }
         let options = config.gpuOptions
         gpuBackend = { try GPUBackends.backend(for: gpus[$0], options: options) }
@@ -34,6 +33,19 @@ struct SessionDevices {
     func backend(for device: PlacementDevice) throws -> any Backend {
         device.isCPU ? cpuBackend : try gpuBackend(device.index)
     }
+}
+
+extension Session {
+    /// The devices a session with `config` places ops on: the CPU, then `/gpu:0`, `/gpu:1`, ...
+    /// (TensorFlow's device_lib.list_local_devices).
+    public static func devices(config: SessionConfig = SessionConfig()) throws -> [PlacementDevice] {
+        if let standIns = config.gpuStandIns { return [.cpu] + standIns.indices.map { PlacementDevice.gpu($0) } }
+        let gpus = try GPUBackends.gpus(allowCPU: config.openCLAllowCPU ?? OpenCL.allowCPUFromEnvironment)
+        return [.cpu] + gpus.indices.map { PlacementDevice.gpu($0) }
+    }
+
+    /// Whether this build runs sessions on OpenCL devices at all.
+    public static var hasOpenCLBackend: Bool { GPUBackends.openCLBackend != nil }
 }
 
 /// The OpenCL GPUs of this process (`OpenCL.gpus`, enumerated once) and one backend per device.

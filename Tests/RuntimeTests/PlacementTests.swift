@@ -170,6 +170,7 @@ final class PlacementTests: XCTestCase {
         XCTAssertEqual(try r[0].scalars(as: Float.self), try cpu[0].scalars(as: Float.self))
         XCTAssertEqual(try r[1].scalars(as: Float.self), try cpu[1].scalars(as: Float.self))
         XCTAssertEqual(sess.compileCount, 4, "GPU, CPU, GPU, CPU: four segments")
+        XCTAssertEqual(sess.lastRunSegmentCount, 4)
         _ = try sess.run([d, a], feeds: [x: feed])
         XCTAssertEqual(sess.compileCount, 4, "the segments are cached with the run signature")
     }
