@@ -64,7 +64,7 @@ public struct OpenCLBackend: Backend {
     /// arena too: the arena is one buffer). The frontend names the node when it checks first.
     private func checkTensorSizes(_ f: Function, plan: KernelPlan, context: OpenCLContext) throws {
         let types = f.typeTable()
-        for (v, storage) in plan.storage where storage != .inline {
+        for (v, storage) in plan.storage.sorted(by: { $0.key < $1.key }) where storage != .inline {
             guard let t = types[v], UInt64(clamping: t.byteCount) > device.maxAllocBytes else { continue }
             let what = v < f.params.count ? "\(f.params[v].kind == .variable ? "variable" : "feed") '\(f.params[v].name)'"
                 : OpenCLExecutable.describe(v, in: f)

@@ -161,7 +161,7 @@ public final class OpenCLExecutable: DeviceExecutable, @unchecked Sendable {
     /// `%12 (dot)`: an IR value for messages (the frontend names nodes before values get here).
     static func describe(_ v: Int, in f: Function) -> String {
         guard let i = f.body.first(where: { $0.id == v }) else { return "value %\(v)" }
-        return "value %\(v) (\(i.op))"
+        return "value %\(v) (\(i.op.mnemonic))"
     }
 
     public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) throws {
