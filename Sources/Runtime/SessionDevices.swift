@@ -68,10 +68,14 @@ enum GPUBackends {
     static func backend(for device: OpenCLDevice, options: GPUOptions) throws -> any Backend {
         try lock.withLock {
             if let b = backends[device] { return b }
-            let b = OpenCLBackend(device: device, memory: OpenCLMemoryOptions(allowGrowth: options.allowGrowth,
-                                                                             memoryFraction: options.perProcessGpuMemoryFraction))
+            let b = OpenCLBackend(device: device, memory: memoryOptions(options))
             backends[device] = b
             return b
         }
+    }
+
+    /// TensorFlow's gpu_options as the OpenCL device pool's options.
+    static func memoryOptions(_ o: GPUOptions) -> OpenCLMemoryOptions {
+        OpenCLMemoryOptions(allowGrowth: o.allowGrowth, memoryFraction: o.perProcessGpuMemoryFraction)
     }
 }

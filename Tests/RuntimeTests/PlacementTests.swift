@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Kiln
 @testable import KilnRuntime
+import KilnOpenCL
 
 /// TensorFlow's placement rules and device segments. A stand-in `/gpu:0` (a native backend the
 /// session treats as a second device: `SessionConfig.gpuStandIns`) checks placement, the
@@ -182,6 +183,12 @@ final class PlacementTests: XCTestCase {
         let sess = try Session(graph: g, config: noGPU())
         _ = try sess.run(y, feeds: [x: Tensor(shape: [3], scalars: [1, 2, 3] as [Float])])
         XCTAssertEqual(sess.compileCount, 1)
+    }
+
+    func testGPUOptionsBecomeTheDevicePoolsOptions() {
+        XCTAssertEqual(GPUBackends.memoryOptions(GPUOptions()), OpenCLMemoryOptions(allowGrowth: false, memoryFraction: nil))
+        XCTAssertEqual(GPUBackends.memoryOptions(GPUOptions(allowGrowth: true, perProcessGpuMemoryFraction: 0.25)),
+                       OpenCLMemoryOptions(allowGrowth: true, memoryFraction: 0.25))
     }
 
     func testGPUMemoryFractionMustBePositive() throws {
