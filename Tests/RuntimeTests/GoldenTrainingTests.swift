@@ -51,6 +51,12 @@ final class GoldenTrainingTests: XCTestCase {
         try trajectories(config: config, label: "golden optimizers split across devices", variableDevice: "/cpu:0")
     }
 
+    /// The same split with OpenCL's /gpu:0 computing the loss and gradients.
+    func testEveryOptimizerTrajectoryMatchesTensorFlowSplitAcrossCPUAndGPU0() throws {
+        try trajectories(config: try TestGPU.required("golden optimizers split across devices"), label: "golden optimizers split across the CPU and /gpu:0",
+                         variableDevice: "/cpu:0")
+    }
+
     func trajectories(config: SessionConfig, label: String, variableDevice: String = "") throws {
         var passed = 0, failed = 0
         for c in try Golden.lines("optimizers.jsonl") {
