@@ -13,7 +13,7 @@ import KilnIR
 /// well as faster); C compilers may not without -ffast-math, so a hinted loop that only
 /// accumulates float sums into slots gets `#pragma omp simd reduction(+: ...)` for exactly
 /// those slots (-fopenmp-simd), and any other hinted loop keeps C's order.
-public final class CStyleRenderer: KernelRenderer {
+public final class CStyleRenderer: KernelRenderer, CStyleSource {
     public let dialect: CDialect
     private let title: String
 
@@ -27,6 +27,12 @@ public final class CStyleRenderer: KernelRenderer {
     private var prototypeNames: Set<String> = []
     private var definitions: [String] = []
     private var usesDouble = false
+    /// Whether the source so far uses double (OpenCL: needs cl_khr_fp64).
+    public var usesFloat64: Bool { usesDouble }
+    private var usesAtomics = false
+    /// What each parameter of the last function ended receives (OpenCL, where buffers are
+    /// parameters): a device launch passes exactly these, in order.
+    public private(set) var lastFunctionParameters: [DeviceArgument] = []
     /// What the calls asked for that this dialect cannot express; each is also an `#error`
     /// line in `source`, so a compiler refuses the file with the same words.
     public private(set) var refusals: [String] = []
@@ -38,7 +44,7 @@ public final class CStyleRenderer: KernelRenderer {
     }
     private var values: [Value] = []
 
-    private enum Space { case global, `private`, constant }
+    private enum Space { case global, `private`, constant, local }
     /// A pointer value's target: its element type is its declaration's (nil: `char`) or, for a
     /// buffer declared at the function's start, its first typed access's; other types reach it
     /// through a cast.
@@ -70,6 +76,7 @@ public final class CStyleRenderer: KernelRenderer {
         var argsTable = false
         var callsOut = false
         var parameters: [Int: RValue] = [:]
+        var rootKeys: [Int: Key] = [:]
         var names: Set<String> = ["inputs", "outputs", "arena", "constants", "begin", "end", "kiln_args"]
         init(f: RFunction, exported: Bool, kernel: Bool) {
             self.f = f
@@ -115,6 +122,10 @@ public final class CStyleRenderer: KernelRenderer {
         lines += refusals.map { "#error \"\(dialect.name) cannot express \($0)\"" }
         lines += dialect.header
         if usesDouble, let pragma = dialect.doubleExtension { lines.append(pragma) }
+        if usesAtomics {
+            lines += ["#pragma OPENCL EXTENSION cl_khr_int64_base_atomics : enable",
+                      "#pragma OPENCL EXTENSION cl_khr_int64_extended_atomics : enable"]
+        }
         if dialect.runtimeTable != nil { lines += Self.runtimeTable }
         for h in helperOrder { lines.append(helperDefinition(h)) }
         lines.append("")
@@ -184,6 +195,7 @@ public final class CStyleRenderer: KernelRenderer {
         case .global: return dialect.globalSpace
         case .private: return dialect.privateSpace
         case .constant: return dialect.pointerTables ? "" : "__constant "
+        case .local: return "__local "
         }
     }
 
@@ -251,6 +263,7 @@ public final class CStyleRenderer: KernelRenderer {
         let restrict = fn.kernel && !fn.callsOut
         var parameters: [String] = []
         var prologue: [String] = []
+        var arguments: [DeviceArgument] = []
         for p in fn.rootOrder {
             let ptr = pointers[p]
             let element = ptr.element.map { dialect.type($0) } ?? "char"
@@ -259,10 +272,28 @@ public final class CStyleRenderer: KernelRenderer {
             if dialect.pointerTables {
                 let cast = ptr.element == nil && constness.isEmpty && ptr.source!.hasPrefix("(char *)") ? "" : "(\(space(ptr.space))\(constness)\(element) *)"
                 prologue.append("\(declared)\(ptr.name) = \(cast)(\(ptr.source!));")
-            } else {
+                continue
+            }
+            switch fn.rootKeys[p]! {
+            case .arena(let offset):
+                // One `arena` parameter; each buffer in it a typed pointer at its byte offset.
+                if !arguments.contains(.arena) {
+                    parameters.append("\(dialect.globalSpace)char *arena")
+                    arguments.append(.arena)
+                }
+                prologue.append("\(declared)\(ptr.name) = (\(space(ptr.space))\(constness)\(element) *)(arena + \(offset));")
+            case .input(let k):
                 parameters.append("\(declared)\(ptr.name)")
+                arguments.append(.input(k))
+            case .output(let k):
+                parameters.append("\(declared)\(ptr.name)")
+                arguments.append(.output(k))
+            case .constant(let k):
+                parameters.append("\(declared)\(ptr.name)")
+                arguments.append(.constant(k))
             }
         }
+        lastFunctionParameters = arguments
         if !dialect.pointerTables && fn.f.ranged {
             // One work item per row of the range the host enqueues.
             prologue.append("const long begin = (long)get_global_id(0);")
@@ -532,6 +563,7 @@ public final class CStyleRenderer: KernelRenderer {
         pointers.append(Pointer(name: unique(name, fileScope: false), space: .global, source: source))
         let p = pointers.count - 1
         fn.roots[key] = p
+        fn.rootKeys[p] = key
         fn.rootOrder.append(p)
         return make(pointers[p].name, .ptr, pointer: p)
     }
@@ -771,5 +803,51 @@ public final class CStyleRenderer: KernelRenderer {
             let minV = width == 64 ? "INT64_MIN" : width == 32 ? "INT32_MIN" : "INT8_MIN"
             return "static inline \(c.type(to)) \(name)(\(from) x) { return (\(c.type(to)))(x != x ? 0 : x >= \(bound) ? \(maxV) : x < -\(bound) ? \(minV) : (\(S))x); }"
         }
+    }
+}
+
+extension CStyleRenderer: DeviceRenderer {
+    private func requireDevice(_ what: String) {
+        precondition(!dialect.pointerTables, "\(dialect.name) has no \(what): it is for devices only")
+    }
+
+    public func workItem(_ id: WorkItemID) -> RValue {
+        requireDevice("work items")
+        switch id {
+        case .global(let d): return local("(long)get_global_id(\(d))", .i64)
+        case .local(let d): return local("(long)get_local_id(\(d))", .i64)
+        case .group(let d): return local("(long)get_group_id(\(d))", .i64)
+        }
+    }
+
+    public func localArray(_ t: ScalarType, count: Int, name: String) -> RValue {
+        requireDevice("local memory")
+        guard let fn else { preconditionFailure("a local array outside a function") }
+        let n = unique(cIdentifier(name), fileScope: false)
+        fn.arrays.append("__local \(dialect.type(t)) \(n)[\(count)];")
+        return pointerLocal(n, .local, element: t)
+    }
+
+    public func barrier() {
+        requireDevice("barriers")
+        impure()
+        emit("barrier(CLK_LOCAL_MEM_FENCE);")
+    }
+
+    public func atomicMaxUnsigned(_ p: RValue, _ index: RValue, _ v: RValue) {
+        requireDevice("atomics")
+        impure()
+        usesAtomics = true
+        guard let k = value(p).pointer else { preconditionFailure("an atomic through a value that is not a pointer") }
+        var root = k
+        pointers[root].stored = true
+        while let b = pointers[root].base { root = b; pointers[root].stored = true }
+        if pointers[k].element == nil && pointers[k].source != nil { pointers[k].element = .i64 }
+        emit("atom_max((\(space(pointers[k].space))ulong *)\(pointers[k].name) + \(expr(index)), (ulong)\(expr(v)));")
+    }
+
+    public func errorFunction(_ x: RValue, complement: Bool) -> RValue {
+        requireDevice("error function")
+        return local("\(complement ? "erfc" : "erf")(\(expr(x)))", type(x))
     }
 }

@@ -16,7 +16,8 @@ public enum DeviceArgument: Hashable, Sendable {
     /// The executable's arena (one device buffer; kernels add their own byte offsets, the fault
     /// record included).
     case arena
-    /// A scalar argument.
+    /// A scalar argument (`int` and `long` parameters; the library product's flags are `int`).
+    case int32(Int32)
     case int64(Int64)
     case float32(Float)
     case float64(Double)

@@ -274,6 +274,12 @@ extension KernelWriter {
     /// erfc with full relative accuracy in the tail, where 1 - erf would cancel. Both are
     /// evaluated and one selected, so there is no branch.
     func errorFunction(_ x0: RValue, _ d: DType, complement: Bool) -> RValue {
+        if !target.float64, let device = r as? any DeviceRenderer {
+            // A device without double: its own erf/erfc in float (OpenCL allows 16 ulp; the
+            // device-accuracy test holds it to 2e-6 relative against this double series).
+            precondition(d == .float32, "\(d) erf on a device without float64")
+            return device.errorFunction(x0, complement: complement)
+        }
         let x = d == .float32 ? r.convert(.fpext, x0, to: .f64) : x0
         func c(_ v: Double) -> RValue { r.constant(float: v, .f64) }
         let a = r.math(.fabs, [x]), z = r.float(.mul, a, a)

@@ -17,6 +17,7 @@ extension KernelWriter {
 
     /// Folds element `idx` of check `i` (value `x`) into the check's flag for this function.
     func foldCheck(_ i: Instruction, _ c: Check, _ x: RValue, _ idx: Index) {
+        if target.workItems { return recordDeviceFault(i, c, x, idx) }
         let slot: RSlot
         if let s = faultSlots.first(where: { $0.check == i.id })?.slot { slot = s } else {
             slot = r.slot(.i1, initial: r.constant(int: 0, .i1))

@@ -59,6 +59,14 @@ extension KernelWriter {
     /// reduction (as TensorFlow's own vectorised reductions do).
     func loopNest(_ shape: [Int], reassociate: Bool = false, _ body: (Index) -> Void) {
         if shape.contains(0) { return }
+        if let item = workItem {
+            // On a device the kernel's first loop nest is its work items: one element each.
+            workItem = nil
+            precondition(item.count == shape.reduce(1, *), "a work-item kernel of \(item.count) items over \(shape)")
+            r.ifThen(r.icmp(.sge, item.index, c64(item.count)), unlikely: false) { r.returnNow() }
+            body(Index(linear: item.index, shape: shape, writer: self))
+            return
+        }
         // In a kernel split across the worker pool, the first loop nest covers only this
         // worker's rows of dimension 0.
         let range = splitRange

@@ -32,6 +32,12 @@ public final class KernelWriter {
     var diagnosing = false
     /// Inline constants of several elements, as read-only arrays of the module.
     var globals: [Int: RValue] = [:]
+    /// Writing a device function run over work items: its work item's flat index and the count
+    /// of elements its first loop nest must have (consumed by that loop nest).
+    var workItem: (index: RValue, count: Int)?
+    /// Checks the device functions of the current plan kernel evaluate (their faults are
+    /// recorded through the record's atomic key).
+    var deviceChecks: Set<Int> = []
 
     public init(renderer: any KernelRenderer, function: Function, plan: KernelPlan, target: TargetDescription, profile: Bool = false) {
         r = renderer
@@ -45,6 +51,152 @@ public final class KernelWriter {
 
     // MARK: entry
 
+    /// How one function of a plan kernel runs. Native targets call it once or split it by rows
+    /// across the worker pool; a device runs it over work items (one per element of its first
+    /// loop nest), over work-groups (a reduction tree each), or launches a device library kernel.
+    enum Run {
+        case once
+        /// Split over the pool by rows of its first loop nest's dimension 0.
+        case rows(Int)
+        /// One work item per element of its first loop nest (`count` elements).
+        case items(Int)
+        /// `count` work-groups of `target.reductionGroupSize` work items.
+        case groups(Int)
+        /// A device library kernel: no function of ours.
+        case library(kernel: String, arguments: [DeviceArgument], global: [Int])
+    }
+
+    /// One function of a plan kernel: its name, how it runs and what it computes.
+    struct KernelPart {
+        let name: String
+        let run: Run
+        let body: () -> Void
+    }
+
+    /// The functions that compute plan kernel `n`, in order (a split reduction is its parts, then
+    /// their sum): the one place the plan's kernels are taken apart, for native entries and for
+    /// device launches alike.
+    func parts(of k: KernelPlan.Kernel, _ n: Int, entryName: String) -> [KernelPart] {
+        let name = "\(entryName)_k\(n)"
+        let device = target.workItems
+        func part(_ name: String, _ run: Run, _ body: @escaping () -> Void) -> KernelPart { KernelPart(name: name, run: run, body: body) }
+        /// Native: split by rows when worth it; device: one work item per element.
+        func elementwise(_ shape: [Int], work: Int? = nil) -> Run {
+            device ? .items(shape.reduce(1, *)) : poolRows(shape, work: work).map(Run.rows) ?? .once
+        }
+        func notPlanned() -> Never { preconditionFailure("\(k) is not planned for a work-item target") }
+        switch k {
+        case .loop(let v):
+            let t = inst[v]!.type!
+            return [part(name, elementwise(t.shape)) { [self] in
+                let out = base(v)!
+                loopNest(t.shape) { idx in store(compute(v, idx), out, idx.linear, t.dtype) }
+            }]
+        case .patches(let v):
+            let t = inst[v]!.type!
+            if device {
+                // One work item per patch entry: neighbouring items write neighbouring bytes.
+                return [part(name, .items(t.elementCount)) { [self] in
+                    let out = base(v)!
+                    loopNest(t.shape) { idx in store(compute(v, idx), out, idx.linear, t.dtype) }
+                }]
+            }
+            return [part(name, elementwise(t.shape)) { [self] in writePatchesKernel(inst[v]!) }]
+        case .argReduction(let v):
+            return [part(name, elementwise(inst[v]!.type!.shape)) { [self] in writeArgReduce(inst[v]!) }]
+        case .windowReduction(let v):
+            return [part(name, elementwise(inst[v]!.type!.shape)) { [self] in writeReduceWindow(inst[v]!) }]
+        case .reduction(let v):
+            if device { return deviceReduction(inst[v]!, name) }
+            return [part(name, reductionRows(inst[v]!).map(Run.rows) ?? .once) { [self] in writeReduce(inst[v]!, wide: nil) }]
+        case .blockedReduction(let v, let wide):
+            if device { notPlanned() }
+            // Over leading axes: one loop streams the rows.
+            return [part(name, .once) { [self] in writeReduce(inst[v]!, wide: wide) }]
+        case .splitReduction(let v, let parts, let scratch, let wide):
+            if device { return deviceSplitReduction(inst[v]!, name, parts: parts, scratch: scratch) }
+            return [part(name, .rows(parts)) { [self] in writeReductionParts(inst[v]!, parts, scratch: scratch, wide: wide) },
+                    part(name + "_sum", .once) { [self] in writePartsSum(inst[v]!, parts, scratch: scratch, wide: wide) }]
+        case .unpatches(let u):
+            guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { preconditionFailure("unpatches of \(inst[u]!.op.mnemonic)") }
+            let shape = inst[u]!.type!.shape
+            return [part(name, elementwise(shape, work: shape.reduce(1, *) * window.reduce(1, *))) { [self] in writeUnpatches(inst[u]!, perImageProduct: nil) }]
+        case .perImageProduct(let u, let d):
+            if device { notPlanned() }
+            guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { preconditionFailure("unpatches of \(inst[u]!.op.mnemonic)") }
+            let shape = inst[u]!.type!.shape, ps = types[inst[u]!.operands[0]]!.shape, kk = types[inst[d]!.operands[0]]!.shape[1]
+            // Per-image products run on the pool's threads only through Kiln's own kernel:
+            // Debian's OpenBLAS is not safe to call from several threads at once.
+            let pooled = target.ownProduct(m: ps[1] * ps[2], n: ps[3], k: kk)
+            let work = shape.reduce(1, *) * window.reduce(1, *) + ps.reduce(1, *) * kk
+            return [part(name, pooled ? poolRows(shape, work: work).map(Run.rows) ?? .once : .once) { [self] in writeUnpatches(inst[u]!, perImageProduct: d) }]
+        case .product(let d):
+            if device {
+                if let launch = libraryProduct(inst[d]!) { return [part(name, launch) {}] }
+                return [part(name, .items(inst[d]!.type!.elementCount)) { [self] in writeDotLoop(inst[d]!) }]
+            }
+            // Matrix products split themselves: kiln_sgemm over the pool by output tiles,
+            // OpenBLAS with its own threads.
+            return [part(name, .once) { [self] in writeDot(inst[d]!) }]
+        case .patchProduct(let d, let blocks):
+            if device { notPlanned() }
+            // By block, on Kiln's own kernel only (Debian's OpenBLAS is not safe to call from
+            // several threads at once).
+            let pooled = blocks.count >= 2 && target.ownProduct(m: blocks.rows, n: inst[d]!.type!.shape[1], k: inst[blocks.patches]!.type!.shape[3])
+            return [part(name, pooled ? .rows(blocks.count) : .once) { [self] in writePatchProduct(inst[d]!, blocks) }]
+        case .patchGradient(let d, let blocks, let parts, let scratch):
+            if device { notPlanned() }
+            // Parts run on the pool only through Kiln's own product, as above.
+            let pooled = target.ownProduct(m: inst[blocks.patches]!.type!.shape[3], n: inst[d]!.type!.shape[1], k: blocks.rows)
+            return [part(name, pooled ? .rows(parts) : .once) { [self] in writePatchGradientParts(inst[d]!, blocks, parts: parts, scratch: scratch) },
+                    part(name + "_sum", .once) { [self] in writePartsSum(inst[d]!, parts, scratch: scratch, wide: nil) }]
+        case .write(_, let variable, let value):
+            let t = types[value]!
+            return [part(name, elementwise(t.shape)) { [self] in
+                let out = base(variable)!
+                loopNest(t.shape) { idx in store(element(value, idx), out, idx.linear, t.dtype) }
+            }]
+        case .accumulatedProduct(_, let variable, let dot, let scale):
+            if device { notPlanned() }
+            // The product splits itself.
+            return [part(name, .once) { [self] in writeAccumulatedProduct(inst[dot]!, into: base(variable)!, scale: scale) }]
+        case .wideConcat(let c):
+            if device {
+                // One launch per operand, one work item per element of it.
+                return concatParts(inst[c]!).flatMap { p in
+                    var offset = p.offset
+                    return p.operands.map { o -> KernelPart in
+                        let at = offset
+                        offset += types[o]!.shape[concatAxis(inst[c]!)]
+                        return part("\(name)_\(o)", .items(types[o]!.elementCount)) { [self] in writeConcatOperands(inst[c]!, [o], from: at) }
+                    }
+                }
+            }
+            // Several functions of a few operands each: LLVM's loop passes are quadratic in
+            // the loops of one function.
+            return concatParts(inst[c]!).enumerated().map { p, piece in
+                part("\(name)_\(p)", .once) { [self] in writeConcatOperands(inst[c]!, piece.operands, from: piece.offset) }
+            }
+        case .resultCopies(let copies):
+            func copy(_ c: KernelPlan.ResultCopy) {
+                let t = types[c.value]!
+                let out = r.tableEntry(r.parameter(1), c.result)
+                loopNest(t.shape) { idx in store(element(c.value, idx), out, idx.linear, t.dtype) }
+            }
+            if device {
+                return copies.map { c in part("\(entryName)_results_\(c.result)", .items(types[c.value]!.elementCount)) { copy(c) } }
+            }
+            return [part("\(entryName)_results", .once) { copies.forEach(copy) }]
+        }
+    }
+
+    func concatAxis(_ i: Instruction) -> Int {
+        guard case .concat(let axis) = i.op else { preconditionFailure("wide concat of \(i.op.mnemonic)") }
+        return axis
+    }
+
+    // MARK: native entry
+
     /// The entry calls one function per kernel in order: LLVM's register allocator and scheduler
     /// grow faster than linearly with function size, so many small functions compile much faster
     /// than one large one (and each is a unit a worker pool can split).
@@ -53,92 +205,26 @@ public final class KernelWriter {
     /// this one defines the kernels whose index is `shard` modulo `shards` (exported, so the
     /// others can link to them), and shard 0 also defines the entry, which declares the rest.
     public func write(entryName: String, shard: Int = 0, of shards: Int = 1) {
+        precondition(!target.workItems, "a work-item target is written as a DeviceProgram")
         let sharded = shards > 1
-        // Per plan kernel, the functions that compute it, called in order (a split reduction is
-        // its parts on the pool, then their sum).
+        // Per plan kernel, the functions that compute it, called in order.
         var kernelFunctions: [[(RFunction, rows: Int?)]] = []
-        func kernel(_ n: Int, _ name: String, rows: Int?, _ body: () -> Void) {
-            if n >= kernelFunctions.count { kernelFunctions.append([]) }
-            let fn = RFunction(name: name, ranged: rows != nil)
-            if n % shards == shard {
-                function(fn, exported: sharded, kernel: true, body)
-            } else if shard == 0 {
-                r.declare(fn)
-            } else { return }
-            kernelFunctions[n].append((fn, rows))
-        }
         for (n, k) in plan.kernels.enumerated() {
-            let name = "\(entryName)_k\(n)"
-            switch k {
-            case .loop(let v):
-                let t = inst[v]!.type!
-                kernel(n, name, rows: poolRows(t.shape)) {
-                    let out = base(v)!
-                    loopNest(t.shape) { idx in store(compute(v, idx), out, idx.linear, t.dtype) }
+            kernelFunctions.append([])
+            for p in parts(of: k, n, entryName: entryName) {
+                let rows: Int?
+                switch p.run {
+                case .once: rows = nil
+                case .rows(let count): rows = count
+                case .items, .groups, .library: preconditionFailure("a device run on a native target")
                 }
-            case .patches(let v):
-                kernel(n, name, rows: poolRows(inst[v]!.type!.shape)) { writePatchesKernel(inst[v]!) }
-            case .argReduction(let v):
-                kernel(n, name, rows: poolRows(inst[v]!.type!.shape)) { writeArgReduce(inst[v]!) }
-            case .windowReduction(let v):
-                kernel(n, name, rows: poolRows(inst[v]!.type!.shape)) { writeReduceWindow(inst[v]!) }
-            case .reduction(let v):
-                kernel(n, name, rows: reductionRows(inst[v]!)) { writeReduce(inst[v]!, wide: nil) }
-            case .blockedReduction(let v, let wide):
-                // Over leading axes: one loop streams the rows.
-                kernel(n, name, rows: nil) { writeReduce(inst[v]!, wide: wide) }
-            case .splitReduction(let v, let parts, let scratch, let wide):
-                kernel(n, name, rows: parts) { writeReductionParts(inst[v]!, parts, scratch: scratch, wide: wide) }
-                kernel(n, name + "_sum", rows: nil) { writePartsSum(inst[v]!, parts, scratch: scratch, wide: wide) }
-            case .unpatches(let u):
-                guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { preconditionFailure("unpatches of \(inst[u]!.op.mnemonic)") }
-                let shape = inst[u]!.type!.shape
-                kernel(n, name, rows: poolRows(shape, work: shape.reduce(1, *) * window.reduce(1, *))) { writeUnpatches(inst[u]!, perImageProduct: nil) }
-            case .perImageProduct(let u, let d):
-                guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { preconditionFailure("unpatches of \(inst[u]!.op.mnemonic)") }
-                let shape = inst[u]!.type!.shape, ps = types[inst[u]!.operands[0]]!.shape, k = types[inst[d]!.operands[0]]!.shape[1]
-                // Per-image products run on the pool's threads only through Kiln's own kernel:
-                // Debian's OpenBLAS is not safe to call from several threads at once.
-                let pooled = target.ownProduct(m: ps[1] * ps[2], n: ps[3], k: k)
-                let work = shape.reduce(1, *) * window.reduce(1, *) + ps.reduce(1, *) * k
-                kernel(n, name, rows: pooled ? poolRows(shape, work: work) : nil) { writeUnpatches(inst[u]!, perImageProduct: d) }
-            case .product(let d):
-                // Matrix products split themselves: kiln_sgemm over the pool by output tiles,
-                // OpenBLAS with its own threads.
-                kernel(n, name, rows: nil) { writeDot(inst[d]!) }
-            case .patchProduct(let d, let blocks):
-                // By block, on Kiln's own kernel only (Debian's OpenBLAS is not safe to call from
-                // several threads at once).
-                let pooled = blocks.count >= 2 && target.ownProduct(m: blocks.rows, n: inst[d]!.type!.shape[1], k: inst[blocks.patches]!.type!.shape[3])
-                kernel(n, name, rows: pooled ? blocks.count : nil) { writePatchProduct(inst[d]!, blocks) }
-            case .patchGradient(let d, let blocks, let parts, let scratch):
-                // Parts run on the pool only through Kiln's own product, as above.
-                let pooled = target.ownProduct(m: inst[blocks.patches]!.type!.shape[3], n: inst[d]!.type!.shape[1], k: blocks.rows)
-                kernel(n, name, rows: pooled ? parts : nil) { writePatchGradientParts(inst[d]!, blocks, parts: parts, scratch: scratch) }
-                kernel(n, name + "_sum", rows: nil) { writePartsSum(inst[d]!, parts, scratch: scratch, wide: nil) }
-            case .write(_, let variable, let value):
-                let t = types[value]!
-                kernel(n, name, rows: poolRows(t.shape)) {
-                    let out = base(variable)!
-                    loopNest(t.shape) { idx in store(element(value, idx), out, idx.linear, t.dtype) }
-                }
-            case .accumulatedProduct(_, let variable, let dot, let scale):
-                // The product splits itself.
-                kernel(n, name, rows: nil) { writeAccumulatedProduct(inst[dot]!, into: base(variable)!, scale: scale) }
-            case .wideConcat(let c):
-                // Several functions of a few operands each: LLVM's loop passes are quadratic in
-                // the loops of one function.
-                for (p, part) in concatParts(inst[c]!).enumerated() {
-                    kernel(n, "\(name)_\(p)", rows: nil) { writeConcatOperands(inst[c]!, part.operands, from: part.offset) }
-                }
-            case .resultCopies(let copies):
-                kernel(n, "\(entryName)_results", rows: nil) {
-                    for c in copies {
-                        let t = types[c.value]!
-                        let out = r.tableEntry(r.parameter(1), c.result)
-                        loopNest(t.shape) { idx in store(element(c.value, idx), out, idx.linear, t.dtype) }
-                    }
-                }
+                let fn = RFunction(name: p.name, ranged: rows != nil)
+                if n % shards == shard {
+                    function(fn, exported: sharded, kernel: true, p.body)
+                } else if shard == 0 {
+                    r.declare(fn)
+                } else { continue }
+                kernelFunctions[n].append((fn, rows))
             }
         }
         guard shard == 0 else { return }

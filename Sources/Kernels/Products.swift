@@ -14,21 +14,7 @@ extension KernelWriter {
         let batch = t.shape.dropLast(2).reduce(1, *)
         guard t.dtype == .float32 || t.dtype == .float64,
               let aPtr = bufferPointer(i.operands[0]), let bPtr = bufferPointer(i.operands[1]) else {
-            // Integer matrices (and anything without a buffer) take a plain loop nest.
-            loopNest(t.shape) { idx in
-                let acc = r.slot(.register(t.dtype), initial: nil)
-                r.store(constValue(0, t.dtype), acc)
-                r.loop(count: k, hints: LoopHints()) { p in
-                    let batchIdx = Array(idx.multi.dropLast(2))
-                    let (ii, jj) = (idx.multi[rank - 2], idx.multi[rank - 1])
-                    let av = element(i.operands[0], Index(multi: batchIdx + (ta ? [p, ii] : [ii, p]), shape: at.shape, writer: self))
-                    let bv = element(i.operands[1], Index(multi: batchIdx + (tb ? [jj, p] : [p, jj]), shape: bt.shape, writer: self))
-                    let s = r.load(acc)
-                    r.store(binary(.add, s, binary(.mul, av, bv, t.dtype), t.dtype), acc)
-                }
-                store(r.load(acc), base(i.id)!, idx.linear, t.dtype)
-            }
-            return
+            return writeDotLoop(i)
         }
         if m == 0 || n == 0 { return }
         let cPtr = base(i.id)!
@@ -40,6 +26,28 @@ extension KernelWriter {
                              c: self.advanced(cPtr, bi, stride: m * n * elem), ldc: n)
         }
         if batch == 1 { call(c64(0)) } else { r.loop(count: batch, hints: LoopHints(), call) }
+    }
+
+    /// Integer matrices (and anything without a buffer): a plain loop nest, one sum per output
+    /// element in order.
+    func writeDotLoop(_ i: Instruction) {
+        guard case .dot(let ta, let tb) = i.op else { preconditionFailure("product of \(i.op.mnemonic)") }
+        let at = types[i.operands[0]]!, bt = types[i.operands[1]]!, t = i.type!
+        let rank = at.rank
+        let k = ta ? at.shape[rank - 2] : at.shape[rank - 1]
+        loopNest(t.shape) { idx in
+            let acc = r.slot(.register(t.dtype), initial: nil)
+            r.store(constValue(0, t.dtype), acc)
+            r.loop(count: k, hints: LoopHints()) { p in
+                let batchIdx = Array(idx.multi.dropLast(2))
+                let (ii, jj) = (idx.multi[rank - 2], idx.multi[rank - 1])
+                let av = element(i.operands[0], Index(multi: batchIdx + (ta ? [p, ii] : [ii, p]), shape: at.shape, writer: self))
+                let bv = element(i.operands[1], Index(multi: batchIdx + (tb ? [jj, p] : [p, jj]), shape: bt.shape, writer: self))
+                let s = r.load(acc)
+                r.store(binary(.add, s, binary(.mul, av, bv, t.dtype), t.dtype), acc)
+            }
+            store(r.load(acc), base(i.id)!, idx.linear, t.dtype)
+        }
     }
 
     /// `v -= s * dot(a, b)` in the product: C (the variable) += (-s) * op(A) op(B).

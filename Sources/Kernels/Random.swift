@@ -28,6 +28,17 @@ extension KernelWriter {
         return r.float(.mul, radius, r.math(.cos, [r.float(.mul, r.constant(float: 2 * Double.pi, .f64), u2)]))
     }
 
+    /// The same Box-Muller draw in float, for a device without double: u1 and u2 are exact in
+    /// float (24 bits each), so the result differs from `normal`'s rounded to float only by
+    /// float's log, sqrt and cos (a few ulp; the device test bounds it at 1e-5 absolute).
+    func normal32(_ bits: RValue) -> RValue {
+        let unit = r.constant(float: 0x1p-24, .f32)
+        let u1 = r.float(.mul, r.convert(.uitofp, r.int(.add, r.int(.lshr, bits, c64(40)), c64(1)), to: .f32), unit)
+        let u2 = r.float(.mul, r.convert(.uitofp, r.int(.and, r.int(.lshr, bits, c64(16)), c64(0xFF_FFFF)), to: .f32), unit)
+        let radius = r.math(.sqrt, [r.float(.mul, r.constant(float: -2, .f32), r.math(.log, [u1]))])
+        return r.float(.mul, radius, r.math(.cos, [r.float(.mul, r.constant(float: Double(Float(2 * Double.pi)), .f32), u2)]))
+    }
+
     func random(_ i: Instruction, _ idx: Index, _ kind: RandomKind, _ seed: UInt64) -> RValue {
         let t = i.type!
         let counter = element(i.operands[0], Index(multi: [], linear: c64(0), shape: [], writer: self))
@@ -42,7 +53,18 @@ extension KernelWriter {
             }
             return r.float(.mul, r.convert(.uitofp, r.int(.lshr, bits, c64(11)), to: .f64), r.constant(float: 0x1p-53, .f64))
         case .normal:
+            if !target.float64 { return cast(normal32(bits), .float32, t.dtype) }
             return cast(normal(bits), .float64, t.dtype)
+        case .truncatedNormal where !target.float64:
+            let value = r.slot(.f32, initial: nil), draw = r.slot(.i64, initial: nil)
+            r.store(normal32(bits), value)
+            r.store(c64(1), draw)
+            r.whileLoop({ r.fcmp(.ogt, r.math(.fabs, [r.load(value)]), r.constant(float: 2, .f32)) }) {
+                let k = r.load(draw)
+                r.store(normal32(randomBits(seed: seed, counter: counter, count: n, index: idx.linear, draw: k)), value)
+                r.store(r.int(.add, k, c64(1)), draw)
+            }
+            return cast(r.load(value), .float32, t.dtype)
         case .truncatedNormal:
             // Redraw (draw 1, 2, ...) until within two standard deviations.
             let value = r.slot(.f64, initial: nil), draw = r.slot(.i64, initial: nil)

@@ -56,7 +56,8 @@ public struct KernelPlan: Sendable {
         case patchGradient(dot: Int, blocks: PatchBlocks, parts: Int, scratch: Int)
         /// A reduction over leading axes in `parts` parts, each into its output-sized slot of
         /// `scratch`, then the slots combined in order; a floating-point sum's parts also sum
-        /// in blocks into Doubles (`wide`).
+        /// in blocks into Doubles (`wide`). On a work-item target (any axes, never `wide`): part
+        /// q of every output is a work-group tree over its share of the inputs.
         case splitReduction(reduce: Int, parts: Int, scratch: Int, wide: WideSum?)
         /// A floating-point sum over many leading rows, in blocks added into Doubles.
         case blockedReduction(reduce: Int, wide: WideSum)
@@ -150,7 +151,7 @@ public struct KernelPlan: Sendable {
         if fuse {
             fusion.recomputeCheapValues()
             fusion.computeCostlyValuesBeforeBroadcasts()
-            fusion.fuseDescentSteps()
+            scheduler.scheduleDescentSteps(&fusion)
             scheduler.scheduleBlockedProducts(&fusion)
         } else {
             fusion.materializeEverything()

@@ -105,12 +105,21 @@ public struct Scheduler: Sendable {
         return (r.id, products.sorted { $0.0 < $1.0 })
     }
 
+    /// Descent steps whose product accumulates into the variable (`.accumulatedProduct`), where
+    /// the target's products can take alpha from a register: not on a work-item target, whose
+    /// library product takes alpha as a launch argument.
+    func scheduleDescentSteps(_ fusion: inout Fusion) {
+        guard !target.workItems else { return }
+        fusion.fuseDescentSteps()
+    }
+
     // MARK: kernels' tactics (once fusion is settled)
 
     /// `kernel`, the plan's kernel for `i`, with the target's tactics: reductions over leading
     /// axes split into parts or summed in blocks, scratch for a patch gradient's parts.
     /// `allocate` reserves arena scratch of a byte count for the kernel and returns its offset.
     func schedule(_ kernel: KernelPlan.Kernel, _ i: Instruction, types: [Int: TensorType], allocate: (Int) -> Int) -> KernelPlan.Kernel {
+        if target.workItems { return scheduleWorkItems(kernel, i, types: types, allocate: allocate) }
         switch kernel {
         case .reduction(let r):
             if let parts = reductionParts(i, types: types) {
@@ -154,4 +163,26 @@ public struct Scheduler: Sendable {
         guard case .reduce(_, let axes) = i.op, let xt = types[i.operands[0]] else { return 0 }
         return axes.map { xt.shape[$0] }.reduce(1, *)
     }
+
+    // MARK: work-item targets
+
+    /// On a work-item target a reduction is a work-group tree per output; one to few outputs
+    /// over many inputs is split into `reductionParts` parts (a launch of trees into scratch, then
+    /// a launch summing each output's parts in order), so the device has enough work-groups.
+    /// No sum is widened to Double (the device may have none): the tree's error grows with the
+    /// logarithm of the element count.
+    func scheduleWorkItems(_ kernel: KernelPlan.Kernel, _ i: Instruction, types: [Int: TensorType], allocate: (Int) -> Int) -> KernelPlan.Kernel {
+        guard case .reduction(let r) = kernel, case .reduce(_, let axes) = i.op, let t = i.type, let xt = types[i.operands[0]] else { return kernel }
+        let reduced = axes.map { xt.shape[$0] }.reduce(1, *)
+        let parts = target.reductionParts
+        guard t.elementCount <= Self.splitWorkGroupReductionMaxOutput,
+              reduced >= parts * target.reductionGroupSize * Self.itemsPerWorkItem else { return kernel }
+        return .splitReduction(reduce: r, parts: parts, scratch: allocate(parts * t.byteCount), wide: nil)
+    }
+
+    /// Reductions to at most this many outputs are split (fixed, not the device's compute units,
+    /// so the association is the same on every device).
+    static let splitWorkGroupReductionMaxOutput = 64
+    /// Inputs each work item of a split reduction's part should add at least.
+    static let itemsPerWorkItem = 4
 }

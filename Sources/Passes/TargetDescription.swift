@@ -31,10 +31,25 @@ public struct TargetDescription: Hashable, Sendable {
     /// of cores, so a sum is associated the same way on every machine; also the fewest blocks a
     /// blocked patch product makes.
     public var reductionParts: Int
+    /// Every kernel runs as many work items as it has independent outputs (a GPU), not as a loop
+    /// split across a worker pool: no kernel calls a runtime, products are launches of the device
+    /// library, reductions are work-group trees, and nothing is accumulated into a variable by a
+    /// product (`.accumulatedProduct`: its alpha would live in a buffer).
+    public var workItems: Bool
+    /// The most work items of one work-group (CL_DEVICE_MAX_WORK_GROUP_SIZE).
+    public var maxWorkGroupSize: Int
+    /// Bytes of work-group local memory (CL_DEVICE_LOCAL_MEM_SIZE).
+    public var localMemoryBytes: Int
+    /// Compute units of the device (sizes the parts of a reduction to few outputs).
+    public var computeUnits: Int
+    /// Whether the target computes in double (cl_khr_fp64); without it nothing Kiln needs
+    /// internally uses double, and float64 tensors are refused at compile time.
+    public var float64: Bool
 
     public init(name: String, vectorBytes: Int, blockBytes: Int = 64 * 1024, ownProducts: Bool,
                 ownProductRange: ClosedRange<Int> = 4096...(1 << 27), parallelThreshold: Int = 32768, cacheBytes: Int = 1 << 20,
-                productPanelRows: Int = 16, blockProductMinimumWork: Int = 1 << 16, reductionParts: Int = 8) {
+                productPanelRows: Int = 16, blockProductMinimumWork: Int = 1 << 16, reductionParts: Int = 8,
+                workItems: Bool = false, maxWorkGroupSize: Int = 1, localMemoryBytes: Int = 0, computeUnits: Int = 1, float64: Bool = true) {
         self.name = name
         self.vectorBytes = vectorBytes
         self.blockBytes = blockBytes
@@ -45,6 +60,33 @@ public struct TargetDescription: Hashable, Sendable {
         self.productPanelRows = productPanelRows
         self.blockProductMinimumWork = blockProductMinimumWork
         self.reductionParts = reductionParts
+        self.workItems = workItems
+        self.maxWorkGroupSize = maxWorkGroupSize
+        self.localMemoryBytes = localMemoryBytes
+        self.computeUnits = computeUnits
+        self.float64 = float64
+    }
+
+    /// An OpenCL device: every kernel over work items, products through the device library
+    /// (so no per-image or patch-block products: convolutions are patches then a product),
+    /// reductions over many inputs in two launches of `reductionParts` parts each.
+    public static func openCL(name: String, maxWorkGroupSize: Int, localMemoryBytes: Int, computeUnits: Int, float64: Bool) -> TargetDescription {
+        TargetDescription(name: name, vectorBytes: 16, ownProducts: false, parallelThreshold: Int.max, reductionParts: 64,
+                          workItems: true, maxWorkGroupSize: max(1, maxWorkGroupSize), localMemoryBytes: localMemoryBytes,
+                          computeUnits: max(1, computeUnits), float64: float64)
+    }
+
+    /// Work items of a reduction's work-group (a tree in local memory): fixed, not the device's
+    /// maximum, so a sum is associated the same way on every device that allows 256.
+    public var reductionGroupSize: Int { min(256, largestPowerOfTwo(atMost: maxWorkGroupSize)) }
+
+    /// Work items of an elementwise kernel's work-group.
+    public var elementGroupSize: Int { min(256, largestPowerOfTwo(atMost: maxWorkGroupSize)) }
+
+    private func largestPowerOfTwo(atMost n: Int) -> Int {
+        var p = 1
+        while p * 2 <= n { p *= 2 }
+        return p
     }
 
     /// A machine with 64-byte vectors whose small products run on the pool (an AVX-512 host):
