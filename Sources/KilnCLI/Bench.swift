@@ -49,10 +49,11 @@ enum Bench {
     ]
     static var workloadNames: [String] { workloads.flatMap(\.names) }
 
-    static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE] [--backend llvm|c]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE] [--backend llvm|c]"
+    static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE] [--backend llvm|c]\n       kiln bench --device /gpu:N [--quick] [--json FILE]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE] [--backend llvm|c]"
 
     static func run(_ args: [String]) throws {
-        let o = try Options.parse(args, command: "bench", accepting: ["--quick", "--only", "--json", "--feed", "--fetch", "--backend"])
+        let o = try Options.parse(args, command: "bench", accepting: ["--quick", "--only", "--json", "--feed", "--fetch", "--backend", "--device"])
+        if let device = o.device { return try DeviceBench.run(o, device: device) }
         guard o.graphs.count <= 1 else {
             throw UsageError(command: "bench", message: "one graph file expected, got \(o.graphs.count): \(o.graphs.joined(separator: " "))")
         }

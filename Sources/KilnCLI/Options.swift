@@ -19,6 +19,8 @@ struct Options {
     var json: String?
     var only: [String]?
     var quick = false
+    /// `--device /gpu:N`: the device the command runs on.
+    var device: String?
     /// The code generator every session of the command compiles with (nil: KILN_BACKEND).
     var backend: BackendKind?
 
@@ -56,6 +58,7 @@ struct Options {
             case "--json": o.json = try value(flag, inline: inline)
             case "--only": o.only = try value(flag, inline: inline).split(separator: ",").map(String.init)
             case "--quick": o.quick = true
+            case "--device": o.device = try value(flag, inline: inline)
             case "--backend":
                 let name = try value(flag, inline: inline)
                 do { o.backend = try BackendKind(named: name) } catch let e as KilnError { throw fail(e.message) }
