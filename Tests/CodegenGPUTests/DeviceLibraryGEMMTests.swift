@@ -114,10 +114,10 @@ final class DeviceLibraryGEMMTests: XCTestCase {
 
     func testEveryTransposeAndEdgeTileInFloat64() throws { try checkShapes(float64: true) }
 
-    /// The 128x128 tiles with 8x8 register blocks a GPU gets, run here on PoCL.
+    /// The 128x128 tiles with 8x8 register blocks read as float4 a GPU gets, run here on PoCL.
     func testGPUTilesAreCorrect() throws {
         let gpu = OpenCLLibrary.Limits(maxWorkGroupSize: 1024, localMemoryBytes: 48 << 10, isCPU: false)
-        XCTAssertEqual(GEMMKernel.tiles(float64: false, limits: gpu), GEMMKernel.Tiles(tm: 128, tn: 128, tk: 16, wm: 8, wn: 8))
+        XCTAssertEqual(GEMMKernel.tiles(float64: false, limits: gpu), GEMMKernel.Tiles(tm: 128, tn: 128, tk: 16, wm: 8, wn: 8, vector: true))
         try checkShapes(float64: false, limits: gpu)
     }
 

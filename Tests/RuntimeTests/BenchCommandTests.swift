@@ -94,4 +94,35 @@ final class BenchCommandTests: KilnBinaryTestCase {
             for m in c.mentions { XCTAssertTrue(r.stderr.contains(m), "'\(m)' missing from stderr of \(c.args): \(r.stderr)") }
         }
     }
+
+    /// `--device /gpu:0` on PoCL (standing in for a GPU): the device's limits, measured in the
+    /// same run, with the method beside them, and in the JSON.
+    func testDeviceBenchMeasuresTheDevicesLimits() throws {
+        guard (try? DeviceLimits.describe(gpu: 0, allowCPU: true)) != nil else {
+            print("SKIPPED: kiln bench --device needs an OpenCL device (none installed)")
+            throw XCTSkip("kiln bench --device needs an OpenCL device (none installed)")
+        }
+        let r = try run(["bench", "--device", "/gpu:0", "--quick", "--json", path("device.json")], environment: ["KILN_OPENCL_ALLOW_CPU": "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for line in ["kiln bench --device /gpu:0: ", "method: limits by the device's own clock", "limits: copy kernel 256 MiB", "library sgemm"] {
+            XCTAssertTrue(r.stdout.contains(line), "'\(line)' missing from:\n\(r.stdout)")
+        }
+        let limits = try json(path("device.json"))["limits"] as! [String: Any]
+        XCTAssertGreaterThan(limits["copy_gbps"] as! Double, 0)
+        XCTAssertGreaterThan(limits["sgemm_gflops"] as! Double, 0)
+        XCTAssertEqual(limits["copy_bytes"] as? Int, 256 << 20)
+    }
+
+    func testDeviceBenchNamesAMissingDeviceAndRefusesOtherOptions() throws {
+        let cases: [(args: [String], env: [String: String], status: Int32, mentions: [String])] = [
+            (["bench", "--device", "/gpu:9"], ["KILN_OPENCL_ALLOW_CPU": "1"], 1, ["no OpenCL device /gpu:9"]),
+            (["bench", "--device", "/cpu:0"], [:], 2, ["--device takes /gpu:N", "usage: kiln bench"]),
+            (["bench", "--device", "/gpu:0", "--only", "mlp"], [:], 2, ["--only"]),
+        ]
+        for c in cases {
+            let r = try run(c.args, environment: c.env)
+            XCTAssertEqual(r.status, c.status, "\(c.args): \(r.stderr)")
+            for m in c.mentions { XCTAssertTrue(r.stderr.contains(m), "'\(m)' missing from stderr of \(c.args): \(r.stderr)") }
+        }
+    }
 }
