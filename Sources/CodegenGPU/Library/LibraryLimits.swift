@@ -18,30 +18,15 @@ public struct OpenCLLibraryLimits: Sendable {
     /// Times `samples` launches of each kernel (after one warm-up launch) by the device's own
     /// clock (OpenCL profiling events: queued work and transfers excluded).
     public static func measure(device: OpenCLDevice, copyBytes: Int, gemmN: Int, samples: Int) throws -> OpenCLLibraryLimits {
-        let d = device.id
-        var status: cl_int = 0
-        var ids: [cl_device_id?] = [d]
-        let context = clCreateContext(nil, 1, &ids, nil, nil, &status)
-        try OpenCL.check(status, "clCreateContext")
-        defer { clReleaseContext(context) }
-        let queue = clCreateCommandQueue(context, d, cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE), &status)
-        try OpenCL.check(status, "clCreateCommandQueue")
-        defer { clReleaseCommandQueue(queue) }
-
+        // The device's shared context and program cache, as sessions on it use them; the
+        // profiling queue, since the times are the device's own.
+        let shared = try OpenCLContext.shared(device)
+        let context = shared.context
+        let queue = try shared.profilingQueue()
         let limits = OpenCLLibrary.Limits(device: device)
         let source = try OpenCLLibrary.source(for: [OpenCLLibrary.copyF32, OpenCLLibrary.gemmF32], float64: false, limits: limits)
-        var program: cl_program?
-        source.withCString { s in
-            var p: UnsafePointer<CChar>? = s
-            program = clCreateProgramWithSource(context, 1, &p, nil, &status)
-        }
-        try OpenCL.check(status, "clCreateProgramWithSource")
-        defer { clReleaseProgram(program) }
-        let built = clBuildProgram(program, 1, &ids, "-cl-std=CL1.2", nil, nil)
-        if built != CL_SUCCESS {
-            let log = (try? OpenCL.string { clGetProgramBuildInfo(program, d, cl_program_build_info(CL_PROGRAM_BUILD_LOG), $0, $1, $2) }) ?? ""
-            throw KilnError(.internal, "the OpenCL device library does not build on \(device.name) (status \(built)):\n\(log)")
-        }
+        let program = try shared.programs.program(source: source, options: OpenCLBackend.buildOptions)
+        var status: cl_int = 0
 
         func buffer(_ bytes: Int, fill: Float) throws -> cl_mem? {
             let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
