@@ -43,9 +43,6 @@ extension Session {
         let gpus = try GPUBackends.gpus(allowCPU: config.openCLAllowCPU ?? OpenCL.allowCPUFromEnvironment)
         return [.cpu] + gpus.indices.map { PlacementDevice.gpu($0) }
     }
-
-    /// Whether this build runs sessions on OpenCL devices at all.
-    public static var hasOpenCLBackend: Bool { GPUBackends.openCLBackend != nil }
 }
 
 /// The OpenCL GPUs of this process (`OpenCL.gpus`, enumerated once) and one backend per device.
@@ -55,11 +52,9 @@ enum GPUBackends {
     nonisolated(unsafe) private static var withCPU: [OpenCLDevice]?
     nonisolated(unsafe) private static var backends: [OpenCLDevice: any Backend] = [:]
 
-    /// `/gpu:0`, `/gpu:1`, ... in order: the GPUs, then (allowCPU) CPU OpenCL devices. Empty
-    /// when this build has no OpenCL backend to run them (`openCLBackend`).
+    /// `/gpu:0`, `/gpu:1`, ... in order: the GPUs, then (allowCPU) CPU OpenCL devices.
     static func gpus(allowCPU: Bool) throws -> [OpenCLDevice] {
-        guard openCLBackend != nil else { return [] }
-        return try lock.withLock {
+        try lock.withLock {
             if allowCPU {
                 if withCPU == nil { withCPU = try OpenCL.gpus(allowCPU: true) }
                 return withCPU!
@@ -73,13 +68,10 @@ enum GPUBackends {
     static func backend(for device: OpenCLDevice, options: GPUOptions) throws -> any Backend {
         try lock.withLock {
             if let b = backends[device] { return b }
-            guard let make = openCLBackend else { throw KilnError(.unavailable, "this build has no OpenCL backend") }
-            let b = try make(device, options)
+            let b = OpenCLBackend(device: device, memory: OpenCLMemoryOptions(allowGrowth: options.allowGrowth,
+                                                                             memoryFraction: options.perProcessGpuMemoryFraction))
             backends[device] = b
             return b
         }
     }
-
-    /// Makes the OpenCL backend of a device (KilnOpenCL's OpenCLBackend with the pool options).
-    static let openCLBackend: (@Sendable (OpenCLDevice, GPUOptions) throws -> any Backend)? = nil
 }
