@@ -11,7 +11,7 @@ public struct OpenCLLibraryLimits: Sendable {
     public var copyGBps: Double, copyBestGBps: Double
     public var gemmN: Int
     public var gemmGFLOPS: Double, gemmBestGFLOPS: Double
-    /// The GEMM's tiles on this device, e.g. "128x128x16, 8x8 per work item".
+    /// The GEMM's tiles on this device, e.g. "128x128x16, 8x8 per work item, float4 local reads".
     public var gemmTiles: String
     public var samples: Int
 
@@ -94,7 +94,7 @@ public struct OpenCLLibraryLimits: Sendable {
         return OpenCLLibraryLimits(device: device.name, copyBytes: copyBytes,
                                    copyGBps: moved / median(copyTimes) / 1e9, copyBestGBps: moved / copyTimes.min()! / 1e9,
                                    gemmN: gemmN, gemmGFLOPS: flops / median(gemmTimes) / 1e9, gemmBestGFLOPS: flops / gemmTimes.min()! / 1e9,
-                                   gemmTiles: "\(t.tm)x\(t.tn)x\(t.tk), \(t.wm)x\(t.wn) per work item", samples: samples)
+                                   gemmTiles: "\(t.tm)x\(t.tn)x\(t.tk), \(t.wm)x\(t.wn) per work item\(t.vector ? ", float4 local reads" : "")", samples: samples)
     }
 
     static func pow3(_ x: Double) -> Double { x * x * x }
