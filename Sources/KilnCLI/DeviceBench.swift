@@ -104,12 +104,8 @@ enum DeviceBench {
         return Bench.result("eltwise_chain_16M", timed, gbps: 2 * Double(n * 4) / timed.median / 1e9, note: "y = f(x), both variables on the device")
     }
 
-    /// `/gpu:N`, `/device:GPU:N` or `gpu:N`.
     static func gpuIndex(_ spec: String) throws -> Int {
-        let lower = spec.lowercased()
-        for prefix in ["/gpu:", "/device:gpu:", "gpu:"] where lower.hasPrefix(prefix) {
-            if let n = Int(lower.dropFirst(prefix.count)), n >= 0 { return n }
-        }
-        throw UsageError(command: "bench", message: "--device takes /gpu:N, got '\(spec)'")
+        guard let n = DeviceLimits.gpuIndex(spec) else { throw UsageError(command: "bench", message: "--device takes one GPU, /gpu:N, got '\(spec)'") }
+        return n
     }
 }

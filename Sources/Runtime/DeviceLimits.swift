@@ -6,6 +6,14 @@ import KilnIR
 public typealias DeviceLibraryLimits = OpenCLLibraryLimits
 
 public enum DeviceLimits {
+    /// N of a specification that names one GPU, `/gpu:N` in any of TensorFlow's spellings
+    /// (`/device:GPU:N`, `/job:localhost/replica:0/task:0/device:GPU:N`, ...); nil otherwise.
+    public static func gpuIndex(_ spec: String) -> Int? {
+        guard let d = DeviceSpec(spec), d.type == "GPU", let n = d.index, (d.job ?? "localhost") == "localhost",
+              (d.replica ?? 0) == 0, (d.task ?? 0) == 0 else { return nil }
+        return n
+    }
+
     /// The OpenCL device `/gpu:N` names (`N` counted as placement counts it: GPUs first, CPU
     /// devices after them only with KILN_OPENCL_ALLOW_CPU=1), described for a report.
     public static func describe(gpu n: Int, allowCPU: Bool = OpenCL.allowCPUFromEnvironment) throws -> String {

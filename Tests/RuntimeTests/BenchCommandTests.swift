@@ -129,7 +129,9 @@ final class BenchCommandTests: KilnBinaryTestCase {
     func testDeviceBenchNamesAMissingDeviceAndRefusesWhatDoesNotApply() throws {
         let cases: [(args: [String], env: [String: String], status: Int32, mentions: [String])] = [
             (["bench", "--device", "/gpu:9"], ["KILN_OPENCL_ALLOW_CPU": "1"], 1, ["no OpenCL device /gpu:9"]),
-            (["bench", "--device", "/cpu:0"], [:], 2, ["--device takes /gpu:N", "usage: kiln bench"]),
+            (["bench", "--device", "/cpu:0"], [:], 2, ["--device takes one GPU, /gpu:N", "usage: kiln bench"]),
+            (["bench", "--device", "/device:GPU:*"], [:], 2, ["--device takes one GPU"]),
+            (["bench", "--device", "/job:localhost/replica:0/task:0/device:GPU:7"], ["KILN_OPENCL_ALLOW_CPU": "1"], 1, ["no OpenCL device /gpu:7"]),
             (["bench", "--device", "/gpu:0", "--backend", "c"], [:], 2, ["--backend do not apply"]),
             (["bench", "--device", "/gpu:0", "--only", "bogus"], ["KILN_OPENCL_ALLOW_CPU": "1"], 2, ["no workload matches --only bogus", "eltwise_chain_16M"]),
         ]
