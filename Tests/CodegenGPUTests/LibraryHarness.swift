@@ -2,9 +2,10 @@ import XCTest
 import COpenCL
 @testable import KilnOpenCL
 
-/// Runs device-library kernels on the first OpenCL device (PoCL's CPU device here): one program
-/// per set of limits (PoCL compiles slowly), buffers in and out, launches with the library's own
-/// NDRange. Throws XCTSkip, and says why, where no OpenCL device is installed.
+/// Runs device-library kernels on the first OpenCL device (PoCL's CPU device here) through the
+/// runtime's shared context, profiling queue and program cache (one program per set of limits:
+/// PoCL compiles slowly), with buffers in and out and the library's own NDRange. Throws XCTSkip,
+/// and says why, where no OpenCL device is installed.
 final class LibraryHarness {
     enum Argument {
         case buffer(Int)
@@ -14,52 +15,26 @@ final class LibraryHarness {
         case float64(Double)
     }
 
-    let context: cl_context
+    let shared: OpenCLContext
     let queue: cl_command_queue
-    let device: cl_device_id
-    /// The device's own limits, as the backend will pass them.
+    var context: cl_context { shared.context }
+    /// The device's own limits, as the backend passes them.
     let limits: OpenCLLibrary.Limits
     let hasFloat64: Bool
     private var buffers: [cl_mem?] = []
-    private var programs: [OpenCLLibrary.Limits: cl_program] = [:]
 
     init() throws {
-        var count: cl_uint = 0
-        guard clGetPlatformIDs(0, nil, &count) == CL_SUCCESS, count > 0 else { throw Self.skip("no OpenCL platform is installed") }
-        var platforms = [cl_platform_id?](repeating: nil, count: Int(count))
-        try Self.check(clGetPlatformIDs(count, &platforms, nil), "clGetPlatformIDs")
-        var found: cl_device_id?
-        for p in platforms where found == nil {
-            var d: cl_device_id?
-            if clGetDeviceIDs(p, cl_device_type(CL_DEVICE_TYPE_ALL), 1, &d, nil) == CL_SUCCESS { found = d }
-        }
-        guard let device = found else { throw Self.skip("no OpenCL device is present") }
-        self.device = device
-        var status: cl_int = 0
-        var devices: [cl_device_id?] = [device]
-        context = clCreateContext(nil, 1, &devices, nil, nil, &status)
-        try Self.check(status, "clCreateContext")
-        queue = clCreateCommandQueue(context, device, cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE), &status)
-        try Self.check(status, "clCreateCommandQueue")
-        var wg = 0
-        var local: cl_ulong = 0
-        var type: cl_device_type = 0
-        try Self.check(clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MAX_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &wg, nil), "clGetDeviceInfo")
-        try Self.check(clGetDeviceInfo(device, cl_device_info(CL_DEVICE_LOCAL_MEM_SIZE), MemoryLayout<cl_ulong>.size, &local, nil), "clGetDeviceInfo")
-        try Self.check(clGetDeviceInfo(device, cl_device_info(CL_DEVICE_TYPE), MemoryLayout<cl_device_type>.size, &type, nil), "clGetDeviceInfo")
-        limits = OpenCLLibrary.Limits(maxWorkGroupSize: wg, localMemoryBytes: Int(local), isCPU: type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0)
-        var size = 0
-        clGetDeviceInfo(device, cl_device_info(CL_DEVICE_EXTENSIONS), 0, nil, &size)
-        var ext = [CChar](repeating: 0, count: size + 1)
-        clGetDeviceInfo(device, cl_device_info(CL_DEVICE_EXTENSIONS), size, &ext, nil)
-        hasFloat64 = String(cString: ext).contains("cl_khr_fp64")
+        let devices: [OpenCLDevice]
+        do { devices = try OpenCL.devices() } catch { throw Self.skip("listing OpenCL devices failed: \(error)") }
+        guard let device = devices.first else { throw Self.skip("no OpenCL driver or device is installed (pocl-opencl-icd)") }
+        shared = try OpenCLContext.shared(device)
+        queue = try shared.profilingQueue()
+        limits = OpenCLLibrary.Limits(device: device)
+        hasFloat64 = device.float64
     }
 
     deinit {
         buffers.forEach { clReleaseMemObject($0) }
-        programs.values.forEach { clReleaseProgram($0) }
-        clReleaseCommandQueue(queue)
-        clReleaseContext(context)
     }
 
     static func skip(_ why: String) -> XCTSkip {
@@ -71,28 +46,10 @@ final class LibraryHarness {
         if status != CL_SUCCESS { throw NSError(domain: "OpenCL", code: Int(status), userInfo: [NSLocalizedDescriptionKey: "\(what) failed: \(status)"]) }
     }
 
-    /// Every library kernel the device supports, built once for `limits`.
+    /// Every library kernel the device supports, built for `limits` (the cache keeps it).
     func program(_ limits: OpenCLLibrary.Limits) throws -> cl_program {
-        if let p = programs[limits] { return p }
         let names = hasFloat64 ? OpenCLLibrary.kernels : OpenCLLibrary.kernels.subtracting([OpenCLLibrary.gemmF64])
-        let source = try OpenCLLibrary.source(for: names, float64: hasFloat64, limits: limits)
-        var status: cl_int = 0
-        var program: cl_program?
-        source.withCString { s in
-            var p: UnsafePointer<CChar>? = s
-            program = clCreateProgramWithSource(context, 1, &p, nil, &status)
-        }
-        try Self.check(status, "clCreateProgramWithSource")
-        var devices: [cl_device_id?] = [device]
-        if clBuildProgram(program, 1, &devices, "-cl-std=CL1.2", nil, nil) != CL_SUCCESS {
-            var size = 0
-            clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
-            var log = [CChar](repeating: 0, count: size + 1)
-            clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
-            throw NSError(domain: "OpenCL", code: 0, userInfo: [NSLocalizedDescriptionKey: "the library does not build:\n\(String(cString: log))\n\(source)"])
-        }
-        programs[limits] = program!
-        return program!
+        return try shared.programs.program(source: try OpenCLLibrary.source(for: names, float64: hasFloat64, limits: limits), options: OpenCLBackend.buildOptions)
     }
 
     /// A device buffer holding `values`; its index for `.buffer`.
