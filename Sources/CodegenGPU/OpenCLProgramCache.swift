@@ -16,6 +16,9 @@ public final class OpenCLProgramCache: @unchecked Sendable {
     public var directory: URL?
     /// Off only to show the disk cache at work within one process (tests).
     public var memoryCacheEnabled = true
+    /// The most bytes of binaries kept on disk (`KILN_OPENCL_CACHE_BYTES`, default 1 GiB): past
+    /// it, the files least recently used go first (a hit refreshes a file's time).
+    public var diskLimitBytes: Int
     /// What happened, for tests and KILN_DEBUG: driver compiles from source, memory hits, disk hits.
     public private(set) var compiles = 0
     public private(set) var memoryHits = 0
@@ -30,6 +33,7 @@ public final class OpenCLProgramCache: @unchecked Sendable {
         self.device = device
         self.context = context
         directory = Self.defaultDirectory(environment)
+        diskLimitBytes = environment["KILN_OPENCL_CACHE_BYTES"].flatMap { Int($0) } ?? 1 << 30
     }
 
     static func defaultDirectory(_ env: [String: String]) -> URL? {
@@ -57,6 +61,7 @@ public final class OpenCLProgramCache: @unchecked Sendable {
             program = try? build(binary: binary, options: options)
             if program != nil {
                 diskHits += 1
+                try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: file.path)
                 debugLog("program from disk cache \(file.lastPathComponent) (\(binary.count) bytes)")
             } else {
                 rejectedFiles += 1
@@ -135,6 +140,26 @@ public final class OpenCLProgramCache: @unchecked Sendable {
         return binary
     }
 
+    /// Removes the least recently used binaries until the directory is within `diskLimitBytes`
+    /// (never `keeping`, the file just written). Another process may remove the same files: a
+    /// file that is already gone is not an error.
+    private func trim(_ dir: URL, keeping: URL) {
+        let keys: [URLResourceKey] = [.fileSizeKey, .contentModificationDateKey]
+        guard let urls = try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: keys) else { return }
+        var files = urls.filter { $0.pathExtension == "clbin" }.compactMap { url -> (URL, Int, Date)? in
+            guard let v = try? url.resourceValues(forKeys: Set(keys)) else { return nil }
+            return (url, v.fileSize ?? 0, v.contentModificationDate ?? .distantPast)
+        }
+        var total = files.reduce(0) { $0 + $1.1 }
+        guard total > diskLimitBytes else { return }
+        files.sort { $0.2 < $1.2 }
+        for (url, size, _) in files where total > diskLimitBytes && url.lastPathComponent != keeping.lastPathComponent {
+            try? FileManager.default.removeItem(at: url)
+            total -= size
+            debugLog("removed \(url.lastPathComponent) from the program cache (over \(diskLimitBytes) bytes)")
+        }
+    }
+
     private func writeBinary(_ p: cl_program, to file: URL) {
         var size = 0
         guard clGetProgramInfo(p, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS, size > 0 else {
@@ -157,6 +182,7 @@ public final class OpenCLProgramCache: @unchecked Sendable {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             try Data(contents).write(to: temp)
             if rename(temp.path, file.path) != 0 { throw KilnError(.internal, "rename failed (errno \(errno))") }
+            trim(dir, keeping: file)
         } catch {
             try? FileManager.default.removeItem(at: temp)
             debugLog("could not write the program cache file \(file.path): \(error)")

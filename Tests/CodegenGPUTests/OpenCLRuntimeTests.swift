@@ -97,6 +97,23 @@ final class OpenCLRuntimeTests: XCTestCase {
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { !$0.hasSuffix(".tmp") }, "no temporary file left")
     }
 
+    func testTheDiskCacheStaysWithinItsLimitDroppingTheLeastRecentlyUsed() throws {
+        let cache = try OpenCLContext.shared(try Self.device()).programs
+        let saved = (cache.directory, cache.diskLimitBytes)
+        defer { cache.directory = saved.0; cache.diskLimitBytes = saved.1 }
+        let dir = try temporaryDirectory()
+        cache.directory = dir
+        func binaries() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".clbin") } }
+        let sources = (0..<3).map { "// \(UUID().uuidString) \($0)\n__kernel void twice(__global float *x) { x[get_global_id(0)] *= 2.0f; }\n" }
+        for s in sources { _ = try cache.program(source: s, options: OpenCLBackend.buildOptions) }
+        XCTAssertEqual(try binaries().count, 3, "within the default limit every binary stays")
+        // A limit below two files: each write keeps only the file just written.
+        cache.diskLimitBytes = 1
+        _ = try cache.program(source: sources[0] + " ", options: OpenCLBackend.buildOptions)
+        let left = try binaries()
+        XCTAssertEqual(left.count, 1, "\(left)")
+    }
+
     func testABuildFailureShowsTheBuildLog() throws {
         let context = try OpenCLContext.shared(try Self.device())
         let source = "// \(UUID().uuidString)\n__kernel void broken(__global float *x) { x[0] = undeclared_name; }\n"
