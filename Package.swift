@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnKernels", "KilnPasses", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "CodegenCTests", dependencies: ["KilnC", "KilnKernels", "KilnIR", "CKilnRT", "COpenCL", "KilnTestSupport"]),
         // The backend-generic suites: every case runs on every backend present, with a tally per backend.
-        .testTarget(name: "KernelTests", dependencies: ["KilnKernels", "KilnCPU", "KilnC", "KilnPasses", "KilnIR", "CKilnRT", "KilnTestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["KilnKernels", "KilnCPU", "KilnC", "KilnPasses", "KilnIR", "CKilnRT", "COpenCL", "KilnTestSupport"]),
         .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln", "KilnTestSupport"], resources: [.copy("Fixtures")]),

@@ -14,6 +14,7 @@ enum Backends {
     static let known: [(name: String, make: @Sendable () throws -> any Backend)] = [
         ("llvm", { LLVMBackend() }),
         ("c", { try CBackend() }),
+        ("opencl", { try OpenCLHarnessBackend() }),
     ]
 
     static let present: [any Backend] = {
