@@ -26,7 +26,9 @@ public final class OpenCLProgramCache: @unchecked Sendable {
     /// Cache files that were unreadable, corrupt or refused, and were rewritten.
     public private(set) var rejectedFiles = 0
     private var programs: [String: cl_program] = [:]
-    private let lock = NSLock()
+    /// Programs being built now (by memory key), so a second thread waits instead of building it too.
+    private var building: Set<String> = []
+    private let state = NSCondition()
     static let magic = Array("KILNCLB1".utf8)
 
     init(device: OpenCLDevice, context: cl_context, environment: [String: String] = ProcessInfo.processInfo.environment) {
@@ -44,14 +46,26 @@ public final class OpenCLProgramCache: @unchecked Sendable {
     }
 
     /// The built program for `source`; the cache owns it (the caller must not release it).
+    /// Different programs build at once on several threads; a thread asking for a program
+    /// another is building waits for it.
     public func program(source: String, options: String) throws -> cl_program {
         let sourceHash = SHA256.hex(Array(source.utf8))
         let memoryKey = options + "\u{0}" + sourceHash
-        lock.lock()
-        defer { lock.unlock() }
+        state.lock()
+        while building.contains(memoryKey) { state.wait() }
         if memoryCacheEnabled, let p = programs[memoryKey] {
             memoryHits += 1
+            state.unlock()
             return p
+        }
+        building.insert(memoryKey)
+        let keepInMemory = memoryCacheEnabled, directory = directory
+        state.unlock()
+        defer {
+            state.lock()
+            building.remove(memoryKey)
+            state.broadcast()
+            state.unlock()
         }
         let diskKey = SHA256.hex(Array([device.name, device.vendor, device.version, device.driverVersion, options, sourceHash]
             .joined(separator: "\u{0}").utf8))
@@ -60,24 +74,34 @@ public final class OpenCLProgramCache: @unchecked Sendable {
         if let file, let binary = readBinary(file) {
             program = try? build(binary: binary, options: options)
             if program != nil {
-                diskHits += 1
+                count(\.diskHits)
                 try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: file.path)
                 debugLog("program from disk cache \(file.lastPathComponent) (\(binary.count) bytes)")
             } else {
-                rejectedFiles += 1
+                count(\.rejectedFiles)
                 debugLog("the driver refused the cached program \(file.path); compiling")
             }
         }
         if program == nil {
             let t0 = DispatchTime.now()
             let p = try build(source: source, options: options)
-            compiles += 1
+            count(\.compiles)
             debugLog("program compiled by the driver in \(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6) ms")
             if let file { writeBinary(p, to: file) }
             program = p
         }
-        if memoryCacheEnabled { programs[memoryKey] = program! }
+        if keepInMemory {
+            state.lock()
+            programs[memoryKey] = program!
+            state.unlock()
+        }
         return program!
+    }
+
+    private func count(_ counter: ReferenceWritableKeyPath<OpenCLProgramCache, Int>) {
+        state.lock()
+        self[keyPath: counter] += 1
+        state.unlock()
     }
 
     // MARK: building
@@ -127,7 +151,7 @@ public final class OpenCLProgramCache: @unchecked Sendable {
         let bytes = [UInt8](data)
         let header = Self.magic.count + 8 + 32
         func reject(_ why: String) -> [UInt8]? {
-            rejectedFiles += 1
+            count(\.rejectedFiles)
             debugLog("ignoring the program cache file \(file.path): \(why)")
             return nil
         }

@@ -114,6 +114,22 @@ final class OpenCLRuntimeTests: XCTestCase {
         XCTAssertEqual(left.count, 1, "\(left)")
     }
 
+    func testThreadsAskingForOneProgramAtOnceBuildItOnce() throws {
+        let cache = try OpenCLContext.shared(try Self.device()).programs
+        let saved = cache.directory
+        defer { cache.directory = saved }
+        cache.directory = try temporaryDirectory()
+        let source = "// \(UUID().uuidString)\n__kernel void twice(__global float *x) { x[get_global_id(0)] *= 2.0f; }\n"
+        let compiles = cache.compiles, hits = cache.memoryHits
+        let errors = Errors()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            do { _ = try cache.program(source: source, options: OpenCLBackend.buildOptions) } catch { errors.add(error) }
+        }
+        XCTAssertEqual(errors.all, [])
+        XCTAssertEqual(cache.compiles - compiles, 1, "one compile, the other threads wait for it")
+        XCTAssertEqual(cache.memoryHits - hits, 3)
+    }
+
     func testABuildFailureShowsTheBuildLog() throws {
         let context = try OpenCLContext.shared(try Self.device())
         let source = "// \(UUID().uuidString)\n__kernel void broken(__global float *x) { x[0] = undeclared_name; }\n"
@@ -326,4 +342,12 @@ final class OpenCLRuntimeTests: XCTestCase {
         let exe = try OpenCLBackend(device: try Self.device()).compile(try Self.function(accumulate), options: options)
         XCTAssertTrue(exe.stats.source?.contains("__kernel") == true)
     }
+}
+
+/// Errors collected from several threads.
+final class Errors: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ e: any Error) { lock.withLock { list.append("\(e)") } }
+    var all: [String] { lock.withLock { list } }
 }
