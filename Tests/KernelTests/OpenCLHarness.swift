@@ -41,7 +41,7 @@ final class OpenCLHarnessDevice: @unchecked Sendable {
         var devices: [cl_device_id?] = [device]
         context = clCreateContext(nil, 1, &devices, nil, nil, &status)
         try Self.check(status, "clCreateContext")
-        queue = clCreateCommandQueue(context, device, 0, &status)
+        queue = clCreateCommandQueue(context, device, cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE), &status)
         try Self.check(status, "clCreateCommandQueue")
         func info<T>(_ p: Int32, _ v: T) -> T {
             var x = v
@@ -128,7 +128,7 @@ struct OpenCLHarnessBackend: Backend {
         let renderer = CStyleRenderer(.openCL, title: "@\(f.name)")
         let program = try KernelWriter(renderer: renderer, function: f, plan: plan, target: target).writeDeviceProgram(entryName: "entry")
         guard renderer.refusals.isEmpty else { throw HarnessError(description: "OpenCL C cannot express \(renderer.refusals)\n\(program.source)") }
-        return try OpenCLHarnessExecutable(device, f, plan, program)
+        return try OpenCLHarnessExecutable(device, f, plan, program, profile: options.profile)
     }
 }
 
@@ -139,8 +139,9 @@ final class OpenCLHarnessExecutable: Executable, @unchecked Sendable {
     let stats: CompileStats
     let resultTypes: [TensorType]
     var arenaBytes: Int { plan.arenaBytes }
-    let kernelNanoseconds: [UInt64] = []
-    let profiledRuns = 0
+    private(set) var kernelNanoseconds: [UInt64] = []
+    private(set) var profiledRuns = 0
+    let profile: Bool
     let device: OpenCLHarnessDevice
     let program: DeviceProgram
     let clProgram: cl_program
@@ -148,8 +149,9 @@ final class OpenCLHarnessExecutable: Executable, @unchecked Sendable {
     let constants: [cl_mem]
     let arena: cl_mem
 
-    init(_ device: OpenCLHarnessDevice, _ f: Function, _ plan: KernelPlan, _ program: DeviceProgram) throws {
+    init(_ device: OpenCLHarnessDevice, _ f: Function, _ plan: KernelPlan, _ program: DeviceProgram, profile: Bool) throws {
         self.device = device
+        self.profile = profile
         function = f
         self.plan = plan
         self.program = program
@@ -189,6 +191,7 @@ final class OpenCLHarnessExecutable: Executable, @unchecked Sendable {
             var zeros = [UInt8](repeating: 0, count: KernelPlan.faultRecordBytes)
             try OpenCLHarnessDevice.check(clEnqueueWriteBuffer(q, arena, cl_bool(CL_TRUE), record, zeros.count, &zeros, 0, nil, nil), "zero the fault record")
         }
+        var events: [(Int, cl_event?)] = []
         for l in program.launches {
             let k = kernels[l.kernel]!
             for (n, a) in l.arguments.enumerated() {
@@ -209,12 +212,28 @@ final class OpenCLHarnessExecutable: Executable, @unchecked Sendable {
             }
             var global = l.global
             let status: cl_int
-            if var local = l.local {
-                status = clEnqueueNDRangeKernel(q, k, cl_uint(global.count), nil, &global, &local, 0, nil, nil)
-            } else {
-                status = clEnqueueNDRangeKernel(q, k, cl_uint(global.count), nil, &global, nil, 0, nil, nil)
+            var event: cl_event?
+            let local = l.local
+            var sizes = local ?? [1]
+            status = withUnsafeMutablePointer(to: &event) { e in
+                sizes.withUnsafeMutableBufferPointer { s in
+                    clEnqueueNDRangeKernel(q, k, cl_uint(global.count), nil, &global, local == nil ? nil : s.baseAddress, 0, nil, profile ? e : nil)
+                }
             }
+            if profile { events.append((l.planKernel, event)) }
             try OpenCLHarnessDevice.check(status, "enqueue \(l.kernel) over \(l.global) by \(l.local.map { "\($0)" } ?? "nil")")
+        }
+        if profile {
+            clFinish(q)
+            if kernelNanoseconds.isEmpty { kernelNanoseconds = Array(repeating: 0, count: plan.kernels.count) }
+            for (n, e) in events {
+                var start: cl_ulong = 0, end: cl_ulong = 0
+                clGetEventProfilingInfo(e, cl_profiling_info(CL_PROFILING_COMMAND_START), 8, &start, nil)
+                clGetEventProfilingInfo(e, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil)
+                kernelNanoseconds[n] += end &- start
+                clReleaseEvent(e)
+            }
+            profiledRuns += 1
         }
         for (k, t) in resultTypes.enumerated() where t.byteCount > 0 {
             try OpenCLHarnessDevice.check(clEnqueueReadBuffer(q, results[k], cl_bool(CL_TRUE), 0, t.byteCount, outputs![k], 0, nil, nil), "read result \(k)")
