@@ -39,7 +39,9 @@ let package = Package(
         // The C99 backend: kernels rendered by CStyleRenderer, compiled by the system C compiler
         // into a shared object, loaded with dlopen.
         .target(name: "KilnC", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "CKilnRT"], path: "Sources/CodegenC"),
-        .target(name: "KilnOpenCL", dependencies: ["KilnIR", "KilnPasses", "COpenCL"],
+        // The OpenCL backend: the same kernels rendered as OpenCL C, the device library (GEMM),
+        // contexts, program caches, device memory pools and executables.
+        .target(name: "KilnOpenCL", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "COpenCL"],
                 path: "Sources/CodegenGPU"),
         .target(name: "KilnFrontend",
                 dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -62,8 +64,8 @@ let package = Package(
         .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnKernels", "KilnPasses", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "CodegenCTests", dependencies: ["KilnC", "KilnKernels", "KilnIR", "CKilnRT", "COpenCL", "KilnTestSupport"]),
         // The backend-generic suites: every case runs on every backend present, with a tally per backend.
-        .testTarget(name: "KernelTests", dependencies: ["KilnKernels", "KilnCPU", "KilnC", "KilnPasses", "KilnIR", "CKilnRT", "COpenCL", "KilnTestSupport"]),
-        .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnIR", "KilnTestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["KilnKernels", "KilnCPU", "KilnC", "KilnOpenCL", "KilnPasses", "KilnIR", "CKilnRT", "KilnTestSupport"]),
+        .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnKernels", "KilnPasses", "KilnIR", "COpenCL", "KilnTestSupport"]),
         .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln", "KilnTestSupport"], resources: [.copy("Fixtures")]),
         // Saves checkpoints until CheckpointKillTests kills it (built beside the test bundle).

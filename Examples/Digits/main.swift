@@ -39,10 +39,13 @@ struct Digits {
 let data = try Digits.load()
 let train = data.slice(0..<1500), test = data.slice(1500..<data.count)
 
+// `--device /gpu:0` places every op there (TensorFlow's `with tf.device(...)` around the model);
+// `/gpu:N` counts OpenCL GPUs, and CPU OpenCL devices too with KILN_OPENCL_ALLOW_CPU=1.
+let arguments = CommandLine.arguments
+let device = arguments.firstIndex(of: "--device").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } ?? ""
+
 let g = Graph()
 g.seed = 7
-let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
-let labels = try g.placeholder(.int64, shape: [nil], name: "labels")
 
 /// conv 3x3x16 + BN + relu, conv 3x3x32 + BN + relu, max-pool 2x2, dense 64 relu, dense 10.
 func model(_ x: Output, training: Bool) throws -> Output {
@@ -56,13 +59,16 @@ func model(_ x: Output, training: Bool) throws -> Output {
     }
 }
 
-let logits = try g.variableScope("model") { try model(images, training: true) }
-let loss = try g.sparseSoftmaxCrossEntropyLoss(labels: labels, logits: logits)
-let trainAccuracy = try g.accuracy(logits: logits, labels: labels)
-let step = try g.globalStep()
-let learningRate = try g.exponentialDecay(3e-3, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
-let minimize = try g.controlDependencies(g.updateOps) {
-    try AdamOptimizer(g, learningRate: .tensor(learningRate)).minimize(loss, globalStep: step)
+let (images, labels, loss, trainAccuracy, trainOp, testAccuracy) = try g.device(device) { () throws -> (Output, Output, Output, Output, GraphOperation, Output) in
+    let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
+    let labels = try g.placeholder(.int64, shape: [nil], name: "labels")
+    let logits = try g.variableScope("model") { try model(images, training: true) }
+    let loss = try g.sparseSoftmaxCrossEntropyLoss(labels: labels, logits: logits)
+    let trainAccuracy = try g.accuracy(logits: logits, labels: labels)
+    let step = try g.globalStep()
+    let learningRate = try g.exponentialDecay(3e-3, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
+    let minimize = try g.controlDependencies(g.updateOps) {
+        try AdamOptimizer(g, learningRate: .tensor(learningRate)).minimize(loss, globalStep: step)
 }
 let ema = ExponentialMovingAverage(g, decay: 0.99, numUpdates: step)
 let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(g.trainableVariables)], name: "train") }
@@ -70,6 +76,8 @@ let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(g.t
 // Evaluation reads the moving averages of the weights, through the same layer code.
 let evalLogits = try g.variableScope("model", reuse: .yes, customGetter: { v in ema.average(v) ?? v }) { try model(images, training: false) }
 let testAccuracy = try g.accuracy(logits: evalLogits, labels: labels, name: "test_accuracy")
+return (images, labels, loss, trainAccuracy, trainOp, testAccuracy)
+}
 
 let saver = try Saver(graph: g, maxToKeep: 2)
 let sess = try Session(graph: g)

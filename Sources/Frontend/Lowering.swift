@@ -128,10 +128,13 @@ public struct LoweredGraph {
 
 public enum Lowering {
     /// The ops that must run to compute `fetches` and run `targets` when `feeds` are given.
-    public static func prune(fetches: [Output], feeds: Set<Output>, targets: [Operation]) -> [Operation] {
+    /// With `within` (one device's segment of a run), ops outside it are left out: their values
+    /// are fed, and control edges to them are kept by running the segments in order.
+    public static func prune(fetches: [Output], feeds: Set<Output>, targets: [Operation], within: Set<Operation>? = nil) -> [Operation] {
         var needed = Set<Operation>()
         var stack = fetches.filter { !feeds.contains($0) }.map(\.op) + targets
         while let op = stack.popLast() {
+            if let within, !within.contains(op) { continue }
             guard needed.insert(op).inserted else { continue }
             for i in op.inputs where !feeds.contains(i) { stack.append(i.op) }
             stack.append(contentsOf: op.controlInputs)
@@ -146,11 +149,13 @@ public enum Lowering {
         throw KilnError.resourceExhausted("OOM when allocating tensor with shape\(t.shape) and type \(t.dtype.name) (\(t.checkedByteCount.map { "\($0) bytes" } ?? "more than 2^63 bytes")) for node '\(op.name)' (op: '\(op.type)'): above the memory limit of \(limit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
     }
 
-    /// Lowers the subgraph for (fetches, feeds, targets) with concrete feed types.
+    /// Lowers the subgraph for (fetches, feeds, targets) with concrete feed types (restricted to
+    /// the ops `within`, if given).
     public static func lower(fetches: [Output], feeds: [(Output, TensorType)], targets: [Operation], name: String = "main",
-                             sessionSeed: UInt64 = 0, evaluator: ConstantEvaluator? = nil, memoryLimit: Int = .max) throws -> LoweredGraph {
+                             sessionSeed: UInt64 = 0, evaluator: ConstantEvaluator? = nil, memoryLimit: Int = .max,
+                             within: Set<Operation>? = nil) throws -> LoweredGraph {
         let feedSet = Set(feeds.map(\.0))
-        let ops = prune(fetches: fetches, feeds: feedSet, targets: targets)
+        let ops = prune(fetches: fetches, feeds: feedSet, targets: targets, within: within)
         let order = try executionOrder(ops, feeds: feedSet)
         var b = FunctionBuilder(name: name)
         var lowered: [Output: LoweredValue] = [:]

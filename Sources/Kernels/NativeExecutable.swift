@@ -72,11 +72,7 @@ public final class NativeExecutable: Executable, @unchecked Sendable {
         record?.pointee = kiln_fault(site: 0, position: 0, value: 0, lock: 0)
         entry(inputs, outputs, arena.pointer, constantTable)
         if let r = record?.pointee, r.site != 0 {
-            let check = plan.checks[Int(r.site) - 1]
-            guard let i = function.body.first(where: { $0.id == check }), case .check(let c) = i.op, let t = i.type else {
-                throw KilnError.internalError("fault record names check \(r.site), which \(function.name) does not have")
-            }
-            throw c.error(position: Int(r.position), value: r.value, shape: t.shape)
+            throw FaultRecord.error(site: r.site, position: r.position, value: r.value, function: function, plan: plan)
         }
         if let slots = profileSlots {
             let n = plan.kernels.count

@@ -8,7 +8,8 @@ struct UsageError: Error, CustomStringConvertible {
 }
 
 /// The options of `kiln run` and `kiln bench`: a graph file, `--feed NAME=FILE.npy` (repeatable),
-/// `--fetch NAME...` (every name up to the next option), `--backend llvm|c`, and flags each
+/// `--fetch NAME...` (every name up to the next option), `--backend llvm|c`, `--device DEVICE`
+/// with `--allow-soft-placement` and `--log-device-placement`, and flags each
 /// command opts into.
 /// Options are `--name value` or `--name=value`.
 struct Options {
@@ -21,6 +22,11 @@ struct Options {
     var quick = false
     /// The code generator every session of the command compiles with (nil: KILN_BACKEND).
     var backend: BackendKind?
+    /// `--device /gpu:0`: the device of every node the graph does not place itself (as
+    /// importing it under `tf.device`).
+    var device: String?
+    var allowSoftPlacement = false
+    var logDevicePlacement = false
 
     static func parse(_ args: [String], command: String, accepting accepted: Set<String>) throws -> Options {
         var o = Options()
@@ -56,6 +62,9 @@ struct Options {
             case "--json": o.json = try value(flag, inline: inline)
             case "--only": o.only = try value(flag, inline: inline).split(separator: ",").map(String.init)
             case "--quick": o.quick = true
+            case "--device": o.device = try value(flag, inline: inline)
+            case "--allow-soft-placement": o.allowSoftPlacement = true
+            case "--log-device-placement": o.logDevicePlacement = true
             case "--backend":
                 let name = try value(flag, inline: inline)
                 do { o.backend = try BackendKind(named: name) } catch let e as KilnError { throw fail(e.message) }

@@ -4,8 +4,11 @@ import Kiln
 /// `kiln run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR]`: imports a
 /// GraphDef, feeds .npy files, runs the fetches once and prints one line per fetch (name, dtype,
 /// shape, min, max, mean); with --out, also writes each fetch to DIR/<name, ':' -> '_'>.npy.
+/// `--device /gpu:0` places every node without a device there (TensorFlow's import under
+/// `tf.device`); a node that cannot run there fails the run unless `--allow-soft-placement`.
+/// `/gpu:N` counts OpenCL GPUs, and CPU OpenCL devices too with KILN_OPENCL_ALLOW_CPU=1.
 enum Run {
-    static let usage = "usage: kiln run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR] [--backend llvm|c]"
+    static let usage = "usage: kiln run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR] [--backend llvm|c] [--device DEVICE [--allow-soft-placement] [--log-device-placement]]"
 
     struct Options {
         var graph: String
@@ -13,21 +16,28 @@ enum Run {
         var fetches: [String]
         var out: String?
         var backend: BackendKind?
+        var device: String?
+        var allowSoftPlacement: Bool
+        var logDevicePlacement: Bool
     }
 
     static func parse(_ args: [String]) throws -> Options {
-        let o = try KilnCLI.Options.parse(args, command: "run", accepting: ["--feed", "--fetch", "--out", "--backend"])
+        let o = try KilnCLI.Options.parse(args, command: "run", accepting: ["--feed", "--fetch", "--out", "--backend", "--device", "--allow-soft-placement", "--log-device-placement"])
         guard o.graphs.count == 1 else {
             throw UsageError(command: "run", message: o.graphs.isEmpty ? "no graph file given" : "one graph file expected, got \(o.graphs.count): \(o.graphs.joined(separator: " "))")
         }
         guard !o.fetches.isEmpty else { throw UsageError(command: "run", message: "nothing to fetch (give --fetch NAME)") }
-        return Options(graph: o.graphs[0], feeds: o.feeds, fetches: o.fetches, out: o.out, backend: o.backend)
+        return Options(graph: o.graphs[0], feeds: o.feeds, fetches: o.fetches, out: o.out, backend: o.backend, device: o.device,
+                       allowSoftPlacement: o.allowSoftPlacement, logDevicePlacement: o.logDevicePlacement)
     }
 
     /// A GraphDef imported with its feeds read and its fetches resolved (shared with `kiln bench GRAPH`).
-    static func load(graph path: String, feeds feedFiles: [(name: String, file: String)], fetches names: [String]) throws -> (Graph, [Output: Tensor], [Output]) {
+    /// With `device`, nodes without a device of their own are placed there.
+    static func load(graph path: String, feeds feedFiles: [(name: String, file: String)], fetches names: [String],
+                     device: String? = nil) throws -> (Graph, [Output: Tensor], [Output]) {
         let g = Graph()
-        try g.importGraphDef(GraphDefFile.read(path: path), prefix: "")
+        let def = try GraphDefFile.read(path: path)
+        if let device { try g.device(device) { _ = try g.importGraphDef(def, prefix: "") } } else { try g.importGraphDef(def, prefix: "") }
         var feeds: [Output: Tensor] = [:]
         for (name, file) in feedFiles {
             let tensor = try described("feed '\(name)'") { try g.tensor(named: name) }
@@ -39,8 +49,9 @@ enum Run {
 
     static func run(_ args: [String]) throws {
         let o = try parse(args)
-        let (g, feeds, fetches) = try load(graph: o.graph, feeds: o.feeds, fetches: o.fetches)
-        let values = try Session(graph: g, config: SessionConfig(backend: o.backend)).run(fetches, feeds: feeds)
+        let (g, feeds, fetches) = try load(graph: o.graph, feeds: o.feeds, fetches: o.fetches, device: o.device)
+        let config = SessionConfig(allowSoftPlacement: o.allowSoftPlacement, logDevicePlacement: o.logDevicePlacement, backend: o.backend)
+        let values = try Session(graph: g, config: config).run(fetches, feeds: feeds)
         for (name, t) in zip(o.fetches, values) {
             if let dir = o.out {
                 let file = (dir as NSString).appendingPathComponent(name.replacingOccurrences(of: ":", with: "_") + ".npy")

@@ -26,9 +26,9 @@ struct ExecutableCache {
     /// A class, so a hit marks its entry used without hashing the key a second time (the key
     /// holds every fetch, target and feed shape: hashing it is most of a small run's overhead).
     private final class Entry {
-        let step: Step
+        let step: CompiledRun
         var lastUse: UInt64
-        init(_ step: Step, _ lastUse: UInt64) { self.step = step; self.lastUse = lastUse }
+        init(_ step: CompiledRun, _ lastUse: UInt64) { self.step = step; self.lastUse = lastUse }
     }
     private var entries: [StepKey: Entry] = [:]
     private var clock: UInt64 = 0
@@ -38,10 +38,10 @@ struct ExecutableCache {
     init(capacity: Int) { self.capacity = capacity }
 
     var count: Int { entries.count }
-    var steps: [Step] { entries.values.map(\.step) }
+    var steps: [Step] { entries.values.flatMap(\.step.steps) }
 
     /// The executable for `key`, marked as used now.
-    mutating func lookup(_ key: StepKey) -> Step? {
+    mutating func lookup(_ key: StepKey) -> CompiledRun? {
         guard let e = entries[key] else { return nil }
         clock += 1
         e.lastUse = clock
@@ -50,7 +50,7 @@ struct ExecutableCache {
     }
 
     /// Adds a newly compiled executable; returns the one evicted to make room, if any.
-    mutating func insert(_ step: Step, for key: StepKey) -> Step? {
+    mutating func insert(_ step: CompiledRun, for key: StepKey) -> CompiledRun? {
         clock += 1
         entries[key] = Entry(step, clock)
         // A linear scan: it runs only after a compile, which costs far more, over at most capacity + 1 entries.

@@ -23,8 +23,19 @@ public final class Session: @unchecked Sendable {
     /// How many executables this session has compiled (each new signature compiles once).
     public private(set) var compileCount = 0
     private var lastStep: Step?
+    /// How many device segments the most recent compiled run had (1: one executable).
+    private(set) var lastRunSegmentCount = 0
     /// Compiles each run signature's IR function (SessionConfig.backend, else KILN_BACKEND).
     private let backend: any Backend
+    /// The CPU and the GPUs ops can be placed on, with their backends.
+    private let devices: SessionDevices
+    /// Where each op of the graph runs, placed again when the graph changes.
+    private var placement: (version: Int, placement: Placement)?
+    /// Where each variable's current value is, once a device run has touched it (empty while
+    /// everything runs on the CPU: host bytes are then always current).
+    private var residences: [KilnFrontend.Operation: VariableResidence] = [:]
+    /// Ops whose placement was logged (logDevicePlacement logs each node once).
+    private var loggedPlacement = Set<Int>()
 
     /// The executable behind the most recent run that executed compiled code.
     public var lastRunSummary: RunSummary? {
@@ -47,7 +58,9 @@ public final class Session: @unchecked Sendable {
         self.graph = graph
         self.config = config
         self.debugLevel = config.debugLevel ?? Debug.level
-        self.backend = try (config.backend ?? BackendKind.fromEnvironment()).make()
+        let backend = try (config.backend ?? BackendKind.fromEnvironment()).make()
+        self.backend = backend
+        self.devices = try SessionDevices(config: config, cpuBackend: backend)
         self.cache = ExecutableCache(capacity: config.executableCacheCapacity)
     }
 
@@ -66,6 +79,7 @@ public final class Session: @unchecked Sendable {
         closed = true
         cache.removeAll()
         variables.removeAll()
+        residences.removeAll()
     }
 
     // MARK: variables
@@ -74,7 +88,20 @@ public final class Session: @unchecked Sendable {
     public func value(of variable: KilnFrontend.Operation) -> Tensor? {
         lock.lock()
         defer { lock.unlock() }
+        do {
+            try syncToHost(variable)
+        } catch {
+            // The value is on a device that cannot hand it back: there is no value to give.
+            Debug.log("cannot read variable '\(variable.name)' back from its device: \(error)")
+            return nil
+        }
         return variables[variable]
+    }
+
+    /// Makes the host bytes of `variable` current (before the host, the CPU or a saver reads them).
+    func syncToHost(_ variable: KilnFrontend.Operation) throws {
+        guard let r = residences[variable], !r.hostCurrent, variables[variable] != nil else { return }
+        try variables[variable]!.withUnsafeMutableBytes { try r.syncToHost($0.baseAddress!, bytes: $0.count) }
     }
 
     public func value(of variable: Variable) -> Tensor? { value(of: variable.variableOp) }
@@ -92,6 +119,7 @@ public final class Session: @unchecked Sendable {
         var copy = try Tensor(zeros: t.dtype, shape: t.shape)
         try copy.withUnsafeMutableBytes { dst in t.withUnsafeBytes { dst.copyMemory(from: $0) } }
         variables[variable] = t.dtype == .string ? t : copy
+        residences[variable]?.hostWritten()
     }
 
     public func setValue(_ t: Tensor, of variable: Variable) throws { try setValue(t, of: variable.variableOp) }
@@ -135,6 +163,8 @@ public final class Session: @unchecked Sendable {
             for op in Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets) {
                 if Session.sometimesAnsweredOps.contains(op.type) { mayChange = true }
                 guard op.outputSpecs.indices.contains(where: { feeds[op.output($0)] == nil }) || op.outputSpecs.isEmpty else { continue }
+                // An op computed on the host runs on the CPU: its device must allow that.
+                if !Placement.hasGPUKernel(op) { try placeOnDevices([op]) }
                 guard let outputs = try hostOutputs(of: op, feeds: feeds) else { continue }
                 for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }
                 ranOnHost.insert(op)
@@ -178,19 +208,20 @@ public final class Session: @unchecked Sendable {
         let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
         let key = StepKey(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                           feeds: orderedFeeds.map { StepKey.Feed(op: $0.key.op.id, index: $0.key.index, dtype: $0.value.dtype, shape: $0.value.shape) })
-        let step: Step
+        let step: CompiledRun
         if let s = cache.lookup(key) { step = s } else {
             step = try compile(fetches: fetches, feeds: orderedFeeds.map { ($0.key, TensorType($0.value.dtype, $0.value.shape)) }, targets: targets)
             let evicted = cache.insert(step, for: key)
             if debugLevel >= 1 {
                 if let evicted {
-                    Debug.log("evicted \(evicted.executable.function.name), the least recently used executable (capacity \(cache.capacity))")
-                    if debugLevel >= 2 { Debug.log(KernelProfile.report(evicted.executable)) }
+                    Debug.log("evicted \(evicted.steps.map(\.executable.function.name).joined(separator: ", ")), the least recently used executable (capacity \(cache.capacity))")
+                    if debugLevel >= 2 { for e in evicted.steps { Debug.log(KernelProfile.report(e.executable)) } }
                 }
                 Debug.log("  executable cache: \(cache.count) of \(cache.capacity) cached, \(compileCount) compiled, \(cache.hits) hits, \(cache.evictions) evicted")
             }
         }
-        lastStep = step
+        lastStep = step.steps.last
+        lastRunSegmentCount = step.segments?.count ?? 1
         return try execute(step, feeds: orderedFeeds.map(\.value))
     }
 
@@ -224,8 +255,29 @@ public final class Session: @unchecked Sendable {
         return all.filter { consumed.contains($0.key) || (given[$0.key] != nil && $0.value.dtype != .string) }
     }
 
+    /// Runs a run signature's executables: the one step of a run on the CPU alone, or each
+    /// device segment in order, feeding values computed by earlier segments to later ones.
+    private func execute(_ run: CompiledRun, feeds: [Tensor]) throws -> [Tensor] {
+        guard let segments = run.segments else { return try execute(run.steps[0], feeds: feeds) }
+        var results: [[Tensor]] = []
+        results.reserveCapacity(segments.count)
+        for (k, seg) in segments.enumerated() {
+            let inputs = seg.sources.map { source -> Tensor in
+                switch source {
+                case .feed(let i): return feeds[i]
+                case .result(let s, let r): return results[s][r]
+                }
+            }
+            results.append(try execute(run.steps[k], feeds: inputs))
+        }
+        return run.fetches.map { results[$0.segment][$0.result] }
+    }
+
+    /// Runs one executable. Variables it uses are brought to where it runs first: the host bytes
+    /// for CPU code, the device's copy (through VariableResidence) for a device executable.
     private func execute(_ step: Step, feeds: [Tensor]) throws -> [Tensor] {
         let exe = step.executable
+        let device = exe as? any DeviceExecutable
         let n = step.lowered.feeds.count + step.lowered.variables.count
         return try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(n, 1)) { inputs in
             for (k, t) in feeds.enumerated() { inputs[k] = t.buffer.pointer }
@@ -239,6 +291,7 @@ public final class Session: @unchecked Sendable {
                     let t = exe.function.params[feeds.count + k].type
                     variables[v] = try Tensor(zeros: t.dtype, shape: t.shape)
                 }
+                if !residences.isEmpty || device != nil { try prepare(v, for: device) }
                 inputs[feeds.count + k] = try variables[v]!.withUnsafeMutableBytes { $0.baseAddress }
             }
             let pool = step.results
@@ -253,11 +306,18 @@ public final class Session: @unchecked Sendable {
             try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(results.count, 1)) { outputs in
                 for (k, r) in results.enumerated() { outputs[k] = r.buffer.pointer }
                 do {
-                    try withExtendedLifetime(feeds) { try exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
+                    if let device {
+                        let rs = [VariableResidence?](repeating: nil, count: feeds.count) + step.lowered.variables.map { residences[$0] }
+                        try withExtendedLifetime(feeds) { try device.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress, residences: rs) }
+                    } else {
+                        try withExtendedLifetime(feeds) { try exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
+                        // Host code wrote these: a device copy of them is stale now.
+                        if !residences.isEmpty { for v in step.writes { residences[v]?.hostWritten() } }
+                    }
                 } catch {
                     // A failed check stops the run before any later kernel: a variable this run
                     // would have initialised is still uninitialised, as in TensorFlow.
-                    for v in created { variables[v] = nil }
+                    for v in created { variables[v] = nil; residences[v] = nil }
                     throw error
                 }
             }
@@ -265,18 +325,154 @@ public final class Session: @unchecked Sendable {
         }
     }
 
+    /// Brings variable `v` to where the next executable runs: the host bytes for host code; for
+    /// a device executable, a residence (made on first use), its host bytes made current first
+    /// when the copy it has belongs to another device.
+    private func prepare(_ v: KilnFrontend.Operation, for device: (any DeviceExecutable)?) throws {
+        guard let device else { return try syncToHost(v) }
+        guard let r = residences[v] else {
+            residences[v] = VariableResidence()
+            return
+        }
+        if let copy = r.deviceCopy, copy.deviceName != device.deviceName {
+            try syncToHost(v)
+            r.hostWritten()
+            r.deviceCopy = nil
+        }
+    }
+
+    // MARK: placement
+
+    /// The placement of the graph as it is now (placed again after it changed).
+    private func currentPlacement() -> Placement {
+        if let p = placement, p.version == graph.version { return p.placement }
+        let p = Placement(graph: graph, devices: devices.devices, allowSoftPlacement: config.allowSoftPlacement)
+        placement = (graph.version, p)
+        return p
+    }
+
+    /// The device of each of `ops` (throwing the first that cannot be placed), logged once per
+    /// node with logDevicePlacement.
+    @discardableResult
+    private func placeOnDevices(_ ops: [KilnFrontend.Operation]) throws -> [PlacementDevice] {
+        let p = currentPlacement()
+        let placed = try ops.map { try p.device(of: $0) }
+        if config.logDevicePlacement {
+            for (op, d) in zip(ops, placed) where loggedPlacement.insert(op.id).inserted {
+                FileHandle.standardError.write(Data("\(op.name): (\(op.type)): \(d.name)\n".utf8))
+            }
+        }
+        return placed
+    }
+
     // MARK: compile
 
-    private func compile(fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation]) throws -> Step {
+    /// Compiles a run signature: one executable when every op runs on the CPU, else one per
+    /// device segment.
+    private func compile(fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation]) throws -> CompiledRun {
         let start = DispatchTime.now()
         for f in fetches where f.graph !== graph { throw KilnError.invalidArgument("Fetch '\(f.name)' belongs to another graph") }
         for t in targets where t.graph !== graph { throw KilnError.invalidArgument("Target '\(t.name)' belongs to another graph") }
         let ops = Lowering.prune(fetches: fetches, feeds: Set(feeds.map(\.0)), targets: targets)
-        try Placement.check(ops, config: config)
+        let placed = try placeOnDevices(ops)
+        if placed.allSatisfy(\.isCPU) {
+            return CompiledRun(single: try compileStep(fetches: fetches, feeds: feeds, targets: targets, within: nil, opCount: ops.count,
+                                                       device: nil, start: start))
+        }
+        return try compileSegments(fetches: fetches, feeds: feeds, ops: ops, placed: placed)
+    }
+
+    /// Splits the run's ops into device segments and compiles each. An op joins the first
+    /// segment of its device that comes no earlier than its same-device producers and after
+    /// every segment holding a producer on another device (data and control edges), so the
+    /// segments run in order and ops of one device that can run together share an executable.
+    /// A value crossing segments is a result of its producer's segment and a feed of its
+    /// consumer's (the copy between devices). A variable is no value: every segment using it
+    /// takes it as a parameter (its residence moves it between devices when that is needed).
+    private func compileSegments(fetches: [Output], feeds: [(Output, TensorType)], ops: [KilnFrontend.Operation],
+                                 placed: [PlacementDevice]) throws -> CompiledRun {
+        let feedSet = Set(feeds.map(\.0))
+        var feedIndex: [Output: Int] = [:]
+        for (k, f) in feeds.enumerated() { feedIndex[f.0] = k }
+        var deviceOf: [KilnFrontend.Operation: PlacementDevice] = [:]
+        for (op, d) in zip(ops, placed) { deviceOf[op] = d }
+        let isVariable = { (op: KilnFrontend.Operation) in OpRegistry.def(op.type)?.isVariable == true }
+        var segmentOf: [KilnFrontend.Operation: Int] = [:]
+        var segDevice: [PlacementDevice] = [], segOps: [[KilnFrontend.Operation]] = []
+        for op in try Lowering.executionOrder(ops, feeds: feedSet) {
+            let d = deviceOf[op]!
+            var earliest = 0
+            for p in op.inputs.filter({ !feedSet.contains($0) }).map(\.op) + op.controlInputs {
+                guard let s = segmentOf[p], !isVariable(p) else { continue }
+                earliest = max(earliest, segDevice[s] == d ? s : s + 1)
+            }
+            let k: Int
+            if let j = (earliest..<max(earliest, segDevice.count)).first(where: { segDevice[$0] == d }) { k = j } else {
+                segDevice.append(d)
+                segOps.append([])
+                k = segDevice.count - 1
+            }
+            segmentOf[op] = k
+            segOps[k].append(op)
+        }
+        var exports = [[Output]](repeating: [], count: segDevice.count)
+        var exportIndex: [Output: Int] = [:]
+        func export(_ o: Output) -> (segment: Int, result: Int) {
+            let s = segmentOf[o.op]!
+            if let i = exportIndex[o] { return (s, i) }
+            exports[s].append(o)
+            exportIndex[o] = exports[s].count - 1
+            return (s, exports[s].count - 1)
+        }
+        var segFeeds = [[Output]](repeating: [], count: segDevice.count)
+        var sources = [[ValueSource]](repeating: [], count: segDevice.count)
+        var within = segOps.map { Set($0) }
+        for k in segDevice.indices {
+            var seen = Set<Output>()
+            for op in segOps[k] {
+                for i in op.inputs where !seen.contains(i) {
+                    if feedIndex[i] == nil && isVariable(i.op) {
+                        within[k].insert(i.op)
+                        continue
+                    }
+                    if let f = feedIndex[i] {
+                        sources[k].append(.feed(f))
+                    } else if segmentOf[i.op] != k {
+                        let (s, r) = export(i)
+                        sources[k].append(.result(segment: s, index: r))
+                    } else { continue }
+                    seen.insert(i)
+                    segFeeds[k].append(i)
+                }
+            }
+        }
+        let fetchSources = fetches.map { export($0) }
+        var steps: [Step] = []
+        for k in segDevice.indices {
+            let types = zip(segFeeds[k], sources[k]).map { o, source -> (Output, TensorType) in
+                switch source {
+                case .feed(let i): return (o, feeds[i].1)
+                case .result(let s, let r): return (o, steps[s].executable.resultTypes[r])
+                }
+            }
+            steps.append(try compileStep(fetches: exports[k], feeds: types, targets: segOps[k], within: within[k],
+                                         opCount: segOps[k].count, device: segDevice[k], start: DispatchTime.now()))
+        }
+        if debugLevel >= 1 {
+            Debug.log("  \(segDevice.count) device segment(s): \(segDevice.indices.map { "\(segDevice[$0].shortName) (\(segOps[$0].count) ops, \(segFeeds[$0].count) in, \(exports[$0].count) out)" }.joined(separator: ", "))")
+        }
+        return CompiledRun(steps: steps, segments: zip(segDevice, sources).map { Segment(device: $0, sources: $1) }, fetches: fetchSources)
+    }
+
+    /// Lowers (the ops `within`, or the whole pruned run), optimises and compiles one executable
+    /// for `device` (nil: the CPU of a run that has no other device).
+    private func compileStep(fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation],
+                             within: Set<KilnFrontend.Operation>?, opCount: Int, device: PlacementDevice?, start: DispatchTime) throws -> Step {
+        let backend = try devices.backend(for: device ?? .cpu)
         let name = "step\(compileCount + 1)"
         var lowered = try Lowering.lower(fetches: fetches, feeds: feeds, targets: targets, name: name, sessionSeed: sessionSeed,
                                          evaluator: { op, operands in try ReferenceEvaluator.evaluate(op, operands) },
-                                         memoryLimit: config.memoryLimit)
+                                         memoryLimit: config.memoryLimit, within: within)
         let level = debugLevel
         var pm = PassManager.standard(afterEach: level >= 3 ? { pass, f in Debug.log("IR after \(pass):\n\(Printer.print(f))") } : nil)
         if level >= 3 { Debug.log("IR after lowering:\n\(Printer.print(lowered.function))") }
@@ -295,14 +491,16 @@ public final class Session: @unchecked Sendable {
                 return true
             }.count
             let ms = { (a: DispatchTime, b: DispatchTime) in String(format: "%.2f", Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e6) }
-            Debug.log("compiled \(name) with the \(exe.backendName) backend (\(backend.target.name)): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
-            Debug.log("  \(ops.count) graph ops -> \(lowered.function.body.count) IR instructions -> \(plan.kernels.count) kernel(s), \(inline) value(s) fused into consumers, arena \(plan.arenaBytes) B")
+            Debug.log("compiled \(name) with the \(exe.backendName) backend (\(backend.target.name))\(device.map { " on \($0.shortName)" } ?? ""): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
+            Debug.log("  \(opCount) graph ops -> \(lowered.function.body.count) IR instructions -> \(plan.kernels.count) kernel(s), \(inline) value(s) fused into consumers, arena \(plan.arenaBytes) B")
             Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), \(exe.backendName) emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), load \(String(format: "%.2f", exe.stats.loadMs))\(exe.stats.shards > 1 ? " (\(exe.stats.shards) modules in parallel)" : "")")
             for line in CompileReport.describe(exe, level: level) { Debug.log(line) }
         }
         if let source = exe.stats.source { Debug.log("kernels of \(name) as rendered by \(exe.backendName):\n\(source)") }
         if let asm = exe.stats.assembly { Debug.log("assembly of \(name):\n\(asm)") }
-        return Step(lowered: lowered, executable: exe)
+        let base = lowered.feeds.count
+        let written = Set(lowered.function.body.filter { $0.op == .varWrite }.map { $0.operands[0] - base })
+        return Step(lowered: lowered, executable: exe, writes: lowered.variables.indices.filter { written.contains($0) }.map { lowered.variables[$0] })
     }
 }
 
@@ -321,6 +519,8 @@ struct StepKey: Hashable {
 struct Step {
     var lowered: LoweredGraph
     var executable: any Executable
+    /// The variables the executable writes (their device copies are stale after host code runs it).
+    var writes: [KilnFrontend.Operation]
     /// The last results handed out; reused when the caller has let go of them, so steady-state
     /// runs do not fault in fresh pages for every result.
     let results = ResultBuffers()
@@ -328,6 +528,42 @@ struct Step {
 
 final class ResultBuffers {
     var buffers: [TensorBuffer?] = []
+}
+
+/// What one run signature compiled to: one executable when the whole run is on the CPU (run
+/// exactly as it was before devices existed), else one per device segment, run in order.
+final class CompiledRun {
+    let steps: [Step]
+    /// Where each segment's feeds come from; nil for a single CPU step fed the run's feeds.
+    let segments: [Segment]?
+    /// Where each fetch comes from.
+    let fetches: [(segment: Int, result: Int)]
+
+    init(single step: Step) {
+        steps = [step]
+        segments = nil
+        fetches = []
+    }
+
+    init(steps: [Step], segments: [Segment], fetches: [(segment: Int, result: Int)]) {
+        self.steps = steps
+        self.segments = segments
+        self.fetches = fetches
+    }
+}
+
+/// One device's part of a run.
+struct Segment {
+    let device: PlacementDevice
+    /// Where each of the segment's feeds comes from, in its executable's feed order.
+    let sources: [ValueSource]
+}
+
+enum ValueSource {
+    /// The run's feed `i` (in the run's feed order).
+    case feed(Int)
+    /// Result `index` of an earlier segment.
+    case result(segment: Int, index: Int)
 }
 
 /// A run's signature before host ops are considered (feeds by identity only).

@@ -2,10 +2,22 @@ import Foundation
 
 /// Options of a session (TensorFlow's ConfigProto, the parts Kiln honours).
 public struct SessionConfig: Sendable {
-    /// Place ops whose device is unavailable on the CPU instead of failing.
+    /// Place an op whose requested device is absent, or cannot run it, where it would go
+    /// without the request (a GPU when one is present and runs the op, else the CPU) instead of
+    /// failing (TensorFlow's allow_soft_placement).
     public var allowSoftPlacement = false
-    /// Log each op's device when an executable is compiled.
+    /// Print TensorFlow's line per node with the device it got (`name: (Type): /job:localhost/
+    /// replica:0/task:0/device:GPU:0`, to standard error), once per node, when it first runs.
     public var logDevicePlacement = false
+    /// TensorFlow's gpu_options: how the GPU backends' device memory pools behave. The first
+    /// session of a process to use a GPU sets its pool (as TensorFlow's process state does).
+    public var gpuOptions = GPUOptions()
+    /// Whether OpenCL CPU devices (PoCL) count as GPUs, after the real ones; nil:
+    /// `KILN_OPENCL_ALLOW_CPU=1`. How tests and CI get a `/gpu:0` without a GPU.
+    public var openCLAllowCPU: Bool?
+    /// Test hook: GPUs that compile with a native backend instead of OpenCL, so that placement
+    /// and device segments can be tested without a driver. Internal: no user can set it.
+    var gpuStandIns: [BackendKind]?
     /// Overrides KILN_DEBUG for this session.
     public var debugLevel: Int?
     /// The code generator (LLVM or C99); nil: `KILN_BACKEND`, LLVM when that is unset.
@@ -26,8 +38,11 @@ public struct SessionConfig: Sendable {
 
     public init(allowSoftPlacement: Bool = false, logDevicePlacement: Bool = false, debugLevel: Int? = nil, fusion: Bool = true,
                 executableCacheCapacity: Int = SessionConfig.defaultExecutableCacheCapacity,
-                memoryLimit: Int = SessionConfig.defaultMemoryLimit, backend: BackendKind? = nil) {
+                memoryLimit: Int = SessionConfig.defaultMemoryLimit, backend: BackendKind? = nil,
+                gpuOptions: GPUOptions = GPUOptions(), openCLAllowCPU: Bool? = nil) {
         self.backend = backend
+        self.gpuOptions = gpuOptions
+        self.openCLAllowCPU = openCLAllowCPU
         self.allowSoftPlacement = allowSoftPlacement
         self.logDevicePlacement = logDevicePlacement
         self.debugLevel = debugLevel
@@ -59,5 +74,21 @@ public struct SessionConfig: Sendable {
         guard let n = Int(s), n > 0 else { return nil }
         let (v, o) = n.multipliedReportingOverflow(by: scale)
         return o ? nil : v
+    }
+}
+
+/// TensorFlow's `GPUOptions`, the parts Kiln honours.
+public struct GPUOptions: Sendable, Equatable {
+    /// Grow the device pool as tensors need memory instead of reserving it up front
+    /// (gpu_options.allow_growth).
+    public var allowGrowth = false
+    /// The fraction of each GPU's memory the pool reserves up front
+    /// (gpu_options.per_process_gpu_memory_fraction); nil: TensorFlow's default (nearly all of it).
+    /// Above 1 is allowed, as in TensorFlow; zero or less is an error when a GPU is first used.
+    public var perProcessGpuMemoryFraction: Double?
+
+    public init(allowGrowth: Bool = false, perProcessGpuMemoryFraction: Double? = nil) {
+        self.allowGrowth = allowGrowth
+        self.perProcessGpuMemoryFraction = perProcessGpuMemoryFraction
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
+import KilnIR
 import KilnKernels
 import KilnCPU
 import KilnC
+import KilnOpenCL
 import KilnTestSupport
 
 /// The backends the generic suites run on: every one this machine can run, in a fixed order.
@@ -14,7 +16,13 @@ enum Backends {
     static let known: [(name: String, make: @Sendable () throws -> any Backend)] = [
         ("llvm", { LLVMBackend() }),
         ("c", { try CBackend() }),
-        ("opencl", { try OpenCLHarnessBackend() }),
+        // The first device `/gpu:0` can be, CPU OpenCL devices allowed (PoCL here and in CI).
+        ("opencl", {
+            guard let device = try OpenCL.gpus(allowCPU: true).first else {
+                throw KilnError(.unavailable, "no OpenCL device (install pocl-opencl-icd: make setup)")
+            }
+            return OpenCLBackend(device: device)
+        }),
     ]
 
     static let present: [any Backend] = {

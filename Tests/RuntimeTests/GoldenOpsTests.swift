@@ -285,11 +285,20 @@ final class GoldenOpsTests: XCTestCase {
     }
 
     func testEveryForwardCaseMatchesTensorFlow() throws {
+        XCTAssertFalse(Self.backends.isEmpty, "no backend to run the golden cases on")
+        try forwardCases(on: Self.backends)
+    }
+
+    /// Every forward case with every op on /gpu:0 (ops without a device go to the GPU).
+    func testEveryForwardCaseMatchesTensorFlowOnGPU() throws {
+        try forwardCases(on: [("/gpu:0", try TestGPU.required("golden ops"))])
+    }
+
+    func forwardCases(on backends: [(name: String, config: SessionConfig)]) throws {
         let cases = try Golden.lines("ops.jsonl").filter { !($0["op"] as! String).hasPrefix("grad:") }
         XCTAssertGreaterThan(cases.count, 300)
-        XCTAssertFalse(Self.backends.isEmpty, "no backend to run the golden cases on")
         BundleTally.install()
-        for (backend, config) in Self.backends {
+        for (backend, config) in backends {
             let problems = Self.runBatched(cases, config: config, batch: 24) { try Self.buildForward($0, in: $1, prefix: $2) }
             var tally: [String: (Int, Int)] = [:]
             for (k, c) in cases.enumerated() {
@@ -311,11 +320,19 @@ final class GoldenOpsTests: XCTestCase {
     }
 
     func testEveryGradientCaseMatchesTensorFlow() throws {
+        XCTAssertFalse(Self.backends.isEmpty, "no backend to run the golden cases on")
+        try gradientCases(on: Self.backends)
+    }
+
+    func testEveryGradientCaseMatchesTensorFlowOnGPU() throws {
+        try gradientCases(on: [("/gpu:0", try TestGPU.required("golden gradients"))])
+    }
+
+    func gradientCases(on backends: [(name: String, config: SessionConfig)]) throws {
         let cases = try Golden.lines("ops.jsonl").filter { ($0["op"] as! String).hasPrefix("grad:") }
         XCTAssertGreaterThan(cases.count, 90)
-        XCTAssertFalse(Self.backends.isEmpty, "no backend to run the golden cases on")
         BundleTally.install()
-        for (backend, config) in Self.backends {
+        for (backend, config) in backends {
             let problems = Self.runBatched(cases, config: config, batch: 12) { try Self.buildGradient($0, in: $1, prefix: $2) }
             for k in problems.keys.sorted() {
                 XCTFail("backend \(backend), golden gradient \(cases[k]["op"]!) \(cases[k]["attrs"] ?? ""): \(problems[k]!)")

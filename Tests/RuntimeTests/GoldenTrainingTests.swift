@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Kiln
+@testable import KilnRuntime
 
 /// Optimizer trajectories, moving averages and learning-rate schedules against TensorFlow's.
 final class GoldenTrainingTests: XCTestCase {
@@ -34,19 +35,36 @@ final class GoldenTrainingTests: XCTestCase {
     func close(_ a: Tensor, _ b: Tensor) -> String? { Golden.mismatch(a, b, rtol: 1e-5) }
 
     func testEveryOptimizerTrajectoryMatchesTensorFlow() throws {
+        try trajectories(config: SessionConfig(), label: "golden optimizers")
+    }
+
+    /// Every trajectory with every op (variables, slots and updates included) on /gpu:0.
+    func testEveryOptimizerTrajectoryMatchesTensorFlowOnGPU() throws {
+        try trajectories(config: try TestGPU.required("golden optimizers"), label: "golden optimizers on /gpu:0")
+    }
+
+    /// Every trajectory split across two devices each step: the variable on the CPU (its slots
+    /// and updates colocated with it), the loss and gradients on a stand-in GPU.
+    func testEveryOptimizerTrajectoryMatchesTensorFlowSplitAcrossCPUAndAStandInGPU() throws {
+        var config = SessionConfig()
+        config.gpuStandIns = [.llvm]
+        try trajectories(config: config, label: "golden optimizers split across devices", variableDevice: "/cpu:0")
+    }
+
+    func trajectories(config: SessionConfig, label: String, variableDevice: String = "") throws {
         var passed = 0, failed = 0
         for c in try Golden.lines("optimizers.jsonl") {
             let name = c["optimizer"] as! String
             let g = Graph()
             let x = try g.constant(Golden.tensor(c["x"] as! [String: Any]))
             let y = try g.constant(Golden.tensor(c["y"] as! [String: Any]))
-            let w = try g.variable(Golden.tensor(c["w0"] as! [String: Any]), name: "w")
+            let w = try g.device(variableDevice) { try g.variable(Golden.tensor(c["w0"] as! [String: Any]), name: "w") }
             let step = try g.globalStep()
             let loss = try g.reduceSum(g.square(g.subtract(g.multiply(w, x), y)))
             let opt = optimizer(c, g, step)
             let pairs = try opt.computeGradients(loss)
             let train = try opt.applyGradients(pairs, globalStep: step)
-            let sess = try Session(graph: g)
+            let sess = try Session(graph: g, config: config)
             try sess.run(g.globalVariablesInitializer())
             var problems: [String] = []
             for (k, s) in (c["initial_slots"] as! [String: [String: Any]]) {
@@ -58,6 +76,7 @@ final class GoldenTrainingTests: XCTestCase {
                 if let m = Golden.mismatch(before[0], try Golden.tensor(["dtype": "float32", "shape": [], "data": [s["loss_before"]!]]), rtol: 1e-4) { problems.append("loss: \(m)") }
                 if let m = Golden.mismatch(before[1], try Golden.tensor(s["grad"] as! [String: Any]), rtol: 1e-4, atol: 1e-4) { problems.append("grad: \(m)") }
                 try sess.run(train)
+                if !variableDevice.isEmpty { XCTAssertGreaterThan(sess.lastRunSegmentCount, 1, "\(name): the training step did not cross devices") }
                 if let m = close(try sess.run(w), try Golden.tensor(s["w"] as! [String: Any])) { problems.append("step \(s["step"]!) w: \(m)") }
                 for (k, v) in s["slots"] as! [String: [String: Any]] {
                     if let m = close(try sess.run(opt.slot(w, k)!), try Golden.tensor(v)) { problems.append("step \(s["step"]!) slot \(k): \(m)") }
@@ -69,7 +88,7 @@ final class GoldenTrainingTests: XCTestCase {
             }
             if problems.isEmpty { passed += 1 } else { failed += 1; XCTFail("\(name): \(problems.prefix(4))") }
         }
-        print("golden optimizers: \(passed) passed, \(failed) failed")
+        print("\(label): \(passed) passed, \(failed) failed")
     }
 
     func testSlotVariablesAreNamedAsTensorFlowNamesThem() throws {

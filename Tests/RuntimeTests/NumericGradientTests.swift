@@ -68,11 +68,11 @@ final class NumericGradientTests: XCTestCase {
     }
 
     /// Checks one case; returns what went wrong (empty when every element agrees).
-    static func check(_ c: Case) throws -> [String] {
+    static func check(_ c: Case, config: SessionConfig = SessionConfig()) throws -> [String] {
         let g = Graph()
         let ph = try makeInputs(g, c)
         let y = try c.build(g, ph)
-        let sess = try Session(graph: g)
+        let sess = try Session(graph: g, config: config)
         for i in c.variables { try sess.setValue(c.inputs[i], of: ph[i].op) }
         let feeds = Dictionary(uniqueKeysWithValues: c.inputs.indices.filter { !c.variables.contains($0) }.map { (ph[$0], c.inputs[$0]) })
         let shape = try sess.run(y, feeds: feeds).shape
@@ -368,11 +368,11 @@ final class NumericGradientTests: XCTestCase {
         ]
     }
 
-    func runCases(_ cases: [Case], label: String) -> (passed: Int, failed: Int) {
+    func runCases(_ cases: [Case], label: String, config: SessionConfig = SessionConfig()) -> (passed: Int, failed: Int) {
         var passed = 0, failed = 0
         for c in cases {
             var problems: [String]
-            do { problems = try Self.check(c) } catch { problems = ["threw \(error)"] }
+            do { problems = try Self.check(c, config: config) } catch { problems = ["threw \(error)"] }
             if problems.isEmpty { passed += 1 } else {
                 failed += 1
                 XCTFail("\(c.name): \(problems.count) problem(s): \(problems.prefix(4).joined(separator: "; "))")
@@ -386,6 +386,12 @@ final class NumericGradientTests: XCTestCase {
         let cases = try Self.cases()
         XCTAssertGreaterThan(cases.count, 60)
         _ = runCases(cases, label: "numeric gradients")
+    }
+
+    /// The same cases with every op on /gpu:0 (where the session has one).
+    func testSymbolicGradientsMatchCentralDifferencesOnGPU() throws {
+        let config = try TestGPU.required("numeric gradients")
+        _ = runCases(try Self.cases(), label: "numeric gradients on /gpu:0", config: config)
     }
 
     /// The check itself must be able to fail: a gradient off by one part in 10⁴ is reported

@@ -46,6 +46,48 @@ final class RunCommandTests: KilnBinaryTestCase {
         }
     }
 
+    /// `--device` places every node of the imported graph; without soft placement a device the
+    /// process lacks fails the run naming the node (never a silent fall back to the CPU).
+    func testDeviceOptionFailsOnAnAbsentDeviceUnlessSoftPlacementAndLogsPlacement() throws {
+        let (x, _) = try XCTUnwrap(ioPairs().first)
+        try NPY.write(x, path: path("x.npy"))
+        let base = ["run", frozen, "--feed", "x:0=\(path("x.npy"))", "--fetch", "probs:0"]
+        let cpu = try run(base)
+        XCTAssertEqual(cpu.status, 0, cpu.stderr)
+        let hard = try run(base + ["--device", "/gpu:9"])
+        XCTAssertNotEqual(hard.status, 0)
+        XCTAssertTrue(hard.stderr.contains("Could not satisfy explicit device specification '/device:GPU:9' because no devices matching that specification are registered in this process; available devices: /job:localhost/replica:0/task:0/device:CPU:0"), hard.stderr)
+        XCTAssertTrue(hard.stderr.contains("Cannot assign a device for operation '"), hard.stderr)
+        let soft = try run(base + ["--device=/gpu:9", "--allow-soft-placement", "--log-device-placement"])
+        XCTAssertEqual(soft.status, 0, soft.stderr)
+        XCTAssertEqual(soft.stdout, cpu.stdout)
+        let placed = soft.stderr.split(separator: "\n").filter { $0.contains(": /job:localhost/replica:0/task:0/device:") }
+        XCTAssertTrue(placed.contains { $0.hasPrefix("probs: (Softmax): /job:localhost/replica:0/task:0/device:") }, soft.stderr)
+    }
+
+    /// `kiln run --device /gpu:0` on a real TensorFlow graph: every node on the OpenCL device
+    /// (PoCL's CPU device where there is no GPU), results as on the CPU.
+    func testDeviceGPU0RunsEveryNodeThereAndEqualsTheCPURun() throws {
+        _ = try TestGPU.required("kiln run --device")
+        let env = ["KILN_OPENCL_ALLOW_CPU": "1"]
+        for (k, (x, want)) in try ioPairs().enumerated() {
+            try NPY.write(x, path: path("x\(k).npy"))
+            let args = ["run", frozen, "--feed", "x:0=\(path("x\(k).npy"))", "--fetch", "probs:0"]
+            let cpu = try run(args + ["--out", path("cpu\(k)")])
+            let gpu = try run(args + ["--out", path("gpu\(k)"), "--device", "/gpu:0", "--log-device-placement"], environment: env)
+            XCTAssertEqual(cpu.status, 0, cpu.stderr)
+            XCTAssertEqual(gpu.status, 0, gpu.stderr)
+            let placed = gpu.stderr.split(separator: "\n").filter { $0.contains(": /job:localhost/replica:0/task:0/device:") }
+            XCTAssertFalse(placed.isEmpty, gpu.stderr)
+            for line in placed { XCTAssertTrue(line.hasSuffix("/device:GPU:0"), "not on the GPU: \(line)") }
+            let a = try NPY.read(path: path("cpu\(k)/probs_0.npy")), b = try NPY.read(path: path("gpu\(k)/probs_0.npy"))
+            XCTAssertEqual(a.shape, b.shape)
+            let worst = zip(a.doubles, b.doubles).map { Swift.abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(worst, 1e-5)
+            XCTAssertLessThanOrEqual(zip(b.doubles, want.doubles).map { Swift.abs($0 - $1) }.max() ?? .infinity, 1e-5)
+        }
+    }
+
     func testBackendOptionCompilesWithCAndRejectsUnknownNames() throws {
         let g = Graph()
         let a = try g.placeholder(.float32, shape: [nil], name: "a")
