@@ -78,7 +78,9 @@ final class CDialectSpellingTests: XCTestCase {
         let r = render(.openCL)
         let source = r.source
         assertSpellings(source, [
-            "__kernel void sample(__global const float *restrict in0, __global int *restrict in1, __global float *restrict out0, __global long *restrict codes) {",
+            // Buffers are parameters; the arena is one, its buffers typed pointers at their offsets.
+            "__kernel void sample(__global const float *restrict in0, __global int *restrict in1, __global float *restrict out0, __global char *arena) {",
+            "__global long *restrict codes = (__global long *)(arena + 256);",
             "__constant float bias[3] __attribute__((aligned(64))) = {",
             "__private float scratch[16] __attribute__((aligned(64)));", "double s1 = 0.0;",
             "#pragma OPENCL EXTENSION cl_khr_fp64 : enable",
@@ -91,6 +93,7 @@ final class CDialectSpellingTests: XCTestCase {
             XCTAssertFalse(source.contains(absent), "OpenCL C has no \(absent):\n\(source)")
         }
         XCTAssertEqual(r.refusals, [])
+        XCTAssertEqual(r.lastFunctionParameters, [.input(0), .output(0)], "the last function's parameters, for its launch")
         guard let clang = CCompiler.find("clang-15", path: ProcessInfo.processInfo.environment["PATH"] ?? "") ?? CCompiler.find("clang", path: "/usr/lib/llvm-15/bin") else {
             throw XCTSkip("no clang to check the OpenCL C with")
         }
