@@ -31,6 +31,16 @@ enum Bench {
     /// The code generator every measured session compiles with (--backend, else KILN_BACKEND);
     /// set once before any workload runs.
     nonisolated(unsafe) static var backend = BackendKind.llvm
+    /// The device every workload's ops are placed on: `/cpu:0`, or `--device /gpu:N` (set once
+    /// before any workload runs). Explicit, so that a GPU present (or PoCL standing in for one)
+    /// never moves the CPU bench off the CPU.
+    nonisolated(unsafe) static var device = "/cpu:0"
+
+    /// A new graph whose ops `body` builds on the benchmarked device.
+    static func onDevice<R>(_ body: (Graph) throws -> R) rethrows -> R {
+        let g = Graph()
+        return try g.device(device) { try body(g) }
+    }
 
     static func fmt(_ seconds: Double) -> String {
         seconds < 1e-3 ? String(format: "%9.2f us", seconds * 1e6) : String(format: "%9.3f ms", seconds * 1e3)
@@ -49,10 +59,11 @@ enum Bench {
     ]
     static var workloadNames: [String] { workloads.flatMap(\.names) }
 
-    static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE] [--backend llvm|c]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE] [--backend llvm|c]"
+    static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE] [--backend llvm|c]\n       kiln bench --device /gpu:N [--quick] [--json FILE]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE] [--backend llvm|c]"
 
     static func run(_ args: [String]) throws {
-        let o = try Options.parse(args, command: "bench", accepting: ["--quick", "--only", "--json", "--feed", "--fetch", "--backend"])
+        let o = try Options.parse(args, command: "bench", accepting: ["--quick", "--only", "--json", "--feed", "--fetch", "--backend", "--device"])
+        if let device = o.device { return try DeviceBench.run(o, device: device) }
         guard o.graphs.count <= 1 else {
             throw UsageError(command: "bench", message: "one graph file expected, got \(o.graphs.count): \(o.graphs.joined(separator: " "))")
         }
@@ -89,28 +100,37 @@ enum Bench {
             }
         }
 
+        table(results, copy: (copy.median, "memcpy"), gemm: (sgemm.median, "sgemm"))
+        if let jsonPath = o.json {
+            try write(json: ["limits": ["copy_gbps": copy.median, "sgemm_gflops": sgemm.median], "workloads": json(results)], to: jsonPath)
+        }
+    }
+
+    /// The results, each rate also as a fraction of the limit it is bounded by.
+    static func table(_ results: [Result], copy: (gbps: Double, name: String), gemm: (gflops: Double, name: String)) {
         print("")
         print("workload                     median         min     unfused   rate / notes")
         for r in results {
             var rate = ""
-            if let g = r.gbps { rate = String(format: "%.1f GB/s = %.0f%% of memcpy", g, 100 * g / copy.median) }
-            if let g = r.gflops { rate = String(format: "%.1f GFLOP/s = %.0f%% of sgemm", g, 100 * g / sgemm.median) }
+            if let g = r.gbps { rate = String(format: "%.1f GB/s = %.0f%% of %@", g, 100 * g / copy.gbps, copy.name) }
+            if let g = r.gflops { rate = String(format: "%.1f GFLOP/s = %.0f%% of %@", g, 100 * g / gemm.gflops, gemm.name) }
             let unfused = r.fusionApplies == false ? "   same code" : r.unfused.map { fmt($0) } ?? String(repeating: " ", count: 12)
             print("\(r.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(fmt(r.median)) \(fmt(r.min)) \(unfused)   \(rate)\(rate.isEmpty || r.note.isEmpty ? "" : "; ")\(r.note)")
         }
-        if let jsonPath = o.json {
-            let doc: [String: Any] = [
-                "limits": ["copy_gbps": copy.median, "sgemm_gflops": sgemm.median],
-                "workloads": results.map { r -> [String: Any] in
-                    ["name": r.name, "median_ms": r.median * 1e3, "min_ms": r.min * 1e3,
-                     "unfused_median_ms": r.unfused.map { $0 * 1e3 } as Any? ?? NSNull(), "fusion_applies": r.fusionApplies as Any? ?? NSNull(),
-                     "gbps": r.gbps as Any? ?? NSNull(), "gflops": r.gflops as Any? ?? NSNull()]
-                },
-            ]
-            let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: jsonPath))
-            print("wrote \(jsonPath)")
+    }
+
+    static func json(_ results: [Result]) -> [[String: Any]] {
+        results.map { r -> [String: Any] in
+            ["name": r.name, "median_ms": r.median * 1e3, "min_ms": r.min * 1e3,
+             "unfused_median_ms": r.unfused.map { $0 * 1e3 } as Any? ?? NSNull(), "fusion_applies": r.fusionApplies as Any? ?? NSNull(),
+             "gbps": r.gbps as Any? ?? NSNull(), "gflops": r.gflops as Any? ?? NSNull()]
         }
+    }
+
+    static func write(json doc: [String: Any], to path: String) throws {
+        let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: URL(fileURLWithPath: path))
+        print("wrote \(path)")
     }
 
     /// A user's GraphDef, fed from .npy files: the rate is GFLOP/s of its matrix products and
@@ -119,7 +139,7 @@ enum Bench {
     static func userGraph(_ path: String, feeds feedFiles: [(name: String, file: String)], fetches names: [String], reps: Int) throws -> Result {
         var summary: RunSummary?
         let timed = try both(reps) { config in
-            let (g, feeds, fetches) = try Run.load(graph: path, feeds: feedFiles, fetches: names)
+            let (g, feeds, fetches) = try Run.load(graph: path, feeds: feedFiles, fetches: names, device: device)
             let s = try Session(graph: g, config: config)
             let vars = g.globalVariables
             if !vars.isEmpty { try s.run(targets: [g.globalVariablesInitializer()]) }
@@ -170,12 +190,13 @@ enum Bench {
     static func matmul1024(_ reps: Int) throws -> Result {
         let n = 1024
         let timed = try both(reps) { config in
-            let g = Graph()
-            let a = try g.variable(filled([n, n], 1), name: "a"), b = try g.variable(filled([n, n], 2), name: "b")
-            let p = try g.matmul(a, b)
-            let s = try Session(graph: g, config: config)
-            try s.run(g.globalVariablesInitializer())
-            return (s, { _ = try s.run(p) })
+            return try onDevice { g in
+                let a = try g.variable(filled([n, n], 1), name: "a"), b = try g.variable(filled([n, n], 2), name: "b")
+                let p = try g.matmul(a, b)
+                let s = try Session(graph: g, config: config)
+                try s.run(g.globalVariablesInitializer())
+                return (s, { _ = try s.run(p) })
+            }
         }
         return result("matmul_1024", timed, gflops: 2 * Double(n * n * n) / timed.median / 1e9, note: "")
     }
@@ -183,35 +204,37 @@ enum Bench {
     static func matmulSmall(_ reps: Int) throws -> [Result] {
         try [false, true].map { (fed: Bool) -> Result in
             let timed = try both(reps) { config in
-                let g = Graph()
-                let a = fed ? try g.placeholder(.float32, shape: [1, 2], name: "a") : try g.constant([[3, 3]] as [[Float]])
-                let b = fed ? try g.placeholder(.float32, shape: [2, 1], name: "b") : try g.constant([[2], [2]] as [[Float]])
-                let p = try g.matmul(a, b)
-                let s = try Session(graph: g, config: config)
-                let feeds: [Output: Tensor] = fed ? [a: try Tensor(shape: [1, 2], scalars: [3, 3] as [Float]), b: try Tensor(shape: [2, 1], scalars: [2, 2] as [Float])] : [:]
-                return (s, { _ = try s.run(p, feeds: feeds) })
+                return try onDevice { g in
+                    let a = fed ? try g.placeholder(.float32, shape: [1, 2], name: "a") : try g.constant([[3, 3]] as [[Float]])
+                    let b = fed ? try g.placeholder(.float32, shape: [2, 1], name: "b") : try g.constant([[2], [2]] as [[Float]])
+                    let p = try g.matmul(a, b)
+                    let s = try Session(graph: g, config: config)
+                    let feeds: [Output: Tensor] = fed ? [a: try Tensor(shape: [1, 2], scalars: [3, 3] as [Float]), b: try Tensor(shape: [2, 1], scalars: [2, 2] as [Float])] : [:]
+                    return (s, { _ = try s.run(p, feeds: feeds) })
+                }
             }
             return result(fed ? "matmul_small_fed" : "matmul_small", timed, note: "per Session.run")
         }
     }
 
     /// y = tanh(x*0.5 + 1) * x - 0.25*x*x over 16M float32: one read and one write of 64 MiB.
-    static func eltwiseChain(_ reps: Int) throws -> [Result] {
+    static func eltwiseChain(_ reps: Int, fed variants: [Bool] = [false, true]) throws -> [Result] {
         let n = 16 << 20
         let x0 = try filled([n])
-        return try [false, true].map { (fed: Bool) -> Result in
+        return try variants.map { (fed: Bool) -> Result in
             let timed = try both(max(5, reps / 2)) { config in
-                let g = Graph()
-                let x: Output
-                var feeds: [Output: Tensor] = [:]
-                if fed {
-                    x = try g.placeholder(.float32, shape: [n], name: "x")
-                    feeds[x] = x0
-                } else { x = try g.variable(x0, name: "x").value }
-                let y = try (g.tanh(x * 0.5 + 1) * x) - (x * 0.25) * x
-                let s = try Session(graph: g, config: config)
-                if !fed { try s.run(g.globalVariablesInitializer()) }
-                return (s, { _ = try s.run(y, feeds: feeds) })
+                return try onDevice { g in
+                    let x: Output
+                    var feeds: [Output: Tensor] = [:]
+                    if fed {
+                        x = try g.placeholder(.float32, shape: [n], name: "x")
+                        feeds[x] = x0
+                    } else { x = try g.variable(x0, name: "x").value }
+                    let y = try (g.tanh(x * 0.5 + 1) * x) - (x * 0.25) * x
+                    let s = try Session(graph: g, config: config)
+                    if !fed { try s.run(g.globalVariablesInitializer()) }
+                    return (s, { _ = try s.run(y, feeds: feeds) })
+                }
             }
             return result(fed ? "eltwise_chain_16M_fed" : "eltwise_chain_16M", timed, gbps: 2 * Double(n * 4) / timed.median / 1e9, note: "TF1 24-44 ms, XLA 5-12 ms")
         }
@@ -220,29 +243,31 @@ enum Bench {
     static func reduceRows(_ reps: Int) throws -> Result {
         let n = 4096
         let timed = try both(max(5, reps / 2)) { config in
-            let g = Graph()
-            let x = try g.variable(filled([n, n]), name: "x")
-            let y = try g.reduceSum(x, axes: [1])
-            let s = try Session(graph: g, config: config)
-            try s.run(g.globalVariablesInitializer())
-            return (s, { _ = try s.run(y) })
+            return try onDevice { g in
+                let x = try g.variable(filled([n, n]), name: "x")
+                let y = try g.reduceSum(x, axes: [1])
+                let s = try Session(graph: g, config: config)
+                try s.run(g.globalVariablesInitializer())
+                return (s, { _ = try s.run(y) })
+            }
         }
         return result("reduce_sum_rows", timed, gbps: Double(n * n * 4) / timed.median / 1e9, note: "")
     }
 
     /// A 784-200-10 relu MLP with softmax cross entropy, batch 128 fed every step, lr 0.01.
     static func mlpGraph(adam: Bool) throws -> (Graph, Output, Output, GraphOperation) {
-        let g = Graph()
-        g.seed = 1
-        let x = try g.placeholder(.float32, shape: [nil, 784], name: "x")
-        let y = try g.placeholder(.int64, shape: [nil], name: "y")
-        let w1 = try g.variable(g.truncatedNormal([784, 200], stddev: 0.05), name: "w1"), b1 = try g.variable(g.zeros([200]), name: "b1")
-        let w2 = try g.variable(g.truncatedNormal([200, 10], stddev: 0.05), name: "w2"), b2 = try g.variable(g.zeros([10]), name: "b2")
-        let h = try g.relu(g.add(g.matmul(x, w1), b1))
-        let logits = try g.add(g.matmul(h, w2), b2)
-        let loss = try g.reduceMean(g.sparseSoftmaxCrossEntropyWithLogits(labels: y, logits: logits))
-        let train = adam ? try AdamOptimizer(g, learningRate: 0.01).minimize(loss) : try GradientDescentOptimizer(g, learningRate: 0.01).minimize(loss)
-        return (g, x, y, train)
+        return try onDevice { g in
+            g.seed = 1
+            let x = try g.placeholder(.float32, shape: [nil, 784], name: "x")
+            let y = try g.placeholder(.int64, shape: [nil], name: "y")
+            let w1 = try g.variable(g.truncatedNormal([784, 200], stddev: 0.05), name: "w1"), b1 = try g.variable(g.zeros([200]), name: "b1")
+            let w2 = try g.variable(g.truncatedNormal([200, 10], stddev: 0.05), name: "w2"), b2 = try g.variable(g.zeros([10]), name: "b2")
+            let h = try g.relu(g.add(g.matmul(x, w1), b1))
+            let logits = try g.add(g.matmul(h, w2), b2)
+            let loss = try g.reduceMean(g.sparseSoftmaxCrossEntropyWithLogits(labels: y, logits: logits))
+            let train = adam ? try AdamOptimizer(g, learningRate: 0.01).minimize(loss) : try GradientDescentOptimizer(g, learningRate: 0.01).minimize(loss)
+            return (g, x, y, train)
+        }
     }
 
     static func mlpFeeds(_ x: Output, _ y: Output) throws -> [Output: Tensor] {
@@ -279,20 +304,21 @@ enum Bench {
     /// The digits CNN (conv 3x3x16 + BN + relu, conv 3x3x32 + BN + relu, max-pool, dense 64, dense 10), inference at batch 256.
     static func cnnInfer(_ reps: Int) throws -> Result {
         let timed = try both(reps) { config in
-            let g = Graph()
-            let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
-            let bn = Normalizer.batchNorm(decay: 0.9, isTraining: false)
-            let logits = try g.argScope(LayerDefaults(activation: .relu, padding: "SAME")) { () throws -> Output in
-                var h = try g.convolution2d(images, 16, kernelSize: [3], normalizer: bn, scope: "conv1")
-                h = try g.convolution2d(h, 32, kernelSize: [3], normalizer: bn, scope: "conv2")
-                h = try g.maxPool2d(h, kernelSize: [2], stride: 2)
-                h = try g.fullyConnected(g.flatten(h), 64, scope: "fc1")
-                return try g.fullyConnected(h, 10, activation: .identity, scope: "logits")
+            return try onDevice { g in
+                let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
+                let bn = Normalizer.batchNorm(decay: 0.9, isTraining: false)
+                let logits = try g.argScope(LayerDefaults(activation: .relu, padding: "SAME")) { () throws -> Output in
+                    var h = try g.convolution2d(images, 16, kernelSize: [3], normalizer: bn, scope: "conv1")
+                    h = try g.convolution2d(h, 32, kernelSize: [3], normalizer: bn, scope: "conv2")
+                    h = try g.maxPool2d(h, kernelSize: [2], stride: 2)
+                    h = try g.fullyConnected(g.flatten(h), 64, scope: "fc1")
+                    return try g.fullyConnected(h, 10, activation: .identity, scope: "logits")
+                }
+                let s = try Session(graph: g, config: config)
+                try s.run(g.globalVariablesInitializer())
+                let feeds = [images: try filled([256, 8, 8, 1])]
+                return (s, { _ = try s.run(logits, feeds: feeds) })
             }
-            let s = try Session(graph: g, config: config)
-            try s.run(g.globalVariablesInitializer())
-            let feeds = [images: try filled([256, 8, 8, 1])]
-            return (s, { _ = try s.run(logits, feeds: feeds) })
         }
         return result("cnn_infer", timed, note: "batch 256")
     }

@@ -9,6 +9,9 @@ usage: kiln <command>
                     fusion off and to the machine's limits measured in the same run
   bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE]
                     the same for a user's graph
+  bench --device /gpu:N [--quick] [--json FILE]
+                    the device's limits (copy bandwidth, the GEMM library's GFLOP/s), measured
+                    in the same run as the standard workloads on the device
   scale [--sizes N[,N...]] [--only chain|gradient|concat[,...]]
                     time graph construction, gradients and the first run (compile) of long
                     elementwise chains, their gradients and wide concats at each size

@@ -94,4 +94,50 @@ final class BenchCommandTests: KilnBinaryTestCase {
             for m in c.mentions { XCTAssertTrue(r.stderr.contains(m), "'\(m)' missing from stderr of \(c.args): \(r.stderr)") }
         }
     }
+
+    /// `--device /gpu:0` on PoCL (standing in for a GPU): the device's limits measured in the
+    /// same run with the method beside them, the workloads placed on the device rated against
+    /// those limits, the ratios the issue targets, and all of it in the JSON.
+    func testDeviceBenchRatesDeviceWorkloadsAgainstLimitsMeasuredInTheSameRun() throws {
+        guard (try? DeviceLimits.describe(gpu: 0, allowCPU: true)) != nil else {
+            print("SKIPPED: kiln bench --device needs an OpenCL device (none installed)")
+            throw XCTSkip("kiln bench --device needs an OpenCL device (none installed)")
+        }
+        let n = try DeviceLimits.gemmSize(gpu: 0, allowCPU: true)
+        let r = try run(["bench", "--device", "/gpu:0", "--quick", "--only", "eltwise_chain_16M,matmul_\(n)", "--json", path("device.json")],
+                        environment: ["KILN_OPENCL_ALLOW_CPU": "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for line in ["kiln bench --device /gpu:0: ", "method: limits by the device's own clock", "limits: copy kernel 256 MiB", "library sgemm \(n) ",
+                     "ratio: fused elementwise chain / copy kernel", "ratio: matmul_\(n) / library sgemm \(n)"] {
+            XCTAssertTrue(r.stdout.contains(line), "'\(line)' missing from:\n\(r.stdout)")
+        }
+        let chain = r.stdout.split(separator: "\n").first { $0.hasPrefix("eltwise_chain_16M ") }
+        XCTAssertTrue(chain?.contains("% of copy kernel") ?? false, r.stdout)
+        let product = r.stdout.split(separator: "\n").first { $0.hasPrefix("matmul_\(n) ") }
+        XCTAssertTrue(product?.contains("% of library sgemm") ?? false, r.stdout)
+
+        let doc = try json(path("device.json"))
+        let limits = doc["limits"] as! [String: Any]
+        XCTAssertGreaterThan(limits["copy_gbps"] as! Double, 0)
+        XCTAssertGreaterThan(limits["sgemm_gflops"] as! Double, 0)
+        XCTAssertEqual(limits["sgemm_n"] as? Int, n)
+        let workloads = doc["workloads"] as! [[String: Any]]
+        XCTAssertEqual(Set(workloads.compactMap { $0["name"] as? String }), ["eltwise_chain_16M", "eltwise_chain_16M_fed", "matmul_\(n)"])
+        for w in workloads { XCTAssertGreaterThan(w["median_ms"] as! Double, 0, "\(w)") }
+    }
+
+    func testDeviceBenchNamesAMissingDeviceAndRefusesWhatDoesNotApply() throws {
+        let cases: [(args: [String], env: [String: String], status: Int32, mentions: [String])] = [
+            (["bench", "--device", "/gpu:9"], ["KILN_OPENCL_ALLOW_CPU": "1"], 1, ["no OpenCL device /gpu:9"]),
+            (["bench", "--device", "/cpu:0"], [:], 2, ["--device takes /gpu:N", "usage: kiln bench"]),
+            (["bench", "--device", "/gpu:0", "--backend", "c"], [:], 2, ["--backend do not apply"]),
+            (["bench", "--device", "/gpu:0", "--only", "bogus"], ["KILN_OPENCL_ALLOW_CPU": "1"], 2, ["no workload matches --only bogus", "eltwise_chain_16M"]),
+        ]
+        for c in cases {
+            if c.env["KILN_OPENCL_ALLOW_CPU"] != nil, (try? DeviceLimits.describe(gpu: 0, allowCPU: true)) == nil, c.status == 2 { continue }
+            let r = try run(c.args, environment: c.env)
+            XCTAssertEqual(r.status, c.status, "\(c.args): \(r.stderr)")
+            for m in c.mentions { XCTAssertTrue(r.stderr.contains(m), "'\(m)' missing from stderr of \(c.args): \(r.stderr)") }
+        }
+    }
 }

@@ -19,6 +19,10 @@ public enum OpenCLLibrary {
             self.localMemoryBytes = localMemoryBytes
             self.isCPU = isCPU
         }
+
+        public init(device: OpenCLDevice) {
+            self.init(maxWorkGroupSize: device.maxWorkGroupSize, localMemoryBytes: device.localMemoryBytes, isCPU: device.kind == .cpu)
+        }
     }
 
     /// `kiln_gemm_f32`, `kiln_gemm_f64`: C[b] = alpha * op(A[b]) op(B[b]) (+ C[b] when accumulate
