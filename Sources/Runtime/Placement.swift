@@ -140,7 +140,8 @@ struct Placement {
         var groups = UnionFind(count: ops.count)
         for op in ops { for other in Placement.colocated(op, in: graph) { groups.union(op.id, other.id) } }
         // Per group: its merged constraint (or the first conflict), and whether all members have a GPU kernel.
-        var spec: [Int: DeviceSpec] = [:], conflict: [Int: KilnError] = [:], gpuOK: [Int: Bool] = [:], firstHost: [Int: Operation] = [:]
+        var spec: [Int: DeviceSpec] = [:], specOwner: [Int: Operation] = [:], conflict: [Int: KilnError] = [:]
+        var gpuOK: [Int: Bool] = [:], firstHost: [Int: Operation] = [:]
         for op in ops {
             let root = groups.find(op.id)
             if !Placement.hasGPUKernel(op) {
@@ -153,43 +154,51 @@ struct Placement {
                 continue
             }
             let current = spec[root] ?? DeviceSpec()
-            if let m = current.merged(with: s) { spec[root] = m } else if conflict[root] == nil {
-                conflict[root] = KilnError.invalidArgument("Cannot colocate nodes '\(op.name)' and the ops it is colocated with: Cannot merge devices with incompatible types: '\(current.canonical)' and '\(s.canonical)'")
+            if let m = current.merged(with: s) {
+                spec[root] = m
+                if specOwner[root] == nil { specOwner[root] = op }
+            } else if conflict[root] == nil {
+                conflict[root] = KilnError.invalidArgument("Cannot colocate nodes '\(specOwner[root]!.name)' and '\(op.name)': Cannot merge devices with incompatible types: '\(current.canonical)' and '\(s.canonical)'")
             }
         }
         let present = devices.map(\.name).sorted().joined(separator: ", ")
-        var chosen: [Int: Result<PlacementDevice, KilnError>] = [:]
-        func place(root: Int, op: Operation) -> Result<PlacementDevice, KilnError> {
+        // A group's device, or the error each of its ops reports (naming that op).
+        enum Outcome { case device(PlacementDevice), failure((Operation) -> KilnError) }
+        var chosen: [Int: Outcome] = [:]
+        func place(root: Int) -> Outcome {
             if let c = chosen[root] { return c }
             let supportsGPU = gpuOK[root] ?? true
             let candidates = devices.filter { supportsGPU || $0.isCPU }
             let preferred = candidates.first { !$0.isCPU } ?? .cpu
-            let result: Result<PlacementDevice, KilnError>
+            let result: Outcome
             if let c = conflict[root], !allowSoftPlacement {
-                result = .failure(c)
+                result = .failure { _ in c }
             } else if let s = spec[root], conflict[root] == nil, !s.isEmpty {
                 let matching = devices.filter { s.matches($0) }
                 if let d = matching.first(where: { candidates.contains($0) && !$0.isCPU }) ?? matching.first(where: { candidates.contains($0) }) {
-                    result = .success(d)
+                    result = .device(d)
                 } else if allowSoftPlacement {
-                    result = .success(preferred)
+                    result = .device(preferred)
                 } else if matching.isEmpty {
-                    result = .failure(KilnError.invalidArgument("Cannot assign a device for operation '\(op.name)': Could not satisfy explicit device specification '\(s.canonical)' because no devices matching that specification are registered in this process; available devices: \(present)"))
+                    result = .failure { op in KilnError.invalidArgument("Cannot assign a device for operation '\(op.name)': Could not satisfy explicit device specification '\(s.canonical)' because no devices matching that specification are registered in this process; available devices: \(present)") }
                 } else {
-                    let host = firstHost[root].map { $0 === op ? "" : " ('\($0.name)' (op: \($0.type)), colocated with it, is computed on the host)" } ?? ""
-                    result = .failure(KilnError.invalidArgument("Cannot assign a device for operation '\(op.name)': Could not satisfy explicit device specification '\(s.canonical)' because no supported kernel for \(s.type ?? "GPU") devices is available.\(host)"))
+                    let host = firstHost[root]
+                    result = .failure { op in
+                        let why = host.map { $0 === op ? "" : " ('\($0.name)' (op: \($0.type)), colocated with it, is computed on the host)" } ?? ""
+                        return KilnError.invalidArgument("Cannot assign a device for operation '\(op.name)': Could not satisfy explicit device specification '\(s.canonical)' because no supported kernel for \(s.type ?? "GPU") devices is available.\(why)")
+                    }
                 }
             } else {
-                result = .success(preferred)
+                result = .device(preferred)
             }
             chosen[root] = result
             return result
         }
         var onlyCPU = true
         for op in ops where failures[op.id] == nil {
-            switch place(root: groups.find(op.id), op: op) {
-            case .success(let d): assigned[op.id] = d; if !d.isCPU { onlyCPU = false }
-            case .failure(let e): failures[op.id] = e
+            switch place(root: groups.find(op.id)) {
+            case .device(let d): assigned[op.id] = d; if !d.isCPU { onlyCPU = false }
+            case .failure(let error): failures[op.id] = error(op)
             }
         }
         allOnCPU = onlyCPU

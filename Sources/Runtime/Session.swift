@@ -277,7 +277,7 @@ public final class Session: @unchecked Sendable {
     /// for CPU code, the device's copy (through VariableResidence) for a device executable.
     private func execute(_ step: Step, feeds: [Tensor]) throws -> [Tensor] {
         let exe = step.executable
-        let device = exe as? any DeviceExecutable
+        let device = step.device
         let n = step.lowered.feeds.count + step.lowered.variables.count
         return try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(n, 1)) { inputs in
             for (k, t) in feeds.enumerated() { inputs[k] = t.buffer.pointer }
@@ -500,7 +500,8 @@ public final class Session: @unchecked Sendable {
         if let asm = exe.stats.assembly { Debug.log("assembly of \(name):\n\(asm)") }
         let base = lowered.feeds.count
         let written = Set(lowered.function.body.filter { $0.op == .varWrite }.map { $0.operands[0] - base })
-        return Step(lowered: lowered, executable: exe, writes: lowered.variables.indices.filter { written.contains($0) }.map { lowered.variables[$0] })
+        return Step(lowered: lowered, executable: exe, writes: lowered.variables.indices.filter { written.contains($0) }.map { lowered.variables[$0] },
+                    device: exe as? any DeviceExecutable)
     }
 }
 
@@ -521,6 +522,8 @@ struct Step {
     var executable: any Executable
     /// The variables the executable writes (their device copies are stale after host code runs it).
     var writes: [KilnFrontend.Operation]
+    /// The executable as a device executable (it then runs with the variables' residences).
+    var device: (any DeviceExecutable)?
     /// The last results handed out; reused when the caller has let go of them, so steady-state
     /// runs do not fault in fresh pages for every result.
     let results = ResultBuffers()

@@ -24,7 +24,7 @@ struct SessionDevices {
             gpuBackend = { backends[$0] }
             return
         }
-        let gpus = try GPUBackends.gpus(allowCPU: config.openCLAllowCPU ?? OpenCL.allowCPUFromEnvironment)
+        let gpus = GPUBackends.gpus(allowCPU: config.openCLAllowCPU ?? OpenCL.allowCPUFromEnvironment)
         devices = [.cpu] + gpus.indices.map { PlacementDevice.gpu($0) }
         let options = config.gpuOptions
         gpuBackend = { try GPUBackends.backend(for: gpus[$0], options: options) }
@@ -40,7 +40,7 @@ extension Session {
     /// (TensorFlow's device_lib.list_local_devices).
     public static func devices(config: SessionConfig = SessionConfig()) throws -> [PlacementDevice] {
         if let standIns = config.gpuStandIns { return [.cpu] + standIns.indices.map { PlacementDevice.gpu($0) } }
-        let gpus = try GPUBackends.gpus(allowCPU: config.openCLAllowCPU ?? OpenCL.allowCPUFromEnvironment)
+        let gpus = GPUBackends.gpus(allowCPU: config.openCLAllowCPU ?? OpenCL.allowCPUFromEnvironment)
         return [.cpu] + gpus.indices.map { PlacementDevice.gpu($0) }
     }
 }
@@ -52,15 +52,20 @@ enum GPUBackends {
     nonisolated(unsafe) private static var withCPU: [OpenCLDevice]?
     nonisolated(unsafe) private static var backends: [OpenCLDevice: any Backend] = [:]
 
-    /// `/gpu:0`, `/gpu:1`, ... in order: the GPUs, then (allowCPU) CPU OpenCL devices.
-    static func gpus(allowCPU: Bool) throws -> [OpenCLDevice] {
-        try lock.withLock {
-            if allowCPU {
-                if withCPU == nil { withCPU = try OpenCL.gpus(allowCPU: true) }
-                return withCPU!
+    /// `/gpu:0`, `/gpu:1`, ... in order: the GPUs, then (allowCPU) CPU OpenCL devices. A driver
+    /// that fails to enumerate counts as no GPU (said once at KILN_DEBUG=1), as TensorFlow goes
+    /// on without a GPU it cannot open, so CPU sessions never fail for it.
+    static func gpus(allowCPU: Bool) -> [OpenCLDevice] {
+        lock.withLock {
+            if allowCPU, let d = withCPU { return d }
+            if !allowCPU, let d = all { return d }
+            let found: [OpenCLDevice]
+            do { found = try OpenCL.gpus(allowCPU: allowCPU) } catch {
+                if Debug.level >= 1 { Debug.log("no OpenCL GPU: listing OpenCL devices failed: \(error)") }
+                found = []
             }
-            if all == nil { all = try OpenCL.gpus(allowCPU: false) }
-            return all!
+            if allowCPU { withCPU = found } else { all = found }
+            return found
         }
     }
 
@@ -68,10 +73,14 @@ enum GPUBackends {
     static func backend(for device: OpenCLDevice, options: GPUOptions) throws -> any Backend {
         try lock.withLock {
             if let b = backends[device] { return b }
-            let b = OpenCLBackend(device: device, memory: OpenCLMemoryOptions(allowGrowth: options.allowGrowth,
-                                                                             memoryFraction: options.perProcessGpuMemoryFraction))
+            let b = OpenCLBackend(device: device, memory: memoryOptions(options))
             backends[device] = b
             return b
         }
+    }
+
+    /// TensorFlow's gpu_options as the OpenCL device pool's options.
+    static func memoryOptions(_ o: GPUOptions) -> OpenCLMemoryOptions {
+        OpenCLMemoryOptions(allowGrowth: o.allowGrowth, memoryFraction: o.perProcessGpuMemoryFraction)
     }
 }

@@ -26,6 +26,7 @@ extension Session {
             guard let name = op.attrs["variable"]?.string, let variable = graph.operation(named: name) else {
                 throw KilnError.invalidArgument("'\(op.name)' (op: \(op.type)) names no variable of this graph ('\(op.attrs["variable"]?.string ?? "")')")
             }
+            try syncToHost(variable)
             return variables[variable].map { [$0] }
         case "SaveV2":
             try CheckpointKernels.save(try hostInputs(of: op, feeds: feeds), node: op)

@@ -17,13 +17,18 @@ final class DigitsOnDeviceTests: XCTestCase {
         p.executableURL = binary
         p.arguments = arguments
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
+        // Files, not pipes: KILN_DEBUG output is large, and a full pipe would stop the child.
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-digits-\(UUID().uuidString)")
+        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
+        p.standardOutput = try FileHandle(forWritingTo: outURL)
+        p.standardError = try FileHandle(forWritingTo: errURL)
         try p.run()
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
+        let o = String(decoding: try Data(contentsOf: outURL), as: UTF8.self)
+        let e = String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
         XCTAssertEqual(p.terminationStatus, 0, e)
         guard let line = o.split(separator: "\n").first(where: { $0.hasPrefix("digits: test_accuracy=") }),
               let value = line.split(separator: " ")[1].split(separator: "=").last.flatMap({ Double($0) }) else {

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Kiln
 @testable import KilnRuntime
+import KilnOpenCL
 
 /// TensorFlow's placement rules and device segments. A stand-in `/gpu:0` (a native backend the
 /// session treats as a second device: `SessionConfig.gpuStandIns`) checks placement, the
@@ -108,7 +109,7 @@ final class PlacementTests: XCTestCase {
         let set = try h.device("/gpu:0") { try h.assign(w, try h.constant([2] as [Float]), name: "set") }
         XCTAssertThrowsError(try Session(graph: h, config: standIn()).run(set)) { error in
             let m = (error as? KilnError)?.message ?? "\(error)"
-            XCTAssertTrue(m.contains("Cannot colocate nodes") && m.contains("'/device:CPU:0' and '/device:GPU:0'"), m)
+            XCTAssertEqual(m, "Cannot colocate nodes 'w' and 'set': Cannot merge devices with incompatible types: '/device:CPU:0' and '/device:GPU:0'")
         }
         let soft = try Session(graph: h, config: standIn(soft: true))
         XCTAssertEqual(try soft.run(set).scalars(as: Float.self), [2])
@@ -182,6 +183,12 @@ final class PlacementTests: XCTestCase {
         let sess = try Session(graph: g, config: noGPU())
         _ = try sess.run(y, feeds: [x: Tensor(shape: [3], scalars: [1, 2, 3] as [Float])])
         XCTAssertEqual(sess.compileCount, 1)
+    }
+
+    func testGPUOptionsBecomeTheDevicePoolsOptions() {
+        XCTAssertEqual(GPUBackends.memoryOptions(GPUOptions()), OpenCLMemoryOptions(allowGrowth: false, memoryFraction: nil))
+        XCTAssertEqual(GPUBackends.memoryOptions(GPUOptions(allowGrowth: true, perProcessGpuMemoryFraction: 0.25)),
+                       OpenCLMemoryOptions(allowGrowth: true, memoryFraction: 0.25))
     }
 
     func testGPUMemoryFractionMustBePositive() throws {
