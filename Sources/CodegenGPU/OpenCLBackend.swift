@@ -27,6 +27,10 @@ public struct OpenCLBackend: Backend {
         OpenCLLibrary.Limits(maxWorkGroupSize: device.maxWorkGroupSize, localMemoryBytes: device.localMemoryBytes, isCPU: device.kind == .cpu)
     }
 
+    public var bufferLimit: (bytes: Int, reason: String)? {
+        (Int(clamping: device.maxAllocBytes), "CL_DEVICE_MAX_MEM_ALLOC_SIZE of \(device.name)")
+    }
+
     public func compile(_ f: Function, options: CompileOptions = CompileOptions()) throws -> any Executable {
         try compileForDevice(f, options: options)
     }

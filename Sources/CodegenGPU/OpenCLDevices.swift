@@ -27,7 +27,7 @@ public struct OpenCLDevice: @unchecked Sendable, CustomStringConvertible, Hashab
     /// CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes (the driver reports bits): sub-buffer origins
     /// must be multiples of it.
     public let baseAddressAlignment: Int
-    public let extensions: Set<String>
+    public var extensions: Set<String>
 
     /// cl_khr_fp64: float64 tensors and double arithmetic.
     public var float64: Bool { extensions.contains("cl_khr_fp64") }

@@ -7,7 +7,7 @@ public struct OpenCLMemoryOptions: Hashable, Sendable {
     /// Take device memory as it is needed (up to the limit) instead of reserving it up front.
     public var allowGrowth: Bool
     /// `per_process_gpu_memory_fraction`: the share of the device's memory this process may use;
-    /// nil is TensorFlow's default (all but what it leaves the system, see `limit(for:)`).
+    /// nil is TensorFlow's default (all but what it leaves the system, see `limit(globalMemoryBytes:)`).
     public var memoryFraction: Double?
 
     public init(allowGrowth: Bool = false, memoryFraction: Double? = nil) {
@@ -65,8 +65,9 @@ public final class OpenCLBuffer: @unchecked Sendable {
 public final class OpenCLMemoryPool: @unchecked Sendable {
     public let context: OpenCLContext
     public let options: OpenCLMemoryOptions
-    /// The most bytes the pool lets buffers hold at once.
-    public let limit: Int
+    /// The most bytes the pool lets buffers hold at once (less than asked for when the driver
+    /// could not reserve it all up front).
+    public private(set) var limit: Int
     /// Whether the limit was allocated from the driver up front (reserved on a GPU).
     public let committed: Bool
     public private(set) var bytesInUse = 0
@@ -108,22 +109,33 @@ public final class OpenCLMemoryPool: @unchecked Sendable {
         alignment = max(KernelAlignment.bytes, device.baseAddressAlignment)
         guard committed else { return }
         var left = self.limit / alignment * alignment
-        let chunkLimit = Int(clamping: device.maxAllocBytes) / alignment * alignment
-        while left > 0 {
-            let size = min(left, chunkLimit)
+        var size = min(left, Int(clamping: device.maxAllocBytes) / alignment * alignment)
+        while left > 0 && size > 0 {
+            size = min(size, left)
             var status: cl_int = 0
-            let mem = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), size, nil, &status)
-            guard let mem, status == CL_SUCCESS else {
-                releaseChunks()
-                throw KilnError.resourceExhausted("OOM when reserving \(self.limit) bytes of \(context.deviceName) (\(device.name)) up front (per_process_gpu_memory_fraction \(options.memoryFraction.map { "\($0)" } ?? "default")): a chunk of \(size) bytes failed with status \(status); set allow_growth or a smaller fraction")
+            if let mem = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), size, nil, &status), status == CL_SUCCESS {
+                // Make the driver really allocate it now, not at first use (NVIDIA's allocates lazily).
+                var m: cl_mem? = mem
+                status = clEnqueueMigrateMemObjects(context.queue, 1, &m, cl_mem_migration_flags(CL_MIGRATE_MEM_OBJECT_CONTENT_UNDEFINED), 0, nil, nil)
+                if status == CL_SUCCESS { status = clFinish(context.queue) }
+                if status == CL_SUCCESS {
+                    chunks.append((mem, size))
+                    free.append([(0, size)])
+                    left -= size
+                    continue
+                }
+                clReleaseMemObject(mem)
             }
-            // Make the driver really allocate it now, not at first use.
-            var m: cl_mem? = mem
-            let s = clEnqueueMigrateMemObjects(context.queue, 1, &m, cl_mem_migration_flags(CL_MIGRATE_MEM_OBJECT_CONTENT_UNDEFINED), 0, nil, nil)
-            if s == CL_SUCCESS { clFinish(context.queue) }
-            chunks.append((mem, size))
-            free.append([(0, size)])
-            left -= size
+            // As TensorFlow's BFC allocator backs off when its region does not fit: ask for 90%.
+            size = size / 10 * 9 / alignment * alignment
+            if size < 1 << 20 { break }
+        }
+        if chunks.isEmpty && left > 0 {
+            throw KilnError.resourceExhausted("OOM when reserving \(self.limit) bytes of \(context.deviceName) (\(device.name)) up front (\(policy)): the driver gave no memory; set allow_growth or a smaller fraction")
+        }
+        if left > 0 {
+            self.limit = self.limit - left
+            debugLog("\(context.deviceName): could reserve only \(self.limit) bytes up front")
         }
         debugLog("\(context.deviceName): reserved \(self.limit) bytes in \(chunks.count) chunk(s)")
     }

@@ -16,6 +16,9 @@ public final class OpenCLProgramCache: @unchecked Sendable {
     public var directory: URL?
     /// Off only to show the disk cache at work within one process (tests).
     public var memoryCacheEnabled = true
+    /// The most bytes of binaries kept on disk (`KILN_OPENCL_CACHE_BYTES`, default 1 GiB): past
+    /// it, the files least recently used go first (a hit refreshes a file's time).
+    public var diskLimitBytes: Int
     /// What happened, for tests and KILN_DEBUG: driver compiles from source, memory hits, disk hits.
     public private(set) var compiles = 0
     public private(set) var memoryHits = 0
@@ -23,13 +26,16 @@ public final class OpenCLProgramCache: @unchecked Sendable {
     /// Cache files that were unreadable, corrupt or refused, and were rewritten.
     public private(set) var rejectedFiles = 0
     private var programs: [String: cl_program] = [:]
-    private let lock = NSLock()
+    /// Programs being built now (by memory key), so a second thread waits instead of building it too.
+    private var building: Set<String> = []
+    private let state = NSCondition()
     static let magic = Array("KILNCLB1".utf8)
 
     init(device: OpenCLDevice, context: cl_context, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.device = device
         self.context = context
         directory = Self.defaultDirectory(environment)
+        diskLimitBytes = environment["KILN_OPENCL_CACHE_BYTES"].flatMap { Int($0) } ?? 1 << 30
     }
 
     static func defaultDirectory(_ env: [String: String]) -> URL? {
@@ -40,14 +46,26 @@ public final class OpenCLProgramCache: @unchecked Sendable {
     }
 
     /// The built program for `source`; the cache owns it (the caller must not release it).
+    /// Different programs build at once on several threads; a thread asking for a program
+    /// another is building waits for it.
     public func program(source: String, options: String) throws -> cl_program {
         let sourceHash = SHA256.hex(Array(source.utf8))
         let memoryKey = options + "\u{0}" + sourceHash
-        lock.lock()
-        defer { lock.unlock() }
+        state.lock()
+        while building.contains(memoryKey) { state.wait() }
         if memoryCacheEnabled, let p = programs[memoryKey] {
             memoryHits += 1
+            state.unlock()
             return p
+        }
+        building.insert(memoryKey)
+        let keepInMemory = memoryCacheEnabled, directory = directory
+        state.unlock()
+        defer {
+            state.lock()
+            building.remove(memoryKey)
+            state.broadcast()
+            state.unlock()
         }
         let diskKey = SHA256.hex(Array([device.name, device.vendor, device.version, device.driverVersion, options, sourceHash]
             .joined(separator: "\u{0}").utf8))
@@ -56,23 +74,34 @@ public final class OpenCLProgramCache: @unchecked Sendable {
         if let file, let binary = readBinary(file) {
             program = try? build(binary: binary, options: options)
             if program != nil {
-                diskHits += 1
+                count(\.diskHits)
+                try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: file.path)
                 debugLog("program from disk cache \(file.lastPathComponent) (\(binary.count) bytes)")
             } else {
-                rejectedFiles += 1
+                count(\.rejectedFiles)
                 debugLog("the driver refused the cached program \(file.path); compiling")
             }
         }
         if program == nil {
             let t0 = DispatchTime.now()
             let p = try build(source: source, options: options)
-            compiles += 1
+            count(\.compiles)
             debugLog("program compiled by the driver in \(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6) ms")
             if let file { writeBinary(p, to: file) }
             program = p
         }
-        if memoryCacheEnabled { programs[memoryKey] = program! }
+        if keepInMemory {
+            state.lock()
+            programs[memoryKey] = program!
+            state.unlock()
+        }
         return program!
+    }
+
+    private func count(_ counter: ReferenceWritableKeyPath<OpenCLProgramCache, Int>) {
+        state.lock()
+        self[keyPath: counter] += 1
+        state.unlock()
     }
 
     // MARK: building
@@ -122,7 +151,7 @@ public final class OpenCLProgramCache: @unchecked Sendable {
         let bytes = [UInt8](data)
         let header = Self.magic.count + 8 + 32
         func reject(_ why: String) -> [UInt8]? {
-            rejectedFiles += 1
+            count(\.rejectedFiles)
             debugLog("ignoring the program cache file \(file.path): \(why)")
             return nil
         }
@@ -133,6 +162,26 @@ public final class OpenCLProgramCache: @unchecked Sendable {
         let binary = Array(bytes[header...])
         guard SHA256.digest(binary) == Array(bytes[(Self.magic.count + 8)..<header]) else { return reject("checksum mismatch") }
         return binary
+    }
+
+    /// Removes the least recently used binaries until the directory is within `diskLimitBytes`
+    /// (never `keeping`, the file just written). Another process may remove the same files: a
+    /// file that is already gone is not an error.
+    private func trim(_ dir: URL, keeping: URL) {
+        let keys: [URLResourceKey] = [.fileSizeKey, .contentModificationDateKey]
+        guard let urls = try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: keys) else { return }
+        var files = urls.filter { $0.pathExtension == "clbin" }.compactMap { url -> (URL, Int, Date)? in
+            guard let v = try? url.resourceValues(forKeys: Set(keys)) else { return nil }
+            return (url, v.fileSize ?? 0, v.contentModificationDate ?? .distantPast)
+        }
+        var total = files.reduce(0) { $0 + $1.1 }
+        guard total > diskLimitBytes else { return }
+        files.sort { $0.2 < $1.2 }
+        for (url, size, _) in files where total > diskLimitBytes && url.lastPathComponent != keeping.lastPathComponent {
+            try? FileManager.default.removeItem(at: url)
+            total -= size
+            debugLog("removed \(url.lastPathComponent) from the program cache (over \(diskLimitBytes) bytes)")
+        }
     }
 
     private func writeBinary(_ p: cl_program, to file: URL) {
@@ -157,6 +206,7 @@ public final class OpenCLProgramCache: @unchecked Sendable {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             try Data(contents).write(to: temp)
             if rename(temp.path, file.path) != 0 { throw KilnError(.internal, "rename failed (errno \(errno))") }
+            trim(dir, keeping: file)
         } catch {
             try? FileManager.default.removeItem(at: temp)
             debugLog("could not write the program cache file \(file.path): \(error)")

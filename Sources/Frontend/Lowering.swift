@@ -144,16 +144,23 @@ public enum Lowering {
 
     /// Every value a node computes must fit the memory limit, also one fused into its consumer
     /// (a reduction over a declared 4 TB broadcast allocates nothing but would compute for hours).
-    static func checkSize(_ t: TensorType, node op: Operation, limit: Int) throws {
-        guard t.byteCount > limit else { return }
-        throw KilnError.resourceExhausted("OOM when allocating tensor with shape\(t.shape) and type \(t.dtype.name) (\(t.checkedByteCount.map { "\($0) bytes" } ?? "more than 2^63 bytes")) for node '\(op.name)' (op: '\(op.type)'): above the memory limit of \(limit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
+    /// `buffer` is the largest buffer of the device the node runs on (OpenCL's
+    /// CL_DEVICE_MAX_MEM_ALLOC_SIZE) and what sets it.
+    static func checkSize(_ t: TensorType, node op: Operation, limit: Int, buffer: (bytes: Int, reason: String)? = nil) throws {
+        let size = "\(t.checkedByteCount.map { "\($0) bytes" } ?? "more than 2^63 bytes")"
+        if t.byteCount > limit {
+            throw KilnError.resourceExhausted("OOM when allocating tensor with shape\(t.shape) and type \(t.dtype.name) (\(size)) for node '\(op.name)' (op: '\(op.type)'): above the memory limit of \(limit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
+        }
+        if let buffer, t.byteCount > buffer.bytes {
+            throw KilnError.resourceExhausted("OOM when allocating tensor with shape\(t.shape) and type \(t.dtype.name) (\(size)) for node '\(op.name)' (op: '\(op.type)'): above the largest buffer of \(buffer.bytes) bytes (\(buffer.reason))")
+        }
     }
 
     /// Lowers the subgraph for (fetches, feeds, targets) with concrete feed types (restricted to
-    /// the ops `within`, if given).
+    /// the ops `within`, if given). `bufferLimit`: the largest buffer of the device the ops run on.
     public static func lower(fetches: [Output], feeds: [(Output, TensorType)], targets: [Operation], name: String = "main",
                              sessionSeed: UInt64 = 0, evaluator: ConstantEvaluator? = nil, memoryLimit: Int = .max,
-                             within: Set<Operation>? = nil) throws -> LoweredGraph {
+                             within: Set<Operation>? = nil, bufferLimit: (bytes: Int, reason: String)? = nil) throws -> LoweredGraph {
         let feedSet = Set(feeds.map(\.0))
         let ops = prune(fetches: fetches, feeds: feedSet, targets: targets, within: within)
         let order = try executionOrder(ops, feeds: feedSet)
@@ -166,7 +173,7 @@ public enum Lowering {
             guard let shape = op.attrs["shape"]?.shape?.concrete, let dtype = op.attrs["dtype"]?.type else {
                 throw KilnError.invalidArgument("variable '\(op.name)' needs a fully defined shape, got \(op.attrs["shape"]?.shape?.description ?? "none")")
             }
-            try checkSize(TensorType(dtype, shape), node: op, limit: memoryLimit)
+            try checkSize(TensorType(dtype, shape), node: op, limit: memoryLimit, buffer: bufferLimit)
             variables.append(op)
             lowered[op.output(0)] = .variable(param: b.addParam(op.name, kind: .variable, type: TensorType(dtype, shape)))
         }
@@ -209,7 +216,7 @@ public enum Lowering {
             }
             b = ctx.builder
             for inst in b.function.body[firstNew...] {
-                if let t = inst.type { try checkSize(t, node: op, limit: memoryLimit) }
+                if let t = inst.type { try checkSize(t, node: op, limit: memoryLimit, buffer: bufferLimit) }
             }
             for (k, v) in outs.enumerated() where !feedSet.contains(op.output(k)) { lowered[op.output(k)] = v }
         }

@@ -9,7 +9,15 @@ public protocol Backend: Sendable {
     var name: String { get }
     /// What the scheduler may assume about the target (vector width, cache blocks, pool).
     var target: TargetDescription { get }
+    /// The most bytes one tensor may take on the target, and what sets it (an OpenCL device's
+    /// CL_DEVICE_MAX_MEM_ALLOC_SIZE), so lowering names the node whose value is too large;
+    /// nil where only memory limits it.
+    var bufferLimit: (bytes: Int, reason: String)? { get }
     func compile(_ f: Function, options: CompileOptions) throws -> any Executable
+}
+
+extension Backend {
+    public var bufferLimit: (bytes: Int, reason: String)? { nil }
 }
 
 /// What to keep and do while compiling (`KILN_DEBUG` levels, limits).

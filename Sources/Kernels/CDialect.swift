@@ -37,8 +37,8 @@ public struct CDialect: Hashable, Sendable {
     let kernelFunction: String
     let linkedKernelFunction: String
     /// Whether functions take the four pointer tables `(inputs, outputs, arena, constants)`.
-    /// Without them (OpenCL) each buffer a function reads is a parameter of its own, and a
-    /// ranged kernel's rows are its work item's.
+    /// Without them (OpenCL) each buffer a function reads is a parameter of its own (the arena
+    /// one parameter), and no kernel is split into rows (a device runs work items).
     let pointerTables: Bool
     /// The expression for a runtime function (`kiln_rt->ipow_i64`); nil where the dialect has no
     /// runtime to call (the renderer refuses those calls, except integer power, a prelude helper).

@@ -295,9 +295,9 @@ public final class CStyleRenderer: KernelRenderer, CStyleSource {
         }
         lastFunctionParameters = arguments
         if !dialect.pointerTables && fn.f.ranged {
-            // One work item per row of the range the host enqueues.
-            prologue.append("const long begin = (long)get_global_id(0);")
-            prologue.append("const long end = begin + 1;")
+            // A device runs a kernel over work items (KernelWriter.writeDeviceProgram), never
+            // split by rows of the pool.
+            refuse("\(fn.f.name) split into rows for the pool: a device runs kernels over work items")
         }
         prologue += fn.arrays + fn.slots
         if fn.argsTable { prologue.append("void *kiln_args[4] = { inputs, outputs, arena, constants };") }

@@ -237,7 +237,21 @@ extension KernelWriter {
                     store(value, scratch(offset, "scratch\(i.id)"), r.int(.add, r.int(.mul, q, c64(outputs)), o), t.dtype)
                 }
             },
-            KernelPart(name: name + "_sum", run: .items(outputs)) { [self] in writePartsSum(i, parts, scratch: offset, wide: nil) },
+            KernelPart(name: name + "_sum", run: .items(outputs)) { [self] in
+                // The parts in order, one work item per output, in a rolled loop (unrolled, 64
+                // NaN-aware maxima in a row take PoCL's compiler minutes).
+                guard case .reduce(let red, _) = i.op else { return }
+                let partials = scratch(offset, "scratch\(i.id)"), out = base(i.id)!
+                let acc = r.slot(.register(t.dtype), initial: nil)
+                loopNest(t.shape) { o in
+                    r.store(load(partials, o.linear, t.dtype), acc)
+                    r.loop(count: parts - 1, hints: LoopHints(keepRolled: true)) { q in
+                        let at = r.int(.add, r.int(.mul, r.int(.add, q, c64(1)), c64(outputs)), o.linear)
+                        r.store(binary(red.combiner, r.load(acc), load(partials, at, t.dtype), t.dtype), acc)
+                    }
+                    store(r.load(acc), out, o.linear, t.dtype)
+                }
+            },
         ]
     }
 

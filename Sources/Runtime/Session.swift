@@ -472,7 +472,7 @@ public final class Session: @unchecked Sendable {
         let name = "step\(compileCount + 1)"
         var lowered = try Lowering.lower(fetches: fetches, feeds: feeds, targets: targets, name: name, sessionSeed: sessionSeed,
                                          evaluator: { op, operands in try ReferenceEvaluator.evaluate(op, operands) },
-                                         memoryLimit: config.memoryLimit, within: within)
+                                         memoryLimit: config.memoryLimit, within: within, bufferLimit: backend.bufferLimit)
         let level = debugLevel
         var pm = PassManager.standard(afterEach: level >= 3 ? { pass, f in Debug.log("IR after \(pass):\n\(Printer.print(f))") } : nil)
         if level >= 3 { Debug.log("IR after lowering:\n\(Printer.print(lowered.function))") }

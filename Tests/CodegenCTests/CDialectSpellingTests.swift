@@ -37,11 +37,12 @@ final class CDialectSpellingTests: XCTestCase {
                 r.ifThen(r.fcmp(.uno, r.load(scratch, i, .f32), r.load(scratch, i, .f32)), unlikely: true) { r.returnNow() }
             }
         }
-        renderFunction(r, "rows", ranged: true, kernel: true, exported: false) { r in
+        // Rows of a split loop: on the pool (C99), one per work item (OpenCL).
+        let device = dialect == .openCL
+        renderFunction(r, "rows", ranged: !device, kernel: true, exported: false) { r in
             let x = r.buffer(.input(0)), out = r.buffer(.output(0))
-            r.loop(from: r.parameter(4), to: r.parameter(5), hints: LoopHints()) { i in
-                r.store(r.math(.maxnum, [r.load(x, i, .f32), r.constant(float: 0, .f32)]), out, i)
-            }
+            let row = { (i: RValue) in r.store(r.math(.maxnum, [r.load(x, i, .f32), r.constant(float: 0, .f32)]), out, i) }
+            if device { row(r.workItem(.global(0))) } else { r.loop(from: r.parameter(4), to: r.parameter(5), hints: LoopHints(), row) }
         }
         return r
     }
@@ -78,19 +79,22 @@ final class CDialectSpellingTests: XCTestCase {
         let r = render(.openCL)
         let source = r.source
         assertSpellings(source, [
-            "__kernel void sample(__global const float *restrict in0, __global int *restrict in1, __global float *restrict out0, __global long *restrict codes) {",
+            // Buffers are parameters; the arena is one, its buffers typed pointers at their offsets.
+            "__kernel void sample(__global const float *restrict in0, __global int *restrict in1, __global float *restrict out0, __global char *arena) {",
+            "__global long *restrict codes = (__global long *)(arena + 256);",
             "__constant float bias[3] __attribute__((aligned(64))) = {",
             "__private float scratch[16] __attribute__((aligned(64)));", "double s1 = 0.0;",
             "#pragma OPENCL EXTENSION cl_khr_fp64 : enable",
             "for (long i1 = 0; i1 < 48; i1++) {", "fma(", " = (uint)v", "convert_long_sat_rtz(", "as_int(",
             "kiln_ipow_i64(", "long kiln_ipow_i64(long base, long exp)", "#pragma unroll 1", "fmax(",
             "__kernel void rows(__global const float *restrict in0, __global float *restrict out0) {",
-            "const long begin = (long)get_global_id(0);",
+            "= (long)get_global_id(0);",
         ])
         for absent in ["kiln_rt", "int64_t", "uint8_t", "fmaf", "__builtin_expect", "kiln_bind", "void *inputs"] {
             XCTAssertFalse(source.contains(absent), "OpenCL C has no \(absent):\n\(source)")
         }
         XCTAssertEqual(r.refusals, [])
+        XCTAssertEqual(r.lastFunctionParameters, [.input(0), .output(0)], "the last function's parameters, for its launch")
         guard let clang = CCompiler.find("clang-15", path: ProcessInfo.processInfo.environment["PATH"] ?? "") ?? CCompiler.find("clang", path: "/usr/lib/llvm-15/bin") else {
             throw XCTSkip("no clang to check the OpenCL C with")
         }
@@ -118,7 +122,9 @@ final class CDialectSpellingTests: XCTestCase {
             _ = r.callRuntime(.sgemm, [])
             r.call(RFunction(name: "other", ranged: false))
         }
-        XCTAssertEqual(r.refusals.count, 3)
+        renderFunction(r, "part", ranged: true, kernel: true, exported: false) { _ in }
+        XCTAssertEqual(r.refusals.count, 4)
+        XCTAssertTrue(r.refusals[3].contains("work items"), r.refusals[3])
         XCTAssertTrue(r.refusals[0].contains("kiln_parallel_for"), r.refusals[0])
         XCTAssertTrue(r.refusals[1].contains("kiln_sgemm"), r.refusals[1])
         XCTAssertTrue(r.source.hasPrefix("/* Kiln: kernels, rendered as OpenCL C. */\n#error \"OpenCL C cannot express kiln_parallel_for"), r.source)

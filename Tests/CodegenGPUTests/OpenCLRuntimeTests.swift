@@ -97,6 +97,39 @@ final class OpenCLRuntimeTests: XCTestCase {
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { !$0.hasSuffix(".tmp") }, "no temporary file left")
     }
 
+    func testTheDiskCacheStaysWithinItsLimitDroppingTheLeastRecentlyUsed() throws {
+        let cache = try OpenCLContext.shared(try Self.device()).programs
+        let saved = (cache.directory, cache.diskLimitBytes)
+        defer { cache.directory = saved.0; cache.diskLimitBytes = saved.1 }
+        let dir = try temporaryDirectory()
+        cache.directory = dir
+        func binaries() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".clbin") } }
+        let sources = (0..<3).map { "// \(UUID().uuidString) \($0)\n__kernel void twice(__global float *x) { x[get_global_id(0)] *= 2.0f; }\n" }
+        for s in sources { _ = try cache.program(source: s, options: OpenCLBackend.buildOptions) }
+        XCTAssertEqual(try binaries().count, 3, "within the default limit every binary stays")
+        // A limit below two files: each write keeps only the file just written.
+        cache.diskLimitBytes = 1
+        _ = try cache.program(source: sources[0] + " ", options: OpenCLBackend.buildOptions)
+        let left = try binaries()
+        XCTAssertEqual(left.count, 1, "\(left)")
+    }
+
+    func testThreadsAskingForOneProgramAtOnceBuildItOnce() throws {
+        let cache = try OpenCLContext.shared(try Self.device()).programs
+        let saved = cache.directory
+        defer { cache.directory = saved }
+        cache.directory = try temporaryDirectory()
+        let source = "// \(UUID().uuidString)\n__kernel void twice(__global float *x) { x[get_global_id(0)] *= 2.0f; }\n"
+        let compiles = cache.compiles, hits = cache.memoryHits
+        let errors = Errors()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            do { _ = try cache.program(source: source, options: OpenCLBackend.buildOptions) } catch { errors.add(error) }
+        }
+        XCTAssertEqual(errors.all, [])
+        XCTAssertEqual(cache.compiles - compiles, 1, "one compile, the other threads wait for it")
+        XCTAssertEqual(cache.memoryHits - hits, 3)
+    }
+
     func testABuildFailureShowsTheBuildLog() throws {
         let context = try OpenCLContext.shared(try Self.device())
         let source = "// \(UUID().uuidString)\n__kernel void broken(__global float *x) { x[0] = undeclared_name; }\n"
@@ -309,4 +342,12 @@ final class OpenCLRuntimeTests: XCTestCase {
         let exe = try OpenCLBackend(device: try Self.device()).compile(try Self.function(accumulate), options: options)
         XCTAssertTrue(exe.stats.source?.contains("__kernel") == true)
     }
+}
+
+/// Errors collected from several threads.
+final class Errors: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ e: any Error) { lock.withLock { list.append("\(e)") } }
+    var all: [String] { lock.withLock { list } }
 }

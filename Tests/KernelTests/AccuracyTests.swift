@@ -190,7 +190,10 @@ final class ReductionAccuracyTests: XCTestCase {
                 return try exe.run(&p)[0].scalars(as: Float.self)
             }
             let first = try compiled()
-            guard case .splitReduction(1, _, _, _)? = first.plan.kernels.first else { return "the sum is not a split reduction: \(first.plan.kernels)" }
+            // A device has a work-group tree per output (128 outputs need no parts).
+            if !backend.target.workItems {
+                guard case .splitReduction(1, _, _, _)? = first.plan.kernels.first else { return "the sum is not a split reduction: \(first.plan.kernels)" }
+            }
             let want = try run(first)
             if let problem = close([try Tensor(shape: [n], scalars: want)]) { return problem }
             // Again, from a fresh compile, and from two executables running at once (one of them

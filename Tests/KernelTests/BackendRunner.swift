@@ -131,12 +131,12 @@ enum BackendRunner {
         let exe: any Executable
         do { exe = try backend.compile(c.function, options: CompileOptions(fuse: c.fuse)) } catch { return "did not compile: \(error)" }
         if exe.backendName != backend.name { return "the executable says backend '\(exe.backendName)'" }
-        if let inspect = c.inspect, let problem = inspect(exe) { return problem }
+        if let inspect = c.inspect, let problem = inspect(exe, backend.target) { return problem }
         var params = c.inputs
         let jobs = kiln_parallel_jobs()
         let got = Result { try exe.run(&params) }
         let split = Int(kiln_parallel_jobs() - jobs)
-        if let problem = c.judge(got, parameters: params, reference: reference) { return problem }
+        if let problem = c.judge(got, parameters: params, on: backend.target, reference: reference) { return problem }
         let expected = c.splitJobs?(backend.target) ?? 0
         if split < expected {
             return "the run gave the worker pool \(split) job(s), expected at least \(expected): a kernel that should be split across the pool was not"
@@ -156,7 +156,7 @@ enum BackendRunner {
             let results = try exe.run(&params)
             suspects = batch.indices.filter { b in
                 let got = Array(results[resultRanges[b]])
-                let problem = batch[b].judge(.success(got), parameters: Array(params[paramRanges[b]]), reference: { references[indices[b]] })
+                let problem = batch[b].judge(.success(got), parameters: Array(params[paramRanges[b]]), on: backend.target, reference: { references[indices[b]] })
                 batchProblem[b] = problem
                 return problem != nil
             }

@@ -13,11 +13,12 @@ final class CheckFaultTests: XCTestCase {
     /// a check is a small kernel of its own, and a failed one stops the run before the large one).
     func add(_ name: String, _ text: String, _ inputs: [Tensor], throws message: String?, fusedOnly: Bool = false,
              variablesUntouchedOnFault: Bool = false, splitJobs: (@Sendable (TargetDescription) -> Int)? = nil,
-             inspect: (@Sendable (any Executable) -> String?)? = nil) throws {
+             inspect: (@Sendable (any Executable, TargetDescription) -> String?)? = nil) throws {
         let f = try KernelCase.parse(text)
         for fuse in fusedOnly ? [true] : [true, false] {
             cases.append(KernelCase(name, f, inputs, fuse: fuse, agreement: .exact, throwsMessage: message,
-                                    variablesUntouchedOnFault: variablesUntouchedOnFault, splitJobs: fuse ? splitJobs : nil, inspect: fuse ? inspect : nil))
+                                    variablesUntouchedOnFault: variablesUntouchedOnFault, splitJobs: fuse ? splitJobs : nil,
+                                    inspect: fuse ? inspect : nil))
         }
     }
 
@@ -34,7 +35,9 @@ final class CheckFaultTests: XCTestCase {
           return %6
         }
         """
-        let oneKernel: @Sendable (any Executable) -> String? = { $0.plan.kernels.count == 1 ? nil : "check, gather and mul are \($0.plan.kernels.count) kernels, expected one loop" }
+        let oneKernel: @Sendable (any Executable, TargetDescription) -> String? = { exe, _ in
+            exe.plan.kernels.count == 1 ? nil : "check, gather and mul are \(exe.plan.kernels.count) kernels, expected one loop"
+        }
         try add("gather fused into its consumer, index too large", gather, [table, try Tensor(shape: [3, 2], scalars: [0, 5, 1, 6, 2, -1] as [Int32])],
                 throws: "indices[1,1] = 6 is not in [0, 6) for 'emb/lookup' (op: 'GatherV2')", inspect: oneKernel)
         try add("gather fused into its consumer, negative index", gather, [table, try Tensor(shape: [3, 2], scalars: [0, 5, 1, 2, -7, 3] as [Int32])],
@@ -116,7 +119,9 @@ final class CheckFaultTests: XCTestCase {
         let ones = try Tensor(shape: [6, 4], scalars: [Float](repeating: 1, count: 24))
         try add("a check inside a variable write runs first", update, [table, try Tensor(shape: [6], scalars: [0, 1, 2, 3, 9, 5] as [Int32]), ones],
                 throws: "indices[4] = 9 is not in [0, 6) for 'g' (op: 'GatherV2')", variablesUntouchedOnFault: true,
-                inspect: { $0.plan.reasons[checkId] == .checkBeforeWrite ? nil : "the check is not a kernel of its own: \($0.plan.reasons[checkId].map { "\($0)" } ?? "fused")" })
+                inspect: { exe, _ in
+                    exe.plan.reasons[checkId] == .checkBeforeWrite ? nil : "the check is not a kernel of its own: \(exe.plan.reasons[checkId].map { "\($0)" } ?? "fused")"
+                })
         try add("a checked variable write", update, [table, try Tensor(shape: [6], scalars: [5, 4, 3, 2, 1, 0] as [Int32]), ones], throws: nil)
 
         // v = v + v[reversed]: the gather reads rows the write's loop has already overwritten

@@ -29,15 +29,21 @@ struct KernelCase: Sendable {
     /// How many jobs at least the run must give the worker pool on a target (the kernels really
     /// were split); counted by the C runtime (`kiln_parallel_jobs`), whatever the backend.
     var splitJobs: (@Sendable (TargetDescription) -> Int)?
-    /// More to check on the executable; returns the problem, nil when there is none.
-    var inspect: (@Sendable (any Executable) -> String?)?
+    /// More to check on the executable compiled for a target; returns the problem, nil when
+    /// there is none.
+    var inspect: (@Sendable (any Executable, TargetDescription) -> String?)?
+    /// How floating-point results must agree on a device (`TargetDescription.workItems`), when
+    /// not as `agreement`: a device's log and cos are not glibc's (OpenCL allows a few ulp), so
+    /// draws through them agree to rounding, not bit for bit.
+    var deviceAgreement: Agreement?
     /// Judges the results itself instead of the reference evaluator (accuracy against libm or
     /// exact sums, where the reference evaluator is not the oracle or too slow); returns the problem.
     var expected: (@Sendable ([Tensor]) -> String?)?
 
     init(_ name: String, _ function: Function, _ inputs: [Tensor], fuse: Bool = true, agreement: Agreement = .relative(1e-5),
          exactResults: Set<Int> = [], throwsMessage: String? = nil, variablesUntouchedOnFault: Bool = false, splitJobs: (@Sendable (TargetDescription) -> Int)? = nil,
-         inspect: (@Sendable (any Executable) -> String?)? = nil, expected: (@Sendable ([Tensor]) -> String?)? = nil) {
+         inspect: (@Sendable (any Executable, TargetDescription) -> String?)? = nil, expected: (@Sendable ([Tensor]) -> String?)? = nil,
+         deviceAgreement: Agreement? = nil) {
         self.name = name
         self.function = function
         self.inputs = inputs
@@ -49,6 +55,7 @@ struct KernelCase: Sendable {
         self.splitJobs = splitJobs
         self.inspect = inspect
         self.expected = expected
+        self.deviceAgreement = deviceAgreement
     }
 
     /// Parses `text` and runs shape inference and the verifier (the standard pipeline with `passes: .standard`).
@@ -72,7 +79,9 @@ struct KernelCase: Sendable {
     }
 
     /// The problem with a compiled run's outcome (results and parameters after it), or nil.
-    func judge(_ got: Result<[Tensor], Error>, parameters: [Tensor], reference: () -> Result<(results: [Tensor], parameters: [Tensor]), Error>) -> String? {
+    func judge(_ got: Result<[Tensor], Error>, parameters: [Tensor], on target: TargetDescription,
+               reference: () -> Result<(results: [Tensor], parameters: [Tensor]), Error>) -> String? {
+        let agreement = target.workItems ? deviceAgreement ?? self.agreement : self.agreement
         if let expected {
             switch got {
             case .success(let results): return expected(results)

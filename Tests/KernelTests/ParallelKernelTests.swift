@@ -13,7 +13,7 @@ final class ParallelKernelTests: XCTestCase {
     /// A case whose kernels of `elements` elements or more each give the pool a job (one per
     /// entry of `splitKernels`) on a backend whose threshold they reach.
     func split(_ name: String, _ text: String, _ inputs: [Tensor], splitKernels: [Int], agreement: Agreement = .relative(1e-5),
-               inspect: (@Sendable (any Executable) -> String?)? = nil) throws -> KernelCase {
+               inspect: (@Sendable (any Executable, TargetDescription) -> String?)? = nil) throws -> KernelCase {
         KernelCase(name, try KernelCase.parse(text, passes: .standard), inputs, agreement: agreement,
                    splitJobs: { target in splitKernels.filter { $0 >= target.parallelThreshold }.count }, inspect: inspect)
     }
@@ -97,7 +97,12 @@ final class ParallelKernelTests: XCTestCase {
         }
         """
         let c = KernelCase("split reductions", try KernelCase.parse(text), [try Tensor(shape: [64, 8, 8, 24], scalars: xs), try Tensor(shape: [4096, 12], scalars: ns)],
-                           splitJobs: { _ in 3 }, inspect: { exe in
+                           splitJobs: { $0.workItems ? 0 : 3 }, inspect: { exe, target in
+            if target.workItems {
+                // A device reduces each output by a work-group tree: 24, 192 and 12 outputs are
+                // enough work-groups without parts.
+                return exe.plan.kernels == [.reduction(3), .reduction(4), .reduction(5)] ? nil : "planned \(exe.plan.kernels), expected 3 reductions"
+            }
             let split = exe.plan.kernels.filter { if case .splitReduction = $0 { return true } else { return false } }
             return split.count == 3 ? nil : "planned \(exe.plan.kernels), expected 3 split reductions"
         })
@@ -122,8 +127,10 @@ final class ParallelKernelTests: XCTestCase {
             let dy = try Tensor(shape: [64, 6, 6, 32], scalars: (0..<73728).map { Float(($0 * 13) % 29) / 14 - 1 })
             let w = try Tensor(shape: transposeB ? [72, 32] : [32, 72], scalars: (0..<2304).map { Float(($0 * 7) % 31) / 15 - 1 })
             cases.append(KernelCase("per-image products, transpose_b=\(transposeB)", f, [dy, w],
-                                    splitJobs: { $0.ownProduct(m: 36, n: 72, k: 32) ? 1 : 0 }, inspect: { exe in
-                exe.plan.kernels == [.perImageProduct(unpatches: 5, dot: 3)] ? nil : "planned \(exe.plan.kernels), expected one per-image product"
+                                    splitJobs: { $0.ownProduct(m: 36, n: 72, k: 32) ? 1 : 0 }, inspect: { exe, target in
+                // A device runs the product through its library, then unpatches.
+                let want: [KernelPlan.Kernel] = target.workItems ? [.product(3), .unpatches(5)] : [.perImageProduct(unpatches: 5, dot: 3)]
+                return exe.plan.kernels == want ? nil : "planned \(exe.plan.kernels), expected \(want)"
             }))
         }
         BackendRunner.run("parallel kernels: per-image products", cases)
@@ -158,7 +165,11 @@ final class ParallelKernelTests: XCTestCase {
                                     [try Tensor(shape: c.image, scalars: xs), try Tensor(shape: [k, c.out], scalars: ws), try Tensor(shape: [rows, c.out], scalars: dys)],
                                     agreement: .relative(1e-4), splitJobs: { target in
                 target.ownProduct(m: Scheduler(target: target).patchBlockRows(patchWidth: k, positions: rows), n: c.out, k: k) ? 1 : 0
-            }, inspect: { exe in
+            }, inspect: { exe, target in
+                if target.workItems {
+                    // A device gathers the patches once and runs both products through its library.
+                    return exe.plan.kernels == [.patches(3), .product(5), .product(6)] ? nil : "planned \(exe.plan.kernels), expected patches and two products"
+                }
                 guard exe.plan.kernels.count == 2, case .patchProduct(5, _) = exe.plan.kernels[0], case .patchGradient(6, _, _, _) = exe.plan.kernels[1] else {
                     return "planned \(exe.plan.kernels), expected a blocked patch product and a patch gradient"
                 }

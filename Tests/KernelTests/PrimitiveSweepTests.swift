@@ -31,13 +31,14 @@ final class PrimitiveSweepTests: XCTestCase {
     }
 
     /// Adds the case `op` on parameters of `inputs` types (seeded random values unless given).
-    func add(_ op: Op, _ inputs: [TensorType], values: [Tensor]? = nil, positive: Bool = false, agreement: Agreement = .relative(1e-5)) throws {
+    func add(_ op: Op, _ inputs: [TensorType], values: [Tensor]? = nil, positive: Bool = false, agreement: Agreement = .relative(1e-5),
+             deviceAgreement: Agreement? = nil) throws {
         var b = FunctionBuilder(name: "sweep")
         let params = inputs.enumerated().map { b.addParam("p\($0.offset)", kind: .feed, type: $0.element) }
         b.setResults([try b.emit(op, params)])
         let args = try values ?? inputs.map { try random($0, positive: positive) }
         let name = "\(op.mnemonic) " + inputs.map { "\($0.dtype.name)\($0.shape)" }.joined(separator: ", ")
-        cases.append(KernelCase(name, b.function, args, agreement: agreement))
+        cases.append(KernelCase(name, b.function, args, agreement: agreement, deviceAgreement: deviceAgreement))
     }
 
     /// Runs the cases added so far on every backend, as batches of independent one-instruction
@@ -153,7 +154,10 @@ final class PrimitiveSweepTests: XCTestCase {
         for counter: Int64 in [0, 7] {
             for (kind, d) in [(RandomKind.uniform, DType.float32), (.uniform, .float64), (.normal, .float32), (.normal, .float64),
                               (.truncatedNormal, .float32), (.truncatedNormal, .float64), (.bits, .int64)] {
-                try add(.random(kind, dtype: d, shape: [4, 33], seed: 99), [TensorType(.int64, [])], values: [Tensor(counter)], agreement: .exact)
+                // Normals go through log and cos, which a device computes to a few ulp, not as glibc.
+                let normal = kind == .normal || kind == .truncatedNormal
+                try add(.random(kind, dtype: d, shape: [4, 33], seed: 99), [TensorType(.int64, [])], values: [Tensor(counter)], agreement: .exact,
+                        deviceAgreement: normal ? .relative(1e-6) : nil)
             }
         }
         runCases("random")
