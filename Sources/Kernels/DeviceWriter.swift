@@ -181,6 +181,46 @@ extension KernelWriter {
         }
     }
 
+    // MARK: concats
+
+    /// Operands of a wide concat per device kernel: at most this many buffer parameters, well
+    /// within the 1024 bytes of parameters every OpenCL device takes.
+    static let concatOperandsPerKernel = 64
+
+    /// A concat written one operand at a time, on a device: kernels of up to 64 operands, work
+    /// item g storing element g of each of its kernel's operands that has one (thousands of
+    /// operands are a few hundred kernels of one launch each, not a launch per operand).
+    func deviceConcat(_ i: Instruction, _ name: String) -> [KernelPart] {
+        let axis = concatAxis(i), t = i.type!
+        var parts: [KernelPart] = []
+        var offset = 0
+        for start in stride(from: 0, to: i.operands.count, by: Self.concatOperandsPerKernel) {
+            let operands = Array(i.operands[start..<min(start + Self.concatOperandsPerKernel, i.operands.count)])
+            var offsets: [Int] = []
+            for o in operands {
+                offsets.append(offset)
+                offset += types[o]!.shape[axis]
+            }
+            let count = operands.map { types[$0]!.elementCount }.max() ?? 0
+            parts.append(KernelPart(name: "\(name)_\(start / Self.concatOperandsPerKernel)", run: .items(count)) { [self] in
+                let gid = workItem!.index
+                workItem = nil
+                let out = base(i.id)!
+                for (o, at) in zip(operands, offsets) {
+                    let s = types[o]!.shape, n = s.reduce(1, *)
+                    guard n > 0 else { continue }
+                    r.ifThen(r.icmp(.slt, gid, c64(n)), unlikely: false) {
+                        let idx = Index(linear: gid, shape: s, writer: self)
+                        var multi = idx.multi
+                        multi[axis] = r.int(.add, multi[axis], c64(at))
+                        store(element(o, idx), out, Index(multi: multi, shape: t.shape, writer: self).linear, t.dtype)
+                    }
+                }
+            })
+        }
+        return parts
+    }
+
     // MARK: reductions
 
     /// Reductions over at most this many elements per output run one work item per output

@@ -161,17 +161,7 @@ public final class KernelWriter {
             // The product splits itself.
             return [part(name, .once) { [self] in writeAccumulatedProduct(inst[dot]!, into: base(variable)!, scale: scale) }]
         case .wideConcat(let c):
-            if device {
-                // One launch per operand, one work item per element of it.
-                return concatParts(inst[c]!).flatMap { p in
-                    var offset = p.offset
-                    return p.operands.map { o -> KernelPart in
-                        let at = offset
-                        offset += types[o]!.shape[concatAxis(inst[c]!)]
-                        return part("\(name)_\(o)", .items(types[o]!.elementCount)) { [self] in writeConcatOperands(inst[c]!, [o], from: at) }
-                    }
-                }
-            }
+            if device { return deviceConcat(inst[c]!, name) }
             // Several functions of a few operands each: LLVM's loop passes are quadratic in
             // the loops of one function.
             return concatParts(inst[c]!).enumerated().map { p, piece in
