@@ -19,24 +19,17 @@ extension KernelWriter {
         return mix64(r.int(.xor, key, mixed))
     }
 
-    /// A standard normal from 48 of the bits (Box-Muller, in Double).
-    func normal(_ bits: RValue) -> RValue {
-        let unit = r.constant(float: 0x1p-24, .f64)
-        let u1 = r.float(.mul, r.convert(.uitofp, r.int(.add, r.int(.lshr, bits, c64(40)), c64(1)), to: .f64), unit)
-        let u2 = r.float(.mul, r.convert(.uitofp, r.int(.and, r.int(.lshr, bits, c64(16)), c64(0xFF_FFFF)), to: .f64), unit)
-        let radius = r.math(.sqrt, [r.float(.mul, r.constant(float: -2, .f64), r.math(.log, [u1]))])
-        return r.float(.mul, radius, r.math(.cos, [r.float(.mul, r.constant(float: 2 * Double.pi, .f64), u2)]))
-    }
-
-    /// The same Box-Muller draw in float, for a device without double: u1 and u2 are exact in
-    /// float (24 bits each), so the result differs from `normal`'s rounded to float only by
-    /// float's log, sqrt and cos (a few ulp; the device test bounds it at 1e-5 absolute).
-    func normal32(_ bits: RValue) -> RValue {
-        let unit = r.constant(float: 0x1p-24, .f32)
-        let u1 = r.float(.mul, r.convert(.uitofp, r.int(.add, r.int(.lshr, bits, c64(40)), c64(1)), to: .f32), unit)
-        let u2 = r.float(.mul, r.convert(.uitofp, r.int(.and, r.int(.lshr, bits, c64(16)), c64(0xFF_FFFF)), to: .f32), unit)
-        let radius = r.math(.sqrt, [r.float(.mul, r.constant(float: -2, .f32), r.math(.log, [u1]))])
-        return r.float(.mul, radius, r.math(.cos, [r.float(.mul, r.constant(float: Double(Float(2 * Double.pi)), .f32), u2)]))
+    /// A standard normal from 48 of the bits (Box-Muller) computed in `t`: Double, or float on a
+    /// device without double. u1 and u2 are exact in float (24 bits each), so float's result
+    /// differs from Double's rounded to float only by float's log, sqrt and cos (a few ulp; the
+    /// device test bounds it at 1e-5 absolute).
+    func normal(_ bits: RValue, in t: ScalarType) -> RValue {
+        let unit = r.constant(float: 0x1p-24, t)
+        let u1 = r.float(.mul, r.convert(.uitofp, r.int(.add, r.int(.lshr, bits, c64(40)), c64(1)), to: t), unit)
+        let u2 = r.float(.mul, r.convert(.uitofp, r.int(.and, r.int(.lshr, bits, c64(16)), c64(0xFF_FFFF)), to: t), unit)
+        let radius = r.math(.sqrt, [r.float(.mul, r.constant(float: -2, t), r.math(.log, [u1]))])
+        let twoPi = t == .f32 ? Double(Float(2 * Double.pi)) : 2 * Double.pi
+        return r.float(.mul, radius, r.math(.cos, [r.float(.mul, r.constant(float: twoPi, t), u2)]))
     }
 
     func random(_ i: Instruction, _ idx: Index, _ kind: RandomKind, _ seed: UInt64) -> RValue {
@@ -44,6 +37,8 @@ extension KernelWriter {
         let counter = element(i.operands[0], Index(multi: [], linear: c64(0), shape: [], writer: self))
         let n = t.elementCount
         let bits = randomBits(seed: seed, counter: counter, count: n, index: idx.linear, draw: c64(0))
+        // Normals are drawn in Double, or in float where the target has no double.
+        let (normalType, normalDType): (ScalarType, DType) = target.float64 ? (.f64, .float64) : (.f32, .float32)
         switch kind {
         case .bits:
             return r.int(.lshr, bits, c64(1))
@@ -53,29 +48,18 @@ extension KernelWriter {
             }
             return r.float(.mul, r.convert(.uitofp, r.int(.lshr, bits, c64(11)), to: .f64), r.constant(float: 0x1p-53, .f64))
         case .normal:
-            if !target.float64 { return cast(normal32(bits), .float32, t.dtype) }
-            return cast(normal(bits), .float64, t.dtype)
-        case .truncatedNormal where !target.float64:
-            let value = r.slot(.f32, initial: nil), draw = r.slot(.i64, initial: nil)
-            r.store(normal32(bits), value)
-            r.store(c64(1), draw)
-            r.whileLoop({ r.fcmp(.ogt, r.math(.fabs, [r.load(value)]), r.constant(float: 2, .f32)) }) {
-                let k = r.load(draw)
-                r.store(normal32(randomBits(seed: seed, counter: counter, count: n, index: idx.linear, draw: k)), value)
-                r.store(r.int(.add, k, c64(1)), draw)
-            }
-            return cast(r.load(value), .float32, t.dtype)
+            return cast(normal(bits, in: normalType), normalDType, t.dtype)
         case .truncatedNormal:
             // Redraw (draw 1, 2, ...) until within two standard deviations.
-            let value = r.slot(.f64, initial: nil), draw = r.slot(.i64, initial: nil)
-            r.store(normal(bits), value)
+            let value = r.slot(normalType, initial: nil), draw = r.slot(.i64, initial: nil)
+            r.store(normal(bits, in: normalType), value)
             r.store(c64(1), draw)
-            r.whileLoop({ r.fcmp(.ogt, r.math(.fabs, [r.load(value)]), r.constant(float: 2, .f64)) }) {
+            r.whileLoop({ r.fcmp(.ogt, r.math(.fabs, [r.load(value)]), r.constant(float: 2, normalType)) }) {
                 let k = r.load(draw)
-                r.store(normal(randomBits(seed: seed, counter: counter, count: n, index: idx.linear, draw: k)), value)
+                r.store(normal(randomBits(seed: seed, counter: counter, count: n, index: idx.linear, draw: k), in: normalType), value)
                 r.store(r.int(.add, k, c64(1)), draw)
             }
-            return cast(r.load(value), .float64, t.dtype)
+            return cast(r.load(value), normalDType, t.dtype)
         }
     }
 }
