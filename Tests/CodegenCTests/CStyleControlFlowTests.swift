@@ -168,7 +168,7 @@ final class CStyleControlFlowTests: XCTestCase {
     /// The runtime table the C prelude declares has CKilnRT.h's layout, member for member.
     func testRenderedRuntimeTableMatchesTheHeader() throws {
         let include = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Sources/CKilnRT/include").standardized.path
-        let rendered = CStyleRenderer.runtimeTable.joined(separator: "\n")
+        let rendered = CPrelude.runtimeTable.joined(separator: "\n")
             .replacing("kiln_runtime_api", with: "rendered_api").replacing("kiln_range_kernel", with: "rendered_kernel")
             .replacing("kiln_rt", with: "rendered_rt")
         let members = ["parallel_for", "sgemm", "blas_sgemm", "blas_dgemm", "fault_record", "ipow_i64", "profile_tick"]
