@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers point down this list (see docs/architecture.md): IR <- Passes <- Kernels <- CodegenCPU/CodegenC/CodegenGPU,
-// IR <- Frontend, all of them <- Runtime <- Kiln <- kiln (CLI).
+// Layers point down this list (see docs/architecture.md): IR <- Passes <- Kernels <- CodegenCPU/CodegenC/CodegenGPU
+// <- AOT, IR <- Frontend, all of them <- Runtime <- Kiln <- kiln (CLI).
 let package = Package(
     name: "Kiln",
     products: [
@@ -43,11 +43,16 @@ let package = Package(
         // contexts, program caches, device memory pools and executables.
         .target(name: "KilnOpenCL", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "COpenCL"],
                 path: "Sources/CodegenGPU"),
+        // Ahead-of-time artifacts (`kiln compile`): an object file or one C file, a C header and a
+        // Swift wrapper, plus the C runtime built for the target (its sources embedded by the plugin).
+        .target(name: "KilnAOT", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "KilnCPU", "KilnC"], path: "Sources/AOT",
+                plugins: ["EmbedRuntime"]),
+        .plugin(name: "EmbedRuntime", capability: .buildTool()),
         .target(name: "KilnFrontend",
                 dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Frontend"),
         .target(name: "KilnRuntime",
-                dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "KilnCPU", "KilnC", "KilnOpenCL", "KilnFrontend", "CZlib",
+                dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "KilnCPU", "KilnC", "KilnOpenCL", "KilnAOT", "KilnFrontend", "CZlib",
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),
@@ -66,6 +71,7 @@ let package = Package(
         // The backend-generic suites: every case runs on every backend present, with a tally per backend.
         .testTarget(name: "KernelTests", dependencies: ["KilnKernels", "KilnCPU", "KilnC", "KilnOpenCL", "KilnPasses", "KilnIR", "CKilnRT", "KilnTestSupport"]),
         .testTarget(name: "CodegenGPUTests", dependencies: ["KilnOpenCL", "KilnKernels", "KilnPasses", "KilnIR", "COpenCL", "KilnTestSupport"]),
+        .testTarget(name: "AOTTests", dependencies: ["KilnAOT", "KilnCPU", "KilnKernels", "KilnPasses", "KilnIR", "CKilnRT", "KilnTestSupport"]),
         .testTarget(name: "FrontendTests", dependencies: ["KilnFrontend", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln", "KilnTestSupport"], resources: [.copy("Fixtures")]),
         // Saves checkpoints until CheckpointKillTests kills it (built beside the test bundle).
