@@ -143,7 +143,15 @@ static void micro_avx512(int64_t kc, const float *ap, int64_t astep, const float
         for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
     }
     __m512 scale = _mm512_set1_ps(alpha);
-    for (int r = 0; r < rows; r++) {
+    // A constant trip count, unrolled, so every acc[r] stays a register (GCC otherwise keeps the
+    // array in memory and stores every accumulator on every k).
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#elif defined(__GNUC__)
+#pragma GCC unroll 16
+#endif
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
         float *row = c + r * ldc;
         __m512 v = alpha == 1.0f ? acc[r] : _mm512_mul_ps(acc[r], scale);
         if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, row));
