@@ -250,10 +250,11 @@ static void plain_sgemm(const gemm_job *j) {
 #define KILN_SPLIT_K_MIN 512
 #define KILN_SPLIT_K_TILES 4
 
-// split_k: whether a small output over a long K may be split (with a partial product per chunk,
-// in thread-local scratch).
+// scratch: whether the product may use thread-local scratch (B packed whole; a small output over
+// a long K split, a partial product per chunk); without it B must not be transposed and is read
+// in place, whatever its row stride.
 static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                         const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update, int split_k) {
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update, int scratch) {
     gemm_job j = {0};
     j.alpha = alpha;
     j.update = update;
@@ -263,7 +264,7 @@ static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
     j.panels = (m + MR - 1) / MR;
     j.strips = (n + NR - 1) / NR;
     // A row stride of a multiple of 4 KiB maps a strip's rows onto a few L1 sets: pack those.
-    j.b_direct = trans_b == 0 && ldb % 1024 != 0;
+    j.b_direct = trans_b == 0 && (ldb % 1024 != 0 || !scratch);
     if (!j.b_direct) {
         j.bpack = scratch_for(&bscratch, (size_t)(j.strips * NR) * (size_t)k);
         if (!j.bpack) { plain_sgemm(&j); return; }
@@ -290,7 +291,7 @@ static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
     // When and how K is split depends on the shape only, never on the core count, so a product
     // is summed in the same order on every multi-core machine.
     int64_t chunks = min64(KILN_MAX_K_CHUNKS, k / KILN_SPLIT_K_MIN);
-    if (split_k && parallel && j.panels * j.strips < KILN_SPLIT_K_TILES && chunks >= 2) {
+    if (scratch && parallel && j.panels * j.strips < KILN_SPLIT_K_TILES && chunks >= 2) {
         float *partials = scratch_for(&kscratch, (size_t)(chunks * m * n));
         if (partials) {
             split_k_job s;
@@ -351,7 +352,7 @@ KILN_API void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
 #ifdef KILN_ARTIFACT
         // An artifact allocates nothing while it runs and gives the same result on any number of
         // threads: the kernel only where it reads B in place, without split K.
-        if (trans_b == 0 && ldb % 1024 != 0) {
+        if (trans_b == 0) {
             sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, update, 0);
             return;
         }

@@ -176,6 +176,7 @@ enum RuntimeDriver {
                     for (int v = 0; v < 4; v++) check_products(shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t >> 1, v & 1 ? -0.5 : 1, v >> 1);
             check_products(130, 260, 520, 0, 0, 1, 0);
             check_products(130, 260, 520, 1, 1, 0.25, 1);
+            check_products(5, 1022, 40, 0, 0, 1, 1);
             check_products(3, 4, 0, 0, 1, 1, 0);
             check_products(3, 4, 0, 1, 0, 1, 1);
             printf("hash %016llx\n", hash);
