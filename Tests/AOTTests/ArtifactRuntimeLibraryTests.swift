@@ -128,6 +128,13 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
         }
     }
 
+    /// A prefix that is not a C identifier is refused before anything is compiled.
+    func testPrefixMustBeACIdentifier() {
+        for bad in ["", "1x_", "a b_", "x;_", "é_"] {
+            assertKilnError(.invalidArgument, contains: ["prefix"]) { try build(prefix: bad) }
+        }
+    }
+
     /// A compiler that fails is an error carrying the end of its output.
     func testCompilerFailureCarriesTheCompilersOutput() throws {
         let cc = try RuntimeTestFiles.tool("cc", package: "gcc")
