@@ -44,9 +44,9 @@ static int64_t kiln_gemm_min(int64_t x, int64_t y) { return x < y ? x : y; }
 
 // With GCC or clang the tile is written with their vector types (no intrinsics: the compiler maps
 // them onto whatever vectors the CPU has, or scalars), one named accumulator pair per row, so it
-// stays in registers at -O2 whatever the auto-vectoriser decides; elsewhere, plain loops. Both sum
-// each element in the same order.
-#if defined(__GNUC__)
+// stays in registers at -O2 whatever the auto-vectoriser decides; elsewhere (or with
+// KILN_PLAIN_PRODUCTS defined), plain loops. Both sum each element in the same order.
+#if defined(__GNUC__) && !defined(KILN_PLAIN_PRODUCTS)
 #define KILN_GEMM_VECTOR_TILE 1
 #define KILN_GEMM_ZERO(i) V c##i##0 = zero, c##i##1 = zero;
 #define KILN_GEMM_STEP(i) c##i##0 += b0 * ap[i * ars]; c##i##1 += b1 * ap[i * ars];

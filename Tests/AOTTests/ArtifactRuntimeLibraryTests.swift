@@ -115,6 +115,35 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
         XCTAssertEqual(RuntimeDriver.messages(out), RuntimeDriver.messages.indices.map(RuntimeDriver.expected))
     }
 
+    /// The portable product's vector-typed tile and its plain-loop fallback (for compilers without
+    /// GCC's vector types), and the x86 and aarch64 builds, sum every element in the same order:
+    /// without contraction into FMAs, all give the same bytes.
+    func testPortableProductsGiveTheSameBytesWithPlainLoopsAndOnAarch64() throws {
+        let dir = try RuntimeTestFiles.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ArtifactRuntime.portableSource().write(toFile: "\(dir)/paste.c", atomically: false, encoding: .utf8)
+        try RuntimeDriver.source.write(toFile: "\(dir)/main.c", atomically: false, encoding: .utf8)
+        let gcc = try RuntimeTestFiles.tool("gcc", package: "gcc")
+        var hashes: [String: String] = [:]
+        for (label, flags) in [("vector", [String]()), ("plain", ["-DKILN_PLAIN_PRODUCTS"])] {
+            try RuntimeTestFiles.run([gcc, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-DPORTABLE"] + flags + ["main.c", "-lm", "-o", label], in: dir)
+            let out = try RuntimeTestFiles.run(["\(dir)/\(label)", "1"], in: dir)
+            XCTAssertEqual(RuntimeDriver.value(out, "failures"), "0", out)
+            hashes[label] = RuntimeDriver.value(out, "hash")
+        }
+        if let cross = Toolchain.find("aarch64-linux-gnu-gcc", path: ProcessInfo.processInfo.environment["PATH"] ?? ""),
+           let qemu = Toolchain.find("qemu-aarch64", path: ProcessInfo.processInfo.environment["PATH"] ?? "") {
+            try RuntimeTestFiles.run([cross, "-std=c99", "-O2", "-ffp-contract=off", "-DPORTABLE", "main.c", "-lm", "-o", "arm"], in: dir)
+            let out = try RuntimeTestFiles.run([qemu, "-L", "/usr/aarch64-linux-gnu", "\(dir)/arm", "1"], in: dir)
+            XCTAssertEqual(RuntimeDriver.value(out, "failures"), "0", out)
+            hashes["aarch64"] = RuntimeDriver.value(out, "hash")
+        } else {
+            print("SKIPPED (aarch64 half): install gcc-aarch64-linux-gnu and qemu-user")
+        }
+        XCTAssertEqual(Set(hashes.values).count, 1, "\(hashes)")
+        XCTAssertNotNil(hashes["vector"])
+    }
+
     /// A foreign triple with no compiler for it is `unavailable`, naming the Debian package.
     func testForeignTripleWithoutACompilerIsUnavailableAndNamesThePackage() throws {
         let empty = try RuntimeTestFiles.directory()
