@@ -100,6 +100,30 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
         XCTAssertEqual(hashes.count, 1, "products differ between thread counts: \(hashes)")
     }
 
+    /// Without aarch64-linux-gnu-gcc on PATH, a clang that can target aarch64 builds the library;
+    /// linked by the cross gcc it runs under qemu.
+    func testAarch64LibraryBuildsWithClangWhenThereIsNoCrossGcc() throws {
+        let clang = try RuntimeTestFiles.tool("clang", package: "clang")
+        let gcc = try RuntimeTestFiles.tool("aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu")
+        let qemu = try RuntimeTestFiles.tool("qemu-aarch64", package: "qemu-user")
+        let archiver = try RuntimeTestFiles.tool("llvm-ar", package: "llvm")
+        // A PATH holding only clang and llvm-ar.
+        let bin = try RuntimeTestFiles.directory()
+        defer { try? FileManager.default.removeItem(atPath: bin) }
+        try FileManager.default.createSymbolicLink(atPath: "\(bin)/clang", withDestinationPath: clang)
+        try FileManager.default.createSymbolicLink(atPath: "\(bin)/llvm-ar", withDestinationPath: archiver)
+        guard Toolchain.clangWorks("\(bin)/clang", triple: Self.aarch64.triple, environment: ["PATH": bin]) else {
+            throw XCTSkip("SKIPPED: clang cannot build for aarch64 here (it needs the aarch64 C library headers: apt-get install libc6-dev-arm64-cross)")
+        }
+        let dir = try build(prefix: "cl_", target: Self.aarch64, environment: ["PATH": bin])
+        let nm = try RuntimeTestFiles.tool("aarch64-linux-gnu-nm", package: "binutils-aarch64-linux-gnu")
+        XCTAssertEqual(try RuntimeTestFiles.definedGlobals(nm: nm, file: "\(dir)/cl_runtime.a"), ArtifactRuntime.functions.map { "cl_" + $0 }.sorted())
+        try RuntimeDriver.source.write(toFile: "\(dir)/main.c", atomically: false, encoding: .utf8)
+        try RuntimeTestFiles.run([gcc, "-O1", "-DPREFIX=cl_", "main.c", "cl_runtime.a", "-lm", "-lpthread", "-o", "main"], in: dir)
+        let out = try RuntimeTestFiles.run([qemu, "-L", "/usr/aarch64-linux-gnu", "\(dir)/main", "2"], in: dir)
+        XCTAssertEqual(RuntimeDriver.value(out, "failures"), "0", out)
+    }
+
     /// The portable paste, built into a program with `cc -std=c99 -O2`, computes what the library
     /// does, on one thread whatever is asked.
     func testPortablePasteComputesLikeTheLibrary() throws {
