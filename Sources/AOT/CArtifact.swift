@@ -121,6 +121,7 @@ enum CArtifact {
                 \(rows.joined(separator: "\n"))
                 };
 
+
                 """
         }
         let faultReset: String, faultTest: String

@@ -170,10 +170,12 @@ final class CArtifactTests: XCTestCase {
                 static const int indices[6] = { 5, 4, 3, 2, 1, 0 };
                 const void *f1[2] = { table, indices }, *f2[1] = { x };
                 void *o1[1] = { out }, *o2[1] = { xtx };
-                int k;
+                int k, a, b;
                 for (k = 0; k < 24; k++) table[k] = (float)k;
                 for (k = 0; k < 9 * 37; k++) x[k] = 1.0f;
-                printf("%d %d %g %g\\n", first_run(f1, o1), second_run(f2, o2), out[0], xtx[37 * 37 - 1]);
+                a = first_run(f1, o1);
+                b = second_run(f2, o2);
+                printf("%d %d %g %g\\n", a, b, out[0], xtx[37 * 37 - 1]);
                 return 0;
             }
             """.write(toFile: "\(dir)/both.c", atomically: true, encoding: .utf8)
