@@ -10,7 +10,7 @@ import KilnPasses
 /// ABI: the outputs of `NAME_run` (and of `NAME_run_with_arena`, which must agree byte for byte)
 /// against the in-process LLVM backend.
 final class ObjectArtifactTests: XCTestCase {
-    let elementwise = """
+    static let elementwise = """
     func @e(%0: f32[3,50] feed "x", %1: f32[50] feed "b", %2: i32[3,50] feed "k") {
       %3 = broadcast %1 shape=[3,50] dims=[1]
       %4 = add %0, %3
@@ -27,7 +27,8 @@ final class ObjectArtifactTests: XCTestCase {
     """
 
     func testObjectLinkedWithCCMatchesTheInProcessBackend() throws {
-        let program = try ObjectProgram(elementwise, name: "elem")
+        let program = try ObjectProgram(Self.elementwise, name: "elem")
+        defer { program.remove() }
         XCTAssertFalse(program.callsRuntime, "elementwise code needs no runtime library")
         let result = try program.run()
         XCTAssertEqual(result.code, 0, result.output)
@@ -38,20 +39,23 @@ final class ObjectArtifactTests: XCTestCase {
     }
 
     func testTheSameLayoutGivesTheSameBytes() throws {
-        let a = try ObjectProgram(elementwise, name: "same", build: false)
-        let b = try ObjectProgram(elementwise, name: "same", build: false)
+        let a = try ObjectProgram(Self.elementwise, name: "same", build: false)
+        let b = try ObjectProgram(Self.elementwise, name: "same", build: false)
+        defer { a.remove(); b.remove() }
         XCTAssertEqual(a.object, b.object)
         XCTAssertFalse(a.object.isEmpty)
         // The bytes name no file, directory or time: only the artifact's name.
         let text = String(decoding: a.object, as: UTF8.self)
         XCTAssertFalse(text.contains(FileManager.default.currentDirectoryPath))
         XCTAssertFalse(text.contains("/tmp"))
-        let other = try ObjectProgram(elementwise, name: "other", build: false)
+        let other = try ObjectProgram(Self.elementwise, name: "other", build: false)
+        defer { other.remove() }
         XCTAssertNotEqual(a.object, other.object)
     }
 
     func testOnlyTheFourABIFunctionsAreGlobal() throws {
-        let program = try ObjectProgram(elementwise, name: "only4", build: false)
+        let program = try ObjectProgram(Self.elementwise, name: "only4", build: false)
+        defer { program.remove() }
         let defined = try Tool.run("nm", ["-g", "--defined-only", program.objectPath]).output
         let names = defined.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }.sorted()
         XCTAssertEqual(names, ["only4_last_error", "only4_run", "only4_run_with_arena", "only4_set_threads"], defined)
@@ -60,6 +64,33 @@ final class ObjectArtifactTests: XCTestCase {
         XCTAssertFalse(undefined.contains("kiln"), undefined)
         let elf = Array(program.object.prefix(4))
         XCTAssertEqual(elf, [0x7F, 0x45, 0x4C, 0x46], "an ELF object")
+    }
+
+    /// Constants too large to be immediates live in the object, in the table the entry reads.
+    static let withConstants: String = {
+        let w = (0..<40).map { "\(Double($0 % 7) * 0.375 - 1)" }
+        let rows = stride(from: 0, to: 40, by: 20).map { "[" + w[$0..<$0 + 20].joined(separator: ", ") + "]" }
+        let n = (0..<20).map { "\($0 * 3 - 17)" }.joined(separator: ", ")
+        return """
+        func @c(%0: f32[2,20] feed "x", %1: f64[20] feed "y") {
+          %2 = constant f32[2,20] [\(rows.joined(separator: ", "))]
+          %3 = mul %0, %2
+          %4 = constant i64[20] [\(n)]
+          %5 = cast %4 to=f64
+          %6 = add %1, %5
+          return %3, %6
+        }
+        """
+    }()
+
+    func testLargeConstantsAreInTheObject() throws {
+        let program = try ObjectProgram(Self.withConstants, name: "consts")
+        defer { program.remove() }
+        XCTAssertEqual(program.layout.plan.constants.count, 2, "both constants go through the constant table")
+        XCTAssertEqual(program.layout.constantBytes, 40 * 4 + 20 * 8)
+        let result = try program.run()
+        XCTAssertEqual(result.code, 0, result.output)
+        try assertClose(result.fetches, try program.expected(), tolerance: 0)
     }
 
     func testScalarsAndAZeroArenaFunction() throws {
@@ -72,6 +103,7 @@ final class ObjectArtifactTests: XCTestCase {
           return %4
         }
         """, name: "scalar")
+        defer { program.remove() }
         let result = try program.run()
         XCTAssertEqual(result.code, 0, result.output)
         try assertClose(result.fetches, try program.expected(), tolerance: 0)
@@ -91,6 +123,9 @@ struct ObjectProgram {
     let inputs: [Tensor]
     var objectPath: String { directory.appendingPathComponent(layout.spec.name + ".o").path }
     var executable: String { directory.appendingPathComponent("main").path }
+
+    /// Removes the directory (the object, main.c and the program).
+    func remove() { try? FileManager.default.removeItem(at: directory) }
 
     /// Compiles `ir` (after the standard passes) as artifact `name` for `target`, and links it
     /// with `compiler` plus `libraries` unless `build` is false.
