@@ -104,6 +104,7 @@ final class ObjectArtifactTests: XCTestCase {
         }
         """, name: "scalar")
         defer { program.remove() }
+        XCTAssertEqual(program.layout.arenaBytes, 0, "NAME_run_with_arena takes NULL")
         let result = try program.run()
         XCTAssertEqual(result.code, 0, result.output)
         try assertClose(result.fetches, try program.expected(), tolerance: 0)
