@@ -8,10 +8,10 @@ import XCTest
 /// accessors carry the feeds in and the fetches out, `run()` throws the artifact's error, and a
 /// feed of the wrong size is refused before the C code could read past it.
 final class SwiftWrapperTests: XCTestCase {
-    /// Feeds of every dtype (one named `in`, a Swift keyword), a checked gather, a product,
+    /// Feeds of every dtype (one named `in`, a Swift keyword, one `swap`, a function the wrapper calls), a checked gather, a product,
     /// fetches of every dtype (one a feed passed through).
     let text = """
-    func @m(%0: f32[6,4] feed "p", %1: i32[3,2] feed "i", %2: f64[3] feed "d", %3: i64[] feed "n", %4: u8[2] feed "b", %5: bool[2] feed "in") {
+    func @m(%0: f32[6,4] feed "p", %1: i32[3,2] feed "i", %2: f64[3] feed "d", %3: i64[] feed "n", %4: u8[2] feed "swap", %5: bool[2] feed "in") {
       %6 = check.index %1 bounds=[6] node="emb/lookup" op="GatherV2" message="indices{index} = {value} is not in [0, 6)"
       %7 = gather %0, %6 axis=0 batch_dims=0
       %8 = reduce.sum %2 axes=[0]
@@ -30,7 +30,7 @@ final class SwiftWrapperTests: XCTestCase {
                      "    public var i: [Swift.Int32] = [Swift.Int32](repeating: 0, count: 6)",
                      "    public var d: [Swift.Double] = [Swift.Double](repeating: 0, count: 3)",
                      "    public var n: [Swift.Int64] = [Swift.Int64](repeating: 0, count: 1)",
-                     "    public var b: [Swift.UInt8] = [Swift.UInt8](repeating: 0, count: 2)",
+                     "    public var swap: [Swift.UInt8] = [Swift.UInt8](repeating: 0, count: 2)",
                      "    public var `in`: [Swift.Bool] = [Swift.Bool](repeating: false, count: 2)",
                      "    public private(set) var out0: [Swift.Float] = [Swift.Float](repeating: 0, count: 24)",
                      "    public private(set) var out4: [Swift.Bool] = [Swift.Bool](repeating: false, count: 2)",
@@ -43,8 +43,8 @@ final class SwiftWrapperTests: XCTestCase {
         XCTAssertEqual(SwiftWrapper.typeName("MNIST"), "MNIST")
         XCTAssertEqual(SwiftWrapper.typeName("self"), "SelfArtifact")
         // A fetch with a feed's identifier, and identifiers naming the type's own members.
-        let (feeds, fetches) = SwiftWrapper.memberNames(feeds: ["x", "run", "default"], fetches: ["x", "out"])
-        XCTAssertEqual(feeds, ["x", "run_2", "`default`"])
+        let (feeds, fetches) = SwiftWrapper.memberNames(feeds: ["x", "run", "default", "Swift"], fetches: ["x", "out"])
+        XCTAssertEqual(feeds, ["x", "run_2", "`default`", "Swift_2"])
         XCTAssertEqual(fetches, ["x_2", "out"])
     }
 
@@ -77,7 +77,7 @@ final class SwiftWrapperTests: XCTestCase {
             net.i = [5, 0, 1, 2, 3, 4]
             net.d = [0.5, 0.25, 2]
             net.n = [-7]
-            net.b = [255, 3]
+            net.swap = [255, 3]
             net.in = [true, false]
             try net.run()
             print(net.out0[0..<4].map { String($0) }.joined(separator: " "), net.out1, net.out2, net.out3, net.out4, net.out5[0])
