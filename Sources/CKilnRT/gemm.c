@@ -12,7 +12,10 @@
 //   in-register transposes, just before the strips that use it: it never leaves L1.
 // - B transposed (or with a row stride that maps its rows onto a few cache sets) is packed whole,
 //   in parallel, before the tiles start.
+// The kernel exists only on x86 (and never in the portable paste); kiln_sgemm runs it where the
+// CPU has AVX-512F and Kiln's portable product (products.c) everywhere else.
 #include "CKilnRT.h"
+#if defined(__x86_64__) && !defined(KILN_PORTABLE)
 #include <immintrin.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -132,7 +135,11 @@ static void micro_avx512(int64_t kc, const float *ap, int64_t astep, const float
     for (int64_t p = 0; p < kc; p++) {
         __m512 bv = _mm512_maskz_loadu_ps(mask, bp + p * bstep);
         const float *a = ap + p * astep;
+#if defined(__clang__)
 #pragma clang loop unroll(full)
+#elif defined(__GNUC__)
+#pragma GCC unroll 16
+#endif
         for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
     }
     __m512 scale = _mm512_set1_ps(alpha);
@@ -172,11 +179,6 @@ static void compute_tiles(void *job, void *u1, void *u2, void *u3, int64_t begin
             }
         }
     }
-}
-
-int kiln_sgemm_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
 }
 
 // B's packed copy and split-K partial products are per calling thread and grow to the largest
@@ -240,13 +242,10 @@ static void plain_sgemm(const gemm_job *j) {
 #define KILN_SPLIT_K_MIN 512
 #define KILN_SPLIT_K_TILES 4
 
-void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update) {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
-        if (!update) for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
-        return;
-    }
+// split_k: whether a small output over a long K may be split (with a partial product per chunk,
+// in thread-local scratch).
+static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update, int split_k) {
     gemm_job j = {0};
     j.alpha = alpha;
     j.update = update;
@@ -283,7 +282,7 @@ void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
     // When and how K is split depends on the shape only, never on the core count, so a product
     // is summed in the same order on every multi-core machine.
     int64_t chunks = min64(KILN_MAX_K_CHUNKS, k / KILN_SPLIT_K_MIN);
-    if (parallel && j.panels * j.strips < KILN_SPLIT_K_TILES && chunks >= 2) {
+    if (split_k && parallel && j.panels * j.strips < KILN_SPLIT_K_TILES && chunks >= 2) {
         float *partials = scratch_for(&kscratch, (size_t)(chunks * m * n));
         if (partials) {
             split_k_job s;
@@ -315,4 +314,44 @@ void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
         if (!j.b_direct) pack_b(&j, 0, 0, 0, 0, j.strips);
         compute_tiles(&j, 0, 0, 0, 0, tiles);
     }
+}
+#undef MR
+#undef NR
+#undef KC
+#endif
+
+#ifndef KILN_PORTABLE
+int kiln_sgemm_available(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+#endif
+
+KILN_API void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update) {
+#if defined(__x86_64__) && !defined(KILN_PORTABLE)
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (!update) for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    if (kiln_sgemm_available()) {
+#ifdef KILN_ARTIFACT
+        // An artifact allocates nothing while it runs and gives the same result on any number of
+        // threads: the kernel only where it reads B in place, without split K.
+        if (trans_b == 0 && ldb % 1024 != 0) {
+            sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, update, 0);
+            return;
+        }
+#else
+        sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, update, 1);
+        return;
+#endif
+    }
+#endif
+    kiln_gemm_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, update);
 }

@@ -1,11 +1,35 @@
 // A small worker pool for kernels of tens of microseconds. Parts of a job are claimed
 // dynamically, so when a worker is descheduled (a loaded machine) the caller simply runs the
 // remaining parts itself instead of waiting; idle workers spin briefly, then sleep.
+// In-process the pool is started explicitly (kiln_runtime_init); in an artifact it starts at the
+// first job worth splitting, with the size kiln_pool_configure asked for; the portable build has
+// no threads at all.
 #include "CKilnRT.h"
+
+#ifdef KILN_PORTABLE
+KILN_API void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count) {
+    kernel(args[0], args[1], args[2], args[3], 0, count);
+}
+
+KILN_API int kiln_pool_configure(int threads) {
+    (void)threads;
+    return 1;
+}
+#else
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <unistd.h>
+
+// What a spinning thread tells the CPU (a hint only, so nothing where there is none).
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define kiln_spin_hint() _mm_pause()
+#elif defined(__aarch64__) || defined(__arm__)
+#define kiln_spin_hint() __asm__ volatile("yield")
+#else
+#define kiln_spin_hint() ((void)0)
+#endif
 
 #define KILN_MAX_THREADS 64
 #define KILN_SPIN 2000
@@ -28,7 +52,9 @@ static _Atomic int done_parts;
 static kiln_range_kernel job_kernel;
 static void *job_args[4];
 static int64_t job_count;
+#ifndef KILN_ARTIFACT
 static _Atomic uint64_t jobs_given;
+#endif
 
 static inline uint32_t claim_serial(uint64_t c) { return (uint32_t)(c >> 32); }
 static inline int claim_parts(uint64_t c) { return (int)((c >> 16) & 0xFFFF); }
@@ -54,7 +80,7 @@ static void *worker_main(void *arg) {
         uint32_t s;
         int spins = 0;
         while ((s = claim_serial(atomic_load_explicit(&claim, memory_order_acquire))) == seen) {
-            if (++spins < KILN_SPIN) { _mm_pause(); continue; }
+            if (++spins < KILN_SPIN) { kiln_spin_hint(); continue; }
             pthread_mutex_lock(&sleep_lock);
             atomic_fetch_add(&sleepers, 1);
             while ((s = claim_serial(atomic_load_explicit(&claim, memory_order_acquire))) == seen) pthread_cond_wait(&wake, &sleep_lock);
@@ -68,23 +94,85 @@ static void *worker_main(void *arg) {
     return 0;
 }
 
+// The size asked for (<= 0: one per online CPU) and what it resolves to (0 until resolved),
+// both under config_lock; started says the workers exist and pool_threads is final.
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+#ifdef KILN_ARTIFACT
+static int requested = 0;
+#else
 static int requested = 1;
-static void start_once(void) {
-    pool_threads = requested < 1 ? 1 : (requested > KILN_MAX_THREADS ? KILN_MAX_THREADS : requested);
-    for (int i = 1; i < pool_threads; i++) pthread_create(&workers[i], 0, worker_main, 0);
+#endif
+static int planned = 0;
+static _Atomic int started;
+
+static int planned_size(void) {
+    if (planned == 0) {
+        int threads = requested;
+        if (threads <= 0) {
+            long online = sysconf(_SC_NPROCESSORS_ONLN);
+            threads = online > 0 ? (online > KILN_MAX_THREADS ? KILN_MAX_THREADS : (int)online) : 1;
+        }
+        planned = threads > KILN_MAX_THREADS ? KILN_MAX_THREADS : threads;
+    }
+    return planned;
 }
 
+static void start_once(void) {
+    pthread_mutex_lock(&config_lock);
+    int threads = planned_size(), i = 1;
+    // A worker the system refuses leaves a smaller pool; the caller still runs every part.
+    for (; i < threads; i++)
+        if (pthread_create(&workers[i], 0, worker_main, 0) != 0) break;
+    pool_threads = i;
+    atomic_store_explicit(&started, 1, memory_order_release);
+    pthread_mutex_unlock(&config_lock);
+}
+
+KILN_API int kiln_pool_configure(int threads) {
+    pthread_mutex_lock(&config_lock);
+    int size;
+    if (atomic_load_explicit(&started, memory_order_acquire)) size = pool_threads;
+    else {
+        requested = threads;
+        planned = 0;
+        size = planned_size();
+    }
+    pthread_mutex_unlock(&config_lock);
+    return size;
+}
+
+int kiln_pool_threads(void) {
+    if (atomic_load_explicit(&started, memory_order_acquire)) return pool_threads;
+#ifdef KILN_ARTIFACT
+    pthread_mutex_lock(&config_lock);
+    int size = planned_size();
+    pthread_mutex_unlock(&config_lock);
+    return size;
+#else
+    return 1;
+#endif
+}
+
+#ifndef KILN_ARTIFACT
 void kiln_pool_start(int threads) {
-    requested = threads;
+    pthread_mutex_lock(&config_lock);
+    if (!atomic_load_explicit(&started, memory_order_acquire)) {
+        requested = threads < 1 ? 1 : threads;
+        planned = 0;
+    }
+    pthread_mutex_unlock(&config_lock);
     pthread_once(&once, start_once);
 }
 
-int kiln_pool_threads(void) { return pool_threads; }
-
 uint64_t kiln_parallel_jobs(void) { return atomic_load_explicit(&jobs_given, memory_order_relaxed); }
+#endif
 
-void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count) {
+KILN_API void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count) {
+#ifdef KILN_ARTIFACT
+    if (count >= 2 && !atomic_load_explicit(&started, memory_order_acquire)) pthread_once(&once, start_once);
+#else
     if (count >= 2) atomic_fetch_add_explicit(&jobs_given, 1, memory_order_relaxed);
+#endif
     if (pool_threads < 2 || count < 2 || pthread_mutex_trylock(&submit_lock) != 0) {
         kernel(args[0], args[1], args[2], args[3], 0, count);
         return;
@@ -107,7 +195,8 @@ void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count) {
     // Only parts a worker has already claimed remain; if it was descheduled, yield to it.
     int spins = 0;
     while (atomic_load_explicit(&done_parts, memory_order_acquire) < parts) {
-        if (++spins < 4000) _mm_pause(); else sched_yield();
+        if (++spins < 4000) kiln_spin_hint(); else sched_yield();
     }
     pthread_mutex_unlock(&submit_lock);
 }
+#endif

@@ -1,20 +1,13 @@
 // The runtime's explicit initialiser and the small services compiled code calls besides the
-// pool, the product kernel and the fault record: integer power, profile ticks and OpenBLAS's
-// products (OpenBLAS is dlopen'ed by the host program, which hands its entry points here).
+// pool, the product kernels and the fault record: integer power, profile ticks and the BLAS-style
+// products (in-process OpenBLAS's, dlopen'ed by the host program, which hands its entry points
+// here; in an artifact Kiln's own).
 #include "CKilnRT.h"
+#ifndef KILN_ARTIFACT
 #include <time.h>
-#include <stddef.h>
+#endif
 
-static kiln_cblas_gemm_f32 blas_sgemm;
-static kiln_cblas_gemm_f64 blas_dgemm;
-
-void kiln_runtime_init(const kiln_runtime_config *config) {
-    kiln_pool_start(config->threads > 0 ? config->threads : 1);
-    blas_sgemm = config->cblas_sgemm;
-    blas_dgemm = config->cblas_dgemm;
-}
-
-int64_t kiln_ipow_i64(int64_t base, int64_t exp) {
+KILN_API int64_t kiln_ipow_i64(int64_t base, int64_t exp) {
     // Negative exponents follow integer division: 0 unless |base| is 1.
     if (exp < 0) return base == 1 ? 1 : base == -1 ? ((exp & 1) ? -1 : 1) : 0;
     uint64_t result = 1, b = (uint64_t)base;
@@ -25,6 +18,34 @@ int64_t kiln_ipow_i64(int64_t base, int64_t exp) {
         e >>= 1;
     }
     return (int64_t)result;
+}
+
+#ifdef KILN_ARTIFACT
+// beta is 0 (C is only written: whatever it held, NaN included, is ignored) or 1 (C is added
+// to); any other beta scales C first, so the BLAS meaning holds for every beta.
+KILN_API void kiln_blas_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                              const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    if (beta != 0 && beta != 1)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) c[i * ldc + j] *= beta;
+    kiln_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, beta != 0);
+}
+
+KILN_API void kiln_blas_dgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                              const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc) {
+    if (beta != 0 && beta != 1)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) c[i * ldc + j] *= beta;
+    kiln_gemm_f64(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, beta != 0);
+}
+#else
+static kiln_cblas_gemm_f32 blas_sgemm;
+static kiln_cblas_gemm_f64 blas_dgemm;
+
+void kiln_runtime_init(const kiln_runtime_config *config) {
+    kiln_pool_start(config->threads > 0 ? config->threads : 1);
+    blas_sgemm = config->cblas_sgemm;
+    blas_dgemm = config->cblas_dgemm;
 }
 
 void kiln_profile_tick(uint64_t *slots, int64_t slot) {
@@ -58,3 +79,4 @@ static const kiln_runtime_api api = {
 };
 
 const kiln_runtime_api *kiln_runtime_functions(void) { return &api; }
+#endif

@@ -1,2 +1,16 @@
-// SwiftPM needs one source file in a C target; the module is headers only.
 #include "CLLVM.h"
+#include <pthread.h>
+
+// llvm-c/Target.h's LLVMInitializeAll* are static inline over the configured targets, so they
+// are called from C here, once.
+static pthread_once_t all_targets_once = PTHREAD_ONCE_INIT;
+
+static void initialize_all_targets(void) {
+    LLVMInitializeAllTargetInfos();
+    LLVMInitializeAllTargets();
+    LLVMInitializeAllTargetMCs();
+    LLVMInitializeAllAsmPrinters();
+    LLVMInitializeAllAsmParsers();
+}
+
+void kiln_llvm_initialize_all_targets(void) { pthread_once(&all_targets_once, initialize_all_targets); }

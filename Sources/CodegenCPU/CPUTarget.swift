@@ -69,15 +69,18 @@ public struct CPUTarget: Hashable, Sendable {
         }
     }
 
-    /// A target machine for this CPU at the highest optimisation level.
-    func targetMachine() throws -> LLVMTargetMachineRef {
+    /// A target machine for this CPU at the highest optimisation level (PIC for artifacts, which
+    /// Debian's gcc links as position-independent executables by default).
+    func targetMachine(relocation: LLVMRelocMode = LLVMRelocDefault) throws -> LLVMTargetMachineRef {
         initializeNativeTarget()
+        // Another triple (an artifact's) needs LLVM's other targets; the JIT registers only its own.
+        if triple != CPUTarget.host.triple { kiln_llvm_initialize_all_targets() }
         var target: LLVMTargetRef?
         var err: UnsafeMutablePointer<CChar>?
         if LLVMGetTargetFromTriple(triple, &target, &err) != 0 {
             defer { LLVMDisposeMessage(err) }
             throw KilnError.internalError("LLVM target \(triple): \(String(cString: err!))")
         }
-        return LLVMCreateTargetMachine(target, triple, name, features, LLVMCodeGenLevelAggressive, LLVMRelocDefault, llvmCodeModel)
+        return LLVMCreateTargetMachine(target, triple, name, features, LLVMCodeGenLevelAggressive, relocation, llvmCodeModel)
     }
 }
