@@ -40,9 +40,14 @@ public struct CDialect: Hashable, Sendable {
     /// Without them (OpenCL) each buffer a function reads is a parameter of its own (the arena
     /// one parameter), and no kernel is split into rows (a device runs work items).
     let pointerTables: Bool
-    /// The expression for a runtime function (`kiln_rt->ipow_i64`); nil where the dialect has no
+    /// What a runtime function's name without `kiln_` follows in a call: `kiln_rt->` (through the
+    /// table, `kiln_rt->ipow_i64`) or `kiln_` (the function itself); nil where the dialect has no
     /// runtime to call (the renderer refuses those calls, except integer power, a prelude helper).
     let runtimeTable: String?
+    /// Whether the file declares the runtime's table and exports `kiln_bind` to receive it
+    /// (code loaded into a process that has the runtime), rather than calling functions the
+    /// same file defines.
+    let bindsRuntime: Bool
 
     /// Math functions by element type; names starting `kiln_` are prelude helpers.
     let math32: [MathFunction: String]
@@ -79,7 +84,7 @@ public struct CDialect: Hashable, Sendable {
         align64: "__attribute__((aligned(64)))",
         localFunction: "static", exportedFunction: "KILN_EXPORT", kernelFunction: "static __attribute__((noinline))",
         linkedKernelFunction: "__attribute__((noinline))",
-        pointerTables: true, runtimeTable: "kiln_rt->",
+        pointerTables: true, runtimeTable: "kiln_rt->", bindsRuntime: true,
         math32: [.fabs: "fabsf", .floor: "floorf", .ceil: "ceilf", .rint: "rintf", .roundeven: "rintf", .sqrt: "sqrtf",
                  .sin: "sinf", .cos: "cosf", .exp: "expf", .log: "logf", .log1p: "log1pf", .tanh: "tanhf", .pow: "powf",
                  .fma: "fmaf", .minnum: "kiln_minnumf", .maxnum: "kiln_maxnumf", .copysign: "copysignf"],
@@ -97,6 +102,47 @@ public struct CDialect: Hashable, Sendable {
                  "#define KILN_EXPORT __attribute__((visibility(\"default\")))"],
         doubleExtension: nil)
 
+    /// C99 for a file that stands alone (`kiln compile --emit c`): the same code as `c99`, but
+    /// everything is `static`, runtime functions are called by name (the file defines them),
+    /// there is no table and no `kiln_bind`, and the compiler-specific spellings are macros the
+    /// header defines, so a compiler without GCC's extensions still builds it. The float sums
+    /// `c99` hands to `-fopenmp-simd` stay in order unless the file is built with
+    /// `-fopenmp-simd -DKILN_OPENMP_SIMD` (GCC warns about an omp pragma it was not asked for).
+    public static let c99Standalone = CDialect(
+        name: "standalone C99",
+        types: c99.types, unsignedTypes: c99.unsignedTypes, signedTypes: c99.signedTypes,
+        int32Min: c99.int32Min, int64Min: c99.int64Min, int64Literal: c99.int64Literal,
+        floatInfinity: c99.floatInfinity, doubleInfinity: c99.doubleInfinity, floatNaN: c99.floatNaN, doubleNaN: c99.doubleNaN,
+        globalSpace: "", privateSpace: "", constantArrayStorage: "static const", restrict: "restrict",
+        align64: "KILN_ALIGNED64",
+        localFunction: "static", exportedFunction: "static", kernelFunction: "static KILN_NOINLINE",
+        linkedKernelFunction: "static KILN_NOINLINE",
+        pointerTables: true, runtimeTable: "kiln_", bindsRuntime: false,
+        math32: c99.math32, math64: c99.math64, fmod32: c99.fmod32, fmod64: c99.fmod64,
+        unlikely: "KILN_UNLIKELY(%@)",
+        keepRolled: c99.keepRolled,
+        reduction: "KILN_SIMD_SUM(%@)",
+        bitcast: c99.bitcast, saturatingConversion: c99.saturatingConversion,
+        header: ["#include <stdint.h>", "#include <stdbool.h>", "#include <string.h>", "#include <math.h>",
+                 "#ifndef KILN_ALIGNED64",
+                 "#if defined(__GNUC__) || defined(__clang__)",
+                 "#define KILN_ALIGNED64 __attribute__((aligned(64)))",
+                 "#define KILN_NOINLINE __attribute__((noinline))",
+                 "#define KILN_UNLIKELY(c) __builtin_expect((c), 0)",
+                 "#else",
+                 "#define KILN_ALIGNED64",
+                 "#define KILN_NOINLINE",
+                 "#define KILN_UNLIKELY(c) (c)",
+                 "#endif",
+                 "#endif",
+                 "#ifdef KILN_OPENMP_SIMD",
+                 "#define KILN_PRAGMA(x) _Pragma(#x)",
+                 "#define KILN_SIMD_SUM(...) KILN_PRAGMA(omp simd reduction(+: __VA_ARGS__))",
+                 "#else",
+                 "#define KILN_SIMD_SUM(...)",
+                 "#endif"],
+        doubleExtension: nil)
+
     /// OpenCL C 1.2: overloaded math (OpenCL's fmin/fmax already return the other operand for a
     /// NaN), `as_<type>` bit casts and `convert_<type>_sat_rtz` conversions (NaN -> 0), buffers
     /// in `__global` memory as kernel parameters, stack arrays `__private`, read-only arrays
@@ -112,7 +158,7 @@ public struct CDialect: Hashable, Sendable {
         globalSpace: "__global ", privateSpace: "__private ", constantArrayStorage: "__constant", restrict: "restrict",
         align64: "__attribute__((aligned(64)))",
         localFunction: "", exportedFunction: "", kernelFunction: "__kernel", linkedKernelFunction: "__kernel",
-        pointerTables: false, runtimeTable: nil,
+        pointerTables: false, runtimeTable: nil, bindsRuntime: false,
         math32: [.fabs: "fabs", .floor: "floor", .ceil: "ceil", .rint: "rint", .roundeven: "rint", .sqrt: "sqrt",
                  .sin: "sin", .cos: "cos", .exp: "exp", .log: "log", .log1p: "log1p", .tanh: "tanh", .pow: "pow",
                  .fma: "fma", .minnum: "fmin", .maxnum: "fmax", .copysign: "copysign"],

@@ -116,7 +116,7 @@ public final class CStyleRenderer: KernelRenderer, CStyleSource {
     }
 
     /// The translation unit so far: header, prelude helpers, read-only arrays, prototypes and
-    /// every function ended so far, then (C99) `kiln_bind`.
+    /// every function ended so far, then (C99 loaded in-process) `kiln_bind`.
     public var source: String {
         var lines = ["/* Kiln: \(title), rendered as \(dialect.name). */"]
         lines += refusals.map { "#error \"\(dialect.name) cannot express \($0)\"" }
@@ -126,13 +126,13 @@ public final class CStyleRenderer: KernelRenderer, CStyleSource {
             lines += ["#pragma OPENCL EXTENSION cl_khr_int64_base_atomics : enable",
                       "#pragma OPENCL EXTENSION cl_khr_int64_extended_atomics : enable"]
         }
-        if dialect.runtimeTable != nil { lines += CPrelude.runtimeTable }
+        if dialect.bindsRuntime { lines += CPrelude.runtimeTable }
         for h in helperOrder { lines.append(CPrelude.definition(h, dialect)) }
         lines.append("")
         if !constantArrays.isEmpty { lines += constantArrays + [""] }
         if !prototypes.isEmpty { lines += prototypes + [""] }
         lines += definitions
-        if dialect.runtimeTable != nil {
+        if dialect.bindsRuntime {
             lines += ["/* The runtime's functions (kiln_runtime_functions()), bound once after loading. */",
                       "KILN_EXPORT void kiln_bind(const kiln_runtime_api *api) { kiln_rt = api; }", ""]
         }
