@@ -155,6 +155,7 @@ public enum ObjectEmitter {
     /// they are global symbols of the object), every external `kiln_*` function gets the
     /// artifact's prefix, and the glue gets the kernels' CPU attributes.
     private static func bind(_ module: LLVMModuleRef, names: Names, target: CPUTarget) throws {
+        let wideVectors = target.artifactVectorBytes == 64
         var defined: Set<String> = []
         var f = LLVMGetFirstFunction(module)
         while let fn = f {
@@ -171,11 +172,17 @@ public enum ObjectEmitter {
             } else {
                 LLVMSetLinkage(fn, LLVMInternalLinkage)
             }
+            var attributes: [(String, String)] = []
             if LLVMGetStringAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), "target-cpu", 10) == nil {
-                let ctx = LLVMGetModuleContext(module)
-                for (k, v) in [("target-cpu", target.name), ("target-features", target.features)] {
-                    LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), LLVMCreateStringAttribute(ctx, k, UInt32(k.utf8.count), v, UInt32(v.utf8.count)))
-                }
+                attributes += [("target-cpu", target.name), ("target-features", target.features)]
+            }
+            // As the JIT does for an AVX-512 host, also when a named CPU implies AVX-512.
+            if wideVectors, LLVMGetStringAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), "prefer-vector-width", 19) == nil {
+                attributes.append(("prefer-vector-width", "512"))
+            }
+            let ctx = LLVMGetModuleContext(module)
+            for (k, v) in attributes {
+                LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), LLVMCreateStringAttribute(ctx, k, UInt32(k.utf8.count), v, UInt32(v.utf8.count)))
             }
         }
         let missing = names.exported.subtracting(defined)

@@ -104,6 +104,7 @@ final class ObjectArtifactTests: XCTestCase {
         }
         """, name: "scalar")
         defer { program.remove() }
+        XCTAssertEqual(program.layout.arenaBytes, 0, "NAME_run_with_arena takes NULL")
         let result = try program.run()
         XCTAssertEqual(result.code, 0, result.output)
         try assertClose(result.fetches, try program.expected(), tolerance: 0)
@@ -130,7 +131,7 @@ struct ObjectProgram {
     /// Compiles `ir` (after the standard passes) as artifact `name` for `target`, and links it
     /// with `compiler` plus `libraries` unless `build` is false.
     init(_ ir: String, name: String, target: CPUTarget? = nil, compiler: String = "cc", libraries: [String] = [], build: Bool = true,
-         inputs: [Tensor]? = nil, threads: Int32 = 0) throws {
+         inputs: [Tensor]? = nil, threads: Int32 = 0, concurrentRuns: Int = 0) throws {
         var f = try Parser.parse(ir)
         try PassManager.standard().run(&f)
         function = f
@@ -150,7 +151,15 @@ struct ObjectProgram {
         self.inputs = try inputs ?? f.params.enumerated().map { try Self.input($1.type, seed: $0) }
         guard build else { return }
         let source = directory.appendingPathComponent("main.c")
-        try Self.program(layout, inputs: self.inputs, threads: threads).write(to: source, atomically: true, encoding: .utf8)
+        try Self.program(layout, inputs: self.inputs, threads: threads, concurrentRuns: concurrentRuns).write(to: source, atomically: true, encoding: .utf8)
+        var libraries = libraries
+        if callsRuntime {
+            // As `kiln compile` writes it: NAME_runtime.a beside the object, for the same target.
+            let library = directory.appendingPathComponent(ArtifactRuntime.libraryName(name)).path
+            try ArtifactRuntime.buildLibrary(prefix: layout.runtimePrefix, target: layout.spec.target, to: library,
+                                             environment: ProcessInfo.processInfo.environment)
+            libraries.insert(library, at: 0)
+        }
         let linked = try Tool.run(compiler, ["-std=c11", "-O1", source.path, objectPath] + libraries + ["-lm", "-lpthread", "-o", executable])
         guard linked.status == 0 else { throw KilnError.internalError("\(compiler) failed:\n\(linked.output)") }
     }
@@ -174,9 +183,12 @@ struct ObjectProgram {
 
     /// main.c: the prototypes (as the header will declare them), the inputs as bytes, a run
     /// through NAME_run and one through NAME_run_with_arena, and each fetch's bytes in hex.
-    static func program(_ layout: ArtifactLayout, inputs: [Tensor], threads: Int32) -> String {
+    /// With `concurrentRuns`, four threads then call NAME_run that many times each at once (one
+    /// owns the artifact's arena, the others get temporary ones) and compare with the first run.
+    static func program(_ layout: ArtifactLayout, inputs: [Tensor], threads: Int32, concurrentRuns: Int = 0) -> String {
         let n = layout.spec.name
         var c = """
+        #include <pthread.h>
         #include <stdint.h>
         #include <stdio.h>
         #include <stdlib.h>
@@ -196,6 +208,24 @@ struct ObjectProgram {
             c += "static _Alignas(64) unsigned char fetch\(k)[\(bytes)], again\(k)[\(bytes)];\n"
         }
         let feedList = inputs.isEmpty ? "0" : inputs.indices.map { "feed\($0)" }.joined(separator: ", ")
+        let fetchBytes = layout.spec.fetches.map { max($0.type.elementCount * $0.type.dtype.byteSize, 1) }
+        c += """
+        static const void *const all_feeds[] = {\(feedList)};
+        // One thread's runs: each must give what the first run gave.
+        static void *runs(void *unused) {
+            (void)unused;
+            int bad = 0;
+        \(fetchBytes.enumerated().map { "    unsigned char *mine\($0) = malloc(\($1));" }.joined(separator: "\n"))
+            void *const mine[] = {\(fetchBytes.indices.map { "mine\($0)" }.joined(separator: ", "))};
+            for (int r = 0; r < \(concurrentRuns); r++) {
+                if (\(n)_run(all_feeds, mine) != 0) bad++;
+        \(fetchBytes.enumerated().map { "        if (memcmp(mine\($0), fetch\($0), \($1)) != 0) bad++;" }.joined(separator: "\n"))
+            }
+        \(fetchBytes.indices.map { "    free(mine\($0));" }.joined(separator: "\n"))
+            return (void *)(intptr_t)bad;
+        }
+
+        """
         c += """
         static void print_fetch(int k, const unsigned char *p, size_t size) {
             printf("fetch %d ", k);
@@ -227,6 +257,16 @@ struct ObjectProgram {
             c += "    printf(\"same %d %d\\n\", \(k), memcmp(fetch\(k), again\(k), \(bytes)) == 0);\n"
             c += "    print_fetch(\(k), fetch\(k), \(bytes));\n"
         }
+        if concurrentRuns > 0 {
+            c += """
+                pthread_t threads[4];
+                for (int t = 0; t < 4; t++) pthread_create(&threads[t], NULL, runs, NULL);
+                long bad = 0;
+                for (int t = 0; t < 4; t++) { void *r; pthread_join(threads[t], &r); bad += (long)(intptr_t)r; }
+                printf("concurrent failures %ld\\n", bad);
+
+            """
+        }
         c += "    return 0;\n}\n"
         return c
     }
@@ -235,6 +275,7 @@ struct ObjectProgram {
         var output: String
         var threads = -1, code = -1, lastError = -1, arenaCode = -1
         var message = "", truncated = ""
+        var noBuffer = -1, concurrentFailures = -1
         var fetches: [Tensor] = []
     }
 
@@ -252,6 +293,8 @@ struct ObjectProgram {
             if let v = value("message ") { r.message = v }
             if let v = value("truncated ") { r.truncated = v }
             if let v = value("arena code ") { r.arenaCode = Int(v) ?? -1 }
+            if let v = value("no buffer ") { r.noBuffer = Int(v) ?? -1 }
+            if let v = value("concurrent failures ") { r.concurrentFailures = Int(v) ?? -1 }
             if let v = value("same "), r.code == 0, !v.hasSuffix(" 1") { throw KilnError.internalError("NAME_run_with_arena disagrees with NAME_run: \(line)") }
             if let v = value("fetch ") {
                 let parts = v.split(separator: " ", omittingEmptySubsequences: false)
