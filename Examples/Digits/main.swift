@@ -131,6 +131,21 @@ if let export {
     print("exported \(try saver.save(sess, prefix: export + "/digits"))")
     try tx.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: export + "/test_images.f32")) }
     try ty.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: export + "/test_labels.i64")) }
+    // Session.run of what `make demo` compiles (the logits of a batch of 64), timed for
+    // scripts/aot-bench.sh to set beside the artifact's time.
+    let logits = try g.tensor(named: "eval_logits:0")
+    let (bx, _) = try test.batch(Array(0..<64)[...])
+    for _ in 0..<20 { _ = try sess.run(logits, feeds: [images: bx]) }
+    var times: [Double] = []
+    for _ in 0..<500 {
+        let t0 = DispatchTime.now()
+        _ = try sess.run(logits, feeds: [images: bx])
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e3)
+    }
+    times.sort()
+    let timing = String(format: "session eval_logits batch 64: median %.1f us, min %.1f us over %d runs", times[times.count / 2], times[0], times.count)
+    print(timing)
+    try (timing + "\n").write(toFile: export + "/session_timing.txt", atomically: true, encoding: .utf8)
 }
 let stepSeconds = trainSeconds - compileSeconds
 print(String(format: "digits: test_accuracy=%.4f train_seconds=%.2f steps=%d steps_per_s=%.0f compile_seconds=%.2f steps_per_s_with_compile=%.0f",
