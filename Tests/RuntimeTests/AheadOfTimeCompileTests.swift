@@ -158,6 +158,37 @@ final class AheadOfTimeCompileTests: AheadOfTimeTestCase {
                     [try cnn.session.run(cnn.logits, feeds: [cnn.images: images])], tolerance: 1e-6, "cnn_arm.o under qemu")
     }
 
+    // MARK: run-time checks
+
+    /// A gather whose index is out of range fails the artifact's run with TensorFlow's
+    /// INVALID_ARGUMENT (3) and the message Session.run throws; in range, it gathers, and a fed
+    /// int32 tensor fetched back comes back unchanged.
+    func testAnIndexOutOfRangeFailsTheRunWithSessionsMessageAndCode3() throws {
+        let g = Graph()
+        let table = try g.constant(try Tensor(shape: [5, 2], scalars: (0..<10).map { Float($0) * 1.5 }), name: "table")
+        let indices = try g.placeholder(.int32, shape: [3], name: "indices")
+        let rows = try g.gather(table, indices, name: "rows")
+        let file = path("gather.pb")
+        try g.graphDef().serializedData().write(to: URL(fileURLWithPath: file))
+        let sess = try Session(graph: g)
+        for emit in ["object", "c"] {
+            let dir = try compile(file, feeds: ["indices=int32[3]"], fetches: ["rows", "indices"], name: "rows_\(emit)", emit: emit)
+            let program = try link(name: "rows_\(emit)", dir: dir, feeds: 1, fetches: 2, emitC: emit == "c")
+            let good = try Tensor(shape: [3], scalars: [Int32(4), 0, 2])
+            let got = try execute(program, feeds: [good], types: [(.float32, [3, 2]), (.int32, [3])])
+            XCTAssertEqual(got, try sess.run([rows, indices], feeds: [indices: good]), emit)
+
+            let bad = try Tensor(shape: [3], scalars: [Int32(0), 7, 1])
+            var message = ""
+            do { _ = try sess.run(rows, feeds: [indices: bad]) } catch let e as KilnError { message = e.message }
+            XCTAssertTrue(message.contains("indices[1] = 7 is not in [0, 5)"), message)
+            try writeFeeds([bad], to: program + ".bad")
+            let r = try launch(program, [program + ".bad", program + ".out"])
+            XCTAssertEqual(r.status, 3, "\(emit): \(r.output)")
+            XCTAssertTrue(r.output.contains("run failed with 3 (last_error 3): \(message)\n"), "\(emit): \(r.output) vs \(message)")
+        }
+    }
+
     // MARK: determinism
 
     func testCompilingTwiceGivesByteIdenticalFiles() throws {

@@ -89,6 +89,16 @@ class AheadOfTimeTestCase: KilnBinaryTestCase {
     /// Runs a tool; fails the test with its output when it exits non-zero.
     @discardableResult
     func tool(_ path: String, _ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let (status, text) = try launch(path, arguments)
+        if status != 0 {
+            XCTFail("\(([path] + arguments).joined(separator: " ")) exited with \(status):\n\(text)", file: file, line: line)
+            throw CocoaError(.executableLoad)
+        }
+        return text
+    }
+
+    /// Runs a program; its exit status and its standard output and error together.
+    func launch(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = arguments
@@ -100,12 +110,7 @@ class AheadOfTimeTestCase: KilnBinaryTestCase {
         p.standardError = handle
         try p.run()
         p.waitUntilExit()
-        let text = String(decoding: try Data(contentsOf: out), as: UTF8.self)
-        if p.terminationStatus != 0 {
-            XCTFail("\(([path] + arguments).joined(separator: " ")) exited with \(p.terminationStatus):\n\(text)", file: file, line: line)
-            throw CocoaError(.executableLoad)
-        }
-        return text
+        return (p.terminationStatus, String(decoding: try Data(contentsOf: out), as: UTF8.self))
     }
 
     /// The absolute path of a tool on PATH, or nil.
