@@ -1,6 +1,7 @@
 /* Times one `kiln compile` artifact with one float32 feed and one fetch (scripts/aot-bench.sh).
  * Built with -DHEADER='"NAME.h"' -DNAME=name -DUP=NAME. Usage:
- *   aot-bench RUNS          median wall time of NAME_run on deterministic inputs
+ *   aot-bench RUNS          median wall time of NAME_run on deterministic inputs ($THREADS:
+ *                           NAME_set_threads before the first run, as KILN_THREADS caps Session's pool)
  *   aot-bench --npy FILE    writes those inputs as a .npy file (for `kiln bench GRAPH`) */
 #define _POSIX_C_SOURCE 200112L
 #include <stdint.h>
@@ -13,6 +14,8 @@
 #define CAT3(a, b, c) a##b##c
 #define SYM(n, s) CAT3(n, _, s)
 #define MAC(n, s) CAT3(n, _, s)
+#define STR2(x) #x
+#define STR(x) STR2(x)
 
 static int compare(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -48,6 +51,7 @@ int main(int argc, char **argv) {
     const void *feeds[] = {x};
     void *fetches[] = {y};
     double *t = malloc(sizeof(double) * runs);
+    if (getenv("THREADS")) SYM(NAME, set_threads)(atoi(getenv("THREADS")));  /* before the pool starts */
     for (int i = 0; i < 10; i++) if (SYM(NAME, run)(feeds, fetches) != 0) { fprintf(stderr, "run failed\n"); return 1; }
     for (int i = 0; i < runs; i++) {
         struct timespec a, b;
@@ -57,7 +61,7 @@ int main(int argc, char **argv) {
         t[i] = (b.tv_sec - a.tv_sec) * 1e6 + (b.tv_nsec - a.tv_nsec) / 1e3;
     }
     qsort(t, runs, sizeof(double), compare);
-    printf("artifact %s: median %.1f us, min %.1f us over %d runs, %d thread(s)\n", #NAME, t[runs / 2], t[0], runs, SYM(NAME, set_threads)(0));
+    printf("artifact %s: median %.1f us, min %.1f us over %d runs, %d thread(s)\n", STR(NAME), t[runs / 2], t[0], runs, SYM(NAME, set_threads)(0));
     free(t);
     return 0;
 }

@@ -3,8 +3,9 @@
 # (release build), and prints their sizes and compile times:
 #  - the golden frozen MLP (Tests/RuntimeTests/Fixtures/golden/frozen/frozen_mlp.pb), batch
 #    $BATCH (default 64): the artifact in a C loop (scripts/aot-bench.c) and `kiln bench` on the graph;
-#  - the digits CNN of `make demo` (batch 64; run `make demo` first): the artifact in a C loop and
-#    the Session.run time Examples/Digits measured at export.
+#  - the digits CNN (batch 64): Examples/Digits trains it (a few seconds), exports it and times
+#    Session.run of the batch; then the artifact in a C loop.
+# THREADS=N runs both on N threads (KILN_THREADS for the session, NAME_set_threads for the artifact).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
@@ -12,6 +13,7 @@ CC=${CC:-cc}
 BATCH=${BATCH:-64}
 RUNS=${RUNS:-2000}
 OUT=.build/aot-bench
+[ -n "${THREADS:-}" ] && export KILN_THREADS=$THREADS
 $SWIFT build -c release --product kiln >/dev/null
 KILN="$($SWIFT build -c release --show-bin-path)/kiln"
 rm -rf "$OUT" && mkdir -p "$OUT"
@@ -32,12 +34,9 @@ bench_artifact mlp "$OUT/mlp" "$FROZEN" --feed "x:0=float32[$BATCH,784]" --fetch
 "$OUT/mlp/bench" "$RUNS"
 "$KILN" bench "$FROZEN" --feed "x:0=$OUT/x.npy" --fetch probs:0 | grep -E "^method|^workload|frozen_mlp"
 
-DEMO=.build/digits-demo
-if [ -f "$DEMO/digits.meta" ]; then
-    echo "== digits CNN, batch 64"
-    bench_artifact digits "$OUT/digits" "$DEMO/digits.meta" --checkpoint "$DEMO/digits" --feed 'images=float32[64,8,8,1]' --fetch eval_logits
-    "$OUT/digits/bench" "$RUNS"
-    cat "$DEMO/session_timing.txt"
-else
-    echo "== digits CNN: skipped, run 'make demo' first (it exports the trained model to $DEMO)"
-fi
+echo "== digits CNN, batch 64"
+$SWIFT build -c release --product Digits >/dev/null
+"$($SWIFT build -c release --show-bin-path)/Digits" --export "$OUT/digits-model" | grep -E "^session|test_accuracy"
+bench_artifact digits "$OUT/digits" "$OUT/digits-model/digits.meta" --checkpoint "$OUT/digits-model/digits" \
+    --feed 'images=float32[64,8,8,1]' --fetch eval_logits
+"$OUT/digits/bench" "$RUNS"
