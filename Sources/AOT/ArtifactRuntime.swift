@@ -52,6 +52,10 @@ enum ArtifactRuntime {
     /// Builds the C runtime (RuntimeSources) for `target` with its functions renamed `prefix` +
     /// name, into the static library at `path`. The same inputs give the same bytes.
     static func buildLibrary(prefix: String, target: CPUTarget, to path: String, environment: [String: String]) throws {
+        // The prefix is pasted into #define lines and symbol names.
+        guard let first = prefix.first, !first.isNumber, prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+            throw KilnError.invalidArgument("the runtime prefix '\(prefix)' is not a C identifier")
+        }
         let tools = try Toolchain(for: target, environment: environment)
         var template = Array((NSTemporaryDirectory() + "/kiln-runtime-XXXXXX").utf8CString)
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
@@ -102,7 +106,7 @@ struct Toolchain {
             }
             compiler = [program] + words.dropFirst()
             archiver = [Self.find("ar", path: path) ?? "ar"]
-            if target.name == host.name && target.features == host.features {
+            if target.name == host.name {
                 machineFlags = arch.hasPrefix("x86") || arch == "i686" || arch == "i386" ? ["-march=native"] : ["-mcpu=native"]
             }
             return

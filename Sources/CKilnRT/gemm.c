@@ -143,7 +143,15 @@ static void micro_avx512(int64_t kc, const float *ap, int64_t astep, const float
         for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
     }
     __m512 scale = _mm512_set1_ps(alpha);
-    for (int r = 0; r < rows; r++) {
+    // A constant trip count, unrolled, so every acc[r] stays a register (GCC otherwise keeps the
+    // array in memory and stores every accumulator on every k).
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#elif defined(__GNUC__)
+#pragma GCC unroll 16
+#endif
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
         float *row = c + r * ldc;
         __m512 v = alpha == 1.0f ? acc[r] : _mm512_mul_ps(acc[r], scale);
         if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, row));
@@ -174,6 +182,37 @@ static void compute_tiles(void *job, void *u1, void *u2, void *u3, int64_t begin
                     const float *bp = j->b_direct ? j->b + k0 * j->ldb + s * NR : j->bpack + s * j->bpack_stride + k0 * NR;
                     int64_t bstep = j->b_direct ? j->ldb : NR;
                     micro_avx512(kc, ap, astep, bp, bstep, j->c + p * MR * j->ldc + s * NR, j->ldc, rows, cols, j->alpha,
+                                 k0 > 0 || j->update);
+                }
+            }
+        }
+    }
+}
+
+// The same tiles with B transposed and no packed copy of it (an artifact allocates nothing): for
+// each K block, each strip of the tile is packed into this thread's buffer, then every panel runs
+// against it. Each element is summed in the same order as compute_tiles sums it.
+static void compute_tiles_packing_strips(void *job, void *u1, void *u2, void *u3, int64_t begin, int64_t end) {
+    (void)u1; (void)u2; (void)u3;
+    const gemm_job *j = job;
+    static _Thread_local float apanel[MR * KC] __attribute__((aligned(64)));
+    static _Thread_local float bstrip[KC * NR] __attribute__((aligned(64)));
+    for (int64_t t = begin; t < end; t++) {
+        int64_t tm = t / j->tiles_n, tn = t % j->tiles_n;
+        int64_t p0 = tm * j->tile_p, p1 = min64(p0 + j->tile_p, j->panels);
+        int64_t s0 = tn * j->tile_s, s1 = min64(s0 + j->tile_s, j->strips);
+        for (int64_t k0 = 0; k0 < j->k; k0 += KC) {
+            int64_t kc = min64(j->k - k0, KC);
+            for (int64_t s = s0; s < s1; s++) {
+                int64_t cols = min64(j->n - s * NR, NR);
+                pack_rows_k_major(j->b, j->ldb, s * NR, cols, k0, kc, bstrip);
+                for (int64_t p = p0; p < p1; p++) {
+                    int64_t rows = min64(j->m - p * MR, MR);
+                    const float *ap = apanel;
+                    int64_t astep = MR;
+                    if (j->trans_a && rows == MR) { ap = j->a + k0 * j->lda + p * MR; astep = j->lda; }
+                    else pack_a_block(j, p * MR, k0, kc, apanel);
+                    micro_avx512(kc, ap, astep, bstrip, NR, j->c + p * MR * j->ldc + s * NR, j->ldc, rows, cols, j->alpha,
                                  k0 > 0 || j->update);
                 }
             }
@@ -242,10 +281,11 @@ static void plain_sgemm(const gemm_job *j) {
 #define KILN_SPLIT_K_MIN 512
 #define KILN_SPLIT_K_TILES 4
 
-// split_k: whether a small output over a long K may be split (with a partial product per chunk,
-// in thread-local scratch).
+// scratch: whether the product may use thread-local scratch (B packed whole; a small output over
+// a long K split, a partial product per chunk); without it B is read in place whatever its row
+// stride, or, transposed, packed a strip at a time.
 static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                         const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update, int split_k) {
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int update, int scratch) {
     gemm_job j = {0};
     j.alpha = alpha;
     j.update = update;
@@ -255,8 +295,8 @@ static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
     j.panels = (m + MR - 1) / MR;
     j.strips = (n + NR - 1) / NR;
     // A row stride of a multiple of 4 KiB maps a strip's rows onto a few L1 sets: pack those.
-    j.b_direct = trans_b == 0 && ldb % 1024 != 0;
-    if (!j.b_direct) {
+    j.b_direct = trans_b == 0 && (ldb % 1024 != 0 || !scratch);
+    if (!j.b_direct && scratch) {
         j.bpack = scratch_for(&bscratch, (size_t)(j.strips * NR) * (size_t)k);
         if (!j.bpack) { plain_sgemm(&j); return; }
         j.bpack_stride = k * NR;
@@ -282,7 +322,7 @@ static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
     // When and how K is split depends on the shape only, never on the core count, so a product
     // is summed in the same order on every multi-core machine.
     int64_t chunks = min64(KILN_MAX_K_CHUNKS, k / KILN_SPLIT_K_MIN);
-    if (split_k && parallel && j.panels * j.strips < KILN_SPLIT_K_TILES && chunks >= 2) {
+    if (scratch && parallel && j.panels * j.strips < KILN_SPLIT_K_TILES && chunks >= 2) {
         float *partials = scratch_for(&kscratch, (size_t)(chunks * m * n));
         if (partials) {
             split_k_job s;
@@ -307,12 +347,13 @@ static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
         }
     }
     void *args[4] = {&j, 0, 0, 0};
+    kiln_range_kernel tiles_kernel = j.b_direct || j.bpack ? compute_tiles : compute_tiles_packing_strips;
     if (parallel) {
-        if (!j.b_direct) kiln_parallel_for(pack_b, args, j.strips);
-        kiln_parallel_for(compute_tiles, args, tiles);
+        if (j.bpack) kiln_parallel_for(pack_b, args, j.strips);
+        kiln_parallel_for(tiles_kernel, args, tiles);
     } else {
-        if (!j.b_direct) pack_b(&j, 0, 0, 0, 0, j.strips);
-        compute_tiles(&j, 0, 0, 0, 0, tiles);
+        if (j.bpack) pack_b(&j, 0, 0, 0, 0, j.strips);
+        tiles_kernel(&j, 0, 0, 0, 0, tiles);
     }
 }
 #undef MR
@@ -342,11 +383,9 @@ KILN_API void kiln_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
     if (kiln_sgemm_available()) {
 #ifdef KILN_ARTIFACT
         // An artifact allocates nothing while it runs and gives the same result on any number of
-        // threads: the kernel only where it reads B in place, without split K.
-        if (trans_b == 0 && ldb % 1024 != 0) {
-            sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, update, 0);
-            return;
-        }
+        // threads: no scratch, no split K.
+        sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, update, 0);
+        return;
 #else
         sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, update, 1);
         return;

@@ -17,7 +17,7 @@
 #define KILN_GEMM_DEPTH 256
 // Bytes of a vector register the compiler may use, and rows of the register tile: as many as
 // keep the accumulators (2 x MR vectors) in registers with room for B and A (16 registers on
-// x86, 32 on AArch64).
+// x86, 32 on AArch64), and enough independent sums to hide the adder's latency.
 #if defined(__AVX512F__)
 #define KILN_GEMM_VECTOR 64
 #elif defined(__AVX__)
@@ -27,15 +27,31 @@
 #endif
 #if defined(__aarch64__)
 #define KILN_GEMM_MR 8
-#elif KILN_GEMM_VECTOR >= 32
-#define KILN_GEMM_MR 6
 #else
-#define KILN_GEMM_MR 4
+#define KILN_GEMM_MR 6
 #endif
 // The least work (multiply-adds) worth a task of its own on the pool (a few microseconds).
 #define KILN_GEMM_WORK (1 << 16)
 
 static int64_t kiln_gemm_min(int64_t x, int64_t y) { return x < y ? x : y; }
+
+// The register tile's rows, for code written once per row.
+#if KILN_GEMM_MR == 8
+#define KILN_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#else
+#define KILN_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#endif
+
+// With GCC or clang the tile is written with their vector types (no intrinsics: the compiler maps
+// them onto whatever vectors the CPU has, or scalars), one named accumulator pair per row, so it
+// stays in registers at -O2 whatever the auto-vectoriser decides; elsewhere (or with
+// KILN_PLAIN_PRODUCTS defined), plain loops. Both sum each element in the same order.
+#if defined(__GNUC__) && !defined(KILN_PLAIN_PRODUCTS)
+#define KILN_GEMM_VECTOR_TILE 1
+#define KILN_GEMM_ZERO(i) V c##i##0 = zero, c##i##1 = zero;
+#define KILN_GEMM_STEP(i) c##i##0 += b0 * ap[i * ars]; c##i##1 += b1 * ap[i * ars];
+#define KILN_GEMM_SPILL(i) memcpy(&out[i][0], &c##i##0, sizeof(V)); memcpy(&out[i][lanes], &c##i##1, sizeof(V));
+#endif
 
 // One product for element type T, named by S (f32, f64).
 #define KILN_GEMM_DEFINE(T, S)                                                                              \
@@ -53,20 +69,12 @@ static int64_t kiln_gemm_min(int64_t x, int64_t y) { return x < y ? x : y; }
        [kc][NR]. */                                                                                         \
     static void kiln_gemm_tile_##S(int64_t kc, const T *a, int64_t ars, int64_t acs, const T *b, T *c,     \
                                    int64_t ldc, int64_t rows, int64_t cols, T alpha, int accumulate) {      \
-        T acc[KILN_GEMM_MR][kiln_gemm_nr_##S];                                                              \
-        for (int i = 0; i < KILN_GEMM_MR; i++)                                                              \
-            for (int j = 0; j < kiln_gemm_nr_##S; j++) acc[i][j] = 0;                                       \
-        for (int64_t p = 0; p < kc; p++) {                                                                  \
-            const T *bp = b + p * kiln_gemm_nr_##S;                                                         \
-            for (int i = 0; i < KILN_GEMM_MR; i++) {                                                        \
-                T av = a[i * ars + p * acs];                                                                \
-                for (int j = 0; j < kiln_gemm_nr_##S; j++) acc[i][j] += av * bp[j];                         \
-            }                                                                                               \
-        }                                                                                                   \
+        T out[KILN_GEMM_MR][kiln_gemm_nr_##S];                                                              \
+        KILN_GEMM_ACCUMULATE_##S                                                                            \
         for (int64_t i = 0; i < rows; i++) {                                                                \
             T *row = c + i * ldc;                                                                           \
             for (int64_t j = 0; j < cols; j++) {                                                            \
-                T v = alpha * acc[i][j];                                                                    \
+                T v = alpha * out[i][j];                                                                    \
                 row[j] = accumulate ? row[j] + v : v;                                                       \
             }                                                                                               \
         }                                                                                                   \
@@ -155,6 +163,44 @@ static int kiln_gemm_threads(void) {
     return kiln_pool_threads();
 #endif
 }
+
+// out = A * B over kc for the tile (the body of kiln_gemm_tile_S).
+#ifdef KILN_GEMM_VECTOR_TILE
+typedef float kiln_gemm_vec_f32 __attribute__((vector_size(KILN_GEMM_VECTOR)));
+typedef double kiln_gemm_vec_f64 __attribute__((vector_size(KILN_GEMM_VECTOR)));
+#define KILN_GEMM_VECTOR_BODY(T, S)                                                                         \
+    {                                                                                                       \
+        typedef kiln_gemm_vec_##S V;                                                                        \
+        enum { lanes = KILN_GEMM_VECTOR / (int)sizeof(T) };                                                 \
+        const V zero = {0};                                                                                 \
+        KILN_GEMM_ROWS(KILN_GEMM_ZERO)                                                                      \
+        for (int64_t p = 0; p < kc; p++) {                                                                  \
+            const T *ap = a + p * acs;                                                                      \
+            V b0, b1;                                                                                       \
+            memcpy(&b0, b + p * 2 * lanes, sizeof(V));                                                      \
+            memcpy(&b1, b + p * 2 * lanes + lanes, sizeof(V));                                              \
+            KILN_GEMM_ROWS(KILN_GEMM_STEP)                                                                  \
+        }                                                                                                   \
+        KILN_GEMM_ROWS(KILN_GEMM_SPILL)                                                                     \
+    }
+#define KILN_GEMM_ACCUMULATE_f32 KILN_GEMM_VECTOR_BODY(float, f32)
+#define KILN_GEMM_ACCUMULATE_f64 KILN_GEMM_VECTOR_BODY(double, f64)
+#else
+#define KILN_GEMM_LOOP_BODY(T, S)                                                                           \
+    {                                                                                                       \
+        for (int i = 0; i < KILN_GEMM_MR; i++)                                                              \
+            for (int j = 0; j < kiln_gemm_nr_##S; j++) out[i][j] = 0;                                       \
+        for (int64_t p = 0; p < kc; p++) {                                                                  \
+            const T *bp = b + p * kiln_gemm_nr_##S;                                                         \
+            for (int i = 0; i < KILN_GEMM_MR; i++) {                                                        \
+                T av = a[i * ars + p * acs];                                                                \
+                for (int j = 0; j < kiln_gemm_nr_##S; j++) out[i][j] += av * bp[j];                         \
+            }                                                                                               \
+        }                                                                                                   \
+    }
+#define KILN_GEMM_ACCUMULATE_f32 KILN_GEMM_LOOP_BODY(float, f32)
+#define KILN_GEMM_ACCUMULATE_f64 KILN_GEMM_LOOP_BODY(double, f64)
+#endif
 
 KILN_GEMM_DEFINE(float, f32)
 KILN_GEMM_DEFINE(double, f64)
