@@ -121,6 +121,7 @@ enum CArtifact {
                 \(rows.joined(separator: "\n"))
                 };
 
+
                 """
         }
         let faultReset: String, faultTest: String
@@ -257,7 +258,7 @@ enum CArtifact {
                 if (message != NULL && size > 0) {
                     switch (\(P)_last.code) {
             \(message3)        case 8:
-                        snprintf(message, size, "cannot allocate the arena of \(arenaBytes) bytes");
+                        snprintf(message, size, "cannot allocate the arena of \(rounded) bytes");
                         break;
                     default:
                         message[0] = 0;

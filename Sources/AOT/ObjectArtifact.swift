@@ -18,6 +18,10 @@ enum ObjectArtifact {
         let names = ObjectEmitter.Names(module: name, entry: layout.entryName, constantTable: name + "_constants",
                                         runtimePrefix: layout.runtimePrefix, exported: exported)
         let sizeBits = try layout.spec.target.pointerBits
+        // A 32-bit target cannot address an arena (or constants) past its size_t.
+        if sizeBits < 64, layout.arenaBytes + 63 >= 1 << sizeBits || layout.constantBytes >= 1 << sizeBits {
+            throw KilnError.resourceExhausted("the arena of \(layout.arenaBytes) bytes and constants of \(layout.constantBytes) bytes of '\(name)' do not fit the \(sizeBits)-bit address space of \(layout.spec.target.triple)")
+        }
         let object = try ObjectEmitter.emit(layout.spec.function, plan: layout.plan, target: layout.spec.target,
                                             description: layout.description, names: names) { calls in
             glue(layout, sizeType: "i\(sizeBits)", usesPool: !calls.isDisjoint(with: poolFunctions))

@@ -12,15 +12,26 @@ enum SwiftWrapper {
         let type = typeName(name), module = "C" + type
         let (feedNames, fetchNames) = memberNames(feeds: spec.feeds.map(\.identifier), fetches: spec.fetches.map(\.identifier))
         var s: [String] = []
+        let code: [String]
+        switch layout.emit {
+        case .c:
+            code = ["whose sources are \(name).c (beside include/), which SwiftPM builds;"]
+        case .object:
+            code = ["an empty shim.c (a C target needs a source), and that links the object: e.g.",
+                    "`ar rcs lib\(name).a \(name).o`, then in that target",
+                    "linkerSettings: [.unsafeFlags([\"-L<that folder>\", \"-l\(name)\"])], adding the path of",
+                    "\(name)_runtime.a when kiln compile wrote one, and -lpthread;"]
+        }
         s.append("""
             // \(name).swift: a Swift interface to the graph compiled ahead of time by `kiln compile` (Kiln).
             // Origin: \(oneLine(spec.origin))
             //
-            // The C functions come from \(name).h. In a Swift package, add a C target named \(module)
-            // whose include/ folder holds \(name).h (a module map is made for it) and which supplies the
-            // code: \(layout.emit == .c ? "\(name).c in its sources" : "link \(name).o\(" and the runtime library, if kiln compile wrote one, for example archived as lib\(name).a with `ar rcs lib\(name).a \(name).o` and linked with linkerSettings: [.unsafeFlags([\"-L<dir>\", \"-l\(name)\"])]")");
-            // then put this file in a Swift target depending on \(module). Without a package:
-            //   swiftc -import-objc-header \(name).h main.swift \(name).swift \(layout.emit == .c ? "\(name).o (cc -O2 -std=c99 -c \(name).c)" : "\(name).o")
+            // It calls the C functions \(name).h declares. In a Swift package: a C target named \(module)
+            // holding include/\(name).h (SwiftPM makes its module map) and
+            """ + "\n" + code.map { "//   " + $0 }.joined(separator: "\n") + "\n" + """
+            // then this file in a Swift target that depends on \(module) (it imports \(module) when that
+            // module exists). Without a package:
+            //   swiftc -import-objc-header \(name).h main.swift \(name).swift \(layout.emit == .c ? "\(name).o (from cc -O2 -std=c99 -c \(name).c)" : "\(name).o\(" [\(name)_runtime.a] -lpthread")")
             #if canImport(\(module))
             import \(module)
             #endif

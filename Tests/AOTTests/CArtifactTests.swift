@@ -36,13 +36,17 @@ final class CArtifactTests: XCTestCase {
         }
     }
 
-    func assertAgrees(_ text: String, _ feeds: [Tensor], tolerance: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Builds and runs the artifact, compares its fetches; returns the C file's text.
+    @discardableResult
+    func assertAgrees(_ text: String, _ feeds: [Tensor], tolerance: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let (spec, dir, program) = try build(text)
         let want = try inProcess(spec, feeds).get()
-        guard case .results(let got) = try CArtifactHarness.execute([program], spec, feeds, in: dir) else {
-            return XCTFail("the artifact failed", file: file, line: line)
+        if case .results(let got) = try CArtifactHarness.execute([program], spec, feeds, in: dir) {
+            CArtifactHarness.assertClose(got, want, tolerance: tolerance, "C artifact", file: file, line: line)
+        } else {
+            XCTFail("the artifact failed", file: file, line: line)
         }
-        CArtifactHarness.assertClose(got, want, tolerance: tolerance, "C artifact", file: file, line: line)
+        return try String(contentsOfFile: "\(dir)/\(spec.name).c", encoding: .utf8)
     }
 
     static func floats(_ n: Int, scale: Float = 0.37, offset: Int = 0) -> [Float] {
@@ -84,6 +88,52 @@ final class CArtifactTests: XCTestCase {
         """, [try Tensor(shape: [9, 37], scalars: Self.floats(9 * 37)),
               try Tensor(shape: [6, 4], scalars: (0..<24).map { Double($0) * 0.5 - 3 }),
               try Tensor(shape: [5, 6], scalars: (0..<30).map { Double($0 % 7) - 2.5 })])
+    }
+
+    /// A small CNN with its weights compiled in: convolution as patch products, bias, ReLU,
+    /// max pooling, a dense layer and a softmax.
+    func testConvolutionalNetworkMatchesTheInProcessBackend() throws {
+        func literal(_ shape: [Int], _ seed: Int) -> String {
+            let n = shape.reduce(1, *)
+            let values = (0..<n).map { Float(($0 * 7919 + seed) % 97) / 97 - 0.5 }
+            func nest(_ dims: ArraySlice<Int>, _ start: Int) -> String {
+                guard let d = dims.first else { return "\(values[start])" }
+                let inner = dims.dropFirst().reduce(1, *)
+                return "[" + (0..<d).map { nest(dims.dropFirst(), start + $0 * inner) }.joined(separator: ",") + "]"
+            }
+            return "constant f32\(shape) \(nest(shape[...], 0))"
+        }
+        let text = """
+        func @cnn(%0: f32[4,12,12,3] feed "images") {
+          %1 = patches %0 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
+          %2 = reshape %1 shape=[576,27]
+          %3 = \(literal([27, 8], 1))
+          %4 = dot %2, %3 transpose_a=false transpose_b=false
+          %5 = \(literal([8], 2))
+          %6 = broadcast %5 shape=[576,8] dims=[1]
+          %7 = add %4, %6
+          %8 = constant f32[] 0.0
+          %9 = broadcast %8 shape=[576,8] dims=[]
+          %10 = max %7, %9
+          %11 = reshape %10 shape=[4,12,12,8]
+          %12 = reduce_window.max %11 window=[1,2,2,1] strides=[1,2,2,1] pad_low=[0,0,0,0] pad_high=[0,0,0,0]
+          %13 = reshape %12 shape=[4,288]
+          %14 = \(literal([288, 10], 3))
+          %15 = dot %13, %14 transpose_a=false transpose_b=false
+          %16 = reduce.max %15 axes=[1]
+          %17 = broadcast %16 shape=[4,10] dims=[0]
+          %18 = sub %15, %17
+          %19 = exp %18
+          %20 = reduce.sum %19 axes=[1]
+          %21 = broadcast %20 shape=[4,10] dims=[0]
+          %22 = div %19, %21
+          return %22, %15
+        }
+        """
+        let source = try assertAgrees(text, [try Tensor(shape: [4, 12, 12, 3], scalars: Self.floats(4 * 12 * 12 * 3, scale: 0.11))])
+        // Both products run on the runtime's portable product (the pasted runtime defines it once).
+        let entry = try XCTUnwrap(source.range(of: "rendered as standalone C99"))
+        XCTAssertGreaterThanOrEqual(source[entry.upperBound...].components(separatedBy: "kiln_sgemm(").count - 1, 2)
     }
 
     let gather = """
@@ -170,10 +220,12 @@ final class CArtifactTests: XCTestCase {
                 static const int indices[6] = { 5, 4, 3, 2, 1, 0 };
                 const void *f1[2] = { table, indices }, *f2[1] = { x };
                 void *o1[1] = { out }, *o2[1] = { xtx };
-                int k;
+                int k, a, b;
                 for (k = 0; k < 24; k++) table[k] = (float)k;
                 for (k = 0; k < 9 * 37; k++) x[k] = 1.0f;
-                printf("%d %d %g %g\\n", first_run(f1, o1), second_run(f2, o2), out[0], xtx[37 * 37 - 1]);
+                a = first_run(f1, o1);
+                b = second_run(f2, o2);
+                printf("%d %d %g %g\\n", a, b, out[0], xtx[37 * 37 - 1]);
                 return 0;
             }
             """.write(toFile: "\(dir)/both.c", atomically: true, encoding: .utf8)
@@ -247,6 +299,36 @@ final class CArtifactTests: XCTestCase {
         } else {
             print("CArtifactTests: clang is missing, the file was not built with it (apt-get install clang)")
         }
+    }
+
+    /// The same file cross-compiled for aarch64 and run under qemu gives the same results and
+    /// the same failed-check message.
+    func testFileCrossCompilesForAarch64AndRunsUnderQemu() throws {
+        try XCTSkipUnless(CArtifactHarness.has("aarch64-linux-gnu-gcc"), "needs aarch64-linux-gnu-gcc: apt-get install gcc-aarch64-linux-gnu")
+        try XCTSkipUnless(CArtifactHarness.has("qemu-aarch64"), "needs qemu-aarch64: apt-get install qemu-user")
+        let text = """
+        func @m(%0: f32[6,4] feed "p", %1: i32[3,2] feed "i", %2: f32[9,37] feed "x") {
+          %3 = check.index %1 bounds=[6] node="emb/lookup" op="GatherV2" message="indices{index} = {value} is not in [0, 6)"
+          %4 = gather %0, %3 axis=0 batch_dims=0
+          %5 = dot %2, %2 transpose_a=true transpose_b=false
+          %6 = tanh %5
+          %7 = reduce.sum %6 axes=[0]
+          return %4, %7
+        }
+        """
+        let spec = try CArtifactHarness.spec(text, name: "net")
+        let dir = try CArtifactHarness.directory(self)
+        _ = try AheadOfTime.compile(spec, emit: .c, to: dir)
+        try CArtifactHarness.mainSource(spec).write(toFile: "\(dir)/main.c", atomically: true, encoding: .utf8)
+        try CArtifactHarness.succeed(["aarch64-linux-gnu-gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-o", "main", "main.c", "net.c", "-lm"], in: dir)
+        let qemu = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "\(dir)/main"]
+        let table = try Tensor(shape: [6, 4], scalars: (0..<24).map(Float.init)), x = try Tensor(shape: [9, 37], scalars: Self.floats(9 * 37, scale: 0.05))
+        let good = [table, try Tensor(shape: [3, 2], scalars: [0, 5, 1, 2, 4, 3] as [Int32]), x]
+        guard case .results(let got) = try CArtifactHarness.execute(qemu, spec, good, in: dir) else { return XCTFail("the aarch64 run failed") }
+        CArtifactHarness.assertClose(got, try inProcess(spec, good).get(), tolerance: 1e-5, "aarch64 C artifact")
+        let bad = [table, try Tensor(shape: [3, 2], scalars: [0, 5, 1, 6, 2, -1] as [Int32]), x]
+        guard case .error(3, 3, let message) = try CArtifactHarness.execute(qemu, spec, bad, in: dir) else { return XCTFail("the aarch64 run did not fail") }
+        XCTAssertEqual(message, "indices[1,1] = 6 is not in [0, 6) for 'emb/lookup' (op: 'GatherV2')")
     }
 
     /// Constants are the plan's bytes exactly (a subnormal, -0, the largest float survive); the

@@ -185,7 +185,8 @@ struct ObjectProgram {
     /// through NAME_run and one through NAME_run_with_arena, and each fetch's bytes in hex.
     /// With `concurrentRuns`, four threads then call NAME_run that many times each at once (one
     /// owns the artifact's arena, the others get temporary ones) and compare with the first run.
-    static func program(_ layout: ArtifactLayout, inputs: [Tensor], threads: Int32, concurrentRuns: Int = 0) -> String {
+    /// With `header`, the program includes `NAME.h` instead of declaring the functions itself.
+    static func program(_ layout: ArtifactLayout, inputs: [Tensor], threads: Int32, concurrentRuns: Int = 0, header: Bool = false) -> String {
         let n = layout.spec.name
         var c = """
         #include <pthread.h>
@@ -193,6 +194,9 @@ struct ObjectProgram {
         #include <stdio.h>
         #include <stdlib.h>
         #include <string.h>
+
+        """
+        c += header ? "#include \"\(n).h\"\n" : """
         int \(n)_run(const void *const feeds[], void *const fetches[]);
         int \(n)_run_with_arena(const void *const feeds[], void *const fetches[], void *arena);
         int \(n)_set_threads(int threads);

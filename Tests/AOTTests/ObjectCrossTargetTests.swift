@@ -66,6 +66,22 @@ final class ObjectCrossTargetTests: XCTestCase {
         }
     }
 
+    /// 4.8 GB of tanh(a) kept for the product cannot be the arena of a 32-bit program.
+    func testAnArenaBeyondA32BitAddressSpaceIsRefused() throws {
+        let ir = """
+        func @big(%0: f32[40000,30000] feed "a", %1: f32[30000,2] feed "b") {
+          %2 = tanh %0
+          %3 = dot %2, %1
+          return %3
+        }
+        """
+        let target = try CPUTarget.resolve(triple: "i686-linux-gnu", cpu: nil)
+        XCTAssertThrowsError(try ObjectProgram(ir, name: "big", target: target, build: false, inputs: [])) { error in
+            XCTAssertEqual((error as? KilnError)?.code, .resourceExhausted, "\(error)")
+            XCTAssertTrue("\(error)".contains("32-bit"), "\(error)")
+        }
+    }
+
     func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }
         return (0...(haystack.count - needle.count)).first { haystack[$0..<$0 + needle.count].elementsEqual(needle) }

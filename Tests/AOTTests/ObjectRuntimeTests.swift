@@ -103,6 +103,68 @@ final class ObjectRuntimeTests: XCTestCase {
         try assertClose(ok.fetches, try clean.expected(), tolerance: 0)
     }
 
+    /// A small CNN with its weights compiled in: a convolution as a patch product, bias, ReLU,
+    /// max pooling, a dense layer and a softmax (the digits demo's shape of graph).
+    static let cnn: String = {
+        func literal(_ shape: [Int], _ seed: Int) -> String {
+            let values = (0..<shape.reduce(1, *)).map { Float(($0 * 7919 + seed) % 97) / 97 - 0.5 }
+            func nest(_ dims: ArraySlice<Int>, _ start: Int) -> String {
+                guard let d = dims.first else { return "\(values[start])" }
+                let inner = dims.dropFirst().reduce(1, *)
+                return "[" + (0..<d).map { nest(dims.dropFirst(), start + $0 * inner) }.joined(separator: ",") + "]"
+            }
+            return "constant f32\(shape) \(nest(shape[...], 0))"
+        }
+        return """
+        func @cnn(%0: f32[8,14,14,3] feed "images") {
+          %1 = patches %0 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
+          %2 = reshape %1 shape=[1568,27]
+          %3 = \(literal([27, 8], 1))
+          %4 = dot %2, %3
+          %5 = \(literal([8], 2))
+          %6 = broadcast %5 shape=[1568,8] dims=[1]
+          %7 = add %4, %6
+          %8 = constant f32[] 0.0
+          %9 = broadcast %8 shape=[1568,8] dims=[]
+          %10 = max %7, %9
+          %11 = reshape %10 shape=[8,14,14,8]
+          %12 = reduce_window.max %11 window=[1,2,2,1] strides=[1,2,2,1] pad_low=[0,0,0,0] pad_high=[0,0,0,0]
+          %13 = reshape %12 shape=[8,392]
+          %14 = \(literal([392, 10], 3))
+          %15 = dot %13, %14
+          %16 = reduce.max %15 axes=[1]
+          %17 = broadcast %16 shape=[8,10] dims=[0]
+          %18 = sub %15, %17
+          %19 = exp %18
+          %20 = reduce.sum %19 axes=[1]
+          %21 = broadcast %20 shape=[8,10] dims=[0]
+          %22 = div %19, %21
+          return %22, %15
+        }
+        """
+    }()
+
+    func testAConvolutionalNetworkMatchesTheInProcessBackend() throws {
+        let program = try ObjectProgram(Self.cnn, name: "cnn", concurrentRuns: 5)
+        defer { program.remove() }
+        XCTAssertEqual(program.layout.plan.constants.count, 2, "the two weight matrices are table constants")
+        let result = try program.run()
+        XCTAssertEqual(result.code, 0, result.output)
+        XCTAssertEqual(result.concurrentFailures, 0)
+        try assertClose(result.fetches, try program.expected(), tolerance: Self.productTolerance)
+        guard Tool.find("aarch64-linux-gnu-gcc") != nil, Tool.find("qemu-aarch64") != nil else {
+            let note = "SKIPPED (aarch64 part): install gcc-aarch64-linux-gnu and qemu-user (scripts/setup.sh does)"
+            FileHandle.standardError.write(Data("\(note)\n".utf8))
+            throw XCTSkip(note)
+        }
+        let arm = try ObjectProgram(Self.cnn, name: "arm_cnn", target: try CPUTarget.resolve(triple: "aarch64-linux-gnu", cpu: nil),
+                                    compiler: "aarch64-linux-gnu-gcc", inputs: program.inputs)
+        defer { arm.remove() }
+        let armResult = try arm.run(runner: ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"])
+        XCTAssertEqual(armResult.code, 0, armResult.output)
+        try assertClose(armResult.fetches, try program.expected(), tolerance: Self.productTolerance)
+    }
+
     /// Each artifact's runtime is its own (`NAME_kiln_*`), so two link into one program.
     func testTwoArtifactsWithRuntimesLinkIntoOneProgram() throws {
         let first = try ObjectProgram(Self.split, name: "first", build: false)
