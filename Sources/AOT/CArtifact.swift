@@ -32,6 +32,9 @@ enum CArtifact {
         let quiet = """
             #if defined(__GNUC__) || defined(__clang__)
             #pragma GCC diagnostic push
+            #if defined(__clang__)
+            #pragma clang diagnostic ignored "-Wunknown-warning-option"
+            #endif
             #pragma GCC diagnostic ignored "-Wunused-parameter"
             #pragma GCC diagnostic ignored "-Wunused-variable"
             #pragma GCC diagnostic ignored "-Wunused-but-set-variable"

@@ -81,10 +81,10 @@ enum SwiftWrapper {
         // The fetch arrays move into locals for the call (no copy, no overlapping access to self);
         // members are spelled `self.` so no local shadows them.
         for (k, _) in spec.fetches.enumerated() {
-            s.append("        var kilnFetch\(k) = [\(swiftType(spec.fetches[k].type.dtype))](); swap(&kilnFetch\(k), &self.\(fetchNames[k]))")
+            s.append("        var kilnFetch\(k) = [\(swiftType(spec.fetches[k].type.dtype))](); Swift.swap(&kilnFetch\(k), &self.\(fetchNames[k]))")
         }
         if !spec.fetches.isEmpty {
-            s.append("        defer { " + spec.fetches.indices.map { "swap(&kilnFetch\($0), &self.\(fetchNames[$0]))" }.joined(separator: "; ") + " }")
+            s.append("        defer { " + spec.fetches.indices.map { "Swift.swap(&kilnFetch\($0), &self.\(fetchNames[$0]))" }.joined(separator: "; ") + " }")
         }
         // Nested closures give every buffer's address for the one call.
         var indent = "        "
@@ -141,7 +141,8 @@ enum SwiftWrapper {
     /// Swift names for the feeds, then the fetches: the identifiers, unique across both and the
     /// type's own members (a later one gets `_2`, `_3`...), keywords in backticks.
     static func memberNames(feeds: [String], fetches: [String]) -> ([String], [String]) {
-        var used: Set<String> = ["run", "setThreads", "lastError", "arenaBytes", "Error", "init", "deinit", "self", "Self", "Type", "Protocol"]
+        // `Swift` too: a member of that name would hide the module the code qualifies names with.
+        var used: Set<String> = ["run", "setThreads", "lastError", "arenaBytes", "Error", "init", "deinit", "self", "Self", "Type", "Protocol", "Swift"]
         func unique(_ base: String) -> String {
             var candidate = base, k = 2
             while used.contains(candidate) {

@@ -357,6 +357,20 @@ final class CArtifactTests: XCTestCase {
         XCTAssertEqual(try got[0].scalars(as: Float.self).map(\.bitPattern), values.map(\.bitPattern))
     }
 
+    /// Strings run on the host: a string feed or fetch is a clear error, not a C file.
+    func testStringTensorsAreRefused() throws {
+        let spec = try CArtifactHarness.spec("""
+        func @m(%0: str[2] feed "s", %1: f32[2] feed "x") {
+          return %0, %1
+        }
+        """, name: "net")
+        let layout = try ArtifactLayout(spec: spec, emit: .c, description: CArtifact.description)
+        XCTAssertThrowsError(try CArtifact.source(layout)) { e in
+            XCTAssertEqual((e as? KilnError)?.code, .invalidArgument)
+            XCTAssertEqual((e as? KilnError)?.message, "feed 's:0' is a string tensor: an artifact passes only dense numeric and bool tensors")
+        }
+    }
+
     /// The in-process C text is unchanged by the standalone dialect: it binds the runtime table,
     /// and the standalone file calls the runtime by name with nothing exported.
     func testStandaloneDialectCallsTheRuntimeByNameAndInProcessCStillBinds() throws {
