@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
     const void *feeds[] = {x};
     void *fetches[] = {y};
     double *t = malloc(sizeof(double) * runs);
-    if (getenv("THREADS")) SYM(NAME, set_threads)(atoi(getenv("THREADS")));  /* before the pool starts */
+    /* before the pool starts: $THREADS, else one per online CPU (the default) */
+    int threads = SYM(NAME, set_threads)(getenv("THREADS") ? atoi(getenv("THREADS")) : 0);
     for (int i = 0; i < 10; i++) if (SYM(NAME, run)(feeds, fetches) != 0) { fprintf(stderr, "run failed\n"); return 1; }
     for (int i = 0; i < runs; i++) {
         struct timespec a, b;
@@ -61,7 +62,7 @@ int main(int argc, char **argv) {
         t[i] = (b.tv_sec - a.tv_sec) * 1e6 + (b.tv_nsec - a.tv_nsec) / 1e3;
     }
     qsort(t, runs, sizeof(double), compare);
-    printf("artifact %s: median %.1f us, min %.1f us over %d runs, %d thread(s)\n", STR(NAME), t[runs / 2], t[0], runs, SYM(NAME, set_threads)(0));
+    printf("artifact %s: median %.1f us, min %.1f us over %d runs, %d thread(s)\n", STR(NAME), t[runs / 2], t[0], runs, threads);
     free(t);
     return 0;
 }

@@ -109,8 +109,8 @@ public enum ArtifactCompiler {
             }
             shape.append(d)
         }
-        guard let bytes = TensorType(dtype, shape).checkedByteCount, bytes < Int(Int32.max) * 64 else {
-            throw KilnError.invalidArgument("feed '\(name)' of shape [\(inner)] is too large")
+        guard TensorType(dtype, shape).checkedByteCount != nil else {
+            throw KilnError.invalidArgument("feed '\(name)' of shape [\(inner)] is too large: its size does not fit in 2^63 bytes")
         }
         return (name, TensorType(dtype, shape))
     }
