@@ -46,6 +46,33 @@ final class AheadOfTimeFreezingTests: ScratchDirectoryTestCase {
         XCTAssertEqual(got, try sess.run([y, x], feeds: [x: input]))
     }
 
+    func testTextGraphDefsLoadAndVariablesWithoutACheckpointKeyUseTheirOpNames() throws {
+        let g = Graph()
+        let x = try g.placeholder(.float64, shape: [2], name: "x")
+        let v = try g.variable(try Tensor(shape: [2], scalars: [Double(1), 2]), name: "scale")
+        _ = try g.identity(g.multiply(x, v), name: "y")
+        let sess = try Session(graph: g)
+        try sess.run(g.globalVariablesInitializer())
+        let prefix = try Saver(graph: g).save(sess, prefix: path("text.ckpt"), writeMetaGraph: false)
+        try g.graphDefText().write(toFile: path("graph.pbtxt"), atomically: true, encoding: .utf8)
+        let (loaded, keys) = try ArtifactCompiler.loadGraph(path: path("graph.pbtxt"))
+        XCTAssertTrue(keys.isEmpty)
+        let spec = try ArtifactCompiler.spec(graph: loaded, feeds: [("x", TensorType(.float64, [2]))], fetches: ["y"],
+                                             checkpoint: try CheckpointReader(prefix: prefix), name: "text", target: .host, origin: "test")
+        let input = try Tensor(shape: [2], scalars: [Double(3), -4])
+        XCTAssertEqual(try ReferenceEvaluator.run(spec.function, parameters: [input]).results, [try Tensor(shape: [2], scalars: [Double(3), -8])])
+        // A checkpoint variable of another shape is an error naming both.
+        try sess.setValue(try Tensor(shape: [2], scalars: [Double(5), 6]), of: v)
+        let g2 = Graph()
+        let x2 = try g2.placeholder(.float64, shape: [2], name: "x")
+        let v2 = try g2.variable(try Tensor(shape: [3], scalars: [Double(1), 2, 3]), name: "scale")
+        _ = try g2.identity(g2.multiply(x2, g2.reduceSum(v2)), name: "y")
+        assertKilnError(.invalidArgument, contains: ["variable 'scale' is float64[3]", "holds float64[2]"]) {
+            _ = try ArtifactCompiler.spec(graph: g2, feeds: [("x", TensorType(.float64, [2]))], fetches: ["y"],
+                                          checkpoint: try CheckpointReader(prefix: prefix), name: "text", target: .host, origin: "test")
+        }
+    }
+
     func testTensorFlowCheckpointKeysComeFromTheMetaGraphsSaver() throws {
         let prefix = Golden.checkpointDirectory + "/model.ckpt-20"
         let (g, keys) = try ArtifactCompiler.loadGraph(path: prefix + ".meta")
