@@ -69,11 +69,24 @@ public enum ArtifactCompiler {
         let spec = try self.spec(graph: graph, feeds: feeds, fetches: r.fetches, checkpoint: checkpoint, keys: keys, name: r.name,
                                  target: target, origin: origin)
         let t1 = DispatchTime.now()
+        try makeDirectory(r.directory)
         let files = try AheadOfTime.compile(spec, emit: emit, to: r.directory)
         let size = { (p: String) in ((try? FileManager.default.attributesOfItem(atPath: p)[.size]) as? Int) ?? 0 }
         return Result(files: files.paths.map { ($0, size($0)) }, arenaBytes: files.arenaBytes, constantBytes: files.constantBytes,
                       frontMs: Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6, planMs: files.planMs, codeMs: files.codeMs,
                       libraryMs: files.libraryMs)
+    }
+
+    /// The output directory, made if missing: a clear error (not Foundation's) when it cannot be.
+    static func makeDirectory(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw KilnError.invalidArgument("--out '\(path)' is a file, not a directory") }
+            return
+        }
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw KilnError(.permissionDenied, "cannot create the output directory '\(path)': \((error as NSError).localizedDescription)")
+        }
     }
 
     // MARK: parsing

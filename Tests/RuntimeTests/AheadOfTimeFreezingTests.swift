@@ -16,6 +16,9 @@ final class AheadOfTimeFreezingTests: ScratchDirectoryTestCase {
         XCTAssertEqual(try ArtifactCompiler.parseFeed("u=uint8[5]").name, "u")
         assertKilnError(.invalidArgument, contains: ["feed 'x' has no concrete shape"]) { _ = try ArtifactCompiler.parseFeed("x=float32") }
         assertKilnError(.invalidArgument, contains: ["feed 'x' has no concrete shape", "'None'"]) { _ = try ArtifactCompiler.parseFeed("x=float32[None,2]") }
+        assertKilnError(.invalidArgument, contains: ["feed 'x' has no concrete shape"]) { _ = try ArtifactCompiler.parseFeed("x=float32[1,2") }
+        assertKilnError(.invalidArgument, contains: ["feed 'x' has no concrete shape", "dimension ''"]) { _ = try ArtifactCompiler.parseFeed("x=float32[1,,2]") }
+        assertKilnError(.invalidArgument, contains: ["feed 'x' has no concrete shape", "'2.5'"]) { _ = try ArtifactCompiler.parseFeed("x=float32[2.5]") }
         assertKilnError(.invalidArgument, contains: ["unsupported dtype 'half'"]) { _ = try ArtifactCompiler.parseFeed("x=half[2]") }
         assertKilnError(.invalidArgument, contains: ["NAME=DTYPE"]) { _ = try ArtifactCompiler.parseFeed("=float32[2]") }
         assertKilnError(.invalidArgument, contains: ["too large"]) { _ = try ArtifactCompiler.parseFeed("x=float32[9223372036854775807,2]") }
