@@ -137,7 +137,7 @@ if let export {
     let (bx, _) = try test.batch(Array(0..<64)[...])
     for _ in 0..<20 { _ = try sess.run(logits, feeds: [images: bx]) }
     var times: [Double] = []
-    for _ in 0..<500 {
+    for _ in 0..<300 {
         let t0 = DispatchTime.now()
         _ = try sess.run(logits, feeds: [images: bx])
         times.append(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e3)

@@ -119,6 +119,27 @@ final class AheadOfTimeCompileTests: AheadOfTimeTestCase {
         assertClose(try execute(program, feeds: [x], types: [(.float32, [4, 10])]), [want], tolerance: 1e-5, "digits_c.c")
     }
 
+    /// `make demo`'s last steps: the Digits example trains and exports (graph, checkpoint, test
+    /// digits), `kiln compile` builds the model, Examples/DigitsC/main.c is linked with cc alone,
+    /// and the program prints the test accuracy the session printed, in the same words and digits.
+    func testDigitsDemoProgramPrintsTheAccuracyTheSessionPrinted() throws {
+        let export = path("demo")
+        let trained = try run(binary: "Digits", ["--export", export])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let accuracy = try XCTUnwrap(trained.stdout.split(separator: "\n").first { $0.hasPrefix("digits: test_accuracy=") }?
+            .split(separator: " ")[1], trained.stdout)
+        let compiled = try run(["compile", export + "/digits.meta", "--checkpoint", export + "/digits", "--feed", "images=float32[64,8,8,1]",
+                                "--fetch", "eval_logits", "--name", "digits", "--out", export + "/artifact"])
+        XCTAssertEqual(compiled.status, 0, compiled.stderr)
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Examples/DigitsC/main.c").path
+        let dir = export + "/artifact"
+        let libraries = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".a") }.map { dir + "/" + $0 }
+        try tool(try required("cc", package: "gcc"), ["-O2", "-o", export + "/digits", "-I", dir, source, dir + "/digits.o"] + libraries + ["-lm", "-lpthread"])
+        let printed = try tool(export + "/digits", [export + "/test_images.f32", export + "/test_labels.i64"])
+        XCTAssertTrue(printed.hasSuffix(": \(accuracy)\n"), "the session printed \(accuracy), the artifact: \(printed)")
+    }
+
     // MARK: a TensorFlow checkpoint
 
     /// golden/checkpoint: TensorFlow 2.21's Saver folder (resource variables, conv + dense);
