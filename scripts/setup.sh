@@ -3,8 +3,10 @@
 # otherwise it prints the exact apt-get line and fails, so nothing half-builds.
 set -euo pipefail
 # zlib1g-dev is one of Swift's own Linux prerequisites; it is checked so a partial install still builds.
-# gcc is the C compiler the C99 backend (KILN_BACKEND=c) compiles kernels with.
-packages=(llvm-15-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd zlib1g-dev gcc)
+# gcc is the C compiler the C99 backend (KILN_BACKEND=c) compiles kernels with, and the one
+# `kiln compile` builds an artifact's runtime library with. gcc-aarch64-linux-gnu (with its libc,
+# libc6-dev-arm64-cross) and qemu-user let the tests cross-compile an artifact and run it.
+packages=(llvm-15-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd zlib1g-dev gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -41,8 +41,11 @@ let train = data.slice(0..<1500), test = data.slice(1500..<data.count)
 
 // `--device /gpu:0` places every op there (TensorFlow's `with tf.device(...)` around the model);
 // `/gpu:N` counts OpenCL GPUs, and CPU OpenCL devices too with KILN_OPENCL_ALLOW_CPU=1.
+// `--export DIR` also writes what `kiln compile` and Examples/DigitsC need (see the end).
 let arguments = CommandLine.arguments
-let device = arguments.firstIndex(of: "--device").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } ?? ""
+let flag = { (name: String) in arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } }
+let device = flag("--device") ?? ""
+let export = flag("--export")
 
 let g = Graph()
 g.seed = 7
@@ -76,6 +79,9 @@ let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(g.t
 // Evaluation reads the moving averages of the weights, through the same layer code.
 let evalLogits = try g.variableScope("model", reuse: .yes, customGetter: { v in ema.average(v) ?? v }) { try model(images, training: false) }
 let testAccuracy = try g.accuracy(logits: evalLogits, labels: labels, name: "test_accuracy")
+// The evaluation logits by a fixed name, the fetch of the compiled artifact (made after every
+// random op, so it does not change their seeds).
+_ = try g.identity(evalLogits, name: "eval_logits")
 return (images, labels, loss, trainAccuracy, trainOp, testAccuracy)
 }
 
@@ -118,6 +124,29 @@ let directory = FileManager.default.temporaryDirectory.appendingPathComponent("k
 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 let checkpoint = try saver.save(sess, prefix: directory + "/model.ckpt", globalStep: steps)
 print("saved \(checkpoint)")
+if let export {
+    // The graph and checkpoint (DIR/digits.meta, DIR/digits.index, ...) and the test digits as
+    // raw little-endian float32 [N,8,8,1] and int64 labels.
+    try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
+    print("exported \(try saver.save(sess, prefix: export + "/digits"))")
+    try tx.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: export + "/test_images.f32")) }
+    try ty.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: export + "/test_labels.i64")) }
+    // Session.run of what `make demo` compiles (the logits of a batch of 64), timed for
+    // scripts/aot-bench.sh to set beside the artifact's time.
+    let logits = try g.tensor(named: "eval_logits:0")
+    let (bx, _) = try test.batch(Array(0..<64)[...])
+    for _ in 0..<20 { _ = try sess.run(logits, feeds: [images: bx]) }
+    var times: [Double] = []
+    for _ in 0..<300 {
+        let t0 = DispatchTime.now()
+        _ = try sess.run(logits, feeds: [images: bx])
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e3)
+    }
+    times.sort()
+    let timing = String(format: "session eval_logits batch 64: median %.1f us, min %.1f us over %d runs", times[times.count / 2], times[0], times.count)
+    print(timing)
+    try (timing + "\n").write(toFile: export + "/session_timing.txt", atomically: true, encoding: .utf8)
+}
 let stepSeconds = trainSeconds - compileSeconds
 print(String(format: "digits: test_accuracy=%.4f train_seconds=%.2f steps=%d steps_per_s=%.0f compile_seconds=%.2f steps_per_s_with_compile=%.0f",
              accuracy, stepSeconds, steps, Double(steps) / stepSeconds, compileSeconds, Double(steps) / trainSeconds))

@@ -7,7 +7,8 @@ struct UsageError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// The options of `kiln run` and `kiln bench`: a graph file, `--feed NAME=FILE.npy` (repeatable),
+/// The options of `kiln run`, `kiln bench` and `kiln compile`: a graph file, `--feed NAME=FILE.npy`
+/// (`NAME=DTYPE[dims]` for compile; repeatable),
 /// `--fetch NAME...` (every name up to the next option), `--backend llvm|c`, `--device DEVICE`
 /// with `--allow-soft-placement` and `--log-device-placement`, and flags each
 /// command opts into.
@@ -27,6 +28,12 @@ struct Options {
     var device: String?
     var allowSoftPlacement = false
     var logDevicePlacement = false
+    /// `kiln compile`'s: the artifact's name, checkpoint prefix, target triple, CPU, what to emit.
+    var name: String?
+    var checkpoint: String?
+    var target: String?
+    var cpu: String?
+    var emit: String?
 
     static func parse(_ args: [String], command: String, accepting accepted: Set<String>) throws -> Options {
         var o = Options()
@@ -49,7 +56,8 @@ struct Options {
             case "--feed":
                 let spec = try value(flag, inline: inline)
                 guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
-                    throw fail("--feed takes NAME=FILE.npy, got '\(spec)'")
+                    throw fail(command == "compile" ? "--feed takes NAME=DTYPE[d0,d1,...], got '\(spec)': feed '\(spec)' needs a dtype and a concrete shape (e.g. x=float32[1,784], [] for a scalar)"
+                                                    : "--feed takes NAME=FILE.npy, got '\(spec)'")
                 }
                 o.feeds.append((String(spec[..<eq]), String(spec[spec.index(after: eq)...])))
             case "--fetch":
@@ -65,6 +73,11 @@ struct Options {
             case "--device": o.device = try value(flag, inline: inline)
             case "--allow-soft-placement": o.allowSoftPlacement = true
             case "--log-device-placement": o.logDevicePlacement = true
+            case "--name": o.name = try value(flag, inline: inline)
+            case "--checkpoint": o.checkpoint = try value(flag, inline: inline)
+            case "--target": o.target = try value(flag, inline: inline)
+            case "--cpu": o.cpu = try value(flag, inline: inline)
+            case "--emit": o.emit = try value(flag, inline: inline)
             case "--backend":
                 let name = try value(flag, inline: inline)
                 do { o.backend = try BackendKind(named: name) } catch let e as KilnError { throw fail(e.message) }
