@@ -103,7 +103,7 @@ class AheadOfTimeTestCase: KilnBinaryTestCase {
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = arguments
         let out = scratch.appendingPathComponent("tool-\(UUID().uuidString).out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: out) }
         let handle = try FileHandle(forWritingTo: out)
         p.standardOutput = handle
