@@ -24,26 +24,26 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
     /// no unprefixed kiln_ name undefined.
     func testHostLibraryDefinesExactlyThePrefixedRuntimeFunctions() throws {
         let dir = try build(prefix: "mlp_")
-        let nm = try RuntimeTestFiles.tool("nm", package: "binutils")
+        let nm = try ToolRunner.required("nm", package: "binutils")
         let library = "\(dir)/mlp_runtime.a"
         XCTAssertEqual(try RuntimeTestFiles.definedGlobals(nm: nm, file: library), ArtifactRuntime.functions.map { "mlp_" + $0 }.sorted())
-        let undefined = try RuntimeTestFiles.run([nm, "-u", library], in: dir)
+        let undefined = try ToolRunner.succeed([nm, "-u", library], in: dir)
         XCTAssertFalse(undefined.split(separator: "\n").contains { $0.hasSuffix(" kiln_") || $0.contains(" kiln_") }, undefined)
     }
 
     func testAarch64LibraryDefinesExactlyThePrefixedRuntimeFunctions() throws {
-        _ = try RuntimeTestFiles.tool("aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu")
+        _ = try ToolRunner.required("aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu")
         let dir = try build(prefix: "cnn_", target: Self.aarch64)
-        let nm = try RuntimeTestFiles.tool("aarch64-linux-gnu-nm", package: "binutils-aarch64-linux-gnu")
+        let nm = try ToolRunner.required("aarch64-linux-gnu-nm", package: "binutils-aarch64-linux-gnu")
         XCTAssertEqual(try RuntimeTestFiles.definedGlobals(nm: nm, file: "\(dir)/cnn_runtime.a"), ArtifactRuntime.functions.map { "cnn_" + $0 }.sorted())
-        let header = try RuntimeTestFiles.run([try RuntimeTestFiles.tool("aarch64-linux-gnu-objdump", package: "binutils-aarch64-linux-gnu"), "-f", "\(dir)/cnn_runtime.a"], in: dir)
+        let header = try ToolRunner.succeed([try ToolRunner.required("aarch64-linux-gnu-objdump", package: "binutils-aarch64-linux-gnu"), "-f", "\(dir)/cnn_runtime.a"], in: dir)
         XCTAssertTrue(header.contains("aarch64"), header)
     }
 
     /// Two builds, in different directories, give the same bytes (host and aarch64).
     func testTwoBuildsAreByteIdentical() throws {
         var targets: [CPUTarget] = [.host]
-        if Toolchain.find("aarch64-linux-gnu-gcc", path: ProcessInfo.processInfo.environment["PATH"] ?? "") != nil { targets.append(Self.aarch64) }
+        if ToolRunner.find("aarch64-linux-gnu-gcc") != nil { targets.append(Self.aarch64) }
         else { print("SKIPPED (aarch64 half): install gcc-aarch64-linux-gnu") }
         for target in targets {
             let one = try build(prefix: "same_", target: target), two = try build(prefix: "same_", target: target)
@@ -59,10 +59,10 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
     func testHostLibraryLinksWithCcAloneAndComputesOnAnyThreadCount() throws {
         let dir = try build(prefix: "t1_")
         try RuntimeDriver.source.write(toFile: "\(dir)/main.c", atomically: false, encoding: .utf8)
-        let cc = try RuntimeTestFiles.tool("cc", package: "gcc")
-        try RuntimeTestFiles.run([cc, "-O1", "-DPREFIX=t1_", "main.c", "t1_runtime.a", "-lm", "-lpthread", "-o", "main"], in: dir)
-        if let ldd = Toolchain.find("ldd", path: ProcessInfo.processInfo.environment["PATH"] ?? "") {
-            let libs = try RuntimeTestFiles.run([ldd, "\(dir)/main"], in: dir).split(separator: "\n")
+        let cc = try ToolRunner.required("cc", package: "gcc")
+        try ToolRunner.succeed([cc, "-O1", "-DPREFIX=t1_", "main.c", "t1_runtime.a", "-lm", "-lpthread", "-o", "main"], in: dir)
+        if let ldd = ToolRunner.find("ldd") {
+            let libs = try ToolRunner.succeed([ldd, "\(dir)/main"], in: dir).split(separator: "\n")
                 .map { $0.trimmingCharacters(in: .whitespaces).split(separator: " ").first.map(String.init) ?? "" }
             for lib in libs {
                 XCTAssertTrue(["linux-vdso", "libc.so", "libm.so", "libpthread.so", "ld-linux", "/lib64/ld-linux"].contains { lib.hasPrefix($0) }, "the program needs \(lib)")
@@ -70,7 +70,7 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
         }
         var hashes: Set<String> = []
         for threads in [1, 3, 0] {
-            let out = try RuntimeTestFiles.run(["\(dir)/main", "\(threads)"], in: dir)
+            let out = try ToolRunner.succeed(["\(dir)/main", "\(threads)"], in: dir)
             XCTAssertEqual(RuntimeDriver.value(out, "failures"), "0", out)
             let expectedThreads = threads > 0 ? threads : min(64, ProcessInfo.processInfo.activeProcessorCount)
             XCTAssertEqual(RuntimeDriver.value(out, "threads"), "\(expectedThreads)")
@@ -84,14 +84,14 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
     /// The aarch64 library, linked by aarch64-linux-gnu-gcc, runs under qemu with the same results
     /// on 1 and 3 threads.
     func testAarch64LibraryRunsUnderQemu() throws {
-        let gcc = try RuntimeTestFiles.tool("aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu")
-        let qemu = try RuntimeTestFiles.tool("qemu-aarch64", package: "qemu-user")
+        let gcc = try ToolRunner.required("aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu")
+        let qemu = try ToolRunner.required("qemu-aarch64", package: "qemu-user")
         let dir = try build(prefix: "arm_", target: Self.aarch64)
         try RuntimeDriver.source.write(toFile: "\(dir)/main.c", atomically: false, encoding: .utf8)
-        try RuntimeTestFiles.run([gcc, "-O1", "-DPREFIX=arm_", "main.c", "arm_runtime.a", "-lm", "-lpthread", "-o", "main"], in: dir)
+        try ToolRunner.succeed([gcc, "-O1", "-DPREFIX=arm_", "main.c", "arm_runtime.a", "-lm", "-lpthread", "-o", "main"], in: dir)
         var hashes: Set<String> = []
         for threads in [1, 3] {
-            let out = try RuntimeTestFiles.run([qemu, "-L", "/usr/aarch64-linux-gnu", "\(dir)/main", "\(threads)"], in: dir)
+            let out = try ToolRunner.succeed([qemu, "-L", "/usr/aarch64-linux-gnu", "\(dir)/main", "\(threads)"], in: dir)
             XCTAssertEqual(RuntimeDriver.value(out, "failures"), "0", out)
             XCTAssertEqual(RuntimeDriver.value(out, "threads"), "\(threads)")
             XCTAssertEqual(RuntimeDriver.messages(out), RuntimeDriver.messages.indices.map(RuntimeDriver.expected))
@@ -103,10 +103,10 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
     /// Without aarch64-linux-gnu-gcc on PATH, a clang that can target aarch64 builds the library;
     /// linked by the cross gcc it runs under qemu.
     func testAarch64LibraryBuildsWithClangWhenThereIsNoCrossGcc() throws {
-        let clang = try RuntimeTestFiles.tool("clang", package: "clang")
-        let gcc = try RuntimeTestFiles.tool("aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu")
-        let qemu = try RuntimeTestFiles.tool("qemu-aarch64", package: "qemu-user")
-        let archiver = try RuntimeTestFiles.tool("llvm-ar", package: "llvm")
+        let clang = try ToolRunner.required("clang", package: "clang")
+        let gcc = try ToolRunner.required("aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu")
+        let qemu = try ToolRunner.required("qemu-aarch64", package: "qemu-user")
+        let archiver = try ToolRunner.required("llvm-ar", package: "llvm")
         // A PATH holding only clang and llvm-ar.
         let bin = try RuntimeTestFiles.directory()
         defer { try? FileManager.default.removeItem(atPath: bin) }
@@ -116,11 +116,11 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
             throw XCTSkip("SKIPPED: clang cannot build for aarch64 here (it needs the aarch64 C library headers: apt-get install libc6-dev-arm64-cross)")
         }
         let dir = try build(prefix: "cl_", target: Self.aarch64, environment: ["PATH": bin])
-        let nm = try RuntimeTestFiles.tool("aarch64-linux-gnu-nm", package: "binutils-aarch64-linux-gnu")
+        let nm = try ToolRunner.required("aarch64-linux-gnu-nm", package: "binutils-aarch64-linux-gnu")
         XCTAssertEqual(try RuntimeTestFiles.definedGlobals(nm: nm, file: "\(dir)/cl_runtime.a"), ArtifactRuntime.functions.map { "cl_" + $0 }.sorted())
         try RuntimeDriver.source.write(toFile: "\(dir)/main.c", atomically: false, encoding: .utf8)
-        try RuntimeTestFiles.run([gcc, "-O1", "-DPREFIX=cl_", "main.c", "cl_runtime.a", "-lm", "-lpthread", "-o", "main"], in: dir)
-        let out = try RuntimeTestFiles.run([qemu, "-L", "/usr/aarch64-linux-gnu", "\(dir)/main", "2"], in: dir)
+        try ToolRunner.succeed([gcc, "-O1", "-DPREFIX=cl_", "main.c", "cl_runtime.a", "-lm", "-lpthread", "-o", "main"], in: dir)
+        let out = try ToolRunner.succeed([qemu, "-L", "/usr/aarch64-linux-gnu", "\(dir)/main", "2"], in: dir)
         XCTAssertEqual(RuntimeDriver.value(out, "failures"), "0", out)
     }
 
@@ -131,9 +131,9 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try ArtifactRuntime.portableSource().write(toFile: "\(dir)/paste.c", atomically: false, encoding: .utf8)
         try RuntimeDriver.source.write(toFile: "\(dir)/main.c", atomically: false, encoding: .utf8)
-        let cc = try RuntimeTestFiles.tool("cc", package: "gcc")
-        try RuntimeTestFiles.run([cc, "-std=c99", "-O2", "-DPORTABLE", "main.c", "-lm", "-o", "main"], in: dir)
-        let out = try RuntimeTestFiles.run(["\(dir)/main", "4"], in: dir)
+        let cc = try ToolRunner.required("cc", package: "gcc")
+        try ToolRunner.succeed([cc, "-std=c99", "-O2", "-DPORTABLE", "main.c", "-lm", "-o", "main"], in: dir)
+        let out = try ToolRunner.succeed(["\(dir)/main", "4"], in: dir)
         XCTAssertEqual(RuntimeDriver.value(out, "failures"), "0", out)
         XCTAssertEqual(RuntimeDriver.value(out, "threads"), "1")
         XCTAssertEqual(RuntimeDriver.messages(out), RuntimeDriver.messages.indices.map(RuntimeDriver.expected))
@@ -147,18 +147,18 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try ArtifactRuntime.portableSource().write(toFile: "\(dir)/paste.c", atomically: false, encoding: .utf8)
         try RuntimeDriver.source.write(toFile: "\(dir)/main.c", atomically: false, encoding: .utf8)
-        let gcc = try RuntimeTestFiles.tool("gcc", package: "gcc")
+        let gcc = try ToolRunner.required("gcc", package: "gcc")
         var hashes: [String: String] = [:]
         for (label, flags) in [("vector", [String]()), ("plain", ["-DKILN_PLAIN_PRODUCTS"])] {
-            try RuntimeTestFiles.run([gcc, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-DPORTABLE"] + flags + ["main.c", "-lm", "-o", label], in: dir)
-            let out = try RuntimeTestFiles.run(["\(dir)/\(label)", "1"], in: dir)
+            try ToolRunner.succeed([gcc, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-DPORTABLE"] + flags + ["main.c", "-lm", "-o", label], in: dir)
+            let out = try ToolRunner.succeed(["\(dir)/\(label)", "1"], in: dir)
             XCTAssertEqual(RuntimeDriver.value(out, "failures"), "0", out)
             hashes[label] = RuntimeDriver.value(out, "hash")
         }
-        if let cross = Toolchain.find("aarch64-linux-gnu-gcc", path: ProcessInfo.processInfo.environment["PATH"] ?? ""),
-           let qemu = Toolchain.find("qemu-aarch64", path: ProcessInfo.processInfo.environment["PATH"] ?? "") {
-            try RuntimeTestFiles.run([cross, "-std=c99", "-O2", "-ffp-contract=off", "-DPORTABLE", "main.c", "-lm", "-o", "arm"], in: dir)
-            let out = try RuntimeTestFiles.run([qemu, "-L", "/usr/aarch64-linux-gnu", "\(dir)/arm", "1"], in: dir)
+        if let cross = ToolRunner.find("aarch64-linux-gnu-gcc"),
+           let qemu = ToolRunner.find("qemu-aarch64") {
+            try ToolRunner.succeed([cross, "-std=c99", "-O2", "-ffp-contract=off", "-DPORTABLE", "main.c", "-lm", "-o", "arm"], in: dir)
+            let out = try ToolRunner.succeed([qemu, "-L", "/usr/aarch64-linux-gnu", "\(dir)/arm", "1"], in: dir)
             XCTAssertEqual(RuntimeDriver.value(out, "failures"), "0", out)
             hashes["aarch64"] = RuntimeDriver.value(out, "hash")
         } else {
@@ -190,7 +190,7 @@ final class ArtifactRuntimeLibraryTests: XCTestCase {
 
     /// A compiler that fails is an error carrying the end of its output.
     func testCompilerFailureCarriesTheCompilersOutput() throws {
-        let cc = try RuntimeTestFiles.tool("cc", package: "gcc")
+        let cc = try ToolRunner.required("cc", package: "gcc")
         var environment = ProcessInfo.processInfo.environment
         environment["KILN_CC"] = "\(cc) -include /nonexistent/kiln-missing.h"
         assertKilnError(.internal, contains: ["kiln-missing.h", "runtime library"]) {

@@ -3,6 +3,7 @@ import KilnCPU
 import KilnIR
 import KilnKernels
 import KilnPasses
+import KilnTestSupport
 import XCTest
 @testable import KilnAOT
 
@@ -32,40 +33,6 @@ enum CArtifactHarness {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         return dir
-    }
-
-    /// Runs a command (looked up on PATH); its status and its output and errors together.
-    @discardableResult
-    static func run(_ arguments: [String], in directory: String? = nil) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = arguments
-        if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-run-\(UUID().uuidString).txt")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: out) }
-        let handle = try FileHandle(forWritingTo: out)
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        p.waitUntilExit()
-        try handle.close()
-        return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
-    }
-
-    /// Runs a command that must succeed; the failure names the command and its output.
-    @discardableResult
-    static func succeed(_ arguments: [String], in directory: String? = nil) throws -> String {
-        let (status, output) = try run(arguments, in: directory)
-        guard status == 0 else {
-            throw KilnError.internalError("`\(arguments.joined(separator: " "))` exited with \(status):\n\(output.suffix(4000))")
-        }
-        return output
-    }
-
-    /// Whether `tool` is on PATH.
-    static func has(_ tool: String) -> Bool {
-        (try? run(["sh", "-c", "command -v \(tool)"]).status) == 0
     }
 
     /// A C main for artifact `name`, written with its header's macros: reads each feed from the
@@ -149,7 +116,7 @@ enum CArtifactHarness {
             args.append(path)
         }
         let fetchPaths = spec.fetches.indices.map { "\(dir)/fetch\($0).bin" }
-        let output = try succeed(args + fetchPaths)
+        let output = try ToolRunner.succeed(args + fetchPaths)
         if output.hasPrefix("error ") {
             let parts = output.dropFirst(6).split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
             return .error(code: Int(parts[0]) ?? -1, lastErrorCode: Int(parts[1]) ?? -1,

@@ -3,6 +3,7 @@ import KilnCPU
 import KilnIR
 import KilnKernels
 import KilnPasses
+import KilnTestSupport
 import XCTest
 @testable import KilnAOT
 
@@ -11,7 +12,7 @@ import XCTest
 /// error text for a failed check, and exports only the ABI's four functions.
 final class CArtifactTests: XCTestCase {
     override func setUpWithError() throws {
-        try XCTSkipUnless(CArtifactHarness.has("cc"), "needs a C compiler: apt-get install gcc")
+        try XCTSkipUnless(ToolRunner.find("cc") != nil, "needs a C compiler: apt-get install gcc")
     }
 
     /// `AheadOfTime.compile(.c)` into a fresh directory, the C file compiled to NAME.o with
@@ -22,9 +23,9 @@ final class CArtifactTests: XCTestCase {
         let files = try AheadOfTime.compile(spec, emit: .c, to: dir)
         XCTAssertEqual(files.code, "\(dir)/\(name).c")
         XCTAssertNil(files.library)
-        try CArtifactHarness.succeed(["cc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-c", "\(name).c", "-o", "\(name).o"] + extraFlags, in: dir)
+        try ToolRunner.succeed(["cc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-c", "\(name).c", "-o", "\(name).o"] + extraFlags, in: dir)
         try (main ?? CArtifactHarness.mainSource(spec)).write(toFile: "\(dir)/main.c", atomically: true, encoding: .utf8)
-        try CArtifactHarness.succeed(["cc", "-O2", "-std=c99", "-Wall", "-Werror", "-o", "main", "main.c", "\(name).o", "-lm", "-lpthread"], in: dir)
+        try ToolRunner.succeed(["cc", "-O2", "-std=c99", "-Wall", "-Werror", "-o", "main", "main.c", "\(name).o", "-lm", "-lpthread"], in: dir)
         return (spec, dir, "\(dir)/main")
     }
 
@@ -190,17 +191,17 @@ final class CArtifactTests: XCTestCase {
             }
             """
         let (_, dir, _) = try build(gather, main: main)
-        XCTAssertEqual(try CArtifactHarness.succeed(["./main"], in: dir), "3 3 3 [indices] 3 1\n")
+        XCTAssertEqual(try ToolRunner.succeed(["./main"], in: dir), "3 3 3 [indices] 3 1\n")
     }
 
     /// Only the four ABI functions are external, so two artifacts (each with its own copy of the
     /// runtime's portable code) link into one program and both run.
     func testOnlyTheFourFunctionsAreExportedAndTwoArtifactsLinkTogether() throws {
         let (specA, dir, _) = try build(gather, name: "first")
-        let symbols = try CArtifactHarness.succeed(["nm", "-g", "--defined-only", "first.o"], in: dir)
+        let symbols = try ToolRunner.succeed(["nm", "-g", "--defined-only", "first.o"], in: dir)
         let names = symbols.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }.sorted()
         XCTAssertEqual(names, ["first_last_error", "first_run", "first_run_with_arena", "first_set_threads"])
-        let undefined = try CArtifactHarness.succeed(["nm", "-u", "first.o"], in: dir)
+        let undefined = try ToolRunner.succeed(["nm", "-u", "first.o"], in: dir)
         XCTAssertFalse(undefined.contains("kiln_"), "the file calls a runtime function it does not define:\n\(undefined)")
 
         let specB = try CArtifactHarness.spec("""
@@ -229,8 +230,8 @@ final class CArtifactTests: XCTestCase {
                 return 0;
             }
             """.write(toFile: "\(dir)/both.c", atomically: true, encoding: .utf8)
-        try CArtifactHarness.succeed(["cc", "-O2", "-std=c99", "-Wall", "-Werror", "-o", "both", "both.c", "first.c", "second.c", "-lm"], in: dir)
-        XCTAssertEqual(try CArtifactHarness.succeed(["./both"], in: dir), "0 0 40 9\n")
+        try ToolRunner.succeed(["cc", "-O2", "-std=c99", "-Wall", "-Werror", "-o", "both", "both.c", "first.c", "second.c", "-lm"], in: dir)
+        XCTAssertEqual(try ToolRunner.succeed(["./both"], in: dir), "0 0 40 9\n")
     }
 
     /// NAME_run called from several threads at once (one on the kept arena, the others on
@@ -278,7 +279,7 @@ final class CArtifactTests: XCTestCase {
             }
             """
         let (_, dir, _) = try build(text, main: main)
-        XCTAssertEqual(try CArtifactHarness.succeed(["./main"], in: dir), "0 bad\n")
+        XCTAssertEqual(try ToolRunner.succeed(["./main"], in: dir), "0 bad\n")
     }
 
     /// The file builds with clang too, and with the vectorised sums asked for.
@@ -294,8 +295,8 @@ final class CArtifactTests: XCTestCase {
         let feeds = [try Tensor(shape: [64, 64], scalars: Self.floats(64 * 64, scale: 0.01))]
         guard case .results(let got) = try CArtifactHarness.execute(["\(dir)/main"], spec, feeds, in: dir) else { return XCTFail("failed") }
         CArtifactHarness.assertClose(got, try inProcess(spec, feeds).get(), tolerance: 1e-5, "omp simd sums")
-        if CArtifactHarness.has("clang") {
-            try CArtifactHarness.succeed(["clang", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-c", "net.c", "-o", "clang.o"], in: dir)
+        if ToolRunner.find("clang") != nil {
+            try ToolRunner.succeed(["clang", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-c", "net.c", "-o", "clang.o"], in: dir)
         } else {
             print("CArtifactTests: clang is missing, the file was not built with it (apt-get install clang)")
         }
@@ -304,8 +305,8 @@ final class CArtifactTests: XCTestCase {
     /// The same file cross-compiled for aarch64 and run under qemu gives the same results and
     /// the same failed-check message.
     func testFileCrossCompilesForAarch64AndRunsUnderQemu() throws {
-        try XCTSkipUnless(CArtifactHarness.has("aarch64-linux-gnu-gcc"), "needs aarch64-linux-gnu-gcc: apt-get install gcc-aarch64-linux-gnu")
-        try XCTSkipUnless(CArtifactHarness.has("qemu-aarch64"), "needs qemu-aarch64: apt-get install qemu-user")
+        try XCTSkipUnless(ToolRunner.find("aarch64-linux-gnu-gcc") != nil, "needs aarch64-linux-gnu-gcc: apt-get install gcc-aarch64-linux-gnu")
+        try XCTSkipUnless(ToolRunner.find("qemu-aarch64") != nil, "needs qemu-aarch64: apt-get install qemu-user")
         let text = """
         func @m(%0: f32[6,4] feed "p", %1: i32[3,2] feed "i", %2: f32[9,37] feed "x") {
           %3 = check.index %1 bounds=[6] node="emb/lookup" op="GatherV2" message="indices{index} = {value} is not in [0, 6)"
@@ -320,7 +321,7 @@ final class CArtifactTests: XCTestCase {
         let dir = try CArtifactHarness.directory(self)
         _ = try AheadOfTime.compile(spec, emit: .c, to: dir)
         try CArtifactHarness.mainSource(spec).write(toFile: "\(dir)/main.c", atomically: true, encoding: .utf8)
-        try CArtifactHarness.succeed(["aarch64-linux-gnu-gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-o", "main", "main.c", "net.c", "-lm"], in: dir)
+        try ToolRunner.succeed(["aarch64-linux-gnu-gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-o", "main", "main.c", "net.c", "-lm"], in: dir)
         let qemu = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "\(dir)/main"]
         let table = try Tensor(shape: [6, 4], scalars: (0..<24).map(Float.init)), x = try Tensor(shape: [9, 37], scalars: Self.floats(9 * 37, scale: 0.05))
         let good = [table, try Tensor(shape: [3, 2], scalars: [0, 5, 1, 2, 4, 3] as [Int32]), x]

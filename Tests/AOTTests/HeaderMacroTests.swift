@@ -1,6 +1,7 @@
 import Foundation
 import KilnCPU
 import KilnIR
+import KilnTestSupport
 import XCTest
 @testable import KilnAOT
 
@@ -25,22 +26,22 @@ final class HeaderMacroTests: XCTestCase {
     }
 
     func testHeaderCompilesAsStrictCAndAsCxxAndIncludesTwice() throws {
-        try XCTSkipUnless(CArtifactHarness.has("cc"), "needs a C compiler: apt-get install gcc")
+        try XCTSkipUnless(ToolRunner.find("cc") != nil, "needs a C compiler: apt-get install gcc")
         let dir = try CArtifactHarness.directory(self)
         for (emit, library) in [(ArtifactEmit.object, "tiny_net_runtime.a" as String?), (.object, nil), (.c, nil)] {
             let header = ArtifactHeader.source(try layout(emit), library: library)
             try header.write(toFile: "\(dir)/tiny_net.h", atomically: true, encoding: .utf8)
             try "#include \"tiny_net.h\"\n#include \"tiny_net.h\"\nint main(void) { int (*p)(const void *const *, void *const *) = tiny_net_run; (void)p; return 0; }\n"
                 .write(toFile: "\(dir)/twice.c", atomically: true, encoding: .utf8)
-            try CArtifactHarness.succeed(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", "tiny_net.h"], in: dir)
-            try CArtifactHarness.succeed(["cc", "-std=c99", "-Wall", "-Werror", "-fsyntax-only", "twice.c"], in: dir)
-            if CArtifactHarness.has("g++") {
-                try CArtifactHarness.succeed(["g++", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", "tiny_net.h"], in: dir)
+            try ToolRunner.succeed(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", "-x", "c", "tiny_net.h"], in: dir)
+            try ToolRunner.succeed(["cc", "-std=c99", "-Wall", "-Werror", "-fsyntax-only", "twice.c"], in: dir)
+            if ToolRunner.find("g++") != nil {
+                try ToolRunner.succeed(["g++", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", "tiny_net.h"], in: dir)
                 // C++ sees the prototypes with C linkage: the symbol is the plain C name.
                 try "#include \"tiny_net.h\"\nint (*p)(const void *const *, void *const *) = tiny_net_run;\n"
                     .write(toFile: "\(dir)/linkage.cc", atomically: true, encoding: .utf8)
-                try CArtifactHarness.succeed(["g++", "-c", "linkage.cc", "-o", "linkage.o"], in: dir)
-                let symbols = try CArtifactHarness.succeed(["nm", "-u", "linkage.o"], in: dir)
+                try ToolRunner.succeed(["g++", "-c", "linkage.cc", "-o", "linkage.o"], in: dir)
+                let symbols = try ToolRunner.succeed(["nm", "-u", "linkage.o"], in: dir)
                 XCTAssertTrue(symbols.split(separator: "\n").contains { $0.hasSuffix(" tiny_net_run") }, symbols)
             } else {
                 print("HeaderMacroTests: g++ is missing, the header was not compiled as C++ (apt-get install g++)")
@@ -50,7 +51,7 @@ final class HeaderMacroTests: XCTestCase {
 
     /// A C program prints every macro; the values are the layout's.
     func testMacrosHoldEachFeedAndFetchsFacts() throws {
-        try XCTSkipUnless(CArtifactHarness.has("cc"), "needs a C compiler: apt-get install gcc")
+        try XCTSkipUnless(ToolRunner.find("cc") != nil, "needs a C compiler: apt-get install gcc")
         let dir = try CArtifactHarness.directory(self)
         let l = try layout(.c)
         try ArtifactHeader.source(l, library: nil).write(toFile: "\(dir)/tiny_net.h", atomically: true, encoding: .utf8)
@@ -74,8 +75,8 @@ final class HeaderMacroTests: XCTestCase {
                 return 0;
             }
             """.write(toFile: "\(dir)/macros.c", atomically: true, encoding: .utf8)
-        try CArtifactHarness.succeed(["cc", "-std=c99", "-Wall", "-Werror", "-o", "macros", "macros.c"], in: dir)
-        let printed = try CArtifactHarness.succeed(["./macros"], in: dir)
+        try ToolRunner.succeed(["cc", "-std=c99", "-Wall", "-Werror", "-o", "macros", "macros.c"], in: dir)
+        let printed = try ToolRunner.succeed(["./macros"], in: dir)
         XCTAssertEqual(printed, """
             2 3 \(l.arenaBytes) 64 0 3 8 \(l.constantBytes)
             scope/x:0 1 2 2 3 2 3 6 24 0
@@ -106,7 +107,7 @@ final class HeaderMacroTests: XCTestCase {
     /// Names that would break the header (a comment's end, quotes, a trigraph, non-ASCII) are
     /// spelled safely; a feed whose identifier is COUNT gets no index macro rather than a clash.
     func testHostileNamesStaySafeC() throws {
-        try XCTSkipUnless(CArtifactHarness.has("cc"), "needs a C compiler: apt-get install gcc")
+        try XCTSkipUnless(ToolRunner.find("cc") != nil, "needs a C compiler: apt-get install gcc")
         var spec = try CArtifactHarness.spec(text, name: "odd")
         spec.feeds[0].name = "a*/b\"c\\d??/é:0"
         spec.feeds[1].identifier = "COUNT"
@@ -119,7 +120,7 @@ final class HeaderMacroTests: XCTestCase {
             #include "odd.h"
             int main(void) { printf("%s|%d|%d\\n", ODD_FEED0_NAME, ODD_FEED_COUNT, ODD_FEED_scope_x); return 0; }
             """.write(toFile: "\(dir)/odd.c", atomically: true, encoding: .utf8)
-        try CArtifactHarness.succeed(["cc", "-std=c99", "-Wall", "-Werror", "-o", "odd", "odd.c"], in: dir)
-        XCTAssertEqual(try CArtifactHarness.succeed(["./odd"], in: dir), "a*/b\"c\\d??/é:0|2|0\n")
+        try ToolRunner.succeed(["cc", "-std=c99", "-Wall", "-Werror", "-o", "odd", "odd.c"], in: dir)
+        XCTAssertEqual(try ToolRunner.succeed(["./odd"], in: dir), "a*/b\"c\\d??/é:0|2|0\n")
     }
 }

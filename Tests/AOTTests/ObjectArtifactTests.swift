@@ -5,6 +5,7 @@ import KilnCPU
 import KilnIR
 import KilnKernels
 import KilnPasses
+import KilnTestSupport
 
 /// An object artifact linked with a plain C compiler into a program that calls it through the
 /// ABI: the outputs of `NAME_run` (and of `NAME_run_with_arena`, which must agree byte for byte)
@@ -56,11 +57,11 @@ final class ObjectArtifactTests: XCTestCase {
     func testOnlyTheFourABIFunctionsAreGlobal() throws {
         let program = try ObjectProgram(Self.elementwise, name: "only4", build: false)
         defer { program.remove() }
-        let defined = try Tool.run("nm", ["-g", "--defined-only", program.objectPath]).output
+        let defined = try ToolRunner.run(["nm", "-g", "--defined-only", program.objectPath]).output
         let names = defined.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }.sorted()
         XCTAssertEqual(names, ["only4_last_error", "only4_run", "only4_run_with_arena", "only4_set_threads"], defined)
         // Nothing but libc and libm is called: no runtime function, no symbol of Kiln.
-        let undefined = try Tool.run("nm", ["-u", program.objectPath]).output
+        let undefined = try ToolRunner.run(["nm", "-u", program.objectPath]).output
         XCTAssertFalse(undefined.contains("kiln"), undefined)
         let elf = Array(program.object.prefix(4))
         XCTAssertEqual(elf, [0x7F, 0x45, 0x4C, 0x46], "an ELF object")
@@ -160,7 +161,7 @@ struct ObjectProgram {
                                              environment: ProcessInfo.processInfo.environment)
             libraries.insert(library, at: 0)
         }
-        let linked = try Tool.run(compiler, ["-std=c11", "-O1", source.path, objectPath] + libraries + ["-lm", "-lpthread", "-o", executable])
+        let linked = try ToolRunner.run([compiler, "-std=c11", "-O1", source.path, objectPath] + libraries + ["-lm", "-lpthread", "-o", executable])
         guard linked.status == 0 else { throw KilnError.internalError("\(compiler) failed:\n\(linked.output)") }
     }
 
@@ -285,7 +286,7 @@ struct ObjectProgram {
 
     /// Runs the program (through `runner`, e.g. qemu) and reads back what it printed.
     func run(runner: [String] = []) throws -> Result {
-        let ran = runner.isEmpty ? try Tool.run(executable, []) : try Tool.run(runner[0], Array(runner.dropFirst()) + [executable])
+        let ran = try ToolRunner.run(runner + [executable])
         guard ran.status == 0 else { throw KilnError.internalError("the program failed (\(ran.status)):\n\(ran.output)") }
         var r = Result(output: ran.output)
         var hex: [Int: String] = [:]
@@ -334,35 +335,5 @@ func assertClose(_ got: [Tensor], _ want: [Tensor], tolerance: Double, file: Sta
         for (i, (a, b)) in zip(g.doubles, w.doubles).enumerated() where !(abs(a - b) <= tolerance * max(1, abs(b))) && !(a.isNaN && b.isNaN) {
             return XCTFail("fetch \(k) element \(i): \(a), want \(b)", file: file, line: line)
         }
-    }
-}
-
-/// Runs a tool found on PATH, with its stdout and stderr together.
-enum Tool {
-    static func find(_ name: String) -> String? {
-        if name.hasPrefix("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let path = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
-
-    static func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        guard let path = find(tool) else { throw KilnError.notFound("\(tool) is not on PATH") }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tool-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: out) }
-        // A file, not a pipe: a chatty tool cannot block on a full pipe while we wait.
-        let handle = try FileHandle(forWritingTo: out)
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        p.waitUntilExit()
-        try handle.close()
-        return (p.terminationStatus, String(decoding: try Data(contentsOf: out), as: UTF8.self))
     }
 }

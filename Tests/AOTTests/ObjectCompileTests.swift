@@ -3,6 +3,7 @@ import XCTest
 @testable import KilnAOT
 import KilnCPU
 import KilnIR
+import KilnTestSupport
 
 /// `AheadOfTime.compile` with `--emit object`: the files it writes link with the documented line
 /// (`cc main.c DIR/NAME.o DIR/NAME_runtime.a -lm -lpthread`) into a program that includes
@@ -27,7 +28,7 @@ final class ObjectCompileTests: XCTestCase {
         """
         let main = program.directory.appendingPathComponent("main.c").path
         try source.write(toFile: main, atomically: true, encoding: .utf8)
-        let linked = try Tool.run("cc", ["-I", dir, main, files.code, files.library!, "-lm", "-lpthread", "-o", program.executable])
+        let linked = try ToolRunner.run(["cc", "-I", dir, main, files.code, files.library!, "-lm", "-lpthread", "-o", program.executable])
         XCTAssertEqual(linked.status, 0, linked.output)
         let result = try program.run()
         XCTAssertEqual(result.code, 0, result.output)

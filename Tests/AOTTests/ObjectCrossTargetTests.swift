@@ -3,6 +3,7 @@ import XCTest
 @testable import KilnAOT
 import KilnCPU
 import KilnIR
+import KilnTestSupport
 
 /// Objects for other CPUs: an aarch64 object linked with Debian's cross gcc and run under qemu
 /// gives the host backend's outputs; other triples give ELF objects of their machine.
@@ -10,7 +11,7 @@ final class ObjectCrossTargetTests: XCTestCase {
     /// Skips, saying which package to install, unless `tool` is on PATH (scripts/setup.sh
     /// installs both on CI).
     func require(_ tool: String, package: String) throws {
-        if Tool.find(tool) == nil {
+        if ToolRunner.find(tool) == nil {
             let note = "SKIPPED: \(tool) is missing; install it with `apt-get install \(package)` (scripts/setup.sh does)"
             FileHandle.standardError.write(Data("\(note)\n".utf8))
             throw XCTSkip(note)

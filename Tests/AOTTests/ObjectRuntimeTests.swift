@@ -4,6 +4,7 @@ import XCTest
 import KilnCPU
 import KilnIR
 import KilnKernels
+import KilnTestSupport
 
 /// Objects that call the C runtime (products, kernels split over the pool, checks), linked with
 /// the `NAME_runtime.a` built for them: outputs as in-process, errors worded as in-process.
@@ -45,7 +46,7 @@ final class ObjectRuntimeTests: XCTestCase {
         let program = try ObjectProgram(Self.products, name: "prod")
         defer { program.remove() }
         XCTAssertTrue(program.callsRuntime)
-        let undefined = try Tool.run("nm", ["-u", program.objectPath]).output
+        let undefined = try ToolRunner.run(["nm", "-u", program.objectPath]).output
         XCTAssertTrue(undefined.contains("prod_kiln_"), undefined)
         XCTAssertFalse(undefined.split(separator: "\n").contains { $0.hasSuffix(" kiln_sgemm") || $0.hasSuffix(" kiln_parallel_for") }, undefined)
         let result = try program.run()
@@ -58,7 +59,7 @@ final class ObjectRuntimeTests: XCTestCase {
         let program = try ObjectProgram(Self.split, name: "split", threads: 3, concurrentRuns: 20)
         defer { program.remove() }
         XCTAssertTrue(program.callsRuntime)
-        let undefined = try Tool.run("nm", ["-u", program.objectPath]).output
+        let undefined = try ToolRunner.run(["nm", "-u", program.objectPath]).output
         XCTAssertTrue(undefined.contains("split_kiln_parallel_for"), undefined)
         XCTAssertTrue(undefined.contains("split_kiln_pool_configure"), undefined)
         let result = try program.run()
@@ -66,7 +67,7 @@ final class ObjectRuntimeTests: XCTestCase {
         XCTAssertEqual(result.threads, 3, "NAME_set_threads before the first run sets the pool's size")
         XCTAssertEqual(result.concurrentFailures, 0, "runs from four threads at once (own and temporary arenas) agree")
         // Nothing beyond the C library, libm and pthreads (and the loader).
-        let libraries = try Tool.run("ldd", [program.executable]).output
+        let libraries = try ToolRunner.run(["ldd", program.executable]).output
         for line in libraries.split(separator: "\n") {
             let lib = line.trimmingCharacters(in: .whitespaces)
             XCTAssertTrue(["linux-vdso", "libc.so", "libm.so", "libpthread", "ld-linux"].contains { lib.hasPrefix($0) || lib.contains("/" + $0) }, libraries)
@@ -152,7 +153,7 @@ final class ObjectRuntimeTests: XCTestCase {
         XCTAssertEqual(result.code, 0, result.output)
         XCTAssertEqual(result.concurrentFailures, 0)
         try assertClose(result.fetches, try program.expected(), tolerance: Self.productTolerance)
-        guard Tool.find("aarch64-linux-gnu-gcc") != nil, Tool.find("qemu-aarch64") != nil else {
+        guard ToolRunner.find("aarch64-linux-gnu-gcc") != nil, ToolRunner.find("qemu-aarch64") != nil else {
             let note = "SKIPPED (aarch64 part): install gcc-aarch64-linux-gnu and qemu-user (scripts/setup.sh does)"
             FileHandle.standardError.write(Data("\(note)\n".utf8))
             throw XCTSkip(note)
@@ -179,7 +180,7 @@ final class ObjectRuntimeTests: XCTestCase {
     }
 
     func testAArch64RuntimeCallsUnderQemu() throws {
-        for tool in [("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"), ("qemu-aarch64", "qemu-user")] where Tool.find(tool.0) == nil {
+        for tool in [("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"), ("qemu-aarch64", "qemu-user")] where ToolRunner.find(tool.0) == nil {
             let note = "SKIPPED: \(tool.0) is missing; install it with `apt-get install \(tool.1)` (scripts/setup.sh does)"
             FileHandle.standardError.write(Data("\(note)\n".utf8))
             throw XCTSkip(note)

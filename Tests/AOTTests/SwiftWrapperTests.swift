@@ -1,6 +1,7 @@
 import Foundation
 import KilnCPU
 import KilnIR
+import KilnTestSupport
 import XCTest
 @testable import KilnAOT
 
@@ -50,19 +51,19 @@ final class SwiftWrapperTests: XCTestCase {
 
     /// main.swift sets the feeds, runs, prints the fetches; then a bad index and a short feed.
     func testWrapperOverTheCFileCompilesWithSwiftcAndRuns() throws {
-        try XCTSkipUnless(CArtifactHarness.has("cc"), "needs a C compiler: apt-get install gcc")
-        try XCTSkipUnless(CArtifactHarness.has("swiftc"), "needs swiftc (the Swift toolchain) on PATH")
+        try XCTSkipUnless(ToolRunner.find("cc") != nil, "needs a C compiler: apt-get install gcc")
+        try XCTSkipUnless(ToolRunner.find("swiftc") != nil, "needs swiftc (the Swift toolchain) on PATH")
         let dir = try CArtifactHarness.directory(self)
         _ = try AheadOfTime.compile(try CArtifactHarness.spec(text, name: "tiny_net"), emit: .c, to: dir)
-        try CArtifactHarness.succeed(["cc", "-O2", "-std=c99", "-c", "tiny_net.c", "-o", "tiny_net.o"], in: dir)
+        try ToolRunner.succeed(["cc", "-O2", "-std=c99", "-c", "tiny_net.c", "-o", "tiny_net.o"], in: dir)
         try assertProgramRuns(dir, linking: ["tiny_net.o"], threads: 1)
     }
 
     /// The same main.swift over the object artifact and its runtime library, which splits work
     /// on a pool of the threads asked for.
     func testWrapperOverTheObjectCompilesWithSwiftcAndRuns() throws {
-        try XCTSkipUnless(CArtifactHarness.has("cc"), "needs a C compiler: apt-get install gcc")
-        try XCTSkipUnless(CArtifactHarness.has("swiftc"), "needs swiftc (the Swift toolchain) on PATH")
+        try XCTSkipUnless(ToolRunner.find("cc") != nil, "needs a C compiler: apt-get install gcc")
+        try XCTSkipUnless(ToolRunner.find("swiftc") != nil, "needs swiftc (the Swift toolchain) on PATH")
         let dir = try CArtifactHarness.directory(self)
         let files = try AheadOfTime.compile(try CArtifactHarness.spec(text, name: "tiny_net"), emit: .object, to: dir)
         let library = try XCTUnwrap(files.library, "the product calls the runtime")
@@ -97,8 +98,8 @@ final class SwiftWrapperTests: XCTestCase {
             }
             print(TinyNet.arenaBytes >= 0)
             """.write(toFile: "\(dir)/main.swift", atomically: true, encoding: .utf8)
-        try CArtifactHarness.succeed(["swiftc", "-import-objc-header", "tiny_net.h", "main.swift", "tiny_net.swift"] + linking + ["-o", "prog"], in: dir)
-        XCTAssertEqual(try CArtifactHarness.succeed(["./prog"], in: dir), """
+        try ToolRunner.succeed(["swiftc", "-import-objc-header", "tiny_net.h", "main.swift", "tiny_net.swift"] + linking + ["-o", "prog"], in: dir)
+        XCTAssertEqual(try ToolRunner.succeed(["./prog"], in: dir), """
             \(threads)
             20.0 21.0 22.0 23.0 [2.75] [49] [255, 3] [true, false] 880.0
             3 indices[1,1] = 6 is not in [0, 6) for 'emb/lookup' (op: 'GatherV2')

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import KilnIR
 import KilnKernels
+import KilnTestSupport
 @testable import KilnC
 
 /// The same kernels rendered in both dialects: each spells types, qualifiers, math, conversions
@@ -95,21 +96,14 @@ final class CDialectSpellingTests: XCTestCase {
         }
         XCTAssertEqual(r.refusals, [])
         XCTAssertEqual(r.lastFunctionParameters, [.input(0), .output(0)], "the last function's parameters, for its launch")
-        guard let clang = CCompiler.find("clang-15", path: ProcessInfo.processInfo.environment["PATH"] ?? "") ?? CCompiler.find("clang", path: "/usr/lib/llvm-15/bin") else {
+        guard let clang = ToolRunner.find("clang-15") ?? ToolRunner.find("clang", path: "/usr/lib/llvm-15/bin") else {
             throw XCTSkip("no clang to check the OpenCL C with")
         }
         let file = NSTemporaryDirectory() + "/kiln-opencl-\(getpid()).cl"
         try source.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: clang)
-        p.arguments = ["-x", "cl", "-cl-std=CL1.2", "-fsyntax-only", "-Werror=implicit-function-declaration", file]
-        let pipe = Pipe()
-        p.standardError = pipe
-        try p.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "clang rejects the OpenCL C:\n\(output)\n\(source)")
+        let (status, output) = try ToolRunner.run([clang, "-x", "cl", "-cl-std=CL1.2", "-fsyntax-only", "-Werror=implicit-function-declaration", file])
+        XCTAssertEqual(status, 0, "clang rejects the OpenCL C:\n\(output)\n\(source)")
     }
 
     /// What a device cannot do (the pool, runtime calls, calls through the pointer tables) is

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Kiln
+import KilnTestSupport
 
 /// `kiln compile` end to end: graphs compiled ahead of time, linked into a C program with a C
 /// compiler alone, run, and compared with Session.run of the same graph and feeds.
@@ -21,7 +22,7 @@ final class AheadOfTimeCompileTests: AheadOfTimeTestCase {
     private func execute(_ program: String, feeds: [Tensor], types: [(DType, [Int])], runner: [String] = []) throws -> [Tensor] {
         let input = program + ".feeds", output = program + ".fetches"
         try writeFeeds(feeds, to: input)
-        if let first = runner.first { try tool(first, Array(runner.dropFirst()) + [program, input, output]) } else { try tool(program, [input, output]) }
+        try ToolRunner.succeed(runner + [program, input, output])
         return try readFetches(output, types: types)
     }
 
@@ -48,7 +49,7 @@ final class AheadOfTimeCompileTests: AheadOfTimeTestCase {
         assertClose(got, [try mlpSession(x)], tolerance: 1e-6, "mlp.o")
 
         // Nothing beyond the C library, libm and pthreads (and the loader, the vDSO).
-        let ldd = try tool(try required("ldd", package: "libc-bin"), [program])
+        let ldd = try ToolRunner.succeed([try ToolRunner.required("ldd", package: "libc-bin"), program])
         let allowed = ["linux-vdso.so", "libc.so", "libm.so", "libpthread.so", "ld-linux"]
         for line in ldd.split(separator: "\n") {
             let library = line.trimmingCharacters(in: .whitespaces).split(separator: " ").first.map(String.init) ?? ""
@@ -135,8 +136,8 @@ final class AheadOfTimeCompileTests: AheadOfTimeTestCase {
             .appendingPathComponent("Examples/DigitsC/main.c").path
         let dir = export + "/artifact"
         let libraries = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".a") }.map { dir + "/" + $0 }
-        try tool(try required("cc", package: "gcc"), ["-O2", "-o", export + "/digits", "-I", dir, source, dir + "/digits.o"] + libraries + ["-lm", "-lpthread"])
-        let printed = try tool(export + "/digits", [export + "/test_images.f32", export + "/test_labels.i64"])
+        try ToolRunner.succeed([try ToolRunner.required("cc", package: "gcc"), "-O2", "-o", export + "/digits", "-I", dir, source, dir + "/digits.o"] + libraries + ["-lm", "-lpthread"])
+        let printed = try ToolRunner.succeed([export + "/digits", export + "/test_images.f32", export + "/test_labels.i64"])
         XCTAssertTrue(printed.hasSuffix(": \(accuracy)\n"), "the session printed \(accuracy), the artifact: \(printed)")
     }
 
@@ -162,8 +163,8 @@ final class AheadOfTimeCompileTests: AheadOfTimeTestCase {
     // MARK: another CPU
 
     func testAarch64ObjectsLinkedWithTheCrossCompilerGiveTheSameOutputsUnderQemuWithin1e6() throws {
-        let qemu = try required("qemu-aarch64", package: "qemu-user")
-        _ = try required("aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu")
+        let qemu = try ToolRunner.required("qemu-aarch64", package: "qemu-user")
+        _ = try ToolRunner.required("aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu")
         let mlp = try compile(frozen, feeds: ["x:0=float32[3,784]"], fetches: ["probs:0"], name: "mlp_arm", triple: "aarch64-linux-gnu")
         let x = try randomFloats([3, 784], seed: 6)
         let mlpProgram = try link(name: "mlp_arm", dir: mlp, feeds: 1, fetches: 1, compiler: "aarch64-linux-gnu-gcc")
@@ -204,7 +205,7 @@ final class AheadOfTimeCompileTests: AheadOfTimeTestCase {
             do { _ = try sess.run(rows, feeds: [indices: bad]) } catch let e as KilnError { message = e.message }
             XCTAssertTrue(message.contains("indices[1] = 7 is not in [0, 5)"), message)
             try writeFeeds([bad], to: program + ".bad")
-            let r = try launch(program, [program + ".bad", program + ".out"])
+            let r = try ToolRunner.run([program, program + ".bad", program + ".out"])
             XCTAssertEqual(r.status, 3, "\(emit): \(r.output)")
             XCTAssertTrue(r.output.contains("run failed with 3 (last_error 3): \(message)\n"), "\(emit): \(r.output) vs \(message)")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Kiln
+import KilnTestSupport
 
 /// Builds and runs programs around `kiln compile` artifacts: a C harness that reads every feed
 /// from one file (the feeds' bytes in order), calls NAME_run (and NAME_run_with_arena, which
@@ -86,50 +87,6 @@ class AheadOfTimeTestCase: KilnBinaryTestCase {
         """
     }
 
-    /// Runs a tool; fails the test with its output when it exits non-zero.
-    @discardableResult
-    func tool(_ path: String, _ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let (status, text) = try launch(path, arguments)
-        if status != 0 {
-            XCTFail("\(([path] + arguments).joined(separator: " ")) exited with \(status):\n\(text)", file: file, line: line)
-            throw CocoaError(.executableLoad)
-        }
-        return text
-    }
-
-    /// Runs a program; its exit status and its standard output and error together.
-    func launch(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
-        let out = scratch.appendingPathComponent("tool-\(UUID().uuidString).out")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: out) }
-        let handle = try FileHandle(forWritingTo: out)
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: try Data(contentsOf: out), as: UTF8.self))
-    }
-
-    /// The absolute path of a tool on PATH, or nil.
-    func which(_ name: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let p = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
-
-    /// The tool, or a loud skip naming the Debian package that has it.
-    func required(_ name: String, package: String) throws -> String {
-        guard let p = which(name) else {
-            throw XCTSkip("\(name) is missing: install it with `apt-get install \(package)` (scripts/setup.sh does)")
-        }
-        return p
-    }
-
     /// Links the harness with the artifact in `dir` (NAME.o and its library, or NAME.c) by
     /// `compiler` and returns the program's path.
     func link(name: String, dir: String, feeds: Int, fetches: Int, compiler: String = "cc", emitC: Bool = false) throws -> String {
@@ -138,8 +95,8 @@ class AheadOfTimeTestCase: KilnBinaryTestCase {
         let program = dir + "/harness"
         let code = emitC ? [dir + "/\(name).c"] : [dir + "/\(name).o"]
         let libraries = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".a") }.sorted().map { dir + "/" + $0 }
-        try tool(try required(compiler, package: compiler == "cc" ? "gcc" : "gcc-aarch64-linux-gnu"),
-                 ["-O2"] + (emitC ? ["-std=c99"] : []) + ["-I", dir, "-o", program, main] + code + libraries + ["-lm", "-lpthread"])
+        try ToolRunner.succeed([try ToolRunner.required(compiler, package: compiler == "cc" ? "gcc" : "gcc-aarch64-linux-gnu"),
+                                "-O2"] + (emitC ? ["-std=c99"] : []) + ["-I", dir, "-o", program, main] + code + libraries + ["-lm", "-lpthread"])
         return program
     }
 

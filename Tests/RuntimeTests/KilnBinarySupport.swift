@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import XCTest
 
 /// Runs binaries the package builds beside the test bundle (`swift build --build-tests` and
@@ -23,20 +24,8 @@ class KilnBinaryTestCase: ScratchDirectoryTestCase {
             XCTFail("no \(name) binary at \(url.path): build it with `swift build --build-tests` (or `swift build --product \(name)`) first")
             throw CocoaError(.fileNoSuchFile)
         }
-        let p = Process()
-        p.executableURL = url
-        p.arguments = arguments
-        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        // Files, not pipes: reading one pipe to its end while the child fills the other would
-        // stop the child (KILN_DEBUG output is large).
-        let out = scratch.appendingPathComponent("\(name)-\(UUID().uuidString).out"), err = out.deletingPathExtension().appendingPathExtension("err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
-        p.standardOutput = try FileHandle(forWritingTo: out)
-        p.standardError = try FileHandle(forWritingTo: err)
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: try Data(contentsOf: out), as: UTF8.self), String(decoding: try Data(contentsOf: err), as: UTF8.self))
+        // Stdout and stderr apart: tests read kiln's results from one and its messages from the other.
+        return try ToolRunner.runSeparately([url.path] + arguments,
+                                            environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 })
     }
 }
