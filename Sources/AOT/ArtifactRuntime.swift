@@ -1,4 +1,5 @@
 import Foundation
+import KilnC
 import KilnCPU
 import KilnIR
 #if canImport(Glibc)
@@ -101,26 +102,26 @@ struct Toolchain {
         if Self.sameTriple(target.triple, host.triple) {
             let kilnCC = environment["KILN_CC"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
             let words = (kilnCC ?? "cc").split(separator: " ").map(String.init)
-            guard let program = Self.find(words[0], path: path) else {
+            guard let program = ToolProcess.find(words[0], path: path) else {
                 throw KilnError(.unavailable, "building the artifact's runtime library needs a C compiler, and '\(words[0])' (\(kilnCC != nil ? "KILN_CC" : "the default, cc")) is not an executable program\(words[0].contains("/") ? "" : " on PATH"); install one (Debian: apt-get install gcc) or set KILN_CC")
             }
             compiler = [program] + words.dropFirst()
-            archiver = [Self.find("ar", path: path) ?? "ar"]
+            archiver = [ToolProcess.find("ar", path: path) ?? "ar"]
             if target.name == host.name {
                 machineFlags = arch.hasPrefix("x86") || arch == "i686" || arch == "i386" ? ["-march=native"] : ["-mcpu=native"]
             }
             return
         }
         let gnu = Self.gnuPrefix(target.triple)
-        if let gnu, let gcc = Self.find(gnu + "-gcc", path: path) {
+        if let gnu, let gcc = ToolProcess.find(gnu + "-gcc", path: path) {
             compiler = [gcc]
-            archiver = [Self.find(gnu + "-ar", path: path) ?? Self.find("ar", path: path) ?? "ar"]
+            archiver = [ToolProcess.find(gnu + "-ar", path: path) ?? ToolProcess.find("ar", path: path) ?? "ar"]
             return
         }
-        if let clang = Self.find("clang", path: path), Self.clangWorks(clang, triple: target.triple, environment: environment) {
+        if let clang = ToolProcess.find("clang", path: path), Self.clangWorks(clang, triple: target.triple, environment: environment) {
             compiler = [clang]
             extraFlags = ["--target=\(target.triple)"]
-            archiver = [gnu.flatMap { Self.find($0 + "-ar", path: path) } ?? Self.find("llvm-ar", path: path) ?? Self.find("ar", path: path) ?? "ar"]
+            archiver = [gnu.flatMap { ToolProcess.find($0 + "-ar", path: path) } ?? ToolProcess.find("llvm-ar", path: path) ?? ToolProcess.find("ar", path: path) ?? "ar"]
             return
         }
         let package = gnu.map { "gcc-" + $0.replacingOccurrences(of: "_", with: "-") }
@@ -146,16 +147,6 @@ struct Toolchain {
         return "\(arch)-linux-\(parts[linux + 1])"
     }
 
-    static func find(_ name: String, path: String) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        for dir in path.split(separator: ":") where !dir.isEmpty {
-            let candidate = "\(dir)/\(name)"
-            var st = stat()
-            if stat(candidate, &st) == 0, st.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
-    }
-
     /// Whether clang compiles a C file with <stdint.h> for `triple` (it needs that target's C
     /// library headers, which a bare clang lacks).
     static func clangWorks(_ clang: String, triple: String, environment: [String: String]) -> Bool {
@@ -163,35 +154,16 @@ struct Toolchain {
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else { return false }
         defer { try? FileManager.default.removeItem(atPath: dir) }
         guard (try? "#include <stdint.h>\n#include <pthread.h>\nint64_t probe;\n".write(toFile: "\(dir)/probe.c", atomically: false, encoding: .utf8)) != nil,
-              let (status, _) = try? Toolchain.execute([clang, "--target=\(triple)", "-c", "probe.c", "-o", "probe.o"], in: dir, environment: environment) else { return false }
+              let (status, _) = try? ToolProcess.run([clang, "--target=\(triple)", "-c", "probe.c", "-o", "probe.o"], in: dir, environment: environment) else { return false }
         return status == 0
     }
 
     /// Runs a tool in `dir`; throws with the end of its output when it fails.
     func run(_ argv: [String], in dir: String, what: String) throws {
-        let (status, output) = try Self.execute(argv, in: dir, environment: environment)
+        let (status, output) = try ToolProcess.run(argv, in: dir, environment: environment)
         guard status == 0 else {
             let tail = output.split(separator: "\n", omittingEmptySubsequences: false).suffix(30).joined(separator: "\n")
             throw KilnError.internalError("\(what) (\(argv.joined(separator: " "))) failed with status \(status) building the artifact's runtime library:\n\(tail.suffix(6000))")
         }
-    }
-
-    static func execute(_ argv: [String], in dir: String, environment: [String: String]) throws -> (Int32, String) {
-        let p = Process()
-        p.environment = environment
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        do { try p.run() } catch {
-            throw KilnError(.unavailable, "cannot start \(argv[0]): \(error)")
-        }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-        return (status, String(decoding: data, as: UTF8.self))
     }
 }

@@ -25,20 +25,10 @@ public struct CCompiler: Sendable {
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let spelled = environment["KILN_CC"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? "cc"
         let words = spelled.split(separator: " ").map(String.init)
-        guard let program = Self.find(words[0], path: environment["PATH"] ?? "/usr/bin:/bin") else {
+        guard let program = ToolProcess.find(words[0], path: environment["PATH"] ?? "/usr/bin:/bin") else {
             throw KilnError(.unavailable, "the C backend needs a C compiler, and '\(words[0])' (\(environment["KILN_CC"] != nil ? "KILN_CC" : "the default, cc")) is not an executable program\(words[0].contains("/") ? "" : " on PATH"); install one (Debian: apt-get install gcc) or set KILN_CC to a C99 compiler")
         }
         command = [program] + words.dropFirst()
-    }
-
-    static func find(_ name: String, path: String) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        for dir in path.split(separator: ":") where !dir.isEmpty {
-            let candidate = "\(dir)/\(name)"
-            var st = stat()
-            if stat(candidate, &st) == 0, st.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
     }
 
     /// Compiles `source` into a shared object and loads it. The files live in a private
@@ -91,21 +81,8 @@ public struct CCompiler: Sendable {
     }
 
     /// Runs the compiler; returns its status and what it wrote to stdout and stderr.
-    private func run(_ argv: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        do { try p.run() } catch {
-            throw KilnError(.unavailable, "cannot start the C compiler \(argv[0]): \(error)")
-        }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-        return (status, String(decoding: data, as: UTF8.self))
+    private func run(_ argv: [String]) throws -> (status: Int32, output: String) {
+        try ToolProcess.run(argv, naming: "the C compiler \(argv[0])")
     }
 }
 
