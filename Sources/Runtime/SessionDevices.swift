@@ -27,7 +27,7 @@ struct SessionDevices {
         let gpus = GPUBackends.gpus(allowCPU: config.openCLAllowCPU ?? OpenCL.allowCPUFromEnvironment)
         devices = [.cpu] + gpus.indices.map { PlacementDevice.gpu($0) }
         let options = config.gpuOptions
-        gpuBackend = { try GPUBackends.backend(for: gpus[$0], options: options) }
+        gpuBackend = { GPUBackends.backend(for: gpus[$0], options: options) }
     }
 
     func backend(for device: PlacementDevice) throws -> any Backend {
@@ -70,8 +70,8 @@ enum GPUBackends {
     }
 
     /// The backend of `device`, made on first use with `options` (later sessions share it).
-    static func backend(for device: OpenCLDevice, options: GPUOptions) throws -> any Backend {
-        try lock.withLock {
+    static func backend(for device: OpenCLDevice, options: GPUOptions) -> any Backend {
+        lock.withLock {
             if let b = backends[device] { return b }
             let b = OpenCLBackend(device: device, memory: memoryOptions(options))
             backends[device] = b
