@@ -61,12 +61,11 @@ extension Session {
     static let answeredOps: Set<String> = ["ReportUninitializedVariables", "VarIsInitializedOp", "IsVariableInitialized", "SaveV2", "RestoreV2", "KilnInitializedValue",
                                            "CountUpTo"]
 
-    /// An Identity that waits for a host op through a control edge (TensorFlow's limit_epochs:
-    /// the input after CountUpTo): answered on the host too, after that op.
+    /// An Identity that waits for an input-pipeline op through a control edge (TensorFlow's
+    /// limit_epochs: the input after CountUpTo; or after a queue op): answered on the host too,
+    /// after that op. (Other host ops through a control edge stay an error: see compiledFeeds.)
     static func followsHostOp(_ op: KilnFrontend.Operation) -> Bool {
-        op.type == "Identity" && op.controlInputs.contains { c in
-            answeredOps.contains(c.type) || QueueOps.types.contains(c.type) || OpRegistry.def(c.type)?.hostKernel != nil
-        }
+        op.type == "Identity" && op.controlInputs.contains { $0.type == "CountUpTo" || QueueOps.types.contains($0.type) }
     }
 
     /// CountUpTo: the epoch counter's value, counted up in the variable store; outOfRange at the limit.
