@@ -193,6 +193,31 @@ final class TFRecordReaderOpTests: XCTestCase {
         XCTAssertEqual(try result.get()?.get(), records[0][0])
     }
 
+    func testReadsThroughAFIFOQueueAndEndsWithCancelledWhenTheSessionCloses() throws {
+        let (paths, records) = try files(.gzip)
+        let g = Graph()
+        let queue = try FIFOQueue(g, capacity: 8, dtypes: [.string])
+        let fill = try queue.enqueueMany([try g.constant(try Tensor(shape: [1], strings: [Array(paths[2].utf8)]))])
+        let reader = try TFRecordReader(graph: g, options: .gzip)
+        let (_, value) = try reader.read(queue)
+        let sess = try Session(graph: g)
+        try sess.run(fill)
+        XCTAssertEqual(try sess.run(value).strings[0], records[2][0])
+        XCTAssertEqual(try sess.run(value).strings[0], records[2][1])
+        // The next read waits for a filename that never comes, until the session closes.
+        let ended = expectation(description: "the waiting read ends")
+        let result = Box()
+        DispatchQueue.global().async {
+            result.set(Result { try sess.run(value).strings[0] })
+            ended.fulfill()
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        XCTAssertNil(result.get())
+        sess.close()
+        wait(for: [ended], timeout: 10)
+        XCTAssertThrowsError(try result.get()?.get()) { XCTAssertEqual(($0 as? KilnError)?.code, .cancelled, "\($0)") }
+    }
+
     final class Box: @unchecked Sendable {
         private let lock = NSLock()
         private var value: Result<[UInt8], Error>?
