@@ -218,6 +218,46 @@ final class TFRecordReaderOpTests: XCTestCase {
         XCTAssertThrowsError(try result.get()?.get()) { XCTAssertEqual(($0 as? KilnError)?.code, .cancelled, "\($0)") }
     }
 
+    /// shuffle_batch's threads run one reader's read at once: every record comes out once.
+    func testConcurrentReadsShareOneReaderAndTakeEachRecordOnce() throws {
+        let dir = temporaryDirectory()
+        var paths: [String] = [], all: [[UInt8]] = []
+        for f in 0..<6 {
+            let records = (0..<50).map { Array("file \(f) record \($0)".utf8) }
+            let path = dir.appendingPathComponent("part\(f).tfrecord").path
+            try TFRecordWriter.write(records, to: path)
+            paths.append(path)
+            all += records
+        }
+        let p = try Pipeline(options: .none)
+        let (_, value) = try p.reader.read(p.queue)
+        let sess = try Session(graph: p.graph)
+        try p.fill(sess, paths)
+        let results = Collected()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            while true {
+                do {
+                    results.add(.success(try sess.run(value).strings[0]))
+                } catch let e as KilnError where e.code == .outOfRange {
+                    return
+                } catch {
+                    results.add(.failure(error))
+                    return
+                }
+            }
+        }
+        let seen = try results.all().map { try $0.get() }
+        XCTAssertEqual(seen.count, all.count)
+        XCTAssertEqual(Set(seen), Set(all))
+    }
+
+    final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [Result<[UInt8], Error>] = []
+        func add(_ r: Result<[UInt8], Error>) { lock.lock(); items.append(r); lock.unlock() }
+        func all() -> [Result<[UInt8], Error>] { lock.lock(); defer { lock.unlock() }; return items }
+    }
+
     final class Box: @unchecked Sendable {
         private let lock = NSLock()
         private var value: Result<[UInt8], Error>?
