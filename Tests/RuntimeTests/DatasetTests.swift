@@ -133,7 +133,7 @@ final class DatasetTests: XCTestCase {
             let it = try endless.prefetch(2).makeIterator()
             XCTAssertNotNil(try it.next())
         }
-        Thread.sleep(forTimeInterval: 0.2)
+        Thread.sleep(forTimeInterval: 0.5)   // time for the released producers to see they are done
         let produced = counter.next()
         Thread.sleep(forTimeInterval: 0.2)
         XCTAssertEqual(counter.next(), produced + 1, "no producer runs on after its iterator is gone")
