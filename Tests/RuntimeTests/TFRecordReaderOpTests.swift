@@ -251,6 +251,35 @@ final class TFRecordReaderOpTests: XCTestCase {
         XCTAssertEqual(Set(seen), Set(all))
     }
 
+    /// The tutorial's shape: filenames -> reader -> a records queue filled by two QueueRunner
+    /// threads under a Coordinator; the consumer reads every record once, then outOfRange.
+    func testQueueRunnerThreadsReadEveryRecordIntoABatchQueue() throws {
+        let (paths, records) = try files(.zlib)
+        let g = Graph()
+        let filenames = try FIFOQueue(g, capacity: 8, dtypes: [.string], name: "filenames")
+        let fill = try filenames.enqueueMany([try g.constant(try Tensor(shape: [3], strings: paths.map { Array($0.utf8) }))])
+        let closeFilenames = try filenames.close()
+        let reader = try TFRecordReader(graph: g, options: .zlib)
+        let (_, value) = try reader.read(filenames)
+        let examples = try FIFOQueue(g, capacity: 2, dtypes: [.string], shapes: [Shape([])], name: "examples")
+        let enqueue = try examples.enqueue([value])
+        g.addQueueRunner(try QueueRunner(queue: examples, enqueueOps: [enqueue, enqueue]))
+        let next = try examples.dequeue()[0]
+        let sess = try Session(graph: g)
+        try sess.run(targets: [fill, closeFilenames])
+        let coord = Coordinator()
+        let threads = startQueueRunners(session: sess, coordinator: coord)
+        var got: [[UInt8]] = []
+        do {
+            while true { got.append(try sess.run(next).strings[0]) }
+        } catch let e as KilnError where e.code == .outOfRange {
+            coord.requestStop()
+        }
+        try coord.join(threads, stopGracePeriod: 30)
+        XCTAssertEqual(got.count, 5)
+        XCTAssertEqual(Set(got), Set(records.flatMap { $0 }))
+    }
+
     final class Collected: @unchecked Sendable {
         private let lock = NSLock()
         private var items: [Result<[UInt8], Error>] = []
