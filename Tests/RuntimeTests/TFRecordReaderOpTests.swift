@@ -280,6 +280,36 @@ final class TFRecordReaderOpTests: XCTestCase {
         XCTAssertEqual(Set(got), Set(records.flatMap { $0 }))
     }
 
+    /// The nodes TensorFlow 1 writes for string_input_producer's queue, a TFRecordReader and its
+    /// read (handles are resources there) import and run.
+    func testTensorFlowGraphDefOfAReaderImportsAndReads() throws {
+        let (paths, records) = try files(.gzip)
+        let g = Graph()
+        let ops = try g.importGraphDef(text: """
+            node { name: "input_producer" op: "FIFOQueueV2"
+              attr { key: "capacity" value { i: 32 } }
+              attr { key: "component_types" value { list { type: DT_STRING } } }
+              attr { key: "container" value { s: "" } }
+              attr { key: "shapes" value { list { shape { } } } }
+              attr { key: "shared_name" value { s: "" } } }
+            node { name: "TFRecordReaderV2" op: "TFRecordReaderV2"
+              attr { key: "compression_type" value { s: "GZIP" } }
+              attr { key: "container" value { s: "" } }
+              attr { key: "shared_name" value { s: "" } } }
+            node { name: "ReaderReadV2" op: "ReaderReadV2" input: "TFRecordReaderV2" input: "input_producer" }
+            """, prefix: "")
+        XCTAssertEqual(ops.count, 3)
+        let queue = try XCTUnwrap(g.operation(named: "input_producer")).output()
+        let read = try XCTUnwrap(g.operation(named: "ReaderReadV2"))
+        let names = try g.constant(try Tensor(shape: [1], strings: [Array(paths[0].utf8)]))
+        let fill = try g.addOperation("QueueEnqueueManyV2", inputs: [queue, names], attrs: ["Tcomponents": .types([.string])])
+        let sess = try Session(graph: g)
+        try sess.run(fill)
+        let out = try sess.run([read.output(0), read.output(1)])
+        XCTAssertEqual(string(out[0]), "\(paths[0]):0")
+        XCTAssertEqual(out[1].strings[0], records[0][0])
+    }
+
     final class Collected: @unchecked Sendable {
         private let lock = NSLock()
         private var items: [Result<[UInt8], Error>] = []
