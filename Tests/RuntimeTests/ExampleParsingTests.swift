@@ -159,4 +159,23 @@ final class ExampleParsingTests: XCTestCase {
             try graph.parseExample(try graph.placeholder(.float32, shape: Shape([2])), features: ["n": VarLenFeature(.int64)])
         }
     }
+
+    /// The parse ops keep TensorFlow's names and attrs, so a graph exported as a GraphDef and
+    /// imported again parses the same way.
+    func testParseGraphsRoundTripThroughGraphDef() throws {
+        let graph = Graph()
+        let s = try graph.placeholder(.string, shape: Shape([]), name: "serialized")
+        let f = try graph.parseSingleExample(s, features: ["label": FixedLenFeature([], .int64, defaultValue: Tensor(Int64(-1))),
+                                                         "tags": VarLenFeature(.float32)])
+        _ = try graph.identity(f["label"]!.dense!, name: "label")
+        _ = try graph.identity(f["tags"]!.sparse!.values, name: "tags")
+        let imported = Graph()
+        try imported.importGraphDef(serialized: try graph.serializedGraphDef(), prefix: "")
+        let sess = try Session(graph: imported)
+        let input = imported.operation(named: "serialized").map { $0.output() }
+        let label = try XCTUnwrap(imported.operation(named: "label")).output(), tags = try XCTUnwrap(imported.operation(named: "tags")).output()
+        let withTags = try Example(["tags": .float([1.5, 2])]).serialized()
+        XCTAssertEqual(try sess.run([label, tags], feeds: [try XCTUnwrap(input): Tensor(shape: [], strings: [withTags])]),
+                       [Tensor(Int64(-1)), try Tensor(shape: [2], scalars: [Float(1.5), 2])])
+    }
 }
