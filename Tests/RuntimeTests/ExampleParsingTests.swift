@@ -205,4 +205,15 @@ final class ExampleParsingTests: XCTestCase {
         XCTAssertEqual(out, [try Tensor(shape: [2, 2], scalars: [Int64(0), 0, 0, 1]), try Tensor(shape: [2], scalars: [Int64(7), 8]),
                              try Tensor(shape: [2], scalars: [Int64(2), 2]), try Tensor(shape: [2], scalars: [Int64(4), 5])])
     }
+
+    /// Parsing a fed record runs nothing compiled: the defaults are Consts read from the graph.
+    func testParsingAFedRecordCompilesNothing() throws {
+        let graph = Graph()
+        let s = try graph.placeholder(.string, shape: Shape([]))
+        let f = try graph.parseSingleExample(s, features: ["label": FixedLenFeature([], .int64), "x": FixedLenFeature([1], .float32, defaultValue: Tensor(Float(2)))])
+        let sess = try Session(graph: graph)
+        let out = try sess.run([f["label"]!.dense!, f["x"]!.dense!], feeds: [s: Tensor(shape: [], strings: [try Example(["label": .int64([1])]).serialized()])])
+        XCTAssertEqual(out, [Tensor(Int64(1)), try Tensor(shape: [1], scalars: [Float(2)])])
+        XCTAssertEqual(sess.compileCount, 0)
+    }
 }
