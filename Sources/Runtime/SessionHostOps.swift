@@ -11,10 +11,12 @@ extension Session {
         // Called for every op of every run: most ops are compiled, and this says so quickly.
         let hostKernel = OpRegistry.def(op.type)?.hostKernel
         guard hostKernel != nil || op.outputSpecs.first?.dtype == .string || Session.answeredOps.contains(op.type)
-                || QueueOps.types.contains(op.type) else { return nil }
+                || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) else { return nil }
         switch op.type {
         case _ where QueueOps.types.contains(op.type):
             return try queueOutputs(of: op, feeds: feeds)
+        case _ where ReaderOps.types.contains(op.type):
+            return try readerOutputs(of: op, feeds: feeds)
         case "ReportUninitializedVariables":
             let initialized = Set(variables.keys.map(\.name))
             let missing = (op.attrs["var_names"]?.stringList ?? []).filter { !initialized.contains($0) }
