@@ -16,7 +16,12 @@ public final class Session: @unchecked Sendable {
     /// Run signatures known to involve no host op and no string: they skip the host pass.
     private var hostFree = Set<RunShape>()
     private var closed = false
+    /// Held for the whole of a run, except while a host op waits (see `withoutLock`).
     private let lock = NSLock()
+    /// Resources ops make (queues, readers), by shared name or op, created on first use.
+    private var resources: [String: AnyObject] = [:]
+    /// Numbers resources as TensorFlow names unshared ones ("_0_input_producer").
+    private var resourceCount = 0
     private let debugLevel: Int
     /// Seeds unseeded random ops, so they differ between sessions.
     private let sessionSeed = UInt64.random(in: 1...UInt64.max)
@@ -80,6 +85,42 @@ public final class Session: @unchecked Sendable {
         cache.removeAll()
         variables.removeAll()
         residences.removeAll()
+        // Runs waiting in a queue (or a reader) end with `cancelled`, as TensorFlow's do.
+        for r in resources.values { (r as? CancellableResource)?.cancel() }
+        resources.removeAll()
+    }
+
+    // MARK: resources
+
+    /// The resource `op` makes (a queue, a reader), made by `make` (given the name TensorFlow gives
+    /// it: the op's shared_name, else "_<n>_<op name>") the first time a run needs it. Ops with
+    /// the same shared_name share one.
+    func resource<T: AnyObject>(of op: KilnFrontend.Operation, make: (_ name: String) throws -> T) throws -> T {
+        let shared = op.attrs["shared_name"]?.string ?? ""
+        let key = shared.isEmpty ? "op:" + op.name : "shared:" + shared
+        if let existing = resources[key] {
+            guard let r = existing as? T else {
+                throw KilnError.invalidArgument("Resource '\(shared)' of '\(op.name)' (op: \(op.type)) is a \(type(of: existing)), not a \(T.self)")
+            }
+            return r
+        }
+        let r = try make(shared.isEmpty ? "_\(resourceCount)_\(op.name)" : shared)
+        resourceCount += 1
+        resources[key] = r
+        return r
+    }
+
+    /// Runs `body` (a host op that waits: a dequeue from an empty queue) with the session's lock
+    /// let go, so other threads' runs (the enqueues that end the wait) proceed meanwhile. Called
+    /// only inside a run, which holds the lock; the run's own state is local to it. A session
+    /// closed during the wait ends the run.
+    func withoutLock(_ body: () throws -> Void) throws {
+        lock.unlock()
+        var failure: Error?
+        do { try body() } catch { failure = error }
+        lock.lock()
+        if let failure { throw failure }
+        if closed { throw KilnError(.cancelled, "Session has been closed.") }
     }
 
     // MARK: variables

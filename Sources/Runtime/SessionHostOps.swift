@@ -10,8 +10,13 @@ extension Session {
     func hostOutputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor]? {
         // Called for every op of every run: most ops are compiled, and this says so quickly.
         let hostKernel = OpRegistry.def(op.type)?.hostKernel
-        guard hostKernel != nil || op.outputSpecs.first?.dtype == .string || Session.answeredOps.contains(op.type) else { return nil }
+        guard hostKernel != nil || op.outputSpecs.first?.dtype == .string || Session.answeredOps.contains(op.type)
+                || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) else { return nil }
         switch op.type {
+        case _ where QueueOps.types.contains(op.type):
+            return try queueOutputs(of: op, feeds: feeds)
+        case _ where ReaderOps.types.contains(op.type):
+            return try readerOutputs(of: op, feeds: feeds)
         case "ReportUninitializedVariables":
             let initialized = Set(variables.keys.map(\.name))
             let missing = (op.attrs["var_names"]?.stringList ?? []).filter { !initialized.contains($0) }
@@ -53,7 +58,7 @@ extension Session {
     static let sometimesAnsweredOps: Set<String> = ["KilnInitializedValue"]
 
     /// The input values of a host op: fed ones directly, the rest computed by a run of their own.
-    private func hostInputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor] {
+    func hostInputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor] {
         // Const inputs (a parse op's defaults and keys) are read from the graph: a host op whose
         // other inputs are fed then needs no compiled run at all.
         var known = feeds

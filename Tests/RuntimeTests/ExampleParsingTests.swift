@@ -15,8 +15,8 @@ final class ExampleParsingTests: XCTestCase {
     func golden() throws -> (records: [[UInt8]], gzipRecords: [[UInt8]], image: [Int64], shape: [Int]) {
         let dir = Golden.directory.appendingPathComponent("tfrecord")
         let g = try JSONDecoder().decode(RecordsJSON.self, from: Data(contentsOf: dir.appendingPathComponent("records.json")))
-        let plain = try TFRecordReader.records(path: dir.appendingPathComponent("data.tfrecord").path, compression: .none)
-        let gzip = try TFRecordReader.records(path: dir.appendingPathComponent("data_gzip.tfrecord").path, compression: .gzip)
+        let plain = try TFRecordFileReader.records(path: dir.appendingPathComponent("data.tfrecord").path, compression: .none)
+        let gzip = try TFRecordFileReader.records(path: dir.appendingPathComponent("data_gzip.tfrecord").path, compression: .gzip)
         return (plain, gzip, g.img.values.data, g.img.values.shape)
     }
 

@@ -51,7 +51,7 @@ final class TFRecordTests: XCTestCase {
     func testReadsTensorFlowsUncompressedAndGzipFiles() throws {
         let g = try golden()
         for (file, compression) in [("data.tfrecord", TFRecordCompression.none), ("data_gzip.tfrecord", .gzip)] {
-            let records = try TFRecordReader.records(path: try fixture(file), compression: compression)
+            let records = try TFRecordFileReader.records(path: try fixture(file), compression: compression)
             XCTAssertEqual(records.count, g.files[file]?.records, file)
             XCTAssertEqual(records.map(\.count), g.record_lengths, file)
             XCTAssertEqual(records.first, hex(g.record0_serialized_hex), file)
@@ -60,7 +60,7 @@ final class TFRecordTests: XCTestCase {
     }
 
     func testIteratesRecordsAsASequence() throws {
-        let reader = try TFRecordReader(path: try fixture("data.tfrecord"))
+        let reader = try TFRecordFileReader(path: try fixture("data.tfrecord"))
         var iterator = reader.makeIterator()
         var n = 0
         while iterator.next() != nil { n += 1 }
@@ -71,7 +71,7 @@ final class TFRecordTests: XCTestCase {
 
     func testWriterReproducesTensorFlowsFileByteForByte() throws {
         let path = try fixture("data.tfrecord")
-        let records = try TFRecordReader.records(path: path)
+        let records = try TFRecordFileReader.records(path: path)
         let out = temporaryPath("copy.tfrecord")
         try TFRecordWriter.write(records, to: out)
         XCTAssertEqual(FileManager.default.contents(atPath: out), FileManager.default.contents(atPath: path))
@@ -89,14 +89,14 @@ final class TFRecordTests: XCTestCase {
             let path = temporaryPath("rt.tfrecord")
             let w = try TFRecordWriter(path: path, compression: compression)
             for r in records { try w.write(r) }
-            XCTAssertFalse(FileManager.default.fileExists(atPath: path), "the file appears only on close")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path), "the file appears only when closed")
             try w.close()
             XCTAssertEqual(w.count, records.count)
-            XCTAssertEqual(try TFRecordReader.records(path: path, compression: compression), records, "\(compression)")
+            XCTAssertEqual(try TFRecordFileReader.records(path: path, compression: compression), records, "\(compression)")
             if compression == .gzip { XCTAssertEqual(Array(try XCTUnwrap(FileManager.default.contents(atPath: path)).prefix(2)), [0x1f, 0x8b]) }
             XCTAssertThrowsError(try w.write([1])) { XCTAssertEqual(($0 as? KilnError)?.code, .failedPrecondition) }
         }
-        XCTAssertEqual(try TFRecordReader(bytes: []).next(), nil, "an empty file holds no records")
+        XCTAssertEqual(try TFRecordFileReader(bytes: []).next(), nil, "an empty file holds no records")
     }
 
     func testCompressionTypeStrings() throws {
@@ -109,7 +109,7 @@ final class TFRecordTests: XCTestCase {
     /// Reads `bytes` to the end and returns the error, which must be dataLoss naming the source.
     func damage(_ bytes: [UInt8], _ compression: TFRecordCompression = .none, file: StaticString = #filePath, line: UInt = #line) -> String {
         do {
-            _ = try TFRecordReader(bytes: bytes, compression: compression, source: "bad.tfrecord").readAll()
+            _ = try TFRecordFileReader(bytes: bytes, compression: compression, source: "bad.tfrecord").readAll()
             XCTFail("damaged data was read without an error", file: file, line: line)
             return ""
         } catch let e as KilnError {
@@ -139,6 +139,64 @@ final class TFRecordTests: XCTestCase {
         XCTAssertTrue(damage(good + [0, 0, 0]).contains("offset \(good.count)"))
     }
 
+    /// Every kind of damage, to each record of a small file, uncompressed and inside a ZLIB or
+    /// GZIP stream (offsets are into the decompressed stream, as TensorFlow reports them).
+    func testEveryCorruptionKindNamesFileRecordAndOffsetInEveryCompression() throws {
+        let records = [Array("first".utf8), Array("second record".utf8), []]
+        let good = TFRecordWriter.encode(records)
+        let starts = [0, 21, 21 + 12 + 13 + 4]
+        func compress(_ b: [UInt8], _ c: TFRecordCompression) throws -> [UInt8] {
+            switch c {
+            case .none: return b
+            case .zlib: return try Zlib.deflate(b, format: .zlib)
+            case .gzip: return try Zlib.deflate(b, format: .gzip)
+            }
+        }
+        for c in TFRecordCompression.allCases {
+            for (n, start) in starts.enumerated() {
+                let length = records[n].count
+                // (what is flipped, the byte's offset from the record's start)
+                var kinds = [("length byte", 0), ("length CRC", 9), ("data CRC", 12 + length + 2)]
+                if length > 0 { kinds.append(("data byte", 12 + length / 2)) }
+                for (kind, at) in kinds {
+                    var bad = good
+                    bad[start + at] ^= 0x01
+                    let message = damage(try compress(bad, c), c)
+                    // A flipped length byte may make the length claim more bytes than remain,
+                    // but its CRC no longer matches, which is checked first.
+                    XCTAssertTrue(message.contains("record \(n): corrupted record at offset \(start)"), "\(c) \(kind) of record \(n): \(message)")
+                }
+            }
+            // Truncation at every offset but the record boundaries.
+            for cut in 1..<good.count where !starts.contains(cut) {
+                let n = starts.lastIndex { $0 < cut }!
+                let message = damage(try compress(Array(good[0..<cut]), c), c)
+                XCTAssertTrue(message.contains("record \(n): truncated record at offset \(starts[n])"), "\(c) cut at \(cut): \(message)")
+            }
+            // Cut at a boundary: the records before it, then the clean end.
+            for (n, start) in starts.enumerated() {
+                let reader = try TFRecordFileReader(bytes: try compress(Array(good[0..<start]), c), compression: c)
+                XCTAssertEqual(try reader.readAll(), Array(records[0..<n]), "\(c) cut at record \(n)")
+                XCTAssertEqual(reader.recordsRead, n)
+                XCTAssertNil(try reader.next(), "the end stays the end")
+            }
+        }
+    }
+
+    func testWriterReleasedUnclosedStillWritesItsFile() throws {
+        let records: [[UInt8]] = [Array("kept".utf8), [1, 2, 3]]
+        for compression in TFRecordCompression.allCases {
+            let path = temporaryPath("dropped.tfrecord")
+            do {
+                let w = try TFRecordWriter(path: path, compression: compression)
+                for r in records { try w.write(r) }
+            }
+            XCTAssertEqual(try TFRecordFileReader.records(path: path, compression: compression), records, "\(compression)")
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
+            XCTAssertEqual(leftovers, ["dropped.tfrecord"], "no temporary file is left behind")
+        }
+    }
+
     func testHugeDeclaredLengthIsAnErrorNotAnAllocation() {
         // A length whose own CRC is right, so only the bounds check stands between it and memory.
         for length in [UInt64(1) << 40, UInt64.max, UInt64(Int.max), 100] {
@@ -162,6 +220,6 @@ final class TFRecordTests: XCTestCase {
     }
 
     func testMissingFileIsNotFound() {
-        XCTAssertThrowsError(try TFRecordReader(path: "/nonexistent/x.tfrecord")) { XCTAssertEqual(($0 as? KilnError)?.code, .notFound) }
+        XCTAssertThrowsError(try TFRecordFileReader(path: "/nonexistent/x.tfrecord")) { XCTAssertEqual(($0 as? KilnError)?.code, .notFound) }
     }
 }

@@ -12,13 +12,13 @@ public func fuzzTFRecord(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let compression = TFRecordCompression.allCases[Int(first) % TFRecordCompression.allCases.count]
     var records: [[UInt8]] = []
     do {
-        let reader = try TFRecordReader(bytes: Array(bytes.dropFirst()), compression: compression, source: "fuzz.tfrecord")
+        let reader = try TFRecordFileReader(bytes: Array(bytes.dropFirst()), compression: compression, source: "fuzz.tfrecord")
         while let r = try reader.next() { records.append(r) }
         if compression == .none && TFRecordWriter.encode(records) != Array(bytes.dropFirst()) {
             fatalError("TFRecord records do not re-frame to the file they came from")
         }
     } catch {
-        expectKilnError(error, "TFRecordReader")
+        expectKilnError(error, "TFRecordFileReader")
     }
     return 0
 }

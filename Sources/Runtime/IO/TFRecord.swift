@@ -43,17 +43,22 @@ enum TFRecordFraming {
 
 /// Reads the records of one TFRecord file in order. Every length is checked against the bytes
 /// that remain and every CRC is verified before a record is returned; a damaged file is a
-/// dataLoss error naming the file and the record's offset, never a crash or a huge allocation.
+/// dataLoss error naming the file, the record's number and its offset (TensorFlow's "truncated
+/// record at" / "corrupted record at" wording), never a crash or a huge allocation. The end of
+/// the file on a record boundary is the clean end (`next()` returns nil), as TensorFlow's
+/// OutOfRange "eof". Named apart from the graph-building `TFRecordReader` (the reader op).
 ///
-///     let reader = try TFRecordReader(path: "train.tfrecord", compression: .gzip)
+///     let reader = try TFRecordFileReader(path: "train.tfrecord", compression: .gzip)
 ///     while let record = try reader.next() { ... }
-public final class TFRecordReader: Sequence {
+public final class TFRecordFileReader: Sequence {
     /// The file (or the name given for in-memory data), for errors.
     public let source: String
     public let compression: TFRecordCompression
     private let bytes: [UInt8]
     /// Offset of the next record in the (decompressed) stream.
     public private(set) var offset = 0
+    /// Records read so far: the number (from 0) of the next record.
+    public private(set) var recordsRead = 0
 
     public convenience init(path: String, compression: TFRecordCompression = .none) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -82,7 +87,7 @@ public final class TFRecordReader: Sequence {
     public func next() throws -> [UInt8]? {
         let remaining = bytes.count - offset
         if remaining == 0 { return nil }
-        let at = "TFRecord file '\(source)'"
+        let at = "TFRecord file '\(source)', record \(recordsRead)"
         guard remaining >= TFRecordFraming.headerBytes else {
             throw KilnError.dataLoss("\(at): truncated record at offset \(offset): \(remaining) bytes remain, a record header needs \(TFRecordFraming.headerBytes)")
         }
@@ -108,6 +113,7 @@ public final class TFRecordReader: Sequence {
             throw KilnError.dataLoss("\(at): corrupted record at offset \(offset): the data's checksum does not match (\(length) bytes)")
         }
         offset = end + TFRecordFraming.footerBytes
+        recordsRead += 1
         return Array(bytes[start..<end])
     }
 
@@ -121,7 +127,7 @@ public final class TFRecordReader: Sequence {
     /// Iterates the remaining records; a damaged record ends the iteration and is kept in
     /// `Iterator.error` (use `next()` directly to have it thrown).
     public struct Iterator: IteratorProtocol {
-        let reader: TFRecordReader
+        let reader: TFRecordFileReader
         public private(set) var error: KilnError?
         public mutating func next() -> [UInt8]? {
             guard error == nil else { return nil }
@@ -139,14 +145,16 @@ public final class TFRecordReader: Sequence {
 
     /// All records of the file at `path`.
     public static func records(path: String, compression: TFRecordCompression = .none) throws -> [[UInt8]] {
-        try TFRecordReader(path: path, compression: compression).readAll()
+        try TFRecordFileReader(path: path, compression: compression).readAll()
     }
 }
 
-/// Writes a TFRecord file that TensorFlow reads. The file appears at `path` only when `close()`
-/// succeeds (it is written under a temporary name and renamed); a writer dropped unclosed leaves
-/// `path` as it was. Uncompressed records go to disk as they are written; compressed ones are
-/// deflated as one stream when the writer closes, as TensorFlow's writer finishes its stream.
+/// Writes a TFRecord file that TensorFlow reads. The file appears at `path` when the writer is
+/// closed (it is written under a temporary name and renamed, so a reader never sees half a file):
+/// by `close()`, which reports any error, or else when the writer is released, as TensorFlow's
+/// writer closes in its destructor, so records written are never lost with the writer.
+/// Uncompressed records go to disk as they are written; compressed ones are deflated as one
+/// stream when the writer closes, as TensorFlow's writer finishes its stream.
 public final class TFRecordWriter {
     public let path: String
     public let compression: TFRecordCompression
@@ -173,6 +181,14 @@ public final class TFRecordWriter {
         if compression == .none && pending.count >= 1 << 20 {
             try file.write(pending)
             pending.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// A writer released unclosed closes itself; its error, if any, cannot be thrown from here,
+    /// so it is printed (call `close()` to handle it).
+    deinit {
+        do { try close() } catch {
+            FileHandle.standardError.write(Data("kiln: TFRecord writer for '\(path)' could not be closed: \(error)\n".utf8))
         }
     }
 

@@ -1,0 +1,115 @@
+import Foundation
+import KilnIR
+
+/// The reader a TFRecordReaderV2 op makes in a session (TensorFlow's ReaderBase with its
+/// TFRecordReader): it turns work units, filenames dequeued from a queue, into records. Reads
+/// are serialised by the reader's own lock, which callers take with the session's lock let go,
+/// since a read may wait on the queue for the next filename.
+final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
+    /// For messages: "TFRecordReader '<node>'", as TensorFlow names a reader.
+    let name: String
+    let compression: TFRecordCompression
+    private let lock = NSLock()
+    /// The file being read (TensorFlow's current work) and its records.
+    private var work: String?
+    private var file: TFRecordFileReader?
+    private var workStarted: Int64 = 0
+    private var workFinished: Int64 = 0
+    private var recordsProduced: Int64 = 0
+    /// Set by `cancel` without the read lock (a read may hold it while it waits on the queue).
+    private let cancelLock = NSLock()
+    private var cancelled = false
+
+    init(name: String, compression: TFRecordCompression) {
+        self.name = name
+        self.compression = compression
+    }
+
+    /// The next record, as (key "<file>:<offset>", value). Dequeues filenames until a file has a
+    /// record; the queue's own error (outOfRange once it is closed and empty) ends the read.
+    func read(from queue: HostQueue) throws -> (key: String, value: [UInt8]) {
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            let (file, path) = try currentWork(queue)
+            let offset = file.offset
+            if let record = try file.next() {
+                recordsProduced += 1
+                return ("\(path):\(offset)", record)
+            }
+            finishWork()
+        }
+    }
+
+    /// Up to `count` records, all from one file (TensorFlow's ReadUpTo returns at the end of a
+    /// file that gave any); files with no records are passed over.
+    func readUpTo(_ count: Int, from queue: HostQueue) throws -> [(key: String, value: [UInt8])] {
+        lock.lock()
+        defer { lock.unlock() }
+        var out: [(key: String, value: [UInt8])] = []
+        while out.count < count {
+            let (file, path) = try currentWork(queue)
+            let offset = file.offset
+            if let record = try file.next() {
+                recordsProduced += 1
+                out.append(("\(path):\(offset)", record))
+                continue
+            }
+            finishWork()
+            if !out.isEmpty { break }
+        }
+        return out
+    }
+
+    var numRecordsProduced: Int64 { locked { recordsProduced } }
+    var numWorkUnitsCompleted: Int64 { locked { workFinished } }
+
+    /// Back to the start: no current file, every count zero (the queue is untouched).
+    func reset() {
+        locked {
+            work = nil
+            file = nil
+            workStarted = 0
+            workFinished = 0
+            recordsProduced = 0
+        }
+    }
+
+    func cancel() {
+        cancelLock.lock()
+        cancelled = true
+        cancelLock.unlock()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
+
+    /// The open file, dequeuing and opening the next one when none is open.
+    private func currentWork(_ queue: HostQueue) throws -> (TFRecordFileReader, String) {
+        cancelLock.lock()
+        let stop = cancelled
+        cancelLock.unlock()
+        if stop { throw KilnError(.cancelled, "\(name): the session was closed") }
+        if let file, let work { return (file, work) }
+        let tuple = try queue.dequeue()
+        // TensorFlow's checks of a work unit, with its words.
+        guard tuple.count == 1 else { throw KilnError.invalidArgument("\(name): Expected single component queue") }
+        guard tuple[0].dtype == .string else { throw KilnError.invalidArgument("\(name): Expected queue with single string component") }
+        guard tuple[0].elementCount == 1 else { throw KilnError.invalidArgument("\(name): Expected to dequeue a one-element string tensor") }
+        let path = String(decoding: tuple[0].strings[0], as: UTF8.self)
+        let opened = try TFRecordFileReader(path: path, compression: compression)
+        work = path
+        file = opened
+        workStarted += 1
+        return (opened, path)
+    }
+
+    private func finishWork() {
+        work = nil
+        file = nil
+        workFinished = workStarted
+    }
+}
