@@ -15,6 +15,8 @@ enum Bench {
         var fusionApplies: Bool? = nil
         var gbps: Double?
         var gflops: Double?
+        /// Records per second, for the input pipeline.
+        var recordsPerSecond: Double? = nil
         var note: String
     }
 
@@ -56,6 +58,7 @@ enum Bench {
         (["mlp_sgd_step", "mlp_adam_step"], { reps, _ in try mlp(reps) }),
         (["compile_mlp_sgd", "compile_mlp_adam"], { _, quick in try compileMLP(quick ? 3 : 5) }),
         (["cnn_infer"], { reps, _ in [try cnnInfer(reps)] }),
+        (InputPipelineBench.names, { reps, quick in try InputPipelineBench.run(reps, quick: quick) }),
     ]
     static var workloadNames: [String] { workloads.flatMap(\.names) }
 
@@ -83,7 +86,9 @@ enum Bench {
         print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores, backend \(backend.rawValue)")
         print("method: wall clock of Session.run after warm-up; median and min of \(reps) samples (sub-ms workloads: each sample is the mean of a batch of runs);")
         print("        'unfused' is the same graph compiled with fusion off, sampled alternately with it ('same code' where fusion changes no kernel);")
-        print("        limits are measured now, in this process")
+        print("        limits are measured now, in this process;")
+        print("        input_pipeline_Nt: records/s of Session.run of shuffle_batch(128) fed by N reader threads (TFRecord -> parse -> decode_raw),")
+        print("        median of full passes over 100,000 Examples written by Kiln, after 20 warm-up batches (scripts/peers/input_pipeline.py: TF's)")
         let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: o.quick ? 3 : 7)
         let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: o.quick ? 3 : 7)
         print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write, all cores), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
@@ -114,6 +119,7 @@ enum Bench {
             var rate = ""
             if let g = r.gbps { rate = String(format: "%.1f GB/s = %.0f%% of %@", g, 100 * g / copy.gbps, copy.name) }
             if let g = r.gflops { rate = String(format: "%.1f GFLOP/s = %.0f%% of %@", g, 100 * g / gemm.gflops, gemm.name) }
+            if let n = r.recordsPerSecond { rate = String(format: "%.0f records/s", n) }
             let unfused = r.fusionApplies == false ? "   same code" : r.unfused.map { fmt($0) } ?? String(repeating: " ", count: 12)
             print("\(r.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(fmt(r.median)) \(fmt(r.min)) \(unfused)   \(rate)\(rate.isEmpty || r.note.isEmpty ? "" : "; ")\(r.note)")
         }
@@ -123,7 +129,8 @@ enum Bench {
         results.map { r -> [String: Any] in
             ["name": r.name, "median_ms": r.median * 1e3, "min_ms": r.min * 1e3,
              "unfused_median_ms": r.unfused.map { $0 * 1e3 } as Any? ?? NSNull(), "fusion_applies": r.fusionApplies as Any? ?? NSNull(),
-             "gbps": r.gbps as Any? ?? NSNull(), "gflops": r.gflops as Any? ?? NSNull()]
+             "gbps": r.gbps as Any? ?? NSNull(), "gflops": r.gflops as Any? ?? NSNull(),
+             "records_per_second": r.recordsPerSecond as Any? ?? NSNull()]
         }
     }
 

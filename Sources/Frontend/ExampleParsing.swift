@@ -1,0 +1,259 @@
+import KilnIR
+
+/// The host kernels of ParseSingleExample / ParseExampleV2: serialised tf.train.Examples to
+/// dense tensors (FixedLenFeature) and sparse triples (VarLenFeature), with TensorFlow's
+/// semantics and error wording (tensorflow/core/util/example_proto_fast_parsing.cc: a single
+/// Example's errors start "Key: k.", a batch's "Name: n, Key: k, Index: i.").
+struct ExampleParseConfig {
+    struct Dense {
+        let key: String
+        let dtype: DType
+        let shape: [Int]
+        /// No elements: the feature is required.
+        let defaultValue: Tensor
+        var elementCount: Int { shape.reduce(1, *) }
+    }
+    struct Sparse {
+        let key: String
+        let dtype: DType
+    }
+    var sparse: [Sparse]
+    var dense: [Dense]
+
+    /// The value types TensorFlow's Feature can hold.
+    static let featureDTypes: Set<DType> = [.int64, .float32, .string]
+
+    /// Checks what a session's attrs and inputs say; the shape function has checked the counts.
+    init(sparseKeys: [String], sparseTypes: [DType], denseKeys: [String], denseTypes: [DType], denseShapes: [Shape],
+         defaults: [Tensor]) throws {
+        guard sparseKeys.count == sparseTypes.count, denseKeys.count == denseTypes.count,
+              denseKeys.count == denseShapes.count, denseKeys.count == defaults.count else {
+            throw KilnError.invalidArgument("Example parsing: \(sparseKeys.count) sparse keys for \(sparseTypes.count) types, \(denseKeys.count) dense keys for \(denseTypes.count) types, \(denseShapes.count) shapes and \(defaults.count) defaults")
+        }
+        for t in sparseTypes + denseTypes where !Self.featureDTypes.contains(t) {
+            throw KilnError.invalidArgument("Invalid config dtype: \(ExampleParsing.typeName(t))")
+        }
+        sparse = zip(sparseKeys, sparseTypes).map { Sparse(key: $0, dtype: $1) }
+        dense = []
+        for i in denseKeys.indices {
+            guard let dims = denseShapes[i].concrete else {
+                throw KilnError.invalidArgument("All dimensions of shape for feature \(denseKeys[i]) need to be known but received \(denseShapes[i]).")
+            }
+            let d = Dense(key: denseKeys[i], dtype: denseTypes[i], shape: dims, defaultValue: defaults[i])
+            if defaults[i].dtype != d.dtype {
+                throw KilnError.invalidArgument("dense_defaults[\(i)] has type \(ExampleParsing.typeName(defaults[i].dtype)) but Tdense[\(i)] is \(ExampleParsing.typeName(d.dtype))")
+            }
+            if defaults[i].elementCount != 0 && defaults[i].elementCount != d.elementCount {
+                throw KilnError.invalidArgument("dense_defaults[\(i)] (key \(d.key)) has \(defaults[i].elementCount) elements but dense_shapes[\(i)] is \(denseShapes[i]), which needs \(d.elementCount)")
+            }
+            dense.append(d)
+        }
+    }
+}
+
+enum ExampleParsing {
+    /// TensorFlow's DataTypeString: "float" and "double" for the float types.
+    static func typeName(_ t: DType) -> String {
+        switch t {
+        case .float32: return "float"
+        case .float64: return "double"
+        default: return t.name
+        }
+    }
+
+    /// A feature's values as the message holds them.
+    enum Values {
+        case int64([Int64]), float([Float]), bytes([[UInt8]])
+
+        var dtype: DType {
+            switch self {
+            case .int64: return .int64
+            case .float: return .float32
+            case .bytes: return .string
+            }
+        }
+        var count: Int {
+            switch self {
+            case .int64(let v): return v.count
+            case .float(let v): return v.count
+            case .bytes(let v): return v.count
+            }
+        }
+    }
+
+    /// TensorFlow's name for a list ("int64_list") and for its values in messages ("int64").
+    static func listName(_ t: DType) -> String { t == .string ? "bytes_list" : "\(typeName(t))_list" }
+    static func valueName(_ t: DType) -> String { t == .string ? "bytes" : typeName(t) }
+
+    /// Reads one serialised Example's framing; bytes that are not one give TensorFlow's error.
+    static func decode(_ bytes: [UInt8]) throws -> ExampleWire {
+        guard let wire = ExampleWire(bytes) else {
+            throw KilnError.invalidArgument("Could not parse example input, value: '\(escaped(bytes))'")
+        }
+        return wire
+    }
+
+    /// The values of `key` in `wire`, nil when it is absent (or an empty Feature). A list of
+    /// another dtype is `mismatch(its dtype)`, one that does not parse `unparsable(list name)`;
+    /// a bytes list is read only up to `bytesLimit` values (more is unparsable, as in TensorFlow).
+    static func featureValues(_ wire: ExampleWire, _ key: [UInt8], _ dtype: DType, bytesLimit: Int = Int.max,
+                       mismatch: (DType) -> KilnError, unparsable: (String) -> KilnError) throws -> Values? {
+        guard let feature = wire.feature(key), let kind = try wire.kind(feature) else { return nil }
+        let found: DType = kind == .int64 ? .int64 : kind == .float ? .float32 : .string
+        guard found == dtype else { throw mismatch(found) }
+        let v: Values?
+        switch kind {
+        case .int64: v = wire.int64s(feature).map { .int64($0) }
+        case .float: v = wire.floats(feature).map { .float($0) }
+        case .bytes: v = wire.byteStrings(feature, limit: bytesLimit).map { .bytes($0) }
+        }
+        guard let v else { throw unparsable(listName(dtype)) }
+        return v
+    }
+
+    /// Bytes as C-escaped text for messages, at most `limit` of them (a record may be megabytes).
+    static func escaped(_ bytes: [UInt8], limit: Int = 256) -> String {
+        var s = ""
+        for b in bytes.prefix(limit) {
+            switch b {
+            case UInt8(ascii: "\\"): s += "\\\\"
+            case UInt8(ascii: "'"): s += "\\'"
+            case UInt8(ascii: "\n"): s += "\\n"
+            case 0x20..<0x7f: s.append(Character(Unicode.Scalar(b)))
+            default: s += "\\" + String(b, radix: 8).leftPadded(to: 3)
+            }
+        }
+        if bytes.count > limit { s += "...(\(bytes.count) bytes)" }
+        return s
+    }
+
+    /// Flat values of one dtype, gathered over features and examples before making a tensor.
+    struct Column {
+        let dtype: DType
+        var int64s: [Int64] = []
+        var floats: [Float] = []
+        var strings: [[UInt8]] = []
+
+        init(_ dtype: DType) { self.dtype = dtype }
+
+        mutating func append(_ v: Values) {
+            switch v {
+            case .int64(let x): int64s += x
+            case .float(let x): floats += x
+            case .bytes(let x): strings += x
+            }
+        }
+
+        mutating func append(_ t: Tensor) throws {
+            switch dtype {
+            case .int64: int64s += try t.scalars(as: Int64.self)
+            case .float32: floats += try t.scalars(as: Float.self)
+            default: strings += t.strings
+            }
+        }
+
+        var count: Int { dtype == .int64 ? int64s.count : dtype == .float32 ? floats.count : strings.count }
+
+        func tensor(_ shape: [Int]) throws -> Tensor {
+            switch dtype {
+            case .int64: return try Tensor(shape: shape, scalars: int64s)
+            case .float32: return try Tensor(shape: shape, scalars: floats)
+            default: return try Tensor(shape: shape, strings: strings)
+            }
+        }
+    }
+
+    /// One Example (ParseSingleExample, or ParseExampleV2 of a scalar): outputs in TensorFlow's
+    /// order, sparse indices, sparse values, sparse shapes, dense values.
+    static func parseSingle(_ serialized: [UInt8], _ config: ExampleParseConfig) throws -> [Tensor] {
+        let wire = try decode(serialized)
+        var indices: [Tensor] = [], values: [Tensor] = [], shapes: [Tensor] = []
+        for s in config.sparse {
+            var column = Column(s.dtype)
+            let v = try featureValues(wire, Array(s.key.utf8), s.dtype, mismatch: {
+                KilnError.invalidArgument("Key: \(s.key).  Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName($0))")
+            }, unparsable: { KilnError.invalidArgument("Key: \(s.key).  Can't parse serialized Example: Parsing \($0) failed.") })
+            if let v { column.append(v) }
+            let n = column.count
+            indices.append(try Tensor(shape: [n, 1], scalars: (0..<Int64(n)).map { $0 }))
+            values.append(try column.tensor([n]))
+            shapes.append(try Tensor(shape: [1], scalars: [Int64(n)]))
+        }
+        var dense: [Tensor] = []
+        for d in config.dense {
+            let found = try featureValues(wire, Array(d.key.utf8), d.dtype, bytesLimit: d.elementCount, mismatch: {
+                KilnError.invalidArgument("Key: \(d.key).  Data types don't match. Data type: \(typeName($0)) but expected type: \(typeName(d.dtype))")
+            }, unparsable: { KilnError.invalidArgument("Key: \(d.key).  Can't parse serialized Example: Parsing \($0) failed.") })
+            guard let v = found else {
+                guard d.defaultValue.elementCount > 0 else {
+                    throw KilnError.invalidArgument("Feature: \(d.key) (data type: \(typeName(d.dtype))) is required but could not be found.")
+                }
+                dense.append(try d.defaultValue.reshaped(to: d.shape))
+                continue
+            }
+            guard v.count == d.elementCount else {
+                throw KilnError.invalidArgument("Key: \(d.key).  Can't parse serialized Example: Some \(listName(d.dtype)) slice was not parsed.")
+            }
+            var column = Column(d.dtype)
+            column.append(v)
+            dense.append(try column.tensor(d.shape))
+        }
+        return indices + values + shapes + dense
+    }
+
+    /// A vector of Examples (ParseExampleV2): dense outputs [batch] + shape, sparse indices
+    /// [n, 2] of (example, position) and dense shape [batch, longest list].
+    static func parseBatch(_ serialized: [[UInt8]], names: [[UInt8]], _ config: ExampleParseConfig) throws -> [Tensor] {
+        let batch = serialized.count
+        guard names.isEmpty || names.count == batch else {
+            throw KilnError.invalidArgument("Expected len(names) == len(serialized), but got: \(names.count) vs. \(batch)")
+        }
+        var sparse = config.sparse.map { (indices: [Int64](), column: Column($0.dtype), longest: 0) }
+        var dense = config.dense.map { Column($0.dtype) }
+        let sparseKeys = config.sparse.map { Array($0.key.utf8) }, denseKeys = config.dense.map { Array($0.key.utf8) }
+        for (e, bytes) in serialized.enumerated() {
+            let name = names.isEmpty ? "<unknown>" : String(decoding: names[e], as: UTF8.self)
+            let wire = try decode(bytes)
+            func error(_ key: String, _ suffix: String) -> KilnError {
+                KilnError.invalidArgument("Name: \(name), Key: \(key), Index: \(e).  \(suffix)")
+            }
+            for (k, s) in config.sparse.enumerated() {
+                guard let v = try featureValues(wire, sparseKeys[k], s.dtype, mismatch: {
+                    error(s.key, "Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName($0))")
+                }, unparsable: { _ in error(s.key, "Can't parse serialized Example.") }) else { continue }
+                for j in 0..<v.count { sparse[k].indices += [Int64(e), Int64(j)] }
+                sparse[k].column.append(v)
+                sparse[k].longest = max(sparse[k].longest, v.count)
+            }
+            for (k, d) in config.dense.enumerated() {
+                let found = try featureValues(wire, denseKeys[k], d.dtype, bytesLimit: d.elementCount, mismatch: {
+                    error(d.key, "Data types don't match. Data type: \(typeName($0)) but expected type: \(typeName(d.dtype))")
+                }, unparsable: { _ in error(d.key, "Can't parse serialized Example.") })
+                guard let v = found else {
+                    guard d.defaultValue.elementCount > 0 else {
+                        throw KilnError.invalidArgument("Name: \(name), Feature: \(d.key) (data type: \(typeName(d.dtype))) is required but could not be found.")
+                    }
+                    try dense[k].append(d.defaultValue)
+                    continue
+                }
+                guard v.count == d.elementCount else {
+                    throw error(d.key, "Number of \(valueName(d.dtype)) values != expected.  Values size: \(v.count) but output shape: \(shapeText(d.shape))")
+                }
+                dense[k].append(v)
+            }
+        }
+        var out: [Tensor] = []
+        for s in sparse { out.append(try Tensor(shape: [s.indices.count / 2, 2], scalars: s.indices)) }
+        for s in sparse { out.append(try s.column.tensor([s.column.count])) }
+        for s in sparse { out.append(try Tensor(shape: [2], scalars: [Int64(batch), Int64(s.longest)])) }
+        for (k, d) in config.dense.enumerated() { out.append(try dense[k].tensor([batch] + d.shape)) }
+        return out
+    }
+
+    /// TensorShape::DebugString: "[7,30]".
+    static func shapeText(_ dims: [Int]) -> String { "[" + dims.map(String.init).joined(separator: ",") + "]" }
+}
+
+private extension String {
+    func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
