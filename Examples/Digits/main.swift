@@ -91,28 +91,21 @@ let g = Graph()
 g.seed = 7
 let batchSize = 64, epochs = 30
 
-/// The tutorial's queue pipeline over the training file, as TensorFlow builds it: a filename
-/// queue holding the file once per epoch and then closed (string_input_producer with
-/// num_epochs), a TFRecordReader, parse_single_example, decode_raw, and shuffle_batch's
-/// RandomShuffleQueue of at least 1,000 digits after each dequeue, filled by a queue runner,
-/// from which batches of 64 are taken (the last one the 45,000 digits' remainder). One reader
-/// thread keeps the order the graph's seed gives, so every run trains on the same batches.
-/// `start` fills and closes the filename queue.
-func inputPipeline() throws -> (images: Output, labels: Output, start: [GraphOperation]) {
+/// The tutorial's queue pipeline over the training file: every digit once per epoch, `epochs`
+/// times (then outOfRange), in batches of 64 shuffled through a queue holding at least 1,000
+/// digits after each dequeue; the last batch is the 45,000 digits' remainder. One reader thread
+/// keeps the order the graph's seed gives, so every run trains on the same batches.
+func inputPipeline() throws -> (images: Output, labels: Output) {
     try g.device("/cpu:0") {
         try g.nameScope("input") {
-            let files = try FIFOQueue(g, capacity: epochs, dtypes: [.string], shapes: [[]], name: "input_producer")
-            let names = try g.constant(Tensor(shape: [epochs], strings: Array(repeating: Array(trainPath.utf8), count: epochs)))
-            let start = [try files.enqueueMany([names]), try files.close()]
+            let files = try g.stringInputProducer([trainPath], numEpochs: epochs)
             let (_, serialized) = try TFRecordReader(graph: g).read(files.handle)
             let f = try g.parseSingleExample(serialized, features: ["label": FixedLenFeature([], .int64), "img_raw": FixedLenFeature([], .string)])
             let pixels = try g.reshape(g.decodeRaw(f["img_raw"]!.dense!, outType: .uint8), [8, 8, 1])
             let image = try g.cast(pixels, to: .float32) / 16
-            let q = try RandomShuffleQueue(g, capacity: 1000 + 3 * batchSize, minAfterDequeue: 1000, dtypes: [.float32, .int64],
-                                           shapes: [[8, 8, 1], []], name: "shuffle_batch/random_shuffle_queue")
-            g.addQueueRunner(try QueueRunner(queue: q, enqueueOps: [q.enqueue([image, f["label"]!.dense!])]))
-            let b = try q.dequeueUpTo(batchSize)
-            return (b[0], b[1], start)
+            let b = try g.shuffleBatch([image, f["label"]!.dense!], batchSize: batchSize, capacity: 1000 + 3 * batchSize,
+                                       minAfterDequeue: 1000, numThreads: 1, allowSmallerFinalBatch: true)
+            return (b[0], b[1])
         }
     }
 }
@@ -158,6 +151,8 @@ let (loss, trainAccuracy, trainOp, testAccuracy) = try g.device(device) { () thr
 let saver = try Saver(graph: g, maxToKeep: 2)
 let sess = try Session(graph: g)
 try sess.run(g.globalVariablesInitializer())
+// string_input_producer's epoch count is a local variable, as in TensorFlow.
+try sess.run(g.localVariablesInitializer())
 
 var compileSeconds = 0.0
 var steps = 0
@@ -200,7 +195,6 @@ if feedArrays {
 } else {
     // The tutorial's loop: train until the pipeline runs out (outOfRange after the last epoch),
     // then stop the queue runners and wait for them. A line per 24 steps, about one epoch.
-    for op in batch.start { try sess.run(op) }
     let coordinator = Coordinator()
     let runners = startQueueRunners(session: sess, coordinator: coordinator)
     let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
