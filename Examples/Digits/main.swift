@@ -1,11 +1,15 @@
 // Trains the digits CNN TensorFlow-1 style: layers in variable scopes, batch norm with
 // UPDATE_OPS, Adam with a staircase learning-rate decay, and an exponential moving average of
-// the weights used for evaluation. Data: UCI handwritten digits (8x8), first 1500 to train.
+// the weights used for evaluation. Data: UCI handwritten digits (8x8), first 1500 to train,
+// written as TFRecord files of tf.train.Examples and read back through the tutorial's queue
+// pipeline (string_input_producer -> TFRecordReader -> parse_single_example -> decode_raw ->
+// shuffle_batch, queue runners under a Coordinator); `--feed-arrays` feeds arrays instead.
 import Foundation
 import Kiln
 
 struct Digits {
-    var images: [Float] = []
+    /// Row by row, 64 per digit, 0-16.
+    var pixels: [UInt8] = []
     var labels: [Int64] = []
     var count: Int { labels.count }
 
@@ -16,39 +20,95 @@ struct Digits {
         let text = String(decoding: try Zlib.inflate([UInt8](Data(contentsOf: url)), source: url.path), as: UTF8.self)
         var d = Digits()
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            let v = line.split(separator: ",").compactMap { Float($0) }
-            guard v.count == 65 else { throw KilnError.dataLoss("digits.csv.gz: a row has \(v.count) columns, expected 65") }
-            d.images += v[0..<64].map { $0 / 16 }
+            let v = line.split(separator: ",").compactMap { UInt8($0) }
+            guard v.count == 65, v.allSatisfy({ $0 <= 16 }) else {
+                throw KilnError.dataLoss("digits.csv.gz: a row is not 64 pixels of 0-16 and a label: \(line.prefix(80))")
+            }
+            d.pixels += v[0..<64]
             d.labels.append(Int64(v[64]))
         }
         return d
     }
 
     func slice(_ r: Range<Int>) -> Digits {
-        Digits(images: Array(images[(r.lowerBound * 64)..<(r.upperBound * 64)]), labels: Array(labels[r]))
+        Digits(pixels: Array(pixels[(r.lowerBound * 64)..<(r.upperBound * 64)]), labels: Array(labels[r]))
     }
 
+    /// One Example per digit: `label` (int64) and `img_raw` (the 64 pixels as bytes).
+    func write(to path: String) throws {
+        let writer = try TFRecordWriter(path: path)
+        for i in 0..<count {
+            try writer.write(Example(["label": .int64([labels[i]]), "img_raw": .bytes([Array(pixels[(i * 64)..<(i * 64 + 64)])])]).serialized())
+        }
+        try writer.close()
+    }
+
+    /// The digits of a file `write` made.
+    static func read(from path: String) throws -> Digits {
+        var d = Digits()
+        for record in try TFRecordFileReader.records(path: path) {
+            let e = try Example(serialized: record)
+            guard case .int64(let label)? = e["label"], label.count == 1, case .bytes(let raw)? = e["img_raw"], raw.count == 1, raw[0].count == 64 else {
+                throw KilnError.dataLoss("\(path): record \(d.count) is not a digit's Example (label, 64 img_raw bytes)")
+            }
+            d.pixels += raw[0]
+            d.labels += label
+        }
+        return d
+    }
+
+    /// Images [n, 8, 8, 1] scaled to 0-1, and labels [n].
     func batch(_ idx: ArraySlice<Int>) throws -> (Tensor, Tensor) {
         var x: [Float] = []
         x.reserveCapacity(idx.count * 64)
-        for i in idx { x += images[(i * 64)..<(i * 64 + 64)] }
+        for i in idx { x += pixels[(i * 64)..<(i * 64 + 64)].map { Float($0) / 16 } }
         return (try Tensor(shape: [idx.count, 8, 8, 1], scalars: x), try Tensor(shape: [idx.count], scalars: idx.map { labels[$0] }))
     }
 }
 
-let data = try Digits.load()
-let train = data.slice(0..<1500), test = data.slice(1500..<data.count)
-
-// `--device /gpu:0` places every op there (TensorFlow's `with tf.device(...)` around the model);
-// `/gpu:N` counts OpenCL GPUs, and CPU OpenCL devices too with KILN_OPENCL_ALLOW_CPU=1.
-// `--export DIR` also writes what `kiln compile` and Examples/DigitsC need (see the end).
+// `--device /gpu:0` places the model there (TensorFlow's `with tf.device(...)` around it; the
+// input pipeline stays on the CPU, as in TensorFlow); `/gpu:N` counts OpenCL GPUs, and CPU
+// OpenCL devices too with KILN_OPENCL_ALLOW_CPU=1. `--export DIR` also writes what `kiln compile`
+// and Examples/DigitsC need (see the end). `--train-dir DIR` holds data/ and the checkpoints
+// (default: kiln-digits in the temporary directory). `--feed-arrays` trains on batches fed as
+// arrays instead of the queue pipeline, for comparison.
 let arguments = CommandLine.arguments
 let flag = { (name: String) in arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } }
 let device = flag("--device") ?? ""
 let export = flag("--export")
+let feedArrays = arguments.contains("--feed-arrays")
+let directory = flag("--train-dir") ?? FileManager.default.temporaryDirectory.appendingPathComponent("kiln-digits").path
+
+let data = try Digits.load()
+let trainPath = directory + "/data/train.tfrecord", testPath = directory + "/data/test.tfrecord"
+try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
+try data.slice(0..<1500).write(to: trainPath)
+try data.slice(1500..<data.count).write(to: testPath)
+let train = try Digits.read(from: trainPath), test = try Digits.read(from: testPath)
+print("wrote \(trainPath) (\(train.count) digits) and \(testPath) (\(test.count) digits)")
 
 let g = Graph()
 g.seed = 7
+let batchSize = 64, epochs = 30
+
+/// The tutorial's queue pipeline over the training file: every digit once per epoch, `epochs`
+/// times (then outOfRange), in batches of 64 shuffled through a queue holding at least 1,000
+/// digits after each dequeue; the last batch is the 45,000 digits' remainder. One reader thread
+/// keeps the order the graph's seed gives, so every run trains on the same batches.
+func inputPipeline() throws -> (images: Output, labels: Output) {
+    try g.device("/cpu:0") {
+        try g.nameScope("input") {
+            let files = try g.stringInputProducer([trainPath], numEpochs: epochs)
+            let (_, serialized) = try TFRecordReader(graph: g).read(files.handle)
+            let f = try g.parseSingleExample(serialized, features: ["label": FixedLenFeature([], .int64), "img_raw": FixedLenFeature([], .string)])
+            let pixels = try g.reshape(g.decodeRaw(f["img_raw"]!.dense!, outType: .uint8), [8, 8, 1])
+            let image = try g.cast(pixels, to: .float32) / 16
+            let b = try g.shuffleBatch([image, f["label"]!.dense!], batchSize: batchSize, capacity: 1000 + 3 * batchSize,
+                                       minAfterDequeue: 1000, numThreads: 1, allowSmallerFinalBatch: true)
+            return (b[0], b[1])
+        }
+    }
+}
 
 /// conv 3x3x16 + BN + relu, conv 3x3x32 + BN + relu, max-pool 2x2, dense 64 relu, dense 10.
 func model(_ x: Output, training: Bool) throws -> Output {
@@ -62,9 +122,12 @@ func model(_ x: Output, training: Bool) throws -> Output {
     }
 }
 
-let (images, labels, loss, trainAccuracy, trainOp, testAccuracy) = try g.device(device) { () throws -> (Output, Output, Output, Output, GraphOperation, Output) in
-    let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
-    let labels = try g.placeholder(.int64, shape: [nil], name: "labels")
+// `images` and `labels` are the pipeline's batch unless fed: `--feed-arrays` feeds the training
+// batches, evaluation feeds the test digits, and `kiln compile` feeds `images`.
+let batch = try inputPipeline()
+let images = try g.placeholderWithDefault(batch.images, shape: [nil, 8, 8, 1], name: "images")
+let labels = try g.placeholderWithDefault(batch.labels, shape: [nil], name: "labels")
+let (loss, trainAccuracy, trainOp, testAccuracy) = try g.device(device) { () throws -> (Output, Output, GraphOperation, Output) in
     let logits = try g.variableScope("model") { try model(images, training: true) }
     let loss = try g.sparseSoftmaxCrossEntropyLoss(labels: labels, logits: logits)
     let trainAccuracy = try g.accuracy(logits: logits, labels: labels)
@@ -72,56 +135,87 @@ let (images, labels, loss, trainAccuracy, trainOp, testAccuracy) = try g.device(
     let learningRate = try g.exponentialDecay(3e-3, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
     let minimize = try g.controlDependencies(g.updateOps) {
         try AdamOptimizer(g, learningRate: .tensor(learningRate)).minimize(loss, globalStep: step)
-}
-let ema = ExponentialMovingAverage(g, decay: 0.99, numUpdates: step)
-let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(g.trainableVariables)], name: "train") }
+    }
+    let ema = ExponentialMovingAverage(g, decay: 0.99, numUpdates: step)
+    let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(g.trainableVariables)], name: "train") }
 
-// Evaluation reads the moving averages of the weights, through the same layer code.
-let evalLogits = try g.variableScope("model", reuse: .yes, customGetter: { v in ema.average(v) ?? v }) { try model(images, training: false) }
-let testAccuracy = try g.accuracy(logits: evalLogits, labels: labels, name: "test_accuracy")
-// The evaluation logits by a fixed name, the fetch of the compiled artifact (made after every
-// random op, so it does not change their seeds).
-_ = try g.identity(evalLogits, name: "eval_logits")
-return (images, labels, loss, trainAccuracy, trainOp, testAccuracy)
+    // Evaluation reads the moving averages of the weights, through the same layer code.
+    let evalLogits = try g.variableScope("model", reuse: .yes, customGetter: { v in ema.average(v) ?? v }) { try model(images, training: false) }
+    let testAccuracy = try g.accuracy(logits: evalLogits, labels: labels, name: "test_accuracy")
+    // The evaluation logits by a fixed name, the fetch of the compiled artifact (made after every
+    // random op, so it does not change their seeds).
+    _ = try g.identity(evalLogits, name: "eval_logits")
+    return (loss, trainAccuracy, trainOp, testAccuracy)
 }
 
 let saver = try Saver(graph: g, maxToKeep: 2)
 let sess = try Session(graph: g)
 try sess.run(g.globalVariablesInitializer())
+// string_input_producer's epoch count is a local variable, as in TensorFlow.
+try sess.run(g.localVariablesInitializer())
 
-// The epochs' shuffles come from the graph's seed, so every run trains on the same batches and
-// prints the same losses and accuracy (Kiln's kernels are deterministic).
-var rng = SplitMix64(seed: UInt64(g.seed ?? 0))
 var compileSeconds = 0.0
-var order = Array(0..<train.count)
-let batchSize = 64, epochs = 30
 var steps = 0
 var trainSeconds = 0.0
-for epoch in 1...epochs {
-    order.shuffle(using: &rng)
-    var lossSum = 0.0, accSum = 0.0, batches = 0
-    let start = Date()
-    for b in stride(from: 0, to: order.count, by: batchSize) {
-        let (x, y) = try train.batch(order[b..<min(b + batchSize, order.count)])
-        let compiles = sess.compileCount, t0 = Date()
-        let r = try sess.run([loss, trainAccuracy], feeds: [images: x, labels: y], targets: [trainOp])
-        // The first step of each batch shape compiles; that time is reported separately.
-        if sess.compileCount != compiles { compileSeconds += Date().timeIntervalSince(t0) }
-        lossSum += Double(try r[0].scalar(as: Float.self))
-        accSum += Double(try r[1].scalar(as: Float.self))
-        batches += 1
-        steps += 1
-    }
-    let seconds = Date().timeIntervalSince(start)
+var lossSum = 0.0, accSum = 0.0, batches = 0
+var epochStart = Date()
+/// One training step; `feeds` is empty when the queue pipeline supplies the batch.
+@MainActor func step(_ feeds: [Output: Tensor]) throws {
+    let compiles = sess.compileCount, t0 = Date()
+    let r = try sess.run([loss, trainAccuracy], feeds: feeds, targets: [trainOp])
+    // The first step of each batch shape compiles; that time is reported separately.
+    if sess.compileCount != compiles { compileSeconds += Date().timeIntervalSince(t0) }
+    lossSum += Double(try r[0].scalar(as: Float.self))
+    accSum += Double(try r[1].scalar(as: Float.self))
+    batches += 1
+    steps += 1
+}
+@MainActor func endEpoch(_ epoch: Int) {
+    let seconds = Date().timeIntervalSince(epochStart)
     trainSeconds += seconds
     print(String(format: "epoch %2d: loss=%.4f train_accuracy=%.4f steps/s=%.0f", epoch, lossSum / Double(batches), accSum / Double(batches),
                  Double(batches) / seconds))
+    (lossSum, accSum, batches, epochStart) = (0, 0, 0, Date())
+}
+
+if feedArrays {
+    // The epochs' shuffles come from the graph's seed, so every run trains on the same batches and
+    // prints the same losses and accuracy (Kiln's kernels are deterministic).
+    var rng = SplitMix64(seed: UInt64(g.seed ?? 0))
+    var order = Array(0..<train.count)
+    for epoch in 1...epochs {
+        order.shuffle(using: &rng)
+        epochStart = Date()
+        for b in stride(from: 0, to: order.count, by: batchSize) {
+            let (x, y) = try train.batch(order[b..<min(b + batchSize, order.count)])
+            try step([images: x, labels: y])
+        }
+        endEpoch(epoch)
+    }
+} else {
+    // The tutorial's loop: train until the pipeline runs out (outOfRange after the last epoch),
+    // then stop the queue runners and wait for them. A line per 24 steps, about one epoch.
+    let coordinator = Coordinator()
+    let runners = startQueueRunners(session: sess, coordinator: coordinator)
+    let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
+    epochStart = Date()
+    do {
+        while !coordinator.shouldStop {
+            try step([:])
+            if steps % stepsPerEpoch == 0 { endEpoch(steps / stepsPerEpoch) }
+        }
+    } catch where (error as? KilnError)?.code == .outOfRange {
+        if batches > 0 { endEpoch(steps / stepsPerEpoch + 1) }
+    } catch {
+        // join re-raises it, after the runners have stopped.
+        coordinator.requestStop(error: error)
+    }
+    coordinator.requestStop()
+    try coordinator.join(runners)
 }
 
 let (tx, ty) = try test.batch(Array(0..<test.count)[...])
 let accuracy = try sess.run(testAccuracy, feeds: [images: tx, labels: ty]).scalar(as: Float.self)
-let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-digits").path
-try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 let checkpoint = try saver.save(sess, prefix: directory + "/model.ckpt", globalStep: steps)
 print("saved \(checkpoint)")
 if let export {
@@ -148,6 +242,6 @@ if let export {
     try (timing + "\n").write(toFile: export + "/session_timing.txt", atomically: true, encoding: .utf8)
 }
 let stepSeconds = trainSeconds - compileSeconds
-print(String(format: "digits: test_accuracy=%.4f train_seconds=%.2f steps=%d steps_per_s=%.0f compile_seconds=%.2f steps_per_s_with_compile=%.0f",
-             accuracy, stepSeconds, steps, Double(steps) / stepSeconds, compileSeconds, Double(steps) / trainSeconds))
+print(String(format: "digits: test_accuracy=%.4f train_seconds=%.2f steps=%d steps_per_s=%.0f compile_seconds=%.2f steps_per_s_with_compile=%.0f input=%@",
+             accuracy, stepSeconds, steps, Double(steps) / stepSeconds, compileSeconds, Double(steps) / trainSeconds, feedArrays ? "arrays" : "queues"))
 sess.close()

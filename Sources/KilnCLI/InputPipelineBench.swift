@@ -42,18 +42,12 @@ enum InputPipelineBench {
     static func measure(_ path: String, threads: Int, passes: Int) throws -> Bench.Result {
         let g = Graph()
         let (images, labels) = try g.device("/cpu:0") { () throws -> (Output, Output) in
-            // string_input_producer([path]): a filename queue refilled forever by its runner.
-            let files = try FIFOQueue(g, capacity: 32, dtypes: [.string], shapes: [[]], name: "input_producer")
-            g.addQueueRunner(try QueueRunner(queue: files, enqueueOps: [files.enqueueMany([g.constant(Tensor(shape: [1], strings: [Array(path.utf8)]))])]))
+            let files = try g.stringInputProducer([path], seed: 1)
             let (_, serialized) = try TFRecordReader(graph: g).read(files.handle)
             let f = try g.parseSingleExample(serialized, features: ["label": FixedLenFeature([], .int64), "img_raw": FixedLenFeature([], .string)])
             let image = try g.reshape(g.decodeRaw(f["img_raw"]!.dense!, outType: .uint8), [28, 28])
-            // shuffle_batch: a RandomShuffleQueue filled by `threads` runs of one enqueue op.
-            let q = try RandomShuffleQueue(g, capacity: capacity, minAfterDequeue: minAfterDequeue, dtypes: [.uint8, .int64],
-                                           shapes: [[28, 28], []], seed: 1, name: "shuffle_batch/random_shuffle_queue")
-            let enqueue = try q.enqueue([image, f["label"]!.dense!])
-            g.addQueueRunner(try QueueRunner(queue: q, enqueueOps: Array(repeating: enqueue, count: threads)))
-            let b = try q.dequeueMany(batch)
+            let b = try g.shuffleBatch([image, f["label"]!.dense!], batchSize: batch, capacity: capacity,
+                                       minAfterDequeue: minAfterDequeue, numThreads: threads, seed: 1)
             return (b[0], b[1])
         }
         let s = try Session(graph: g, config: SessionConfig(backend: Bench.backend))
