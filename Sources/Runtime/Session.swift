@@ -24,7 +24,9 @@ public final class Session: @unchecked Sendable {
     private var resourceCount = 0
     private let debugLevel: Int
     /// Seeds unseeded random ops, so they differ between sessions.
-    private let sessionSeed = UInt64.random(in: 1...UInt64.max)
+    let sessionSeed = UInt64.random(in: 1...UInt64.max)
+    /// How many times each host-computed random op (a shuffle of strings) has drawn.
+    var hostDraws: [KilnFrontend.Operation: UInt64] = [:]
     /// How many executables this session has compiled (each new signature compiles once).
     public private(set) var compileCount = 0
     private var lastStep: Step?
@@ -146,6 +148,12 @@ public final class Session: @unchecked Sendable {
     }
 
     public func value(of variable: Variable) -> Tensor? { value(of: variable.variableOp) }
+
+    /// Sets a variable's host value from a host op of this run (the lock is held); a device copy is stale then.
+    func writeHostValue(_ t: Tensor, of variable: KilnFrontend.Operation) {
+        variables[variable] = t
+        residences[variable]?.hostWritten()
+    }
 
     /// Sets a variable's value directly (restoring a checkpoint); dtype and shape must match its
     /// declaration.

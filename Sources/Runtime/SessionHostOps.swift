@@ -11,7 +11,7 @@ extension Session {
         // Called for every op of every run: most ops are compiled, and this says so quickly.
         let hostKernel = OpRegistry.def(op.type)?.hostKernel
         guard hostKernel != nil || op.outputSpecs.first?.dtype == .string || Session.answeredOps.contains(op.type)
-                || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) else { return nil }
+                || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) || Session.followsHostOp(op) else { return nil }
         switch op.type {
         case _ where QueueOps.types.contains(op.type):
             return try queueOutputs(of: op, feeds: feeds)
@@ -41,10 +41,18 @@ extension Session {
         case "Const":
             guard let value = op.attrs["value"]?.tensor, value.dtype == .string else { return nil }
             return [value]
+        case "Identity" where Session.followsHostOp(op):
+            // An input producer's limit_epochs: the value, passed on after the epoch counter ran
+            // (compiled code cannot wait for an op computed on the host).
+            return [try feeds[op.inputs[0]] ?? hostInputs(of: op, feeds: feeds)[0]]
         case "Identity", "PlaceholderWithDefault":
             // A string passed along (the Saver's filename and save/control_dependency).
             guard op.output().dtype == .string, let value = feeds[op.inputs[0]] else { return nil }
             return [value]
+        case "CountUpTo":
+            return [try countUpTo(op)]
+        case "RandomShuffle" where op.output().dtype == .string:
+            return [try shuffledStrings(op, feeds: feeds)]
         default:
             guard let hostKernel else { return nil }
             return try hostKernel(try hostInputs(of: op, feeds: feeds), op.attrs)
@@ -52,7 +60,44 @@ extension Session {
     }
 
     /// Ops with no kernel or lowering of their own: the session answers them itself.
-    static let answeredOps: Set<String> = ["ReportUninitializedVariables", "VarIsInitializedOp", "IsVariableInitialized", "SaveV2", "RestoreV2", "KilnInitializedValue"]
+    static let answeredOps: Set<String> = ["ReportUninitializedVariables", "VarIsInitializedOp", "IsVariableInitialized", "SaveV2", "RestoreV2", "KilnInitializedValue",
+                                           "CountUpTo"]
+
+    /// An Identity that waits for an input-pipeline op through a control edge (TensorFlow's
+    /// limit_epochs: the input after CountUpTo; or after a queue op): answered on the host too,
+    /// after that op. (Other host ops through a control edge stay an error: see compiledFeeds.)
+    static func followsHostOp(_ op: KilnFrontend.Operation) -> Bool {
+        op.type == "Identity" && op.controlInputs.contains { $0.type == "CountUpTo" || QueueOps.types.contains($0.type) }
+    }
+
+    /// CountUpTo: the epoch counter's value, counted up in the variable store; outOfRange at the limit.
+    private func countUpTo(_ op: KilnFrontend.Operation) throws -> Tensor {
+        guard let variable = op.inputs[0].underlyingVariable else {
+            throw KilnError.invalidArgument("input 0 of '\(op.name)' (op: \(op.type)) must be a variable, got '\(op.inputs[0].name)'")
+        }
+        try syncToHost(variable)
+        guard let value = variables[variable] else { throw KilnError.failedPrecondition("Attempting to use uninitialized value \(variable.name)") }
+        let limit = op.attrs["limit"]?.int ?? 0
+        let count = Int(value.double(at: 0))
+        guard count < limit else { throw KilnError.outOfRange("Reached limit of \(limit)") }
+        let next = value.dtype == .int64 ? Tensor(Int64(count + 1)) : Tensor(Int32(clamping: count + 1))
+        writeHostValue(next, of: variable)
+        return value
+    }
+
+    /// RandomShuffle of strings (string_input_producer's shuffled file names), which compiled code
+    /// cannot hold: a fresh permutation every run, fixed by the op's seeds when it has any.
+    private func shuffledStrings(_ op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> Tensor {
+        let x = try feeds[op.inputs[0]] ?? hostInputs(of: op, feeds: feeds)[0]
+        guard x.rank >= 1, x.shape[0] > 1 else { return x }
+        let seed = UInt64(bitPattern: Int64(op.attrs["seed"]?.int ?? 0)), seed2 = UInt64(bitPattern: Int64(op.attrs["seed2"]?.int ?? 0))
+        let draw = hostDraws[op, default: 0]
+        hostDraws[op] = draw + 1
+        var rng = SplitMix64(seed: (seed == 0 && seed2 == 0 ? sessionSeed : seed &* 0x9E37_79B9_7F4A_7C15 ^ seed2) &+ draw &* 0xD1B5_4A32_D192_ED03 ^ UInt64(op.id))
+        let rows = x.shape[0], width = x.strings.count / rows
+        let order = (0..<rows).shuffled(using: &rng)
+        return try Tensor(shape: x.shape, strings: order.flatMap { x.strings[$0 * width..<($0 + 1) * width] })
+    }
     /// Answered on the host only in some runs (KilnInitializedValue once its variable has a
     /// value): a run signature containing one is never marked free of host ops.
     static let sometimesAnsweredOps: Set<String> = ["KilnInitializedValue"]

@@ -45,6 +45,9 @@ final class QueueSessionTests: XCTestCase {
         try s1.run(put)
         XCTAssertEqual(try s1.run(take), Tensor(7 as Int32))
         XCTAssertEqual(try s2.run(b.size()), Tensor(0 as Int32))
+        let other = try FIFOQueue(g, capacity: 5, dtypes: [.float32], sharedName: "shared")
+        XCTAssertEqual(thrown { _ = try s1.run(other.size()) },
+                       .invalidArgument("Shared queue 'shared' has component types int32 but requested component types float32"))
     }
 
     func testADequeueWaitingInOneThreadLetsAnotherThreadsEnqueueRun() throws {
