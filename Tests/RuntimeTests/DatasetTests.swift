@@ -138,7 +138,7 @@ final class DatasetTests: XCTestCase {
         }
         // An iterator dropped part-way, with the producer blocked on a full buffer, ends cleanly.
         let counter = Counter()
-        let endless = Dataset.elements([[Tensor(Int32(1))]]).repeat().map { counter.next(); return $0 }
+        let endless = Dataset.elements([[Tensor(Int32(1))]]).repeat().map { _ = counter.next(); return $0 }
         for _ in 0..<20 {
             let it = try endless.prefetch(2).makeIterator()
             XCTAssertNotNil(try it.next())
