@@ -1,4 +1,3 @@
-import Foundation
 import KilnIR
 
 /// The host kernels of ParseSingleExample / ParseExampleV2: serialised tf.train.Examples to
@@ -64,16 +63,7 @@ enum ExampleParsing {
 
     /// A feature's values as the message holds them.
     enum Values {
-        case int64([Int64]), float([Float]), bytes([Data])
-
-        init?(_ feature: Tensorflow_Feature?) {
-            switch feature?.kind {
-            case .int64List(let l)?: self = .int64(l.value)
-            case .floatList(let l)?: self = .float(l.value)
-            case .bytesList(let l)?: self = .bytes(l.value)
-            case nil: return nil   // absent, or a Feature with no list: TensorFlow treats both as missing
-            }
-        }
+        case int64([Int64]), float([Float]), bytes([[UInt8]])
 
         var dtype: DType {
             switch self {
@@ -89,18 +79,36 @@ enum ExampleParsing {
             case .bytes(let v): return v.count
             }
         }
-        /// TensorFlow's name for the list ("int64_list") and for its values in messages ("int64").
-        var listName: String { dtype == .string ? "bytes_list" : "\(typeName(dtype))_list" }
-        var valueName: String { dtype == .string ? "bytes" : typeName(dtype) }
     }
 
-    /// Decodes one serialised Example; bytes that are not one give TensorFlow's error.
-    static func decode(_ bytes: [UInt8]) throws -> [String: Tensorflow_Feature] {
-        do {
-            return try Tensorflow_Example(serializedBytes: bytes).features.feature
-        } catch {
+    /// TensorFlow's name for a list ("int64_list") and for its values in messages ("int64").
+    static func listName(_ t: DType) -> String { t == .string ? "bytes_list" : "\(typeName(t))_list" }
+    static func valueName(_ t: DType) -> String { t == .string ? "bytes" : typeName(t) }
+
+    /// Reads one serialised Example's framing; bytes that are not one give TensorFlow's error.
+    static func decode(_ bytes: [UInt8]) throws -> ExampleWire {
+        guard let wire = ExampleWire(bytes) else {
             throw KilnError.invalidArgument("Could not parse example input, value: '\(escaped(bytes))'")
         }
+        return wire
+    }
+
+    /// The values of `key` in `wire`, nil when it is absent (or an empty Feature). A list of
+    /// another dtype is `mismatch(its dtype)`, one that does not parse `unparsable(list name)`;
+    /// a bytes list is read only up to `bytesLimit` values (more is unparsable, as in TensorFlow).
+    static func featureValues(_ wire: ExampleWire, _ key: [UInt8], _ dtype: DType, bytesLimit: Int = Int.max,
+                       mismatch: (DType) -> KilnError, unparsable: (String) -> KilnError) throws -> Values? {
+        guard let feature = wire.feature(key), let kind = try wire.kind(feature) else { return nil }
+        let found: DType = kind == .int64 ? .int64 : kind == .float ? .float32 : .string
+        guard found == dtype else { throw mismatch(found) }
+        let v: Values?
+        switch kind {
+        case .int64: v = wire.int64s(feature).map { .int64($0) }
+        case .float: v = wire.floats(feature).map { .float($0) }
+        case .bytes: v = wire.byteStrings(feature, limit: bytesLimit).map { .bytes($0) }
+        }
+        guard let v else { throw unparsable(listName(dtype)) }
+        return v
     }
 
     /// Bytes as C-escaped text for messages, at most `limit` of them (a record may be megabytes).
@@ -132,7 +140,7 @@ enum ExampleParsing {
             switch v {
             case .int64(let x): int64s += x
             case .float(let x): floats += x
-            case .bytes(let x): strings += x.map { [UInt8]($0) }
+            case .bytes(let x): strings += x
             }
         }
 
@@ -158,16 +166,14 @@ enum ExampleParsing {
     /// One Example (ParseSingleExample, or ParseExampleV2 of a scalar): outputs in TensorFlow's
     /// order, sparse indices, sparse values, sparse shapes, dense values.
     static func parseSingle(_ serialized: [UInt8], _ config: ExampleParseConfig) throws -> [Tensor] {
-        let features = try decode(serialized)
+        let wire = try decode(serialized)
         var indices: [Tensor] = [], values: [Tensor] = [], shapes: [Tensor] = []
         for s in config.sparse {
             var column = Column(s.dtype)
-            if let v = Values(features[s.key]) {
-                guard v.dtype == s.dtype else {
-                    throw KilnError.invalidArgument("Key: \(s.key).  Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName(v.dtype))")
-                }
-                column.append(v)
-            }
+            let v = try featureValues(wire, Array(s.key.utf8), s.dtype, mismatch: {
+                KilnError.invalidArgument("Key: \(s.key).  Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName($0))")
+            }, unparsable: { KilnError.invalidArgument("Key: \(s.key).  Can't parse serialized Example: Parsing \($0) failed.") })
+            if let v { column.append(v) }
             let n = column.count
             indices.append(try Tensor(shape: [n, 1], scalars: (0..<Int64(n)).map { $0 }))
             values.append(try column.tensor([n]))
@@ -175,18 +181,18 @@ enum ExampleParsing {
         }
         var dense: [Tensor] = []
         for d in config.dense {
-            guard let v = Values(features[d.key]) else {
+            let found = try featureValues(wire, Array(d.key.utf8), d.dtype, bytesLimit: d.elementCount, mismatch: {
+                KilnError.invalidArgument("Key: \(d.key).  Data types don't match. Data type: \(typeName($0)) but expected type: \(typeName(d.dtype))")
+            }, unparsable: { KilnError.invalidArgument("Key: \(d.key).  Can't parse serialized Example: Parsing \($0) failed.") })
+            guard let v = found else {
                 guard d.defaultValue.elementCount > 0 else {
                     throw KilnError.invalidArgument("Feature: \(d.key) (data type: \(typeName(d.dtype))) is required but could not be found.")
                 }
                 dense.append(try d.defaultValue.reshaped(to: d.shape))
                 continue
             }
-            guard v.dtype == d.dtype else {
-                throw KilnError.invalidArgument("Key: \(d.key).  Data types don't match. Data type: \(typeName(v.dtype)) but expected type: \(typeName(d.dtype))")
-            }
             guard v.count == d.elementCount else {
-                throw KilnError.invalidArgument("Key: \(d.key).  Can't parse serialized Example: Some \(v.listName) slice was not parsed.")
+                throw KilnError.invalidArgument("Key: \(d.key).  Can't parse serialized Example: Some \(listName(d.dtype)) slice was not parsed.")
             }
             var column = Column(d.dtype)
             column.append(v)
@@ -204,34 +210,34 @@ enum ExampleParsing {
         }
         var sparse = config.sparse.map { (indices: [Int64](), column: Column($0.dtype), longest: 0) }
         var dense = config.dense.map { Column($0.dtype) }
+        let sparseKeys = config.sparse.map { Array($0.key.utf8) }, denseKeys = config.dense.map { Array($0.key.utf8) }
         for (e, bytes) in serialized.enumerated() {
             let name = names.isEmpty ? "<unknown>" : String(decoding: names[e], as: UTF8.self)
-            let features = try decode(bytes)
+            let wire = try decode(bytes)
             func error(_ key: String, _ suffix: String) -> KilnError {
                 KilnError.invalidArgument("Name: \(name), Key: \(key), Index: \(e).  \(suffix)")
             }
             for (k, s) in config.sparse.enumerated() {
-                guard let v = Values(features[s.key]) else { continue }
-                guard v.dtype == s.dtype else {
-                    throw error(s.key, "Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName(v.dtype))")
-                }
+                guard let v = try featureValues(wire, sparseKeys[k], s.dtype, mismatch: {
+                    error(s.key, "Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName($0))")
+                }, unparsable: { _ in error(s.key, "Can't parse serialized Example.") }) else { continue }
                 for j in 0..<v.count { sparse[k].indices += [Int64(e), Int64(j)] }
                 sparse[k].column.append(v)
                 sparse[k].longest = max(sparse[k].longest, v.count)
             }
             for (k, d) in config.dense.enumerated() {
-                guard let v = Values(features[d.key]) else {
+                let found = try featureValues(wire, denseKeys[k], d.dtype, bytesLimit: d.elementCount, mismatch: {
+                    error(d.key, "Data types don't match. Data type: \(typeName($0)) but expected type: \(typeName(d.dtype))")
+                }, unparsable: { _ in error(d.key, "Can't parse serialized Example.") })
+                guard let v = found else {
                     guard d.defaultValue.elementCount > 0 else {
                         throw KilnError.invalidArgument("Name: \(name), Feature: \(d.key) (data type: \(typeName(d.dtype))) is required but could not be found.")
                     }
                     try dense[k].append(d.defaultValue)
                     continue
                 }
-                guard v.dtype == d.dtype else {
-                    throw error(d.key, "Data types don't match. Data type: \(typeName(v.dtype)) but expected type: \(typeName(d.dtype))")
-                }
                 guard v.count == d.elementCount else {
-                    throw error(d.key, "Number of \(v.valueName) values != expected.  Values size: \(v.count) but output shape: \(shapeText(d.shape))")
+                    throw error(d.key, "Number of \(valueName(d.dtype)) values != expected.  Values size: \(v.count) but output shape: \(shapeText(d.shape))")
                 }
                 dense[k].append(v)
             }

@@ -104,6 +104,12 @@ extension Session {
 
     /// The input values of a host op: fed ones directly, the rest computed by a run of their own.
     func hostInputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor] {
-        try runLocked(op.inputs, feeds: feeds, targets: [])
+        // Const inputs (a parse op's defaults and keys) are read from the graph: a host op whose
+        // other inputs are fed then needs no compiled run at all.
+        var known = feeds
+        for i in op.inputs where known[i] == nil && i.op.type == "Const" {
+            if let v = i.op.attrs["value"]?.tensor { known[i] = v }
+        }
+        return try runLocked(op.inputs, feeds: known, targets: [])
     }
 }

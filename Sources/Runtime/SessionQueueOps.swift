@@ -40,7 +40,7 @@ extension Session {
 
     /// The queue a queue op makes in this session (made on first use, from the op's attrs).
     func queue(madeBy op: KilnFrontend.Operation) throws -> HostQueue {
-        try resource(of: op) { name in
+        let q = try resource(of: op) { name in
             guard case .types(let types)? = op.attrs["component_types"] else {
                 throw KilnError.invalidArgument("'\(op.name)' (op: \(op.type)) has no component_types")
             }
@@ -56,6 +56,14 @@ extension Session {
                 : .fifo
             return try HostQueue(name: name, kind: kind, capacity: op.attrs["capacity"]?.int ?? -1, dtypes: types, shapes: shapes)
         }
+        // Ops sharing a queue by shared_name must agree on what it holds, as TensorFlow checks.
+        if case .types(let types)? = op.attrs["component_types"], types != q.dtypes {
+            throw KilnError.invalidArgument("Shared queue '\(q.name)' has component types \(q.dtypes.map(\.name).joined(separator: ", ")) but requested component types \(types.map(\.name).joined(separator: ", "))")
+        }
+        if q.typeName != (op.type == "RandomShuffleQueueV2" ? "RandomShuffleQueue" : "FIFOQueue") {
+            throw KilnError.invalidArgument("Shared queue '\(q.name)' is a \(q.typeName), but '\(op.name)' asks for a \(op.type)")
+        }
+        return q
     }
 
     /// The queue behind a handle (an output of a queue op, possibly through Identity ops): for

@@ -58,6 +58,16 @@ final class DatasetTests: XCTestCase {
         let path = Golden.directory.appendingPathComponent("tfrecord/data_gzip.tfrecord").path
         let want = try TFRecordFileReader.records(path: path, compression: .gzip)
         XCTAssertEqual(try drain(Dataset.tfRecord([path], compression: .gzip)).map { $0[0].strings[0] }, want)
+        // A map that parses each Example (label i, score [i/2, -i]), batched.
+        let parsed = try Dataset.tfRecord([path], compression: .gzip).map { element in
+            let ex = try Tensorflow_Example(serializedBytes: element[0].strings[0])
+            return [try Tensor(shape: [], scalars: ex.features.feature["label"]?.int64List.value ?? []),
+                    try Tensor(shape: [2], scalars: ex.features.feature["score"]?.floatList.value ?? [])]
+        }.batch(32)
+        let batches = try drain(parsed)
+        XCTAssertEqual(batches.map { $0[1].shape }, [[32, 2], [32, 2], [32, 2], [4, 2]])
+        XCTAssertEqual(try batches.flatMap { try $0[0].scalars(as: Int64.self) }, (0..<100).map(Int64.init))
+        XCTAssertEqual(try batches[1][1].scalars(as: Float.self).prefix(2), [16, -32])
     }
 
     func testShuffleIsDeterministicWithASeedMixesAndKeepsEveryElement() throws {
@@ -133,7 +143,7 @@ final class DatasetTests: XCTestCase {
             let it = try endless.prefetch(2).makeIterator()
             XCTAssertNotNil(try it.next())
         }
-        Thread.sleep(forTimeInterval: 0.2)
+        Thread.sleep(forTimeInterval: 0.5)   // time for the released producers to see they are done
         let produced = counter.next()
         Thread.sleep(forTimeInterval: 0.2)
         XCTAssertEqual(counter.next(), produced + 1, "no producer runs on after its iterator is gone")

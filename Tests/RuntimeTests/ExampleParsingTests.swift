@@ -159,4 +159,61 @@ final class ExampleParsingTests: XCTestCase {
             try graph.parseExample(try graph.placeholder(.float32, shape: Shape([2])), features: ["n": VarLenFeature(.int64)])
         }
     }
+
+    /// The parse ops keep TensorFlow's names and attrs, so a graph exported as a GraphDef and
+    /// imported again parses the same way.
+    func testParseGraphsRoundTripThroughGraphDef() throws {
+        let graph = Graph()
+        let s = try graph.placeholder(.string, shape: Shape([]), name: "serialized")
+        let f = try graph.parseSingleExample(s, features: ["label": FixedLenFeature([], .int64, defaultValue: Tensor(Int64(-1))),
+                                                         "tags": VarLenFeature(.float32)])
+        _ = try graph.identity(f["label"]!.dense!, name: "label")
+        _ = try graph.identity(f["tags"]!.sparse!.values, name: "tags")
+        let imported = Graph()
+        try imported.importGraphDef(serialized: try graph.serializedGraphDef(), prefix: "")
+        let sess = try Session(graph: imported)
+        let input = imported.operation(named: "serialized").map { $0.output() }
+        let label = try XCTUnwrap(imported.operation(named: "label")).output(), tags = try XCTUnwrap(imported.operation(named: "tags")).output()
+        let withTags = try Example(["tags": .float([1.5, 2])]).serialized()
+        XCTAssertEqual(try sess.run([label, tags], feeds: [try XCTUnwrap(input): Tensor(shape: [], strings: [withTags])]),
+                       [Tensor(Int64(-1)), try Tensor(shape: [2], scalars: [Float(1.5), 2])])
+    }
+
+    /// TensorFlow 1's ParseExample (keys as string scalar inputs), as an imported graph has it.
+    func testTensorFlow1ParseExampleFromAGraphDef() throws {
+        let text = """
+        node { name: "s" op: "Placeholder" attr { key: "dtype" value { type: DT_STRING } } }
+        node { name: "names" op: "Const" attr { key: "dtype" value { type: DT_STRING } }
+               attr { key: "value" value { tensor { dtype: DT_STRING tensor_shape { dim { size: 0 } } } } } }
+        node { name: "k_tags" op: "Const" attr { key: "dtype" value { type: DT_STRING } }
+               attr { key: "value" value { tensor { dtype: DT_STRING tensor_shape {} string_val: "tags" } } } }
+        node { name: "k_label" op: "Const" attr { key: "dtype" value { type: DT_STRING } }
+               attr { key: "value" value { tensor { dtype: DT_STRING tensor_shape {} string_val: "label" } } } }
+        node { name: "d_label" op: "Const" attr { key: "dtype" value { type: DT_INT64 } }
+               attr { key: "value" value { tensor { dtype: DT_INT64 tensor_shape { dim { size: 0 } } } } } }
+        node { name: "p" op: "ParseExample" input: "s" input: "names" input: "k_tags" input: "k_label" input: "d_label"
+               attr { key: "Nsparse" value { i: 1 } } attr { key: "Ndense" value { i: 1 } }
+               attr { key: "sparse_types" value { list { type: DT_INT64 } } } attr { key: "Tdense" value { list { type: DT_INT64 } } }
+               attr { key: "dense_shapes" value { list { shape { } } } } }
+        """
+        let g = Graph()
+        try g.importGraphDef(text: text, prefix: "")
+        let p = try XCTUnwrap(g.operation(named: "p"))
+        XCTAssertEqual(p.output(3).shape, Shape(dims: [nil]))
+        let records = try [Example(["label": .int64([4]), "tags": .int64([7, 8])]), Example(["label": .int64([5])])].map { try $0.serialized() }
+        let out = try Session(graph: g).run((0..<4).map { p.output($0) }, feeds: [try XCTUnwrap(g.operation(named: "s")).output(): Tensor(shape: [2], strings: records)])
+        XCTAssertEqual(out, [try Tensor(shape: [2, 2], scalars: [Int64(0), 0, 0, 1]), try Tensor(shape: [2], scalars: [Int64(7), 8]),
+                             try Tensor(shape: [2], scalars: [Int64(2), 2]), try Tensor(shape: [2], scalars: [Int64(4), 5])])
+    }
+
+    /// Parsing a fed record runs nothing compiled: the defaults are Consts read from the graph.
+    func testParsingAFedRecordCompilesNothing() throws {
+        let graph = Graph()
+        let s = try graph.placeholder(.string, shape: Shape([]))
+        let f = try graph.parseSingleExample(s, features: ["label": FixedLenFeature([], .int64), "x": FixedLenFeature([1], .float32, defaultValue: Tensor(Float(2)))])
+        let sess = try Session(graph: graph)
+        let out = try sess.run([f["label"]!.dense!, f["x"]!.dense!], feeds: [s: Tensor(shape: [], strings: [try Example(["label": .int64([1])]).serialized()])])
+        XCTAssertEqual(out, [Tensor(Int64(1)), try Tensor(shape: [1], scalars: [Float(2)])])
+        XCTAssertEqual(sess.compileCount, 0)
+    }
 }

@@ -39,6 +39,19 @@ final class QueueInputPipelineTests: XCTestCase {
         XCTAssertEqual(try sess.run(fraction), Tensor(0 as Float))
     }
 
+    func testLimitEpochsPassesTheTensorNumEpochsTimesThenReachesItsLimit() throws {
+        let g = Graph()
+        let limited = try g.limitEpochs(g.constant(Tensor(shape: [2], scalars: [1, 2] as [Float])), numEpochs: 2)
+        XCTAssertEqual(limited.name, "limit_epochs:0")
+        XCTAssertEqual(g.localVariables.map(\.name), ["limit_epochs/epochs"])
+        let sess = try Session(graph: g)
+        XCTAssertEqual(thrown { _ = try sess.run(limited) }, .failedPrecondition("Attempting to use uninitialized value limit_epochs/epochs"))
+        try sess.run(g.localVariablesInitializer())
+        for _ in 0..<2 { XCTAssertEqual(try sess.run(limited), try Tensor(shape: [2], scalars: [1, 2] as [Float])) }
+        XCTAssertEqual(thrown { _ = try sess.run(limited) }, .outOfRange("Reached limit of 2"))
+        XCTAssertEqual(try sess.value(of: XCTUnwrap(g.localVariables.first)), Tensor(Int64(2)))
+    }
+
     func testShuffledProducerGivesAPermutationPerEpochFixedBySeed() throws {
         func order() throws -> [String] {
             let g = Graph()

@@ -45,6 +45,9 @@ final class QueueSessionTests: XCTestCase {
         try s1.run(put)
         XCTAssertEqual(try s1.run(take), Tensor(7 as Int32))
         XCTAssertEqual(try s2.run(b.size()), Tensor(0 as Int32))
+        let other = try FIFOQueue(g, capacity: 5, dtypes: [.float32], sharedName: "shared")
+        XCTAssertEqual(thrown { _ = try s1.run(other.size()) },
+                       .invalidArgument("Shared queue 'shared' has component types int32 but requested component types float32"))
     }
 
     func testADequeueWaitingInOneThreadLetsAnotherThreadsEnqueueRun() throws {
@@ -80,6 +83,26 @@ final class QueueSessionTests: XCTestCase {
         Thread.sleep(forTimeInterval: 0.2)
         sess.close()
         wait(for: [ended], timeout: 10)
+    }
+
+    func testQueueOpsSurviveAGraphDefRoundTripAndRunAfterImport() throws {
+        let g = Graph()
+        let q = try RandomShuffleQueue(g, capacity: 8, minAfterDequeue: 1, dtypes: [.int32], shapes: [Shape([2])], seed: 4)
+        try q.enqueueMany([g.constant(Tensor(shape: [3, 2], scalars: [1, 1, 2, 2, 3, 3] as [Int32]))], name: "fill")
+        _ = try q.dequeueMany(2, name: "take")
+        try q.close(name: "close")
+        let imported = Graph()
+        try imported.importGraphDef(g.graphDef(), prefix: "")
+        let take = try imported.tensor(named: "take:0")
+        XCTAssertEqual(take.shape, Shape([2, 2]))
+        let sess = try Session(graph: imported)
+        try sess.run(XCTUnwrap(imported.operation(named: "fill")))
+        try sess.run(XCTUnwrap(imported.operation(named: "close")))
+        let rows = try sess.run(take).scalars(as: Int32.self)
+        XCTAssertEqual(rows.count, 4)
+        XCTAssertTrue(rows[0] == rows[1] && rows[2] == rows[3] && rows[0] != rows[2])
+        XCTAssertEqual(thrown { _ = try sess.run(take) },
+                       KilnError(.outOfRange, "RandomShuffleQueue '_0_random_shuffle_queue' is closed and has insufficient elements (requested 2, current size 1)"))
     }
 
     func testBadQueuesAndQueueOpsAreRejectedWhenBuilt() throws {

@@ -193,6 +193,130 @@ final class TFRecordReaderOpTests: XCTestCase {
         XCTAssertEqual(try result.get()?.get(), records[0][0])
     }
 
+    func testReadsThroughAFIFOQueueAndEndsWithCancelledWhenTheSessionCloses() throws {
+        let (paths, records) = try files(.gzip)
+        let g = Graph()
+        let queue = try FIFOQueue(g, capacity: 8, dtypes: [.string])
+        let fill = try queue.enqueueMany([try g.constant(try Tensor(shape: [1], strings: [Array(paths[2].utf8)]))])
+        let reader = try TFRecordReader(graph: g, options: .gzip)
+        let (_, value) = try reader.read(queue)
+        let sess = try Session(graph: g)
+        try sess.run(fill)
+        XCTAssertEqual(try sess.run(value).strings[0], records[2][0])
+        XCTAssertEqual(try sess.run(value).strings[0], records[2][1])
+        // The next read waits for a filename that never comes, until the session closes.
+        let ended = expectation(description: "the waiting read ends")
+        let result = Box()
+        DispatchQueue.global().async {
+            result.set(Result { try sess.run(value).strings[0] })
+            ended.fulfill()
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        XCTAssertNil(result.get())
+        sess.close()
+        wait(for: [ended], timeout: 10)
+        XCTAssertThrowsError(try result.get()?.get()) { XCTAssertEqual(($0 as? KilnError)?.code, .cancelled, "\($0)") }
+    }
+
+    /// shuffle_batch's threads run one reader's read at once: every record comes out once.
+    func testConcurrentReadsShareOneReaderAndTakeEachRecordOnce() throws {
+        let dir = temporaryDirectory()
+        var paths: [String] = [], all: [[UInt8]] = []
+        for f in 0..<6 {
+            let records = (0..<50).map { Array("file \(f) record \($0)".utf8) }
+            let path = dir.appendingPathComponent("part\(f).tfrecord").path
+            try TFRecordWriter.write(records, to: path)
+            paths.append(path)
+            all += records
+        }
+        let p = try Pipeline(options: .none)
+        let (_, value) = try p.reader.read(p.queue)
+        let sess = try Session(graph: p.graph)
+        try p.fill(sess, paths)
+        let results = Collected()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            while true {
+                do {
+                    results.add(.success(try sess.run(value).strings[0]))
+                } catch let e as KilnError where e.code == .outOfRange {
+                    return
+                } catch {
+                    results.add(.failure(error))
+                    return
+                }
+            }
+        }
+        let seen = try results.all().map { try $0.get() }
+        XCTAssertEqual(seen.count, all.count)
+        XCTAssertEqual(Set(seen), Set(all))
+    }
+
+    /// The tutorial's shape: filenames -> reader -> a records queue filled by two QueueRunner
+    /// threads under a Coordinator; the consumer reads every record once, then outOfRange.
+    func testQueueRunnerThreadsReadEveryRecordIntoABatchQueue() throws {
+        let (paths, records) = try files(.zlib)
+        let g = Graph()
+        let filenames = try FIFOQueue(g, capacity: 8, dtypes: [.string], name: "filenames")
+        let fill = try filenames.enqueueMany([try g.constant(try Tensor(shape: [3], strings: paths.map { Array($0.utf8) }))])
+        let closeFilenames = try filenames.close()
+        let reader = try TFRecordReader(graph: g, options: .zlib)
+        let (_, value) = try reader.read(filenames)
+        let examples = try FIFOQueue(g, capacity: 2, dtypes: [.string], shapes: [Shape([])], name: "examples")
+        let enqueue = try examples.enqueue([value])
+        g.addQueueRunner(try QueueRunner(queue: examples, enqueueOps: [enqueue, enqueue]))
+        let next = try examples.dequeue()[0]
+        let sess = try Session(graph: g)
+        try sess.run(targets: [fill, closeFilenames])
+        let coord = Coordinator()
+        let threads = startQueueRunners(session: sess, coordinator: coord)
+        var got: [[UInt8]] = []
+        do {
+            while true { got.append(try sess.run(next).strings[0]) }
+        } catch let e as KilnError where e.code == .outOfRange {
+            coord.requestStop()
+        }
+        try coord.join(threads, stopGracePeriod: 30)
+        XCTAssertEqual(got.count, 5)
+        XCTAssertEqual(Set(got), Set(records.flatMap { $0 }))
+    }
+
+    /// The nodes TensorFlow 1 writes for string_input_producer's queue, a TFRecordReader and its
+    /// read (handles are resources there) import and run.
+    func testTensorFlowGraphDefOfAReaderImportsAndReads() throws {
+        let (paths, records) = try files(.gzip)
+        let g = Graph()
+        let ops = try g.importGraphDef(text: """
+            node { name: "input_producer" op: "FIFOQueueV2"
+              attr { key: "capacity" value { i: 32 } }
+              attr { key: "component_types" value { list { type: DT_STRING } } }
+              attr { key: "container" value { s: "" } }
+              attr { key: "shapes" value { list { shape { } } } }
+              attr { key: "shared_name" value { s: "" } } }
+            node { name: "TFRecordReaderV2" op: "TFRecordReaderV2"
+              attr { key: "compression_type" value { s: "GZIP" } }
+              attr { key: "container" value { s: "" } }
+              attr { key: "shared_name" value { s: "" } } }
+            node { name: "ReaderReadV2" op: "ReaderReadV2" input: "TFRecordReaderV2" input: "input_producer" }
+            """, prefix: "")
+        XCTAssertEqual(ops.count, 3)
+        let queue = try XCTUnwrap(g.operation(named: "input_producer")).output()
+        let read = try XCTUnwrap(g.operation(named: "ReaderReadV2"))
+        let names = try g.constant(try Tensor(shape: [1], strings: [Array(paths[0].utf8)]))
+        let fill = try g.addOperation("QueueEnqueueManyV2", inputs: [queue, names], attrs: ["Tcomponents": .types([.string])])
+        let sess = try Session(graph: g)
+        try sess.run(fill)
+        let out = try sess.run([read.output(0), read.output(1)])
+        XCTAssertEqual(string(out[0]), "\(paths[0]):0")
+        XCTAssertEqual(out[1].strings[0], records[0][0])
+    }
+
+    final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [Result<[UInt8], Error>] = []
+        func add(_ r: Result<[UInt8], Error>) { lock.lock(); items.append(r); lock.unlock() }
+        func all() -> [Result<[UInt8], Error>] { lock.lock(); defer { lock.unlock() }; return items }
+    }
+
     final class Box: @unchecked Sendable {
         private let lock = NSLock()
         private var value: Result<[UInt8], Error>?

@@ -27,7 +27,7 @@ public struct TFRecordOptions: Sendable, Equatable {
 /// "<file>:<offset>" (the record's byte offset in the file, as TensorFlow's key), the value the
 /// record's bytes. The reader itself lives in the session, made on first use.
 ///
-///     let files = try g.stringInputProducer(["a.tfrecord", "b.tfrecord"])
+///     let files = try FIFOQueue(g, capacity: 32, dtypes: [.string])   // or a string input producer
 ///     let reader = try TFRecordReader(graph: g, options: .gzip)
 ///     let (key, serialized) = try reader.read(files)
 public final class TFRecordReader {
@@ -48,6 +48,16 @@ public final class TFRecordReader {
     public func read(_ queue: some OutputConvertible, name: String = "ReaderReadV2") throws -> (key: Output, value: Output) {
         let op = try graph.addOperation("ReaderReadV2", name: name, inputs: [readerRef, queue.output])
         return (op.output(0), op.output(1))
+    }
+
+    /// The next record of the files in `queue` (a queue of filename strings).
+    public func read(_ queue: QueueBase, name: String = "ReaderReadV2") throws -> (key: Output, value: Output) {
+        try read(queue.handle, name: name)
+    }
+
+    /// Up to `numRecords` records of the files in `queue`, all from one file.
+    public func readUpTo(_ queue: QueueBase, numRecords: Int, name: String = "ReaderReadUpToV2") throws -> (keys: Output, values: Output) {
+        try readUpTo(queue.handle, numRecords: numRecords, name: name)
     }
 
     /// Up to `numRecords` records, all from one file: (keys, values) string vectors.

@@ -58,6 +58,36 @@ enum ParsingOps {
             }
         }).notDifferentiable(),
 
+        // TensorFlow 1's batched op (graphs written by tf.parse_example before ParseExampleV2):
+        // serialized, names, then Nsparse sparse keys, Ndense dense keys (string scalars) and
+        // Ndense defaults.
+        OpDef("ParseExample", arity: .atLeast(2),
+              attrs: ["Nsparse": .int(0), "Ndense": .int(0), "sparse_types": .types([]), "Tdense": .types([]), "dense_shapes": .shapes([])],
+              infer: { ctx in
+            let ns = ctx.attrs["Nsparse"]?.int ?? 0, nd = ctx.attrs["Ndense"]?.int ?? 0
+            guard ns >= 0, nd >= 0, ctx.inputs.count == 2 + ns + 2 * nd else {
+                throw ctx.error("ParseExample takes serialized, names, \(ns) sparse keys, \(nd) dense keys and \(nd) defaults, got \(ctx.inputs.count) inputs")
+            }
+            guard ctx.dtype(0) == .string, ctx.shape(0).isCompatible(with: Shape(dims: [nil])) else {
+                throw ctx.error("serialized must be a vector of strings, got \(ctx.dtype(0).name) of shape \(ctx.shape(0))")
+            }
+            for i in 1..<(2 + ns + nd) where ctx.dtype(i) != .string {
+                throw ctx.error("input \(i) (names and keys) must be strings, got \(ctx.dtype(i).name)")
+            }
+            var attrs = ctx.attrs
+            attrs["num_sparse"] = .int(ns)
+            let inner = InferenceContext(nodeName: ctx.nodeName, opType: ctx.opType, inputs: ctx.inputs, attrs: attrs, concreteShapes: ctx.concreteShapes)
+            return try outputs(inner, sparseKeys: ns, denseKeys: nd, defaultsFrom: 2 + ns + nd, batch: .some(ctx.shape(0).dims?[0] ?? nil))
+        }, hostKernel: { inputs, attrs in
+            let ns = attrs["Nsparse"]?.int ?? 0, nd = attrs["Ndense"]?.int ?? 0
+            func keys(_ r: Range<Int>) -> [String] { inputs[r].map { String(decoding: $0.strings.first ?? [], as: UTF8.self) } }
+            let config = try ExampleParseConfig(
+                sparseKeys: keys(2..<(2 + ns)), sparseTypes: types(attrs["sparse_types"]),
+                denseKeys: keys((2 + ns)..<(2 + ns + nd)), denseTypes: types(attrs["Tdense"]),
+                denseShapes: shapes(attrs["dense_shapes"]), defaults: Array(inputs[(2 + ns + nd)...]))
+            return try ExampleParsing.parseBatch(inputs[0].strings, names: inputs[1].strings, config)
+        }).notDifferentiable(),
+
         // Bytes of each string reinterpreted as numbers: input shape + [bytes / element size].
         OpDef("DecodeRaw", arity: .exactly(1), attrs: ["little_endian": .bool(true)], infer: { ctx in
             guard ctx.dtype(0) == .string else { throw ctx.error("DecodeRaw takes strings, got \(ctx.dtype(0).name)") }

@@ -1,0 +1,169 @@
+import KilnIR
+
+/// A serialised tf.train.Example read in place, the way TensorFlow's fast parser reads it
+/// (tensorflow/core/util/example_proto_fast_parsing.cc): the framing is checked for the whole
+/// message, but only the features a parse asks for have their value lists decoded, and the last
+/// entry of a repeated key wins. Every length is checked against the bytes that remain, so
+/// hostile input is a failure, never an out-of-bounds read or a large allocation.
+struct ExampleWire {
+    /// The message, and the (key, Feature message) byte ranges of its feature map entries.
+    let bytes: [UInt8]
+    private(set) var entries: [(key: Range<Int>, value: Range<Int>)] = []
+
+    /// nil when the bytes are not an Example.
+    init?(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        var r = Reader(bytes: bytes, range: 0..<bytes.count)
+        // Example: field 1 (features) may repeat (concatenated messages merge); others are skipped.
+        while !r.atEnd {
+            guard let tag = r.varint() else { return nil }
+            if tag == 0x0a {
+                guard let features = r.delimited(), parseFeatures(features) else { return nil }
+            } else if !r.skip(wireType: tag & 7) {
+                return nil
+            }
+        }
+    }
+
+    private mutating func parseFeatures(_ range: Range<Int>) -> Bool {
+        var r = Reader(bytes: bytes, range: range)
+        while !r.atEnd {
+            // Each map entry is field 1, holding key (1) and value (2), both required, either order.
+            guard r.varint() == 0x0a, let entry = r.delimited() else { return false }
+            var e = Reader(bytes: bytes, range: entry)
+            var key: Range<Int>?, value: Range<Int>?
+            for _ in 0..<2 {
+                switch e.varint() {
+                case 0x0a?: key = e.delimited(); if key == nil { return false }
+                case 0x12?: value = e.delimited(); if value == nil { return false }
+                default: return false
+                }
+            }
+            guard e.atEnd, let key, let value else { return false }
+            entries.append((key, value))
+        }
+        return true
+    }
+
+    /// The Feature message of `key` (the last entry with it), or nil when absent.
+    func feature(_ key: [UInt8]) -> Range<Int>? {
+        for e in entries.reversed() where e.key.count == key.count && bytes[e.key].elementsEqual(key) { return e.value }
+        return nil
+    }
+
+    /// A Feature's kind: nil for an empty Feature (no list, treated as missing); an error for a
+    /// field other than the three lists.
+    func kind(_ feature: Range<Int>) throws -> DTypeTag? {
+        guard let first = feature.first.map({ bytes[$0] }) else { return nil }
+        switch first {
+        case 0x0a: return .bytes
+        case 0x12: return .float
+        case 0x1a: return .int64
+        default: throw KilnError.invalidArgument("Unsupported datatype.")
+        }
+    }
+
+    enum DTypeTag { case bytes, float, int64 }
+
+    /// The list of a Feature whose kind is known; nil when it does not parse. A list longer than
+    /// `limit` values is nil too for bytes (TensorFlow's parser stops there), so `limit + 1`
+    /// values are never gathered for a fixed-length feature.
+    func int64s(_ feature: Range<Int>) -> [Int64]? {
+        var r = Reader(bytes: bytes, range: feature.dropFirst())
+        guard let list = r.delimited() else { return nil }
+        var l = Reader(bytes: bytes, range: list), out: [Int64] = []
+        while !l.atEnd {
+            guard let tag = l.varint() else { return nil }
+            if tag == 0x0a {   // packed
+                guard let packed = l.delimited() else { return nil }
+                var p = Reader(bytes: bytes, range: packed)
+                while !p.atEnd { guard let v = p.varint() else { return nil }; out.append(Int64(bitPattern: v)) }
+            } else if tag == 0x08 {
+                guard let v = l.varint() else { return nil }
+                out.append(Int64(bitPattern: v))
+            } else {
+                return nil
+            }
+        }
+        return out
+    }
+
+    func floats(_ feature: Range<Int>) -> [Float]? {
+        var r = Reader(bytes: bytes, range: feature.dropFirst())
+        guard let list = r.delimited() else { return nil }
+        var l = Reader(bytes: bytes, range: list), out: [Float] = []
+        while !l.atEnd {
+            guard let tag = l.varint() else { return nil }
+            if tag == 0x0a {   // packed
+                guard let packed = l.delimited(), packed.count % 4 == 0 else { return nil }
+                out.reserveCapacity(out.count + packed.count / 4)
+                var i = packed.lowerBound
+                while i < packed.upperBound { out.append(Reader.float(bytes, at: i)); i += 4 }
+            } else if tag == 0x0d {
+                guard l.range.count >= 4 else { return nil }
+                out.append(Reader.float(bytes, at: l.range.lowerBound))
+                l.range = l.range.dropFirst(4)
+            } else {
+                return nil
+            }
+        }
+        return out
+    }
+
+    func byteStrings(_ feature: Range<Int>, limit: Int = Int.max) -> [[UInt8]]? {
+        var r = Reader(bytes: bytes, range: feature.dropFirst())
+        guard let list = r.delimited() else { return nil }
+        var l = Reader(bytes: bytes, range: list), out: [[UInt8]] = []
+        while !l.atEnd {
+            guard l.varint() == 0x0a, let s = l.delimited(), out.count < limit else { return nil }
+            out.append(Array(bytes[s]))
+        }
+        return out
+    }
+
+    /// Protobuf wire-format reading within `range` of `bytes`.
+    struct Reader {
+        let bytes: [UInt8]
+        var range: Range<Int>
+
+        var atEnd: Bool { range.isEmpty }
+
+        mutating func varint() -> UInt64? {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while let i = range.first, shift < 64 {
+                let b = bytes[i]
+                range = range.dropFirst()
+                v |= UInt64(b & 0x7f) << shift
+                if b < 0x80 { return v }
+                shift += 7
+            }
+            return nil
+        }
+
+        /// A length-delimited field's contents; nil when the length runs past the end.
+        mutating func delimited() -> Range<Int>? {
+            guard let n = varint(), n <= UInt64(range.count) else { return nil }
+            let r = range.lowerBound..<(range.lowerBound + Int(n))
+            range = r.upperBound..<range.upperBound
+            return r
+        }
+
+        mutating func skip(wireType: UInt64) -> Bool {
+            switch wireType {
+            case 0: return varint() != nil
+            case 1, 5:
+                let n = wireType == 1 ? 8 : 4
+                guard range.count >= n else { return false }
+                range = range.dropFirst(n)
+                return true
+            case 2: return delimited() != nil
+            default: return false   // groups (3, 4) are not supported, as in TensorFlow
+            }
+        }
+
+        static func float(_ bytes: [UInt8], at i: Int) -> Float {
+            let bits = UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
+            return Float(bitPattern: bits)
+        }
+    }
+}
