@@ -310,6 +310,34 @@ final class TFRecordReaderOpTests: XCTestCase {
         XCTAssertEqual(out[1].strings[0], records[0][0])
     }
 
+    /// The tutorial's filename queue: string_input_producer(num_epochs: 2) feeds the reader
+    /// through its queue runner; every record comes twice, then outOfRange.
+    func testReadsThroughStringInputProducerForNumEpochs() throws {
+        let (paths, records) = try files(.none)
+        let g = Graph()
+        let filenames = try g.stringInputProducer(paths, numEpochs: 2, shuffle: false)
+        let reader = try TFRecordReader(graph: g)
+        let (key, value) = try reader.read(filenames)
+        let sess = try Session(graph: g)
+        try sess.run(g.localVariablesInitializer())
+        let coord = Coordinator()
+        let threads = startQueueRunners(session: sess, coordinator: coord)
+        var got: [[UInt8]] = [], keys: [String] = []
+        do {
+            while true {
+                let out = try sess.run([key, value])
+                keys.append(string(out[0]))
+                got.append(out[1].strings[0])
+            }
+        } catch let e as KilnError where e.code == .outOfRange {
+            coord.requestStop()
+        }
+        try coord.join(threads, stopGracePeriod: 30)
+        let once = records.flatMap { $0 }
+        XCTAssertEqual(got, once + once)
+        XCTAssertEqual(keys.first, "\(paths[0]):0")
+    }
+
     final class Collected: @unchecked Sendable {
         private let lock = NSLock()
         private var items: [Result<[UInt8], Error>] = []
