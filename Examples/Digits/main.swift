@@ -93,18 +93,20 @@ let batchSize = 64, epochs = 30
 
 /// The tutorial's queue pipeline over the training file: every digit once per epoch, `epochs`
 /// times (then outOfRange), in batches of 64 shuffled through a queue holding at least 1,000
-/// digits after each dequeue; the last batch is the 45,000 digits' remainder. One reader thread
-/// keeps the order the graph's seed gives, so every run trains on the same batches.
+/// digits after each dequeue; the last batch is the 45,000 digits' remainder. The reader thread
+/// takes up to 64 records a run (read_up_to, parse_example: TensorFlow's batched form of read and
+/// parse_single_example) so that it keeps ahead of the training steps; one thread keeps the
+/// order the graph's seed gives.
 func inputPipeline() throws -> (images: Output, labels: Output) {
     try g.device("/cpu:0") {
         try g.nameScope("input") {
             let files = try g.stringInputProducer([trainPath], numEpochs: epochs)
-            let (_, serialized) = try TFRecordReader(graph: g).read(files.handle)
-            let f = try g.parseSingleExample(serialized, features: ["label": FixedLenFeature([], .int64), "img_raw": FixedLenFeature([], .string)])
-            let pixels = try g.reshape(g.decodeRaw(f["img_raw"]!.dense!, outType: .uint8), [8, 8, 1])
-            let image = try g.cast(pixels, to: .float32) / 16
-            let b = try g.shuffleBatch([image, f["label"]!.dense!], batchSize: batchSize, capacity: 1000 + 3 * batchSize,
-                                       minAfterDequeue: 1000, numThreads: 1, allowSmallerFinalBatch: true)
+            let (_, serialized) = try TFRecordReader(graph: g).readUpTo(files.handle, numRecords: batchSize)
+            let f = try g.parseExample(serialized, features: ["label": FixedLenFeature([], .int64), "img_raw": FixedLenFeature([], .string)])
+            let pixels = try g.reshape(g.decodeRaw(f["img_raw"]!.dense!, outType: .uint8), [-1, 8, 8, 1])
+            let images = try g.cast(pixels, to: .float32) / 16
+            let b = try g.shuffleBatch([images, f["label"]!.dense!], batchSize: batchSize, capacity: 1000 + 3 * batchSize,
+                                       minAfterDequeue: 1000, numThreads: 1, enqueueMany: true, allowSmallerFinalBatch: true)
             return (b[0], b[1])
         }
     }
