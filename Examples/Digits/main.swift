@@ -95,8 +95,11 @@ let batchSize = 64, epochs = 30
 /// times (then outOfRange), in batches of 64 shuffled through a queue holding at least 1,000
 /// digits after each dequeue; the last batch is the 45,000 digits' remainder. The reader thread
 /// takes up to 64 records a run (read_up_to, parse_example: TensorFlow's batched form of read and
-/// parse_single_example) so that it keeps ahead of the training steps; one thread keeps the
-/// order the graph's seed gives.
+/// parse_single_example) so that it keeps ahead of the training steps. The queue's capacity is
+/// min_after_dequeue plus one batch, so every dequeue finds it exactly full: the batches then
+/// follow from the graph's seed alone, not from how far the reader thread got, and every run
+/// trains on the same batches (the tutorial's min_after_dequeue + 3 * batch_size lets thread
+/// timing choose among more digits).
 func inputPipeline() throws -> (images: Output, labels: Output) {
     try g.device("/cpu:0") {
         try g.nameScope("input") {
@@ -105,7 +108,7 @@ func inputPipeline() throws -> (images: Output, labels: Output) {
             let f = try g.parseExample(serialized, features: ["label": FixedLenFeature([], .int64), "img_raw": FixedLenFeature([], .string)])
             let pixels = try g.reshape(g.decodeRaw(f["img_raw"]!.dense!, outType: .uint8), [-1, 8, 8, 1])
             let images = try g.cast(pixels, to: .float32) / 16
-            let b = try g.shuffleBatch([images, f["label"]!.dense!], batchSize: batchSize, capacity: 1000 + 3 * batchSize,
+            let b = try g.shuffleBatch([images, f["label"]!.dense!], batchSize: batchSize, capacity: 1000 + batchSize,
                                        minAfterDequeue: 1000, numThreads: 1, enqueueMany: true, allowSmallerFinalBatch: true)
             return (b[0], b[1])
         }
