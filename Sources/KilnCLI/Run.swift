@@ -64,14 +64,7 @@ struct Run: ParsableCommand {
     /// "probs:0 float32 [2, 10] min=1.2e-05 max=0.98 mean=0.1"; strings and empty tensors have
     /// no statistics.
     static func summary(_ name: String, _ t: Tensor) -> String {
-        let head = "\(name) \(t.dtype.name) [\(t.shape.map(String.init).joined(separator: ", "))]"
-        guard t.dtype != .string, t.elementCount > 0 else { return head + " min=n/a max=n/a mean=n/a" }
-        let values = t.doubles
-        // numpy's spelling of the special values, and its min/max: NaN if any element is NaN.
-        let number = { (v: Double) in v.isNaN ? "nan" : String(format: "%.9g", v) }
-        let hasNaN = values.contains { $0.isNaN }
-        let lo = hasNaN ? .nan : values.min()!, hi = hasNaN ? .nan : values.max()!
-        return head + " min=\(number(lo)) max=\(number(hi)) mean=\(number(values.reduce(0, +) / Double(values.count)))"
+        "\(name) \(t.dtype.name) [\(t.shape.map(String.init).joined(separator: ", "))] " + TensorStatistics.line(t)
     }
 
     /// Runs `body`, putting `what` in front of a KilnError's message.
