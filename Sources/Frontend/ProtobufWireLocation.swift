@@ -14,16 +14,6 @@ struct ProtobufWireLocation {
         var fields: [Int: (name: String, schema: Schema)] = [:]
     }
 
-    static let nodeDef = Schema(name: "NodeDef", parse: { _ = try Tensorflow_NodeDef(serializedBytes: $0) })
-    static let graphDef = Schema(name: "GraphDef", parse: { _ = try Tensorflow_GraphDef(serializedBytes: $0) },
-                                 fields: [1: ("node", nodeDef),
-                                          2: ("library", Schema(name: "FunctionDefLibrary", parse: { _ = try Tensorflow_FunctionDefLibrary(serializedBytes: $0) })),
-                                          4: ("versions", Schema(name: "VersionDef", parse: { _ = try Tensorflow_VersionDef(serializedBytes: $0) }))])
-    static let metaGraphDef = Schema(name: "MetaGraphDef", parse: { _ = try Tensorflow_MetaGraphDef(serializedBytes: $0) },
-                                     fields: [1: ("meta_info_def", Schema(name: "MetaInfoDef", parse: { _ = try Tensorflow_MetaGraphDef.MetaInfoDef(serializedBytes: $0) })),
-                                              2: ("graph_def", graphDef),
-                                              3: ("saver_def", Schema(name: "SaverDef", parse: { _ = try Tensorflow_SaverDef(serializedBytes: $0) }))])
-
     /// " at offset N: reason" for the first problem found in `bytes` read as `schema`, or "" when
     /// the wire structure is sound and every known submessage parses (the error lies deeper).
     static func describe(_ bytes: [UInt8], as schema: Schema) -> String {
@@ -85,4 +75,16 @@ struct ProtobufWireLocation {
         }
         return nil
     }
+}
+
+extension ProtobufWireLocation.Schema {
+    static let nodeDef = Self(name: "NodeDef", parse: { _ = try Tensorflow_NodeDef(serializedBytes: $0) })
+    static let graphDef = Self(name: "GraphDef", parse: { _ = try Tensorflow_GraphDef(serializedBytes: $0) },
+                                 fields: [1: ("node", nodeDef),
+                                          2: ("library", Self(name: "FunctionDefLibrary", parse: { _ = try Tensorflow_FunctionDefLibrary(serializedBytes: $0) })),
+                                          4: ("versions", Self(name: "VersionDef", parse: { _ = try Tensorflow_VersionDef(serializedBytes: $0) }))])
+    static let metaGraphDef = Self(name: "MetaGraphDef", parse: { _ = try Tensorflow_MetaGraphDef(serializedBytes: $0) },
+                                     fields: [1: ("meta_info_def", Self(name: "MetaInfoDef", parse: { _ = try Tensorflow_MetaGraphDef.MetaInfoDef(serializedBytes: $0) })),
+                                              2: ("graph_def", graphDef),
+                                              3: ("saver_def", Self(name: "SaverDef", parse: { _ = try Tensorflow_SaverDef(serializedBytes: $0) }))])
 }

@@ -15,6 +15,7 @@ struct KilnCommand: ParsableCommand {
             Devices.self,
             Run.self,
             Compile.self,
+            Inspect.self,
         ])
 }
 

@@ -26,11 +26,13 @@ enum CheckpointInspection {
                      + "in \(reader.header.numShards) data file\(reader.header.numShards == 1 ? "" : "s")"]
         var variables: [[String: Any]] = []
         var verified = 0, bytes: Int64 = 0
-        let width = reader.keys.map(\.count).max() ?? 0
-        for key in reader.keys {
+        let types = reader.keys.map { key -> (dtype: String, shape: String) in
             let entry = reader.entries[key]!
-            let dtype = entry.dtype.kilnDType?.name ?? entry.dtype.tensorflowName
-            let shape = (try? Shape(proto: entry.shape))?.description ?? "<invalid shape>"
+            return (entry.dtype.kilnDType?.name ?? entry.dtype.tensorflowName, (try? Shape(proto: entry.shape))?.description ?? "<invalid shape>")
+        }
+        let width = reader.keys.map(\.count).max() ?? 0, typeWidth = types.map { $0.dtype.count + 1 + $0.shape.count }.max() ?? 0
+        for (key, (dtype, shape)) in zip(reader.keys, types) {
+            let entry = reader.entries[key]!
             var v: [String: Any] = ["name": key, "dtype": dtype, "shape": shape, "bytes": Int(entry.size)]
             var detail: String
             do {
@@ -47,7 +49,7 @@ enum CheckpointInspection {
                 detail = "crc32c not checked (\(e.message))"
             }
             variables.append(v)
-            lines.append("  \(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(dtype) \(shape)  \(detail)")
+            lines.append("  \(key.padding(toLength: width, withPad: " ", startingAt: 0))  \("\(dtype) \(shape)".padding(toLength: typeWidth, withPad: " ", startingAt: 0))  \(detail)")
         }
         lines.append("checksums: \(verified) of \(reader.keys.count) verified (\(bytes) bytes of tensor data)")
         return InspectReport(file: path, kind: .checkpoint, lines: lines, fields: [

@@ -45,14 +45,14 @@ enum GraphInspection {
         let feeds = nodes.filter { $0.op == "Placeholder" || $0.op == "PlaceholderWithDefault" }.map { n -> [String: Any] in
             ["name": n.name, "op": n.op, "dtype": dtypeName(n.attr["dtype"]?.type), "shape": shapeText(n.attr["shape"]?.shape)]
         }
-        lines.append("likely feeds (placeholders): " + (feeds.isEmpty ? "none" : ""))
+        lines.append("likely feeds (placeholders):" + (feeds.isEmpty ? " none" : ""))
         for f in feeds {
             lines.append("  \(f["name"]!) \(f["dtype"]!) \(f["shape"]!)" + (f["op"] as! String == "Placeholder" ? "" : " (with a default)"))
         }
         fields["feeds"] = feeds
 
         let fetches = unconsumed(nodes)
-        lines.append("likely fetches (consumed by no node): " + (fetches.isEmpty ? "none" : ""))
+        lines.append("likely fetches (consumed by no node):" + (fetches.isEmpty ? " none" : ""))
         for n in fetches.prefix(shownFetches) { lines.append("  \(n.name) (\(n.op))") }
         if fetches.count > shownFetches { lines.append("  ... and \(fetches.count - shownFetches) more (--json lists all)") }
         fields["fetches"] = fetches.map { ["name": $0.name, "op": $0.op] }

@@ -67,7 +67,7 @@ enum RecordInspection {
     static func abbreviate(_ f: Example.Feature) -> (String, [String], Int) {
         switch f {
         case .int64(let v): return ("int64_list", v.prefix(shownValues).map { String($0) }, v.count)
-        case .float(let v): return ("float_list", v.prefix(shownValues).map { TensorStatistics.format(Double($0)) }, v.count)
+        case .float(let v): return ("float_list", v.prefix(shownValues).map { TensorStatistics.format($0) }, v.count)
         case .bytes(let v): return ("bytes_list", v.prefix(shownValues).map(bytesText), v.count)
         }
     }

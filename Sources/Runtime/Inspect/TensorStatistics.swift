@@ -23,6 +23,11 @@ public struct TensorStatistics: Sendable {
         v.isNaN ? "nan" : v.isInfinite ? (v < 0 ? "-inf" : "inf") : String(format: "%.9g", v)
     }
 
+    /// A float32 value as its shortest round-trip spelling ("0.11", not "0.109999999").
+    public static func format(_ v: Float) -> String {
+        v.isNaN ? "nan" : v.isInfinite ? (v < 0 ? "-inf" : "inf") : "\(v)"
+    }
+
     /// "min=... max=... mean=..." ("n/a" for strings and empty tensors).
     public static func line(_ t: Tensor) -> String {
         guard let s = TensorStatistics(t) else { return "min=n/a max=n/a mean=n/a" }
