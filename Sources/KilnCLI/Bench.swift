@@ -109,25 +109,45 @@ struct Bench: ParsableCommand {
         print("        limits are measured now, in this process;")
         print("        input_pipeline_Nt: records/s of Session.run of shuffle_batch(128) fed by N reader threads (TFRecord -> parse -> decode_raw),")
         print("        median of full passes over 100,000 Examples written by Kiln, after 20 warm-up batches (scripts/peers/input_pipeline.py: TF's)")
+        // On a terminal, what is being measured now; nothing extra in logs and pipes.
+        let progress = ProgressLine()
+        progress.update("measuring the machine's limits ...", force: true)
         let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: quick ? 3 : 7)
         let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: quick ? 3 : 7)
-        print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write, all cores), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
+        progress.line(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write, all cores), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
 
         var results: [Result] = []
         if let file = graph.graphs.first {
+            progress.update("running \((file as NSString).lastPathComponent) ...", force: true)
             results.append(try Bench.userGraph(file, feeds: graph.feedFiles, fetches: graph.fetches, reps: reps))
         } else {
             // --only NAME[,NAME...] runs the workloads whose names start with one of the NAMEs,
             // e.g. --only mlp,compile or --only mlp_sgd_step.
-            for w in Bench.workloads where w.names.contains(where: wanted) {
-                results += try w.run(reps, quick).filter { wanted($0.name) }
-            }
+            results = try Bench.runWorkloads(Bench.workloads.map { ($0.names, $0.run) }, reps: reps, quick: quick, wanted: wanted, progress: progress)
         }
+        progress.clear()
 
         Bench.table(results, copy: (copy.median, "memcpy"), gemm: (sgemm.median, "sgemm"))
         if let jsonPath = json {
             try Bench.write(json: ["limits": ["copy_gbps": copy.median, "sgemm_gflops": sgemm.median], "workloads": Bench.json(results)], to: jsonPath)
         }
+    }
+
+    /// The workloads `wanted` selects, each announced on the progress line as it starts (with
+    /// how many are done) and printed when it finishes.
+    static func runWorkloads(_ workloads: [(names: [String], run: (Int, Bool) throws -> [Result])], reps: Int, quick: Bool,
+                             wanted: (String) -> Bool, progress: ProgressLine) throws -> [Result] {
+        let selected = workloads.filter { $0.names.contains(where: wanted) }
+        var results: [Result] = []
+        for (i, w) in selected.enumerated() {
+            progress.update("[\(i + 1)/\(selected.count)] running \(w.names.filter(wanted).joined(separator: ", ")) ...", force: true)
+            let done = try w.run(reps, quick).filter { wanted($0.name) }
+            results += done
+            if progress.isTerminal {
+                for r in done { progress.line("  \(r.name): median \(fmt(r.median).trimmingCharacters(in: .whitespaces))") }
+            }
+        }
+        return results
     }
 
     /// Whether --only selects the workload `name` (all without --only): names that start with one of its NAMEs.

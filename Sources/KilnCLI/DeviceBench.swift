@@ -39,10 +39,9 @@ enum DeviceBench {
 
         Bench.device = spec
         Bench.backend = try BackendKind.fromEnvironment()
-        var results: [Bench.Result] = []
-        for w in workloads(matmulN: l.gemmN) where w.names.contains(where: o.wanted) {
-            results += try w.run(reps, o.quick).filter { o.wanted($0.name) }
-        }
+        let progress = ProgressLine()
+        let results = try Bench.runWorkloads(workloads(matmulN: l.gemmN), reps: reps, quick: o.quick, wanted: o.wanted, progress: progress)
+        progress.clear()
         Bench.table(results, copy: (l.copyGBps, "copy kernel"), gemm: (l.gemmGFLOPS, "library sgemm"))
 
         // The ratios issue 12 sets targets for (on a GPU): the fused chain against the copy

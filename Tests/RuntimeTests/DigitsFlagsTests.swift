@@ -41,7 +41,7 @@ final class DigitsFlagsTests: KilnBinaryTestCase {
         XCTAssertFalse(help.stdout.contains("--use-fp16"), help.stdout)
         for (args, message) in [(["--max-steps", "0"], "--max-steps takes a positive number of steps, got 0"),
                                 (["--batch-size", "many"], "The value 'many' is invalid for '--batch-size <batch-size>'"),
-                                (["--learning-rate", "-1"], "--learning-rate takes a positive number, got -1.0"),
+                                (["--learning-rate=-1"], "--learning-rate takes a positive number, got -1.0"),
                                 (["--epochs", "3"], "Unknown option '--epochs'")] {
             let r = try run(binary: "Digits", args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
