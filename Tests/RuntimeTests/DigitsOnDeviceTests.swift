@@ -4,7 +4,7 @@ import Kiln
 
 /// The digits example (Examples/Digits) trained on /gpu:0 reaches the CPU's test accuracy
 /// within half a point. Both runs are the built example binary fed arrays (`--feed-arrays`): same
-/// seed, same batches (the queue pipeline's shuffle depends on thread timing).
+/// seed, same batches, and the device's time goes to training rather than the host's pipeline.
 final class DigitsOnDeviceTests: KilnBinaryTestCase {
     func digits(_ arguments: [String], environment: [String: String]) throws -> (accuracy: Double, output: String) {
         let (status, o, e) = try run(binary: "Digits", arguments, environment: environment)
