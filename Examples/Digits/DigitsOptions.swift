@@ -12,8 +12,11 @@ struct DigitsOptions: ParsableCommand {
     @Option(help: ArgumentHelp("Holds data/ and the checkpoints.", valueName: "DIR"))
     var trainDir: String = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-digits").path
 
-    @Option(help: ArgumentHelp("Where summaries go (default: <train-dir>/logs).", valueName: "DIR"))
+    @Option(help: ArgumentHelp("Where the TensorBoard events go (default: <train-dir>/logs).", valueName: "DIR"))
     var logDir: String?
+
+    @Option(help: ArgumentHelp("Write summaries every N steps (0: none).", valueName: "N"))
+    var logEvery: Int = 20
 
     @Option(help: ArgumentHelp("Stop after N training steps (default: 30 epochs of the training digits; 10 with --self-test).", valueName: "N"))
     var maxSteps: Int?
@@ -38,6 +41,7 @@ struct DigitsOptions: ParsableCommand {
 
     func validate() throws {
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps takes a positive number of steps, got \(maxSteps)") }
+        guard logEvery >= 0 else { throw ValidationError("--log-every takes a number of steps (0 for no summaries), got \(logEvery)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size takes a positive number of digits, got \(batchSize)") }
         guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate takes a positive number, got \(learningRate)") }
     }

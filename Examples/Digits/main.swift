@@ -69,12 +69,15 @@ struct Digits {
 // `--device /gpu:0` places the model there (TensorFlow's `with tf.device(...)` around it; the
 // input pipeline stays on the CPU, as in TensorFlow); `/gpu:N` counts OpenCL GPUs, and CPU
 // OpenCL devices too with KILN_OPENCL_ALLOW_CPU=1. `--export DIR` also writes what `kiln compile`
-// and Examples/DigitsC need (see the end). `--help` lists every flag (DigitsOptions.swift).
+// and Examples/DigitsC need (see the end). `--log-dir DIR` is where the TensorBoard events go,
+// every `--log-every N` steps. `--help` lists every flag (DigitsOptions.swift).
 let options = DigitsOptions.parseOrExit()
 let device = options.device
 let export = options.export
 let feedArrays = options.feedArrays
 let directory = options.trainDir
+let logDirectory = options.logDirectory
+let logEvery = options.logEvery
 /// Progress of the training steps on a terminal; plain epoch lines otherwise.
 let progress = ProgressLine()
 
@@ -135,10 +138,11 @@ func model(_ x: Output, training: Bool) throws -> Output {
 let batch = try inputPipeline()
 let images = try g.placeholderWithDefault(batch.images, shape: [nil, 8, 8, 1], name: "images")
 let labels = try g.placeholderWithDefault(batch.labels, shape: [nil], name: "labels")
-let (loss, trainAccuracy, trainOp, testAccuracy) = try g.device(device) { () throws -> (Output, Output, GraphOperation, Output) in
+let (loss, trainAccuracy, trainOp, testAccuracy, learningRate) = try g.device(device) { () throws -> (Output, Output, GraphOperation, Output, Output) in
     let logits = try g.variableScope("model") { try model(images, training: true) }
     let loss = try g.sparseSoftmaxCrossEntropyLoss(labels: labels, logits: logits)
-    let trainAccuracy = try g.accuracy(logits: logits, labels: labels)
+    // Named apart from the "accuracy" summary, whose name is its TensorBoard tag.
+    let trainAccuracy = try g.accuracy(logits: logits, labels: labels, name: "train_accuracy")
     let step = try g.globalStep()
     let learningRate = try g.exponentialDecay(options.learningRate, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
     let minimize = try g.controlDependencies(g.updateOps) {
@@ -153,11 +157,23 @@ let (loss, trainAccuracy, trainOp, testAccuracy) = try g.device(device) { () thr
     // The evaluation logits by a fixed name, the fetch of the compiled artifact (made after every
     // random op, so it does not change their seeds).
     _ = try g.identity(evalLogits, name: "eval_logits")
-    return (loss, trainAccuracy, trainOp, testAccuracy)
+    return (loss, trainAccuracy, trainOp, testAccuracy, learningRate)
 }
+
+// TensorBoard: the training scalars, the layers' weights as histograms and the first 3 input
+// digits of the batch, merged into one Summary (host ops, so outside the model's device scope).
+try g.summary.scalar("loss", loss)
+try g.summary.scalar("accuracy", trainAccuracy)
+try g.summary.scalar("learning_rate", learningRate)
+for v in g.trainableVariables where v.name.hasSuffix("/weights") {
+    try g.summary.histogram(String(v.name.dropFirst("model/".count)), v)
+}
+try g.summary.image("inputs", images, maxOutputs: 3)
+let summaries = try g.summary.mergeAll()!
 
 let saver = try Saver(graph: g, maxToKeep: 2)
 let sess = try Session(graph: g)
+let writer = logEvery > 0 ? try FileWriter(logdir: logDirectory, graph: g) : nil
 try sess.run(g.globalVariablesInitializer())
 // string_input_producer's epoch count is a local variable, as in TensorFlow.
 try sess.run(g.localVariablesInitializer())
@@ -172,7 +188,15 @@ var epochLosses: [Double] = []
 /// One training step; `feeds` is empty when the queue pipeline supplies the batch.
 @MainActor func step(_ feeds: [Output: Tensor]) throws {
     let compiles = sess.compileCount, t0 = Date()
-    let r = try sess.run([loss, trainAccuracy], feeds: feeds, targets: [trainOp])
+    // Every logEvery steps the step also fetches the learning rate and its input batch, and
+    // the summaries are computed from these values, fed (so the batch is not dequeued twice
+    // and the forward pass not run again); the writer's thread writes them.
+    let logging = writer != nil && steps % logEvery == 0
+    let r = try sess.run(logging ? [loss, trainAccuracy, learningRate, images] : [loss, trainAccuracy], feeds: feeds, targets: [trainOp])
+    if logging, let writer {
+        let fed = [loss: r[0], trainAccuracy: r[1], learningRate: r[2], images: r[3]]
+        try writer.add(summary: sess.run(summaries, feeds: fed), step: steps)
+    }
     // The first step of each batch shape compiles; that time is reported separately.
     if sess.compileCount != compiles { compileSeconds += Date().timeIntervalSince(t0) }
     let stepLoss = Double(try r[0].scalar(as: Float.self))
@@ -255,6 +279,10 @@ if let export {
     let timing = String(format: "session eval_logits batch 64: median %.1f us, min %.1f us over %d runs", times[times.count / 2], times[0], times.count)
     print(timing)
     try (timing + "\n").write(toFile: export + "/session_timing.txt", atomically: true, encoding: .utf8)
+}
+if let writer {
+    try writer.close()
+    print("summaries in \(logDirectory): tensorboard --logdir \(logDirectory)")
 }
 let stepSeconds = trainSeconds - compileSeconds
 print(String(format: "digits: test_accuracy=%.4f train_seconds=%.2f steps=%d steps_per_s=%.0f compile_seconds=%.2f steps_per_s_with_compile=%.0f input=%@",

@@ -17,6 +17,8 @@ extension Session {
             return try queueOutputs(of: op, feeds: feeds)
         case _ where ReaderOps.types.contains(op.type):
             return try readerOutputs(of: op, feeds: feeds)
+        case _ where SummaryOps.types.contains(op.type):
+            return try SummaryKernels.run(op.type, hostInputs(of: op, feeds: feeds), attrs: op.attrs, node: op.name)
         case "ReportUninitializedVariables":
             let initialized = Set(variables.keys.map(\.name))
             let missing = (op.attrs["var_names"]?.stringList ?? []).filter { !initialized.contains($0) }

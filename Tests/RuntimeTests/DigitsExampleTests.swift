@@ -38,5 +38,29 @@ final class DigitsExampleTests: KilnBinaryTestCase {
         XCTAssertEqual(fields["input"], "queues", String(line))
         XCTAssertEqual(fields["steps"], "704", String(line))
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(fields["test_accuracy"].flatMap(Double.init)), 0.95, String(line))
+
+        // The TensorBoard log under the train directory: the graph, and every 20 steps the
+        // training scalars, the four layers' weight histograms and three input digits.
+        let logs = dir + "/logs"
+        XCTAssertTrue(r.stdout.contains("tensorboard --logdir \(logs)"), r.stdout)
+        let files = try FileManager.default.contentsOfDirectory(atPath: logs).filter { $0.hasPrefix("events.out.tfevents.") }
+        XCTAssertEqual(files.count, 1, "\(files)")
+        let events = try EventFileReader(path: logs + "/" + XCTUnwrap(files.first)).readAll()
+        XCTAssertEqual(events.first?.fileVersion, "brain.Event:2")
+        XCTAssertEqual(events.filter { if case .graphDef? = $0.what { true } else { false } }.count, 1)
+        let summaries = events.compactMap { e -> (step: Int64, values: [String: Tensorflow_Summary.Value])? in
+            guard case .summary(let s)? = e.what else { return nil }
+            return (e.step, Dictionary(uniqueKeysWithValues: s.value.map { ($0.tag, $0) }))
+        }
+        XCTAssertEqual(summaries.map(\.step), Array(stride(from: Int64(0), to: 704, by: 20)))
+        for (step, values) in summaries {
+            XCTAssertEqual(Set(values.keys), ["loss", "accuracy", "learning_rate", "conv1/weights", "conv2/weights", "fc1/weights", "logits/weights",
+                                              "inputs/image/0", "inputs/image/1", "inputs/image/2"], "step \(step)")
+            // exponential_decay(3e-3, step, 100, 0.9, staircase) in float32.
+            XCTAssertEqual(values["learning_rate"]?.simpleValue ?? 0, Float(3e-3) * powf(0.9, Float(step / 100)), accuracy: 1e-9, "step \(step)")
+            XCTAssertTrue((0...1).contains(values["accuracy"]?.simpleValue ?? -1), "step \(step)")
+            XCTAssertGreaterThan(values["conv1/weights"]?.histo.num ?? 0, 0)
+            XCTAssertEqual(values["inputs/image/0"]?.image.width, 8)
+        }
     }
 }

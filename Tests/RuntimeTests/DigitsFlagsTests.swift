@@ -34,7 +34,7 @@ final class DigitsFlagsTests: KilnBinaryTestCase {
     func testHelpListsTheFlagsAndBadValuesAreUsageErrors() throws {
         let help = try run(binary: "Digits", ["--help"])
         XCTAssertEqual(help.status, 0, help.stderr)
-        for flag in ["--train-dir <DIR>", "--log-dir <DIR>", "--max-steps <N>", "--batch-size <batch-size>", "--learning-rate <learning-rate>",
+        for flag in ["--train-dir <DIR>", "--log-dir <DIR>", "--log-every <N>", "--max-steps <N>", "--batch-size <batch-size>", "--learning-rate <learning-rate>",
                      "--device <DEVICE>", "--export <DIR>", "--feed-arrays", "--self-test", "(default: 64)"] {
             XCTAssertTrue(help.stdout.contains(flag), "'\(flag)' missing from:\n\(help.stdout)")
         }

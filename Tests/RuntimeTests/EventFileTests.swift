@@ -5,7 +5,7 @@ import KilnFrontend
 import KilnIR
 
 /// Events files: TensorFlow's own file read back as it recorded it, and damage reported.
-final class EventFileTests: XCTestCase {
+final class EventFileTests: ScratchDirectoryTestCase {
     private var goldenEvents: URL { Golden.directory.appendingPathComponent("events/events.out.tfevents.1795702923.vm") }
 
     func testTensorFlowsEventsFileReadsBackEqualToItsJSON() throws {
@@ -58,24 +58,21 @@ final class EventFileTests: XCTestCase {
 
     func testADamagedEventsFileIsADataLossErrorNamingFileAndOffset() throws {
         var bytes = [UInt8](try Data(contentsOf: goldenEvents))
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-events-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
         // The second record starts after the first (file_version) record: flip a byte of its data.
         let firstLength = Int(bytes[0]) | Int(bytes[1]) << 8
         let second = 12 + firstLength + 4
         bytes[second + 12] ^= 0xFF
-        let path = dir.appendingPathComponent("events.out.tfevents.1.damaged").path
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try EventFileReader(path: path).readAll()) { error in
+        let damaged = path("events.out.tfevents.1.damaged")
+        try Data(bytes).write(to: URL(fileURLWithPath: damaged))
+        XCTAssertThrowsError(try EventFileReader(path: damaged).readAll()) { error in
             let e = error as? KilnError
             XCTAssertEqual(e?.code, .dataLoss)
-            XCTAssertTrue(e?.message.contains(path) ?? false, "\(error)")
+            XCTAssertTrue(e?.message.contains(damaged) ?? false, "\(error)")
             XCTAssertTrue(e?.message.contains("offset \(second)") ?? false, "\(error)")
         }
 
         // Framing intact but the record is not an Event.
-        let notEvent = dir.appendingPathComponent("events.out.tfevents.2.garbage").path
+        let notEvent = path("events.out.tfevents.2.garbage")
         try TFRecordWriter.write([Array(EventFile.fileVersion.utf8), [0xFF, 0xFF, 0xFF]], to: notEvent)
         XCTAssertThrowsError(try EventFileReader(path: notEvent).readAll()) { error in
             XCTAssertEqual((error as? KilnError)?.code, .dataLoss, "\(error)")
@@ -84,12 +81,9 @@ final class EventFileTests: XCTestCase {
     }
 
     func testEventFileWriterOutputReadsBackWithTheVersionRecordFirst() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-events-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent(EventFile.fileName(seconds: 1_795_702_923, host: "kiln")).path
-        XCTAssertTrue(path.hasSuffix("events.out.tfevents.1795702923.kiln"))
-        let w = try EventFileWriter(path: path, wallTime: 12.5)
+        let file = path(EventFile.fileName(seconds: 1_795_702_923, host: "kiln"))
+        XCTAssertTrue(file.hasSuffix("events.out.tfevents.1795702923.kiln"))
+        let w = try EventFileWriter(path: file, wallTime: 12.5)
         var e = Tensorflow_Event()
         e.step = 7
         var v = Tensorflow_Summary.Value()
@@ -98,13 +92,13 @@ final class EventFileTests: XCTestCase {
         e.summary.value = [v]
         try w.write([e])
         try w.close()
-        let back = try EventFileReader(path: path).readAll()
+        let back = try EventFileReader(path: file).readAll()
         XCTAssertEqual(back.count, 2)
         XCTAssertEqual(back[0].fileVersion, "brain.Event:2")
         XCTAssertEqual(back[0].wallTime, 12.5)
         XCTAssertEqual(back[1], e)
         // Never overwrites an existing events file.
-        XCTAssertThrowsError(try EventFileWriter(path: path)) { XCTAssertEqual(($0 as? KilnError)?.code, .alreadyExists) }
+        XCTAssertThrowsError(try EventFileWriter(path: file)) { XCTAssertEqual(($0 as? KilnError)?.code, .alreadyExists) }
     }
 }
 

@@ -99,6 +99,14 @@ public final class EventFileWriter {
         }
     }
 
+    /// Flushes what was written to the disk (TensorFlow's EventsWriter::Flush syncs too).
+    public func sync() throws {
+        guard let handle else { throw KilnError.failedPrecondition("events file '\(path)' is closed") }
+        do { try handle.synchronize() } catch {
+            throw KilnError(.unknown, "cannot flush events file '\(path)': \(error.localizedDescription)")
+        }
+    }
+
     /// Closes the file; later writes fail.
     public func close() throws {
         guard let h = handle else { return }
