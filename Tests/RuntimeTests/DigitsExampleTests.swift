@@ -47,7 +47,7 @@ final class DigitsExampleTests: KilnBinaryTestCase {
         XCTAssertEqual(files.count, 1, "\(files)")
         let events = try EventFileReader(path: logs + "/" + XCTUnwrap(files.first)).readAll()
         XCTAssertEqual(events.first?.fileVersion, "brain.Event:2")
-        XCTAssertEqual(events.filter { if case .graphDef? = $0.what { true } else { false } }.count, 1)
+        XCTAssertEqual(events.filter { $0.isGraphDef }.count, 1)
         let summaries = events.compactMap { e -> (step: Int64, values: [String: Tensorflow_Summary.Value])? in
             guard case .summary(let s)? = e.what else { return nil }
             return (e.step, Dictionary(uniqueKeysWithValues: s.value.map { ($0.tag, $0) }))

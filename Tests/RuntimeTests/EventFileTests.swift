@@ -14,8 +14,8 @@ final class EventFileTests: ScratchDirectoryTestCase {
 
         XCTAssertEqual(events.first?.fileVersion, EventFile.fileVersion, "the first record is the file_version")
         let counts = json["event_counts"] as! [String: Int]
-        XCTAssertEqual(events.filter { if case .fileVersion? = $0.what { true } else { false } }.count, counts["file_version"])
-        XCTAssertEqual(events.filter { if case .graphDef? = $0.what { true } else { false } }.count, counts["graph_def"])
+        XCTAssertEqual(events.filter { !$0.fileVersion.isEmpty }.count, counts["file_version"])
+        XCTAssertEqual(events.filter { $0.isGraphDef }.count, counts["graph_def"])
         XCTAssertEqual(events.filter { $0.isSummary }.count, counts["summary"])
 
         var tags: [String: Int] = [:]
@@ -37,7 +37,7 @@ final class EventFileTests: ScratchDirectoryTestCase {
         }
 
         // The graph is a GraphDef.
-        let graphEvent = try XCTUnwrap(events.first { if case .graphDef? = $0.what { true } else { false } })
+        let graphEvent = try XCTUnwrap(events.first { $0.isGraphDef })
         XCTAssertFalse(try Tensorflow_GraphDef(serializedBytes: graphEvent.graphDef).node.isEmpty)
     }
 
@@ -102,7 +102,8 @@ final class EventFileTests: ScratchDirectoryTestCase {
     }
 }
 
+/// What an event holds (the `what` oneof has no has-accessors); shared by the events-file tests.
 extension Tensorflow_Event {
-    /// Whether the event holds a Summary (the `what` oneof has no has-accessor).
     var isSummary: Bool { if case .summary? = what { true } else { false } }
+    var isGraphDef: Bool { if case .graphDef? = what { true } else { false } }
 }

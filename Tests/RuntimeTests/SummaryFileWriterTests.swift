@@ -42,7 +42,7 @@ final class SummaryFileWriterTests: ScratchDirectoryTestCase {
 
         let events = try EventFileReader(path: writer.path).readAll()
         XCTAssertEqual(events.first?.fileVersion, "brain.Event:2")
-        let graphs = events.filter { if case .graphDef? = $0.what { true } else { false } }
+        let graphs = events.filter { $0.isGraphDef }
         XCTAssertEqual(graphs.count, 1)
         XCTAssertEqual(try Tensorflow_GraphDef(serializedBytes: graphs[0].graphDef), g.graphDef())
         let summaries = events.filter(\.isSummary)

@@ -204,6 +204,25 @@ final class SummaryOpsTests: XCTestCase {
         }
     }
 
+    /// A graph with summaries, exported as a GraphDef and imported again (as one TensorFlow
+    /// wrote would be), gives the same Summary bytes.
+    func testSummaryOpsRoundTripThroughAGraphDef() throws {
+        let g = Graph()
+        let x = try g.placeholder(.float32, shape: Shape([1, 2, 2, 1]), name: "pixels")
+        try g.summary.scalar("total", g.reduceSum(x))
+        try g.summary.histogram("values", x)
+        try g.summary.image("picture", x)
+        try g.summary.text("note", g.constant(Tensor("hello")))
+        let merged = try XCTUnwrap(g.summary.mergeAll())
+        let imported = Graph()
+        try imported.importGraphDef(g.graphDef(), prefix: "")
+        let feed = try Tensor(shape: [1, 2, 2, 1], scalars: [Float(0), 0.5, 1, 2])
+        let want = try Session(graph: g).run(merged, feeds: [x: feed])
+        let got = try Session(graph: imported).run(imported.tensor(named: merged.name), feeds: [imported.tensor(named: "pixels:0"): feed])
+        XCTAssertEqual(got, want)
+        XCTAssertEqual(try Tensorflow_Summary(serializedBytes: got.strings[0]).value.count, 4)
+    }
+
     func testPNGDecoderRejectsDamage() throws {
         var png = try PNG.encode(PNG.Image(width: 2, height: 2, channels: 1, pixels: [1, 2, 3, 4]))
         XCTAssertEqual(try PNG.decode(png).pixels, [1, 2, 3, 4])

@@ -119,6 +119,8 @@ private final class EventQueue: @unchecked Sendable {
     private var pending: [Tensorflow_Event] = []
     private var queued = 0, written = 0
     private var flushRequested = false, closing = false, finished = false
+    /// Written since the last sync (touched by the writing thread only).
+    private var unsynced = false
     private var failure: Error?
 
     init(file: EventFileWriter, flushSecs: Double, maxQueue: Int) {
@@ -170,14 +172,22 @@ private final class EventQueue: @unchecked Sendable {
             while pending.count < maxQueue && !flushRequested && !closing && !timedOut {
                 timedOut = !condition.wait(until: deadline)
             }
-            let batch = pending, sync = flushRequested || closing || timedOut, stop = closing
+            let batch = pending, stop = closing
+            // An idle writer's periodic wake-up syncs nothing.
+            let sync = (flushRequested || closing || timedOut) && (unsynced || !batch.isEmpty)
             pending = []
             flushRequested = false
             condition.unlock()
             var error: Error?
             do {
-                if !batch.isEmpty { try file.write(batch) }
-                if sync { try file.sync() }
+                if !batch.isEmpty {
+                    try file.write(batch)
+                    unsynced = true
+                }
+                if sync {
+                    try file.sync()
+                    unsynced = false
+                }
             } catch let e { error = e }
             condition.lock()
             written += batch.count

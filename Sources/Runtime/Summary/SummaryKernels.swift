@@ -56,21 +56,27 @@ enum SummaryKernels {
         let bad = try badColor.scalars(as: UInt8.self)
         let pixels = height * width * depth
         var s = Tensorflow_Summary()
+        // The elements are read once, not once per image.
+        let u8 = t.dtype == .uint8 ? try t.scalars(as: UInt8.self) : []
+        let f32 = t.dtype == .float32 ? try t.scalars(as: Float.self) : []
+        let f64 = t.dtype == .float64 ? try t.scalars(as: Double.self) : []
         for i in 0..<min(maxImages, batch) {
-            let base = i * pixels
+            let range = (i * pixels)..<((i + 1) * pixels)
             let bytes: [UInt8]
             switch t.dtype {
-            case .uint8: bytes = Array(try t.scalars(as: UInt8.self)[base..<(base + pixels)])
-            case .float32: bytes = normalized(Array(try t.scalars(as: Float.self)[base..<(base + pixels)]), depth: depth, bad: bad)
-            case .float64: bytes = normalized(Array(try t.scalars(as: Double.self)[base..<(base + pixels)]), depth: depth, bad: bad)
+            case .uint8: bytes = Array(u8[range])
+            case .float32: bytes = normalized(Array(f32[range]), depth: depth, bad: bad)
+            case .float64: bytes = normalized(Array(f64[range]), depth: depth, bad: bad)
             default: throw KilnError.invalidArgument("image summary '\(tag)': images must be uint8, float32 or float64, got \(t.dtype.name)")
             }
+            // Encoded first: it refuses sizes beyond PNG's (and Int32's) range.
+            let png = try PNG.encode(PNG.Image(width: width, height: height, channels: depth, pixels: bytes))
             var v = Tensorflow_Summary.Value()
             v.tag = maxImages > 1 ? "\(tag)/image/\(i)" : "\(tag)/image"
             v.image.height = Int32(height)
             v.image.width = Int32(width)
             v.image.colorspace = Int32(depth)
-            v.image.encodedImageString = Data(try PNG.encode(PNG.Image(width: width, height: height, channels: depth, pixels: bytes)))
+            v.image.encodedImageString = Data(png)
             s.value.append(v)
         }
         return s
