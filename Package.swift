@@ -3,6 +3,8 @@ import PackageDescription
 
 // Layers point down this list (see docs/architecture.md): IR <- Passes <- Kernels <- CodegenCPU/CodegenC/CodegenGPU
 // <- AOT, IR <- Frontend, all of them <- Runtime <- Kiln <- kiln (CLI).
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "Kiln",
     products: [
@@ -10,9 +12,11 @@ let package = Package(
         .executable(name: "kiln", targets: ["KilnCLI"]),
     ],
     dependencies: [
-        // The only external package: TensorFlow's file formats are protobuf messages. Generated
-        // Swift for protos/*.proto is committed (Sources/Frontend/Proto, `make proto`).
+        // The external packages. TensorFlow's file formats are protobuf messages: generated Swift
+        // for protos/*.proto is committed (Sources/Frontend/Proto, `make proto`). The `kiln` command
+        // and the examples read their flags with swift-argument-parser (help and errors from it).
         .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
     ],
     targets: [
         // C shims. LLVM's C headers are reached through symlinks in CLLVM/include, so a plain
@@ -56,11 +60,11 @@ let package = Package(
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),
-        .executableTarget(name: "KilnCLI", dependencies: ["Kiln"]),
+        .executableTarget(name: "KilnCLI", dependencies: ["Kiln", argumentParser]),
 
-        .executableTarget(name: "HelloMatmul", dependencies: ["Kiln"], path: "Examples/HelloMatmul"),
-        .executableTarget(name: "Counter", dependencies: ["Kiln"], path: "Examples/Counter"),
-        .executableTarget(name: "Digits", dependencies: ["Kiln"], path: "Examples/Digits", resources: [.copy("digits.csv.gz")]),
+        .executableTarget(name: "HelloMatmul", dependencies: ["Kiln", argumentParser], path: "Examples/HelloMatmul"),
+        .executableTarget(name: "Counter", dependencies: ["Kiln", argumentParser], path: "Examples/Counter"),
+        .executableTarget(name: "Digits", dependencies: ["Kiln", argumentParser], path: "Examples/Digits", resources: [.copy("digits.csv.gz")]),
 
         // Assertions every test target shares (test targets cannot depend on each other).
         .target(name: "KilnTestSupport", dependencies: ["KilnIR"], path: "Tests/KilnTestSupport"),

@@ -69,30 +69,30 @@ struct Digits {
 // `--device /gpu:0` places the model there (TensorFlow's `with tf.device(...)` around it; the
 // input pipeline stays on the CPU, as in TensorFlow); `/gpu:N` counts OpenCL GPUs, and CPU
 // OpenCL devices too with KILN_OPENCL_ALLOW_CPU=1. `--export DIR` also writes what `kiln compile`
-// and Examples/DigitsC need (see the end). `--train-dir DIR` holds data/ and the checkpoints
-// (default: kiln-digits in the temporary directory). `--feed-arrays` trains on batches fed as
-// arrays instead of the queue pipeline, for comparison.
-let arguments = CommandLine.arguments
-let flag = { (name: String) in arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } }
-let device = flag("--device") ?? ""
-let export = flag("--export")
-let feedArrays = arguments.contains("--feed-arrays")
-let directory = flag("--train-dir") ?? FileManager.default.temporaryDirectory.appendingPathComponent("kiln-digits").path
+// and Examples/DigitsC need (see the end). `--help` lists every flag (DigitsOptions.swift).
+let options = DigitsOptions.parseOrExit()
+let device = options.device
+let export = options.export
+let feedArrays = options.feedArrays
+let directory = options.trainDir
+/// Progress of the training steps on a terminal; plain epoch lines otherwise.
+let progress = ProgressLine()
 
 let data = try Digits.load()
 let trainPath = directory + "/data/train.tfrecord", testPath = directory + "/data/test.tfrecord"
 try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
-try data.slice(0..<1500).write(to: trainPath)
+try data.slice(options.trainDigits).write(to: trainPath)
 try data.slice(1500..<data.count).write(to: testPath)
 let train = try Digits.read(from: trainPath), test = try Digits.read(from: testPath)
 print("wrote \(trainPath) (\(train.count) digits) and \(testPath) (\(test.count) digits)")
 
 let g = Graph()
 g.seed = 7
-let batchSize = 64, epochs = 30
+let batchSize = options.batchSize, epochs = options.epochs(trainCount: train.count)
+let maxSteps = options.maxSteps ?? Int.max
 
 /// The tutorial's queue pipeline over the training file: every digit once per epoch, `epochs`
-/// times (then outOfRange), in batches of 64 shuffled through a queue holding at least 1,000
+/// times (then outOfRange), in batches (64) shuffled through a queue holding at least 1,000
 /// digits after each dequeue; the last batch is the 45,000 digits' remainder. The reader thread
 /// takes up to 64 records a run (read_up_to, parse_example: TensorFlow's batched form of read and
 /// parse_single_example) so that it keeps ahead of the training steps. The queue's capacity is
@@ -137,7 +137,7 @@ let (loss, trainAccuracy, trainOp, testAccuracy) = try g.device(device) { () thr
     let loss = try g.sparseSoftmaxCrossEntropyLoss(labels: labels, logits: logits)
     let trainAccuracy = try g.accuracy(logits: logits, labels: labels)
     let step = try g.globalStep()
-    let learningRate = try g.exponentialDecay(3e-3, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
+    let learningRate = try g.exponentialDecay(options.learningRate, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
     let minimize = try g.controlDependencies(g.updateOps) {
         try AdamOptimizer(g, learningRate: .tensor(learningRate)).minimize(loss, globalStep: step)
     }
@@ -164,22 +164,27 @@ var steps = 0
 var trainSeconds = 0.0
 var lossSum = 0.0, accSum = 0.0, batches = 0
 var epochStart = Date()
+/// Each epoch's mean loss, for the self-test.
+var epochLosses: [Double] = []
 /// One training step; `feeds` is empty when the queue pipeline supplies the batch.
 @MainActor func step(_ feeds: [Output: Tensor]) throws {
     let compiles = sess.compileCount, t0 = Date()
     let r = try sess.run([loss, trainAccuracy], feeds: feeds, targets: [trainOp])
     // The first step of each batch shape compiles; that time is reported separately.
     if sess.compileCount != compiles { compileSeconds += Date().timeIntervalSince(t0) }
-    lossSum += Double(try r[0].scalar(as: Float.self))
+    let stepLoss = Double(try r[0].scalar(as: Float.self))
+    lossSum += stepLoss
     accSum += Double(try r[1].scalar(as: Float.self))
     batches += 1
     steps += 1
+    progress.update(String(format: "step %d: loss=%.4f steps/s=%.0f", steps, stepLoss, Double(batches) / Date().timeIntervalSince(epochStart)))
 }
 @MainActor func endEpoch(_ epoch: Int) {
     let seconds = Date().timeIntervalSince(epochStart)
     trainSeconds += seconds
-    print(String(format: "epoch %2d: loss=%.4f train_accuracy=%.4f steps/s=%.0f", epoch, lossSum / Double(batches), accSum / Double(batches),
+    progress.line(String(format: "epoch %2d: loss=%.4f train_accuracy=%.4f steps/s=%.0f", epoch, lossSum / Double(batches), accSum / Double(batches),
                  Double(batches) / seconds))
+    epochLosses.append(lossSum / Double(batches))
     (lossSum, accSum, batches, epochStart) = (0, 0, 0, Date())
 }
 
@@ -191,11 +196,11 @@ if feedArrays {
     for epoch in 1...epochs {
         order.shuffle(using: &rng)
         epochStart = Date()
-        for b in stride(from: 0, to: order.count, by: batchSize) {
+        for b in stride(from: 0, to: order.count, by: batchSize) where steps < maxSteps {
             let (x, y) = try train.batch(order[b..<min(b + batchSize, order.count)])
             try step([images: x, labels: y])
         }
-        endEpoch(epoch)
+        if batches > 0 { endEpoch(epoch) }
     }
 } else {
     // The tutorial's loop: train until the pipeline runs out (outOfRange after the last epoch),
@@ -205,10 +210,12 @@ if feedArrays {
     let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
     epochStart = Date()
     do {
-        while !coordinator.shouldStop {
+        while !coordinator.shouldStop && steps < maxSteps {
             try step([:])
             if steps % stepsPerEpoch == 0 { endEpoch(steps / stepsPerEpoch) }
         }
+        // --max-steps stopped the loop inside an epoch.
+        if batches > 0 { endEpoch(steps / stepsPerEpoch + 1) }
     } catch where (error as? KilnError)?.code == .outOfRange {
         if batches > 0 { endEpoch(steps / stepsPerEpoch + 1) }
     } catch {
@@ -250,3 +257,19 @@ let stepSeconds = trainSeconds - compileSeconds
 print(String(format: "digits: test_accuracy=%.4f train_seconds=%.2f steps=%d steps_per_s=%.0f compile_seconds=%.2f steps_per_s_with_compile=%.0f input=%@",
              accuracy, stepSeconds, steps, Double(steps) / stepSeconds, compileSeconds, Double(steps) / trainSeconds, feedArrays ? "arrays" : "queues"))
 sess.close()
+if options.selfTest {
+    // The pipeline delivered every digit of every epoch (the last batch smaller), unless
+    // --max-steps stopped it; the loss fell to under half its first epoch's; the evaluation
+    // (the moving averages, on digits never trained on) is far above chance (0.1).
+    let expectedSteps = min(maxSteps, (epochs * train.count + batchSize - 1) / batchSize)
+    var failures: [String] = []
+    if steps != expectedSteps { failures.append("the pipeline gave \(steps) batches, expected \(expectedSteps)") }
+    if let first = epochLosses.first, let last = epochLosses.last, !(epochLosses.count > 1 && last < 0.5 * first) {
+        failures.append(String(format: "the loss did not halve: first epoch %.4f, last %.4f", first, last))
+    }
+    if !(accuracy >= 0.7) { failures.append(String(format: "test accuracy %.4f is under 0.7", accuracy)) }
+    print(failures.isEmpty ? String(format: "self-test: passed (%d steps, loss %.4f -> %.4f, test accuracy %.4f)", steps, epochLosses.first ?? 0,
+                                    epochLosses.last ?? 0, accuracy)
+                           : "self-test: FAILED: " + failures.joined(separator: "; "))
+    exit(failures.isEmpty ? 0 : 1)
+}

@@ -10,7 +10,7 @@ public enum GraphDefFile {
         do {
             def = try Tensorflow_GraphDef(serializedBytes: bytes)
         } catch {
-            throw KilnError.dataLoss("\(source) is not a valid binary GraphDef (\(bytes.count) bytes): \(error)")
+            throw KilnError.dataLoss("\(source) is not a valid binary GraphDef (\(bytes.count) bytes)\(ProtobufWireLocation.describe([UInt8](bytes), as: .graphDef)): \(error)")
         }
         // Random bytes can happen to be well-formed protobuf wire data with no GraphDef field in it.
         if def.node.isEmpty && !def.unknownFields.data.isEmpty {
@@ -43,6 +43,18 @@ public enum GraphDefFile {
     }
 
     static func isTextPath(_ path: String) -> Bool { path.hasSuffix(".pbtxt") || path.hasSuffix(".txt") }
+
+    /// The op types of `def` that Kiln does not have, with how many nodes use each (what
+    /// `importGraphDef` refuses; `kiln inspect` lists them).
+    public static func unsupportedOps(_ def: Tensorflow_GraphDef) -> [String: Int] {
+        unsupportedOps(def.node.map(InitializedValueInterchange.restore))
+    }
+
+    static func unsupportedOps(_ nodes: [Tensorflow_NodeDef]) -> [String: Int] {
+        var unsupported: [String: Int] = [:]
+        for n in nodes where OpRegistry.def(n.op) == nil { unsupported[n.op, default: 0] += 1 }
+        return unsupported
+    }
 }
 
 extension Graph {
@@ -71,8 +83,7 @@ extension Graph {
             index[n.name] = i
         }
 
-        var unsupported: [String: Int] = [:]
-        for n in nodes where OpRegistry.def(n.op) == nil { unsupported[n.op, default: 0] += 1 }
+        let unsupported = GraphDefFile.unsupportedOps(nodes)
         if !unsupported.isEmpty {
             let list = unsupported.sorted { $0.key < $1.key }
                 .map { "\($0.key) (\($0.value) node\($0.value == 1 ? "" : "s"))" }.joined(separator: ", ")

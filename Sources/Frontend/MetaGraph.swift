@@ -26,7 +26,7 @@ public enum MetaGraphFile {
     public static func parse(binary bytes: Data, source: String = "MetaGraphDef") throws -> Tensorflow_MetaGraphDef {
         let def: Tensorflow_MetaGraphDef
         do { def = try Tensorflow_MetaGraphDef(serializedBytes: bytes) } catch {
-            throw KilnError.dataLoss("\(source) is not a valid binary MetaGraphDef (\(bytes.count) bytes): \(error)")
+            throw KilnError.dataLoss("\(source) is not a valid binary MetaGraphDef (\(bytes.count) bytes)\(ProtobufWireLocation.describe([UInt8](bytes), as: .metaGraphDef)): \(error)")
         }
         // Arbitrary bytes can parse as protobuf wire data holding none of MetaGraphDef's fields.
         if !def.hasGraphDef && !def.hasMetaInfoDef && !def.hasSaverDef && def.collectionDef.isEmpty {

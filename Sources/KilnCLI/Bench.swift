@@ -1,10 +1,45 @@
+import ArgumentParser
 import Foundation
 import Kiln
 
 /// `kiln bench`: the standard workloads, each a real graph run through a Session and timed by wall
 /// clock after warm-up. Prints medians and minima, rates, the ratio to the same graph compiled
 /// with fusion off, and ratios to the machine's limits measured in the same run.
-enum Bench {
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the standard workloads (or a user's graph) and print medians, minima, rates and ratios to the machine's limits.",
+        discussion: """
+            The standard workloads print medians and minima, rates, the ratio to fusion off and to the machine's limits measured \
+            in the same run. With GRAPH, --feed and --fetch: the same for a user's graph. With --device /gpu:N: the device's \
+            limits (copy bandwidth, the GEMM library's GFLOP/s) measured in the same run as the standard workloads on the device.
+            """)
+
+    @OptionGroup var graph: GraphRunOptions
+
+    @Flag(help: "Fewer samples: 5 instead of 15.")
+    var quick = false
+
+    @Option(help: ArgumentHelp("Run only the workloads whose names start with one of the NAMEs (e.g. mlp,compile).", valueName: "NAME[,NAME...]"),
+            transform: commaList)
+    var only: [String]?
+
+    @Option(help: ArgumentHelp("Also write the results as JSON to FILE.", valueName: "FILE"))
+    var json: String?
+
+    @Option(help: ArgumentHelp("Run the standard workloads on an OpenCL device beside its limits.", valueName: "/gpu:N"))
+    var device: String?
+
+    func validate() throws {
+        if let device { return try DeviceBench.validate(self, device: device) }
+        let file = try graph.singleGraph(required: false)
+        if file == nil && !(graph.feeds.isEmpty && graph.fetches.isEmpty) { throw ValidationError("--feed and --fetch need a graph file") }
+        if file != nil && only != nil { throw ValidationError("--only selects standard workloads; not with a graph file") }
+        if file != nil && graph.fetches.isEmpty { throw ValidationError("nothing to fetch (give --fetch NAME)") }
+        if let only, !only.contains(where: { n in Bench.workloadNames.contains { $0.hasPrefix(n) } }) {
+            throw ValidationError("no workload matches --only \(only.joined(separator: ",")); the workloads are \(Bench.workloadNames.joined(separator: ", "))")
+        }
+    }
+
     struct Result {
         var name: String
         var median: Double
@@ -62,54 +97,41 @@ enum Bench {
     ]
     static var workloadNames: [String] { workloads.flatMap(\.names) }
 
-    static let usage = "usage: kiln bench [--quick] [--only NAME[,NAME...]] [--json FILE] [--backend llvm|c]\n       kiln bench --device /gpu:N [--quick] [--json FILE]\n       kiln bench GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--quick] [--json FILE] [--backend llvm|c]"
-
-    static func run(_ args: [String]) throws {
-        let o = try Options.parse(args, command: "bench", accepting: ["--quick", "--only", "--json", "--feed", "--fetch", "--backend", "--device"])
-        if let device = o.device { return try DeviceBench.run(o, device: device) }
-        guard o.graphs.count <= 1 else {
-            throw UsageError(command: "bench", message: "one graph file expected, got \(o.graphs.count): \(o.graphs.joined(separator: " "))")
-        }
-        if o.graphs.isEmpty && !(o.feeds.isEmpty && o.fetches.isEmpty) {
-            throw UsageError(command: "bench", message: "--feed and --fetch need a graph file")
-        }
-        if !o.graphs.isEmpty && o.only != nil { throw UsageError(command: "bench", message: "--only selects standard workloads; not with a graph file") }
-        if !o.graphs.isEmpty && o.fetches.isEmpty { throw UsageError(command: "bench", message: "nothing to fetch (give --fetch NAME)") }
-
+    func run() throws {
+        if let device { return try DeviceBench.run(self, device: device) }
         // A graph that cannot be imported or fed fails before a second is spent measuring limits.
-        if let graph = o.graphs.first { _ = try Run.load(graph: graph, feeds: o.feeds, fetches: o.fetches) }
-        if let only = o.only, !only.contains(where: { n in workloadNames.contains { $0.hasPrefix(n) } }) {
-            throw UsageError(command: "bench", message: "no workload matches --only \(only.joined(separator: ",")); the workloads are \(workloadNames.joined(separator: ", "))")
-        }
-        let reps = o.quick ? 5 : 15
-        backend = try o.backend ?? BackendKind.fromEnvironment()
-        print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores, backend \(backend.rawValue)")
+        if let file = graph.graphs.first { _ = try Run.load(graph: file, feeds: graph.feedFiles, fetches: graph.fetches) }
+        let reps = quick ? 5 : 15
+        Bench.backend = try graph.backend.kind ?? BackendKind.fromEnvironment()
+        print("kiln bench: host \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(ProcessInfo.processInfo.activeProcessorCount) cores, backend \(Bench.backend.rawValue)")
         print("method: wall clock of Session.run after warm-up; median and min of \(reps) samples (sub-ms workloads: each sample is the mean of a batch of runs);")
         print("        'unfused' is the same graph compiled with fusion off, sampled alternately with it ('same code' where fusion changes no kernel);")
         print("        limits are measured now, in this process;")
         print("        input_pipeline_Nt: records/s of Session.run of shuffle_batch(128) fed by N reader threads (TFRecord -> parse -> decode_raw),")
         print("        median of full passes over 100,000 Examples written by Kiln, after 20 warm-up batches (scripts/peers/input_pipeline.py: TF's)")
-        let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: o.quick ? 3 : 7)
-        let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: o.quick ? 3 : 7)
+        let copy = MachineLimits.copyGBps(bytes: 256 << 20, repetitions: quick ? 3 : 7)
+        let sgemm = MachineLimits.sgemmGFLOPS(n: 2048, repetitions: quick ? 3 : 7)
         print(String(format: "limits: memcpy 256 MiB %.1f GB/s (read+write, all cores), OpenBLAS sgemm 2048 %.1f GFLOP/s (all cores)", copy.median, sgemm.median))
 
         var results: [Result] = []
-        if let graph = o.graphs.first {
-            results.append(try userGraph(graph, feeds: o.feeds, fetches: o.fetches, reps: reps))
+        if let file = graph.graphs.first {
+            results.append(try Bench.userGraph(file, feeds: graph.feedFiles, fetches: graph.fetches, reps: reps))
         } else {
             // --only NAME[,NAME...] runs the workloads whose names start with one of the NAMEs,
             // e.g. --only mlp,compile or --only mlp_sgd_step.
-            func wanted(_ name: String) -> Bool { o.only.map { $0.contains { name.hasPrefix($0) } } ?? true }
-            for w in workloads where w.names.contains(where: wanted) {
-                results += try w.run(reps, o.quick).filter { wanted($0.name) }
+            for w in Bench.workloads where w.names.contains(where: wanted) {
+                results += try w.run(reps, quick).filter { wanted($0.name) }
             }
         }
 
-        table(results, copy: (copy.median, "memcpy"), gemm: (sgemm.median, "sgemm"))
-        if let jsonPath = o.json {
-            try write(json: ["limits": ["copy_gbps": copy.median, "sgemm_gflops": sgemm.median], "workloads": json(results)], to: jsonPath)
+        Bench.table(results, copy: (copy.median, "memcpy"), gemm: (sgemm.median, "sgemm"))
+        if let jsonPath = json {
+            try Bench.write(json: ["limits": ["copy_gbps": copy.median, "sgemm_gflops": sgemm.median], "workloads": Bench.json(results)], to: jsonPath)
         }
     }
+
+    /// Whether --only selects the workload `name` (all without --only): names that start with one of its NAMEs.
+    func wanted(_ name: String) -> Bool { only.map { $0.contains { name.hasPrefix($0) } } ?? true }
 
     /// The results, each rate also as a fraction of the limit it is bounded by.
     static func table(_ results: [Result], copy: (gbps: Double, name: String), gemm: (gflops: Double, name: String)) {

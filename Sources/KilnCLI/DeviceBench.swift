@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Kiln
 
@@ -5,17 +6,24 @@ import Kiln
 /// beside the device's own limits measured in the same run with Kiln's device library (the
 /// float4 copy kernel's bandwidth, the tiled GEMM's GFLOP/s), and the ratios issue 12 targets.
 enum DeviceBench {
-    static func run(_ o: Options, device spec: String) throws {
-        if !o.graphs.isEmpty || !o.feeds.isEmpty || !o.fetches.isEmpty || o.backend != nil {
-            throw UsageError(command: "bench", message: "--device runs the standard workloads on the device; a graph, --feed, --fetch and --backend do not apply")
+    /// The usage errors of `kiln bench --device`: what does not apply, a device that is not /gpu:N,
+    /// an --only that matches no device workload (whose product is at the device's GEMM size).
+    static func validate(_ o: Bench, device spec: String) throws {
+        if !o.graph.graphs.isEmpty || !o.graph.feeds.isEmpty || !o.graph.fetches.isEmpty || o.graph.backend.kind != nil {
+            throw ValidationError("--device runs the standard workloads on the device; a graph, --feed, --fetch and --backend do not apply")
         }
-        let n = try gpuIndex(spec)
-        let described = try DeviceLimits.describe(gpu: n)
+        guard let n = DeviceLimits.gpuIndex(spec) else { throw ValidationError("--device takes one GPU, /gpu:N, got '\(spec)'") }
+        guard let only = o.only else { return }
         let matmulName = "matmul_\(try DeviceLimits.gemmSize(gpu: n))"
         let names = workloads(matmulN: 0).flatMap(\.names).map { $0 == "matmul_N" ? matmulName : $0 }
-        if let only = o.only, !only.contains(where: { w in names.contains { $0.hasPrefix(w) } }) {
-            throw UsageError(command: "bench", message: "no workload matches --only \(only.joined(separator: ",")); the device workloads are \(names.joined(separator: ", "))")
+        if !only.contains(where: { w in names.contains { $0.hasPrefix(w) } }) {
+            throw ValidationError("no workload matches --only \(only.joined(separator: ",")); the device workloads are \(names.joined(separator: ", "))")
         }
+    }
+
+    static func run(_ o: Bench, device spec: String) throws {
+        guard let n = DeviceLimits.gpuIndex(spec) else { throw KilnError.invalidArgument("--device takes one GPU, /gpu:N, got '\(spec)'") }
+        let described = try DeviceLimits.describe(gpu: n)
         let reps = o.quick ? 5 : 15
         let samples = o.quick ? 3 : 7
         print("kiln bench --device \(spec): \(described)")
@@ -31,10 +39,9 @@ enum DeviceBench {
 
         Bench.device = spec
         Bench.backend = try BackendKind.fromEnvironment()
-        func wanted(_ name: String) -> Bool { o.only.map { $0.contains { name.hasPrefix($0) } } ?? true }
         var results: [Bench.Result] = []
-        for w in workloads(matmulN: l.gemmN) where w.names.contains(where: wanted) {
-            results += try w.run(reps, o.quick).filter { wanted($0.name) }
+        for w in workloads(matmulN: l.gemmN) where w.names.contains(where: o.wanted) {
+            results += try w.run(reps, o.quick).filter { o.wanted($0.name) }
         }
         Bench.table(results, copy: (l.copyGBps, "copy kernel"), gemm: (l.gemmGFLOPS, "library sgemm"))
 
@@ -102,10 +109,5 @@ enum DeviceBench {
             }
         }
         return Bench.result("eltwise_chain_16M", timed, gbps: 2 * Double(n * 4) / timed.median / 1e9, note: "y = f(x), both variables on the device")
-    }
-
-    static func gpuIndex(_ spec: String) throws -> Int {
-        guard let n = DeviceLimits.gpuIndex(spec) else { throw UsageError(command: "bench", message: "--device takes one GPU, /gpu:N, got '\(spec)'") }
-        return n
     }
 }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Kiln
 
@@ -7,28 +8,28 @@ import Kiln
 /// `--device /gpu:0` places every node without a device there (TensorFlow's import under
 /// `tf.device`); a node that cannot run there fails the run unless `--allow-soft-placement`.
 /// `/gpu:N` counts OpenCL GPUs, and CPU OpenCL devices too with KILN_OPENCL_ALLOW_CPU=1.
-enum Run {
-    static let usage = "usage: kiln run GRAPH.(pb|pbtxt) [--feed NAME=FILE.npy]... --fetch NAME... [--out DIR] [--backend llvm|c] [--device DEVICE [--allow-soft-placement] [--log-device-placement]]"
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import a GraphDef, feed .npy files, print name, dtype, shape, min, max and mean of each fetch.",
+        discussion: "With --out DIR each fetch is also written to DIR/<name, ':' as '_'>.npy.")
 
-    struct Options {
-        var graph: String
-        var feeds: [(name: String, file: String)]
-        var fetches: [String]
-        var out: String?
-        var backend: BackendKind?
-        var device: String?
-        var allowSoftPlacement: Bool
-        var logDevicePlacement: Bool
-    }
+    @OptionGroup var graph: GraphRunOptions
 
-    static func parse(_ args: [String]) throws -> Options {
-        let o = try KilnCLI.Options.parse(args, command: "run", accepting: ["--feed", "--fetch", "--out", "--backend", "--device", "--allow-soft-placement", "--log-device-placement"])
-        guard o.graphs.count == 1 else {
-            throw UsageError(command: "run", message: o.graphs.isEmpty ? "no graph file given" : "one graph file expected, got \(o.graphs.count): \(o.graphs.joined(separator: " "))")
-        }
-        guard !o.fetches.isEmpty else { throw UsageError(command: "run", message: "nothing to fetch (give --fetch NAME)") }
-        return Options(graph: o.graphs[0], feeds: o.feeds, fetches: o.fetches, out: o.out, backend: o.backend, device: o.device,
-                       allowSoftPlacement: o.allowSoftPlacement, logDevicePlacement: o.logDevicePlacement)
+    @Option(help: ArgumentHelp("Also write each fetch to DIR/<name, ':' as '_'>.npy.", valueName: "DIR"))
+    var out: String?
+
+    @Option(help: ArgumentHelp("Place every node without a device there, as importing under tf.device (/gpu:N counts OpenCL GPUs).", valueName: "DEVICE"))
+    var device: String?
+
+    @Flag(help: "Run a node that cannot run on its device on the CPU instead of failing.")
+    var allowSoftPlacement = false
+
+    @Flag(help: "Print each node's device on stderr.")
+    var logDevicePlacement = false
+
+    func validate() throws {
+        _ = try graph.singleGraph(required: true)
+        guard !graph.fetches.isEmpty else { throw ValidationError("nothing to fetch (give --fetch NAME)") }
     }
 
     /// A GraphDef imported with its feeds read and its fetches resolved (shared with `kiln bench GRAPH`).
@@ -47,31 +48,23 @@ enum Run {
         return (g, feeds, fetches)
     }
 
-    static func run(_ args: [String]) throws {
-        let o = try parse(args)
-        let (g, feeds, fetches) = try load(graph: o.graph, feeds: o.feeds, fetches: o.fetches, device: o.device)
-        let config = SessionConfig(allowSoftPlacement: o.allowSoftPlacement, logDevicePlacement: o.logDevicePlacement, backend: o.backend)
+    func run() throws {
+        let (g, feeds, fetches) = try Run.load(graph: graph.graphs[0], feeds: graph.feedFiles, fetches: graph.fetches, device: device)
+        let config = SessionConfig(allowSoftPlacement: allowSoftPlacement, logDevicePlacement: logDevicePlacement, backend: graph.backend.kind)
         let values = try Session(graph: g, config: config).run(fetches, feeds: feeds)
-        for (name, t) in zip(o.fetches, values) {
-            if let dir = o.out {
+        for (name, t) in zip(graph.fetches, values) {
+            if let dir = out {
                 let file = (dir as NSString).appendingPathComponent(name.replacingOccurrences(of: ":", with: "_") + ".npy")
                 try NPY.write(t, path: file)
             }
-            print(summary(name, t))
+            print(Run.summary(name, t))
         }
     }
 
     /// "probs:0 float32 [2, 10] min=1.2e-05 max=0.98 mean=0.1"; strings and empty tensors have
     /// no statistics.
     static func summary(_ name: String, _ t: Tensor) -> String {
-        let head = "\(name) \(t.dtype.name) [\(t.shape.map(String.init).joined(separator: ", "))]"
-        guard t.dtype != .string, t.elementCount > 0 else { return head + " min=n/a max=n/a mean=n/a" }
-        let values = t.doubles
-        // numpy's spelling of the special values, and its min/max: NaN if any element is NaN.
-        let number = { (v: Double) in v.isNaN ? "nan" : String(format: "%.9g", v) }
-        let hasNaN = values.contains { $0.isNaN }
-        let lo = hasNaN ? .nan : values.min()!, hi = hasNaN ? .nan : values.max()!
-        return head + " min=\(number(lo)) max=\(number(hi)) mean=\(number(values.reduce(0, +) / Double(values.count)))"
+        "\(name) \(t.dtype.name) [\(t.shape.map(String.init).joined(separator: ", "))] " + TensorStatistics.line(t)
     }
 
     /// Runs `body`, putting `what` in front of a KilnError's message.

@@ -1,11 +1,32 @@
+import ArgumentParser
 import Foundation
 import Kiln
 
 /// `kiln scale`: how build and compile time grow with graph size. Each workload is built at
 /// several sizes and timed in phases (graph construction, gradients where they apply, the first
 /// Session.run, which compiles); time per op that stays flat as the size grows is linear scaling.
-enum Scale {
-    static let usage = "usage: kiln scale [--sizes N[,N...]] [--only chain|gradient|concat[,...]]   (default: all at 1000,10000,20000)"
+struct Scale: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time graph construction, gradients and the first run (compile) of long chains and wide concats.",
+        discussion: "Each workload is built at each size: elementwise chains, their gradients, concats of many inputs.")
+
+    static let workloadNames = ["chain", "gradient", "concat"]
+
+    @Option(help: ArgumentHelp("The graph sizes in ops.", valueName: "N[,N...]"), transform: { value in
+        let sizes = commaList(value).map { Int($0) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("--sizes takes positive integers, got '\(value)'") }
+        return sizes.map { $0! }
+    })
+    var sizes: [Int] = [1000, 10000, 20000]
+
+    @Option(help: ArgumentHelp("The workloads to run.", valueName: "chain|gradient|concat[,...]"), transform: { value in
+        let names = commaList(value)
+        guard !names.isEmpty, names.allSatisfy(Scale.workloadNames.contains) else {
+            throw ValidationError("--only takes chain, gradient and concat, got '\(value)'")
+        }
+        return names
+    })
+    var only: [String] = Scale.workloadNames
 
     struct Row {
         var workload: String
@@ -15,44 +36,14 @@ enum Scale {
         var firstRun: Double
     }
 
-    static func run(_ args: [String]) throws {
-        var sizes = [1000, 10000, 20000]
-        var only = ["chain", "gradient", "concat"]
-        var i = 0
-        while i < args.count {
-            let (flag, inline): (String, String?) = {
-                guard let eq = args[i].firstIndex(of: "=") else { return (args[i], nil) }
-                return (String(args[i][..<eq]), String(args[i][args[i].index(after: eq)...]))
-            }()
-            guard flag == "--sizes" || flag == "--only" else { throw UsageError(command: "scale", message: "unknown option '\(args[i])'") }
-            let v: String
-            if let inline { v = inline } else {
-                i += 1
-                guard i < args.count else { throw UsageError(command: "scale", message: "\(flag) needs a value") }
-                v = args[i]
-            }
-            if flag == "--only" {
-                only = v.split(separator: ",").map(String.init)
-                guard !only.isEmpty, only.allSatisfy(["chain", "gradient", "concat"].contains) else {
-                    throw UsageError(command: "scale", message: "--only takes chain, gradient and concat, got '\(v)'")
-                }
-                i += 1
-                continue
-            }
-            let parsed = v.split(separator: ",").map { Int($0) }
-            guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) > 0 }) else {
-                throw UsageError(command: "scale", message: "--sizes takes positive integers, got '\(v)'")
-            }
-            sizes = parsed.map { $0! }
-            i += 1
-        }
+    func run() throws {
         FileHandle.standardOutput.write(Data("kiln scale: wall clock of one cold build and first run per size (compile included)\n".utf8))
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         func secs(_ t: Double?) -> String { t.map { String(format: "%.3fs", $0) } ?? "-" }
         FileHandle.standardOutput.write(Data((["workload".padding(toLength: 20, withPad: " ", startingAt: 0), pad("ops", 8), pad("build", 10),
                                                pad("gradients", 10), pad("first run", 10), pad("total", 10), pad("us/op total", 12)].joined(separator: " ") + "\n").utf8))
         for n in sizes {
-            let runs: [(String, (Int) throws -> Row)] = [("chain", chain), ("gradient", gradientChain), ("concat", concat)]
+            let runs: [(String, (Int) throws -> Row)] = [("chain", Scale.chain), ("gradient", Scale.gradientChain), ("concat", Scale.concat)]
             for (name, run) in runs where only.contains(name) {
                 let row = try run(n)
                 let total = row.build + (row.gradients ?? 0) + row.firstRun

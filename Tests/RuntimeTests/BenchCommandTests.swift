@@ -80,12 +80,12 @@ final class BenchCommandTests: KilnBinaryTestCase {
     func testMisusedOptionsExitWithUsageAndBadInputNamesTheFeed() throws {
         let (graph, feed) = try writeProductGraph()
         let cases: [(args: [String], status: Int32, mentions: [String])] = [
-            (["bench", "--feed", "a=\(feed)"], 2, ["--feed and --fetch need a graph file", "usage: kiln bench"]),
-            (["bench", graph], 2, ["nothing to fetch"]),
-            (["bench", graph, "--fetch", "out", "--only", "mlp"], 2, ["--only"]),
-            (["bench", "--fast"], 2, ["unknown option '--fast'"]),
-            (["bench", "--only", "bogus"], 2, ["no workload matches --only bogus", "mlp_sgd_step"]),
-            (["bench", graph, "other.pb", "--fetch", "out"], 2, ["one graph file expected"]),
+            (["bench", "--feed", "a=\(feed)"], 64, ["--feed and --fetch need a graph file", "Usage: kiln bench"]),
+            (["bench", graph], 64, ["nothing to fetch"]),
+            (["bench", graph, "--fetch", "out", "--only", "mlp"], 64, ["--only"]),
+            (["bench", "--fast"], 64, ["Unknown option '--fast'"]),
+            (["bench", "--only", "bogus"], 64, ["no workload matches --only bogus", "mlp_sgd_step"]),
+            (["bench", graph, "other.pb", "--fetch", "out"], 64, ["one graph file expected"]),
             (["bench", graph, "--feed", "b=\(feed)", "--fetch", "out", "--quick"], 1, ["feed 'b'"]),
         ]
         for c in cases {
@@ -129,14 +129,14 @@ final class BenchCommandTests: KilnBinaryTestCase {
     func testDeviceBenchNamesAMissingDeviceAndRefusesWhatDoesNotApply() throws {
         let cases: [(args: [String], env: [String: String], status: Int32, mentions: [String])] = [
             (["bench", "--device", "/gpu:9"], ["KILN_OPENCL_ALLOW_CPU": "1"], 1, ["no OpenCL device /gpu:9"]),
-            (["bench", "--device", "/cpu:0"], [:], 2, ["--device takes one GPU, /gpu:N", "usage: kiln bench"]),
-            (["bench", "--device", "/device:GPU:*"], [:], 2, ["--device takes one GPU"]),
+            (["bench", "--device", "/cpu:0"], [:], 64, ["--device takes one GPU, /gpu:N", "Usage: kiln bench"]),
+            (["bench", "--device", "/device:GPU:*"], [:], 64, ["--device takes one GPU"]),
             (["bench", "--device", "/job:localhost/replica:0/task:0/device:GPU:7"], ["KILN_OPENCL_ALLOW_CPU": "1"], 1, ["no OpenCL device /gpu:7"]),
-            (["bench", "--device", "/gpu:0", "--backend", "c"], [:], 2, ["--backend do not apply"]),
-            (["bench", "--device", "/gpu:0", "--only", "bogus"], ["KILN_OPENCL_ALLOW_CPU": "1"], 2, ["no workload matches --only bogus", "eltwise_chain_16M"]),
+            (["bench", "--device", "/gpu:0", "--backend", "c"], [:], 64, ["--backend do not apply"]),
+            (["bench", "--device", "/gpu:0", "--only", "bogus"], ["KILN_OPENCL_ALLOW_CPU": "1"], 64, ["no workload matches --only bogus", "eltwise_chain_16M"]),
         ]
         for c in cases {
-            if c.env["KILN_OPENCL_ALLOW_CPU"] != nil, (try? DeviceLimits.describe(gpu: 0, allowCPU: true)) == nil, c.status == 2 { continue }
+            if c.env["KILN_OPENCL_ALLOW_CPU"] != nil, (try? DeviceLimits.describe(gpu: 0, allowCPU: true)) == nil, c.status == 64 { continue }
             let r = try run(c.args, environment: c.env)
             XCTAssertEqual(r.status, c.status, "\(c.args): \(r.stderr)")
             for m in c.mentions { XCTAssertTrue(r.stderr.contains(m), "'\(m)' missing from stderr of \(c.args): \(r.stderr)") }

@@ -3,7 +3,7 @@ import XCTest
 import Kiln
 
 /// `kiln compile` on bad input, as the built binary: each is a clear message on stderr and a
-/// non-zero exit (1 for an error in the request, 2 for a command line that cannot be read),
+/// non-zero exit (1 for an error in the request, 64 for a command line that cannot be read: a usage error from swift-argument-parser),
 /// never a crash, and no artifact is left behind.
 final class CompileCommandErrorTests: KilnBinaryTestCase {
     private var frozen: String { Golden.directory.appendingPathComponent("frozen/frozen_mlp.pb").path }
@@ -34,7 +34,7 @@ final class CompileCommandErrorTests: KilnBinaryTestCase {
         try assertFails([frozen, "--feed", "x:0=float32", "--fetch", "probs:0", "--name", "mlp"], ["feed 'x:0' has no concrete shape"])
         try assertFails([frozen, "--feed", "x:0=float32[?,784]", "--fetch", "probs:0", "--name", "mlp"], ["feed 'x:0' has no concrete shape", "'?'"])
         try assertFails([frozen, "--feed", "x:0=float32[-1,784]", "--fetch", "probs:0", "--name", "mlp"], ["feed 'x:0' has no concrete shape"])
-        try assertFails([frozen, "--feed", "x:0", "--fetch", "probs:0", "--name", "mlp"], status: 2, ["feed 'x:0' needs a dtype and a concrete shape"])
+        try assertFails([frozen, "--feed", "x:0", "--fetch", "probs:0", "--name", "mlp"], status: 64, ["feed 'x:0' needs a dtype and a concrete shape"])
         try assertFails([frozen, "--feed", "x:0=float32[2,785]", "--fetch", "probs:0", "--name", "mlp"],
                         ["Cannot feed value of shape [2,785] for Tensor 'x:0', which has shape [?,784]"])
         try assertFails([frozen, "--feed", "x:0=int32[2,784]", "--fetch", "probs:0", "--name", "mlp"],
@@ -53,12 +53,12 @@ final class CompileCommandErrorTests: KilnBinaryTestCase {
     func testBadNameEmitOrMissingFlagsAreUsageOrArgumentErrors() throws {
         try assertFails([frozen, "--feed", "x:0=float32[1,784]", "--fetch", "probs:0", "--name", "my-model"], ["artifact name 'my-model'"])
         try assertFails([frozen, "--feed", "x:0=float32[1,784]", "--fetch", "probs:0", "--name", "int"], ["artifact name 'int'"])
-        try assertFails([frozen] + mlp + ["--emit", "wasm"], status: 2, ["--emit takes object or c, got 'wasm'"])
-        try assertFails([frozen, "--feed", "x:0=float32[1,784]", "--fetch", "probs:0"], status: 2, ["no artifact name"])
-        try assertFails([frozen, "--feed", "x:0=float32[1,784]", "--name", "mlp"], status: 2, ["nothing to fetch"])
-        try assertFails(mlp, status: 2, ["no graph file given"])
+        try assertFails([frozen] + mlp + ["--emit", "wasm"], status: 64, ["--emit takes object or c, got 'wasm'"])
+        try assertFails([frozen, "--feed", "x:0=float32[1,784]", "--fetch", "probs:0"], status: 64, ["no artifact name"])
+        try assertFails([frozen, "--feed", "x:0=float32[1,784]", "--name", "mlp"], status: 64, ["nothing to fetch"])
+        try assertFails(mlp, status: 64, ["no graph file given"])
         let r = try run(["compile", frozen] + mlp)
-        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(r.status, 64)
         XCTAssertTrue(r.stderr.contains("no output directory"), r.stderr)
         try assertFails([path("missing.pb")] + mlp, ["cannot read GraphDef file"])
         try "a file".write(toFile: path("taken"), atomically: true, encoding: .utf8)

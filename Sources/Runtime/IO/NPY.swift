@@ -5,7 +5,7 @@ import KilnIR
 /// it), little-endian C-order arrays of float32, float64, int32, int64, uint8 and bool.
 /// Files Kiln writes are byte-identical to `numpy.save`'s.
 public enum NPY {
-    private static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
+    public static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
     /// numpy pads the header so the data starts 64-byte aligned...
     private static let alignment = 64
     /// ...after leaving room for the first dimension to grow to 21 digits in place.
@@ -42,11 +42,11 @@ public enum NPY {
             throw KilnError.unimplemented("\(source) has .npy format version \(major).\(minor); Kiln reads 1.0, 2.0 and 3.0")
         }
         guard headerLength <= bytes.count - headerStart else {
-            throw KilnError.dataLoss("\(source) is truncated: its header needs \(headerLength) bytes, \(bytes.count - headerStart) remain")
+            throw KilnError.dataLoss("\(source) is truncated: its header at offset \(headerStart) needs \(headerLength) bytes, \(bytes.count - headerStart) remain")
         }
         let headerBytes = bytes[headerStart..<(headerStart + headerLength)]
         let header = major == 3 ? String(decoding: headerBytes, as: UTF8.self) : String(headerBytes.map { Character(Unicode.Scalar($0)) })
-        let (descr, fortran, shape) = try parseHeader(header, source)
+        let (descr, fortran, shape) = try parseHeader(header, source, headerOffset: headerStart)
         guard !fortran else {
             throw KilnError.unimplemented("\(source) stores its array in Fortran (column-major) order; Kiln reads C-order arrays only (save numpy.ascontiguousarray(a))")
         }
@@ -60,7 +60,7 @@ public enum NPY {
         let dataStart = headerStart + headerLength
         let (need, o) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !o, need <= bytes.count - dataStart else {
-            throw KilnError.dataLoss("\(source) is truncated: \(dtype) \(Shape(shape)) needs \(o ? "more than Int.max" : String(need)) bytes of data, \(bytes.count - dataStart) remain")
+            throw KilnError.dataLoss("\(source) is truncated: \(dtype) \(Shape(shape)) needs \(o ? "more than Int.max" : String(need)) bytes of data from offset \(dataStart), \(bytes.count - dataStart) remain")
         }
         let buffer = try TensorBuffer(byteCount: need)
         bytes.withUnsafeBytes { src in
@@ -98,8 +98,8 @@ public enum NPY {
     }
 
     /// The header is a Python dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }.
-    private static func parseHeader(_ text: String, _ source: String) throws -> (String, Bool, [Int]) {
-        var p = HeaderParser(Array(text.unicodeScalars), source: source)
+    private static func parseHeader(_ text: String, _ source: String, headerOffset: Int) throws -> (String, Bool, [Int]) {
+        var p = HeaderParser(Array(text.unicodeScalars), source: source, headerOffset: headerOffset)
         let dict = try p.dictionary()
         guard case .string(let descr)? = dict["descr"] else { throw p.error("no 'descr' string (structured dtypes are not supported)") }
         guard case .bool(let fortran)? = dict["fortran_order"] else { throw p.error("no 'fortran_order' boolean") }
@@ -155,15 +155,18 @@ private struct HeaderParser {
 
     let chars: [Unicode.Scalar]
     let source: String
+    /// Where the header starts in the file, so errors give a file offset.
+    let headerOffset: Int
     var i = 0
 
-    init(_ chars: [Unicode.Scalar], source: String) {
+    init(_ chars: [Unicode.Scalar], source: String, headerOffset: Int) {
         self.chars = chars
         self.source = source
+        self.headerOffset = headerOffset
     }
 
     func error(_ why: String) -> KilnError {
-        KilnError.invalidArgument("\(source) has a malformed .npy header (\(why)): \(String(String.UnicodeScalarView(chars)).trimmingCharacters(in: .whitespacesAndNewlines))")
+        KilnError.invalidArgument("\(source) has a malformed .npy header (\(why), at offset \(headerOffset + i) of the file): \(String(String.UnicodeScalarView(chars)).trimmingCharacters(in: .whitespacesAndNewlines))")
     }
 
     mutating func skipSpace() { while i < chars.count && (chars[i] == " " || chars[i] == "\n" || chars[i] == "\t" || chars[i] == "\r") { i += 1 } }
