@@ -29,9 +29,17 @@ public enum SourceLocation {
         guard !frames.isEmpty else { return nil }
         let resolved = symbolize(frames)
         for frame in frames {
-            for location in resolved[frame] ?? [] where !location.hasPrefix(kilnSources) { return location }
+            for location in resolved[frame] ?? [] where !isLibrary(location) { return location }
         }
         return nil
+    }
+
+    /// Not the user's Swift: Kiln's own code, the packages it was built with (SwiftPM's
+    /// checkouts), the Swift toolchain's libraries and anything not Swift (libc's start code).
+    static func isLibrary(_ location: String) -> Bool {
+        let file = location.split(separator: ":").dropLast().joined(separator: ":")
+        return !file.hasSuffix(".swift") || file.hasPrefix(kilnSources) || ["/.build/checkouts/", "/.build/repositories/", "/swift/stdlib/",
+                                                                              "/swift-corelibs-", "/swift-foundation"].contains { file.contains($0) }
     }
 
     /// `path:line` of each address (innermost inlined frame first), symbolizing each object's
