@@ -289,17 +289,31 @@ public final class Graph: @unchecked Sendable {
         return unsafeBitCast(sym, to: (@convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int32) -> Int32).self)
     }()
 
-    /// Whether new nodes record the call stack that made them (for the debugger's `nodeInfo`);
-    /// about a microsecond per node. Off: nodes carry no source location.
-    nonisolated(unsafe) public static var recordsCreationStacks = true
+    /// Whether new nodes record the call stack that made them (for the debugger's `nodeInfo`).
+    /// glibc's unwinder takes about a microsecond a frame, tens of microseconds a node, several
+    /// times the cost of making the node: on by default where Kiln is built for debugging, off
+    /// in release builds; KILN_SOURCE_LOCATIONS=1 or =0 overrides either. Off: nodes carry no
+    /// source location ("unknown").
+    nonisolated(unsafe) public static var recordsCreationStacks: Bool = {
+        switch ProcessInfo.processInfo.environment["KILN_SOURCE_LOCATIONS"] {
+        case "1": return true
+        case "0": return false
+        default:
+            #if DEBUG
+            return true
+            #else
+            return false
+            #endif
+        }
+    }()
 
     /// The raw return addresses of the current call stack (glibc's `backtrace`, no
-    /// symbolization), at most 48 frames: deep enough for a user's line under layers,
+    /// symbolization), at most 32 frames: deep enough for a user's line under layers,
     /// gradients and optimizers.
     static func callStack() -> [UInt] {
         guard let backtrace = glibcBacktrace else { return [] }
-        return withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: 48) { buffer in
-            let n = Int(backtrace(buffer.baseAddress, 48))
+        return withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: 32) { buffer in
+            let n = Int(backtrace(buffer.baseAddress, 32))
             return (0..<n).map { UInt(bitPattern: buffer[$0]) }
         }
     }

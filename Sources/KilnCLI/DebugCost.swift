@@ -15,13 +15,28 @@ struct DebugCost: ParsableCommand {
     @OptionGroup var backend: BackendOption
 
     func run() throws {
-        let plain = try DebugCost.median(steps: steps, backend: backend.kind, debug: false)
-        let debug = try DebugCost.median(steps: steps, backend: backend.kind, debug: true)
-        print(String(format: "digits training step (batch 64): plain %.3f ms, has_inf_or_nan %.3f ms, ratio %.2fx", plain * 1e3, debug * 1e3, debug / plain))
+        let plain = try DebugCost.trainingStep(backend: backend.kind, debug: false)
+        let debug = try DebugCost.trainingStep(backend: backend.kind, debug: true)
+        for _ in 0..<5 { try plain(); try debug() }
+        // Alternating, so a busy machine slows both kinds alike.
+        var times: ([Double], [Double]) = ([], [])
+        for _ in 0..<steps {
+            times.0.append(try DebugCost.seconds(plain))
+            times.1.append(try DebugCost.seconds(debug))
+        }
+        let median = { (t: [Double]) in t.sorted()[t.count / 2] }
+        let (p, d) = (median(times.0), median(times.1))
+        print(String(format: "digits training step (batch 64), median of %d: plain %.3f ms, has_inf_or_nan %.3f ms, ratio %.2fx", steps, p * 1e3, d * 1e3, d / p))
     }
 
-    /// The median seconds of `steps` training steps after five untimed ones.
-    static func median(steps: Int, backend: BackendKind?, debug: Bool) throws -> Double {
+    static func seconds(_ body: () throws -> Void) throws -> Double {
+        let t0 = DispatchTime.now()
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
+    }
+
+    /// One training step of its own graph and session, plain or under the debugger.
+    static func trainingStep(backend: BackendKind?, debug: Bool) throws -> () throws -> Void {
         let g = Graph()
         g.seed = 1
         let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
@@ -48,17 +63,9 @@ struct DebugCost: ParsableCommand {
         let y = try Tensor(shape: [64], scalars: (0..<64).map { Int32($0 % 10) })
         let feeds = [images: x, labels: y]
         let debugger = DebugSession(wrapping: session)
-        let once = {
+        return {
             if debug { _ = try debugger.run([loss], feeds: feeds, targets: [train], until: DebugSession.hasInfOrNaNName) }
             else { _ = try session.run([loss], feeds: feeds, targets: [train]) }
         }
-        for _ in 0..<5 { try once() }
-        var times: [Double] = []
-        for _ in 0..<steps {
-            let t0 = DispatchTime.now()
-            try once()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9)
-        }
-        return times.sorted()[times.count / 2]
     }
 }

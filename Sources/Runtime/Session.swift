@@ -34,10 +34,11 @@ public final class Session: @unchecked Sendable {
     private(set) var lastRunSegmentCount = 0
     /// Compiles each run signature's IR function (SessionConfig.backend, else KILN_BACKEND).
     let backend: any Backend
-    /// The debugger's hooks (Debugger/DebugSession.swift): while set, runs compile (and cache)
-    /// executables that count each kernel's non-finite outputs, and the last such CPU run keeps
-    /// what it was given.
-    var countsNonFinite = false
+    /// The debugger's hooks (Debugger/DebugSession.swift): runs on `countingThread` compile (and
+    /// cache) executables that count each kernel's non-finite outputs, and the last such CPU run
+    /// keeps what it was given. Other threads' runs (queue runners) are not affected.
+    var countingThread: Thread?
+    var countsNonFinite: Bool { countingThread.map { $0 === Thread.current } ?? false }
     var lastCountedRun: CountedRun?
     /// The CPU and the GPUs ops can be placed on, with their backends.
     private let devices: SessionDevices
@@ -246,7 +247,7 @@ public final class Session: @unchecked Sendable {
             let results = try runCompiled(computed, feeds: feeds, given: given, targets: compiledTargets, ranOnHost: ranOnHost)
             for (f, t) in zip(computed, results) where values[f] == nil { values[f] = t }
             // Results past the fetches are checks nothing reads (see Lowering.lower).
-            if computed.count == fetches.count { return Array(results.prefix(fetches.count)) }
+            if computed.count == fetches.count { return results.count == fetches.count ? results : Array(results.prefix(fetches.count)) }
         }
         for f in fetches where feeds[f] != nil { values[f] = feeds[f] }
         return fetches.map { values[$0]! }
@@ -339,6 +340,7 @@ public final class Session: @unchecked Sendable {
             for (k, t) in feeds.enumerated() { inputs[k] = t.buffer.pointer }
             var created: [KilnFrontend.Operation] = []
             var snapshot: [Tensor] = []
+            let counting = countsNonFinite
             for (k, v) in step.lowered.variables.enumerated() {
                 if variables[v] == nil {
                     created.append(v)
@@ -350,10 +352,10 @@ public final class Session: @unchecked Sendable {
                 }
                 if !residences.isEmpty || device != nil { try prepare(v, for: device) }
                 // Held by the debugger, the value before the run stays as it is: the run gets a copy.
-                if countsNonFinite { snapshot.append(variables[v]!) }
+                if counting { snapshot.append(variables[v]!) }
                 inputs[feeds.count + k] = try variables[v]!.withUnsafeMutableBytes { $0.baseAddress }
             }
-            if countsNonFinite && device == nil { lastCountedRun = CountedRun(step: step, inputs: feeds + snapshot) }
+            if counting && device == nil { lastCountedRun = CountedRun(step: step, inputs: feeds + snapshot) }
             let pool = step.results
             if pool.buffers.count != exe.resultTypes.count { pool.buffers = Array(repeating: nil, count: exe.resultTypes.count) }
             var results: [Tensor] = []

@@ -81,4 +81,18 @@ final class CheckNumericsTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("Not a number (NaN) or infinity (Inf) values detected in gradient. x : Tensor had Inf values"), "\(error)")
         }
     }
+
+    func testOnTheOpenCLDeviceTheCheckFailsTheRunToo() throws {
+        let config = try TestGPU.required("CheckNumerics in an OpenCL kernel")
+        let g = Graph()
+        let x = try g.placeholder(.float32, shape: Shape([3]), name: "x")
+        let y = try g.reduceSum(try g.multiply(try g.checkNumerics(try g.log(x), message: "on device", name: "check"), x))
+        let s = try Session(graph: g, config: config)
+        XCTAssertEqual(try s.run([y], feeds: [x: try Tensor(shape: [3], scalars: [1, 1, 1] as [Float])])[0].scalar(as: Float.self), 0)
+        XCTAssertEqual(s.lastRunSummary?.backend, "opencl")
+        XCTAssertThrowsError(try s.run([y], feeds: [x: try Tensor(shape: [3], scalars: [1, -1, 1] as [Float])])) { error in
+            XCTAssertTrue("\(error)".contains("on device : Tensor had NaN values"), "\(error)")
+            XCTAssertTrue("\(error)".contains("'check'"), "\(error)")
+        }
+    }
 }

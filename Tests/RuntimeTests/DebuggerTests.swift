@@ -126,4 +126,27 @@ final class DebuggerTests: XCTestCase {
         XCTAssertTrue(out.contains("array([0., 0.6931472, -inf])"), out)
         XCTAssertTrue(out.contains("unknown command 'bogus'"), out)
     }
+
+    func testOnTheOpenCLDeviceHasInfOrNaNTakesTheUnfusedPathAndStillFindsTheLog() throws {
+        let config = try TestGPU.required("the debugger on an OpenCL device")
+        let t = try nanGraph()
+        let debug = DebugSession(wrapping: try Session(graph: t.graph, config: config))
+        let run = try debug.run([t.loss], feeds: [t.x: t.feed], until: "has_inf_or_nan")
+        XCTAssertEqual(run.matches.first?.name, "scope/Log:0", "\(run.matches)")
+        XCTAssertEqual(debug.session.lastRunSummary?.backend, "opencl")
+    }
+
+    func testAVariableSpoiledByAnEarlierStepIsReportedFirst() throws {
+        let g = Graph()
+        let w = try g.variable(try Tensor(shape: [2], scalars: [1, 2] as [Float]), name: "w")
+        let x = try g.placeholder(.float32, shape: Shape([2]), name: "x")
+        let loss = try g.reduceSum(try g.multiply(w, x), name: "loss")
+        let session = try Session(graph: g)
+        try session.run(try g.globalVariablesInitializer())
+        try session.setValue(try Tensor(shape: [2], scalars: [1, .nan] as [Float]), of: w)
+        let debug = DebugSession(wrapping: session)
+        let run = try debug.run([loss], feeds: [x: try Tensor(shape: [2], scalars: [1, 1] as [Float])], until: "has_inf_or_nan")
+        XCTAssertEqual(run.matches.first?.name, "w:0", "\(run.matches)")
+        XCTAssertEqual(run.matches.last?.name, "loss:0", "\(run.matches)")
+    }
 }

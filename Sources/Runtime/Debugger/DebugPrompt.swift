@@ -74,7 +74,7 @@ extension DebugSession {
 
     /// One matching tensor on a line that starts with its name: name, op, dtype, shape,
     /// position in execution order, and the node's source location when known.
-    public static func matchLine(_ t: DebugTensor, graph: Graph? = nil) -> String {
+    public static func matchLine(_ t: DebugTensor) -> String {
         "\(t.name)  \(t.op)  \(t.dtype.name)\(t.shape)  #\(t.executionIndex)"
     }
 }

@@ -41,15 +41,27 @@ public final class DebugSession {
     public typealias TensorFilter = @Sendable (DebugTensor, Tensor) -> Bool
     private var filters: [String: TensorFilter] = [:]
     /// Every tensor of the last run, in execution order; values where the debugger kept them.
-    public private(set) var lastRunTensors: [DebugTensor] = []
+    /// Made when asked for, so a step under the debugger does not pay for naming every tensor.
+    public var lastRunTensors: [DebugTensor] {
+        lastOrder.enumerated().flatMap { k, op in op.outputs.map { tensor($0, index: k, value: lastValues[$0]) } }
+    }
     public private(set) var lastMatches: [DebugTensor] = []
+    private var lastOrder: [KilnFrontend.Operation] = []
+    private var lastValues: [Output: Tensor] = [:]
+    /// The execution order of each run signature, for the graph version it was computed on.
+    private var orders: [String: (version: Int, order: [KilnFrontend.Operation])] = [:]
 
     /// tfdbg's built-in filter: a floating-point tensor holding a NaN or an infinity.
     public static let hasInfOrNaN: TensorFilter = { _, t in nonFiniteCount(t) > 0 }
     public static let hasInfOrNaNName = "has_inf_or_nan"
 
+    /// Whether the session has an OpenCL device ops may be placed on (its kernels do not count
+    /// non-finite values: has_inf_or_nan takes the slower path there).
+    private let hasDevices: Bool
+
     public init(wrapping session: Session) {
         self.session = session
+        hasDevices = ((try? Session.devices(config: session.config)) ?? []).contains { !$0.isCPU }
         filters[Self.hasInfOrNaNName] = Self.hasInfOrNaN
     }
 
@@ -112,11 +124,11 @@ public final class DebugSession {
     /// it (it would run on a device: the slower path then runs the step instead).
     private func runCountingNonFinite(_ fetches: [Output], feeds: [Output: Tensor], targets: [KilnFrontend.Operation],
                                       order: [KilnFrontend.Operation]) throws -> DebugRun? {
-        guard order.allSatisfy({ !$0.device.lowercased().contains("gpu") }) else { return nil }
-        session.countsNonFinite = true
+        guard !hasDevices else { return nil }
+        session.countingThread = Thread.current
         session.lastCountedRun = nil
         defer {
-            session.countsNonFinite = false
+            session.countingThread = nil
             session.lastCountedRun = nil
         }
         let results = try session.run(fetches, feeds: feeds, targets: targets)
@@ -126,7 +138,12 @@ public final class DebugSession {
             throw KilnError.unimplemented("has_inf_or_nan could not count this run's non-finite values (it ran on a device); add a custom filter to test every tensor on the unfused path")
         }
         var matches: [DebugTensor] = []
-        if let first = counts.firstIndex(where: { $0 > 0 }) {
+        // A NaN can come in with the step: a feed, or a variable an earlier step spoiled (its
+        // value as the step read it). No kernel computes those; they come first.
+        let lowered = counted.step.lowered
+        // (A used input holding one makes some kernel count: only then are the inputs scanned.)
+        if counts.contains(where: { $0 > 0 }) {
+            let spoiled = counted.inputs.indices.filter { DebugSession.nonFiniteCount(counted.inputs[$0]) > 0 }
             let position = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
             var seen = Set<Output>()
             func add(_ o: Output, _ value: Tensor?) {
@@ -134,6 +151,11 @@ public final class DebugSession {
                 if let value { values[o] = value }
                 matches.append(tensor(o, index: position[o.op] ?? -1, value: value))
             }
+            for k in spoiled {
+                let o = k < lowered.feeds.count ? lowered.feeds[k] : lowered.variables[k - lowered.feeds.count].output(0)
+                add(o, counted.inputs[k])
+            }
+            let first = counts.firstIndex(where: { $0 > 0 })!
             for (id, value) in try recomputeGroup(counted, exe, kernel: first) where DebugSession.nonFiniteCount(value) > 0 {
                 if let o = counted.step.lowered.origins[id] { add(o, value) }
             }
@@ -182,7 +204,12 @@ public final class DebugSession {
     // MARK: bookkeeping
 
     private func executionOrder(fetches: [Output], feeds: [Output: Tensor], targets: [KilnFrontend.Operation]) throws -> [KilnFrontend.Operation] {
-        try Lowering.executionOrder(Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets), feeds: Set(feeds.keys))
+        let key = [fetches.map(\.name).joined(separator: ","), feeds.keys.map(\.name).sorted().joined(separator: ","),
+                   targets.map(\.name).joined(separator: ",")].joined(separator: "|")
+        if let known = orders[key], known.version == graph.version { return known.order }
+        let order = try Lowering.executionOrder(Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets), feeds: Set(feeds.keys))
+        orders[key] = (graph.version, order)
+        return order
     }
 
     private func tensor(_ o: Output, index: Int, value: Tensor?) -> DebugTensor {
@@ -190,7 +217,8 @@ public final class DebugSession {
     }
 
     private func record(_ order: [KilnFrontend.Operation], values: [Output: Tensor], matches: [DebugTensor]) {
-        lastRunTensors = order.enumerated().flatMap { k, op in op.outputs.map { tensor($0, index: k, value: values[$0]) } }
+        lastOrder = order
+        lastValues = values
         lastMatches = matches
     }
 
