@@ -72,6 +72,13 @@ KILN_API void kiln_fault_message(const char *message, int64_t rank, const int64_
                 kiln_fault_append(out, size, &used, "]", 1);
             }
             p += 7;
+        } else if (p[0] == '{' && p[1] == 'k' && p[2] == 'i' && p[3] == 'n' && p[4] == 'd' && p[5] == 's' && p[6] == '}') {
+            /* A finite check (CheckNumerics): the value holds the kinds found, NaN 1, Inf 2. */
+            const char *kinds = (value & 2) ? ((value & 1) ? "Inf and NaN" : "Inf") : "NaN";
+            size_t n = 0;
+            while (kinds[n]) n++;
+            kiln_fault_append(out, size, &used, kinds, n);
+            p += 7;
         } else if (p[0] == '{' && p[1] == 'v' && p[2] == 'a' && p[3] == 'l' && p[4] == 'u' && p[5] == 'e' && p[6] == '}') {
             kiln_fault_append(out, size, &used, number, kiln_fault_decimal(value, number));
             p += 7;

@@ -36,7 +36,9 @@ public struct CBackend: Backend {
         // Each executable is its own shared object, loaded RTLD_LOCAL: names need not be unique.
         let entryName = "kiln_" + f.name.filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
         let renderer = CStyleRenderer(.c99, title: "@\(f.name)")
-        KernelWriter(renderer: renderer, function: f, plan: plan, target: target, profile: options.profile).write(entryName: entryName)
+        let writer = KernelWriter(renderer: renderer, function: f, plan: plan, target: target, profile: options.profile)
+        writer.countNonFinite = options.countNonFinite
+        writer.write(entryName: entryName)
         guard renderer.refusals.isEmpty else {
             throw KilnError.internalError("C99 cannot express \(renderer.refusals.joined(separator: "; "))")
         }
@@ -54,6 +56,6 @@ public struct CBackend: Backend {
         if options.keepAssembly { stats.assembly = try compiler.assembly(source: source) }
         // The executable holds the shared object; releasing it dlcloses (its files are gone already).
         return try NativeExecutable(entry: entry, function: f, plan: plan, stats: stats, backendName: name, profile: options.profile,
-                                    release: { withExtendedLifetime(object) {} })
+                                    countNonFinite: options.countNonFinite, release: { withExtendedLifetime(object) {} })
     }
 }

@@ -53,7 +53,8 @@ public struct LLVMBackend: Backend {
         let (addr, tracker) = try jit.add(objects: built.map(\.object), symbol: name)
         stats.loadMs = (built.map(\.codegenMs).max() ?? 0) + Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
         return try NativeExecutable(entry: unsafeBitCast(UInt(addr), to: NativeExecutable.Entry.self), function: f, plan: plan, stats: stats,
-                                    backendName: self.name, profile: options.profile, release: { jit.remove(tracker) })
+                                    backendName: self.name, profile: options.profile, countNonFinite: options.countNonFinite,
+                                    release: { jit.remove(tracker) })
     }
 
     /// One shard per core for executables with enough kernels to share out (a shard costs a
@@ -90,8 +91,9 @@ public struct LLVMBackend: Backend {
             LLVMDisposeMessage(d)
         }, nil)
         let renderer = LLVMRenderer(context: ctx, moduleName: shards > 1 ? "\(name)_\(shard)" : name, cpu: cpu)
-        KernelWriter(renderer: renderer, function: f, plan: plan, target: target, profile: options.profile)
-            .write(entryName: name, shard: shard, of: shards)
+        let writer = KernelWriter(renderer: renderer, function: f, plan: plan, target: target, profile: options.profile)
+        writer.countNonFinite = options.countNonFinite
+        writer.write(entryName: name, shard: shard, of: shards)
         let module = try renderer.finish()
         defer { LLVMDisposeModule(module) }
         let t1 = DispatchTime.now()

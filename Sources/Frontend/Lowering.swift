@@ -124,6 +124,9 @@ public struct LoweredGraph {
     public var readBeforeWrite: Set<Operation>
     /// Hidden state (random counters) that starts at zero instead of needing an initialiser.
     public var autoInitialized: Set<Operation>
+    /// The graph tensor each instruction was lowered for: a node's output for the value it
+    /// returns, its first output for the steps in between (what the debugger names).
+    public var origins: [Int: Output] = [:]
 }
 
 public enum Lowering {
@@ -178,6 +181,7 @@ public enum Lowering {
             lowered[op.output(0)] = .variable(param: b.addParam(op.name, kind: .variable, type: TensorType(dtype, shape)))
         }
         let folds = FoldCache()
+        var origins: [Int: Output] = [:]
         var counters: [Operation: Int] = [:]
         for op in ops where OpRegistry.def(op.type)?.hasCounter == true {
             variables.append(op)
@@ -219,6 +223,11 @@ public enum Lowering {
                 if let t = inst.type { try checkSize(t, node: op, limit: memoryLimit, buffer: bufferLimit) }
             }
             for (k, v) in outs.enumerated() where !feedSet.contains(op.output(k)) { lowered[op.output(k)] = v }
+            if !op.outputSpecs.isEmpty {
+                var returned: [Int: Int] = [:]
+                for (k, v) in outs.enumerated() { if case .value(let id) = v { returned[id] = k } }
+                for inst in b.function.body[firstNew...] { origins[inst.id] = op.output(returned[inst.id] ?? 0) }
+            }
         }
         // A fetched variable (or a tensor forwarding one, like `<name>/read`) is read after the
         // whole run, as TensorFlow copies a fetched ref buffer out once the step is done.
@@ -230,6 +239,15 @@ public enum Lowering {
             case nil: throw KilnError.internalError("fetch '\(f.name)' was not lowered")
             }
         }
+        // A CheckNumerics whose value nothing reads (a target, or a control input: what
+        // addCheckNumericsOps makes) must still run: its value becomes an extra result after the
+        // fetches, so dead-code elimination keeps the check. Callers take the first
+        // `fetches.count` results.
+        var read = Set<Output>(fetches)
+        for op in ops { read.formUnion(op.inputs) }
+        for op in order where op.type == "CheckNumerics" && !read.contains(op.output(0)) {
+            if case .value(let v)? = lowered[op.output(0)] { results.append(v) }
+        }
         b.setResults(results)
         let function = b.function
         var first: [Int: Op] = [:]
@@ -239,6 +257,6 @@ public enum Lowering {
         let base = feeds.count
         let readFirst = Set(variables.enumerated().filter { first[base + $0.offset] == .varRead }.map(\.element))
         return LoweredGraph(function: function, feeds: feeds.map(\.0), variables: variables,
-                            readBeforeWrite: readFirst.subtracting(counters.keys), autoInitialized: Set(counters.keys))
+                            readBeforeWrite: readFirst.subtracting(counters.keys), autoInitialized: Set(counters.keys), origins: origins)
     }
 }

@@ -179,8 +179,9 @@ public enum Op: Hashable, Sendable {
     }
 }
 
-/// A run-time condition TensorFlow's kernel would report, on an integer tensor: indices within
-/// bounds, segment ids below the segment count, divisors not zero, ranges not empty. It carries the graph node it
+/// A run-time condition TensorFlow's kernel would report: on an integer tensor, indices within
+/// bounds, segment ids below the segment count, divisors not zero, ranges not empty; on a
+/// floating-point one, no NaN or infinity (CheckNumerics). It carries the graph node it
 /// came from and TensorFlow's message, so every evaluator (the reference evaluator while folding,
 /// compiled code through its fault record) raises the same error.
 public struct Check: Hashable, Sendable {
@@ -194,6 +195,9 @@ public struct Check: Hashable, Sendable {
         case nonzero
         /// x > 0 (a range that must not be empty: RandomUniformInt's maxval - minval).
         case positive
+        /// A floating-point x is neither NaN nor infinite (CheckNumerics). The value a check
+        /// reports is then the kinds found, `Check.nanBit | Check.infBit`, over the whole tensor.
+        case finite
 
         public var name: String {
             switch self {
@@ -201,6 +205,7 @@ public struct Check: Hashable, Sendable {
             case .below: return "below"
             case .nonzero: return "nonzero"
             case .positive: return "positive"
+            case .finite: return "finite"
             }
         }
 
@@ -211,6 +216,7 @@ public struct Check: Hashable, Sendable {
             case .below(let n): return x < Int64(n)
             case .nonzero: return x != 0
             case .positive: return x > 0
+            case .finite: return x == 0
             }
         }
     }
@@ -220,7 +226,8 @@ public struct Check: Hashable, Sendable {
     public var node: String
     public var opType: String
     /// TensorFlow's message; `{index}` becomes the offending element's position (`[1,2]`, empty
-    /// for a scalar) and `{value}` its value.
+    /// for a scalar), `{value}` its value and `{kinds}` (a `.finite` check) what was found:
+    /// "NaN", "Inf" or "Inf and NaN", as CheckNumerics words it.
     public var message: String
 
     public init(_ kind: Kind, node: String, opType: String, message: String) {
@@ -229,6 +236,21 @@ public struct Check: Hashable, Sendable {
         self.opType = opType
         self.message = message
     }
+
+    /// Bits of a `.finite` check's value: the tensor holds a NaN, an infinity.
+    public static let nanBit: Int64 = 1, infBit: Int64 = 2
+
+    /// CheckNumerics' words for the kinds in `mask` (check_numerics_op.cc).
+    public static func kinds(_ mask: Int64) -> String {
+        switch (mask & infBit != 0, mask & nanBit != 0) {
+        case (true, true): return "Inf and NaN"
+        case (true, false): return "Inf"
+        default: return "NaN"
+        }
+    }
+
+    /// The `.finite` kind bits of one element.
+    public static func nonFiniteKinds(_ x: Double) -> Int64 { x.isNaN ? nanBit : x.isInfinite ? infBit : 0 }
 
     /// The error for element `position` (row-major in `shape`) holding `value`.
     public func error(position: Int, value: Int64, shape: [Int]) -> KilnError {
@@ -245,6 +267,7 @@ public struct Check: Hashable, Sendable {
             rest = rest[open...]
             if rest.hasPrefix("{index}") { text += index; rest = rest.dropFirst(7) }
             else if rest.hasPrefix("{value}") { text += String(value); rest = rest.dropFirst(7) }
+            else if rest.hasPrefix("{kinds}") { text += Check.kinds(value); rest = rest.dropFirst(7) }
             else { text += "{"; rest = rest.dropFirst() }
         }
         text += rest

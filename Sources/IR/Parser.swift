@@ -244,6 +244,7 @@ public struct Parser {
             case "below": kind = .below(try int("bound"))
             case "nonzero": kind = .nonzero
             case "positive": kind = .positive
+            case "finite": kind = .finite
             default: throw fail(at: opAt, "unknown op '\(m)'")
             }
             op = .check(Check(kind, node: try text("node"), opType: try text("op"), message: try text("message")))

@@ -48,7 +48,7 @@ public enum Printer {
             switch c.kind {
             case .index(let bounds): s += " bounds=\(list(bounds))"
             case .below(let n): s += " bound=\(n)"
-            case .nonzero, .positive: break
+            case .nonzero, .positive, .finite: break
             }
             s += " node=\(quote(Array(c.node.utf8))) op=\(quote(Array(c.opType.utf8))) message=\(quote(Array(c.message.utf8)))"
         default: break

@@ -223,13 +223,17 @@ extension Op {
             return nil
         case .check(let c):
             try arity(1)
+            if c.kind == .finite {
+                guard t[0].dtype.isFloatingPoint else { throw fail("a finite check needs a floating-point operand") }
+                return t[0]
+            }
             guard [.int32, .int64, .uint8].contains(t[0].dtype) else { throw fail("needs an integer operand") }
             switch c.kind {
             case .index(let bounds):
                 guard bounds.count == 1 || (t[0].rank > 0 && bounds.count == t[0].shape.last!), bounds.allSatisfy({ $0 >= 0 }) else {
                     throw fail("bounds \(bounds) must be one non-negative bound or one per position of the last dimension")
                 }
-            case .below, .nonzero, .positive: break
+            case .below, .nonzero, .positive, .finite: break
             }
             return t[0]
         }

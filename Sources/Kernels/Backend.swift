@@ -30,6 +30,9 @@ public struct CompileOptions: Sendable {
     public var profile = false
     /// Fuse elementwise producers into their consumers (off only to measure what fusion buys).
     public var fuse = true
+    /// Count each kernel's non-finite outputs into `NativeExecutable.nonFiniteCounts` (the
+    /// debugger's build; native backends).
+    public var countNonFinite = false
     /// Modules compiled in parallel; nil: the backend decides.
     public var shards: Int?
     /// The largest arena the executable may have, in bytes (the session's memory limit).

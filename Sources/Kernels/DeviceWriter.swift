@@ -99,7 +99,7 @@ extension KernelWriter {
         guard !diagnosing, let offset = plan.faultRecord, let device = r as? any DeviceRenderer else { return }
         deviceChecks.insert(i.id)
         let site = plan.checks.firstIndex(of: i.id)! + 1
-        let failed = checkFails(c, widened(x, types[i.operands[0]]!.dtype), idx)
+        let failed = checkFails(c, checkedValue(c, x, types[i.operands[0]]!.dtype), idx)
         r.ifThen(failed, unlikely: true) {
             let key = r.int(.or, c64(site << Self.faultPositionBits), idx.linear)
             device.atomicMaxUnsigned(scratch(offset, "fault"), c64(Self.faultKeySlot), r.not(key))
@@ -121,7 +121,9 @@ extension KernelWriter {
             let x = inst[check]!.operands[0], xt = types[x]!
             r.ifThen(r.icmp(.eq, failedSite, c64(s)), unlikely: false) {
                 diagnosing = true
-                let value = widened(element(x, Index(linear: position, shape: xt.shape, writer: self)), xt.dtype)
+                // A finite check reports the kinds of this first failing element only.
+                let c = { if case .check(let c) = inst[check]!.op { return c } else { preconditionFailure("plan check %\(check) is not a check") } }()
+                let value = checkedValue(c, element(x, Index(linear: position, shape: xt.shape, writer: self)), xt.dtype)
                 diagnosing = false
                 r.store(value, record, c64(2))
                 r.store(position, record, c64(1))

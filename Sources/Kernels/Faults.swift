@@ -23,8 +23,20 @@ extension KernelWriter {
             slot = r.slot(.i1, initial: r.constant(int: 0, .i1))
             faultSlots.append((i.id, slot))
         }
-        let failed = checkFails(c, widened(x, types[i.operands[0]]!.dtype), idx)
+        // A finite check: one compare per element, |x| < inf failing for NaN as well.
+        let failed = c.kind == .finite ? r.not(r.fcmp(.olt, r.math(.fabs, [x]), r.constant(float: .infinity, .register(types[i.operands[0]]!.dtype))))
+            : checkFails(c, widened(x, types[i.operands[0]]!.dtype), idx)
         r.store(r.int(.or, r.load(slot), failed), slot)
+    }
+
+    /// The value a check tests and reports, as i64: an integer widened, or for a finite check
+    /// the element's kinds (`Check.nanBit`, `Check.infBit`).
+    func checkedValue(_ c: Check, _ x: RValue, _ d: DType) -> RValue {
+        guard c.kind == .finite else { return widened(x, d) }
+        let t = ScalarType.register(d)
+        let nan = r.convert(.zext, r.fcmp(.uno, x, x), to: .i64)
+        let inf = r.convert(.zext, r.fcmp(.oeq, r.math(.fabs, [x]), r.constant(float: .infinity, t)), to: .i64)
+        return r.int(.or, r.int(.mul, nan, c64(Int(Check.nanBit))), r.int(.mul, inf, c64(Int(Check.infBit))))
     }
 
     /// Whether value `v` (widened to i64) at `idx` fails check `c`.
@@ -42,6 +54,7 @@ extension KernelWriter {
         case .below(let n): return r.icmp(.sge, v, c64(n))
         case .nonzero: return r.icmp(.eq, v, c64(0))
         case .positive: return r.icmp(.sle, v, c64(0))
+        case .finite: return r.icmp(.ne, v, c64(0))
         }
     }
 
@@ -64,17 +77,27 @@ extension KernelWriter {
             let x = inst[check]!.operands[0], xt = types[x]!
             let site = plan.checks.firstIndex(of: check)! + 1
             r.ifThen(r.load(flag), unlikely: true) {
+                // CheckNumerics reports every kind the tensor holds: OR them over all of it.
+                let kinds = c.kind == .finite ? r.slot(.i64, initial: c64(0)) : nil
+                if let kinds {
+                    r.loop(count: xt.elementCount, hints: LoopHints()) { p in
+                        diagnosing = true
+                        let k = checkedValue(c, element(x, Index(linear: p, shape: xt.shape, writer: self)), xt.dtype)
+                        diagnosing = false
+                        r.store(r.int(.or, r.load(kinds), k), kinds)
+                    }
+                }
                 let position = r.slot(.i64, initial: c64(0))
                 r.whileLoop({ r.icmp(.ult, r.load(position), c64(xt.elementCount)) }) {
                     let p = r.load(position)
                     let at = Index(linear: p, shape: xt.shape, writer: self)
                     diagnosing = true
-                    let value = widened(element(x, at), xt.dtype)
+                    let value = checkedValue(c, element(x, at), xt.dtype)
                     diagnosing = false
                     let fails = checkFails(c, value, at)
                     r.store(r.int(.add, p, c64(1)), position)
                     r.ifThen(fails, unlikely: false) {
-                        _ = r.callRuntime(.faultRecord, [record, c64(site), p, value])
+                        _ = r.callRuntime(.faultRecord, [record, c64(site), p, kinds.map { r.load($0) } ?? value])
                         // The first failing element is the one to report: stop here.
                         r.store(c64(xt.elementCount), position)
                     }

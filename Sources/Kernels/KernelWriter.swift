@@ -15,6 +15,9 @@ public final class KernelWriter {
     /// Record a timestamp before each kernel and after the last (KILN_DEBUG=2), in the slots the
     /// executable puts at `constants[plan.constants.count]`.
     let profile: Bool
+    /// Count the NaN and infinite elements of every kernel's output (the debugger's build, see
+    /// NonFiniteCounts.swift).
+    public var countNonFinite = false
     let inst: [Int: Instruction]
     let types: [Int: TensorType]
 
@@ -201,7 +204,7 @@ public final class KernelWriter {
         var kernelFunctions: [[(RFunction, rows: Int?)]] = []
         for (n, k) in plan.kernels.enumerated() {
             kernelFunctions.append([])
-            for p in parts(of: k, n, entryName: entryName) {
+            for p in parts(of: k, n, entryName: entryName) + [nonFiniteCountPart(k, n, entryName: entryName)].compactMap({ $0 }) {
                 let rows: Int?
                 switch p.run {
                 case .once: rows = nil

@@ -22,17 +22,22 @@ public final class NativeExecutable: Executable, @unchecked Sendable {
     private let release: () -> Void
     private let arena: TensorBuffer
     /// The plan's constants, then the profile slots (KernelWriter reads them from entry
-    /// `plan.constants.count`), so compiled code holds no address of its own.
+    /// `plan.constants.count`) and the non-finite counters (the entry after), so compiled code
+    /// holds no address of its own.
     private let constantTable: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private var lock = pthread_mutex_t()
     private let profileSlots: UnsafeMutablePointer<UInt64>?
     public private(set) var kernelNanoseconds: [UInt64] = []
     public private(set) var profiledRuns = 0
+    private let counters: UnsafeMutablePointer<Int64>?
+    /// Built with `CompileOptions.countNonFinite`: per plan kernel, how many NaN or infinite
+    /// elements its output held in the last run (nil otherwise).
+    public private(set) var nonFiniteCounts: [Int64]?
 
     /// Takes ownership of loaded code: `release` unloads it when the executable goes (or when
     /// this initialiser throws). `profile` says whether the code records kernel times.
     public init(entry: Entry, function: Function, plan: KernelPlan, stats: CompileStats, backendName: String, profile: Bool,
-                release: @escaping () -> Void) throws {
+                countNonFinite: Bool = false, release: @escaping () -> Void) throws {
         NativeRuntime.start()
         do { arena = try TensorBuffer(byteCount: plan.arenaBytes) } catch {
             release()
@@ -47,9 +52,11 @@ public final class NativeExecutable: Executable, @unchecked Sendable {
         let types = function.typeTable()
         resultTypes = function.results.map { types[$0]! }
         profileSlots = profile ? .allocate(capacity: plan.kernels.count + 2) : nil
-        constantTable = .allocate(capacity: plan.constants.count + 1)
+        counters = countNonFinite ? .allocate(capacity: max(plan.kernels.count, 1)) : nil
+        constantTable = .allocate(capacity: plan.constants.count + 2)
         for (k, c) in plan.constants.enumerated() { constantTable[k] = c.buffer.pointer }
         constantTable[plan.constants.count] = profileSlots.map { UnsafeMutableRawPointer($0) }
+        constantTable[plan.constants.count + 1] = counters.map { UnsafeMutableRawPointer($0) }
         pthread_mutex_init(&lock, nil)
     }
 
@@ -57,6 +64,7 @@ public final class NativeExecutable: Executable, @unchecked Sendable {
         release()
         constantTable.deallocate()
         profileSlots?.deallocate()
+        counters?.deallocate()
         pthread_mutex_destroy(&lock)
     }
 
@@ -70,7 +78,9 @@ public final class NativeExecutable: Executable, @unchecked Sendable {
         defer { pthread_mutex_unlock(&lock) }
         let record = plan.faultRecord.map { (arena.pointer + $0).assumingMemoryBound(to: kiln_fault.self) }
         record?.pointee = kiln_fault(site: 0, position: 0, value: 0, lock: 0)
+        counters?.update(repeating: 0, count: max(plan.kernels.count, 1))
         entry(inputs, outputs, arena.pointer, constantTable)
+        if let counters { nonFiniteCounts = Array(UnsafeBufferPointer(start: counters, count: plan.kernels.count)) }
         if let r = record?.pointee, r.site != 0 {
             throw FaultRecord.error(site: r.site, position: r.position, value: r.value, function: function, plan: plan)
         }

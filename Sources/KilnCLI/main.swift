@@ -16,6 +16,8 @@ struct KilnCommand: ParsableCommand {
             Run.self,
             Compile.self,
             Inspect.self,
+            DebugGraph.self,
+            DebugCost.self,
         ])
 }
 

@@ -99,6 +99,18 @@ public enum ReferenceEvaluator {
     /// Throws the check's error for the first element (row-major) that fails it, as compiled
     /// code reports the first offending position.
     public static func check(_ c: Check, _ x: Tensor) throws {
+        if c.kind == .finite {
+            // CheckNumerics names every kind the whole tensor holds.
+            var kinds: Int64 = 0, first = -1
+            for i in 0..<x.elementCount {
+                guard case .f(let v) = x.element(at: i) else { continue }
+                let k = Check.nonFiniteKinds(v)
+                if k != 0 && first < 0 { first = i }
+                kinds |= k
+            }
+            if first >= 0 { throw c.error(position: first, value: kinds, shape: x.shape) }
+            return
+        }
         let last = x.shape.last ?? 1
         for i in 0..<x.elementCount {
             guard case .i(let v) = x.element(at: i) else { continue }

@@ -33,7 +33,13 @@ public final class Session: @unchecked Sendable {
     /// How many device segments the most recent compiled run had (1: one executable).
     private(set) var lastRunSegmentCount = 0
     /// Compiles each run signature's IR function (SessionConfig.backend, else KILN_BACKEND).
-    private let backend: any Backend
+    let backend: any Backend
+    /// The debugger's hooks (Debugger/DebugSession.swift): runs on `countingThread` compile (and
+    /// cache) executables that count each kernel's non-finite outputs, and the last such CPU run
+    /// keeps what it was given. Other threads' runs (queue runners) are not affected.
+    var countingThread: Thread?
+    var countsNonFinite: Bool { countingThread.map { $0 === Thread.current } ?? false }
+    var lastCountedRun: CountedRun?
     /// The CPU and the GPUs ops can be placed on, with their backends.
     private let devices: SessionDevices
     /// Where each op of the graph runs, placed again when the graph changes.
@@ -240,7 +246,8 @@ public final class Session: @unchecked Sendable {
         if !computed.isEmpty || !compiledTargets.isEmpty {
             let results = try runCompiled(computed, feeds: feeds, given: given, targets: compiledTargets, ranOnHost: ranOnHost)
             for (f, t) in zip(computed, results) where values[f] == nil { values[f] = t }
-            if computed.count == fetches.count { return results }
+            // Results past the fetches are checks nothing reads (see Lowering.lower).
+            if computed.count == fetches.count { return results.count == fetches.count ? results : Array(results.prefix(fetches.count)) }
         }
         for f in fetches where feeds[f] != nil { values[f] = feeds[f] }
         return fetches.map { values[$0]! }
@@ -256,7 +263,8 @@ public final class Session: @unchecked Sendable {
             : try compiledFeeds(fetches, feeds: all, given: given, targets: targets, ranOnHost: ranOnHost)
         let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
         let key = StepKey(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
-                          feeds: orderedFeeds.map { StepKey.Feed(op: $0.key.op.id, index: $0.key.index, dtype: $0.value.dtype, shape: $0.value.shape) })
+                          feeds: orderedFeeds.map { StepKey.Feed(op: $0.key.op.id, index: $0.key.index, dtype: $0.value.dtype, shape: $0.value.shape) },
+                          countsNonFinite: countsNonFinite)
         let step: CompiledRun
         if let s = cache.lookup(key) { step = s } else {
             step = try compile(fetches: fetches, feeds: orderedFeeds.map { ($0.key, TensorType($0.value.dtype, $0.value.shape)) }, targets: targets)
@@ -331,6 +339,8 @@ public final class Session: @unchecked Sendable {
         return try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(n, 1)) { inputs in
             for (k, t) in feeds.enumerated() { inputs[k] = t.buffer.pointer }
             var created: [KilnFrontend.Operation] = []
+            var snapshot: [Tensor] = []
+            let counting = countsNonFinite
             for (k, v) in step.lowered.variables.enumerated() {
                 if variables[v] == nil {
                     created.append(v)
@@ -341,8 +351,11 @@ public final class Session: @unchecked Sendable {
                     variables[v] = try Tensor(zeros: t.dtype, shape: t.shape)
                 }
                 if !residences.isEmpty || device != nil { try prepare(v, for: device) }
+                // Held by the debugger, the value before the run stays as it is: the run gets a copy.
+                if counting { snapshot.append(variables[v]!) }
                 inputs[feeds.count + k] = try variables[v]!.withUnsafeMutableBytes { $0.baseAddress }
             }
+            if counting && device == nil { lastCountedRun = CountedRun(step: step, inputs: feeds + snapshot) }
             let pool = step.results
             if pool.buffers.count != exe.resultTypes.count { pool.buffers = Array(repeating: nil, count: exe.resultTypes.count) }
             var results: [Tensor] = []
@@ -529,8 +542,10 @@ public final class Session: @unchecked Sendable {
         try pm.run(&lowered.function)
         pm.afterEach = nil
         let t1 = DispatchTime.now()
-        let exe = try backend.compile(lowered.function, options: CompileOptions(keepSource: level >= 4, keepAssembly: level >= 5, profile: level >= 2,
-                                                                                fuse: config.fusion, memoryLimit: config.memoryLimit))
+        var options = CompileOptions(keepSource: level >= 4, keepAssembly: level >= 5, profile: level >= 2, fuse: config.fusion,
+                                     memoryLimit: config.memoryLimit)
+        options.countNonFinite = countsNonFinite
+        let exe = try backend.compile(lowered.function, options: options)
         compileCount += 1
         if level >= 1 {
             let plan = exe.plan
@@ -564,6 +579,15 @@ struct StepKey: Hashable {
     var fetches: [[Int]]
     var targets: [Int]
     var feeds: [Feed]
+    /// Compiled for the debugger, counting non-finite outputs.
+    var countsNonFinite = false
+}
+
+/// A run of a counting executable (Session.countsNonFinite): its step and its inputs as they were
+/// before the run (feeds, then variables), so the debugger can recompute part of it.
+struct CountedRun {
+    let step: Step
+    let inputs: [Tensor]
 }
 
 struct Step {

@@ -37,13 +37,15 @@ public enum ToolRunner {
     /// when it is a bare name, and taken from `directory` when it is a relative path, as a shell
     /// would. The status is 128 + the signal when a signal ended it, as a shell reports.
     public static func run(_ argv: [String], in directory: String? = nil, environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
-        let r = try launch(argv, in: directory, environment: environment, separately: false)
+        let r = try launch(argv, in: directory, environment: environment, separately: false, input: nil)
         return (r.status, r.stdout)
     }
 
-    /// `run`, with stdout and stderr kept apart.
-    public static func runSeparately(_ argv: [String], in directory: String? = nil, environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        try launch(argv, in: directory, environment: environment, separately: true)
+    /// `run`, with stdout and stderr kept apart; `input`, when given, is the program's stdin (a
+    /// scripted terminal session) instead of /dev/null.
+    public static func runSeparately(_ argv: [String], in directory: String? = nil, environment: [String: String]? = nil,
+                                     input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        try launch(argv, in: directory, environment: environment, separately: true, input: input)
     }
 
     /// `run` for a program that must succeed: its output, or a failure at the caller's line with
@@ -61,7 +63,7 @@ public enum ToolRunner {
     }
 
     private static func launch(_ argv: [String], in directory: String?, environment: [String: String]?,
-                               separately: Bool) throws -> (status: Int32, stdout: String, stderr: String) {
+                               separately: Bool, input: String?) throws -> (status: Int32, stdout: String, stderr: String) {
         let program = argv[0]
         let executable: String
         if program.hasPrefix("/") {
@@ -77,7 +79,15 @@ public enum ToolRunner {
         p.arguments = Array(argv.dropFirst())
         if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
         if let environment { p.environment = environment }
-        p.standardInput = FileHandle.nullDevice
+        // A script of stdin is a file too, read by the child at its own pace.
+        let inputFile = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tool-\(UUID().uuidString).in")
+        defer { try? FileManager.default.removeItem(at: inputFile) }
+        if let input {
+            try Data(input.utf8).write(to: inputFile)
+            p.standardInput = try FileHandle(forReadingFrom: inputFile)
+        } else {
+            p.standardInput = FileHandle.nullDevice
+        }
         // Files, not pipes: a chatty child (KILN_DEBUG output is large) cannot block on a full
         // pipe while we wait, nor on one stream while we read the other.
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tool-\(UUID().uuidString)")
