@@ -115,7 +115,7 @@ final class HelperOpGradientTests: XCTestCase {
         XCTAssertThrowsError(try sess.run(scattered, feeds: [x: data, idx: Tensor(shape: [2, 1], scalars: [1, 4] as [Int32]),
                                                              upd: Tensor(zeros: .float32, shape: [2, 3])])) { e in
             XCTAssertEqual((e as? KilnError)?.code, .invalidArgument)
-            XCTAssertTrue("\(e)".contains("indices[1,0] = 4 does not index into shape [4, 3]"), "\(e)")
+            XCTAssertTrue("\(e)".contains("indices[1,0] = 4 does not index into shape [4,3]"), "\(e)")
         }
         let perm = try g.placeholder(.int32, shape: [3])
         let inverse = try Self.node(g, "InvertPermutation", [perm]).output()

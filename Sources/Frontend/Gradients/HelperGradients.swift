@@ -77,7 +77,12 @@ enum HelperGradients {
             throw KilnError.unimplemented("the gradient of '\(node)' needs the ranks of its segment ids and data")
         }
         let positive = try g.greaterEqual(ids, zero)
-        let kept = rank == idRank ? positive : try g.reshape(positive, shapeTensor: g.concat([g.shapeTensor(ids), g.int32s([Int](repeating: 1, count: rank - idRank), name: "ones")], axis: 0))
+        let ones = [Int](repeating: 1, count: rank - idRank)
+        // ids' shape then ones, so the mask broadcasts over each gathered row; a constant when
+        // ids' shape is known, so the shapes after it stay known.
+        let kept = rank == idRank ? positive
+            : try ids.shape.concrete.map { try g.reshape(positive, $0 + ones) }
+            ?? g.reshape(positive, shapeTensor: g.concat([g.shapeTensor(ids), g.int32s(ones, name: "ones")], axis: 0))
         let values = try g.addOperation("SelectV2", name: "SelectV2", inputs: [kept, gathered, g.zerosLike(gathered)], attrs: ["T": .type(params.dtype)]).output()
         return (values, kept)
     }
