@@ -1,7 +1,8 @@
 """Writes Tests/RuntimeTests/Fixtures/helper_training/: a small TensorFlow 1-style training graph
 whose gradients use the helper ops TensorFlow's *_grad.py functions emit (Cumsum, Cumprod,
-DivNoNan, StridedSliceGrad, MirrorPadGrad, ConcatOffset, ShapeN, ListDiff, InvertPermutation,
-UnsortedSegmentSum/Max, BroadcastGradientArgs, ...), and what TensorFlow computes with it.
+DivNoNan, StridedSliceGrad, MirrorPadGrad, FusedBatchNormGradV3, ConcatOffset, ShapeN,
+ListDiff, InvertPermutation, DynamicStitch, UnsortedSegmentSum/Max, ...), and what TensorFlow
+computes with it.
 
 Run with TensorFlow installed (never a dependency of Kiln's build):
     python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu
@@ -36,13 +37,18 @@ with g.as_default():
     segmax = tf.math.unsorted_segment_max(cat, ids, 3)
     picked = tf.gather(h, rows)                                 # IndexedSlices -> UnsortedSegmentSum
     prod = tf.reduce_prod(tf.tanh(h[:, :3]) + 1.5, axis=1)      # ListDiff, InvertPermutation, Cumprod
+    gamma = tf1.Variable(rng.uniform(0.5, 1.5, (5,)).astype(np.float32), name="gamma", use_resource=False)
+    beta = tf1.Variable(rng.uniform(-0.1, 0.1, (5,)).astype(np.float32), name="beta", use_resource=False)
+    bn, _, _ = tf1.nn.fused_batch_norm(tf.reshape(h, [-1, 1, 1, 5]), gamma, beta, is_training=True)  # -> FusedBatchNormGradV3
     loss = tf.identity(tf.reduce_mean(tf.square(seg)) + 0.1 * tf.reduce_sum(segmax) +
-                       tf.reduce_mean(tf.square(picked)) + tf.reduce_mean(prod), name="loss")
-    gw, gb = tf.gradients(loss, [w, b])
+                       tf.reduce_mean(tf.square(picked)) + tf.reduce_mean(prod) +
+                       tf.reduce_mean(tf.square(bn - 0.3)), name="loss")
+    gw, gb, ggamma = tf.gradients(loss, [w, b, gamma])
+    ggamma = tf.identity(ggamma, name="grad_gamma")
     gw = tf.identity(gw, name="grad_w")
     gb = tf.identity(gb, name="grad_b")
     # The descent step as TensorFlow 1 graphs write it by hand (AssignSub on VariableV2).
-    train = tf.group(tf1.assign_sub(w, 0.05 * gw), tf1.assign_sub(b, 0.05 * gb), name="train")
+    train = tf.group(tf1.assign_sub(w, 0.05 * gw), tf1.assign_sub(b, 0.05 * gb), tf1.assign_sub(gamma, 0.05 * ggamma), name="train")
     init = tf1.global_variables_initializer()
 
 feeds = {
@@ -53,9 +59,9 @@ feeds = {
 with tf1.Session(graph=g) as sess:
     fd = {g.get_tensor_by_name(k): v for k, v in feeds.items()}
     sess.run(init)
-    before = sess.run(["loss:0", "grad_w:0", "grad_b:0"], fd)
+    before = sess.run(["loss:0", "grad_w:0", "grad_b:0", "grad_gamma:0"], fd)
     sess.run(train, fd)
-    after = sess.run(["w:0", "b:0", "loss:0"], fd)
+    after = sess.run(["w:0", "b:0", "gamma:0", "loss:0"], fd)
 
 
 def tj(a):
@@ -70,6 +76,6 @@ types = sorted({n.op for n in g.as_graph_def().node})
 with open(os.path.join(out_dir, "expected.json"), "w") as f:
     json.dump({"tensorflow": tf.__version__, "init": init.name, "train": "train", "op_types": types,
                "feeds": {k: tj(v) for k, v in feeds.items()},
-               "before_step": {"loss:0": tj(before[0]), "grad_w:0": tj(before[1]), "grad_b:0": tj(before[2])},
-               "after_step": {"w:0": tj(after[0]), "b:0": tj(after[1]), "loss:0": tj(after[2])}}, f, indent=1)
+               "before_step": {"loss:0": tj(before[0]), "grad_w:0": tj(before[1]), "grad_b:0": tj(before[2]), "grad_gamma:0": tj(before[3])},
+               "after_step": {"w:0": tj(after[0]), "b:0": tj(after[1]), "gamma:0": tj(after[2]), "loss:0": tj(after[3])}}, f, indent=1)
 print("op types:", " ".join(types))

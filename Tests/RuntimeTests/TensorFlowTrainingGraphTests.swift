@@ -3,11 +3,12 @@ import XCTest
 import Kiln
 
 /// A training graph TensorFlow wrote (scripts/make_helper_training_graph.py): cumsum, cumprod,
-/// a strided slice, mirror padding, reverse, concat, unsorted segment sum and max, a gather and a
-/// product, differentiated by tf.gradients, so it holds the helper ops TensorFlow's gradient
-/// functions emit (ConcatOffset, ShapeN, ListDiff, InvertPermutation, DynamicStitch, DivNoNan,
-/// StridedSliceGrad, MirrorPadGrad, ...) with the batch dimension unknown. Kiln imports and runs
-/// it, and must match the loss, gradients and one descent step TensorFlow computed.
+/// a strided slice, mirror padding, reverse, concat, unsorted segment sum and max, a gather, a
+/// product and a fused batch norm, differentiated by tf.gradients, so it holds the helper ops
+/// TensorFlow's gradient functions emit (ConcatOffset, ShapeN, ListDiff, InvertPermutation,
+/// DynamicStitch, DivNoNan, StridedSliceGrad, MirrorPadGrad, FusedBatchNormGradV3, ...) with the
+/// batch dimension unknown. Kiln imports and runs it, and must match the loss, gradients and
+/// one descent step TensorFlow computed.
 final class TensorFlowTrainingGraphTests: XCTestCase {
     private static var fixtures: URL {
         Bundle.module.resourceURL!.appendingPathComponent("Fixtures/helper_training")
@@ -30,7 +31,7 @@ final class TensorFlowTrainingGraphTests: XCTestCase {
         try g.importGraphDef(contentsOf: Self.fixtures.appendingPathComponent("graph.pb").path, prefix: "")
         let types = Set(g.operations.map(\.type))
         for helper in ["ConcatOffset", "ShapeN", "ListDiff", "InvertPermutation", "DynamicStitch", "Cumsum", "Cumprod", "DivNoNan",
-                       "StridedSliceGrad", "MirrorPadGrad", "UnsortedSegmentSum", "UnsortedSegmentMax", "ReverseV2"] {
+                       "StridedSliceGrad", "MirrorPadGrad", "UnsortedSegmentSum", "UnsortedSegmentMax", "ReverseV2", "FusedBatchNormGradV3"] {
             XCTAssertTrue(types.contains(helper), "the fixture graph no longer contains \(helper)")
         }
         var feeds: [Output: Tensor] = [:]

@@ -4,8 +4,9 @@ import KilnIR
 /// graphs it writes for training: shape arithmetic (ShapeN, ConcatOffset, BroadcastArgs,
 /// InvertPermutation, ListDiff, DynamicStitch), scans (Cumsum, Cumprod), scatters (ScatterNd,
 /// TensorScatterUpdate, the unsorted segment reductions), MatrixBandPart, ReverseV2, Unpack,
-/// DivNoNan and ReciprocalGrad. Shape-valued ones fold while lowering, as Shape and
-/// BroadcastGradientArgs do: their inputs are known once feed shapes are.
+/// DivNoNan, ReciprocalGrad/InvGrad and FusedBatchNormGrad(V2, V3). Shape-valued ones fold
+/// while lowering, as Shape and BroadcastGradientArgs do: their inputs are known once feed
+/// shapes are.
 enum GradientHelperOps {
     static let defs: [OpDef] = [
         OpDef("ShapeN", arity: .atLeast(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
@@ -276,10 +277,60 @@ enum GradientHelperOps {
             return [.value(try ctx.select(zero, ctx.full(0, d, ctx.type(q).shape), q))]
         }),
 
+        fusedBatchNormGrad("FusedBatchNormGradV3", arity: 6), fusedBatchNormGrad("FusedBatchNormGrad", arity: 5),
+        fusedBatchNormGrad("FusedBatchNormGradV2", arity: 5),
+
         // (y, dy) -> -dy * y * y: Reciprocal's (and Inv's) gradient in TensorFlow's graphs.
         GradientOps.elementwiseGrad("ReciprocalGrad") { ctx, y, dy in try ctx.binary(.mul, ctx.binary(.mul, dy, scalar: -1), ctx.binary(.mul, y, y)) },
         GradientOps.elementwiseGrad("InvGrad") { ctx, y, dy in try ctx.binary(.mul, ctx.binary(.mul, dy, scalar: -1), ctx.binary(.mul, y, y)) },
     ]
+
+    /// FusedBatchNorm's gradient op (NHWC): (dy, x, scale, reserve_space_1, reserve_space_2[,
+    /// reserve_space_3]) -> (dx, dscale, doffset, two empty reserve outputs). In training mode
+    /// the batch statistics are computed again from x (TensorFlow passes them in as the forward
+    /// op's reserve spaces: the same numbers), so the result does not depend on what a
+    /// forward op reported there; in inference mode reserve_space_1/2 are the population mean
+    /// and variance the forward op used.
+    static func fusedBatchNormGrad(_ name: String, arity: Int) -> OpDef {
+        OpDef(name, arity: .exactly(arity), attrs: ["epsilon": .float(0.0001), "is_training": .bool(true), "data_format": .string("NHWC")], infer: { ctx in
+            let d = try ctx.sameDType([0, 1])
+            guard d.isFloatingPoint else { throw ctx.error("\(name) needs floating-point inputs") }
+            try NNOps.checkNHWC(ctx.attrs, ctx.error)
+            for i in 0..<2 { if let r = ctx.shape(i).rank, r != 4 { throw ctx.error("\(i == 0 ? "y_backprop" : "x") must be 4-dimensional") } }
+            for i in 2..<5 { if let r = ctx.shape(i).rank, r != 1 { throw ctx.error("input \(i) must be 1-dimensional") } }
+            guard let shape = ctx.shape(0).merged(with: ctx.shape(1)) else { throw ctx.error("y_backprop and x must have the same shape") }
+            let c = Shape(dims: [shape.dims?[3] ?? ctx.shape(2).dims?.first ?? nil])
+            if let k = c.dims?[0], let n = ctx.shape(2).dims?[0], k != n { throw ctx.error("scale must have \(k) elements, got \(n)") }
+            return [(d, shape), (ctx.dtype(2), c), (ctx.dtype(2), c), (ctx.dtype(2), Shape([0])), (ctx.dtype(2), Shape([0]))]
+        }, lower: { ctx in
+            let dy = try ctx.value(0), x = try ctx.value(1), scale = try ctx.value(2)
+            let s = ctx.type(x).shape, d = ctx.type(x).dtype
+            guard s.count == 4, ctx.type(dy).shape == s, ctx.type(scale).shape == [s[3]] else {
+                throw ctx.error("y_backprop \(ctx.type(dy).shape) and x \(s) must be one 4-D shape, scale [\(s.count == 4 ? s[3] : 0)]")
+            }
+            let eps = ctx.attrs["epsilon"]?.float ?? 0.0001
+            let axes = [0, 1, 2]
+            let sumDy = try ctx.reduce(.sum, dy, axes: axes, keepDims: false)
+            let empty = try ctx.full(0, ctx.type(scale).dtype, [0])
+            if ctx.attrs["is_training"]?.bool ?? true {
+                let m = Double(s[0] * s[1] * s[2])
+                let mean = try ctx.mean(x, axes: axes, keepDims: false)
+                let centered = try ctx.binary(.sub, x, mean)
+                let variance = try ctx.mean(ctx.binary(.mul, centered, centered), axes: axes, keepDims: false)
+                let inv = try ctx.unary(.rsqrt, ctx.binary(.add, variance, scalar: eps))
+                let xhat = try ctx.binary(.mul, centered, inv)
+                let sumDyX = try ctx.reduce(.sum, ctx.binary(.mul, dy, xhat), axes: axes, keepDims: false)
+                // dx = scale·σ⁻¹/m · (m·dy - Σdy - x̂·Σ(dy·x̂)).
+                let inner = try ctx.binary(.sub, ctx.binary(.sub, ctx.binary(.mul, dy, scalar: m), sumDy), ctx.binary(.mul, xhat, sumDyX))
+                let dx = try ctx.binary(.mul, inner, ctx.binary(.mul, ctx.binary(.mul, scale, inv), scalar: 1 / Swift.max(m, 1)))
+                return [.value(try ctx.cast(dx, d)), .value(sumDyX), .value(sumDy), .value(empty), .value(empty)]
+            }
+            let inv = try ctx.unary(.rsqrt, ctx.binary(.add, try ctx.value(4), scalar: eps))
+            let xhat = try ctx.binary(.mul, ctx.binary(.sub, x, try ctx.value(3)), inv)
+            let dx = try ctx.binary(.mul, dy, ctx.binary(.mul, scale, inv))
+            return [.value(dx), .value(try ctx.reduce(.sum, ctx.binary(.mul, dy, xhat), axes: axes, keepDims: false)), .value(sumDy), .value(empty), .value(empty)]
+        })
+    }
 
     /// Inputs TensorFlow types as int32/int64 (shapes, axes, indices): anything else is refused
     /// when the node is made.
