@@ -75,6 +75,33 @@ final class HelperOpGradientTests: XCTestCase {
         print("helper op gradients: \(cases.count - failed) passed, \(failed) failed")
     }
 
+    /// FusedBatchNormGradV3, the op TensorFlow's graphs carry, agrees with the symbolic gradient
+    /// of FusedBatchNormV3 (itself checked against TensorFlow's golden gradients), in training
+    /// and in inference mode.
+    func testFusedBatchNormGradV3MatchesTheSymbolicGradient() throws {
+        var r = TestRandom(3)
+        for training in [true, false] {
+            let g = Graph()
+            let x = try g.constant(r.tensor([2, 3, 2, 4]))
+            let scale = try g.constant(r.tensor([4], 0.5, 1.5)), offset = try g.constant(r.tensor([4]))
+            let mean = try g.constant(r.tensor([4])), variance = try g.constant(r.tensor([4], 0.5, 2))
+            let weights = try g.constant(r.tensor([2, 3, 2, 4]))
+            let bn = try g.fusedBatchNorm(x, scale: scale, offset: offset, mean: training ? nil : mean, variance: training ? nil : variance,
+                                          epsilon: 0.01, isTraining: training)
+            let symbolic = try g.gradients([g.reduceSum(g.multiply(bn.y, weights))], [x, scale, offset]).map { $0! }
+            let reserve1 = training ? bn.mean : mean, reserve2 = training ? bn.variance : variance
+            let op = try Self.node(g, "FusedBatchNormGradV3", [weights, x, scale, reserve1, reserve2, reserve1],
+                                   ["U": .type(.float64), "epsilon": .float(0.01), "is_training": .bool(training)])
+            let sess = try Session(graph: g)
+            let want = try sess.run(symbolic)
+            let got = try sess.run((0..<3).map { op.output($0) })
+            for k in 0..<3 {
+                if let m = Golden.mismatch(got[k], want[k], rtol: 1e-9, atol: 1e-12) { XCTFail("training \(training), output \(k): \(m)") }
+            }
+            XCTAssertEqual(try sess.run(op.output(3)).shape, [0])
+        }
+    }
+
     /// Hostile input: TensorFlow's errors, when the node is made where shapes and values are
     /// known, else when the run meets them; never a crash.
     func testBadShapesAndIndicesAreTensorFlowErrors() throws {
