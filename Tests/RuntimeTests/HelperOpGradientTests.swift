@@ -144,6 +144,19 @@ final class HelperOpGradientTests: XCTestCase {
             XCTAssertEqual((e as? KilnError)?.code, .invalidArgument)
             XCTAssertTrue("\(e)".contains("indices[1,0] = 4 does not index into shape [4,3]"), "\(e)")
         }
+        // Sizes no memory holds, and value-dependent lengths of fed data: errors, not crashes.
+        let huge = try Self.node(g, "UnsortedSegmentMax", [x, Self.ints(g, [0, 1, 2, 3]), Self.ints(g, [1 << 30], shape: [])]).output()
+        XCTAssertThrowsError(try sess.run(huge, feeds: [x: data]))
+        let wide = try Self.node(g, "ScatterNd", [Self.ints(g, [1, 2], shape: [2, 1]), g.constant(Tensor(shape: [2], scalars: [1, 2] as [Float])),
+                                                  g.constant(Tensor(shape: [1], scalars: [Int64(1) << 50]))], ["T": .type(.float32), "Tindices": .type(.int32)]).output()
+        XCTAssertThrowsError(try sess.run(wide))
+        let far = try Self.node(g, "DynamicStitch", [Self.ints(g, [0, Int(Int32.max)]), g.constant(Tensor(shape: [2], scalars: [1, 2] as [Float]))], ["N": .int(1)]).output()
+        XCTAssertThrowsError(try sess.run(far))
+        let fedList = try g.placeholder(.int32, shape: [4])
+        let diff = try Self.node(g, "ListDiff", [fedList, Self.ints(g, [1])], ["out_idx": .type(.int32)]).output()
+        XCTAssertThrowsError(try sess.run(diff, feeds: [fedList: Tensor(shape: [4], scalars: [1, 2, 3, 4] as [Int32])])) { e in
+            XCTAssertEqual((e as? KilnError)?.code, .unimplemented, "\(e)")
+        }
         let perm = try g.placeholder(.int32, shape: [3])
         let inverse = try Self.node(g, "InvertPermutation", [perm]).output()
         XCTAssertEqual(try sess.run(inverse, feeds: [perm: Tensor(shape: [3], scalars: [2, 0, 1] as [Int32])]).scalars(as: Int32.self), [1, 2, 0])
