@@ -75,6 +75,27 @@ final class HelperOpGradientTests: XCTestCase {
         print("helper op gradients: \(cases.count - failed) passed, \(failed) failed")
     }
 
+    /// Values the golden file has no case for, worked out by TensorFlow's definitions.
+    func testHelperOpValuesOutsideTheGoldenFile() throws {
+        let g = Graph()
+        func f32(_ v: [Float]) throws -> Output { try g.constant(Tensor(shape: [v.count], scalars: v)) }
+        let reciprocalGrad = try Self.node(g, "ReciprocalGrad", [f32([2, 0.5]), f32([1, 3])]).output()
+        let divNoNan = try Self.node(g, "DivNoNan", [f32([1, .nan, 3]), f32([0, 0, 2])]).output()
+        let segMin = try Self.node(g, "UnsortedSegmentMin", [f32([4, 1, 3]), Self.ints(g, [1, 1, 0]), Self.ints(g, [3], shape: [])]).output()
+        let segProd = try Self.node(g, "UnsortedSegmentProd", [Self.ints(g, [2, 3, 4]), Self.ints(g, [0, 0, 2]), Self.ints(g, [3], shape: [])]).output()
+        let cumsum = try Self.node(g, "Cumsum", [Self.ints(g, [1, 2, 3, 4]), Self.ints(g, [0], shape: [])],
+                                   ["exclusive": .bool(true), "reverse": .bool(true)]).output()
+        let unpack = try Self.node(g, "Unpack", [Self.ints(g, [1, 2, 3, 4], shape: [2, 2])], ["num": .int(2)])
+        let got = try Session(graph: g).run([reciprocalGrad, divNoNan, segMin, segProd, cumsum, unpack.output(0), unpack.output(1)])
+        XCTAssertEqual(try got[0].scalars(as: Float.self), [-4, -0.75])
+        XCTAssertEqual(try got[1].scalars(as: Float.self), [0, 0, 1.5])
+        XCTAssertEqual(try got[2].scalars(as: Float.self), [3, 1, .greatestFiniteMagnitude])
+        XCTAssertEqual(try got[3].scalars(as: Int32.self), [6, 1, 4])
+        XCTAssertEqual(try got[4].scalars(as: Int32.self), [9, 7, 4, 0])
+        XCTAssertEqual(try got[5].scalars(as: Int32.self), [1, 2])
+        XCTAssertEqual(try got[6].scalars(as: Int32.self), [3, 4])
+    }
+
     /// FusedBatchNormGradV3, the op TensorFlow's graphs carry, agrees with the symbolic gradient
     /// of FusedBatchNormV3 (itself checked against TensorFlow's golden gradients), in training
     /// and in inference mode.

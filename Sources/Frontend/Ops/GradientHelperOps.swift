@@ -280,10 +280,10 @@ enum GradientHelperOps {
         fusedBatchNormGrad("FusedBatchNormGradV3", arity: 6), fusedBatchNormGrad("FusedBatchNormGrad", arity: 5),
         fusedBatchNormGrad("FusedBatchNormGradV2", arity: 5),
 
-        // (y, dy) -> -dy * y * y: Reciprocal's (and Inv's) gradient in TensorFlow's graphs.
-        GradientOps.elementwiseGrad("ReciprocalGrad") { ctx, y, dy in try ctx.binary(.mul, ctx.binary(.mul, dy, scalar: -1), ctx.binary(.mul, y, y)) },
-        GradientOps.elementwiseGrad("InvGrad") { ctx, y, dy in try ctx.binary(.mul, ctx.binary(.mul, dy, scalar: -1), ctx.binary(.mul, y, y)) },
-    ]
+    ] + ["ReciprocalGrad", "InvGrad"].map { name in
+        // (y, dy) -> -dy * y * y: Reciprocal's (and its old name Inv's) gradient in TensorFlow's graphs.
+        GradientOps.elementwiseGrad(name) { ctx, y, dy in try ctx.binary(.mul, ctx.binary(.mul, dy, scalar: -1), ctx.binary(.mul, y, y)) }
+    }
 
     /// FusedBatchNorm's gradient op (NHWC): (dy, x, scale, reserve_space_1, reserve_space_2[,
     /// reserve_space_3]) -> (dx, dscale, doffset, two empty reserve outputs). In training mode
@@ -470,8 +470,7 @@ enum GradientHelperOps {
             let n = idShape.reduce(1, *), rest = Array(ds.dropFirst(idShape.count)), width = rest.reduce(1, *)
             let checked = try ctx.check(ids, .below(k), "segment_ids{index} = {value} is out of range [0, \(k))")
             let flatIds = try ctx.cast(ctx.reshape(checked, [n]), .int64)
-            let hot = try ctx.emit(.compare(.eq), [ctx.emit(.broadcast(shape: [n, k, width], dims: [0]), [flatIds]),
-                                                   ctx.emit(.iota(dtype: .int64, shape: [n, k, width], axis: 1), [])])
+            let hot = try oneHot(&ctx, flatIds, shape: [n, k, width])
             let rows = try ctx.emit(.broadcast(shape: [n, k, width], dims: [0, 2]), [ctx.reshape(data, [n, width])])
             let fill = r == .max ? extreme(d, largest: false) : r == .min ? extreme(d, largest: true) : 1
             let masked = try ctx.select(hot, rows, ctx.full(fill, d, [n, k, width]))
@@ -479,6 +478,11 @@ enum GradientHelperOps {
             let out = n == 0 ? try ctx.full(fill, d, [k, width]) : try ctx.emit(.reduce(r, axes: [0]), [masked])
             return [.value(try ctx.reshape(out, [k] + rest))]
         })
+    }
+
+    /// `shape` [n, k, ...] of bools: whether the int64 `ids` [n] names position k of axis 1.
+    static func oneHot(_ ctx: inout LoweringContext, _ ids: Int, shape: [Int]) throws -> Int {
+        try ctx.emit(.compare(.eq), [ctx.emit(.broadcast(shape: shape, dims: [0]), [ids]), ctx.emit(.iota(dtype: .int64, shape: shape, axis: 1), [])])
     }
 
     /// ScatterNd's and TensorScatterUpdate's static checks: indices [..., K] address the first K
@@ -510,8 +514,7 @@ enum GradientHelperOps {
         for d in stride(from: k - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
         let weights = ctx.builder.constant(try Tensor(literal: strides.map(Int64.init), dtype: .int64))
         let linear = k == 0 ? try ctx.full(0, .int64, [m]) : try ctx.emit(.reduce(.sum, axes: [1]), [ctx.binary(.mul, flat, weights)])
-        let hit = try ctx.emit(.compare(.eq), [ctx.emit(.broadcast(shape: [m, rows], dims: [0]), [linear]),
-                                               ctx.emit(.iota(dtype: .int64, shape: [m, rows], axis: 1), [])])
+        let hit = try oneHot(&ctx, linear, shape: [m, rows])
         return (hit, try ctx.reshape(updates, [m, width]))
     }
 }
