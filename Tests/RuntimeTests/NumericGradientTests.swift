@@ -425,7 +425,7 @@ final class NumericGradientTests: XCTestCase {
             _ = try GoldenOpsTests.builders[op]!(g, ph, attrs)
             covered.formUnion(opTypes(g))
         }
-        for c in try Self.cases() {
+        for c in try Self.cases() + HelperOpGradientTests.cases() {
             let g = Graph()
             _ = try c.build(g, Self.makeInputs(g, c))
             covered.formUnion(opTypes(g))
