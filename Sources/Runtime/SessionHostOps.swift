@@ -8,10 +8,8 @@ extension Session {
     /// The outputs of `op` if the session computes it on the host, nil if it is compiled.
     /// `feeds` holds the tensors already known (fed, or computed on the host earlier in graph order).
     func hostOutputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor]? {
-        // Called for every op of every run: most ops are compiled, and this says so quickly.
+        guard Session.mayRunOnHost(op) else { return nil }
         let hostKernel = OpRegistry.def(op.type)?.hostKernel
-        guard hostKernel != nil || op.outputSpecs.first?.dtype == .string || Session.answeredOps.contains(op.type)
-                || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) || Session.followsHostOp(op) else { return nil }
         switch op.type {
         case _ where QueueOps.types.contains(op.type):
             return try queueOutputs(of: op, feeds: feeds)
