@@ -22,6 +22,8 @@ public final class Session: @unchecked Sendable {
     private let lock = NSLock()
     /// Resources ops make (queues, readers), by shared name or op, created on first use.
     private var resources: [String: AnyObject] = [:]
+    /// The same by op id: the input pipeline looks its queues up several times a record.
+    private var resourceOfOp: [Int: AnyObject] = [:]
     /// Numbers resources as TensorFlow names unshared ones ("_0_input_producer").
     private var resourceCount = 0
     private let debugLevel: Int
@@ -92,6 +94,7 @@ public final class Session: @unchecked Sendable {
         // Runs waiting in a queue (or a reader) end with `cancelled`, as TensorFlow's do.
         for r in resources.values { (r as? CancellableResource)?.cancel() }
         resources.removeAll()
+        resourceOfOp.removeAll()
     }
 
     // MARK: resources
@@ -100,17 +103,20 @@ public final class Session: @unchecked Sendable {
     /// it: the op's shared_name, else "_<n>_<op name>") the first time a run needs it. Ops with
     /// the same shared_name share one.
     func resource<T: AnyObject>(of op: KilnFrontend.Operation, make: (_ name: String) throws -> T) throws -> T {
+        if let r = resourceOfOp[op.id] as? T { return r }
         let shared = op.attrs["shared_name"]?.string ?? ""
         let key = shared.isEmpty ? "op:" + op.name : "shared:" + shared
         if let existing = resources[key] {
             guard let r = existing as? T else {
                 throw KilnError.invalidArgument("Resource '\(shared)' of '\(op.name)' (op: \(op.type)) is a \(type(of: existing)), not a \(T.self)")
             }
+            resourceOfOp[op.id] = r
             return r
         }
         let r = try make(shared.isEmpty ? "_\(resourceCount)_\(op.name)" : shared)
         resourceCount += 1
         resources[key] = r
+        resourceOfOp[op.id] = r
         return r
     }
 

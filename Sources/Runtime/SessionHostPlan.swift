@@ -33,6 +33,7 @@ extension Session {
     static func mayRunOnHost(_ op: KilnFrontend.Operation) -> Bool {
         OpRegistry.def(op.type)?.hostKernel != nil || op.outputSpecs.first?.dtype == .string || answeredOps.contains(op.type)
             || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) || followsHostOp(op)
+            || (op.type == "Reshape" && op.inputs[1].op.type == "Const" && mayRunOnHost(op.inputs[0].op))
     }
 
     /// The host plan of a run signature, made on first use and again after the graph changed.
