@@ -96,7 +96,7 @@ extension Graph {
                 meta.collectionDef[key] = def
             } else if keys != nil {
                 let kinds = Set(items.map { String(describing: type(of: $0)) }).sorted()
-                throw KilnError.invalidArgument("collection '\(key)' holds \(kinds.joined(separator: ", ")), which a MetaGraphDef cannot hold (it takes variables, operations, tensors, strings, bytes, integers or floats, one kind per collection)")
+                throw KilnError.invalidArgument("collection '\(key)' holds \(kinds.joined(separator: ", ")), which a MetaGraphDef cannot hold (it takes variables, queue runners, operations, tensors, strings, bytes, integers or floats, one kind per collection)")
             }
         }
         return meta
@@ -115,7 +115,11 @@ extension Graph {
     /// The CollectionDef for `items`, or nil when they are not all of one writable kind.
     private func collectionDef(_ items: [Any]) throws -> Tensorflow_CollectionDef? {
         var def = Tensorflow_CollectionDef()
-        if items.allSatisfy({ $0 is Variable }) {
+        if !items.isEmpty && items.allSatisfy({ $0 is QueueRunner }) {
+            var list = Tensorflow_CollectionDef.BytesList()
+            list.value = try items.map { try ($0 as! QueueRunner).queueRunnerDef.serializedData() }
+            def.bytesList = list
+        } else if items.allSatisfy({ $0 is Variable }) {
             var list = Tensorflow_CollectionDef.BytesList()
             list.value = try items.map { try ($0 as! Variable).variableDef.serializedData() }
             def.bytesList = list
@@ -192,6 +196,15 @@ extension Graph {
                                                        known: &byVariableOp)
                     if !variables.contains(variable) { variables.append(variable) }
                     items.append(variable)
+                }
+            case .bytesList(let list)? where key == GraphKeys.queueRunners:
+                // TensorFlow's queue_runners hold QueueRunnerDefs: runners to start again.
+                items = try list.value.enumerated().map { k, bytes in
+                    let def: Tensorflow_QueueRunnerDef
+                    do { def = try Tensorflow_QueueRunnerDef(serializedBytes: bytes) } catch {
+                        throw KilnError.dataLoss("entry \(k) of collection '\(key)' of the MetaGraphDef is not a QueueRunnerDef: \(error)")
+                    }
+                    return try QueueRunner(def, graph: self, scope: scope)
                 }
             case .bytesList(let list)?: items = list.value
             case .int64List(let list)?: items = list.value.map { Int($0) }

@@ -15,11 +15,15 @@ public final class Session: @unchecked Sendable {
     private var cache: ExecutableCache
     /// Run signatures known to involve no host op and no string: they skip the host pass.
     private var hostFree = Set<RunShape>()
+    /// The host pass's plans of the other signatures (SessionHostPlan.swift).
+    let hostPlans = HostPlans()
     private var closed = false
     /// Held for the whole of a run, except while a host op waits (see `withoutLock`).
     private let lock = NSLock()
     /// Resources ops make (queues, readers), by shared name or op, created on first use.
     private var resources: [String: AnyObject] = [:]
+    /// The same by op id: the input pipeline looks its queues up several times a record.
+    private var resourceOfOp: [Int: AnyObject] = [:]
     /// Numbers resources as TensorFlow names unshared ones ("_0_input_producer").
     private var resourceCount = 0
     private let debugLevel: Int
@@ -96,6 +100,7 @@ public final class Session: @unchecked Sendable {
         // Runs waiting in a queue (or a reader) end with `cancelled`, as TensorFlow's do.
         for r in resources.values { (r as? CancellableResource)?.cancel() }
         resources.removeAll()
+        resourceOfOp.removeAll()
     }
 
     // MARK: resources
@@ -104,17 +109,20 @@ public final class Session: @unchecked Sendable {
     /// it: the op's shared_name, else "_<n>_<op name>") the first time a run needs it. Ops with
     /// the same shared_name share one.
     func resource<T: AnyObject>(of op: KilnFrontend.Operation, make: (_ name: String) throws -> T) throws -> T {
+        if let r = resourceOfOp[op.id] as? T { return r }
         let shared = op.attrs["shared_name"]?.string ?? ""
         let key = shared.isEmpty ? "op:" + op.name : "shared:" + shared
         if let existing = resources[key] {
             guard let r = existing as? T else {
                 throw KilnError.invalidArgument("Resource '\(shared)' of '\(op.name)' (op: \(op.type)) is a \(type(of: existing)), not a \(T.self)")
             }
+            resourceOfOp[op.id] = r
             return r
         }
         let r = try make(shared.isEmpty ? "_\(resourceCount)_\(op.name)" : shared)
         resourceCount += 1
         resources[key] = r
+        resourceOfOp[op.id] = r
         return r
     }
 
@@ -214,17 +222,13 @@ public final class Session: @unchecked Sendable {
         let shape = RunShape(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                              feeds: given.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
         if !hostFree.contains(shape) {
-            var mayChange = false
-            for op in Lowering.prune(fetches: fetches, feeds: Set(feeds.keys), targets: targets) {
-                if Session.sometimesAnsweredOps.contains(op.type) { mayChange = true }
-                guard op.outputSpecs.indices.contains(where: { feeds[op.output($0)] == nil }) || op.outputSpecs.isEmpty else { continue }
-                // An op computed on the host runs on the CPU: its device must allow that.
-                if !Placement.hasGPUKernel(op) { try placeOnDevices([op]) }
+            let plan = try hostPlan(shape, fetches: fetches, feeds: Set(given.keys), targets: targets)
+            for op in plan.candidates {
                 guard let outputs = try hostOutputs(of: op, feeds: feeds) else { continue }
                 for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }
                 ranOnHost.insert(op)
             }
-            if ranOnHost.isEmpty && !mayChange && !given.values.contains(where: { $0.dtype == .string }) { hostFree.insert(shape) }
+            if ranOnHost.isEmpty && !plan.mayChange && !given.values.contains(where: { $0.dtype == .string }) { hostFree.insert(shape) }
         }
         for (o, t) in feeds {
             guard o.graph === graph else { throw KilnError.invalidArgument("Cannot feed '\(o.name)': it belongs to another graph") }
@@ -260,7 +264,7 @@ public final class Session: @unchecked Sendable {
                              targets: [KilnFrontend.Operation], ranOnHost: Set<KilnFrontend.Operation>) throws -> [Tensor] {
         let feeds = ranOnHost.isEmpty && !all.values.contains(where: { $0.dtype == .string })
             ? all   // the common case: no strings anywhere, nothing ran on the host
-            : try compiledFeeds(fetches, feeds: all, given: given, targets: targets, ranOnHost: ranOnHost)
+            : try cachedCompiledFeeds(fetches, feeds: all, given: given, targets: targets, ranOnHost: ranOnHost)
         let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
         let key = StepKey(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                           feeds: orderedFeeds.map { StepKey.Feed(op: $0.key.op.id, index: $0.key.index, dtype: $0.value.dtype, shape: $0.value.shape) },
@@ -282,10 +286,11 @@ public final class Session: @unchecked Sendable {
         return try execute(step, feeds: orderedFeeds.map(\.value))
     }
 
-    /// The feeds compiled code gets once host ops have run, after checking that no compiled op
-    /// handles strings or depends on a host op through a control edge.
-    private func compiledFeeds(_ fetches: [Output], feeds all: [Output: Tensor], given: [Output: Tensor],
-                               targets: [KilnFrontend.Operation], ranOnHost: Set<KilnFrontend.Operation>) throws -> [Output: Tensor] {
+    /// The values compiled code consumes once host ops have run (their outputs and the feeds in
+    /// `all`), after checking that no compiled op handles strings or depends on a host op through
+    /// a control edge.
+    func consumedByCompiled(_ fetches: [Output], feeds all: [Output: Tensor],
+                            targets: [KilnFrontend.Operation], ranOnHost: Set<KilnFrontend.Operation>) throws -> Set<Output> {
         let ops = Lowering.prune(fetches: fetches, feeds: Set(all.keys), targets: targets)
         var consumed = Set<Output>(fetches)
         for op in ops {
@@ -309,7 +314,7 @@ public final class Session: @unchecked Sendable {
                 throw KilnError.unimplemented("'\(op.name)' (op: \(op.type)) computes the string tensor '\(s.name)', and compiled code does not handle strings (Kiln computes strings on the host, in Const, Identity, PlaceholderWithDefault and checkpoint ops)")
             }
         }
-        return all.filter { consumed.contains($0.key) || (given[$0.key] != nil && $0.value.dtype != .string) }
+        return consumed
     }
 
     /// Runs a run signature's executables: the one step of a run on the CPU alone, or each
@@ -416,7 +421,7 @@ public final class Session: @unchecked Sendable {
     /// The device of each of `ops` (throwing the first that cannot be placed), logged once per
     /// node with logDevicePlacement.
     @discardableResult
-    private func placeOnDevices(_ ops: [KilnFrontend.Operation]) throws -> [PlacementDevice] {
+    func placeOnDevices(_ ops: [KilnFrontend.Operation]) throws -> [PlacementDevice] {
         let p = currentPlacement()
         let placed = try ops.map { try p.device(of: $0) }
         if config.logDevicePlacement {

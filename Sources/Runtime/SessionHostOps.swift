@@ -8,10 +8,7 @@ extension Session {
     /// The outputs of `op` if the session computes it on the host, nil if it is compiled.
     /// `feeds` holds the tensors already known (fed, or computed on the host earlier in graph order).
     func hostOutputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor]? {
-        // Called for every op of every run: most ops are compiled, and this says so quickly.
-        let hostKernel = OpRegistry.def(op.type)?.hostKernel
-        guard hostKernel != nil || op.outputSpecs.first?.dtype == .string || Session.answeredOps.contains(op.type)
-                || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) || Session.followsHostOp(op) else { return nil }
+        // Called for the host plan's candidates only (SessionHostPlan.swift): ops mayRunOnHost allows.
         switch op.type {
         case _ where QueueOps.types.contains(op.type):
             return try queueOutputs(of: op, feeds: feeds)
@@ -51,12 +48,18 @@ extension Session {
             // A string passed along (the Saver's filename and save/control_dependency).
             guard op.output().dtype == .string, let value = feeds[op.inputs[0]] else { return nil }
             return [value]
+        case "Reshape":
+            // Of a value the host computed this run (decode_raw's bytes as an image): metadata
+            // only, and a compiled run just for it cost more than the pipeline's parse.
+            guard let x = feeds[op.inputs[0]], let target = op.inputs[1].op.attrs["value"]?.tensor else { return nil }
+            let dims = (0..<target.elementCount).map { Int(target.double(at: $0)) }
+            return [try x.reshaped(to: ArrayOps.resolveReshape(x.elementCount, dims) { KilnError.invalidArgument("\($0) (node '\(op.name)')") })]
         case "CountUpTo":
             return [try countUpTo(op)]
         case "RandomShuffle" where op.output().dtype == .string:
             return [try shuffledStrings(op, feeds: feeds)]
         default:
-            guard let hostKernel else { return nil }
+            guard let hostKernel = OpRegistry.def(op.type)?.hostKernel else { return nil }
             return try hostKernel(try hostInputs(of: op, feeds: feeds), op.attrs)
         }
     }
@@ -109,9 +112,14 @@ extension Session {
         // Const inputs (a parse op's defaults and keys) are read from the graph: a host op whose
         // other inputs are fed then needs no compiled run at all.
         var known = feeds
-        for i in op.inputs where known[i] == nil && i.op.type == "Const" {
-            if let v = i.op.attrs["value"]?.tensor { known[i] = v }
+        var values: [Tensor] = []
+        values.reserveCapacity(op.inputs.count)
+        for i in op.inputs {
+            if known[i] == nil && i.op.type == "Const", let v = i.op.attrs["value"]?.tensor { known[i] = v }
+            if let v = known[i], v.dtype == i.dtype, Shape(v.shape).isCompatible(with: i.shape) { values.append(v) }
         }
+        // All known (the common case inside an input pipeline): no run of their own needed.
+        if values.count == op.inputs.count { return values }
         return try runLocked(op.inputs, feeds: known, targets: [])
     }
 }

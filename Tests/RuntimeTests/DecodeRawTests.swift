@@ -79,4 +79,23 @@ final class DecodeRawTests: XCTestCase {
         let again = try sess.run(images, feeds: [s: Tensor(shape: [2], strings: [[1, 1, 1, 1], [2, 2, 2, 2]])])
         XCTAssertEqual(again, try Tensor(shape: [2, 2, 2], scalars: [Float(0.5), 0.5, 0.5, 0.5, 1, 1, 1, 1]))
     }
+
+    /// A reshape of decoded bytes is answered on the host (the input pipeline's reshape costs no
+    /// compiled run), with TensorFlow's element-count checks.
+    func testReshapeOfDecodedBytesRunsOnTheHostWithReshapesChecks() throws {
+        let g = Graph()
+        let s = try g.placeholder(.string, shape: Shape(dims: [nil]), name: "images")
+        let image = try g.reshape(try g.decodeRaw(s, outType: .uint8), [-1, 2])
+        let square = try g.reshape(try g.decodeRaw(s, outType: .uint8), [2, 2])
+        let sess = try Session(graph: g)
+        let out = try sess.run([image, square], feeds: [s: Tensor(shape: [1], strings: [[0, 2, 4, 6]])])
+        XCTAssertEqual(out, [try Tensor(shape: [2, 2], scalars: [UInt8(0), 2, 4, 6]), try Tensor(shape: [2, 2], scalars: [UInt8(0), 2, 4, 6])])
+        XCTAssertEqual(sess.compileCount, 0)
+        assertKilnError(.invalidArgument, contains: ["Input to reshape is a tensor with 6 values, but the requested shape has 4"]) {
+            _ = try sess.run(square, feeds: [s: Tensor(shape: [2], strings: [[1, 2, 3], [4, 5, 6]])])
+        }
+        assertKilnError(.invalidArgument, contains: ["Input to reshape is a tensor with 3 values, but the requested shape [-1, 2] is not a multiple of 2"]) {
+            _ = try sess.run(image, feeds: [s: Tensor(shape: [1], strings: [[1, 2, 3]])])
+        }
+    }
 }

@@ -18,13 +18,21 @@ public final class QueueRunner: @unchecked Sendable {
     public let closeOp: Operation
     /// Run when the coordinator stops: closes the queue and cancels pending enqueues.
     public let cancelOp: Operation
+    /// The errors of an enqueue that mean its input ran out or its queue closed: the thread then
+    /// ends quietly (TensorFlow's `queue_closed_exception_types`, OutOfRangeError by default).
+    public let queueClosedErrors: [KilnError.Code]
 
-    public init(queue: QueueBase, enqueueOps: [Operation], closeOp: Operation? = nil, cancelOp: Operation? = nil) throws {
+    public init(queue: QueueBase, enqueueOps: [Operation], closeOp: Operation? = nil, cancelOp: Operation? = nil,
+                queueClosedErrors: [KilnError.Code] = [.outOfRange]) throws {
         guard !enqueueOps.isEmpty else { throw KilnError.invalidArgument("QueueRunner for '\(queue.name)' needs at least one enqueue op") }
+        guard !queueClosedErrors.isEmpty else {
+            throw KilnError.invalidArgument("QueueRunner for '\(queue.name)': queue_closed_exception_types must not be empty")
+        }
         self.queue = queue
         self.enqueueOps = enqueueOps
         self.closeOp = try closeOp ?? queue.close()
         self.cancelOp = try cancelOp ?? queue.close(cancelPendingEnqueues: true)
+        self.queueClosedErrors = queueClosedErrors
     }
 }
 

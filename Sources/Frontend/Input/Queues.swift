@@ -28,6 +28,20 @@ public class QueueBase {
         self.shapes = shapes
     }
 
+    /// The queue an existing queue op makes: one of an imported graph (a QueueRunnerDef's).
+    public init(existing op: Operation) throws {
+        guard QueueOps.queueTypes.contains(op.type) else {
+            throw KilnError.invalidArgument("'\(op.name)' (op: \(op.type)) is not a queue op (\(QueueOps.queueTypes.sorted().joined(separator: ", ")))")
+        }
+        guard case .types(let dtypes)? = op.attrs["component_types"], !dtypes.isEmpty else {
+            throw KilnError.invalidArgument("queue op '\(op.name)' has no component_types")
+        }
+        self.graph = op.graph
+        self.handle = op.output()
+        self.dtypes = dtypes
+        if case .shapes(let s)? = op.attrs["shapes"], !s.isEmpty { shapes = s } else { shapes = nil }
+    }
+
     /// Adds one element (a tuple of one tensor per component); waits while the queue is full.
     @discardableResult
     public func enqueue(_ values: [any OutputConvertible], name: String? = nil) throws -> Operation {

@@ -1,6 +1,6 @@
 import KilnIR
 
-enum ArrayOps {
+public enum ArrayOps {
     static let defs: [OpDef] = [
         OpDef("Const", arity: .exactly(0), infer: { ctx in
             guard let t = ctx.attrs["value"]?.tensor else { throw ctx.error("Const needs a 'value' tensor") }
@@ -45,8 +45,8 @@ enum ArrayOps {
         }),
     ]
 
-    /// Fills in a -1 and checks the element count.
-    static func resolveReshape(_ n: Int, _ dims: [Int], _ error: (String) -> KilnError) throws -> [Int] {
+    /// Fills in a -1 and checks the element count. (Public: the session reshapes host values too.)
+    public static func resolveReshape(_ n: Int, _ dims: [Int], _ error: (String) -> KilnError) throws -> [Int] {
         guard dims.allSatisfy({ $0 >= -1 }) else { throw error("Size \(dims.firstIndex { $0 < -1 }!) must be non-negative, not \(dims.first { $0 < -1 }!)") }
         guard let known = Sizes.product(dims.filter { $0 != -1 }) else {
             throw error("Input to reshape is a tensor with \(n) values, but the requested shape \(dims) has more elements than can be addressed")

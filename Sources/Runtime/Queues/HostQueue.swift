@@ -34,6 +34,9 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
     private var cancelled = false
     private var pendingEnqueuesCancelled = false
     private var rng: SplitMix64
+    /// Operations waiting on `condition`: an enqueue or dequeue wakes them only when there are
+    /// any (a broadcast per element cost the input pipeline more than its queue work).
+    private var waiters = 0
 
     /// TensorFlow's type name of the queue, as in its error messages.
     public var typeName: String { kind == .fifo ? "FIFOQueue" : "RandomShuffleQueue" }
@@ -110,11 +113,12 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
             if cancelled { throw KilnError(.cancelled, "Enqueue operation was cancelled") }
             if closed && (!waiting || pendingEnqueuesCancelled) { throw KilnError(.cancelled, "\(typeName) '\(name)' is closed.") }
             waiting = true
+            let before = next
             while next < tuples.count && elements.count < capacity {
                 elements.append(tuples[next])
                 next += 1
-                condition.broadcast()
             }
+            if next > before { wake() }
             return next == tuples.count
         }
         try perform(step, release: release)
@@ -147,13 +151,13 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
             let keep = closed ? 0 : minAfterDequeue
             if elements.count - keep >= n {
                 for _ in 0..<n { taken.append(removeOne()) }
-                condition.broadcast()
+                wake()
                 return true
             }
             guard closed else { return false }
             if upTo && !elements.isEmpty {
                 while !elements.isEmpty { taken.append(removeOne()) }
-                condition.broadcast()
+                wake()
                 return true
             }
             throw KilnError.outOfRange("\(typeName) '\(name)' is closed and has insufficient elements (requested \(n), current size \(elements.count))")
@@ -191,6 +195,11 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
         condition.broadcast()
     }
 
+    /// Wakes the waiting operations, if any, to try again (called with the condition locked).
+    private func wake() {
+        if waiters > 0 { condition.broadcast() }
+    }
+
     /// Runs `step` under the condition until it reports done, waiting (inside `release`) between tries.
     private func perform(_ step: () throws -> Bool, release: Release) throws {
         condition.lock()
@@ -206,7 +215,11 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
                 condition.lock()
                 defer { condition.unlock() }
                 do {
-                    while try !step() { condition.wait() }
+                    while try !step() {
+                        waiters += 1
+                        condition.wait()
+                        waiters -= 1
+                    }
                 } catch { failure = error }
             }
         }

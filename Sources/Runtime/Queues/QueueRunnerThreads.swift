@@ -4,9 +4,9 @@ import KilnFrontend
 
 extension QueueRunner {
     /// Starts this runner's threads in `session` (TensorFlow's `create_threads(sess, coord, start=True)`):
-    /// one per enqueue op, each running it until the input runs out (outOfRange: the last one closes
-    /// the queue) or the coordinator stops (another thread then cancels the queue's pending
-    /// enqueues). Any other error requests a stop with that error (with no coordinator: the
+    /// one per enqueue op, each running it until the input runs out (outOfRange, or another of
+    /// `queueClosedErrors`: the last one closes the queue) or the coordinator stops (another
+    /// thread then cancels the queue's pending enqueues). Any other error requests a stop with that error (with no coordinator: the
     /// thread's `error`, and the thread ends).
     public func createThreads(session: Session, coordinator: Coordinator? = nil) -> [CoordinatedThread] {
         let running = RunningCount(enqueueOps.count)
@@ -31,7 +31,7 @@ extension QueueRunner {
         while !(coordinator?.shouldStop ?? false) {
             do {
                 try session.run(op)
-            } catch let error as KilnError where error.code == .outOfRange {
+            } catch let error as KilnError where queueClosedErrors.contains(error.code) {
                 // The input ran out: the last thread still enqueueing closes the queue, as TensorFlow's does.
                 counted = true
                 if running.decrement() == 0 { try? session.run(closeOp) }

@@ -1,0 +1,75 @@
+import KilnIR
+import KilnFrontend
+
+/// What the host pass of one run signature looks at, worked out once per graph version. A run
+/// that involves a host op (a training step that dequeues its batch) used to prune the whole
+/// graph twice per run and ask every op whether the host computes it: for the digits model that
+/// was more time than the queue pipeline itself.
+struct HostPlan {
+    let version: Int
+    /// The pruned run's ops the host may compute (the others always compile), in execution order.
+    let candidates: [KilnFrontend.Operation]
+    /// Whether one of them is answered on the host only in some runs: the signature is then never
+    /// marked free of host ops.
+    let mayChange: Bool
+}
+
+/// A run signature together with the ops that ran on the host: it fixes which feeds the compiled
+/// part consumes.
+struct CompiledFeedsKey: Hashable {
+    var shape: RunShape
+    var ranOnHost: [Int]
+}
+
+/// The plans and the compiled part's feed sets a session has worked out.
+final class HostPlans {
+    var plans: [RunShape: HostPlan] = [:]
+    var consumed: [CompiledFeedsKey: (version: Int, outputs: Set<Output>)] = [:]
+}
+
+extension Session {
+    /// Whether the session may compute `op` on the host rather than compile it (hostOutputs
+    /// answers nil for every other op). Depends on the op alone.
+    static func mayRunOnHost(_ op: KilnFrontend.Operation) -> Bool {
+        OpRegistry.def(op.type)?.hostKernel != nil || op.outputSpecs.first?.dtype == .string || answeredOps.contains(op.type)
+            || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) || followsHostOp(op)
+            || (op.type == "Reshape" && op.inputs[1].op.type == "Const" && mayRunOnHost(op.inputs[0].op))
+    }
+
+    /// The host plan of a run signature, made on first use and again after the graph changed.
+    /// Making it checks that every op the run computes may run on the CPU when it has no GPU
+    /// kernel, as each run's host pass did before.
+    func hostPlan(_ shape: RunShape, fetches: [Output], feeds: Set<Output>, targets: [KilnFrontend.Operation]) throws -> HostPlan {
+        if let p = hostPlans.plans[shape], p.version == graph.version { return p }
+        var candidates: [KilnFrontend.Operation] = []
+        var mayChange = false
+        for op in Lowering.prune(fetches: fetches, feeds: feeds, targets: targets) {
+            if Session.sometimesAnsweredOps.contains(op.type) { mayChange = true }
+            guard op.outputSpecs.indices.contains(where: { !feeds.contains(op.output($0)) }) || op.outputSpecs.isEmpty else { continue }
+            // An op computed on the host runs on the CPU: its device must allow that.
+            if !Placement.hasGPUKernel(op) { try placeOnDevices([op]) }
+            if Session.mayRunOnHost(op) { candidates.append(op) }
+        }
+        let p = HostPlan(version: graph.version, candidates: candidates, mayChange: mayChange)
+        hostPlans.plans[shape] = p
+        return p
+    }
+}
+
+extension Session {
+    /// The feeds compiled code gets once host ops have run: those it consumes, plus the caller's
+    /// non-string feeds. What it consumes depends only on the signature and on which ops ran on
+    /// the host, so it is worked out once for each (per graph version).
+    func cachedCompiledFeeds(_ fetches: [Output], feeds all: [Output: Tensor], given: [Output: Tensor],
+                             targets: [KilnFrontend.Operation], ranOnHost: Set<KilnFrontend.Operation>) throws -> [Output: Tensor] {
+        let key = CompiledFeedsKey(shape: RunShape(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
+                                                   feeds: all.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }),
+                                   ranOnHost: ranOnHost.map(\.id).sorted())
+        let consumed: Set<Output>
+        if let c = hostPlans.consumed[key], c.version == graph.version { consumed = c.outputs } else {
+            consumed = try consumedByCompiled(fetches, feeds: all, targets: targets, ranOnHost: ranOnHost)
+            hostPlans.consumed[key] = (graph.version, consumed)
+        }
+        return all.filter { consumed.contains($0.key) || (given[$0.key] != nil && $0.value.dtype != .string) }
+    }
+}
