@@ -223,7 +223,7 @@ extension Op {
             return nil
         case .check(let c):
             try arity(1)
-            guard [.int32, .int64, .uint8].contains(t[0].dtype) else { throw fail("needs an integer operand") }
+            guard [.int32, .int64, .int16, .uint8].contains(t[0].dtype) else { throw fail("needs an integer operand") }
             switch c.kind {
             case .index(let bounds):
                 guard bounds.count == 1 || (t[0].rank > 0 && bounds.count == t[0].shape.last!), bounds.allSatisfy({ $0 >= 0 }) else {
