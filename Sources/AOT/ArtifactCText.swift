@@ -38,6 +38,7 @@ enum ArtifactCText {
         case .float64: return 2
         case .int32: return 3
         case .uint8: return 4
+        case .int16: return 5
         case .string: return 7
         case .int64: return 9
         case .bool: return 10

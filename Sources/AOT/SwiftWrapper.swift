@@ -170,6 +170,7 @@ enum SwiftWrapper {
         case .int32: return "Swift.Int32"
         case .int64: return "Swift.Int64"
         case .uint8: return "Swift.UInt8"
+        case .int16: return "Swift.Int16"
         case .bool: return "Swift.Bool"
         case .string: return "Swift.String"
         }

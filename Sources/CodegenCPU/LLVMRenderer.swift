@@ -14,7 +14,7 @@ final class LLVMRenderer: KernelRenderer {
     /// 512-bit vectors are worth preferring with AVX-512 (decided once: features are a long string).
     private let preferWideVectors: Bool
 
-    let void, i1, i8, i32, i64, f32, f64, ptr: LLVMTypeRef
+    let void, i1, i8, i16, i32, i64, f32, f64, ptr: LLVMTypeRef
     private var values: [LLVMValueRef] = []
     private var slots: [LLVMValueRef] = []
     private var fn: LLVMValueRef!
@@ -46,6 +46,7 @@ final class LLVMRenderer: KernelRenderer {
         void = LLVMVoidTypeInContext(ctx)
         i1 = LLVMInt1TypeInContext(ctx)
         i8 = LLVMInt8TypeInContext(ctx)
+        i16 = LLVMInt16TypeInContext(ctx)
         i32 = LLVMInt32TypeInContext(ctx)
         i64 = LLVMInt64TypeInContext(ctx)
         f32 = LLVMFloatTypeInContext(ctx)
@@ -80,6 +81,7 @@ final class LLVMRenderer: KernelRenderer {
         switch t {
         case .i1: return i1
         case .i8: return i8
+        case .i16: return i16
         case .i32: return i32
         case .i64: return i64
         case .f32: return f32

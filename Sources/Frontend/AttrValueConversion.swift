@@ -14,6 +14,7 @@ extension Tensorflow_DataType {
         case .int64: self = .dtInt64
         case .bool: self = .dtBool
         case .uint8: self = .dtUint8
+        case .int16: self = .dtInt16
         case .string: self = .dtString
         }
     }
@@ -28,6 +29,7 @@ extension Tensorflow_DataType {
         case .dtInt64: return .int64
         case .dtBool: return .bool
         case .dtUint8: return .uint8
+        case .dtInt16: return .int16
         case .dtString: return .string
         default: return nil
         }
@@ -48,7 +50,7 @@ extension Tensorflow_DataType {
     /// The Kiln dtype or an unimplemented error naming the TensorFlow type.
     public func toKiln() throws -> DType {
         guard let d = kilnDType else {
-            throw KilnError.unimplemented("\(tensorflowName) is not a dtype Kiln supports (it has float32, float64, int32, int64, bool, uint8, string)")
+            throw KilnError.unimplemented("\(tensorflowName) is not a dtype Kiln supports (it has float32, float64, int32, int64, int16, bool, uint8, string)")
         }
         return d
     }

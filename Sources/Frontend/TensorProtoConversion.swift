@@ -53,6 +53,10 @@ extension Tensor {
         case .uint8:
             try Tensor.checkFill(count, p.intVal.count, shape)
             try self.init(shape: dims, scalars: Tensor.filled(p.intVal.map { UInt8(truncatingIfNeeded: $0) }, count: count, zero: 0))
+        case .int16:
+            // TensorFlow keeps int16 scalars in int_val (each value in an int32).
+            try Tensor.checkFill(count, p.intVal.count, shape)
+            try self.init(shape: dims, scalars: Tensor.filled(p.intVal.map { Int16(truncatingIfNeeded: $0) }, count: count, zero: 0))
         case .int64:
             try Tensor.checkFill(count, p.int64Val.count, shape)
             try self.init(shape: dims, scalars: Tensor.filled(p.int64Val, count: count, zero: 0))
@@ -99,6 +103,7 @@ extension Tensor {
         case .float64: p.doubleVal = (try? scalars(as: Double.self)) ?? []
         case .int32: p.intVal = (try? scalars(as: Int32.self)) ?? []
         case .uint8: p.intVal = ((try? scalars(as: UInt8.self)) ?? []).map(Int32.init)
+        case .int16: p.intVal = ((try? scalars(as: Int16.self)) ?? []).map(Int32.init)
         case .int64: p.int64Val = (try? scalars(as: Int64.self)) ?? []
         }
         return p

@@ -1,20 +1,21 @@
 /// Element types. Raw values are the short names used by the textual IR.
 public enum DType: String, CaseIterable, Hashable, Sendable, CustomStringConvertible {
-    case float32 = "f32", float64 = "f64", int32 = "i32", int64 = "i64", bool, uint8 = "u8", string = "str"
+    case float32 = "f32", float64 = "f64", int32 = "i32", int64 = "i64", int16 = "i16", bool, uint8 = "u8", string = "str"
 
     /// Bytes per element in a dense buffer; strings are stored out of line.
     public var byteSize: Int {
         switch self {
         case .float32, .int32: return 4
         case .float64, .int64: return 8
+        case .int16: return 2
         case .bool, .uint8: return 1
         case .string: return 0
         }
     }
 
     public var isFloatingPoint: Bool { self == .float32 || self == .float64 }
-    public var isInteger: Bool { self == .int32 || self == .int64 || self == .uint8 }
-    public var isSignedInteger: Bool { self == .int32 || self == .int64 }
+    public var isInteger: Bool { self == .int32 || self == .int64 || self == .int16 || self == .uint8 }
+    public var isSignedInteger: Bool { self == .int32 || self == .int64 || self == .int16 }
     public var isNumeric: Bool { isFloatingPoint || isInteger }
 
     /// TensorFlow's Python name, used in user-facing messages.
@@ -24,6 +25,7 @@ public enum DType: String, CaseIterable, Hashable, Sendable, CustomStringConvert
         case .float64: return "float64"
         case .int32: return "int32"
         case .int64: return "int64"
+        case .int16: return "int16"
         case .bool: return "bool"
         case .uint8: return "uint8"
         case .string: return "string"
@@ -64,6 +66,11 @@ extension Int32: TensorScalar {
 extension Int64: TensorScalar {
     public static var dtype: DType { .int64 }
     public init(converting v: Double) { self = Int64(v) }
+    public var asDouble: Double { Double(self) }
+}
+extension Int16: TensorScalar {
+    public static var dtype: DType { .int16 }
+    public init(converting v: Double) { self = Int16(v) }
     public var asDouble: Double { Double(self) }
 }
 extension UInt8: TensorScalar {

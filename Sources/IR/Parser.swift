@@ -337,6 +337,7 @@ public struct Parser {
                 switch t.dtype {
                 case .int32: fits = Int32(exactly: x) != nil
                 case .uint8: fits = UInt8(exactly: x) != nil
+                case .int16: fits = Int16(exactly: x) != nil
                 case .int64: fits = true
                 default: fits = false
                 }

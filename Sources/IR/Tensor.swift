@@ -143,6 +143,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
         case .int32: return Double(p.load(fromByteOffset: i * 4, as: Int32.self))
         case .int64: return Double(p.load(fromByteOffset: i * 8, as: Int64.self))
         case .uint8: return Double(p.load(fromByteOffset: i, as: UInt8.self))
+        case .int16: return Double(p.load(fromByteOffset: i * 2, as: Int16.self))
         case .bool: return p.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0
         case .string: return .nan
         }
@@ -207,6 +208,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
         case .int32: return .i(Int64(p.load(fromByteOffset: i * 4, as: Int32.self)))
         case .int64: return .i(p.load(fromByteOffset: i * 8, as: Int64.self))
         case .uint8: return .i(Int64(p.load(fromByteOffset: i, as: UInt8.self)))
+        case .int16: return .i(Int64(p.load(fromByteOffset: i * 2, as: Int16.self)))
         case .bool: return .b(p.load(fromByteOffset: i, as: UInt8.self) != 0)
         case .string: return .i(0)
         }
@@ -239,6 +241,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
         case .int32: p.storeBytes(of: Int32(truncatingIfNeeded: asInt()), toByteOffset: i * 4, as: Int32.self)
         case .int64: p.storeBytes(of: asInt(), toByteOffset: i * 8, as: Int64.self)
         case .uint8: p.storeBytes(of: UInt8(truncatingIfNeeded: asInt()), toByteOffset: i, as: UInt8.self)
+        case .int16: p.storeBytes(of: Int16(truncatingIfNeeded: asInt()), toByteOffset: i * 2, as: Int16.self)
         case .bool:
             let b: Bool
             switch v { case .b(let x): b = x; case .i(let x): b = x != 0; case .f(let d): b = d != 0 }
@@ -265,6 +268,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
             case .int32: return "\(p.load(fromByteOffset: i * 4, as: Int32.self))"
             case .int64: return "\(p.load(fromByteOffset: i * 8, as: Int64.self))"
             case .uint8: return "\(p.load(fromByteOffset: i, as: UInt8.self))"
+            case .int16: return "\(p.load(fromByteOffset: i * 2, as: Int16.self))"
             case .bool: return p.load(fromByteOffset: i, as: UInt8.self) != 0 ? "true" : "false"
             case .string: return String(decoding: strings[i], as: UTF8.self).debugDescription
             }
@@ -319,6 +323,7 @@ extension Float: TensorLiteral { public typealias Scalar = Float }
 extension Double: TensorLiteral { public typealias Scalar = Double }
 extension Int32: TensorLiteral { public typealias Scalar = Int32 }
 extension Int64: TensorLiteral { public typealias Scalar = Int64 }
+extension Int16: TensorLiteral { public typealias Scalar = Int16 }
 extension UInt8: TensorLiteral { public typealias Scalar = UInt8 }
 extension Bool: TensorLiteral { public typealias Scalar = Bool }
 

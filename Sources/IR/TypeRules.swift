@@ -227,7 +227,7 @@ extension Op {
                 guard t[0].dtype.isFloatingPoint else { throw fail("a finite check needs a floating-point operand") }
                 return t[0]
             }
-            guard [.int32, .int64, .uint8].contains(t[0].dtype) else { throw fail("needs an integer operand") }
+            guard [.int32, .int64, .int16, .uint8].contains(t[0].dtype) else { throw fail("needs an integer operand") }
             switch c.kind {
             case .index(let bounds):
                 guard bounds.count == 1 || (t[0].rank > 0 && bounds.count == t[0].shape.last!), bounds.allSatisfy({ $0 >= 0 }) else {

@@ -75,9 +75,9 @@ public struct CDialect: Hashable, Sendable {
     /// receives, so the shared object needs no symbol from the host program.
     public static let c99 = CDialect(
         name: "C99",
-        types: [.i1: "bool", .i8: "uint8_t", .i32: "int32_t", .i64: "int64_t", .f32: "float", .f64: "double"],
-        unsignedTypes: [.i1: "bool", .i8: "uint8_t", .i32: "uint32_t", .i64: "uint64_t"],
-        signedTypes: [.i1: "bool", .i8: "int8_t", .i32: "int32_t", .i64: "int64_t"],
+        types: [.i1: "bool", .i8: "uint8_t", .i16: "int16_t", .i32: "int32_t", .i64: "int64_t", .f32: "float", .f64: "double"],
+        unsignedTypes: [.i1: "bool", .i8: "uint8_t", .i16: "uint16_t", .i32: "uint32_t", .i64: "uint64_t"],
+        signedTypes: [.i1: "bool", .i8: "int8_t", .i16: "int16_t", .i32: "int32_t", .i64: "int64_t"],
         int32Min: "INT32_MIN", int64Min: "INT64_MIN", int64Literal: ("INT64_C(", ")"),
         floatInfinity: "INFINITY", doubleInfinity: "HUGE_VAL", floatNaN: "NAN", doubleNaN: "((double)NAN)",
         globalSpace: "", privateSpace: "", constantArrayStorage: "static const", restrict: "restrict",
@@ -96,7 +96,7 @@ public struct CDialect: Hashable, Sendable {
         keepRolled: "#pragma GCC unroll 1",
         reduction: "#pragma omp simd reduction(+: %@)",
         bitcast: [.i32: "kiln_bits_f32(%@)", .f32: "kiln_f32_bits(%@)", .i64: "kiln_bits_f64(%@)", .f64: "kiln_f64_bits(%@)"],
-        saturatingConversion: [.i8: "kiln_fptosi_sat_<from>_i8(%@)", .i32: "kiln_fptosi_sat_<from>_i32(%@)",
+        saturatingConversion: [.i8: "kiln_fptosi_sat_<from>_i8(%@)", .i16: "kiln_fptosi_sat_<from>_i16(%@)", .i32: "kiln_fptosi_sat_<from>_i32(%@)",
                                .i64: "kiln_fptosi_sat_<from>_i64(%@)"],
         header: ["#include <stdint.h>", "#include <stdbool.h>", "#include <string.h>", "#include <math.h>",
                  "#define KILN_EXPORT __attribute__((visibility(\"default\")))"],
@@ -150,9 +150,9 @@ public struct CDialect: Hashable, Sendable {
     /// every other runtime call, the pool and calls through the pointer tables are refused.
     public static let openCL = CDialect(
         name: "OpenCL C",
-        types: [.i1: "bool", .i8: "uchar", .i32: "int", .i64: "long", .f32: "float", .f64: "double"],
-        unsignedTypes: [.i1: "bool", .i8: "uchar", .i32: "uint", .i64: "ulong"],
-        signedTypes: [.i1: "bool", .i8: "char", .i32: "int", .i64: "long"],
+        types: [.i1: "bool", .i8: "uchar", .i16: "short", .i32: "int", .i64: "long", .f32: "float", .f64: "double"],
+        unsignedTypes: [.i1: "bool", .i8: "uchar", .i16: "ushort", .i32: "uint", .i64: "ulong"],
+        signedTypes: [.i1: "bool", .i8: "char", .i16: "short", .i32: "int", .i64: "long"],
         int32Min: "INT_MIN", int64Min: "LONG_MIN", int64Literal: ("", "L"),
         floatInfinity: "INFINITY", doubleInfinity: "((double)INFINITY)", floatNaN: "NAN", doubleNaN: "((double)NAN)",
         globalSpace: "__global ", privateSpace: "__private ", constantArrayStorage: "__constant", restrict: "restrict",
@@ -170,7 +170,7 @@ public struct CDialect: Hashable, Sendable {
         keepRolled: "#pragma unroll 1",
         reduction: nil,
         bitcast: [.i32: "as_int(%@)", .f32: "as_float(%@)", .i64: "as_long(%@)", .f64: "as_double(%@)"],
-        saturatingConversion: [.i8: "((uchar)convert_char_sat_rtz(%@))", .i32: "convert_int_sat_rtz(%@)", .i64: "convert_long_sat_rtz(%@)"],
+        saturatingConversion: [.i8: "((uchar)convert_char_sat_rtz(%@))", .i16: "convert_short_sat_rtz(%@)", .i32: "convert_int_sat_rtz(%@)", .i64: "convert_long_sat_rtz(%@)"],
         header: [], doubleExtension: "#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
 
     public static func == (a: CDialect, b: CDialect) -> Bool { a.name == b.name }

@@ -51,11 +51,11 @@ enum CPrelude {
             // clamps to the target's limits.
             let parts = name.split(separator: "_")
             precondition(name.hasPrefix("kiln_fptosi_sat_") && parts.count == 5, "no prelude helper \(name)")
-            let from = parts[3] == "f32" ? "float" : "double", to: ScalarType = parts[4] == "i8" ? .i8 : parts[4] == "i32" ? .i32 : .i64
+            let from = parts[3] == "f32" ? "float" : "double", to: ScalarType = parts[4] == "i8" ? .i8 : parts[4] == "i16" ? .i16 : parts[4] == "i32" ? .i32 : .i64
             let S = c.signedTypes[to]!, width = to.byteSize * 8
             let bound = "\(Double(sign: .plus, exponent: width - 1, significand: 1))" + (from == "float" ? "f" : "")
-            let maxV = width == 64 ? "INT64_MAX" : width == 32 ? "INT32_MAX" : "INT8_MAX"
-            let minV = width == 64 ? "INT64_MIN" : width == 32 ? "INT32_MIN" : "INT8_MIN"
+            let maxV = width == 64 ? "INT64_MAX" : width == 32 ? "INT32_MAX" : width == 16 ? "INT16_MAX" : "INT8_MAX"
+            let minV = width == 64 ? "INT64_MIN" : width == 32 ? "INT32_MIN" : width == 16 ? "INT16_MIN" : "INT8_MIN"
             return "static inline \(c.type(to)) \(name)(\(from) x) { return (\(c.type(to)))(x != x ? 0 : x >= \(bound) ? \(maxV) : x < -\(bound) ? \(minV) : (\(S))x); }"
         }
     }

@@ -203,6 +203,9 @@ public final class CStyleRenderer: KernelRenderer, CStyleSource {
         switch t {
         case .i1: return v & 1 == 0 ? "false" : "true"
         case .i8: return "\(UInt8(truncatingIfNeeded: v))"
+        case .i16:
+            let x = Int16(truncatingIfNeeded: v)
+            return x < 0 ? "(\(x))" : "\(x)"
         case .i32:
             let x = Int32(truncatingIfNeeded: v)
             if x == .min { return dialect.int32Min }

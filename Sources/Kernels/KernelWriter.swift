@@ -453,6 +453,7 @@ public final class KernelWriter {
             switch d {
             case .float32, .float64: return constValue(-.infinity, d)
             case .int32: return registerConstant(.i(Int64(Int32.min)), d)
+            case .int16: return registerConstant(.i(Int64(Int16.min)), d)
             case .int64: return registerConstant(.i(Int64.min), d)
             default: return constValue(0, d)
             }
@@ -460,6 +461,7 @@ public final class KernelWriter {
             switch d {
             case .float32, .float64: return constValue(.infinity, d)
             case .int32: return registerConstant(.i(Int64(Int32.max)), d)
+            case .int16: return registerConstant(.i(Int64(Int16.max)), d)
             case .int64: return registerConstant(.i(Int64.max), d)
             case .uint8: return registerConstant(.i(255), d)
             default: return constValue(1, d)

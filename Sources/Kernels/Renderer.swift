@@ -8,12 +8,13 @@ import KilnIR
 
 /// Register types of rendered code. Booleans are `i1` in registers and `i8` in memory.
 public enum ScalarType: String, Hashable, Sendable {
-    case i1, i8, i32, i64, f32, f64, ptr
+    case i1, i8, i16, i32, i64, f32, f64, ptr
 
     public var isFloat: Bool { self == .f32 || self == .f64 }
     public var byteSize: Int {
         switch self {
         case .i1, .i8: return 1
+        case .i16: return 2
         case .i32, .f32: return 4
         case .i64, .f64, .ptr: return 8
         }
@@ -26,6 +27,7 @@ public enum ScalarType: String, Hashable, Sendable {
         case .float64: return .f64
         case .int32: return .i32
         case .int64: return .i64
+        case .int16: return .i16
         case .uint8: return .i8
         case .bool: return .i1
         case .string: return .ptr

@@ -342,6 +342,7 @@ public enum ReferenceEvaluator {
         switch t {
         case .int32: return Int64(Int32(truncatingIfNeeded: x))
         case .uint8: return Int64(UInt8(truncatingIfNeeded: x))
+        case .int16: return Int64(Int16(truncatingIfNeeded: x))
         default: return x
         }
     }
@@ -521,7 +522,7 @@ public enum ReferenceEvaluator {
             switch (r, x.dtype) {
             case (.sum, .float32): value = .f(Double(Float(pairwise(base, 0, count))))
             case (.sum, .float64): value = .f(pairwise(base, 0, count))
-            case (.sum, .int32), (.sum, .int64), (.sum, .uint8):
+            case (.sum, .int32), (.sum, .int64), (.sum, .int16), (.sum, .uint8):
                 var s: Int64 = 0
                 walk(base, 0, count) { if case .i(let v) = x.element(at: $0) { s &+= v } }
                 value = .i(wrap(s, x.dtype))
@@ -543,8 +544,8 @@ public enum ReferenceEvaluator {
         switch r {
         case .sum: return d.isFloatingPoint ? .f(0) : .i(0)
         case .prod: return d.isFloatingPoint ? .f(1) : .i(1)
-        case .max: return d == .bool ? .b(false) : d.isFloatingPoint ? .f(-.infinity) : .i(d == .uint8 ? 0 : d == .int32 ? Int64(Int32.min) : Int64.min)
-        case .min: return d == .bool ? .b(true) : d.isFloatingPoint ? .f(.infinity) : .i(d == .uint8 ? 255 : d == .int32 ? Int64(Int32.max) : Int64.max)
+        case .max: return d == .bool ? .b(false) : d.isFloatingPoint ? .f(-.infinity) : .i(d == .uint8 ? 0 : d == .int16 ? Int64(Int16.min) : d == .int32 ? Int64(Int32.min) : Int64.min)
+        case .min: return d == .bool ? .b(true) : d.isFloatingPoint ? .f(.infinity) : .i(d == .uint8 ? 255 : d == .int16 ? Int64(Int16.max) : d == .int32 ? Int64(Int32.max) : Int64.max)
         }
     }
 

@@ -138,6 +138,7 @@ enum CArtifactHarness {
         case .int32: return try Tensor(shape: type.shape, scalars: scalars(Int32.self))
         case .int64: return try Tensor(shape: type.shape, scalars: scalars(Int64.self))
         case .uint8: return try Tensor(shape: type.shape, scalars: scalars(UInt8.self))
+        case .int16: return try Tensor(shape: type.shape, scalars: scalars(Int16.self))
         case .bool: return try Tensor(shape: type.shape, scalars: bytes.prefix(type.elementCount).map { $0 != 0 })
         case .string: throw KilnError.invalidArgument("no string fetches")
         }
@@ -166,6 +167,7 @@ enum CArtifactHarness {
         case .int32: return (try? t.scalars(as: Int32.self).map(Double.init)) ?? []
         case .int64: return (try? t.scalars(as: Int64.self).map(Double.init)) ?? []
         case .uint8: return (try? t.scalars(as: UInt8.self).map(Double.init)) ?? []
+        case .int16: return (try? t.scalars(as: Int16.self).map(Double.init)) ?? []
         case .bool: return (try? t.scalars(as: Bool.self).map { $0 ? 1 : 0 }) ?? []
         case .string: return []
         }

@@ -21,7 +21,7 @@ final class PrimitiveSweepTests: XCTestCase {
         for i in 0..<t.elementCount {
             switch t.dtype {
             case .float32, .float64: try out.setElement(.f(positive ? rng.double(0.1, 4) : rng.double(-4, 4)), at: i)
-            case .int32, .int64: try out.setElement(.i(Int64(positive ? rng.int(1...9) : rng.int(-9...9))), at: i)
+            case .int32, .int64, .int16: try out.setElement(.i(Int64(positive ? rng.int(1...9) : rng.int(-9...9))), at: i)
             case .uint8: try out.setElement(.i(Int64(rng.int(0...255))), at: i)
             case .bool: try out.setElement(.b(rng.next() & 1 == 1), at: i)
             case .string: break

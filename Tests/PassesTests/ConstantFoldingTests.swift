@@ -11,6 +11,7 @@ func randomTensor(_ t: TensorType, _ rng: inout SplitMix64) throws -> Tensor {
     case .int32: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in Int32.random(in: -50...50, using: &rng) })
     case .int64: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in Int64.random(in: -50...50, using: &rng) })
     case .uint8: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
+    case .int16: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in Int16.random(in: -50...50, using: &rng) })
     case .bool: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in Bool.random(using: &rng) })
     case .string: return try Tensor(zeros: .string, shape: t.shape)
     }

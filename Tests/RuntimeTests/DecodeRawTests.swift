@@ -23,7 +23,7 @@ final class DecodeRawTests: XCTestCase {
     }
 
     func testEveryDTypeDecodesInBothByteOrders() throws {
-        let i32: [Int32] = [1, -2, Int32.max, Int32.min], i64: [Int64] = [1, -2, Int64.max, Int64.min]
+        let i16: [Int16] = [1, -2, Int16.max, Int16.min], i32: [Int32] = [1, -2, Int32.max, Int32.min], i64: [Int64] = [1, -2, Int64.max, Int64.min]
         let f32: [Float] = [1.5, -0.25, .infinity, 3e38], f64: [Double] = [1.5, -0.25, -.infinity, 1e300]
         for big in [false, true] {
             XCTAssertEqual(try decode([bytes(Array(i32[0..<2]), bigEndian: big), bytes(Array(i32[2..<4]), bigEndian: big)], .int32, littleEndian: !big),
@@ -31,6 +31,7 @@ final class DecodeRawTests: XCTestCase {
             XCTAssertEqual(try decode([bytes(i64, bigEndian: big)], shape: [], .int64, littleEndian: !big), try Tensor(shape: [4], scalars: i64))
             XCTAssertEqual(try decode([bytes(f32, bigEndian: big)], .float32, littleEndian: !big), try Tensor(shape: [1, 4], scalars: f32))
             XCTAssertEqual(try decode([bytes(f64, bigEndian: big)], .float64, littleEndian: !big), try Tensor(shape: [1, 4], scalars: f64))
+            XCTAssertEqual(try decode([bytes(i16, bigEndian: big)], .int16, littleEndian: !big), try Tensor(shape: [1, 4], scalars: i16))
             XCTAssertEqual(try decode([[0, 255, 7], [1, 2, 3]], .uint8, littleEndian: !big), try Tensor(shape: [2, 3], scalars: [UInt8(0), 255, 7, 1, 2, 3]))
         }
         // Big-endian means the first byte is the most significant.
@@ -39,6 +40,23 @@ final class DecodeRawTests: XCTestCase {
         // No input, or empty strings: one more dimension, of size 0.
         XCTAssertEqual(try decode([], .float32).shape, [0, 0])
         XCTAssertEqual(try decode([[], []], .int64).shape, [2, 0])
+    }
+
+    /// int16 from bytes worked out by hand (and checked against tf.io.decode_raw): little-endian
+    /// takes the first byte of each pair as the low one, big-endian as the high one; an imported
+    /// GraphDef asking for DT_INT16 decodes too.
+    func testInt16DecodesInEitherByteOrder() throws {
+        let raw: [UInt8] = [0x01, 0x02, 0xFF, 0xFF, 0x00, 0x80, 0xFF, 0x7F]
+        XCTAssertEqual(try decode([raw], .int16), try Tensor(shape: [1, 4], scalars: [Int16(513), -1, -32768, 32767]))
+        XCTAssertEqual(try decode([raw], .int16, littleEndian: false), try Tensor(shape: [1, 4], scalars: [Int16(258), -1, 128, -129]))
+        let g = Graph()
+        try g.importGraphDef(text: """
+        node { name: "s" op: "Placeholder" attr { key: "dtype" value { type: DT_STRING } } }
+        node { name: "d" op: "DecodeRaw" input: "s" attr { key: "out_type" value { type: DT_INT16 } }
+          attr { key: "little_endian" value { b: false } } }
+        """, prefix: "")
+        let out = try Session(graph: g).run(g.tensor(named: "d:0"), feeds: [g.tensor(named: "s:0"): Tensor(shape: [2], strings: [[0, 1, 0x80, 0], [0xFF, 0xFE, 0x12, 0x34]])])
+        XCTAssertEqual(out, try Tensor(shape: [2, 2], scalars: [Int16(1), -32768, -2, 0x1234]))
     }
 
     func testTensorFlowsErrors() throws {
@@ -52,17 +70,20 @@ final class DecodeRawTests: XCTestCase {
             try decode([[1, 2, 3, 4]], .float64)
         }
         let g = Graph()
-        assertKilnError(.unimplemented, contains: ["out_type bool", "uint8, int32, int64, float32 and float64"]) {
+        assertKilnError(.invalidArgument, contains: ["Input to DecodeRaw has length 3 that is not a multiple of 2, the size of int16"]) {
+            try decode([[1, 2, 3]], .int16)
+        }
+        assertKilnError(.unimplemented, contains: ["out_type bool", "uint8, int16, int32, int64, float32 and float64"]) {
             try g.decodeRaw(try g.placeholder(.string), outType: .bool)
         }
         assertKilnError(.invalidArgument, contains: ["DecodeRaw takes strings"]) { try g.decodeRaw(try g.placeholder(.uint8), outType: .uint8) }
-        // int16, which TensorFlow decodes, is no Kiln dtype: an imported graph asking for it is
+        // int8, which TensorFlow decodes, is no Kiln dtype: an imported graph asking for it is
         // refused naming the type.
         let text = """
         node { name: "s" op: "Placeholder" attr { key: "dtype" value { type: DT_STRING } } }
-        node { name: "d" op: "DecodeRaw" input: "s" attr { key: "out_type" value { type: DT_INT16 } } }
+        node { name: "d" op: "DecodeRaw" input: "s" attr { key: "out_type" value { type: DT_INT8 } } }
         """
-        assertKilnError(.unimplemented, contains: ["DT_INT16"]) { try Graph().importGraphDef(text: text) }
+        assertKilnError(.unimplemented, contains: ["DT_INT8"]) { try Graph().importGraphDef(text: text) }
     }
 
     /// The tutorial's shape: serialised bytes fed as strings, decoded on the host, then reshaped,

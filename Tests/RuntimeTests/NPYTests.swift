@@ -17,6 +17,7 @@ final class NPYTests: XCTestCase {
             ("f8_3.npy", try! Tensor(shape: [3], scalars: [Double.pi, -1e300, .infinity])),
             ("i4_2x2.npy", try! Tensor(shape: [2, 2], scalars: [1, -2, Int32.max, Int32.min])),
             ("i8_3.npy", try! Tensor(shape: [3], scalars: [9_007_199_254_740_993, -1, 0] as [Int64])),
+            ("i2_2x3.npy", try! Tensor(shape: [2, 3], scalars: [1, -2, 32767, -32768, 0, 258] as [Int16])),
             ("u1_4.npy", try! Tensor(shape: [4], scalars: [0, 1, 128, 255] as [UInt8])),
             ("b1_2x2.npy", try! Tensor(shape: [2, 2], scalars: [true, false, false, true])),
             ("f4_scalar.npy", Tensor(2.5 as Float)),

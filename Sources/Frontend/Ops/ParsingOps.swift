@@ -134,12 +134,12 @@ enum ParsingOps {
 
 /// DecodeRaw's kernel, with TensorFlow's errors (tensorflow/core/kernels/decode_raw_op.cc).
 enum DecodeRawKernel {
-    static let supported: [DType] = [.uint8, .int32, .int64, .float32, .float64]
+    static let supported: [DType] = [.uint8, .int16, .int32, .int64, .float32, .float64]
 
     static func outType(_ a: AttrValue?, node: String) throws -> DType {
         guard let t = a?.type else { throw KilnError.invalidArgument("DecodeRaw '\(node)' needs its out_type attribute") }
         guard supported.contains(t) else {
-            throw KilnError.unimplemented("DecodeRaw '\(node)': out_type \(t.name) is not supported (Kiln decodes uint8, int32, int64, float32 and float64)")
+            throw KilnError.unimplemented("DecodeRaw '\(node)': out_type \(t.name) is not supported (Kiln decodes uint8, int16, int32, int64, float32 and float64)")
         }
         return t
     }

@@ -239,7 +239,7 @@ enum ShapeOps {
 
         OpDef("Range", arity: .exactly(3), infer: { ctx in
             let d = try ctx.sameDType()
-            guard d.isNumeric && d != .bool && d != .uint8 else {
+            guard d.isNumeric && d != .bool && d != .uint8 && d != .int16 else {
                 throw ctx.error("Value for attr 'Tidx' of \(d.name) is not in the list of allowed values: float32, float64, int32, int64")
             }
             for i in 0..<3 where (ctx.shape(i).rank ?? 0) != 0 { throw ctx.error("start, limit and delta must be scalars: input \(i) has shape \(ctx.shape(i))") }

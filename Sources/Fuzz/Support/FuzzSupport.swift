@@ -109,6 +109,7 @@ public enum GraphFuzz {
                 case .int32: raw.storeBytes(of: Int32(v), toByteOffset: 4 * k, as: Int32.self)
                 case .int64: raw.storeBytes(of: Int64(v), toByteOffset: 8 * k, as: Int64.self)
                 case .uint8: raw.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: k, as: UInt8.self)
+                case .int16: raw.storeBytes(of: Int16(v), toByteOffset: 2 * k, as: Int16.self)
                 case .bool: raw.storeBytes(of: UInt8(k & 1), toByteOffset: k, as: UInt8.self)
                 case .string: break
                 }
