@@ -188,15 +188,12 @@ var epochLosses: [Double] = []
 /// One training step; `feeds` is empty when the queue pipeline supplies the batch.
 @MainActor func step(_ feeds: [Output: Tensor]) throws {
     let compiles = sess.compileCount, t0 = Date()
-    // Every logEvery steps the step also fetches the learning rate and its input batch, and
-    // the summaries are computed from these values, fed (so the batch is not dequeued twice
-    // and the forward pass not run again); the writer's thread writes them.
+    // Every logEvery steps the step also fetches the merged summaries, TensorFlow's
+    // `sess.run([train_op, merged])`: the session computes them from this step's values (one
+    // dequeue, one forward pass); the writer's thread writes them.
     let logging = writer != nil && steps % logEvery == 0
-    let r = try sess.run(logging ? [loss, trainAccuracy, learningRate, images] : [loss, trainAccuracy], feeds: feeds, targets: [trainOp])
-    if logging, let writer {
-        let fed = [loss: r[0], trainAccuracy: r[1], learningRate: r[2], images: r[3]]
-        try writer.add(summary: sess.run(summaries, feeds: fed), step: steps)
-    }
+    let r = try sess.run(logging ? [loss, trainAccuracy, summaries] : [loss, trainAccuracy], feeds: feeds, targets: [trainOp])
+    if logging, let writer { try writer.add(summary: r[2], step: steps) }
     // The first step of each batch shape compiles; that time is reported separately.
     if sess.compileCount != compiles { compileSeconds += Date().timeIntervalSince(t0) }
     let stepLoss = Double(try r[0].scalar(as: Float.self))

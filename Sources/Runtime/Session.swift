@@ -216,19 +216,33 @@ public final class Session: @unchecked Sendable {
         var feeds = given
         // Ops the session computes on the host (data-dependent shapes, strings, checkpoint I/O,
         // questions about the variable store) run first, in graph order, and their outputs are
-        // fed to the compiled rest. (Stateful ops upstream of a host op's inputs run in the extra
-        // run that computes those inputs too.) Signatures without any skip this pass next time.
+        // fed to the compiled rest. Those that consume values compiled code computes and feed no
+        // compiled op (summaries of the step's loss) run after it instead, from its results: one
+        // run, one forward pass, one dequeue, as TensorFlow's `run([train, merged])`. (Stateful
+        // ops upstream of another host op's inputs run in the extra run that computes those
+        // inputs too.) Signatures without any host op skip this pass next time.
         var ranOnHost = Set<KilnFrontend.Operation>()
+        var after: [KilnFrontend.Operation] = []
         let shape = RunShape(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                              feeds: given.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
         if !hostFree.contains(shape) {
             let plan = try hostPlan(shape, fetches: fetches, feeds: Set(given.keys), targets: targets)
             for op in plan.candidates {
+                if Session.needsCompiledInputs(op, known: feeds) {
+                    if plan.mayRunAfter.contains(op) {
+                        after.append(op)
+                        continue
+                    }
+                    if SummaryOps.types.contains(op.type) {
+                        // Computing its inputs in a run of their own would run the step twice.
+                        throw KilnError.unimplemented("'\(op.name)' (op: \(op.type)) summarizes values compiled code computes in this run, and a compiled op depends on it (fetches [\(fetches.map(\.name).joined(separator: ", "))], targets [\(targets.map(\.name).joined(separator: ", "))]); Kiln runs such summaries after the compiled part: run that op in a separate call")
+                    }
+                }
                 guard let outputs = try hostOutputs(of: op, feeds: feeds) else { continue }
                 for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }
                 ranOnHost.insert(op)
             }
-            if ranOnHost.isEmpty && !plan.mayChange && !given.values.contains(where: { $0.dtype == .string }) { hostFree.insert(shape) }
+            if ranOnHost.isEmpty && after.isEmpty && !plan.mayChange && !given.values.contains(where: { $0.dtype == .string }) { hostFree.insert(shape) }
         }
         for (o, t) in feeds {
             guard o.graph === graph else { throw KilnError.invalidArgument("Cannot feed '\(o.name)': it belongs to another graph") }
@@ -244,14 +258,32 @@ public final class Session: @unchecked Sendable {
         }
         // A fetched tensor that is fed (or was computed on the host) is answered directly; this
         // is how string results come back, since compiled code does not handle strings.
-        let computed = fetches.filter { feeds[$0] == nil }
-        let compiledTargets = targets.filter { !ranOnHost.contains($0) }
+        let runsAfter = Set(after)
+        let computed = fetches.filter { feeds[$0] == nil && !runsAfter.contains($0.op) }
+        let compiledTargets = targets.filter { !ranOnHost.contains($0) && !runsAfter.contains($0) }
+        // The inputs of the ops that run after compiled code: extra results of the compiled run.
+        var afterInputs: [Output] = []
+        for op in after {
+            for i in op.inputs where feeds[i] == nil && i.op.type != "Const" && !runsAfter.contains(i.op) && !computed.contains(i) && !afterInputs.contains(i) {
+                afterInputs.append(i)
+            }
+        }
         var values: [Output: Tensor] = [:]
-        if !computed.isEmpty || !compiledTargets.isEmpty {
-            let results = try runCompiled(computed, feeds: feeds, given: given, targets: compiledTargets, ranOnHost: ranOnHost)
-            for (f, t) in zip(computed, results) where values[f] == nil { values[f] = t }
+        if !computed.isEmpty || !afterInputs.isEmpty || !compiledTargets.isEmpty {
+            let results = try runCompiled(computed + afterInputs, feeds: feeds, given: given, targets: compiledTargets, ranOnHost: ranOnHost)
+            for (f, t) in zip(computed + afterInputs, results) where values[f] == nil { values[f] = t }
             // Results past the fetches are checks nothing reads (see Lowering.lower).
-            if computed.count == fetches.count { return results.count == fetches.count ? results : Array(results.prefix(fetches.count)) }
+            if after.isEmpty && computed.count == fetches.count { return results.count == fetches.count ? results : Array(results.prefix(fetches.count)) }
+        }
+        if !after.isEmpty {
+            for i in computed + afterInputs { feeds[i] = values[i] }
+            for op in after {
+                // Every input is known now: hostInputs needs no run of its own.
+                guard let outputs = try hostOutputs(of: op, feeds: feeds) else {
+                    throw KilnError.internalError("'\(op.name)' (op: \(op.type)) was left to run on the host after compiled code, but the host did not compute it")
+                }
+                for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }
+            }
         }
         for f in fetches where feeds[f] != nil { values[f] = feeds[f] }
         return fetches.map { values[$0]! }

@@ -12,6 +12,9 @@ struct HostPlan {
     /// Whether one of them is answered on the host only in some runs: the signature is then never
     /// marked free of host ops.
     let mayChange: Bool
+    /// Candidates that may run after the compiled part, from its results (summaries of the
+    /// step's loss): no compiled op of the run consumes them, directly or through a control edge.
+    let mayRunAfter: Set<KilnFrontend.Operation>
 }
 
 /// A run signature together with the ops that ran on the host: it fixes which feeds the compiled
@@ -43,16 +46,51 @@ extension Session {
         if let p = hostPlans.plans[shape], p.version == graph.version { return p }
         var candidates: [KilnFrontend.Operation] = []
         var mayChange = false
-        for op in Lowering.prune(fetches: fetches, feeds: feeds, targets: targets) {
+        let ops = Lowering.prune(fetches: fetches, feeds: feeds, targets: targets)
+        for op in ops {
             if Session.sometimesAnsweredOps.contains(op.type) { mayChange = true }
             guard op.outputSpecs.indices.contains(where: { !feeds.contains(op.output($0)) }) || op.outputSpecs.isEmpty else { continue }
             // An op computed on the host runs on the CPU: its device must allow that.
             if !Placement.hasGPUKernel(op) { try placeOnDevices([op]) }
             if Session.mayRunOnHost(op) { candidates.append(op) }
         }
-        let p = HostPlan(version: graph.version, candidates: candidates, mayChange: mayChange)
+        let p = HostPlan(version: graph.version, candidates: candidates, mayChange: mayChange,
+                         mayRunAfter: Session.opsThatMayRunAfter(ops, candidates: Set(candidates)))
         hostPlans.plans[shape] = p
         return p
+    }
+}
+
+extension Session {
+    /// The candidates whose consumers in the run (`ops`, in graph order) may all run after the
+    /// compiled part too: summary ops and host kernels, which compute from their inputs alone.
+    /// (A host op that feeds compiled code runs before it.)
+    static func opsThatMayRunAfter(_ ops: [KilnFrontend.Operation], candidates: Set<KilnFrontend.Operation>) -> Set<KilnFrontend.Operation> {
+        var consumers: [KilnFrontend.Operation: [KilnFrontend.Operation]] = [:]
+        for op in ops {
+            for i in op.inputs { consumers[i.op, default: []].append(op) }
+            for c in op.controlInputs { consumers[c, default: []].append(op) }
+        }
+        var after = Set<KilnFrontend.Operation>()
+        // Consumers come later in graph order: walking backwards decides them first.
+        for op in ops.reversed() where candidates.contains(op) && computesFromInputsOnHost(op) {
+            if (consumers[op] ?? []).allSatisfy(after.contains) { after.insert(op) }
+        }
+        return after
+    }
+
+    /// Ops the host computes from their input values alone, whatever those are (hostOutputs
+    /// never leaves them to compiled code).
+    static func computesFromInputsOnHost(_ op: KilnFrontend.Operation) -> Bool {
+        SummaryOps.types.contains(op.type)
+            || (OpRegistry.def(op.type)?.hostKernel != nil && !answeredOps.contains(op.type) && !QueueOps.types.contains(op.type)
+                && !ReaderOps.types.contains(op.type))
+    }
+
+    /// Whether some input of `op` is neither known (fed, computed on the host already) nor a
+    /// constant: compiled code computes it.
+    static func needsCompiledInputs(_ op: KilnFrontend.Operation, known: [Output: Tensor]) -> Bool {
+        op.inputs.contains { known[$0] == nil && $0.op.type != "Const" }
     }
 }
 
