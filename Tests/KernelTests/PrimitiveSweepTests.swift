@@ -47,7 +47,7 @@ final class PrimitiveSweepTests: XCTestCase {
         BackendRunner.run("primitive sweep: \(suite)", cases, batch: 48, file: file, line: line)
     }
 
-    let numeric: [DType] = [.float32, .float64, .int32, .int64, .uint8]
+    let numeric: [DType] = [.float32, .float64, .int32, .int64, .int16, .uint8]
 
     func testUnaryPrimitivesOnEveryDType() throws {
         for u in UnaryOp.allCases {
@@ -72,6 +72,9 @@ final class PrimitiveSweepTests: XCTestCase {
                 try add(.binary(op), [t, t], positive: op == .pow && d.isFloatingPoint)
             }
         }
+        // int16 arithmetic wraps at 16 bits.
+        let a = try Tensor(shape: [4], scalars: [Int16.max, Int16.min, 300, -181]), b = try Tensor(shape: [4], scalars: [Int16(1), -1, 300, 181])
+        for op in [BinaryOp.add, .sub, .mul] { try add(.binary(op), [TensorType(.int16, [4]), TensorType(.int16, [4])], values: [a, b]) }
         runCases("binary")
     }
 
@@ -83,7 +86,12 @@ final class PrimitiveSweepTests: XCTestCase {
         try add(.cast(.float32), [TensorType(.float64, [4])], values: [Tensor(shape: [4], scalars: [1e-40, -1e-40, 3e38, 0.1])])
         // Out-of-range floats saturate, NaN casts to 0.
         let wide = try Tensor(shape: [8], scalars: [1e10, -1e10, 300, -3, .nan, .infinity, -.infinity, 255.9] as [Double])
-        for to in [DType.int32, .int64, .uint8] { try add(.cast(to), [TensorType(.float64, [8])], values: [wide]) }
+        for to in [DType.int32, .int64, .int16, .uint8] { try add(.cast(to), [TensorType(.float64, [8])], values: [wide]) }
+        // Narrowing integers keeps the low bits; int16 sign-extends when widened.
+        let int32s = try Tensor(shape: [6], scalars: [70000, -40000, 32768, -32769, 65535, -5] as [Int32])
+        for to in [DType.int16, .uint8] { try add(.cast(to), [TensorType(.int32, [6])], values: [int32s]) }
+        let int16s = try Tensor(shape: [4], scalars: [Int16.min, -1, 300, Int16.max])
+        for to in [DType.int32, .int64, .uint8, .float32] { try add(.cast(to), [TensorType(.int16, [4])], values: [int16s]) }
         runCases("compare, select, cast")
     }
 

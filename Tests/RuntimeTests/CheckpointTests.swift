@@ -16,6 +16,7 @@ final class CheckpointTests: ScratchDirectoryTestCase {
             ("i64", Tensor(Int64.min)),
             ("bool", try Tensor(shape: [2, 2], scalars: [true, false, false, true])),
             ("u8", try Tensor(shape: [3], scalars: [0, 128, 255] as [UInt8])),
+            ("i16", try Tensor(shape: [3], scalars: [-32768, -1, 32767] as [Int16])),
             ("str/vector", try Tensor(shape: [4], strings: [Array("conv1/weights".utf8), [], [0, 0xFF, 0x80, 10], Array(repeating: 120, count: 300)])),
             ("str/scalar", Tensor("model.ckpt")),
             ("empty", try Tensor(shape: [0, 5], scalars: [Float]())),
@@ -111,6 +112,7 @@ final class CheckpointTests: ScratchDirectoryTestCase {
             XCTAssertEqual(reader.dtypesAndShapes[key]?.shape, t.shape, key)
         }
         XCTAssertEqual(reader.entries["str/scalar"]?.hasShape, true)
+        XCTAssertEqual(reader.entries["i16"]?.dtype, .dtInt16, "int16 is stored as TensorFlow's DT_INT16")
         let names = try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted()
         XCTAssertEqual(names, ["model.ckpt-1.data-00000-of-00001", "model.ckpt-1.index"], "no temporary files are left behind")
         XCTAssertEqual(CheckpointPaths.existingFiles(prefix: prefix), [prefix + ".index", prefix + ".data-00000-of-00001"])

@@ -138,6 +138,8 @@ final class NumericGradientTests: XCTestCase {
         c.append(unary("Softplus", try r.tensor([3, 4], -4, 4)) { g, x in try g.softplus(x) })
         c.append(unary("LeakyRelu alpha 0.3", try r.tensor([3, 4], -3, 3, awayFrom: [0])) { g, x in try g.leakyRelu(x, alpha: 0.3) })
         c.append(unary("Identity", try r.tensor([3])) { g, x in try g.identity(x) })
+        // Its gradient is the incoming gradient, itself checked (TensorFlow's array_grad).
+        c.append(unary("CheckNumerics", try r.tensor([2, 3])) { g, x in try g.checkNumerics(g.square(x), message: "squared") })
         // Elementwise binary, with broadcasting on both sides.
         c.append(Case(name: "Minimum broadcast", inputs: [try r.distinct([2, 3]), try r.distinct([3], lo: -0.95, gap: 0.2)], wrt: [0, 1]) { g, x in
             try g.minimum(x[0], x[1])
