@@ -94,6 +94,7 @@ struct Bench: ParsableCommand {
         (["compile_mlp_sgd", "compile_mlp_adam"], { _, quick in try compileMLP(quick ? 3 : 5) }),
         (["cnn_infer"], { reps, _ in [try cnnInfer(reps)] }),
         (InputPipelineBench.names, { reps, quick in try InputPipelineBench.run(reps, quick: quick) }),
+        ([DebugStepBench.name], { reps, _ in [try DebugStepBench.run(reps)] }),
     ]
     static var workloadNames: [String] { workloads.flatMap(\.names) }
 
@@ -109,6 +110,8 @@ struct Bench: ParsableCommand {
         print("        limits are measured now, in this process;")
         print("        input_pipeline_Nt: records/s of Session.run of shuffle_batch(128) fed by N reader threads (TFRecord -> parse -> decode_raw),")
         print("        median of full passes over 100,000 Examples written by Kiln, after 20 warm-up batches (scripts/peers/input_pipeline.py: TF's)")
+        print("        debug_step: the digits training step (batch 64) under DebugSession.run(until: has_inf_or_nan), alternating with plain Session.run")
+        print("        in a session of its own, \(DebugStepBench.stepsPerSample) steps a sample; the plain median and the ratio in the note")
         // On a terminal, what is being measured now; nothing extra in logs and pipes.
         let progress = ProgressLine()
         progress.update("measuring the machine's limits ...", force: true)
@@ -350,19 +353,26 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// The digits CNN (conv 3x3x16 + BN + relu, conv 3x3x32 + BN + relu, max-pool, dense 64, dense 10), inference at batch 256.
+    /// The digits CNN's logits for [batch, 8, 8, 1] images: conv 3x3x16 + BN + relu, conv 3x3x32 +
+    /// BN + relu, max-pool, dense 64, dense 10. Batch norm updates its moving statistics (the
+    /// `updateOps`) when training.
+    static func digitsCNN(_ g: Graph, _ images: Output, isTraining: Bool) throws -> Output {
+        let bn = Normalizer.batchNorm(decay: 0.9, isTraining: isTraining)
+        return try g.argScope(LayerDefaults(activation: .relu, padding: "SAME")) { () throws -> Output in
+            var h = try g.convolution2d(images, 16, kernelSize: [3], normalizer: bn, scope: "conv1")
+            h = try g.convolution2d(h, 32, kernelSize: [3], normalizer: bn, scope: "conv2")
+            h = try g.maxPool2d(h, kernelSize: [2], stride: 2)
+            h = try g.fullyConnected(g.flatten(h), 64, scope: "fc1")
+            return try g.fullyConnected(h, 10, activation: .identity, scope: "logits")
+        }
+    }
+
+    /// The digits CNN (see `digitsCNN`), inference at batch 256.
     static func cnnInfer(_ reps: Int) throws -> Result {
         let timed = try both(reps) { config in
             return try onDevice { g in
                 let images = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
-                let bn = Normalizer.batchNorm(decay: 0.9, isTraining: false)
-                let logits = try g.argScope(LayerDefaults(activation: .relu, padding: "SAME")) { () throws -> Output in
-                    var h = try g.convolution2d(images, 16, kernelSize: [3], normalizer: bn, scope: "conv1")
-                    h = try g.convolution2d(h, 32, kernelSize: [3], normalizer: bn, scope: "conv2")
-                    h = try g.maxPool2d(h, kernelSize: [2], stride: 2)
-                    h = try g.fullyConnected(g.flatten(h), 64, scope: "fc1")
-                    return try g.fullyConnected(h, 10, activation: .identity, scope: "logits")
-                }
+                let logits = try digitsCNN(g, images, isTraining: false)
                 let s = try Session(graph: g, config: config)
                 try s.run(g.globalVariablesInitializer())
                 let feeds = [images: try filled([256, 8, 8, 1])]

@@ -17,7 +17,6 @@ struct KilnCommand: ParsableCommand {
             Compile.self,
             Inspect.self,
             DebugGraph.self,
-            DebugCost.self,
         ])
 }
 

@@ -77,6 +77,21 @@ final class BenchCommandTests: KilnBinaryTestCase {
         XCTAssertGreaterThan(w["unfused_median_ms"] as! Double, 0)
     }
 
+    /// debug_step: the training step under the debugger, with the plain step's median and the
+    /// ratio of the two in its note, and its times in the JSON like any workload's.
+    func testDebugStepTimesTheTrainingStepUnderTheDebuggerBesideThePlainOne() throws {
+        let r = try run(["bench", "--quick", "--only", "debug_step", "--json", path("debug.json")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("debug_step: the digits training step (batch 64) under DebugSession.run"), r.stdout)
+        let row = r.stdout.split(separator: "\n").first { $0.hasPrefix("debug_step ") }.map(String.init) ?? ""
+        XCTAssertNotNil(row.range(of: #"plain Session\.run [0-9.]+ (ms|us), has_inf_or_nan costs [0-9]+\.[0-9]{2}x$"#, options: .regularExpression), r.stdout)
+        let workloads = try json(path("debug.json"))["workloads"] as! [[String: Any]]
+        XCTAssertEqual(workloads.compactMap { $0["name"] as? String }, ["debug_step"])
+        let (median, minimum) = (workloads[0]["median_ms"] as! Double, workloads[0]["min_ms"] as! Double)
+        XCTAssertGreaterThan(minimum, 0)
+        XCTAssertLessThanOrEqual(minimum, median)
+    }
+
     func testMisusedOptionsExitWithUsageAndBadInputNamesTheFeed() throws {
         let (graph, feed) = try writeProductGraph()
         let cases: [(args: [String], status: Int32, mentions: [String])] = [

@@ -109,26 +109,15 @@ extension GoldenOpsTests {
                          rtol: ["Cumprod", "Prod"].contains(op) ? 1e-4 : 1e-5, staticShapes: true)
     }
 
-    func testEveryHelperCaseMatchesTensorFlow() throws {
-        XCTAssertFalse(Self.backends.isEmpty, "no backend to run the golden cases on")
-        try helperCases(on: Self.backends)
-    }
+    func testEveryHelperCaseMatchesTensorFlow() throws { try helperCases(on: Self.everyBackend()) }
 
-    func testEveryHelperCaseMatchesTensorFlowOnGPU() throws {
-        try helperCases(on: [("/gpu:0", try TestGPU.required("golden helper ops"))])
-    }
+    func testEveryHelperCaseMatchesTensorFlowOnGPU() throws { try helperCases(on: Self.gpuBackend("golden helper ops")) }
 
-    func helperCases(on backends: [(name: String, config: SessionConfig)]) throws {
+    func helperCases(on backends: Backends) throws {
         let cases = try Golden.lines("ops_helpers.jsonl")
         XCTAssertEqual(cases.count, 39)
-        BundleTally.install()
-        for (backend, config) in backends {
-            let problems = Self.runBatched(cases, config: config, batch: 20) { try Self.buildHelper($0, in: $1, prefix: $2) }
-            for k in problems.keys.sorted() {
-                XCTFail("backend \(backend), golden helper op \(cases[k]["op"]!) \(cases[k]["attrs"] ?? ""): \(problems[k]!)")
-            }
-            print("backend \(backend): golden ops helpers: \(cases.count - problems.count) passed, \(problems.count) failed")
-            BundleTally.add(backend, passed: cases.count - problems.count, failed: problems.count)
+        Self.checkCases(cases, label: "golden helper op", suite: "golden ops helpers", on: backends, batch: 20) {
+            try Self.buildHelper($0, in: $1, prefix: $2)
         }
     }
 }

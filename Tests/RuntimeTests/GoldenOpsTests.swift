@@ -278,67 +278,43 @@ final class GoldenOpsTests: XCTestCase {
     /// Every backend the golden cases run on, as a session configuration (TestBackends: all, or
     /// those KILN_TEST_BACKENDS names).
     /// One that cannot run here (no C compiler) is named with the reason, loudly.
-    static let backends: [(name: String, config: SessionConfig)] = BackendKind.allCases.compactMap { kind in
+    static let backends: Backends = BackendKind.allCases.compactMap { kind in
         guard TestBackends.selected(kind.rawValue) else { return nil }
         do { _ = try kind.make() } catch { TestBackends.unavailable(kind.rawValue, error); return nil }
         return (kind.rawValue, SessionConfig(backend: kind))
     }
 
-    func testEveryForwardCaseMatchesTensorFlow() throws {
-        XCTAssertFalse(Self.backends.isEmpty, "no backend to run the golden cases on")
-        try forwardCases(on: Self.backends)
-    }
+    func testEveryForwardCaseMatchesTensorFlow() throws { try forwardCases(on: Self.everyBackend()) }
 
     /// Every forward case with every op on /gpu:0 (ops without a device go to the GPU).
-    func testEveryForwardCaseMatchesTensorFlowOnGPU() throws {
-        try forwardCases(on: [("/gpu:0", try TestGPU.required("golden ops"))])
-    }
+    func testEveryForwardCaseMatchesTensorFlowOnGPU() throws { try forwardCases(on: Self.gpuBackend("golden ops")) }
 
-    func forwardCases(on backends: [(name: String, config: SessionConfig)]) throws {
+    func forwardCases(on backends: Backends) throws {
         let cases = try Golden.lines("ops.jsonl").filter { !($0["op"] as! String).hasPrefix("grad:") }
         XCTAssertGreaterThan(cases.count, 300)
-        BundleTally.install()
-        for (backend, config) in backends {
-            let problems = Self.runBatched(cases, config: config, batch: 24) { try Self.buildForward($0, in: $1, prefix: $2) }
-            var tally: [String: (Int, Int)] = [:]
+        Self.checkCases(cases, label: "golden op", suite: "golden ops", on: backends, batch: 24,
+                        build: { try Self.buildForward($0, in: $1, prefix: $2) }) { backend, problems in
+            var tally: [String: (passed: Int, failed: Int)] = [:]
             for (k, c) in cases.enumerated() {
                 let op = c["op"] as! String
                 let family = Self.families.first { $0.1.contains(op) }?.0 ?? "other"
-                var t = tally[family, default: (0, 0)]
-                if let problem = problems[k] {
-                    t.1 += 1
-                    XCTFail("backend \(backend), golden op \(op) \(c["attrs"] ?? "") \(c["note"] ?? ""): \(problem)")
-                } else { t.0 += 1 }
-                tally[family] = t
+                if problems[k] == nil { tally[family, default: (0, 0)].passed += 1 } else { tally[family, default: (0, 0)].failed += 1 }
             }
             for (family, _) in Self.families + [("other", [])] {
                 if let (p, f) = tally[family] { print("backend \(backend): golden ops \(family): \(p) passed, \(f) failed") }
             }
-            print("backend \(backend): golden ops: \(cases.count - problems.count) cases passed, \(problems.count) failed")
-            BundleTally.add(backend, passed: cases.count - problems.count, failed: problems.count)
         }
     }
 
-    func testEveryGradientCaseMatchesTensorFlow() throws {
-        XCTAssertFalse(Self.backends.isEmpty, "no backend to run the golden cases on")
-        try gradientCases(on: Self.backends)
-    }
+    func testEveryGradientCaseMatchesTensorFlow() throws { try gradientCases(on: Self.everyBackend()) }
 
-    func testEveryGradientCaseMatchesTensorFlowOnGPU() throws {
-        try gradientCases(on: [("/gpu:0", try TestGPU.required("golden gradients"))])
-    }
+    func testEveryGradientCaseMatchesTensorFlowOnGPU() throws { try gradientCases(on: Self.gpuBackend("golden gradients")) }
 
-    func gradientCases(on backends: [(name: String, config: SessionConfig)]) throws {
+    func gradientCases(on backends: Backends) throws {
         let cases = try Golden.lines("ops.jsonl").filter { ($0["op"] as! String).hasPrefix("grad:") }
         XCTAssertGreaterThan(cases.count, 90)
-        BundleTally.install()
-        for (backend, config) in backends {
-            let problems = Self.runBatched(cases, config: config, batch: 12) { try Self.buildGradient($0, in: $1, prefix: $2) }
-            for k in problems.keys.sorted() {
-                XCTFail("backend \(backend), golden gradient \(cases[k]["op"]!) \(cases[k]["attrs"] ?? ""): \(problems[k]!)")
-            }
-            print("backend \(backend): golden gradients: \(cases.count - problems.count) cases passed, \(problems.count) failed")
-            BundleTally.add(backend, passed: cases.count - problems.count, failed: problems.count)
+        Self.checkCases(cases, label: "golden gradient", suite: "golden gradients", on: backends, batch: 12) {
+            try Self.buildGradient($0, in: $1, prefix: $2)
         }
     }
 

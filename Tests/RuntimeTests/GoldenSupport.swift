@@ -1,5 +1,7 @@
 import Foundation
+import XCTest
 import Kiln
+import KilnTestSupport
 
 /// Real TensorFlow outputs: the copies of ../shared/golden's files in Fixtures/golden (listed in
 /// Fixtures/golden-files.txt, refreshed by `make fixtures`), so a clone needs nothing beside it;
@@ -68,5 +70,40 @@ enum Golden {
             }
         }
         return nil
+    }
+}
+
+/// What the golden suites (forward, gradient, helper ops) share: where they run and how a suite's
+/// failures and counts are reported.
+extension GoldenOpsTests {
+    typealias Backends = [(name: String, config: SessionConfig)]
+
+    /// Every backend here (see `backends`); having none to run on fails the test.
+    static func everyBackend() -> Backends {
+        XCTAssertFalse(backends.isEmpty, "no backend to run the golden cases on")
+        return backends
+    }
+
+    /// /gpu:0 alone, every op without a device placed there; skipped without a GPU, `suite` saying what.
+    static func gpuBackend(_ suite: String) throws -> Backends { [("/gpu:0", try TestGPU.required(suite))] }
+
+    /// Runs `cases` on each backend (batched, see `runBatched`): every case that disagrees with
+    /// TensorFlow fails the test, named by `label`, its op, attributes and note; each backend prints
+    /// `backend <name>: <suite>: N cases passed, M failed` and adds its counts to the bundle's tally.
+    /// `breakdown` sees each backend's problems first (the forward suite counts them per family).
+    static func checkCases(_ cases: [[String: Any]], label: String, suite: String, on backends: Backends, batch: Int,
+                           build: @escaping ([String: Any], Graph, String) throws -> BuiltCase,
+                           breakdown: (String, [Int: String]) -> Void = { _, _ in }) {
+        BundleTally.install()
+        for (backend, config) in backends {
+            let problems = runBatched(cases, config: config, batch: batch, build: build)
+            for k in problems.keys.sorted() {
+                let c = cases[k]
+                XCTFail("backend \(backend), \(label) \(c["op"]!) \(c["attrs"] ?? "")\(c["note"].map { " \($0)" } ?? ""): \(problems[k]!)")
+            }
+            breakdown(backend, problems)
+            print("backend \(backend): \(suite): \(cases.count - problems.count) cases passed, \(problems.count) failed")
+            BundleTally.add(backend, passed: cases.count - problems.count, failed: problems.count)
+        }
     }
 }
