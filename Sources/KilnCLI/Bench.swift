@@ -223,15 +223,22 @@ struct Bench: ParsableCommand {
     /// two runs execute the same code and any difference between them is noise.
     static func both(_ reps: Int, _ build: (SessionConfig) throws -> (Session, () throws -> Void)) throws -> Timed {
         let (fs, fused) = try build(SessionConfig(backend: backend)), (us, unfused) = try build(SessionConfig(fusion: false, backend: backend))
-        let (bf, bu) = (try batchSize(fused), try batchSize(unfused))
-        var (tf, tu): ([Double], [Double]) = ([], [])
-        for _ in 0..<2 { try fused(); try unfused() }
-        for _ in 0..<reps {
-            tf += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: bf, fused)
-            tu += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: bu, unfused)
-        }
+        let (tf, tu) = try alternately(reps, warmup: 2, (fused, try batchSize(fused)), (unfused, try batchSize(unfused)))
         return Timed(median: Timing.median(tf), min: tf.min()!, unfused: Timing.median(tu),
                      fusionApplies: fs.lastRunSummary?.kernels != us.lastRunSummary?.kernels)
+    }
+
+    /// `reps` samples of each of two runs, taken in turn (each sample the mean of `batch` calls)
+    /// after `warmup` calls of each, so a noisy neighbour slows both alike.
+    static func alternately(_ reps: Int, warmup: Int, _ a: (run: () throws -> Void, batch: Int),
+                            _ b: (run: () throws -> Void, batch: Int)) throws -> ([Double], [Double]) {
+        for _ in 0..<warmup { try a.run(); try b.run() }
+        var (ta, tb): ([Double], [Double]) = ([], [])
+        for _ in 0..<reps {
+            ta += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: a.batch, a.run)
+            tb += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: b.batch, b.run)
+        }
+        return (ta, tb)
     }
 
     static func filled(_ shape: [Int], _ k: Int = 1) throws -> Tensor {

@@ -17,12 +17,7 @@ enum DebugStepBench {
     /// The result's times are the debugger's; the plain median and the ratio are in its note.
     static func run(_ reps: Int) throws -> Bench.Result {
         let plain = try trainingStep(debug: false), debug = try trainingStep(debug: true)
-        for _ in 0..<warmupSteps { try plain(); try debug() }
-        var (tp, td): ([Double], [Double]) = ([], [])
-        for _ in 0..<reps {
-            tp += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: stepsPerSample, plain)
-            td += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: stepsPerSample, debug)
-        }
+        let (tp, td) = try Bench.alternately(reps, warmup: warmupSteps, (plain, stepsPerSample), (debug, stepsPerSample))
         let (p, d) = (Timing.median(tp), Timing.median(td))
         return Bench.Result(name: name, median: d, min: td.min()!,
                             note: "batch \(batch); plain Session.run \(Bench.fmt(p).trimmingCharacters(in: .whitespaces)), "
