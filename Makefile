@@ -60,10 +60,10 @@ clean:
 fixtures:
 	@bash scripts/sync-fixtures.sh
 
-# Regenerates the committed Swift for protos/*.proto (Sources/Frontend/Proto). Only needed after a
+# Regenerates the committed Swift for protos/*.proto (Sources/Frontend/Interchange/Proto). Only needed after a
 # .proto changes: demo and test use the committed files and need no protoc. protoc-gen-swift is
 # built from the pinned swift-protobuf dependency, so the generated code matches its runtime.
-PROTO_OUT := Sources/Frontend/Proto
+PROTO_OUT := Sources/Frontend/Interchange/Proto
 PROTO_SCRATCH := .build-proto
 
 proto:

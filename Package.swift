@@ -13,7 +13,7 @@ let package = Package(
     ],
     dependencies: [
         // The external packages. TensorFlow's file formats are protobuf messages: generated Swift
-        // for protos/*.proto is committed (Sources/Frontend/Proto, `make proto`). The `kiln` command
+        // for protos/*.proto is committed (Sources/Frontend/Interchange/Proto, `make proto`). The `kiln` command
         // and the examples read their flags with swift-argument-parser (help and errors from it).
         .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),

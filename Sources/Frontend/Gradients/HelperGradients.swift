@@ -3,60 +3,65 @@ import KilnIR
 /// Gradients of the gradient-helper ops (GradientHelperOps) and of UnsortedSegmentSum, as
 /// TensorFlow's math_grad, array_grad and data_flow_grad write them.
 enum HelperGradients {
-    static let nonDifferentiable: Set<String> = ["ShapeN", "ConcatOffset", "BroadcastArgs", "InvertPermutation", "ListDiff"]
+    // The sum of the later (earlier, when reversed) prefix sums each element joined.
+    static let cumsum: GradientFunction = { ctx in
+        [try scan("Cumsum", ctx.grad(), ctx.input(1), exclusive: ctx.attrs["exclusive"]?.bool ?? false,
+                  reverse: !(ctx.attrs["reverse"]?.bool ?? false)), nil]
+    }
 
-    static let table: [String: GradientFunction] = [
-        // The sum of the later (earlier, when reversed) prefix sums each element joined.
-        "Cumsum": { ctx in
-            [try scan("Cumsum", ctx.grad(), ctx.input(1), exclusive: ctx.attrs["exclusive"]?.bool ?? false,
-                      reverse: !(ctx.attrs["reverse"]?.bool ?? false)), nil]
-        },
-        // TensorFlow's formula: cumsum(prod * dy, reversed) / x, with 0 where x is 0.
-        "Cumprod": { ctx in
-            let g = ctx.graph, exclusive = ctx.attrs["exclusive"]?.bool ?? false, reverse = ctx.attrs["reverse"]?.bool ?? false
-            let out = try scan("Cumsum", g.multiply(ctx.output(), ctx.grad()), ctx.input(1), exclusive: exclusive, reverse: !reverse)
-            return [try g.apply("DivNoNan", [out, ctx.input(0)], name: "div_no_nan"), nil]
-        },
-        // Each row takes the gradient of the segment it went to; rows with a negative id none.
-        "UnsortedSegmentSum": { ctx in [try gatherDropNegatives(ctx.grad(), ctx.input(1), ctx.op.name), nil, nil] },
-        "UnsortedSegmentMax": { ctx in [try segmentExtremeGrad(ctx), nil, nil] },
-        "UnsortedSegmentMin": { ctx in [try segmentExtremeGrad(ctx), nil, nil] },
-        // Every data tensor gets the merged gradient at its indices (also where a later index
-        // overwrote it, as in TensorFlow).
-        "DynamicStitch": { ctx in
-            let n = ctx.op.inputs.count / 2
-            let values = try (0..<n).map { try ctx.graph.gather(ctx.grad(), ctx.input($0)) }
-            return [Output?](repeating: nil, count: n) + values
-        },
-        "ScatterNd": { ctx in [nil, try ctx.graph.gatherNd(ctx.grad(), ctx.input(0)), nil] },
-        "TensorScatterUpdate": { ctx in
-            let g = ctx.graph, dy = try ctx.grad()
-            let cleared = try g.addOperation("TensorScatterUpdate", name: "TensorScatterUpdate",
-                                             inputs: [g.identity(dy), ctx.input(1), g.zerosLike(ctx.input(2))],
-                                             attrs: ["T": .type(dy.dtype), "Tindices": .type(ctx.input(1).dtype)]).output()
-            return [cleared, nil, try g.gatherNd(dy, ctx.input(1))]
-        },
-        "MatrixBandPart": { ctx in
-            let band = try ctx.graph.addOperation("MatrixBandPart", name: "MatrixBandPart", inputs: [ctx.grad(), ctx.input(1), ctx.input(2)],
-                                                  attrs: ["T": .type(ctx.input(0).dtype), "Tindex": .type(ctx.input(1).dtype)])
-            return [band.output(), nil, nil]
-        },
-        "ReverseV2": { ctx in
-            let r = try ctx.graph.addOperation("ReverseV2", name: "ReverseV2", inputs: [ctx.grad(), ctx.input(1)],
-                                               attrs: ["T": .type(ctx.input(0).dtype), "Tidx": .type(ctx.input(1).dtype)])
-            return [r.output(), nil]
-        },
-        "Unpack": { ctx in
-            let grads = try ctx.op.outputs.indices.map { try ctx.grad($0) }
-            return [try ctx.graph.stack(grads, axis: ctx.attrs["axis"]?.int ?? 0)]
-        },
-        "DivNoNan": { ctx in
-            let g = ctx.graph, (x, y) = (ctx.input(0), ctx.input(1)), dy = try ctx.grad()
-            let dx = try g.apply("DivNoNan", [dy, y], name: "div_no_nan")
-            let dyy = try g.multiply(dy, g.apply("DivNoNan", [g.apply("DivNoNan", [g.negative(x), y], name: "div_no_nan"), y], name: "div_no_nan"))
-            return [try g.unbroadcast(dx, to: x, other: y), try g.unbroadcast(dyy, to: y, other: x)]
-        },
-    ]
+    // TensorFlow's formula: cumsum(prod * dy, reversed) / x, with 0 where x is 0.
+    static let cumprod: GradientFunction = { ctx in
+        let g = ctx.graph, exclusive = ctx.attrs["exclusive"]?.bool ?? false, reverse = ctx.attrs["reverse"]?.bool ?? false
+        let out = try scan("Cumsum", g.multiply(ctx.output(), ctx.grad()), ctx.input(1), exclusive: exclusive, reverse: !reverse)
+        return [try g.apply("DivNoNan", [out, ctx.input(0)], name: "div_no_nan"), nil]
+    }
+
+    // Each row takes the gradient of the segment it went to; rows with a negative id none.
+    static let unsortedSegmentSum: GradientFunction = { ctx in [try gatherDropNegatives(ctx.grad(), ctx.input(1), ctx.op.name), nil, nil] }
+
+    static let unsortedSegmentMax: GradientFunction = { ctx in [try segmentExtremeGrad(ctx), nil, nil] }
+
+    // Every data tensor gets the merged gradient at its indices (also where a later index
+    // overwrote it, as in TensorFlow).
+    static let dynamicStitch: GradientFunction = { ctx in
+        let n = ctx.op.inputs.count / 2
+        let values = try (0..<n).map { try ctx.graph.gather(ctx.grad(), ctx.input($0)) }
+        return [Output?](repeating: nil, count: n) + values
+    }
+
+    static let scatterNd: GradientFunction = { ctx in [nil, try ctx.graph.gatherNd(ctx.grad(), ctx.input(0)), nil] }
+
+    static let tensorScatterUpdate: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad()
+        let cleared = try g.addOperation("TensorScatterUpdate", name: "TensorScatterUpdate",
+                                         inputs: [g.identity(dy), ctx.input(1), g.zerosLike(ctx.input(2))],
+                                         attrs: ["T": .type(dy.dtype), "Tindices": .type(ctx.input(1).dtype)]).output()
+        return [cleared, nil, try g.gatherNd(dy, ctx.input(1))]
+    }
+
+    static let matrixBandPart: GradientFunction = { ctx in
+        let band = try ctx.graph.addOperation("MatrixBandPart", name: "MatrixBandPart", inputs: [ctx.grad(), ctx.input(1), ctx.input(2)],
+                                              attrs: ["T": .type(ctx.input(0).dtype), "Tindex": .type(ctx.input(1).dtype)])
+        return [band.output(), nil, nil]
+    }
+
+    static let reverseV2: GradientFunction = { ctx in
+        let r = try ctx.graph.addOperation("ReverseV2", name: "ReverseV2", inputs: [ctx.grad(), ctx.input(1)],
+                                           attrs: ["T": .type(ctx.input(0).dtype), "Tidx": .type(ctx.input(1).dtype)])
+        return [r.output(), nil]
+    }
+
+    static let unpack: GradientFunction = { ctx in
+        let grads = try ctx.op.outputs.indices.map { try ctx.grad($0) }
+        return [try ctx.graph.stack(grads, axis: ctx.attrs["axis"]?.int ?? 0)]
+    }
+
+    static let divNoNan: GradientFunction = { ctx in
+        let g = ctx.graph, (x, y) = (ctx.input(0), ctx.input(1)), dy = try ctx.grad()
+        let dx = try g.apply("DivNoNan", [dy, y], name: "div_no_nan")
+        let dyy = try g.multiply(dy, g.apply("DivNoNan", [g.apply("DivNoNan", [g.negative(x), y], name: "div_no_nan"), y], name: "div_no_nan"))
+        return [try g.unbroadcast(dx, to: x, other: y), try g.unbroadcast(dyy, to: y, other: x)]
+    }
 
     static func scan(_ type: String, _ x: Output, _ axis: Output, exclusive: Bool, reverse: Bool) throws -> Output {
         try x.graph.addOperation(type, name: type, inputs: [x, axis],

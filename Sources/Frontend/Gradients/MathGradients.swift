@@ -2,143 +2,164 @@ import KilnIR
 
 /// Gradients of the elementwise, matrix and reduction ops (TensorFlow's math_grad.py).
 enum MathGradients {
-    static let nonDifferentiable: Set<String> = [
-        "Equal", "NotEqual", "Less", "LessEqual", "Greater", "GreaterEqual", "LogicalAnd", "LogicalOr", "LogicalNot",
-        "ArgMax", "ArgMin", "All", "Any", "FloorDiv", "Floor", "Ceil", "Round", "Sign",
-    ]
-
     static func binaryGrads(_ ctx: GradientContext, _ gx: Output?, _ gy: Output?) throws -> [Output?] {
         let g = ctx.graph, x = ctx.input(0), y = ctx.input(1)
         return [try gx.map { try g.unbroadcast($0, to: x, other: y) }, try gy.map { try g.unbroadcast($0, to: y, other: x) }]
     }
 
-    static let table: [String: GradientFunction] = [
-        "Identity": { ctx in [try ctx.grad()] },
-        "AddV2": { ctx in try binaryGrads(ctx, ctx.grad(), ctx.grad()) },
-        "Add": { ctx in try binaryGrads(ctx, ctx.grad(), ctx.grad()) },
-        "Sub": { ctx in try binaryGrads(ctx, ctx.grad(), ctx.graph.negative(ctx.grad())) },
-        "Mul": { ctx in
-            let g = ctx.graph, dy = try ctx.grad()
-            return try binaryGrads(ctx, g.multiply(dy, ctx.input(1)), g.multiply(ctx.input(0), dy))
-        },
-        "RealDiv": { ctx in
-            let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), y = ctx.input(1)
-            return try binaryGrads(ctx, g.realDiv(dy, y), g.multiply(dy, g.realDiv(g.realDiv(g.negative(x), y), y)))
-        },
-        "Div": { ctx in
-            let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), y = ctx.input(1)
-            return try binaryGrads(ctx, g.realDiv(dy, y), g.multiply(dy, g.realDiv(g.realDiv(g.negative(x), y), y)))
-        },
-        "FloorMod": { ctx in
-            let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), y = ctx.input(1)
-            return try binaryGrads(ctx, dy, g.multiply(dy, g.negative(g.floorDiv(x, y))))
-        },
-        "Maximum": { ctx in try minMax(ctx, pick: { g, x, y in try g.greaterEqual(x, y) }) },
-        "Minimum": { ctx in try minMax(ctx, pick: { g, x, y in try g.lessEqual(x, y) }) },
-        "Pow": { ctx in
-            // dx = dy * y * x^(y-1); dy = dy * z * log(x) where x > 0, else 0.
-            let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), y = ctx.input(1), z = ctx.output()
-            let one = try g.onesLike(y)
-            let gx = try g.multiply(dy, g.multiply(y, g.pow(x, g.subtract(y, one))))
-            let positive = try g.greater(x, g.zerosLike(x))
-            let safeLog = try g.where(positive, g.log(g.where(positive, x, g.onesLike(x))), g.zerosLike(x))
-            return try binaryGrads(ctx, gx, g.multiply(dy, g.multiply(z, safeLog)))
-        },
-        "SquaredDifference": { ctx in
-            let g = ctx.graph, dy = try ctx.grad()
-            let d = try g.multiply(g.multiply(dy, g.subtract(ctx.input(0), ctx.input(1))), g.constant(2, dtype: dy.dtype))
-            return try binaryGrads(ctx, d, g.negative(d))
-        },
-        "Neg": { ctx in [try ctx.graph.negative(ctx.grad())] },
-        "Abs": { ctx in [try ctx.graph.multiply(ctx.grad(), ctx.graph.sign(ctx.input(0)))] },
-        "Exp": { ctx in [try ctx.graph.multiply(ctx.grad(), ctx.output())] },
-        "Log": { ctx in [try ctx.graph.multiply(ctx.grad(), ctx.graph.reciprocal(ctx.input(0)))] },
-        "Log1p": { ctx in
-            let g = ctx.graph
-            return [try g.multiply(ctx.grad(), g.reciprocal(g.add(ctx.input(0), g.onesLike(ctx.input(0)))))]
-        },
-        "Sqrt": { ctx in [try ctx.graph.apply("SqrtGrad", [ctx.output(), ctx.grad()], name: "SqrtGrad")] },
-        "Rsqrt": { ctx in [try ctx.graph.apply("RsqrtGrad", [ctx.output(), ctx.grad()], name: "RsqrtGrad")] },
-        // d/dx erf(x) = 2/sqrt(pi) exp(-x^2); erfc's is its negation (TensorFlow's math_grad.py).
-        "Erf": { ctx in [try erfSlope(ctx, 2 / Double.pi.squareRoot())] },
-        "Erfc": { ctx in [try erfSlope(ctx, -2 / Double.pi.squareRoot())] },
-        "Tanh": { ctx in [try ctx.graph.apply("TanhGrad", [ctx.output(), ctx.grad()], name: "TanhGrad")] },
-        "Sigmoid": { ctx in [try ctx.graph.apply("SigmoidGrad", [ctx.output(), ctx.grad()], name: "SigmoidGrad")] },
-        "Square": { ctx in
-            let g = ctx.graph
-            return [try g.multiply(ctx.grad(), g.multiply(ctx.input(0), g.constant(2, dtype: ctx.input(0).dtype)))]
-        },
-        "Reciprocal": { ctx in
-            let g = ctx.graph, y = ctx.output()
-            return [try g.negative(g.multiply(ctx.grad(), g.multiply(y, y)))]
-        },
-        "Inv": { ctx in
-            let g = ctx.graph, y = ctx.output()
-            return [try g.negative(g.multiply(ctx.grad(), g.multiply(y, y)))]
-        },
-        "Sin": { ctx in [try ctx.graph.multiply(ctx.grad(), ctx.graph.cos(ctx.input(0)))] },
-        "Cos": { ctx in [try ctx.graph.negative(ctx.graph.multiply(ctx.grad(), ctx.graph.sin(ctx.input(0))))] },
-        "Relu": { ctx in [try ctx.graph.apply("ReluGrad", [ctx.grad(), ctx.output()], name: "ReluGrad")] },
-        "Relu6": { ctx in [try ctx.graph.apply("Relu6Grad", [ctx.grad(), ctx.output()], name: "Relu6Grad")] },
-        "Elu": { ctx in [try ctx.graph.apply("EluGrad", [ctx.grad(), ctx.output()], name: "EluGrad")] },
-        "Softplus": { ctx in [try ctx.graph.apply("SoftplusGrad", [ctx.grad(), ctx.input(0)], name: "SoftplusGrad")] },
-        "LeakyRelu": { ctx in
-            [try ctx.graph.apply("LeakyReluGrad", [ctx.grad(), ctx.input(0)], name: "LeakyReluGrad", attrs: ["alpha": ctx.attrs["alpha"] ?? .float(0.2)])]
-        },
-        "Cast": { ctx in
-            let from = ctx.input(0).dtype
-            guard from.isFloatingPoint, ctx.output().dtype.isFloatingPoint else { return [nil] }
-            return [try ctx.graph.cast(ctx.grad(), to: from)]
-        },
-        "Select": { ctx in
-            let g = ctx.graph, dy = try ctx.grad(), c = ctx.input(0)
-            let zeros = try g.zerosLike(dy)
-            return [nil, try g.select(c, dy, zeros), try g.select(c, zeros, dy)]
-        },
-        "SelectV2": { ctx in
-            let g = ctx.graph, dy = try ctx.grad(), c = ctx.input(0), x = ctx.input(1), y = ctx.input(2)
-            let zeros = try g.zerosLike(dy)
-            return [nil, try g.unbroadcast(g.where(c, dy, zeros), to: x, other: dy), try g.unbroadcast(g.where(c, zeros, dy), to: y, other: dy)]
-        },
-        "AddN": { ctx in try ctx.op.inputs.map { _ in try ctx.grad() } },
-        "MatMul": { ctx in
-            let g = ctx.graph, dy = try ctx.grad(), a = ctx.input(0), b = ctx.input(1)
-            let ta = ctx.attrs["transpose_a"]?.bool ?? false, tb = ctx.attrs["transpose_b"]?.bool ?? false
-            switch (ta, tb) {
-            case (false, false): return [try g.matmul(dy, b, transposeB: true), try g.matmul(a, dy, transposeA: true)]
-            case (true, false): return [try g.matmul(b, dy, transposeB: true), try g.matmul(a, dy)]
-            case (false, true): return [try g.matmul(dy, b), try g.matmul(dy, a, transposeA: true)]
-            case (true, true): return [try g.matmul(b, dy, transposeA: true, transposeB: true), try g.matmul(dy, a, transposeA: true, transposeB: true)]
-            }
-        },
-        "BatchMatMulV2": batchMatmul, "BatchMatMul": batchMatmul,
-        "Sum": { ctx in [try sumGrad(ctx), nil] },
-        "Mean": { ctx in
-            let g = ctx.graph
-            let s = try sumGrad(ctx)
-            let count = try g.truediv(g.size(ctx.input(0)), g.size(ctx.output()))
-            return [try g.realDiv(s, g.cast(count, to: s.dtype)), nil]
-        },
-        "Max": { ctx in try extremumGrad(ctx) }, "Min": { ctx in try extremumGrad(ctx) },
-        "Prod": { ctx in
-            // Zero-safe: with no zero, y/x; with exactly one zero, the product of the others at the
-            // zero; with two or more, nothing.
-            let g = ctx.graph, x = ctx.input(0)
-            let axes = try reductionAxes(ctx)
-            let dy = try g.broadcastTo(g.reshape(ctx.grad(), shapeTensor: g.keptShape(x, axes: axes)), shapeTensor: g.shapeTensor(x))
-            let zero = try g.equal(x, g.zerosLike(x))
-            let zeros = try g.reduceSum(g.cast(zero, to: x.dtype), axes: axes, keepDims: true)
-            let others = try g.reduceProd(g.where(zero, g.onesLike(x), x), axes: axes, keepDims: true)
-            let y = try g.reduceProd(x, axes: axes, keepDims: true)
-            let safeX = try g.where(zero, g.onesLike(x), x)
-            let none = try g.realDiv(g.broadcastTo(y, shapeTensor: g.shapeTensor(x)), safeX)
-            let one = try g.where(zero, g.broadcastTo(others, shapeTensor: g.shapeTensor(x)), g.zerosLike(x))
-            let noZero = try g.equal(g.broadcastTo(zeros, shapeTensor: g.shapeTensor(x)), g.zerosLike(x))
-            let oneZero = try g.equal(g.broadcastTo(zeros, shapeTensor: g.shapeTensor(x)), g.onesLike(x))
-            let local = try g.where(noZero, none, g.where(oneZero, one, g.zerosLike(x)))
-            return [try g.multiply(dy, local), nil]
-        },
-    ]
+    static let extremum: GradientFunction = { ctx in try extremumGrad(ctx) }
+
+    static let identity: GradientFunction = { ctx in [try ctx.grad()] }
+
+    static let addV2: GradientFunction = { ctx in try binaryGrads(ctx, ctx.grad(), ctx.grad()) }
+
+    static let sub: GradientFunction = { ctx in try binaryGrads(ctx, ctx.grad(), ctx.graph.negative(ctx.grad())) }
+
+    static let mul: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad()
+        return try binaryGrads(ctx, g.multiply(dy, ctx.input(1)), g.multiply(ctx.input(0), dy))
+    }
+
+    static let realDiv: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), y = ctx.input(1)
+        return try binaryGrads(ctx, g.realDiv(dy, y), g.multiply(dy, g.realDiv(g.realDiv(g.negative(x), y), y)))
+    }
+
+    static let floorMod: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), y = ctx.input(1)
+        return try binaryGrads(ctx, dy, g.multiply(dy, g.negative(g.floorDiv(x, y))))
+    }
+
+    static let maximum: GradientFunction = { ctx in try minMax(ctx, pick: { g, x, y in try g.greaterEqual(x, y) }) }
+
+    static let minimum: GradientFunction = { ctx in try minMax(ctx, pick: { g, x, y in try g.lessEqual(x, y) }) }
+
+    static let pow: GradientFunction = { ctx in
+        // dx = dy * y * x^(y-1); dy = dy * z * log(x) where x > 0, else 0.
+        let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), y = ctx.input(1), z = ctx.output()
+        let one = try g.onesLike(y)
+        let gx = try g.multiply(dy, g.multiply(y, g.pow(x, g.subtract(y, one))))
+        let positive = try g.greater(x, g.zerosLike(x))
+        let safeLog = try g.where(positive, g.log(g.where(positive, x, g.onesLike(x))), g.zerosLike(x))
+        return try binaryGrads(ctx, gx, g.multiply(dy, g.multiply(z, safeLog)))
+    }
+
+    static let squaredDifference: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad()
+        let d = try g.multiply(g.multiply(dy, g.subtract(ctx.input(0), ctx.input(1))), g.constant(2, dtype: dy.dtype))
+        return try binaryGrads(ctx, d, g.negative(d))
+    }
+
+    static let neg: GradientFunction = { ctx in [try ctx.graph.negative(ctx.grad())] }
+
+    static let abs: GradientFunction = { ctx in [try ctx.graph.multiply(ctx.grad(), ctx.graph.sign(ctx.input(0)))] }
+
+    static let exp: GradientFunction = { ctx in [try ctx.graph.multiply(ctx.grad(), ctx.output())] }
+
+    static let log: GradientFunction = { ctx in [try ctx.graph.multiply(ctx.grad(), ctx.graph.reciprocal(ctx.input(0)))] }
+
+    static let log1p: GradientFunction = { ctx in
+        let g = ctx.graph
+        return [try g.multiply(ctx.grad(), g.reciprocal(g.add(ctx.input(0), g.onesLike(ctx.input(0)))))]
+    }
+
+    static let sqrt: GradientFunction = { ctx in [try ctx.graph.apply("SqrtGrad", [ctx.output(), ctx.grad()], name: "SqrtGrad")] }
+
+    static let rsqrt: GradientFunction = { ctx in [try ctx.graph.apply("RsqrtGrad", [ctx.output(), ctx.grad()], name: "RsqrtGrad")] }
+
+    // d/dx erf(x) = 2/sqrt(pi) exp(-x^2); erfc's is its negation (TensorFlow's math_grad.py).
+    static let erf: GradientFunction = { ctx in [try erfSlope(ctx, 2 / Double.pi.squareRoot())] }
+
+    static let erfc: GradientFunction = { ctx in [try erfSlope(ctx, -2 / Double.pi.squareRoot())] }
+
+    static let tanh: GradientFunction = { ctx in [try ctx.graph.apply("TanhGrad", [ctx.output(), ctx.grad()], name: "TanhGrad")] }
+
+    static let sigmoid: GradientFunction = { ctx in [try ctx.graph.apply("SigmoidGrad", [ctx.output(), ctx.grad()], name: "SigmoidGrad")] }
+
+    static let square: GradientFunction = { ctx in
+        let g = ctx.graph
+        return [try g.multiply(ctx.grad(), g.multiply(ctx.input(0), g.constant(2, dtype: ctx.input(0).dtype)))]
+    }
+
+    static let reciprocal: GradientFunction = { ctx in
+        let g = ctx.graph, y = ctx.output()
+        return [try g.negative(g.multiply(ctx.grad(), g.multiply(y, y)))]
+    }
+
+    static let sin: GradientFunction = { ctx in [try ctx.graph.multiply(ctx.grad(), ctx.graph.cos(ctx.input(0)))] }
+
+    static let cos: GradientFunction = { ctx in [try ctx.graph.negative(ctx.graph.multiply(ctx.grad(), ctx.graph.sin(ctx.input(0))))] }
+
+    static let relu: GradientFunction = { ctx in [try ctx.graph.apply("ReluGrad", [ctx.grad(), ctx.output()], name: "ReluGrad")] }
+
+    static let relu6: GradientFunction = { ctx in [try ctx.graph.apply("Relu6Grad", [ctx.grad(), ctx.output()], name: "Relu6Grad")] }
+
+    static let elu: GradientFunction = { ctx in [try ctx.graph.apply("EluGrad", [ctx.grad(), ctx.output()], name: "EluGrad")] }
+
+    static let softplus: GradientFunction = { ctx in [try ctx.graph.apply("SoftplusGrad", [ctx.grad(), ctx.input(0)], name: "SoftplusGrad")] }
+
+    static let leakyRelu: GradientFunction = { ctx in
+        [try ctx.graph.apply("LeakyReluGrad", [ctx.grad(), ctx.input(0)], name: "LeakyReluGrad", attrs: ["alpha": ctx.attrs["alpha"] ?? .float(0.2)])]
+    }
+
+    static let cast: GradientFunction = { ctx in
+        let from = ctx.input(0).dtype
+        guard from.isFloatingPoint, ctx.output().dtype.isFloatingPoint else { return [nil] }
+        return [try ctx.graph.cast(ctx.grad(), to: from)]
+    }
+
+    static let select: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad(), c = ctx.input(0)
+        let zeros = try g.zerosLike(dy)
+        return [nil, try g.select(c, dy, zeros), try g.select(c, zeros, dy)]
+    }
+
+    static let selectV2: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad(), c = ctx.input(0), x = ctx.input(1), y = ctx.input(2)
+        let zeros = try g.zerosLike(dy)
+        return [nil, try g.unbroadcast(g.where(c, dy, zeros), to: x, other: dy), try g.unbroadcast(g.where(c, zeros, dy), to: y, other: dy)]
+    }
+
+    static let addN: GradientFunction = { ctx in try ctx.op.inputs.map { _ in try ctx.grad() } }
+
+    static let matMul: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad(), a = ctx.input(0), b = ctx.input(1)
+        let ta = ctx.attrs["transpose_a"]?.bool ?? false, tb = ctx.attrs["transpose_b"]?.bool ?? false
+        switch (ta, tb) {
+        case (false, false): return [try g.matmul(dy, b, transposeB: true), try g.matmul(a, dy, transposeA: true)]
+        case (true, false): return [try g.matmul(b, dy, transposeB: true), try g.matmul(a, dy)]
+        case (false, true): return [try g.matmul(dy, b), try g.matmul(dy, a, transposeA: true)]
+        case (true, true): return [try g.matmul(b, dy, transposeA: true, transposeB: true), try g.matmul(dy, a, transposeA: true, transposeB: true)]
+        }
+    }
+
+    static let sum: GradientFunction = { ctx in [try sumGrad(ctx), nil] }
+
+    static let mean: GradientFunction = { ctx in
+        let g = ctx.graph
+        let s = try sumGrad(ctx)
+        let count = try g.truediv(g.size(ctx.input(0)), g.size(ctx.output()))
+        return [try g.realDiv(s, g.cast(count, to: s.dtype)), nil]
+    }
+
+    static let prod: GradientFunction = { ctx in
+        // Zero-safe: with no zero, y/x; with exactly one zero, the product of the others at the
+        // zero; with two or more, nothing.
+        let g = ctx.graph, x = ctx.input(0)
+        let axes = try reductionAxes(ctx)
+        let dy = try g.broadcastTo(g.reshape(ctx.grad(), shapeTensor: g.keptShape(x, axes: axes)), shapeTensor: g.shapeTensor(x))
+        let zero = try g.equal(x, g.zerosLike(x))
+        let zeros = try g.reduceSum(g.cast(zero, to: x.dtype), axes: axes, keepDims: true)
+        let others = try g.reduceProd(g.where(zero, g.onesLike(x), x), axes: axes, keepDims: true)
+        let y = try g.reduceProd(x, axes: axes, keepDims: true)
+        let safeX = try g.where(zero, g.onesLike(x), x)
+        let none = try g.realDiv(g.broadcastTo(y, shapeTensor: g.shapeTensor(x)), safeX)
+        let one = try g.where(zero, g.broadcastTo(others, shapeTensor: g.shapeTensor(x)), g.zerosLike(x))
+        let noZero = try g.equal(g.broadcastTo(zeros, shapeTensor: g.shapeTensor(x)), g.zerosLike(x))
+        let oneZero = try g.equal(g.broadcastTo(zeros, shapeTensor: g.shapeTensor(x)), g.onesLike(x))
+        let local = try g.where(noZero, none, g.where(oneZero, one, g.zerosLike(x)))
+        return [try g.multiply(dy, local), nil]
+    }
 
     static func minMax(_ ctx: GradientContext, pick: (Graph, Output, Output) throws -> Output) throws -> [Output?] {
         let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), y = ctx.input(1)

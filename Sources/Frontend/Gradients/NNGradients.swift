@@ -2,56 +2,61 @@ import KilnIR
 
 /// Gradients of the neural-network ops (TensorFlow's nn_grad.py).
 enum NNGradients {
-    static let table: [String: GradientFunction] = [
-        "Softmax": { ctx in
-            let g = ctx.graph, y = ctx.output(), dy = try ctx.grad()
-            let s = try g.reduceSum(g.multiply(dy, y), axes: [-1], keepDims: true)
-            return [try g.multiply(g.subtract(dy, s), y)]
-        },
-        "LogSoftmax": { ctx in
-            let g = ctx.graph, dy = try ctx.grad()
-            return [try g.subtract(dy, g.multiply(g.reduceSum(dy, axes: [-1], keepDims: true), g.exp(ctx.output())))]
-        },
-        "SoftmaxCrossEntropyWithLogits": { ctx in
-            // d logits = dloss * (softmax - labels); d labels = dloss * -log_softmax(logits).
-            let g = ctx.graph
-            let dloss = try g.expandDims(ctx.grad(0), axis: -1)
-            let dlogits = try g.multiply(dloss, ctx.output(1))
-            let dlabels = try g.multiply(dloss, g.negative(g.logSoftmax(ctx.input(0))))
-            return [dlogits, dlabels]
-        },
-        "SparseSoftmaxCrossEntropyWithLogits": { ctx in
-            let g = ctx.graph
-            return [try g.multiply(g.expandDims(ctx.grad(0), axis: -1), ctx.output(1)), nil]
-        },
-        "L2Loss": { ctx in [try ctx.graph.multiply(ctx.input(0), ctx.grad())] },
-        "BiasAdd": { ctx in
-            let g = ctx.graph, dy = try ctx.grad()
-            let fmt = ctx.attrs["data_format"] ?? .string("NHWC")
-            return [dy, try g.apply("BiasAddGrad", [dy], name: "BiasAddGrad", attrs: ["data_format": fmt])]
-        },
-        "Conv2D": { ctx in
-            let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), f = ctx.input(1)
-            var attrs: [String: AttrValue] = ["T": .type(x.dtype)]
-            for k in ["strides", "padding", "dilations", "data_format", "use_cudnn_on_gpu"] { attrs[k] = ctx.attrs[k] }
-            let dx = try g.addOperation("Conv2DBackpropInput", name: "Conv2DBackpropInput", inputs: [g.shapeTensor(x), f, dy], attrs: attrs)
-            let df = try g.addOperation("Conv2DBackpropFilter", name: "Conv2DBackpropFilter", inputs: [x, g.shapeTensor(f), dy], attrs: attrs)
-            return [dx.output(), df.output()]
-        },
-        "MaxPool": { ctx in
-            let g = ctx.graph
-            var attrs: [String: AttrValue] = ["T": .type(ctx.input(0).dtype)]
-            for k in ["ksize", "strides", "padding", "data_format"] { attrs[k] = ctx.attrs[k] }
-            return [try g.addOperation("MaxPoolGrad", name: "MaxPoolGrad", inputs: [ctx.input(0), ctx.output(), ctx.grad()], attrs: attrs).output()]
-        },
-        "AvgPool": { ctx in
-            let g = ctx.graph
-            var attrs: [String: AttrValue] = ["T": .type(ctx.input(0).dtype)]
-            for k in ["ksize", "strides", "padding", "data_format"] { attrs[k] = ctx.attrs[k] }
-            return [try g.addOperation("AvgPoolGrad", name: "AvgPoolGrad", inputs: [g.shapeTensor(ctx.input(0)), ctx.grad()], attrs: attrs).output()]
-        },
-        "FusedBatchNormV3": fusedBatchNorm, "FusedBatchNorm": fusedBatchNorm,
-    ]
+    static let softmax: GradientFunction = { ctx in
+        let g = ctx.graph, y = ctx.output(), dy = try ctx.grad()
+        let s = try g.reduceSum(g.multiply(dy, y), axes: [-1], keepDims: true)
+        return [try g.multiply(g.subtract(dy, s), y)]
+    }
+
+    static let logSoftmax: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad()
+        return [try g.subtract(dy, g.multiply(g.reduceSum(dy, axes: [-1], keepDims: true), g.exp(ctx.output())))]
+    }
+
+    static let softmaxCrossEntropyWithLogits: GradientFunction = { ctx in
+        // d logits = dloss * (softmax - labels); d labels = dloss * -log_softmax(logits).
+        let g = ctx.graph
+        let dloss = try g.expandDims(ctx.grad(0), axis: -1)
+        let dlogits = try g.multiply(dloss, ctx.output(1))
+        let dlabels = try g.multiply(dloss, g.negative(g.logSoftmax(ctx.input(0))))
+        return [dlogits, dlabels]
+    }
+
+    static let sparseSoftmaxCrossEntropyWithLogits: GradientFunction = { ctx in
+        let g = ctx.graph
+        return [try g.multiply(g.expandDims(ctx.grad(0), axis: -1), ctx.output(1)), nil]
+    }
+
+    static let l2Loss: GradientFunction = { ctx in [try ctx.graph.multiply(ctx.input(0), ctx.grad())] }
+
+    static let biasAdd: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad()
+        let fmt = ctx.attrs["data_format"] ?? .string("NHWC")
+        return [dy, try g.apply("BiasAddGrad", [dy], name: "BiasAddGrad", attrs: ["data_format": fmt])]
+    }
+
+    static let conv2D: GradientFunction = { ctx in
+        let g = ctx.graph, dy = try ctx.grad(), x = ctx.input(0), f = ctx.input(1)
+        var attrs: [String: AttrValue] = ["T": .type(x.dtype)]
+        for k in ["strides", "padding", "dilations", "data_format", "use_cudnn_on_gpu"] { attrs[k] = ctx.attrs[k] }
+        let dx = try g.addOperation("Conv2DBackpropInput", name: "Conv2DBackpropInput", inputs: [g.shapeTensor(x), f, dy], attrs: attrs)
+        let df = try g.addOperation("Conv2DBackpropFilter", name: "Conv2DBackpropFilter", inputs: [x, g.shapeTensor(f), dy], attrs: attrs)
+        return [dx.output(), df.output()]
+    }
+
+    static let maxPool: GradientFunction = { ctx in
+        let g = ctx.graph
+        var attrs: [String: AttrValue] = ["T": .type(ctx.input(0).dtype)]
+        for k in ["ksize", "strides", "padding", "data_format"] { attrs[k] = ctx.attrs[k] }
+        return [try g.addOperation("MaxPoolGrad", name: "MaxPoolGrad", inputs: [ctx.input(0), ctx.output(), ctx.grad()], attrs: attrs).output()]
+    }
+
+    static let avgPool: GradientFunction = { ctx in
+        let g = ctx.graph
+        var attrs: [String: AttrValue] = ["T": .type(ctx.input(0).dtype)]
+        for k in ["ksize", "strides", "padding", "data_format"] { attrs[k] = ctx.attrs[k] }
+        return [try g.addOperation("AvgPoolGrad", name: "AvgPoolGrad", inputs: [g.shapeTensor(ctx.input(0)), ctx.grad()], attrs: attrs).output()]
+    }
 
     /// Training mode: with x̂ = (x - μ)·σ⁻¹ over N·H·W = m elements per channel,
     /// dx = scale·σ⁻¹/m · (m·dy - Σdy - x̂·Σ(dy·x̂)), dscale = Σ(dy·x̂), doffset = Σdy.

@@ -8,7 +8,7 @@ public enum ArrayOps {
                 throw ctx.error("Type mismatch between value (\(t.dtype.name)) and dtype (\(d.name))")
             }
             return [(t.dtype, Shape(t.shape))]
-        }, lower: { ctx in [.value(ctx.builder.constant(ctx.attrs["value"]!.tensor!))] }),
+        }, lower: { ctx in [.value(ctx.builder.constant(ctx.attrs["value"]!.tensor!))] }).notDifferentiable(),
 
         OpDef("Placeholder", arity: .exactly(0), attrs: ["shape": .shape(.unknown)], infer: { ctx in
             guard let d = ctx.attrs["dtype"]?.type else { throw ctx.error("Placeholder needs a dtype") }
@@ -16,7 +16,7 @@ public enum ArrayOps {
         }, lower: { ctx in
             let o = ctx.op.output(0)
             throw KilnError.invalidArgument("You must feed a value for placeholder tensor '\(ctx.op.name)' with dtype \(o.dtype) and shape \(o.shape)")
-        }),
+        }).notDifferentiable(),
 
         OpDef("PlaceholderWithDefault", arity: .exactly(1), infer: { ctx in
             let declared = ctx.attrs["shape"]?.shape ?? .unknown
@@ -24,10 +24,10 @@ public enum ArrayOps {
                 throw ctx.error("default value of shape \(ctx.shape(0)) does not match the declared shape \(declared)")
             }
             return [(ctx.dtype(0), declared)]
-        }, lower: { ctx in [ctx.forward(0)] }),
+        }, lower: { ctx in [ctx.forward(0)] }).gradient(ArrayGradients.placeholderWithDefault),
 
         OpDef("Identity", arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
-              lower: { ctx in [ctx.forward(0)] }),
+              lower: { ctx in [ctx.forward(0)] }).gradient(MathGradients.identity),
 
         OpDef("Reshape", arity: .exactly(2), infer: { ctx in
             guard let target = ctx.constantValue(1) else { return [(ctx.dtype(0), .unknown)] }
@@ -42,7 +42,7 @@ public enum ArrayOps {
             let x = try ctx.value(0)
             let dims = try resolveReshape(ctx.type(x).elementCount, ShapeFunctions.ints(try ctx.constant(1)), ctx.error)
             return [.value(try ctx.builder.emit(.reshape(shape: dims), [x]))]
-        }),
+        }).gradient(ArrayGradients.reshape),
     ]
 
     /// Fills in a -1 and checks the element count. (Public: the session reshapes host values too.)

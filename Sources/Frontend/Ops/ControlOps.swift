@@ -2,7 +2,7 @@ import KilnIR
 
 enum ControlOps {
     static let defs: [OpDef] = [
-        OpDef("NoOp", arity: .exactly(0), infer: { _ in [] }, lower: { _ in [] }),
+        OpDef("NoOp", arity: .exactly(0), infer: { _ in [] }, lower: { _ in [] }).notDifferentiable(),
     ]
 }
 

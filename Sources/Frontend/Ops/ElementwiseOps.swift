@@ -55,42 +55,42 @@ enum ElementwiseOps {
     }
 
     static let defs: [OpDef] = [
-        simple("Neg", .neg, .numeric), simple("Abs", .abs, .numeric), simple("Sign", .sign, .numeric),
-        simple("Exp", .exp), simple("Log", .log), simple("Log1p", .log1p), simple("Sqrt", .sqrt), simple("Rsqrt", .rsqrt),
-        simple("Tanh", .tanh), simple("Sigmoid", .sigmoid), simple("Floor", .floor), simple("Ceil", .ceil),
-        simple("Round", .round), simple("Sin", .sin), simple("Cos", .cos), simple("Erf", .erf), simple("Erfc", .erfc),
-        simple("LogicalNot", .not, .bool),
-        unary("Square", .numeric) { ctx, x in try ctx.binary(.mul, x, x) },
-        unary("Reciprocal", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) },
-        unary("Inv", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) },
-        unary("Relu", .numeric) { ctx, x in try ctx.binary(.max, x, scalar: 0) },
-        unary("Relu6", .numeric) { ctx, x in try ctx.binary(.min, ctx.binary(.max, x, scalar: 0), scalar: 6) },
+        simple("Neg", .neg, .numeric).gradient(MathGradients.neg), simple("Abs", .abs, .numeric).gradient(MathGradients.abs), simple("Sign", .sign, .numeric).notDifferentiable(),
+        simple("Exp", .exp).gradient(MathGradients.exp), simple("Log", .log).gradient(MathGradients.log), simple("Log1p", .log1p).gradient(MathGradients.log1p), simple("Sqrt", .sqrt).gradient(MathGradients.sqrt), simple("Rsqrt", .rsqrt).gradient(MathGradients.rsqrt),
+        simple("Tanh", .tanh).gradient(MathGradients.tanh), simple("Sigmoid", .sigmoid).gradient(MathGradients.sigmoid), simple("Floor", .floor).notDifferentiable(), simple("Ceil", .ceil).notDifferentiable(),
+        simple("Round", .round).notDifferentiable(), simple("Sin", .sin).gradient(MathGradients.sin), simple("Cos", .cos).gradient(MathGradients.cos), simple("Erf", .erf).gradient(MathGradients.erf), simple("Erfc", .erfc).gradient(MathGradients.erfc),
+        simple("LogicalNot", .not, .bool).notDifferentiable(),
+        unary("Square", .numeric) { ctx, x in try ctx.binary(.mul, x, x) }.gradient(MathGradients.square),
+        unary("Reciprocal", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) }.gradient(MathGradients.reciprocal),
+        unary("Inv", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) }.gradient(MathGradients.reciprocal),
+        unary("Relu", .numeric) { ctx, x in try ctx.binary(.max, x, scalar: 0) }.gradient(MathGradients.relu),
+        unary("Relu6", .numeric) { ctx, x in try ctx.binary(.min, ctx.binary(.max, x, scalar: 0), scalar: 6) }.gradient(MathGradients.relu6),
         unary("LeakyRelu", .float, attrs: ["alpha": .float(0.2)]) { ctx, x in
             let alpha = ctx.attrs["alpha"]?.float ?? 0.2
             let positive = try ctx.compare(.gt, x, ctx.scalar(0, ctx.type(x).dtype))
             return try ctx.select(positive, x, ctx.binary(.mul, x, scalar: alpha))
-        },
+        }.gradient(MathGradients.leakyRelu),
         unary("Elu", .float) { ctx, x in
             let positive = try ctx.compare(.gt, x, ctx.scalar(0, ctx.type(x).dtype))
             return try ctx.select(positive, x, ctx.binary(.sub, ctx.unary(.exp, x), scalar: 1))
-        },
+        }.gradient(MathGradients.elu),
         // max(x, 0) + log1p(exp(-|x|)) never overflows.
         unary("Softplus", .float) { ctx, x in
             let tail = try ctx.unary(.log1p, ctx.unary(.exp, ctx.unary(.neg, ctx.unary(.abs, x))))
             return try ctx.binary(.add, ctx.binary(.max, x, scalar: 0), tail)
-        },
+        }.gradient(MathGradients.softplus),
 
-        arithmetic("AddV2", .add), arithmetic("Add", .add), arithmetic("Sub", .sub), arithmetic("Mul", .mul),
-        arithmetic("RealDiv", .div, .float), division("Div", .div), division("FloorDiv", .floordiv),
-        division("FloorMod", .floormod), arithmetic("Maximum", .max), arithmetic("Minimum", .min),
-        arithmetic("Pow", .pow), arithmetic("LogicalAnd", .and, .bool), arithmetic("LogicalOr", .or, .bool),
+        arithmetic("AddV2", .add).gradient(MathGradients.addV2), arithmetic("Add", .add).gradient(MathGradients.addV2), arithmetic("Sub", .sub).gradient(MathGradients.sub), arithmetic("Mul", .mul).gradient(MathGradients.mul),
+        arithmetic("RealDiv", .div, .float).gradient(MathGradients.realDiv), division("Div", .div).gradient(MathGradients.realDiv), division("FloorDiv", .floordiv).notDifferentiable(),
+        division("FloorMod", .floormod).gradient(MathGradients.floorMod), arithmetic("Maximum", .max).gradient(MathGradients.maximum), arithmetic("Minimum", .min).gradient(MathGradients.minimum),
+        arithmetic("Pow", .pow).gradient(MathGradients.pow), arithmetic("LogicalAnd", .and, .bool).notDifferentiable(), arithmetic("LogicalOr", .or, .bool).notDifferentiable(),
         binary("SquaredDifference", .numeric) { ctx, x, y in
             let d = try ctx.binary(.sub, x, y)
             return try ctx.binary(.mul, d, d)
-        },
+        }.gradient(MathGradients.squaredDifference),
 
-        comparison("Equal", .eq, .any), comparison("NotEqual", .ne, .any), comparison("Less", .lt),
-        comparison("LessEqual", .le), comparison("Greater", .gt), comparison("GreaterEqual", .ge),
+        comparison("Equal", .eq, .any).notDifferentiable(), comparison("NotEqual", .ne, .any).notDifferentiable(), comparison("Less", .lt).notDifferentiable(),
+        comparison("LessEqual", .le).notDifferentiable(), comparison("Greater", .gt).notDifferentiable(), comparison("GreaterEqual", .ge).notDifferentiable(),
 
         // TensorFlow 1's Select: a vector condition picks whole rows of x and y.
         OpDef("Select", arity: .exactly(3), infer: { ctx in
@@ -112,7 +112,7 @@ enum ElementwiseOps {
                 c = try ctx.emit(.broadcast(shape: shape, dims: [0]), [c])
             }
             return [.value(try ctx.emit(.select, [c, x, y]))]
-        }),
+        }).gradient(MathGradients.select),
         OpDef("SelectV2", arity: .exactly(3), infer: { ctx in
             guard ctx.dtype(0) == .bool else { throw ctx.error("condition must be bool, got \(ctx.dtype(0))") }
             let d = try ctx.sameDType([1, 2])
@@ -120,11 +120,11 @@ enum ElementwiseOps {
             return [(d, s)]
         }, lower: { ctx in
             [.value(try ctx.select(try ctx.value(0), try ctx.value(1), try ctx.value(2)))]
-        }),
+        }).gradient(MathGradients.selectV2),
         OpDef("Cast", arity: .exactly(1), attrs: ["Truncate": .bool(false)], infer: { ctx in
             guard let to = ctx.attrs["DstT"]?.type else { throw ctx.error("Cast needs DstT") }
             guard ctx.dtype(0) != .string, to != .string else { throw ctx.error("Cast between \(ctx.dtype(0)) and \(to) is not supported") }
             return [(to, ctx.shape(0))]
-        }, lower: { ctx in [.value(try ctx.cast(try ctx.value(0), ctx.attrs["DstT"]!.type!))] }),
+        }, lower: { ctx in [.value(try ctx.cast(try ctx.value(0), ctx.attrs["DstT"]!.type!))] }).gradient(MathGradients.cast),
     ]
 }

@@ -22,7 +22,7 @@ enum GradientHelperOps {
                 }
                 return .value(ctx.builder.constant(try Tensor(literal: s.map(Int64.init), dtype: d)))
             }
-        }),
+        }).notDifferentiable(),
 
         // (concat_dim, shape_0, ..., shape_n-1) -> where each input starts in the concatenation.
         OpDef("ConcatOffset", arity: .atLeast(3), infer: { ctx in
@@ -38,7 +38,7 @@ enum GradientHelperOps {
             let offsets = try concatOffsets(try ctx.ints(0).first ?? 0, shapes, ctx.error)
             let d = ctx.type(try ctx.value(1)).dtype
             return try offsets.map { .value(ctx.builder.constant(try Tensor(literal: $0.map(Int64.init), dtype: d))) }
-        }),
+        }).notDifferentiable(),
 
         OpDef("BroadcastArgs", arity: .exactly(2), infer: { ctx in
             try integerInputs(ctx, [0, 1])
@@ -52,7 +52,7 @@ enum GradientHelperOps {
             let a = try ctx.ints(0), b = try ctx.ints(1)
             guard let out = ShapeFunctions.broadcast(a, b) else { throw ctx.error("Incompatible shapes: \(a) vs. \(b)") }
             return [.value(ctx.builder.constant(try Tensor(literal: out.map(Int64.init), dtype: ctx.type(try ctx.value(0)).dtype)))]
-        }),
+        }).notDifferentiable(),
 
         OpDef("InvertPermutation", arity: .exactly(1), infer: { ctx in
             try integerInputs(ctx, [0])
@@ -72,7 +72,7 @@ enum GradientHelperOps {
                                                    ctx.emit(.iota(dtype: d, shape: [n, n], axis: 1), [])])
             let position = try ctx.emit(.iota(dtype: d, shape: [n, n], axis: 0), [])
             return [.value(try ctx.emit(.reduce(.sum, axes: [0]), [ctx.select(hit, position, ctx.full(0, d, [n, n]))]))]
-        }),
+        }).notDifferentiable(),
 
         // setdiff1d: the elements of x not in y, in x's order, and their positions in x. The
         // output's length depends on the values, so both inputs must fold (they are shapes and
@@ -98,10 +98,10 @@ enum GradientHelperOps {
                 try idx.setElement(.i(Int64(i)), at: k)
             }
             return [.value(ctx.builder.constant(out)), .value(ctx.builder.constant(idx))]
-        }),
+        }).notDifferentiable(),
 
-        scan("Cumsum", .add, identity: 0),
-        scan("Cumprod", .mul, identity: 1),
+        scan("Cumsum", .add, identity: 0).gradient(HelperGradients.cumsum),
+        scan("Cumprod", .mul, identity: 1).gradient(HelperGradients.cumprod),
 
         // merged[indices[m][i]] = data[m][i]; a later (m, i) wins. The output's length is the
         // largest index plus one, so the indices must fold; the data may be anything.
@@ -155,9 +155,9 @@ enum GradientHelperOps {
             let table = try ctx.emit(.concat(axis: 0), rows)
             let pick = ctx.builder.constant(try Tensor(literal: source.map { Int64($0 < 0 ? offset : $0) }, dtype: .int64))
             return [.value(try ctx.reshape(ctx.emit(.gather(axis: 0, batchDims: 0), [table, pick]), [source.count] + rest))]
-        }),
+        }).gradient(HelperGradients.dynamicStitch),
 
-        segmentReduction("UnsortedSegmentMax", .max), segmentReduction("UnsortedSegmentMin", .min),
+        segmentReduction("UnsortedSegmentMax", .max).gradient(HelperGradients.unsortedSegmentMax), segmentReduction("UnsortedSegmentMin", .min).gradient(HelperGradients.unsortedSegmentMax),
         segmentReduction("UnsortedSegmentProd", .prod),
 
         // zeros(shape) with updates summed in at indices (repeats accumulate).
@@ -173,7 +173,7 @@ enum GradientHelperOps {
             let d = ctx.type(plan.updates).dtype
             let sum = try ctx.emit(.dot(transposeA: true, transposeB: false), [ctx.cast(plan.hit, d), plan.updates])
             return [.value(try ctx.reshape(sum, shape))]
-        }),
+        }).gradient(HelperGradients.scatterNd),
 
         // tensor with the rows indices name replaced by updates (a later update wins).
         OpDef("TensorScatterUpdate", arity: .exactly(3), infer: { ctx in
@@ -195,7 +195,7 @@ enum GradientHelperOps {
             let covered = try ctx.emit(.broadcast(shape: [p, width], dims: [0]), [ctx.compare(.gt, last, ctx.scalar(0, .int64))])
             let flat = try ctx.reshape(tensor, [p, width])
             return [.value(try ctx.reshape(ctx.emit(.select, [covered, picked, flat]), shape))]
-        }),
+        }).gradient(HelperGradients.tensorScatterUpdate),
 
         // Keeps the band of each innermost matrix: num_lower diagonals below, num_upper above
         // (negative: all of them).
@@ -224,7 +224,7 @@ enum GradientHelperOps {
             }
             let keep = try ctx.binary(.and, within(1, ctx.binary(.sub, row, col)), within(2, ctx.binary(.sub, col, row)))
             return [.value(try ctx.select(keep, x, ctx.full(0, ctx.type(x).dtype, s)))]
-        }),
+        }).gradient(HelperGradients.matrixBandPart),
 
         OpDef("ReverseV2", arity: .exactly(2), attrs: ["Tidx": .type(.int32)], infer: { ctx in
             try integerInputs(ctx, [1])
@@ -236,7 +236,7 @@ enum GradientHelperOps {
             let s = ctx.type(x).shape
             let axes = try reversedAxes(try ctx.ints(1), rank: s.count, ctx.error)
             return [.value(try reverse(&ctx, x, axes: axes))]
-        }),
+        }).gradient(HelperGradients.reverseV2),
 
         OpDef("Unpack", arity: .exactly(1), attrs: ["axis": .int(0)], infer: { ctx in
             guard let dims = ctx.shape(0).dims else {
@@ -261,7 +261,7 @@ enum GradientHelperOps {
                 shape[axis] = 1
                 return .value(try ctx.reshape(ctx.emit(.slice(start: start, strides: s.map { _ in 1 }, shape: shape), [x]), rest))
             }
-        }),
+        }).gradient(HelperGradients.unpack),
 
         // x / y, and 0 where y is 0 (even for x = NaN or infinity), as TensorFlow's kernel.
         OpDef("DivNoNan", arity: .exactly(2), infer: { ctx in
@@ -275,7 +275,7 @@ enum GradientHelperOps {
             let safe = try ctx.select(zero, ctx.broadcast(ctx.scalar(1, d), to: ctx.type(y).shape), y)
             let q = try ctx.binary(.div, x, safe)
             return [.value(try ctx.select(zero, ctx.full(0, d, ctx.type(q).shape), q))]
-        }),
+        }).gradient(HelperGradients.divNoNan),
 
         fusedBatchNormGrad("FusedBatchNormGradV3", arity: 6), fusedBatchNormGrad("FusedBatchNormGrad", arity: 5),
         fusedBatchNormGrad("FusedBatchNormGradV2", arity: 5),

@@ -49,7 +49,7 @@ enum GradientOps {
 
         OpDef("BroadcastTo", arity: .exactly(2), attrs: ["Tidx": .type(.int32)], infer: { ctx in
             [(ctx.dtype(0), ctx.shapeValue(1))]
-        }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(0), to: try ctx.ints(1)))] }),
+        }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(0), to: try ctx.ints(1)))] }).gradient(ArrayGradients.broadcastTo),
 
         OpDef("AddN", arity: .atLeast(1), infer: { ctx in
             let d = try ctx.sameDType()
@@ -71,12 +71,12 @@ enum GradientOps {
                 level = next
             }
             return [.value(level[0])]
-        }),
+        }).gradient(MathGradients.addN),
 
         OpDef("StopGradient", arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
               lower: { ctx in [ctx.forward(0)] }).notDifferentiable(),
         OpDef("PreventGradient", arity: .exactly(1), attrs: ["message": .string("")], infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
-              lower: { ctx in [ctx.forward(0)] }),
+              lower: { ctx in [ctx.forward(0)] }).gradient(ArrayGradients.preventGradient),
 
         OpDef("Pack", arity: .atLeast(1), attrs: ["axis": .int(0)], infer: { ctx in
             let d = try ctx.sameDType()
@@ -98,7 +98,7 @@ enum GradientOps {
             s.insert(1, at: a)
             let expanded = try values.map { try ctx.reshape($0, s) }
             return [.value(expanded.count == 1 ? expanded[0] : try ctx.emit(.concat(axis: a), expanded))]
-        }),
+        }).gradient(ArrayGradients.pack),
 
         OpDef("BiasAddGrad", arity: .exactly(1), attrs: ["data_format": .string("NHWC")], infer: { ctx in
             let nchw = ctx.attrs["data_format"]?.string == "NCHW"
@@ -130,7 +130,7 @@ enum GradientOps {
             let m = try ctx.reshape(data, [n, rest.reduce(1, *)])
             let sum = try ctx.emit(.dot(transposeA: true, transposeB: false), [ctx.cast(hot, d), m])
             return [.value(try ctx.reshape(sum, [k] + rest))]
-        }),
+        }).gradient(HelperGradients.unsortedSegmentSum),
 
         OpDef("Conv2DBackpropInput", arity: .exactly(3), attrs: ["data_format": .string("NHWC"), "dilations": .ints([1, 1, 1, 1])], infer: { ctx in
             [(ctx.dtype(1), ctx.ints(0).map { Shape($0) } ?? Shape(dims: [nil, nil, nil, nil]))]

@@ -58,7 +58,7 @@ enum HostOps {
                 if x.element(at: i).asDouble != 0 { coords += idx.map(Int64.init) }
             }
             return [try Tensor(shape: [coords.count / max(x.rank, 1), x.rank], scalars: coords)]
-        }),
+        }).notDifferentiable(),
     ]
 
     static func isInitialized(_ name: String) -> OpDef {

@@ -2,11 +2,11 @@ import KilnIR
 
 enum MathOps {
     static let defs: [OpDef] = [
-        matmul, batchMatmul("BatchMatMulV2"), batchMatmul("BatchMatMul"),
-        argReduce("ArgMax", .argmax), argReduce("ArgMin", .argmin),
-        reduction("All", .min, bool: true), reduction("Any", .max, bool: true),
-        reduction("Sum", .sum), reduction("Max", .max), reduction("Min", .min), reduction("Prod", .prod),
-        reduction("Mean", .sum, mean: true),
+        matmul, batchMatmul("BatchMatMulV2").gradient(MathGradients.batchMatmul), batchMatmul("BatchMatMul").gradient(MathGradients.batchMatmul),
+        argReduce("ArgMax", .argmax).notDifferentiable(), argReduce("ArgMin", .argmin).notDifferentiable(),
+        reduction("All", .min, bool: true).notDifferentiable(), reduction("Any", .max, bool: true).notDifferentiable(),
+        reduction("Sum", .sum).gradient(MathGradients.sum), reduction("Max", .max).gradient(MathGradients.extremum), reduction("Min", .min).gradient(MathGradients.extremum), reduction("Prod", .prod).gradient(MathGradients.prod),
+        reduction("Mean", .sum, mean: true).gradient(MathGradients.mean),
     ]
 
     static let matmul = OpDef("MatMul", arity: .exactly(2), attrs: ["transpose_a": .bool(false), "transpose_b": .bool(false)], infer: { ctx in
@@ -29,7 +29,7 @@ enum MathOps {
         }
         let op = Op.dot(transposeA: ctx.attrs["transpose_a"]?.bool ?? false, transposeB: ctx.attrs["transpose_b"]?.bool ?? false)
         return [.value(try ctx.builder.emit(op, [a, b]))]
-    })
+    }).gradient(MathGradients.matMul)
 
     /// Matrix products over the last two dimensions with numpy-broadcast batch dimensions.
     static func batchMatmul(_ name: String) -> OpDef {

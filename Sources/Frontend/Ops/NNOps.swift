@@ -100,7 +100,7 @@ enum NNOps {
         let rows = xs[0] * h.out! * w.out!, k = fs[0] * fs[1] * fs[2]
         let prod = try ctx.emit(.dot(transposeA: false, transposeB: false), [ctx.reshape(p, [rows, k]), ctx.reshape(f, [k, fs[3]])])
         return [.value(try ctx.reshape(prod, [xs[0], h.out!, w.out!, fs[3]]))]
-    })
+    }).gradient(NNGradients.conv2D)
 
     static func pool(_ name: String, _ r: ReduceOp) -> OpDef {
         OpDef(name, arity: .exactly(1), attrs: ["data_format": .string("NHWC")], infer: { ctx in
@@ -137,14 +137,14 @@ enum NNOps {
     }
 
     static let defs: [OpDef] = [
-        softmaxLike("Softmax", log: false), softmaxLike("LogSoftmax", log: true),
+        softmaxLike("Softmax", log: false).gradient(NNGradients.softmax), softmaxLike("LogSoftmax", log: true).gradient(NNGradients.logSoftmax),
         OpDef("SoftmaxCrossEntropyWithLogits", arity: .exactly(2), infer: { ctx in
             let d = try ctx.sameDType()
             guard ctx.shape(0).isCompatible(with: ctx.shape(1)) else { throw ctx.error("logits and labels must have the same shape") }
             guard let dims = (ctx.shape(0).merged(with: ctx.shape(1)) ?? ctx.shape(0)).dims else { return [(d, .unknown), (d, .unknown)] }
             guard dims.count == 2 else { throw ctx.error("logits and labels must be 2-dimensional") }
             return [(d, Shape(dims: [dims[0]])), (d, Shape(dims: dims))]
-        }, lower: { ctx in try crossEntropy(&ctx, logits: try ctx.value(0), labels: try ctx.value(1)) }),
+        }, lower: { ctx in try crossEntropy(&ctx, logits: try ctx.value(0), labels: try ctx.value(1)) }).gradient(NNGradients.softmaxCrossEntropyWithLogits),
         OpDef("SparseSoftmaxCrossEntropyWithLogits", arity: .exactly(2), infer: { ctx in
             guard ctx.dtype(1) == .int32 || ctx.dtype(1) == .int64 else { throw ctx.error("labels must be int32 or int64") }
             let dims = ctx.shape(0).dims ?? [nil, nil]
@@ -158,7 +158,7 @@ enum NNOps {
             let wide = try ctx.emit(.broadcast(shape: s, dims: [0]), [ctx.cast(checked, .int64)])
             let oneHot = try ctx.cast(ctx.emit(.compare(.eq), [position, wide]), ctx.type(logits).dtype)
             return try crossEntropy(&ctx, logits: logits, labels: oneHot)
-        }),
+        }).gradient(NNGradients.sparseSoftmaxCrossEntropyWithLogits),
         OpDef("L2Loss", arity: .exactly(1), infer: { ctx in
             guard ctx.dtype(0).isFloatingPoint else { throw ctx.error("L2Loss needs a floating-point input") }
             return [(ctx.dtype(0), .scalar)]
@@ -166,7 +166,7 @@ enum NNOps {
             let x = try ctx.value(0)
             let s = try ctx.reduce(.sum, ctx.binary(.mul, x, x), axes: Array(0..<ctx.type(x).rank), keepDims: false)
             return [.value(try ctx.binary(.div, s, scalar: 2))]
-        }),
+        }).gradient(NNGradients.l2Loss),
         OpDef("BiasAdd", arity: .exactly(2), attrs: ["data_format": .string("NHWC")], infer: { ctx in
             let d = try ctx.sameDType()
             guard ctx.shape(1).rank ?? 1 == 1 else { throw ctx.error("bias must be 1-dimensional") }
@@ -185,9 +185,9 @@ enum NNOps {
             let dim = ctx.attrs["data_format"]?.string == "NCHW" ? 1 : s.count - 1
             let b = try ctx.emit(.broadcast(shape: s, dims: [dim]), [bias])
             return [.value(try ctx.emit(.binary(.add), [x, b]))]
-        }),
-        conv2d, pool("MaxPool", .max), pool("AvgPool", .sum),
-        fusedBatchNorm("FusedBatchNormV3", outputs: 6), fusedBatchNorm("FusedBatchNorm", outputs: 5),
+        }).gradient(NNGradients.biasAdd),
+        conv2d, pool("MaxPool", .max).gradient(NNGradients.maxPool), pool("AvgPool", .sum).gradient(NNGradients.avgPool),
+        fusedBatchNorm("FusedBatchNormV3", outputs: 6).gradient(NNGradients.fusedBatchNorm), fusedBatchNorm("FusedBatchNorm", outputs: 5).gradient(NNGradients.fusedBatchNorm),
     ]
 
     /// y = (x - mean) * rsqrt(var + eps) * scale + offset over N, H, W. In training the batch's

@@ -112,13 +112,7 @@ public enum OpRegistry {
         var t: [String: OpDef] = [:]
         for def in StateOps.defs + ArrayOps.defs + ShapeOps.defs + ElementwiseOps.defs + MathOps.defs + NNOps.defs + RandomOps.defs + HostOps.defs + QueueOps.defs + InputOps.defs + ParsingOps.defs + ReaderOps.defs + SummaryOps.defs + GradientOps.defs + GradientHelperOps.defs + ControlOps.defs + DebugOps.defs {
             precondition(t[def.name] == nil, "op \(def.name) registered twice")
-            var entry = def
-            if let g = MathGradients.table[def.name] ?? ArrayGradients.table[def.name] ?? NNGradients.table[def.name] ?? HelperGradients.table[def.name] { entry = entry.gradient(g) }
-            if MathGradients.nonDifferentiable.contains(def.name) || ArrayGradients.nonDifferentiable.contains(def.name)
-                || HelperGradients.nonDifferentiable.contains(def.name) {
-                entry = entry.notDifferentiable()
-            }
-            t[def.name] = entry
+            t[def.name] = def
         }
         return t
     }()

@@ -33,9 +33,9 @@ enum RandomOps {
     }
 
     static let defs: [OpDef] = [
-        floatOp("RandomStandardNormal", .normal),
-        floatOp("TruncatedNormal", .truncatedNormal),
-        floatOp("RandomUniform", .uniform),
+        floatOp("RandomStandardNormal", .normal).notDifferentiable(),
+        floatOp("TruncatedNormal", .truncatedNormal).notDifferentiable(),
+        floatOp("RandomUniform", .uniform).notDifferentiable(),
         OpDef("RandomUniformInt", arity: .exactly(3), attrs: seedAttrs(), counter: true, infer: { ctx in
             let d = try ctx.sameDType([1, 2])
             guard d == .int32 || d == .int64 else { throw ctx.error("RandomUniformInt produces int32 or int64, not \(d)") }
@@ -52,7 +52,7 @@ enum RandomOps {
                                       "Need minval < maxval: maxval - minval = {value}")
             let r = try ctx.binary(.add, ctx.binary(.floormod, bits, range), ctx.cast(lo, .int64))
             return [.value(try ctx.cast(r, d))]
-        }),
+        }).notDifferentiable(),
         // Shuffles along dimension 0: each row gets a random key; a row's rank among the keys
         // (ties broken by position) is its new place. Quadratic in the row count.
         OpDef("RandomShuffle", arity: .exactly(1), attrs: seedAttrs(), counter: true, infer: { ctx in
@@ -72,7 +72,7 @@ enum RandomOps {
             let hit = try ctx.emit(.compare(.eq), [ctx.emit(.broadcast(shape: [n, n], dims: [0]), [rank]), jj])  // [i, r]
             let perm = try ctx.reduce(.sum, ctx.emit(.select, [hit, ii, ctx.full(0, .int64, [n, n])]), axes: [0], keepDims: false)
             return [.value(try ctx.emit(.gather(axis: 0, batchDims: 0), [x, perm]))]
-        }),
+        }).notDifferentiable(),
     ]
 }
 

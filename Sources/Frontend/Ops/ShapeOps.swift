@@ -35,7 +35,7 @@ enum ShapeOps {
             if ctx.type(values[0]).rank == 0 { throw ctx.error("Can't concatenate scalars (use tf.stack instead)") }
             let axis = try ctx.axis(try ctx.ints(n)[0], rank: ctx.type(values[0]).rank)
             return [.value(try ctx.emit(.concat(axis: axis), values))]
-        }),
+        }).gradient(ArrayGradients.concatV2),
 
         OpDef("ExpandDims", arity: .exactly(2), attrs: ["Tdim": .type(.int32)], infer: { ctx in
             guard var dims = ctx.shape(0).dims, let a = ctx.ints(1)?.first else { return [(ctx.dtype(0), .unknown)] }
@@ -48,7 +48,7 @@ enum ShapeOps {
             let a = try ctx.ints(1)[0]
             s.insert(1, at: a < 0 ? a + s.count + 1 : a)
             return [.value(try ctx.reshape(x, s))]
-        }),
+        }).gradient(ArrayGradients.reshape),
 
         OpDef("Squeeze", arity: .exactly(1), attrs: ["squeeze_dims": .ints([])], infer: { ctx in
             guard let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), .unknown)] }
@@ -67,7 +67,7 @@ enum ShapeOps {
             let axes = try (ctx.attrs["squeeze_dims"]?.ints ?? []).map { try ctx.axis($0, rank: s.count) }
             let kept = s.enumerated().filter { axes.isEmpty ? $0.element != 1 : !axes.contains($0.offset) }.map(\.element)
             return [.value(try ctx.reshape(x, kept))]
-        }),
+        }).gradient(ArrayGradients.squeeze),
 
         OpDef("Transpose", arity: .exactly(2), attrs: ["Tperm": .type(.int32)], infer: { ctx in
             guard let perm = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
@@ -76,9 +76,9 @@ enum ShapeOps {
             return [(ctx.dtype(0), Shape(dims: perm.map { dims[$0] }))]
         }, lower: { ctx in
             [.value(try ctx.emit(.transpose(perm: try ctx.ints(1)), [try ctx.value(0)]))]
-        }),
+        }).gradient(ArrayGradients.transpose),
 
-        pad("Pad", hasValue: false), pad("PadV2", hasValue: true), pad("MirrorPad", hasValue: false, mirror: true),
+        pad("Pad", hasValue: false).gradient(ArrayGradients.pad), pad("PadV2", hasValue: true).gradient(ArrayGradients.padV2), pad("MirrorPad", hasValue: false, mirror: true).gradient(ArrayGradients.mirrorPad),
 
         OpDef("Tile", arity: .exactly(2), attrs: ["Tmultiples": .type(.int32)], infer: { ctx in
             guard let m = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
@@ -99,7 +99,7 @@ enum ShapeOps {
             let spread = try ctx.reshape(x, s.flatMap { [1, $0] })
             let b = try ctx.broadcast(spread, to: zip(m, s).flatMap { [$0, $1] })
             return [.value(try ctx.reshape(b, zip(m, s).map { $0 * $1 }))]
-        }),
+        }).gradient(ArrayGradients.tile),
 
         OpDef("Slice", arity: .exactly(3), attrs: ["Index": .type(.int32)], infer: { ctx in
             guard let begin = ctx.ints(1), let size = ctx.ints(2) else { return [(ctx.dtype(0), .unknown)] }
@@ -121,7 +121,7 @@ enum ShapeOps {
             }
             let shape = (0..<s.count).map { size[$0] == -1 ? s[$0] - begin[$0] : size[$0] }
             return [.value(try ctx.emit(.slice(start: begin, strides: s.map { _ in 1 }, shape: shape), [x]))]
-        }),
+        }).gradient(ArrayGradients.slice),
 
         OpDef("StridedSlice", arity: .exactly(4),
               attrs: ["begin_mask": .int(0), "end_mask": .int(0), "ellipsis_mask": .int(0), "new_axis_mask": .int(0), "shrink_axis_mask": .int(0)],
@@ -141,7 +141,7 @@ enum ShapeOps {
                 v = try ctx.emit(.slice(start: spec.starts.map { $0! }, strides: spec.strides, shape: sizes), [x])
             }
             return [.value(try ctx.reshape(v, spec.finalShape.map { $0! }))]
-        }),
+        }).gradient(ArrayGradients.stridedSlice),
 
         OpDef("GatherV2", arity: .exactly(3), attrs: ["batch_dims": .int(0), "Taxis": .type(.int32)], infer: { ctx in
             guard ctx.dtype(1) == .int32 || ctx.dtype(1) == .int64 else { throw ctx.error("indices must be int32 or int64, got \(ctx.dtype(1))") }
@@ -159,7 +159,7 @@ enum ShapeOps {
             let n = ctx.type(p).shape[axis]
             let checked = try ctx.check(i, .index(bounds: [n]), "indices{index} = {value} is not in [0, \(n))")
             return [.value(try ctx.emit(.gather(axis: axis, batchDims: bd), [p, checked]))]
-        }),
+        }).gradient(ArrayGradients.gatherV2),
 
         OpDef("GatherNd", arity: .exactly(2), infer: { ctx in
             if let r = ctx.shape(1).rank, r < 1 { throw ctx.error("indices must be at least a vector: Shape must be at least rank 1 but is rank 0") }
@@ -185,7 +185,7 @@ enum ShapeOps {
             }
             let flat = try ctx.reshape(p, [ps.prefix(k).reduce(1, *)] + Array(ps.dropFirst(k)))
             return [.value(try ctx.emit(.gather(axis: 0, batchDims: 0), [flat, linear]))]
-        }),
+        }).gradient(ArrayGradients.gatherNd),
 
         OpDef("OneHot", arity: .exactly(4), attrs: ["axis": .int(-1), "TI": .type(.int64)], infer: { ctx in
             let d = try ctx.sameDType([2, 3])
@@ -211,7 +211,7 @@ enum ShapeOps {
             let spread = try ctx.emit(.broadcast(shape: s, dims: dims), [wide])
             let hit = try ctx.emit(.compare(.eq), [position, spread])
             return [.value(try ctx.select(hit, on, off))]
-        }),
+        }).notDifferentiable(),
 
         OpDef("Shape", arity: .exactly(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
             [(try integerOutType(ctx), Shape(dims: [ctx.shape(0).rank]))]
@@ -223,10 +223,10 @@ enum ShapeOps {
             }
             let t = try Tensor(literal: s.map(Int64.init), dtype: outType)
             return [.value(ctx.builder.constant(t))]
-        }),
+        }).notDifferentiable(),
         OpDef("Rank", arity: .exactly(1), infer: { _ in [(.int32, .scalar)] }, lower: { ctx in
             [.value(ctx.builder.constant(Tensor(Int32(ctx.type(try ctx.value(0)).rank))))]
-        }),
+        }).notDifferentiable(),
         OpDef("Size", arity: .exactly(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
             [(try integerOutType(ctx), .scalar)]
         }, lower: { ctx in
@@ -235,7 +235,7 @@ enum ShapeOps {
                 throw ctx.error("Number of elements was larger than representable by 32-bit output type: \(n)")
             }
             return [.value(ctx.builder.constant(try Tensor(literal: Int64(n), dtype: ctx.attrs["out_type"]?.type ?? .int32)))]
-        }),
+        }).notDifferentiable(),
 
         OpDef("Range", arity: .exactly(3), infer: { ctx in
             let d = try ctx.sameDType()
@@ -252,14 +252,14 @@ enum ShapeOps {
             let n = try rangeCount(s, l, dl, ctx.error)
             let i = try ctx.emit(.iota(dtype: d, shape: [n], axis: 0), [])
             return [.value(try ctx.binary(.add, ctx.binary(.mul, i, scalar: dl), scalar: s))]
-        }),
+        }).notDifferentiable(),
 
         OpDef("Fill", arity: .exactly(2), attrs: ["index_type": .type(.int32)], infer: { ctx in
             guard ctx.shape(1).rank ?? 0 == 0 else { throw ctx.error("value must be a scalar") }
             return [(ctx.dtype(1), ctx.shapeValue(0))]
-        }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(1), to: try ctx.ints(0)))] }),
+        }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(1), to: try ctx.ints(0)))] }).gradient(ArrayGradients.fill),
 
-        like("ZerosLike", 0), like("OnesLike", 1),
+        like("ZerosLike", 0).notDifferentiable(), like("OnesLike", 1).notDifferentiable(),
     ]
 
     /// Shape and Size count in int32 or int64 only.

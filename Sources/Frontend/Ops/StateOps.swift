@@ -2,11 +2,11 @@ import KilnIR
 
 enum StateOps {
     static let defs: [OpDef] = [
-        variable("VariableV2", attrs: ["container": .string(""), "shared_name": .string("")]),
+        variable("VariableV2", attrs: ["container": .string(""), "shared_name": .string("")]).notDifferentiable(),
 
-        assign("Assign", nil),
-        assign("AssignAdd", .add),
-        assign("AssignSub", .sub),
+        assign("Assign", nil).notDifferentiable(),
+        assign("AssignAdd", .add).notDifferentiable(),
+        assign("AssignSub", .sub).notDifferentiable(),
 
         // TensorFlow 2's resource variables, mapped onto the same machinery: the handle is the
         // variable (a ref with the variable's dtype and shape, not a DT_RESOURCE scalar), reads
