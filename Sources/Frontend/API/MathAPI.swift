@@ -74,8 +74,9 @@ extension Graph {
     public func sigmoid(_ x: some OutputConvertible, name: String = "Sigmoid") throws -> Output { try apply("Sigmoid", [x.output], name: name) }
     public func relu(_ x: some OutputConvertible, name: String = "Relu") throws -> Output { try apply("Relu", [x.output], name: name) }
     public func relu6(_ x: some OutputConvertible, name: String = "Relu6") throws -> Output { try apply("Relu6", [x.output], name: name) }
-    public func leakyRelu(_ x: some OutputConvertible, alpha: Double = 0.2, name: String = "LeakyRelu") throws -> Output {
-        try apply("LeakyRelu", [x.output], name: name, attrs: ["alpha": .float(alpha)])
+    public func leakyRelu(_ x: some OutputConvertible, alpha: Double = ElementwiseOps.LeakyRelu.alpha.defaultValue,
+                          name: String = "LeakyRelu") throws -> Output {
+        try apply("LeakyRelu", [x.output], name: name, attrs: ElementwiseOps.LeakyRelu.alpha(alpha))
     }
     public func elu(_ x: some OutputConvertible, name: String = "Elu") throws -> Output { try apply("Elu", [x.output], name: name) }
     public func softplus(_ x: some OutputConvertible, name: String = "Softplus") throws -> Output { try apply("Softplus", [x.output], name: name) }
@@ -140,19 +141,21 @@ extension Graph {
 
     // MARK: products and reductions
 
-    public func matmul(_ a: some OutputConvertible, _ b: some OutputConvertible, transposeA: Bool = false, transposeB: Bool = false,
+    public func matmul(_ a: some OutputConvertible, _ b: some OutputConvertible, transposeA: Bool = MathOps.MatMul.transposeA.defaultValue,
+                       transposeB: Bool = MathOps.MatMul.transposeB.defaultValue,
                        name: String = "MatMul") throws -> Output {
         let (x, y) = (a.output, b.output)
         if (x.shape.rank ?? 2) > 2 || (y.shape.rank ?? 2) > 2 {
             return try batchMatmul(x, y, adjointA: transposeA, adjointB: transposeB, name: name)
         }
-        return try apply("MatMul", [x, y], name: name, attrs: ["transpose_a": .bool(transposeA), "transpose_b": .bool(transposeB)])
+        return try apply("MatMul", [x, y], name: name, attrs: MathOps.MatMul.transposeA(transposeA) + MathOps.MatMul.transposeB(transposeB))
     }
 
     /// Matrix products over the last two dimensions; batch dimensions broadcast.
-    public func batchMatmul(_ a: some OutputConvertible, _ b: some OutputConvertible, adjointA: Bool = false, adjointB: Bool = false,
+    public func batchMatmul(_ a: some OutputConvertible, _ b: some OutputConvertible, adjointA: Bool = MathOps.BatchMatMul.adjX.defaultValue,
+                            adjointB: Bool = MathOps.BatchMatMul.adjY.defaultValue,
                             name: String = "MatMul") throws -> Output {
-        try apply("BatchMatMulV2", [a.output, b.output], name: name, attrs: ["adj_x": .bool(adjointA), "adj_y": .bool(adjointB)])
+        try apply("BatchMatMulV2", [a.output, b.output], name: name, attrs: MathOps.BatchMatMul.adjX(adjointA) + MathOps.BatchMatMul.adjY(adjointB))
     }
 
     func axesInput(_ x: Output, _ axes: [Int]?) throws -> Output {
@@ -168,38 +171,38 @@ extension Graph {
 
     func reduction(_ type: String, _ x: Output, axes: [Int]?, keepDims: Bool, name: String) throws -> Output {
         let idx = try axesInput(x, axes)
-        return try apply(type, [x, idx], name: name, attrs: ["keep_dims": .bool(keepDims), "Tidx": .type(.int32)])
+        return try apply(type, [x, idx], name: name, attrs: MathOps.Reduction.keepDims(keepDims) + ["Tidx": .type(.int32)])
     }
 
     /// Sum over `axes` (all axes when nil); negative axes count from the end.
-    public func reduceSum(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = false, name: String = "Sum") throws -> Output {
+    public func reduceSum(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = MathOps.Reduction.keepDims.defaultValue, name: String = "Sum") throws -> Output {
         try reduction("Sum", x.output, axes: axes, keepDims: keepDims, name: name)
     }
-    public func reduceMean(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = false, name: String = "Mean") throws -> Output {
+    public func reduceMean(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = MathOps.Reduction.keepDims.defaultValue, name: String = "Mean") throws -> Output {
         try reduction("Mean", x.output, axes: axes, keepDims: keepDims, name: name)
     }
-    public func reduceMax(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = false, name: String = "Max") throws -> Output {
+    public func reduceMax(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = MathOps.Reduction.keepDims.defaultValue, name: String = "Max") throws -> Output {
         try reduction("Max", x.output, axes: axes, keepDims: keepDims, name: name)
     }
-    public func reduceMin(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = false, name: String = "Min") throws -> Output {
+    public func reduceMin(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = MathOps.Reduction.keepDims.defaultValue, name: String = "Min") throws -> Output {
         try reduction("Min", x.output, axes: axes, keepDims: keepDims, name: name)
     }
-    public func reduceProd(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = false, name: String = "Prod") throws -> Output {
+    public func reduceProd(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = MathOps.Reduction.keepDims.defaultValue, name: String = "Prod") throws -> Output {
         try reduction("Prod", x.output, axes: axes, keepDims: keepDims, name: name)
     }
-    public func reduceAll(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = false, name: String = "All") throws -> Output {
+    public func reduceAll(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = MathOps.Reduction.keepDims.defaultValue, name: String = "All") throws -> Output {
         try reduction("All", x.output, axes: axes, keepDims: keepDims, name: name)
     }
-    public func reduceAny(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = false, name: String = "Any") throws -> Output {
+    public func reduceAny(_ x: some OutputConvertible, axes: [Int]? = nil, keepDims: Bool = MathOps.Reduction.keepDims.defaultValue, name: String = "Any") throws -> Output {
         try reduction("Any", x.output, axes: axes, keepDims: keepDims, name: name)
     }
 
-    public func argmax(_ x: some OutputConvertible, axis: Int, outputType: DType = .int64, name: String = "ArgMax") throws -> Output {
+    public func argmax(_ x: some OutputConvertible, axis: Int, outputType: DType = MathOps.ArgReduce.outputType.defaultValue, name: String = "ArgMax") throws -> Output {
         let a = try int32Scalar(axis, name: "ArgMax/dimension")
-        return try apply("ArgMax", [x.output, a], name: name, attrs: ["output_type": .type(outputType), "Tidx": .type(.int32)])
+        return try apply("ArgMax", [x.output, a], name: name, attrs: MathOps.ArgReduce.outputType(outputType) + ["Tidx": .type(.int32)])
     }
-    public func argmin(_ x: some OutputConvertible, axis: Int, outputType: DType = .int64, name: String = "ArgMin") throws -> Output {
+    public func argmin(_ x: some OutputConvertible, axis: Int, outputType: DType = MathOps.ArgReduce.outputType.defaultValue, name: String = "ArgMin") throws -> Output {
         let a = try int32Scalar(axis, name: "ArgMin/dimension")
-        return try apply("ArgMin", [x.output, a], name: name, attrs: ["output_type": .type(outputType), "Tidx": .type(.int32)])
+        return try apply("ArgMin", [x.output, a], name: name, attrs: MathOps.ArgReduce.outputType(outputType) + ["Tidx": .type(.int32)])
     }
 }

@@ -99,7 +99,7 @@ enum MathGradients {
     static let softplus: GradientFunction = { ctx in [try ctx.graph.apply("SoftplusGrad", [ctx.grad(), ctx.input(0)], name: "SoftplusGrad")] }
 
     static let leakyRelu: GradientFunction = { ctx in
-        [try ctx.graph.apply("LeakyReluGrad", [ctx.grad(), ctx.input(0)], name: "LeakyReluGrad", attrs: ["alpha": ctx.attrs["alpha"] ?? .float(0.2)])]
+        [try ctx.graph.apply("LeakyReluGrad", [ctx.grad(), ctx.input(0)], name: "LeakyReluGrad", attrs: ElementwiseOps.LeakyRelu.alpha(ctx.attrs[ElementwiseOps.LeakyRelu.alpha]))]
     }
 
     static let cast: GradientFunction = { ctx in
@@ -124,7 +124,7 @@ enum MathGradients {
 
     static let matMul: GradientFunction = { ctx in
         let g = ctx.graph, dy = try ctx.grad(), a = ctx.input(0), b = ctx.input(1)
-        let ta = ctx.attrs["transpose_a"]?.bool ?? false, tb = ctx.attrs["transpose_b"]?.bool ?? false
+        let ta = ctx.attrs[MathOps.MatMul.transposeA], tb = ctx.attrs[MathOps.MatMul.transposeB]
         switch (ta, tb) {
         case (false, false): return [try g.matmul(dy, b, transposeB: true), try g.matmul(a, dy, transposeA: true)]
         case (true, false): return [try g.matmul(b, dy, transposeB: true), try g.matmul(a, dy)]
@@ -170,7 +170,7 @@ enum MathGradients {
 
     static let batchMatmul: GradientFunction = { ctx in
         let g = ctx.graph, dy = try ctx.grad(), a = ctx.input(0), b = ctx.input(1)
-        let ta = ctx.attrs["adj_x"]?.bool ?? false, tb = ctx.attrs["adj_y"]?.bool ?? false
+        let ta = ctx.attrs[MathOps.BatchMatMul.adjX], tb = ctx.attrs[MathOps.BatchMatMul.adjY]
         let (da, db): (Output, Output)
         switch (ta, tb) {
         case (false, false): (da, db) = (try g.batchMatmul(dy, b, adjointB: true), try g.batchMatmul(a, dy, adjointA: true))

@@ -11,8 +11,8 @@ public struct Activation: Sendable {
     public static let tanh = Activation { g, x in try g.tanh(x) }
     public static let sigmoid = Activation { g, x in try g.sigmoid(x) }
     public static let elu = Activation { g, x in try g.elu(x) }
-    /// tf.nn.leaky_relu with TensorFlow's default slope 0.2 for negative inputs.
-    public static let leakyRelu = leakyRelu(alpha: 0.2)
+    /// tf.nn.leaky_relu with TensorFlow's default slope for negative inputs.
+    public static let leakyRelu = leakyRelu(alpha: ElementwiseOps.LeakyRelu.alpha.defaultValue)
     public static func leakyRelu(alpha: Double) -> Activation { Activation { g, x in try g.leakyRelu(x, alpha: alpha) } }
     public static let softmax = Activation { g, x in try g.softmax(x) }
 }

@@ -1,7 +1,7 @@
 import KilnIR
 
 /// Elementwise ops: unary math, broadcasting binary math, comparisons, logic, select and cast.
-enum ElementwiseOps {
+public enum ElementwiseOps {
     enum Types { case float, numeric, bool, any }
 
     static func allowed(_ d: DType, _ t: Types) -> Bool {
@@ -12,6 +12,9 @@ enum ElementwiseOps {
         case .any: return d != .string
         }
     }
+
+    /// tf.nn.leaky_relu's slope for negative inputs (LeakyReluGrad shares it).
+    public enum LeakyRelu { public static let alpha = Attr<Double>("alpha", default: 0.2) }
 
     typealias UnaryLowering = @Sendable (inout LoweringContext, Int) throws -> Int
     typealias BinaryLowering = @Sendable (inout LoweringContext, Int, Int) throws -> Int
@@ -65,11 +68,11 @@ enum ElementwiseOps {
         unary("Inv", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) }.gradient(MathGradients.reciprocal),
         unary("Relu", .numeric) { ctx, x in try ctx.binary(.max, x, scalar: 0) }.gradient(MathGradients.relu),
         unary("Relu6", .numeric) { ctx, x in try ctx.binary(.min, ctx.binary(.max, x, scalar: 0), scalar: 6) }.gradient(MathGradients.relu6),
-        unary("LeakyRelu", .float, attrs: ["alpha": .float(0.2)]) { ctx, x in
-            let alpha = ctx.attrs["alpha"]?.float ?? 0.2
+        unary("LeakyRelu", .float) { ctx, x in
+            let alpha = ctx.attrs[LeakyRelu.alpha]
             let positive = try ctx.compare(.gt, x, ctx.scalar(0, ctx.type(x).dtype))
             return try ctx.select(positive, x, ctx.binary(.mul, x, scalar: alpha))
-        }.gradient(MathGradients.leakyRelu),
+        }.declaring(LeakyRelu.alpha).gradient(MathGradients.leakyRelu),
         unary("Elu", .float) { ctx, x in
             let positive = try ctx.compare(.gt, x, ctx.scalar(0, ctx.type(x).dtype))
             return try ctx.select(positive, x, ctx.binary(.sub, ctx.unary(.exp, x), scalar: 1))

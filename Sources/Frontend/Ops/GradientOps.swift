@@ -29,10 +29,10 @@ enum GradientOps {
             try ctx.select(ctx.compare(.gt, y, ctx.scalar(0, ctx.type(y).dtype)), dy, ctx.binary(.mul, dy, ctx.binary(.add, y, scalar: 1)))
         },
         elementwiseGrad("SoftplusGrad") { ctx, dy, x in try ctx.binary(.mul, dy, ctx.unary(.sigmoid, x)) },
-        elementwiseGrad("LeakyReluGrad", attrs: ["alpha": .float(0.2)]) { ctx, dy, x in
-            let alpha = ctx.attrs["alpha"]?.float ?? 0.2
+        elementwiseGrad("LeakyReluGrad") { ctx, dy, x in
+            let alpha = ctx.attrs[ElementwiseOps.LeakyRelu.alpha]
             return try ctx.select(ctx.compare(.gt, x, ctx.scalar(0, ctx.type(x).dtype)), dy, ctx.binary(.mul, dy, scalar: alpha))
-        },
+        }.declaring(ElementwiseOps.LeakyRelu.alpha),
 
         OpDef("BroadcastGradientArgs", arity: .exactly(2), infer: { ctx in
             [(ctx.dtype(0), Shape(dims: [nil])), (ctx.dtype(0), Shape(dims: [nil]))]

@@ -35,7 +35,8 @@ public struct OpDef: Sendable {
 
     public let name: String
     public let arity: Arity
-    public let attrDefaults: [String: AttrValue]
+    /// Every attribute with a default, declared once: nodes built or imported without one get it.
+    public private(set) var attrDefaults: [String: AttrValue]
     /// Input positions that take a variable itself rather than its value (Assign's `ref`).
     public let refInputs: Set<Int>
     /// Output positions that refer to a variable.
@@ -87,6 +88,13 @@ public struct OpDef: Sendable {
     public func gradient(_ g: @escaping GradientFunction) -> OpDef {
         var d = self
         d.gradient = g
+        return d
+    }
+
+    /// This entry with typed attributes and their defaults (readers use `attrs[key]`).
+    public func declaring(_ attrs: any AttrDeclaration...) -> OpDef {
+        var d = self
+        for a in attrs { d.attrDefaults[a.name] = a.defaultAttrValue }
         return d
     }
 
