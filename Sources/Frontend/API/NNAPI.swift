@@ -68,29 +68,29 @@ extension Graph {
 
     public func l2Loss(_ x: some OutputConvertible, name: String = "L2Loss") throws -> Output { try apply("L2Loss", [x.output], name: name) }
 
-    public func biasAdd(_ value: some OutputConvertible, _ bias: some OutputConvertible, dataFormat: String = "NHWC", name: String = "BiasAdd") throws -> Output {
-        try apply("BiasAdd", [value.output, bias.output], name: name, attrs: ["data_format": .string(dataFormat)])
+    public func biasAdd(_ value: some OutputConvertible, _ bias: some OutputConvertible, dataFormat: String = NNOps.dataFormat.defaultValue, name: String = "BiasAdd") throws -> Output {
+        try apply("BiasAdd", [value.output, bias.output], name: name, attrs: NNOps.dataFormat(dataFormat))
     }
 
     /// NHWC input, HWIO filter; `strides` and `dilations` as [1, h, w, 1]; padding "SAME" or "VALID".
     public func conv2d(_ input: some OutputConvertible, _ filter: some OutputConvertible, strides: [Int], padding: String,
-                       dilations: [Int] = [1, 1, 1, 1], dataFormat: String = "NHWC", name: String = "Conv2D") throws -> Output {
+                       dilations: [Int] = [1, 1, 1, 1], dataFormat: String = NNOps.dataFormat.defaultValue, name: String = "Conv2D") throws -> Output {
         try apply("Conv2D", [input.output, filter.output], name: name,
                   attrs: ["strides": .ints(strides), "padding": .string(padding), "dilations": .ints(dilations),
                           "data_format": .string(dataFormat), "use_cudnn_on_gpu": .bool(true)])
     }
 
-    public func maxPool(_ value: some OutputConvertible, ksize: [Int], strides: [Int], padding: String, dataFormat: String = "NHWC",
+    public func maxPool(_ value: some OutputConvertible, ksize: [Int], strides: [Int], padding: String, dataFormat: String = NNOps.dataFormat.defaultValue,
                         name: String = "MaxPool") throws -> Output {
         try apply("MaxPool", [value.output], name: name,
-                  attrs: ["ksize": .ints(ksize), "strides": .ints(strides), "padding": .string(padding), "data_format": .string(dataFormat)])
+                  attrs: ["ksize": .ints(ksize), "strides": .ints(strides), "padding": .string(padding)] + NNOps.dataFormat(dataFormat))
     }
 
     /// Averages only the window's elements inside the input (SAME padding does not count).
-    public func avgPool(_ value: some OutputConvertible, ksize: [Int], strides: [Int], padding: String, dataFormat: String = "NHWC",
+    public func avgPool(_ value: some OutputConvertible, ksize: [Int], strides: [Int], padding: String, dataFormat: String = NNOps.dataFormat.defaultValue,
                         name: String = "AvgPool") throws -> Output {
         try apply("AvgPool", [value.output], name: name,
-                  attrs: ["ksize": .ints(ksize), "strides": .ints(strides), "padding": .string(padding), "data_format": .string(dataFormat)])
+                  attrs: ["ksize": .ints(ksize), "strides": .ints(strides), "padding": .string(padding)] + NNOps.dataFormat(dataFormat))
     }
 
     /// Mean and population variance over `axes` (TensorFlow's tf.nn.moments).
@@ -118,16 +118,18 @@ extension Graph {
     }
 
     /// FusedBatchNormV3: returns y, the batch mean and the (Bessel-corrected) batch variance in
-    /// training; in inference `mean` and `variance` are used as given.
+    /// training; in inference `mean` and `variance` are used as given. epsilon 0.001 is tf.nn.fused_batch_norm's
+    /// default, not the op's (NNOps.FusedBatchNorm.epsilon), as in TensorFlow.
     public func fusedBatchNorm(_ x: some OutputConvertible, scale: some OutputConvertible, offset: some OutputConvertible,
-                               mean: Output? = nil, variance: Output? = nil, epsilon: Double = 0.001, isTraining: Bool = true,
+                               mean: Output? = nil, variance: Output? = nil, epsilon: Double = 0.001,
+                               isTraining: Bool = NNOps.FusedBatchNorm.isTraining.defaultValue,
                                name: String = "FusedBatchNormV3") throws -> (y: Output, mean: Output, variance: Output) {
         let t = x.output
         let empty = try constant(Tensor(zeros: t.dtype, shape: [0]), name: name + "/Const")
         let m = mean ?? empty, v = variance ?? empty
         let op = try addOperation("FusedBatchNormV3", name: name, inputs: [t, scale.output, offset.output, m, v],
-                                  attrs: ["T": .type(t.dtype), "U": .type(scale.output.dtype), "epsilon": .float(epsilon),
-                                          "is_training": .bool(isTraining), "data_format": .string("NHWC")])
+                                  attrs: ["T": .type(t.dtype), "U": .type(scale.output.dtype), "epsilon": .float(epsilon)]
+                                      + NNOps.FusedBatchNorm.isTraining(isTraining) + NNOps.dataFormat("NHWC"))
         return (op.output(0), op.output(1), op.output(2))
     }
 }

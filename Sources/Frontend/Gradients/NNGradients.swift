@@ -31,8 +31,7 @@ enum NNGradients {
 
     static let biasAdd: GradientFunction = { ctx in
         let g = ctx.graph, dy = try ctx.grad()
-        let fmt = ctx.attrs["data_format"] ?? .string("NHWC")
-        return [dy, try g.apply("BiasAddGrad", [dy], name: "BiasAddGrad", attrs: ["data_format": fmt])]
+        return [dy, try g.apply("BiasAddGrad", [dy], name: "BiasAddGrad", attrs: NNOps.dataFormat(ctx.attrs[NNOps.dataFormat]))]
     }
 
     static let conv2D: GradientFunction = { ctx in
@@ -63,9 +62,9 @@ enum NNGradients {
     /// Inference mode treats mean and variance as constants.
     static let fusedBatchNorm: GradientFunction = { ctx in
         let g = ctx.graph, x = ctx.input(0), scale = ctx.input(1), dy = try ctx.grad(0)
-        let eps = try g.constant(ctx.attrs["epsilon"]?.float ?? 0.0001, dtype: x.dtype)
+        let eps = try g.constant(ctx.attrs[NNOps.FusedBatchNorm.epsilon], dtype: x.dtype)
         let axes = [0, 1, 2]
-        if ctx.attrs["is_training"]?.bool ?? true {
+        if ctx.attrs[NNOps.FusedBatchNorm.isTraining] {
             let mean = try g.reduceMean(x, axes: axes)
             let centered = try g.subtract(x, mean)
             let variance = try g.reduceMean(g.square(centered), axes: axes)

@@ -292,7 +292,7 @@ enum GradientHelperOps {
     /// forward op reported there; in inference mode reserve_space_1/2 are the population mean
     /// and variance the forward op used.
     static func fusedBatchNormGrad(_ name: String, arity: Int) -> OpDef {
-        OpDef(name, arity: .exactly(arity), attrs: ["epsilon": .float(0.0001), "is_training": .bool(true), "data_format": .string("NHWC")], infer: { ctx in
+        OpDef(name, arity: .exactly(arity), infer: { ctx in
             let d = try ctx.sameDType([0, 1])
             guard d.isFloatingPoint else { throw ctx.error("\(name) needs floating-point inputs") }
             try NNOps.checkNHWC(ctx.attrs, ctx.error)
@@ -308,11 +308,11 @@ enum GradientHelperOps {
             guard s.count == 4, ctx.type(dy).shape == s, ctx.type(scale).shape == [s[3]] else {
                 throw ctx.error("y_backprop \(ctx.type(dy).shape) and x \(s) must be one 4-D shape, scale [\(s.count == 4 ? s[3] : 0)]")
             }
-            let eps = ctx.attrs["epsilon"]?.float ?? 0.0001
+            let eps = ctx.attrs[NNOps.FusedBatchNorm.epsilon]
             let axes = [0, 1, 2]
             let sumDy = try ctx.reduce(.sum, dy, axes: axes, keepDims: false)
             let empty = try ctx.full(0, ctx.type(scale).dtype, [0])
-            if ctx.attrs["is_training"]?.bool ?? true {
+            if ctx.attrs[NNOps.FusedBatchNorm.isTraining] {
                 let m = Double(s[0] * s[1] * s[2])
                 let mean = try ctx.mean(x, axes: axes, keepDims: false)
                 let centered = try ctx.binary(.sub, x, mean)
@@ -329,7 +329,7 @@ enum GradientHelperOps {
             let xhat = try ctx.binary(.mul, ctx.binary(.sub, x, try ctx.value(3)), inv)
             let dx = try ctx.binary(.mul, dy, ctx.binary(.mul, scale, inv))
             return [.value(dx), .value(try ctx.reduce(.sum, ctx.binary(.mul, dy, xhat), axes: axes, keepDims: false)), .value(sumDy), .value(empty), .value(empty)]
-        })
+        }).declaring(NNOps.dataFormat, NNOps.FusedBatchNorm.epsilon, NNOps.FusedBatchNorm.isTraining)
     }
 
     /// Inputs TensorFlow types as int32/int64 (shapes, axes, indices): anything else is refused

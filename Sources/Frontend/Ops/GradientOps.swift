@@ -100,16 +100,16 @@ enum GradientOps {
             return [.value(expanded.count == 1 ? expanded[0] : try ctx.emit(.concat(axis: a), expanded))]
         }).gradient(ArrayGradients.pack),
 
-        OpDef("BiasAddGrad", arity: .exactly(1), attrs: ["data_format": .string("NHWC")], infer: { ctx in
-            let nchw = ctx.attrs["data_format"]?.string == "NCHW"
+        OpDef("BiasAddGrad", arity: .exactly(1), infer: { ctx in
+            let nchw = ctx.attrs[NNOps.dataFormat] == "NCHW"
             let c = ctx.shape(0).dims.map { nchw ? $0[1] : $0.last! } ?? nil
             return [(ctx.dtype(0), Shape(dims: [c]))]
         }, lower: { ctx in
             let g = try ctx.value(0)
             let r = ctx.type(g).rank
-            let keep = ctx.attrs["data_format"]?.string == "NCHW" ? 1 : r - 1
+            let keep = ctx.attrs[NNOps.dataFormat] == "NCHW" ? 1 : r - 1
             return [.value(try ctx.reduce(.sum, g, axes: (0..<r).filter { $0 != keep }, keepDims: false))]
-        }),
+        }).declaring(NNOps.dataFormat),
 
         // data [N, ...], ids [N] -> [num_segments, ...]: a one-hot matrix product, so repeated ids accumulate.
         OpDef("UnsortedSegmentSum", arity: .exactly(3), infer: { ctx in
@@ -132,7 +132,7 @@ enum GradientOps {
             return [.value(try ctx.reshape(sum, [k] + rest))]
         }).gradient(HelperGradients.unsortedSegmentSum),
 
-        OpDef("Conv2DBackpropInput", arity: .exactly(3), attrs: ["data_format": .string("NHWC"), "dilations": .ints([1, 1, 1, 1])], infer: { ctx in
+        OpDef("Conv2DBackpropInput", arity: .exactly(3), attrs: ["dilations": .ints([1, 1, 1, 1])], infer: { ctx in
             [(ctx.dtype(1), ctx.ints(0).map { Shape($0) } ?? Shape(dims: [nil, nil, nil, nil]))]
         }, lower: { ctx in
             // dPatches = dy · Wᵀ, then every patch entry is summed back onto its image position.
@@ -147,9 +147,9 @@ enum GradientOps {
             let patches = try ctx.reshape(dp, [ds[0], ds[1], ds[2], k])
             return [.value(try ctx.emit(.unpatches(window: [fs[0], fs[1]], strides: [st[1], st[2]], dilations: [dil[1], dil[2]],
                                                    padLow: [h.lo, w.lo], padHigh: [h.hi, w.hi], image: [sizes[1], sizes[2]]), [patches]))]
-        }),
+        }).declaring(NNOps.dataFormat),
 
-        OpDef("Conv2DBackpropFilter", arity: .exactly(3), attrs: ["data_format": .string("NHWC"), "dilations": .ints([1, 1, 1, 1])], infer: { ctx in
+        OpDef("Conv2DBackpropFilter", arity: .exactly(3), attrs: ["dilations": .ints([1, 1, 1, 1])], infer: { ctx in
             [(ctx.dtype(0), ctx.ints(1).map { Shape($0) } ?? Shape(dims: [nil, nil, nil, nil]))]
         }, lower: { ctx in
             // dW = patches(x)ᵀ · dy.
@@ -163,9 +163,9 @@ enum GradientOps {
             let rows = ds[0] * ds[1] * ds[2], k = sizes[0] * sizes[1] * sizes[2]
             let dw = try ctx.emit(.dot(transposeA: true, transposeB: false), [ctx.reshape(p, [rows, k]), ctx.reshape(dy, [rows, sizes[3]])])
             return [.value(try ctx.reshape(dw, sizes))]
-        }),
+        }).declaring(NNOps.dataFormat),
 
-        OpDef("MaxPoolGrad", arity: .exactly(3), attrs: ["data_format": .string("NHWC")], infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
+        OpDef("MaxPoolGrad", arity: .exactly(3), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
               lower: { ctx in
             // Each window's gradient goes to its first maximum; padding never wins.
             let (x, dy) = (try ctx.value(0), try ctx.value(2))
@@ -189,9 +189,9 @@ enum GradientOps {
             let contrib = try ctx.select(hit, spread, ctx.full(0, d, windowShape))
             return [.value(try ctx.emit(.unpatches(window: [k[1], k[2]], strides: [st[1], st[2]], dilations: [1, 1], padLow: [h.lo, w.lo],
                                                    padHigh: [h.hi, w.hi], image: [xs[1], xs[2]]), [ctx.reshape(contrib, [ds[0], ds[1], ds[2], kk * c])]))]
-        }),
+        }).declaring(NNOps.dataFormat),
 
-        OpDef("AvgPoolGrad", arity: .exactly(2), attrs: ["data_format": .string("NHWC")], infer: { ctx in
+        OpDef("AvgPoolGrad", arity: .exactly(2), infer: { ctx in
             [(ctx.dtype(1), ctx.ints(0).map { Shape($0) } ?? Shape(dims: [nil, nil, nil, nil]))]
         }, lower: { ctx in
             // Each window spreads dy / (its count of real elements) over those elements.
@@ -210,7 +210,7 @@ enum GradientOps {
             let contrib = try ctx.binary(.mul, share, valid)
             return [.value(try ctx.emit(.unpatches(window: [k[1], k[2]], strides: [st[1], st[2]], dilations: [1, 1], padLow: [h.lo, w.lo],
                                                    padHigh: [h.hi, w.hi], image: [sizes[1], sizes[2]]), [ctx.reshape(contrib, [ds[0], ds[1], ds[2], kk * c])]))]
-        }),
+        }).declaring(NNOps.dataFormat),
 
         OpDef("StridedSliceGrad", arity: .exactly(5),
               attrs: ["begin_mask": .int(0), "end_mask": .int(0), "ellipsis_mask": .int(0), "new_axis_mask": .int(0), "shrink_axis_mask": .int(0)],

@@ -1,7 +1,15 @@
 import KilnIR
 
 /// Neural-network ops: softmax family, cross entropies, bias_add, convolution, pooling, batch norm.
-enum NNOps {
+public enum NNOps {
+    /// The image layout of the NN ops (Kiln runs NHWC).
+    public static let dataFormat = Attr<String>("data_format", default: "NHWC")
+    public enum FusedBatchNorm {
+        public static let epsilon = Attr<Double>("epsilon", default: 0.0001)
+        public static let isTraining = Attr<Bool>("is_training", default: true)
+        public static let exponentialAvgFactor = Attr<Double>("exponential_avg_factor", default: 1)
+    }
+
     static func softmaxLike(_ name: String, log: Bool) -> OpDef {
         OpDef(name, arity: .exactly(1), infer: { ctx in
             guard ctx.dtype(0).isFloatingPoint else { throw ctx.error("\(name) needs floating-point logits") }
@@ -60,7 +68,7 @@ enum NNOps {
     }
 
     static func checkNHWC(_ attrs: [String: AttrValue], _ error: (String) -> KilnError) throws {
-        let f = attrs["data_format"]?.string ?? "NHWC"
+        let f = attrs[dataFormat]
         if f != "NHWC" { throw KilnError.unimplemented(error("data_format \(f) is not supported yet; use NHWC").message) }
     }
 
@@ -73,7 +81,7 @@ enum NNOps {
     }
 
     static let conv2d = OpDef("Conv2D", arity: .exactly(2),
-                              attrs: ["data_format": .string("NHWC"), "dilations": .ints([1, 1, 1, 1]), "use_cudnn_on_gpu": .bool(true)], infer: { ctx in
+                              attrs: ["dilations": .ints([1, 1, 1, 1]), "use_cudnn_on_gpu": .bool(true)], infer: { ctx in
         let d = try ctx.sameDType()
         guard d.isFloatingPoint else { throw ctx.error("Conv2D needs floating-point inputs") }
         try checkNHWC(ctx.attrs, ctx.error)
@@ -100,10 +108,10 @@ enum NNOps {
         let rows = xs[0] * h.out! * w.out!, k = fs[0] * fs[1] * fs[2]
         let prod = try ctx.emit(.dot(transposeA: false, transposeB: false), [ctx.reshape(p, [rows, k]), ctx.reshape(f, [k, fs[3]])])
         return [.value(try ctx.reshape(prod, [xs[0], h.out!, w.out!, fs[3]]))]
-    }).gradient(NNGradients.conv2D)
+    }).declaring(dataFormat).gradient(NNGradients.conv2D)
 
     static func pool(_ name: String, _ r: ReduceOp) -> OpDef {
-        OpDef(name, arity: .exactly(1), attrs: ["data_format": .string("NHWC")], infer: { ctx in
+        OpDef(name, arity: .exactly(1), infer: { ctx in
             guard ctx.dtype(0).isNumeric else { throw ctx.error("\(name) does not support dtype \(ctx.dtype(0))") }
             try checkNHWC(ctx.attrs, ctx.error)
             let k = try four(ctx.attrs, "ksize", ctx.error), st = try four(ctx.attrs, "strides", ctx.error)
@@ -133,7 +141,7 @@ enum NNOps {
             }
             let c = ctx.builder.constant(try Tensor(shape: [1, h.out!, w.out!, 1], scalars: counts).converted(to: ctx.type(x).dtype))
             return [.value(try ctx.binary(.div, pooled, c))]
-        })
+        }).declaring(dataFormat)
     }
 
     static let defs: [OpDef] = [
@@ -167,10 +175,10 @@ enum NNOps {
             let s = try ctx.reduce(.sum, ctx.binary(.mul, x, x), axes: Array(0..<ctx.type(x).rank), keepDims: false)
             return [.value(try ctx.binary(.div, s, scalar: 2))]
         }).gradient(NNGradients.l2Loss),
-        OpDef("BiasAdd", arity: .exactly(2), attrs: ["data_format": .string("NHWC")], infer: { ctx in
+        OpDef("BiasAdd", arity: .exactly(2), infer: { ctx in
             let d = try ctx.sameDType()
             guard ctx.shape(1).rank ?? 1 == 1 else { throw ctx.error("bias must be 1-dimensional") }
-            let nchw = ctx.attrs["data_format"]?.string == "NCHW"
+            let nchw = ctx.attrs[dataFormat] == "NCHW"
             if let dims = ctx.shape(0).dims {
                 guard dims.count >= 2 else { throw ctx.error("Shape must be at least rank 2") }
                 let c = nchw ? dims[1] : dims.last!
@@ -182,10 +190,10 @@ enum NNOps {
         }, lower: { ctx in
             let (x, bias) = (try ctx.value(0), try ctx.value(1))
             let s = ctx.type(x).shape
-            let dim = ctx.attrs["data_format"]?.string == "NCHW" ? 1 : s.count - 1
+            let dim = ctx.attrs[dataFormat] == "NCHW" ? 1 : s.count - 1
             let b = try ctx.emit(.broadcast(shape: s, dims: [dim]), [bias])
             return [.value(try ctx.emit(.binary(.add), [x, b]))]
-        }).gradient(NNGradients.biasAdd),
+        }).declaring(dataFormat).gradient(NNGradients.biasAdd),
         conv2d, pool("MaxPool", .max).gradient(NNGradients.maxPool), pool("AvgPool", .sum).gradient(NNGradients.avgPool),
         fusedBatchNorm("FusedBatchNormV3", outputs: 6).gradient(NNGradients.fusedBatchNorm), fusedBatchNorm("FusedBatchNorm", outputs: 5).gradient(NNGradients.fusedBatchNorm),
     ]
@@ -193,8 +201,7 @@ enum NNOps {
     /// y = (x - mean) * rsqrt(var + eps) * scale + offset over N, H, W. In training the batch's
     /// statistics are used and the reported variance is Bessel-corrected, as TensorFlow reports it.
     static func fusedBatchNorm(_ name: String, outputs: Int) -> OpDef {
-        OpDef(name, arity: .exactly(5), attrs: ["epsilon": .float(0.0001), "is_training": .bool(true), "data_format": .string("NHWC"),
-                                                "exponential_avg_factor": .float(1)], infer: { ctx in
+        OpDef(name, arity: .exactly(5), infer: { ctx in
             guard ctx.dtype(0).isFloatingPoint else { throw ctx.error("\(name) needs a floating-point input") }
             try checkNHWC(ctx.attrs, ctx.error)
             if let r = ctx.shape(0).rank, r != 4 { throw ctx.error("input must be 4-dimensional") }
@@ -202,10 +209,10 @@ enum NNOps {
             return [(ctx.dtype(0), ctx.shape(0))] + Array(repeating: (ctx.dtype(1), c), count: outputs - 1)
         }, lower: { ctx in
             let x = try ctx.value(0), scale = try ctx.value(1), offset = try ctx.value(2)
-            let eps = ctx.attrs["epsilon"]?.float ?? 0.0001
+            let eps = ctx.attrs[FusedBatchNorm.epsilon]
             let s = ctx.type(x).shape
             var mean: Int, variance: Int, reported: Int
-            if ctx.attrs["is_training"]?.bool ?? true {
+            if ctx.attrs[FusedBatchNorm.isTraining] {
                 mean = try ctx.mean(x, axes: [0, 1, 2], keepDims: false)
                 let centered = try ctx.binary(.sub, x, mean)
                 variance = try ctx.mean(ctx.binary(.mul, centered, centered), axes: [0, 1, 2], keepDims: false)
@@ -220,6 +227,6 @@ enum NNOps {
             let y = try ctx.binary(.add, ctx.binary(.mul, x, inv), ctx.binary(.sub, offset, ctx.binary(.mul, mean, inv)))
             let reserve = Array(repeating: LoweredValue.value(mean), count: outputs - 3)
             return [.value(y), .value(mean), .value(reported)] + reserve
-        })
+        }).declaring(dataFormat, FusedBatchNorm.epsilon, FusedBatchNorm.isTraining, FusedBatchNorm.exponentialAvgFactor)
     }
 }
