@@ -236,7 +236,7 @@ public enum ArtifactCompiler {
 
     /// What `Session` computes on the host rather than in compiled code (SessionHostOps.swift).
     static func runsOnHost(_ op: KilnFrontend.Operation) -> Bool {
-        OpRegistry.def(op.type)?.hostKernel != nil || Session.answeredOps.contains(op.type)
+        (OpRegistry.def(op.type).map { $0.execution != .compiled } ?? false)
             || op.outputSpecs.contains { $0.dtype == .string } || op.inputs.contains { $0.dtype == .string }
     }
 }

@@ -217,7 +217,7 @@ struct Placement {
     /// it reads (`Identity` of a variable, `ReadVariableOp`), and `_class: loc:@name` entries.
     static func colocated(_ op: KilnFrontend.Operation, in graph: Graph) -> [KilnFrontend.Operation] {
         // Questions the session answers about its variable store run nowhere in particular.
-        if Session.answeredOps.contains(op.type) && !["SaveV2", "RestoreV2"].contains(op.type) { return [] }
+        if OpRegistry.def(op.type)?.sessionService == .variableStore { return [] }
         var out: [KilnFrontend.Operation] = []
         let def = OpRegistry.def(op.type)
         for (k, i) in op.inputs.enumerated() {

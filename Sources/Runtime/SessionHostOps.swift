@@ -1,6 +1,10 @@
 import KilnIR
 import KilnFrontend
 
+/// How the session answers one op it computes itself: its outputs, or nil to leave it to
+/// compiled code this run.
+typealias SessionOpHandler = @Sendable (Session, KilnFrontend.Operation, [Output: Tensor]) throws -> [Tensor]?
+
 /// The ops a session computes on the host instead of compiling: ops with a `hostKernel`
 /// (data-dependent output shapes), questions about the session's variable store, checkpoint
 /// I/O, and the string plumbing around it (compiled code has no strings).
@@ -9,34 +13,15 @@ extension Session {
     /// `feeds` holds the tensors already known (fed, or computed on the host earlier in graph order).
     func hostOutputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor]? {
         // Called for the host plan's candidates only (SessionHostPlan.swift): ops mayRunOnHost allows.
+        guard let def = OpRegistry.def(op.type) else { return nil }
+        if let service = def.sessionService {
+            guard let handler = Session.sessionHandlers[op.type] else {
+                throw KilnError.internalError("'\(op.name)': \(op.type) is answered by the session (\(service.rawValue)), which has no handler for it")
+            }
+            return try handler(self, op, feeds)
+        }
+        // Compiled ops the host answers when they carry strings, which compiled code cannot hold.
         switch op.type {
-        case _ where QueueOps.types.contains(op.type):
-            return try queueOutputs(of: op, feeds: feeds)
-        case _ where ReaderOps.types.contains(op.type):
-            return try readerOutputs(of: op, feeds: feeds)
-        case _ where SummaryOps.types.contains(op.type):
-            return try SummaryKernels.run(op.type, hostInputs(of: op, feeds: feeds), attrs: op.attrs, node: op.name)
-        case "ReportUninitializedVariables":
-            let initialized = Set(variables.keys.map(\.name))
-            let missing = (op.attrs["var_names"]?.stringList ?? []).filter { !initialized.contains($0) }
-            return [try Tensor(shape: [missing.count], strings: missing.map { Array($0.utf8) })]
-        case "VarIsInitializedOp", "IsVariableInitialized":
-            guard let variable = op.inputs[0].underlyingVariable else {
-                throw KilnError.invalidArgument("input 0 of '\(op.name)' (op: \(op.type)) must be a variable, got '\(op.inputs[0].name)'")
-            }
-            return [Tensor(variables[variable] != nil)]
-        case "KilnInitializedValue":
-            // Uninitialised: nil, so it compiles to the initial value it takes as input.
-            guard let name = op.attrs["variable"]?.string, let variable = graph.operation(named: name) else {
-                throw KilnError.invalidArgument("'\(op.name)' (op: \(op.type)) names no variable of this graph ('\(op.attrs["variable"]?.string ?? "")')")
-            }
-            try syncToHost(variable)
-            return variables[variable].map { [$0] }
-        case "SaveV2":
-            try CheckpointKernels.save(try hostInputs(of: op, feeds: feeds), node: op)
-            return []
-        case "RestoreV2":
-            return try CheckpointKernels.restore(try hostInputs(of: op, feeds: feeds), node: op)
         case "Const":
             guard let value = op.attrs["value"]?.tensor, value.dtype == .string else { return nil }
             return [value]
@@ -54,35 +39,88 @@ extension Session {
             guard let x = feeds[op.inputs[0]], let target = op.inputs[1].op.attrs["value"]?.tensor else { return nil }
             let dims = (0..<target.elementCount).map { Int(target.double(at: $0)) }
             return [try x.reshaped(to: ArrayOps.resolveReshape(x.elementCount, dims) { KilnError.invalidArgument("\($0) (node '\(op.name)')") })]
-        case "CountUpTo":
-            return [try countUpTo(op)]
         case "RandomShuffle" where op.output().dtype == .string:
             return [try shuffledStrings(op, feeds: feeds)]
         default:
-            guard let hostKernel = OpRegistry.def(op.type)?.hostKernel else { return nil }
+            guard let hostKernel = def.hostKernel else { return nil }
             return try hostKernel(try hostInputs(of: op, feeds: feeds), op.attrs)
         }
     }
 
-    /// Ops with no kernel or lowering of their own: the session answers them itself.
-    static let answeredOps: Set<String> = ["ReportUninitializedVariables", "VarIsInitializedOp", "IsVariableInitialized", "SaveV2", "RestoreV2", "KilnInitializedValue",
-                                           "CountUpTo"]
+    /// The session's answer to each op whose registry entry marks it answered by the session,
+    /// by op type. The Frontend cannot see the session's state, so these stay here, one table;
+    /// SessionOpTableTests checks it against the registry both ways.
+    static let sessionHandlers: [String: SessionOpHandler] = {
+        var all: [String: SessionOpHandler] = variableStoreHandlers
+        for table in [queueHandlers, readerHandlers, SummaryKernels.kernels.mapValues(summaryHandler)] {
+            all.merge(table) { _, _ in preconditionFailure("an op with two session handlers") }
+        }
+        return all
+    }()
+
+    /// The ops answered from the variable store and checkpoint files.
+    static let variableStoreHandlers: [String: SessionOpHandler] = [
+        "ReportUninitializedVariables": { session, op, _ in
+            let initialized = Set(session.variables.keys.map(\.name))
+            let missing = op.attrs[HostOps.varNames].filter { !initialized.contains($0) }
+            return [try Tensor(shape: [missing.count], strings: missing.map { Array($0.utf8) })]
+        },
+        "VarIsInitializedOp": isInitialized,
+        "IsVariableInitialized": isInitialized,
+        "KilnInitializedValue": { session, op, _ in
+            // Uninitialised: nil, so it compiles to the initial value it takes as input.
+            let name = op.attrs[HostOps.variable]
+            guard let variable = session.graph.operation(named: name) else {
+                throw KilnError.invalidArgument("'\(op.name)' (op: \(op.type)) names no variable of this graph ('\(name)')")
+            }
+            try session.syncToHost(variable)
+            return session.variables[variable].map { [$0] }
+        },
+        "CountUpTo": { session, op, _ in [try session.countUpTo(op)] },
+        "SaveV2": { session, op, feeds in
+            try CheckpointKernels.save(try session.hostInputs(of: op, feeds: feeds), node: op)
+            return []
+        },
+        "RestoreV2": { session, op, feeds in try CheckpointKernels.restore(try session.hostInputs(of: op, feeds: feeds), node: op) },
+    ]
+
+    private static let isInitialized: SessionOpHandler = { session, op, _ in
+        guard let variable = op.inputs[0].underlyingVariable else {
+            throw KilnError.invalidArgument("input 0 of '\(op.name)' (op: \(op.type)) must be a variable, got '\(op.inputs[0].name)'")
+        }
+        return [Tensor(session.variables[variable] != nil)]
+    }
+
+    private static func summaryHandler(_ kernel: @escaping SummaryKernels.Kernel) -> SessionOpHandler {
+        { session, op, feeds in try SummaryKernels.run(kernel, session.hostInputs(of: op, feeds: feeds), attrs: op.attrs, node: op.name) }
+    }
+
+    /// Ops answered from the session's variable store or checkpoint files (not its queues,
+    /// readers or summaries).
+    static func answersFromStore(_ type: String) -> Bool {
+        switch OpRegistry.def(type)?.sessionService {
+        case .variableStore?, .checkpoint?: return true
+        default: return false
+        }
+    }
 
     /// An Identity that waits for an input-pipeline op through a control edge (TensorFlow's
     /// limit_epochs: the input after CountUpTo; or after a queue op): answered on the host too,
     /// after that op. (Other host ops through a control edge stay an error: see compiledFeeds.)
     static func followsHostOp(_ op: KilnFrontend.Operation) -> Bool {
-        op.type == "Identity" && op.controlInputs.contains { $0.type == "CountUpTo" || QueueOps.types.contains($0.type) }
+        op.type == "Identity" && op.controlInputs.contains {
+            $0.type == "CountUpTo" || OpRegistry.def($0.type)?.sessionService == .queue
+        }
     }
 
     /// CountUpTo: the epoch counter's value, counted up in the variable store; outOfRange at the limit.
-    private func countUpTo(_ op: KilnFrontend.Operation) throws -> Tensor {
+    fileprivate func countUpTo(_ op: KilnFrontend.Operation) throws -> Tensor {
         guard let variable = op.inputs[0].underlyingVariable else {
             throw KilnError.invalidArgument("input 0 of '\(op.name)' (op: \(op.type)) must be a variable, got '\(op.inputs[0].name)'")
         }
         try syncToHost(variable)
         guard let value = variables[variable] else { throw KilnError.failedPrecondition("Attempting to use uninitialized value \(variable.name)") }
-        let limit = op.attrs["limit"]?.int ?? 0
+        let limit = op.attrs[InputOps.limit]
         let count = Int(value.double(at: 0))
         guard count < limit else { throw KilnError.outOfRange("Reached limit of \(limit)") }
         let next = value.dtype == .int64 ? Tensor(Int64(count + 1)) : Tensor(Int32(clamping: count + 1))
@@ -95,7 +133,7 @@ extension Session {
     private func shuffledStrings(_ op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> Tensor {
         let x = try feeds[op.inputs[0]] ?? hostInputs(of: op, feeds: feeds)[0]
         guard x.rank >= 1, x.shape[0] > 1 else { return x }
-        let seed = UInt64(bitPattern: Int64(op.attrs["seed"]?.int ?? 0)), seed2 = UInt64(bitPattern: Int64(op.attrs["seed2"]?.int ?? 0))
+        let seed = UInt64(bitPattern: Int64(op.attrs[RandomOps.seed])), seed2 = UInt64(bitPattern: Int64(op.attrs[RandomOps.seed2]))
         let draw = hostDraws[op, default: 0]
         hostDraws[op] = draw + 1
         var rng = SplitMix64(seed: (seed == 0 && seed2 == 0 ? sessionSeed : seed &* 0x9E37_79B9_7F4A_7C15 ^ seed2) &+ draw &* 0xD1B5_4A32_D192_ED03 ^ UInt64(op.id))

@@ -34,8 +34,7 @@ extension Session {
     /// Whether the session may compute `op` on the host rather than compile it (hostOutputs
     /// answers nil for every other op). Depends on the op alone.
     static func mayRunOnHost(_ op: KilnFrontend.Operation) -> Bool {
-        OpRegistry.def(op.type)?.hostKernel != nil || op.outputSpecs.first?.dtype == .string || answeredOps.contains(op.type)
-            || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) || followsHostOp(op)
+        (OpRegistry.def(op.type).map { $0.execution != .compiled } ?? false) || op.outputSpecs.first?.dtype == .string || followsHostOp(op)
             || (op.type == "Reshape" && op.inputs[1].op.type == "Const" && mayRunOnHost(op.inputs[0].op))
     }
 
@@ -82,9 +81,10 @@ extension Session {
     /// Ops the host computes from their input values alone, whatever those are (hostOutputs
     /// never leaves them to compiled code).
     static func computesFromInputsOnHost(_ op: KilnFrontend.Operation) -> Bool {
-        SummaryOps.types.contains(op.type)
-            || (OpRegistry.def(op.type)?.hostKernel != nil && !answeredOps.contains(op.type) && !QueueOps.types.contains(op.type)
-                && !ReaderOps.types.contains(op.type))
+        switch OpRegistry.def(op.type)?.execution {
+        case .host?, .session(.summary)?: return true
+        default: return false
+        }
     }
 
     /// Whether some input of `op` is neither known (fed, computed on the host already) nor a

@@ -5,36 +5,41 @@ import KilnFrontend
 /// the queues it keeps. Waits (a dequeue from an empty queue, an enqueue into a full one) let go
 /// of the session's lock, so the runs that end them can proceed on other threads.
 extension Session {
-    func queueOutputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor] {
-        if op.type == "FIFOQueueV2" || op.type == "RandomShuffleQueueV2" {
-            return [Tensor(try queue(madeBy: op).name)]
-        }
-        guard let queueOp = QueueOps.queueOp(of: op.inputs[0]) else {
-            throw KilnError.invalidArgument("input 0 of '\(op.name)' (op: \(op.type)) must be a queue handle, got '\(op.inputs[0].name)' (op: \(op.inputs[0].op.type))")
-        }
-        let q = try queue(madeBy: queueOp)
-        let release: HostQueue.Release = { try self.withoutLock($0) }
-        let inputs = try hostInputs(of: op, feeds: feeds)
-        switch op.type {
-        case "QueueEnqueueV2":
+    /// The session's handler of each queue op (see `sessionHandlers`).
+    static let queueHandlers: [String: SessionOpHandler] = [
+        "FIFOQueueV2": madeQueue,
+        "RandomShuffleQueueV2": madeQueue,
+        "QueueEnqueueV2": onQueue { q, inputs, _, release in
             try q.enqueue(Array(inputs.dropFirst()), release: release)
             return []
-        case "QueueEnqueueManyV2":
+        },
+        "QueueEnqueueManyV2": onQueue { q, inputs, _, release in
             try q.enqueueMany(Array(inputs.dropFirst()), release: release)
             return []
-        case "QueueDequeueV2":
-            return try q.dequeue(release: release)
-        case "QueueDequeueManyV2":
-            return try q.dequeueMany(try count(inputs[1]), release: release)
-        case "QueueDequeueUpToV2":
-            return try q.dequeueUpTo(try count(inputs[1]), release: release)
-        case "QueueCloseV2":
-            q.close(cancelPendingEnqueues: op.attrs["cancel_pending_enqueues"]?.bool ?? false)
+        },
+        "QueueDequeueV2": onQueue { q, _, _, release in try q.dequeue(release: release) },
+        "QueueDequeueManyV2": onQueue { q, inputs, _, release in try q.dequeueMany(try count(inputs[1]), release: release) },
+        "QueueDequeueUpToV2": onQueue { q, inputs, _, release in try q.dequeueUpTo(try count(inputs[1]), release: release) },
+        "QueueCloseV2": onQueue { q, _, op, _ in
+            q.close(cancelPendingEnqueues: op.attrs[QueueOps.cancelPendingEnqueues])
             return []
-        case "QueueSizeV2":
-            return [Tensor(Int32(clamping: q.size))]
-        default:
-            throw KilnError.internalError("'\(op.name)': no host implementation of queue op \(op.type)")
+        },
+        "QueueSizeV2": onQueue { q, _, _, _ in [Tensor(Int32(clamping: q.size))] },
+    ]
+
+    /// A queue op's output: the name of the queue it makes.
+    private static let madeQueue: SessionOpHandler = { session, op, _ in [Tensor(try session.queue(madeBy: op).name)] }
+
+    /// An op on the queue behind its input 0, given the queue and its input values; waits let go
+    /// of the session's lock.
+    private static func onQueue(_ body: @escaping @Sendable (HostQueue, [Tensor], KilnFrontend.Operation, HostQueue.Release) throws -> [Tensor]) -> SessionOpHandler {
+        { session, op, feeds in
+            guard let queueOp = QueueOps.queueOp(of: op.inputs[0]) else {
+                throw KilnError.invalidArgument("input 0 of '\(op.name)' (op: \(op.type)) must be a queue handle, got '\(op.inputs[0].name)' (op: \(op.inputs[0].op.type))")
+            }
+            let q = try session.queue(madeBy: queueOp)
+            let release: HostQueue.Release = { try session.withoutLock($0) }
+            return try body(q, try session.hostInputs(of: op, feeds: feeds), op, release)
         }
     }
 
@@ -52,9 +57,9 @@ extension Session {
                 }
             } else { shapes = nil }
             let kind: HostQueue.Kind = op.type == "RandomShuffleQueueV2"
-                ? .randomShuffle(minAfterDequeue: op.attrs["min_after_dequeue"]?.int ?? 0, seed: op.attrs["seed"]?.int ?? 0, seed2: op.attrs["seed2"]?.int ?? 0)
+                ? .randomShuffle(minAfterDequeue: op.attrs[QueueOps.minAfterDequeue], seed: op.attrs[QueueOps.seed], seed2: op.attrs[QueueOps.seed2])
                 : .fifo
-            return try HostQueue(name: name, kind: kind, capacity: op.attrs["capacity"]?.int ?? -1, dtypes: types, shapes: shapes)
+            return try HostQueue(name: name, kind: kind, capacity: op.attrs[QueueOps.capacity], dtypes: types, shapes: shapes)
         }
         // Ops sharing a queue by shared_name must agree on what it holds, as TensorFlow checks.
         if case .types(let types)? = op.attrs["component_types"], types != q.dtypes {
@@ -75,7 +80,7 @@ extension Session {
         return try queue(madeBy: op)
     }
 
-    private func count(_ n: Tensor) throws -> Int {
+    private static func count(_ n: Tensor) throws -> Int {
         guard n.dtype == .int32, n.rank == 0 else { throw KilnError.invalidArgument("n must be an int32 scalar, got \(n.dtype)\(Shape(n.shape))") }
         return Int(try n.scalar(as: Int32.self))
     }

@@ -5,42 +5,44 @@ import KilnFrontend
 /// against the readers it keeps. A read may wait on its filename queue, so it runs with the
 /// session's lock let go (the runs that fill the queue proceed meanwhile).
 extension Session {
-    func readerOutputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor] {
-        if ReaderOps.readerTypes.contains(op.type) {
-            return [Tensor(try reader(madeBy: op).name)]
-        }
-        guard let readerOp = ReaderOps.readerOp(of: op.inputs[0]) else {
-            throw KilnError.invalidArgument("input 0 of '\(op.name)' (op: \(op.type)) must be a reader handle, got '\(op.inputs[0].name)' (op: \(op.inputs[0].op.type))")
-        }
-        let reader = try reader(madeBy: readerOp)
-        let inputs = try hostInputs(of: op, feeds: feeds)
-        switch op.type {
-        case "ReaderReadV2":
-            let queue = try queue(for: op.inputs[1])
+    /// The session's handler of each reader op (see `sessionHandlers`).
+    static let readerHandlers: [String: SessionOpHandler] = [
+        "TFRecordReaderV2": { session, op, _ in [Tensor(try session.reader(madeBy: op).name)] },
+        "ReaderReadV2": onReader { session, reader, op, _ in
+            let queue = try session.queue(for: op.inputs[1])
             var record: (key: String, value: [UInt8])?
-            try withoutLock { record = try reader.read(from: queue) }
+            try session.withoutLock { record = try reader.read(from: queue) }
             guard let record else { throw KilnError.internalError("'\(op.name)': a read ended without a record or an error") }
             return [Tensor(record.key), try Tensor(shape: [], strings: [record.value])]
-        case "ReaderReadUpToV2":
+        },
+        "ReaderReadUpToV2": onReader { session, reader, op, inputs in
             guard inputs[2].dtype == .int64, inputs[2].rank == 0 else {
                 throw KilnError.invalidArgument("num_records must be an int64 scalar, got \(inputs[2].dtype.name)\(Shape(inputs[2].shape))")
             }
             let n = try inputs[2].scalar(as: Int64.self)
             guard n > 0 else { throw KilnError.invalidArgument("num_records (\(n)) must be > 0") }
-            let queue = try queue(for: op.inputs[1])
+            let queue = try session.queue(for: op.inputs[1])
             var records: [(key: String, value: [UInt8])] = []
-            try withoutLock { records = try reader.readUpTo(Int(clamping: n), from: queue) }
+            try session.withoutLock { records = try reader.readUpTo(Int(clamping: n), from: queue) }
             return [try Tensor(shape: [records.count], strings: records.map { Array($0.key.utf8) }),
                     try Tensor(shape: [records.count], strings: records.map(\.value))]
-        case "ReaderNumRecordsProducedV2":
-            return [Tensor(reader.numRecordsProduced)]
-        case "ReaderNumWorkUnitsCompletedV2":
-            return [Tensor(reader.numWorkUnitsCompleted)]
-        case "ReaderResetV2":
+        },
+        "ReaderNumRecordsProducedV2": onReader { _, reader, _, _ in [Tensor(reader.numRecordsProduced)] },
+        "ReaderNumWorkUnitsCompletedV2": onReader { _, reader, _, _ in [Tensor(reader.numWorkUnitsCompleted)] },
+        "ReaderResetV2": onReader { _, reader, _, _ in
             reader.reset()
             return []
-        default:
-            throw KilnError.internalError("'\(op.name)': no host implementation of reader op \(op.type)")
+        },
+    ]
+
+    /// An op on the reader behind its input 0, given the reader and its input values.
+    private static func onReader(_ body: @escaping @Sendable (Session, HostTFRecordReader, KilnFrontend.Operation, [Tensor]) throws -> [Tensor]) -> SessionOpHandler {
+        { session, op, feeds in
+            guard let readerOp = ReaderOps.readerOp(of: op.inputs[0]) else {
+                throw KilnError.invalidArgument("input 0 of '\(op.name)' (op: \(op.type)) must be a reader handle, got '\(op.inputs[0].name)' (op: \(op.inputs[0].op.type))")
+            }
+            let reader = try session.reader(madeBy: readerOp)
+            return try body(session, reader, op, try session.hostInputs(of: op, feeds: feeds))
         }
     }
 
@@ -48,7 +50,7 @@ extension Session {
     func reader(madeBy op: KilnFrontend.Operation) throws -> HostTFRecordReader {
         try resource(of: op) { _ in
             HostTFRecordReader(name: "TFRecordReader '\(op.name)'",
-                               compression: try TFRecordCompression(typeString: op.attrs["compression_type"]?.string ?? ""))
+                               compression: try TFRecordCompression(typeString: op.attrs[ReaderOps.compressionType]))
         }
     }
 }

@@ -38,10 +38,10 @@ public struct SummaryAPI {
     /// 4; uint8, or float scaled as TensorFlow does), PNG-encoded, tagged `name/image/<i>`
     /// (`name/image` when `maxOutputs` is 1).
     @discardableResult
-    public func image(_ name: String, _ images: some OutputConvertible, maxOutputs: Int = 3, collections: [String]? = nil) throws -> Output {
+    public func image(_ name: String, _ images: some OutputConvertible, maxOutputs: Int = SummaryOps.maxImages.defaultValue, collections: [String]? = nil) throws -> Output {
         let x = images.output
         return try summaryOp("ImageSummary", name, collections: collections) { tag in
-            (inputs: [try graph.constant(Tensor(tag), name: "tag"), x], attrs: ["T": .type(x.dtype), "max_images": .int(maxOutputs)])
+            (inputs: [try graph.constant(Tensor(tag), name: "tag"), x], attrs: ["T": .type(x.dtype)] + SummaryOps.maxImages(maxOutputs))
         }
     }
 

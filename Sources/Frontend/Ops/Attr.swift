@@ -30,9 +30,26 @@ extension Shape: AttrValueConvertible {
     public init?(attrValue: AttrValue) { guard let v = attrValue.shape else { return nil }; self = v }
     public var attrValue: AttrValue { .shape(self) }
 }
-extension Array: AttrValueConvertible where Element == Int {
-    public init?(attrValue: AttrValue) { guard let v = attrValue.ints else { return nil }; self = v }
-    public var attrValue: AttrValue { .ints(self) }
+/// An element of a list attribute (`Attr<[Int]>`, `Attr<[String]>`, ...).
+public protocol AttrListElement: Sendable {
+    static func list(_ attrValue: AttrValue) -> [Self]?
+    static func attrValue(_ list: [Self]) -> AttrValue
+}
+extension Int: AttrListElement {
+    public static func list(_ v: AttrValue) -> [Int]? { v.ints }
+    public static func attrValue(_ l: [Int]) -> AttrValue { .ints(l) }
+}
+extension String: AttrListElement {
+    public static func list(_ v: AttrValue) -> [String]? { v.stringList }
+    public static func attrValue(_ l: [String]) -> AttrValue { .strings(l) }
+}
+extension DType: AttrListElement {
+    public static func list(_ v: AttrValue) -> [DType]? { if case .types(let l) = v { return l }; return nil }
+    public static func attrValue(_ l: [DType]) -> AttrValue { .types(l) }
+}
+extension Array: AttrValueConvertible where Element: AttrListElement {
+    public init?(attrValue: AttrValue) { guard let v = Element.list(attrValue) else { return nil }; self = v }
+    public var attrValue: AttrValue { Element.attrValue(self) }
 }
 
 /// An attribute an op declares, untyped: what its entry stores and the GraphDef importer fills in.

@@ -2,12 +2,17 @@ import KilnIR
 
 /// Ops whose output shape depends on the input values. Executables have static shapes, so the
 /// session computes these on the host between compiled segments.
-enum HostOps {
+public enum HostOps {
+    /// ReportUninitializedVariables: the variables to report on.
+    public static let varNames = Attr<[String]>("var_names", default: [])
+    /// KilnInitializedValue: the variable it reads.
+    public static let variable = Attr<String>("variable", default: "")
+
     static let defs: [OpDef] = [
         // Answered by the session from its variable store (see Session), never compiled.
-        OpDef("ReportUninitializedVariables", arity: .exactly(0), attrs: ["var_names": .strings([])], infer: { ctx in
+        OpDef("ReportUninitializedVariables", arity: .exactly(0), infer: { ctx in
             [(.string, Shape(dims: [nil]))]
-        }).notDifferentiable(),
+        }).declaring(varNames).answeredBySession(.variableStore).notDifferentiable(),
         // Whether a variable has a value: also answered from the session's variable store.
         // VarIsInitializedOp takes a resource variable (VarHandleOp), IsVariableInitialized a
         // TensorFlow 1 ref variable.
@@ -17,10 +22,10 @@ enum HostOps {
         // as one op: the session answers it with the variable's value when it has one; otherwise
         // it compiles to its input, the initial value (so in the run that initialises v it agrees
         // with v's own Assign, and v is never assigned by reading it). `variable` names v.
-        OpDef("KilnInitializedValue", arity: .exactly(1), attrs: ["variable": .string("")], infer: { ctx in
+        OpDef("KilnInitializedValue", arity: .exactly(1), infer: { ctx in
             guard case .string(let name)? = ctx.attrs["variable"], !name.isEmpty else { throw ctx.error("KilnInitializedValue needs the 'variable' it reads") }
             return [(ctx.dtype(0), ctx.shape(0))]
-        }, lower: { ctx in [.value(try ctx.value(0))] }).notDifferentiable(),
+        }, lower: { ctx in [.value(try ctx.value(0))] }).declaring(variable).answeredBySession(.variableStore).notDifferentiable(),
 
         // Checkpoint I/O of TensorFlow's Saver subgraph. The session runs them with the
         // runtime's checkpoint reader and writer (the frontend does no file I/O): SaveV2 writes
@@ -33,14 +38,14 @@ enum HostOps {
                 throw ctx.error("attribute dtypes [\(d.map(\.name).joined(separator: ", "))] does not match the tensors' dtypes [\(given.map(\.name).joined(separator: ", "))]")
             }
             return []
-        }).notDifferentiable(),
+        }).answeredBySession(.checkpoint).notDifferentiable(),
         OpDef("RestoreV2", arity: .exactly(3), attrs: ["dtypes": .types([])], stateful: true, infer: { ctx in
             guard case .types(let dtypes)? = ctx.attrs["dtypes"], !dtypes.isEmpty else {
                 throw ctx.error("RestoreV2 needs a non-empty 'dtypes' list")
             }
             try checkCheckpointArguments(ctx, count: dtypes.count)
             return dtypes.map { ($0, Shape.unknown) }
-        }).notDifferentiable(),
+        }).answeredBySession(.checkpoint).notDifferentiable(),
 
         OpDef("Where", arity: .exactly(1), infer: { ctx in
             guard ctx.dtype(0) != .string else { throw ctx.error("Where does not support strings") }
@@ -65,7 +70,7 @@ enum HostOps {
         OpDef(name, arity: .exactly(1), refInputs: [0], infer: { ctx in
             guard ctx.inputs[0].isRef else { throw ctx.error("input 0 of \(name) must be a variable, got '\(ctx.inputs[0].name)'") }
             return [(.bool, Shape([]))]
-        }).notDifferentiable()
+        }).answeredBySession(.variableStore).notDifferentiable()
     }
 
     /// SaveV2/RestoreV2 take a string scalar prefix, then `count` tensor names and as many

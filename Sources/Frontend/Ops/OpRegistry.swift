@@ -29,7 +29,34 @@ public enum AttrValue: Hashable, Sendable {
     public var stringList: [String]? { if case .strings(let v) = self { return v }; return nil }
 }
 
-/// One entry of the op table: everything Kiln knows about an op type.
+/// The session's own state an op needs, for the ops the session answers itself (the Runtime
+/// keeps one handler per such op: Session.sessionHandlers).
+public enum SessionService: String, Sendable, CaseIterable {
+    /// Questions about, and counters in, the session's variable store.
+    case variableStore
+    /// Checkpoint files (the Saver's SaveV2/RestoreV2).
+    case checkpoint
+    /// The queues the session keeps (input pipelines).
+    case queue
+    /// The record readers the session keeps.
+    case reader
+    /// Summary protos built on the host.
+    case summary
+}
+
+/// Where an op runs.
+public enum Execution: Sendable, Equatable {
+    /// Lowered to IR and compiled.
+    case compiled
+    /// By its `hostKernel` (output shapes that depend on input values).
+    case host
+    /// Answered by the session against state it keeps.
+    case session(SessionService)
+}
+
+/// One entry of the op table: everything Kiln knows about an op type, and the only place that
+/// describes it: arity, attributes with their defaults (`declaring`), the shape function, the
+/// lowering or host kernel, the gradient or a not-differentiable mark, and where it runs.
 public struct OpDef: Sendable {
     public enum Arity: Sendable { case exactly(Int), atLeast(Int) }
 
@@ -63,6 +90,16 @@ public struct OpDef: Sendable {
     public private(set) var gradient: GradientFunction?
     /// False for ops no gradient flows through (comparisons, shapes, random numbers, ...).
     public private(set) var differentiable = true
+    /// Set for ops the session answers itself (`answeredBySession`).
+    public private(set) var sessionService: SessionService?
+
+    /// Where the op runs: answered by the session, by its host kernel, or compiled.
+    public var execution: Execution {
+        if let sessionService { return .session(sessionService) }
+        return hostKernel != nil ? .host : .compiled
+    }
+    /// Whether the entry says how gradients pass through the op (a gradient or the mark).
+    public var hasGradientRule: Bool { gradient != nil || !differentiable }
 
     public init(_ name: String, arity: Arity, attrs: [String: AttrValue] = [:], refInputs: Set<Int> = [], refOutputs: Set<Int> = [],
                 stateful: Bool = false, counter: Bool = false, variable: Bool = false,
@@ -95,6 +132,13 @@ public struct OpDef: Sendable {
     public func declaring(_ attrs: any AttrDeclaration...) -> OpDef {
         var d = self
         for a in attrs { d.attrDefaults[a.name] = a.defaultAttrValue }
+        return d
+    }
+
+    /// This entry, marked as answered by the session from `service`.
+    public func answeredBySession(_ service: SessionService) -> OpDef {
+        var d = self
+        d.sessionService = service
         return d
     }
 

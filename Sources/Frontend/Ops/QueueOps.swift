@@ -4,9 +4,15 @@ import KilnIR
 /// keeps (a string scalar here, so compiled code never sees it); the enqueue, dequeue, close and
 /// size ops take that handle and the session runs them on the host, against its queue.
 public enum QueueOps {
+    public static let capacity = Attr<Int>("capacity", default: -1)
+    public static let minAfterDequeue = Attr<Int>("min_after_dequeue", default: 0)
+    public static let seed = Attr<Int>("seed", default: 0)
+    public static let seed2 = Attr<Int>("seed2", default: 0)
+    public static let cancelPendingEnqueues = Attr<Bool>("cancel_pending_enqueues", default: false)
+
     static let defs: [OpDef] = [
-        queue("FIFOQueueV2", extra: [:]),
-        queue("RandomShuffleQueueV2", extra: ["min_after_dequeue": .int(0), "seed": .int(0), "seed2": .int(0)]),
+        queue("FIFOQueueV2"),
+        queue("RandomShuffleQueueV2").declaring(minAfterDequeue, seed, seed2),
         OpDef("QueueEnqueueV2", arity: .atLeast(2), attrs: ["Tcomponents": .types([]), "timeout_ms": .int(-1)], stateful: true, infer: { ctx in
             try checkComponents(ctx, batched: false)
             return []
@@ -25,15 +31,15 @@ public enum QueueOps {
             _ = try count(ctx)
             return try dequeued(ctx, batch: .some(nil))
         }).notDifferentiable(),
-        OpDef("QueueCloseV2", arity: .exactly(1), attrs: ["cancel_pending_enqueues": .bool(false)], stateful: true, infer: { ctx in
+        OpDef("QueueCloseV2", arity: .exactly(1), stateful: true, infer: { ctx in
             try checkHandle(ctx)
             return []
-        }).notDifferentiable(),
+        }).declaring(cancelPendingEnqueues).notDifferentiable(),
         OpDef("QueueSizeV2", arity: .exactly(1), stateful: true, infer: { ctx in
             try checkHandle(ctx)
             return [(.int32, Shape([]))]
         }).notDifferentiable(),
-    ]
+    ].map { $0.answeredBySession(.queue).notDifferentiable() }
 
     /// Every queue op type: the session answers all of them on the host.
     public static let types: Set<String> = Set(defs.map(\.name))
@@ -47,9 +53,8 @@ public enum QueueOps {
     }
 
     /// A queue op: the checks TensorFlow makes when the queue kernel is built, made when the node is.
-    static func queue(_ name: String, extra: [String: AttrValue]) -> OpDef {
-        let attrs: [String: AttrValue] = ["component_types": .types([]), "shapes": .shapes([]), "capacity": .int(-1),
-                                          "container": .string(""), "shared_name": .string("")].merging(extra) { $1 }
+    static func queue(_ name: String) -> OpDef {
+        let attrs: [String: AttrValue] = ["component_types": .types([]), "shapes": .shapes([]), "container": .string(""), "shared_name": .string("")]
         return OpDef(name, arity: .exactly(0), attrs: attrs, stateful: true, infer: { ctx in
             guard case .types(let types)? = ctx.attrs["component_types"], !types.isEmpty else {
                 throw ctx.error("a queue needs at least one component type (component_types is empty)")
@@ -59,7 +64,7 @@ public enum QueueOps {
                 throw ctx.error("shapes must have the same length as component_types (\(shapes.count) vs \(types.count))")
             }
             guard shapes.allSatisfy({ $0.concrete != nil }) else { throw ctx.error("All shapes must be fully defined: \(shapes)") }
-            let capacity = ctx.attrs["capacity"]?.int ?? -1
+            let capacity = ctx.attrs[QueueOps.capacity]
             guard capacity > 0 || capacity == -1 else { throw ctx.error("capacity must be positive (or -1 for unbounded), got \(capacity)") }
             if let minAfter = ctx.attrs["min_after_dequeue"]?.int {
                 guard minAfter >= 0 else { throw ctx.error("min_after_dequeue must be >= 0, got \(minAfter)") }
@@ -68,7 +73,7 @@ public enum QueueOps {
                 }
             }
             return [(.string, Shape([]))]
-        }).notDifferentiable()
+        }).declaring(capacity)
     }
 
     /// A queue op's `shapes` attr (empty: the queue takes any shapes).

@@ -3,8 +3,11 @@ import KilnIR
 /// Random ops. Numbers come from a counter-based generator keyed by the op's seed and a hidden
 /// per-session counter that each run advances, so the same seeds give the same sequence in every
 /// session and process, while unseeded ops differ between sessions.
-enum RandomOps {
-    static func seedAttrs() -> [String: AttrValue] { ["seed": .int(0), "seed2": .int(0)] }
+public enum RandomOps {
+    public static let seed = Attr<Int>("seed", default: 0)
+    public static let seed2 = Attr<Int>("seed2", default: 0)
+    /// The float ops' output dtype.
+    public static let dtype = Attr<DType>("dtype", default: .float32)
 
     static func shapeInfer(_ ctx: InferenceContext, dtype: DType) throws -> [(DType, Shape)] {
         guard ctx.dtype(0) == .int32 || ctx.dtype(0) == .int64 else { throw ctx.error("shape must be int32 or int64") }
@@ -23,20 +26,20 @@ enum RandomOps {
     }
 
     static func floatOp(_ name: String, _ kind: RandomKind) -> OpDef {
-        OpDef(name, arity: .exactly(1), attrs: seedAttrs(), counter: true, infer: { ctx in
-            let d = ctx.attrs["dtype"]?.type ?? .float32
+        OpDef(name, arity: .exactly(1), counter: true, infer: { ctx in
+            let d = ctx.attrs[dtype]
             guard d.isFloatingPoint else { throw ctx.error("\(name) produces floats, not \(d)") }
             return try shapeInfer(ctx, dtype: d)
         }, lower: { ctx in
-            [.value(try draw(&ctx, kind, ctx.attrs["dtype"]?.type ?? .float32, try ctx.ints(0)))]
-        })
+            [.value(try draw(&ctx, kind, ctx.attrs[dtype], try ctx.ints(0)))]
+        }).declaring(seed, seed2, dtype)
     }
 
     static let defs: [OpDef] = [
         floatOp("RandomStandardNormal", .normal).notDifferentiable(),
         floatOp("TruncatedNormal", .truncatedNormal).notDifferentiable(),
         floatOp("RandomUniform", .uniform).notDifferentiable(),
-        OpDef("RandomUniformInt", arity: .exactly(3), attrs: seedAttrs(), counter: true, infer: { ctx in
+        OpDef("RandomUniformInt", arity: .exactly(3), counter: true, infer: { ctx in
             let d = try ctx.sameDType([1, 2])
             guard d == .int32 || d == .int64 else { throw ctx.error("RandomUniformInt produces int32 or int64, not \(d)") }
             if let lo = ctx.ints(1)?.first, let hi = ctx.ints(2)?.first, lo >= hi {
@@ -52,10 +55,10 @@ enum RandomOps {
                                       "Need minval < maxval: maxval - minval = {value}")
             let r = try ctx.binary(.add, ctx.binary(.floormod, bits, range), ctx.cast(lo, .int64))
             return [.value(try ctx.cast(r, d))]
-        }).notDifferentiable(),
+        }).declaring(seed, seed2).notDifferentiable(),
         // Shuffles along dimension 0: each row gets a random key; a row's rank among the keys
         // (ties broken by position) is its new place. Quadratic in the row count.
-        OpDef("RandomShuffle", arity: .exactly(1), attrs: seedAttrs(), counter: true, infer: { ctx in
+        OpDef("RandomShuffle", arity: .exactly(1), counter: true, infer: { ctx in
             [(ctx.dtype(0), ctx.shape(0))]
         }, lower: { ctx in
             let x = try ctx.value(0)
@@ -72,14 +75,14 @@ enum RandomOps {
             let hit = try ctx.emit(.compare(.eq), [ctx.emit(.broadcast(shape: [n, n], dims: [0]), [rank]), jj])  // [i, r]
             let perm = try ctx.reduce(.sum, ctx.emit(.select, [hit, ii, ctx.full(0, .int64, [n, n])]), axes: [0], keepDims: false)
             return [.value(try ctx.emit(.gather(axis: 0, batchDims: 0), [x, perm]))]
-        }).notDifferentiable(),
+        }).declaring(seed, seed2).notDifferentiable(),
     ]
 }
 
 extension LoweringContext {
     /// The op's 64-bit seed from its (seed, seed2) attributes, or the session's when both are 0.
     public var seed: UInt64 {
-        let s = UInt64(bitPattern: Int64(attrs["seed"]?.int ?? 0)), s2 = UInt64(bitPattern: Int64(attrs["seed2"]?.int ?? 0))
+        let s = UInt64(bitPattern: Int64(attrs[RandomOps.seed])), s2 = UInt64(bitPattern: Int64(attrs[RandomOps.seed2]))
         if s == 0 && s2 == 0 { return mixSeed(sessionSeed ^ mixSeed(UInt64(op.id) &+ 1)) }
         return mixSeed(s &* 0x9E37_79B9_7F4A_7C15 ^ mixSeed(s2 &+ 1))
     }

@@ -5,16 +5,18 @@ import KilnIR
 /// that handle and a queue of filenames, and the session runs them on the host: the reader reads
 /// the records of one file after another, dequeuing the next filename when a file is done.
 public enum ReaderOps {
+    public static let compressionType = Attr<String>("compression_type", default: "")
+
     static let defs: [OpDef] = [
-        OpDef("TFRecordReaderV2", arity: .exactly(0), attrs: ["container": .string(""), "shared_name": .string(""), "compression_type": .string("")],
+        OpDef("TFRecordReaderV2", arity: .exactly(0), attrs: ["container": .string(""), "shared_name": .string("")],
               stateful: true, infer: { ctx in
             // TensorFlow's kernel accepts only these (RecordReaderOptions); anything else is an error at once.
-            let compression = ctx.attrs["compression_type"]?.string ?? ""
+            let compression = ctx.attrs[compressionType]
             guard ["", "ZLIB", "GZIP"].contains(compression) else {
                 throw ctx.error("compression_type must be \"\", \"ZLIB\" or \"GZIP\", got \"\(compression)\"")
             }
             return [(.string, Shape([]))]
-        }).notDifferentiable(),
+        }).declaring(compressionType),
         OpDef("ReaderReadV2", arity: .exactly(2), stateful: true, infer: { ctx in
             try checkHandles(ctx)
             return [(.string, Shape([])), (.string, Shape([]))]
@@ -41,7 +43,7 @@ public enum ReaderOps {
             try checkHandle(ctx, 0, "reader_handle")
             return []
         }).notDifferentiable(),
-    ]
+    ].map { $0.answeredBySession(.reader).notDifferentiable() }
 
     /// Every reader op type: the session answers all of them on the host.
     public static let types: Set<String> = Set(defs.map(\.name))

@@ -5,6 +5,8 @@ import KilnIR
 /// them (Runtime/Summary/SummaryKernels.swift, which also needs zlib for PNG images); these
 /// entries give their names, attrs and shapes.
 public enum SummaryOps {
+    public static let maxImages = Attr<Int>("max_images", default: 3)
+
     static let defs: [OpDef] = [
         // tags and values of one shape: a simple_value per element, tagged by its tag.
         OpDef("ScalarSummary", arity: .exactly(2), attrs: ["T": .type(.float32)], infer: { ctx in
@@ -23,7 +25,7 @@ public enum SummaryOps {
         }).notDifferentiable(),
         // Up to max_images images of a [batch, height, width, channels] tensor as PNG; bad_color
         // (RGBA) replaces non-finite pixels of float images.
-        OpDef("ImageSummary", arity: .exactly(2), attrs: ["T": .type(.float32), "max_images": .int(3), "bad_color": .tensor(defaultBadColor)], infer: { ctx in
+        OpDef("ImageSummary", arity: .exactly(2), attrs: ["T": .type(.float32), "bad_color": .tensor(defaultBadColor)], infer: { ctx in
             try checkTag(ctx, 0, "tag", scalar: true)
             guard [.uint8, .float32, .float64].contains(ctx.dtype(1)) else {
                 throw ctx.error("images must be uint8, float32 or float64, got \(ctx.dtype(1).name)")
@@ -34,9 +36,9 @@ public enum SummaryOps {
             if let channels = ctx.shape(1).dims?[3], ![1, 3, 4].contains(channels) {
                 throw ctx.error("Tensor must be 4-D with last dim 1, 3, or 4, not \(ctx.shape(1))")
             }
-            guard let max = ctx.attrs["max_images"]?.int, max >= 1 else { throw ctx.error("max_images must be at least 1") }
+            guard ctx.attrs[maxImages] >= 1 else { throw ctx.error("max_images must be at least 1") }
             return summary
-        }).notDifferentiable(),
+        }).declaring(maxImages),
         // Any tensor under a tag, with SummaryMetadata (the text plugin's, for tf.summary.text).
         OpDef("TensorSummaryV2", arity: .exactly(3), attrs: ["T": .type(.string)], infer: { ctx in
             try checkTag(ctx, 0, "tag", scalar: true)
@@ -50,7 +52,7 @@ public enum SummaryOps {
             }
             return summary
         }).notDifferentiable(),
-    ]
+    ].map { $0.answeredBySession(.summary).notDifferentiable() }
 
     /// The op types the session runs with its summary kernels.
     public static let types: Set<String> = Set(defs.map(\.name))

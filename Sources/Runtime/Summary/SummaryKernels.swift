@@ -6,25 +6,31 @@ import KilnIR
 /// summary_tensor_op.cc), run by the session on the host: each returns a serialized Summary as
 /// a string scalar. Errors carry TensorFlow's messages.
 enum SummaryKernels {
-    static func run(_ type: String, _ inputs: [Tensor], attrs: [String: AttrValue], node: String) throws -> [Tensor] {
-        let summary: Tensorflow_Summary
-        switch type {
-        case "ScalarSummary": summary = try scalar(tags: inputs[0], values: inputs[1])
-        case "HistogramSummary":
+    typealias Kernel = @Sendable (_ inputs: [Tensor], _ attrs: [String: AttrValue], _ node: String) throws -> Tensorflow_Summary
+
+    /// Each summary op's kernel, by op type (the session's handlers of the summary ops).
+    static let kernels: [String: Kernel] = [
+        "ScalarSummary": { inputs, _, _ in try scalar(tags: inputs[0], values: inputs[1]) },
+        "HistogramSummary": { inputs, _, node in
             let tag = try scalarString(inputs[0], "tag", node)
             var v = Tensorflow_Summary.Value()
             v.tag = tag
             v.histo = try HistogramBuckets.proto((0..<inputs[1].elementCount).lazy.map { inputs[1].double(at: $0) }, tag: tag)
-            summary = Tensorflow_Summary.with { $0.value = [v] }
-        case "ImageSummary":
-            summary = try image(tag: scalarString(inputs[0], "tag", node), inputs[1], maxImages: attrs["max_images"]?.int ?? 3,
-                                badColor: attrs["bad_color"]?.tensor ?? SummaryOps.defaultBadColor)
-        case "TensorSummaryV2": summary = try tensor(tag: scalarString(inputs[0], "tag", node), inputs[1],
-                                                     metadata: scalarBytes(inputs[2], "serialized_summary_metadata", node))
-        case "MergeSummary": summary = try merge(inputs)
-        default: throw KilnError.internalError("'\(node)': \(type) is not a summary op")
-        }
-        return [try Tensor(shape: [], strings: [summary.serializedBytes()])]
+            return Tensorflow_Summary.with { $0.value = [v] }
+        },
+        "ImageSummary": { inputs, attrs, node in
+            try image(tag: scalarString(inputs[0], "tag", node), inputs[1], maxImages: attrs[SummaryOps.maxImages],
+                      badColor: attrs["bad_color"]?.tensor ?? SummaryOps.defaultBadColor)
+        },
+        "TensorSummaryV2": { inputs, _, node in
+            try tensor(tag: scalarString(inputs[0], "tag", node), inputs[1], metadata: scalarBytes(inputs[2], "serialized_summary_metadata", node))
+        },
+        "MergeSummary": { inputs, _, _ in try merge(inputs) },
+    ]
+
+    /// The serialized Summary of a summary op, as a string scalar.
+    static func run(_ kernel: Kernel, _ inputs: [Tensor], attrs: [String: AttrValue], node: String) throws -> [Tensor] {
+        [try Tensor(shape: [], strings: [kernel(inputs, attrs, node).serializedBytes()])]
     }
 
     /// One simple_value per element, tags and values of one shape.
