@@ -80,6 +80,8 @@ extension Graph {
     }
     public func elu(_ x: some OutputConvertible, name: String = "Elu") throws -> Output { try apply("Elu", [x.output], name: name) }
     public func softplus(_ x: some OutputConvertible, name: String = "Softplus") throws -> Output { try apply("Softplus", [x.output], name: name) }
+    /// tf.nn.softsign: x / (1 + |x|).
+    public func softsign(_ x: some OutputConvertible, name: String = "Softsign") throws -> Output { try apply("Softsign", [x.output], name: name) }
     public func square(_ x: some OutputConvertible, name: String = "Square") throws -> Output { try apply("Square", [x.output], name: name) }
     public func floor(_ x: some OutputConvertible, name: String = "Floor") throws -> Output { try apply("Floor", [x.output], name: name) }
     public func ceil(_ x: some OutputConvertible, name: String = "Ceil") throws -> Output { try apply("Ceil", [x.output], name: name) }

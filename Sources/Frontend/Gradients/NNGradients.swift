@@ -27,6 +27,9 @@ enum NNGradients {
         return [try g.multiply(g.expandDims(ctx.grad(0), axis: -1), ctx.output(1)), nil]
     }
 
+    /// dx = dy / (1 + |x|)², as TensorFlow's SoftsignGrad op (nn_grad.py).
+    static let softsign: GradientFunction = { ctx in [try ctx.graph.apply("SoftsignGrad", [ctx.grad(), ctx.input(0)], name: "SoftsignGrad")] }
+
     static let l2Loss: GradientFunction = { ctx in [try ctx.graph.multiply(ctx.input(0), ctx.grad())] }
 
     static let biasAdd: GradientFunction = { ctx in

@@ -82,6 +82,9 @@ public enum ElementwiseOps {
             let tail = try ctx.unary(.log1p, ctx.unary(.exp, ctx.unary(.neg, ctx.unary(.abs, x))))
             return try ctx.binary(.add, ctx.binary(.max, x, scalar: 0), tail)
         }.gradient(MathGradients.softplus),
+        // x / (1 + |x|).
+        unary("Softsign", .float) { ctx, x in try ctx.binary(.div, x, ctx.binary(.add, ctx.unary(.abs, x), scalar: 1)) }
+            .gradient(NNGradients.softsign),
 
         arithmetic("AddV2", .add).gradient(MathGradients.addV2), arithmetic("Add", .add).gradient(MathGradients.addV2), arithmetic("Sub", .sub).gradient(MathGradients.sub), arithmetic("Mul", .mul).gradient(MathGradients.mul),
         arithmetic("RealDiv", .div, .float).gradient(MathGradients.realDiv), division("Div", .div).gradient(MathGradients.realDiv), division("FloorDiv", .floordiv).notDifferentiable(),

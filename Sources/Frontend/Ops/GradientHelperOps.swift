@@ -158,7 +158,7 @@ enum GradientHelperOps {
         }).gradient(HelperGradients.dynamicStitch),
 
         segmentReduction("UnsortedSegmentMax", .max).gradient(HelperGradients.unsortedSegmentMax), segmentReduction("UnsortedSegmentMin", .min).gradient(HelperGradients.unsortedSegmentMax),
-        segmentReduction("UnsortedSegmentProd", .prod),
+        segmentReduction("UnsortedSegmentProd", .prod).gradientNotImplemented(),
 
         // zeros(shape) with updates summed in at indices (repeats accumulate).
         OpDef("ScatterNd", arity: .exactly(3), infer: { ctx in
@@ -277,12 +277,14 @@ enum GradientHelperOps {
             return [.value(try ctx.select(zero, ctx.full(0, d, ctx.type(q).shape), q))]
         }).gradient(HelperGradients.divNoNan),
 
-        fusedBatchNormGrad("FusedBatchNormGradV3", arity: 6), fusedBatchNormGrad("FusedBatchNormGrad", arity: 5),
-        fusedBatchNormGrad("FusedBatchNormGradV2", arity: 5),
+        fusedBatchNormGrad("FusedBatchNormGradV3", arity: 6).gradientNotImplemented(),
+        fusedBatchNormGrad("FusedBatchNormGrad", arity: 5).gradientNotImplemented(),
+        fusedBatchNormGrad("FusedBatchNormGradV2", arity: 5).gradientNotImplemented(),
 
     ] + ["ReciprocalGrad", "InvGrad"].map { name in
         // (y, dy) -> -dy * y * y: Reciprocal's (and its old name Inv's) gradient in TensorFlow's graphs.
         GradientOps.elementwiseGrad(name) { ctx, y, dy in try ctx.binary(.mul, ctx.binary(.mul, dy, scalar: -1), ctx.binary(.mul, y, y)) }
+            .gradientNotImplemented()
     }
 
     /// FusedBatchNorm's gradient op (NHWC): (dy, x, scale, reserve_space_1, reserve_space_2[,

@@ -14,25 +14,29 @@ enum GradientOps {
 
     static let defs: [OpDef] = [
         // (y, dy) ops.
-        elementwiseGrad("SigmoidGrad") { ctx, y, dy in try ctx.binary(.mul, dy, ctx.binary(.mul, y, ctx.binary(.sub, ctx.scalar(1, ctx.type(y).dtype), y))) },
-        elementwiseGrad("TanhGrad") { ctx, y, dy in try ctx.binary(.mul, dy, ctx.binary(.sub, ctx.scalar(1, ctx.type(y).dtype), ctx.binary(.mul, y, y))) },
-        elementwiseGrad("SqrtGrad") { ctx, y, dy in try ctx.binary(.div, ctx.binary(.mul, dy, scalar: 0.5), y) },
-        elementwiseGrad("RsqrtGrad") { ctx, y, dy in try ctx.binary(.mul, ctx.binary(.mul, dy, scalar: -0.5), ctx.binary(.mul, y, ctx.binary(.mul, y, y))) },
+        elementwiseGrad("SigmoidGrad") { ctx, y, dy in try ctx.binary(.mul, dy, ctx.binary(.mul, y, ctx.binary(.sub, ctx.scalar(1, ctx.type(y).dtype), y))) }.gradientNotImplemented(),
+        elementwiseGrad("TanhGrad") { ctx, y, dy in try ctx.binary(.mul, dy, ctx.binary(.sub, ctx.scalar(1, ctx.type(y).dtype), ctx.binary(.mul, y, y))) }.gradientNotImplemented(),
+        elementwiseGrad("SqrtGrad") { ctx, y, dy in try ctx.binary(.div, ctx.binary(.mul, dy, scalar: 0.5), y) }.gradientNotImplemented(),
+        elementwiseGrad("RsqrtGrad") { ctx, y, dy in try ctx.binary(.mul, ctx.binary(.mul, dy, scalar: -0.5), ctx.binary(.mul, y, ctx.binary(.mul, y, y))) }.gradientNotImplemented(),
         // (dy, x-or-y) ops.
-        elementwiseGrad("ReluGrad") { ctx, dy, x in try ctx.select(ctx.compare(.gt, x, ctx.scalar(0, ctx.type(x).dtype)), dy, ctx.full(0, ctx.type(dy).dtype, ctx.type(dy).shape)) },
+        elementwiseGrad("ReluGrad") { ctx, dy, x in try ctx.select(ctx.compare(.gt, x, ctx.scalar(0, ctx.type(x).dtype)), dy, ctx.full(0, ctx.type(dy).dtype, ctx.type(dy).shape)) }.gradientNotImplemented(),
         elementwiseGrad("Relu6Grad") { ctx, dy, x in
             let d = ctx.type(x).dtype
             let inside = try ctx.binary(.and, ctx.compare(.gt, x, ctx.scalar(0, d)), ctx.compare(.lt, x, ctx.scalar(6, d)))
             return try ctx.select(inside, dy, ctx.full(0, d, ctx.type(dy).shape))
-        },
+        }.gradientNotImplemented(),
         elementwiseGrad("EluGrad") { ctx, dy, y in
             try ctx.select(ctx.compare(.gt, y, ctx.scalar(0, ctx.type(y).dtype)), dy, ctx.binary(.mul, dy, ctx.binary(.add, y, scalar: 1)))
-        },
-        elementwiseGrad("SoftplusGrad") { ctx, dy, x in try ctx.binary(.mul, dy, ctx.unary(.sigmoid, x)) },
+        }.gradientNotImplemented(),
+        elementwiseGrad("SoftsignGrad") { ctx, dy, x in
+            let d = try ctx.binary(.add, ctx.unary(.abs, x), scalar: 1)
+            return try ctx.binary(.div, dy, ctx.binary(.mul, d, d))
+        }.gradientNotImplemented(),
+        elementwiseGrad("SoftplusGrad") { ctx, dy, x in try ctx.binary(.mul, dy, ctx.unary(.sigmoid, x)) }.gradientNotImplemented(),
         elementwiseGrad("LeakyReluGrad") { ctx, dy, x in
             let alpha = ctx.attrs[ElementwiseOps.LeakyRelu.alpha]
             return try ctx.select(ctx.compare(.gt, x, ctx.scalar(0, ctx.type(x).dtype)), dy, ctx.binary(.mul, dy, scalar: alpha))
-        }.declaring(ElementwiseOps.LeakyRelu.alpha),
+        }.declaring(ElementwiseOps.LeakyRelu.alpha).gradientNotImplemented(),
 
         OpDef("BroadcastGradientArgs", arity: .exactly(2), infer: { ctx in
             [(ctx.dtype(0), Shape(dims: [nil])), (ctx.dtype(0), Shape(dims: [nil]))]
@@ -109,7 +113,7 @@ enum GradientOps {
             let r = ctx.type(g).rank
             let keep = ctx.attrs[NNOps.dataFormat] == "NCHW" ? 1 : r - 1
             return [.value(try ctx.reduce(.sum, g, axes: (0..<r).filter { $0 != keep }, keepDims: false))]
-        }).declaring(NNOps.dataFormat),
+        }).declaring(NNOps.dataFormat).gradientNotImplemented(),
 
         // data [N, ...], ids [N] -> [num_segments, ...]: a one-hot matrix product, so repeated ids accumulate.
         OpDef("UnsortedSegmentSum", arity: .exactly(3), infer: { ctx in
@@ -147,7 +151,7 @@ enum GradientOps {
             let patches = try ctx.reshape(dp, [ds[0], ds[1], ds[2], k])
             return [.value(try ctx.emit(.unpatches(window: [fs[0], fs[1]], strides: [st[1], st[2]], dilations: [dil[1], dil[2]],
                                                    padLow: [h.lo, w.lo], padHigh: [h.hi, w.hi], image: [sizes[1], sizes[2]]), [patches]))]
-        }).declaring(NNOps.dataFormat),
+        }).declaring(NNOps.dataFormat).gradientNotImplemented(),
 
         OpDef("Conv2DBackpropFilter", arity: .exactly(3), attrs: ["dilations": .ints([1, 1, 1, 1])], infer: { ctx in
             [(ctx.dtype(0), ctx.ints(1).map { Shape($0) } ?? Shape(dims: [nil, nil, nil, nil]))]
@@ -163,7 +167,7 @@ enum GradientOps {
             let rows = ds[0] * ds[1] * ds[2], k = sizes[0] * sizes[1] * sizes[2]
             let dw = try ctx.emit(.dot(transposeA: true, transposeB: false), [ctx.reshape(p, [rows, k]), ctx.reshape(dy, [rows, sizes[3]])])
             return [.value(try ctx.reshape(dw, sizes))]
-        }).declaring(NNOps.dataFormat),
+        }).declaring(NNOps.dataFormat).gradientNotImplemented(),
 
         OpDef("MaxPoolGrad", arity: .exactly(3), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
               lower: { ctx in
@@ -189,7 +193,7 @@ enum GradientOps {
             let contrib = try ctx.select(hit, spread, ctx.full(0, d, windowShape))
             return [.value(try ctx.emit(.unpatches(window: [k[1], k[2]], strides: [st[1], st[2]], dilations: [1, 1], padLow: [h.lo, w.lo],
                                                    padHigh: [h.hi, w.hi], image: [xs[1], xs[2]]), [ctx.reshape(contrib, [ds[0], ds[1], ds[2], kk * c])]))]
-        }).declaring(NNOps.dataFormat),
+        }).declaring(NNOps.dataFormat).gradientNotImplemented(),
 
         OpDef("AvgPoolGrad", arity: .exactly(2), infer: { ctx in
             [(ctx.dtype(1), ctx.ints(0).map { Shape($0) } ?? Shape(dims: [nil, nil, nil, nil]))]
@@ -210,7 +214,7 @@ enum GradientOps {
             let contrib = try ctx.binary(.mul, share, valid)
             return [.value(try ctx.emit(.unpatches(window: [k[1], k[2]], strides: [st[1], st[2]], dilations: [1, 1], padLow: [h.lo, w.lo],
                                                    padHigh: [h.hi, w.hi], image: [sizes[1], sizes[2]]), [ctx.reshape(contrib, [ds[0], ds[1], ds[2], kk * c])]))]
-        }).declaring(NNOps.dataFormat),
+        }).declaring(NNOps.dataFormat).gradientNotImplemented(),
 
         OpDef("StridedSliceGrad", arity: .exactly(5),
               attrs: ["begin_mask": .int(0), "end_mask": .int(0), "ellipsis_mask": .int(0), "new_axis_mask": .int(0), "shrink_axis_mask": .int(0)],
@@ -254,7 +258,7 @@ enum GradientOps {
             }
             if sizes.contains(0) { g = try ctx.full(0, d, shape) }
             return [.value(g)]
-        }),
+        }).gradientNotImplemented(),
 
         OpDef("MirrorPadGrad", arity: .exactly(2), attrs: ["Tpaddings": .type(.int32)], infer: { ctx in
             guard let p = ctx.ints(1), let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), .unknown)] }
@@ -288,6 +292,6 @@ enum GradientOps {
                 g = acc
             }
             return [.value(g)]
-        }),
+        }).gradientNotImplemented(),
     ]
 }

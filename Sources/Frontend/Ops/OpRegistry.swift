@@ -90,6 +90,9 @@ public struct OpDef: Sendable {
     public private(set) var gradient: GradientFunction?
     /// False for ops no gradient flows through (comparisons, shapes, random numbers, ...).
     public private(set) var differentiable = true
+    /// Set for ops TensorFlow differentiates but Kiln does not yet (second-order gradients):
+    /// asking for their gradient is TensorFlow's "No gradient defined" error, never a silent zero.
+    public private(set) var lacksGradient = false
     /// Set for ops the session answers itself (`answeredBySession`).
     public private(set) var sessionService: SessionService?
 
@@ -99,7 +102,7 @@ public struct OpDef: Sendable {
         return hostKernel != nil ? .host : .compiled
     }
     /// Whether the entry says how gradients pass through the op (a gradient or the mark).
-    public var hasGradientRule: Bool { gradient != nil || !differentiable }
+    public var hasGradientRule: Bool { gradient != nil || !differentiable || lacksGradient }
 
     public init(_ name: String, arity: Arity, attrs: [String: AttrValue] = [:], refInputs: Set<Int> = [], refOutputs: Set<Int> = [],
                 stateful: Bool = false, counter: Bool = false, variable: Bool = false,
@@ -139,6 +142,13 @@ public struct OpDef: Sendable {
     public func answeredBySession(_ service: SessionService) -> OpDef {
         var d = self
         d.sessionService = service
+        return d
+    }
+
+    /// This entry, marked as one whose TensorFlow gradient Kiln does not implement.
+    public func gradientNotImplemented() -> OpDef {
+        var d = self
+        d.lacksGradient = true
         return d
     }
 
