@@ -78,7 +78,10 @@ extension Graph {
 
     /// Python's `x[b:e:s, ...]` in TensorFlow's encoding (bit i of a mask applies to entry i).
     public func stridedSlice(_ x: some OutputConvertible, begin: [Int], end: [Int], strides: [Int]? = nil,
-                             beginMask: Int = 0, endMask: Int = 0, ellipsisMask: Int = 0, newAxisMask: Int = 0, shrinkAxisMask: Int = 0,
+                             beginMask: Int = ShapeOps.StridedSlice.beginMask.defaultValue, endMask: Int = ShapeOps.StridedSlice.endMask.defaultValue,
+                             ellipsisMask: Int = ShapeOps.StridedSlice.ellipsisMask.defaultValue,
+                             newAxisMask: Int = ShapeOps.StridedSlice.newAxisMask.defaultValue,
+                             shrinkAxisMask: Int = ShapeOps.StridedSlice.shrinkAxisMask.defaultValue,
                              name: String = "strided_slice") throws -> Output {
         let s = strides ?? begin.map { _ in 1 }
         return try apply("StridedSlice", [x.output, int32s(begin, name: name + "/stack"), int32s(end, name: name + "/stack_1"),
@@ -87,7 +90,7 @@ extension Graph {
                                  "ellipsis_mask": .int(ellipsisMask), "new_axis_mask": .int(newAxisMask), "shrink_axis_mask": .int(shrinkAxisMask)])
     }
 
-    public func gather(_ params: some OutputConvertible, _ indices: some OutputConvertible, axis: Int = 0, batchDims: Int = 0,
+    public func gather(_ params: some OutputConvertible, _ indices: some OutputConvertible, axis: Int = 0, batchDims: Int = ShapeOps.Gather.batchDims.defaultValue,
                        name: String = "GatherV2") throws -> Output {
         let a = try int32Scalar(axis, name: name + "/axis")
         return try addOperation("GatherV2", name: name, inputs: [params.output, indices.output, a],
@@ -100,7 +103,7 @@ extension Graph {
                          attrs: ["Tparams": .type(params.output.dtype), "Tindices": .type(indices.output.dtype)]).output()
     }
 
-    public func oneHot(_ indices: some OutputConvertible, depth: Int, onValue: Double = 1, offValue: Double = 0, axis: Int = -1,
+    public func oneHot(_ indices: some OutputConvertible, depth: Int, onValue: Double = 1, offValue: Double = 0, axis: Int = ShapeOps.OneHot.axis.defaultValue,
                        dtype: DType = .float32, name: String = "one_hot") throws -> Output {
         let d = try int32Scalar(depth, name: name + "/depth")
         let on = try constant(onValue, dtype: dtype, name: name + "/on_value")
@@ -109,12 +112,12 @@ extension Graph {
                                 attrs: ["T": .type(dtype), "TI": .type(indices.output.dtype), "axis": .int(axis)]).output()
     }
 
-    public func shape(_ x: some OutputConvertible, outType: DType = .int32, name: String = "Shape") throws -> Output {
-        try apply("Shape", [x.output], name: name, attrs: ["out_type": .type(outType)])
+    public func shape(_ x: some OutputConvertible, outType: DType = ShapeOps.outType.defaultValue, name: String = "Shape") throws -> Output {
+        try apply("Shape", [x.output], name: name, attrs: ShapeOps.outType(outType))
     }
     public func rank(_ x: some OutputConvertible, name: String = "Rank") throws -> Output { try apply("Rank", [x.output], name: name) }
-    public func size(_ x: some OutputConvertible, outType: DType = .int32, name: String = "Size") throws -> Output {
-        try apply("Size", [x.output], name: name, attrs: ["out_type": .type(outType)])
+    public func size(_ x: some OutputConvertible, outType: DType = ShapeOps.outType.defaultValue, name: String = "Size") throws -> Output {
+        try apply("Size", [x.output], name: name, attrs: ShapeOps.outType(outType))
     }
 
     /// `start, start + delta, ...` up to (not including) `limit`.

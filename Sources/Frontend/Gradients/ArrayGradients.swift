@@ -57,7 +57,7 @@ enum ArrayGradients {
         guard let r = ctx.output().shape.rank ?? ctx.input(0).shape.rank.map({ $0 + 1 }) else {
             throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs a known rank")
         }
-        let a0 = ctx.attrs["axis"]?.int ?? 0
+        let a0 = ctx.attrs[GradientOps.packAxis]
         let axis = a0 < 0 ? a0 + r : a0
         return try (0..<n).map { i in
             var begin = [Int](repeating: 0, count: r), extent = [Int](repeating: -1, count: r)
@@ -113,7 +113,7 @@ enum ArrayGradients {
     static let stridedSlice: GradientFunction = { ctx in
         let g = ctx.graph
         var attrs = ["Index": AttrValue.type(.int32), "T": .type(ctx.output().dtype)]
-        for k in ["begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask"] { attrs[k] = ctx.attrs[k] ?? .int(0) }
+        for mask in ShapeOps.StridedSlice.masks { attrs[mask.name] = .int(ctx.attrs[mask]) }
         let out = try g.addOperation("StridedSliceGrad", name: "StridedSliceGrad",
                                      inputs: [g.shapeTensor(ctx.input(0)), ctx.input(1), ctx.input(2), ctx.input(3), ctx.grad()], attrs: attrs)
         return [out.output(), nil, nil, nil]
@@ -124,7 +124,7 @@ enum ArrayGradients {
         // accumulate). Along axis a, dy is [outer, indices..., inner]: flatten the indices,
         // move that axis first, sum segments, move it back.
         let g = ctx.graph, params = ctx.input(0), indices = ctx.input(1)
-        guard (ctx.attrs["batch_dims"]?.int ?? 0) == 0, let a0 = staticValue(of: ctx.input(2)).map(ShapeFunctions.ints)?.first else {
+        guard ctx.attrs[ShapeOps.Gather.batchDims] == 0, let a0 = staticValue(of: ctx.input(2)).map(ShapeFunctions.ints)?.first else {
             throw KilnError.unimplemented("the gradient of '\(ctx.op.name)' needs a constant axis and no batch dimensions")
         }
         if a0 == 0 || a0 == -(params.shape.rank ?? 0) {
@@ -171,7 +171,7 @@ enum ArrayGradients {
     static let fill: GradientFunction = { ctx in [nil, try ctx.graph.reduceSum(ctx.grad())] }
 
     static let preventGradient: GradientFunction = { ctx in
-        throw KilnError.invalidArgument("Gradient explicitly disabled for '\(ctx.op.name)': \(ctx.attrs["message"]?.string ?? "")")
+        throw KilnError.invalidArgument("Gradient explicitly disabled for '\(ctx.op.name)': \(ctx.attrs[GradientOps.message])")
     }
 
     static func padGrad(_ ctx: GradientContext) throws -> Output {

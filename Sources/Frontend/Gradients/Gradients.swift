@@ -143,7 +143,7 @@ extension Graph {
     }
 
     /// Stacks tensors of one shape along a new axis (tf.stack).
-    public func stack(_ xs: [Output], axis: Int = 0, name: String = "stack") throws -> Output {
+    public func stack(_ xs: [Output], axis: Int = GradientOps.packAxis.defaultValue, name: String = "stack") throws -> Output {
         try addOperation("Pack", name: name, inputs: xs, attrs: ["N": .int(xs.count), "T": .type(xs[0].dtype), "axis": .int(axis)]).output()
     }
 

@@ -5,13 +5,13 @@ import KilnIR
 enum HelperGradients {
     // The sum of the later (earlier, when reversed) prefix sums each element joined.
     static let cumsum: GradientFunction = { ctx in
-        [try scan("Cumsum", ctx.grad(), ctx.input(1), exclusive: ctx.attrs["exclusive"]?.bool ?? false,
-                  reverse: !(ctx.attrs["reverse"]?.bool ?? false)), nil]
+        [try scan("Cumsum", ctx.grad(), ctx.input(1), exclusive: ctx.attrs[GradientHelperOps.Scan.exclusive],
+                  reverse: !ctx.attrs[GradientHelperOps.Scan.reverse]), nil]
     }
 
     // TensorFlow's formula: cumsum(prod * dy, reversed) / x, with 0 where x is 0.
     static let cumprod: GradientFunction = { ctx in
-        let g = ctx.graph, exclusive = ctx.attrs["exclusive"]?.bool ?? false, reverse = ctx.attrs["reverse"]?.bool ?? false
+        let g = ctx.graph, exclusive = ctx.attrs[GradientHelperOps.Scan.exclusive], reverse = ctx.attrs[GradientHelperOps.Scan.reverse]
         let out = try scan("Cumsum", g.multiply(ctx.output(), ctx.grad()), ctx.input(1), exclusive: exclusive, reverse: !reverse)
         return [try g.apply("DivNoNan", [out, ctx.input(0)], name: "div_no_nan"), nil]
     }
@@ -53,7 +53,7 @@ enum HelperGradients {
 
     static let unpack: GradientFunction = { ctx in
         let grads = try ctx.op.outputs.indices.map { try ctx.grad($0) }
-        return [try ctx.graph.stack(grads, axis: ctx.attrs["axis"]?.int ?? 0)]
+        return [try ctx.graph.stack(grads, axis: ctx.attrs[GradientOps.packAxis])]
     }
 
     static let divNoNan: GradientFunction = { ctx in

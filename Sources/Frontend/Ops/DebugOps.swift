@@ -5,18 +5,18 @@ import KilnIR
 /// computed, inside a fused kernel too.
 enum DebugOps {
     static let defs: [OpDef] = [
-        OpDef("CheckNumerics", arity: .exactly(1), attrs: ["message": .string("")], infer: { ctx in
+        OpDef("CheckNumerics", arity: .exactly(1), infer: { ctx in
             guard ctx.dtype(0).isFloatingPoint else {
                 throw ctx.error("CheckNumerics checks floating-point tensors, got \(ctx.dtype(0).name)")
             }
             return [(ctx.dtype(0), ctx.shape(0))]
         }, lower: { ctx in
             // check_numerics_op.cc: "<message> : Tensor had NaN values" (or Inf, or Inf and NaN).
-            let message = ctx.attrs["message"]?.string ?? ""
+            let message = ctx.attrs[GradientOps.message]
             return [.value(try ctx.check(try ctx.value(0), .finite, "\(message) : Tensor had {kinds} values"))]
-        }).gradient { ctx in
+        }).declaring(GradientOps.message).gradient { ctx in
             // array_grad.py's _CheckNumericsGrad: the incoming gradient is checked too.
-            let message = ctx.attrs["message"]?.string ?? ""
+            let message = ctx.attrs[GradientOps.message]
             return [try ctx.graph.checkNumerics(try ctx.grad(),
                                                 message: "Not a number (NaN) or infinity (Inf) values detected in gradient. \(message)")]
         },

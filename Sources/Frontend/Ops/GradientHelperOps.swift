@@ -7,13 +7,20 @@ import KilnIR
 /// DivNoNan, ReciprocalGrad/InvGrad and FusedBatchNormGrad(V2, V3). Shape-valued ones fold
 /// while lowering, as Shape and BroadcastGradientArgs do: their inputs are known once feed
 /// shapes are.
-enum GradientHelperOps {
+public enum GradientHelperOps {
+    public enum Scan {
+        public static let exclusive = Attr<Bool>("exclusive", default: false)
+        public static let reverse = Attr<Bool>("reverse", default: false)
+    }
+    /// ListDiff's index dtype.
+    public static let outIdx = Attr<DType>("out_idx", default: .int32)
+
     static let defs: [OpDef] = [
-        OpDef("ShapeN", arity: .atLeast(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
+        OpDef("ShapeN", arity: .atLeast(1), infer: { ctx in
             let d = try ShapeOps.integerOutType(ctx)
             return ctx.inputs.indices.map { (d, Shape(dims: [ctx.shape($0).rank])) }
         }, lower: { ctx in
-            let d = ctx.attrs["out_type"]?.type ?? .int32
+            let d = ctx.attrs[ShapeOps.outType]
             return try ctx.op.inputs.indices.map { i in
                 let isVariable = OpRegistry.def(ctx.op.inputs[i].op.type)?.isVariable ?? false
                 let s = ctx.type(isVariable ? try ctx.variable(i) : try ctx.value(i)).shape
@@ -22,7 +29,7 @@ enum GradientHelperOps {
                 }
                 return .value(ctx.builder.constant(try Tensor(literal: s.map(Int64.init), dtype: d)))
             }
-        }).notDifferentiable(),
+        }).declaring(ShapeOps.outType).notDifferentiable(),
 
         // (concat_dim, shape_0, ..., shape_n-1) -> where each input starts in the concatenation.
         OpDef("ConcatOffset", arity: .atLeast(3), infer: { ctx in
@@ -77,10 +84,10 @@ enum GradientHelperOps {
         // setdiff1d: the elements of x not in y, in x's order, and their positions in x. The
         // output's length depends on the values, so both inputs must fold (they are shapes and
         // axes in gradient graphs).
-        OpDef("ListDiff", arity: .exactly(2), attrs: ["out_idx": .type(.int32)], infer: { ctx in
+        OpDef("ListDiff", arity: .exactly(2), infer: { ctx in
             let d = try ctx.sameDType()
             guard d == .int32 || d == .int64 || d.isFloatingPoint else { throw ctx.error("ListDiff of \(d.name) is not supported") }
-            let idx = ctx.attrs["out_idx"]?.type ?? .int32
+            let idx = ctx.attrs[outIdx]
             guard idx == .int32 || idx == .int64 else {
                 throw ctx.error("Value for attr 'out_idx' of \(idx.name) is not in the list of allowed values: int32, int64")
             }
@@ -92,13 +99,13 @@ enum GradientHelperOps {
             let drop = Set((0..<y.elementCount).map { y.element(at: $0) })
             let kept = (0..<x.elementCount).filter { !drop.contains(x.element(at: $0)) }
             var out = try Tensor(zeros: x.dtype, shape: [kept.count])
-            var idx = try Tensor(zeros: ctx.attrs["out_idx"]?.type ?? .int32, shape: [kept.count])
+            var idx = try Tensor(zeros: ctx.attrs[outIdx], shape: [kept.count])
             for (k, i) in kept.enumerated() {
                 try out.setElement(x.element(at: i), at: k)
                 try idx.setElement(.i(Int64(i)), at: k)
             }
             return [.value(ctx.builder.constant(out)), .value(ctx.builder.constant(idx))]
-        }).notDifferentiable(),
+        }).declaring(outIdx).notDifferentiable(),
 
         scan("Cumsum", .add, identity: 0).gradient(HelperGradients.cumsum),
         scan("Cumprod", .mul, identity: 1).gradient(HelperGradients.cumprod),
@@ -238,12 +245,12 @@ enum GradientHelperOps {
             return [.value(try reverse(&ctx, x, axes: axes))]
         }).gradient(HelperGradients.reverseV2),
 
-        OpDef("Unpack", arity: .exactly(1), attrs: ["axis": .int(0)], infer: { ctx in
+        OpDef("Unpack", arity: .exactly(1), infer: { ctx in
             guard let dims = ctx.shape(0).dims else {
                 guard let n = ctx.attrs["num"]?.int else { throw ctx.error("Unpack needs 'num' or a known input shape") }
                 return Array(repeating: (ctx.dtype(0), .unknown), count: n)
             }
-            let axis = try ctx.normalizedAxis(ctx.attrs["axis"]?.int ?? 0, rank: dims.count)
+            let axis = try ctx.normalizedAxis(ctx.attrs[GradientOps.packAxis], rank: dims.count)
             guard let n = dims[axis] ?? ctx.attrs["num"]?.int else { throw ctx.error("Cannot infer num from shape \(ctx.shape(0))") }
             if let num = ctx.attrs["num"]?.int, let k = dims[axis], num != k { throw ctx.error("Dimension must be \(num) but is \(k)") }
             var rest = dims
@@ -252,7 +259,7 @@ enum GradientHelperOps {
         }, lower: { ctx in
             let x = try ctx.value(0)
             let s = ctx.type(x).shape
-            let axis = try ctx.axis(ctx.attrs["axis"]?.int ?? 0, rank: s.count)
+            let axis = try ctx.axis(ctx.attrs[GradientOps.packAxis], rank: s.count)
             var rest = s
             rest.remove(at: axis)
             return try (0..<s[axis]).map { k in
@@ -261,7 +268,7 @@ enum GradientHelperOps {
                 shape[axis] = 1
                 return .value(try ctx.reshape(ctx.emit(.slice(start: start, strides: s.map { _ in 1 }, shape: shape), [x]), rest))
             }
-        }).gradient(HelperGradients.unpack),
+        }).declaring(GradientOps.packAxis).gradient(HelperGradients.unpack),
 
         // x / y, and 0 where y is 0 (even for x = NaN or infinity), as TensorFlow's kernel.
         OpDef("DivNoNan", arity: .exactly(2), infer: { ctx in
@@ -393,7 +400,7 @@ enum GradientHelperOps {
     /// steps, each combining the running values with themselves shifted by 1, 2, 4, ... along
     /// the axis, so every step is an elementwise op the kernels fuse.
     static func scan(_ name: String, _ combine: BinaryOp, identity: Double) -> OpDef {
-        OpDef(name, arity: .exactly(2), attrs: ["exclusive": .bool(false), "reverse": .bool(false), "Tidx": .type(.int32)], infer: { ctx in
+        OpDef(name, arity: .exactly(2), attrs: ["Tidx": .type(.int32)], infer: { ctx in
             try integerInputs(ctx, [1])
             let d = ctx.dtype(0)
             guard d.isNumeric, d != .bool else { throw ctx.error("\(name) of \(d.name) is not supported") }
@@ -408,7 +415,7 @@ enum GradientHelperOps {
             let a0 = try ctx.ints(1).first ?? 0
             guard a0 >= -s.count && a0 < s.count else { throw ctx.error("axis must be in range [\(-s.count), \(s.count)), but received: \(a0)") }
             let axis = a0 < 0 ? a0 + s.count : a0
-            let reverse = ctx.attrs["reverse"]?.bool ?? false, exclusive = ctx.attrs["exclusive"]?.bool ?? false
+            let reverse = ctx.attrs[Scan.reverse], exclusive = ctx.attrs[Scan.exclusive]
             let n = s[axis]
             guard n > 0 else { return [.value(x)] }
             var v = reverse ? try GradientHelperOps.reverse(&ctx, x, axes: [axis]) : x
@@ -429,7 +436,7 @@ enum GradientHelperOps {
             }
             if reverse { v = try GradientHelperOps.reverse(&ctx, v, axes: [axis]) }
             return [.value(v)]
-        })
+        }).declaring(Scan.exclusive, Scan.reverse)
     }
 
     /// The largest (smallest) value of a dtype: what an empty segment of a max (min) holds.

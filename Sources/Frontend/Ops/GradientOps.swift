@@ -1,7 +1,12 @@
 import KilnIR
 
 /// Ops that gradient graphs are built from (TensorFlow's *Grad ops and their helpers).
-enum GradientOps {
+public enum GradientOps {
+    /// Pack's and Unpack's axis.
+    public static let packAxis = Attr<Int>("axis", default: 0)
+    /// CheckNumerics's and PreventGradient's message.
+    public static let message = Attr<String>("message", default: "")
+
     /// `dy ⊙ f(y or x)` with the same shape and dtype as its first input.
     static func elementwiseGrad(_ name: String, attrs: [String: AttrValue] = [:],
                                 _ lower: @escaping @Sendable (inout LoweringContext, Int, Int) throws -> Int) -> OpDef {
@@ -79,10 +84,10 @@ enum GradientOps {
 
         OpDef("StopGradient", arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
               lower: { ctx in [ctx.forward(0)] }).notDifferentiable(),
-        OpDef("PreventGradient", arity: .exactly(1), attrs: ["message": .string("")], infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
-              lower: { ctx in [ctx.forward(0)] }).gradient(ArrayGradients.preventGradient),
+        OpDef("PreventGradient", arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
+              lower: { ctx in [ctx.forward(0)] }).declaring(message).gradient(ArrayGradients.preventGradient),
 
-        OpDef("Pack", arity: .atLeast(1), attrs: ["axis": .int(0)], infer: { ctx in
+        OpDef("Pack", arity: .atLeast(1), infer: { ctx in
             let d = try ctx.sameDType()
             var s = ctx.shape(0)
             for i in ctx.inputs.indices {
@@ -90,19 +95,19 @@ enum GradientOps {
                 s = m
             }
             guard var dims = s.dims else { return [(d, .unknown)] }
-            let a = ctx.attrs["axis"]?.int ?? 0
+            let a = ctx.attrs[packAxis]
             guard a >= -dims.count - 1 && a <= dims.count else { throw ctx.error("axis \(a) is out of range") }
             dims.insert(ctx.inputs.count, at: a < 0 ? a + dims.count + 1 : a)
             return [(d, Shape(dims: dims))]
         }, lower: { ctx in
             let values = try (0..<ctx.op.inputs.count).map { try ctx.value($0) }
             var s = ctx.type(values[0]).shape
-            let a0 = ctx.attrs["axis"]?.int ?? 0
+            let a0 = ctx.attrs[packAxis]
             let a = a0 < 0 ? a0 + s.count + 1 : a0
             s.insert(1, at: a)
             let expanded = try values.map { try ctx.reshape($0, s) }
             return [.value(expanded.count == 1 ? expanded[0] : try ctx.emit(.concat(axis: a), expanded))]
-        }).gradient(ArrayGradients.pack),
+        }).declaring(packAxis).gradient(ArrayGradients.pack),
 
         OpDef("BiasAddGrad", arity: .exactly(1), infer: { ctx in
             let nchw = ctx.attrs[NNOps.dataFormat] == "NCHW"
@@ -216,9 +221,7 @@ enum GradientOps {
                                                    padHigh: [h.hi, w.hi], image: [sizes[1], sizes[2]]), [ctx.reshape(contrib, [ds[0], ds[1], ds[2], kk * c])]))]
         }).declaring(NNOps.dataFormat).gradientNotImplemented(),
 
-        OpDef("StridedSliceGrad", arity: .exactly(5),
-              attrs: ["begin_mask": .int(0), "end_mask": .int(0), "ellipsis_mask": .int(0), "new_axis_mask": .int(0), "shrink_axis_mask": .int(0)],
-              infer: { ctx in [(ctx.dtype(4), ctx.ints(0).map { Shape($0) } ?? .unknown)] }, lower: { ctx in
+        OpDef("StridedSliceGrad", arity: .exactly(5), infer: { ctx in [(ctx.dtype(4), ctx.ints(0).map { Shape($0) } ?? .unknown)] }, lower: { ctx in
             // Scatter dy back into zeros: reverse negative strides, interleave zeros for strides
             // above one, then pad to the input's extent.
             let shape = try ctx.ints(0)
@@ -258,7 +261,7 @@ enum GradientOps {
             }
             if sizes.contains(0) { g = try ctx.full(0, d, shape) }
             return [.value(g)]
-        }).gradientNotImplemented(),
+        }).declaring(ShapeOps.StridedSlice.beginMask, ShapeOps.StridedSlice.endMask, ShapeOps.StridedSlice.ellipsisMask, ShapeOps.StridedSlice.newAxisMask, ShapeOps.StridedSlice.shrinkAxisMask).gradientNotImplemented(),
 
         OpDef("MirrorPadGrad", arity: .exactly(2), attrs: ["Tpaddings": .type(.int32)], infer: { ctx in
             guard let p = ctx.ints(1), let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), .unknown)] }

@@ -2,7 +2,22 @@ import KilnIR
 
 /// Ops that move data around: concat, expand_dims, squeeze, transpose, pad, tile, slices, gathers,
 /// one_hot, shape queries and constant fills.
-enum ShapeOps {
+public enum ShapeOps {
+    /// Shape's, Size's and ShapeN's output dtype.
+    public static let outType = Attr<DType>("out_type", default: .int32)
+    public enum Squeeze { public static let squeezeDims = Attr<[Int]>("squeeze_dims", default: []) }
+    public enum Gather { public static let batchDims = Attr<Int>("batch_dims", default: 0) }
+    public enum OneHot { public static let axis = Attr<Int>("axis", default: -1) }
+    /// StridedSlice's (and StridedSliceGrad's) bit masks.
+    public enum StridedSlice {
+        public static let beginMask = Attr<Int>("begin_mask", default: 0)
+        public static let endMask = Attr<Int>("end_mask", default: 0)
+        public static let ellipsisMask = Attr<Int>("ellipsis_mask", default: 0)
+        public static let newAxisMask = Attr<Int>("new_axis_mask", default: 0)
+        public static let shrinkAxisMask = Attr<Int>("shrink_axis_mask", default: 0)
+        static let masks = [beginMask, endMask, ellipsisMask, newAxisMask, shrinkAxisMask]
+    }
+
     static let defs: [OpDef] = [
         OpDef("ConcatV2", arity: .atLeast(2), attrs: ["Tidx": .type(.int32)], infer: { ctx in
             let n = ctx.inputs.count - 1
@@ -50,9 +65,9 @@ enum ShapeOps {
             return [.value(try ctx.reshape(x, s))]
         }).gradient(ArrayGradients.reshape),
 
-        OpDef("Squeeze", arity: .exactly(1), attrs: ["squeeze_dims": .ints([])], infer: { ctx in
+        OpDef("Squeeze", arity: .exactly(1), infer: { ctx in
             guard let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), .unknown)] }
-            let axes = try (ctx.attrs["squeeze_dims"]?.ints ?? []).map { try ctx.normalizedAxis($0, rank: dims.count) }
+            let axes = try ctx.attrs[Squeeze.squeezeDims].map { try ctx.normalizedAxis($0, rank: dims.count) }
             if axes.isEmpty {
                 if dims.contains(where: { $0 == nil }) { return [(ctx.dtype(0), .unknown)] }
                 return [(ctx.dtype(0), Shape(dims: dims.filter { $0 != 1 }))]
@@ -64,10 +79,10 @@ enum ShapeOps {
         }, lower: { ctx in
             let x = try ctx.value(0)
             let s = ctx.type(x).shape
-            let axes = try (ctx.attrs["squeeze_dims"]?.ints ?? []).map { try ctx.axis($0, rank: s.count) }
+            let axes = try ctx.attrs[Squeeze.squeezeDims].map { try ctx.axis($0, rank: s.count) }
             let kept = s.enumerated().filter { axes.isEmpty ? $0.element != 1 : !axes.contains($0.offset) }.map(\.element)
             return [.value(try ctx.reshape(x, kept))]
-        }).gradient(ArrayGradients.squeeze),
+        }).declaring(Squeeze.squeezeDims).gradient(ArrayGradients.squeeze),
 
         OpDef("Transpose", arity: .exactly(2), attrs: ["Tperm": .type(.int32)], infer: { ctx in
             guard let perm = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
@@ -123,9 +138,7 @@ enum ShapeOps {
             return [.value(try ctx.emit(.slice(start: begin, strides: s.map { _ in 1 }, shape: shape), [x]))]
         }).gradient(ArrayGradients.slice),
 
-        OpDef("StridedSlice", arity: .exactly(4),
-              attrs: ["begin_mask": .int(0), "end_mask": .int(0), "ellipsis_mask": .int(0), "new_axis_mask": .int(0), "shrink_axis_mask": .int(0)],
-              infer: { ctx in
+        OpDef("StridedSlice", arity: .exactly(4), infer: { ctx in
             guard let b = ctx.ints(1), let e = ctx.ints(2), let st = ctx.ints(3), let dims = ctx.shape(0).dims else {
                 return [(ctx.dtype(0), .unknown)]
             }
@@ -141,25 +154,25 @@ enum ShapeOps {
                 v = try ctx.emit(.slice(start: spec.starts.map { $0! }, strides: spec.strides, shape: sizes), [x])
             }
             return [.value(try ctx.reshape(v, spec.finalShape.map { $0! }))]
-        }).gradient(ArrayGradients.stridedSlice),
+        }).declaring(StridedSlice.beginMask, StridedSlice.endMask, StridedSlice.ellipsisMask, StridedSlice.newAxisMask, StridedSlice.shrinkAxisMask).gradient(ArrayGradients.stridedSlice),
 
-        OpDef("GatherV2", arity: .exactly(3), attrs: ["batch_dims": .int(0), "Taxis": .type(.int32)], infer: { ctx in
+        OpDef("GatherV2", arity: .exactly(3), attrs: ["Taxis": .type(.int32)], infer: { ctx in
             guard ctx.dtype(1) == .int32 || ctx.dtype(1) == .int64 else { throw ctx.error("indices must be int32 or int64, got \(ctx.dtype(1))") }
             guard let p = ctx.shape(0).dims, let i = ctx.shape(1).dims, let a = ctx.ints(2)?.first else { return [(ctx.dtype(0), .unknown)] }
             let axis = try ctx.normalizedAxis(a, rank: p.count)
-            var bd = ctx.attrs["batch_dims"]?.int ?? 0
+            var bd = ctx.attrs[Gather.batchDims]
             if bd < 0 { bd += i.count }
             guard bd <= axis, bd <= i.count else { throw ctx.error("batch_dims \(bd) must be at most axis \(axis) and the indices' rank \(i.count)") }
             return [(ctx.dtype(0), Shape(dims: Array(p.prefix(axis)) + Array(i.dropFirst(bd)) + Array(p.dropFirst(axis + 1))))]
         }, lower: { ctx in
             let (p, i) = (try ctx.value(0), try ctx.value(1))
             let axis = try ctx.axis(try ctx.ints(2)[0], rank: ctx.type(p).rank)
-            var bd = ctx.attrs["batch_dims"]?.int ?? 0
+            var bd = ctx.attrs[Gather.batchDims]
             if bd < 0 { bd += ctx.type(i).rank }
             let n = ctx.type(p).shape[axis]
             let checked = try ctx.check(i, .index(bounds: [n]), "indices{index} = {value} is not in [0, \(n))")
             return [.value(try ctx.emit(.gather(axis: axis, batchDims: bd), [p, checked]))]
-        }).gradient(ArrayGradients.gatherV2),
+        }).declaring(Gather.batchDims).gradient(ArrayGradients.gatherV2),
 
         OpDef("GatherNd", arity: .exactly(2), infer: { ctx in
             if let r = ctx.shape(1).rank, r < 1 { throw ctx.error("indices must be at least a vector: Shape must be at least rank 1 but is rank 0") }
@@ -187,11 +200,11 @@ enum ShapeOps {
             return [.value(try ctx.emit(.gather(axis: 0, batchDims: 0), [flat, linear]))]
         }).gradient(ArrayGradients.gatherNd),
 
-        OpDef("OneHot", arity: .exactly(4), attrs: ["axis": .int(-1), "TI": .type(.int64)], infer: { ctx in
+        OpDef("OneHot", arity: .exactly(4), attrs: ["TI": .type(.int64)], infer: { ctx in
             let d = try ctx.sameDType([2, 3])
             guard ctx.dtype(0) == .int32 || ctx.dtype(0) == .int64 || ctx.dtype(0) == .uint8 else { throw ctx.error("indices must be integers") }
             guard var dims = ctx.shape(0).dims else { return [(d, .unknown)] }
-            let axis = ctx.attrs["axis"]?.int ?? -1
+            let axis = ctx.attrs[OneHot.axis]
             guard axis >= -1 && axis <= dims.count else { throw ctx.error("axis \(axis) is out of range") }
             if let depth = ctx.ints(1)?.first, depth < 0 { throw ctx.error("depth must be non-negative, got: \(depth)") }
             dims.insert(ctx.ints(1)?.first, at: axis == -1 ? dims.count : axis)
@@ -202,7 +215,7 @@ enum ShapeOps {
             if depth < 0 { throw ctx.error("depth must be non-negative, got: \(depth)") }
             let (on, off) = (try ctx.value(2), try ctx.value(3))
             var s = ctx.type(idx).shape
-            let a = ctx.attrs["axis"]?.int ?? -1
+            let a = ctx.attrs[OneHot.axis]
             let axis = a == -1 ? s.count : a
             let dims = (0..<s.count).map { $0 < axis ? $0 : $0 + 1 }
             s.insert(depth, at: axis)
@@ -211,31 +224,31 @@ enum ShapeOps {
             let spread = try ctx.emit(.broadcast(shape: s, dims: dims), [wide])
             let hit = try ctx.emit(.compare(.eq), [position, spread])
             return [.value(try ctx.select(hit, on, off))]
-        }).notDifferentiable(),
+        }).declaring(OneHot.axis).notDifferentiable(),
 
-        OpDef("Shape", arity: .exactly(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
+        OpDef("Shape", arity: .exactly(1), infer: { ctx in
             [(try integerOutType(ctx), Shape(dims: [ctx.shape(0).rank]))]
         }, lower: { ctx in
             let s = (OpRegistry.def(ctx.op.inputs[0].op.type)?.isVariable ?? false) ? ctx.type(try ctx.variable(0)).shape : ctx.type(try ctx.value(0)).shape
-            let outType = ctx.attrs["out_type"]?.type ?? .int32
+            let outType = ctx.attrs[ShapeOps.outType]
             if outType == .int32, let k = s.firstIndex(where: { $0 > Int(Int32.max) }) {
                 throw ctx.error("Shape output type is 32-bit but dim \(k) is \(s[k])")
             }
             let t = try Tensor(literal: s.map(Int64.init), dtype: outType)
             return [.value(ctx.builder.constant(t))]
-        }).notDifferentiable(),
+        }).declaring(outType).notDifferentiable(),
         OpDef("Rank", arity: .exactly(1), infer: { _ in [(.int32, .scalar)] }, lower: { ctx in
             [.value(ctx.builder.constant(Tensor(Int32(ctx.type(try ctx.value(0)).rank))))]
         }).notDifferentiable(),
-        OpDef("Size", arity: .exactly(1), attrs: ["out_type": .type(.int32)], infer: { ctx in
+        OpDef("Size", arity: .exactly(1), infer: { ctx in
             [(try integerOutType(ctx), .scalar)]
         }, lower: { ctx in
             let n = ctx.type(try ctx.value(0)).elementCount
-            if (ctx.attrs["out_type"]?.type ?? .int32) == .int32 && n > Int(Int32.max) {
+            if ctx.attrs[outType] == .int32 && n > Int(Int32.max) {
                 throw ctx.error("Number of elements was larger than representable by 32-bit output type: \(n)")
             }
-            return [.value(ctx.builder.constant(try Tensor(literal: Int64(n), dtype: ctx.attrs["out_type"]?.type ?? .int32)))]
-        }).notDifferentiable(),
+            return [.value(ctx.builder.constant(try Tensor(literal: Int64(n), dtype: ctx.attrs[outType])))]
+        }).declaring(outType).notDifferentiable(),
 
         OpDef("Range", arity: .exactly(3), infer: { ctx in
             let d = try ctx.sameDType()
@@ -264,7 +277,7 @@ enum ShapeOps {
 
     /// Shape and Size count in int32 or int64 only.
     static func integerOutType(_ ctx: InferenceContext) throws -> DType {
-        let d = ctx.attrs["out_type"]?.type ?? .int32
+        let d = ctx.attrs[outType]
         guard d == .int32 || d == .int64 else {
             throw ctx.error("Value for attr 'out_type' of \(d.name) is not in the list of allowed values: int32, int64")
         }
@@ -340,9 +353,9 @@ struct StridedSliceSpec {
     var finalShape: [Int?] = []
 
     init(dims: [Int?], begin: [Int], end: [Int], strides st: [Int], attrs: [String: AttrValue], error: (String) -> KilnError) throws {
-        let bm = attrs["begin_mask"]?.int ?? 0, em = attrs["end_mask"]?.int ?? 0
-        var ellipsis = attrs["ellipsis_mask"]?.int ?? 0
-        let newAxis = attrs["new_axis_mask"]?.int ?? 0, shrink = attrs["shrink_axis_mask"]?.int ?? 0
+        let bm = attrs[ShapeOps.StridedSlice.beginMask], em = attrs[ShapeOps.StridedSlice.endMask]
+        var ellipsis = attrs[ShapeOps.StridedSlice.ellipsisMask]
+        let newAxis = attrs[ShapeOps.StridedSlice.newAxisMask], shrink = attrs[ShapeOps.StridedSlice.shrinkAxisMask]
         var n = begin.count
         guard end.count == n, st.count == n else { throw error("begin, end and strides must have the same length") }
         if ellipsis & (ellipsis - 1) != 0 { throw error("Multiple ellipses in slice spec not allowed") }
