@@ -1,6 +1,9 @@
 import KilnIR
 
 public enum ArrayOps {
+    /// Placeholder's (and PlaceholderWithDefault's) declared shape: unknown unless given.
+    public static let shape = Attr<Shape>("shape", default: .unknown)
+
     static let defs: [OpDef] = [
         OpDef("Const", arity: .exactly(0), infer: { ctx in
             guard let t = ctx.attrs["value"]?.tensor else { throw ctx.error("Const needs a 'value' tensor") }
@@ -10,21 +13,21 @@ public enum ArrayOps {
             return [(t.dtype, Shape(t.shape))]
         }, lower: { ctx in [.value(ctx.builder.constant(ctx.attrs["value"]!.tensor!))] }).notDifferentiable(),
 
-        OpDef("Placeholder", arity: .exactly(0), attrs: ["shape": .shape(.unknown)], infer: { ctx in
+        OpDef("Placeholder", arity: .exactly(0), infer: { ctx in
             guard let d = ctx.attrs["dtype"]?.type else { throw ctx.error("Placeholder needs a dtype") }
-            return [(d, ctx.attrs["shape"]?.shape ?? .unknown)]
+            return [(d, ctx.attrs[shape])]
         }, lower: { ctx in
             let o = ctx.op.output(0)
             throw KilnError.invalidArgument("You must feed a value for placeholder tensor '\(ctx.op.name)' with dtype \(o.dtype) and shape \(o.shape)")
-        }).notDifferentiable(),
+        }).declaring(shape).notDifferentiable(),
 
         OpDef("PlaceholderWithDefault", arity: .exactly(1), infer: { ctx in
-            let declared = ctx.attrs["shape"]?.shape ?? .unknown
+            let declared = ctx.attrs[shape]
             guard declared.isCompatible(with: ctx.shape(0)) else {
                 throw ctx.error("default value of shape \(ctx.shape(0)) does not match the declared shape \(declared)")
             }
             return [(ctx.dtype(0), declared)]
-        }, lower: { ctx in [ctx.forward(0)] }).gradient(ArrayGradients.placeholderWithDefault),
+        }, lower: { ctx in [ctx.forward(0)] }).declaring(shape).gradient(ArrayGradients.placeholderWithDefault),
 
         OpDef("Identity", arity: .exactly(1), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
               lower: { ctx in [ctx.forward(0)] }).gradient(MathGradients.identity),
@@ -96,7 +99,7 @@ extension Graph {
     }
 
     /// A value fed at run time. Dimensions given as nil (and the whole shape, by default) are unknown.
-    public func placeholder(_ dtype: DType, shape: Shape = .unknown, name: String = "Placeholder") throws -> Output {
+    public func placeholder(_ dtype: DType, shape: Shape = ArrayOps.shape.defaultValue, name: String = "Placeholder") throws -> Output {
         try addOperation("Placeholder", name: name, attrs: ["dtype": .type(dtype), "shape": .shape(shape)]).output()
     }
 

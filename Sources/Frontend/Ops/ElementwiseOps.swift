@@ -58,14 +58,22 @@ public enum ElementwiseOps {
     }
 
     static let defs: [OpDef] = [
-        simple("Neg", .neg, .numeric).gradient(MathGradients.neg), simple("Abs", .abs, .numeric).gradient(MathGradients.abs), simple("Sign", .sign, .numeric).notDifferentiable(),
-        simple("Exp", .exp).gradient(MathGradients.exp), simple("Log", .log).gradient(MathGradients.log), simple("Log1p", .log1p).gradient(MathGradients.log1p), simple("Sqrt", .sqrt).gradient(MathGradients.sqrt), simple("Rsqrt", .rsqrt).gradient(MathGradients.rsqrt),
-        simple("Tanh", .tanh).gradient(MathGradients.tanh), simple("Sigmoid", .sigmoid).gradient(MathGradients.sigmoid), simple("Floor", .floor).notDifferentiable(), simple("Ceil", .ceil).notDifferentiable(),
-        simple("Round", .round).notDifferentiable(), simple("Sin", .sin).gradient(MathGradients.sin), simple("Cos", .cos).gradient(MathGradients.cos), simple("Erf", .erf).gradient(MathGradients.erf), simple("Erfc", .erfc).gradient(MathGradients.erfc),
+        simple("Neg", .neg, .numeric).gradient(MathGradients.neg), simple("Abs", .abs, .numeric).gradient(MathGradients.abs),
+        simple("Sign", .sign, .numeric).notDifferentiable(),
+        simple("Exp", .exp).gradient(MathGradients.exp), simple("Log", .log).gradient(MathGradients.log),
+        simple("Log1p", .log1p).gradient(MathGradients.log1p), simple("Sqrt", .sqrt).gradient(MathGradients.sqrt),
+        simple("Rsqrt", .rsqrt).gradient(MathGradients.rsqrt),
+        simple("Tanh", .tanh).gradient(MathGradients.tanh), simple("Sigmoid", .sigmoid).gradient(MathGradients.sigmoid),
+        simple("Floor", .floor).notDifferentiable(), simple("Ceil", .ceil).notDifferentiable(),
+        simple("Round", .round).notDifferentiable(), simple("Sin", .sin).gradient(MathGradients.sin),
+        simple("Cos", .cos).gradient(MathGradients.cos), simple("Erf", .erf).gradient(MathGradients.erf),
+        simple("Erfc", .erfc).gradient(MathGradients.erfc),
         simple("LogicalNot", .not, .bool).notDifferentiable(),
         unary("Square", .numeric) { ctx, x in try ctx.binary(.mul, x, x) }.gradient(MathGradients.square),
-        unary("Reciprocal", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) }.gradient(MathGradients.reciprocal),
-        unary("Inv", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) }.gradient(MathGradients.reciprocal),
+        unary("Reciprocal", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) }
+            .gradient(MathGradients.reciprocal),
+        unary("Inv", .numeric) { ctx, x in try ctx.binary(.div, ctx.scalar(1, ctx.type(x).dtype), ctx.divisor(x)) }
+            .gradient(MathGradients.reciprocal),
         unary("Relu", .numeric) { ctx, x in try ctx.binary(.max, x, scalar: 0) }.gradient(MathGradients.relu),
         unary("Relu6", .numeric) { ctx, x in try ctx.binary(.min, ctx.binary(.max, x, scalar: 0), scalar: 6) }.gradient(MathGradients.relu6),
         unary("LeakyRelu", .float) { ctx, x in
@@ -86,17 +94,23 @@ public enum ElementwiseOps {
         unary("Softsign", .float) { ctx, x in try ctx.binary(.div, x, ctx.binary(.add, ctx.unary(.abs, x), scalar: 1)) }
             .gradient(NNGradients.softsign),
 
-        arithmetic("AddV2", .add).gradient(MathGradients.addV2), arithmetic("Add", .add).gradient(MathGradients.addV2), arithmetic("Sub", .sub).gradient(MathGradients.sub), arithmetic("Mul", .mul).gradient(MathGradients.mul),
-        arithmetic("RealDiv", .div, .float).gradient(MathGradients.realDiv), division("Div", .div).gradient(MathGradients.realDiv), division("FloorDiv", .floordiv).notDifferentiable(),
-        division("FloorMod", .floormod).gradient(MathGradients.floorMod), arithmetic("Maximum", .max).gradient(MathGradients.maximum), arithmetic("Minimum", .min).gradient(MathGradients.minimum),
-        arithmetic("Pow", .pow).gradient(MathGradients.pow), arithmetic("LogicalAnd", .and, .bool).notDifferentiable(), arithmetic("LogicalOr", .or, .bool).notDifferentiable(),
+        arithmetic("AddV2", .add).gradient(MathGradients.addV2), arithmetic("Add", .add).gradient(MathGradients.addV2),
+        arithmetic("Sub", .sub).gradient(MathGradients.sub), arithmetic("Mul", .mul).gradient(MathGradients.mul),
+        arithmetic("RealDiv", .div, .float).gradient(MathGradients.realDiv),
+        division("Div", .div).gradient(MathGradients.realDiv), division("FloorDiv", .floordiv).notDifferentiable(),
+        division("FloorMod", .floormod).gradient(MathGradients.floorMod),
+        arithmetic("Maximum", .max).gradient(MathGradients.maximum), arithmetic("Minimum", .min).gradient(MathGradients.minimum),
+        arithmetic("Pow", .pow).gradient(MathGradients.pow), arithmetic("LogicalAnd", .and, .bool).notDifferentiable(),
+        arithmetic("LogicalOr", .or, .bool).notDifferentiable(),
         binary("SquaredDifference", .numeric) { ctx, x, y in
             let d = try ctx.binary(.sub, x, y)
             return try ctx.binary(.mul, d, d)
         }.gradient(MathGradients.squaredDifference),
 
-        comparison("Equal", .eq, .any).notDifferentiable(), comparison("NotEqual", .ne, .any).notDifferentiable(), comparison("Less", .lt).notDifferentiable(),
-        comparison("LessEqual", .le).notDifferentiable(), comparison("Greater", .gt).notDifferentiable(), comparison("GreaterEqual", .ge).notDifferentiable(),
+        comparison("Equal", .eq, .any).notDifferentiable(), comparison("NotEqual", .ne, .any).notDifferentiable(),
+        comparison("Less", .lt).notDifferentiable(),
+        comparison("LessEqual", .le).notDifferentiable(), comparison("Greater", .gt).notDifferentiable(),
+        comparison("GreaterEqual", .ge).notDifferentiable(),
 
         // TensorFlow 1's Select: a vector condition picks whole rows of x and y.
         OpDef("Select", arity: .exactly(3), infer: { ctx in

@@ -164,7 +164,8 @@ public enum GradientHelperOps {
             return [.value(try ctx.reshape(ctx.emit(.gather(axis: 0, batchDims: 0), [table, pick]), [source.count] + rest))]
         }).gradient(HelperGradients.dynamicStitch),
 
-        segmentReduction("UnsortedSegmentMax", .max).gradient(HelperGradients.unsortedSegmentMax), segmentReduction("UnsortedSegmentMin", .min).gradient(HelperGradients.unsortedSegmentMax),
+        segmentReduction("UnsortedSegmentMax", .max).gradient(HelperGradients.unsortedSegmentMax),
+        segmentReduction("UnsortedSegmentMin", .min).gradient(HelperGradients.unsortedSegmentMax),
         segmentReduction("UnsortedSegmentProd", .prod).gradientNotImplemented(),
 
         // zeros(shape) with updates summed in at indices (repeats accumulate).

@@ -261,7 +261,7 @@ public enum GradientOps {
             }
             if sizes.contains(0) { g = try ctx.full(0, d, shape) }
             return [.value(g)]
-        }).declaring(ShapeOps.StridedSlice.beginMask, ShapeOps.StridedSlice.endMask, ShapeOps.StridedSlice.ellipsisMask, ShapeOps.StridedSlice.newAxisMask, ShapeOps.StridedSlice.shrinkAxisMask).gradientNotImplemented(),
+        }).declaring(ShapeOps.StridedSlice.masks).gradientNotImplemented(),
 
         OpDef("MirrorPadGrad", arity: .exactly(2), attrs: ["Tpaddings": .type(.int32)], infer: { ctx in
             guard let p = ctx.ints(1), let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), .unknown)] }

@@ -16,7 +16,8 @@ public enum MathOps {
         matmul, batchMatmul("BatchMatMulV2").gradient(MathGradients.batchMatmul), batchMatmul("BatchMatMul").gradient(MathGradients.batchMatmul),
         argReduce("ArgMax", .argmax).notDifferentiable(), argReduce("ArgMin", .argmin).notDifferentiable(),
         reduction("All", .min, bool: true).notDifferentiable(), reduction("Any", .max, bool: true).notDifferentiable(),
-        reduction("Sum", .sum).gradient(MathGradients.sum), reduction("Max", .max).gradient(MathGradients.extremum), reduction("Min", .min).gradient(MathGradients.extremum), reduction("Prod", .prod).gradient(MathGradients.prod),
+        reduction("Sum", .sum).gradient(MathGradients.sum), reduction("Max", .max).gradient(MathGradients.extremum),
+        reduction("Min", .min).gradient(MathGradients.extremum), reduction("Prod", .prod).gradient(MathGradients.prod),
         reduction("Mean", .sum, mean: true).gradient(MathGradients.mean),
     ]
 

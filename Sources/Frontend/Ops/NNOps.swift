@@ -195,7 +195,8 @@ public enum NNOps {
             return [.value(try ctx.emit(.binary(.add), [x, b]))]
         }).declaring(dataFormat).gradient(NNGradients.biasAdd),
         conv2d, pool("MaxPool", .max).gradient(NNGradients.maxPool), pool("AvgPool", .sum).gradient(NNGradients.avgPool),
-        fusedBatchNorm("FusedBatchNormV3", outputs: 6).gradient(NNGradients.fusedBatchNorm), fusedBatchNorm("FusedBatchNorm", outputs: 5).gradient(NNGradients.fusedBatchNorm),
+        fusedBatchNorm("FusedBatchNormV3", outputs: 6).gradient(NNGradients.fusedBatchNorm),
+        fusedBatchNorm("FusedBatchNorm", outputs: 5).gradient(NNGradients.fusedBatchNorm),
     ]
 
     /// y = (x - mean) * rsqrt(var + eps) * scale + offset over N, H, W. In training the batch's

@@ -132,7 +132,9 @@ public struct OpDef: Sendable {
     }
 
     /// This entry with typed attributes and their defaults (readers use `attrs[key]`).
-    public func declaring(_ attrs: any AttrDeclaration...) -> OpDef {
+    public func declaring(_ attrs: any AttrDeclaration...) -> OpDef { declaring(attrs) }
+
+    public func declaring(_ attrs: [any AttrDeclaration]) -> OpDef {
         var d = self
         for a in attrs { d.attrDefaults[a.name] = a.defaultAttrValue }
         return d

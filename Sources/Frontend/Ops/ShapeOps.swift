@@ -93,7 +93,8 @@ public enum ShapeOps {
             [.value(try ctx.emit(.transpose(perm: try ctx.ints(1)), [try ctx.value(0)]))]
         }).gradient(ArrayGradients.transpose),
 
-        pad("Pad", hasValue: false).gradient(ArrayGradients.pad), pad("PadV2", hasValue: true).gradient(ArrayGradients.padV2), pad("MirrorPad", hasValue: false, mirror: true).gradient(ArrayGradients.mirrorPad),
+        pad("Pad", hasValue: false).gradient(ArrayGradients.pad), pad("PadV2", hasValue: true).gradient(ArrayGradients.padV2),
+        pad("MirrorPad", hasValue: false, mirror: true).gradient(ArrayGradients.mirrorPad),
 
         OpDef("Tile", arity: .exactly(2), attrs: ["Tmultiples": .type(.int32)], infer: { ctx in
             guard let m = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
@@ -154,7 +155,7 @@ public enum ShapeOps {
                 v = try ctx.emit(.slice(start: spec.starts.map { $0! }, strides: spec.strides, shape: sizes), [x])
             }
             return [.value(try ctx.reshape(v, spec.finalShape.map { $0! }))]
-        }).declaring(StridedSlice.beginMask, StridedSlice.endMask, StridedSlice.ellipsisMask, StridedSlice.newAxisMask, StridedSlice.shrinkAxisMask).gradient(ArrayGradients.stridedSlice),
+        }).declaring(StridedSlice.masks).gradient(ArrayGradients.stridedSlice),
 
         OpDef("GatherV2", arity: .exactly(3), attrs: ["Taxis": .type(.int32)], infer: { ctx in
             guard ctx.dtype(1) == .int32 || ctx.dtype(1) == .int64 else { throw ctx.error("indices must be int32 or int64, got \(ctx.dtype(1))") }
