@@ -45,7 +45,7 @@ public enum ArrayOps {
             let x = try ctx.value(0)
             let dims = try resolveReshape(ctx.type(x).elementCount, ShapeFunctions.ints(try ctx.constant(1)), ctx.error)
             return [.value(try ctx.builder.emit(.reshape(shape: dims), [x]))]
-        }).gradient(ArrayGradients.reshape),
+        }).integerInputs([IntegerInput(index: 1, attr: "Tshape", form: .vector)]).gradient(ArrayGradients.reshape),
     ]
 
     /// Fills in a -1 and checks the element count. (Public: the session reshapes host values too.)

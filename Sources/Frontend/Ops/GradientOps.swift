@@ -54,11 +54,11 @@ public enum GradientOps {
             }
             let d = ctx.type(try ctx.value(0)).dtype
             return try [axes(a), axes(b)].map { .value(ctx.builder.constant(try Tensor(literal: $0.map(Int64.init), dtype: d))) }
-        }).notDifferentiable(),
+        }).integerInputs([IntegerInput(index: 0, attr: "T", form: .vector), IntegerInput(index: 1, attr: "T", form: .vector)]).notDifferentiable(),
 
         OpDef("BroadcastTo", arity: .exactly(2), attrs: ["Tidx": .type(.int32)], infer: { ctx in
             [(ctx.dtype(0), ctx.shapeValue(1))]
-        }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(0), to: try ctx.ints(1)))] }).gradient(ArrayGradients.broadcastTo),
+        }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(0), to: try ctx.ints(1)))] }).integerInputs([IntegerInput(index: 1, attr: "Tidx", form: .vector)]).gradient(ArrayGradients.broadcastTo),
 
         OpDef("AddN", arity: .atLeast(1), infer: { ctx in
             let d = try ctx.sameDType()
@@ -139,7 +139,7 @@ public enum GradientOps {
             let m = try ctx.reshape(data, [n, rest.reduce(1, *)])
             let sum = try ctx.emit(.dot(transposeA: true, transposeB: false), [ctx.cast(hot, d), m])
             return [.value(try ctx.reshape(sum, [k] + rest))]
-        }).gradient(HelperGradients.unsortedSegmentSum),
+        }).integerInputs([IntegerInput(index: 1, attr: "Tindices", form: .any), IntegerInput(index: 2, attr: "Tnumsegments", form: .scalar)]).gradient(HelperGradients.unsortedSegmentSum),
 
         OpDef("Conv2DBackpropInput", arity: .exactly(3), attrs: ["dilations": .ints([1, 1, 1, 1])], infer: { ctx in
             [(ctx.dtype(1), ctx.ints(0).map { Shape($0) } ?? Shape(dims: [nil, nil, nil, nil]))]
@@ -156,7 +156,7 @@ public enum GradientOps {
             let patches = try ctx.reshape(dp, [ds[0], ds[1], ds[2], k])
             return [.value(try ctx.emit(.unpatches(window: [fs[0], fs[1]], strides: [st[1], st[2]], dilations: [dil[1], dil[2]],
                                                    padLow: [h.lo, w.lo], padHigh: [h.hi, w.hi], image: [sizes[1], sizes[2]]), [patches]))]
-        }).declaring(NNOps.dataFormat).gradientNotImplemented(),
+        }).integerInputs([IntegerInput(index: 0, attr: "input_sizes", form: .vector, allowed: [.int32])]).declaring(NNOps.dataFormat).gradientNotImplemented(),
 
         OpDef("Conv2DBackpropFilter", arity: .exactly(3), attrs: ["dilations": .ints([1, 1, 1, 1])], infer: { ctx in
             [(ctx.dtype(0), ctx.ints(1).map { Shape($0) } ?? Shape(dims: [nil, nil, nil, nil]))]
@@ -172,7 +172,7 @@ public enum GradientOps {
             let rows = ds[0] * ds[1] * ds[2], k = sizes[0] * sizes[1] * sizes[2]
             let dw = try ctx.emit(.dot(transposeA: true, transposeB: false), [ctx.reshape(p, [rows, k]), ctx.reshape(dy, [rows, sizes[3]])])
             return [.value(try ctx.reshape(dw, sizes))]
-        }).declaring(NNOps.dataFormat).gradientNotImplemented(),
+        }).integerInputs([IntegerInput(index: 1, attr: "filter_sizes", form: .vector, allowed: [.int32])]).declaring(NNOps.dataFormat).gradientNotImplemented(),
 
         OpDef("MaxPoolGrad", arity: .exactly(3), infer: { ctx in [(ctx.dtype(0), ctx.shape(0))] },
               lower: { ctx in
@@ -219,7 +219,7 @@ public enum GradientOps {
             let contrib = try ctx.binary(.mul, share, valid)
             return [.value(try ctx.emit(.unpatches(window: [k[1], k[2]], strides: [st[1], st[2]], dilations: [1, 1], padLow: [h.lo, w.lo],
                                                    padHigh: [h.hi, w.hi], image: [sizes[1], sizes[2]]), [ctx.reshape(contrib, [ds[0], ds[1], ds[2], kk * c])]))]
-        }).declaring(NNOps.dataFormat).gradientNotImplemented(),
+        }).integerInputs([IntegerInput(index: 0, attr: "orig_input_shape", form: .vector, allowed: [.int32])]).declaring(NNOps.dataFormat).gradientNotImplemented(),
 
         OpDef("StridedSliceGrad", arity: .exactly(5), infer: { ctx in [(ctx.dtype(4), ctx.ints(0).map { Shape($0) } ?? .unknown)] }, lower: { ctx in
             // Scatter dy back into zeros: reverse negative strides, interleave zeros for strides
@@ -261,7 +261,7 @@ public enum GradientOps {
             }
             if sizes.contains(0) { g = try ctx.full(0, d, shape) }
             return [.value(g)]
-        }).declaring(ShapeOps.StridedSlice.masks).gradientNotImplemented(),
+        }).integerInputs((0...3).map { IntegerInput(index: $0, attr: "Index", form: .vector) }).declaring(ShapeOps.StridedSlice.masks).gradientNotImplemented(),
 
         OpDef("MirrorPadGrad", arity: .exactly(2), attrs: ["Tpaddings": .type(.int32)], infer: { ctx in
             guard let p = ctx.ints(1), let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), .unknown)] }
@@ -295,6 +295,6 @@ public enum GradientOps {
                 g = acc
             }
             return [.value(g)]
-        }).gradientNotImplemented(),
+        }).integerInputs([IntegerInput(index: 1, attr: "Tpaddings", form: .pairs)]).gradientNotImplemented(),
     ]
 }

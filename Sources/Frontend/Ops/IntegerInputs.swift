@@ -7,9 +7,9 @@ import KilnIR
 /// `Graph.addOperation` (which API calls and GraphDef import share) and again where lowering
 /// reads a value folded at compile time, so no shape or axis is ever taken from a float, a string
 /// or a tensor of the wrong rank.
-struct IntegerInput {
+struct IntegerInput: Sendable {
     /// What the value must look like.
-    enum Form {
+    enum Form: Sendable {
         /// A scalar (an axis, a depth, a segment count).
         case scalar
         /// A scalar or a one-element vector (ExpandDims' dim).
@@ -32,39 +32,16 @@ struct IntegerInput {
     /// The dtypes TensorFlow allows there.
     var allowed: [DType] = [.int32, .int64]
 
-    static let table: [String: [IntegerInput]] = {
-        var t: [String: [IntegerInput]] = [
-            "Reshape": [IntegerInput(index: 1, attr: "Tshape", form: .vector)],
-            "ConcatV2": [IntegerInput(index: -1, attr: "Tidx", form: .scalar)],
-            "ExpandDims": [IntegerInput(index: 1, attr: "Tdim", form: .single)],
-            "Transpose": [IntegerInput(index: 1, attr: "Tperm", form: .vector)],
-            "Tile": [IntegerInput(index: 1, attr: "Tmultiples", form: .vector)],
-            "Slice": [IntegerInput(index: 1, attr: "Index", form: .vector), IntegerInput(index: 2, attr: "Index", form: .vector)],
-            "StridedSlice": (1...3).map { IntegerInput(index: $0, attr: "Index", form: .vector) },
-            "StridedSliceGrad": (0...3).map { IntegerInput(index: $0, attr: "Index", form: .vector) },
-            "GatherV2": [IntegerInput(index: 2, attr: "Taxis", form: .scalar)],
-            "OneHot": [IntegerInput(index: 1, attr: "depth", form: .scalar, allowed: [.int32])],
-            "Fill": [IntegerInput(index: 0, attr: "index_type", form: .vector)],
-            "BroadcastTo": [IntegerInput(index: 1, attr: "Tidx", form: .vector)],
-            "BroadcastGradientArgs": [IntegerInput(index: 0, attr: "T", form: .vector), IntegerInput(index: 1, attr: "T", form: .vector)],
-            "UnsortedSegmentSum": [IntegerInput(index: 1, attr: "Tindices", form: .any),
-                                   IntegerInput(index: 2, attr: "Tnumsegments", form: .scalar)],
-            "Conv2DBackpropInput": [IntegerInput(index: 0, attr: "input_sizes", form: .vector, allowed: [.int32])],
-            "Conv2DBackpropFilter": [IntegerInput(index: 1, attr: "filter_sizes", form: .vector, allowed: [.int32])],
-            "AvgPoolGrad": [IntegerInput(index: 0, attr: "orig_input_shape", form: .vector, allowed: [.int32])],
-            "MirrorPadGrad": [IntegerInput(index: 1, attr: "Tpaddings", form: .pairs)],
-            "RandomUniformInt": [IntegerInput(index: 0, attr: "T", form: .vector)],
-        ]
-        for name in ["Pad", "PadV2", "MirrorPad"] { t[name] = [IntegerInput(index: 1, attr: "Tpaddings", form: .pairs)] }
-        for name in ["Sum", "Max", "Min", "Prod", "Mean", "All", "Any"] { t[name] = [IntegerInput(index: 1, attr: "Tidx", form: .scalarOrVector)] }
-        for name in ["ArgMax", "ArgMin"] { t[name] = [IntegerInput(index: 1, attr: "Tidx", form: .scalar)] }
-        for name in ["RandomStandardNormal", "TruncatedNormal", "RandomUniform"] { t[name] = [IntegerInput(index: 0, attr: "T", form: .vector)] }
-        return t
-    }()
+    /// Inputs several families share.
+    static let paddings = [IntegerInput(index: 1, attr: "Tpaddings", form: .pairs)]
+    static let reductionAxes = [IntegerInput(index: 1, attr: "Tidx", form: .scalarOrVector)]
+    static let argAxis = [IntegerInput(index: 1, attr: "Tidx", form: .scalar)]
+    static let shape = [IntegerInput(index: 0, attr: "T", form: .vector)]
 
-    /// The entry for input `i` of an op with `count` inputs, if that input must be an integer.
+    /// The entry for input `i` of an op with `count` inputs, if that input must be an integer
+    /// (each op's entry lists its own: `OpDef.integerInputs`).
     static func entry(_ opType: String, input i: Int, of count: Int) -> IntegerInput? {
-        table[opType]?.first { ($0.index < 0 ? count + $0.index : $0.index) == i }
+        OpRegistry.def(opType)?.integerInputs.first { ($0.index < 0 ? count + $0.index : $0.index) == i }
     }
 
     /// Checks a value's dtype and static shape against the entry; `explicitType` is the attr's

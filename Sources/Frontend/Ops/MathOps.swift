@@ -14,11 +14,11 @@ public enum MathOps {
 
     static let defs: [OpDef] = [
         matmul, batchMatmul("BatchMatMulV2").gradient(MathGradients.batchMatmul), batchMatmul("BatchMatMul").gradient(MathGradients.batchMatmul),
-        argReduce("ArgMax", .argmax).notDifferentiable(), argReduce("ArgMin", .argmin).notDifferentiable(),
-        reduction("All", .min, bool: true).notDifferentiable(), reduction("Any", .max, bool: true).notDifferentiable(),
-        reduction("Sum", .sum).gradient(MathGradients.sum), reduction("Max", .max).gradient(MathGradients.extremum),
-        reduction("Min", .min).gradient(MathGradients.extremum), reduction("Prod", .prod).gradient(MathGradients.prod),
-        reduction("Mean", .sum, mean: true).gradient(MathGradients.mean),
+        argReduce("ArgMax", .argmax).integerInputs(IntegerInput.argAxis).notDifferentiable(), argReduce("ArgMin", .argmin).integerInputs(IntegerInput.argAxis).notDifferentiable(),
+        reduction("All", .min, bool: true).integerInputs(IntegerInput.reductionAxes).notDifferentiable(), reduction("Any", .max, bool: true).integerInputs(IntegerInput.reductionAxes).notDifferentiable(),
+        reduction("Sum", .sum).integerInputs(IntegerInput.reductionAxes).gradient(MathGradients.sum), reduction("Max", .max).integerInputs(IntegerInput.reductionAxes).gradient(MathGradients.extremum),
+        reduction("Min", .min).integerInputs(IntegerInput.reductionAxes).gradient(MathGradients.extremum), reduction("Prod", .prod).integerInputs(IntegerInput.reductionAxes).gradient(MathGradients.prod),
+        reduction("Mean", .sum, mean: true).integerInputs(IntegerInput.reductionAxes).gradient(MathGradients.mean),
     ]
 
     static let matmul = OpDef("MatMul", arity: .exactly(2), infer: { ctx in

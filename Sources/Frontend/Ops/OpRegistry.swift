@@ -93,6 +93,9 @@ public struct OpDef: Sendable {
     /// Set for ops TensorFlow differentiates but Kiln does not yet (second-order gradients):
     /// asking for their gradient is TensorFlow's "No gradient defined" error, never a silent zero.
     public private(set) var lacksGradient = false
+    /// The inputs TensorFlow types as integers (shapes, axes, paddings), checked when a node is
+    /// made and when lowering folds them (IntegerInputs.swift).
+    private(set) var integerInputs: [IntegerInput] = []
     /// Set for ops the session answers itself (`answeredBySession`).
     public private(set) var sessionService: SessionService?
 
@@ -137,6 +140,13 @@ public struct OpDef: Sendable {
     public func declaring(_ attrs: [any AttrDeclaration]) -> OpDef {
         var d = self
         for a in attrs { d.attrDefaults[a.name] = a.defaultAttrValue }
+        return d
+    }
+
+    /// This entry with the inputs TensorFlow types as integers.
+    func integerInputs(_ inputs: [IntegerInput]) -> OpDef {
+        var d = self
+        d.integerInputs = inputs
         return d
     }
 

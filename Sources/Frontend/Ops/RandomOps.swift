@@ -36,9 +36,9 @@ public enum RandomOps {
     }
 
     static let defs: [OpDef] = [
-        floatOp("RandomStandardNormal", .normal).notDifferentiable(),
-        floatOp("TruncatedNormal", .truncatedNormal).notDifferentiable(),
-        floatOp("RandomUniform", .uniform).notDifferentiable(),
+        floatOp("RandomStandardNormal", .normal).integerInputs(IntegerInput.shape).notDifferentiable(),
+        floatOp("TruncatedNormal", .truncatedNormal).integerInputs(IntegerInput.shape).notDifferentiable(),
+        floatOp("RandomUniform", .uniform).integerInputs(IntegerInput.shape).notDifferentiable(),
         OpDef("RandomUniformInt", arity: .exactly(3), counter: true, infer: { ctx in
             let d = try ctx.sameDType([1, 2])
             guard d == .int32 || d == .int64 else { throw ctx.error("RandomUniformInt produces int32 or int64, not \(d)") }
@@ -55,7 +55,7 @@ public enum RandomOps {
                                       "Need minval < maxval: maxval - minval = {value}")
             let r = try ctx.binary(.add, ctx.binary(.floormod, bits, range), ctx.cast(lo, .int64))
             return [.value(try ctx.cast(r, d))]
-        }).declaring(seed, seed2).notDifferentiable(),
+        }).integerInputs([IntegerInput(index: 0, attr: "T", form: .vector)]).declaring(seed, seed2).notDifferentiable(),
         // Shuffles along dimension 0: each row gets a random key; a row's rank among the keys
         // (ties broken by position) is its new place. Quadratic in the row count.
         OpDef("RandomShuffle", arity: .exactly(1), counter: true, infer: { ctx in

@@ -50,7 +50,7 @@ public enum ShapeOps {
             if ctx.type(values[0]).rank == 0 { throw ctx.error("Can't concatenate scalars (use tf.stack instead)") }
             let axis = try ctx.axis(try ctx.ints(n)[0], rank: ctx.type(values[0]).rank)
             return [.value(try ctx.emit(.concat(axis: axis), values))]
-        }).gradient(ArrayGradients.concatV2),
+        }).integerInputs([IntegerInput(index: -1, attr: "Tidx", form: .scalar)]).gradient(ArrayGradients.concatV2),
 
         OpDef("ExpandDims", arity: .exactly(2), attrs: ["Tdim": .type(.int32)], infer: { ctx in
             guard var dims = ctx.shape(0).dims, let a = ctx.ints(1)?.first else { return [(ctx.dtype(0), .unknown)] }
@@ -63,7 +63,7 @@ public enum ShapeOps {
             let a = try ctx.ints(1)[0]
             s.insert(1, at: a < 0 ? a + s.count + 1 : a)
             return [.value(try ctx.reshape(x, s))]
-        }).gradient(ArrayGradients.reshape),
+        }).integerInputs([IntegerInput(index: 1, attr: "Tdim", form: .single)]).gradient(ArrayGradients.reshape),
 
         OpDef("Squeeze", arity: .exactly(1), infer: { ctx in
             guard let dims = ctx.shape(0).dims else { return [(ctx.dtype(0), .unknown)] }
@@ -91,10 +91,10 @@ public enum ShapeOps {
             return [(ctx.dtype(0), Shape(dims: perm.map { dims[$0] }))]
         }, lower: { ctx in
             [.value(try ctx.emit(.transpose(perm: try ctx.ints(1)), [try ctx.value(0)]))]
-        }).gradient(ArrayGradients.transpose),
+        }).integerInputs([IntegerInput(index: 1, attr: "Tperm", form: .vector)]).gradient(ArrayGradients.transpose),
 
-        pad("Pad", hasValue: false).gradient(ArrayGradients.pad), pad("PadV2", hasValue: true).gradient(ArrayGradients.padV2),
-        pad("MirrorPad", hasValue: false, mirror: true).gradient(ArrayGradients.mirrorPad),
+        pad("Pad", hasValue: false).integerInputs(IntegerInput.paddings).gradient(ArrayGradients.pad), pad("PadV2", hasValue: true).integerInputs(IntegerInput.paddings).gradient(ArrayGradients.padV2),
+        pad("MirrorPad", hasValue: false, mirror: true).integerInputs(IntegerInput.paddings).gradient(ArrayGradients.mirrorPad),
 
         OpDef("Tile", arity: .exactly(2), attrs: ["Tmultiples": .type(.int32)], infer: { ctx in
             guard let m = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
@@ -115,7 +115,7 @@ public enum ShapeOps {
             let spread = try ctx.reshape(x, s.flatMap { [1, $0] })
             let b = try ctx.broadcast(spread, to: zip(m, s).flatMap { [$0, $1] })
             return [.value(try ctx.reshape(b, zip(m, s).map { $0 * $1 }))]
-        }).gradient(ArrayGradients.tile),
+        }).integerInputs([IntegerInput(index: 1, attr: "Tmultiples", form: .vector)]).gradient(ArrayGradients.tile),
 
         OpDef("Slice", arity: .exactly(3), attrs: ["Index": .type(.int32)], infer: { ctx in
             guard let begin = ctx.ints(1), let size = ctx.ints(2) else { return [(ctx.dtype(0), .unknown)] }
@@ -137,7 +137,7 @@ public enum ShapeOps {
             }
             let shape = (0..<s.count).map { size[$0] == -1 ? s[$0] - begin[$0] : size[$0] }
             return [.value(try ctx.emit(.slice(start: begin, strides: s.map { _ in 1 }, shape: shape), [x]))]
-        }).gradient(ArrayGradients.slice),
+        }).integerInputs([IntegerInput(index: 1, attr: "Index", form: .vector), IntegerInput(index: 2, attr: "Index", form: .vector)]).gradient(ArrayGradients.slice),
 
         OpDef("StridedSlice", arity: .exactly(4), infer: { ctx in
             guard let b = ctx.ints(1), let e = ctx.ints(2), let st = ctx.ints(3), let dims = ctx.shape(0).dims else {
@@ -155,7 +155,7 @@ public enum ShapeOps {
                 v = try ctx.emit(.slice(start: spec.starts.map { $0! }, strides: spec.strides, shape: sizes), [x])
             }
             return [.value(try ctx.reshape(v, spec.finalShape.map { $0! }))]
-        }).declaring(StridedSlice.masks).gradient(ArrayGradients.stridedSlice),
+        }).integerInputs((1...3).map { IntegerInput(index: $0, attr: "Index", form: .vector) }).declaring(StridedSlice.masks).gradient(ArrayGradients.stridedSlice),
 
         OpDef("GatherV2", arity: .exactly(3), attrs: ["Taxis": .type(.int32)], infer: { ctx in
             guard ctx.dtype(1) == .int32 || ctx.dtype(1) == .int64 else { throw ctx.error("indices must be int32 or int64, got \(ctx.dtype(1))") }
@@ -173,7 +173,7 @@ public enum ShapeOps {
             let n = ctx.type(p).shape[axis]
             let checked = try ctx.check(i, .index(bounds: [n]), "indices{index} = {value} is not in [0, \(n))")
             return [.value(try ctx.emit(.gather(axis: axis, batchDims: bd), [p, checked]))]
-        }).declaring(Gather.batchDims).gradient(ArrayGradients.gatherV2),
+        }).integerInputs([IntegerInput(index: 2, attr: "Taxis", form: .scalar)]).declaring(Gather.batchDims).gradient(ArrayGradients.gatherV2),
 
         OpDef("GatherNd", arity: .exactly(2), infer: { ctx in
             if let r = ctx.shape(1).rank, r < 1 { throw ctx.error("indices must be at least a vector: Shape must be at least rank 1 but is rank 0") }
@@ -225,7 +225,7 @@ public enum ShapeOps {
             let spread = try ctx.emit(.broadcast(shape: s, dims: dims), [wide])
             let hit = try ctx.emit(.compare(.eq), [position, spread])
             return [.value(try ctx.select(hit, on, off))]
-        }).declaring(OneHot.axis).notDifferentiable(),
+        }).integerInputs([IntegerInput(index: 1, attr: "depth", form: .scalar, allowed: [.int32])]).declaring(OneHot.axis).notDifferentiable(),
 
         OpDef("Shape", arity: .exactly(1), infer: { ctx in
             [(try integerOutType(ctx), Shape(dims: [ctx.shape(0).rank]))]
@@ -271,7 +271,7 @@ public enum ShapeOps {
         OpDef("Fill", arity: .exactly(2), attrs: ["index_type": .type(.int32)], infer: { ctx in
             guard ctx.shape(1).rank ?? 0 == 0 else { throw ctx.error("value must be a scalar") }
             return [(ctx.dtype(1), ctx.shapeValue(0))]
-        }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(1), to: try ctx.ints(0)))] }).gradient(ArrayGradients.fill),
+        }, lower: { ctx in [.value(try ctx.broadcast(try ctx.value(1), to: try ctx.ints(0)))] }).integerInputs([IntegerInput(index: 0, attr: "index_type", form: .vector)]).gradient(ArrayGradients.fill),
 
         like("ZerosLike", 0).notDifferentiable(), like("OnesLike", 1).notDifferentiable(),
     ]
