@@ -78,10 +78,10 @@ extension Graph {
 
     /// TensorFlow's `tf.io.decode_raw`: each string's bytes as numbers of `outType`; the result
     /// has the input's shape plus one dimension, the number of values per string.
-    public func decodeRaw(_ bytes: some OutputConvertible, outType: DType, littleEndian: Bool = true,
+    public func decodeRaw(_ bytes: some OutputConvertible, outType: DType, littleEndian: Bool = ParsingOps.littleEndian.defaultValue,
                           name: String = "DecodeRaw") throws -> Output {
         try addOperation("DecodeRaw", name: name, inputs: [bytes.output],
-                         attrs: ["out_type": .type(outType), "little_endian": .bool(littleEndian)]).output()
+                         attrs: ["out_type": .type(outType)] + ParsingOps.littleEndian(littleEndian)).output()
     }
 }
 

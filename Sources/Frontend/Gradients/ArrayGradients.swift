@@ -73,7 +73,7 @@ enum ArrayGradients {
 
     static let mirrorPad: GradientFunction = { ctx in
         [try ctx.graph.addOperation("MirrorPadGrad", name: "MirrorPadGrad", inputs: [ctx.grad(), ctx.input(1)],
-                                    attrs: ["T": .type(ctx.input(0).dtype), "mode": ctx.attrs["mode"] ?? .string("REFLECT"),
+                                    attrs: ["T": .type(ctx.input(0).dtype), "mode": .string(ctx.attrs[ShapeOps.MirrorPad.mode]),
                                             "Tpaddings": .type(ctx.input(1).dtype)]).output(), nil]
     }
 

@@ -270,7 +270,7 @@ public enum GradientOps {
             // Fold each padded border back onto the elements it mirrored.
             var g = try ctx.value(0)
             let p = try ctx.ints(1)
-            let symmetric = ctx.attrs["mode"]?.string == "SYMMETRIC"
+            let symmetric = ctx.attrs[ShapeOps.MirrorPad.mode] == "SYMMETRIC"
             let d = ctx.type(g).dtype
             for axis in 0..<(p.count / 2) {
                 let s = ctx.type(g).shape
@@ -295,6 +295,6 @@ public enum GradientOps {
                 g = acc
             }
             return [.value(g)]
-        }).integerInputs([IntegerInput(index: 1, attr: "Tpaddings", form: .pairs)]).gradientNotImplemented(),
+        }).declaring(ShapeOps.MirrorPad.mode).integerInputs(IntegerInput.paddings).gradientNotImplemented(),
     ]
 }

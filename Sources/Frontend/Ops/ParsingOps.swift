@@ -2,36 +2,41 @@ import KilnIR
 
 /// tf.train.Example parsing and DecodeRaw: string work the session does on the host (compiled
 /// code has no strings), with TensorFlow's op names, attrs and outputs.
-enum ParsingOps {
+public enum ParsingOps {
+    public static let numSparse = Attr<Int>("num_sparse", default: 0)
+    public static let sparseKeys = Attr<[String]>("sparse_keys", default: [])
+    public static let denseKeys = Attr<[String]>("dense_keys", default: [])
+    /// ParseExample's (TensorFlow 1) counts of sparse and dense keys.
+    public static let nSparse = Attr<Int>("Nsparse", default: 0)
+    public static let nDense = Attr<Int>("Ndense", default: 0)
+    public static let littleEndian = Attr<Bool>("little_endian", default: true)
+
     static let defs: [OpDef] = [
         // Inputs: serialized (a scalar string), then one default per dense key (no elements:
         // the feature is required). Outputs: sparse indices, values and shapes per sparse key,
         // then the dense values.
         OpDef("ParseSingleExample", arity: .atLeast(1),
-              attrs: ["num_sparse": .int(0), "sparse_keys": .strings([]), "dense_keys": .strings([]),
-                      "sparse_types": .types([]), "Tdense": .types([]), "dense_shapes": .shapes([])],
+              attrs: ["sparse_types": .types([]), "Tdense": .types([]), "dense_shapes": .shapes([])],
               infer: { ctx in
             guard ctx.dtype(0) == .string, ctx.shape(0).isCompatible(with: Shape([])) else {
                 throw ctx.error("serialized must be a scalar string, got \(ctx.dtype(0).name) of shape \(ctx.shape(0))")
             }
-            let sparseKeys = ctx.attrs["sparse_keys"]?.stringList ?? []
-            let denseKeys = ctx.attrs["dense_keys"]?.stringList ?? []
-            return try outputs(ctx, sparseKeys: sparseKeys.count, denseKeys: denseKeys.count, defaultsFrom: 1, batch: nil)
+            return try outputs(ctx, sparseKeys: ctx.attrs[sparseKeys].count, denseKeys: ctx.attrs[denseKeys].count, defaultsFrom: 1, batch: nil)
         }, hostKernel: { inputs, attrs in
             let config = try ExampleParseConfig(
-                sparseKeys: attrs["sparse_keys"]?.stringList ?? [], sparseTypes: types(attrs["sparse_types"]),
-                denseKeys: attrs["dense_keys"]?.stringList ?? [], denseTypes: types(attrs["Tdense"]),
+                sparseKeys: attrs[sparseKeys], sparseTypes: types(attrs["sparse_types"]),
+                denseKeys: attrs[denseKeys], denseTypes: types(attrs["Tdense"]),
                 denseShapes: shapes(attrs["dense_shapes"]), defaults: Array(inputs.dropFirst()))
             guard inputs[0].elementCount == 1, inputs[0].rank == 0 else {
                 throw KilnError.invalidArgument("Input serialized must be a scalar, got shape \(Shape(inputs[0].shape))")
             }
             return try ExampleParsing.parseSingle(inputs[0].strings[0], config)
-        }).notDifferentiable(),
+        }).declaring(numSparse, sparseKeys, denseKeys).notDifferentiable(),
 
         // Inputs: serialized (scalar or vector), names, sparse_keys, dense_keys, ragged_keys
         // (string vectors), then one default per dense key. Ragged features are not supported.
         OpDef("ParseExampleV2", arity: .atLeast(5),
-              attrs: ["num_sparse": .int(0), "sparse_types": .types([]), "Tdense": .types([]), "dense_shapes": .shapes([]),
+              attrs: ["sparse_types": .types([]), "Tdense": .types([]), "dense_shapes": .shapes([]),
                       "ragged_value_types": .types([]), "ragged_split_types": .types([])],
               infer: { ctx in
             guard ctx.dtype(0) == .string, (ctx.shape(0).rank ?? 0) <= 1 else {
@@ -43,7 +48,7 @@ enum ParsingOps {
             if !types(ctx.attrs["ragged_value_types"]).isEmpty {
                 throw KilnError.unimplemented("ParseExampleV2 '\(ctx.nodeName)': ragged features (RaggedFeature) are not supported by Kiln")
             }
-            let numSparse = ctx.attrs["num_sparse"]?.int ?? 0
+            let numSparse = ctx.attrs[ParsingOps.numSparse]
             let batch: Int?? = ctx.shape(0).rank == 1 ? .some(ctx.shape(0).dims![0]) : (ctx.shape(0).rank == 0 ? nil : .some(nil))
             return try outputs(ctx, sparseKeys: numSparse, denseKeys: ctx.inputs.count - 5, defaultsFrom: 5, batch: batch)
         }, hostKernel: { inputs, attrs in
@@ -56,15 +61,15 @@ enum ParsingOps {
             case 1: return try ExampleParsing.parseBatch(inputs[0].strings, names: inputs[1].strings, config)
             default: throw KilnError.invalidArgument("Expected serialized to be a scalar or vector, got shape: \(Shape(inputs[0].shape))")
             }
-        }).notDifferentiable(),
+        }).declaring(numSparse).notDifferentiable(),
 
         // TensorFlow 1's batched op (graphs written by tf.parse_example before ParseExampleV2):
         // serialized, names, then Nsparse sparse keys, Ndense dense keys (string scalars) and
         // Ndense defaults.
         OpDef("ParseExample", arity: .atLeast(2),
-              attrs: ["Nsparse": .int(0), "Ndense": .int(0), "sparse_types": .types([]), "Tdense": .types([]), "dense_shapes": .shapes([])],
+              attrs: ["sparse_types": .types([]), "Tdense": .types([]), "dense_shapes": .shapes([])],
               infer: { ctx in
-            let ns = ctx.attrs["Nsparse"]?.int ?? 0, nd = ctx.attrs["Ndense"]?.int ?? 0
+            let ns = ctx.attrs[nSparse], nd = ctx.attrs[nDense]
             guard ns >= 0, nd >= 0, ctx.inputs.count == 2 + ns + 2 * nd else {
                 throw ctx.error("ParseExample takes serialized, names, \(ns) sparse keys, \(nd) dense keys and \(nd) defaults, got \(ctx.inputs.count) inputs")
             }
@@ -75,29 +80,29 @@ enum ParsingOps {
                 throw ctx.error("input \(i) (names and keys) must be strings, got \(ctx.dtype(i).name)")
             }
             var attrs = ctx.attrs
-            attrs["num_sparse"] = .int(ns)
+            attrs[numSparse.name] = .int(ns)
             let inner = InferenceContext(nodeName: ctx.nodeName, opType: ctx.opType, inputs: ctx.inputs, attrs: attrs, concreteShapes: ctx.concreteShapes)
             return try outputs(inner, sparseKeys: ns, denseKeys: nd, defaultsFrom: 2 + ns + nd, batch: .some(ctx.shape(0).dims?[0] ?? nil))
         }, hostKernel: { inputs, attrs in
-            let ns = attrs["Nsparse"]?.int ?? 0, nd = attrs["Ndense"]?.int ?? 0
+            let ns = attrs[nSparse], nd = attrs[nDense]
             func keys(_ r: Range<Int>) -> [String] { inputs[r].map { String(decoding: $0.strings.first ?? [], as: UTF8.self) } }
             let config = try ExampleParseConfig(
                 sparseKeys: keys(2..<(2 + ns)), sparseTypes: types(attrs["sparse_types"]),
                 denseKeys: keys((2 + ns)..<(2 + ns + nd)), denseTypes: types(attrs["Tdense"]),
                 denseShapes: shapes(attrs["dense_shapes"]), defaults: Array(inputs[(2 + ns + nd)...]))
             return try ExampleParsing.parseBatch(inputs[0].strings, names: inputs[1].strings, config)
-        }).notDifferentiable(),
+        }).declaring(nSparse, nDense).notDifferentiable(),
 
         // Bytes of each string reinterpreted as numbers: input shape + [bytes / element size].
-        OpDef("DecodeRaw", arity: .exactly(1), attrs: ["little_endian": .bool(true)], infer: { ctx in
+        OpDef("DecodeRaw", arity: .exactly(1), infer: { ctx in
             guard ctx.dtype(0) == .string else { throw ctx.error("DecodeRaw takes strings, got \(ctx.dtype(0).name)") }
             let t = try DecodeRawKernel.outType(ctx.attrs["out_type"], node: ctx.nodeName)
             guard let dims = ctx.shape(0).dims else { return [(t, .unknown)] }
             return [(t, Shape(dims: dims + [nil]))]
         }, hostKernel: { inputs, attrs in
             [try DecodeRawKernel.decode(inputs[0], outType: DecodeRawKernel.outType(attrs["out_type"], node: "DecodeRaw"),
-                                        littleEndian: attrs["little_endian"]?.bool ?? true)]
-        }).notDifferentiable(),
+                                        littleEndian: attrs[littleEndian])]
+        }).declaring(littleEndian).notDifferentiable(),
     ]
 
     static func types(_ a: AttrValue?) -> [DType] { if case .types(let t)? = a { return t }; return [] }
@@ -107,7 +112,7 @@ enum ParsingOps {
     static func outputs(_ ctx: InferenceContext, sparseKeys: Int, denseKeys: Int, defaultsFrom: Int, batch: Int??) throws -> [(DType, Shape)] {
         let sparseTypes = types(ctx.attrs["sparse_types"]), denseTypes = types(ctx.attrs["Tdense"])
         let denseShapes = shapes(ctx.attrs["dense_shapes"])
-        let numSparse = ctx.attrs["num_sparse"]?.int ?? 0
+        let numSparse = ctx.attrs[ParsingOps.numSparse]
         guard numSparse == sparseKeys, sparseTypes.count == numSparse else {
             throw ctx.error("num_sparse (\(numSparse)) must match the number of sparse keys (\(sparseKeys)) and sparse_types (\(sparseTypes.count))")
         }

@@ -8,6 +8,8 @@ public enum ShapeOps {
     public enum Squeeze { public static let squeezeDims = Attr<[Int]>("squeeze_dims", default: []) }
     public enum Gather { public static let batchDims = Attr<Int>("batch_dims", default: 0) }
     public enum OneHot { public static let axis = Attr<Int>("axis", default: -1) }
+    /// MirrorPad's (and MirrorPadGrad's) mode; TensorFlow's graphs always state it.
+    public enum MirrorPad { public static let mode = Attr<String>("mode", default: "REFLECT") }
     /// StridedSlice's (and StridedSliceGrad's) bit masks.
     public enum StridedSlice {
         public static let beginMask = Attr<Int>("begin_mask", default: 0)
@@ -94,7 +96,7 @@ public enum ShapeOps {
         }).integerInputs([IntegerInput(index: 1, attr: "Tperm", form: .vector)]).gradient(ArrayGradients.transpose),
 
         pad("Pad", hasValue: false).integerInputs(IntegerInput.paddings).gradient(ArrayGradients.pad), pad("PadV2", hasValue: true).integerInputs(IntegerInput.paddings).gradient(ArrayGradients.padV2),
-        pad("MirrorPad", hasValue: false, mirror: true).integerInputs(IntegerInput.paddings).gradient(ArrayGradients.mirrorPad),
+        pad("MirrorPad", hasValue: false, mirror: true).integerInputs(IntegerInput.paddings).declaring(MirrorPad.mode).gradient(ArrayGradients.mirrorPad),
 
         OpDef("Tile", arity: .exactly(2), attrs: ["Tmultiples": .type(.int32)], infer: { ctx in
             guard let m = ctx.ints(1) else { return [(ctx.dtype(0), .unknown)] }
@@ -319,7 +321,7 @@ public enum ShapeOps {
             guard dims.count == rank, p.allSatisfy({ $0 >= 0 }) else {
                 throw ctx.error("paddings must be a non-negative [\(dims.count), 2] matrix, got \(p)")
             }
-            let mode = mirror ? (ctx.attrs["mode"]?.string ?? "REFLECT") : "CONSTANT"
+            let mode = mirror ? ctx.attrs[MirrorPad.mode] : "CONSTANT"
             guard ["CONSTANT", "REFLECT", "SYMMETRIC"].contains(mode) else { throw ctx.error("unknown padding mode '\(mode)'") }
             for d in 0..<rank {
                 guard let n = dims[d], mode != "CONSTANT" else { continue }
@@ -337,7 +339,7 @@ public enum ShapeOps {
             let s = ctx.type(x).shape
             guard p.count == 2 * s.count, p.allSatisfy({ $0 >= 0 }) else { throw ctx.error("paddings must be a non-negative [\(s.count), 2] matrix, got \(p)") }
             for d in s.indices { _ = try paddedSize(s[d], low[d], high[d], ctx.error) }
-            let modeName = mirror ? (ctx.attrs["mode"]?.string ?? "REFLECT") : "CONSTANT"
+            let modeName = mirror ? ctx.attrs[MirrorPad.mode] : "CONSTANT"
             let mode: PadMode = modeName == "REFLECT" ? .reflect : modeName == "SYMMETRIC" ? .symmetric : .constant
             let border = hasValue ? try ctx.value(2) : ctx.scalar(0, ctx.type(x).dtype)
             return [.value(try ctx.emit(.pad(low: low, high: high, mode: mode), [x, border]))]
