@@ -85,8 +85,8 @@ public struct OpDef: Sendable {
     /// Changes the value of a variable it takes by reference (Assign and friends, the resource
     /// writes): lowering orders these after the reads that do not depend on them.
     public var writesVariable: Bool { isStateful && !refInputs.isEmpty && !isVariable }
-    /// Builds the gradients of the inputs from those of the outputs (nil: not differentiable
-    /// through this op when `differentiable` is false, an error otherwise).
+    /// Builds the gradients of the inputs from those of the outputs (nil: no gradient flows when
+    /// `differentiable` is false; otherwise asking for one is an error naming the op).
     public private(set) var gradient: GradientFunction?
     /// False for ops no gradient flows through (comparisons, shapes, random numbers, ...).
     public private(set) var differentiable = true
