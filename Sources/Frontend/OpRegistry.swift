@@ -110,7 +110,7 @@ public struct OpDef: Sendable {
 public enum OpRegistry {
     static let table: [String: OpDef] = {
         var t: [String: OpDef] = [:]
-        for def in StateOps.defs + ArrayOps.defs + ShapeOps.defs + ElementwiseOps.defs + MathOps.defs + NNOps.defs + RandomOps.defs + HostOps.defs + QueueOps.defs + InputOps.defs + ParsingOps.defs + ReaderOps.defs + SummaryOps.defs + GradientOps.defs + GradientHelperOps.defs + ControlOps.defs + DebugOps.defs {
+        for def in StateOps.defs + ArrayOps.defs + ShapeOps.defs + ElementwiseOps.defs + MathOps.defs + NNOps.defs + RandomOps.defs + HostOps.defs + QueueOps.defs + InputOps.defs + ParsingOps.defs + ReaderOps.defs + SummaryOps.defs + GradientOps.defs + GradientHelperOps.defs + ControlOps.defs + DebugOps.defs + CollectiveOps.defs {
             precondition(t[def.name] == nil, "op \(def.name) registered twice")
             var entry = def
             if let g = MathGradients.table[def.name] ?? ArrayGradients.table[def.name] ?? NNGradients.table[def.name] ?? HelperGradients.table[def.name] { entry = entry.gradient(g) }

@@ -15,6 +15,11 @@ struct HostPlan {
     /// Candidates that may run after the compiled part, from its results (summaries of the
     /// step's loss): no compiled op of the run consumes them, directly or through a control edge.
     let mayRunAfter: Set<KilnFrontend.Operation>
+    /// The collective ops among the candidates (HorovodAllreduce), answered in one round.
+    let collectives: [KilnFrontend.Operation]
+    /// The run's ops that depend on no collective op (the forward pass, the loss): computed in
+    /// the same compiled run as the collectives' inputs.
+    let beforeCollectives: Set<KilnFrontend.Operation>
 }
 
 /// A run signature together with the ops that ran on the host: it fixes which feeds the compiled
@@ -35,7 +40,7 @@ extension Session {
     /// answers nil for every other op). Depends on the op alone.
     static func mayRunOnHost(_ op: KilnFrontend.Operation) -> Bool {
         OpRegistry.def(op.type)?.hostKernel != nil || op.outputSpecs.first?.dtype == .string || answeredOps.contains(op.type)
-            || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) || followsHostOp(op)
+            || QueueOps.types.contains(op.type) || ReaderOps.types.contains(op.type) || CollectiveOps.types.contains(op.type) || followsHostOp(op)
             || (op.type == "Reshape" && op.inputs[1].op.type == "Const" && mayRunOnHost(op.inputs[0].op))
     }
 
@@ -54,8 +59,10 @@ extension Session {
             if !Placement.hasGPUKernel(op) { try placeOnDevices([op]) }
             if Session.mayRunOnHost(op) { candidates.append(op) }
         }
+        let collectives = candidates.filter { CollectiveOps.types.contains($0.type) }
         let p = HostPlan(version: graph.version, candidates: candidates, mayChange: mayChange,
-                         mayRunAfter: Session.opsThatMayRunAfter(ops, candidates: Set(candidates)))
+                         mayRunAfter: Session.opsThatMayRunAfter(ops, candidates: Set(candidates)), collectives: collectives,
+                         beforeCollectives: collectives.isEmpty ? [] : Session.opsUpstreamOfNone(Set(collectives), in: ops))
         hostPlans.plans[shape] = p
         return p
     }
@@ -77,6 +84,16 @@ extension Session {
             if (consumers[op] ?? []).allSatisfy(after.contains) { after.insert(op) }
         }
         return after
+    }
+
+    /// The ops of `ops` (in execution order) that depend on none of `ops`, directly or through
+    /// a control edge.
+    static func opsUpstreamOfNone(_ these: Set<KilnFrontend.Operation>, in ops: [KilnFrontend.Operation]) -> Set<KilnFrontend.Operation> {
+        var downstream = these
+        for op in ops where op.inputs.contains(where: { downstream.contains($0.op) }) || op.controlInputs.contains(where: downstream.contains) {
+            downstream.insert(op)
+        }
+        return Set(ops.filter { !downstream.contains($0) })
     }
 
     /// Ops the host computes from their input values alone, whatever those are (hostOutputs
