@@ -74,7 +74,7 @@ let package = Package(
 
         .executableTarget(name: "HelloMatmul", dependencies: ["Kiln", argumentParser], path: "Examples/HelloMatmul"),
         .executableTarget(name: "Counter", dependencies: ["Kiln", argumentParser], path: "Examples/Counter"),
-        .executableTarget(name: "Digits", dependencies: ["Kiln", argumentParser], path: "Examples/Digits", resources: [.copy("digits.csv.gz")]),
+        .executableTarget(name: "Digits", dependencies: ["Kiln", "KilnDistributed", argumentParser], path: "Examples/Digits", resources: [.copy("digits.csv.gz")]),
 
         // Assertions every test target shares (test targets cannot depend on each other).
         .target(name: "KilnTestSupport", dependencies: ["KilnIR"], path: "Tests/KilnTestSupport"),

@@ -62,8 +62,12 @@ extension Session {
         var wanted: [Output] = []
         var seen = Set<Output>()
         for op in round { for i in op.inputs where feeds[i] == nil && seen.insert(i).inserted { wanted.append(i) } }
-        // The loss and other fetches upstream of no collective come out of the same compiled run.
-        for f in fetches where feeds[f] == nil && plan.beforeCollectives.contains(f.op) && seen.insert(f).inserted { wanted.append(f) }
+        // The loss and other fetches upstream of no collective come out of the same compiled run,
+        // and so do the values the compiled part after the collectives reads from before them.
+        for f in fetches + plan.collectiveFrontier where feeds[f] == nil && plan.beforeCollectives.contains(f.op) && f.dtype != .string
+            && seen.insert(f).inserted {
+            wanted.append(f)
+        }
         if !wanted.isEmpty {
             for (o, t) in zip(wanted, try runLocked(wanted, feeds: feeds, targets: [])) { feeds[o] = t }
         }
