@@ -75,6 +75,8 @@ let package = Package(
         .executableTarget(name: "HelloMatmul", dependencies: ["Kiln", argumentParser], path: "Examples/HelloMatmul"),
         .executableTarget(name: "Counter", dependencies: ["Kiln", argumentParser], path: "Examples/Counter"),
         .executableTarget(name: "Digits", dependencies: ["Kiln", "KilnDistributed", argumentParser], path: "Examples/Digits", resources: [.copy("digits.csv.gz")]),
+        // Allreduce bandwidth through Kiln beside a plain MPI_Allreduce loop (run under mpirun).
+        .executableTarget(name: "AllreduceBench", dependencies: ["Kiln", "KilnDistributed"], path: "Examples/AllreduceBench"),
 
         // Assertions every test target shares (test targets cannot depend on each other).
         .target(name: "KilnTestSupport", dependencies: ["KilnIR"], path: "Tests/KilnTestSupport"),

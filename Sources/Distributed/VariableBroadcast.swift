@@ -51,12 +51,4 @@ extension World {
             try session.setValue(received, of: v)
         }
     }
-
-    /// The rows [start, end) of `count` that are this rank's share (an even split, the first
-    /// `count % size` ranks taking one more): the global batch split across ranks.
-    public func shard(_ count: Int) -> Range<Int> {
-        let base = count / size, extra = count % size
-        let start = rank * base + min(rank, extra)
-        return start..<(start + base + (rank < extra ? 1 : 0))
-    }
 }

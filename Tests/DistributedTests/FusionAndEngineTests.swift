@@ -30,4 +30,14 @@ final class FusionAndEngineTests: XCTestCase {
             XCTAssertTrue(e?.message.contains("no distributed world is running") ?? false, "\(error)")
         }
     }
+
+    /// A global batch splits into contiguous shares that cover it once, sizes differing by one
+    /// at most; files go round-robin, and too few files for the ranks is an error.
+    func testSharesSplitTheGlobalBatchAndTheFiles() throws {
+        XCTAssertEqual((0..<3).map { World.share(of: 10, rank: $0, size: 3) }, [0..<4, 4..<7, 7..<10])
+        XCTAssertEqual((0..<4).map { World.share(of: 12, rank: $0, size: 4) }, [0..<3, 3..<6, 6..<9, 9..<12])
+        XCTAssertEqual(World.share(of: 5, rank: 0, size: 1), 0..<5)
+        XCTAssertEqual(try World.shard(files: ["a", "b", "c", "d", "e"], rank: 1, size: 2), ["b", "d"])
+        XCTAssertThrowsError(try World.shard(files: ["a"], rank: 0, size: 2))
+    }
 }
