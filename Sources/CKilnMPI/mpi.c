@@ -12,7 +12,7 @@
 #define KILN_TAG_RING 9090
 
 int kiln_mpi_init(int *rank, int *size, int *local_rank, int *local_size) {
-    int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return rc;
     // Errors come back as codes: a failed peer must become a KilnError naming it, not an abort.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -49,10 +49,12 @@ static MPI_Datatype datatype(int type) {
 
 static size_t element_size(int type) { return type == KILN_MPI_F32 || type == KILN_MPI_I32 ? 4 : 8; }
 
-// Lets the other ranks of an oversubscribed machine run while this one waits.
-static void pause_briefly(long spins) {
-    if (spins < 64) { sched_yield(); return; }
-    struct timespec t = {0, 20000};
+// Lets the other ranks of an oversubscribed machine run while this one waits: yields while
+// the wait is young (each MPI_Test moves the transfer on, so sleeping then costs bandwidth),
+// sleeps briefly once it has lasted a while (a slow or stalled peer).
+static void pause_briefly(double waited) {
+    if (waited < 0.05) { sched_yield(); return; }
+    struct timespec t = {0, 50000};
     nanosleep(&t, NULL);
 }
 
@@ -75,11 +77,12 @@ static void find_silent(double timeout, kiln_mpi_failure *failure) {
     if (grace > 5) grace = 5;
     double end = MPI_Wtime() + grace;
     int heard = 1;
-    for (long spins = 0; heard < size && MPI_Wtime() < end; spins++) {
+    const double began = MPI_Wtime();
+    while (heard < size && MPI_Wtime() < end) {
         int flag = 0;
         MPI_Status st;
         if (MPI_Iprobe(MPI_ANY_SOURCE, KILN_TAG_ALIVE, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS) break;
-        if (!flag) { pause_briefly(spins); continue; }
+        if (!flag) { pause_briefly(MPI_Wtime() - began); continue; }
         int got;
         MPI_Recv(&got, 1, MPI_INT, st.MPI_SOURCE, KILN_TAG_ALIVE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         if (failure->silent[st.MPI_SOURCE]) { failure->silent[st.MPI_SOURCE] = 0; heard++; }
@@ -88,7 +91,8 @@ static void find_silent(double timeout, kiln_mpi_failure *failure) {
 
 // Polls `count` requests until all complete or `deadline` passes.
 static int wait_all(MPI_Request *requests, int count, double deadline, double timeout, kiln_mpi_failure *failure) {
-    for (long spins = 0;; spins++) {
+    const double began = MPI_Wtime();
+    for (;;) {
         int done = 0;
         int rc = MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS) {
@@ -102,7 +106,7 @@ static int wait_all(MPI_Request *requests, int count, double deadline, double ti
         }
         if (done) return KILN_MPI_OK;
         if (MPI_Wtime() > deadline) { find_silent(timeout, failure); return KILN_MPI_TIMEOUT; }
-        pause_briefly(spins);
+        pause_briefly(MPI_Wtime() - began);
     }
 }
 
@@ -131,11 +135,18 @@ int kiln_mpi_allreduce_sum(void *buffer, int64_t count, int type, double timeout
         if (failure) strcpy(failure->message, "a chunk of the allreduce holds more than 2^31-1 elements");
         return KILN_MPI_ERROR;
     }
-    // One slot per rank for the owner's chunk as each rank holds it (its own copied in).
-    char *slots = malloc((size_t)size * (size_t)(mine > 0 ? mine : 1) * es);
+    // One slot per rank for the owner's chunk as each rank holds it (its own copied in), kept
+    // from call to call: a fresh 64 MB each step would cost its page faults every time.
+    static char *slots = NULL;
+    static size_t capacity = 0;
+    const size_t need = (size_t)size * (size_t)(mine > 0 ? mine : 1) * es;
+    if (need > capacity) {
+        free(slots);
+        slots = malloc(need);
+        capacity = slots ? need : 0;
+    }
     MPI_Request *req = malloc(sizeof(MPI_Request) * 2 * (size_t)size);
     if (!slots || !req) {
-        free(slots);
         free(req);
         if (failure) strcpy(failure->message, "out of memory for the allreduce's receive buffers");
         return KILN_MPI_ERROR;
@@ -167,7 +178,6 @@ int kiln_mpi_allreduce_sum(void *buffer, int64_t count, int type, double timeout
         rc = wait_all(req, 2, deadline, timeout, failure);
     }
     #undef START
-    free(slots);
     free(req);
     return rc;
 }

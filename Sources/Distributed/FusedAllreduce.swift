@@ -73,35 +73,28 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
             throw KilnError.unimplemented("'\(r.name)': an \(dtype.name) allreduce only sums (reduce_op Sum, no scale factors): averaging integers would truncate")
         }
         let total = part.reduce(0) { $0 + $1.tensor.byteCount }
-        var fused = try Tensor(zeros: dtype, shape: [total / dtype.byteSize])
-        try fused.withUnsafeMutableBytes { dst in
-            var offset = 0
-            for r in part {
-                r.tensor.withUnsafeBytes { src in dst.baseAddress!.advanced(by: offset).copyMemory(from: src.baseAddress!, byteCount: src.count) }
-                if r.prescale != 1 { Self.scale(dst.baseAddress!.advanced(by: offset), count: r.tensor.elementCount, dtype: dtype, by: r.prescale) }
-                offset += r.tensor.byteCount
-            }
-            let what = "allreduce of \(part.count) tensor\(part.count == 1 ? "" : "s") (\(total) bytes, first '\(part[0].name)')"
-            try MPIFailure.run(what, step: rounds, world: (rank, size, timeout)) {
-                kiln_mpi_allreduce_sum(dst.baseAddress, Int64(total / dtype.byteSize), type, timeout, $0)
-            }
-        }
-        var out: [Tensor] = []
-        out.reserveCapacity(part.count)
+        // Uninitialised (every byte is copied in): no zero-fill of what may be 64 MB per step.
+        let fused = try TensorBuffer(byteCount: total)
         var offset = 0
-        try fused.withUnsafeMutableBytes { src in
-            for r in part {
-                var t = try Tensor(zeros: dtype, shape: r.tensor.shape)
-                try t.withUnsafeMutableBytes { dst in
-                    dst.baseAddress!.copyMemory(from: src.baseAddress!.advanced(by: offset), byteCount: dst.count)
-                    let factor = (r.reduceOp == .average ? 1 / Double(size) : 1) * r.postscale
-                    if factor != 1 { Self.scale(dst.baseAddress!, count: r.tensor.elementCount, dtype: dtype, by: factor) }
-                }
-                offset += r.tensor.byteCount
-                out.append(t)
-            }
+        for r in part {
+            r.tensor.withUnsafeBytes { src in fused.pointer.advanced(by: offset).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+            if r.prescale != 1 { Self.scale(fused.pointer.advanced(by: offset), count: r.tensor.elementCount, dtype: dtype, by: r.prescale) }
+            offset += r.tensor.byteCount
         }
-        return out
+        let what = "allreduce of \(part.count) tensor\(part.count == 1 ? "" : "s") (\(total) bytes, first '\(part[0].name)')"
+        try MPIFailure.run(what, step: rounds, world: (rank, size, timeout)) {
+            kiln_mpi_allreduce_sum(fused.pointer, Int64(total / dtype.byteSize), type, timeout, $0)
+        }
+        offset = 0
+        return try part.map { r in
+            // A buffer of one tensor becomes its result as it is; fused ones are copied apart.
+            let out = part.count == 1 ? fused : try TensorBuffer(byteCount: r.tensor.byteCount)
+            if part.count > 1 { out.pointer.copyMemory(from: fused.pointer.advanced(by: offset), byteCount: r.tensor.byteCount) }
+            offset += r.tensor.byteCount
+            let factor = (r.reduceOp == .average ? 1 / Double(size) : 1) * r.postscale
+            if factor != 1 { Self.scale(out.pointer, count: r.tensor.elementCount, dtype: dtype, by: factor) }
+            return try Tensor(dtype: dtype, shape: r.tensor.shape, buffer: out)
+        }
     }
 
     /// Multiplies floats in place (in the tensor's own precision, as Horovod's scaling does).

@@ -18,7 +18,8 @@ typedef struct {
     char message[256];
 } kiln_mpi_failure;
 
-// MPI_Init_thread (funneled) with errors returned rather than fatal. Returns 0 or an MPI code.
+// MPI_Init_thread (serialized: any thread, one call at a time; KilnDistributed holds a lock)
+// with errors returned rather than fatal. Returns 0 or an MPI code.
 int kiln_mpi_init(int *rank, int *size, int *local_rank, int *local_size);
 int kiln_mpi_initialized(void);
 void kiln_mpi_finalize(void);
