@@ -17,25 +17,27 @@ final class DistributedTrainingTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: scratch) }
 
     /// The worker, built beside the test bundle by `swift build --build-tests`.
-    private var worker: String {
+    private var worker: String { built("DistributedWorker") }
+
+    private func built(_ name: String) -> String {
         var dir = Bundle(for: DistributedTrainingTests.self).bundleURL
         if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
-        return dir.appendingPathComponent("DistributedWorker").path
+        return dir.appendingPathComponent(name).path
     }
 
     /// `mpirun -np N worker mpi DIR arguments`; a failure rather than a hang past `limit` seconds.
     /// `recovery`: mpirun leaves the job running when a rank dies or exits non-zero (by default
     /// it ends the job at once, naming the dead rank itself), so each survivor's own report of
     /// the failure can be checked; mpirun's status then says nothing of the ranks'.
-    private func mpirun(_ n: Int, _ directory: String, _ arguments: [String], recovery: Bool = false,
+    private func mpirun(_ n: Int, _ directory: String, _ arguments: [String], program: String = "DistributedWorker", recovery: Bool = false,
                         limit: Double = 240) throws -> (status: Int32, output: String, seconds: Double) {
         let mpirun = try ToolRunner.required("mpirun", package: "openmpi-bin")
-        guard FileManager.default.isExecutableFile(atPath: worker) else {
-            XCTFail("no DistributedWorker at \(worker): build it with `swift build --build-tests` first")
+        guard FileManager.default.isExecutableFile(atPath: built(program)) else {
+            XCTFail("no \(program) at \(built(program)): build it with `swift build --build-tests` first")
             throw CocoaError(.fileNoSuchFile)
         }
         let argv = [mpirun, "--allow-run-as-root", "--oversubscribe"] + (recovery ? ["--mca", "orte_enable_recovery", "1", "--mca", "orte_abort_on_non_zero_status", "0"] : [])
-            + ["-np", String(n), worker, "mpi", directory] + arguments
+            + ["-np", String(n)] + (program == "DistributedWorker" ? [worker, "mpi", directory] : [built(program)]) + arguments
         let start = Date()
         guard let result = withDeadline(limit, { try ToolRunner.run(argv) }) else {
             XCTFail("`\(argv.joined(separator: " "))` did not finish within \(limit) s")
@@ -144,5 +146,18 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertTrue(r.output.contains("DistributedWorker rank \(rank): invalidArgument: the ranks' graphs differ: the list of tensors to allreduce at step 0"), r.output)
         }
         XCTAssertTrue(r.output.contains("on rank 0 but a different hash on rank 1"), r.output)
+    }
+
+    /// The digits example under `mpirun -np 2 --distributed`: each rank trains on its shard,
+    /// the model still learns (the self-test), and rank 0 alone prints the summary line.
+    func testDigitsTrainsUnderMpirunAndOnlyRankZeroReports() throws {
+        let r = try mpirun(2, scratch.path, ["--distributed", "--self-test", "--train-dir", scratch.path, "--log-every", "0"], program: "Digits", limit: 400)
+        XCTAssertEqual(r.status, 0, r.output)
+        let summaries = r.output.split(separator: "\n").filter { $0.hasPrefix("digits: ") }
+        XCTAssertEqual(summaries.count, 1, r.output)
+        XCTAssertTrue(summaries.first?.contains(" ranks=2 ") ?? false, r.output)
+        XCTAssertTrue(r.output.contains("self-test: passed"), r.output)
+        // Rank 0 alone saved the checkpoint.
+        XCTAssertEqual(r.output.components(separatedBy: "saved ").count - 1, 1, r.output)
     }
 }
