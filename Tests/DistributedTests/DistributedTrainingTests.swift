@@ -16,13 +16,14 @@ final class DistributedTrainingTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: scratch) }
 
-    /// The worker, built beside the test bundle by `swift build --build-tests`.
-    private var worker: String { built("DistributedWorker") }
-
-    private func built(_ name: String) -> String {
-        var dir = Bundle(for: DistributedTrainingTests.self).bundleURL
-        if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
-        return dir.appendingPathComponent(name).path
+    /// A program built beside the test bundle by `swift build --build-tests`, or a failure.
+    private func built(_ name: String) throws -> String {
+        let path = ToolRunner.built(name, besideBundleOf: DistributedTrainingTests.self).path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            XCTFail("no \(name) at \(path): build it with `swift build --build-tests` first")
+            throw CocoaError(.fileNoSuchFile)
+        }
+        return path
     }
 
     /// `mpirun -np N worker mpi DIR arguments`; a failure rather than a hang past `limit` seconds.
@@ -32,12 +33,9 @@ final class DistributedTrainingTests: XCTestCase {
     private func mpirun(_ n: Int, _ directory: String, _ arguments: [String], program: String = "DistributedWorker", recovery: Bool = false,
                         limit: Double = 240) throws -> (status: Int32, output: String, seconds: Double) {
         let mpirun = try ToolRunner.required("mpirun", package: "openmpi-bin")
-        guard FileManager.default.isExecutableFile(atPath: built(program)) else {
-            XCTFail("no \(program) at \(built(program)): build it with `swift build --build-tests` first")
-            throw CocoaError(.fileNoSuchFile)
-        }
+        let path = try built(program)
         let argv = [mpirun, "--allow-run-as-root", "--oversubscribe"] + (recovery ? ["--mca", "orte_enable_recovery", "1", "--mca", "orte_abort_on_non_zero_status", "0"] : [])
-            + ["-np", String(n)] + (program == "DistributedWorker" ? [worker, "mpi", directory] : [built(program)]) + arguments
+            + ["-np", String(n)] + (program == "DistributedWorker" ? [path, "mpi", directory] : [path]) + arguments
         let start = Date()
         guard let result = withDeadline(limit, { try ToolRunner.run(argv) }) else {
             XCTFail("`\(argv.joined(separator: " "))` did not finish within \(limit) s")
@@ -48,11 +46,7 @@ final class DistributedTrainingTests: XCTestCase {
     }
 
     private func single(_ directory: String, _ arguments: [String]) throws {
-        guard FileManager.default.isExecutableFile(atPath: worker) else {
-            XCTFail("no DistributedWorker at \(worker): build it with `swift build --build-tests` first")
-            throw CocoaError(.fileNoSuchFile)
-        }
-        try ToolRunner.succeed([worker, "single", directory] + arguments)
+        try ToolRunner.succeed([try built("DistributedWorker"), "single", directory] + arguments)
     }
 
     /// name -> values, from a file the worker wrote.
