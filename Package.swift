@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers point down this list (see docs/architecture.md): IR <- Passes <- Kernels <- CodegenCPU/CodegenC/CodegenGPU
-// <- AOT, IR <- Frontend, all of them <- Runtime <- Kiln <- kiln (CLI).
+// <- AOT, IR <- Frontend, all of them <- Runtime <- Kiln <- kiln (CLI); Runtime <- KilnDistributed (MPI).
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(

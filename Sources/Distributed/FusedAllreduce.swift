@@ -110,10 +110,12 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
         }
     }
 
-    /// At the first round: every rank must reduce the same list (names, dtypes, shapes, ops),
-    /// or the fused buffers would not line up. A hash of the list is compared across ranks.
+    /// At the first round: every rank must reduce the same list (names, dtypes, shapes, ops)
+    /// with the same fusion threshold, or the fused buffers would not line up. A hash of the list is compared across ranks.
     private func checkSameGradients(_ requests: [AllreduceRequest]) throws {
+        // The fusion threshold too: ranks that pack differently would exchange mismatched buffers.
         let description = requests.map { "\($0.name):\($0.tensor.dtype.name)\($0.tensor.shape):\($0.reduceOp.rawValue)" }.joined(separator: ";")
+            + ";fusion:\(fusionThreshold)"
         let mine = Self.fnv1a(description)
         var all = [UInt64](repeating: 0, count: size)
         try all.withUnsafeMutableBufferPointer { values in
@@ -123,7 +125,7 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
         }
         let differing = all.indices.filter { all[$0] != all[0] }
         guard differing.isEmpty else {
-            throw KilnError.invalidArgument("the ranks' graphs differ: the list of tensors to allreduce at step \(rounds) has hash \(String(all[0], radix: 16)) on rank 0 but a different hash on rank\(differing.count > 1 ? "s" : "") \(differing.map(String.init).joined(separator: ", ")) (every rank must build the same graph; this is rank \(rank), whose list is [\(requests.map { "\($0.name) \($0.tensor.dtype.name)\($0.tensor.shape)" }.joined(separator: ", "))])")
+            throw KilnError.invalidArgument("the ranks' graphs differ: the list of tensors to allreduce at step \(rounds) has hash \(String(all[0], radix: 16)) on rank 0 but a different hash on rank\(differing.count > 1 ? "s" : "") \(differing.map(String.init).joined(separator: ", ")) (every rank must build the same graph and use the same fusion threshold; this is rank \(rank), whose list is [\(requests.map { "\($0.name) \($0.tensor.dtype.name)\($0.tensor.shape)" }.joined(separator: ", "))])")
         }
     }
 
