@@ -73,7 +73,7 @@ static void find_silent(double timeout, kiln_mpi_failure *failure) {
         if (MPI_Isend(&word, 1, MPI_INT, r, KILN_TAG_ALIVE, MPI_COMM_WORLD, &ignored) == MPI_SUCCESS) MPI_Request_free(&ignored);
     }
     double grace = timeout * 0.25;
-    if (grace < 0.5) grace = 0.5;
+    if (grace < 1) grace = 1;
     if (grace > 5) grace = 5;
     double end = MPI_Wtime() + grace;
     int heard = 1;
@@ -86,6 +86,17 @@ static void find_silent(double timeout, kiln_mpi_failure *failure) {
         int got;
         MPI_Recv(&got, 1, MPI_INT, st.MPI_SOURCE, KILN_TAG_ALIVE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         if (failure->silent[st.MPI_SOURCE]) { failure->silent[st.MPI_SOURCE] = 0; heard++; }
+    }
+}
+
+// Point-to-point requests left pending by a failure are cancelled, so a late message from a
+// rank that resumes cannot land in a buffer the caller has freed. (Nonblocking collectives
+// cannot be cancelled; their buffers are the caller's to keep.)
+static void cancel_pending(MPI_Request *requests, int count) {
+    for (int i = 0; i < count; i++) {
+        if (requests[i] == MPI_REQUEST_NULL) continue;
+        MPI_Cancel(&requests[i]);
+        MPI_Request_free(&requests[i]);
     }
 }
 
@@ -162,6 +173,7 @@ int kiln_mpi_allreduce_sum(void *buffer, int64_t count, int type, double timeout
         MPI_Isend(base + START(r) * es, (int)(START(r + 1) - START(r)), dt, r, KILN_TAG_RING, MPI_COMM_WORLD, &req[n++]);
     }
     int rc = wait_all(req, n, deadline, timeout, failure);
+    if (rc != KILN_MPI_OK) cancel_pending(req, n);
     if (rc == KILN_MPI_OK) {
         // The sum in rank order, x0 + x1 + ... + x(size-1), for every element whatever chunk or
         // fused buffer it sits in: the same bits on every run, with fusion or without.
@@ -176,6 +188,7 @@ int kiln_mpi_allreduce_sum(void *buffer, int64_t count, int type, double timeout
         MPI_Irecv(base + START(rcv) * es, (int)(START(rcv + 1) - START(rcv)), dt, left, KILN_TAG_RING, MPI_COMM_WORLD, &req[0]);
         MPI_Isend(base + START(sc) * es, (int)(START(sc + 1) - START(sc)), dt, right, KILN_TAG_RING, MPI_COMM_WORLD, &req[1]);
         rc = wait_all(req, 2, deadline, timeout, failure);
+        if (rc != KILN_MPI_OK) cancel_pending(req, 2);
     }
     #undef START
     free(req);
