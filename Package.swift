@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers point down this list (see docs/architecture.md): IR <- Passes <- Kernels <- CodegenCPU/CodegenC/CodegenGPU
-// <- AOT, IR <- Frontend, all of them <- Runtime <- Kiln <- kiln (CLI).
+// <- AOT, IR <- Frontend, all of them <- Runtime <- Kiln <- kiln (CLI); Runtime <- KilnDistributed (MPI).
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
@@ -10,6 +10,9 @@ let package = Package(
     products: [
         .library(name: "Kiln", targets: ["Kiln"]),
         .executable(name: "kiln", targets: ["KilnCLI"]),
+        // Data-parallel training over MPI (Open MPI): its own product, so programs that never
+        // run on a cluster link nothing of MPI.
+        .library(name: "KilnDistributed", targets: ["KilnDistributed"]),
     ],
     dependencies: [
         // The external packages. TensorFlow's file formats are protobuf messages: generated Swift
@@ -31,6 +34,10 @@ let package = Package(
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         // zlib (zlib1g-dev, a prerequisite of Swift on Linux): GZIP/ZLIB streams for TFRecord and data files.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Open MPI (libopenmpi-dev) and the C functions over it KilnDistributed calls: MPI's
+        // handles (MPI_COMM_WORLD, MPI_SUM) are macros Swift cannot import.
+        .systemLibrary(name: "COpenMPI", path: "Sources/COpenMPI", pkgConfig: "ompi-c"),
+        .target(name: "CKilnMPI", dependencies: ["COpenMPI"]),
 
         .target(name: "KilnIR", path: "Sources/IR"),
         .target(name: "KilnPasses", dependencies: ["KilnIR"], path: "Sources/Passes"),
@@ -61,10 +68,15 @@ let package = Package(
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),
         .executableTarget(name: "KilnCLI", dependencies: ["Kiln", argumentParser]),
+        // The MPI world, the fused deterministic allreduce behind HorovodAllreduce, the
+        // distributed optimizer, the variable broadcast and sharding (above Runtime).
+        .target(name: "KilnDistributed", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR", "CKilnMPI"], path: "Sources/Distributed"),
 
         .executableTarget(name: "HelloMatmul", dependencies: ["Kiln", argumentParser], path: "Examples/HelloMatmul"),
         .executableTarget(name: "Counter", dependencies: ["Kiln", argumentParser], path: "Examples/Counter"),
-        .executableTarget(name: "Digits", dependencies: ["Kiln", argumentParser], path: "Examples/Digits", resources: [.copy("digits.csv.gz")]),
+        .executableTarget(name: "Digits", dependencies: ["Kiln", "KilnDistributed", argumentParser], path: "Examples/Digits", resources: [.copy("digits.csv.gz")]),
+        // Allreduce bandwidth through Kiln beside a plain MPI_Allreduce loop (run under mpirun).
+        .executableTarget(name: "AllreduceBench", dependencies: ["Kiln", "KilnDistributed"], path: "Examples/AllreduceBench"),
 
         // Assertions every test target shares (test targets cannot depend on each other).
         .target(name: "KilnTestSupport", dependencies: ["KilnIR"], path: "Tests/KilnTestSupport"),
@@ -80,6 +92,9 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["KilnRuntime", "Kiln", "KilnTestSupport"], resources: [.copy("Fixtures")]),
         // Saves checkpoints until CheckpointKillTests kills it (built beside the test bundle).
         .executableTarget(name: "CheckpointKillChild", dependencies: ["Kiln"], path: "Tests/CheckpointKillChild"),
+        // Trains data-parallel under mpirun (or alone) for DistributedTests (built beside the test bundle).
+        .executableTarget(name: "DistributedWorker", dependencies: ["Kiln", "KilnDistributed"], path: "Tests/DistributedWorker"),
+        .testTarget(name: "DistributedTests", dependencies: ["KilnDistributed", "KilnRuntime", "Kiln", "KilnTestSupport"]),
     ]
 )
 

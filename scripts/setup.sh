@@ -6,7 +6,9 @@ set -euo pipefail
 # gcc is the C compiler the C99 backend (KILN_BACKEND=c) compiles kernels with, and the one
 # `kiln compile` builds an artifact's runtime library with. gcc-aarch64-linux-gnu (with its libc,
 # libc6-dev-arm64-cross) and qemu-user let the tests cross-compile an artifact and run it.
-packages=(llvm-15-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd zlib1g-dev gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+# libopenmpi-dev and openmpi-bin (Open MPI, mpirun): KilnDistributed builds on it and its tests
+# train under `mpirun -np 2` and `-np 4`.
+packages=(llvm-15-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd zlib1g-dev gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

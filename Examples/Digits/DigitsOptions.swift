@@ -36,6 +36,9 @@ struct DigitsOptions: ParsableCommand {
     @Flag(help: "Train on batches fed as arrays instead of the queue pipeline, for comparison.")
     var feedArrays = false
 
+    @Flag(help: "Train data-parallel under `mpirun -np N`: each rank reads its shard of the digits, takes 1/N of every --batch-size batch, and averages gradients with the others; rank 0 prints, writes checkpoints and summaries.")
+    var distributed = false
+
     @Flag(help: "A quick run on a small part of the data that checks the pipeline delivers every digit and the model learns; exits 0 or 1.")
     var selfTest = false
 

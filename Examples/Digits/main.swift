@@ -6,6 +6,7 @@
 // shuffle_batch, queue runners under a Coordinator); `--feed-arrays` feeds arrays instead.
 import Foundation
 import Kiln
+import KilnDistributed
 
 struct Digits {
     /// Row by row, 64 per digit, 0-16.
@@ -81,17 +82,40 @@ let logEvery = options.logEvery
 /// Progress of the training steps on a terminal; plain epoch lines otherwise.
 let progress = ProgressLine()
 
+// `--distributed` (under mpirun): the ranks' world. Only rank 0, the chief, prints, writes
+// summaries and saves checkpoints; the others train their share in silence.
+let world = options.distributed ? try World.start() : nil
+let isChief = world?.isRoot ?? true
+if let world, options.batchSize % world.size != 0 {
+    throw KilnError.invalidArgument("--batch-size \(options.batchSize) does not split evenly across \(world.size) ranks")
+}
 let data = try Digits.load()
-let trainPath = directory + "/data/train.tfrecord", testPath = directory + "/data/test.tfrecord"
-try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
-try data.slice(options.trainDigits).write(to: trainPath)
+// Each rank writes (and its queue pipeline reads) its own files: its shard of the training
+// digits, every size-th one, all shards the same length so every rank runs the same steps.
+// (--distributed: each rank's own directory, so no two write the same file.)
+let dataDirectory = directory + "/data" + (world.map { "/rank\($0.rank)" } ?? "")
+let trainPath = dataDirectory + "/train.tfrecord", testPath = dataDirectory + "/test.tfrecord"
+try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+var trainData = data.slice(options.trainDigits)
+/// Whether this rank reads its own shard of the digits (the queue pipeline); fed arrays are
+/// shuffled alike on every rank, which each takes its share of every batch from.
+let sharded = world != nil && !feedArrays
+if let world, sharded {
+    let rows = (0..<(trainData.count / world.size)).map { $0 * world.size + world.rank }
+    trainData = Digits(pixels: rows.flatMap { trainData.pixels[($0 * 64)..<($0 * 64 + 64)] }, labels: rows.map { trainData.labels[$0] })
+}
+try trainData.write(to: trainPath)
 try data.slice(1500..<data.count).write(to: testPath)
 let train = try Digits.read(from: trainPath), test = try Digits.read(from: testPath)
-print("wrote \(trainPath) (\(train.count) digits) and \(testPath) (\(test.count) digits)")
+if isChief { print("wrote \(trainPath) (\(train.count) digits) and \(testPath) (\(test.count) digits)" + (world.map { " on each of \($0.size) ranks" } ?? "")) }
 
 let g = Graph()
 g.seed = 7
-let batchSize = options.batchSize, epochs = options.epochs(trainCount: train.count)
+/// The digits of a step (all ranks together), and this rank's share of them.
+let batchSize = options.batchSize, localBatchSize = batchSize / (world?.size ?? 1)
+/// The training digits of an epoch, all ranks together.
+let trainCount = train.count * (sharded ? world?.size ?? 1 : 1)
+let epochs = options.epochs(trainCount: trainCount)
 let maxSteps = options.maxSteps ?? Int.max
 
 /// The tutorial's queue pipeline over the training file: every digit once per epoch, `epochs`
@@ -107,11 +131,11 @@ func inputPipeline() throws -> (images: Output, labels: Output) {
     try g.device("/cpu:0") {
         try g.nameScope("input") {
             let files = try g.stringInputProducer([trainPath], numEpochs: epochs)
-            let (_, serialized) = try TFRecordReader(graph: g).readUpTo(files.handle, numRecords: batchSize)
+            let (_, serialized) = try TFRecordReader(graph: g).readUpTo(files.handle, numRecords: localBatchSize)
             let f = try g.parseExample(serialized, features: ["label": FixedLenFeature([], .int64), "img_raw": FixedLenFeature([], .string)])
             let pixels = try g.reshape(g.decodeRaw(f["img_raw"]!.dense!, outType: .uint8), [-1, 8, 8, 1])
             let images = try g.cast(pixels, to: .float32) / 16
-            let b = try g.shuffleBatch([images, f["label"]!.dense!], batchSize: batchSize, capacity: 1000 + batchSize,
+            let b = try g.shuffleBatch([images, f["label"]!.dense!], batchSize: localBatchSize, capacity: 1000 + localBatchSize,
                                        minAfterDequeue: 1000, numThreads: 1, enqueueMany: true, allowSmallerFinalBatch: true)
             return (b[0], b[1])
         }
@@ -146,7 +170,9 @@ let (loss, trainAccuracy, trainOp, testAccuracy, learningRate) = try g.device(de
     let step = try g.globalStep()
     let learningRate = try g.exponentialDecay(options.learningRate, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
     let minimize = try g.controlDependencies(g.updateOps) {
-        try AdamOptimizer(g, learningRate: .tensor(learningRate)).minimize(loss, globalStep: step)
+        let adam = AdamOptimizer(g, learningRate: .tensor(learningRate))
+        // Distributed: the gradients averaged across the ranks before Adam applies them.
+        return try world == nil ? adam.minimize(loss, globalStep: step) : DistributedOptimizer(adam).minimize(loss, globalStep: step)
     }
     let ema = ExponentialMovingAverage(g, decay: 0.99, numUpdates: step)
     let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(g.trainableVariables)], name: "train") }
@@ -173,8 +199,10 @@ let summaries = try g.summary.mergeAll()!
 
 let saver = try Saver(graph: g, maxToKeep: 2)
 let sess = try Session(graph: g)
-let writer = logEvery > 0 ? try FileWriter(logdir: logDirectory, graph: g) : nil
+let writer = logEvery > 0 && isChief ? try FileWriter(logdir: logDirectory, graph: g) : nil
 try sess.run(g.globalVariablesInitializer())
+// Every rank starts from rank 0's initial values.
+try world?.broadcastGlobalVariables(sess)
 // string_input_producer's epoch count is a local variable, as in TensorFlow.
 try sess.run(g.localVariablesInitializer())
 
@@ -201,13 +229,13 @@ var epochLosses: [Double] = []
     accSum += Double(try r[1].scalar(as: Float.self))
     batches += 1
     steps += 1
-    progress.update(String(format: "step %d: loss=%.4f steps/s=%.0f", steps, stepLoss, Double(batches) / Date().timeIntervalSince(epochStart)))
+    if isChief { progress.update(String(format: "step %d: loss=%.4f steps/s=%.0f", steps, stepLoss, Double(batches) / Date().timeIntervalSince(epochStart))) }
 }
 @MainActor func endEpoch(_ epoch: Int) {
     let seconds = Date().timeIntervalSince(epochStart)
     trainSeconds += seconds
-    progress.line(String(format: "epoch %2d: loss=%.4f train_accuracy=%.4f steps/s=%.0f", epoch, lossSum / Double(batches), accSum / Double(batches),
-                 Double(batches) / seconds))
+    if isChief { progress.line(String(format: "epoch %2d: loss=%.4f train_accuracy=%.4f steps/s=%.0f", epoch, lossSum / Double(batches), accSum / Double(batches),
+                 Double(batches) / seconds)) }
     epochLosses.append(lossSum / Double(batches))
     (lossSum, accSum, batches, epochStart) = (0, 0, 0, Date())
 }
@@ -220,8 +248,13 @@ if feedArrays {
     for epoch in 1...epochs {
         order.shuffle(using: &rng)
         epochStart = Date()
-        for b in stride(from: 0, to: order.count, by: batchSize) where steps < maxSteps {
-            let (x, y) = try train.batch(order[b..<min(b + batchSize, order.count)])
+        // Global batches of --batch-size; each rank takes its share of every one (a last batch
+        // too small to give every rank a digit is left out).
+        let global = options.batchSize, ranks = world?.size ?? 1
+        for b in stride(from: 0, to: order.count, by: global) where steps < maxSteps && min(global, order.count - b) >= ranks {
+            let rows = order[b..<min(b + global, order.count)]
+            let share = world?.shard(rows.count) ?? 0..<rows.count
+            let (x, y) = try train.batch(rows[(rows.startIndex + share.lowerBound)..<(rows.startIndex + share.upperBound)])
             try step([images: x, labels: y])
         }
         if batches > 0 { endEpoch(epoch) }
@@ -231,7 +264,7 @@ if feedArrays {
     // then stop the queue runners and wait for them. A line per 24 steps, about one epoch.
     let coordinator = Coordinator()
     let runners = startQueueRunners(session: sess, coordinator: coordinator)
-    let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
+    let stepsPerEpoch = (train.count + localBatchSize - 1) / localBatchSize
     epochStart = Date()
     do {
         while !coordinator.shouldStop && steps < maxSteps {
@@ -252,9 +285,9 @@ if feedArrays {
 
 let (tx, ty) = try test.batch(Array(0..<test.count)[...])
 let accuracy = try sess.run(testAccuracy, feeds: [images: tx, labels: ty]).scalar(as: Float.self)
-let checkpoint = try saver.save(sess, prefix: directory + "/model.ckpt", globalStep: steps)
-print("saved \(checkpoint)")
-if let export {
+// Every rank holds the same variables: the chief alone saves them.
+if isChief { print("saved \(try saver.save(sess, prefix: directory + "/model.ckpt", globalStep: steps))") }
+if let export, isChief {
     // The graph and checkpoint (DIR/digits.meta, DIR/digits.index, ...) and the test digits as
     // raw little-endian float32 [N,8,8,1] and int64 labels.
     try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
@@ -282,22 +315,26 @@ if let writer {
     print("summaries in \(logDirectory): tensorboard --logdir \(logDirectory)")
 }
 let stepSeconds = trainSeconds - compileSeconds
-print(String(format: "digits: test_accuracy=%.4f train_seconds=%.2f steps=%d steps_per_s=%.0f compile_seconds=%.2f steps_per_s_with_compile=%.0f input=%@",
-             accuracy, stepSeconds, steps, Double(steps) / stepSeconds, compileSeconds, Double(steps) / trainSeconds, feedArrays ? "arrays" : "queues"))
+if isChief {
+    print(String(format: "digits: test_accuracy=%.4f train_seconds=%.2f steps=%d steps_per_s=%.0f compile_seconds=%.2f steps_per_s_with_compile=%.0f input=%@",
+                 accuracy, stepSeconds, steps, Double(steps) / stepSeconds, compileSeconds, Double(steps) / trainSeconds, feedArrays ? "arrays" : "queues")
+          + (world.map { " ranks=\($0.size) step_ms=" + String(format: "%.2f", 1000 * stepSeconds / Double(steps)) } ?? ""))
+}
 sess.close()
+try world?.finalize()
 if options.selfTest {
     // The pipeline delivered every digit of every epoch (the last batch smaller), unless
     // --max-steps stopped it; the loss fell to under half its first epoch's; the evaluation
     // (the moving averages, on digits never trained on) is far above chance (0.1).
-    let expectedSteps = min(maxSteps, (epochs * train.count + batchSize - 1) / batchSize)
+    let expectedSteps = min(maxSteps, (epochs * trainCount + batchSize - 1) / batchSize)
     var failures: [String] = []
     if steps != expectedSteps { failures.append("the pipeline gave \(steps) batches, expected \(expectedSteps)") }
     if let first = epochLosses.first, let last = epochLosses.last, !(epochLosses.count > 1 && last < 0.5 * first) {
         failures.append(String(format: "the loss did not halve: first epoch %.4f, last %.4f", first, last))
     }
     if !(accuracy >= 0.7) { failures.append(String(format: "test accuracy %.4f is under 0.7", accuracy)) }
-    print(failures.isEmpty ? String(format: "self-test: passed (%d steps, loss %.4f -> %.4f, test accuracy %.4f)", steps, epochLosses.first ?? 0,
+    if isChief { print(failures.isEmpty ? String(format: "self-test: passed (%d steps, loss %.4f -> %.4f, test accuracy %.4f)", steps, epochLosses.first ?? 0,
                                     epochLosses.last ?? 0, accuracy)
-                           : "self-test: FAILED: " + failures.joined(separator: "; "))
+                           : "self-test: FAILED: " + failures.joined(separator: "; ")) }
     exit(failures.isEmpty ? 0 : 1)
 }

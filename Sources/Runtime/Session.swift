@@ -228,6 +228,12 @@ public final class Session: @unchecked Sendable {
         if !hostFree.contains(shape) {
             let plan = try hostPlan(shape, fetches: fetches, feeds: Set(given.keys), targets: targets)
             for op in plan.candidates {
+                if Session.isCollective(op) {
+                    // Between the compiled parts of one step: gradients in, reduced gradients out.
+                    try runCollectiveRound(plan, fetches: fetches, feeds: &feeds)
+                    ranOnHost.insert(op)
+                    continue
+                }
                 if Session.needsCompiledInputs(op, known: feeds) {
                     if plan.mayRunAfter.contains(op) {
                         after.append(op)

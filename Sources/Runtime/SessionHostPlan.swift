@@ -15,6 +15,15 @@ struct HostPlan {
     /// Candidates that may run after the compiled part, from its results (summaries of the
     /// step's loss): no compiled op of the run consumes them, directly or through a control edge.
     let mayRunAfter: Set<KilnFrontend.Operation>
+    /// The collective ops among the candidates (HorovodAllreduce), answered in one round.
+    let collectives: [KilnFrontend.Operation]
+    /// The run's ops that depend on no collective op (the forward pass, the loss): computed in
+    /// the same compiled run as the collectives' inputs.
+    let beforeCollectives: Set<KilnFrontend.Operation>
+    /// The values of those ops that the compiled part after the collectives consumes (batch
+    /// norm's moments for its moving averages, say): computed before and fed after, so that part
+    /// does not run the forward pass again.
+    let collectiveFrontier: [Output]
 }
 
 /// A run signature together with the ops that ran on the host: it fixes which feeds the compiled
@@ -53,8 +62,12 @@ extension Session {
             if !Placement.hasGPUKernel(op) { try placeOnDevices([op]) }
             if Session.mayRunOnHost(op) { candidates.append(op) }
         }
+        let collectives = candidates.filter { Session.isCollective($0) }
+        let before = collectives.isEmpty ? [] : Session.opsUpstreamOfNone(Set(collectives), in: ops)
         let p = HostPlan(version: graph.version, candidates: candidates, mayChange: mayChange,
-                         mayRunAfter: Session.opsThatMayRunAfter(ops, candidates: Set(candidates)))
+                         mayRunAfter: Session.opsThatMayRunAfter(ops, candidates: Set(candidates)), collectives: collectives,
+                         beforeCollectives: before,
+                         collectiveFrontier: collectives.isEmpty ? [] : Session.frontier(after: before, in: ops, targets: targets))
         hostPlans.plans[shape] = p
         return p
     }
@@ -76,6 +89,38 @@ extension Session {
             if (consumers[op] ?? []).allSatisfy(after.contains) { after.insert(op) }
         }
         return after
+    }
+
+    /// The ops of `ops` (in execution order) that depend on none of `ops`, directly or through
+    /// a control edge.
+    static func opsUpstreamOfNone(_ these: Set<KilnFrontend.Operation>, in ops: [KilnFrontend.Operation]) -> Set<KilnFrontend.Operation> {
+        var downstream = these
+        for op in ops where op.inputs.contains(where: { downstream.contains($0.op) }) || op.controlInputs.contains(where: downstream.contains) {
+            downstream.insert(op)
+        }
+        return Set(ops.filter { !downstream.contains($0) })
+    }
+
+    /// The outputs of `before` ops (those upstream of no collective) that the ops running after
+    /// the collectives read. Those ops are the rest of `ops`, plus the stateful `before` ops
+    /// they reach (by a control edge, as minimize reaches batch norm's update ops, or by
+    /// data) and the `targets` among `before`, which have not run yet; the pure values they
+    /// read (not constants, not variables, which they read themselves) are the frontier.
+    static func frontier(after before: Set<KilnFrontend.Operation>, in ops: [KilnFrontend.Operation],
+                         targets: [KilnFrontend.Operation]) -> [Output] {
+        var later = Set(ops.filter { !before.contains($0) && !Session.isCollective($0) })
+        later.formUnion(targets.filter(before.contains))
+        var cut: [Output] = []
+        var seen = Set<Output>()
+        for op in ops.reversed() where later.contains(op) {
+            for c in op.controlInputs where before.contains(c) { later.insert(c) }
+            for i in op.inputs where before.contains(i.op) {
+                let def = OpRegistry.def(i.op.type)
+                if def?.isVariable == true || i.isRef || i.op.type == "Const" { continue }
+                if def?.isStateful == true { later.insert(i.op) } else if seen.insert(i).inserted { cut.append(i) }
+            }
+        }
+        return cut
     }
 
     /// Ops the host computes from their input values alone, whatever those are (hostOutputs

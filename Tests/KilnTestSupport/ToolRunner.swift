@@ -12,6 +12,14 @@ public enum ToolRunner {
         public var description: String { "`\(command)` exited with \(status)" }
     }
 
+    /// A program the package builds (`swift build --build-tests`) beside the test bundle that
+    /// holds `testClass`: `kiln`, the examples, the test workers.
+    public static func built(_ name: String, besideBundleOf testClass: AnyClass) -> URL {
+        var dir = Bundle(for: testClass).bundleURL
+        if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
+        return dir.appendingPathComponent(name)
+    }
+
     /// The absolute path of `name` on `path` (this process's PATH when nil), or `name` itself
     /// when it holds a slash and is executable; nil when there is none.
     public static func find(_ name: String, path: String? = nil) -> String? {

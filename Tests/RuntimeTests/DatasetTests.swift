@@ -130,6 +130,20 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(try numbers(try d.repeat(2).batch(4)), [0, 1, 2, 0, 1, 2])
     }
 
+    /// A data-parallel worker's part: every count-th element from its index; the shards
+    /// together are every element once; a bad count or index is an error.
+    func testShardTakesEveryCountthElementFromItsIndex() throws {
+        let d = Dataset.elements((0..<10).map { [Tensor(Int32($0))] })
+        XCTAssertEqual(try numbers(d.shard(count: 3, index: 0)), [0, 3, 6, 9])
+        XCTAssertEqual(try numbers(d.shard(count: 3, index: 2)), [2, 5, 8])
+        XCTAssertEqual(try numbers(d.shard(count: 1, index: 0)), Array(0..<10))
+        XCTAssertEqual(try (0..<4).flatMap { try numbers(d.shard(count: 4, index: $0)) }.sorted(), Array(0..<10))
+        XCTAssertEqual(try numbers(d.shard(count: 2, index: 1).repeat(2)), [1, 3, 5, 7, 9, 1, 3, 5, 7, 9])
+        XCTAssertThrowsError(try d.shard(count: 0, index: 0))
+        XCTAssertThrowsError(try d.shard(count: 2, index: 2))
+        XCTAssertThrowsError(try d.shard(count: 2, index: -1))
+    }
+
     func testPrefetchKeepsOrderEndsAndStopsWhenReleased() throws {
         let files = try numberFiles(.gzip)
         let pipeline = Dataset.tfRecord(files, compression: .gzip).map(Self.parse).repeat(20)

@@ -7,11 +7,7 @@ import XCTest
 class KilnBinaryTestCase: ScratchDirectoryTestCase {
     var kiln: URL { binary("kiln") }
 
-    func binary(_ name: String) -> URL {
-        var dir = Bundle(for: KilnBinaryTestCase.self).bundleURL
-        if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
-        return dir.appendingPathComponent(name)
-    }
+    func binary(_ name: String) -> URL { ToolRunner.built(name, besideBundleOf: KilnBinaryTestCase.self) }
 
     /// Runs `kiln`; `environment` adds to (or overrides) this process's environment, e.g. KILN_DEBUG.
     /// `input` is its stdin (a scripted terminal session); /dev/null when nil.

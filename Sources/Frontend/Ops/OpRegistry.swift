@@ -42,6 +42,9 @@ public enum SessionService: String, Sendable, CaseIterable {
     case reader
     /// Summary protos built on the host.
     case summary
+    /// Collectives across processes: the session's collective round between the compiled parts of
+    /// a step answers them together (per dtype, fused), not one op at a time.
+    case collective
 }
 
 /// Where an op runs.
@@ -184,7 +187,7 @@ public struct OpDef: Sendable {
 public enum OpRegistry {
     static let table: [String: OpDef] = {
         var t: [String: OpDef] = [:]
-        for def in StateOps.defs + ArrayOps.defs + ShapeOps.defs + ElementwiseOps.defs + MathOps.defs + NNOps.defs + RandomOps.defs + HostOps.defs + QueueOps.defs + InputOps.defs + ParsingOps.defs + ReaderOps.defs + SummaryOps.defs + GradientOps.defs + GradientHelperOps.defs + ControlOps.defs + DebugOps.defs {
+        for def in StateOps.defs + ArrayOps.defs + ShapeOps.defs + ElementwiseOps.defs + MathOps.defs + NNOps.defs + RandomOps.defs + HostOps.defs + QueueOps.defs + InputOps.defs + ParsingOps.defs + ReaderOps.defs + SummaryOps.defs + GradientOps.defs + GradientHelperOps.defs + ControlOps.defs + DebugOps.defs + CollectiveOps.defs {
             precondition(t[def.name] == nil, "op \(def.name) registered twice")
             t[def.name] = def
         }
