@@ -15,6 +15,11 @@ enum HalfLowering {
         "Rank", "BroadcastTo", "ReverseV2", "Fill",
     ]
 
+    /// Ops whose TensorFlow kernel is an Eigen expression over the half type, so every operation
+    /// of it rounds: (x - y) is rounded before it is squared. They are lowered on half inputs and
+    /// HalfPrecisionPass rounds each primitive, which is the same thing.
+    static let roundedPerPrimitive: Set<String> = ["SquaredDifference"]
+
     /// Ops lowered on their half inputs as they are because the kernels compute every primitive
     /// of their lowering on half operands natively (accumulating in float32, rounding once; see
     /// `HalfPrecisionPass.handlesHalf`). Empty until native half products exist; a product op
@@ -26,7 +31,7 @@ enum HalfLowering {
     /// The inputs to lower `op` on: half values converted to float32; nil when `op` moves data,
     /// has a half kernel, has no half input or takes a variable (whose writes must stay in its own type).
     static func widened(_ op: Operation, _ inputs: [LoweredValue], _ b: inout FunctionBuilder) throws -> [LoweredValue]? {
-        guard !dataMovement.contains(op.type), !halfKernels.contains(op.type), op.inputs.contains(where: { $0.dtype.isHalf }),
+        guard !dataMovement.contains(op.type), !roundedPerPrimitive.contains(op.type), !halfKernels.contains(op.type), op.inputs.contains(where: { $0.dtype.isHalf }),
               !inputs.contains(where: { if case .variable = $0 { return true } else { return false } }) else { return nil }
         return try inputs.map { v in
             guard case .value(let id) = v, b.type(of: id).dtype.isHalf else { return v }
