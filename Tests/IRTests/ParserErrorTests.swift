@@ -32,7 +32,7 @@ final class ParserErrorTests: XCTestCase {
             try Parser.parse("func @f(%0: f32[2,2] feed \"x\") {\n  %1 = transpose %0\n  return %1\n}")
         }
         assertKilnError(.invalidArgument, contains: ["2:8", "to="]) {
-            try Parser.parse("func @f(%0: f32[2] feed \"x\") {\n  %1 = cast %0 to=f16\n  return %1\n}")
+            try Parser.parse("func @f(%0: f32[2] feed \"x\") {\n  %1 = cast %0 to=f17\n  return %1\n}")
         }
     }
 

@@ -19,7 +19,9 @@ final class AheadOfTimeFreezingTests: ScratchDirectoryTestCase {
         assertKilnError(.invalidArgument, contains: ["feed 'x' has no concrete shape"]) { _ = try ArtifactCompiler.parseFeed("x=float32[1,2") }
         assertKilnError(.invalidArgument, contains: ["feed 'x' has no concrete shape", "dimension ''"]) { _ = try ArtifactCompiler.parseFeed("x=float32[1,,2]") }
         assertKilnError(.invalidArgument, contains: ["feed 'x' has no concrete shape", "'2.5'"]) { _ = try ArtifactCompiler.parseFeed("x=float32[2.5]") }
-        assertKilnError(.invalidArgument, contains: ["unsupported dtype 'half'"]) { _ = try ArtifactCompiler.parseFeed("x=half[2]") }
+        XCTAssertEqual(try ArtifactCompiler.parseFeed("h=half[2]").type, TensorType(.float16, [2]))
+        XCTAssertEqual(try ArtifactCompiler.parseFeed("b=bfloat16[2]").type, TensorType(.bfloat16, [2]))
+        assertKilnError(.invalidArgument, contains: ["unsupported dtype 'complex64'"]) { _ = try ArtifactCompiler.parseFeed("x=complex64[2]") }
         assertKilnError(.invalidArgument, contains: ["NAME=DTYPE"]) { _ = try ArtifactCompiler.parseFeed("=float32[2]") }
         assertKilnError(.invalidArgument, contains: ["too large"]) { _ = try ArtifactCompiler.parseFeed("x=float32[9223372036854775807,2]") }
     }
