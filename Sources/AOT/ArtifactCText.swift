@@ -39,6 +39,8 @@ enum ArtifactCText {
         case .int32: return 3
         case .uint8: return 4
         case .int16: return 5
+        case .bfloat16: return 14
+        case .float16: return 19
         case .string: return 7
         case .int64: return 9
         case .bool: return 10

@@ -171,6 +171,9 @@ enum SwiftWrapper {
         case .int64: return "Swift.Int64"
         case .uint8: return "Swift.UInt8"
         case .int16: return "Swift.Int16"
+        case .float16: return "Swift.Float16"
+        // Swift has no bfloat16: its bits, as the artifact's C header spells it (uint16_t).
+        case .bfloat16: return "Swift.UInt16"
         case .bool: return "Swift.Bool"
         case .string: return "Swift.String"
         }

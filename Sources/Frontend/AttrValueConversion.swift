@@ -15,6 +15,8 @@ extension Tensorflow_DataType {
         case .bool: self = .dtBool
         case .uint8: self = .dtUint8
         case .int16: self = .dtInt16
+        case .float16: self = .dtHalf
+        case .bfloat16: self = .dtBfloat16
         case .string: self = .dtString
         }
     }
@@ -30,6 +32,8 @@ extension Tensorflow_DataType {
         case .dtBool: return .bool
         case .dtUint8: return .uint8
         case .dtInt16: return .int16
+        case .dtHalf: return .float16
+        case .dtBfloat16: return .bfloat16
         case .dtString: return .string
         default: return nil
         }
@@ -50,7 +54,7 @@ extension Tensorflow_DataType {
     /// The Kiln dtype or an unimplemented error naming the TensorFlow type.
     public func toKiln() throws -> DType {
         guard let d = kilnDType else {
-            throw KilnError.unimplemented("\(tensorflowName) is not a dtype Kiln supports (it has float32, float64, int32, int64, int16, bool, uint8, string)")
+            throw KilnError.unimplemented("\(tensorflowName) is not a dtype Kiln supports (it has float32, float64, float16, bfloat16, int32, int64, int16, bool, uint8, string)")
         }
         return d
     }

@@ -57,6 +57,10 @@ extension Tensor {
             // TensorFlow keeps int16 scalars in int_val (each value in an int32).
             try Tensor.checkFill(count, p.intVal.count, shape)
             try self.init(shape: dims, scalars: Tensor.filled(p.intVal.map { Int16(truncatingIfNeeded: $0) }, count: count, zero: 0))
+        case .float16, .bfloat16:
+            // TensorFlow keeps both half types' bit patterns in half_val (each in an int32).
+            try Tensor.checkFill(count, p.halfVal.count, shape)
+            try self.init(halfBits: Tensor.filled(p.halfVal.map { UInt16(truncatingIfNeeded: $0) }, count: count, zero: 0), dtype: dtype, shape: dims)
         case .int64:
             try Tensor.checkFill(count, p.int64Val.count, shape)
             try self.init(shape: dims, scalars: Tensor.filled(p.int64Val, count: count, zero: 0))
@@ -105,6 +109,7 @@ extension Tensor {
         case .uint8: p.intVal = ((try? scalars(as: UInt8.self)) ?? []).map(Int32.init)
         case .int16: p.intVal = ((try? scalars(as: Int16.self)) ?? []).map(Int32.init)
         case .int64: p.int64Val = (try? scalars(as: Int64.self)) ?? []
+        case .float16, .bfloat16: p.halfVal = halfBits.map { Int32($0) }
         }
         return p
     }

@@ -328,6 +328,9 @@ public struct Parser {
                 guard let x = Parser.float(s, as: Float.self) else { throw fail(at: at, "bad f32 literal '\(s)'") }
                 try out.withUnsafeMutableBytes { $0.storeBytes(of: x, toByteOffset: i * 4, as: Float.self) }
                 continue
+            case (.number(let s), .float16), (.word(let s), .float16), (.number(let s), .bfloat16), (.word(let s), .bfloat16):
+                guard let x = Parser.float(s, as: Float.self) else { throw fail(at: at, "bad \(t.dtype.rawValue) literal '\(s)'") }
+                v = .f(Double(x))
             case (.number(let s), .float64), (.word(let s), .float64):
                 guard let x = Parser.float(s, as: Double.self) else { throw fail(at: at, "bad f64 literal '\(s)'") }
                 v = .f(x)

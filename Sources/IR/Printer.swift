@@ -67,6 +67,8 @@ public enum Printer {
             switch t.dtype {
             case .float32: return float(p.load(fromByteOffset: i * 4, as: Float.self))
             case .float64: return float(p.load(fromByteOffset: i * 8, as: Double.self))
+            // A half value is a float32 exactly, so its float32 spelling parses back to the same bits.
+            case .float16, .bfloat16: return float(HalfFloat.float(p.load(fromByteOffset: i * 2, as: UInt16.self), t.dtype))
             case .string: return quote(t.strings[i])
             default: return t.dtype == .bool ? (t.double(at: i) != 0 ? "true" : "false") : "\(Int64(t.double(at: i)))"
             }

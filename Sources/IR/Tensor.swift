@@ -144,6 +144,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
         case .int64: return Double(p.load(fromByteOffset: i * 8, as: Int64.self))
         case .uint8: return Double(p.load(fromByteOffset: i, as: UInt8.self))
         case .int16: return Double(p.load(fromByteOffset: i * 2, as: Int16.self))
+        case .float16, .bfloat16: return Double(HalfFloat.float(p.load(fromByteOffset: i * 2, as: UInt16.self), dtype))
         case .bool: return p.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0
         case .string: return .nan
         }
@@ -209,6 +210,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
         case .int64: return .i(p.load(fromByteOffset: i * 8, as: Int64.self))
         case .uint8: return .i(Int64(p.load(fromByteOffset: i, as: UInt8.self)))
         case .int16: return .i(Int64(p.load(fromByteOffset: i * 2, as: Int16.self)))
+        case .float16, .bfloat16: return .f(Double(HalfFloat.float(p.load(fromByteOffset: i * 2, as: UInt16.self), t)))
         case .bool: return .b(p.load(fromByteOffset: i, as: UInt8.self) != 0)
         case .string: return .i(0)
         }
@@ -242,6 +244,11 @@ public struct Tensor: Sendable, CustomStringConvertible {
         case .int64: p.storeBytes(of: asInt(), toByteOffset: i * 8, as: Int64.self)
         case .uint8: p.storeBytes(of: UInt8(truncatingIfNeeded: asInt()), toByteOffset: i, as: UInt8.self)
         case .int16: p.storeBytes(of: Int16(truncatingIfNeeded: asInt()), toByteOffset: i * 2, as: Int16.self)
+        case .float16, .bfloat16:
+            // Through float32, as TensorFlow converts integers and doubles to half.
+            let f: Float
+            if case .i(let x) = v { f = Float(x) } else { f = Float(asDouble()) }
+            p.storeBytes(of: HalfFloat.bits(f, t), toByteOffset: i * 2, as: UInt16.self)
         case .bool:
             let b: Bool
             switch v { case .b(let x): b = x; case .i(let x): b = x != 0; case .f(let d): b = d != 0 }
@@ -269,6 +276,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
             case .int64: return "\(p.load(fromByteOffset: i * 8, as: Int64.self))"
             case .uint8: return "\(p.load(fromByteOffset: i, as: UInt8.self))"
             case .int16: return "\(p.load(fromByteOffset: i * 2, as: Int16.self))"
+            case .float16, .bfloat16: return Tensor.text(HalfFloat.float(p.load(fromByteOffset: i * 2, as: UInt16.self), dtype))
             case .bool: return p.load(fromByteOffset: i, as: UInt8.self) != 0 ? "true" : "false"
             case .string: return String(decoding: strings[i], as: UTF8.self).debugDescription
             }
@@ -324,6 +332,8 @@ extension Double: TensorLiteral { public typealias Scalar = Double }
 extension Int32: TensorLiteral { public typealias Scalar = Int32 }
 extension Int64: TensorLiteral { public typealias Scalar = Int64 }
 extension Int16: TensorLiteral { public typealias Scalar = Int16 }
+extension Float16: TensorLiteral { public typealias Scalar = Float16 }
+extension BFloat16: TensorLiteral { public typealias Scalar = BFloat16 }
 extension UInt8: TensorLiteral { public typealias Scalar = UInt8 }
 extension Bool: TensorLiteral { public typealias Scalar = Bool }
 

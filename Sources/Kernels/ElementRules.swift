@@ -152,6 +152,12 @@ extension KernelWriter {
     /// target width, exactly as Tensor.converted(to:) does.
     func cast(_ x: RValue, _ from: DType, _ to: DType) -> RValue {
         if from == to { return x }
+        // Through float32 both ways, as TensorFlow casts (Eigen converts every type to half via float).
+        if from.isHalf {
+            let f = halfToFloat(x, from)
+            return to == .float32 ? f : cast(f, .float32, to)
+        }
+        if to.isHalf { return floatToHalf(from == .float32 ? x : cast(x, from, .float32), to) }
         let t = ScalarType.register(to)
         if to == .bool {
             return from.isFloatingPoint ? r.fcmp(.une, x, constValue(0, from)) : r.icmp(.ne, x, constValue(0, from))

@@ -430,6 +430,7 @@ public final class KernelWriter {
     func registerConstant(_ v: ScalarValue, _ d: DType) -> RValue {
         switch d {
         case .float32, .float64: return r.constant(float: v.asDouble, .register(d))
+        case .float16, .bfloat16: return r.constant(int: Int64(HalfFloat.bits(Float(v.asDouble), d)), .i16)
         case .bool: return r.constant(int: v.asDouble != 0 ? 1 : 0, .i1)
         default:
             if case .i(let x) = v { return r.constant(int: x, .register(d)) }

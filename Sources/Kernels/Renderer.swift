@@ -27,7 +27,9 @@ public enum ScalarType: String, Hashable, Sendable {
         case .float64: return .f64
         case .int32: return .i32
         case .int64: return .i64
-        case .int16: return .i16
+        // Half types are their bits in registers: kernels only move them and convert them to and
+        // from f32 (HalfPrecisionPass leaves no arithmetic on them).
+        case .int16, .float16, .bfloat16: return .i16
         case .uint8: return .i8
         case .bool: return .i1
         case .string: return .ptr
@@ -162,6 +164,11 @@ public protocol KernelRenderer: AnyObject {
     func fcmp(_ p: FloatPredicate, _ a: RValue, _ b: RValue) -> RValue
     func select(_ c: RValue, _ a: RValue, _ b: RValue) -> RValue
     func convert(_ c: Conversion, _ a: RValue, to t: ScalarType) -> RValue
+    /// f32 from a float16 (or, `brain`, bfloat16) held as its bits in an i16, and back rounding
+    /// to nearest even; nil where the target has no native conversion (the writer then uses
+    /// integer operations, see HalfConversions.swift).
+    func halfToFloat(_ bits: RValue, brain: Bool) -> RValue?
+    func floatToHalf(_ x: RValue, brain: Bool) -> RValue?
     func math(_ f: MathFunction, _ args: [RValue]) -> RValue
     func callRuntime(_ f: RuntimeFunction, _ args: [RValue]) -> RValue?
 

@@ -21,6 +21,7 @@ public struct PassManager {
         PassManager([
             ShapeInferencePass(),    // first: fills types parsed IR may omit, rejects wrong ones
             VerifyPass(),            // lowering bugs must surface before any pass trusts the IR
+            HalfPrecisionPass(),     // before folding, so folded and compiled half ops round alike
             ConstantFoldingPass(),   // needs types; evaluates constant-only subgraphs once, at compile time
             AlgebraicSimplificationPass(), // needs types; drops ops that return their operand, so CSE sees through them
             CommonSubexpressionEliminationPass(), // after folding, so equal constants and their users merge

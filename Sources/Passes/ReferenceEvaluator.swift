@@ -303,7 +303,7 @@ public enum ReferenceEvaluator {
     static func unary(_ u: UnaryOp, _ v: ScalarValue, _ dtype: DType) -> ScalarValue {
         switch v {
         case .f(let d):
-            let f32 = dtype == .float32
+            let f32 = dtype == .float32 || dtype.isHalf  // half ops compute in float32
             func r(_ x: Double) -> ScalarValue { .f(f32 ? Double(Float(x)) : x) }
             switch u {
             case .neg: return .f(-d)
@@ -350,7 +350,7 @@ public enum ReferenceEvaluator {
     static func binary(_ op: BinaryOp, _ a: ScalarValue, _ b: ScalarValue, _ dtype: DType) -> ScalarValue {
         switch (a, b) {
         case (.f(let x), .f(let y)):
-            let f32 = dtype == .float32
+            let f32 = dtype == .float32 || dtype.isHalf  // half ops compute in float32
             func r(_ v: Double) -> ScalarValue { .f(f32 ? Double(Float(v)) : v) }
             switch op {
             case .add: return r(x + y)

@@ -139,6 +139,9 @@ enum CArtifactHarness {
         case .int64: return try Tensor(shape: type.shape, scalars: scalars(Int64.self))
         case .uint8: return try Tensor(shape: type.shape, scalars: scalars(UInt8.self))
         case .int16: return try Tensor(shape: type.shape, scalars: scalars(Int16.self))
+        case .float16, .bfloat16: 
+            let bits = bytes.withUnsafeBytes { raw in (0..<type.elementCount).map { raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self) } }
+            return try Tensor(halfBits: bits, dtype: type.dtype, shape: type.shape)
         case .bool: return try Tensor(shape: type.shape, scalars: bytes.prefix(type.elementCount).map { $0 != 0 })
         case .string: throw KilnError.invalidArgument("no string fetches")
         }
@@ -168,6 +171,7 @@ enum CArtifactHarness {
         case .int64: return (try? t.scalars(as: Int64.self).map(Double.init)) ?? []
         case .uint8: return (try? t.scalars(as: UInt8.self).map(Double.init)) ?? []
         case .int16: return (try? t.scalars(as: Int16.self).map(Double.init)) ?? []
+        case .float16, .bfloat16: return t.doubles
         case .bool: return (try? t.scalars(as: Bool.self).map { $0 ? 1 : 0 }) ?? []
         case .string: return []
         }

@@ -12,6 +12,8 @@ func randomTensor(_ t: TensorType, _ rng: inout SplitMix64) throws -> Tensor {
     case .int64: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in Int64.random(in: -50...50, using: &rng) })
     case .uint8: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
     case .int16: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in Int16.random(in: -50...50, using: &rng) })
+    case .float16: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in Float16(Float.random(in: -4...4, using: &rng)) })
+    case .bfloat16: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in BFloat16(Float.random(in: -4...4, using: &rng)) })
     case .bool: return try Tensor(shape: t.shape, scalars: (0..<n).map { _ in Bool.random(using: &rng) })
     case .string: return try Tensor(zeros: .string, shape: t.shape)
     }

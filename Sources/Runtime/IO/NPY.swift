@@ -2,7 +2,8 @@ import Foundation
 import KilnIR
 
 /// numpy's `.npy` files: read format 1.0, 2.0 and 3.0, write 1.0 (2.0 when the header needs
-/// it), little-endian C-order arrays of float32, float64, int32, int64, int16, uint8 and bool.
+/// it), little-endian C-order arrays of float32, float64, float16, int32, int64, int16, uint8 and bool (bfloat16 has no
+/// standard numpy form).
 /// Files Kiln writes are byte-identical to `numpy.save`'s.
 public enum NPY {
     public static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
@@ -75,26 +76,27 @@ public enum NPY {
 
     private static func dtype(_ descr: String, _ source: String) throws -> DType {
         guard let order = descr.first, descr.count >= 3 else {
-            throw KilnError.unimplemented("\(source) has unsupported dtype '\(descr)' (Kiln reads <f4 <f8 <i4 <i8 <i2 |u1 |b1)")
+            throw KilnError.unimplemented("\(source) has unsupported dtype '\(descr)' (Kiln reads <f4 <f8 <f2 <i4 <i8 <i2 |u1 |b1)")
         }
         let kind = String(descr.dropFirst())
         let t: DType
         switch kind {
         case "f4": t = .float32
         case "f8": t = .float64
+        case "f2": t = .float16
         case "i4": t = .int32
         case "i8": t = .int64
         case "i2": t = .int16
         case "u1": t = .uint8
         case "b1": t = .bool
-        default: throw KilnError.unimplemented("\(source) has unsupported dtype '\(descr)' (Kiln reads <f4 <f8 <i4 <i8 <i2 |u1 |b1)")
+        default: throw KilnError.unimplemented("\(source) has unsupported dtype '\(descr)' (Kiln reads <f4 <f8 <f2 <i4 <i8 <i2 |u1 |b1)")
         }
         switch order {
         case "<", "|": return t
         case "=": return t
         case ">" where t.byteSize == 1: return t
         case ">": throw KilnError.unimplemented("\(source) holds big-endian data ('\(descr)'); Kiln reads little-endian .npy files only (save a.astype('<\(kind)'))")
-        default: throw KilnError.unimplemented("\(source) has unsupported dtype '\(descr)' (Kiln reads <f4 <f8 <i4 <i8 <i2 |u1 |b1)")
+        default: throw KilnError.unimplemented("\(source) has unsupported dtype '\(descr)' (Kiln reads <f4 <f8 <f2 <i4 <i8 <i2 |u1 |b1)")
         }
     }
 
@@ -119,6 +121,9 @@ public enum NPY {
         case .int32: descr = "<i4"
         case .int64: descr = "<i8"
         case .int16: descr = "<i2"
+        case .float16: descr = "<f2"
+        case .bfloat16:
+            throw KilnError.unimplemented("cannot write a bfloat16 tensor as .npy: numpy has no standard bfloat16 dtype (cast it to float32 first)")
         case .uint8: descr = "|u1"
         case .bool: descr = "|b1"
         case .string: throw KilnError.unimplemented("cannot write a string tensor as .npy (numpy's fixed-width byte strings are not supported)")
