@@ -36,6 +36,9 @@ struct DigitsOptions: ParsableCommand {
     @Flag(help: "Train on batches fed as arrays instead of the queue pipeline, for comparison.")
     var feedArrays = false
 
+    @Flag(help: "Use half floats instead of full floats: float16 weights and activations in the forward and backward pass, float32 master weights updated by the optimizer, a loss scale.")
+    var useFp16 = false
+
     @Flag(help: "A quick run on a small part of the data that checks the pipeline delivers every digit and the model learns; exits 0 or 1.")
     var selfTest = false
 

@@ -8,9 +8,9 @@ import Kiln
 /// Kiln's half kernel computes on this CPU.
 enum HalfProductBench {
     /// (name, m, n, k, transpose A): 1024 cubed; the digits CNN's second convolution as patches
-    /// times weights, its weight gradient (patches' x dy summed over 4096 positions), fc1.
+    /// times weights (c2), its weight gradient (c2w: patches' x dy summed over 4096 positions), fc1.
     static let shapes: [(name: String, m: Int, n: Int, k: Int, transposeA: Bool)] = [
-        ("1024", 1024, 1024, 1024, false), ("conv2", 4096, 32, 144, false), ("conv2_dw", 144, 32, 4096, true), ("fc1", 64, 64, 512, false),
+        ("1024", 1024, 1024, 1024, false), ("c2", 4096, 32, 144, false), ("c2w", 144, 32, 4096, true), ("fc1", 64, 64, 512, false),
     ]
     static let dtypes: [(suffix: String, dtype: DType)] = [("f32", .float32), ("f16", .float16), ("bf16", .bfloat16)]
     static var names: [String] { shapes.flatMap { s in dtypes.map { "matmul_half_\(s.name)_\($0.suffix)" } } }
