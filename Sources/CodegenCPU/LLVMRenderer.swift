@@ -13,6 +13,8 @@ final class LLVMRenderer: KernelRenderer {
     let cpu: CPUTarget
     /// 512-bit vectors are worth preferring with AVX-512 (decided once: features are a long string).
     private let preferWideVectors: Bool
+    /// Native float16 conversions (x86's F16C).
+    private let hasF16C: Bool
 
     let void, i1, i8, i16, i32, i64, f32, f64, ptr: LLVMTypeRef
     private var values: [LLVMValueRef] = []
@@ -43,6 +45,7 @@ final class LLVMRenderer: KernelRenderer {
         b = LLVMCreateBuilderInContext(ctx)
         self.cpu = cpu
         preferWideVectors = cpu.hasAVX512
+        hasF16C = cpu.featureSet.contains("f16c")
         void = LLVMVoidTypeInContext(ctx)
         i1 = LLVMInt1TypeInContext(ctx)
         i8 = LLVMInt8TypeInContext(ctx)
@@ -260,6 +263,20 @@ final class LLVMRenderer: KernelRenderer {
         case .fptosiSat: return wrap(intrinsic("llvm.fptosi.sat", [to, LLVMTypeOf(x)], [x]))
         case .bitcast: return wrap(LLVMBuildBitCast(b, x, to, ""))
         }
+    }
+
+    /// float16 through LLVM's `half`, which x86 with F16C lowers to vcvtph2ps/vcvtps2ph (vectorised,
+    /// rounding to nearest even as the integer sequence does). Without F16C LLVM would call a
+    /// runtime function the JIT does not have, and it cannot select bfloat16 conversions on x86 at
+    /// all: those take KernelWriter's integer sequence.
+    func halfToFloat(_ bits: RValue, brain: Bool) -> RValue? {
+        guard !brain, hasF16C else { return nil }
+        return wrap(LLVMBuildFPExt(b, LLVMBuildBitCast(b, v(bits), LLVMHalfTypeInContext(ctx), ""), f32, ""))
+    }
+
+    func floatToHalf(_ x: RValue, brain: Bool) -> RValue? {
+        guard !brain, hasF16C else { return nil }
+        return wrap(LLVMBuildBitCast(b, LLVMBuildFPTrunc(b, v(x), LLVMHalfTypeInContext(ctx), ""), i16, ""))
     }
 
     /// LLVM's intrinsics, which the vectoriser widens; float64 log1p and tanh have none and call

@@ -206,19 +206,29 @@ public enum Lowering {
                 _ = try def.infer(ctx)
             }
             let firstNew = b.function.body.count
-            var ctx = LoweringContext(builder: b, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed,
+            let wide = try HalfLowering.widened(op, inputs, &b)
+            var ctx = LoweringContext(builder: b, op: op, inputValues: wide ?? inputs, counter: counters[op], sessionSeed: sessionSeed,
                                       evaluator: evaluator, folds: folds)
             // The context must hold the only reference to the function being built: a second one
             // here would make its first emit copy the whole body (quadratic over the graph).
             b = FunctionBuilder(name: name)
-            let outs: [LoweredValue]
+            var outs: [LoweredValue]
             do {
-                outs = try def.lower(&ctx)
+                do {
+                    outs = try def.lower(&ctx)
+                } catch where wide != nil {
+                    // A lowering that insists on its inputs' declared half type gets them; the
+                    // pass then computes it per primitive. (What it emitted before failing is pure and dead.)
+                    ctx = LoweringContext(builder: ctx.builder, op: op, inputValues: inputs, counter: counters[op], sessionSeed: sessionSeed,
+                                          evaluator: evaluator, folds: folds)
+                    outs = try def.lower(&ctx)
+                }
             } catch let e as KilnError where !e.message.contains("'\(op.name)'") {
                 // Errors from the IR builder (a value too large, a bad primitive) name no node.
                 throw KilnError(e.code, "\(e.message) (node '\(op.name)' (op: '\(op.type)'))")
             }
             b = ctx.builder
+            if wide != nil { outs = try HalfLowering.rounded(outs, op, &b) }
             for inst in b.function.body[firstNew...] {
                 if let t = inst.type { try checkSize(t, node: op, limit: memoryLimit, buffer: bufferLimit) }
             }

@@ -28,12 +28,14 @@ extension KernelWriter {
     func nonFiniteCountPart(_ k: KernelPlan.Kernel, _ n: Int, entryName: String) -> KernelPart? {
         guard countNonFinite, let out = countedOutput(k) else { return nil }
         return KernelPart(name: "\(entryName)_k\(n)_nonfinite", run: .once) { [self] in
-            let p = base(out.buffer)!, t = ScalarType.register(out.dtype)
+            // A half value is counted as the float32 it converts to (exactly).
+            let p = base(out.buffer)!, t = out.dtype.isHalf ? ScalarType.f32 : ScalarType.register(out.dtype)
             let infinity = r.constant(float: .infinity, t)
             let count = r.slot(.i64, initial: c64(0))
             // An integer sum: the target may vectorise it freely.
             r.loop(count: out.count, hints: LoopHints(vectorize: true)) { i in
-                let x = load(p, i, out.dtype)
+                let raw = load(p, i, out.dtype)
+                let x = out.dtype.isHalf ? cast(raw, out.dtype, .float32) : raw
                 let bad = r.not(r.fcmp(.olt, r.math(.fabs, [x]), infinity))
                 r.store(r.int(.add, r.load(count), r.convert(.zext, bad, to: .i64)), count)
             }

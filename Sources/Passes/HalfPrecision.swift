@@ -34,6 +34,7 @@ public struct HalfPrecisionPass: Pass {
         var next = f.nextID
         var body: [Instruction] = []
         body.reserveCapacity(f.body.count)
+        var producers: [Int: Instruction] = [:]
         func fresh(_ op: Op, _ operands: [Int], _ type: TensorType) -> Int {
             let id = next
             next += 1
@@ -41,18 +42,26 @@ public struct HalfPrecisionPass: Pass {
             types[id] = type
             return id
         }
+        /// `o` as float32. Image patches are taken of the converted image instead (the same values:
+        /// patches only copy, and pad with zeros), so a convolution's product keeps the planner's
+        /// patch-product path; the half patches die if nothing else uses them.
+        func widened(_ o: Int) -> Int {
+            guard let t = types[o], t.dtype.isHalf else { return o }
+            if let p = producers[o], case .patches = p.op {
+                return fresh(p.op, [widened(p.operands[0])], TensorType(.float32, t.shape))
+            }
+            return fresh(.cast(.float32), [o], TensorType(.float32, t.shape))
+        }
         for var inst in f.body {
             let halfOperands = inst.operands.contains { types[$0]?.dtype.isHalf == true }
             let result = inst.type
             let halfResult = result?.dtype.isHalf == true
             guard halfOperands || halfResult, !Self.handlesHalf(inst.op) else {
                 body.append(inst)
+                producers[inst.id] = inst
                 continue
             }
-            inst.operands = inst.operands.map { o in
-                guard let t = types[o], t.dtype.isHalf else { return o }
-                return fresh(.cast(.float32), [o], TensorType(.float32, t.shape))
-            }
+            inst.operands = inst.operands.map(widened)
             if case .random(let kind, _, let shape, let seed) = inst.op, halfResult {
                 inst.op = .random(kind, dtype: .float32, shape: shape, seed: seed)
             }

@@ -93,7 +93,8 @@ public enum ArtifactCompiler {
 
     /// TensorFlow's dtype names a feed may have (Python's spellings too: float, double).
     static let dtypeNames: [String: DType] = ["float32": .float32, "float": .float32, "float64": .float64, "double": .float64,
-                                              "int32": .int32, "int64": .int64, "int16": .int16, "uint8": .uint8, "bool": .bool]
+                                              "int32": .int32, "int64": .int64, "int16": .int16, "uint8": .uint8, "bool": .bool,
+                                              "float16": .float16, "half": .float16, "bfloat16": .bfloat16]
 
     /// `x:0=float32[2,784]` -> ("x:0", f32[2,784]); `[]` is a scalar. A missing or unknown
     /// dimension is an error: an artifact is compiled for one shape.

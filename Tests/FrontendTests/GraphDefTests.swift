@@ -116,8 +116,8 @@ final class GraphDefTests: XCTestCase {
         assertKilnError(.invalidArgument, contains: ["two nodes named 'z'"]) {
             try g.importGraphDef(text: #"node { name: "z" op: "NoOp" } node { name: "z" op: "NoOp" }"#)
         }
-        assertKilnError(.unimplemented, contains: ["'p'", "'dtype'", "DT_HALF"]) {
-            try g.importGraphDef(text: #"node { name: "p" op: "Placeholder" attr { key: "dtype" value { type: DT_HALF } } }"#)
+        assertKilnError(.unimplemented, contains: ["'p'", "'dtype'", "DT_COMPLEX64"]) {
+            try g.importGraphDef(text: #"node { name: "p" op: "Placeholder" attr { key: "dtype" value { type: DT_COMPLEX64 } } }"#)
         }
         XCTAssertTrue(g.operations.isEmpty)
     }
@@ -270,7 +270,9 @@ final class GraphDefTests: XCTestCase {
         ref.type = .dtFloatRef
         XCTAssertEqual(try AttrValue(proto: ref), .type(.float32))
         XCTAssertEqual(Tensorflow_DataType.dtInt64Ref.kilnDType, .int64)
-        XCTAssertNil(Tensorflow_DataType.dtBfloat16.kilnDType)
+        XCTAssertEqual(Tensorflow_DataType.dtBfloat16.kilnDType, .bfloat16)
+        XCTAssertEqual(Tensorflow_DataType.dtHalfRef.kilnDType, .float16)
+        XCTAssertNil(Tensorflow_DataType.dtComplex64.kilnDType)
         XCTAssertEqual(Tensorflow_DataType.dtHalfRef.tensorflowName, "DT_HALF_REF")
     }
 

@@ -72,6 +72,7 @@ final class TensorTypeAndDTypeTests: XCTestCase {
             XCTAssertEqual(DType(name: d.name), d)
             XCTAssertEqual(DType(name: d.rawValue), d)
         }
-        XCTAssertNil(DType(name: "float16"))
+        XCTAssertEqual(DType(name: "half"), .float16, "tf.half")
+        XCTAssertNil(DType(name: "complex64"))
     }
 }

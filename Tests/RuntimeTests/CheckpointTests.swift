@@ -17,6 +17,8 @@ final class CheckpointTests: ScratchDirectoryTestCase {
             ("bool", try Tensor(shape: [2, 2], scalars: [true, false, false, true])),
             ("u8", try Tensor(shape: [3], scalars: [0, 128, 255] as [UInt8])),
             ("i16", try Tensor(shape: [3], scalars: [-32768, -1, 32767] as [Int16])),
+            ("f16", try Tensor(halfBits: [0x3C00, 0x8001, 0x7BFF, 0xFC00, 0x7E00], dtype: .float16, shape: [5])),
+            ("bf16", try Tensor(halfBits: [0x3F80, 0x0001, 0xFF7F, 0x7FC0], dtype: .bfloat16, shape: [2, 2])),
             ("str/vector", try Tensor(shape: [4], strings: [Array("conv1/weights".utf8), [], [0, 0xFF, 0x80, 10], Array(repeating: 120, count: 300)])),
             ("str/scalar", Tensor("model.ckpt")),
             ("empty", try Tensor(shape: [0, 5], scalars: [Float]())),
@@ -113,6 +115,8 @@ final class CheckpointTests: ScratchDirectoryTestCase {
         }
         XCTAssertEqual(reader.entries["str/scalar"]?.hasShape, true)
         XCTAssertEqual(reader.entries["i16"]?.dtype, .dtInt16, "int16 is stored as TensorFlow's DT_INT16")
+        XCTAssertEqual(reader.entries["f16"]?.dtype, .dtHalf, "float16 is stored as TensorFlow's DT_HALF")
+        XCTAssertEqual(reader.entries["bf16"]?.dtype, .dtBfloat16, "bfloat16 is stored as TensorFlow's DT_BFLOAT16")
         let names = try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted()
         XCTAssertEqual(names, ["model.ckpt-1.data-00000-of-00001", "model.ckpt-1.index"], "no temporary files are left behind")
         XCTAssertEqual(CheckpointPaths.existingFiles(prefix: prefix), [prefix + ".index", prefix + ".data-00000-of-00001"])

@@ -178,10 +178,11 @@ final class GoldenOpsTests: XCTestCase {
         var rtol: Double
         /// Forward outputs' static shapes must agree with what ran.
         var staticShapes: Bool
+        var atol = 1e-5
     }
 
     /// Builds the forward case `c` into `g`, its placeholders named `prefix` + `in<i>`.
-    static func buildForward(_ c: [String: Any], in g: Graph, prefix: String) throws -> BuiltCase {
+    static func buildForward(_ c: [String: Any], in g: Graph, prefix: String, builders: [String: Builder] = builders) throws -> BuiltCase {
         let op = c["op"] as! String
         guard let build = builders[op] else { throw KilnError.unimplemented("no builder for \(op)") }
         let inputs = try (c["inputs"] as! [[String: Any]]).map(Golden.tensor)
@@ -193,7 +194,7 @@ final class GoldenOpsTests: XCTestCase {
 
     /// `grad:<op>` cases: gradients of op's (first) output with respect to `attrs.wrt`, with the
     /// upstream gradient all ones or given as the last input.
-    static func buildGradient(_ c: [String: Any], in g: Graph, prefix: String) throws -> BuiltCase {
+    static func buildGradient(_ c: [String: Any], in g: Graph, prefix: String, builders: [String: Builder] = builders) throws -> BuiltCase {
         let op = String((c["op"] as! String).dropFirst(5))
         guard let build = builders[op] else { throw KilnError.unimplemented("no builder for \(op)") }
         var attrs = c["attrs"] as? [String: Any] ?? [:]
@@ -225,7 +226,7 @@ final class GoldenOpsTests: XCTestCase {
             if b.staticShapes, let s = b.fetches[k].shape.dims, s.count != y.rank || zip(s, y.shape).contains(where: { $0 != nil && $0! != $1 }) {
                 return "output \(k): static shape \(b.fetches[k].shape) disagrees with \(y.shape)"
             }
-            if let m = Golden.mismatch(x, y, rtol: b.rtol) { return "output \(k): \(m)" }
+            if let m = Golden.mismatch(x, y, rtol: b.rtol, atol: b.atol) { return "output \(k): \(m)" }
         }
         return nil
     }

@@ -18,6 +18,9 @@ final class NPYTests: XCTestCase {
             ("i4_2x2.npy", try! Tensor(shape: [2, 2], scalars: [1, -2, Int32.max, Int32.min])),
             ("i8_3.npy", try! Tensor(shape: [3], scalars: [9_007_199_254_740_993, -1, 0] as [Int64])),
             ("i2_2x3.npy", try! Tensor(shape: [2, 3], scalars: [1, -2, 32767, -32768, 0, 258] as [Int16])),
+            // float16 (numpy's <f2): 1, -2.5, the largest, the smallest subnormal, -0, infinity.
+            ("f2_2x3.npy", try! Tensor(halfBits: [0x3C00, 0xC100, 0x7BFF, 0x0001, 0x8000, 0x7C00], dtype: .float16, shape: [2, 3])),
+            ("f2_3.npy", try! Tensor(halfBits: [0, 0x3C00, 0x4000], dtype: .float16, shape: [3])),
             ("u1_4.npy", try! Tensor(shape: [4], scalars: [0, 1, 128, 255] as [UInt8])),
             ("b1_2x2.npy", try! Tensor(shape: [2, 2], scalars: [true, false, false, true])),
             ("f4_scalar.npy", Tensor(2.5 as Float)),
@@ -50,6 +53,10 @@ final class NPYTests: XCTestCase {
         let headerEnd = 10 + Int(bytes[8]) + Int(bytes[9]) << 8
         XCTAssertEqual(headerEnd % 64, 0, "data starts 64-byte aligned, as numpy writes it")
         assertKilnError(.unimplemented, contains: ["string"]) { _ = try NPY.encode(Tensor("x")) }
+        // numpy has no standard bfloat16: a clear error naming the dtype.
+        assertKilnError(.unimplemented, contains: ["bfloat16", "numpy"]) {
+            _ = try NPY.encode(Tensor(halfBits: [0x3F80], dtype: .bfloat16, shape: [1]))
+        }
     }
 
     func testHeaderTooLongForVersion1IsWrittenAsVersion2AndReadsBack() throws {
@@ -65,7 +72,11 @@ final class NPYTests: XCTestCase {
     func testFortranOrderBigEndianAndUnsupportedDTypesAreClearErrors() throws {
         assertKilnError(.unimplemented, contains: ["Fortran", "f4_fortran.npy"]) { _ = try NPY.read(path: fixture("f4_fortran.npy")) }
         assertKilnError(.unimplemented, contains: ["big-endian", "'>f4'"]) { _ = try NPY.read(path: fixture("f4_bigendian.npy")) }
-        assertKilnError(.unimplemented, contains: ["unsupported dtype '<f2'"]) { _ = try NPY.read(path: fixture("f2_unsupported.npy")) }
+        // A dtype Kiln lacks (complex64): the same float16 file with its descr changed.
+        var complex = [UInt8](try XCTUnwrap(FileManager.default.contents(atPath: fixture("f2_3.npy"))))
+        let at = try XCTUnwrap((0..<complex.count - 3).first { Array(complex[$0..<($0 + 3)]) == Array("<f2".utf8) })
+        complex.replaceSubrange(at..<(at + 3), with: Array("<c8".utf8))
+        assertKilnError(.unimplemented, contains: ["unsupported dtype '<c8'"]) { _ = try NPY.decode(complex) }
         assertKilnError(.notFound, contains: ["/no/such.npy"]) { _ = try NPY.read(path: "/no/such.npy") }
     }
 

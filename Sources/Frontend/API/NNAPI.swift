@@ -24,6 +24,11 @@ extension Graph {
     public func softmaxCrossEntropyWithLogits(labels: some OutputConvertible, logits: some OutputConvertible, axis: Int = -1,
                                               name: String = "softmax_cross_entropy_with_logits") throws -> Output {
         let (l, x) = (labels.output, logits.output)
+        if x.dtype == .float16 {
+            // As TensorFlow's Python: float16 logits (and labels) computed in float32, the loss rounded once.
+            let wide = try softmaxCrossEntropyWithLogits(labels: try cast(l, to: .float32), logits: try cast(x, to: .float32), axis: axis, name: name)
+            return try cast(wide, to: .float16)
+        }
         return try nameScope(name) {
             guard let r = x.shape.rank else { throw KilnError.invalidArgument("'\(name)': logits need a known rank") }
             let a = axis < 0 ? axis + r : axis
@@ -49,8 +54,12 @@ extension Graph {
 
     public func sparseSoftmaxCrossEntropyWithLogits(labels: some OutputConvertible, logits: some OutputConvertible,
                                                     name: String = "SparseSoftmaxCrossEntropyWithLogits") throws -> Output {
-        try addOperation("SparseSoftmaxCrossEntropyWithLogits", name: name, inputs: [logits.output, labels.output],
-                         attrs: ["T": .type(logits.output.dtype), "Tlabels": .type(labels.output.dtype)]).output(0)
+        // TensorFlow's Python computes float16 logits in float32 and rounds the loss once (nn_ops.py).
+        let upcast = logits.output.dtype == .float16
+        let x = upcast ? try cast(logits, to: .float32) : logits.output
+        let loss = try addOperation("SparseSoftmaxCrossEntropyWithLogits", name: name, inputs: [x, labels.output],
+                                    attrs: ["T": .type(x.dtype), "Tlabels": .type(labels.output.dtype)]).output(0)
+        return upcast ? try cast(loss, to: .float16) : loss
     }
 
     /// max(x, 0) - x * z + log(1 + exp(-|x|)), the stable form TensorFlow uses.

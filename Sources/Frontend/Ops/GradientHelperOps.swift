@@ -303,8 +303,11 @@ enum GradientHelperOps {
             if let k = c.dims?[0], let n = ctx.shape(2).dims?[0], k != n { throw ctx.error("scale must have \(k) elements, got \(n)") }
             return [(d, shape), (ctx.dtype(2), c), (ctx.dtype(2), c), (ctx.dtype(2), Shape([0])), (ctx.dtype(2), Shape([0]))]
         }, lower: { ctx in
-            let dy = try ctx.value(0), x = try ctx.value(1), scale = try ctx.value(2)
-            let s = ctx.type(x).shape, d = ctx.type(x).dtype
+            let scale = try ctx.value(2)
+            // Half y_backprop and x (T) with float32 scale (U): computed in U, dx rounded to T.
+            let d = ctx.type(try ctx.value(1)).dtype, u = ctx.type(scale).dtype
+            let dy = d == u ? try ctx.value(0) : try ctx.cast(ctx.value(0), u), x = d == u ? try ctx.value(1) : try ctx.cast(ctx.value(1), u)
+            let s = ctx.type(x).shape
             guard s.count == 4, ctx.type(dy).shape == s, ctx.type(scale).shape == [s[3]] else {
                 throw ctx.error("y_backprop \(ctx.type(dy).shape) and x \(s) must be one 4-D shape, scale [\(s.count == 4 ? s[3] : 0)]")
             }
@@ -328,7 +331,7 @@ enum GradientHelperOps {
             let inv = try ctx.unary(.rsqrt, ctx.binary(.add, try ctx.value(4), scalar: eps))
             let xhat = try ctx.binary(.mul, ctx.binary(.sub, x, try ctx.value(3)), inv)
             let dx = try ctx.binary(.mul, dy, ctx.binary(.mul, scale, inv))
-            return [.value(dx), .value(try ctx.reduce(.sum, ctx.binary(.mul, dy, xhat), axes: axes, keepDims: false)), .value(sumDy), .value(empty), .value(empty)]
+            return [.value(try ctx.cast(dx, d)), .value(try ctx.reduce(.sum, ctx.binary(.mul, dy, xhat), axes: axes, keepDims: false)), .value(sumDy), .value(empty), .value(empty)]
         })
     }
 

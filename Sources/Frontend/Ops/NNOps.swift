@@ -201,7 +201,10 @@ enum NNOps {
             let c = Shape(dims: [ctx.shape(0).dims?[3] ?? ctx.shape(1).dims?.first ?? nil])
             return [(ctx.dtype(0), ctx.shape(0))] + Array(repeating: (ctx.dtype(1), c), count: outputs - 1)
         }, lower: { ctx in
-            let x = try ctx.value(0), scale = try ctx.value(1), offset = try ctx.value(2)
+            let scale = try ctx.value(1), offset = try ctx.value(2)
+            // Half activations (T) with float32 statistics (U): TensorFlow computes in U and rounds y to T.
+            let t = ctx.type(try ctx.value(0)).dtype, u = ctx.type(scale).dtype
+            let x = t == u ? try ctx.value(0) : try ctx.cast(ctx.value(0), u)
             let eps = ctx.attrs["epsilon"]?.float ?? 0.0001
             let s = ctx.type(x).shape
             var mean: Int, variance: Int, reported: Int
@@ -217,7 +220,8 @@ enum NNOps {
                 reported = variance
             }
             let inv = try ctx.binary(.mul, ctx.unary(.rsqrt, ctx.binary(.add, variance, scalar: eps)), scale)
-            let y = try ctx.binary(.add, ctx.binary(.mul, x, inv), ctx.binary(.sub, offset, ctx.binary(.mul, mean, inv)))
+            let wide = try ctx.binary(.add, ctx.binary(.mul, x, inv), ctx.binary(.sub, offset, ctx.binary(.mul, mean, inv)))
+            let y = t == u ? wide : try ctx.cast(wide, t)
             let reserve = Array(repeating: LoweredValue.value(mean), count: outputs - 3)
             return [.value(y), .value(mean), .value(reported)] + reserve
         })

@@ -110,6 +110,7 @@ public enum GraphFuzz {
                 case .int64: raw.storeBytes(of: Int64(v), toByteOffset: 8 * k, as: Int64.self)
                 case .uint8: raw.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: k, as: UInt8.self)
                 case .int16: raw.storeBytes(of: Int16(v), toByteOffset: 2 * k, as: Int16.self)
+                case .float16, .bfloat16: raw.storeBytes(of: HalfFloat.bits(Float(v) * 0.75, output.dtype), toByteOffset: 2 * k, as: UInt16.self)
                 case .bool: raw.storeBytes(of: UInt8(k & 1), toByteOffset: k, as: UInt8.self)
                 case .string: break
                 }
