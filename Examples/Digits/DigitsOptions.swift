@@ -39,6 +39,9 @@ struct DigitsOptions: ParsableCommand {
     @Flag(help: "Train data-parallel under `mpirun -np N`: each rank reads its shard of the digits, takes 1/N of every --batch-size batch, and averages gradients with the others; rank 0 prints, writes checkpoints and summaries.")
     var distributed = false
 
+    @Flag(help: "Use half floats instead of full floats: float16 weights and activations in the forward and backward pass, float32 master weights updated by the optimizer, a loss scale.")
+    var useFp16 = false
+
     @Flag(help: "A quick run on a small part of the data that checks the pipeline delivers every digit and the model learns; exits 0 or 1.")
     var selfTest = false
 

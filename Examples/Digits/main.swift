@@ -162,23 +162,35 @@ func model(_ x: Output, training: Bool) throws -> Output {
 let batch = try inputPipeline()
 let images = try g.placeholderWithDefault(batch.images, shape: [nil, 8, 8, 1], name: "images")
 let labels = try g.placeholderWithDefault(batch.labels, shape: [nil], name: "labels")
+// `--use-fp16` runs the model in float16 (its variables, created by the layers in the input's
+// type, are float16) and trains float32 masters of them (MixedPrecision.swift); the loss and the
+// accuracies are computed from the logits widened to float32.
+let useFp16 = options.useFp16
+func modelInput(_ x: Output) throws -> Output { useFp16 ? try g.cast(x, to: .float16) : x }
+func widened(_ logits: Output) throws -> Output { useFp16 ? try g.cast(logits, to: .float32) : logits }
 let (loss, trainAccuracy, trainOp, testAccuracy, learningRate) = try g.device(device) { () throws -> (Output, Output, GraphOperation, Output, Output) in
-    let logits = try g.variableScope("model") { try model(images, training: true) }
+    let logits = try widened(g.variableScope("model") { try model(modelInput(images), training: true) })
     let loss = try g.sparseSoftmaxCrossEntropyLoss(labels: labels, logits: logits)
     // Named apart from the "accuracy" summary, whose name is its TensorBoard tag.
     let trainAccuracy = try g.accuracy(logits: logits, labels: labels, name: "train_accuracy")
     let step = try g.globalStep()
     let learningRate = try g.exponentialDecay(options.learningRate, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
+    let modelVariables = g.trainableVariables
+    let optimizer = AdamOptimizer(g, learningRate: .tensor(learningRate))
+    let mixed = useFp16 ? try MixedPrecision(g, halfVariables: modelVariables) : nil
     let minimize = try g.controlDependencies(g.updateOps) {
-        let adam = AdamOptimizer(g, learningRate: .tensor(learningRate))
         // Distributed: the gradients averaged across the ranks before Adam applies them.
-        return try world == nil ? adam.minimize(loss, globalStep: step) : DistributedOptimizer(adam).minimize(loss, globalStep: step)
+        let distributed = world.map { _ in DistributedOptimizer(optimizer) }
+        if let mixed { return try mixed.minimize(loss, optimizer: optimizer, globalStep: step, allreduce: distributed) }
+        return try distributed?.minimize(loss, globalStep: step) ?? optimizer.minimize(loss, globalStep: step)
     }
     let ema = ExponentialMovingAverage(g, decay: 0.99, numUpdates: step)
-    let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(g.trainableVariables)], name: "train") }
+    let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(modelVariables)], name: "train") }
 
     // Evaluation reads the moving averages of the weights, through the same layer code.
-    let evalLogits = try g.variableScope("model", reuse: .yes, customGetter: { v in ema.average(v) ?? v }) { try model(images, training: false) }
+    let evalLogits = try widened(g.variableScope("model", reuse: .yes, customGetter: { v in ema.average(v) ?? v }) {
+        try model(modelInput(images), training: false)
+    })
     let testAccuracy = try g.accuracy(logits: evalLogits, labels: labels, name: "test_accuracy")
     // The evaluation logits by a fixed name, the fetch of the compiled artifact (made after every
     // random op, so it does not change their seeds).
@@ -192,7 +204,7 @@ try g.summary.scalar("loss", loss)
 try g.summary.scalar("accuracy", trainAccuracy)
 try g.summary.scalar("learning_rate", learningRate)
 for v in g.trainableVariables where v.name.hasSuffix("/weights") {
-    try g.summary.histogram(String(v.name.dropFirst("model/".count)), v)
+    try g.summary.histogram(String(v.name.dropFirst("model/".count)), useFp16 ? try g.cast(v, to: .float32) : v.value)
 }
 try g.summary.image("inputs", images, maxOutputs: 3)
 let summaries = try g.summary.mergeAll()!

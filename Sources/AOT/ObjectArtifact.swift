@@ -9,7 +9,7 @@ enum ObjectArtifact {
     /// The runtime functions that run work on the worker pool: an object calling one of them
     /// has a pool whose size `NAME_set_threads` sets (the artifact runtime's products, Kiln's
     /// own for float32 and float64, split across it too).
-    static let poolFunctions: Set<String> = ["kiln_parallel_for", "kiln_sgemm", "kiln_blas_sgemm", "kiln_blas_dgemm"]
+    static let poolFunctions: Set<String> = ["kiln_parallel_for", "kiln_sgemm", "kiln_hgemm", "kiln_blas_sgemm", "kiln_blas_dgemm"]
 
     /// The artifact's object file for `layout.spec.target` and whether it calls the C runtime.
     static func write(_ layout: ArtifactLayout) throws -> (bytes: [UInt8], callsRuntime: Bool) {

@@ -204,3 +204,119 @@ typedef double kiln_gemm_vec_f64 __attribute__((vector_size(KILN_GEMM_VECTOR)));
 
 KILN_GEMM_DEFINE(float, f32)
 KILN_GEMM_DEFINE(double, f64)
+
+// ---- Half-precision operands (float16, bfloat16), summed in float32 ----
+
+// Eigen's half_to_float and float_to_half_rtne (what TensorFlow's casts run): integer steps but
+// for one float add that rounds a float16 subnormal, exact without flush-to-zero.
+static float kiln_u32_as_f32(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+static uint32_t kiln_f32_as_u32(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
+
+KILN_API float kiln_half_to_f32(int format, uint16_t bits) {
+    uint32_t u, exp;
+    if (format == KILN_FORMAT_BF16) return kiln_u32_as_f32((uint32_t)bits << 16);
+    u = (uint32_t)(bits & 0x7fff) << 13;
+    exp = u & (0x7c00u << 13);
+    u += (uint32_t)(127 - 15) << 23;
+    if (exp == 0x7c00u << 13) u += (uint32_t)(128 - 16) << 23; // infinity, NaN
+    else if (exp == 0) u = kiln_f32_as_u32(kiln_u32_as_f32(u + (1u << 23)) - kiln_u32_as_f32(113u << 23)); // subnormal
+    return kiln_u32_as_f32(u | (uint32_t)(bits & 0x8000) << 16);
+}
+
+KILN_API uint16_t kiln_f32_to_half(int format, float value) {
+    uint32_t u = kiln_f32_as_u32(value), sign = u & 0x80000000u;
+    uint16_t out;
+    if (format == KILN_FORMAT_BF16) {
+        if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(sign >> 16 | 0x7fc0); // a quiet NaN
+        return (uint16_t)((u + 0x7fffu + (u >> 16 & 1)) >> 16);
+    }
+    u ^= sign;
+    if (u >= (127u + 16) << 23) out = u > 0x7f800000u ? 0x7e00 : 0x7c00; // NaN, or at least 2^16: infinity
+    else if (u < 113u << 23) {                                              // a float16 subnormal or zero
+        const uint32_t magic = ((127u - 15) + (23 - 10) + 1) << 23;
+        out = (uint16_t)(kiln_f32_as_u32(kiln_u32_as_f32(u) + kiln_u32_as_f32(magic)) - magic);
+    } else out = (uint16_t)((u + 0xc8000fffu + (u >> 13 & 1)) >> 13);       // rebias, round to nearest even
+    return (uint16_t)(out | sign >> 16);
+}
+
+// Rows and columns a task of the portable half product covers (whole register tiles), and its
+// K block: the task's float32 sums, its A rows and one B strip, converted, sit on its stack (64 KiB).
+#define KILN_HALF_PANELS 8
+#define KILN_HALF_STRIPS 4
+#define KILN_HALF_DEPTH 128
+
+typedef struct {
+    int format, c_format, trans_a, trans_b, update;
+    int64_t m, n, k, lda, ldb, ldc;
+    const uint16_t *a, *b;
+    void *c;
+    float alpha;
+    int64_t tiles_n;
+} kiln_half_job;
+
+// Output tiles [begin, end): for each K block, the tile's rows of op(A) are converted into
+// register-tile panels, then each strip of op(B) is converted and multiplied by every panel;
+// the float32 sums are scaled, added to C and rounded once, at the end.
+static void kiln_gemm_half_tiles(void *job, void *u1, void *u2, void *u3, int64_t begin, int64_t end) {
+    const kiln_half_job *j = (const kiln_half_job *)job;
+    enum { MR = KILN_GEMM_MR, NR = kiln_gemm_nr_f32, KC = KILN_HALF_DEPTH };
+    enum { ROWS = KILN_HALF_PANELS * MR, COLS = KILN_HALF_STRIPS * NR };
+    float sums[ROWS * COLS], apanels[KILN_HALF_PANELS * KC * MR], bstrip[KC * NR];
+    (void)u1; (void)u2; (void)u3;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t r0 = t / j->tiles_n * ROWS, rows = kiln_gemm_min(j->m - r0, ROWS);
+        int64_t c0 = t % j->tiles_n * COLS, cols = kiln_gemm_min(j->n - c0, COLS);
+        int64_t panels = (rows + MR - 1) / MR, strips = (cols + NR - 1) / NR;
+        if (j->k == 0) memset(sums, 0, sizeof sums); // no K block to start the sums
+        for (int64_t k0 = 0; k0 < j->k; k0 += KC) {
+            int64_t kc = kiln_gemm_min(j->k - k0, KC);
+            for (int64_t i = 0; i < panels * MR; i++) {
+                float *panel = apanels + i / MR * KC * MR + i % MR;
+                for (int64_t p = 0; p < kc; p++) {
+                    int64_t r = r0 + i, q = k0 + p;
+                    panel[p * MR] = i >= rows ? 0 : kiln_half_to_f32(j->format, j->trans_a ? j->a[q * j->lda + r] : j->a[r * j->lda + q]);
+                }
+            }
+            for (int64_t s = 0; s < strips; s++) {
+                for (int64_t p = 0; p < kc; p++)
+                    for (int64_t q = 0; q < NR; q++) {
+                        int64_t col = c0 + s * NR + q, kk = k0 + p;
+                        bstrip[p * NR + q] = s * NR + q >= cols ? 0
+                            : kiln_half_to_f32(j->format, j->trans_b ? j->b[col * j->ldb + kk] : j->b[kk * j->ldb + col]);
+                    }
+                for (int64_t pn = 0; pn < panels; pn++)
+                    kiln_gemm_tile_f32(kc, apanels + pn * KC * MR, 1, MR, bstrip, sums + pn * MR * COLS + s * NR, COLS, MR, NR,
+                                       1.0f, k0 > 0);
+            }
+        }
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t q = 0; q < cols; q++) {
+                float v = j->alpha * sums[i * COLS + q];
+                int64_t at = (r0 + i) * j->ldc + c0 + q;
+                if (j->c_format == KILN_FORMAT_F32) {
+                    float *c = (float *)j->c;
+                    c[at] = j->update ? c[at] + v : v;
+                } else {
+                    uint16_t *c = (uint16_t *)j->c;
+                    c[at] = kiln_f32_to_half(j->c_format, j->update ? kiln_half_to_f32(j->c_format, c[at]) + v : v);
+                }
+            }
+    }
+}
+
+KILN_API void kiln_gemm_half(int format, int c_format, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                             float alpha, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb, void *c,
+                             int64_t ldc, int update) {
+    kiln_half_job j;
+    int64_t tiles_m;
+    void *args[4];
+    if (m <= 0 || n <= 0) return;
+    memset(&j, 0, sizeof j);
+    j.format = format; j.c_format = c_format; j.trans_a = trans_a; j.trans_b = trans_b; j.update = update;
+    j.m = m; j.n = n; j.k = k > 0 ? k : 0; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
+    j.a = a; j.b = b; j.c = c; j.alpha = alpha;
+    tiles_m = (m + KILN_HALF_PANELS * KILN_GEMM_MR - 1) / (KILN_HALF_PANELS * KILN_GEMM_MR);
+    j.tiles_n = (n + KILN_HALF_STRIPS * kiln_gemm_nr_f32 - 1) / (KILN_HALF_STRIPS * kiln_gemm_nr_f32);
+    args[0] = &j; args[1] = 0; args[2] = 0; args[3] = 0;
+    kiln_parallel_for(kiln_gemm_half_tiles, args, tiles_m * j.tiles_n);
+}

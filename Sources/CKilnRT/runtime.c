@@ -76,6 +76,7 @@ static const kiln_runtime_api api = {
     .fault_record = kiln_fault_record,
     .ipow_i64 = kiln_ipow_i64,
     .profile_tick = kiln_profile_tick,
+    .hgemm = kiln_hgemm,
 };
 
 const kiln_runtime_api *kiln_runtime_functions(void) { return &api; }

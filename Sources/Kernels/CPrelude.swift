@@ -15,6 +15,7 @@ enum CPrelude {
         "    void (*fault_record)(void *, int64_t, int64_t, int64_t);",
         "    int64_t (*ipow_i64)(int64_t, int64_t);",
         "    void (*profile_tick)(void *, int64_t);",
+        "    void (*hgemm)(int, int, int, int, int, int64_t, int64_t, int64_t, float, const void *, int64_t, const void *, int64_t, void *, int64_t, int);",
         "} kiln_runtime_api;",
         "static const kiln_runtime_api *kiln_rt;",
     ]

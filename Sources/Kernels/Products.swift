@@ -12,7 +12,7 @@ extension KernelWriter {
         let (m, n) = (t.shape[rank - 2], t.shape[rank - 1])
         let k = ta ? at.shape[rank - 2] : at.shape[rank - 1]
         let batch = t.shape.dropLast(2).reduce(1, *)
-        guard t.dtype == .float32 || t.dtype == .float64,
+        guard t.dtype == .float32 || t.dtype == .float64 || t.dtype.isHalf,
               let aPtr = bufferPointer(i.operands[0]), let bPtr = bufferPointer(i.operands[1]) else {
             return writeDotLoop(i)
         }
@@ -29,24 +29,27 @@ extension KernelWriter {
     }
 
     /// Integer matrices (and anything without a buffer): a plain loop nest, one sum per output
-    /// element in order.
+    /// element in order; half operands are summed in float32 and the sum rounded once.
     func writeDotLoop(_ i: Instruction) {
         guard case .dot(let ta, let tb) = i.op else { preconditionFailure("product of \(i.op.mnemonic)") }
         let at = types[i.operands[0]]!, bt = types[i.operands[1]]!, t = i.type!
         let rank = at.rank
         let k = ta ? at.shape[rank - 2] : at.shape[rank - 1]
+        let sum: DType = t.dtype.isHalf ? .float32 : t.dtype
+        let widened = { (v: RValue) in t.dtype.isHalf ? self.halfToFloat(v, t.dtype) : v }
         loopNest(t.shape) { idx in
-            let acc = r.slot(.register(t.dtype), initial: nil)
-            r.store(constValue(0, t.dtype), acc)
+            let acc = r.slot(.register(sum), initial: nil)
+            r.store(constValue(0, sum), acc)
             r.loop(count: k, hints: LoopHints()) { p in
                 let batchIdx = Array(idx.multi.dropLast(2))
                 let (ii, jj) = (idx.multi[rank - 2], idx.multi[rank - 1])
-                let av = element(i.operands[0], Index(multi: batchIdx + (ta ? [p, ii] : [ii, p]), shape: at.shape, writer: self))
-                let bv = element(i.operands[1], Index(multi: batchIdx + (tb ? [jj, p] : [p, jj]), shape: bt.shape, writer: self))
+                let av = widened(element(i.operands[0], Index(multi: batchIdx + (ta ? [p, ii] : [ii, p]), shape: at.shape, writer: self)))
+                let bv = widened(element(i.operands[1], Index(multi: batchIdx + (tb ? [jj, p] : [p, jj]), shape: bt.shape, writer: self)))
                 let s = r.load(acc)
-                r.store(binary(.add, s, binary(.mul, av, bv, t.dtype), t.dtype), acc)
+                r.store(binary(.add, s, binary(.mul, av, bv, sum), sum), acc)
             }
-            store(r.load(acc), base(i.id)!, idx.linear, t.dtype)
+            let total = r.load(acc)
+            store(t.dtype.isHalf ? floatToHalf(total, t.dtype) : total, base(i.id)!, idx.linear, t.dtype)
         }
     }
 
@@ -61,14 +64,21 @@ extension KernelWriter {
     }
 
     /// One call computing C = alpha * op(A) op(B) (+ C when `accumulate`; alpha nil means 1):
-    /// Kiln's kernel for float32 products in its range (TargetDescription.ownProduct), OpenBLAS
-    /// otherwise. `lda`, `ldb` and `ldc` are row strides as stored.
+    /// Kiln's kernel for float32 products in its range (TargetDescription.ownProduct) and for every
+    /// float16/bfloat16 product (kiln_hgemm, alpha f32), OpenBLAS otherwise. `lda`, `ldb` and `ldc` are row strides as stored.
     /// `dynamicM`/`dynamicK` replace m or k by a run-time count of at most m or k (the last, short
     /// block of a blocked product); the library is still chosen by the static sizes.
     func productCall(_ dtype: DType, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, alpha: RValue?, accumulate: Bool,
                      a: RValue, lda: Int, b: RValue, ldb: Int, c: RValue, ldc: Int,
                      dynamicM: RValue? = nil, dynamicK: RValue? = nil) {
         let mArg = dynamicM ?? c64(m), kArg = dynamicK ?? c64(k)
+        if dtype.isHalf {
+            // Kiln's half kernel: summed in float32, C written in the half type (rounded once).
+            let format = dtype == .float16 ? 1 : 2
+            _ = r.callRuntime(.hgemm, [c32(0), c32(format), c32(format), c32(ta ? 1 : 0), c32(tb ? 1 : 0), mArg, c64(n), kArg,
+                                       alpha ?? r.constant(float: 1, .f32), a, c64(lda), b, c64(ldb), c, c64(ldc), c32(accumulate ? 1 : 0)])
+            return
+        }
         let isF32 = dtype == .float32
         let scalar: ScalarType = isF32 ? .f32 : .f64
         let alpha = alpha ?? r.constant(float: 1, scalar)

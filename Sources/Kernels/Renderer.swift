@@ -97,6 +97,9 @@ public enum RuntimeFunction: String, Sendable {
     case parallelFor = "kiln_parallel_for"
     /// `void kiln_sgemm(i32 ta, i32 tb, i64 m, i64 n, i64 k, f32 alpha, ptr a, i64 lda, ptr b, i64 ldb, ptr c, i64 ldc, i32 update)`.
     case sgemm = "kiln_sgemm"
+    /// `void kiln_hgemm(i32 method, i32 format, i32 c_format, i32 ta, i32 tb, i64 m, i64 n, i64 k, f32 alpha, ptr a, i64 lda,
+    /// ptr b, i64 ldb, ptr c, i64 ldc, i32 update)`: float16/bfloat16 operands summed in float32.
+    case hgemm = "kiln_hgemm"
     /// `void kiln_blas_sgemm(i32 ta, i32 tb, i64 m, i64 n, i64 k, f32 alpha, ptr a, i64 lda, ptr b, i64 ldb, f32 beta, ptr c, i64 ldc)`: OpenBLAS.
     case blasSgemm = "kiln_blas_sgemm"
     /// As `blasSgemm` with f64 alpha, beta and elements.

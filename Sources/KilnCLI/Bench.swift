@@ -95,6 +95,7 @@ struct Bench: ParsableCommand {
         (["cnn_infer"], { reps, _ in [try cnnInfer(reps)] }),
         (InputPipelineBench.names, { reps, quick in try InputPipelineBench.run(reps, quick: quick) }),
         ([DebugStepBench.name], { reps, _ in [try DebugStepBench.run(reps)] }),
+        (HalfProductBench.names, { reps, _ in try HalfProductBench.run(reps) }),
     ]
     static var workloadNames: [String] { workloads.flatMap(\.names) }
 
@@ -112,6 +113,8 @@ struct Bench: ParsableCommand {
         print("        median of full passes over 100,000 Examples written by Kiln, after 20 warm-up batches (scripts/peers/input_pipeline.py: TF's)")
         print("        debug_step: the digits training step (batch 64) under DebugSession.run(until: has_inf_or_nan), alternating with plain Session.run")
         print("        in a session of its own, \(DebugStepBench.stepsPerSample) steps a sample; the plain median and the ratio in the note")
+        print("        matmul_half_SHAPE_T: one MatMul of variables of type T (f32, f16, bf16) through Session.run, the three types sampled")
+        print("        alternately; each half note: its speed as a multiple of float32's in the same run, and how the half kernel computes")
         // On a terminal, what is being measured now; nothing extra in logs and pipes.
         let progress = ProgressLine()
         progress.update("measuring the machine's limits ...", force: true)
@@ -232,13 +235,18 @@ struct Bench: ParsableCommand {
     /// after `warmup` calls of each, so a noisy neighbour slows both alike.
     static func alternately(_ reps: Int, warmup: Int, _ a: (run: () throws -> Void, batch: Int),
                             _ b: (run: () throws -> Void, batch: Int)) throws -> ([Double], [Double]) {
-        for _ in 0..<warmup { try a.run(); try b.run() }
-        var (ta, tb): ([Double], [Double]) = ([], [])
+        let t = try alternately(reps, warmup: warmup, [a, b])
+        return (t[0], t[1])
+    }
+
+    /// The same for any number of runs, sampled in turn: each run's samples.
+    static func alternately(_ reps: Int, warmup: Int, _ runs: [(run: () throws -> Void, batch: Int)]) throws -> [[Double]] {
+        for _ in 0..<warmup { for r in runs { try r.run() } }
+        var times = [[Double]](repeating: [], count: runs.count)
         for _ in 0..<reps {
-            ta += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: a.batch, a.run)
-            tb += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: b.batch, b.run)
+            for (i, r) in runs.enumerated() { times[i] += try Timing.batchedMeasure(warmup: 0, samples: 1, batch: r.batch, r.run) }
         }
-        return (ta, tb)
+        return times
     }
 
     static func filled(_ shape: [Int], _ k: Int = 1) throws -> Tensor {

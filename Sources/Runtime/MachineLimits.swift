@@ -1,5 +1,7 @@
+import CKilnRT
 import Foundation
 import KilnCPU
+import KilnIR
 import KilnKernels
 
 /// The machine's own limits, measured in the same process as a benchmark so ratios compare like
@@ -22,6 +24,16 @@ public enum MachineLimits {
         let times = Timing.repeatMeasure(warmup: 2, repetitions: repetitions) { gemm(101, 111, 111, n32, n32, n32, 1, a, n32, b, n32, 0, c, n32) }
         let flops = 2 * Double(n) * Double(n) * Double(n)
         return (flops / Timing.median(times) / 1e9, flops / times.min()! / 1e9)
+    }
+
+    /// How Kiln's products on `dtype` (float16, bfloat16) run on this CPU: the method kiln_hgemm
+    /// picks, in words, for reports beside their rates.
+    public static func halfProductMethod(_ dtype: DType) -> String {
+        switch kiln_hgemm_method(dtype == .bfloat16 ? KILN_FORMAT_BF16 : KILN_FORMAT_F16, KILN_HALF_AUTO) {
+        case KILN_HALF_DOT: return "AVX512-BF16 vdpbf16ps pairs, float32 sums"
+        case KILN_HALF_CONVERT: return dtype == .bfloat16 ? "bfloat16 widened while packing, AVX-512 float32 FMA" : "F16C vcvtph2ps while packing, AVX-512 float32 FMA"
+        default: return "portable C, converted to float32 per block"
+        }
     }
 
     /// Median GB/s of copying `bytes` (one read plus one write counted as 2×bytes moved).

@@ -76,6 +76,9 @@ enum RuntimeDriver {
         void RT(kiln_fault_record)(kiln_fault *, int64_t, int64_t, int64_t);
         void RT(kiln_fault_message)(const char *, int64_t, const int64_t *, int64_t, int64_t, char *, size_t);
         int64_t RT(kiln_ipow_i64)(int64_t, int64_t);
+        void RT(kiln_hgemm)(int, int, int, int, int, int64_t, int64_t, int64_t, float, const uint16_t *, int64_t, const uint16_t *, int64_t, void *, int64_t, int);
+        float RT(kiln_half_to_f32)(int, uint16_t);
+        uint16_t RT(kiln_f32_to_half)(int, float);
         #endif
 
         static int failures;
@@ -142,6 +145,44 @@ enum RuntimeDriver {
             free(a); free(b); free(c0); free(want); free(bound); free(af); free(bf); free(cf); free(cd);
         }
 
+        // The half products (format 1 float16, 2 bfloat16; C in float32 or the same format) by the
+        // method the build picks, against the definition in double: float32 sums, one rounding.
+        // Not in the hash: the AVX-512 and portable builds sum in different orders.
+        static void check_half(int m, int n, int k, int ta, int tb, int format, int c_format, int update) {
+            int64_t lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 1;
+            int64_t arows = ta ? k : m, brows = tb ? n : k;
+            uint16_t *a = malloc(2 * arows * lda + 2), *b = malloc(2 * brows * ldb + 2), *ch = malloc(2 * m * ldc + 2);
+            float *cf = malloc(4 * m * ldc + 4);
+            double *c0 = malloc(8 * m * ldc + 8);
+            for (int64_t i = 0; i < arows * lda; i++) a[i] = RT(kiln_f32_to_half)(format, (float)draw());
+            for (int64_t i = 0; i < brows * ldb; i++) b[i] = RT(kiln_f32_to_half)(format, (float)draw());
+            for (int64_t i = 0; i < m * ldc; i++) {
+                ch[i] = RT(kiln_f32_to_half)(format, (float)draw());
+                c0[i] = c_format ? RT(kiln_half_to_f32)(format, ch[i]) : draw();
+                cf[i] = (float)c0[i];
+            }
+            RT(kiln_hgemm)(0, format, c_format, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, c_format ? (void *)ch : (void *)cf, ldc, update);
+            int bad = 0;
+            for (int i = 0; i < m && !bad; i++)
+                for (int j = 0; j < n && !bad; j++) {
+                    double sum = 0, mag = 0;
+                    for (int p = 0; p < k; p++) {
+                        double x = RT(kiln_half_to_f32)(format, ta ? a[p * lda + i] : a[i * lda + p]);
+                        double y = RT(kiln_half_to_f32)(format, tb ? b[j * ldb + p] : b[p * ldb + j]);
+                        sum += x * y;
+                        mag += fabs(x * y);
+                    }
+                    double want = 0.5 * sum + (update ? c0[i * ldc + j] : 0);
+                    double got = c_format ? RT(kiln_half_to_f32)(format, ch[i * ldc + j]) : cf[i * ldc + j];
+                    double tolerance = 2e-7 * (k + 2) * (mag + fabs(c0[i * ldc + j])) + (c_format ? (format == 1 ? 0x1p-11 : 0x1p-8) * fabs(want) + 0x1p-24 : 0);
+                    bad = !(fabs(got - want) <= tolerance);
+                    if (bad) printf("half product %dx%dx%d ta=%d tb=%d format %d C %d update %d: element %d,%d is %.9g, want %.9g\n",
+                                    m, n, k, ta, tb, format, c_format, update, i, j, got, want);
+                }
+            failures += bad;
+            free(a); free(b); free(ch); free(cf); free(c0);
+        }
+
         static int hits[1000];
         static void mark(void *h, void *u1, void *u2, void *u3, int64_t begin, int64_t end) {
             (void)u1; (void)u2; (void)u3;
@@ -164,6 +205,11 @@ enum RuntimeDriver {
             check_products(3, 4, 0, 0, 1, 1, 0);
             check_products(3, 4, 0, 1, 0, 1, 1);
             printf("hash %016llx\n", hash);
+            for (int format = 1; format <= 2; format++)
+                for (int t = 0; t < 4; t++) {
+                    check_half(37, 45, 301, t & 1, t >> 1, format, 0, t == 1);
+                    check_half(140, 20, 33, t & 1, t >> 1, format, format, t == 2);
+                }
 
             void *args[4] = {hits, 0, 0, 0};
             for (int count = 0; count <= 1000; count += 333) {

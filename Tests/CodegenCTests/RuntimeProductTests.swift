@@ -9,9 +9,9 @@ import XCTest
 final class RuntimeProductTests: XCTestCase {
     override func setUp() { kiln_pool_start(2) }
 
-    private struct Case { var m, n, k: Int; var ta, tb: Bool; var alpha: Double; var update: Bool }
+    struct Case { var m, n, k: Int; var ta, tb: Bool; var alpha: Double; var update: Bool }
 
-    private static let cases: [Case] = {
+    static let cases: [Case] = {
         var all: [Case] = []
         for (m, n, k) in [(1, 1, 1), (17, 33, 65), (6, 13, 257), (120, 100, 90), (3, 5, 0)] {
             for t in 0..<4 { for v in 0..<4 { all.append(Case(m: m, n: n, k: k, ta: t & 1 != 0, tb: t & 2 != 0, alpha: v & 1 != 0 ? -0.5 : 1, update: v & 2 != 0)) } }
@@ -21,14 +21,16 @@ final class RuntimeProductTests: XCTestCase {
 
     /// A (m x k, or k x m stored when ta), B (k x n, or n x k when tb) with padded row strides,
     /// C's old contents, and the product by definition in Double with each element's bound.
-    private func operands(_ c: Case, seed: inout UInt64) -> (a: [Double], lda: Int, b: [Double], ldb: Int, c0: [Double], ldc: Int, want: [Double], bound: [Double]) {
+    /// Operands are floats in [-1, 1) that `operand` (C's old contents: `old`) can hold.
+    static func operands(_ c: Case, seed: inout UInt64, operand: (Double) -> Double = { $0 }, old: (Double) -> Double = { $0 })
+        -> (a: [Double], lda: Int, b: [Double], ldb: Int, c0: [Double], ldc: Int, want: [Double], bound: [Double]) {
         func draw() -> Double {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
             return Double(Float(Double(seed >> 11) / 9007199254740992.0 * 2 - 1))
         }
         let lda = (c.ta ? c.m : c.k) + 3, ldb = (c.tb ? c.k : c.n) + 2, ldc = c.n + 1
-        let a = (0..<((c.ta ? c.k : c.m) * lda)).map { _ in draw() }, b = (0..<((c.tb ? c.n : c.k) * ldb)).map { _ in draw() }
-        let c0 = (0..<(c.m * ldc)).map { _ in draw() }
+        let a = (0..<((c.ta ? c.k : c.m) * lda)).map { _ in operand(draw()) }, b = (0..<((c.tb ? c.n : c.k) * ldb)).map { _ in operand(draw()) }
+        let c0 = (0..<(c.m * ldc)).map { _ in old(draw()) }
         var want = c0, bound = [Double](repeating: 0, count: c0.count)
         for i in 0..<c.m {
             for j in 0..<c.n {
@@ -48,7 +50,7 @@ final class RuntimeProductTests: XCTestCase {
     func testFloat32ProductMatchesTheDefinitionForEveryTransposeAlphaAndUpdate() {
         var seed: UInt64 = 1
         for c in Self.cases {
-            let o = operands(c, seed: &seed)
+            let o = Self.operands(c, seed: &seed)
             let a = o.a.map { Float($0) }, b = o.b.map { Float($0) }
             // Elements the product writes start as NaN unless updating: they must not be read.
             var out = (0..<o.c0.count).map { $0 % o.ldc >= c.n || c.update ? Float(o.c0[$0]) : .nan }
@@ -63,7 +65,7 @@ final class RuntimeProductTests: XCTestCase {
     func testFloat64ProductMatchesTheDefinitionForEveryTransposeAlphaAndUpdate() {
         var seed: UInt64 = 2
         for c in Self.cases {
-            let o = operands(c, seed: &seed)
+            let o = Self.operands(c, seed: &seed)
             var out = (0..<o.c0.count).map { $0 % o.ldc >= c.n || c.update ? o.c0[$0] : .nan }
             kiln_gemm_f64(c.ta ? 1 : 0, c.tb ? 1 : 0, Int64(c.m), Int64(c.n), Int64(c.k), c.alpha, o.a, Int64(o.lda), o.b, Int64(o.ldb), &out, Int64(o.ldc), c.update ? 1 : 0)
             for i in out.indices {
@@ -78,7 +80,7 @@ final class RuntimeProductTests: XCTestCase {
     func testSgemmAgreesWithThePortableProduct() {
         var seed: UInt64 = 3
         for c in Self.cases where !c.update {
-            let o = operands(c, seed: &seed)
+            let o = Self.operands(c, seed: &seed)
             let a = o.a.map { Float($0) }, b = o.b.map { Float($0) }
             var one = [Float](repeating: 0, count: o.c0.count), two = one
             kiln_sgemm(c.ta ? 1 : 0, c.tb ? 1 : 0, Int64(c.m), Int64(c.n), Int64(c.k), Float(c.alpha), a, Int64(o.lda), b, Int64(o.ldb), &one, Int64(o.ldc), 0)

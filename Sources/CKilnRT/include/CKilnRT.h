@@ -77,6 +77,39 @@ KILN_API void kiln_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int6
 KILN_API void kiln_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                             const double *a, int64_t lda, const double *b, int64_t ldb, double *c, int64_t ldc, int update);
 
+// Half-precision products: A and B hold float16 or bfloat16 (raw bits), every product is summed in
+// float32, and C is written in float32 or in the operands' format, rounded once (to nearest even,
+// as TensorFlow rounds: overflow to infinity, NaN stays NaN). Element formats:
+#define KILN_FORMAT_F32 0
+#define KILN_FORMAT_F16 1
+#define KILN_FORMAT_BF16 2
+// How a half product is computed: the best this CPU has (AUTO), or one named method where the CPU
+// can run it (tests and the bench name one): PORTABLE (plain C, any CPU), CONVERT (operands turned
+// into float32 as they are packed, into the AVX-512 float32 kernel), DOT (AVX512-BF16's pairwise
+// dot products, vdpbf16ps; bfloat16 only).
+#define KILN_HALF_AUTO 0
+#define KILN_HALF_PORTABLE 1
+#define KILN_HALF_CONVERT 2
+#define KILN_HALF_DOT 3
+// The method kiln_hgemm runs for `format` when asked for `method`: `method` itself where this CPU
+// can run it, else the best one it can (AUTO: the best).
+KILN_API int kiln_hgemm_method(int format, int method);
+// C[m,n] = alpha * op(A) op(B) (+ C when update), as kiln_sgemm, with A and B in `format`
+// (KILN_FORMAT_F16 or KILN_FORMAT_BF16) and C in `c_format` (KILN_FORMAT_F32 or `format`); C's
+// row stride ldc counts its own elements. Splits across the worker pool when large enough.
+KILN_API void kiln_hgemm(int method, int format, int c_format, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                         float alpha, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb, void *c, int64_t ldc,
+                         int update);
+// The portable half product (kiln_hgemm's PORTABLE method): operands converted block by block
+// into float32 for kiln_gemm_f32's register tile. Allocates nothing.
+KILN_API void kiln_gemm_half(int format, int c_format, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                             float alpha, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb, void *c,
+                             int64_t ldc, int update);
+// One element's conversions, TensorFlow's (Eigen's) rounding: float16 and bfloat16 bits to and
+// from float32.
+KILN_API float kiln_half_to_f32(int format, uint16_t bits);
+KILN_API uint16_t kiln_f32_to_half(int format, float value);
+
 // A run's first failed check: site is 0 when none failed, else the check's number + 1 (checks are
 // numbered in program order); position is the offending element's row-major index in the checked
 // tensor and value its value. Compiled code keeps it in its arena; the runtime clears it before
@@ -138,6 +171,8 @@ typedef struct {
     void (*fault_record)(kiln_fault *, int64_t, int64_t, int64_t);
     int64_t (*ipow_i64)(int64_t, int64_t);
     void (*profile_tick)(uint64_t *, int64_t);
+    void (*hgemm)(int, int, int, int, int, int64_t, int64_t, int64_t, float, const uint16_t *, int64_t, const uint16_t *, int64_t,
+                  void *, int64_t, int);
 } kiln_runtime_api;
 const kiln_runtime_api *kiln_runtime_functions(void);
 #endif

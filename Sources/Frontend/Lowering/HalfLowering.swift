@@ -22,11 +22,11 @@ enum HalfLowering {
 
     /// Ops lowered on their half inputs as they are because the kernels compute every primitive
     /// of their lowering on half operands natively (accumulating in float32, rounding once; see
-    /// `HalfPrecisionPass.handlesHalf`). Empty until native half products exist; a product op
-    /// goes here only together with `.dot` there, and only if its lowering has no other
-    /// computing primitive (MatMul, BatchMatMulV2, Conv2D, Conv2DBackpropFilter: patches and a
-    /// product; not Conv2DBackpropInput, whose product feeds a col2im sum TensorFlow does not round between).
-    static let halfKernels: Set<String> = []
+    /// `HalfPrecisionPass.handlesHalf`): the products, whose `.dot` runs kiln_hgemm. Only ops whose
+    /// lowering has no other computing primitive (MatMul, BatchMatMul: a product; Conv2D,
+    /// Conv2DBackpropFilter: patches and a product; not Conv2DBackpropInput, whose product feeds
+    /// a col2im sum TensorFlow does not round between).
+    static let halfKernels: Set<String> = ["MatMul", "BatchMatMul", "BatchMatMulV2", "Conv2D", "Conv2DBackpropFilter"]
 
     /// The inputs to lower `op` on: half values converted to float32; nil when `op` moves data,
     /// has a half kernel, has no half input or takes a variable (whose writes must stay in its own type).
