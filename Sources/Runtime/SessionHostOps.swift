@@ -30,8 +30,10 @@ extension Session {
             guard let name = op.attrs["variable"]?.string, let variable = graph.operation(named: name) else {
                 throw KilnError.invalidArgument("'\(op.name)' (op: \(op.type)) names no variable of this graph ('\(op.attrs["variable"]?.string ?? "")')")
             }
-            try syncToHost(variable)
-            return variables[variable].map { [$0] }
+            return try withVariablesHeld {
+                try syncToHost(variable)
+                return variables[variable].map { [$0] }
+            }
         case "SaveV2":
             try CheckpointKernels.save(try hostInputs(of: op, feeds: feeds), node: op)
             return []
@@ -55,12 +57,17 @@ extension Session {
             let dims = (0..<target.elementCount).map { Int(target.double(at: $0)) }
             return [try x.reshaped(to: ArrayOps.resolveReshape(x.elementCount, dims) { KilnError.invalidArgument("\($0) (node '\(op.name)')") })]
         case "CountUpTo":
-            return [try countUpTo(op)]
+            return [try withVariablesHeld { try countUpTo(op) }]
         case "RandomShuffle" where op.output().dtype == .string:
             return [try shuffledStrings(op, feeds: feeds)]
         default:
             guard let hostKernel = OpRegistry.def(op.type)?.hostKernel else { return nil }
-            return try hostKernel(try hostInputs(of: op, feeds: feeds), op.attrs)
+            // It computes from its inputs alone: other runs (a training step) need not wait for
+            // it (an input pipeline's parse and decode).
+            let inputs = try hostInputs(of: op, feeds: feeds)
+            var outputs: [Tensor] = []
+            try withoutLock { outputs = try hostKernel(inputs, op.attrs) }
+            return outputs
         }
     }
 
