@@ -62,12 +62,9 @@ extension Session {
             return [try shuffledStrings(op, feeds: feeds)]
         default:
             guard let hostKernel = OpRegistry.def(op.type)?.hostKernel else { return nil }
-            // It computes from its inputs alone: other runs (a training step) need not wait for
-            // it (an input pipeline's parse and decode).
-            let inputs = try hostInputs(of: op, feeds: feeds)
-            var outputs: [Tensor] = []
-            try withoutLock { outputs = try hostKernel(inputs, op.attrs) }
-            return outputs
+            // Under the lock: letting it go and taking it back around every parse and decode
+            // cost a per-record pipeline (kiln bench's input_pipeline) more than it gained.
+            return try hostKernel(try hostInputs(of: op, feeds: feeds), op.attrs)
         }
     }
 

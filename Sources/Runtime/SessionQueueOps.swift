@@ -16,13 +16,11 @@ extension Session {
         let release: HostQueue.Release = { try self.withoutLock($0) }
         let inputs = try hostInputs(of: op, feeds: feeds)
         switch op.type {
-        // An enqueue (checks, a slice per element, waits for room) needs nothing of the session
-        // but the queue, which locks itself: it runs with the lock let go throughout.
         case "QueueEnqueueV2":
-            try withoutLock { try q.enqueue(Array(inputs.dropFirst())) }
+            try q.enqueue(Array(inputs.dropFirst()), release: release)
             return []
         case "QueueEnqueueManyV2":
-            try withoutLock { try q.enqueueMany(Array(inputs.dropFirst())) }
+            try q.enqueueMany(Array(inputs.dropFirst()), release: release)
             return []
         case "QueueDequeueV2":
             return try q.dequeue(release: release)
