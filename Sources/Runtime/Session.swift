@@ -18,8 +18,14 @@ public final class Session: @unchecked Sendable {
     /// The host pass's plans of the other signatures (SessionHostPlan.swift).
     let hostPlans = HostPlans()
     private var closed = false
-    /// Held for the whole of a run, except while a host op waits (see `withoutLock`).
+    /// Held for the whole of a run, except while a host op waits (see `withoutLock`) and while
+    /// compiled CPU code runs (see `execute`).
     private let lock = NSLock()
+    /// Held while compiled code that reads or writes variables runs, and by everything else that
+    /// reads, replaces or drops variable values: such code runs with `lock` let go (so a queue
+    /// runner's host work proceeds beside a training step) and keeps raw pointers to the values.
+    /// Taken with `lock` held or with no lock at all, never the other way round (see `execute`).
+    private let executionLock = NSLock()
     /// Resources ops make (queues, readers), by shared name or op, created on first use.
     private var resources: [String: AnyObject] = [:]
     /// The same by op id: the input pipeline looks its queues up several times a record.
@@ -92,6 +98,9 @@ public final class Session: @unchecked Sendable {
     public func close() {
         lock.lock()
         defer { lock.unlock() }
+        // A run's compiled code may hold its variables' bytes right now.
+        executionLock.lock()
+        defer { executionLock.unlock() }
         reportProfiles()
         closed = true
         cache.removeAll()
@@ -145,14 +154,24 @@ public final class Session: @unchecked Sendable {
     public func value(of variable: KilnFrontend.Operation) -> Tensor? {
         lock.lock()
         defer { lock.unlock() }
-        do {
-            try syncToHost(variable)
-        } catch {
-            // The value is on a device that cannot hand it back: there is no value to give.
-            Debug.log("cannot read variable '\(variable.name)' back from its device: \(error)")
-            return nil
+        return withVariablesHeld { () -> Tensor? in
+            do {
+                try syncToHost(variable)
+            } catch {
+                // The value is on a device that cannot hand it back: there is no value to give.
+                Debug.log("cannot read variable '\(variable.name)' back from its device: \(error)")
+                return nil
+            }
+            return variables[variable]
         }
-        return variables[variable]
+    }
+
+    /// Runs `body` (which reads, replaces or drops variable values; the lock is held) once no
+    /// compiled code uses the variables.
+    func withVariablesHeld<R>(_ body: () throws -> R) rethrows -> R {
+        executionLock.lock()
+        defer { executionLock.unlock() }
+        return try body()
     }
 
     /// Makes the host bytes of `variable` current (before the host, the CPU or a saver reads them).
@@ -181,8 +200,10 @@ public final class Session: @unchecked Sendable {
         if closed { throw KilnError(.cancelled, "Attempted to use a closed Session.") }
         var copy = try Tensor(zeros: t.dtype, shape: t.shape)
         try copy.withUnsafeMutableBytes { dst in t.withUnsafeBytes { dst.copyMemory(from: $0) } }
-        variables[variable] = t.dtype == .string ? t : copy
-        residences[variable]?.hostWritten()
+        withVariablesHeld {
+            variables[variable] = t.dtype == .string ? t : copy
+            residences[variable]?.hostWritten()
+        }
     }
 
     public func setValue(_ t: Tensor, of variable: Variable) throws { try setValue(t, of: variable.variableOp) }
@@ -375,10 +396,22 @@ public final class Session: @unchecked Sendable {
 
     /// Runs one executable. Variables it uses are brought to where it runs first: the host bytes
     /// for CPU code, the device's copy (through VariableResidence) for a device executable.
+    /// Compiled CPU code runs with the session's lock let go: other threads' runs (a queue
+    /// runner reading, parsing and enqueueing the next batch) proceed meanwhile instead of
+    /// waiting for the whole training step. Code that uses variables holds `executionLock`
+    /// while it runs, so runs touching variables stay one at a time, as before.
     private func execute(_ step: Step, feeds: [Tensor]) throws -> [Tensor] {
         let exe = step.executable
         let device = step.device
         let n = step.lowered.feeds.count + step.lowered.variables.count
+        var holdsVariables = !step.lowered.variables.isEmpty
+        if holdsVariables { executionLock.lock() }
+        defer { if holdsVariables { executionLock.unlock() } }
+        // A device run, the debugger's counting run and a session whose variables live on a
+        // device keep the lock (they touch the residences and what the debugger keeps), as does
+        // kernel profiling (close and lastRunSummary read the profile) and a run that creates
+        // variables (a failure drops them again, which needs both locks).
+        let mayUnlock = device == nil && !countsNonFinite && residences.isEmpty && debugLevel < 2
         return try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(n, 1)) { inputs in
             for (k, t) in feeds.enumerated() { inputs[k] = t.buffer.pointer }
             var created: [KilnFrontend.Operation] = []
@@ -414,6 +447,15 @@ public final class Session: @unchecked Sendable {
                     if let device {
                         let rs = [VariableResidence?](repeating: nil, count: feeds.count) + step.lowered.variables.map { residences[$0] }
                         try withExtendedLifetime(feeds) { try device.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress, residences: rs) }
+                    } else if mayUnlock && created.isEmpty {
+                        lock.unlock()
+                        var failure: Error?
+                        do { try withExtendedLifetime(feeds) { try exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) } } catch { failure = error }
+                        // Never wait for `lock` while holding executionLock (the lock order).
+                        if holdsVariables { executionLock.unlock() }
+                        holdsVariables = false
+                        lock.lock()
+                        if let failure { throw failure }
                     } else {
                         try withExtendedLifetime(feeds) { try exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
                         // Host code wrote these: a device copy of them is stale now.

@@ -43,6 +43,8 @@ extension Session {
             return [try shuffledStrings(op, feeds: feeds)]
         default:
             guard let hostKernel = def.hostKernel else { return nil }
+            // Under the lock: letting it go and taking it back around every parse and decode
+            // cost a per-record pipeline (kiln bench's input_pipeline) more than it gained.
             return try hostKernel(try hostInputs(of: op, feeds: feeds), op.attrs)
         }
     }
@@ -73,10 +75,12 @@ extension Session {
             guard let variable = session.graph.operation(named: name) else {
                 throw KilnError.invalidArgument("'\(op.name)' (op: \(op.type)) names no variable of this graph ('\(name)')")
             }
-            try session.syncToHost(variable)
-            return session.variables[variable].map { [$0] }
+            return try session.withVariablesHeld {
+                try session.syncToHost(variable)
+                return session.variables[variable].map { [$0] }
+            }
         },
-        "CountUpTo": { session, op, _ in [try session.countUpTo(op)] },
+        "CountUpTo": { session, op, _ in [try session.withVariablesHeld { try session.countUpTo(op) }] },
         "SaveV2": { session, op, feeds in
             try CheckpointKernels.save(try session.hostInputs(of: op, feeds: feeds), node: op)
             return []

@@ -3,6 +3,7 @@ import XCTest
 import KilnFrontend
 import KilnIR
 @testable import KilnRuntime
+import KilnTestSupport
 
 /// The TFRecordReader graph op against a filename queue: keys "<file>:<offset>" and the records
 /// of file after file, outOfRange once the queue is closed and drained, ReadUpTo, the counts,
@@ -233,7 +234,7 @@ final class TFRecordReaderOpTests: XCTestCase {
         let (_, value) = try p.reader.read(p.queue)
         let sess = try Session(graph: p.graph)
         try p.fill(sess, paths)
-        let results = Collected()
+        let results = LockedList<Result<[UInt8], Error>>()
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
             while true {
                 do {
@@ -336,13 +337,6 @@ final class TFRecordReaderOpTests: XCTestCase {
         let once = records.flatMap { $0 }
         XCTAssertEqual(got, once + once)
         XCTAssertEqual(keys.first, "\(paths[0]):0")
-    }
-
-    final class Collected: @unchecked Sendable {
-        private let lock = NSLock()
-        private var items: [Result<[UInt8], Error>] = []
-        func add(_ r: Result<[UInt8], Error>) { lock.lock(); items.append(r); lock.unlock() }
-        func all() -> [Result<[UInt8], Error>] { lock.lock(); defer { lock.unlock() }; return items }
     }
 
     final class Box: @unchecked Sendable {

@@ -254,12 +254,11 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
         let shape = Array(t.shape.dropFirst())
         let n = Sizes.product(shape) ?? 0
         if t.dtype == .string { return try Tensor(shape: shape, strings: Array(t.strings[i * n..<(i + 1) * n])) }
-        var out = try Tensor(zeros: t.dtype, shape: shape)
-        let bytes = out.byteCount
-        try out.withUnsafeMutableBytes { dst in
-            t.withUnsafeBytes { src in dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[i * bytes..<(i + 1) * bytes])) }
-        }
-        return out
+        // Every byte is copied over: no zeroing first (a record's slice, per record enqueued).
+        let bytes = t.byteCount / max(t.shape[0], 1)
+        let buffer = try TensorBuffer(byteCount: bytes)
+        t.withUnsafeBytes { src in buffer.pointer.copyMemory(from: src.baseAddress! + i * bytes, byteCount: bytes) }
+        return try Tensor(dtype: t.dtype, shape: shape, buffer: buffer)
     }
 
     /// The tuples' components stacked along a new dimension 0 (shape [0] + element shape when empty).
@@ -273,17 +272,13 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
                 throw KilnError.invalidArgument("Shape mismatch in tuple component \(c): elements of shapes \(Shape(element)) and \(Shape(t[c].shape)) cannot be batched")
             }
             if dtypes[c] == .string { return try Tensor(shape: [count] + element, strings: tuples.flatMap { $0[c].strings }) }
-            var out = try Tensor(zeros: dtypes[c], shape: [count] + element)
-            try out.withUnsafeMutableBytes { dst in
-                var offset = 0
-                for t in tuples {
-                    t[c].withUnsafeBytes { src in
-                        UnsafeMutableRawBufferPointer(rebasing: dst[offset..<offset + src.count]).copyMemory(from: src)
-                        offset += src.count
-                    }
-                }
+            // Every byte is copied over (the elements' shapes match): no zeroing first.
+            let bytes = tuples.first.map { $0[c].byteCount } ?? 0
+            let buffer = try TensorBuffer(byteCount: bytes * count)
+            for (k, t) in tuples.enumerated() {
+                t[c].withUnsafeBytes { src in (buffer.pointer + k * bytes).copyMemory(from: src.baseAddress!, byteCount: bytes) }
             }
-            return out
+            return try Tensor(dtype: dtypes[c], shape: [count] + element, buffer: buffer)
         }
     }
 }
