@@ -39,6 +39,27 @@ final class QueueInputPipelineTests: XCTestCase {
         XCTAssertEqual(try sess.run(fraction), Tensor(0 as Float))
     }
 
+    func testStringInputProducerShardKeepsEveryCountthStringFromItsIndex() throws {
+        for (index, expected) in [(0, ["a", "c", "e"]), (1, ["b", "d"])] {
+            let g = Graph()
+            let q = try g.stringInputProducer(["a", "b", "c", "d", "e"], numEpochs: 1, shuffle: false, shardIndex: index, shardCount: 2)
+            let name = try q.dequeue()[0]
+            let sess = try Session(graph: g)
+            try sess.run(g.localVariablesInitializer())
+            let (values, end) = try drain(sess, [name])
+            XCTAssertEqual(values.map { String(decoding: $0[0].strings[0], as: UTF8.self) }, expected)
+            XCTAssertEqual(end?.code, .outOfRange)
+        }
+        let g = Graph()
+        XCTAssertEqual(thrown { _ = try g.stringInputProducer(["a", "b"], shardIndex: 2, shardCount: 2) },
+                       .invalidArgument("string_input_producer 'input_producer': shard index 2 is not in 0..<2"))
+        XCTAssertEqual(thrown { _ = try g.stringInputProducer(["a", "b"], shardIndex: 0, shardCount: 3) },
+                       .invalidArgument("string_input_producer 'input_producer': 2 strings cannot be sharded 3 ways: every shard needs one at least"))
+        let fed = try g.placeholder(.string, shape: [4], name: "files")
+        XCTAssertEqual(thrown { _ = try g.stringInputProducer(fed, shardIndex: 0, shardCount: 2, name: "fed_producer") },
+                       .invalidArgument("string_input_producer 'fed_producer' shards strings known when the graph is built (a constant), got 'files:0' (op: Placeholder)"))
+    }
+
     func testLimitEpochsPassesTheTensorNumEpochsTimesThenReachesItsLimit() throws {
         let g = Graph()
         let limited = try g.limitEpochs(g.constant(Tensor(shape: [2], scalars: [1, 2] as [Float])), numEpochs: 2)

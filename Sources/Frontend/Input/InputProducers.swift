@@ -53,21 +53,41 @@ extension Graph {
 
     /// TensorFlow's `string_input_producer`: the strings (file names, typically) in a queue,
     /// `numEpochs` times (nil: forever), shuffled each pass unless `shuffle` is false.
+    /// `shardIndex`/`shardCount` keep every shardCount-th string from shardIndex: one process's
+    /// part of the files in a data-parallel run (the rank and the world size).
     public func stringInputProducer(_ strings: [String], numEpochs: Int? = nil, shuffle: Bool = true, seed: Int? = nil, capacity: Int = 32,
-                                    sharedName: String? = nil, name: String = "input_producer") throws -> FIFOQueue {
+                                    sharedName: String? = nil, shardIndex: Int = 0, shardCount: Int = 1,
+                                    name: String = "input_producer") throws -> FIFOQueue {
         guard !strings.isEmpty else { throw KilnError.invalidArgument("string_input_producer requires a non-null input tensor") }
         let t = try constant(Tensor(shape: [strings.count], strings: strings.map { Array($0.utf8) }), name: "Const")
-        return try stringInputProducer(t, numEpochs: numEpochs, shuffle: shuffle, seed: seed, capacity: capacity, sharedName: sharedName, name: name)
+        return try stringInputProducer(t, numEpochs: numEpochs, shuffle: shuffle, seed: seed, capacity: capacity, sharedName: sharedName,
+                                       shardIndex: shardIndex, shardCount: shardCount, name: name)
     }
 
     /// string_input_producer of a string vector computed by the graph (its length known when built).
     public func stringInputProducer(_ strings: some OutputConvertible, numEpochs: Int? = nil, shuffle: Bool = true, seed: Int? = nil,
-                                    capacity: Int = 32, sharedName: String? = nil, name: String = "input_producer") throws -> FIFOQueue {
-        let s = strings.output
+                                    capacity: Int = 32, sharedName: String? = nil, shardIndex: Int = 0, shardCount: Int = 1,
+                                    name: String = "input_producer") throws -> FIFOQueue {
+        var s = strings.output
         guard s.dtype == .string, s.shape.isCompatible(with: Shape(dims: [nil])) else {
             throw KilnError.invalidArgument("string_input_producer takes a vector of strings, got \(s.dtype.name)\(s.shape)")
         }
         if s.shape.dims?.first == 0 { throw KilnError.invalidArgument("string_input_producer requires a non-null input tensor") }
+        if shardIndex != 0 || shardCount != 1 {
+            guard shardCount >= 1, (0..<shardCount).contains(shardIndex) else {
+                throw KilnError.invalidArgument("string_input_producer '\(name)': shard index \(shardIndex) is not in 0..<\(shardCount)")
+            }
+            // Strings are host values: the shard is taken when the graph is built, from a constant.
+            guard let all = staticValue(of: s) else {
+                throw KilnError.invalidArgument("string_input_producer '\(name)' shards strings known when the graph is built (a constant), got '\(s.name)' (op: \(s.op.type))")
+            }
+            // A shard without strings would leave its process with no data while the others train.
+            guard all.elementCount >= shardCount else {
+                throw KilnError.invalidArgument("string_input_producer '\(name)': \(all.elementCount) strings cannot be sharded \(shardCount) ways: every shard needs one at least")
+            }
+            let mine = stride(from: shardIndex, to: all.elementCount, by: shardCount).map { all.strings[$0] }
+            s = try constant(Tensor(shape: [mine.count], strings: mine), name: name + "_shard")
+        }
         return try inputProducer(s, elementShape: Shape([]), numEpochs: numEpochs, shuffle: shuffle, seed: seed, capacity: capacity,
                                  sharedName: sharedName, summaryName: "fraction_of_\(capacity)_full", name: name)
     }
