@@ -57,4 +57,24 @@ final class CollectiveRoundTests: XCTestCase {
         XCTAssertEqual(engine.rounds, [["DistributedOptimizer_Allreduce/HorovodAllreduce_v"], ["DistributedOptimizer_Allreduce/HorovodAllreduce_v"]],
                        "one round per step; w, without a gradient, left out")
     }
+
+    /// Horovod's gradient of an allreduce: the allreduce of the incoming gradient, with the same
+    /// reduction (NumericGradientTests' coverage test leaves this op to this test: it needs an engine).
+    func testAllreduceGradientIsTheAllreduceOfTheIncomingGradient() throws {
+        let engine = ScalingEngine(factor: 3)
+        Collectives.install(engine)
+        let g = Graph()
+        let x = try g.placeholder(.float32, shape: [3], name: "x")
+        let sum = CollectiveOps.Allreduce.reduceOp(CollectiveOps.ReduceOp.sum.rawValue)
+        let y = try g.addOperation("HorovodAllreduce", name: "allreduce", inputs: [x], attrs: sum.merging(["T": .type(.float32)]) { a, _ in a }).output()
+        let c = try g.constant(try Tensor(shape: [3], scalars: [1, 2, 4] as [Float]))
+        let loss = try g.reduceSum(y * c)
+        let dx = try XCTUnwrap(g.gradients([loss], [x])[0])
+        let backward = try XCTUnwrap(g.operations.first { $0.type == "HorovodAllreduce" && $0.name != "allreduce" })
+        XCTAssertEqual(backward.attrs[CollectiveOps.Allreduce.reduceOp], CollectiveOps.ReduceOp.sum.rawValue)
+        let s = try Session(graph: g)
+        let r = try s.run([y, dx], feeds: [x: try Tensor(shape: [3], scalars: [1, 1, 1] as [Float])])
+        XCTAssertEqual(try r[0].scalars(as: Float.self), [3, 3, 3])
+        XCTAssertEqual(try r[1].scalars(as: Float.self), [3, 6, 12], "d loss / dx = the allreduce of c")
+    }
 }

@@ -4,7 +4,7 @@ import Kiln
 import KilnFrontend
 
 /// The gradients of the helper ops TensorFlow's gradient graphs contain (Cumsum, Cumprod, the
-/// unsorted segment reductions, DynamicStitch, the scatters, MatrixBandPart, ReverseV2, Unpack,
+/// unsorted segment reductions (sum, max, min, prod), DynamicStitch, the scatters, MatrixBandPart, ReverseV2, Unpack,
 /// DivNoNan) against central differences, as NumericGradientTests checks the other ops.
 final class HelperOpGradientTests: XCTestCase {
     typealias Case = NumericGradientTests.Case
@@ -39,6 +39,14 @@ final class HelperOpGradientTests: XCTestCase {
                 try node(g, type, [x[0], ints(g, [0, 1, 0, 2, 1, 1]), ints(g, [3], shape: [])]).output()
             })
         }
+        // Segment 0 without zeros, segment 1 with one zero, segment 2 with two; one dropped row.
+        let withZeros = try Tensor(shape: [7, 2], scalars: [0.5, -1.2, 0, 0.7, 1.3, 0.9, 0, 0.4, -0.8, 0, 1.1, -0.6, 0.3, 2.0] as [Double])
+        c.append(Case(name: "UnsortedSegmentProd with zeros and a dropped row", inputs: [withZeros], wrt: [0]) { g, x in
+            try node(g, "UnsortedSegmentProd", [x[0], ints(g, [0, 1, 0, 2, 1, 2, -1]), ints(g, [3], shape: [])]).output()
+        })
+        c.append(Case(name: "UnsortedSegmentProd", inputs: [try r.tensor([5, 3], 0.5, 1.5)], wrt: [0]) { g, x in
+            try node(g, "UnsortedSegmentProd", [x[0], ints(g, [1, 0, 1, 1, 0]), ints(g, [2], shape: [])]).output()
+        })
         c.append(Case(name: "DynamicStitch", inputs: [try r.tensor([2, 3]), try r.tensor([3, 3])], wrt: [0, 1]) { g, x in
             try node(g, "DynamicStitch", [ints(g, [0, 4]), ints(g, [1, 3, 2]), x[0], x[1]], ["N": .int(2)]).output()
         })

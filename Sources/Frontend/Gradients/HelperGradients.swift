@@ -21,6 +21,24 @@ enum HelperGradients {
 
     static let unsortedSegmentMax: GradientFunction = { ctx in [try segmentExtremeGrad(ctx), nil, nil] }
 
+    // TensorFlow's _UnsortedSegmentProdGrad: each row's derivative is the product of the other
+    // rows of its segment — the segment's product over the row where the row is not zero; the
+    // product of the segment's nonzero rows where it is the one zero; 0 where the segment holds
+    // two zeros or more (so nothing is divided by zero).
+    static let unsortedSegmentProd: GradientFunction = { ctx in
+        let g = ctx.graph, data = ctx.input(0), ids = ctx.input(1), n = ctx.input(2), dy = try ctx.grad()
+        let attrs: [String: AttrValue] = ["T": .type(data.dtype), "Tindices": .type(ids.dtype), "Tnumsegments": .type(n.dtype)]
+        let isZero = try g.equal(data, g.zerosLike(data))
+        let zeros = try g.addOperation("UnsortedSegmentSum", name: "UnsortedSegmentSum", inputs: [g.cast(isZero, to: .int32), ids, n],
+                                       attrs: attrs.merging(["T": .type(.int32)]) { _, b in b }).output()
+        let grad = try g.select(g.greater(zeros, g.onesLike(zeros)), g.zerosLike(dy), dy)
+        let nonZeroData = try g.select(isZero, g.onesLike(data), data)
+        let nonZeroProd = try g.addOperation("UnsortedSegmentProd", name: "UnsortedSegmentProd", inputs: [nonZeroData, ids, n], attrs: attrs).output()
+        let clipped = try g.maximum(ids, g.zerosLike(ids))
+        let partial = try g.select(isZero, g.gather(nonZeroProd, clipped), g.realDiv(g.gather(ctx.output(), clipped), data))
+        return [try g.multiply(gatherDropNegatives(grad, ids, ctx.op.name), partial), nil, nil]
+    }
+
     // Every data tensor gets the merged gradient at its indices (also where a later index
     // overwrote it, as in TensorFlow).
     static let dynamicStitch: GradientFunction = { ctx in

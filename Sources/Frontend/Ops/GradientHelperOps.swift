@@ -166,7 +166,7 @@ public enum GradientHelperOps {
 
         segmentReduction("UnsortedSegmentMax", .max).gradient(HelperGradients.unsortedSegmentMax),
         segmentReduction("UnsortedSegmentMin", .min).gradient(HelperGradients.unsortedSegmentMax),
-        segmentReduction("UnsortedSegmentProd", .prod).gradientNotImplemented(),
+        segmentReduction("UnsortedSegmentProd", .prod).gradient(HelperGradients.unsortedSegmentProd),
 
         // zeros(shape) with updates summed in at indices (repeats accumulate).
         OpDef("ScatterNd", arity: .exactly(3), infer: { ctx in
