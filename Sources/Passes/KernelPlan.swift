@@ -173,9 +173,11 @@ public struct KernelPlan: Sendable {
 
     /// The deepest fused expression a kernel evaluates (ops on the longest path from the kernel's
     /// value down to loads): codegen's element generators recurse once per level, so this bounds
-    /// their stack (a few KB per level in a debug build) on any thread. Real fused expressions
-    /// (an Adam step, a normalisation) are 10-20 deep.
-    public static let fusedDepthLimit = 64
+    /// their stack on any thread. A debug build's level takes about 3.7 KB (the element switch's
+    /// frame), and compiling runs on Dispatch workers with 512 KB stacks: 48 levels leave room for
+    /// the compile path above them, where 64 overflowed. Real fused expressions (an Adam step, a
+    /// normalisation) are 10-20 deep.
+    public static let fusedDepthLimit = 48
 
     /// The most ops a value recomputed by each of its users may take (with its inline operands).
     public static let recomputedOpsLimit = 8
