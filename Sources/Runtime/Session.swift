@@ -251,7 +251,8 @@ public final class Session: @unchecked Sendable {
             for op in plan.candidates {
                 if Session.isCollective(op) {
                     // Between the compiled parts of one step: gradients in, reduced gradients out.
-                    try runCollectiveRound(plan, fetches: fetches, feeds: &feeds)
+                    // The first collective's round answers all of them; the rest are fed by then.
+                    if feeds[op.output()] == nil { try runCollectiveRound(plan, fetches: fetches, feeds: &feeds) }
                     ranOnHost.insert(op)
                     continue
                 }

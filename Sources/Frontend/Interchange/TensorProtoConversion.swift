@@ -15,12 +15,7 @@ extension Tensor {
         guard let dims = shape.concrete else {
             throw KilnError.invalidArgument("a TensorProto needs a fully known shape, got \(shape)")
         }
-        var count = 1
-        for d in dims {
-            let (product, overflow) = count.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw KilnError.invalidArgument("TensorProto shape \(shape) has too many elements") }
-            count = product
-        }
+        guard let count = Sizes.product(dims) else { throw KilnError.invalidArgument("TensorProto shape \(shape) has too many elements") }
 
         if dtype != .string && !p.tensorContent.isEmpty {
             let (need, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)

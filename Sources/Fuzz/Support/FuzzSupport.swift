@@ -92,12 +92,7 @@ public enum GraphFuzz {
         guard output.dtype != .string else { return nil }
         let dims = output.shape.dims ?? [2]
         let shape = dims.map { d -> Int in d.map { max($0, 0) } ?? 2 }
-        var count = 1
-        for d in shape {
-            let (p, o) = count.multipliedReportingOverflow(by: d)
-            guard !o, p <= maxFeedElements else { return nil }
-            count = p
-        }
+        guard let count = Sizes.product(shape), count <= maxFeedElements else { return nil }
         guard var t = try? Tensor(zeros: output.dtype, shape: shape) else { return nil }
         do {
             try t.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) -> Void in

@@ -105,11 +105,8 @@ public final class CheckpointReader {
         guard let shape = try? Shape(proto: e.shape).concrete else {
             throw KilnError.dataLoss("corrupt checkpoint index '\(indexPath)': tensor '\(key)' has an invalid shape")
         }
-        var count = 1
-        for d in shape {
-            let (p, o) = count.multipliedReportingOverflow(by: d)
-            guard !o else { throw KilnError.dataLoss("corrupt checkpoint index '\(indexPath)': tensor '\(key)' has shape \(shape)") }
-            count = p
+        guard let count = Sizes.product(shape) else {
+            throw KilnError.dataLoss("corrupt checkpoint index '\(indexPath)': tensor '\(key)' has shape \(shape)")
         }
         guard e.shardID >= 0, e.shardID < header.numShards else {
             throw KilnError.dataLoss("corrupt checkpoint index '\(indexPath)': tensor '\(key)' is in shard \(e.shardID) of \(header.numShards)")

@@ -52,12 +52,7 @@ public enum NPY {
             throw KilnError.unimplemented("\(source) stores its array in Fortran (column-major) order; Kiln reads C-order arrays only (save numpy.ascontiguousarray(a))")
         }
         let dtype = try dtype(descr, source)
-        var count = 1
-        for d in shape {
-            let (p, o) = count.multipliedReportingOverflow(by: d)
-            guard !o else { throw KilnError.invalidArgument("\(source): shape \(shape) has too many elements") }
-            count = p
-        }
+        guard let count = Sizes.product(shape) else { throw KilnError.invalidArgument("\(source): shape \(shape) has too many elements") }
         let dataStart = headerStart + headerLength
         let (need, o) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !o, need <= bytes.count - dataStart else {
