@@ -11,14 +11,16 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
     let size: Int
     let timeout: Double
     let fusionThreshold: Int
+    let overlap: AllreduceOverlap
     private let lock = NSLock()
     private var rounds = 0
 
-    init(rank: Int, size: Int, timeout: Double, fusionThreshold: Int) {
+    init(rank: Int, size: Int, timeout: Double, fusionThreshold: Int, overlap: AllreduceOverlap = .off) {
         self.rank = rank
         self.size = size
         self.timeout = timeout
         self.fusionThreshold = fusionThreshold
+        self.overlap = overlap
     }
 
     var step: Int {
@@ -30,36 +32,77 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
     func allreduce(_ requests: [AllreduceRequest]) throws -> [Tensor] {
         lock.lock()
         defer { lock.unlock() }
-        if rounds == 0 { try checkSameGradients(requests) }
+        if rounds == 0 {
+            try checkSameGradients(requests.map { AllreduceSpec(name: $0.name, dtype: $0.tensor.dtype, shape: $0.tensor.shape, reduceOp: $0.reduceOp) })
+        }
         var results = [Tensor?](repeating: nil, count: requests.count)
         for buffer in Self.fuse(requests, threshold: fusionThreshold) {
-            let reduced = try reduce(buffer.map { requests[$0] })
+            let reduced = try reduce(buffer.map { requests[$0] }, step: rounds)
             for (k, i) in buffer.enumerated() { results[i] = reduced[k] }
         }
         rounds += 1
         return results.map { $0! }
     }
 
+    /// The fusion buffers of a round in production order, when overlap is on (or automatic and
+    /// worth it): the same threshold as without overlap, so the layout follows from the graph.
+    func overlapBuckets(_ tensors: [AllreduceSpec]) -> [[Int]]? {
+        let buckets = Self.fuse(tensors.map { ($0.dtype, $0.byteCount) }, threshold: fusionThreshold)
+        switch overlap {
+        case .off: return nil
+        case .on: return buckets
+        case .auto: return Self.overlapPays(buckets.map { $0.reduce(0) { $0 + tensors[$1].byteCount } }, ranks: size) ? buckets : nil
+        }
+    }
+
+    /// Whether overlapping buckets of these sizes (in start order) is expected to shorten a step
+    /// (docs/distributed.md, "Overlap"): the buckets reduced before the last must carry enough
+    /// bytes that their transfer outweighs what splitting the backward pass costs.
+    static func overlapPays(_ bucketBytes: [Int], ranks: Int) -> Bool {
+        ranks > 1 && bucketBytes.count > 1 && bucketBytes.dropLast().reduce(0, +) >= overlapMinimumBytes
+    }
+
+    /// The bytes the early buckets must carry for automatic overlap (measured: see the docs).
+    static let overlapMinimumBytes = 4 << 20
+
+    func allreduceOverlapped(_ tensors: [AllreduceSpec], buckets: [[Int]]) throws -> BackgroundAllreduce {
+        lock.lock()
+        let step = rounds
+        defer { lock.unlock() }
+        // Before any bucket moves: ranks that would pack or order differently fail here.
+        if step == 0 { try checkSameGradients(tensors, layout: buckets) }
+        return BackgroundAllreduce(count: tensors.count, buckets: buckets, reduce: { [self] _, requests in
+            try reduce(requests, step: step)
+        }, end: { [self] succeeded in
+            lock.lock()
+            if succeeded { rounds += 1 }
+            lock.unlock()
+        })
+    }
+
     /// Indices of `requests` grouped into buffers: one dtype each, in request order, each up to
     /// `threshold` bytes (a larger tensor goes alone; threshold 0: every tensor alone).
     static func fuse(_ requests: [AllreduceRequest], threshold: Int) -> [[Int]] {
+        fuse(requests.map { ($0.tensor.dtype, $0.tensor.byteCount) }, threshold: threshold)
+    }
+
+    static func fuse(_ tensors: [(dtype: DType, bytes: Int)], threshold: Int) -> [[Int]] {
         var buffers: [[Int]] = []
         var open: [DType: (index: Int, bytes: Int)] = [:]
-        for (i, r) in requests.enumerated() {
-            let bytes = r.tensor.byteCount
-            if let o = open[r.tensor.dtype], o.bytes + bytes <= threshold {
+        for (i, (dtype, bytes)) in tensors.enumerated() {
+            if let o = open[dtype], o.bytes + bytes <= threshold {
                 buffers[o.index].append(i)
-                open[r.tensor.dtype] = (o.index, o.bytes + bytes)
+                open[dtype] = (o.index, o.bytes + bytes)
             } else {
                 buffers.append([i])
-                open[r.tensor.dtype] = (buffers.count - 1, bytes)
+                open[dtype] = (buffers.count - 1, bytes)
             }
         }
         return buffers
     }
 
     /// One fused buffer: packed (prescaled), summed across ranks, unpacked (averaged, postscaled).
-    private func reduce(_ part: [AllreduceRequest]) throws -> [Tensor] {
+    private func reduce(_ part: [AllreduceRequest], step: Int) throws -> [Tensor] {
         let dtype = part[0].tensor.dtype
         let type: Int32
         switch dtype {
@@ -82,7 +125,7 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
             offset += r.tensor.byteCount
         }
         let what = "allreduce of \(part.count) tensor\(part.count == 1 ? "" : "s") (\(total) bytes, first '\(part[0].name)')"
-        try MPIFailure.run(what, step: rounds, world: (rank, size, timeout)) {
+        try MPIFailure.run(what, step: step, world: (rank, size, timeout)) {
             kiln_mpi_allreduce_sum(fused.pointer, Int64(total / dtype.byteSize), type, timeout, $0)
         }
         offset = 0
@@ -112,10 +155,12 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
 
     /// At the first round: every rank must reduce the same list (names, dtypes, shapes, ops)
     /// with the same fusion threshold, or the fused buffers would not line up. A hash of the list is compared across ranks.
-    private func checkSameGradients(_ requests: [AllreduceRequest]) throws {
+    /// An overlapped round's `layout` (its buckets in start order) is part of it: a rank that
+    /// overlaps and one that does not, or that split the list otherwise, would not match.
+    private func checkSameGradients(_ requests: [AllreduceSpec], layout: [[Int]]? = nil) throws {
         // The fusion threshold too: ranks that pack differently would exchange mismatched buffers.
-        let description = requests.map { "\($0.name):\($0.tensor.dtype.name)\($0.tensor.shape):\($0.reduceOp.rawValue)" }.joined(separator: ";")
-            + ";fusion:\(fusionThreshold)"
+        let description = requests.map { "\($0.name):\($0.dtype.name)\($0.shape):\($0.reduceOp.rawValue)" }.joined(separator: ";")
+            + ";fusion:\(fusionThreshold)" + (layout.map { ";overlap:" + $0.map { $0.map(String.init).joined(separator: ",") }.joined(separator: "|") } ?? "")
         let mine = Self.fnv1a(description)
         var all = [UInt64](repeating: 0, count: size)
         try all.withUnsafeMutableBufferPointer { values in
@@ -125,7 +170,7 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
         }
         let differing = all.indices.filter { all[$0] != all[0] }
         guard differing.isEmpty else {
-            throw KilnError.invalidArgument("the ranks' graphs differ: the list of tensors to allreduce at step \(rounds) has hash \(String(all[0], radix: 16)) on rank 0 but a different hash on rank\(differing.count > 1 ? "s" : "") \(differing.map(String.init).joined(separator: ", ")) (every rank must build the same graph and use the same fusion threshold; this is rank \(rank), whose list is [\(requests.map { "\($0.name) \($0.tensor.dtype.name)\($0.tensor.shape)" }.joined(separator: ", "))])")
+            throw KilnError.invalidArgument("the ranks' graphs differ: the list of tensors to allreduce at step \(rounds) has hash \(String(all[0], radix: 16)) on rank 0 but a different hash on rank\(differing.count > 1 ? "s" : "") \(differing.map(String.init).joined(separator: ", ")) (every rank must build the same graph and use the same fusion threshold and overlap setting; this is rank \(rank), whose list is [\(requests.map { "\($0.name) \($0.dtype.name)\($0.shape)" }.joined(separator: ", "))]\(layout.map { ", reduced overlapped in buckets \($0)" } ?? ""))")
         }
     }
 
@@ -134,4 +179,12 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
         for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return h
     }
+}
+
+/// Whether a step's allreduces overlap the backward pass: early gradients (the last layers')
+/// reduced on a thread of their own while the later ones are computed. The results are the same
+/// bits either way; `auto` overlaps only when the early buckets are large enough to pay for
+/// splitting the compiled backward pass (FusedAllreduce.overlapPays).
+public enum AllreduceOverlap: String, Sendable, CaseIterable {
+    case off, on, auto
 }

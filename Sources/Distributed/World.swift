@@ -21,8 +21,10 @@ public final class World: @unchecked Sendable {
 
     /// The world, initialising MPI on first call. `timeout` (seconds) defaults to
     /// KILN_MPI_TIMEOUT or 60; `fusionThreshold` (bytes; 0 turns fusion off) to
-    /// KILN_FUSION_THRESHOLD, HOROVOD_FUSION_THRESHOLD or 64 MiB, as Horovod's.
-    public static func start(timeout: Double? = nil, fusionThreshold: Int? = nil) throws -> World {
+    /// KILN_FUSION_THRESHOLD, HOROVOD_FUSION_THRESHOLD or 64 MiB, as Horovod's; `overlap`
+    /// (allreduce early gradients during the backward pass) to KILN_ALLREDUCE_OVERLAP
+    /// (off, on, auto) or auto. Every rank must use the same threshold and overlap.
+    public static func start(timeout: Double? = nil, fusionThreshold: Int? = nil, overlap: AllreduceOverlap? = nil) throws -> World {
         lock.lock()
         defer { lock.unlock() }
         if let started { return started }
@@ -37,22 +39,29 @@ public final class World: @unchecked Sendable {
             return b
         } ?? 64 << 20
         guard threshold >= 0 else { throw KilnError.invalidArgument("the fusion threshold must be a byte count >= 0, got \(threshold)") }
+        let overlapping = try overlap ?? env["KILN_ALLREDUCE_OVERLAP"].map { v in
+            guard let o = AllreduceOverlap(rawValue: v.lowercased()) else {
+                throw KilnError.invalidArgument("KILN_ALLREDUCE_OVERLAP must be one of \(AllreduceOverlap.allCases.map(\.rawValue).joined(separator: ", ")), got '\(v)'")
+            }
+            return o
+        } ?? .auto
         var rank: Int32 = 0, size: Int32 = 0, localRank: Int32 = 0, localSize: Int32 = 0
         let rc = kiln_mpi_init(&rank, &size, &localRank, &localSize)
         guard rc == 0 else { throw KilnError(.unavailable, "MPI_Init_thread failed with code \(rc): is this process started by mpirun?") }
-        let world = World(rank: Int(rank), size: Int(size), localRank: Int(localRank), localSize: Int(localSize), timeout: t, fusionThreshold: threshold)
+        let world = World(rank: Int(rank), size: Int(size), localRank: Int(localRank), localSize: Int(localSize), timeout: t, fusionThreshold: threshold,
+                          overlap: overlapping)
         Collectives.install(world.engine)
         started = world
         return world
     }
 
-    private init(rank: Int, size: Int, localRank: Int, localSize: Int, timeout: Double, fusionThreshold: Int) {
+    private init(rank: Int, size: Int, localRank: Int, localSize: Int, timeout: Double, fusionThreshold: Int, overlap: AllreduceOverlap) {
         self.rank = rank
         self.size = size
         self.localRank = localRank
         self.localSize = localSize
         self.timeout = timeout
-        engine = FusedAllreduce(rank: rank, size: size, timeout: timeout, fusionThreshold: fusionThreshold)
+        engine = FusedAllreduce(rank: rank, size: size, timeout: timeout, fusionThreshold: fusionThreshold, overlap: overlap)
     }
 
     /// Training steps (collective rounds) completed so far.

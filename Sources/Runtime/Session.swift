@@ -233,7 +233,10 @@ public final class Session: @unchecked Sendable {
         return try runLocked(fetches, feeds: feeds, targets: targets)
     }
 
-    func runLocked(_ fetches: [Output], feeds given: [Output: Tensor], targets: [KilnFrontend.Operation]) throws -> [Tensor] {
+    /// `staging` (a collective round that overlaps its allreduces): the compiled part is split
+    /// into its stages (CollectiveOverlap.swift).
+    func runLocked(_ fetches: [Output], feeds given: [Output: Tensor], targets: [KilnFrontend.Operation],
+                   staging: CompiledStaging? = nil) throws -> [Tensor] {
         var feeds = given
         // Ops the session computes on the host (data-dependent shapes, strings, checkpoint I/O,
         // questions about the variable store) run first, in graph order, and their outputs are
@@ -298,7 +301,8 @@ public final class Session: @unchecked Sendable {
         }
         var values: [Output: Tensor] = [:]
         if !computed.isEmpty || !afterInputs.isEmpty || !compiledTargets.isEmpty {
-            let results = try runCompiled(computed + afterInputs, feeds: feeds, given: given, targets: compiledTargets, ranOnHost: ranOnHost)
+            let results = try runCompiled(computed + afterInputs, feeds: feeds, given: given, targets: compiledTargets, ranOnHost: ranOnHost,
+                                          staging: staging)
             for (f, t) in zip(computed + afterInputs, results) where values[f] == nil { values[f] = t }
             // Results past the fetches are checks nothing reads (see Lowering.lower).
             if after.isEmpty && computed.count == fetches.count { return results.count == fetches.count ? results : Array(results.prefix(fetches.count)) }
@@ -321,17 +325,21 @@ public final class Session: @unchecked Sendable {
     /// host. When strings or host ops are involved, only feeds that compiled ops consume are
     /// passed, plus the caller's non-string feeds, so host-side strings never reach generated code.
     private func runCompiled(_ fetches: [Output], feeds all: [Output: Tensor], given: [Output: Tensor],
-                             targets: [KilnFrontend.Operation], ranOnHost: Set<KilnFrontend.Operation>) throws -> [Tensor] {
+                             targets: [KilnFrontend.Operation], ranOnHost: Set<KilnFrontend.Operation>,
+                             staging: CompiledStaging? = nil) throws -> [Tensor] {
         let feeds = ranOnHost.isEmpty && !all.values.contains(where: { $0.dtype == .string })
             ? all   // the common case: no strings anywhere, nothing ran on the host
             : try cachedCompiledFeeds(fetches, feeds: all, given: given, targets: targets, ranOnHost: ranOnHost)
         let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
+        let stages = staging.map { s in Dictionary(fetches.compactMap { f in s.stages[f].map { (f, $0) } }, uniquingKeysWith: min) }
+            .flatMap { $0.isEmpty ? nil : $0 }
         let key = StepKey(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                           feeds: orderedFeeds.map { StepKey.Feed(op: $0.key.op.id, index: $0.key.index, dtype: $0.value.dtype, shape: $0.value.shape) },
-                          countsNonFinite: countsNonFinite)
+                          countsNonFinite: countsNonFinite, stages: stages.map { s in fetches.map { s[$0] ?? -1 } } ?? [])
         let step: CompiledRun
         if let s = cache.lookup(key) { step = s } else {
-            step = try compile(fetches: fetches, feeds: orderedFeeds.map { ($0.key, TensorType($0.value.dtype, $0.value.shape)) }, targets: targets)
+            step = try compile(fetches: fetches, feeds: orderedFeeds.map { ($0.key, TensorType($0.value.dtype, $0.value.shape)) }, targets: targets,
+                               stages: stages)
             let evicted = cache.insert(step, for: key)
             if debugLevel >= 1 {
                 if let evicted {
@@ -343,7 +351,11 @@ public final class Session: @unchecked Sendable {
         }
         lastStep = step.steps.last
         lastRunSegmentCount = step.segments?.count ?? 1
-        return try execute(step, feeds: orderedFeeds.map(\.value))
+        guard let staging, step.segments != nil else { return try execute(step, feeds: orderedFeeds.map(\.value)) }
+        // Hands each fetch to the round as soon as the segment computing it has run.
+        return try execute(step, feeds: orderedFeeds.map(\.value)) { segment, results in
+            try staging.computed(step.fetches.indices.filter { step.fetches[$0].segment == segment }.map { (fetches[$0], results[step.fetches[$0].result]) })
+        }
     }
 
     /// The values compiled code consumes once host ops have run (their outputs and the feeds in
@@ -379,7 +391,8 @@ public final class Session: @unchecked Sendable {
 
     /// Runs a run signature's executables: the one step of a run on the CPU alone, or each
     /// device segment in order, feeding values computed by earlier segments to later ones.
-    private func execute(_ run: CompiledRun, feeds: [Tensor]) throws -> [Tensor] {
+    /// `afterSegment` gets each segment's index and results once it has run.
+    private func execute(_ run: CompiledRun, feeds: [Tensor], afterSegment: ((Int, [Tensor]) throws -> Void)? = nil) throws -> [Tensor] {
         guard let segments = run.segments else { return try execute(run.steps[0], feeds: feeds) }
         var results: [[Tensor]] = []
         results.reserveCapacity(segments.count)
@@ -391,6 +404,7 @@ public final class Session: @unchecked Sendable {
                 }
             }
             results.append(try execute(run.steps[k], feeds: inputs))
+            try afterSegment?(k, results[k])
         }
         return run.fetches.map { results[$0.segment][$0.result] }
     }
@@ -516,18 +530,19 @@ public final class Session: @unchecked Sendable {
     // MARK: compile
 
     /// Compiles a run signature: one executable when every op runs on the CPU, else one per
-    /// device segment.
-    private func compile(fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation]) throws -> CompiledRun {
+    /// device segment; `stages` (the stage of some fetches) splits segments by stage too.
+    private func compile(fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation],
+                         stages: [Output: Int]? = nil) throws -> CompiledRun {
         let start = DispatchTime.now()
         for f in fetches where f.graph !== graph { throw KilnError.invalidArgument("Fetch '\(f.name)' belongs to another graph") }
         for t in targets where t.graph !== graph { throw KilnError.invalidArgument("Target '\(t.name)' belongs to another graph") }
         let ops = Lowering.prune(fetches: fetches, feeds: Set(feeds.map(\.0)), targets: targets)
         let placed = try placeOnDevices(ops)
-        if placed.allSatisfy(\.isCPU) {
+        if placed.allSatisfy(\.isCPU) && stages == nil {
             return CompiledRun(single: try compileStep(fetches: fetches, feeds: feeds, targets: targets, within: nil, opCount: ops.count,
                                                        device: nil, start: start))
         }
-        return try compileSegments(fetches: fetches, feeds: feeds, ops: ops, placed: placed)
+        return try compileSegments(fetches: fetches, feeds: feeds, ops: ops, placed: placed, stages: stages)
     }
 
     /// Splits the run's ops into device segments and compiles each. An op joins the first
@@ -537,8 +552,10 @@ public final class Session: @unchecked Sendable {
     /// A value crossing segments is a result of its producer's segment and a feed of its
     /// consumer's (the copy between devices). A variable is no value: every segment using it
     /// takes it as a parameter (its residence moves it between devices when that is needed).
+    /// With `stages`, a segment holds one device's ops of one stage (Session.stageOfOps), the
+    /// stages in order.
     private func compileSegments(fetches: [Output], feeds: [(Output, TensorType)], ops: [KilnFrontend.Operation],
-                                 placed: [PlacementDevice]) throws -> CompiledRun {
+                                 placed: [PlacementDevice], stages: [Output: Int]? = nil) throws -> CompiledRun {
         let feedSet = Set(feeds.map(\.0))
         var feedIndex: [Output: Int] = [:]
         for (k, f) in feeds.enumerated() { feedIndex[f.0] = k }
@@ -546,17 +563,22 @@ public final class Session: @unchecked Sendable {
         for (op, d) in zip(ops, placed) { deviceOf[op] = d }
         let isVariable = { (op: KilnFrontend.Operation) in OpRegistry.def(op.type)?.isVariable == true }
         var segmentOf: [KilnFrontend.Operation: Int] = [:]
-        var segDevice: [PlacementDevice] = [], segOps: [[KilnFrontend.Operation]] = []
-        for op in try Lowering.executionOrder(ops, feeds: feedSet) {
-            let d = deviceOf[op]!
+        var segDevice: [PlacementDevice] = [], segOps: [[KilnFrontend.Operation]] = [], segStage: [Int] = []
+        var order = try Lowering.executionOrder(ops, feeds: feedSet)
+        let stageOf = stages.map { Session.stageOfOps(order, feeds: feedSet, fetchStages: $0) } ?? [:]
+        // Producers are never of a later stage than their consumers: still an execution order.
+        if !stageOf.isEmpty { order = order.enumerated().sorted { (stageOf[$0.element]!, $0.offset) < (stageOf[$1.element]!, $1.offset) }.map(\.element) }
+        for op in order {
+            let d = deviceOf[op]!, stage = stageOf[op] ?? 0
             var earliest = 0
             for p in op.inputs.filter({ !feedSet.contains($0) }).map(\.op) + op.controlInputs {
                 guard let s = segmentOf[p], !isVariable(p) else { continue }
-                earliest = max(earliest, segDevice[s] == d ? s : s + 1)
+                earliest = max(earliest, segDevice[s] == d && segStage[s] == stage ? s : s + 1)
             }
             let k: Int
-            if let j = (earliest..<max(earliest, segDevice.count)).first(where: { segDevice[$0] == d }) { k = j } else {
+            if let j = (earliest..<max(earliest, segDevice.count)).first(where: { segDevice[$0] == d && segStage[$0] == stage }) { k = j } else {
                 segDevice.append(d)
+                segStage.append(stage)
                 segOps.append([])
                 k = segDevice.count - 1
             }
@@ -667,6 +689,8 @@ struct StepKey: Hashable {
     var feeds: [Feed]
     /// Compiled for the debugger, counting non-finite outputs.
     var countsNonFinite = false
+    /// The stage of each fetch of a staged run (-1: none), empty when the run is not staged.
+    var stages: [Int] = []
 }
 
 /// A run of a counting executable (Session.countsNonFinite): its step and its inputs as they were

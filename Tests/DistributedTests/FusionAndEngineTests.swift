@@ -41,3 +41,25 @@ final class FusionAndEngineTests: XCTestCase {
         XCTAssertThrowsError(try World.shard(files: ["a"], rank: 0, size: 2))
     }
 }
+
+/// Which rounds overlap: off never, on whenever there are two buckets, auto when the buckets
+/// before the last carry enough bytes to pay for splitting the backward pass.
+final class OverlapDecisionTests: XCTestCase {
+    private func specs(_ bytes: [Int]) -> [AllreduceSpec] {
+        bytes.enumerated().map { AllreduceSpec(name: "g\($0.offset)", dtype: .float32, shape: [$0.element / 4], reduceOp: .average) }
+    }
+
+    func testBucketsFollowProductionOrderAndTheThresholdAndAutoWeighsTheirSize() {
+        let small = specs([400, 400, 400])
+        let engine = { (mode: AllreduceOverlap, size: Int) in FusedAllreduce(rank: 0, size: size, timeout: 1, fusionThreshold: 800, overlap: mode) }
+        XCTAssertNil(engine(.off, 2).overlapBuckets(small))
+        XCTAssertEqual(engine(.on, 2).overlapBuckets(small), [[0, 1], [2]])
+        XCTAssertNil(engine(.auto, 2).overlapBuckets(small), "a few hundred bytes do not pay for the split")
+        let m = FusedAllreduce.overlapMinimumBytes
+        let large = specs([m / 2, m / 2, m])
+        let auto = FusedAllreduce(rank: 0, size: 2, timeout: 1, fusionThreshold: m, overlap: .auto)
+        XCTAssertEqual(auto.overlapBuckets(large), [[0, 1], [2]])
+        XCTAssertNil(FusedAllreduce(rank: 0, size: 1, timeout: 1, fusionThreshold: m, overlap: .auto).overlapBuckets(large), "one rank reduces nothing")
+        XCTAssertNil(FusedAllreduce(rank: 0, size: 2, timeout: 1, fusionThreshold: 2 * m, overlap: .auto).overlapBuckets(large), "one bucket")
+    }
+}

@@ -2,7 +2,8 @@
 // writes its variables for DistributedTrainingTests to compare.
 //
 //   DistributedWorker mpi|single OUTDIR [--steps K] [--batch B] [--optimizer momentum|adam|sgd]
-//                     [--fusion BYTES] [--timeout S] [--die-rank R --die-step S [--stall]]
+//                     [--fusion BYTES] [--overlap off|on|auto] [--timeout S]
+//                     [--die-rank R --die-step S [--stall]]
 //                     [--mismatch-rank R]
 //
 // `mpi` starts a World: each rank initialises the variables from its own seed (so only the
@@ -58,7 +59,12 @@ let features = 6, classes = 3
 var currentRank = 0
 
 @MainActor func run() throws {
-    let world = mode == "mpi" ? try World.start(timeout: options["timeout"].flatMap(Double.init), fusionThreshold: options["fusion"].flatMap(Int.init)) : nil
+    let overlap = try options["overlap"].map { v in
+        guard let o = AllreduceOverlap(rawValue: v) else { fail("--overlap takes off, on or auto, got '\(v)'") }
+        return o
+    }
+    let world = mode == "mpi" ? try World.start(timeout: options["timeout"].flatMap(Double.init), fusionThreshold: options["fusion"].flatMap(Int.init),
+                                                overlap: overlap) : nil
     let rank = world?.rank ?? 0
     currentRank = rank
     let g = Graph()
