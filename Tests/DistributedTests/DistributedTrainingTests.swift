@@ -83,26 +83,30 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(expected["global_step"]?.first), 0)
     }
 
+    /// With the allreduce overlapping the backward pass: buckets of at most 100 bytes (three or
+    /// four per step for this model), each reduced while the earlier layers' gradients are computed.
+    private let overlapped = ["--overlap", "on", "--fusion", "100"]
+
     func testTwoRanksTrainLikeOneProcessOnTheGlobalBatches() throws {
-        try trainAndCompare(ranks: 2, ["--steps", "6", "--optimizer", "momentum"])
+        try trainAndCompare(ranks: 2, ["--steps", "6", "--optimizer", "momentum"] + overlapped)
     }
 
     func testFourRanksTrainLikeOneProcessOnTheGlobalBatches() throws {
-        try trainAndCompare(ranks: 4, ["--steps", "4", "--optimizer", "adam"])
+        try trainAndCompare(ranks: 4, ["--steps", "4", "--optimizer", "adam"] + overlapped)
     }
 
-    /// The reduction order is fixed: two runs, and a run with fusion off (every gradient its own
-    /// allreduce), give the same bits.
-    func testResultsAreBitIdenticalAcrossRunsAndWithoutFusion() throws {
+    /// The reduction order is fixed: two runs, a run with fusion off (every gradient its own
+    /// allreduce), and runs overlapping the allreduce with the backward pass (in buckets of 100
+    /// bytes, and one per gradient) give the same bits.
+    func testResultsAreBitIdenticalAcrossRunsWithoutFusionAndWithOverlap() throws {
         var files: [String] = []
-        for (k, fusion) in ["67108864", "67108864", "0"].enumerated() {
+        for (k, (fusion, overlap)) in [("67108864", "off"), ("67108864", "off"), ("0", "off"), ("100", "on"), ("0", "on")].enumerated() {
             let dir = scratch.appendingPathComponent("run\(k)").path
-            let r = try mpirun(3, dir, ["--steps", "4", "--batch", "9", "--fusion", fusion])
+            let r = try mpirun(3, dir, ["--steps", "4", "--batch", "9", "--fusion", fusion, "--overlap", overlap])
             XCTAssertEqual(r.status, 0, r.output)
             files.append(try String(contentsOfFile: dir + "/rank1.txt", encoding: .utf8))
         }
-        XCTAssertEqual(files[0], files[1])
-        XCTAssertEqual(files[0], files[2])
+        for k in 1..<files.count { XCTAssertEqual(files[0], files[k], "run \(k)") }
     }
 
     /// A rank killed before step 2: each survivor fails within the timeout (plus the grace
@@ -120,6 +124,21 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertTrue(r.output.contains("at step 2 timed out after 5.0 s"), r.output)
         XCTAssertTrue(r.output.contains("rank 1 did not answer"), r.output)
         XCTAssertFalse(r.output.contains("rank 0 did not answer") || r.output.contains("rank 2 did not answer"), r.output)
+    }
+
+    /// The same while the survivors' allreduce overlaps their backward pass: the first bucket
+    /// (the last layer's gradients) times out on its thread, the later buckets are not started,
+    /// and the step fails naming rank 1 and step 2 within the timeout.
+    func testKilledRankDuringAnOverlappedAllreduceMakesTheOthersFailNamingIt() throws {
+        let r = try mpirun(3, scratch.path, ["--steps", "5", "--timeout", "5", "--die-rank", "1", "--die-step", "2"] + overlapped, recovery: true, limit: 120)
+        for survivor in [0, 2] {
+            XCTAssertTrue(r.output.contains("DistributedWorker rank \(survivor): deadlineExceeded: allreduce of "), "rank \(survivor) did not report:\n\(r.output)")
+            XCTAssertTrue(r.output.contains("at step 2 timed out after 5.0 s on rank \(survivor) of 3: rank 1 did not answer"), r.output)
+        }
+        // One bucket's deadline, not one per bucket.
+        XCTAssertEqual(r.output.components(separatedBy: "timed out after").count - 1, 2, r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.path + "/rank0.txt"), "rank 0 finished training")
+        XCTAssertLessThan(r.seconds, 90)
     }
 
     /// A rank that stops answering (alive, so mpirun cannot see it): the other fails naming it,
@@ -140,6 +159,17 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertTrue(r.output.contains("DistributedWorker rank \(rank): invalidArgument: the ranks' graphs differ: the list of tensors to allreduce at step 0"), r.output)
         }
         XCTAssertTrue(r.output.contains("on rank 0 but a different hash on rank 1"), r.output)
+    }
+
+    /// The hash covers how the round is reduced: a rank that overlaps (in buckets) beside ranks
+    /// that reduce at once would exchange mismatched buffers; every rank fails at the first step.
+    func testRanksThatOverlapDifferentlyFailAtTheFirstStep() throws {
+        let r = try mpirun(2, scratch.path, ["--steps", "2", "--timeout", "20", "--fusion", "100", "--overlap-rank", "1"], recovery: true)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.path + "/rank0.txt"), "rank 0 finished training")
+        for rank in 0..<2 {
+            XCTAssertTrue(r.output.contains("DistributedWorker rank \(rank): invalidArgument: the ranks' graphs differ"), r.output)
+        }
+        XCTAssertTrue(r.output.contains("reduced overlapped in buckets"), r.output)
     }
 
     /// The digits example under `mpirun -np 2 --distributed`: each rank trains on its shard,

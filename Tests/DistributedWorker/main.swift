@@ -4,14 +4,15 @@
 //   DistributedWorker mpi|single OUTDIR [--steps K] [--batch B] [--optimizer momentum|adam|sgd]
 //                     [--fusion BYTES] [--overlap off|on|auto] [--timeout S]
 //                     [--die-rank R --die-step S [--stall]]
-//                     [--mismatch-rank R]
+//                     [--mismatch-rank R] [--overlap-rank R]
 //
 // `mpi` starts a World: each rank initialises the variables from its own seed (so only the
 // broadcast from rank 0 makes them agree), takes its share of every global batch, and trains
 // through a DistributedOptimizer; it writes OUTDIR/rank<r>.txt. `single` trains one process on
 // the whole global batches from rank 0's seed and writes OUTDIR/single.txt. Each line is a
 // variable's name and its values (%.9g). --die-rank R kills rank R (SIGKILL; --stall: it
-// sleeps instead) before step --die-step; --mismatch-rank R gives rank R a different gradient list.
+// sleeps instead) before step --die-step; --mismatch-rank R gives rank R a different gradient list;
+// --overlap-rank R makes rank R alone overlap its allreduces with the backward pass.
 // A failure prints "DistributedWorker rank R: <error>" on stderr and exits 3.
 import Foundation
 import Kiln
@@ -63,8 +64,12 @@ var currentRank = 0
         guard let o = AllreduceOverlap(rawValue: v) else { fail("--overlap takes off, on or auto, got '\(v)'") }
         return o
     }
+    // --overlap-rank R: rank R alone overlaps, the others do not (a setting the ranks must
+    // share). The world starts once, so the rank comes from mpirun's environment.
+    let overlapRank = options["overlap-rank"].flatMap(Int.init)
+    let myRank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].flatMap(Int.init)
     let world = mode == "mpi" ? try World.start(timeout: options["timeout"].flatMap(Double.init), fusionThreshold: options["fusion"].flatMap(Int.init),
-                                                overlap: overlap) : nil
+                                                overlap: overlapRank.map { $0 == myRank ? .on : .off } ?? overlap) : nil
     let rank = world?.rank ?? 0
     currentRank = rank
     let g = Graph()
