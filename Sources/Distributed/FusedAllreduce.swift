@@ -63,7 +63,7 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
     }
 
     /// The bytes the early buckets must carry for automatic overlap (measured: see the docs).
-    static let overlapMinimumBytes = 4 << 20
+    static let overlapMinimumBytes = 8 << 20
 
     func allreduceOverlapped(_ tensors: [AllreduceSpec], buckets: [[Int]]) throws -> BackgroundAllreduce {
         lock.lock()
