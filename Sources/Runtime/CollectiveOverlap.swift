@@ -36,6 +36,10 @@ public final class BackgroundAllreduce: @unchecked Sendable {
     func start(_ requests: [AllreduceRequest]) {
         let b = started
         started += 1
+        guard b < buckets.count else {
+            lock.withLock { if failure == nil { failure = KilnError.internalError("bucket \(b) of an overlapped round of \(buckets.count) started") } }
+            return
+        }
         queue.async(group: group) { [self] in
             lock.lock()
             let failed = failure != nil

@@ -66,10 +66,10 @@ final class OverlappedRoundTests: XCTestCase {
     }
 
     /// Trains `steps` steps with `engine`; every variable's values and the losses.
-    private func train(_ engine: StandInEngine, steps: Int) throws -> (variables: [String: [Float]], losses: [Float]) {
+    private func train(_ engine: StandInEngine, steps: Int, config: SessionConfig = SessionConfig()) throws -> (variables: [String: [Float]], losses: [Float]) {
         Collectives.install(engine)
         let (g, x, y, loss, train) = try model()
-        let s = try Session(graph: g)
+        let s = try Session(graph: g, config: config)
         defer { s.close() }
         try s.run(g.globalVariablesInitializer())
         var losses: [Float] = []
@@ -99,6 +99,21 @@ final class OverlappedRoundTests: XCTestCase {
         XCTAssertTrue(firstStep[0].contains("logits") && firstStep[1].contains("logits"), "\(firstStep)")
         XCTAssertTrue(firstStep[2].contains("hidden") && firstStep[3].contains("hidden"), "\(firstStep)")
         XCTAssertEqual(Set(firstStep).count, 4)
+    }
+
+    /// On /gpu:0 (an OpenCL device, PoCL's CPU device standing in for one) the stages are
+    /// device segments too: the same bits as the round at once there.
+    func testOverlappedStepsOnADeviceGiveTheBitsOfTheRoundAtOnce() throws {
+        let config = SessionConfig(openCLAllowCPU: true)
+        guard (try? Session.devices(config: config))?.contains(.gpu(0)) == true else {
+            throw XCTSkip("no OpenCL device for /gpu:0 (install pocl-opencl-icd)")
+        }
+        let expected = try train(StandInEngine(factor: 0.5, overlaps: false), steps: 2, config: config)
+        let overlapped = StandInEngine(factor: 0.5, overlaps: true)
+        let got = try train(overlapped, steps: 2, config: config)
+        XCTAssertEqual(overlapped.reductions.count, 8)
+        XCTAssertEqual(got.losses, expected.losses)
+        XCTAssertEqual(got.variables, expected.variables, "overlap changed the trained variables on the device")
     }
 
     /// A bucket that fails fails the step with its error once the started buckets ended (none
