@@ -8,10 +8,10 @@ import KilnDistributed
 /// stage has run, the last layer's first, and the step's results are those of the round at once;
 /// a bucket that fails fails the step after every started bucket ended, and the session goes on.
 final class OverlappedRoundTests: XCTestCase {
-    /// Answers each tensor times `factor`, one bucket per tensor when it overlaps; records the
-    /// buckets and can fail one.
+    /// Answers each tensor times `factor` (as CollectiveRoundTests' engine), one bucket per tensor
+    /// when it overlaps; records the buckets and can fail one.
     final class StandInEngine: CollectiveEngine, @unchecked Sendable {
-        let factor: Float
+        let scaling: CollectiveRoundTests.ScalingEngine
         let overlaps: Bool
         private let lock = NSLock()
         private var log: [(names: [String], onMainThread: Bool)] = []
@@ -20,7 +20,7 @@ final class OverlappedRoundTests: XCTestCase {
         var failNext = false
 
         init(factor: Float, overlaps: Bool) {
-            self.factor = factor
+            scaling = CollectiveRoundTests.ScalingEngine(factor: factor)
             self.overlaps = overlaps
         }
 
@@ -39,7 +39,7 @@ final class OverlappedRoundTests: XCTestCase {
                 Thread.sleep(forTimeInterval: 0.2)
                 throw KilnError(.deadlineExceeded, "stand-in: bucket of '\(requests[0].name)' timed out")
             }
-            return try requests.map { r in try Tensor(shape: r.tensor.shape, scalars: try r.tensor.scalars(as: Float.self).map { $0 * factor }) }
+            return try scaling.allreduce(requests)
         }
 
         func overlapBuckets(_ tensors: [AllreduceSpec]) -> [[Int]]? { overlaps ? tensors.indices.map { [$0] } : nil }
@@ -77,9 +77,13 @@ final class OverlappedRoundTests: XCTestCase {
             let (bx, by) = try batch(k)
             losses.append(try s.run([loss], feeds: [x: bx, y: by], targets: [train])[0].scalar(as: Float.self))
         }
+        return (try floatVariables(g, s), losses)
+    }
+
+    private func floatVariables(_ g: Graph, _ s: Session) throws -> [String: [Float]] {
         var values: [String: [Float]] = [:]
         for v in g.globalVariables where v.dtype == .float32 { values[v.name] = try XCTUnwrap(s.value(of: v)).scalars(as: Float.self) }
-        return (values, losses)
+        return values
     }
 
     func testOverlappedStepsGiveTheBitsOfTheRoundAtOnceReducingTheLastLayerFirst() throws {
@@ -126,17 +130,16 @@ final class OverlappedRoundTests: XCTestCase {
         try s.run(g.globalVariablesInitializer())
         let (bx, by) = try batch(0)
         _ = try s.run([loss], feeds: [x: bx, y: by], targets: [train])
-        let before = try g.globalVariables.filter { $0.dtype == .float32 }.map { try XCTUnwrap(s.value(of: $0)).scalars(as: Float.self) }
+        let before = try floatVariables(g, s)
         engine.failNext = true
         XCTAssertThrowsError(try s.run([loss], feeds: [x: bx, y: by], targets: [train])) { error in
             XCTAssertEqual((error as? KilnError)?.code, .deadlineExceeded, "\(error)")
             XCTAssertTrue("\(error)".contains("stand-in: bucket of"), "\(error)")
         }
         XCTAssertEqual(engine.inFlight, 0, "a reduction outlived the failed step")
-        let after = try g.globalVariables.filter { $0.dtype == .float32 }.map { try XCTUnwrap(s.value(of: $0)).scalars(as: Float.self) }
-        XCTAssertEqual(after, before, "the failed step applied gradients")
+        XCTAssertEqual(try floatVariables(g, s), before, "the failed step applied gradients")
         _ = try s.run([loss], feeds: [x: bx, y: by], targets: [train])
-        XCTAssertNotEqual(try g.globalVariables.filter { $0.dtype == .float32 }.map { try XCTUnwrap(s.value(of: $0)).scalars(as: Float.self) }, before)
+        XCTAssertNotEqual(try floatVariables(g, s), before, "the step after the failure applied nothing")
         s.close()
     }
 }
