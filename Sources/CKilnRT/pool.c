@@ -1,7 +1,7 @@
 // A small worker pool for kernels of tens of microseconds. Parts of a job are claimed
 // dynamically, so when a worker is descheduled (a loaded machine) the caller simply runs the
-// remaining parts itself instead of waiting; idle workers spin briefly, then sleep (at once,
-// and left asleep, while the process's host threads need the other cores: see kiln_host_thread).
+// remaining parts itself instead of waiting; idle workers spin briefly (offering their core to
+// the process's host threads now and then, while it has any: see kiln_host_thread), then sleep.
 // In-process the pool is started explicitly (kiln_runtime_init); in an artifact it starts at the
 // first job worth splitting, with the size kiln_pool_configure asked for; the portable build has
 // no threads at all.
@@ -34,6 +34,8 @@ KILN_API int kiln_pool_configure(int threads) {
 
 #define KILN_MAX_THREADS 64
 #define KILN_SPIN 2000
+// While the process has host threads, a spinning worker yields every this many pauses.
+#define KILN_SPIN_YIELD_EVERY 64
 #define KILN_PARTS_PER_THREAD 4
 
 static int pool_threads = 1;
@@ -50,22 +52,14 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t claim;
 static _Atomic int sleepers;
 static _Atomic int done_parts;
-// Host threads (queue runners) running now, not waiting. Always 0 in an artifact.
-static _Atomic int host_running;
+// Host threads of the process (queue runners) alive now. Always 0 in an artifact.
+static _Atomic int host_threads;
 static kiln_range_kernel job_kernel;
 static void *job_args[4];
 static int64_t job_count;
 #ifndef KILN_ARTIFACT
 static _Atomic uint64_t jobs_given;
 #endif
-
-// Whether the host threads running now need every core but a job's caller (a training step
-// beside its input pipeline on two cores): an idle worker then sleeps at once rather than spin,
-// and a job runs on the caller (and any worker still spinning) without waking the sleepers, since
-// a worker woken then only takes a core from the host work or from the caller.
-static inline int host_threads_fill_cores(void) {
-    return atomic_load_explicit(&host_running, memory_order_relaxed) >= pool_threads - 1;
-}
 
 static inline uint32_t claim_serial(uint64_t c) { return (uint32_t)(c >> 32); }
 static inline int claim_parts(uint64_t c) { return (int)((c >> 16) & 0xFFFF); }
@@ -91,8 +85,14 @@ static void *worker_main(void *arg) {
         uint32_t s;
         int spins = 0;
         while ((s = claim_serial(atomic_load_explicit(&claim, memory_order_acquire))) == seen) {
-            if (++spins < KILN_SPIN && !host_threads_fill_cores()) {
-                kiln_spin_hint();
+            if (++spins < KILN_SPIN) {
+                // A queue runner woken beside a training step (a dequeue made room) gets this
+                // core now rather than when the spin ends or by preempting the step's own
+                // thread; sched_yield returns at once when no thread waits for the core. Only
+                // with host threads: a pool yielding to other processes on a loaded machine
+                // lost whole time slices in the middle of a step.
+                if (spins % KILN_SPIN_YIELD_EVERY == 0 && atomic_load_explicit(&host_threads, memory_order_relaxed) > 0) sched_yield();
+                else kiln_spin_hint();
                 continue;
             }
             pthread_mutex_lock(&sleep_lock);
@@ -180,49 +180,17 @@ void kiln_pool_start(int threads) {
 
 uint64_t kiln_parallel_jobs(void) { return atomic_load_explicit(&jobs_given, memory_order_relaxed); }
 
-// Whether the calling thread is a host thread, and whether it is counted running now.
-static _Thread_local int host_thread, host_counted;
-// Its scheduling policy before it became one (restored after).
-static _Thread_local int host_policy_before = -1;
-
-// Linux's SCHED_BATCH (named only under _GNU_SOURCE): the scheduler lets a thread of this policy
-// run when a core is free or its turn comes, but not preempt a running thread when it wakes.
-#ifdef __linux__
-#define KILN_SCHED_BATCH 3
-#endif
-
-static void host_count(int running) {
-    if (running == host_counted) return;
-    host_counted = running;
-    atomic_fetch_add_explicit(&host_running, running ? 1 : -1, memory_order_relaxed);
-}
+// Whether the calling thread is counted a host thread.
+static _Thread_local int host_thread;
 
 void kiln_host_thread(int on) {
+    on = on != 0;
+    if (on == host_thread) return;
     host_thread = on;
-    host_count(on);
-#ifdef KILN_SCHED_BATCH
-    // A host thread is woken by the training step's own runs (a dequeue making room, the
-    // session's lock let go before compiled code): preempting that thread on its core stalled
-    // the step while the pool's core sat idle. As a batch thread it takes a free core instead.
-    struct sched_param param = {0};
-    if (on && host_policy_before < 0) {
-        int policy;
-        struct sched_param current;
-        if (pthread_getschedparam(pthread_self(), &policy, &current) == 0 && policy == SCHED_OTHER &&
-            pthread_setschedparam(pthread_self(), KILN_SCHED_BATCH, &param) == 0)
-            host_policy_before = policy;
-    } else if (!on && host_policy_before >= 0) {
-        pthread_setschedparam(pthread_self(), host_policy_before, &param);
-        host_policy_before = -1;
-    }
-#endif
+    atomic_fetch_add_explicit(&host_threads, on ? 1 : -1, memory_order_relaxed);
 }
 
-void kiln_host_thread_waits(int waiting) {
-    if (host_thread) host_count(!waiting);
-}
-
-int kiln_host_threads_running(void) { return atomic_load_explicit(&host_running, memory_order_relaxed); }
+int kiln_host_threads(void) { return atomic_load_explicit(&host_threads, memory_order_relaxed); }
 #endif
 
 KILN_API void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count) {
@@ -244,7 +212,7 @@ KILN_API void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t c
     uint32_t serial = claim_serial(atomic_load_explicit(&claim, memory_order_relaxed)) + 1;
     // Sequentially consistent, so the sleepers check below cannot miss a worker going to sleep.
     atomic_store_explicit(&claim, ((uint64_t)serial << 32) | ((uint64_t)parts << 16), memory_order_seq_cst);
-    if (atomic_load(&sleepers) > 0 && !host_threads_fill_cores()) {
+    if (atomic_load(&sleepers) > 0) {
         pthread_mutex_lock(&sleep_lock);
         pthread_cond_broadcast(&wake);
         pthread_mutex_unlock(&sleep_lock);

@@ -18,25 +18,15 @@ public enum NativeRuntime {
     /// Starts the runtime unless it runs already; safe to call from any thread, any number of times.
     public static func start() { _ = started }
 
-    /// Runs `body` with the calling thread marked as a host thread (a queue runner): while it
-    /// runs, rather than waits (see `hostThreadWaits`), and the host threads running need every
-    /// core but a job's caller, the pool's idle workers sleep instead of spinning and jobs leave
-    /// them asleep, so compiled steps on other threads do not keep its core busy; on Linux it is
-    /// a batch thread meanwhile (woken, it does not preempt a running training step).
+    /// Runs `body` with the calling thread marked as a host thread (a queue runner): while the
+    /// process has any, the pool's idle workers offer their cores to other threads now and then
+    /// while they spin, so a runner woken beside a training step gets a core without preempting it.
     public static func asHostThread<R>(_ body: () throws -> R) rethrows -> R {
         kiln_host_thread(1)
         defer { kiln_host_thread(0) }
         return try body()
     }
 
-    /// Runs `body` (a wait: for room in a queue, for an element) with a host thread counted as
-    /// not running; on other threads it just runs it.
-    public static func hostThreadWaits<R>(_ body: () throws -> R) rethrows -> R {
-        kiln_host_thread_waits(1)
-        defer { kiln_host_thread_waits(0) }
-        return try body()
-    }
-
-    /// The host threads running now (not waiting).
-    public static var hostThreadsRunning: Int { Int(kiln_host_threads_running()) }
+    /// The host threads of the process now.
+    public static var hostThreads: Int { Int(kiln_host_threads()) }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import KilnIR
-import KilnKernels
 
 /// TensorFlow's queue resource (FIFOQueue, RandomShuffleQueue): tuples of tensors held on the
 /// host between the runs that enqueue them and the runs that dequeue them. Thread-safe.
@@ -218,8 +217,7 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
                 do {
                     while try !step() {
                         waiters += 1
-                        // A queue runner waiting leaves the pool's workers free to spin again.
-                        NativeRuntime.hostThreadWaits { condition.wait() }
+                        condition.wait()
                         waiters -= 1
                     }
                 } catch { failure = error }

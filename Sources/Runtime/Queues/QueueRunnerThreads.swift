@@ -13,7 +13,7 @@ extension QueueRunner {
         let running = RunningCount(enqueueOps.count)
         var threads = enqueueOps.enumerated().map { k, op in
             CoordinatedThread(name: "QueueRunnerThread-\(queue.name)-\(op.name)\(k > 0 ? "-\(k)" : "")") { [self] in
-                // Its host work (read, parse, enqueue) gets a core the pool's idle workers would spin on.
+                // Woken, its host work (read, parse, enqueue) gets a core the pool's idle workers spin on.
                 NativeRuntime.asHostThread { run(op, session: session, coordinator: coordinator, running: running) }
             }
         }
