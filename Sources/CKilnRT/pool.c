@@ -1,6 +1,7 @@
 // A small worker pool for kernels of tens of microseconds. Parts of a job are claimed
 // dynamically, so when a worker is descheduled (a loaded machine) the caller simply runs the
-// remaining parts itself instead of waiting; idle workers spin briefly, then sleep.
+// remaining parts itself instead of waiting; idle workers spin briefly (offering their core to
+// the process's host threads now and then, while it has any: see kiln_host_thread), then sleep.
 // In-process the pool is started explicitly (kiln_runtime_init); in an artifact it starts at the
 // first job worth splitting, with the size kiln_pool_configure asked for; the portable build has
 // no threads at all.
@@ -33,6 +34,8 @@ KILN_API int kiln_pool_configure(int threads) {
 
 #define KILN_MAX_THREADS 64
 #define KILN_SPIN 2000
+// While the process has host threads, a spinning worker yields every this many pauses.
+#define KILN_SPIN_YIELD_EVERY 64
 #define KILN_PARTS_PER_THREAD 4
 
 static int pool_threads = 1;
@@ -49,6 +52,8 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t claim;
 static _Atomic int sleepers;
 static _Atomic int done_parts;
+// Host threads of the process (queue runners) alive now. Always 0 in an artifact.
+static _Atomic int host_threads;
 static kiln_range_kernel job_kernel;
 static void *job_args[4];
 static int64_t job_count;
@@ -80,7 +85,16 @@ static void *worker_main(void *arg) {
         uint32_t s;
         int spins = 0;
         while ((s = claim_serial(atomic_load_explicit(&claim, memory_order_acquire))) == seen) {
-            if (++spins < KILN_SPIN) { kiln_spin_hint(); continue; }
+            if (++spins < KILN_SPIN) {
+                // A queue runner woken beside a training step (a dequeue made room) gets this
+                // core now rather than when the spin ends or by preempting the step's own
+                // thread; sched_yield returns at once when no thread waits for the core. Only
+                // with host threads: a pool yielding to other processes on a loaded machine
+                // lost whole time slices in the middle of a step.
+                if (spins % KILN_SPIN_YIELD_EVERY == 0 && atomic_load_explicit(&host_threads, memory_order_relaxed) > 0) sched_yield();
+                else kiln_spin_hint();
+                continue;
+            }
             pthread_mutex_lock(&sleep_lock);
             atomic_fetch_add(&sleepers, 1);
             while ((s = claim_serial(atomic_load_explicit(&claim, memory_order_acquire))) == seen) pthread_cond_wait(&wake, &sleep_lock);
@@ -165,6 +179,18 @@ void kiln_pool_start(int threads) {
 }
 
 uint64_t kiln_parallel_jobs(void) { return atomic_load_explicit(&jobs_given, memory_order_relaxed); }
+
+// Whether the calling thread is counted a host thread.
+static _Thread_local int host_thread;
+
+void kiln_host_thread(int on) {
+    on = on != 0;
+    if (on == host_thread) return;
+    host_thread = on;
+    atomic_fetch_add_explicit(&host_threads, on ? 1 : -1, memory_order_relaxed);
+}
+
+int kiln_host_threads(void) { return atomic_load_explicit(&host_threads, memory_order_relaxed); }
 #endif
 
 KILN_API void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count) {

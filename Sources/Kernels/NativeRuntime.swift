@@ -17,4 +17,16 @@ public enum NativeRuntime {
 
     /// Starts the runtime unless it runs already; safe to call from any thread, any number of times.
     public static func start() { _ = started }
+
+    /// Runs `body` with the calling thread marked as a host thread (a queue runner): while the
+    /// process has any, the pool's idle workers offer their cores to other threads now and then
+    /// while they spin, so a runner woken beside a training step gets a core without preempting it.
+    public static func asHostThread<R>(_ body: () throws -> R) rethrows -> R {
+        kiln_host_thread(1)
+        defer { kiln_host_thread(0) }
+        return try body()
+    }
+
+    /// The host threads of the process now.
+    public static var hostThreads: Int { Int(kiln_host_threads()) }
 }

@@ -18,8 +18,8 @@ public final class Session: @unchecked Sendable {
     /// The host pass's plans of the other signatures (SessionHostPlan.swift).
     let hostPlans = HostPlans()
     private var closed = false
-    /// Held for the whole of a run, except while a host op waits (see `withoutLock`) and while
-    /// compiled CPU code runs (see `execute`).
+    /// Held for the whole of a run, except while a host op waits or computes a batch of records
+    /// from its inputs alone (see `withoutLock`) and while compiled CPU code runs (see `execute`).
     private let lock = NSLock()
     /// Held while compiled code that reads or writes variables runs, and by everything else that
     /// reads, replaces or drops variable values: such code runs with `lock` let go (so a queue
@@ -135,8 +135,9 @@ public final class Session: @unchecked Sendable {
         return r
     }
 
-    /// Runs `body` (a host op that waits: a dequeue from an empty queue) with the session's lock
-    /// let go, so other threads' runs (the enqueues that end the wait) proceed meanwhile. Called
+    /// Runs `body` (a host op that waits: a dequeue from an empty queue; or one that parses a
+    /// batch of records) with the session's lock let go, so other threads' runs (the enqueues
+    /// that end the wait, a training step) proceed meanwhile. Called
     /// only inside a run, which holds the lock; the run's own state is local to it. A session
     /// closed during the wait ends the run.
     func withoutLock(_ body: () throws -> Void) throws {

@@ -43,10 +43,26 @@ extension Session {
             return [try shuffledStrings(op, feeds: feeds)]
         default:
             guard let hostKernel = def.hostKernel else { return nil }
-            // Under the lock: letting it go and taking it back around every parse and decode
-            // cost a per-record pipeline (kiln bench's input_pipeline) more than it gained.
-            return try hostKernel(try hostInputs(of: op, feeds: feeds), op.attrs)
+            let inputs = try hostInputs(of: op, feeds: feeds)
+            // It computes from its inputs alone. A batch (read_up_to's records parsed and
+            // decoded together) runs with the lock let go: a training step coming back from
+            // its compiled part would otherwise wait for the whole parse. A single record keeps
+            // the lock: letting it go and taking it back around every parse and decode cost a
+            // per-record pipeline (kiln bench's input_pipeline) more than it gained.
+            guard Session.isBatchOfRecords(inputs) else { return try hostKernel(inputs, op.attrs) }
+            var outputs: [Tensor] = []
+            try withoutLock { outputs = try hostKernel(inputs, op.attrs) }
+            return outputs
         }
+    }
+
+    /// The fewest elements in a host kernel's first input for it to run with the session's lock
+    /// let go: a batch of records, whose parse takes far longer than the lock's hand-over.
+    static let unlockedHostKernelElements = 16
+
+    /// Whether a host kernel's inputs are a batch of records (see unlockedHostKernelElements).
+    static func isBatchOfRecords(_ inputs: [Tensor]) -> Bool {
+        (inputs.first?.elementCount ?? 0) >= unlockedHostKernelElements
     }
 
     /// The session's answer to each op whose registry entry marks it answered by the session,

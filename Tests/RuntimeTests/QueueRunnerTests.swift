@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Kiln
+import KilnKernels
 
 /// QueueRunner threads under a Coordinator: they fill a queue while the main thread consumes,
 /// close it when their input runs out, stop and join cleanly, and hand their errors to join.
@@ -20,6 +21,29 @@ final class QueueRunnerTests: XCTestCase {
         }
         wait(for: [joined], timeout: seconds + 10)
         return failure
+    }
+
+    /// Each enqueue thread of a runner is a host thread (the pool's spinning workers then offer
+    /// it their cores) until it ends; the thread that cancels on stop is not.
+    func testEnqueueThreadsAreHostThreadsUntilTheyEnd() throws {
+        let before = NativeRuntime.hostThreads
+        let g = Graph()
+        let q = try FIFOQueue(g, capacity: 2, dtypes: [.float32], shapes: [Shape([])])
+        g.addQueueRunner(try QueueRunner(queue: q, enqueueOps: Array(repeating: try q.enqueue([g.constant(3 as Float)]), count: 2)))
+        let size = try q.size()
+        let sess = try Session(graph: g)
+        let coord = Coordinator()
+        let threads = startQueueRunners(session: sess, coordinator: coord)
+        // Polled (up to 60 s): the threads mark themselves once they start.
+        let end = Date().addingTimeInterval(60)
+        while NativeRuntime.hostThreads != before + 2 && Date() < end { Thread.sleep(forTimeInterval: 0.001) }
+        XCTAssertEqual(NativeRuntime.hostThreads, before + 2)
+        // Waiting for room in the full queue, they stay host threads.
+        while try sess.run(size) != Tensor(Int32(2)) && Date() < end { Thread.sleep(forTimeInterval: 0.001) }
+        XCTAssertEqual(NativeRuntime.hostThreads, before + 2)
+        coord.requestStop()
+        XCTAssertNil(joinWithin(coord, threads))
+        XCTAssertEqual(NativeRuntime.hostThreads, before)
     }
 
     func testRunnersFillTheQueueUntilTheCoordinatorStopsThemAndJoinEndsCleanly() throws {

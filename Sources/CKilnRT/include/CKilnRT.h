@@ -51,6 +51,12 @@ void kiln_pool_start(int threads);
 // they ran (on the pool, or by the caller alone on one core or while the pool was busy): tests
 // read it around a run to check that a kernel really was split.
 uint64_t kiln_parallel_jobs(void);
+// Marks the calling thread as a host thread of the process (a queue runner; on != 0) or not:
+// while the process has any, idle pool workers spinning for the next job yield their core now and
+// then, so a host thread woken beside a running step need not wait for the spin to end or preempt
+// the step. kiln_host_threads counts them.
+void kiln_host_thread(int on);
+int kiln_host_threads(void);
 
 // Whether this CPU has AVX-512 F, BW, VL and DQ (OpenBLAS's SKYLAKEX kernels), and AVX2 with FMA
 // (its HASWELL kernels). 0 off x86.

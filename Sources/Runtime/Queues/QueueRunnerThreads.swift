@@ -1,6 +1,7 @@
 import Foundation
 import KilnIR
 import KilnFrontend
+import KilnKernels
 
 extension QueueRunner {
     /// Starts this runner's threads in `session` (TensorFlow's `create_threads(sess, coord, start=True)`):
@@ -12,7 +13,8 @@ extension QueueRunner {
         let running = RunningCount(enqueueOps.count)
         var threads = enqueueOps.enumerated().map { k, op in
             CoordinatedThread(name: "QueueRunnerThread-\(queue.name)-\(op.name)\(k > 0 ? "-\(k)" : "")") { [self] in
-                run(op, session: session, coordinator: coordinator, running: running)
+                // Woken, its host work (read, parse, enqueue) gets a core the pool's idle workers spin on.
+                NativeRuntime.asHostThread { run(op, session: session, coordinator: coordinator, running: running) }
             }
         }
         if let coordinator {
