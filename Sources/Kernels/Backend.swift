@@ -1,3 +1,4 @@
+import Foundation
 import KilnIR
 import KilnPasses
 
@@ -37,6 +38,10 @@ public struct CompileOptions: Sendable {
     public var shards: Int?
     /// The largest arena the executable may have, in bytes (the session's memory limit).
     public var memoryLimit = Int.max
+    /// Where compiled machine code is kept between processes (`CodeCache`, one directory per
+    /// backend under it); nil compiles everything. Default: `KILN_CACHE_DIR`, else the user's
+    /// cache directory (`DiskCacheFiles.root`).
+    public var codeCacheRoot: URL? = CodeCache.defaultRoot
 
     public init(keepSource: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true, shards: Int? = nil,
                 memoryLimit: Int = .max) {
@@ -59,6 +64,12 @@ public struct CompileStats: Sendable {
     public var loadMs = 0.0
     /// Modules compiled in parallel (the phase times are the slowest's).
     public var shards = 1
+    /// Of those modules (or the one C file): how many went through the compiler, how many came
+    /// from the disk cache (`CodeCache`), and how many were linked in this process already by
+    /// another executable of the same code.
+    public var objectsCompiled = 0, objectsFromDisk = 0, objectsShared = 0
+    /// Nothing was compiled: every object came from a cache.
+    public var compiledNothing: Bool { objectsCompiled == 0 && objectsFromDisk + objectsShared > 0 }
     public var totalMs: Double { emitMs + optimizeMs + loadMs }
     /// Each kernel as rendered for its target (KILN_DEBUG=4).
     public var source: String?
