@@ -208,8 +208,8 @@ public struct LLVMBackend: Backend {
         Self.rename(module, to: name)
         let t1 = DispatchTime.now()
 
-        let tm = try cpu.targetMachine()
-        defer { LLVMDisposeTargetMachine(tm) }
+        let tm = try TargetMachines.shared.take(cpu)
+        defer { TargetMachines.shared.give(tm, cpu) }
         LLVMSetTarget(module, cpu.triple)
         let layout = LLVMCreateTargetDataLayout(tm)!
         let layoutString = LLVMCopyStringRepOfTargetData(layout)!
@@ -257,5 +257,36 @@ public struct LLVMBackend: Backend {
         out.optimizeMs = Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6
         out.codegenMs = Double(t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1e6
         return out
+    }
+}
+
+/// Idle target machines by CPU, reused by later compiles: making one costs about a millisecond,
+/// a noticeable part of compiling a small executable. A machine serves one thread at a time.
+final class TargetMachines: @unchecked Sendable {
+    static let shared = TargetMachines()
+    private let lock = NSLock()
+    private var idle: [CPUTarget: [LLVMTargetMachineRef]] = [:]
+    /// Idle machines kept per CPU (one per compile thread covers the shards of one compile).
+    static let keep = 8
+
+    func take(_ cpu: CPUTarget) throws -> LLVMTargetMachineRef {
+        lock.lock()
+        if let tm = idle[cpu]?.popLast() {
+            lock.unlock()
+            return tm
+        }
+        lock.unlock()
+        return try cpu.targetMachine()
+    }
+
+    func give(_ tm: LLVMTargetMachineRef, _ cpu: CPUTarget) {
+        lock.lock()
+        if idle[cpu, default: []].count < Self.keep {
+            idle[cpu, default: []].append(tm)
+            lock.unlock()
+        } else {
+            lock.unlock()
+            LLVMDisposeTargetMachine(tm)
+        }
     }
 }

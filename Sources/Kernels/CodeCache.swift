@@ -19,6 +19,10 @@ public final class CodeCache: @unchecked Sendable {
     /// Entries found intact, entries looked for and not found, entries written, and files that
     /// were there but short or corrupt (then recompiled and rewritten).
     public private(set) var hits = 0, misses = 0, writes = 0, rejected = 0
+    /// The directory's bytes as of the last scan plus what this process wrote since: listing a
+    /// directory of thousands of entries after every compile would cost more than some compiles,
+    /// so it is scanned (and trimmed) only when this estimate passes the limit.
+    private var knownBytes: Int?
 
     public init(directory: URL, limitBytes: Int = DiskCacheFiles.limit()) {
         files = DiskCacheFiles(directory: directory, fileExtension: "kobj", magic: "KILNOBJ1", limitBytes: limitBytes)
@@ -80,8 +84,16 @@ public final class CodeCache: @unchecked Sendable {
     /// Stores `bytes` under `key`; a failure to write only costs the next process a compile.
     public func store(_ key: String, _ bytes: [UInt8]) {
         do {
-            try files.write(key, bytes)
-            count(\.writes)
+            let written = try files.write(key, bytes, trimming: false)
+            lock.lock()
+            let estimate = knownBytes.map { $0 + written }
+            lock.unlock()
+            var scanned: Int?
+            if estimate == nil || estimate! > files.limitBytes { scanned = files.trim(keeping: files.file(key)) }
+            lock.lock()
+            knownBytes = scanned ?? estimate
+            writes += 1
+            lock.unlock()
         } catch {
             debugWarn("could not write the cached object \(files.file(key).path): \(error)")
         }

@@ -50,8 +50,9 @@ public struct DiskCacheFiles: Sendable {
     }
 
     /// Stores `payload` under `key` (atomically replacing what was there), then trims the
-    /// directory to `limitBytes`.
-    public func write(_ key: String, _ payload: [UInt8]) throws {
+    /// directory to `limitBytes` unless `trimming` is false; returns the bytes the file takes.
+    @discardableResult
+    public func write(_ key: String, _ payload: [UInt8], trimming: Bool = true) throws -> Int {
         var contents = magic
         for i in 0..<8 { contents.append(UInt8(truncatingIfNeeded: UInt64(payload.count) >> UInt64(8 * i))) }
         contents += SHA256.digest(payload)
@@ -66,26 +67,29 @@ public struct DiskCacheFiles: Sendable {
             try? FileManager.default.removeItem(at: temp)
             throw error
         }
-        trim(keeping: url)
+        if trimming { trim(keeping: url) }
+        return contents.count
     }
 
     /// Removes the least recently used files until the directory is within `limitBytes` (never
-    /// `keeping`, the file just written). Another process may remove the same files: a file
-    /// that is already gone is not an error.
-    func trim(keeping: URL) {
+    /// `keeping`, the file just written), and returns the bytes left. Another process may
+    /// remove the same files: a file that is already gone is not an error.
+    @discardableResult
+    public func trim(keeping: URL) -> Int {
         let keys: [URLResourceKey] = [.fileSizeKey, .contentModificationDateKey]
-        guard let urls = try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: keys) else { return }
+        guard let urls = try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: keys) else { return 0 }
         var files = urls.filter { $0.pathExtension == fileExtension }.compactMap { url -> (URL, Int, Date)? in
             guard let v = try? url.resourceValues(forKeys: Set(keys)) else { return nil }
             return (url, v.fileSize ?? 0, v.contentModificationDate ?? .distantPast)
         }
         var total = files.reduce(0) { $0 + $1.1 }
-        guard total > limitBytes else { return }
+        guard total > limitBytes else { return total }
         files.sort { $0.2 < $1.2 }
         for (url, size, _) in files where total > limitBytes && url.lastPathComponent != keeping.lastPathComponent {
             try? FileManager.default.removeItem(at: url)
             total -= size
         }
+        return total
     }
 
     /// Where Kiln's disk caches live: `KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else
