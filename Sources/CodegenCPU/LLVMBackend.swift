@@ -68,23 +68,32 @@ public struct LLVMBackend: Backend {
             entry = shared
             stats.objectsShared = shards
         } else {
-            let outputs = ParallelResults<Shard>(count: shards)
-            DispatchQueue.concurrentPerform(iterations: shards) { s in
-                outputs.set(s, Result { try compileShard(modules[s], name: name, cache: cache, key: keys?[s], options: options) })
+            func build(reading: Bool) throws -> [Shard] {
+                let outputs = ParallelResults<Shard>(count: shards)
+                DispatchQueue.concurrentPerform(iterations: shards) { s in
+                    outputs.set(s, Result { try compileShard(modules[s], name: name, cache: cache, key: keys?[s], reading: reading, options: options) })
+                }
+                do { return try outputs.values() } catch {
+                    for case .success(let shard)? in outputs.results { LLVMDisposeMemoryBuffer(shard.object) }
+                    throw error
+                }
             }
-            let built: [Shard]
-            do { built = try outputs.values() } catch {
-                for case .success(let shard)? in outputs.results { LLVMDisposeMemoryBuffer(shard.object) }
-                throw error
+            var built = try build(reading: true)
+            let t0 = DispatchTime.now()
+            do {
+                entry = try jit.add(objects: built.map(\.object), symbol: name)
+            } catch where built.contains(where: \.fromDisk) {
+                // An intact cache file the JIT still refuses (written by a build of Kiln that
+                // disagrees about its runtime): compile afresh, and overwrite it.
+                built = try build(reading: false)
+                entry = try jit.add(objects: built.map(\.object), symbol: name)
             }
+            stats.loadMs = (built.map(\.codegenMs).max() ?? 0) + Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
             stats.optimizeMs = built.map(\.optimizeMs).max() ?? 0
             stats.objectsFromDisk = built.filter(\.fromDisk).count
             stats.objectsCompiled = shards - stats.objectsFromDisk
             if options.keepSource { stats.source = built.compactMap(\.llvmIR).joined(separator: "\n") }
             if options.keepAssembly { stats.assembly = built.compactMap(\.assembly).joined(separator: "\n") }
-            let t0 = DispatchTime.now()
-            entry = try jit.add(objects: built.map(\.object), symbol: name)
-            stats.loadMs = (built.map(\.codegenMs).max() ?? 0) + Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
         }
         return try NativeExecutable(entry: unsafeBitCast(UInt(entry), to: NativeExecutable.Entry.self), function: f, plan: plan, stats: stats,
                                     backendName: self.name, profile: options.profile, countNonFinite: options.countNonFinite,
@@ -140,8 +149,14 @@ public struct LLVMBackend: Backend {
     /// (no runtime function starts with it).
     static let placeholder = "kiln__code"
 
+    /// LLVM's pipeline: O3, or for code that runs once O1, whose lighter simplification halves
+    /// the optimiser's time (loops are still vectorised: the C API's options apply to O1 too).
+    static func passes(_ options: CompileOptions) -> String { options.runsOnce ? "default<O1>" : "default<O3>" }
+
     /// How the module is optimised, for the cache key: a change here must change the key.
-    static let pipeline = "default<O3> loop-vectorize slp-vectorize interleave no-unroll codegen-aggressive"
+    static func pipeline(_ options: CompileOptions) -> String {
+        passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-aggressive"
+    }
 
     func renderShard(_ f: Function, plan: KernelPlan, shard: Int, of shards: Int, options: CompileOptions, keyed: Bool) throws -> RenderedShard {
         let t0 = DispatchTime.now()
@@ -169,7 +184,7 @@ public struct LLVMBackend: Backend {
             let text = LLVMPrintModuleToString(module)!
             defer { LLVMDisposeMessage(text) }
             key = CodeCache.key([CodeCache.formatVersion, "llvm " + String(cString: kiln_llvm_version()), cpu.triple, cpu.name, cpu.features,
-                                 cpu.codeModel.rawValue, Self.pipeline, String(cString: text)])
+                                 cpu.codeModel.rawValue, Self.pipeline(options), String(cString: text)])
         }
         return RenderedShard(context: ctx, module: module, key: key, emitMs: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6)
     }
@@ -192,10 +207,10 @@ public struct LLVMBackend: Backend {
         LLVMSetSourceFileName(module, name, name.utf8.count)
     }
 
-    /// The shard's object: from the disk cache under `key` when it is there, else optimised and
-    /// generated from the rendered module (and stored under `key`).
-    func compileShard(_ rendered: RenderedShard, name: String, cache: CodeCache?, key: String?, options: CompileOptions) throws -> Shard {
-        if let cache, let key, let bytes = cache.load(key) {
+    /// The shard's object: from the disk cache under `key` when it is there (and `reading`), else
+    /// optimised and generated from the rendered module (and stored under `key`).
+    func compileShard(_ rendered: RenderedShard, name: String, cache: CodeCache?, key: String?, reading: Bool, options: CompileOptions) throws -> Shard {
+        if reading, let cache, let key, let bytes = cache.load(key) {
             let t0 = DispatchTime.now()
             let buffer = bytes.withUnsafeBufferPointer { b in
                 b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { LLVMCreateMemoryBufferWithMemoryRangeCopy($0, b.count, name)! }
@@ -224,7 +239,7 @@ public struct LLVMBackend: Backend {
         // Unrolling quadrupled code size and compile time for no measurable gain: vectorised
         // loops with interleaving already keep the units busy.
         LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0)
-        try check(LLVMRunPasses(module, "default<O3>", tm, opts))
+        try check(LLVMRunPasses(module, Self.passes(options), tm, opts))
         var llvmIR: String?, assembly: String?
         if options.keepSource {
             let s = LLVMPrintModuleToString(module)!

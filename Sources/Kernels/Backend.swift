@@ -38,6 +38,10 @@ public struct CompileOptions: Sendable {
     public var shards: Int?
     /// The largest arena the executable may have, in bytes (the session's memory limit).
     public var memoryLimit = Int.max
+    /// The code initialises state and is expected to run once (a run with no feeds and no
+    /// fetches that reads no variable: `globalVariablesInitializer()`): the backend may
+    /// optimise it less, as full strength costs more to compile than it saves in one run.
+    public var runsOnce = false
     /// Where compiled machine code is kept between processes (`CodeCache`, one directory per
     /// backend under it); nil compiles everything. Default: `KILN_CACHE_DIR`, else the user's
     /// cache directory (`DiskCacheFiles.root`).

@@ -635,6 +635,8 @@ public final class Session: @unchecked Sendable {
                                      memoryLimit: config.memoryLimit)
         options.countNonFinite = countsNonFinite
         options.codeCacheRoot = config.codeCacheRoot
+        // An initializer's run: it reads nothing and returns nothing, and a session runs it once.
+        options.runsOnce = feeds.isEmpty && fetches.isEmpty && !lowered.function.body.contains { $0.op == .varRead }
         let exe = try backend.compile(lowered.function, options: options)
         compileCount += 1
         if exe.stats.compiledNothing { codeCacheHits += 1 }

@@ -109,6 +109,43 @@ final class LLVMCodeCacheTests: XCTestCase {
         XCTAssertEqual(try run(again), want)
     }
 
+    func testAnIntactFileTheJITRefusesIsRecompiled() throws {
+        let f = try function()
+        var exe: (any Executable)? = try LLVMBackend().compile(f, options: options(shards: 2))
+        let want = try run(exe!)
+        exe = nil
+        // Whole, checksummed entries whose payload is no object file.
+        let cache = try XCTUnwrap(CodeCache.shared(kind: "llvm", root: dir))
+        for name in try FileManager.default.contentsOfDirectory(atPath: cache.files.directory.path) where name.hasSuffix(".kobj") {
+            cache.store(String(name.dropLast(".kobj".count)), Array("not an ELF object".utf8))
+        }
+        let again = try LLVMBackend().compile(f, options: options(shards: 2))
+        XCTAssertEqual(again.stats.objectsCompiled, 2)
+        XCTAssertEqual(try run(again), want)
+        exe = nil
+        withExtendedLifetime(again) {}
+    }
+
+    func testCodeThatRunsOnceIsOptimisedLessUnderItsOwnKeyAndComputesTheSame() throws {
+        // Elementwise work only (as an initializer's fills are): no sum whose order the pipeline may change.
+        var f = try Parser.parse("""
+        func @i(%0: f32[1000] feed "x") {
+          %1 = exp %0
+          %2 = tanh %1
+          %3 = mul %2, %0
+          return %3
+        }
+        """)
+        try PassManager.standard().run(&f)
+        var once = options(shards: 1)
+        once.runsOnce = true
+        let quick = try LLVMBackend().compile(f, options: once)
+        let full = try LLVMBackend().compile(f, options: options(shards: 1))
+        XCTAssertEqual([quick.stats.objectsCompiled, full.stats.objectsCompiled], [1, 1], "O1 and O3 code are different entries")
+        var p1 = [try Tensor(shape: [1000], scalars: (0..<1000).map { Float($0) / 250 - 2 })], p2 = p1
+        XCTAssertEqual(try quick.run(&p1), try full.run(&p2))
+    }
+
     func testNoCacheRootCompilesEveryTime() throws {
         let f = try function()
         var o = CompileOptions(shards: 1)
