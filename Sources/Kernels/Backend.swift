@@ -39,7 +39,7 @@ public struct CompileOptions: Sendable {
     /// The largest arena the executable may have, in bytes (the session's memory limit).
     public var memoryLimit = Int.max
     /// The code initialises state and is expected to run once (a run with no feeds and no
-    /// fetches that reads no variable: `globalVariablesInitializer()`): the backend may
+    /// fetches that reads no variable before writing it: `globalVariablesInitializer()`): the backend may
     /// optimise it less, as full strength costs more to compile than it saves in one run.
     public var runsOnce = false
     /// Where compiled machine code is kept between processes (`CodeCache`, one directory per
