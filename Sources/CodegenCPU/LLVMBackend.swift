@@ -61,6 +61,7 @@ public struct LLVMBackend: Backend {
         }
         var stats = CompileStats()
         stats.shards = shards
+        stats.optimisedForOneRun = options.runsOnce
         stats.emitMs = modules.map(\.emitMs).max() ?? 0
         let entry: UInt64
         if let shared = jit.acquire(name) {

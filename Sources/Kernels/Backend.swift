@@ -72,6 +72,8 @@ public struct CompileStats: Sendable {
     /// from the disk cache (`CodeCache`), and how many were linked in this process already by
     /// another executable of the same code.
     public var objectsCompiled = 0, objectsFromDisk = 0, objectsShared = 0
+    /// Compiled with the lighter pipeline for code that runs once (`CompileOptions.runsOnce`).
+    public var optimisedForOneRun = false
     /// Nothing was compiled: every object came from a cache.
     public var compiledNothing: Bool { objectsCompiled == 0 && objectsFromDisk + objectsShared > 0 }
     public var totalMs: Double { emitMs + optimizeMs + loadMs }
