@@ -79,7 +79,10 @@ let package = Package(
         .executableTarget(name: "AllreduceBench", dependencies: ["Kiln", "KilnDistributed"], path: "Examples/AllreduceBench"),
 
         // Assertions every test target shares (test targets cannot depend on each other).
-        .target(name: "KilnTestSupport", dependencies: ["KilnIR"], path: "Tests/KilnTestSupport"),
+        // The test bundle's environment, set by a C constructor before any test runs (the
+        // compiled-code cache off unless KILN_CACHE_DIR is set).
+        .target(name: "CKilnTestEnvironment", path: "Tests/CKilnTestEnvironment"),
+        .target(name: "KilnTestSupport", dependencies: ["KilnIR", "CKilnTestEnvironment"], path: "Tests/KilnTestSupport"),
         .testTarget(name: "IRTests", dependencies: ["KilnIR", "KilnTestSupport"]),
         .testTarget(name: "PassesTests", dependencies: ["KilnPasses", "KilnIR", "KilnTestSupport"]),
         .testTarget(name: "CodegenCPUTests", dependencies: ["KilnCPU", "KilnKernels", "KilnPasses", "KilnIR", "KilnTestSupport"]),

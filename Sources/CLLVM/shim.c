@@ -1,5 +1,6 @@
 #include "CLLVM.h"
 #include <pthread.h>
+#include "llvm/Config/llvm-config.h"
 
 // llvm-c/Target.h's LLVMInitializeAll* are static inline over the configured targets, so they
 // are called from C here, once.
@@ -14,3 +15,5 @@ static void initialize_all_targets(void) {
 }
 
 void kiln_llvm_initialize_all_targets(void) { pthread_once(&all_targets_once, initialize_all_targets); }
+
+const char *kiln_llvm_version(void) { return LLVM_VERSION_STRING; }

@@ -44,7 +44,8 @@ public struct CBackend: Backend {
         }
         let source = renderer.source
         let t1 = DispatchTime.now()
-        let object = try compiler.load(source: source)
+        // KILN_DEBUG=5 shows the assembly of a compile now, so it compiles.
+        let object = try compiler.load(source: source, cache: options.keepAssembly ? nil : CodeCache.shared(kind: "c", root: options.codeCacheRoot))
         let bind = unsafeBitCast(try object.symbol("kiln_bind"), to: (@convention(c) (UnsafeRawPointer?) -> Void).self)
         bind(UnsafeRawPointer(kiln_runtime_functions()))
         let entry = unsafeBitCast(try object.symbol(entryName), to: NativeExecutable.Entry.self)
@@ -52,6 +53,7 @@ public struct CBackend: Backend {
         stats.emitMs = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
         stats.optimizeMs = object.compileMs
         stats.loadMs = object.loadMs
+        if object.fromCache { stats.objectsFromDisk = 1 } else { stats.objectsCompiled = 1 }
         if options.keepSource { stats.source = source }
         if options.keepAssembly { stats.assembly = try compiler.assembly(source: source) }
         // The executable holds the shared object; releasing it dlcloses (its files are gone already).

@@ -1,5 +1,6 @@
 import Foundation
 import KilnIR
+import KilnKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,10 +32,13 @@ public struct CCompiler: Sendable {
         command = [program] + words.dropFirst()
     }
 
-    /// Compiles `source` into a shared object and loads it. The files live in a private
-    /// directory made in `temporary` that is removed once the object is loaded; when compiling
-    /// fails it is kept, and the error names it with the end of the compiler's output.
-    public func load(source: String, name: String = "kernels", temporary: String = NSTemporaryDirectory()) throws -> SharedObject {
+    /// Compiles `source` into a shared object and loads it; with `cache`, a shared object
+    /// compiled before from the same source by the same compiler for this CPU is loaded instead
+    /// (and a new one is stored). The files live in a private directory made in `temporary`
+    /// that is removed once the object is loaded; when compiling fails it is kept, and the
+    /// error names it with the end of the compiler's output.
+    public func load(source: String, name: String = "kernels", cache: CodeCache? = nil,
+                     temporary: String = NSTemporaryDirectory()) throws -> SharedObject {
         var template = Array((temporary + "/kiln-c-XXXXXX").utf8CString)
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             throw KilnError.internalError("cannot create a temporary directory for the C backend: \(String(cString: strerror(errno)))")
@@ -42,6 +46,12 @@ public struct CCompiler: Sendable {
         let file = "\(dir)/\(name).c", object = "\(dir)/\(name).so"
         var keep = true
         defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
+        let key = cache.map { _ in CodeCache.key([CodeCache.formatVersion, "c", identity, Self.flags.joined(separator: " "), Self.hostCPU, source]) }
+        if let cache, let key, let bytes = cache.load(key), FileManager.default.createFile(atPath: object, contents: Data(bytes)),
+           let handle = dlopen(object, RTLD_NOW | RTLD_LOCAL) {
+            keep = false
+            return SharedObject(handle: handle, compileMs: 0, loadMs: 0, fromCache: true)
+        }
         do {
             try source.write(toFile: file, atomically: false, encoding: .utf8)
         } catch {
@@ -61,9 +71,10 @@ public struct CCompiler: Sendable {
         }
         // Loaded objects stay mapped after their file is gone.
         keep = false
+        if let cache, let key, let bytes = FileManager.default.contents(atPath: object) { cache.store(key, [UInt8](bytes)) }
         let t2 = DispatchTime.now()
         return SharedObject(handle: handle, compileMs: Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6,
-                            loadMs: Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6)
+                            loadMs: Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6, fromCache: false)
     }
 
     /// The assembly the compiler makes of `source` with the same flags (KILN_DEBUG=5): a second
@@ -80,6 +91,31 @@ public struct CCompiler: Sendable {
         return try String(contentsOfFile: "\(dir)/kernels.s", encoding: .utf8)
     }
 
+    /// The compiler as a cache key sees it: its command and what `--version` says (read once per
+    /// process and command), so another compiler or version compiles afresh.
+    var identity: String {
+        Self.identityLock.lock()
+        defer { Self.identityLock.unlock() }
+        let spelled = command.joined(separator: " ")
+        if let known = Self.identities[spelled] { return known }
+        let version = (try? run(command + ["--version"]))?.output ?? "unknown version"
+        Self.identities[spelled] = spelled + "\n" + version
+        return Self.identities[spelled]!
+    }
+    private static let identityLock = NSLock()
+    nonisolated(unsafe) private static var identities: [String: String] = [:]
+
+    /// The CPU -march=native compiles for, as the kernel describes it (model and flags of the
+    /// first processor): a cache shared by machines (a home on NFS) must not hand one CPU's
+    /// code to another.
+    static let hostCPU: String = {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown cpu" }
+        let firstProcessor = info.components(separatedBy: "\n\n").first ?? info
+        return firstProcessor.split(separator: "\n").filter { line in
+            ["vendor_id", "cpu family", "model", "model name", "flags"].contains(line.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) ?? "")
+        }.joined(separator: "\n")
+    }()
+
     /// Runs the compiler; returns its status and what it wrote to stdout and stderr.
     private func run(_ argv: [String]) throws -> (status: Int32, output: String) {
         try ToolProcess.run(argv, naming: "the C compiler \(argv[0])")
@@ -92,11 +128,14 @@ public final class SharedObject: @unchecked Sendable {
     /// Milliseconds the compiler ran, and loading took.
     public let compileMs: Double
     public let loadMs: Double
+    /// Loaded from the compiled-code cache; the compiler did not run.
+    public let fromCache: Bool
 
-    init(handle: UnsafeMutableRawPointer, compileMs: Double, loadMs: Double) {
+    init(handle: UnsafeMutableRawPointer, compileMs: Double, loadMs: Double, fromCache: Bool) {
         self.handle = handle
         self.compileMs = compileMs
         self.loadMs = loadMs
+        self.fromCache = fromCache
     }
     deinit { dlclose(handle) }
 

@@ -55,9 +55,32 @@ final class JIT: @unchecked Sendable {
         return "\(base)_\(counter)"
     }
 
+    /// Code linked now, by entry symbol: its address, the tracker that owns it and how many
+    /// executables use it. Executables whose code is named by its hash share one copy.
+    private var linked: [String: (address: UInt64, tracker: LLVMOrcResourceTrackerRef, users: Int)] = [:]
+
+    /// The address of `symbol` when code defining it is linked already, counting one more user.
+    func acquire(_ symbol: String) -> UInt64? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard var entry = linked[symbol] else { return nil }
+        entry.users += 1
+        linked[symbol] = entry
+        return entry.address
+    }
+
     /// Links object files (the JIT takes ownership of the buffers) and returns the address of
-    /// `symbol` and the tracker that owns them all.
-    func add(objects: [LLVMMemoryBufferRef], symbol: String) throws -> (UInt64, LLVMOrcResourceTrackerRef) {
+    /// `symbol`, whose one user the caller is (`release` when done). When another thread linked
+    /// the same code meanwhile, the objects are dropped and its copy is used.
+    func add(objects: [LLVMMemoryBufferRef], symbol: String) throws -> UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        if var entry = linked[symbol] {
+            objects.forEach { LLVMDisposeMemoryBuffer($0) }
+            entry.users += 1
+            linked[symbol] = entry
+            return entry.address
+        }
         let rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(jit))!
         for (k, obj) in objects.enumerated() {
             if let err = LLVMOrcLLJITAddObjectFileWithRT(jit, rt, obj) {
@@ -68,10 +91,25 @@ final class JIT: @unchecked Sendable {
         }
         var addr: LLVMOrcExecutorAddress = 0
         do { try check(LLVMOrcLLJITLookup(jit, &addr, symbol)) } catch { remove(rt); throw error }
-        return (addr, rt)
+        linked[symbol] = (addr, rt, 1)
+        return addr
     }
 
-    func remove(_ rt: LLVMOrcResourceTrackerRef) {
+    /// One user of `symbol`'s code is done; the last one unloads it.
+    func release(_ symbol: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard var entry = linked[symbol] else { return }
+        entry.users -= 1
+        if entry.users > 0 {
+            linked[symbol] = entry
+        } else {
+            linked[symbol] = nil
+            remove(entry.tracker)
+        }
+    }
+
+    private func remove(_ rt: LLVMOrcResourceTrackerRef) {
         _ = LLVMOrcResourceTrackerRemove(rt)
         LLVMOrcReleaseResourceTracker(rt)
     }

@@ -29,32 +29,76 @@ public struct LLVMBackend: Backend {
             throw KilnError.resourceExhausted("OOM when allocating the arena of '\(f.name)': \(plan.arenaBytes) bytes for the values live at once, above the memory limit of \(options.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
         }
         let jit = JIT.shared
-        let name = jit.uniqueName("kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
         let functions = plan.kernels.count
         let shards = max(1, min(options.shards ?? Self.shardCount(kernels: functions), max(functions, 1)))
-        // Each shard has its own LLVM context, module and target machine, so shards optimise
-        // and generate code on separate threads; the JIT links their objects.
-        let outputs = ShardOutputs(count: shards)
+        // KILN_DEBUG=4 and 5 show the code as compiled now, so they compile.
+        let cache = options.keepSource || options.keepAssembly ? nil : CodeCache.shared(kind: "llvm", root: options.codeCacheRoot)
+        // Each shard has its own LLVM context, module and target machine, so shards render,
+        // optimise and generate code on separate threads; the JIT links their objects. The
+        // shards are rendered under a placeholder name first: with the disk cache on, the
+        // executable's symbols are then named by a hash of all the shards' code, so the same
+        // code has the same names in every process (a cached object can be linked as it is)
+        // and is linked once per process however many executables use it.
+        let rendered = ParallelResults<RenderedShard>(count: shards)
         DispatchQueue.concurrentPerform(iterations: shards) { s in
-            outputs.set(s, Result { try compileShard(f, plan: plan, name: name, shard: s, of: shards, options: options) })
+            rendered.set(s, Result { try renderShard(f, plan: plan, shard: s, of: shards, options: options, keyed: cache != nil) })
         }
-        let built: [Shard]
-        do { built = try outputs.results.map { try $0!.get() } } catch {
-            for case .success(let shard)? in outputs.results { LLVMDisposeMemoryBuffer(shard.object) }
+        let modules: [RenderedShard]
+        do { modules = try rendered.values() } catch {
+            for case .success(let m)? in rendered.results { m.dispose() }
             throw error
+        }
+        defer { modules.forEach { $0.dispose() } }
+        let baseName = "kiln_" + f.name.filter { $0.isLetter || $0.isNumber || $0 == "_" }
+        let name: String, keys: [String]?
+        if cache != nil {
+            let whole = CodeCache.key(modules.map { $0.key ?? "" })
+            name = "kiln_" + whole.prefix(24)
+            keys = (0..<shards).map { CodeCache.key([whole, "shard \($0) of \(shards)"]) }
+        } else {
+            name = jit.uniqueName(baseName)
+            keys = nil
         }
         var stats = CompileStats()
         stats.shards = shards
-        stats.emitMs = built.map(\.emitMs).max() ?? 0
-        stats.optimizeMs = built.map(\.optimizeMs).max() ?? 0
-        if options.keepSource { stats.source = built.compactMap(\.llvmIR).joined(separator: "\n") }
-        if options.keepAssembly { stats.assembly = built.compactMap(\.assembly).joined(separator: "\n") }
-        let t0 = DispatchTime.now()
-        let (addr, tracker) = try jit.add(objects: built.map(\.object), symbol: name)
-        stats.loadMs = (built.map(\.codegenMs).max() ?? 0) + Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
-        return try NativeExecutable(entry: unsafeBitCast(UInt(addr), to: NativeExecutable.Entry.self), function: f, plan: plan, stats: stats,
+        stats.optimisedForOneRun = options.runsOnce
+        stats.emitMs = modules.map(\.emitMs).max() ?? 0
+        let entry: UInt64
+        if let shared = jit.acquire(name) {
+            // This process linked the same code already (another session, an earlier signature).
+            entry = shared
+            stats.objectsShared = shards
+        } else {
+            func build(reading: Bool) throws -> [Shard] {
+                let outputs = ParallelResults<Shard>(count: shards)
+                DispatchQueue.concurrentPerform(iterations: shards) { s in
+                    outputs.set(s, Result { try compileShard(modules[s], name: name, cache: cache, key: keys?[s], reading: reading, options: options) })
+                }
+                do { return try outputs.values() } catch {
+                    for case .success(let shard)? in outputs.results { LLVMDisposeMemoryBuffer(shard.object) }
+                    throw error
+                }
+            }
+            var built = try build(reading: true)
+            let t0 = DispatchTime.now()
+            do {
+                entry = try jit.add(objects: built.map(\.object), symbol: name)
+            } catch where built.contains(where: \.fromDisk) {
+                // An intact cache file the JIT still refuses (written by a build of Kiln that
+                // disagrees about its runtime): compile afresh, and overwrite it.
+                built = try build(reading: false)
+                entry = try jit.add(objects: built.map(\.object), symbol: name)
+            }
+            stats.loadMs = (built.map(\.codegenMs).max() ?? 0) + Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
+            stats.optimizeMs = built.map(\.optimizeMs).max() ?? 0
+            stats.objectsFromDisk = built.filter(\.fromDisk).count
+            stats.objectsCompiled = shards - stats.objectsFromDisk
+            if options.keepSource { stats.source = built.compactMap(\.llvmIR).joined(separator: "\n") }
+            if options.keepAssembly { stats.assembly = built.compactMap(\.assembly).joined(separator: "\n") }
+        }
+        return try NativeExecutable(entry: unsafeBitCast(UInt(entry), to: NativeExecutable.Entry.self), function: f, plan: plan, stats: stats,
                                     backendName: self.name, profile: options.profile, countNonFinite: options.countNonFinite,
-                                    release: { jit.remove(tracker) })
+                                    release: { jit.release(name) })
     }
 
     /// One shard per core for executables with enough kernels to share out (a shard costs a
@@ -64,25 +108,60 @@ public struct LLVMBackend: Backend {
         return max(1, min(cores, kernels / 4, 8))
     }
 
-    /// Shard results written from the compile threads.
-    final class ShardOutputs: @unchecked Sendable {
+    /// Results written from the compile threads.
+    final class ParallelResults<T>: @unchecked Sendable {
         private let lock = NSLock()
-        private(set) var results: [Result<Shard, Error>?]
+        private(set) var results: [Result<T, Error>?]
         init(count: Int) { results = Array(repeating: nil, count: count) }
-        func set(_ k: Int, _ r: Result<Shard, Error>) { lock.lock(); results[k] = r; lock.unlock() }
+        func set(_ k: Int, _ r: Result<T, Error>) { lock.lock(); results[k] = r; lock.unlock() }
+        /// Every value, or the first error.
+        func values() throws -> [T] { try results.map { try $0!.get() } }
+    }
+
+    /// One shard's module as rendered, under `placeholder`, before optimisation.
+    final class RenderedShard: @unchecked Sendable {
+        let context: LLVMContextRef
+        let module: LLVMModuleRef
+        /// The hash of the module's text and everything else that determines its object (nil:
+        /// no disk cache, nothing hashed).
+        let key: String?
+        let emitMs: Double
+        init(context: LLVMContextRef, module: LLVMModuleRef, key: String?, emitMs: Double) {
+            self.context = context
+            self.module = module
+            self.key = key
+            self.emitMs = emitMs
+        }
+        func dispose() {
+            LLVMDisposeModule(module)
+            LLVMContextDispose(context)
+        }
     }
 
     struct Shard {
         var object: LLVMMemoryBufferRef
         var llvmIR: String?
         var assembly: String?
-        var emitMs = 0.0, optimizeMs = 0.0, codegenMs = 0.0
+        var fromDisk = false
+        var optimizeMs = 0.0, codegenMs = 0.0
     }
 
-    func compileShard(_ f: Function, plan: KernelPlan, name: String, shard: Int, of shards: Int, options: CompileOptions) throws -> Shard {
+    /// The name shards are rendered under, replaced by the executable's before optimisation
+    /// (no runtime function starts with it).
+    static let placeholder = "kiln__code"
+
+    /// LLVM's pipeline: O3, or for code that runs once O1, whose lighter simplification halves
+    /// the optimiser's time (loops are still vectorised: the C API's options apply to O1 too).
+    static func passes(_ options: CompileOptions) -> String { options.runsOnce ? "default<O1>" : "default<O3>" }
+
+    /// How the module is optimised, for the cache key: a change here must change the key.
+    static func pipeline(_ options: CompileOptions) -> String {
+        passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-aggressive"
+    }
+
+    func renderShard(_ f: Function, plan: KernelPlan, shard: Int, of shards: Int, options: CompileOptions, keyed: Bool) throws -> RenderedShard {
         let t0 = DispatchTime.now()
         let ctx = LLVMContextCreate()!
-        defer { LLVMContextDispose(ctx) }
         // Optimisation remarks (e.g. a hinted loop LLVM chose not to vectorise) are not errors;
         // without a handler LLVM prints them to stderr on every compile.
         LLVMContextSetDiagnosticHandler(ctx, { info, _ in
@@ -90,16 +169,63 @@ public struct LLVMBackend: Backend {
             FileHandle.standardError.write(Data("kiln: LLVM error: \(String(cString: d))\n".utf8))
             LLVMDisposeMessage(d)
         }, nil)
-        let renderer = LLVMRenderer(context: ctx, moduleName: shards > 1 ? "\(name)_\(shard)" : name, cpu: cpu)
-        let writer = KernelWriter(renderer: renderer, function: f, plan: plan, target: target, profile: options.profile)
-        writer.countNonFinite = options.countNonFinite
-        writer.write(entryName: name, shard: shard, of: shards)
-        let module = try renderer.finish()
-        defer { LLVMDisposeModule(module) }
+        let module: LLVMModuleRef
+        do {
+            let renderer = LLVMRenderer(context: ctx, moduleName: Self.placeholder, cpu: cpu)
+            let writer = KernelWriter(renderer: renderer, function: f, plan: plan, target: target, profile: options.profile)
+            writer.countNonFinite = options.countNonFinite
+            writer.write(entryName: Self.placeholder, shard: shard, of: shards)
+            module = try renderer.finish()
+        } catch {
+            LLVMContextDispose(ctx)
+            throw error
+        }
+        var key: String?
+        if keyed {
+            let text = LLVMPrintModuleToString(module)!
+            defer { LLVMDisposeMessage(text) }
+            key = CodeCache.key([CodeCache.formatVersion, "llvm " + String(cString: kiln_llvm_version()), cpu.triple, cpu.name, cpu.features,
+                                 cpu.codeModel.rawValue, Self.pipeline(options), String(cString: text)])
+        }
+        return RenderedShard(context: ctx, module: module, key: key, emitMs: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6)
+    }
+
+    /// Renames the placeholder's symbols to `name`'s, in definitions and declarations alike.
+    static func rename(_ module: LLVMModuleRef, to name: String) {
+        func renamed(_ v: LLVMValueRef) {
+            var n = 0
+            guard let p = LLVMGetValueName2(v, &n) else { return }
+            let old = String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self)
+            guard old.hasPrefix(placeholder) else { return }
+            let new = name + old.dropFirst(placeholder.count)
+            LLVMSetValueName2(v, new, new.utf8.count)
+        }
+        var f = LLVMGetFirstFunction(module)
+        while let fn = f { renamed(fn); f = LLVMGetNextFunction(fn) }
+        var g = LLVMGetFirstGlobal(module)
+        while let global = g { renamed(global); g = LLVMGetNextGlobal(global) }
+        LLVMSetModuleIdentifier(module, name, name.utf8.count)
+        LLVMSetSourceFileName(module, name, name.utf8.count)
+    }
+
+    /// The shard's object: from the disk cache under `key` when it is there (and `reading`), else
+    /// optimised and generated from the rendered module (and stored under `key`).
+    func compileShard(_ rendered: RenderedShard, name: String, cache: CodeCache?, key: String?, reading: Bool, options: CompileOptions) throws -> Shard {
+        if reading, let cache, let key, let bytes = cache.load(key) {
+            let t0 = DispatchTime.now()
+            let buffer = bytes.withUnsafeBufferPointer { b in
+                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { LLVMCreateMemoryBufferWithMemoryRangeCopy($0, b.count, name)! }
+            }
+            var out = Shard(object: buffer, fromDisk: true)
+            out.codegenMs = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
+            return out
+        }
+        let module = rendered.module
+        Self.rename(module, to: name)
         let t1 = DispatchTime.now()
 
-        let tm = try cpu.targetMachine()
-        defer { LLVMDisposeTargetMachine(tm) }
+        let tm = try TargetMachines.shared.take(cpu)
+        defer { TargetMachines.shared.give(tm, cpu) }
         LLVMSetTarget(module, cpu.triple)
         let layout = LLVMCreateTargetDataLayout(tm)!
         let layoutString = LLVMCopyStringRepOfTargetData(layout)!
@@ -114,7 +240,7 @@ public struct LLVMBackend: Backend {
         // Unrolling quadrupled code size and compile time for no measurable gain: vectorised
         // loops with interleaving already keep the units busy.
         LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0)
-        try check(LLVMRunPasses(module, "default<O3>", tm, opts))
+        try check(LLVMRunPasses(module, Self.passes(options), tm, opts))
         var llvmIR: String?, assembly: String?
         if options.keepSource {
             let s = LLVMPrintModuleToString(module)!
@@ -140,10 +266,43 @@ public struct LLVMBackend: Backend {
             throw KilnError.internalError("LLVM code generation failed: \(err.map { String(cString: $0) } ?? "unknown error")")
         }
         let t3 = DispatchTime.now()
+        if let cache, let key {
+            cache.store(key, Array(UnsafeRawBufferPointer(start: LLVMGetBufferStart(obj), count: LLVMGetBufferSize(obj))))
+        }
         var out = Shard(object: obj, llvmIR: llvmIR, assembly: assembly)
-        out.emitMs = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
         out.optimizeMs = Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e6
         out.codegenMs = Double(t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1e6
         return out
+    }
+}
+
+/// Idle target machines by CPU, reused by later compiles: making one costs about a millisecond,
+/// a noticeable part of compiling a small executable. A machine serves one thread at a time.
+final class TargetMachines: @unchecked Sendable {
+    static let shared = TargetMachines()
+    private let lock = NSLock()
+    private var idle: [CPUTarget: [LLVMTargetMachineRef]] = [:]
+    /// Idle machines kept per CPU (one per compile thread covers the shards of one compile).
+    static let keep = 8
+
+    func take(_ cpu: CPUTarget) throws -> LLVMTargetMachineRef {
+        lock.lock()
+        if let tm = idle[cpu]?.popLast() {
+            lock.unlock()
+            return tm
+        }
+        lock.unlock()
+        return try cpu.targetMachine()
+    }
+
+    func give(_ tm: LLVMTargetMachineRef, _ cpu: CPUTarget) {
+        lock.lock()
+        if idle[cpu, default: []].count < Self.keep {
+            idle[cpu, default: []].append(tm)
+            lock.unlock()
+        } else {
+            lock.unlock()
+            LLVMDisposeTargetMachine(tm)
+        }
     }
 }

@@ -1,6 +1,7 @@
 import COpenCL
 import Foundation
 import KilnIR
+import KilnKernels
 
 /// Builds programs once: in memory per process (keyed by build options and source hash), and
 /// on disk as the driver's binaries (CL_PROGRAM_BINARIES) keyed by device, vendor, driver
@@ -11,8 +12,8 @@ import KilnIR
 public final class OpenCLProgramCache: @unchecked Sendable {
     public let device: OpenCLDevice
     let context: cl_context
-    /// Where binaries go: `KILN_OPENCL_CACHE`, else `$XDG_CACHE_HOME/kiln/opencl`, else
-    /// `~/.cache/kiln/opencl`; nil keeps no files.
+    /// Where binaries go: `KILN_OPENCL_CACHE`, else `opencl` in Kiln's cache directory
+    /// (`KILN_CACHE_DIR`, `$XDG_CACHE_HOME/kiln` or `~/.cache/kiln`); nil keeps no files.
     public var directory: URL?
     /// Off only to show the disk cache at work within one process (tests).
     public var memoryCacheEnabled = true
@@ -29,20 +30,21 @@ public final class OpenCLProgramCache: @unchecked Sendable {
     /// Programs being built now (by memory key), so a second thread waits instead of building it too.
     private var building: Set<String> = []
     private let state = NSCondition()
-    static let magic = Array("KILNCLB1".utf8)
 
     init(device: OpenCLDevice, context: cl_context, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.device = device
         self.context = context
         directory = Self.defaultDirectory(environment)
-        diskLimitBytes = environment["KILN_OPENCL_CACHE_BYTES"].flatMap { Int($0) } ?? 1 << 30
+        diskLimitBytes = environment["KILN_OPENCL_CACHE_BYTES"].flatMap { Int($0) } ?? DiskCacheFiles.limit(environment)
     }
 
     static func defaultDirectory(_ env: [String: String]) -> URL? {
         if let d = env["KILN_OPENCL_CACHE"], !d.isEmpty { return URL(fileURLWithPath: d) }
-        if let x = env["XDG_CACHE_HOME"], !x.isEmpty { return URL(fileURLWithPath: x).appendingPathComponent("kiln/opencl") }
-        if let h = env["HOME"], !h.isEmpty { return URL(fileURLWithPath: h).appendingPathComponent(".cache/kiln/opencl") }
-        return nil
+        return DiskCacheFiles.root(env)?.appendingPathComponent("opencl")
+    }
+
+    private func files(_ dir: URL) -> DiskCacheFiles {
+        DiskCacheFiles(directory: dir, fileExtension: "clbin", magic: "KILNCLB1", limitBytes: diskLimitBytes)
     }
 
     /// The built program for `source`; the cache owns it (the caller must not release it).
@@ -69,17 +71,16 @@ public final class OpenCLProgramCache: @unchecked Sendable {
         }
         let diskKey = SHA256.hex(Array([device.name, device.vendor, device.version, device.driverVersion, options, sourceHash]
             .joined(separator: "\u{0}").utf8))
-        let file = directory?.appendingPathComponent(diskKey + ".clbin")
+        let disk = directory.map(files)
         var program: cl_program?
-        if let file, let binary = readBinary(file) {
+        if let disk, let binary = readBinary(disk, diskKey) {
             program = try? build(binary: binary, options: options)
             if program != nil {
                 count(\.diskHits)
-                try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: file.path)
-                debugLog("program from disk cache \(file.lastPathComponent) (\(binary.count) bytes)")
+                debugLog("program from disk cache \(diskKey).clbin (\(binary.count) bytes)")
             } else {
                 count(\.rejectedFiles)
-                debugLog("the driver refused the cached program \(file.path); compiling")
+                debugLog("the driver refused the cached program \(disk.file(diskKey).path); compiling")
             }
         }
         if program == nil {
@@ -87,7 +88,7 @@ public final class OpenCLProgramCache: @unchecked Sendable {
             let p = try build(source: source, options: options)
             count(\.compiles)
             debugLog("program compiled by the driver in \(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6) ms")
-            if let file { writeBinary(p, to: file) }
+            if let disk { writeBinary(p, to: disk, diskKey) }
             program = p
         }
         if keepInMemory {
@@ -145,46 +146,19 @@ public final class OpenCLProgramCache: @unchecked Sendable {
 
     // MARK: files
 
-    /// The binary in `file`, or nil when there is none or it is not a whole, intact cache file.
-    private func readBinary(_ file: URL) -> [UInt8]? {
-        guard let data = FileManager.default.contents(atPath: file.path) else { return nil }
-        let bytes = [UInt8](data)
-        let header = Self.magic.count + 8 + 32
-        func reject(_ why: String) -> [UInt8]? {
+    /// The binary stored under `key`, or nil when there is none or it is not a whole, intact cache file.
+    private func readBinary(_ disk: DiskCacheFiles, _ key: String) -> [UInt8]? {
+        switch disk.read(key) {
+        case .hit(let binary): return binary
+        case .absent: return nil
+        case .rejected(let why):
             count(\.rejectedFiles)
-            debugLog("ignoring the program cache file \(file.path): \(why)")
+            debugLog("ignoring the program cache file \(disk.file(key).path): \(why)")
             return nil
         }
-        guard bytes.count >= header, Array(bytes[0..<Self.magic.count]) == Self.magic else { return reject("not a Kiln program cache file") }
-        var length: UInt64 = 0
-        for i in 0..<8 { length |= UInt64(bytes[Self.magic.count + i]) << UInt64(8 * i) }
-        guard length > 0, UInt64(bytes.count - header) == length else { return reject("truncated (\(bytes.count - header) of \(length) bytes)") }
-        let binary = Array(bytes[header...])
-        guard SHA256.digest(binary) == Array(bytes[(Self.magic.count + 8)..<header]) else { return reject("checksum mismatch") }
-        return binary
     }
 
-    /// Removes the least recently used binaries until the directory is within `diskLimitBytes`
-    /// (never `keeping`, the file just written). Another process may remove the same files: a
-    /// file that is already gone is not an error.
-    private func trim(_ dir: URL, keeping: URL) {
-        let keys: [URLResourceKey] = [.fileSizeKey, .contentModificationDateKey]
-        guard let urls = try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: keys) else { return }
-        var files = urls.filter { $0.pathExtension == "clbin" }.compactMap { url -> (URL, Int, Date)? in
-            guard let v = try? url.resourceValues(forKeys: Set(keys)) else { return nil }
-            return (url, v.fileSize ?? 0, v.contentModificationDate ?? .distantPast)
-        }
-        var total = files.reduce(0) { $0 + $1.1 }
-        guard total > diskLimitBytes else { return }
-        files.sort { $0.2 < $1.2 }
-        for (url, size, _) in files where total > diskLimitBytes && url.lastPathComponent != keeping.lastPathComponent {
-            try? FileManager.default.removeItem(at: url)
-            total -= size
-            debugLog("removed \(url.lastPathComponent) from the program cache (over \(diskLimitBytes) bytes)")
-        }
-    }
-
-    private func writeBinary(_ p: cl_program, to file: URL) {
+    private func writeBinary(_ p: cl_program, to disk: DiskCacheFiles, _ key: String) {
         var size = 0
         guard clGetProgramInfo(p, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS, size > 0 else {
             debugLog("the driver gives no program binary to cache")
@@ -196,20 +170,8 @@ public final class OpenCLProgramCache: @unchecked Sendable {
             return clGetProgramInfo(p, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &ptr, nil)
         }
         guard status == CL_SUCCESS else { return }
-        var contents = Self.magic
-        for i in 0..<8 { contents.append(UInt8(truncatingIfNeeded: UInt64(size) >> UInt64(8 * i))) }
-        contents += SHA256.digest(binary)
-        contents += binary
-        let dir = file.deletingLastPathComponent()
-        let temp = dir.appendingPathComponent(".\(file.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
-        do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try Data(contents).write(to: temp)
-            if rename(temp.path, file.path) != 0 { throw KilnError(.internal, "rename failed (errno \(errno))") }
-            trim(dir, keeping: file)
-        } catch {
-            try? FileManager.default.removeItem(at: temp)
-            debugLog("could not write the program cache file \(file.path): \(error)")
+        do { try disk.write(key, binary) } catch {
+            debugLog("could not write the program cache file \(disk.file(key).path): \(error)")
         }
     }
 }

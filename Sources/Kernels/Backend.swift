@@ -1,3 +1,4 @@
+import Foundation
 import KilnIR
 import KilnPasses
 
@@ -37,6 +38,14 @@ public struct CompileOptions: Sendable {
     public var shards: Int?
     /// The largest arena the executable may have, in bytes (the session's memory limit).
     public var memoryLimit = Int.max
+    /// The code initialises state and is expected to run once (a run with no feeds and no
+    /// fetches that reads no variable before writing it: `globalVariablesInitializer()`): the backend may
+    /// optimise it less, as full strength costs more to compile than it saves in one run.
+    public var runsOnce = false
+    /// Where compiled machine code is kept between processes (`CodeCache`, one directory per
+    /// backend under it); nil compiles everything. Default: `KILN_CACHE_DIR`, else the user's
+    /// cache directory (`DiskCacheFiles.root`).
+    public var codeCacheRoot: URL? = CodeCache.defaultRoot
 
     public init(keepSource: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true, shards: Int? = nil,
                 memoryLimit: Int = .max) {
@@ -59,6 +68,14 @@ public struct CompileStats: Sendable {
     public var loadMs = 0.0
     /// Modules compiled in parallel (the phase times are the slowest's).
     public var shards = 1
+    /// Of those modules (or the one C file): how many went through the compiler, how many came
+    /// from the disk cache (`CodeCache`), and how many were linked in this process already by
+    /// another executable of the same code.
+    public var objectsCompiled = 0, objectsFromDisk = 0, objectsShared = 0
+    /// Compiled with the lighter pipeline for code that runs once (`CompileOptions.runsOnce`).
+    public var optimisedForOneRun = false
+    /// Nothing was compiled: every object came from a cache.
+    public var compiledNothing: Bool { objectsCompiled == 0 && objectsFromDisk + objectsShared > 0 }
     public var totalMs: Double { emitMs + optimizeMs + loadMs }
     /// Each kernel as rendered for its target (KILN_DEBUG=4).
     public var source: String?

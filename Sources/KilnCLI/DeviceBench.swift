@@ -73,7 +73,7 @@ enum DeviceBench {
             (["eltwise_chain_16M", "eltwise_chain_16M_fed"], { reps, _ in [try residentChain(reps)] + (try Bench.eltwiseChain(reps, fed: [true])) }),
             (["reduce_sum_rows"], { reps, _ in [try Bench.reduceRows(reps)] }),
             (["mlp_sgd_step", "mlp_adam_step"], { reps, _ in try Bench.mlp(reps) }),
-            (["compile_mlp_sgd", "compile_mlp_adam"], { _, quick in try Bench.compileMLP(quick ? 3 : 5) }),
+            (["compile_mlp_sgd", "compile_mlp_sgd_cached", "compile_mlp_adam", "compile_mlp_adam_cached"], { _, quick in try Bench.compileMLP(quick ? 3 : 5) }),
             (["cnn_infer"], { reps, _ in [try Bench.cnnInfer(reps)] }),
         ].map { w in (w.0.map { $0 == "matmul_N" && matmulN > 0 ? "matmul_\(matmulN)" : $0 }, w.1) }
     }

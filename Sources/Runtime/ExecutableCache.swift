@@ -9,13 +9,17 @@ public struct ExecutableCacheStatistics: Sendable, Equatable {
     public var hits: Int
     /// Executables dropped to make room, least recently used first.
     public var evictions: Int
+    /// Of `compiles`, the executables whose machine code all came from the compiled-code cache
+    /// (on disk, or linked already by this process): nothing went through LLVM or the C compiler.
+    public var codeCacheHits: Int
 
-    public init(cached: Int, capacity: Int, compiles: Int, hits: Int, evictions: Int) {
+    public init(cached: Int, capacity: Int, compiles: Int, hits: Int, evictions: Int, codeCacheHits: Int = 0) {
         self.cached = cached
         self.capacity = capacity
         self.compiles = compiles
         self.hits = hits
         self.evictions = evictions
+        self.codeCacheHits = codeCacheHits
     }
 }
 

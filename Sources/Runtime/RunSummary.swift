@@ -13,11 +13,14 @@ public struct RunSummary: Sendable {
     /// Bytes of every parameter (feeds and variables) read once and every result written once:
     /// the least memory traffic any implementation of the run needs.
     public var minimumBytes: Double
+    /// Compiled as code that runs once (an initializer's run: LLVM's lighter pipeline).
+    public var optimisedForOneRun: Bool
 
     init(_ exe: any Executable) {
         let f = exe.function
         let types = f.typeTable()
         backend = exe.backendName
+        optimisedForOneRun = exe.stats.optimisedForOneRun
         kernels = exe.plan.kernels.count
         arenaBytes = exe.plan.arenaBytes
         var flops = 0.0

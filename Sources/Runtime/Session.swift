@@ -39,6 +39,8 @@ public final class Session: @unchecked Sendable {
     var hostDraws: [KilnFrontend.Operation: UInt64] = [:]
     /// How many executables this session has compiled (each new signature compiles once).
     public private(set) var compileCount = 0
+    /// Of those, the executables whose machine code came wholly from the compiled-code cache.
+    private var codeCacheHits = 0
     private var lastStep: Step?
     /// How many device segments the most recent compiled run had (1: one executable).
     private(set) var lastRunSegmentCount = 0
@@ -71,7 +73,8 @@ public final class Session: @unchecked Sendable {
     public var executableCache: ExecutableCacheStatistics {
         lock.lock()
         defer { lock.unlock() }
-        return ExecutableCacheStatistics(cached: cache.count, capacity: cache.capacity, compiles: compileCount, hits: cache.hits, evictions: cache.evictions)
+        return ExecutableCacheStatistics(cached: cache.count, capacity: cache.capacity, compiles: compileCount, hits: cache.hits, evictions: cache.evictions,
+                                         codeCacheHits: codeCacheHits)
     }
 
     public init(graph: Graph, config: SessionConfig = SessionConfig()) throws {
@@ -654,8 +657,13 @@ public final class Session: @unchecked Sendable {
         var options = CompileOptions(keepSource: level >= 4, keepAssembly: level >= 5, profile: level >= 2, fuse: config.fusion,
                                      memoryLimit: config.memoryLimit)
         options.countNonFinite = countsNonFinite
+        options.codeCacheRoot = config.codeCacheRoot
+        // An initializer's run: nothing fed, nothing fetched, no variable read before it is
+        // written (random ops' hidden counters aside); a session runs it once.
+        options.runsOnce = feeds.isEmpty && fetches.isEmpty && lowered.readBeforeWrite.isEmpty
         let exe = try backend.compile(lowered.function, options: options)
         compileCount += 1
+        if exe.stats.compiledNothing { codeCacheHits += 1 }
         if level >= 1 {
             let plan = exe.plan
             let inline = lowered.function.body.filter { inst in
@@ -666,7 +674,11 @@ public final class Session: @unchecked Sendable {
             let ms = { (a: DispatchTime, b: DispatchTime) in String(format: "%.2f", Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e6) }
             Debug.log("compiled \(name) with the \(exe.backendName) backend (\(backend.target.name))\(device.map { " on \($0.shortName)" } ?? ""): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
             Debug.log("  \(opCount) graph ops -> \(lowered.function.body.count) IR instructions -> \(plan.kernels.count) kernel(s), \(inline) value(s) fused into consumers, arena \(plan.arenaBytes) B")
-            Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), \(exe.backendName) emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), load \(String(format: "%.2f", exe.stats.loadMs))\(exe.stats.shards > 1 ? " (\(exe.stats.shards) modules in parallel)" : "")")
+            Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), \(exe.backendName) emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), load \(String(format: "%.2f", exe.stats.loadMs))\(exe.stats.shards > 1 ? " (\(exe.stats.shards) modules in parallel)" : "")\(exe.stats.optimisedForOneRun ? ", optimised for one run" : "")")
+            let objects = exe.stats
+            if objects.objectsCompiled + objects.objectsFromDisk + objects.objectsShared > 0 {
+                Debug.log("  code: \(objects.objectsCompiled) object(s) compiled, \(objects.objectsFromDisk) from the disk cache, \(objects.objectsShared) linked already")
+            }
             for line in CompileReport.describe(exe, level: level) { Debug.log(line) }
         }
         if let source = exe.stats.source { Debug.log("kernels of \(name) as rendered by \(exe.backendName):\n\(source)") }

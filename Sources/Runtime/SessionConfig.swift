@@ -1,4 +1,5 @@
 import Foundation
+import KilnKernels
 
 /// Options of a session (TensorFlow's ConfigProto, the parts Kiln honours).
 public struct SessionConfig: Sendable {
@@ -35,6 +36,13 @@ public struct SessionConfig: Sendable {
     /// if its signature comes back. Bounds memory when a session is fed many shapes.
     public var executableCacheCapacity = SessionConfig.defaultExecutableCacheCapacity
     public static let defaultExecutableCacheCapacity = 64
+    /// Where compiled machine code is kept between processes, so a second run of the same
+    /// program compiles nothing (`CodeCache`): nil takes `KILN_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/kiln` or `~/.cache/kiln`; "" or "off" compiles everything.
+    public var codeCacheDirectory: String?
+
+    /// The cache root `codeCacheDirectory` names.
+    var codeCacheRoot: URL? { codeCacheDirectory.map { DiskCacheFiles.root(["KILN_CACHE_DIR": $0]) } ?? CodeCache.defaultRoot }
 
     public init(allowSoftPlacement: Bool = false, logDevicePlacement: Bool = false, debugLevel: Int? = nil, fusion: Bool = true,
                 executableCacheCapacity: Int = SessionConfig.defaultExecutableCacheCapacity,

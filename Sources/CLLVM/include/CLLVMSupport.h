@@ -24,6 +24,9 @@ char *kiln_llvm_cpu_names(const char *triple);
 // "+avx2,+fma"), 0 if not, -1 when LLVM has no target for the triple.
 int kiln_llvm_cpu_has_features(const char *triple, const char *cpu, const char *features, const char *query);
 
+// The version of the LLVM Kiln was built against ("15.0.6"): part of a cached object's key.
+const char *kiln_llvm_version(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,6 @@
-/// SHA-256 (FIPS 180-4), for the program cache's keys and its files' checksums: Foundation on
-/// Linux has no CryptoKit and Kiln takes no package for one function.
-struct SHA256 {
+/// SHA-256 (FIPS 180-4), for the disk caches' keys and their files' checksums (compiled objects,
+/// OpenCL programs): Foundation on Linux has no CryptoKit and Kiln takes no package for one function.
+public enum SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -13,7 +13,7 @@ struct SHA256 {
     ]
 
     /// The digest of `bytes` (32 bytes).
-    static func digest<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
+    public static func digest<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
         var message = Array(bytes)
         let bitLength = UInt64(message.count) &* 8
@@ -43,7 +43,7 @@ struct SHA256 {
         return h.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * $0)) } }
     }
 
-    static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         digest(bytes).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
