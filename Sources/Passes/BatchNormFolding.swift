@@ -7,11 +7,12 @@ import KilnIR
 /// same values with one multiply per weight at compile time instead of one per output element
 /// on every run (float32 rounding aside, as in TensorFlow's optimize_for_inference).
 ///
-/// Matched: `mul(x, broadcast(s))` (either operand order) where `s` is a float constant that is a
-/// scalar or one value per column of the product (broadcast along the last axis), `x` is a
-/// rank-2 `dot(a, w)` or a reshape of one that keeps its columns as the last axis, `w` is a
-/// constant, and the product (and the reshape) has no other user. The mul's users read `x`
-/// instead; the old weights and the mul are left for dead-code elimination.
+/// Matched: `mul(x, broadcast(s))` (either operand order) where `s` is a float constant (or a
+/// small expression of constants) that is a scalar or one value per column of the product
+/// (broadcast along the last axis), `x` is a rank-2 `dot(a, w)` or a reshape of one that keeps
+/// its columns as the last axis, `w` is a constant, and the product (and the reshape) has no
+/// other user. The mul's users read `x` instead; the old weights and the mul are left for
+/// dead-code elimination.
 public struct BatchNormFoldingPass: Pass {
     public init() {}
     public var name: String { "batch-norm-folding" }
@@ -81,13 +82,42 @@ public struct BatchNormFoldingPass: Pass {
     }
 
     /// The constant `s` of the mul's other operand `broadcast(s)`: a scalar, or one value per
-    /// column broadcast along the last axis.
+    /// column broadcast along the last axis. `s` may be an expression of constants that constant
+    /// folding left alone because a broadcast in it grows its operand (`rsqrt(variance +
+    /// broadcast(epsilon))` for 32 channels): it is evaluated here, small values only.
     static func scale(_ inst: Instruction, x: Int, body: [Instruction], position: [Int: Int]) -> Tensor? {
         let other = inst.operands[0] == x ? inst.operands[1] : inst.operands[0]
         guard let ok = position[other], case .broadcast(let shape, let dims) = body[ok].op,
-              let sk = position[body[ok].operands[0]], case .constant(let s) = body[sk].op, s.dtype == inst.type?.dtype else { return nil }
+              let s = constantValue(body[ok].operands[0], body: body, position: position, depth: 0),
+              s.dtype == inst.type?.dtype else { return nil }
         if s.shape.isEmpty && dims.isEmpty { return s }
         guard s.shape.count == 1, dims == [shape.count - 1], s.shape[0] == shape.last else { return nil }
         return s
+    }
+
+    /// Values of at most this many elements are evaluated from constants by the pass.
+    static let evaluatedElementsLimit = 4096
+    /// How deep an expression of constants the pass evaluates (a batch norm's scale is 4 deep;
+    /// unmemoised, a shared subexpression is evaluated once per path, at most 2^8 times).
+    static let evaluatedDepthLimit = 8
+
+    /// The value of `id` when it is a constant or a small, shallow expression of constants
+    /// without state or randomness; nil otherwise.
+    static func constantValue(_ id: Int, body: [Instruction], position: [Int: Int], depth: Int) -> Tensor? {
+        guard let k = position[id] else { return nil }
+        let i = body[k]
+        if case .constant(let t) = i.op { return t }
+        guard depth < evaluatedDepthLimit, !i.op.hasSideEffects, i.op != .varRead, let t = i.type,
+              t.elementCount <= evaluatedElementsLimit else { return nil }
+        switch i.op {
+        case .random, .check: return nil
+        default: break
+        }
+        var operands: [Tensor] = []
+        for o in i.operands {
+            guard let v = constantValue(o, body: body, position: position, depth: depth + 1) else { return nil }
+            operands.append(v)
+        }
+        return try? ReferenceEvaluator.evaluate(i.op, operands)
     }
 }

@@ -140,4 +140,28 @@ final class BatchNormFoldingPassTests: XCTestCase {
         let got = try ReferenceEvaluator.run(f, parameters: [x]).results[0].scalars(as: Float.self)
         for (a, b) in zip(want, got) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(a))) }
     }
+
+    func testScaleThatConstantFoldingLeavesAsAnExpressionFoldsToo() throws {
+        var rng = SplitMix64(seed: 6)
+        // 20 channels: the epsilon's broadcast grows a scalar past the immediate limit, so
+        // constant folding leaves rsqrt(variance + broadcast(epsilon)) for the pass to evaluate.
+        let text = """
+        func @f(%0: f32[4,6] feed "x") {
+          %1 = \(constant([6, 20], &rng))
+          %2 = dot %0, %1 transpose_a=false transpose_b=false
+          %3 = \(constant([20], &rng, positive: true))
+          %4 = constant f32[] 0.001
+          %5 = broadcast %4 shape=[20] dims=[]
+          %6 = add %3, %5
+          %7 = rsqrt %6
+          %8 = broadcast %7 shape=[4,20] dims=[1]
+          %9 = mul %2, %8
+          return %9
+        }
+        """
+        var f = try Parser.parse(text)
+        try PassManager.standard().run(&f)
+        XCTAssertEqual(f.body.map(\.op.mnemonic).filter { $0 != "constant" }, ["dot"], Printer.print(f))
+        _ = try folded(text)
+    }
 }
