@@ -3,8 +3,9 @@ import KilnIR
 
 /// TensorFlow's `tf.compat.v1.graph_util`: freezing a trained graph for inference.
 public enum GraphUtil {
-    /// The variable ops `convertVariablesToConstants` replaces (TensorFlow's list).
-    public static let variableOps: Set<String> = ["Variable", "VariableV2", "VarHandleOp"]
+    /// The variable ops `convertVariablesToConstants` replaces: TensorFlow's list without the
+    /// legacy `Variable`, which Kiln's graphs never hold (Kiln does not register it).
+    public static let variableOps: Set<String> = ["VariableV2", "VarHandleOp"]
 
     /// TensorFlow's `convert_variables_to_constants(sess, input_graph_def, output_node_names)`:
     /// the part of `graphDef` the outputs need (`extractSubGraph`), with every variable node in it
