@@ -93,6 +93,7 @@ struct Bench: ParsableCommand {
         (["mlp_sgd_step", "mlp_adam_step"], { reps, _ in try mlp(reps) }),
         (["compile_mlp_sgd", "compile_mlp_sgd_cached", "compile_mlp_adam", "compile_mlp_adam_cached"], { _, quick in try compileMLP(quick ? 3 : 5) }),
         (["cnn_infer"], { reps, _ in [try cnnInfer(reps)] }),
+        ([FrozenInferenceBench.name], { reps, _ in [try FrozenInferenceBench.run(reps)] }),
         (InputPipelineBench.names, { reps, quick in try InputPipelineBench.run(reps, quick: quick) }),
         ([DebugStepBench.name], { reps, _ in [try DebugStepBench.run(reps)] }),
         (HalfProductBench.names, { reps, _ in try HalfProductBench.run(reps) }),

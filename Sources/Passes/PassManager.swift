@@ -23,6 +23,7 @@ public struct PassManager {
             VerifyPass(),            // lowering bugs must surface before any pass trusts the IR
             HalfPrecisionPass(),     // before folding, so folded and compiled half ops round alike
             ConstantFoldingPass(),   // needs types; evaluates constant-only subgraphs once, at compile time
+            BatchNormFoldingPass(),  // after folding, which makes a frozen batch norm's scale a constant
             AlgebraicSimplificationPass(), // needs types; drops ops that return their operand, so CSE sees through them
             CommonSubexpressionEliminationPass(), // after folding, so equal constants and their users merge
             DeadCodeEliminationPass(), // after folding, whose inputs are now dead
