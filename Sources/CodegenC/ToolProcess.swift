@@ -101,10 +101,13 @@ extension ToolProcess {
             return true
         }
 
-        /// Closes its stdin (its cue to exit) and waits for it to exit.
-        public func close() {
+        /// Closes its stdin (its cue to exit) and waits for it to exit, at most `grace` seconds
+        /// before ending it.
+        public func close(grace: Double = 10) {
             try? input.fileHandleForWriting.close()
-            process.waitUntilExit()
+            let deadline = Date().addingTimeInterval(grace)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            terminate()
         }
 
         /// Ends it now (SIGTERM) and waits.

@@ -167,6 +167,18 @@ enum PeerBench {
         for line in table(rows, kilnMissing: kilnMissing) { print(line) }
         if !rows.isEmpty { print("\nwhat each peer runs:") }
         for r in running { for name in names where r.workloads.contains(name) { print("  \(name) / \(r.peer.label): \(r.methods[name] ?? "?")") } }
+        if let path = bench.json {
+            try Bench.write(json: ["peers": rows.map(record), "skipped": skipped.map { ["peer": $0.0.label, "script": $0.0.script, "reason": $0.1] }], to: path)
+        }
+    }
+
+    /// A row as --json writes it.
+    static func record(_ r: Row) -> [String: Any] {
+        let peer = r.peerMedians.isEmpty ? nil : Timing.median(r.peerMedians), kiln = r.kilnMedians.isEmpty ? nil : Timing.median(r.kilnMedians)
+        return ["workload": r.workload, "peer": r.peer, "peer_median_ms": peer.map { $0 * 1e3 } as Any? ?? NSNull(),
+                "kiln_median_ms": kiln.map { $0 * 1e3 } as Any? ?? NSNull(),
+                "peer_over_kiln": (peer != nil && kiln != nil && r.failure == nil ? peer! / kiln! : nil) as Any? ?? NSNull(),
+                "failure": r.failure as Any? ?? NSNull()]
     }
 
     /// The table: each workload's Kiln median once, then a line per peer with its median and

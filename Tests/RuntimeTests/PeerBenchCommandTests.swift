@@ -65,7 +65,7 @@ final class PeerBenchCommandTests: KilnBinaryTestCase {
 
     func testCannedPeersGiveRatiosFromTheSameRunAndTheirMethods() throws {
         let python = try writeCannedPython()
-        let r = try run(["bench", "--peers", "--quick", "--only", "matmul_small,no_such_workload", "--python", python])
+        let r = try run(["bench", "--peers", "--quick", "--only", "matmul_small,no_such_workload", "--python", python, "--json", path("peers.json")])
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = r.stdout.split(separator: "\n").map(String.init)
         XCTAssertTrue(r.stdout.contains("peer tf1 9.9-canned: 2 intra-op threads (tf1.py)"), r.stdout)
@@ -89,6 +89,12 @@ final class PeerBenchCommandTests: KilnBinaryTestCase {
         let missing = try XCTUnwrap(lines.first { $0.hasPrefix("no_such_workload") }, r.stdout)
         XCTAssertTrue(missing.contains("500.000 ms") && missing.contains("kiln has no workload no_such_workload"), missing)
         XCTAssertTrue(r.stdout.contains("matmul_small / tf1: canned figures"), r.stdout)
+
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("peers.json")))) as! [String: Any]
+        let tf1 = try XCTUnwrap((doc["peers"] as! [[String: Any]]).first { $0["workload"] as? String == "matmul_small" && $0["peer"] as? String == "tf1" })
+        XCTAssertEqual(tf1["peer_median_ms"] as! Double, 2, accuracy: 1e-9)
+        XCTAssertEqual(tf1["peer_over_kiln"] as! Double, 2 / (tf1["kiln_median_ms"] as! Double), accuracy: 1e-9)
+        XCTAssertTrue((doc["skipped"] as! [[String: Any]]).contains { $0["peer"] as? String == "xla" })
     }
 
     /// Every script in scripts/peers is carried by the binary unchanged, and each says how to
