@@ -140,8 +140,11 @@ enum PeerBench {
         // The workloads some peer measures, in the order of Kiln's table, then the others.
         let offered = running.flatMap(\.workloads)
         let known = Bench.workloadNames.filter { offered.contains($0) }
-        let names = (known + offered.filter { !known.contains($0) }).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let all = (known + offered.filter { !known.contains($0) }).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
             .filter { bench.wanted($0) }
+        // The input pipelines last: their reader threads refill the queues after a pass, which
+        // would slow whatever is measured next.
+        let names = all.filter { !$0.hasPrefix("input_pipeline") } + all.filter { $0.hasPrefix("input_pipeline") }
         var rows: [Row] = []
         var kilnMissing: Set<String> = []
         for (n, name) in names.enumerated() {
