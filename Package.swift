@@ -57,8 +57,9 @@ let package = Package(
         // Ahead-of-time artifacts (`kiln compile`): an object file or one C file, a C header and a
         // Swift wrapper, plus the C runtime built for the target (its sources embedded by the plugin).
         .target(name: "KilnAOT", dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "KilnCPU", "KilnC"], path: "Sources/AOT",
-                plugins: ["EmbedRuntime"]),
-        .plugin(name: "EmbedRuntime", capability: .buildTool()),
+                plugins: ["EmbedSources"]),
+        // Embeds CKilnRT's sources into KilnAOT and the peers' bench scripts into kiln.
+        .plugin(name: "EmbedSources", capability: .buildTool()),
         .target(name: "KilnFrontend",
                 dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Frontend"),
@@ -67,7 +68,8 @@ let package = Package(
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),
-        .executableTarget(name: "KilnCLI", dependencies: ["Kiln", argumentParser]),
+        // `kiln bench --peers` runs the peers' scripts (scripts/peers, embedded by the plugin).
+        .executableTarget(name: "KilnCLI", dependencies: ["Kiln", argumentParser], plugins: ["EmbedSources"]),
         // The MPI world, the fused deterministic allreduce behind HorovodAllreduce, the
         // distributed optimizer, the variable broadcast and sharding (above Runtime).
         .target(name: "KilnDistributed", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR", "CKilnMPI"], path: "Sources/Distributed"),

@@ -6,7 +6,7 @@ import KilnIR
 import Glibc
 #endif
 
-/// The C runtime (Sources/CKilnRT, embedded by the EmbedRuntime plugin) as an artifact carries it:
+/// The C runtime (Sources/CKilnRT, embedded by the EmbedSources plugin) as an artifact carries it:
 /// built into `NAME_runtime.a` for an object, with every function renamed `NAME_kiln_X` so two
 /// artifacts link into one program, or pasted into a `--emit c` file, single-threaded and static.
 enum ArtifactRuntime {

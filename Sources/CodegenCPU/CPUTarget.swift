@@ -20,6 +20,8 @@ public struct CPUTarget: Hashable, Sendable {
     /// LLVM's feature string, e.g. "+avx2,+avx512f,-sse4a,...".
     public var features: String
     public var codeModel: CodeModel
+    /// How `.host` chose `name` from what the CPU reports (nil for a target named explicitly).
+    public var choice: HostCPUChoice?
 
     public init(triple: String, name: String, features: String, codeModel: CodeModel = .jitDefault) {
         self.triple = triple
@@ -28,15 +30,38 @@ public struct CPUTarget: Hashable, Sendable {
         self.codeModel = codeModel
     }
 
-    /// This machine, as LLVM detects it.
+    /// This machine: the features LLVM detects, and the CPU model `HostCPUChoice` picks from
+    /// the name LLVM reports.
     public static let host: CPUTarget = {
         func take(_ p: UnsafeMutablePointer<CChar>) -> String {
             defer { LLVMDisposeMessage(p) }
             return String(cString: p)
         }
-        return CPUTarget(triple: take(LLVMGetDefaultTargetTriple()), name: take(LLVMGetHostCPUName()),
-                         features: take(LLVMGetHostCPUFeatures()))
+        let triple = take(LLVMGetDefaultTargetTriple()), features = take(LLVMGetHostCPUFeatures())
+        let choice = HostCPUChoice.host(triple: triple, reported: take(LLVMGetHostCPUName()), features: features)
+        var target = CPUTarget(triple: triple, name: choice.name, features: features)
+        target.choice = choice
+        return target
     }()
+
+    /// The vector width loops are vectorised for (LLVM's prefer-vector-width): every bit the CPU
+    /// has. LLVM's models of AVX-512 CPUs prefer 256 bits (against the clock drop of early
+    /// Xeons), which halves the rate of the streaming kernels that are most of Kiln's work.
+    public var preferredVectorBits: Int {
+        let f = featureSet
+        return f.contains("avx512f") ? 512 : f.contains("avx") ? 256 : 128
+    }
+
+    /// One line for `kiln devices` and KILN_DEBUG=1: the model compiled for, why, and the vectors.
+    public var summary: String {
+        var s = "\(name)"
+        if let c = choice {
+            s += c.reported == name ? "" : " (LLVM reports '\(c.reported)')"
+            s += ": \(c.reason)"
+            if let level = c.level, !c.reason.contains(level) { s += "; features of \(level)" }
+        }
+        return s + "; \(preferredVectorBits)-bit vectors"
+    }
 
     /// The features turned on ("+avx512f" gives "avx512f").
     public var featureSet: Set<String> {
@@ -53,7 +78,7 @@ public struct CPUTarget: Hashable, Sendable {
         let features = featureSet
         let vectorBytes = features.contains("avx512f") ? 64 : features.contains("avx2") ? 32 : 16
         let gemm = getenv("KILN_GEMM").map { String(cString: $0) }
-        var d = TargetDescription(name: "llvm \(triple.split(separator: "-").first.map(String.init) ?? triple) \(name)",
+        var d = TargetDescription(name: "llvm \(triple.split(separator: "-").first.map(String.init) ?? triple) \(summary)",
                                   vectorBytes: vectorBytes, ownProducts: kiln_sgemm_available() != 0 && gemm != "blas")
         if gemm == "kiln" { d.ownProductRange = 0...Int.max }
         return d

@@ -12,7 +12,7 @@ final class LLVMRenderer: KernelRenderer {
     let b: LLVMBuilderRef
     let cpu: CPUTarget
     /// 512-bit vectors are worth preferring with AVX-512 (decided once: features are a long string).
-    private let preferWideVectors: Bool
+    private let preferredVectorBits: Int
     /// Native float16 conversions (x86's F16C).
     private let hasF16C: Bool
 
@@ -44,7 +44,7 @@ final class LLVMRenderer: KernelRenderer {
         module = LLVMModuleCreateWithNameInContext(moduleName, ctx)
         b = LLVMCreateBuilderInContext(ctx)
         self.cpu = cpu
-        preferWideVectors = cpu.hasAVX512
+        preferredVectorBits = cpu.preferredVectorBits
         hasF16C = cpu.featureSet.contains("f16c")
         void = LLVMVoidTypeInContext(ctx)
         i1 = LLVMInt1TypeInContext(ctx)
@@ -110,7 +110,8 @@ final class LLVMRenderer: KernelRenderer {
         fn = LLVMAddFunction(module, f.name, functionType(ranged: f.ranged))
         addAttribute("target-cpu", cpu.name)
         addAttribute("target-features", cpu.features)
-        if preferWideVectors { addAttribute("prefer-vector-width", "512") }
+        // Only to widen: a target named without features (an artifact's) keeps LLVM's default.
+        if preferredVectorBits > 256 { addAttribute("prefer-vector-width", "\(preferredVectorBits)") }
         LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("nounwind"))
         if !exported { LLVMSetLinkage(fn, LLVMInternalLinkage) }
         if kernel { LLVMAddAttributeAtIndex(fn, LLVMAttributeIndex(bitPattern: -1), enumAttribute("noinline")) }

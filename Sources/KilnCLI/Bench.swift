@@ -29,13 +29,21 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Run the standard workloads on an OpenCL device beside its limits.", valueName: "/gpu:N"))
     var device: String?
 
+    @Flag(help: "Run the workloads TensorFlow 1, XLA, JAX and ONNX Runtime also run, interleaved with theirs (their scripts, with the Python of --python), and print the ratios.")
+    var peers = false
+
+    @Option(help: ArgumentHelp("The Python --peers runs the peers' scripts with (default: KILN_PEERS_PYTHON, else python3 on PATH).", valueName: "PATH"))
+    var python: String?
+
     func validate() throws {
+        if python != nil && !peers { throw ValidationError("--python is the Python of --peers; give --peers too") }
+        if peers && (device != nil || !graph.graphs.isEmpty) { throw ValidationError("--peers runs the standard workloads on the CPU; not with --device or a graph file") }
         if let device { return try DeviceBench.validate(self, device: device) }
         let file = try graph.singleGraph(required: false)
         if file == nil && !(graph.feeds.isEmpty && graph.fetches.isEmpty) { throw ValidationError("--feed and --fetch need a graph file") }
         if file != nil && only != nil { throw ValidationError("--only selects standard workloads; not with a graph file") }
         if file != nil && graph.fetches.isEmpty { throw ValidationError("nothing to fetch (give --fetch NAME)") }
-        if let only, !only.contains(where: { n in Bench.workloadNames.contains { $0.hasPrefix(n) } }) {
+        if let only, !peers, !only.contains(where: { n in Bench.workloadNames.contains { $0.hasPrefix(n) } }) {
             throw ValidationError("no workload matches --only \(only.joined(separator: ",")); the workloads are \(Bench.workloadNames.joined(separator: ", "))")
         }
     }
@@ -89,11 +97,13 @@ struct Bench: ParsableCommand {
         (["matmul_1024"], { reps, _ in [try matmul1024(reps)] }),
         (["matmul_small", "matmul_small_fed"], { reps, _ in try matmulSmall(reps) }),
         (["eltwise_chain_16M", "eltwise_chain_16M_fed"], { reps, _ in try eltwiseChain(reps) }),
-        (["reduce_sum_rows"], { reps, _ in [try reduceRows(reps)] }),
+        (["reduce_sum_rows"], { reps, _ in [try reduceSum(reps, axis: 1)] }),
+        (["reduce_sum_cols"], { reps, _ in [try reduceSum(reps, axis: 0)] }),
         (["mlp_sgd_step", "mlp_adam_step"], { reps, _ in try mlp(reps) }),
         (["compile_mlp_sgd", "compile_mlp_sgd_cached", "compile_mlp_adam", "compile_mlp_adam_cached"], { _, quick in try compileMLP(quick ? 3 : 5) }),
         (["cnn_infer"], { reps, _ in [try cnnInfer(reps)] }),
         ([FrozenInferenceBench.name], { reps, _ in [try FrozenInferenceBench.run(reps)] }),
+        ([DigitsTrainBench.name], { reps, _ in [try DigitsTrainBench.run(reps)] }),
         (InputPipelineBench.names, { reps, quick in try InputPipelineBench.run(reps, quick: quick) }),
         ([DebugStepBench.name], { reps, _ in [try DebugStepBench.run(reps)] }),
         (HalfProductBench.names, { reps, _ in try HalfProductBench.run(reps) }),
@@ -102,6 +112,10 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let device { return try DeviceBench.run(self, device: device) }
+        if peers {
+            Bench.backend = try graph.backend.kind ?? BackendKind.fromEnvironment()
+            return try PeerBench.run(self, python: python)
+        }
         // A graph that cannot be imported or fed fails before a second is spent measuring limits.
         if let file = graph.graphs.first { _ = try Run.load(graph: file, feeds: graph.feedFiles, fetches: graph.fetches) }
         let reps = quick ? 5 : 15
@@ -308,18 +322,20 @@ struct Bench: ParsableCommand {
         }
     }
 
-    static func reduceRows(_ reps: Int) throws -> Result {
+    /// The sum over `axis` of a [4096, 4096] float32 variable: over its rows (axis 1, each output
+    /// a contiguous row) or its columns (axis 0, each output a strided column).
+    static func reduceSum(_ reps: Int, axis: Int) throws -> Result {
         let n = 4096
         let timed = try both(max(5, reps / 2)) { config in
             return try onDevice { g in
                 let x = try g.variable(filled([n, n]), name: "x")
-                let y = try g.reduceSum(x, axes: [1])
+                let y = try g.reduceSum(x, axes: [axis])
                 let s = try Session(graph: g, config: config)
                 try s.run(g.globalVariablesInitializer())
                 return (s, { _ = try s.run(y) })
             }
         }
-        return result("reduce_sum_rows", timed, gbps: Double(n * n * 4) / timed.median / 1e9, note: "")
+        return result(axis == 1 ? "reduce_sum_rows" : "reduce_sum_cols", timed, gbps: Double(n * n * 4) / timed.median / 1e9, note: "")
     }
 
     /// A 784-200-10 relu MLP with softmax cross entropy, batch 128 fed every step, lr 0.01.
@@ -380,14 +396,16 @@ struct Bench: ParsableCommand {
 
     /// The digits CNN's logits for [batch, 8, 8, 1] images: conv 3x3x16 + BN + relu, conv 3x3x32 +
     /// BN + relu, max-pool, dense 64, dense 10. Batch norm updates its moving statistics (the
-    /// `updateOps`) when training.
-    static func digitsCNN(_ g: Graph, _ images: Output, isTraining: Bool) throws -> Output {
+    /// `updateOps`) when training; `dropout` (Examples/Digits' training) drops half of the dense
+    /// layer's outputs.
+    static func digitsCNN(_ g: Graph, _ images: Output, isTraining: Bool, dropout: Bool = false) throws -> Output {
         let bn = Normalizer.batchNorm(decay: 0.9, isTraining: isTraining)
         return try g.argScope(LayerDefaults(activation: .relu, padding: "SAME")) { () throws -> Output in
             var h = try g.convolution2d(images, 16, kernelSize: [3], normalizer: bn, scope: "conv1")
             h = try g.convolution2d(h, 32, kernelSize: [3], normalizer: bn, scope: "conv2")
             h = try g.maxPool2d(h, kernelSize: [2], stride: 2)
             h = try g.fullyConnected(g.flatten(h), 64, scope: "fc1")
+            if dropout { h = try g.dropout(h, keepProb: 0.5, isTraining: isTraining) }
             return try g.fullyConnected(h, 10, activation: .identity, scope: "logits")
         }
     }

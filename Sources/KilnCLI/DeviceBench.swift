@@ -71,7 +71,7 @@ enum DeviceBench {
             (["matmul_N"], { reps, _ in [try matmul(matmulN, reps)] }),
             (["matmul_small", "matmul_small_fed"], { reps, _ in try Bench.matmulSmall(reps) }),
             (["eltwise_chain_16M", "eltwise_chain_16M_fed"], { reps, _ in [try residentChain(reps)] + (try Bench.eltwiseChain(reps, fed: [true])) }),
-            (["reduce_sum_rows"], { reps, _ in [try Bench.reduceRows(reps)] }),
+            (["reduce_sum_rows"], { reps, _ in [try Bench.reduceSum(reps, axis: 1)] }),
             (["mlp_sgd_step", "mlp_adam_step"], { reps, _ in try Bench.mlp(reps) }),
             (["compile_mlp_sgd", "compile_mlp_sgd_cached", "compile_mlp_adam", "compile_mlp_adam_cached"], { _, quick in try Bench.compileMLP(quick ? 3 : 5) }),
             (["cnn_infer"], { reps, _ in [try Bench.cnnInfer(reps)] }),

@@ -7,6 +7,7 @@ struct Devices: ParsableCommand {
 
     func run() throws {
         print("/device:CPU:0  \(MachineLimits.cpuName), OpenBLAS core \(MachineLimits.blasCoreName), \(MachineLimits.blasThreads) BLAS thread(s)")
+        print("    compiled for \(MachineLimits.cpuTarget)")
         for line in try OpenCLDeviceList.lines() { print(line) }
     }
 }

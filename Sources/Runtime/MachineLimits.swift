@@ -11,6 +11,8 @@ public enum MachineLimits {
     public static var blasCoreName: String { BLAS.shared.coreName }
     public static var blasThreads: Int { BLAS.shared.threads }
     public static var cpuName: String { CPUTarget.host.name }
+    /// The CPU model LLVM compiles for, why, and the vector width (`kiln devices`).
+    public static var cpuTarget: String { CPUTarget.host.summary }
 
     /// Median GFLOP/s of an n×n×n sgemm called straight into OpenBLAS.
     public static func sgemmGFLOPS(n: Int, repetitions: Int = 10) -> (median: Double, best: Double) {
