@@ -18,8 +18,8 @@ public final class Session: @unchecked Sendable {
     /// The host pass's plans of the other signatures (SessionHostPlan.swift).
     let hostPlans = HostPlans()
     private var closed = false
-    /// Held for the whole of a run, except while a host op waits or computes a batch of records
-    /// from its inputs alone (see `withoutLock`) and while compiled CPU code runs (see `execute`).
+    /// Held for the whole of a run, except while a host op waits or a host kernel computes from
+    /// its inputs alone (see `withoutLock`) and while compiled CPU code runs (see `execute`).
     private let lock = NSLock()
     /// Held while compiled code that reads or writes variables runs, and by everything else that
     /// reads, replaces or drops variable values: such code runs with `lock` let go (so a queue
@@ -138,9 +138,9 @@ public final class Session: @unchecked Sendable {
         return r
     }
 
-    /// Runs `body` (a host op that waits: a dequeue from an empty queue; or one that parses a
-    /// batch of records) with the session's lock let go, so other threads' runs (the enqueues
-    /// that end the wait, a training step) proceed meanwhile. Called
+    /// Runs `body` (a host op that waits: a dequeue from an empty queue; or a host kernel: a
+    /// parse, a decode) with the session's lock let go, so other threads' runs (the enqueues that
+    /// end the wait, a second reader thread's record, a training step) proceed meanwhile. Called
     /// only inside a run, which holds the lock; the run's own state is local to it. A session
     /// closed during the wait ends the run.
     func withoutLock(_ body: () throws -> Void) throws {
@@ -255,8 +255,8 @@ public final class Session: @unchecked Sendable {
                              feeds: given.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
         if !hostFree.contains(shape) {
             let plan = try hostPlan(shape, fetches: fetches, feeds: Set(given.keys), targets: targets)
-            for op in plan.candidates {
-                if Session.isCollective(op) {
+            for (k, op) in plan.candidates.enumerated() {
+                if case .collective = plan.answers[k] {
                     // Between the compiled parts of one step: gradients in, reduced gradients out.
                     // The first collective's round answers all of them; the rest are fed by then.
                     if feeds[op.output()] == nil { try runCollectiveRound(plan, fetches: fetches, feeds: &feeds) }
@@ -273,8 +273,8 @@ public final class Session: @unchecked Sendable {
                         throw KilnError.unimplemented("'\(op.name)' (op: \(op.type)) summarizes values compiled code computes in this run, and a compiled op depends on it (fetches [\(fetches.map(\.name).joined(separator: ", "))], targets [\(targets.map(\.name).joined(separator: ", "))]); Kiln runs such summaries after the compiled part: run that op in a separate call")
                     }
                 }
-                guard let outputs = try hostOutputs(of: op, feeds: feeds) else { continue }
-                for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }
+                guard let outputs = try hostOutputs(of: op, answer: plan.answers[k], feeds: feeds) else { continue }
+                for (i, t) in outputs.enumerated() { feeds[op.output(i)] = t }
                 ranOnHost.insert(op)
             }
             if ranOnHost.isEmpty && after.isEmpty && !plan.mayChange && !given.values.contains(where: { $0.dtype == .string }) { hostFree.insert(shape) }

@@ -12,13 +12,53 @@ extension Session {
     /// The outputs of `op` if the session computes it on the host, nil if it is compiled.
     /// `feeds` holds the tensors already known (fed, or computed on the host earlier in graph order).
     func hostOutputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor]? {
+        try hostOutputs(of: op, answer: Session.hostAnswer(op), feeds: feeds)
+    }
+
+    /// How the host answers an op, looked up once per host plan: a per-record run of an input
+    /// pipeline looked up each op's registry entry (a struct of a dozen references) and its
+    /// handler by name several times a run.
+    enum HostAnswer {
+        /// A collective op (HorovodAllreduce): answered by the step's collective round.
+        case collective
+        case session(SessionOpHandler)
+        case kernel(@Sendable ([Tensor], [String: AttrValue]) throws -> [Tensor])
+        /// A compiled op the host answers in some cases (see hostOutputs).
+        case compiledOp
+        case none
+    }
+
+    static func hostAnswer(_ op: KilnFrontend.Operation) throws -> HostAnswer {
         // Called for the host plan's candidates only (SessionHostPlan.swift): ops mayRunOnHost allows.
-        guard let def = OpRegistry.def(op.type) else { return nil }
+        guard let def = OpRegistry.def(op.type) else { return .none }
         if let service = def.sessionService {
+            if service == .collective { return .collective }
             guard let handler = Session.sessionHandlers[op.type] else {
                 throw KilnError.internalError("'\(op.name)': \(op.type) is answered by the session (\(service.rawValue)), which has no handler for it")
             }
-            return try handler(self, op, feeds)
+            return .session(handler)
+        }
+        if let kernel = def.hostKernel { return .kernel(kernel) }
+        switch op.type {
+        case "Const", "Identity", "PlaceholderWithDefault", "Reshape", "RandomShuffle": return .compiledOp
+        default: return .none
+        }
+    }
+
+    func hostOutputs(of op: KilnFrontend.Operation, answer: HostAnswer, feeds: [Output: Tensor]) throws -> [Tensor]? {
+        switch answer {
+        case .none: return nil
+        case .collective: throw KilnError.internalError("'\(op.name)' (op: \(op.type)) is answered by the step's collective round, not one op at a time")
+        case .session(let handler): return try handler(self, op, feeds)
+        case .kernel(let hostKernel):
+            let inputs = try hostInputs(of: op, feeds: feeds)
+            // It computes from its inputs alone, with the lock let go: other threads' runs (a
+            // second reader thread's record, a training step back from its compiled part)
+            // proceed meanwhile instead of waiting for the parse.
+            var outputs: [Tensor] = []
+            try withoutLock { outputs = try hostKernel(inputs, op.attrs) }
+            return outputs
+        case .compiledOp: break
         }
         // Compiled ops the host answers when they carry strings, which compiled code cannot hold.
         switch op.type {
@@ -42,27 +82,8 @@ extension Session {
         case "RandomShuffle" where op.output().dtype == .string:
             return [try shuffledStrings(op, feeds: feeds)]
         default:
-            guard let hostKernel = def.hostKernel else { return nil }
-            let inputs = try hostInputs(of: op, feeds: feeds)
-            // It computes from its inputs alone. A batch (read_up_to's records parsed and
-            // decoded together) runs with the lock let go: a training step coming back from
-            // its compiled part would otherwise wait for the whole parse. A single record keeps
-            // the lock: letting it go and taking it back around every parse and decode cost a
-            // per-record pipeline (kiln bench's input_pipeline) more than it gained.
-            guard Session.isBatchOfRecords(inputs) else { return try hostKernel(inputs, op.attrs) }
-            var outputs: [Tensor] = []
-            try withoutLock { outputs = try hostKernel(inputs, op.attrs) }
-            return outputs
+            return nil
         }
-    }
-
-    /// The fewest elements in a host kernel's first input for it to run with the session's lock
-    /// let go: a batch of records, whose parse takes far longer than the lock's hand-over.
-    static let unlockedHostKernelElements = 16
-
-    /// Whether a host kernel's inputs are a batch of records (see unlockedHostKernelElements).
-    static func isBatchOfRecords(_ inputs: [Tensor]) -> Bool {
-        (inputs.first?.elementCount ?? 0) >= unlockedHostKernelElements
     }
 
     /// The session's answer to each op whose registry entry marks it answered by the session,

@@ -9,6 +9,8 @@ struct HostPlan {
     let version: Int
     /// The pruned run's ops the host may compute (the others always compile), in execution order.
     let candidates: [KilnFrontend.Operation]
+    /// How the host answers each candidate.
+    let answers: [Session.HostAnswer]
     /// Whether one of them is answered on the host only in some runs: the signature is then never
     /// marked free of host ops.
     let mayChange: Bool
@@ -64,7 +66,7 @@ extension Session {
         }
         let collectives = candidates.filter { Session.isCollective($0) }
         let before = collectives.isEmpty ? [] : Session.opsUpstreamOfNone(Set(collectives), in: ops)
-        let p = HostPlan(version: graph.version, candidates: candidates, mayChange: mayChange,
+        let p = HostPlan(version: graph.version, candidates: candidates, answers: try candidates.map(Session.hostAnswer), mayChange: mayChange,
                          mayRunAfter: Session.opsThatMayRunAfter(ops, candidates: Set(candidates)), collectives: collectives,
                          beforeCollectives: before,
                          collectiveFrontier: collectives.isEmpty ? [] : Session.frontier(after: before, in: ops, targets: targets))

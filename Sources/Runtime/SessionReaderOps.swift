@@ -2,16 +2,17 @@ import KilnIR
 import KilnFrontend
 
 /// The reader ops (TFRecordReaderV2, ReaderReadV2, ...), answered by the session on the host
-/// against the readers it keeps. A read may wait on its filename queue, so it runs with the
-/// session's lock let go (the runs that fill the queue proceed meanwhile).
+/// against the readers it keeps. A read from the open file runs under the session's lock; one
+/// that must wait on its filename queue runs with the lock let go (the runs that fill the queue
+/// proceed meanwhile).
 extension Session {
     /// The session's handler of each reader op (see `sessionHandlers`).
     static let readerHandlers: [String: SessionOpHandler] = [
         "TFRecordReaderV2": { session, op, _ in [Tensor(try session.reader(madeBy: op).name)] },
         "ReaderReadV2": onReader { session, reader, op, _ in
             let queue = try session.queue(for: op.inputs[1])
-            var record: (key: String, value: [UInt8])?
-            try session.withoutLock { record = try reader.read(from: queue) }
+            var record = try reader.readWithoutWaiting()
+            if record == nil { try session.withoutLock { record = try reader.read(from: queue) } }
             guard let record else { throw KilnError.internalError("'\(op.name)': a read ended without a record or an error") }
             return [Tensor(record.key), try Tensor(shape: [], strings: [record.value])]
         },

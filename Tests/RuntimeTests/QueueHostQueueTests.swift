@@ -128,6 +128,43 @@ final class QueueHostQueueTests: XCTestCase {
         XCTAssertEqual(try q.dequeueMany(2)[0].shape, [2])
     }
 
+    /// A queue wakes a waiting dequeue only once it can be served: each waiting dequeue's own
+    /// need counts, so a small one is served while a larger one beside it keeps waiting.
+    func testWaitingDequeuesOfDifferentSizesAreEachServedOnceTheirCountIsThere() throws {
+        let q = try HostQueue(name: "q", capacity: 10, dtypes: [.int32], shapes: [[]])
+        let many = expectation(description: "three dequeued together")
+        let one = expectation(description: "one dequeued")
+        DispatchQueue.global().async {
+            if let t = try? q.dequeueMany(3), t[0].shape == [3] { many.fulfill() }
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+        DispatchQueue.global().async { if (try? q.dequeue()) != nil { one.fulfill() } }
+        Thread.sleep(forTimeInterval: 0.05)
+        try q.enqueue([Tensor(1 as Int32)])
+        wait(for: [one], timeout: 10)
+        // Two more are not enough for the batch of three: it still waits.
+        try q.enqueueMany([Tensor(shape: [2], scalars: [2, 3] as [Int32])])
+        Thread.sleep(forTimeInterval: 0.05)
+        XCTAssertEqual(q.size, 2)
+        try q.enqueue([Tensor(4 as Int32)])
+        wait(for: [many], timeout: 10)
+        XCTAssertEqual(q.size, 0)
+    }
+
+    /// An enqueue of more than fits puts in what fits and resumes as dequeues make room.
+    func testEnqueueManyLargerThanTheRoomResumesAsDequeuesMakeRoom() throws {
+        let q = try HostQueue(name: "q", capacity: 2, dtypes: [.int32], shapes: [[]])
+        let placed = expectation(description: "all five enqueued")
+        DispatchQueue.global().async {
+            if (try? q.enqueueMany([Tensor(shape: [5], scalars: [1, 2, 3, 4, 5] as [Int32])])) != nil { placed.fulfill() }
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+        XCTAssertEqual(q.size, 2)
+        XCTAssertEqual(try (0..<3).map { _ in try q.dequeue()[0].scalar(as: Int32.self) }, [1, 2, 3])
+        wait(for: [placed], timeout: 10)
+        XCTAssertEqual(try ints(q, 2), [4, 5])
+    }
+
     func testCancelEndsEveryWait() throws {
         let q = try HostQueue(name: "q", capacity: 1, dtypes: [.int32], shapes: [[]])
         let ended = expectation(description: "cancelled")

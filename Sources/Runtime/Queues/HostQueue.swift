@@ -34,9 +34,12 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
     private var cancelled = false
     private var pendingEnqueuesCancelled = false
     private var rng: SplitMix64
-    /// Operations waiting on `condition`: an enqueue or dequeue wakes them only when there are
-    /// any (a broadcast per element cost the input pipeline more than its queue work).
-    private var waiters = 0
+    /// Enqueues waiting for room, and the elements each waiting dequeue needs in the queue
+    /// (its count plus what it must leave behind): an enqueue wakes dequeues only once one of
+    /// them can be served, and a dequeue wakes enqueues only when they wait. A batch's 128
+    /// enqueues used to wake its waiting dequeue 128 times, each a context switch both ways.
+    private var enqueueWaiters = 0
+    private var dequeueNeeds: [Int] = []
 
     /// TensorFlow's type name of the queue, as in its error messages.
     public var typeName: String { kind == .fifo ? "FIFOQueue" : "RandomShuffleQueue" }
@@ -118,10 +121,10 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
                 elements.append(tuples[next])
                 next += 1
             }
-            if next > before { wake() }
+            if next > before, let need = dequeueNeeds.min(), elements.count >= need { condition.broadcast() }
             return next == tuples.count
         }
-        try perform(step, release: release)
+        try perform(step, release: release, waiting: .enqueue)
     }
 
     // MARK: dequeue
@@ -151,18 +154,18 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
             let keep = closed ? 0 : minAfterDequeue
             if elements.count - keep >= n {
                 for _ in 0..<n { taken.append(removeOne()) }
-                wake()
+                madeRoom()
                 return true
             }
             guard closed else { return false }
             if upTo && !elements.isEmpty {
                 while !elements.isEmpty { taken.append(removeOne()) }
-                wake()
+                madeRoom()
                 return true
             }
             throw KilnError.outOfRange("\(typeName) '\(name)' is closed and has insufficient elements (requested \(n), current size \(elements.count))")
         }
-        try perform(step, release: release)
+        try perform(step, release: release, waiting: .dequeue(need: n + minAfterDequeue))
         return taken
     }
 
@@ -195,13 +198,17 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
         condition.broadcast()
     }
 
-    /// Wakes the waiting operations, if any, to try again (called with the condition locked).
-    private func wake() {
-        if waiters > 0 { condition.broadcast() }
+    /// Wakes the waiting enqueues, if any, to fill the room a dequeue made (the condition is locked).
+    private func madeRoom() {
+        if enqueueWaiters > 0 { condition.broadcast() }
     }
 
+    /// What a waiting operation waits for: room, or `need` elements in the queue (a closed queue
+    /// wakes every wait).
+    private enum Wait { case enqueue, dequeue(need: Int) }
+
     /// Runs `step` under the condition until it reports done, waiting (inside `release`) between tries.
-    private func perform(_ step: () throws -> Bool, release: Release) throws {
+    private func perform(_ step: () throws -> Bool, release: Release, waiting: Wait) throws {
         condition.lock()
         let done: Bool
         do { done = try step() } catch { condition.unlock(); throw error }
@@ -216,9 +223,16 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
                 defer { condition.unlock() }
                 do {
                     while try !step() {
-                        waiters += 1
-                        condition.wait()
-                        waiters -= 1
+                        switch waiting {
+                        case .enqueue:
+                            enqueueWaiters += 1
+                            condition.wait()
+                            enqueueWaiters -= 1
+                        case .dequeue(let need):
+                            dequeueNeeds.append(need)
+                            condition.wait()
+                            dequeueNeeds.remove(at: dequeueNeeds.firstIndex(of: need)!)
+                        }
                     }
                 } catch { failure = error }
             }

@@ -41,6 +41,23 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         }
     }
 
+    /// The next record of the open file, without waiting: nil when another read holds the reader
+    /// (it may be waiting on the queue) or a filename must be dequeued first. A run reads this
+    /// way with the session's lock held; letting it go and taking it back around every record
+    /// made each read a hand-over with the threads waiting for that lock.
+    func readWithoutWaiting() throws -> (key: String, value: [UInt8])? {
+        guard lock.try() else { return nil }
+        defer { lock.unlock() }
+        guard let file, let work, !isCancelled else { return nil }
+        let offset = file.offset
+        guard let record = try file.next() else {
+            finishWork()
+            return nil
+        }
+        recordsProduced += 1
+        return ("\(work):\(offset)", record)
+    }
+
     /// Up to `count` records, all from one file (TensorFlow's ReadUpTo returns at the end of a
     /// file that gave any); files with no records are passed over.
     func readUpTo(_ count: Int, from queue: HostQueue) throws -> [(key: String, value: [UInt8])] {
@@ -87,12 +104,15 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         return body()
     }
 
+    private var isCancelled: Bool {
+        cancelLock.lock()
+        defer { cancelLock.unlock() }
+        return cancelled
+    }
+
     /// The open file, dequeuing and opening the next one when none is open.
     private func currentWork(_ queue: HostQueue) throws -> (TFRecordFileReader, String) {
-        cancelLock.lock()
-        let stop = cancelled
-        cancelLock.unlock()
-        if stop { throw KilnError(.cancelled, "\(name): the session was closed") }
+        if isCancelled { throw KilnError(.cancelled, "\(name): the session was closed") }
         if let file, let work { return (file, work) }
         let tuple = try queue.dequeue()
         // TensorFlow's checks of a work unit, with its words.
