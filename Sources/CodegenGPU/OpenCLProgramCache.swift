@@ -177,9 +177,7 @@ public final class OpenCLProgramCache: @unchecked Sendable {
 }
 
 /// KILN_DEBUG=1 and above: what the OpenCL runtime did (caches, pool), on stderr.
-let openCLDebugLevel = Int(ProcessInfo.processInfo.environment["KILN_DEBUG"] ?? "") ?? 0
-
 func debugLog(_ s: @autoclosure () -> String) {
-    guard openCLDebugLevel >= 1 else { return }
-    FileHandle.standardError.write(Data(("kiln: opencl: " + s() + "\n").utf8))
+    guard Debug.level >= 1 else { return }
+    Debug.log("opencl: " + s())
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KilnIR
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,7 +46,7 @@ public final class CodeCache: @unchecked Sendable {
         var cache: CodeCache?
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            if access(dir.path, W_OK | X_OK) != 0 { throw KilnCacheWriteError(message: String(cString: strerror(errno))) }
+            if access(dir.path, W_OK | X_OK) != 0 { throw KilnError.internalError(String(cString: strerror(errno))) }
             cache = CodeCache(directory: dir)
         } catch {
             debugWarn("the compiled-code cache \(dir.path) cannot be used (\(error)); compiling without it")
@@ -105,11 +106,8 @@ public final class CodeCache: @unchecked Sendable {
         lock.unlock()
     }
 
-    private static let debugLevel = Int(ProcessInfo.processInfo.environment["KILN_DEBUG"] ?? "") ?? 0
-
     private static func debugWarn(_ s: String) {
-        guard debugLevel >= 1 else { return }
-        FileHandle.standardError.write(Data("kiln: \(s)\n".utf8))
+        if Debug.level >= 1 { Debug.log(s) }
     }
     private func debugWarn(_ s: String) { Self.debugWarn(s) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KilnIR
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,7 +63,7 @@ public struct DiskCacheFiles: Sendable {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             try Data(contents).write(to: temp)
-            if rename(temp.path, url.path) != 0 { throw KilnCacheWriteError(message: "rename failed: \(String(cString: strerror(errno)))") }
+            if rename(temp.path, url.path) != 0 { throw KilnError.internalError("rename failed: \(String(cString: strerror(errno)))") }
         } catch {
             try? FileManager.default.removeItem(at: temp)
             throw error
@@ -109,9 +110,4 @@ public struct DiskCacheFiles: Sendable {
     public static func limit(_ env: [String: String] = ProcessInfo.processInfo.environment) -> Int {
         env["KILN_CACHE_MAX_BYTES"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }.flatMap { $0 >= 0 ? $0 : nil } ?? 1 << 30
     }
-}
-
-struct KilnCacheWriteError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
 }
