@@ -63,6 +63,11 @@ final class JIT: @unchecked Sendable {
     func acquire(_ symbol: String) -> UInt64? {
         lock.lock()
         defer { lock.unlock() }
+        return use(symbol)
+    }
+
+    /// `acquire` with the lock held.
+    private func use(_ symbol: String) -> UInt64? {
         guard var entry = linked[symbol] else { return nil }
         entry.users += 1
         linked[symbol] = entry
@@ -75,11 +80,9 @@ final class JIT: @unchecked Sendable {
     func add(objects: [LLVMMemoryBufferRef], symbol: String) throws -> UInt64 {
         lock.lock()
         defer { lock.unlock() }
-        if var entry = linked[symbol] {
+        if let address = use(symbol) {
             objects.forEach { LLVMDisposeMemoryBuffer($0) }
-            entry.users += 1
-            linked[symbol] = entry
-            return entry.address
+            return address
         }
         let rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(jit))!
         for (k, obj) in objects.enumerated() {
