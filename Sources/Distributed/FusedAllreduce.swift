@@ -32,11 +32,10 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
     func allreduce(_ requests: [AllreduceRequest]) throws -> [Tensor] {
         lock.lock()
         defer { lock.unlock() }
-        if rounds == 0 {
-            try checkSameGradients(requests.map { AllreduceSpec(name: $0.name, dtype: $0.tensor.dtype, shape: $0.tensor.shape, reduceOp: $0.reduceOp) })
-        }
+        let specs = requests.map(\.spec)
+        if rounds == 0 { try checkSameGradients(specs) }
         var results = [Tensor?](repeating: nil, count: requests.count)
-        for buffer in Self.fuse(requests, threshold: fusionThreshold) {
+        for buffer in Self.fuse(specs, threshold: fusionThreshold) {
             let reduced = try reduce(buffer.map { requests[$0] }, step: rounds)
             for (k, i) in buffer.enumerated() { results[i] = reduced[k] }
         }
@@ -47,7 +46,7 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
     /// The fusion buffers of a round in production order, when overlap is on (or automatic and
     /// worth it): the same threshold as without overlap, so the layout follows from the graph.
     func overlapBuckets(_ tensors: [AllreduceSpec]) -> [[Int]]? {
-        let buckets = Self.fuse(tensors.map { ($0.dtype, $0.byteCount) }, threshold: fusionThreshold)
+        let buckets = Self.fuse(tensors, threshold: fusionThreshold)
         switch overlap {
         case .off: return nil
         case .on: return buckets
@@ -80,16 +79,13 @@ final class FusedAllreduce: CollectiveEngine, @unchecked Sendable {
         })
     }
 
-    /// Indices of `requests` grouped into buffers: one dtype each, in request order, each up to
+    /// Indices of `tensors` grouped into buffers: one dtype each, in request order, each up to
     /// `threshold` bytes (a larger tensor goes alone; threshold 0: every tensor alone).
-    static func fuse(_ requests: [AllreduceRequest], threshold: Int) -> [[Int]] {
-        fuse(requests.map { ($0.tensor.dtype, $0.tensor.byteCount) }, threshold: threshold)
-    }
-
-    static func fuse(_ tensors: [(dtype: DType, bytes: Int)], threshold: Int) -> [[Int]] {
+    static func fuse(_ tensors: [AllreduceSpec], threshold: Int) -> [[Int]] {
         var buffers: [[Int]] = []
         var open: [DType: (index: Int, bytes: Int)] = [:]
-        for (i, (dtype, bytes)) in tensors.enumerated() {
+        for (i, t) in tensors.enumerated() {
+            let dtype = t.dtype, bytes = t.byteCount
             if let o = open[dtype], o.bytes + bytes <= threshold {
                 buffers[o.index].append(i)
                 open[dtype] = (o.index, o.bytes + bytes)

@@ -17,6 +17,9 @@ public struct AllreduceRequest: Sendable {
         self.prescale = prescale
         self.postscale = postscale
     }
+
+    /// What the request reduces, without its value: what fusion buffers are formed from.
+    public var spec: AllreduceSpec { AllreduceSpec(name: name, dtype: tensor.dtype, shape: tensor.shape, reduceOp: reduceOp) }
 }
 
 /// What carries out the collective ops of a session's runs. The runtime declares it and

@@ -10,7 +10,7 @@ final class FusionAndEngineTests: XCTestCase {
 
     func testFusionPacksOneDtypePerBufferUpToTheThreshold() throws {
         let r = [try request("a", .float32, 10), try request("b", .float64, 4), try request("c", .float32, 10),
-                 try request("d", .float32, 30), try request("e", .float64, 2)]
+                 try request("d", .float32, 30), try request("e", .float64, 2)].map(\.spec)
         // 40 + 40 bytes of float32 fit 100; the next 120 do not (it goes alone); float64 32 + 16.
         XCTAssertEqual(FusedAllreduce.fuse(r, threshold: 100), [[0, 2], [1, 4], [3]])
         XCTAssertEqual(FusedAllreduce.fuse(r, threshold: 0), [[0], [1], [2], [3], [4]])
