@@ -81,7 +81,7 @@ public enum GraphUtil {
         while let i = stack.popLast() {
             guard keep.insert(i).inserted else { continue }
             for input in graphDef.node[i].input {
-                let name = nodeName(input)
+                let name = GraphDefFile.nodeName(ofInput: input)
                 guard let k = index[name] else {
                     throw KilnError.invalidArgument("node '\(graphDef.node[i].name)' has input '\(input)', which is not a node of the GraphDef")
                 }
@@ -91,11 +91,5 @@ public enum GraphUtil {
         var out = graphDef
         out.node = graphDef.node.indices.filter(keep.contains).map { graphDef.node[$0] }
         return out
-    }
-
-    /// "^x" and "x:1" name node "x".
-    static func nodeName(_ input: String) -> String {
-        let name = input.hasPrefix("^") ? String(input.dropFirst()) : input
-        return name.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? name
     }
 }

@@ -19,6 +19,13 @@ public enum GraphDefFile {
         return def
     }
 
+    /// The node a NodeDef input names: "^x" (a control input), "x:1" and "x" all name node "x".
+    public static func nodeName(ofInput input: String) -> String {
+        let name = input.hasPrefix("^") ? input.dropFirst() : Substring(input)
+        if let colon = name.lastIndex(of: ":"), Int(name[name.index(after: colon)...]) != nil { return String(name[..<colon]) }
+        return String(name)
+    }
+
     /// Parses a text-format GraphDef (`node { name: "x" op: "Placeholder" ... }`).
     public static func parse(text: String, source: String = "GraphDef") throws -> Tensorflow_GraphDef {
         do {

@@ -72,11 +72,7 @@ enum GraphInspection {
     static func unconsumed(_ nodes: [Tensorflow_NodeDef]) -> [Tensorflow_NodeDef] {
         var consumed = Set<String>()
         for n in nodes {
-            for input in n.input {
-                var name = input.hasPrefix("^") ? String(input.dropFirst()) : input
-                if let colon = name.lastIndex(of: ":"), Int(name[name.index(after: colon)...]) != nil { name = String(name[..<colon]) }
-                consumed.insert(name)
-            }
+            for input in n.input { consumed.insert(GraphDefFile.nodeName(ofInput: input)) }
         }
         return nodes.filter { !consumed.contains($0.name) }
     }
