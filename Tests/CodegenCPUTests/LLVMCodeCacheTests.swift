@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 import KilnIR
 import KilnPasses
 import KilnKernels
@@ -9,16 +10,7 @@ import KilnKernels
 /// executable gone, so the JIT holds none of its code) loads every module's object from disk,
 /// compiles nothing and computes the same; while the first is alive the code is shared; a
 /// corrupt cache file is recompiled; another function misses.
-final class LLVMCodeCacheTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-llvm-cache-\(UUID().uuidString)")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
-    }
+final class LLVMCodeCacheTests: ScratchDirectoryTestCase {
 
     func function(scale: String = "2.0") throws -> Function {
         var f = try Parser.parse("""
@@ -53,7 +45,7 @@ final class LLVMCodeCacheTests: XCTestCase {
 
     func options(shards: Int) -> CompileOptions {
         var o = CompileOptions(shards: shards)
-        o.codeCacheRoot = dir
+        o.codeCacheRoot = scratch
         return o
     }
 
@@ -97,7 +89,7 @@ final class LLVMCodeCacheTests: XCTestCase {
         XCTAssertEqual(other.stats.objectsCompiled, 1, "a different constant is different code")
         XCTAssertNotEqual(try run(other)[1], want[1])
 
-        let llvmDir = dir.appendingPathComponent("llvm")
+        let llvmDir = scratch.appendingPathComponent("llvm")
         for name in try FileManager.default.contentsOfDirectory(atPath: llvmDir.path) where name.hasSuffix(".kobj") {
             let url = llvmDir.appendingPathComponent(name)
             var bytes = try Data(contentsOf: url)
@@ -115,7 +107,7 @@ final class LLVMCodeCacheTests: XCTestCase {
         let want = try run(exe!)
         exe = nil
         // Whole, checksummed entries whose payload is no object file.
-        let cache = try XCTUnwrap(CodeCache.shared(kind: "llvm", root: dir))
+        let cache = try XCTUnwrap(CodeCache.shared(kind: "llvm", root: scratch))
         for name in try FileManager.default.contentsOfDirectory(atPath: cache.files.directory.path) where name.hasSuffix(".kobj") {
             cache.store(String(name.dropLast(".kobj".count)), Array("not an ELF object".utf8))
         }

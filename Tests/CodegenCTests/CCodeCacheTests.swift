@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 import KilnIR
 import KilnPasses
 import KilnKernels
@@ -8,16 +9,7 @@ import KilnKernels
 /// The C backend's compiled-code cache: the second compile of the same function loads the
 /// shared object stored by the first (the C compiler does not run) and computes the same; a
 /// corrupt cache file is compiled again; another compiler (KILN_CC) is another key.
-final class CCodeCacheTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-c-cache-\(UUID().uuidString)")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
-    }
+final class CCodeCacheTests: ScratchDirectoryTestCase {
 
     func compile(_ backend: CBackend) throws -> (exe: any Executable, results: [Tensor]) {
         var f = try Parser.parse("""
@@ -30,7 +22,7 @@ final class CCodeCacheTests: XCTestCase {
         """)
         try PassManager.standard().run(&f)
         var options = CompileOptions()
-        options.codeCacheRoot = dir
+        options.codeCacheRoot = scratch
         let exe = try backend.compile(f, options: options)
         var p = [try Tensor(shape: [300], scalars: (0..<300).map { Float($0) / 300 }), try Tensor(shape: [300], scalars: (0..<300).map { Float($0 % 7) / 7 })]
         return (exe, try exe.run(&p))
@@ -43,7 +35,7 @@ final class CCodeCacheTests: XCTestCase {
         XCTAssertEqual([second.exe.stats.objectsCompiled, second.exe.stats.objectsFromDisk], [0, 1])
         XCTAssertEqual(second.results, first.results)
 
-        let cDir = dir.appendingPathComponent("c")
+        let cDir = scratch.appendingPathComponent("c")
         for name in try FileManager.default.contentsOfDirectory(atPath: cDir.path) where name.hasSuffix(".kobj") {
             let url = cDir.appendingPathComponent(name)
             let bytes = try Data(contentsOf: url)

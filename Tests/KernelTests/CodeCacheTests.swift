@@ -1,23 +1,15 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 import KilnKernels
 
 /// The compiled-code cache's files: what is stored reads back, anything short, corrupt or of
 /// another kind reads as a miss (never a crash), the directory stays within its byte limit by
 /// dropping the least recently used entries, and an unusable directory disables the cache.
-final class CodeCacheTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-code-cache-\(UUID().uuidString)")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
-    }
+final class CodeCacheTests: ScratchDirectoryTestCase {
 
     func testAStoredEntryReadsBackAndAnotherKeyMisses() throws {
-        let cache = try XCTUnwrap(CodeCache.shared(kind: "llvm", root: dir))
+        let cache = try XCTUnwrap(CodeCache.shared(kind: "llvm", root: scratch))
         let key = CodeCache.key(["code", "target"])
         XCTAssertNil(cache.load(key))
         cache.store(key, Array(0..<200))
@@ -25,7 +17,7 @@ final class CodeCacheTests: XCTestCase {
         XCTAssertNil(cache.load(CodeCache.key(["code", "another target"])))
         XCTAssertEqual([cache.hits, cache.misses, cache.writes, cache.rejected], [1, 2, 1, 0])
         // The same directory is the same cache for the whole process.
-        XCTAssertTrue(CodeCache.shared(kind: "llvm", root: dir) === cache)
+        XCTAssertTrue(CodeCache.shared(kind: "llvm", root: scratch) === cache)
         // No temporary file is left behind by the atomic write.
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cache.files.directory.path), [key + ".kobj"])
     }
@@ -36,7 +28,7 @@ final class CodeCacheTests: XCTestCase {
     }
 
     func testTruncatedCorruptAndForeignFilesAreMisses() throws {
-        let cache = CodeCache(directory: dir)
+        let cache = CodeCache(directory: scratch)
         let key = CodeCache.key(["x"])
         let payload = [UInt8](repeating: 7, count: 1000)
         cache.store(key, payload)
@@ -61,7 +53,7 @@ final class CodeCacheTests: XCTestCase {
 
     func testTheLeastRecentlyUsedEntriesGoPastTheLimit() throws {
         // Room for two 1000-byte entries and their headers, not three.
-        let cache = CodeCache(directory: dir, limitBytes: 2 * 1048 + 100)
+        let cache = CodeCache(directory: scratch, limitBytes: 2 * 1048 + 100)
         let keys = (0..<3).map { CodeCache.key(["entry \($0)"]) }
         cache.store(keys[0], Array(repeating: 0, count: 1000))
         cache.store(keys[1], Array(repeating: 1, count: 1000))
@@ -78,8 +70,8 @@ final class CodeCacheTests: XCTestCase {
 
     func testAnUnusableDirectoryDisablesTheCache() throws {
         // A regular file where the directory should be: it cannot be made.
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let file = dir.appendingPathComponent("file")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let file = scratch.appendingPathComponent("file")
         try Data("x".utf8).write(to: file)
         XCTAssertNil(CodeCache.shared(kind: "llvm", root: file))
         XCTAssertNil(CodeCache.shared(kind: "llvm", root: nil))

@@ -13,21 +13,3 @@ extension Golden {
         return try (ckpt["variables"] as! [String: [String: Any]]).mapValues(Golden.tensor)
     }
 }
-
-/// A fresh temporary directory per test, removed afterwards.
-class ScratchDirectoryTestCase: XCTestCase {
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(type(of: self))-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: scratch)
-    }
-
-    func path(_ name: String) -> String { scratch.appendingPathComponent(name).path }
-
-    func files() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted() }
-}

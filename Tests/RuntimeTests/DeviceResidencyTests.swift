@@ -1,4 +1,5 @@
 import XCTest
+import KilnTestSupport
 import Foundation
 import Kiln
 

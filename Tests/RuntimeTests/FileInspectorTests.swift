@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 import Kiln
 
 /// `kiln inspect`'s reports (FileInspector, in-process) on each kind of file, from TensorFlow's

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import KilnTestSupport
 @testable import KilnRuntime
 import KilnFrontend
 import KilnIR
