@@ -251,6 +251,7 @@ public final class Session: @unchecked Sendable {
         // inputs too.) Signatures without any host op skip this pass next time.
         var ranOnHost = Set<KilnFrontend.Operation>()
         var after: [KilnFrontend.Operation] = []
+        var afterAnswers: [HostAnswer] = []
         let shape = RunShape(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                              feeds: given.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
         if !hostFree.contains(shape) {
@@ -266,6 +267,7 @@ public final class Session: @unchecked Sendable {
                 if Session.needsCompiledInputs(op, known: feeds) {
                     if plan.mayRunAfter.contains(op) {
                         after.append(op)
+                        afterAnswers.append(plan.answers[k])
                         continue
                     }
                     if SummaryOps.types.contains(op.type) {
@@ -313,9 +315,9 @@ public final class Session: @unchecked Sendable {
         }
         if !after.isEmpty {
             for i in computed + afterInputs { feeds[i] = values[i] }
-            for op in after {
+            for (op, answer) in zip(after, afterAnswers) {
                 // Every input is known now: hostInputs needs no run of its own.
-                guard let outputs = try hostOutputs(of: op, feeds: feeds) else {
+                guard let outputs = try hostOutputs(of: op, answer: answer, feeds: feeds) else {
                     throw KilnError.internalError("'\(op.name)' (op: \(op.type)) was left to run on the host after compiled code, but the host did not compute it")
                 }
                 for (k, t) in outputs.enumerated() { feeds[op.output(k)] = t }

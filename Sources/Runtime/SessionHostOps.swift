@@ -9,12 +9,6 @@ typealias SessionOpHandler = @Sendable (Session, KilnFrontend.Operation, [Output
 /// (data-dependent output shapes), questions about the session's variable store, checkpoint
 /// I/O, and the string plumbing around it (compiled code has no strings).
 extension Session {
-    /// The outputs of `op` if the session computes it on the host, nil if it is compiled.
-    /// `feeds` holds the tensors already known (fed, or computed on the host earlier in graph order).
-    func hostOutputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor]? {
-        try hostOutputs(of: op, answer: Session.hostAnswer(op), feeds: feeds)
-    }
-
     /// How the host answers an op, looked up once per host plan: a per-record run of an input
     /// pipeline looked up each op's registry entry (a struct of a dozen references) and its
     /// handler by name several times a run.
@@ -45,6 +39,9 @@ extension Session {
         }
     }
 
+    /// The outputs of `op` (answered as its host plan says) if the session computes it on the
+    /// host, nil if it is compiled. `feeds` holds the tensors already known (fed, or computed on
+    /// the host earlier in graph order).
     func hostOutputs(of op: KilnFrontend.Operation, answer: HostAnswer, feeds: [Output: Tensor]) throws -> [Tensor]? {
         switch answer {
         case .none: return nil
