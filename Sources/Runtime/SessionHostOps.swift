@@ -187,15 +187,20 @@ extension Session {
     func hostInputs(of op: KilnFrontend.Operation, feeds: [Output: Tensor]) throws -> [Tensor] {
         // Const inputs (a parse op's defaults and keys) are read from the graph: a host op whose
         // other inputs are fed then needs no compiled run at all.
-        var known = feeds
+        func known(_ i: Output) -> Tensor? {
+            if let v = feeds[i] { return v }
+            return i.op.type == "Const" ? i.op.attrs["value"]?.tensor : nil
+        }
         var values: [Tensor] = []
         values.reserveCapacity(op.inputs.count)
         for i in op.inputs {
-            if known[i] == nil && i.op.type == "Const", let v = i.op.attrs["value"]?.tensor { known[i] = v }
-            if let v = known[i], v.dtype == i.dtype, Shape(v.shape).isCompatible(with: i.shape) { values.append(v) }
+            guard let v = known(i), v.dtype == i.dtype, Shape(v.shape).isCompatible(with: i.shape) else { break }
+            values.append(v)
         }
         // All known (the common case inside an input pipeline): no run of their own needed.
         if values.count == op.inputs.count { return values }
-        return try runLocked(op.inputs, feeds: known, targets: [])
+        var given = feeds
+        for i in op.inputs where given[i] == nil { if let v = known(i) { given[i] = v } }
+        return try runLocked(op.inputs, feeds: given, targets: [])
     }
 }

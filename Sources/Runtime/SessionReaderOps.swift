@@ -14,7 +14,7 @@ extension Session {
             var record = try reader.readWithoutWaiting()
             if record == nil { try session.withoutLock { record = try reader.read(from: queue) } }
             guard let record else { throw KilnError.internalError("'\(op.name)': a read ended without a record or an error") }
-            return [Tensor(record.key), try Tensor(shape: [], strings: [record.value])]
+            return [try Tensor(shape: [], strings: [record.key]), try Tensor(shape: [], strings: [record.value])]
         },
         "ReaderReadUpToV2": onReader { session, reader, op, inputs in
             guard inputs[2].dtype == .int64, inputs[2].rank == 0 else {
@@ -23,9 +23,9 @@ extension Session {
             let n = try inputs[2].scalar(as: Int64.self)
             guard n > 0 else { throw KilnError.invalidArgument("num_records (\(n)) must be > 0") }
             let queue = try session.queue(for: op.inputs[1])
-            var records: [(key: String, value: [UInt8])] = []
+            var records: [HostTFRecordReader.Record] = []
             try session.withoutLock { records = try reader.readUpTo(Int(clamping: n), from: queue) }
-            return [try Tensor(shape: [records.count], strings: records.map { Array($0.key.utf8) }),
+            return [try Tensor(shape: [records.count], strings: records.map(\.key)),
                     try Tensor(shape: [records.count], strings: records.map(\.value))]
         },
         "ReaderNumRecordsProducedV2": onReader { _, reader, _, _ in [Tensor(reader.numRecordsProduced)] },

@@ -87,7 +87,8 @@ public final class TFRecordFileReader: Sequence {
     public func next() throws -> [UInt8]? {
         let remaining = bytes.count - offset
         if remaining == 0 { return nil }
-        let at = "TFRecord file '\(source)', record \(recordsRead)"
+        // Only for messages: a record that reads well builds no strings.
+        var at: String { "TFRecord file '\(source)', record \(recordsRead)" }
         guard remaining >= TFRecordFraming.headerBytes else {
             throw KilnError.dataLoss("\(at): truncated record at offset \(offset): \(remaining) bytes remain, a record header needs \(TFRecordFraming.headerBytes)")
         }

@@ -102,8 +102,8 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
     /// Adds the slices along dimension 0 of each component, in order, waiting for room as needed.
     public func enqueueMany(_ components: [Tensor], release: Release = { try $0() }) throws {
         try validate(components, batched: true)
-        let n = components[0].shape[0]
-        try enqueueTuples((0..<n).map { i in try components.map { try HostQueue.slice($0, at: i) } }, release: release)
+        let slicers = components.map(Slicer.init)
+        try enqueueTuples((0..<components[0].shape[0]).map { i in try slicers.map { try $0.slice(at: i) } }, release: release)
     }
 
     private func enqueueTuples(_ tuples: [[Tensor]], release: Release) throws {
@@ -263,16 +263,29 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
         }
     }
 
-    /// Element `i` along dimension 0.
-    static func slice(_ t: Tensor, at i: Int) throws -> Tensor {
-        let shape = Array(t.shape.dropFirst())
-        let n = Sizes.product(shape) ?? 0
-        if t.dtype == .string { return try Tensor(shape: shape, strings: Array(t.strings[i * n..<(i + 1) * n])) }
-        // Every byte is copied over: no zeroing first (a record's slice, per record enqueued).
-        let bytes = t.byteCount / max(t.shape[0], 1)
-        let buffer = try TensorBuffer(byteCount: bytes)
-        t.withUnsafeBytes { src in buffer.pointer.copyMemory(from: src.baseAddress! + i * bytes, byteCount: bytes) }
-        return try Tensor(dtype: t.dtype, shape: shape, buffer: buffer)
+    /// The elements of a tensor along dimension 0, each a tensor of its own (an element's shape
+    /// and size are worked out once for all of them).
+    struct Slicer {
+        let tensor: Tensor
+        let shape: [Int]
+        let width: Int
+        let bytes: Int
+
+        init(_ t: Tensor) {
+            tensor = t
+            shape = Array(t.shape.dropFirst())
+            width = t.elementCount / max(t.shape[0], 1)
+            bytes = t.byteCount / max(t.shape[0], 1)
+        }
+
+        /// Element `i`.
+        func slice(at i: Int) throws -> Tensor {
+            if tensor.dtype == .string { return try Tensor(shape: shape, strings: Array(tensor.strings[i * width..<(i + 1) * width])) }
+            // Every byte is copied over: no zeroing first.
+            let buffer = try TensorBuffer(byteCount: bytes)
+            tensor.withUnsafeBytes { src in buffer.pointer.copyMemory(from: src.baseAddress! + i * bytes, byteCount: bytes) }
+            return try Tensor(dtype: tensor.dtype, shape: shape, buffer: buffer)
+        }
     }
 
     /// The tuples' components stacked along a new dimension 0 (shape [0] + element shape when empty).

@@ -10,9 +10,10 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
     let name: String
     let compression: TFRecordCompression
     private let lock = NSLock()
-    /// The file being read (TensorFlow's current work) and its records.
-    private var work: String?
+    /// The file being read (TensorFlow's current work), and its name and a colon: the start of
+    /// its records' keys.
     private var file: TFRecordFileReader?
+    private var keyPrefix: [UInt8] = []
     private var workStarted: Int64 = 0
     private var workFinished: Int64 = 0
     private var recordsProduced: Int64 = 0
@@ -25,51 +26,56 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         self.compression = compression
     }
 
-    /// The next record, as (key "<file>:<offset>", value). Dequeues filenames until a file has a
-    /// record; the queue's own error (outOfRange once it is closed and empty) ends the read.
-    func read(from queue: HostQueue) throws -> (key: String, value: [UInt8]) {
+    /// A record and its key, "<file>:<offset>" in UTF-8 (the string tensors' bytes).
+    typealias Record = (key: [UInt8], value: [UInt8])
+
+    /// The next record. Dequeues filenames until a file has a record; the queue's own error
+    /// (outOfRange once it is closed and empty) ends the read.
+    func read(from queue: HostQueue) throws -> Record {
         lock.lock()
         defer { lock.unlock() }
         while true {
-            let (file, path) = try currentWork(queue)
-            let offset = file.offset
-            if let record = try file.next() {
-                recordsProduced += 1
-                return ("\(path):\(offset)", record)
-            }
+            let file = try currentWork(queue)
+            if let record = try nextRecord(of: file) { return record }
             finishWork()
         }
+    }
+
+    /// The open file's next record with its key (the lock is held).
+    private func nextRecord(of file: TFRecordFileReader) throws -> Record? {
+        let offset = file.offset
+        guard let value = try file.next() else { return nil }
+        recordsProduced += 1
+        var key = keyPrefix
+        key.append(contentsOf: String(offset).utf8)
+        return (key, value)
     }
 
     /// The next record of the open file, without waiting: nil when another read holds the reader
     /// (it may be waiting on the queue) or a filename must be dequeued first. A run reads this
     /// way with the session's lock held; letting it go and taking it back around every record
     /// made each read a hand-over with the threads waiting for that lock.
-    func readWithoutWaiting() throws -> (key: String, value: [UInt8])? {
+    func readWithoutWaiting() throws -> Record? {
         guard lock.try() else { return nil }
         defer { lock.unlock() }
-        guard let file, let work, !isCancelled else { return nil }
-        let offset = file.offset
-        guard let record = try file.next() else {
+        guard let file, !isCancelled else { return nil }
+        guard let record = try nextRecord(of: file) else {
             finishWork()
             return nil
         }
-        recordsProduced += 1
-        return ("\(work):\(offset)", record)
+        return record
     }
 
     /// Up to `count` records, all from one file (TensorFlow's ReadUpTo returns at the end of a
     /// file that gave any); files with no records are passed over.
-    func readUpTo(_ count: Int, from queue: HostQueue) throws -> [(key: String, value: [UInt8])] {
+    func readUpTo(_ count: Int, from queue: HostQueue) throws -> [Record] {
         lock.lock()
         defer { lock.unlock() }
-        var out: [(key: String, value: [UInt8])] = []
+        var out: [Record] = []
         while out.count < count {
-            let (file, path) = try currentWork(queue)
-            let offset = file.offset
-            if let record = try file.next() {
-                recordsProduced += 1
-                out.append(("\(path):\(offset)", record))
+            let file = try currentWork(queue)
+            if let record = try nextRecord(of: file) {
+                out.append(record)
                 continue
             }
             finishWork()
@@ -84,7 +90,6 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
     /// Back to the start: no current file, every count zero (the queue is untouched).
     func reset() {
         locked {
-            work = nil
             file = nil
             workStarted = 0
             workFinished = 0
@@ -111,9 +116,9 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
     }
 
     /// The open file, dequeuing and opening the next one when none is open.
-    private func currentWork(_ queue: HostQueue) throws -> (TFRecordFileReader, String) {
+    private func currentWork(_ queue: HostQueue) throws -> TFRecordFileReader {
         if isCancelled { throw KilnError(.cancelled, "\(name): the session was closed") }
-        if let file, let work { return (file, work) }
+        if let file { return file }
         let tuple = try queue.dequeue()
         // TensorFlow's checks of a work unit, with its words.
         guard tuple.count == 1 else { throw KilnError.invalidArgument("\(name): Expected single component queue") }
@@ -121,14 +126,13 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         guard tuple[0].elementCount == 1 else { throw KilnError.invalidArgument("\(name): Expected to dequeue a one-element string tensor") }
         let path = String(decoding: tuple[0].strings[0], as: UTF8.self)
         let opened = try TFRecordFileReader(path: path, compression: compression)
-        work = path
         file = opened
+        keyPrefix = tuple[0].strings[0] + Array(":".utf8)
         workStarted += 1
-        return (opened, path)
+        return opened
     }
 
     private func finishWork() {
-        work = nil
         file = nil
         workFinished = workStarted
     }
