@@ -121,8 +121,9 @@ let maxSteps = options.maxSteps ?? Int.max
 /// The tutorial's queue pipeline over the training file: every digit once per epoch, `epochs`
 /// times (then outOfRange), in batches (64) shuffled through a queue holding at least 1,000
 /// digits after each dequeue; the last batch is the 45,000 digits' remainder. The reader thread
-/// takes up to 64 records a run (read_up_to, parse_example: TensorFlow's batched form of read and
-/// parse_single_example) so that it keeps ahead of the training steps. The queue's capacity is
+/// takes up to four batches of records a run (read_up_to, parse_example: TensorFlow's batched
+/// form of read and parse_single_example): what a run of the pipeline costs besides its records
+/// is then paid once per four steps, on cores the steps use too. The queue's capacity is
 /// min_after_dequeue plus one batch, so every dequeue finds it exactly full: the batches then
 /// follow from the graph's seed alone, not from how far the reader thread got, and every run
 /// trains on the same batches (the tutorial's min_after_dequeue + 3 * batch_size lets thread
@@ -131,7 +132,7 @@ func inputPipeline() throws -> (images: Output, labels: Output) {
     try g.device("/cpu:0") {
         try g.nameScope("input") {
             let files = try g.stringInputProducer([trainPath], numEpochs: epochs)
-            let (_, serialized) = try TFRecordReader(graph: g).readUpTo(files.handle, numRecords: localBatchSize)
+            let (_, serialized) = try TFRecordReader(graph: g).readUpTo(files.handle, numRecords: 4 * localBatchSize)
             let f = try g.parseExample(serialized, features: ["label": FixedLenFeature([], .int64), "img_raw": FixedLenFeature([], .string)])
             let pixels = try g.reshape(g.decodeRaw(f["img_raw"]!.dense!, outType: .uint8), [-1, 8, 8, 1])
             let images = try g.cast(pixels, to: .float32) / 16
@@ -252,31 +253,39 @@ var epochLosses: [Double] = []
     (lossSum, accSum, batches, epochStart) = (0, 0, 0, Date())
 }
 
+/// A progress line per epoch's worth of steps (the batches run across epoch boundaries).
+let stepsPerEpoch = (train.count + (feedArrays ? batchSize : localBatchSize) - 1) / (feedArrays ? batchSize : localBatchSize)
 if feedArrays {
-    // The epochs' shuffles come from the graph's seed, so every run trains on the same batches and
-    // prints the same losses and accuracy (Kiln's kernels are deterministic).
+    // The batches a batching queue cuts from the pipeline: the epochs' shuffles one after
+    // another, in batches of --batch-size that run across epoch boundaries, the last one smaller.
+    // Both inputs so train the same steps on batches of the same sizes, and their steps per
+    // second compare. The shuffles come from the graph's seed, so every run trains on the same
+    // batches and prints the same losses and accuracy (Kiln's kernels are deterministic).
     var rng = SplitMix64(seed: UInt64(g.seed ?? 0))
-    var order = Array(0..<train.count)
-    for epoch in 1...epochs {
+    var stream: [Int] = []
+    stream.reserveCapacity(epochs * train.count)
+    for _ in 0..<epochs {
+        var order = Array(0..<train.count)
         order.shuffle(using: &rng)
-        epochStart = Date()
-        // Global batches of --batch-size; each rank takes its share of every one (a last batch
-        // too small to give every rank a digit is left out).
-        let global = options.batchSize, ranks = world?.size ?? 1
-        for b in stride(from: 0, to: order.count, by: global) where steps < maxSteps && min(global, order.count - b) >= ranks {
-            let rows = order[b..<min(b + global, order.count)]
-            let share = world?.shard(rows.count) ?? 0..<rows.count
-            let (x, y) = try train.batch(rows[(rows.startIndex + share.lowerBound)..<(rows.startIndex + share.upperBound)])
-            try step([images: x, labels: y])
-        }
-        if batches > 0 { endEpoch(epoch) }
+        stream += order
     }
+    // Global batches of --batch-size; each rank takes its share of every one (a last batch too
+    // small to give every rank a digit is left out).
+    let global = options.batchSize, ranks = world?.size ?? 1
+    epochStart = Date()
+    for b in stride(from: 0, to: stream.count, by: global) where steps < maxSteps && min(global, stream.count - b) >= ranks {
+        let rows = stream[b..<min(b + global, stream.count)]
+        let share = world?.shard(rows.count) ?? 0..<rows.count
+        let (x, y) = try train.batch(rows[(rows.startIndex + share.lowerBound)..<(rows.startIndex + share.upperBound)])
+        try step([images: x, labels: y])
+        if steps % stepsPerEpoch == 0 { endEpoch(steps / stepsPerEpoch) }
+    }
+    if batches > 0 { endEpoch(steps / stepsPerEpoch + 1) }
 } else {
     // The tutorial's loop: train until the pipeline runs out (outOfRange after the last epoch),
     // then stop the queue runners and wait for them. A line per 24 steps, about one epoch.
     let coordinator = Coordinator()
     let runners = startQueueRunners(session: sess, coordinator: coordinator)
-    let stepsPerEpoch = (train.count + localBatchSize - 1) / localBatchSize
     epochStart = Date()
     do {
         while !coordinator.shouldStop && steps < maxSteps {

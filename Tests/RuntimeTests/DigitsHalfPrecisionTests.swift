@@ -12,8 +12,8 @@ final class DigitsHalfPrecisionTests: KilnBinaryTestCase {
             let kv = $0.split(separator: "=", maxSplits: 1)
             return (String(kv[0]), String(kv[1]))
         })
-        // 30 epochs of 1,500 digits in batches of 64.
-        XCTAssertEqual(fields["steps"], "720", String(line))
+        // 30 epochs of 1,500 digits in batches of 64 that run across epochs: 703 and one of 8.
+        XCTAssertEqual(fields["steps"], "704", String(line))
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(fields["test_accuracy"].flatMap(Double.init)), 0.95, String(line))
         // Every epoch's loss is a number: the loss scale never overflowed float16.
         XCTAssertFalse(r.stdout.contains("nan"), r.stdout)
