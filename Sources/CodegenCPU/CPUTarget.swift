@@ -94,9 +94,9 @@ public struct CPUTarget: Hashable, Sendable {
         }
     }
 
-    /// A target machine for this CPU at the highest optimisation level (PIC for artifacts, which
+    /// A target machine for this CPU, generating code at `level` (PIC for artifacts, which
     /// Debian's gcc links as position-independent executables by default).
-    func targetMachine(relocation: LLVMRelocMode = LLVMRelocDefault) throws -> LLVMTargetMachineRef {
+    func targetMachine(relocation: LLVMRelocMode = LLVMRelocDefault, level: LLVMCodeGenOptLevel = LLVMCodeGenLevelAggressive) throws -> LLVMTargetMachineRef {
         initializeNativeTarget()
         // Another triple (an artifact's) needs LLVM's other targets; the JIT registers only its own.
         if triple != CPUTarget.host.triple { kiln_llvm_initialize_all_targets() }
@@ -106,6 +106,6 @@ public struct CPUTarget: Hashable, Sendable {
             defer { LLVMDisposeMessage(err) }
             throw KilnError.internalError("LLVM target \(triple): \(String(cString: err!))")
         }
-        return LLVMCreateTargetMachine(target, triple, name, features, LLVMCodeGenLevelAggressive, relocation, llvmCodeModel)
+        return LLVMCreateTargetMachine(target, triple, name, features, level, relocation, llvmCodeModel)
     }
 }

@@ -154,9 +154,17 @@ public struct LLVMBackend: Backend {
     /// the optimiser's time (loops are still vectorised: the C API's options apply to O1 too).
     static func passes(_ options: CompileOptions) -> String { options.runsOnce ? "default<O1>" : "default<O3>" }
 
+    /// How much code generation works on the optimised module: code that runs once (variable
+    /// initialisers) gets the fast instruction selector and register allocator, which took
+    /// LLVM's code generation for the MLP's initialiser from 13 ms to 2.5 ms; what the slower
+    /// code costs its one run is far less.
+    static func codeGenLevel(_ options: CompileOptions) -> LLVMCodeGenOptLevel {
+        options.runsOnce ? LLVMCodeGenLevelNone : LLVMCodeGenLevelAggressive
+    }
+
     /// How the module is optimised, for the cache key: a change here must change the key.
     static func pipeline(_ options: CompileOptions) -> String {
-        passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-aggressive"
+        passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-" + (options.runsOnce ? "none" : "aggressive")
     }
 
     func renderShard(_ f: Function, plan: KernelPlan, shard: Int, of shards: Int, options: CompileOptions, keyed: Bool) throws -> RenderedShard {
@@ -224,8 +232,9 @@ public struct LLVMBackend: Backend {
         Self.rename(module, to: name)
         let t1 = DispatchTime.now()
 
-        let tm = try TargetMachines.shared.take(cpu)
-        defer { TargetMachines.shared.give(tm, cpu) }
+        let level = Self.codeGenLevel(options)
+        let tm = try TargetMachines.shared.take(cpu, level: level)
+        defer { TargetMachines.shared.give(tm, cpu, level: level) }
         LLVMSetTarget(module, cpu.triple)
         let layout = LLVMCreateTargetDataLayout(tm)!
         let layoutString = LLVMCopyStringRepOfTargetData(layout)!
@@ -276,29 +285,35 @@ public struct LLVMBackend: Backend {
     }
 }
 
-/// Idle target machines by CPU, reused by later compiles: making one costs about a millisecond,
-/// a noticeable part of compiling a small executable. A machine serves one thread at a time.
+/// Idle target machines by CPU and code generation level, reused by later compiles: making one
+/// costs about a millisecond, a noticeable part of compiling a small executable. A machine serves
+/// one thread at a time.
 final class TargetMachines: @unchecked Sendable {
     static let shared = TargetMachines()
+    private struct Kind: Hashable {
+        let cpu: CPUTarget
+        let level: UInt32
+    }
     private let lock = NSLock()
-    private var idle: [CPUTarget: [LLVMTargetMachineRef]] = [:]
-    /// Idle machines kept per CPU (one per compile thread covers the shards of one compile).
+    private var idle: [Kind: [LLVMTargetMachineRef]] = [:]
+    /// Idle machines kept per kind (one per compile thread covers the shards of one compile).
     static let keep = 8
 
-    func take(_ cpu: CPUTarget) throws -> LLVMTargetMachineRef {
+    func take(_ cpu: CPUTarget, level: LLVMCodeGenOptLevel) throws -> LLVMTargetMachineRef {
         lock.lock()
-        if let tm = idle[cpu]?.popLast() {
+        if let tm = idle[Kind(cpu: cpu, level: level.rawValue)]?.popLast() {
             lock.unlock()
             return tm
         }
         lock.unlock()
-        return try cpu.targetMachine()
+        return try cpu.targetMachine(level: level)
     }
 
-    func give(_ tm: LLVMTargetMachineRef, _ cpu: CPUTarget) {
+    func give(_ tm: LLVMTargetMachineRef, _ cpu: CPUTarget, level: LLVMCodeGenOptLevel) {
+        let kind = Kind(cpu: cpu, level: level.rawValue)
         lock.lock()
-        if idle[cpu, default: []].count < Self.keep {
-            idle[cpu, default: []].append(tm)
+        if idle[kind, default: []].count < Self.keep {
+            idle[kind, default: []].append(tm)
             lock.unlock()
         } else {
             lock.unlock()
