@@ -94,14 +94,7 @@ public enum ObjectEmitter {
         LLVMDisposeMessage(err)
         err = nil
 
-        let opts = LLVMCreatePassBuilderOptions()!
-        defer { LLVMDisposePassBuilderOptions(opts) }
-        // The same pipeline as LLVMBackend.compileShard, so the artifact runs the JIT's code.
-        LLVMPassBuilderOptionsSetLoopVectorization(opts, 1)
-        LLVMPassBuilderOptionsSetSLPVectorization(opts, 1)
-        LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1)
-        LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0)
-        try check(LLVMRunPasses(module, "default<O3>", tm, opts))
+        try LLVMBackend.optimise(module, for: tm, passes: LLVMBackend.kernelPasses)
 
         var obj: LLVMMemoryBufferRef?
         guard LLVMTargetMachineEmitToMemoryBuffer(tm, module, LLVMObjectFile, &err, &obj) == 0, let obj else {
