@@ -103,7 +103,7 @@ struct Bench: ParsableCommand {
         (["compile_mlp_sgd", "compile_mlp_sgd_cached", "compile_mlp_adam", "compile_mlp_adam_cached"], { _, quick in try compileMLP(quick ? 3 : 5) }),
         (["cnn_infer"], { reps, _ in [try cnnInfer(reps)] }),
         ([FrozenInferenceBench.name], { reps, _ in [try FrozenInferenceBench.run(reps)] }),
-        ([DigitsTrainBench.name], { reps, _ in [try DigitsTrainBench.run(reps)] }),
+        (DigitsTrainBench.names, { reps, _ in try DigitsTrainBench.run(reps) }),
         (InputPipelineBench.names, { reps, quick in try InputPipelineBench.run(reps, quick: quick) }),
         ([DebugStepBench.name], { reps, _ in [try DebugStepBench.run(reps)] }),
         (HalfProductBench.names, { reps, _ in try HalfProductBench.run(reps) }),

@@ -5,10 +5,13 @@ import Kiln
 /// sample builds the graph (the digits CNN with batch norm updates and dropout, Adam on a
 /// staircase decay of 3e-3, an exponential moving average of the weights), makes the Session,
 /// initialises it and runs every step of 10 epochs of 1,500 digits at batch 64 with fed arrays,
-/// the short last batch of each epoch kept (so a session compiles twice). scripts/peers/tf1.py
-/// runs the same training in TensorFlow 1 graph mode.
+/// the short last batch of each epoch kept (so a session compiles twice). `digits_train` is a
+/// first run (the compiled-code cache off, every executable compiled); `digits_train_cached` a
+/// second run of the same program (the code from the disk cache a warm-up run filled).
+/// scripts/peers/tf1.py runs the same training in TensorFlow 1 graph mode.
 enum DigitsTrainBench {
     static let name = "digits_train"
+    static let names = [name, name + "_cached"]
     static let digits = 1500, batch = 64, epochs = 10
     static var steps: Int { epochs * ((digits + batch - 1) / batch) }
 
@@ -21,7 +24,7 @@ enum DigitsTrainBench {
     }
 
     /// One training run from an empty graph to the last step.
-    static func train(_ images: [Float], _ labels: [Int64]) throws {
+    static func train(_ images: [Float], _ labels: [Int64], config: SessionConfig) throws {
         let g = Graph()
         g.seed = 7
         let (x, y, loss, accuracy, trainOp) = try g.device(Bench.device) { () throws -> (Output, Output, Output, Output, GraphOperation) in
@@ -38,7 +41,7 @@ enum DigitsTrainBench {
             let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(variables)], name: "train") }
             return (x, y, loss, accuracy, trainOp)
         }
-        let s = try Session(graph: g, config: SessionConfig(backend: Bench.backend))
+        let s = try Session(graph: g, config: config)
         try s.run(g.globalVariablesInitializer())
         var rng = SplitMix64(seed: 7)
         var order = Array(0..<digits)
@@ -53,11 +56,18 @@ enum DigitsTrainBench {
         }
     }
 
-    static func run(_ reps: Int) throws -> Bench.Result {
+    static func run(_ reps: Int) throws -> [Bench.Result] {
         let (images, labels) = data()
-        let t = try Timing.repeatMeasure(warmup: 1, repetitions: max(1, min(reps, 3))) { try train(images, labels) }
-        let median = Timing.median(t)
-        return Bench.Result(name: name, median: median, min: t.min()!,
-                            note: String(format: "%.0f steps/s compile included: %d Adam steps, batch %d fed, graph to last step", Double(steps) / median, steps, batch))
+        let cacheDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: cacheDir) }
+        return try [false, true].map { cached in
+            var config = SessionConfig(backend: Bench.backend)
+            config.codeCacheDirectory = cached ? cacheDir.path : "off"
+            let t = try Timing.repeatMeasure(warmup: 1, repetitions: max(1, min(reps, 3))) { try train(images, labels, config: config) }
+            let median = Timing.median(t)
+            return Bench.Result(name: names[cached ? 1 : 0], median: median, min: t.min()!,
+                                note: String(format: "%.0f steps/s compile included: %d Adam steps, batch %d fed, graph to last step", Double(steps) / median, steps, batch)
+                                    + (cached ? "; second run: compiled code from the disk cache" : "; first run: every executable compiled"))
+        }
     }
 }

@@ -87,7 +87,7 @@ enum PeerBench {
     /// Samples per round for a workload (Kiln's count where its bench fixes one: a pass of the
     /// input pipeline is seconds, and compile_mlp_sgd times 3 compiles in --quick mode).
     static func samples(_ workload: String, _ perRound: Int) -> Int {
-        workload.hasPrefix("input_pipeline") || workload == DigitsTrainBench.name ? 1 : workload.hasPrefix("compile_") ? 3 : perRound
+        workload.hasPrefix("input_pipeline") || DigitsTrainBench.names.contains(workload) ? 1 : workload.hasPrefix("compile_") ? 3 : perRound
     }
 
     static func run(_ bench: Bench, python option: String?) throws {
