@@ -62,6 +62,47 @@ final class QueueHostQueueTests: XCTestCase {
                        KilnError(.outOfRange, "RandomShuffleQueue 'shuffle' is closed and has insufficient elements (requested 1, current size 0)"))
     }
 
+    func testElementsOfFixedShapesKeepTheirValuesAcrossGrowthAndReusedRows() throws {
+        // Rows of a queue with shapes are reused once dequeued and the storage doubles past 64:
+        // every element still comes out as it went in, in order.
+        let q = try HostQueue(name: "rows", capacity: -1, dtypes: [.int32, .float64], shapes: [[2], []])
+        var next: Int32 = 0, expected: Int32 = 0
+        func put(_ n: Int) throws {
+            let ids = (0..<Int32(n)).map { next + $0 }
+            try q.enqueueMany([Tensor(shape: [n, 2], scalars: ids.flatMap { [$0, -$0] }), Tensor(shape: [n], scalars: ids.map { Double($0) / 4 })])
+            next += Int32(n)
+        }
+        func check(_ n: Int) throws {
+            let b = try q.dequeueMany(n)
+            let ids = (0..<Int32(n)).map { expected + $0 }
+            XCTAssertEqual(b[0], try Tensor(shape: [n, 2], scalars: ids.flatMap { [$0, -$0] }))
+            XCTAssertEqual(b[1], try Tensor(shape: [n], scalars: ids.map { Double($0) / 4 }))
+            expected += Int32(n)
+        }
+        try put(50)
+        try check(30)
+        try put(100)      // 20 reused rows, then growth to 128 and 256 rows
+        try check(70)
+        try put(200)
+        try check(250)
+        XCTAssertEqual(q.size, 0)
+        try q.enqueue([Tensor(shape: [2], scalars: [7, -7] as [Int32]), Tensor(1.75)])
+        XCTAssertEqual(try q.dequeue(), [try Tensor(shape: [2], scalars: [7, -7] as [Int32]), Tensor(1.75)])
+    }
+
+    func testADequeueThatCannotBatchItsElementsLeavesThemInTheQueue() throws {
+        // Without shapes, elements of different shapes cannot be stacked: the batch fails and
+        // nothing is lost.
+        let q = try HostQueue(name: "any", capacity: 4, dtypes: [.int32])
+        try q.enqueue([Tensor(shape: [1], scalars: [1] as [Int32])])
+        try q.enqueue([Tensor(shape: [2], scalars: [2, 3] as [Int32])])
+        XCTAssertEqual(thrown { _ = try q.dequeueMany(2) },
+                       .invalidArgument("Shape mismatch in tuple component 0: elements of shapes [1] and [2] cannot be batched"))
+        XCTAssertEqual(q.size, 2)
+        XCTAssertEqual(try q.dequeue(), [try Tensor(shape: [1], scalars: [1] as [Int32])])
+        XCTAssertEqual(try q.dequeue(), [try Tensor(shape: [2], scalars: [2, 3] as [Int32])])
+    }
+
     func testBadTuplesAndParametersAreRejected() throws {
         let q = try HostQueue(name: "q", capacity: 2, dtypes: [.float32], shapes: [[2]])
         XCTAssertEqual(thrown { try q.enqueue([Tensor(1 as Int32)]) }, .invalidArgument("Type mismatch in tuple component 0. Expected float32, got int32"))
@@ -163,6 +204,28 @@ final class QueueHostQueueTests: XCTestCase {
         XCTAssertEqual(try (0..<3).map { _ in try q.dequeue()[0].scalar(as: Int32.self) }, [1, 2, 3])
         wait(for: [placed], timeout: 10)
         XCTAssertEqual(try ints(q, 2), [4, 5])
+    }
+
+    func testDequeuesFillWaitingEnqueuesInTheOrderTheyBeganToWait() throws {
+        // Two enqueues wait for room; the dequeues add their elements (the first enqueue's
+        // before the second's) and each enqueue returns once all of its elements are in.
+        let q = try HostQueue(name: "q", capacity: 1, dtypes: [.int32], shapes: [[]])
+        try q.enqueue([Tensor(0 as Int32)])
+        let first = expectation(description: "first enqueue done"), second = expectation(description: "second enqueue done")
+        DispatchQueue.global().async {
+            if (try? q.enqueueMany([Tensor(shape: [3], scalars: [1, 2, 3] as [Int32])])) != nil { first.fulfill() }
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+        DispatchQueue.global().async {
+            if (try? q.enqueueMany([Tensor(shape: [2], scalars: [4, 5] as [Int32])])) != nil { second.fulfill() }
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+        XCTAssertEqual(try ints(q, 3), [0, 1, 2])
+        XCTAssertEqual(try ints(q, 1), [3])
+        wait(for: [first], timeout: 10)
+        XCTAssertEqual(try ints(q, 2), [4, 5])
+        wait(for: [second], timeout: 10)
+        XCTAssertEqual(q.size, 0)
     }
 
     func testCancelEndsEveryWait() throws {

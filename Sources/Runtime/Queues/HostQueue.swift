@@ -29,17 +29,29 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
     public let shapes: [[Int]]?
 
     private let condition = NSCondition()
-    private var elements: [[Tensor]] = []
+    /// The elements' slots in the store, oldest first (a shuffling queue picks among them).
+    private var elements: [Int] = []
+    private let store: QueueElementStore
     private var closed = false
     private var cancelled = false
     private var pendingEnqueuesCancelled = false
     private var rng: SplitMix64
-    /// Enqueues waiting for room, and the elements each waiting dequeue needs in the queue
-    /// (its count plus what it must leave behind): an enqueue wakes dequeues only once one of
-    /// them can be served, and a dequeue wakes enqueues only when they wait. A batch's 128
-    /// enqueues used to wake its waiting dequeue 128 times, each a context switch both ways.
-    private var enqueueWaiters = 0
+    /// Enqueues waiting for room, oldest first, and the elements each waiting dequeue needs in
+    /// the queue (its count plus what it must leave behind). An enqueue wakes dequeues only once
+    /// one of them can be served. A dequeue that makes room adds the waiting enqueues' elements
+    /// itself, in order, and wakes an enqueue only when all of its elements are in (or it
+    /// failed): a reader thread waiting to put four batches into a full queue is woken once, not
+    /// once per training step, each wake a context switch on a core the step uses.
+    private var pendingEnqueues: [PendingEnqueue] = []
     private var dequeueNeeds: [Int] = []
+
+    /// A waiting enqueue: what adds its elements (as room allows; true when all are in), and an
+    /// error that adding them on another thread met.
+    private final class PendingEnqueue {
+        let step: () throws -> Bool
+        var failure: Error?
+        init(_ step: @escaping () throws -> Bool) { self.step = step }
+    }
 
     /// TensorFlow's type name of the queue, as in its error messages.
     public var typeName: String { kind == .fifo ? "FIFOQueue" : "RandomShuffleQueue" }
@@ -72,6 +84,8 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
         self.dtypes = dtypes
         self.shapes = shapes
         self.rng = SplitMix64(seed: seed)
+        let typeName = kind == .fifo ? "FIFOQueue" : "RandomShuffleQueue"
+        store = shapes.flatMap { QueueRowStore(dtypes: dtypes, shapes: $0) } ?? QueueTupleStore(dtypes: dtypes, shapes: shapes, typeName: typeName)
     }
 
     public var size: Int {
@@ -96,33 +110,36 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
     /// Adds one tuple, waiting while the queue is full.
     public func enqueue(_ tuple: [Tensor], release: Release = { try $0() }) throws {
         try validate(tuple, batched: false)
-        try enqueueTuples([tuple], release: release)
+        try enqueueElements(1, release: release) { _ in [try self.store.store(tuple)] }
     }
 
     /// Adds the slices along dimension 0 of each component, in order, waiting for room as needed.
     public func enqueueMany(_ components: [Tensor], release: Release = { try $0() }) throws {
         try validate(components, batched: true)
-        let slicers = components.map(Slicer.init)
-        try enqueueTuples((0..<components[0].shape[0]).map { i in try slicers.map { try $0.slice(at: i) } }, release: release)
+        try enqueueElements(components[0].shape[0], release: release) { rows in try self.store.store(components, rows: rows) }
     }
 
-    private func enqueueTuples(_ tuples: [[Tensor]], release: Release) throws {
+    /// Adds `count` elements in order, as room allows; `stored` puts elements `rows` into the
+    /// store (the condition locked) and gives their slots.
+    private func enqueueElements(_ count: Int, release: Release, stored: @escaping (Range<Int>) throws -> [Int]) throws {
         var next = 0
         var waiting = false
         // Adds what fits now; true when every tuple is in. Called with the condition locked. As
         // in TensorFlow, an enqueue that finds the queue closed fails; one already waiting for
         // room keeps waiting unless the close cancelled pending enqueues.
         func step() throws -> Bool {
+            // All in already, added by the dequeues that made room.
+            if waiting && next == count { return true }
             if cancelled { throw KilnError(.cancelled, "Enqueue operation was cancelled") }
             if closed && (!waiting || pendingEnqueuesCancelled) { throw KilnError(.cancelled, "\(typeName) '\(name)' is closed.") }
             waiting = true
-            let before = next
-            while next < tuples.count && elements.count < capacity {
-                elements.append(tuples[next])
-                next += 1
+            let fits = min(count - next, capacity - elements.count)
+            if fits > 0 {
+                elements += try stored(next..<(next + fits))
+                next += fits
+                if let need = dequeueNeeds.min(), elements.count >= need { condition.broadcast() }
             }
-            if next > before, let need = dequeueNeeds.min(), elements.count >= need { condition.broadcast() }
-            return next == tuples.count
+            return next == count
         }
         try perform(step, release: release, waiting: .enqueue)
     }
@@ -131,46 +148,63 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
 
     /// Removes one tuple, waiting until there is one (beyond min_after_dequeue for a shuffling queue).
     public func dequeue(release: Release = { try $0() }) throws -> [Tensor] {
-        try take(1, upTo: false, release: release)[0]
+        try take(1, upTo: false, release: release) { try self.store.element($0[0]) }
     }
 
     /// Removes `n` tuples, stacked along a new dimension 0; too few in a closed queue: outOfRange.
     public func dequeueMany(_ n: Int, release: Release = { try $0() }) throws -> [Tensor] {
-        try stack(try take(n, upTo: false, release: release), count: n)
+        try take(n, upTo: false, release: release) { try self.store.stack($0) }
     }
 
     /// As dequeueMany, but a closed queue hands out what it has left (at least one tuple).
     public func dequeueUpTo(_ n: Int, release: Release = { try $0() }) throws -> [Tensor] {
-        let tuples = try take(n, upTo: true, release: release)
-        return try stack(tuples, count: tuples.count)
+        try take(n, upTo: true, release: release) { try self.store.stack($0) }
     }
 
-    private func take(_ n: Int, upTo: Bool, release: Release) throws -> [[Tensor]] {
+    /// Removes `n` elements (fewer from a closed queue when `upTo`) and gives what `made` makes
+    /// of their slots, before the store reuses them (the condition locked).
+    private func take(_ n: Int, upTo: Bool, release: Release, made: @escaping ([Int]) throws -> [Tensor]) throws -> [Tensor] {
         guard n >= 0 else { throw KilnError.invalidArgument("\(upTo ? "DequeueUpToOp" : "DequeueManyOp") requested \(n) < 0 elements") }
-        var taken: [[Tensor]] = []
+        var result: [Tensor] = []
         // TensorFlow hands out a batch all at once: nothing is removed until all of it can be.
+        func hand(_ count: Int) throws {
+            var taken: [Int]
+            if kind == .fifo {
+                taken = Array(elements.prefix(count))
+                elements.removeFirst(count)
+            } else {
+                taken = []
+                taken.reserveCapacity(count)
+                for _ in 0..<count { taken.append(removeOne()) }
+            }
+            do { result = try made(taken) } catch {
+                // Nothing is lost: the elements go back (a FIFO queue's in front, in order).
+                if kind == .fifo { elements.insert(contentsOf: taken, at: 0) } else { elements += taken }
+                throw error
+            }
+            store.free(taken)
+            madeRoom()
+        }
         func step() throws -> Bool {
             if cancelled { throw KilnError(.cancelled, "Dequeue operation was cancelled") }
             let keep = closed ? 0 : minAfterDequeue
             if elements.count - keep >= n {
-                for _ in 0..<n { taken.append(removeOne()) }
-                madeRoom()
+                try hand(n)
                 return true
             }
             guard closed else { return false }
             if upTo && !elements.isEmpty {
-                while !elements.isEmpty { taken.append(removeOne()) }
-                madeRoom()
+                try hand(elements.count)
                 return true
             }
             throw KilnError.outOfRange("\(typeName) '\(name)' is closed and has insufficient elements (requested \(n), current size \(elements.count))")
         }
         try perform(step, release: release, waiting: .dequeue(need: n + minAfterDequeue))
-        return taken
+        return result
     }
 
-    /// The next element: the oldest, or a random one for a shuffling queue (as TensorFlow picks).
-    private func removeOne() -> [Tensor] {
+    /// The next element's slot: the oldest, or a random one for a shuffling queue (as TensorFlow picks).
+    private func removeOne() -> Int {
         guard kind != .fifo else { return elements.removeFirst() }
         let i = Int(rng.next() % UInt64(elements.count))
         elements.swapAt(i, elements.count - 1)
@@ -198,9 +232,18 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
         condition.broadcast()
     }
 
-    /// Wakes the waiting enqueues, if any, to fill the room a dequeue made (the condition is locked).
+    /// Fills the room a dequeue made with the waiting enqueues' elements, oldest enqueue first,
+    /// and wakes those now done or failed (the condition is locked).
     private func madeRoom() {
-        if enqueueWaiters > 0 { condition.broadcast() }
+        var finished = false
+        while let p = pendingEnqueues.first, elements.count < capacity {
+            do {
+                guard try p.step() else { break }
+            } catch { p.failure = error }
+            pendingEnqueues.removeFirst()
+            finished = true
+        }
+        if finished { condition.broadcast() }
     }
 
     /// What a waiting operation waits for: room, or `need` elements in the queue (a closed queue
@@ -225,9 +268,14 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
                     while try !step() {
                         switch waiting {
                         case .enqueue:
-                            enqueueWaiters += 1
-                            condition.wait()
-                            enqueueWaiters -= 1
+                            // Waits while queued: dequeues add its elements as they make room
+                            // and dequeue it when it is done or failed; ends early when the
+                            // session or a close cancels it (step then says why).
+                            let p = PendingEnqueue(step)
+                            pendingEnqueues.append(p)
+                            repeat { condition.wait() } while pendingEnqueues.contains(where: { $0 === p }) && !cancelled && !pendingEnqueuesCancelled
+                            pendingEnqueues.removeAll { $0 === p }
+                            if let f = p.failure { throw f }
                         case .dequeue(let need):
                             dequeueNeeds.append(need)
                             condition.wait()
@@ -260,52 +308,6 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
             if let shapes, element != shapes[i] {
                 throw KilnError.invalidArgument("Shape mismatch in tuple component \(i). Expected \(Shape(shapes[i])), got \(Shape(batched ? [t.shape[0]] + shapes[i] : element))")
             }
-        }
-    }
-
-    /// The elements of a tensor along dimension 0, each a tensor of its own (an element's shape
-    /// and size are worked out once for all of them).
-    struct Slicer {
-        let tensor: Tensor
-        let shape: [Int]
-        let width: Int
-        let bytes: Int
-
-        init(_ t: Tensor) {
-            tensor = t
-            shape = Array(t.shape.dropFirst())
-            width = t.elementCount / max(t.shape[0], 1)
-            bytes = t.byteCount / max(t.shape[0], 1)
-        }
-
-        /// Element `i`.
-        func slice(at i: Int) throws -> Tensor {
-            if tensor.dtype == .string { return try Tensor(shape: shape, strings: Array(tensor.strings[i * width..<(i + 1) * width])) }
-            // Every byte is copied over: no zeroing first.
-            let buffer = try TensorBuffer(byteCount: bytes)
-            tensor.withUnsafeBytes { src in buffer.pointer.copyMemory(from: src.baseAddress! + i * bytes, byteCount: bytes) }
-            return try Tensor(dtype: tensor.dtype, shape: shape, buffer: buffer)
-        }
-    }
-
-    /// The tuples' components stacked along a new dimension 0 (shape [0] + element shape when empty).
-    private func stack(_ tuples: [[Tensor]], count: Int) throws -> [Tensor] {
-        try dtypes.indices.map { c in
-            let element: [Int]
-            if let first = tuples.first { element = first[c].shape } else if let shapes { element = shapes[c] } else {
-                throw KilnError.invalidArgument("\(typeName)'s DequeueMany and DequeueUpTo require the components to have specified shapes.")
-            }
-            for t in tuples where t[c].shape != element {
-                throw KilnError.invalidArgument("Shape mismatch in tuple component \(c): elements of shapes \(Shape(element)) and \(Shape(t[c].shape)) cannot be batched")
-            }
-            if dtypes[c] == .string { return try Tensor(shape: [count] + element, strings: tuples.flatMap { $0[c].strings }) }
-            // Every byte is copied over (the elements' shapes match): no zeroing first.
-            let bytes = tuples.first.map { $0[c].byteCount } ?? 0
-            let buffer = try TensorBuffer(byteCount: bytes * count)
-            for (k, t) in tuples.enumerated() {
-                t[c].withUnsafeBytes { src in (buffer.pointer + k * bytes).copyMemory(from: src.baseAddress!, byteCount: bytes) }
-            }
-            return try Tensor(dtype: dtypes[c], shape: [count] + element, buffer: buffer)
         }
     }
 }
