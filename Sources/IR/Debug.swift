@@ -6,6 +6,8 @@ import Foundation
 /// one level and writes its lines one way.
 public enum Debug {
     public static let level: Int = Int(ProcessInfo.processInfo.environment["KILN_DEBUG"] ?? "") ?? 0
+    /// Constants of more elements than this show as their type and count in logged IR.
+    public static let constantElements = 64
 
     public static func log(_ s: String) {
         FileHandle.standardError.write(Data(("kiln: " + s + "\n").utf8))

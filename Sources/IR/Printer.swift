@@ -8,19 +8,29 @@
 ///       return %4
 ///     }
 public enum Printer {
-    public static func print(_ f: Function) -> String {
+    public static func print(_ f: Function) -> String { print(f, constantLimit: nil) }
+
+    /// As `print(f)`, but a constant of more than `limit` elements shows only its type and
+    /// element count: for logs (KILN_DEBUG=3 prints the IR after every pass, and a 64 MB
+    /// initial value was gigabytes of text), not for parsing back.
+    public static func print(_ f: Function, elidingConstantsOver limit: Int) -> String { print(f, constantLimit: limit) }
+
+    private static func print(_ f: Function, constantLimit: Int?) -> String {
         var s = "func @\(f.name)("
         s += f.params.enumerated().map { i, p in "%\(i): \(p.type) \(p.kind.rawValue) \(quote(Array(p.name.utf8)))" }
             .joined(separator: ", ")
         s += ") {\n"
-        for inst in f.body { s += "  " + print(inst) + "\n" }
+        for inst in f.body { s += "  " + print(inst, constantLimit: constantLimit) + "\n" }
         s += "  return" + (f.results.isEmpty ? "" : " " + f.results.map { "%\($0)" }.joined(separator: ", ")) + "\n}\n"
         return s
     }
 
-    public static func print(_ inst: Instruction) -> String {
+    public static func print(_ inst: Instruction) -> String { print(inst, constantLimit: nil) }
+
+    private static func print(_ inst: Instruction, constantLimit: Int?) -> String {
         var s = "%\(inst.id) = \(inst.op.mnemonic)"
         if case .constant(let t) = inst.op {
+            if let constantLimit, t.elementCount > constantLimit { return s + " \(TensorType(t.dtype, t.shape)) <\(t.elementCount) elements>" }
             return s + " \(TensorType(t.dtype, t.shape)) \(literal(t))"
         }
         if !inst.operands.isEmpty { s += " " + inst.operands.map { "%\($0)" }.joined(separator: ", ") }

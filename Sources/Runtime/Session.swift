@@ -650,8 +650,8 @@ public final class Session: @unchecked Sendable {
                                          evaluator: { op, operands in try ReferenceEvaluator.evaluate(op, operands) },
                                          memoryLimit: config.memoryLimit, within: within, bufferLimit: backend.bufferLimit)
         let level = debugLevel
-        var pm = PassManager.standard(afterEach: level >= 3 ? { pass, f in Debug.log("IR after \(pass):\n\(Printer.print(f))") } : nil)
-        if level >= 3 { Debug.log("IR after lowering:\n\(Printer.print(lowered.function))") }
+        var pm = PassManager.standard(afterEach: level >= 3 ? { pass, f in Debug.log("IR after \(pass):\n\(Printer.print(f, elidingConstantsOver: Debug.constantElements))") } : nil)
+        if level >= 3 { Debug.log("IR after lowering:\n\(Printer.print(lowered.function, elidingConstantsOver: Debug.constantElements))") }
         let t0 = DispatchTime.now()
         try pm.run(&lowered.function)
         pm.afterEach = nil

@@ -221,6 +221,23 @@ final class TextualIRRoundTripTests: XCTestCase {
         """)
     }
 
+    func testLoggedIRShowsLargeConstantsAsTheirTypeAndCount() throws {
+        var b = FunctionBuilder(name: "big")
+        let small = b.constant(try Tensor(shape: [2], scalars: [1, 2] as [Float]))
+        let large = b.constant(try Tensor(shape: [3, 100], scalars: [Float](repeating: 0.5, count: 300)))
+        b.setResults([small, large])
+        XCTAssertEqual(Printer.print(b.function, elidingConstantsOver: 64), """
+        func @big() {
+          %0 = constant f32[2] [1.0, 2.0]
+          %1 = constant f32[3,100] <300 elements>
+          return %0, %1
+        }
+
+        """)
+        // The full form is untouched: it still parses back.
+        XCTAssertEqual(try Parser.parse(Printer.print(b.function)), b.function)
+    }
+
     func testEmptyFunctionRoundTrips() throws {
         let f = Function(name: "nothing")
         let text = Printer.print(f)
