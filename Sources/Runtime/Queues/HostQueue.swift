@@ -84,8 +84,7 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
         self.dtypes = dtypes
         self.shapes = shapes
         self.rng = SplitMix64(seed: seed)
-        let typeName = kind == .fifo ? "FIFOQueue" : "RandomShuffleQueue"
-        store = shapes.flatMap { QueueRowStore(dtypes: dtypes, shapes: $0) } ?? QueueTupleStore(dtypes: dtypes, shapes: shapes, typeName: typeName)
+        store = shapes.flatMap { QueueRowStore(dtypes: dtypes, shapes: $0) } ?? QueueTupleStore(dtypes: dtypes)
     }
 
     public var size: Int {
@@ -153,12 +152,22 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
 
     /// Removes `n` tuples, stacked along a new dimension 0; too few in a closed queue: outOfRange.
     public func dequeueMany(_ n: Int, release: Release = { try $0() }) throws -> [Tensor] {
-        try take(n, upTo: false, release: release) { try self.store.stack($0) }
+        try take(n, upTo: false, release: release, made: stacked)
     }
 
     /// As dequeueMany, but a closed queue hands out what it has left (at least one tuple).
     public func dequeueUpTo(_ n: Int, release: Release = { try $0() }) throws -> [Tensor] {
-        try take(n, upTo: true, release: release) { try self.store.stack($0) }
+        try take(n, upTo: true, release: release, made: stacked)
+    }
+
+    /// The elements in `slots` stacked along a new dimension 0; an empty batch has the queue's
+    /// element shapes.
+    private func stacked(_ slots: [Int]) throws -> [Tensor] {
+        if !slots.isEmpty { return try store.stack(slots) }
+        guard let shapes else {
+            throw KilnError.invalidArgument("\(typeName)'s DequeueMany and DequeueUpTo require the components to have specified shapes.")
+        }
+        return try zip(dtypes, shapes).map { try Tensor(zeros: $0, shape: [0] + $1) }
     }
 
     /// Removes `n` elements (fewer from a closed queue when `upTo`) and gives what `made` makes
@@ -168,15 +177,7 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
         var result: [Tensor] = []
         // TensorFlow hands out a batch all at once: nothing is removed until all of it can be.
         func hand(_ count: Int) throws {
-            var taken: [Int]
-            if kind == .fifo {
-                taken = Array(elements.prefix(count))
-                elements.removeFirst(count)
-            } else {
-                taken = []
-                taken.reserveCapacity(count)
-                for _ in 0..<count { taken.append(removeOne()) }
-            }
+            let taken = removeNext(count)
             do { result = try made(taken) } catch {
                 // Nothing is lost: the elements go back (a FIFO queue's in front, in order).
                 if kind == .fifo { elements.insert(contentsOf: taken, at: 0) } else { elements += taken }
@@ -203,12 +204,18 @@ public final class HostQueue: CancellableResource, @unchecked Sendable {
         return result
     }
 
-    /// The next element's slot: the oldest, or a random one for a shuffling queue (as TensorFlow picks).
-    private func removeOne() -> Int {
-        guard kind != .fifo else { return elements.removeFirst() }
-        let i = Int(rng.next() % UInt64(elements.count))
-        elements.swapAt(i, elements.count - 1)
-        return elements.removeLast()
+    /// The slots of the next `count` elements, removed: the oldest, or for a shuffling queue
+    /// random ones, each picked as TensorFlow picks.
+    private func removeNext(_ count: Int) -> [Int] {
+        guard kind != .fifo else {
+            defer { elements.removeFirst(count) }
+            return Array(elements.prefix(count))
+        }
+        return (0..<count).map { _ in
+            let i = Int(rng.next() % UInt64(elements.count))
+            elements.swapAt(i, elements.count - 1)
+            return elements.removeLast()
+        }
     }
 
     // MARK: close

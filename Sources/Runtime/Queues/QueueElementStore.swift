@@ -10,7 +10,7 @@ protocol QueueElementStore: AnyObject {
     func store(_ batch: [Tensor], rows: Range<Int>) throws -> [Int]
     /// The element in `slot`, as tensors of its own.
     func element(_ slot: Int) throws -> [Tensor]
-    /// The elements in `slots`, each component stacked along a new dimension 0.
+    /// The elements in `slots` (at least one), each component stacked along a new dimension 0.
     func stack(_ slots: [Int]) throws -> [Tensor]
     /// Frees the slots for later elements.
     func free(_ slots: [Int])
@@ -108,17 +108,10 @@ final class QueueRowStore: QueueElementStore {
 /// or holding strings.
 final class QueueTupleStore: QueueElementStore {
     let dtypes: [DType]
-    let shapes: [[Int]]?
     private var tuples: [[Tensor]?] = []
     private var freeSlots: [Int] = []
-    /// TensorFlow's type name of the queue, for messages.
-    let typeName: String
 
-    init(dtypes: [DType], shapes: [[Int]]?, typeName: String) {
-        self.dtypes = dtypes
-        self.shapes = shapes
-        self.typeName = typeName
-    }
+    init(dtypes: [DType]) { self.dtypes = dtypes }
 
     func store(_ tuple: [Tensor]) throws -> Int {
         if let slot = freeSlots.popLast() {
@@ -138,16 +131,13 @@ final class QueueTupleStore: QueueElementStore {
 
     func stack(_ slots: [Int]) throws -> [Tensor] {
         try dtypes.indices.map { c in
-            let element: [Int]
-            if let first = slots.first { element = tuples[first]![c].shape } else if let shapes { element = shapes[c] } else {
-                throw KilnError.invalidArgument("\(typeName)'s DequeueMany and DequeueUpTo require the components to have specified shapes.")
-            }
+            let element = tuples[slots[0]]![c].shape
             for s in slots where tuples[s]![c].shape != element {
                 throw KilnError.invalidArgument("Shape mismatch in tuple component \(c): elements of shapes \(Shape(element)) and \(Shape(tuples[s]![c].shape)) cannot be batched")
             }
             if dtypes[c] == .string { return try Tensor(shape: [slots.count] + element, strings: slots.flatMap { tuples[$0]![c].strings }) }
             // Every byte is copied over (the elements' shapes match): no zeroing first.
-            let bytes = slots.first.map { tuples[$0]![c].byteCount } ?? 0
+            let bytes = tuples[slots[0]]![c].byteCount
             let buffer = try TensorBuffer(byteCount: bytes * slots.count)
             for (k, s) in slots.enumerated() {
                 tuples[s]![c].withUnsafeBytes { src in (buffer.pointer + k * bytes).copyMemory(from: src.baseAddress!, byteCount: bytes) }
