@@ -254,7 +254,7 @@ var epochLosses: [Double] = []
 }
 
 /// A progress line per epoch's worth of steps (the batches run across epoch boundaries).
-let stepsPerEpoch = (train.count + (feedArrays ? batchSize : localBatchSize) - 1) / (feedArrays ? batchSize : localBatchSize)
+let stepBatch = feedArrays ? batchSize : localBatchSize, stepsPerEpoch = (train.count + stepBatch - 1) / stepBatch
 if feedArrays {
     // The batches a batching queue cuts from the pipeline: the epochs' shuffles one after
     // another, in batches of --batch-size that run across epoch boundaries, the last one smaller.

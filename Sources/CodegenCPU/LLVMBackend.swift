@@ -193,7 +193,7 @@ public struct LLVMBackend: Backend {
 
     /// How the module is optimised, for the cache key: a change here must change the key.
     static func pipeline(_ options: CompileOptions) -> String {
-        passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-" + (options.runsOnce ? "none" : "aggressive")
+        passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-level-\(codeGenLevel(options).rawValue)"
     }
 
     func renderShard(_ f: Function, plan: KernelPlan, shard: Int, of shards: Int, options: CompileOptions, keyed: Bool) throws -> RenderedShard {

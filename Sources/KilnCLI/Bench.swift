@@ -371,16 +371,24 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// `body` with a session configuration for a first run (the compiled-code cache off) and
+    /// then for a second run (a cache of its own, filled by the body's warm-up), told which.
+    static func firstAndSecondRun<T>(_ body: (SessionConfig, _ cached: Bool) throws -> T) throws -> [T] {
+        let cacheDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: cacheDir) }
+        return try [false, true].map { cached in
+            var config = SessionConfig(backend: backend)
+            config.codeCacheDirectory = cached ? cacheDir.path : "off"
+            return try body(config, cached)
+        }
+    }
+
     /// Graph construction plus the first training step (which compiles), in a fresh graph each
     /// time: with the compiled-code cache off (a first run), then with a cache the warm-up run
     /// filled (a second run of the same program: `_cached`, which links and compiles nothing).
     static func compileMLP(_ reps: Int) throws -> [Result] {
-        let cacheDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-cache-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: cacheDir) }
-        return try [false, true].flatMap { (adam: Bool) -> [Result] in
-            try [false, true].map { (cached: Bool) -> Result in
-                var config = SessionConfig(backend: backend)
-                config.codeCacheDirectory = cached ? cacheDir.path : "off"
+        try [false, true].flatMap { (adam: Bool) -> [Result] in
+            try firstAndSecondRun { config, cached in
                 let t = try Timing.repeatMeasure(warmup: 1, repetitions: reps) {
                     let (g, x, y, train) = try mlpGraph(adam: adam)
                     let s = try Session(graph: g, config: config)

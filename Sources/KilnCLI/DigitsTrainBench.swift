@@ -58,11 +58,7 @@ enum DigitsTrainBench {
 
     static func run(_ reps: Int) throws -> [Bench.Result] {
         let (images, labels) = data()
-        let cacheDir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-cache-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: cacheDir) }
-        return try [false, true].map { cached in
-            var config = SessionConfig(backend: Bench.backend)
-            config.codeCacheDirectory = cached ? cacheDir.path : "off"
+        return try Bench.firstAndSecondRun { config, cached in
             let t = try Timing.repeatMeasure(warmup: 1, repetitions: max(1, min(reps, 3))) { try train(images, labels, config: config) }
             let median = Timing.median(t)
             return Bench.Result(name: names[cached ? 1 : 0], median: median, min: t.min()!,
