@@ -77,6 +77,7 @@ static const kiln_runtime_api api = {
     .ipow_i64 = kiln_ipow_i64,
     .profile_tick = kiln_profile_tick,
     .hgemm = kiln_hgemm,
+    .conv2d_f32 = kiln_conv2d_f32,
 };
 
 const kiln_runtime_api *kiln_runtime_functions(void) { return &api; }

@@ -22,6 +22,7 @@ public struct CBackend: Backend {
         let gemm = environment["KILN_GEMM"]
         var d = TargetDescription(name: "c99 \(compiler.command[0])", vectorBytes: vectorBytes,
                                   ownProducts: kiln_sgemm_available() != 0 && gemm != "blas")
+        d.directConvolutions = d.ownProducts
         if gemm == "kiln" { d.ownProductRange = 0...Int.max }
         target = d
     }

@@ -80,6 +80,7 @@ public struct CPUTarget: Hashable, Sendable {
         let gemm = getenv("KILN_GEMM").map { String(cString: $0) }
         var d = TargetDescription(name: "llvm \(triple.split(separator: "-").first.map(String.init) ?? triple) \(summary)",
                                   vectorBytes: vectorBytes, ownProducts: kiln_sgemm_available() != 0 && gemm != "blas")
+        d.directConvolutions = d.ownProducts
         if gemm == "kiln" { d.ownProductRange = 0...Int.max }
         return d
     }

@@ -107,28 +107,43 @@ extension KernelWriter {
         }
     }
 
-    /// A stack buffer for one block of patch rows, and where block `k` starts and how many rows
-    /// it has (the last block may be short).
-    func patchBlockBuffer(_ blocks: KernelPlan.PatchBlocks) -> (buffer: RValue, bounds: (RValue) -> (RValue, RValue)) {
+    /// Where block `k` of patch rows starts and how many rows it has (the last block may be short).
+    func patchBlockBounds(_ blocks: KernelPlan.PatchBlocks, _ k: RValue) -> (first: RValue, rows: RValue) {
         let pt = inst[blocks.patches]!.type!
         let total = pt.shape[0] * pt.shape[1] * pt.shape[2], rows = blocks.rows
-        let buffer = r.stackArray(.f32, count: rows * pt.shape[3], name: "patch rows of %\(blocks.patches)")
-        return (buffer, { [self] k in
-            let first = r.int(.mul, k, c64(rows))
-            let left = r.int(.sub, c64(total), first)
-            let short = r.icmp(.slt, left, c64(rows))
-            return (first, r.select(short, left, c64(rows)))
-        })
+        let first = r.int(.mul, k, c64(rows))
+        let left = r.int(.sub, c64(total), first)
+        let short = r.icmp(.slt, left, c64(rows))
+        return (first, r.select(short, left, c64(rows)))
     }
 
-    /// A convolution computed from blocks of patch rows (a `KernelPlan.Kernel.patchProduct`): for each
-    /// block, its patches into a stack buffer, then its rows of the product straight into the output.
+    /// A stack buffer for one block of patch rows, and each block's bounds.
+    func patchBlockBuffer(_ blocks: KernelPlan.PatchBlocks) -> (buffer: RValue, bounds: (RValue) -> (RValue, RValue)) {
+        let pt = inst[blocks.patches]!.type!
+        let buffer = r.stackArray(.f32, count: blocks.rows * pt.shape[3], name: "patch rows of %\(blocks.patches)")
+        return (buffer, { [self] k in patchBlockBounds(blocks, k) })
+    }
+
+    /// A convolution computed from blocks of patch rows (a `KernelPlan.Kernel.patchProduct`): each
+    /// block's rows of the output from the image in place (`Scheduler.readsImageInPlace`), or
+    /// its patches gathered into a stack buffer, then its rows of the product straight into the output.
     func writePatchProduct(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks) {
         guard case .dot(_, let tb) = d.op else { preconditionFailure("patch product of \(d.op.mnemonic)") }
         let patches = inst[blocks.patches]!
         let bt = types[d.operands[1]]!, t = d.type!, k = patches.type!.shape[3], n = t.shape[1]
-        let (buffer, bounds) = patchBlockBuffer(blocks)
         let bPtr = bufferPointer(d.operands[1])!, out = base(d.id)!
+        if Scheduler(target: target).readsImageInPlace(d.op), let image = bufferPointer(patches.operands[0]),
+           case .patches(let window, let strides, let dil, let lo, _) = patches.op {
+            let xs = types[patches.operands[0]]!.shape, ps = patches.type!.shape
+            loopNest([blocks.count]) { block in
+                let (first, rows) = patchBlockBounds(blocks, block.multi[0])
+                _ = r.callRuntime(.conv2d, [image, c64(xs[1]), c64(xs[2]), c64(xs[3]), c64(ps[1]), c64(ps[2]), c64(window[0]), c64(window[1]),
+                                            c64(strides[0]), c64(strides[1]), c64(dil[0]), c64(dil[1]), c64(lo[0]), c64(lo[1]),
+                                            bPtr, c64(bt.shape[1]), c64(n), out, c64(n), first, rows])
+            }
+            return
+        }
+        let (buffer, bounds) = patchBlockBuffer(blocks)
         loopNest([blocks.count]) { block in
             let (first, rows) = bounds(block.multi[0])
             gatherPatchRows(patches, first: first, rows: rows, into: buffer)

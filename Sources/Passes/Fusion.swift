@@ -36,6 +36,16 @@ struct Fusion {
 
     /// Values that must have a buffer whatever else is fused: results, products and their
     /// operands, patches, reductions, wide concats, and elementwise values with several users.
+    /// Gives image `x` of a convolution that reads it in place a buffer (through reshapes,
+    /// which are views of it); parameters, variable reads and constants have theirs.
+    mutating func materializeConvolutionInput(_ x: Int) {
+        var src = x
+        while case .reshape? = inst[src]?.op { views.insert(src); src = inst[src]!.operands[0] }
+        if f.isParam(src) || inst[src]?.op == .varRead { return }
+        if case .constant? = inst[src]?.op { return }
+        materialized[src] = materialized[src] ?? .convolutionInput
+    }
+
     mutating func materializeByRule() {
         for r in f.results where !f.isParam(r) {
             if case .constant? = inst[r]?.op { continue }

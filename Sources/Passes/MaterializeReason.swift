@@ -29,6 +29,8 @@ public enum MaterializeReason: Hashable, Sendable, CustomStringConvertible {
     case readAfterWrite
     /// A variable write `v -= s * dot(a, b)` computed by the product accumulating into the variable.
     case stateUpdateByProduct
+    /// The image of a convolution that reads it in place (`TargetDescription.directConvolutions`).
+    case convolutionInput
 
     public var description: String {
         switch self {
@@ -46,6 +48,7 @@ public enum MaterializeReason: Hashable, Sendable, CustomStringConvertible {
         case .checkBeforeWrite: return "a failed check must stop the run before the variable is written"
         case .readAfterWrite: return "read is used after a later write of the same variable"
         case .stateUpdateByProduct: return "state update computed by its matrix product (v -= s * product)"
+        case .convolutionInput: return "a convolution reads its image in place"
         }
     }
 }

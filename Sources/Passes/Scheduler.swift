@@ -44,7 +44,15 @@ public struct Scheduler: Sendable {
             fusion.materialized[i.id] = nil
             fusion.productOperands.remove(i.id)
             fusion.views.remove(reshape)
+            if products.contains(where: { !$0.1 && readsImageInPlace(fusion.inst[$0.0]!.op) }) { fusion.materializeConvolutionInput(i.operands[0]) }
         }
+    }
+
+    /// Whether a blocked convolution (a `.patchProduct`) of product `op` reads its image in place:
+    /// on a target with the direct kernel, for a filter [K, CO] as stored (not transposed).
+    public func readsImageInPlace(_ op: Op) -> Bool {
+        guard target.directConvolutions, case .dot(false, false) = op else { return false }
+        return true
     }
 
     /// The product of `unpatches(reshape(dot(a, b)))` when it can be computed per image: float32,

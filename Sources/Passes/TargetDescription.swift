@@ -15,6 +15,10 @@ public struct TargetDescription: Hashable, Sendable {
     /// OpenBLAS, which must not be called from several threads at once, so products per image or
     /// per block of patches are not planned.
     public var ownProducts: Bool
+    /// Whether a float32 convolution computed from blocks of patch rows reads its image in place
+    /// (kiln_conv2d_f32's AVX-512 kernel, in this process's runtime) instead of gathering each
+    /// block of patches for a product: its input is then given a buffer.
+    public var directConvolutions: Bool
     /// Multiply-adds (m*n*k) of the float32 products that call Kiln's own kernel.
     public var ownProductRange: ClosedRange<Int>
     /// Kernels with at least this many elements are split across the worker pool.
@@ -46,7 +50,7 @@ public struct TargetDescription: Hashable, Sendable {
     /// internally uses double, and float64 tensors are refused at compile time.
     public var float64: Bool
 
-    public init(name: String, vectorBytes: Int, blockBytes: Int = 64 * 1024, ownProducts: Bool,
+    public init(name: String, vectorBytes: Int, blockBytes: Int = 64 * 1024, ownProducts: Bool, directConvolutions: Bool = false,
                 ownProductRange: ClosedRange<Int> = 4096...(1 << 27), parallelThreshold: Int = 32768, cacheBytes: Int = 1 << 20,
                 productPanelRows: Int = 16, blockProductMinimumWork: Int = 1 << 16, reductionParts: Int = 8,
                 workItems: Bool = false, maxWorkGroupSize: Int = 1, localMemoryBytes: Int = 0, computeUnits: Int = 1, float64: Bool = true) {
@@ -54,6 +58,7 @@ public struct TargetDescription: Hashable, Sendable {
         self.vectorBytes = vectorBytes
         self.blockBytes = blockBytes
         self.ownProducts = ownProducts
+        self.directConvolutions = directConvolutions
         self.ownProductRange = ownProductRange
         self.parallelThreshold = parallelThreshold
         self.cacheBytes = cacheBytes
@@ -89,9 +94,9 @@ public struct TargetDescription: Hashable, Sendable {
         return p
     }
 
-    /// A machine with 64-byte vectors whose small products run on the pool (an AVX-512 host):
+    /// A machine with 64-byte vectors whose small products and convolutions run on the pool (an AVX-512 host):
     /// what plans are made for when no backend says otherwise (tools, tests of the planner).
-    public static let standard = TargetDescription(name: "standard", vectorBytes: 64, ownProducts: true)
+    public static let standard = TargetDescription(name: "standard", vectorBytes: 64, ownProducts: true, directConvolutions: true)
 
     /// Whether a float32 product of this size calls Kiln's own kernel.
     public func ownProduct(m: Int, n: Int, k: Int) -> Bool {

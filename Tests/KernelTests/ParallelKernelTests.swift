@@ -178,4 +178,43 @@ final class ParallelKernelTests: XCTestCase {
         }
         BackendRunner.run("parallel kernels: blocked patch products", cases)
     }
+
+    func testConvolutionsReadingTheirImageInPlaceMatchTheReference() throws {
+        // Where the target reads a convolution's image in place (kiln_conv2d_f32), against the
+        // reference: an image computed in the step (given a buffer for the convolution), output
+        // channels past a multiple of 32 and under 16, dilation with uneven padding, a wide window
+        // with a stride along one axis only.
+        struct Shape { let image: [Int]; let window: [Int]; let strides: [Int]; let dilations: [Int]; let low: [Int]; let high: [Int]; let out: Int }
+        let shapes = [Shape(image: [32, 10, 10, 24], window: [3, 3], strides: [1, 1], dilations: [1, 1], low: [1, 1], high: [1, 1], out: 40),
+                      Shape(image: [128, 13, 13, 8], window: [3, 3], strides: [2, 2], dilations: [2, 2], low: [2, 1], high: [1, 2], out: 7),
+                      Shape(image: [320, 9, 9, 5], window: [2, 3], strides: [1, 2], dilations: [1, 1], low: [0, 0], high: [0, 0], out: 16)]
+        var cases: [KernelCase] = []
+        for c in shapes {
+            let (n, h, w, ch) = (c.image[0], c.image[1], c.image[2], c.image[3])
+            let oh = (h + c.low[0] + c.high[0] - (c.window[0] - 1) * c.dilations[0] - 1) / c.strides[0] + 1
+            let ow = (w + c.low[1] + c.high[1] - (c.window[1] - 1) * c.dilations[1] - 1) / c.strides[1] + 1
+            let k = c.window[0] * c.window[1] * ch, rows = n * oh * ow
+            let f = try KernelCase.parse("""
+            func @m(%0: f32[\(n),\(h),\(w),\(ch)] feed "x", %1: f32[\(k),\(c.out)] feed "w") {
+              %2 = mul %0, %0
+              %3 = patches %2 window=\(c.window) strides=\(c.strides) dilations=\(c.dilations) pad_low=\(c.low) pad_high=\(c.high)
+              %4 = reshape %3 shape=[\(rows),\(k)]
+              %5 = dot %4, %1 transpose_a=false transpose_b=false
+              return %5
+            }
+            """)
+            let xs: [Float] = (0..<(n * h * w * ch)).map { (i: Int) -> Float in Float((i * 13) % 29) / 14 - 1 }
+            let ws: [Float] = (0..<(k * c.out)).map { (i: Int) -> Float in Float((i * 7) % 31) / 15 - 1 }
+            cases.append(KernelCase("convolution from the image \(c.image) window \(c.window) to \(c.out) channels", f,
+                                    [try Tensor(shape: c.image, scalars: xs), try Tensor(shape: [k, c.out], scalars: ws)],
+                                    agreement: .relative(1e-4), inspect: { exe, target in
+                if target.workItems { return nil }
+                guard case .patchProduct(5, _)? = exe.plan.kernels.last else { return "planned \(exe.plan.kernels), expected a blocked patch product" }
+                // The image is a buffer of its own only where the convolution reads it in place.
+                let imageKernel = exe.plan.kernels.contains(.loop(2))
+                return imageKernel == target.directConvolutions ? nil : "planned \(exe.plan.kernels) for a target that \(target.directConvolutions ? "reads" : "gathers") the image"
+            }))
+        }
+        BackendRunner.run("parallel kernels: convolutions from the image", cases)
+    }
 }

@@ -83,6 +83,20 @@ KILN_API void kiln_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int6
 KILN_API void kiln_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                             const double *a, int64_t lda, const double *b, int64_t ldb, double *c, int64_t ldc, int update);
 
+// Rows [first, first + count) of a float32 convolution as the matrix [N*OH*OW, co] (row stride
+// ldc): row (n*oh + oy)*ow + ox sums, over window offsets (ky, kx) and channels ci in that order,
+// x[n][oy*sy - py + ky*dy][ox*sx - px + kx*dx][ci] * w[(ky*kw + kx)*c + ci][j] (w row-major, row
+// stride ldw), for x an NHWC image [*, h, wd, c] read as zero outside: the product of image
+// patches and the filter, without gathering the patches. Runs on the calling thread only.
+KILN_API void kiln_conv2d_f32(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
+                              int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px, const float *w, int64_t ldw,
+                              int64_t co, float *out, int64_t ldc, int64_t first, int64_t count);
+// The same in plain C for any CPU (kiln_conv2d_f32 runs an AVX-512 kernel where the CPU has one).
+KILN_API void kiln_conv2d_f32_portable(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh,
+                                       int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px,
+                                       const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first,
+                                       int64_t count);
+
 // Half-precision products: A and B hold float16 or bfloat16 (raw bits), every product is summed in
 // float32, and C is written in float32 or in the operands' format, rounded once (to nearest even,
 // as TensorFlow rounds: overflow to infinity, NaN stays NaN). Element formats:
@@ -179,6 +193,8 @@ typedef struct {
     void (*profile_tick)(uint64_t *, int64_t);
     void (*hgemm)(int, int, int, int, int, int64_t, int64_t, int64_t, float, const uint16_t *, int64_t, const uint16_t *, int64_t,
                   void *, int64_t, int);
+    void (*conv2d_f32)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                       int64_t, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t, int64_t, int64_t);
 } kiln_runtime_api;
 const kiln_runtime_api *kiln_runtime_functions(void);
 #endif
