@@ -87,12 +87,13 @@ public struct Scheduler: Sendable {
     /// products, each marked whether it is a weight gradient (`dot(reshape, dy, transpose_a)`,
     /// summed over the blocks) or a convolution (`dot(reshape, w)`, the block's rows of the
     /// output). Nil when any use needs the patches in memory, when the patches would stay in
-    /// cache anyway (gathering them again per block would only cost more), when one panel of
+    /// cache anyway (gathering them again per block would only cost more) unless every product
+    /// is a convolution that reads its image in place, when one panel of
     /// patch rows would not fit a block, or when a block's product is too small to be worth a call.
     func blockedPatchProducts(_ p: Instruction, _ fusion: Fusion, excluding accumulated: Set<Int>) -> (Int, [(Int, Bool)])? {
         let inst = fusion.inst, types = fusion.types, uses = fusion.uses
         guard case .patches = p.op, uses[p.id] == 1, let pt = p.type, pt.rank == 4, pt.dtype == .float32, pt.shape[0] > 0,
-              target.productPanelRows * pt.shape[3] * 4 <= target.blockBytes, pt.byteCount >= target.cacheBytes,
+              target.productPanelRows * pt.shape[3] * 4 <= target.blockBytes,
               let r = (fusion.users[p.id] ?? []).compactMap({ inst[$0] }).first(where: { $0.op.isReshape && $0.operands == [p.id] }) else { return nil }
         let rows = pt.shape[0] * pt.shape[1] * pt.shape[2]
         let blockRows = patchBlockRows(patchWidth: pt.shape[3], positions: rows)
@@ -110,6 +111,8 @@ public struct Scheduler: Sendable {
             default: return nil
             }
         }
+        // Convolutions that read the image in place gather nothing, so they qualify at any size.
+        guard pt.byteCount >= target.cacheBytes || products.allSatisfy({ !$0.1 && readsImageInPlace(inst[$0.0]!.op) }) else { return nil }
         return (r.id, products.sorted { $0.0 < $1.0 })
     }
 

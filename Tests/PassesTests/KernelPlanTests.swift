@@ -630,6 +630,28 @@ final class KernelPlanBlockedPatchesTests: XCTestCase {
         XCTAssertEqual(scratch % KernelPlan.alignment, 0)
     }
 
+    func testAConvolutionReadingItsImageInPlaceIsBlockedAtAnySizeAndGivesAComputedImageABuffer() throws {
+        // 4 images of 8x8x8 computed in the step (x * x): 288 KiB of patches would stay in cache,
+        // but nothing is gathered where the convolution reads the image.
+        let text = """
+        func @f(%0: f32[4,8,8,8] feed "x", %1: f32[72,32] var "w") {
+          %2 = mul %0, %0
+          %3 = patches %2 window=[3,3] strides=[1,1] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
+          %4 = reshape %3 shape=[256,72]
+          %5 = var.read %1
+          %6 = dot %4, %5 transpose_a=false transpose_b=false
+          return %6
+        }
+        """
+        let (f, plan) = try planned(text)
+        guard plan.kernels.count == 2, plan.kernels[0] == .loop(2), case .patchProduct(6, _) = plan.kernels[1] else { return XCTFail("\(plan.kernels)") }
+        XCTAssertEqual(plan.reasons[2], .convolutionInput)
+        // A target that gathers patches keeps them fused into one product, the image inline.
+        var gathers = TargetDescription.standard
+        gathers.directConvolutions = false
+        XCTAssertEqual(KernelPlan(f, target: gathers).kernels, [.patches(3), .product(6)])
+    }
+
     func testNotWhenThePatchesAreUsedElsewhereSmallOrFusionIsOff() throws {
         let (_, shared) = try planned(convolution(patchesAlsoUsed: true, gradient: true))
         XCTAssertEqual(shared.kernels, [.patches(3), .product(6), .product(7)])
