@@ -177,6 +177,35 @@ extension KernelWriter {
         }
     }
 
+    /// A convolution's input gradient `unpatches(reshape(dot(dy, w)))` of stride 1 computed per
+    /// image (`Scheduler.readsGradientInPlace`) as the convolution of dy with the filter flipped in
+    /// space and its channel axes swapped: the flipped filter into a stack buffer (by each part
+    /// on the pool), then per image one call of kiln_conv2d_f32 reading dy in place. The same
+    /// multiply-adds as dy x w' and the sum back onto the image, with no product rows in between.
+    func writeTransposedConvolution(_ u: Instruction, _ d: Instruction) {
+        guard case .unpatches(let window, _, let dil, let lo, _, let image) = u.op, case .dot(_, let tb) = d.op else {
+            preconditionFailure("transposed convolution of \(u.op.mnemonic)")
+        }
+        let t = u.type!, ps = types[u.operands[0]]!.shape, bt = types[d.operands[1]]!
+        let ci = t.shape[3], co = types[d.operands[0]]!.shape[1], taps = window[0] * window[1]
+        let flipped = r.stackArray(.f32, count: taps * co * ci, name: "flipped filter of %\(d.id)")
+        // The images are the part's share; the filter is flipped whole.
+        let images = splitRange
+        splitRange = nil
+        loopNest([taps, co, ci]) { idx in
+            let m = idx.multi
+            let k = r.int(.add, r.int(.mul, r.int(.sub, c64(taps - 1), m[0]), c64(ci)), m[2])
+            store(element(d.operands[1], Index(multi: tb ? [k, m[1]] : [m[1], k], shape: bt.shape, writer: self)), flipped, idx.linear, .float32)
+        }
+        splitRange = images
+        let dy = bufferPointer(d.operands[0])!, out = base(u.id)!, pixels = image[0] * image[1]
+        loopNest([t.shape[0]]) { n in
+            _ = r.callRuntime(.conv2d, [dy, c64(ps[1]), c64(ps[2]), c64(co), c64(image[0]), c64(image[1]), c64(window[0]), c64(window[1]),
+                                        c64(1), c64(1), c64(dil[0]), c64(dil[1]), c64((window[0] - 1) * dil[0] - lo[0]), c64((window[1] - 1) * dil[1] - lo[1]),
+                                        flipped, c64(ci), c64(ci), out, c64(ci), r.int(.mul, n.multi[0], c64(pixels)), c64(pixels)])
+        }
+    }
+
     /// Unpatches of a product computed per image (a `KernelPlan.Kernel.perImageProduct`): for each image,
     /// its rows of the product into a stack buffer, then `body` for each of the image's elements
     /// (multi-index and linear index), reading the product from that buffer.

@@ -136,6 +136,36 @@ final class ParallelKernelTests: XCTestCase {
         BackendRunner.run("parallel kernels: per-image products", cases)
     }
 
+    func testConvolutionInputGradientsOfEveryGeometryMatchTheReference() throws {
+        // Input gradients computed per image: with stride 1 as a convolution of dy with the
+        // flipped filter where the target reads images in place (a rectangular dilated window,
+        // uneven padding), with stride 2 as products and sums onto the image.
+        struct Shape { let dy: [Int]; let window: [Int]; let strides: [Int]; let dilations: [Int]; let low: [Int]; let high: [Int]; let image: [Int]; let channels: Int }
+        let shapes = [Shape(dy: [64, 6, 7, 40], window: [3, 2], strides: [1, 1], dilations: [2, 1], low: [2, 0], high: [2, 1], image: [6, 7], channels: 8),
+                      Shape(dy: [64, 3, 3, 32], window: [3, 3], strides: [2, 2], dilations: [1, 1], low: [1, 1], high: [1, 1], image: [6, 6], channels: 32)]
+        var cases: [KernelCase] = []
+        for c in shapes {
+            let rows = c.dy[0] * c.dy[1] * c.dy[2], k = c.window[0] * c.window[1] * c.channels
+            let f = try KernelCase.parse("""
+            func @m(%0: f32[\(c.dy[0]),\(c.dy[1]),\(c.dy[2]),\(c.dy[3])] feed "dy", %1: f32[\(k),\(c.dy[3])] feed "w") {
+              %2 = reshape %0 shape=[\(rows),\(c.dy[3])]
+              %3 = dot %2, %1 transpose_a=false transpose_b=true
+              %4 = reshape %3 shape=[\(c.dy[0]),\(c.dy[1]),\(c.dy[2]),\(k)]
+              %5 = unpatches %4 window=\(c.window) strides=\(c.strides) dilations=\(c.dilations) pad_low=\(c.low) pad_high=\(c.high) image=\(c.image)
+              return %5
+            }
+            """)
+            let dy = try Tensor(shape: c.dy, scalars: (0..<c.dy.reduce(1, *)).map { Float(($0 * 13) % 29) / 14 - 1 })
+            let w = try Tensor(shape: [k, c.dy[3]], scalars: (0..<(k * c.dy[3])).map { Float(($0 * 7) % 31) / 15 - 1 })
+            cases.append(KernelCase("input gradient window \(c.window) strides \(c.strides) dilations \(c.dilations)", f, [dy, w],
+                                    agreement: .relative(1e-4), inspect: { exe, target in
+                let want: [KernelPlan.Kernel] = target.workItems ? [.product(3), .unpatches(5)] : [.perImageProduct(unpatches: 5, dot: 3)]
+                return exe.plan.kernels == want ? nil : "planned \(exe.plan.kernels), expected \(want)"
+            }))
+        }
+        BackendRunner.run("parallel kernels: input gradients", cases)
+    }
+
     func testConvolutionsAndWeightGradientsFromBlocksOfPatchRowsMatchTheReference() throws {
         // Convolutions and their weight gradients computed from blocks of patch rows (blocks that
         // span images, a short last block, on the pool) against the reference: four channels
