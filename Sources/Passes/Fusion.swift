@@ -36,16 +36,6 @@ struct Fusion {
 
     /// Values that must have a buffer whatever else is fused: results, products and their
     /// operands, patches, reductions, wide concats, and elementwise values with several users.
-    /// Gives image `x` of a convolution that reads it in place a buffer (through reshapes,
-    /// which are views of it); parameters, variable reads and constants have theirs.
-    mutating func materializeConvolutionInput(_ x: Int) {
-        var src = x
-        while case .reshape? = inst[src]?.op { views.insert(src); src = inst[src]!.operands[0] }
-        if f.isParam(src) || inst[src]?.op == .varRead { return }
-        if case .constant? = inst[src]?.op { return }
-        materialized[src] = materialized[src] ?? .convolutionInput
-    }
-
     mutating func materializeByRule() {
         for r in f.results where !f.isParam(r) {
             if case .constant? = inst[r]?.op { continue }
@@ -56,11 +46,7 @@ struct Fusion {
             case .dot:
                 materialized[i.id] = .matrixProduct
                 for o in i.operands {
-                    // A reshape is the same bytes: the product reads the buffer of what it reshapes.
-                    var src = o
-                    while case .reshape? = inst[src]?.op { views.insert(src); src = inst[src]!.operands[0] }
-                    if f.isParam(src) || inst[src]?.op == .varRead { continue }
-                    if case .constant? = inst[src]?.op { continue }
+                    guard let src = bufferSource(o) else { continue }
                     productOperands.insert(src)
                     materialized[src] = materialized[src] ?? .productOperand
                 }
@@ -76,6 +62,23 @@ struct Fusion {
             default: break
             }
         }
+    }
+
+    /// The value whose buffer an operand `v` of a product or direct convolution is read from: a
+    /// reshape is the same bytes, so reshapes are views of what they reshape; nil where that is
+    /// a parameter, variable read or constant, which have buffers of their own.
+    mutating func bufferSource(_ v: Int) -> Int? {
+        var src = v
+        while case .reshape? = inst[src]?.op { views.insert(src); src = inst[src]!.operands[0] }
+        if f.isParam(src) || inst[src]?.op == .varRead { return nil }
+        if case .constant? = inst[src]?.op { return nil }
+        return src
+    }
+
+    /// Gives image `x` of a convolution that reads it in place a buffer.
+    mutating func materializeConvolutionInput(_ x: Int) {
+        guard let src = bufferSource(x) else { return }
+        materialized[src] = materialized[src] ?? .convolutionInput
     }
 
     /// A cheap elementwise value with several users is recomputed by each of them instead of

@@ -15,9 +15,10 @@ public struct TargetDescription: Hashable, Sendable {
     /// OpenBLAS, which must not be called from several threads at once, so products per image or
     /// per block of patches are not planned.
     public var ownProducts: Bool
-    /// Whether a float32 convolution computed from blocks of patch rows reads its image in place
-    /// (kiln_conv2d_f32's AVX-512 kernel, in this process's runtime) instead of gathering each
-    /// block of patches for a product: its input is then given a buffer.
+    /// Whether float32 convolutions read their image in place (kiln_conv2d_f32's AVX-512 kernel,
+    /// in this process's runtime): a blocked convolution instead of gathering each block of
+    /// patches for a product (its input is then given a buffer), and a stride-1 input gradient
+    /// planned per image as the convolution of dy with the flipped filter.
     public var directConvolutions: Bool
     /// Multiply-adds (m*n*k) of the float32 products that call Kiln's own kernel.
     public var ownProductRange: ClosedRange<Int>
