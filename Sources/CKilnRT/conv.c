@@ -101,14 +101,16 @@ static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_
         const float *images[CONV_BLOCK];
         int64_t iy0[CONV_BLOCK], ix0[CONV_BLOCK];
         for (int64_t q = 0; q < CONV_BLOCK; q++) {
+            if (q >= valid) {
+                // Rows past the last valid one repeat it (their sums are never stored).
+                images[q] = images[q - 1], iy0[q] = iy0[q - 1], ix0[q] = ix0[q - 1];
+                continue;
+            }
             images[q] = x + n * h * wd * c;
             iy0[q] = oy * sy - py;
             ix0[q] = ox * sx - px;
-            // Rows past the last valid one repeat it (their sums are never stored).
-            if (q + 1 >= valid) continue;
             if (++ox == ow) { ox = 0; if (++oy == oh) { oy = 0; n++; } }
         }
-        if (++ox == ow) { ox = 0; if (++oy == oh) { oy = 0; n++; } }
         float *rows = out + p0 * ldc;
         for (int64_t s0 = 0; s0 < co;) {
             int64_t cols = co - s0;

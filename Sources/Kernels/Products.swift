@@ -117,11 +117,19 @@ extension KernelWriter {
         return (first, r.select(short, left, c64(rows)))
     }
 
-    /// A stack buffer for one block of patch rows, and each block's bounds.
-    func patchBlockBuffer(_ blocks: KernelPlan.PatchBlocks) -> (buffer: RValue, bounds: (RValue) -> (RValue, RValue)) {
-        let pt = inst[blocks.patches]!.type!
-        let buffer = r.stackArray(.f32, count: blocks.rows * pt.shape[3], name: "patch rows of %\(blocks.patches)")
-        return (buffer, { [self] k in patchBlockBounds(blocks, k) })
+    /// A stack buffer for one block of patch rows.
+    func patchBlockBuffer(_ blocks: KernelPlan.PatchBlocks) -> RValue {
+        r.stackArray(.f32, count: blocks.rows * inst[blocks.patches]!.type!.shape[3], name: "patch rows of %\(blocks.patches)")
+    }
+
+    /// Rows [first, first + count) of a float32 NHWC convolution of `image` (shape `xs`) into
+    /// `out` (row stride `ldc`) by kiln_conv2d_f32: output size `outSize`, filter `filter` [K, co]
+    /// with row stride `ldw`.
+    func convolutionCall(image: RValue, _ xs: [Int], outSize: [Int], window: [Int], strides: [Int], dilations: [Int], padLow: [Int],
+                         filter: RValue, ldw: Int, co: Int, out: RValue, ldc: Int, first: RValue, count: RValue) {
+        _ = r.callRuntime(.conv2d, [image, c64(xs[1]), c64(xs[2]), c64(xs[3]), c64(outSize[0]), c64(outSize[1]), c64(window[0]), c64(window[1]),
+                                    c64(strides[0]), c64(strides[1]), c64(dilations[0]), c64(dilations[1]), c64(padLow[0]), c64(padLow[1]),
+                                    filter, c64(ldw), c64(co), out, c64(ldc), first, count])
     }
 
     /// A convolution computed from blocks of patch rows (a `KernelPlan.Kernel.patchProduct`): each
@@ -134,18 +142,17 @@ extension KernelWriter {
         let bPtr = bufferPointer(d.operands[1])!, out = base(d.id)!
         if Scheduler(target: target).readsImageInPlace(d.op), let image = bufferPointer(patches.operands[0]),
            case .patches(let window, let strides, let dil, let lo, _) = patches.op {
-            let xs = types[patches.operands[0]]!.shape, ps = patches.type!.shape
+            let ps = patches.type!.shape
             loopNest([blocks.count]) { block in
                 let (first, rows) = patchBlockBounds(blocks, block.multi[0])
-                _ = r.callRuntime(.conv2d, [image, c64(xs[1]), c64(xs[2]), c64(xs[3]), c64(ps[1]), c64(ps[2]), c64(window[0]), c64(window[1]),
-                                            c64(strides[0]), c64(strides[1]), c64(dil[0]), c64(dil[1]), c64(lo[0]), c64(lo[1]),
-                                            bPtr, c64(bt.shape[1]), c64(n), out, c64(n), first, rows])
+                convolutionCall(image: image, types[patches.operands[0]]!.shape, outSize: [ps[1], ps[2]], window: window, strides: strides,
+                                dilations: dil, padLow: lo, filter: bPtr, ldw: bt.shape[1], co: n, out: out, ldc: n, first: first, count: rows)
             }
             return
         }
-        let (buffer, bounds) = patchBlockBuffer(blocks)
+        let buffer = patchBlockBuffer(blocks)
         loopNest([blocks.count]) { block in
-            let (first, rows) = bounds(block.multi[0])
+            let (first, rows) = patchBlockBounds(blocks, block.multi[0])
             gatherPatchRows(patches, first: first, rows: rows, into: buffer)
             productCall(.float32, false, tb, blocks.rows, n, k, alpha: nil, accumulate: false,
                         a: buffer, lda: k, b: bPtr, ldb: bt.shape[1], c: advanced(out, first, stride: n * 4), ldc: n, dynamicM: rows)
@@ -159,7 +166,7 @@ extension KernelWriter {
     func writePatchGradientParts(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks, parts: Int, scratch offset: Int) {
         let patches = inst[blocks.patches]!
         let t = d.type!, k = patches.type!.shape[3], n = t.shape[1]
-        let (buffer, bounds) = patchBlockBuffer(blocks)
+        let buffer = patchBlockBuffer(blocks)
         let partials = scratch(offset, "scratch\(d.id)"), dy = bufferPointer(d.operands[1])!
         let (begin, end) = splitRange ?? (c64(0), c64(parts))
         splitRange = nil
@@ -168,7 +175,7 @@ extension KernelWriter {
             r.loop(count: k * n, hints: LoopHints()) { e in store(constValue(0, .float32), partials, r.int(.add, slot, e), .float32) }
             let (firstBlock, endBlock) = partRange(part, of: blocks.count, parts: parts)
             r.loop(from: firstBlock, to: endBlock, hints: LoopHints()) { block in
-                let (first, rows) = bounds(block)
+                let (first, rows) = patchBlockBounds(blocks, block)
                 gatherPatchRows(patches, first: first, rows: rows, into: buffer)
                 productCall(.float32, true, false, k, n, blocks.rows, alpha: nil, accumulate: true,
                             a: buffer, lda: k, b: advanced(dy, first, stride: n * 4), ldb: n,
@@ -199,10 +206,11 @@ extension KernelWriter {
         }
         splitRange = images
         let dy = bufferPointer(d.operands[0])!, out = base(u.id)!, pixels = image[0] * image[1]
+        // The flipped window reaches as far before a position as the original reached after it.
+        let flippedLow = (0..<2).map { (window[$0] - 1) * dil[$0] - lo[$0] }
         loopNest([t.shape[0]]) { n in
-            _ = r.callRuntime(.conv2d, [dy, c64(ps[1]), c64(ps[2]), c64(co), c64(image[0]), c64(image[1]), c64(window[0]), c64(window[1]),
-                                        c64(1), c64(1), c64(dil[0]), c64(dil[1]), c64((window[0] - 1) * dil[0] - lo[0]), c64((window[1] - 1) * dil[1] - lo[1]),
-                                        flipped, c64(ci), c64(ci), out, c64(ci), r.int(.mul, n.multi[0], c64(pixels)), c64(pixels)])
+            convolutionCall(image: dy, [ps[0], ps[1], ps[2], co], outSize: image, window: window, strides: [1, 1], dilations: dil, padLow: flippedLow,
+                            filter: flipped, ldw: ci, co: ci, out: out, ldc: ci, first: r.int(.mul, n.multi[0], c64(pixels)), count: c64(pixels))
         }
     }
 
