@@ -34,7 +34,9 @@ public struct Scheduler: Sendable {
         for i in fusion.f.body {
             guard let (reshape, products) = blockedPatchProducts(i, fusion, excluding: accumulated) else { continue }
             let pt = i.type!, positions = pt.shape[0] * pt.shape[1] * pt.shape[2]
-            let rows = patchBlockRows(patchWidth: pt.shape[3], positions: positions)
+            let direct = products.allSatisfy { !$0.1 && readsImageInPlace(fusion.inst[$0.0]!.op) }
+            let rows = direct ? convolutionBlockRows(images: pt.shape[0], positionsPerImage: pt.shape[1] * pt.shape[2])
+                              : patchBlockRows(patchWidth: pt.shape[3], positions: positions)
             let blocks = KernelPlan.PatchBlocks(patches: i.id, rows: rows, count: (positions + rows - 1) / rows)
             for (dot, gradient) in products {
                 // A gradient's scratch is allocated with the buffers.
@@ -44,7 +46,7 @@ public struct Scheduler: Sendable {
             fusion.materialized[i.id] = nil
             fusion.productOperands.remove(i.id)
             fusion.views.remove(reshape)
-            if products.contains(where: { !$0.1 && readsImageInPlace(fusion.inst[$0.0]!.op) }) { fusion.materializeConvolutionInput(i.operands[0]) }
+            if direct || products.contains(where: { !$0.1 && readsImageInPlace(fusion.inst[$0.0]!.op) }) { fusion.materializeConvolutionInput(i.operands[0]) }
         }
     }
 
@@ -89,6 +91,13 @@ public struct Scheduler: Sendable {
         let fit = target.blockBytes / (4 * max(patchWidth, 1)) / panel * panel
         let share = (positions + parts * panel - 1) / (parts * panel) * panel
         return min(positions, max(panel, min(fit, share)))
+    }
+
+    /// Rows a convolution that reads its image in place computes per block: whole images (no
+    /// 2x2 Winograd tile of the kernel straddles two blocks, and there is no buffer to fit),
+    /// about `reductionParts` blocks for the pool to share.
+    public func convolutionBlockRows(images: Int, positionsPerImage: Int) -> Int {
+        max(1, images / target.reductionParts) * positionsPerImage
     }
 
     /// For patches `p` read only through one reshape to [images * positions, patch], whose every

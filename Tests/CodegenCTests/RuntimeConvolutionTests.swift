@@ -16,6 +16,13 @@ final class RuntimeConvolutionTests: XCTestCase {
         // A 3x3 SAME convolution to 32 channels (the 8x2 tile), and to 40 (a ragged second strip pair).
         Geometry(n: 3, h: 8, w: 8, c: 16, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 8, ow: 8, co: 32),
         Geometry(n: 2, h: 7, w: 5, c: 3, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 7, ow: 5, co: 40),
+        // Winograd F(2x2, 3x3) where the window is 3x3 of unit stride: odd output sizes (a tile's
+        // second row or column outside the output), channels not a multiple of 16, a ragged strip,
+        // no padding, padding past the window's reach, the most input channels it takes.
+        Geometry(n: 2, h: 7, w: 5, c: 9, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 7, ow: 5, co: 40),
+        Geometry(n: 2, h: 6, w: 9, c: 20, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 0, px: 0, oh: 4, ow: 7, co: 16),
+        Geometry(n: 1, h: 5, w: 5, c: 8, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 2, px: 2, oh: 7, ow: 7, co: 24),
+        Geometry(n: 2, h: 4, w: 6, c: 64, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 4, ow: 6, co: 16),
         // Under 16 channels (the 16x1 tile, masked), strides and dilations, padding past the image.
         Geometry(n: 2, h: 9, w: 11, c: 5, kh: 2, kw: 3, sy: 2, sx: 1, dy: 2, dx: 3, py: 3, px: 0, oh: 6, ow: 5, co: 7),
         Geometry(n: 1, h: 4, w: 4, c: 1, kh: 5, kw: 5, sy: 1, sx: 1, dy: 1, dx: 1, py: 4, px: 4, oh: 8, ow: 8, co: 16),
@@ -33,8 +40,9 @@ final class RuntimeConvolutionTests: XCTestCase {
             let x = (0..<(g.n * g.h * g.w * g.c)).map { _ in draw() }
             let k = g.kh * g.kw * g.c, ldw = g.co + 3, ldc = g.co + 2, rows = g.n * g.oh * g.ow
             let w = (0..<(max(k, 1) * ldw)).map { _ in draw() }
-            // Rows [first, first + count): a range that starts and ends inside an image.
-            let first = rows / 5, count = rows - first - rows / 7
+            // Every row, and rows [first, first + count): a range that starts and ends inside an image.
+            let ranges = [(0, rows), (rows / 5, rows - rows / 5 - rows / 7)]
+            for (first, count) in ranges {
             for (name, conv) in [("kiln_conv2d_f32", kiln_conv2d_f32), ("kiln_conv2d_f32_portable", kiln_conv2d_f32_portable)] {
                 var out = [Float](repeating: .nan, count: rows * ldc)
                 conv(x, Int64(g.h), Int64(g.w), Int64(g.c), Int64(g.oh), Int64(g.ow), Int64(g.kh), Int64(g.kw), Int64(g.sy), Int64(g.sx),
@@ -57,9 +65,10 @@ final class RuntimeConvolutionTests: XCTestCase {
                                 mag += abs(term)
                             }
                         } }
-                        XCTAssertLessThanOrEqual(abs(Double(got) - sum), 1.2e-7 * mag * Double(k + 1), "\(name) \(g): row \(p) column \(j)")
+                        XCTAssertLessThanOrEqual(abs(Double(got) - sum), 1.2e-7 * mag * Double(k + 1), "\(name) \(g): rows from \(first): row \(p) column \(j)")
                     }
                 }
+            }
             }
         }
     }

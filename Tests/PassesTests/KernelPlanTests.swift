@@ -607,13 +607,20 @@ final class KernelPlanBlockedPatchesTests: XCTestCase {
     }
 
     func testAConvolutionGathersBlocksOfPatchRowsWithoutABuffer() throws {
-        let (_, plan) = try planned(convolution())
-        XCTAssertEqual(plan.kernels, [.patchProduct(dot: 6, blocks: KernelPlan.PatchBlocks(patches: 3, rows: 224, count: 19))])
+        let (f, plan) = try planned(convolution())
+        // Read in place (the standard target has the direct kernel): whole images a block, 64
+        // images in 8 blocks for the pool's 8 parts.
+        XCTAssertEqual(plan.kernels, [.patchProduct(dot: 6, blocks: KernelPlan.PatchBlocks(patches: 3, rows: 512, count: 8))])
         XCTAssertEqual(plan.storage[3], .inline)
         XCTAssertFalse(plan.views.contains(4))
         XCTAssertEqual(plan.fused[6]?.contains(3), true)
-        // 4096 patch rows of 72 floats: 224 rows fit 64 KiB, and 8 blocks would take 512 each.
         let scheduler = Scheduler(target: .standard)
+        XCTAssertEqual(scheduler.convolutionBlockRows(images: 64, positionsPerImage: 64), 512)
+        XCTAssertEqual(scheduler.convolutionBlockRows(images: 3, positionsPerImage: 49), 49)
+        // Gathered, 4096 patch rows of 72 floats: 224 rows fit 64 KiB, and 8 blocks would take 512 each.
+        var gathers = TargetDescription.standard
+        gathers.directConvolutions = false
+        XCTAssertEqual(KernelPlan(f, target: gathers).kernels, [.patchProduct(dot: 6, blocks: KernelPlan.PatchBlocks(patches: 3, rows: 224, count: 19))])
         XCTAssertEqual(scheduler.patchBlockRows(patchWidth: 72, positions: 4096), 224)
         XCTAssertEqual(scheduler.patchBlockRows(patchWidth: 9, positions: 4096), 512)
         XCTAssertEqual(scheduler.patchBlockRows(patchWidth: 72, positions: 10), 10)
