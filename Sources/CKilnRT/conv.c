@@ -52,8 +52,8 @@ static inline __mmask16 conv_lanes(int64_t count) {
 
 // P positions (rows of `out`, `valid` of them real) by S strips of 16 output channels from s0:
 // P*S accumulators, each multiply-add's input broadcast from the image.
-#define CONV_TILE(P, S)                                                                                              \
-    KILN_CONV_AVX512 static void conv_tile_##P##_##S(const float *const *images, const int64_t *iy0, const int64_t *ix0, \
+#define CONV_TILE(NAME, PADDED, P, S)                                                                                \
+    KILN_CONV_AVX512 static void NAME##_##P##_##S(const float *const *images, const int64_t *iy0, const int64_t *ix0, \
                                                     int64_t valid, int64_t h, int64_t wd, int64_t c, int64_t kh,    \
                                                     int64_t kw, int64_t dy, int64_t dx, const float *w, int64_t ldw, \
                                                     int64_t cols, float *out, int64_t ldc) {                        \
@@ -67,6 +67,7 @@ static inline __mmask16 conv_lanes(int64_t count) {
                 /* Chosen without branches: at an image's border they would be mispredicted. */                       \
                 const float *src[P];                                                                                 \
                 for (int q = 0; q < P; q++) {                                                                        \
+                    if (PADDED) { src[q] = images[q] + (ky * dy * wd + kx * dx) * c; continue; }                     \
                     int64_t iy = iy0[q] + ky * dy, ix = ix0[q] + kx * dx;                                            \
                     uintptr_t at = (uintptr_t)images[q] + (uintptr_t)((iy * wd + ix) * c) * sizeof(float);           \
                     int use = (q < valid) & conv_inside(iy, ix, h, wd);                                              \
@@ -88,13 +89,19 @@ static inline __mmask16 conv_lanes(int64_t count) {
         }                                                                                                            \
     }
 // Two strips (32 channels) for 8 positions, or one strip for 16: 16 accumulators either way.
-CONV_TILE(8, 2)
-CONV_TILE(16, 1)
+// The padded tiles read a zero-padded copy of the images: images[q] is position q's window
+// origin there, every window offset a fixed step from it.
+CONV_TILE(conv_tile, 0, 8, 2)
+CONV_TILE(conv_tile, 0, 16, 1)
+CONV_TILE(conv_padded_tile, 1, 8, 2)
+CONV_TILE(conv_padded_tile, 1, 16, 1)
 
 KILN_CONV_AVX512
 static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
                         int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px, const float *w, int64_t ldw,
-                        int64_t co, float *out, int64_t ldc, int64_t first, int64_t count) {
+                        int64_t co, float *out, int64_t ldc, int64_t first, int64_t count, int padded) {
+    __typeof__(conv_tile_8_2) *tile_8_2 = padded ? conv_padded_tile_8_2 : conv_tile_8_2;
+    __typeof__(conv_tile_16_1) *tile_16_1 = padded ? conv_padded_tile_16_1 : conv_tile_16_1;
     // The position (n, oy, ox) of row p, stepped along rather than divided out for every row.
     int64_t ox = first % ow, oy = (first / ow) % oh, n = first / ow / oh;
     for (int64_t p0 = first; p0 < first + count; p0 += CONV_BLOCK) {
@@ -110,6 +117,8 @@ static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_
             images[q] = x + n * h * wd * c;
             iy0[q] = oy * sy - py;
             ix0[q] = ox * sx - px;
+            // In a padded copy (py rows above, px columns left of each image) the window's origin.
+            if (padded) images[q] += ((iy0[q] + py) * wd + ix0[q] + px) * c;
             if (++ox == ow) { ox = 0; if (++oy == oh) { oy = 0; n++; } }
         }
         float *rows = out + p0 * ldc;
@@ -117,16 +126,48 @@ static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_
             int64_t cols = co - s0;
             if (cols > 16) {
                 cols = conv_min(cols, 32);
-                conv_tile_8_2(images, iy0, ix0, valid, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols, rows + s0, ldc);
+                tile_8_2(images, iy0, ix0, valid, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols, rows + s0, ldc);
                 if (valid > 8)
-                    conv_tile_8_2(images + 8, iy0 + 8, ix0 + 8, valid - 8, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols,
+                    tile_8_2(images + 8, iy0 + 8, ix0 + 8, valid - 8, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols,
                                   rows + 8 * ldc + s0, ldc);
             } else {
-                conv_tile_16_1(images, iy0, ix0, valid, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols, rows + s0, ldc);
+                tile_16_1(images, iy0, ix0, valid, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols, rows + s0, ldc);
             }
             s0 += cols;
         }
     }
+}
+
+// Few channels: choosing each input's address (in the image or the zero row) costs more than
+// its c multiply-adds, so the images a range of rows touches are copied, zero-padded, into a
+// stack buffer (CONV_PADDED_FLOATS at most) where every window offset is a fixed step from the
+// position's origin. 0 where one padded image does not fit.
+#define CONV_PADDED_MAX_C 8
+#define CONV_PADDED_FLOATS (16 * 1024)
+
+KILN_CONV_AVX512
+static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
+                              int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px, const float *w, int64_t ldw,
+                              int64_t co, float *out, int64_t ldc, int64_t first, int64_t count) {
+    // Rows and columns as far as any window reaches (the image's, where it reaches less far).
+    int64_t ph = (oh - 1) * sy + (kh - 1) * dy + 1, pw = (ow - 1) * sx + (kw - 1) * dx + 1;
+    ph = ph > h + py ? ph : h + py;
+    pw = pw > wd + px ? pw : wd + px;
+    int64_t per = ph * pw * c, positions = oh * ow;
+    if (per == 0 || per > CONV_PADDED_FLOATS) return 0;
+    float padded[CONV_PADDED_FLOATS];
+    int64_t fit = CONV_PADDED_FLOATS / per;
+    for (int64_t p = first, end = first + count; p < end;) {
+        int64_t n0 = p / positions, n1 = conv_min(n0 + fit, (end - 1) / positions + 1), q = conv_min(end, n1 * positions);
+        memset(padded, 0, sizeof(float) * (n1 - n0) * per);
+        for (int64_t n = n0; n < n1; n++)
+            for (int64_t iy = 0; iy < h; iy++)
+                memcpy(padded + (((n - n0) * ph + py + iy) * pw + px) * c, x + (n * h + iy) * wd * c, sizeof(float) * wd * c);
+        conv_avx512(padded, ph, pw, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out + n0 * positions * ldc, ldc,
+                    p - n0 * positions, q - p, 1);
+        p = q;
+    }
+    return 1;
 }
 
 // Winograd F(2x2, 3x3) for 3x3 windows of unit stride and dilation: each 2x2 block of outputs
@@ -312,7 +353,7 @@ static void conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t 
         }
         // Directly up to the start of the next row of tiles (an even output row).
         int64_t next = conv_min(p + (ow - ox) + ((oy + 1) % oh % 2 ? ow : 0), end);
-        conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, next - p);
+        conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, next - p, 0);
         p = next;
     }
 }
@@ -326,8 +367,9 @@ void kiln_conv2d_f32(const float *x, int64_t h, int64_t wd, int64_t c, int64_t o
     if (c <= CONV_ZERO_CHANNELS && kiln_sgemm_available()) {
         if (wino_applies(c, co, kh, kw, sy, sx, dy, dx))
             conv_avx512_winograd(x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, first, count);
-        else
-            conv_avx512(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out, ldc, first, count);
+        else if (c >= CONV_PADDED_MAX_C ||
+                 !conv_avx512_padded(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out, ldc, first, count))
+            conv_avx512(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out, ldc, first, count, 0);
         return;
     }
 #endif
