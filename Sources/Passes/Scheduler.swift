@@ -34,19 +34,27 @@ public struct Scheduler: Sendable {
         for i in fusion.f.body {
             guard let (reshape, products) = blockedPatchProducts(i, fusion, excluding: accumulated) else { continue }
             let pt = i.type!, positions = pt.shape[0] * pt.shape[1] * pt.shape[2]
-            let direct = products.allSatisfy { !$0.1 && readsImageInPlace(fusion.inst[$0.0]!.op) }
-            let rows = direct ? convolutionBlockRows(images: pt.shape[0], positionsPerImage: pt.shape[1] * pt.shape[2])
-                              : patchBlockRows(patchWidth: pt.shape[3], positions: positions)
-            let blocks = KernelPlan.PatchBlocks(patches: i.id, rows: rows, count: (positions + rows - 1) / rows)
+            func blocks(rows: Int) -> KernelPlan.PatchBlocks { KernelPlan.PatchBlocks(patches: i.id, rows: rows, count: (positions + rows - 1) / rows) }
+            // Each product walks the patches on its own: gathered blocks as fit a block of cache,
+            // a convolution reading its image in place by whole images.
+            let gathered = blocks(rows: patchBlockRows(patchWidth: pt.shape[3], positions: positions))
+            let inPlace = blocks(rows: convolutionBlockRows(images: pt.shape[0], positionsPerImage: pt.shape[1] * pt.shape[2]))
+            var readsImage = false
             for (dot, gradient) in products {
-                // A gradient's scratch is allocated with the buffers.
-                fusion.patterns[dot] = gradient ? .patchGradient(dot: dot, blocks: blocks, parts: min(target.reductionParts, blocks.count), scratch: 0)
-                                                : .patchProduct(dot: dot, blocks: blocks)
+                if gradient {
+                    // A gradient's scratch is allocated with the buffers.
+                    fusion.patterns[dot] = .patchGradient(dot: dot, blocks: gathered, parts: min(target.reductionParts, gathered.count), scratch: 0)
+                } else if readsImageInPlace(fusion.inst[dot]!.op) {
+                    fusion.patterns[dot] = .patchProduct(dot: dot, blocks: inPlace)
+                    readsImage = true
+                } else {
+                    fusion.patterns[dot] = .patchProduct(dot: dot, blocks: gathered)
+                }
             }
             fusion.materialized[i.id] = nil
             fusion.productOperands.remove(i.id)
             fusion.views.remove(reshape)
-            if direct || products.contains(where: { !$0.1 && readsImageInPlace(fusion.inst[$0.0]!.op) }) { fusion.materializeConvolutionInput(i.operands[0]) }
+            if readsImage { fusion.materializeConvolutionInput(i.operands[0]) }
         }
     }
 
