@@ -187,7 +187,7 @@ extension KernelWriter {
     /// A convolution's input gradient `unpatches(reshape(dot(dy, w)))` of stride 1 computed per
     /// image (`Scheduler.readsGradientInPlace`) as the convolution of dy with the filter flipped in
     /// space and its channel axes swapped: the flipped filter into a stack buffer (by each part
-    /// on the pool), then per image one call of kiln_conv2d_f32 reading dy in place. The same
+    /// on the pool), then one call of kiln_conv2d_f32 for the part's images reading dy in place. The same
     /// multiply-adds as dy x w' and the sum back onto the image, with no product rows in between.
     func writeTransposedConvolution(_ u: Instruction, _ d: Instruction) {
         guard case .unpatches(let window, _, let dil, let lo, _, let image) = u.op, case .dot(_, let tb) = d.op else {
@@ -208,10 +208,13 @@ extension KernelWriter {
         let dy = bufferPointer(d.operands[0])!, out = base(u.id)!, pixels = image[0] * image[1]
         // The flipped window reaches as far before a position as the original reached after it.
         let flippedLow = (0..<2).map { (window[$0] - 1) * dil[$0] - lo[$0] }
-        loopNest([t.shape[0]]) { n in
-            convolutionCall(image: dy, [ps[0], ps[1], ps[2], co], outSize: image, window: window, strides: [1, 1], dilations: dil, padLow: flippedLow,
-                            filter: flipped, ldw: ci, co: ci, out: out, ldc: ci, first: r.int(.mul, n.multi[0], c64(pixels)), count: c64(pixels))
-        }
+        // One call for the part's images: the kernel prepares the filter (Winograd's transform)
+        // once per call.
+        let (begin, end) = images ?? (c64(0), c64(t.shape[0]))
+        splitRange = nil
+        convolutionCall(image: dy, [ps[0], ps[1], ps[2], co], outSize: image, window: window, strides: [1, 1], dilations: dil, padLow: flippedLow,
+                        filter: flipped, ldw: ci, co: ci, out: out, ldc: ci, first: r.int(.mul, begin, c64(pixels)),
+                        count: r.int(.mul, r.int(.sub, end, begin), c64(pixels)))
     }
 
     /// Unpatches of a product computed per image (a `KernelPlan.Kernel.perImageProduct`): for each image,
