@@ -52,8 +52,8 @@ static inline __mmask16 conv_lanes(int64_t count) {
 
 // P positions (rows of `out`, `valid` of them real) by S strips of 16 output channels from s0:
 // P*S accumulators, each multiply-add's input broadcast from the image.
-#define CONV_TILE(NAME, PADDED, P, S)                                                                                \
-    KILN_CONV_AVX512 static void NAME##_##P##_##S(const float *const *images, const int64_t *iy0, const int64_t *ix0, \
+#define CONV_TILE(P, S)                                                                                              \
+    KILN_CONV_AVX512 static void conv_tile_##P##_##S(const float *const *images, const int64_t *iy0, const int64_t *ix0, \
                                                     int64_t valid, int64_t h, int64_t wd, int64_t c, int64_t kh,    \
                                                     int64_t kw, int64_t dy, int64_t dx, const float *w, int64_t ldw, \
                                                     int64_t cols, float *out, int64_t ldc) {                        \
@@ -67,7 +67,6 @@ static inline __mmask16 conv_lanes(int64_t count) {
                 /* Chosen without branches: at an image's border they would be mispredicted. */                       \
                 const float *src[P];                                                                                 \
                 for (int q = 0; q < P; q++) {                                                                        \
-                    if (PADDED) { src[q] = images[q] + (ky * dy * wd + kx * dx) * c; continue; }                     \
                     int64_t iy = iy0[q] + ky * dy, ix = ix0[q] + kx * dx;                                            \
                     uintptr_t at = (uintptr_t)images[q] + (uintptr_t)((iy * wd + ix) * c) * sizeof(float);           \
                     int use = (q < valid) & conv_inside(iy, ix, h, wd);                                              \
@@ -89,19 +88,13 @@ static inline __mmask16 conv_lanes(int64_t count) {
         }                                                                                                            \
     }
 // Two strips (32 channels) for 8 positions, or one strip for 16: 16 accumulators either way.
-// The padded tiles read a zero-padded copy of the images: images[q] is position q's window
-// origin there, every window offset a fixed step from it.
-CONV_TILE(conv_tile, 0, 8, 2)
-CONV_TILE(conv_tile, 0, 16, 1)
-CONV_TILE(conv_padded_tile, 1, 8, 2)
-CONV_TILE(conv_padded_tile, 1, 16, 1)
+CONV_TILE(8, 2)
+CONV_TILE(16, 1)
 
 KILN_CONV_AVX512
 static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
                         int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px, const float *w, int64_t ldw,
-                        int64_t co, float *out, int64_t ldc, int64_t first, int64_t count, int padded) {
-    __typeof__(conv_tile_8_2) *tile_8_2 = padded ? conv_padded_tile_8_2 : conv_tile_8_2;
-    __typeof__(conv_tile_16_1) *tile_16_1 = padded ? conv_padded_tile_16_1 : conv_tile_16_1;
+                        int64_t co, float *out, int64_t ldc, int64_t first, int64_t count) {
     // The position (n, oy, ox) of row p, stepped along rather than divided out for every row.
     int64_t ox = first % ow, oy = (first / ow) % oh, n = first / ow / oh;
     for (int64_t p0 = first; p0 < first + count; p0 += CONV_BLOCK) {
@@ -117,8 +110,6 @@ static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_
             images[q] = x + n * h * wd * c;
             iy0[q] = oy * sy - py;
             ix0[q] = ox * sx - px;
-            // In a padded copy (py rows above, px columns left of each image) the window's origin.
-            if (padded) images[q] += ((iy0[q] + py) * wd + ix0[q] + px) * c;
             if (++ox == ow) { ox = 0; if (++oy == oh) { oy = 0; n++; } }
         }
         float *rows = out + p0 * ldc;
@@ -126,12 +117,12 @@ static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_
             int64_t cols = co - s0;
             if (cols > 16) {
                 cols = conv_min(cols, 32);
-                tile_8_2(images, iy0, ix0, valid, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols, rows + s0, ldc);
+                conv_tile_8_2(images, iy0, ix0, valid, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols, rows + s0, ldc);
                 if (valid > 8)
-                    tile_8_2(images + 8, iy0 + 8, ix0 + 8, valid - 8, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols,
+                    conv_tile_8_2(images + 8, iy0 + 8, ix0 + 8, valid - 8, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols,
                                   rows + 8 * ldc + s0, ldc);
             } else {
-                tile_16_1(images, iy0, ix0, valid, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols, rows + s0, ldc);
+                conv_tile_16_1(images, iy0, ix0, valid, h, wd, c, kh, kw, dy, dx, w + s0, ldw, cols, rows + s0, ldc);
             }
             s0 += cols;
         }
@@ -140,10 +131,41 @@ static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_
 
 // Few channels: choosing each input's address (in the image or the zero row) costs more than
 // its c multiply-adds, so the images a range of rows touches are copied, zero-padded, into a
-// stack buffer (CONV_PADDED_FLOATS at most) where every window offset is a fixed step from the
-// position's origin. 0 where one padded image does not fit.
+// stack buffer (CONV_PADDED_FLOATS at most) where every filter row k = (ky*kw + kx)*c + ci is
+// read at a fixed step offs[k] from a position's window origin. Positions outer: P positions
+// by S strips of 16 output channels accumulate over every filter row at once, each
+// multiply-add's input broadcast from its origin plus that step. 0 where one padded image (or
+// the steps) does not fit.
 #define CONV_PADDED_MAX_C 8
 #define CONV_PADDED_FLOATS (16 * 1024)
+#define CONV_PADDED_MAX_ROWS 1024
+
+#define CONV_PADDED_TILE(P, S)                                                                                       \
+    KILN_CONV_AVX512 static void conv_padded_tile_##P##_##S(const float *const *origin, int64_t valid, const int64_t *offs, \
+                                                           int64_t rows, const float *w, int64_t ldw, int64_t cols,  \
+                                                           float *out, int64_t ldc) {                                \
+        __m512 acc[P][S];                                                                                            \
+        for (int q = 0; q < P; q++)                                                                                  \
+            for (int s = 0; s < S; s++) acc[q][s] = _mm512_setzero_ps();                                             \
+        __mmask16 mask[S];                                                                                           \
+        for (int s = 0; s < S; s++) mask[s] = conv_lanes(cols - 16 * s);                                             \
+        for (int64_t k = 0; k < rows; k++) {                                                                         \
+            __m512 wv[S];                                                                                            \
+            for (int s = 0; s < S; s++) wv[s] = _mm512_maskz_loadu_ps(mask[s], w + k * ldw + 16 * s);                \
+            int64_t o = offs[k];                                                                                     \
+            for (int q = 0; q < P; q++) {                                                                            \
+                __m512 a = _mm512_set1_ps(origin[q][o]);                                                             \
+                for (int s = 0; s < S; s++) acc[q][s] = _mm512_fmadd_ps(a, wv[s], acc[q][s]);                        \
+            }                                                                                                        \
+        }                                                                                                            \
+        for (int q = 0; q < P; q++) {                                                                                \
+            if (q >= valid) break;                                                                                   \
+            for (int s = 0; s < S; s++) _mm512_mask_storeu_ps(out + q * ldc + 16 * s, mask[s], acc[q][s]);           \
+        }                                                                                                            \
+    }
+// 8 accumulators either way: enough independent sums to keep the multiply-adds flowing.
+CONV_PADDED_TILE(4, 2)
+CONV_PADDED_TILE(8, 1)
 
 KILN_CONV_AVX512
 static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
@@ -154,8 +176,13 @@ static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, 
     ph = ph > h + py ? ph : h + py;
     pw = pw > wd + px ? pw : wd + px;
     int64_t per = ph * pw * c, positions = oh * ow;
-    if (per == 0 || per > CONV_PADDED_FLOATS) return 0;
+    int64_t rows = kh * kw * c;
+    if (per == 0 || per > CONV_PADDED_FLOATS || rows > CONV_PADDED_MAX_ROWS) return 0;
     float padded[CONV_PADDED_FLOATS];
+    int64_t offs[CONV_PADDED_MAX_ROWS];
+    for (int64_t ky = 0; ky < kh; ky++)
+        for (int64_t kx = 0; kx < kw; kx++)
+            for (int64_t ci = 0; ci < c; ci++) offs[(ky * kw + kx) * c + ci] = (ky * dy * pw + kx * dx) * c + ci;
     int64_t fit = CONV_PADDED_FLOATS / per;
     for (int64_t p = first, end = first + count; p < end;) {
         int64_t n0 = p / positions, n1 = conv_min(n0 + fit, (end - 1) / positions + 1), q = conv_min(end, n1 * positions);
@@ -163,8 +190,29 @@ static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, 
         for (int64_t n = n0; n < n1; n++)
             for (int64_t iy = 0; iy < h; iy++)
                 memcpy(padded + (((n - n0) * ph + py + iy) * pw + px) * c, x + (n * h + iy) * wd * c, sizeof(float) * wd * c);
-        conv_avx512(padded, ph, pw, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out + n0 * positions * ldc, ldc,
-                    p - n0 * positions, q - p, 1);
+        // Positions [p, q), stepped along; a group's positions past the range repeat its last.
+        int64_t ox = p % ow, oy = (p / ow) % oh, n = p / positions;
+        for (int64_t g = p; g < q; g += 8) {
+            int64_t valid = conv_min(8, q - g);
+            const float *origin[8];
+            for (int64_t k = 0; k < 8; k++) {
+                if (k >= valid) { origin[k] = origin[k - 1]; continue; }
+                origin[k] = padded + (((n - n0) * ph + oy * sy) * pw + ox * sx) * c;
+                if (++ox == ow) { ox = 0; if (++oy == oh) { oy = 0; n++; } }
+            }
+            float *rowsOut = out + g * ldc;
+            for (int64_t s0 = 0; s0 < co;) {
+                int64_t cols = co - s0;
+                if (cols > 16) {
+                    cols = conv_min(cols, 32);
+                    conv_padded_tile_4_2(origin, valid, offs, rows, w + s0, ldw, cols, rowsOut + s0, ldc);
+                    if (valid > 4) conv_padded_tile_4_2(origin + 4, valid - 4, offs, rows, w + s0, ldw, cols, rowsOut + 4 * ldc + s0, ldc);
+                } else {
+                    conv_padded_tile_8_1(origin, valid, offs, rows, w + s0, ldw, cols, rowsOut + s0, ldc);
+                }
+                s0 += cols;
+            }
+        }
         p = q;
     }
     return 1;
@@ -353,7 +401,7 @@ static void conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t 
         }
         // Directly up to the start of the next row of tiles (an even output row).
         int64_t next = conv_min(p + (ow - ox) + ((oy + 1) % oh % 2 ? ow : 0), end);
-        conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, next - p, 0);
+        conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, next - p);
         p = next;
     }
 }
@@ -369,7 +417,7 @@ void kiln_conv2d_f32(const float *x, int64_t h, int64_t wd, int64_t c, int64_t o
             conv_avx512_winograd(x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, first, count);
         else if (c >= CONV_PADDED_MAX_C ||
                  !conv_avx512_padded(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out, ldc, first, count))
-            conv_avx512(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out, ldc, first, count, 0);
+            conv_avx512(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out, ldc, first, count);
         return;
     }
 #endif
