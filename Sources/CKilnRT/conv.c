@@ -50,6 +50,26 @@ static inline __mmask16 conv_lanes(int64_t count) {
     return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
 }
 
+// P positions x S strips of 16 output channels of zeroed accumulators, the strips masked to
+// `cols` columns; and their store to the `valid` rows of `out`.
+#define CONV_ACCUMULATORS(P, S)                                                                                      \
+    __m512 acc[P][S];                                                                                                \
+    for (int q = 0; q < P; q++)                                                                                      \
+        for (int s = 0; s < S; s++) acc[q][s] = _mm512_setzero_ps();                                                 \
+    __mmask16 mask[S];                                                                                               \
+    for (int s = 0; s < S; s++) mask[s] = conv_lanes(cols - 16 * s);
+// Position q's input (an expression of q) times the strips' filter row wv, into its accumulators.
+#define CONV_MULTIPLY_ADD(P, S, INPUT)                                                                               \
+    _Pragma("GCC unroll 16") for (int q = 0; q < P; q++) {                                                           \
+        __m512 a = _mm512_set1_ps(INPUT);                                                                            \
+        for (int s = 0; s < S; s++) acc[q][s] = _mm512_fmadd_ps(a, wv[s], acc[q][s]);                                \
+    }
+#define CONV_STORE(P, S)                                                                                             \
+    for (int q = 0; q < P; q++) {                                                                                    \
+        if (q >= valid) break;                                                                                       \
+        for (int s = 0; s < S; s++) _mm512_mask_storeu_ps(out + q * ldc + 16 * s, mask[s], acc[q][s]);               \
+    }
+
 // P positions (rows of `out`, `valid` of them real) by S strips of 16 output channels from s0:
 // P*S accumulators, each multiply-add's input broadcast from the image.
 #define CONV_TILE(P, S)                                                                                              \
@@ -57,11 +77,7 @@ static inline __mmask16 conv_lanes(int64_t count) {
                                                     int64_t valid, int64_t h, int64_t wd, int64_t c, int64_t kh,    \
                                                     int64_t kw, int64_t dy, int64_t dx, const float *w, int64_t ldw, \
                                                     int64_t cols, float *out, int64_t ldc) {                        \
-        __m512 acc[P][S];                                                                                            \
-        for (int q = 0; q < P; q++)                                                                                  \
-            for (int s = 0; s < S; s++) acc[q][s] = _mm512_setzero_ps();                                             \
-        __mmask16 mask[S];                                                                                           \
-        for (int s = 0; s < S; s++) mask[s] = conv_lanes(cols - 16 * s);                                             \
+        CONV_ACCUMULATORS(P, S)                                                                                      \
         for (int64_t ky = 0; ky < kh; ky++)                                                                          \
             for (int64_t kx = 0; kx < kw; kx++) {                                                                    \
                 /* Chosen without branches: at an image's border they would be mispredicted. */                       \
@@ -76,16 +92,10 @@ static inline __mmask16 conv_lanes(int64_t count) {
                 for (int64_t ci = 0; ci < c; ci++) {                                                                 \
                     __m512 wv[S];                                                                                    \
                     for (int s = 0; s < S; s++) wv[s] = _mm512_maskz_loadu_ps(mask[s], wr + ci * ldw + 16 * s);      \
-                    _Pragma("GCC unroll 16") for (int q = 0; q < P; q++) {                                           \
-                        __m512 a = _mm512_set1_ps(src[q][ci]);                                                       \
-                        for (int s = 0; s < S; s++) acc[q][s] = _mm512_fmadd_ps(a, wv[s], acc[q][s]);                \
-                    }                                                                                                \
+                    CONV_MULTIPLY_ADD(P, S, src[q][ci])                                                              \
                 }                                                                                                    \
             }                                                                                                        \
-        for (int q = 0; q < P; q++) {                                                                                \
-            if (q >= valid) break;                                                                                   \
-            for (int s = 0; s < S; s++) _mm512_mask_storeu_ps(out + q * ldc + 16 * s, mask[s], acc[q][s]);           \
-        }                                                                                                            \
+        CONV_STORE(P, S)                                                                                             \
     }
 // Two strips (32 channels) for 8 positions, or one strip for 16: 16 accumulators either way.
 CONV_TILE(8, 2)
@@ -144,24 +154,14 @@ static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_
     KILN_CONV_AVX512 static void conv_padded_tile_##P##_##S(const float *const *origin, int64_t valid, const int64_t *offs, \
                                                            int64_t rows, const float *w, int64_t ldw, int64_t cols,  \
                                                            float *out, int64_t ldc) {                                \
-        __m512 acc[P][S];                                                                                            \
-        for (int q = 0; q < P; q++)                                                                                  \
-            for (int s = 0; s < S; s++) acc[q][s] = _mm512_setzero_ps();                                             \
-        __mmask16 mask[S];                                                                                           \
-        for (int s = 0; s < S; s++) mask[s] = conv_lanes(cols - 16 * s);                                             \
+        CONV_ACCUMULATORS(P, S)                                                                                      \
         for (int64_t k = 0; k < rows; k++) {                                                                         \
             __m512 wv[S];                                                                                            \
             for (int s = 0; s < S; s++) wv[s] = _mm512_maskz_loadu_ps(mask[s], w + k * ldw + 16 * s);                \
             int64_t o = offs[k];                                                                                     \
-            for (int q = 0; q < P; q++) {                                                                            \
-                __m512 a = _mm512_set1_ps(origin[q][o]);                                                             \
-                for (int s = 0; s < S; s++) acc[q][s] = _mm512_fmadd_ps(a, wv[s], acc[q][s]);                        \
-            }                                                                                                        \
+            CONV_MULTIPLY_ADD(P, S, origin[q][o])                                                                    \
         }                                                                                                            \
-        for (int q = 0; q < P; q++) {                                                                                \
-            if (q >= valid) break;                                                                                   \
-            for (int s = 0; s < S; s++) _mm512_mask_storeu_ps(out + q * ldc + 16 * s, mask[s], acc[q][s]);           \
-        }                                                                                                            \
+        CONV_STORE(P, S)                                                                                             \
     }
 // 8 accumulators either way: enough independent sums to keep the multiply-adds flowing.
 CONV_PADDED_TILE(4, 2)
