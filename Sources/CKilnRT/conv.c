@@ -302,7 +302,7 @@ static void wino_tiles(const float *const *images, const int64_t *iy0, const int
 #define WINO_PRODUCT(S)                                                                                              \
     KILN_CONV_AVX512 static void wino_product_##S(const float *v, const float *u, int64_t c, int64_t ldu, float *mm) { \
         for (int point = 0; point < 16; point++) {                                                                   \
-            const float *vp = v + point * WINO_TILES * WINO_MAX_C, *up = u + point * c * ldu;                                 \
+            const float *vp = v + point * WINO_TILES * WINO_MAX_C, *up = u + point * c * ldu;                        \
             __m512 acc[WINO_TILES][S];                                                                               \
             for (int t = 0; t < WINO_TILES; t++)                                                                     \
                 for (int s = 0; s < S; s++) acc[t][s] = _mm512_setzero_ps();                                         \
@@ -310,7 +310,7 @@ static void wino_tiles(const float *const *images, const int64_t *iy0, const int
                 __m512 wv[S];                                                                                        \
                 for (int s = 0; s < S; s++) wv[s] = _mm512_loadu_ps(up + k * ldu + 16 * s);                          \
                 _Pragma("GCC unroll 8") for (int t = 0; t < WINO_TILES; t++) {                                       \
-                    __m512 a = _mm512_set1_ps(vp[t * WINO_MAX_C + k]);                                                        \
+                    __m512 a = _mm512_set1_ps(vp[t * WINO_MAX_C + k]);                                               \
                     for (int s = 0; s < S; s++) acc[t][s] = _mm512_fmadd_ps(a, wv[s], acc[t][s]);                    \
                 }                                                                                                    \
             }                                                                                                        \
@@ -352,7 +352,7 @@ static void conv_winograd(const float *x, int64_t h, int64_t wd, int64_t c, int6
     int64_t ldu = wino_columns(co);
     float u[16 * c * ldu];
     float v[16 * WINO_TILES * WINO_MAX_C];
-    float mm[16 * WINO_TILES * 32] __attribute__((aligned(64)));
+    float mm[16 * WINO_TILES * 32];
     wino_filter(w, ldw, c, co, u, ldu);
     const float *images[WINO_TILES];
     int64_t iy0[WINO_TILES], ix0[WINO_TILES], rows0[WINO_TILES], oys[WINO_TILES], oxs[WINO_TILES];

@@ -196,22 +196,19 @@ extension KernelWriter {
         let t = u.type!, ps = types[u.operands[0]]!.shape, bt = types[d.operands[1]]!
         let ci = t.shape[3], co = types[d.operands[0]]!.shape[1], taps = window[0] * window[1]
         let flipped = r.stackArray(.f32, count: taps * co * ci, name: "flipped filter of %\(d.id)")
-        // The images are the part's share; the filter is flipped whole.
-        let images = splitRange
+        // The images are the part's share (one call of the kernel below); the filter is flipped whole.
+        let (begin, end) = splitRange ?? (c64(0), c64(t.shape[0]))
         splitRange = nil
         loopNest([taps, co, ci]) { idx in
             let m = idx.multi
             let k = r.int(.add, r.int(.mul, r.int(.sub, c64(taps - 1), m[0]), c64(ci)), m[2])
             store(element(d.operands[1], Index(multi: tb ? [k, m[1]] : [m[1], k], shape: bt.shape, writer: self)), flipped, idx.linear, .float32)
         }
-        splitRange = images
         let dy = bufferPointer(d.operands[0])!, out = base(u.id)!, pixels = image[0] * image[1]
         // The flipped window reaches as far before a position as the original reached after it.
         let flippedLow = (0..<2).map { (window[$0] - 1) * dil[$0] - lo[$0] }
         // One call for the part's images: the kernel prepares the filter (Winograd's transform)
         // once per call.
-        let (begin, end) = images ?? (c64(0), c64(t.shape[0]))
-        splitRange = nil
         convolutionCall(image: dy, [ps[0], ps[1], ps[2], co], outSize: image, window: window, strides: [1, 1], dilations: dil, padLow: flippedLow,
                         filter: flipped, ldw: ci, co: ci, out: out, ldc: ci, first: r.int(.mul, begin, c64(pixels)),
                         count: r.int(.mul, r.int(.sub, end, begin), c64(pixels)))
