@@ -91,6 +91,7 @@ public struct LLVMBackend: Backend {
             }
             stats.loadMs = (built.map(\.codegenMs).max() ?? 0) + Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
             stats.optimizeMs = built.map(\.optimizeMs).max() ?? 0
+            stats.moduleMs = built.filter { !$0.fromDisk }.map { $0.optimizeMs + $0.codegenMs }
             stats.objectsFromDisk = built.filter(\.fromDisk).count
             stats.objectsCompiled = shards - stats.objectsFromDisk
             if options.keepSource { stats.source = built.compactMap(\.llvmIR).joined(separator: "\n") }

@@ -68,6 +68,9 @@ public struct CompileStats: Sendable {
     public var loadMs = 0.0
     /// Modules compiled in parallel (the phase times are the slowest's).
     public var shards = 1
+    /// Each module's optimisation and code generation, in milliseconds (how evenly the kernels
+    /// were shared out); empty when nothing was compiled.
+    public var moduleMs: [Double] = []
     /// Of those modules (or the one C file): how many went through the compiler, how many came
     /// from the disk cache (`CodeCache`), and how many were linked in this process already by
     /// another executable of the same code.

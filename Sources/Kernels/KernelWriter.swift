@@ -195,11 +195,12 @@ public final class KernelWriter {
     /// than one large one (and each is a unit a worker pool can split).
     ///
     /// With `shards` > 1 the executable is rendered as that many modules (compiled in parallel):
-    /// this one defines the kernels whose index is `shard` modulo `shards` (exported, so the
-    /// others can link to them), and shard 0 also defines the entry, which declares the rest.
+    /// this one defines the kernels `shardOwners` gives it (exported, so the others can link
+    /// to them), and shard 0 also defines the entry, which declares the rest.
     public func write(entryName: String, shard: Int = 0, of shards: Int = 1) {
         precondition(!target.workItems, "a work-item target is written as a DeviceProgram")
         let sharded = shards > 1
+        let owners = shardOwners(shards)
         // Per plan kernel, the functions that compute it, called in order.
         var kernelFunctions: [[(RFunction, rows: Int?)]] = []
         for (n, k) in plan.kernels.enumerated() {
@@ -212,7 +213,7 @@ public final class KernelWriter {
                 case .items, .groups, .library: preconditionFailure("a device run on a native target")
                 }
                 let fn = RFunction(name: p.name, ranged: rows != nil)
-                if n % shards == shard {
+                if owners[n] == shard {
                     function(fn, exported: sharded, kernel: true, p.body)
                 } else if shard == 0 {
                     r.declare(fn)

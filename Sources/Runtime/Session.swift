@@ -676,7 +676,9 @@ public final class Session: @unchecked Sendable {
             let ms = { (a: DispatchTime, b: DispatchTime) in String(format: "%.2f", Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e6) }
             Debug.log("compiled \(name) with the \(exe.backendName) backend (\(backend.target.name))\(device.map { " on \($0.shortName)" } ?? ""): fetches [\(fetches.map(\.name).joined(separator: ", "))] feeds [\(feeds.map(\.0.name).joined(separator: ", "))] targets [\(targets.map(\.name).joined(separator: ", "))]")
             Debug.log("  \(opCount) graph ops -> \(lowered.function.body.count) IR instructions -> \(plan.kernels.count) kernel(s), \(inline) value(s) fused into consumers, arena \(plan.arenaBytes) B")
-            Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), \(exe.backendName) emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), load \(String(format: "%.2f", exe.stats.loadMs))\(exe.stats.shards > 1 ? " (\(exe.stats.shards) modules in parallel)" : "")\(exe.stats.optimisedForOneRun ? ", optimised for one run" : "")")
+            let eachModule = exe.stats.moduleMs.count > 1 ? ": " + exe.stats.moduleMs.map { String(format: "%.1f", $0) }.joined(separator: ", ") + " ms each" : ""
+            let modules = exe.stats.shards > 1 ? " (\(exe.stats.shards) modules in parallel\(eachModule))" : ""
+            Debug.log("  compile \(ms(start, DispatchTime.now())) ms: lower \(ms(start, t0)), passes \(ms(t0, t1)), \(exe.backendName) emit \(String(format: "%.2f", exe.stats.emitMs)), optimize \(String(format: "%.2f", exe.stats.optimizeMs)), load \(String(format: "%.2f", exe.stats.loadMs))\(modules)\(exe.stats.optimisedForOneRun ? ", optimised for one run" : "")")
             let objects = exe.stats
             if objects.objectsCompiled + objects.objectsFromDisk + objects.objectsShared > 0 {
                 Debug.log("  code: \(objects.objectsCompiled) object(s) compiled, \(objects.objectsFromDisk) from the disk cache, \(objects.objectsShared) linked already")
