@@ -194,7 +194,7 @@ public struct LLVMBackend: Backend {
 
     /// How the module is optimised, for the cache key: a change here must change the key.
     static func pipeline(_ options: CompileOptions) -> String {
-        passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-level-\(codeGenLevel(options).rawValue)"
+        passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-level-\(codeGenLevel(options).rawValue) " + llvmOptions.joined(separator: " ")
     }
 
     func renderShard(_ f: Function, plan: KernelPlan, shard: Int, of shards: Int, options: CompileOptions, keyed: Bool) throws -> RenderedShard {
