@@ -8,13 +8,14 @@ import KilnPasses
 /// on one shard, 11 ms of optimising beside 2.4, and its training step's heaviest loops likewise,
 /// 25 ms of code generation beside 17.)
 extension KernelWriter {
-    /// The shard of each plan kernel (by kernel index) among `shards`.
-    func shardOwners(_ shards: Int) -> [Int] {
+    /// The shard of each plan kernel (by kernel index) among `shards`, given each kernel's
+    /// functions (`nativeParts`).
+    func shardOwners(_ parts: [[KernelPart]], _ shards: Int) -> [Int] {
         guard shards > 1 else { return Array(repeating: 0, count: plan.kernels.count) }
         var load = Array(repeating: 0, count: shards)
         load[0] = 4 + plan.kernels.count / 8   // the entry: a call and a fault test per kernel
         var owners = Array(repeating: 0, count: plan.kernels.count)
-        let costs = plan.kernels.enumerated().map { codeCost($1, $0) }
+        let costs = zip(plan.kernels, parts).map { codeCost($0, $1) }
         // Longest first; equal costs keep kernel order, so the assignment (and with it each
         // shard's code-cache key) depends on the plan alone.
         for n in costs.indices.sorted(by: { (costs[$0], $1) > (costs[$1], $0) }) {
@@ -34,7 +35,7 @@ extension KernelWriter {
     /// element function (exp, log, ...) is a long polynomial in every copy of the loop; a random
     /// draw (counter hash, Box-Muller, a rejection loop) outweighs the rest. A product is one
     /// runtime call.
-    func codeCost(_ k: KernelPlan.Kernel, _ n: Int) -> Int {
+    func codeCost(_ k: KernelPlan.Kernel, _ parts: [KernelPart]) -> Int {
         switch k {
         case .product, .accumulatedProduct: return 1
         case .resultCopies(let copies): return 1 + copies.count / 4
@@ -55,7 +56,7 @@ extension KernelWriter {
             }
         }
         let elements = computed.flatMap { types[$0]?.elementCount } ?? Int.max
-        let loops = parts(of: k, n, entryName: "").map { part -> Int in
+        let loops = parts.map { part -> Int in
             if computing + costly + random == 0 { return 1 }
             if elements <= 16 { return 2 }
             if case .rows = part.run { return 8 }

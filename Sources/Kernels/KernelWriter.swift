@@ -200,12 +200,13 @@ public final class KernelWriter {
     public func write(entryName: String, shard: Int = 0, of shards: Int = 1) {
         precondition(!target.workItems, "a work-item target is written as a DeviceProgram")
         let sharded = shards > 1
-        let owners = shardOwners(shards)
+        let allParts = nativeParts(entryName: entryName)
+        let owners = shardOwners(allParts, shards)
         // Per plan kernel, the functions that compute it, called in order.
         var kernelFunctions: [[(RFunction, rows: Int?)]] = []
-        for (n, k) in plan.kernels.enumerated() {
+        for (n, kernelParts) in allParts.enumerated() {
             kernelFunctions.append([])
-            for p in parts(of: k, n, entryName: entryName) + [nonFiniteCountPart(k, n, entryName: entryName)].compactMap({ $0 }) {
+            for p in kernelParts {
                 let rows: Int?
                 switch p.run {
                 case .once: rows = nil
@@ -231,6 +232,14 @@ public final class KernelWriter {
                 if mayFault(plan.kernels[n]) { returnIfFaulted() }
             }
             profileTick(kernelFunctions.count)
+        }
+    }
+
+    /// Per plan kernel, the functions a native entry calls for it: its parts, then its non-finite
+    /// count (the debugger's build).
+    func nativeParts(entryName: String) -> [[KernelPart]] {
+        plan.kernels.enumerated().map { n, k in
+            parts(of: k, n, entryName: entryName) + [nonFiniteCountPart(k, n, entryName: entryName)].compactMap { $0 }
         }
     }
 

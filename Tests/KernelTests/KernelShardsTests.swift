@@ -30,7 +30,8 @@ final class KernelShardsTests: XCTestCase {
 
     func testTheRandomDrawsGoToDifferentShardsAndTheLoadsStayWithinOneKernel() throws {
         let w = try writer()
-        let owners = w.shardOwners(2)
+        let parts = w.nativeParts(entryName: "init")
+        let owners = w.shardOwners(parts, 2)
         XCTAssertEqual(owners.count, w.plan.kernels.count)
         XCTAssert(owners.allSatisfy { (0..<2).contains($0) }, "\(owners)")
         let draws = w.plan.kernels.indices.filter { n in
@@ -39,7 +40,7 @@ final class KernelShardsTests: XCTestCase {
         }
         XCTAssertEqual(draws.count, 2, "\(w.plan.kernels)")
         XCTAssertNotEqual(owners[draws[0]], owners[draws[1]], "both random draws on one shard: \(owners)")
-        let costs = w.plan.kernels.indices.map { w.codeCost(w.plan.kernels[$0], $0) }
+        let costs = w.plan.kernels.indices.map { w.codeCost(w.plan.kernels[$0], parts[$0]) }
         XCTAssertGreaterThan(costs[draws[0]], costs.enumerated().filter { !draws.contains($0.offset) }.map(\.element).max()!)
         var load = [0, 0]
         for (n, s) in owners.enumerated() { load[s] += costs[n] }
@@ -48,10 +49,11 @@ final class KernelShardsTests: XCTestCase {
 
     func testTheAssignmentDependsOnThePlanAlone() throws {
         let a = try writer(), b = try writer()
-        for shards in 1...4 { XCTAssertEqual(a.shardOwners(shards), b.shardOwners(shards)) }
-        XCTAssertEqual(a.shardOwners(1), Array(repeating: 0, count: a.plan.kernels.count))
+        let pa = a.nativeParts(entryName: "init"), pb = b.nativeParts(entryName: "init")
+        for shards in 1...4 { XCTAssertEqual(a.shardOwners(pa, shards), b.shardOwners(pb, shards)) }
+        XCTAssertEqual(a.shardOwners(pa, 1), Array(repeating: 0, count: a.plan.kernels.count))
         // More shards than kernels: each kernel its own shard at most, none left out.
-        let many = a.shardOwners(a.plan.kernels.count + 3)
+        let many = a.shardOwners(pa, a.plan.kernels.count + 3)
         XCTAssertEqual(Set(many).count, many.count)
     }
 }
