@@ -152,30 +152,28 @@ public struct LLVMBackend: Backend {
     static let placeholder = "kiln__code"
 
     /// The optimisation pipeline for Kiln's kernels: the function passes of LLVM's O3 that act on
-    /// rendered loops (scalar clean-up, loop canonical form, vectorisation, clean-up again),
-    /// without O3's module and call-graph passes. A kernel calls only the runtime, never another
-    /// kernel it could inline, so the inliner's call-graph walk, interprocedural constant
-    /// propagation and attribute inference found nothing and cost a fifth of the MLP step's
-    /// compile (compile_mlp_sgd 43.7-45.2 ms with O3, 38.9-41.7 ms with this; run times the
-    /// same within noise in `kiln bench`). Induction-variable simplification and load
-    /// elimination across iterations are left out too: the rendered loops already count one i64
-    /// up to a constant, which is all the vectoriser needs, and the two were a third of the
-    /// optimiser's time on the digits training step, whose loops vectorise the same (but for
-    /// three of 16 elements) at the same steps per second. So are loop deletion (kernels have no
-    /// dead loops), alignment from assumptions (the renderer emits none) and the clean-up before
-    /// vectorising: without them the step's optimised modules are identical, line for line. The
-    /// five together: the step's 94 kernels optimised in 63 ms, not 123 (medians of 32 compiles).
-    static let kernelPasses = "function(" + [
+    /// rendered loops (scalar clean-up, rotation, vectorisation, clean-up again). Left out, each
+    /// measured: O3's module and call-graph passes (a kernel calls only the runtime, so the inliner
+    /// and interprocedural passes found nothing and cost a fifth of the MLP step's compile);
+    /// induction-variable simplification and loop load elimination (rendered loops already count
+    /// one i64 up to a constant, all the vectoriser needs; the two were a third of the optimiser's
+    /// time on the digits step, run time the same); loop deletion, alignment from assumptions and
+    /// the clean-up before vectorising (the digits step's optimised modules are identical without
+    /// them). The digits step's 94 kernels optimise in 63 ms with this, 123 with those five.
+    static let kernelPasses = functionPasses([
         "sroa", "early-cse<memssa>", "simplifycfg", "instcombine",
         "loop-mssa(licm)", "loop-rotate", "gvn", "instcombine",
         "loop-vectorize", "instcombine", "simplifycfg", "slp-vectorizer", "instcombine",
         "loop-mssa(licm)", "instsimplify", "simplifycfg",
-    ].joined(separator: ",") + ")"
+    ])
 
     /// For code that runs once (variable initialisers): scalar clean-up and the loop vectoriser
-    /// only, so fills still run in vector registers. LLVM's O1 cost twice as much (the digits
-    /// initialiser's 51 kernels: 35 -> 23 ms, medians of 32 compiles; compile_mlp_sgd 46 -> 41 ms).
-    static let oneRunPasses = "function(sroa,early-cse<memssa>,instcombine,loop-vectorize,simplifycfg)"
+    /// only, so fills still run in vector registers; LLVM's O1 took twice as long (the digits
+    /// initialiser's 51 kernels: 35 -> 23 ms).
+    static let oneRunPasses = functionPasses(["sroa", "early-cse<memssa>", "instcombine", "loop-vectorize", "simplifycfg"])
+
+    /// A pipeline of function passes in LLVM's textual form.
+    private static func functionPasses(_ names: [String]) -> String { "function(" + names.joined(separator: ",") + ")" }
 
     /// The pipeline: the kernels', or for code that runs once the lightest that still vectorises.
     static func passes(_ options: CompileOptions) -> String { options.runsOnce ? oneRunPasses : kernelPasses }
