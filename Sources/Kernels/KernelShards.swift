@@ -41,10 +41,10 @@ extension KernelWriter {
         case .resultCopies(let copies): return 1 + copies.count / 4
         default: break
         }
-        // The fusion group is keyed by the kernel's value (a write's is the write); the loop runs
-        // over the computed value's elements.
+        // The fusion group is keyed by the kernel's value (writes' is the first write); the loop
+        // runs over the computed value's elements.
         var computed = k.value
-        if case .write(_, _, let v) = k { computed = v }
+        if case .writes(let ws) = k { computed = ws[0].value }
         var computing = 0, costly = 0, random = 0
         for id in k.value.map({ [$0] + (plan.fused[$0] ?? []) }) ?? [] {
             switch inst[id]?.op {

@@ -153,11 +153,14 @@ public final class KernelWriter {
             let pooled = target.ownProduct(m: inst[blocks.patches]!.type!.shape[3], n: inst[d]!.type!.shape[1], k: blocks.rows)
             return [part(name, pooled ? .rows(parts) : .once) { [self] in writePatchGradientParts(inst[d]!, blocks, parts: parts, scratch: scratch) },
                     part(name + "_sum", .once) { [self] in writePartsSum(inst[d]!, parts, scratch: scratch, wide: nil) }]
-        case .write(_, let variable, let value):
-            let t = types[value]!
-            return [part(name, elementwise(t.shape)) { [self] in
-                let out = base(variable)!
-                loopNest(t.shape) { idx in store(element(value, idx), out, idx.linear, t.dtype) }
+        case .writes(let ws):
+            let shape = types[ws[0].value]!.shape
+            return [part(name, elementwise(shape)) { [self] in
+                let outs = ws.map { base($0.variable)! }
+                // Each write's loads come after the stores of the writes before it.
+                loopNest(shape) { idx in
+                    for (w, out) in zip(ws, outs) { store(element(w.value, idx), out, idx.linear, types[w.value]!.dtype) }
+                }
             }]
         case .accumulatedProduct(_, let variable, let dot, let scale):
             if device { notPlanned() }

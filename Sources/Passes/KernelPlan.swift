@@ -40,8 +40,11 @@ public struct KernelPlan: Sendable {
         case wideConcat(concat: Int)
         /// A matrix product into its buffer.
         case product(Int)
-        /// `variable = value`, the value's expression fused into the write's loop.
-        case write(write: Int, variable: Int, value: Int)
+        /// Variable writes sharing one loop over their values' common shape, each
+        /// `variable = value` in order at every element with its value's expression fused into
+        /// the loop: a single write, or several of one shape that read no written variable at
+        /// another element (an optimiser's updates of a variable and its slots, `Fusion.sharesWriteLoop`).
+        case writes([VariableWrite])
         /// A descent step `variable -= scale * dot` (write id `write`): the product accumulates
         /// into the variable, so it has no buffer.
         case accumulatedProduct(write: Int, variable: Int, dot: Int, scale: Int)
@@ -65,13 +68,15 @@ public struct KernelPlan: Sendable {
         /// buffers after every other kernel.
         case resultCopies([ResultCopy])
 
-        /// The instruction the kernel computes (the write, for writes), nil for result copies.
+        /// The instruction the kernel computes (the first write, for writes: `fused` lists the
+        /// others with the group), nil for result copies.
         public var value: Int? {
             switch self {
             case .loop(let v), .patches(let v), .reduction(let v), .argReduction(let v), .windowReduction(let v), .unpatches(let v),
                  .wideConcat(let v), .product(let v):
                 return v
-            case .write(let w, _, _), .accumulatedProduct(let w, _, _, _): return w
+            case .writes(let ws): return ws[0].write
+            case .accumulatedProduct(let w, _, _, _): return w
             case .perImageProduct(let u, _): return u
             case .patchProduct(let d, _), .patchGradient(let d, _, _, _): return d
             case .splitReduction(let r, _, _, _), .blockedReduction(let r, _): return r
@@ -105,6 +110,19 @@ public struct KernelPlan: Sendable {
         public init(offset: Int, blockRows: Int) {
             self.offset = offset
             self.blockRows = blockRows
+        }
+    }
+
+    /// `variable = value`, by the write's instruction id.
+    public struct VariableWrite: Hashable, Sendable {
+        public var write: Int
+        public var variable: Int
+        public var value: Int
+
+        public init(write: Int, variable: Int, value: Int) {
+            self.write = write
+            self.variable = variable
+            self.value = value
         }
     }
 
@@ -160,7 +178,7 @@ public struct KernelPlan: Sendable {
         fusion.separateWritesFromIndexMappedReads()
         fusion.runChecksBeforeWrites()
         fusion.copyReadsBeforeLaterWrites()
-        assignBuffers(fusion, scheduler)
+        assignBuffers(fusion, scheduler, sharingWriteLoops: fuse)
     }
 
     /// Concats of more operands than this get a kernel that writes each operand's elements in a
@@ -178,6 +196,10 @@ public struct KernelPlan: Sendable {
     /// the compile path above them, where 64 overflowed. Real fused expressions (an Adam step, a
     /// normalisation) are 10-20 deep.
     public static let fusedDepthLimit = 48
+
+    /// The most variable writes one loop shares: an Adam step's three (the variable and its two
+    /// slots) with room for one more, few enough that a group's function stays small for LLVM.
+    public static let writesPerLoopLimit = 4
 
     /// The most ops a value recomputed by each of its users may take (with its inline operands).
     public static let recomputedOpsLimit = 8

@@ -30,7 +30,7 @@ final class ProductKernelTests: XCTestCase {
                     if target.workItems {
                         // A device's library product takes alpha as an argument: the step is a
                         // product, then the write.
-                        guard case .product(6)? = exe.plan.kernels.first, case .write? = exe.plan.kernels.last, exe.plan.kernels.count == 2 else {
+                        guard case .product(6)? = exe.plan.kernels.first, case .writes? = exe.plan.kernels.last, exe.plan.kernels.count == 2 else {
                             return "planned \(exe.plan.kernels), expected a product and the variable's write"
                         }
                         return nil

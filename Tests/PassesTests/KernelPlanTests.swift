@@ -150,7 +150,7 @@ final class KernelPlanVariableTests: XCTestCase {
         XCTAssertEqual(plan.reasons[2], .readAfterWrite)
         XCTAssertNotNil(arenaOffset(plan, 2))
         // The copy runs before the write.
-        XCTAssertEqual(plan.kernels, [.loop(2), .write(write: 3, variable: 0, value: 1), .loop(4)])
+        XCTAssertEqual(plan.kernels, [.loop(2), .writes([.init(write: 3, variable: 0, value: 1)]), .loop(4)])
         XCTAssertEqual(plan.storage[0], .variable(param: 0))
     }
 
@@ -164,7 +164,7 @@ final class KernelPlanVariableTests: XCTestCase {
         }
         """)
         // Elementwise read-modify-write reads each element before overwriting it.
-        XCTAssertEqual(plan.kernels, [.write(write: 4, variable: 0, value: 3)])
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 4, variable: 0, value: 3)])])
         XCTAssertEqual(plan.storage[2], .inline)
         XCTAssertEqual(plan.storage[3], .inline)
     }
@@ -179,7 +179,7 @@ final class KernelPlanVariableTests: XCTestCase {
         }
         """)
         XCTAssertEqual(plan.storage[3], .inline)
-        XCTAssertEqual(plan.kernels, [.write(write: 4, variable: 0, value: 2), .loop(5)])
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 4, variable: 0, value: 2)]), .loop(5)])
     }
 
     func testReadUsedAfterAWriteThroughAnInlineChainIsMaterialised() throws {
@@ -210,7 +210,7 @@ final class KernelPlanVariableTests: XCTestCase {
         """)
         XCTAssertEqual(plan.reasons[2], .readsOverwrittenVariable)
         XCTAssertNotNil(arenaOffset(plan, 2))
-        XCTAssertEqual(plan.kernels, [.loop(2), .write(write: 3, variable: 0, value: 2)])
+        XCTAssertEqual(plan.kernels, [.loop(2), .writes([.init(write: 3, variable: 0, value: 2)])])
     }
 
     func testWriteOfAnElementwiseMixWithATransposedReadGetsABuffer() throws {
@@ -224,6 +224,110 @@ final class KernelPlanVariableTests: XCTestCase {
         }
         """)
         XCTAssertEqual(plan.reasons[3], .readsOverwrittenVariable)
+    }
+}
+
+/// Consecutive variable writes of one shape share a loop unless one reads a written variable at
+/// another element.
+final class KernelPlanSharedWriteTests: XCTestCase {
+    /// An Adam step: the two slots, then the variable reading both slots' new values.
+    static let adam = """
+    func @f(%0: f32[8] var "w", %1: f32[8] var "m", %2: f32[8] var "v", %3: f32[8] feed "g") {
+      %4 = var.read %1
+      %5 = add %4, %3
+      %6 = var.write %1, %5
+      %7 = var.read %2
+      %8 = mul %3, %3
+      %9 = add %7, %8
+      %10 = var.write %2, %9
+      %11 = var.read %1
+      %12 = var.read %2
+      %13 = sqrt %12
+      %14 = div %11, %13
+      %15 = var.read %0
+      %16 = sub %15, %14
+      %17 = var.write %0, %16
+      return
+    }
+    """
+
+    func testAnAdamStepsThreeWritesShareOneLoop() throws {
+        let (_, plan) = try planned(Self.adam)
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 6, variable: 1, value: 5), .init(write: 10, variable: 2, value: 9),
+                                               .init(write: 17, variable: 0, value: 16)])])
+        // The group lists every write after the first and every value computed in the loop.
+        XCTAssertEqual(Set(plan.fused[6] ?? []), [5, 10, 8, 9, 17, 13, 14, 16])
+        XCTAssertNil(plan.fused[10])
+    }
+
+    func testWritesShareNoLoopWithFusionOff() throws {
+        var f = try Parser.parse(Self.adam)
+        try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+        let writes = KernelPlan(f, fuse: false).kernels.filter { if case .writes = $0 { return true } else { return false } }
+        XCTAssertEqual(writes, [.writes([.init(write: 6, variable: 1, value: 5)]), .writes([.init(write: 10, variable: 2, value: 9)]),
+                                .writes([.init(write: 17, variable: 0, value: 16)])])
+    }
+
+    func testAWriteReadingAWrittenVariableThroughAnIndexMapHasItsOwnLoop() throws {
+        // The second write reads the first's variable transposed: element (i, j) needs (j, i),
+        // which one shared loop may not have written yet.
+        let (_, later) = try planned("""
+        func @f(%0: f32[3,3] var "a", %1: f32[3,3] var "b", %2: f32[3,3] feed "x") {
+          %3 = var.write %0, %2
+          %4 = var.read %0
+          %5 = transpose %4 perm=[1,0]
+          %6 = add %5, %2
+          %7 = var.write %1, %6
+          return
+        }
+        """)
+        XCTAssertEqual(later.kernels, [.writes([.init(write: 3, variable: 0, value: 2)]), .writes([.init(write: 7, variable: 1, value: 6)])])
+        // The first reads, transposed, the variable the second writes: (j, i) may be overwritten.
+        let (_, earlier) = try planned("""
+        func @f(%0: f32[3,3] var "a", %1: f32[3,3] var "b", %2: f32[3,3] feed "x") {
+          %3 = var.read %1
+          %4 = transpose %3 perm=[1,0]
+          %5 = add %4, %2
+          %6 = var.write %0, %5
+          %7 = var.write %1, %2
+          return
+        }
+        """)
+        XCTAssertEqual(earlier.kernels, [.writes([.init(write: 6, variable: 0, value: 5)]), .writes([.init(write: 7, variable: 1, value: 2)])])
+    }
+
+    func testWritesOfDifferentShapesHaveTheirOwnLoops() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] var "a", %1: f32[2,2] var "b", %2: f32[4] feed "x", %3: f32[2,2] feed "y") {
+          %4 = var.write %0, %2
+          %5 = var.write %1, %3
+          return
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 4, variable: 0, value: 2)]), .writes([.init(write: 5, variable: 1, value: 3)])])
+    }
+
+    func testWritesSeparatedByAnotherKernelHaveTheirOwnLoops() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] var "a", %1: f32[4] var "b", %2: f32[4] feed "x") {
+          %3 = var.write %0, %2
+          %4 = reduce.sum %2 axes=[0]
+          %5 = broadcast %4 shape=[4] dims=[]
+          %6 = add %5, %2
+          %7 = var.write %1, %6
+          return
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 3, variable: 0, value: 2)]), .reduction(4), .writes([.init(write: 7, variable: 1, value: 6)])])
+    }
+
+    func testAtMostTheLimitOfWritesShareALoop() throws {
+        let n = KernelPlan.writesPerLoopLimit + 1
+        let params = (0..<n).map { "%\($0): f32[4] var \"v\($0)\"" }.joined(separator: ", ")
+        let body = (0..<n).map { "  %\(n + 1 + $0) = var.write %\($0), %\(n)" }.joined(separator: "\n")
+        let (_, plan) = try planned("func @f(\(params), %\(n): f32[4] feed \"x\") {\n\(body)\n  return\n}")
+        let sizes = plan.kernels.map { k -> Int in if case .writes(let ws) = k { return ws.count } else { return 0 } }
+        XCTAssertEqual(sizes, [KernelPlan.writesPerLoopLimit, 1])
     }
 }
 
@@ -401,14 +505,14 @@ final class KernelPlanDescentStepTests: XCTestCase {
           return
         }
         """).1
-        XCTAssertEqual(readsW.kernels, [.product(6), .write(write: 9, variable: 0, value: 8)])
+        XCTAssertEqual(readsW.kernels, [.product(6), .writes([.init(write: 9, variable: 0, value: 8)])])
         XCTAssertEqual(readsW.reasons[6], .matrixProduct)
         // The gradient is also fetched.
         let fetched = try planned(step("%6 = dot %1, %2 transpose_a=true transpose_b=false").replacingOccurrences(of: "  return\n", with: "  return %6\n")).1
-        XCTAssertEqual(fetched.kernels, [.product(6), .write(write: 9, variable: 0, value: 8)])
+        XCTAssertEqual(fetched.kernels, [.product(6), .writes([.init(write: 9, variable: 0, value: 8)])])
         var f = try Parser.parse(step("%6 = dot %1, %2 transpose_a=true transpose_b=false"))
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
-        XCTAssertEqual(KernelPlan(f, fuse: false).kernels.last, .write(write: 9, variable: 0, value: 8))
+        XCTAssertEqual(KernelPlan(f, fuse: false).kernels.last, .writes([.init(write: 9, variable: 0, value: 8)]))
     }
 }
 

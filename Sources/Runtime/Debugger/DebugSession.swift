@@ -176,7 +176,8 @@ public final class DebugSession {
         let kernel = plan.kernels[n]
         var group = Set(kernel.value.flatMap { plan.fused[$0] } ?? [])
         switch kernel {
-        case .write(_, _, let value), .accumulatedProduct(_, _, let value, _): group.insert(value)
+        case .writes(let ws): group.formUnion(ws.map(\.value))
+        case .accumulatedProduct(_, _, let value, _): group.insert(value)
         default: if let v = kernel.value { group.insert(v) }
         }
         let byId = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
