@@ -4,9 +4,7 @@ import KilnIR
 /// with the scheduler's tactics, each kernel's fusion group, and the arena (buffers reused once
 /// their last reader has run).
 extension KernelPlan {
-    /// With `sharingWriteLoops`, consecutive variable writes that can share a loop share one
-    /// (`Fusion.sharesWriteLoop`); without, every write is a kernel (fusion off).
-    mutating func assignBuffers(_ fusion: Fusion, _ scheduler: Scheduler, sharingWriteLoops: Bool) {
+    mutating func assignBuffers(_ fusion: Fusion, _ scheduler: Scheduler) {
         let f = fusion.f, position = fusion.position, materialized = fusion.materialized
         views = fusion.views
         for (i, p) in f.params.enumerated() {
@@ -41,14 +39,6 @@ extension KernelPlan {
             if i.op == .varWrite {
                 let kernel = fusion.kernel(i)
                 if case .accumulatedProduct = kernel { reasons[i.id] = .stateUpdateByProduct }
-                // A write right after another write kernel joins its loop where it can: nothing
-                // ran between them, so it reads what it would have read one loop later.
-                if sharingWriteLoops, case .writes(let one) = kernel, case .writes(let group)? = kernels.last,
-                   fusion.sharesWriteLoop(group + one) {
-                    kernels[kernels.count - 1] = .writes(group + one)
-                    fused[group[0].write, default: []] += [i.id] + (fused.removeValue(forKey: i.id) ?? [])
-                    continue
-                }
                 kernels.append(kernel)
                 continue
             }

@@ -228,27 +228,6 @@ struct Fusion {
         }
     }
 
-    /// Whether consecutive variable writes `group` (in body order, nothing planned between them)
-    /// can share one loop, each written in order at every element: their values have one shape,
-    /// and no write's fused expression reads a variable the group writes through an index map (at
-    /// another element, which the shared loop may already have overwritten, or not yet). Reads at
-    /// the same element see what the separate loops would: earlier writes' values, later writes'
-    /// old ones (reads a later write would clobber first are copies, `copyReadsBeforeLaterWrites`).
-    func sharesWriteLoop(_ group: [KernelPlan.VariableWrite]) -> Bool {
-        guard group.count <= KernelPlan.writesPerLoopLimit, let shape = types[group[0].value]?.shape,
-              group.allSatisfy({ types[$0.value]?.shape == shape }) else { return false }
-        let written = Set(group.map(\.variable))
-        var remappedRead = false
-        for w in group {
-            inlineTree(w.write) { v, remapped in
-                if remapped, let i = inst[v], i.op == .varRead, written.contains(i.operands[0]) { remappedRead = true }
-            }
-            // A write of a variable's own read (a copy) is at the same element, never remapped.
-            if remappedRead { return false }
-        }
-        return true
-    }
-
     /// The kernel of materialised value `i` (or variable write) before the scheduler's tactics:
     /// its pattern, or the loop its op takes.
     func kernel(_ i: Instruction) -> KernelPlan.Kernel {

@@ -43,7 +43,7 @@ public struct KernelPlan: Sendable {
         /// Variable writes sharing one loop over their values' common shape, each
         /// `variable = value` in order at every element with its value's expression fused into
         /// the loop: a single write, or several of one shape that read no written variable at
-        /// another element (an optimiser's updates of a variable and its slots, `Fusion.sharesWriteLoop`).
+        /// another element (an optimiser's updates of a variable and its slots, WriteLoops.swift).
         case writes([VariableWrite])
         /// A descent step `variable -= scale * dot` (write id `write`): the product accumulates
         /// into the variable, so it has no buffer.
@@ -178,7 +178,8 @@ public struct KernelPlan: Sendable {
         fusion.separateWritesFromIndexMappedReads()
         fusion.runChecksBeforeWrites()
         fusion.copyReadsBeforeLaterWrites()
-        assignBuffers(fusion, scheduler, sharingWriteLoops: fuse)
+        assignBuffers(fusion, scheduler)
+        if fuse { shareWriteLoops(fusion) }
     }
 
     /// Concats of more operands than this get a kernel that writes each operand's elements in a
@@ -198,7 +199,7 @@ public struct KernelPlan: Sendable {
     public static let fusedDepthLimit = 48
 
     /// The most variable writes one loop shares: an Adam step's three (the variable and its two
-    /// slots) with room for one more, few enough that a group's function stays small for LLVM.
+    /// slots) and the variable's moving average, few enough that the loop stays small for LLVM.
     public static let writesPerLoopLimit = 4
 
     /// The most ops a value recomputed by each of its users may take (with its inline operands).

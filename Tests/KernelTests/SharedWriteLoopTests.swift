@@ -6,8 +6,8 @@ import KilnKernels
 /// Variable writes that share one loop (`KernelPlan.Kernel.writes`) leave every variable as
 /// separate loops would on every backend: an optimiser's slots and variable updated together,
 /// on the pool when large; reads of written variables at the same element seeing earlier writes'
-/// values and later writes' old ones; writes that read a written variable at another element
-/// kept apart.
+/// values and later writes' old ones; a write moved back past others to join a loop; writes that
+/// read a written variable at another element kept apart.
 final class SharedWriteLoopTests: XCTestCase {
     func values(_ shape: [Int], _ seed: Int, offset: Float = 0) throws -> Tensor {
         let n = shape.reduce(1, *)
@@ -99,7 +99,59 @@ final class SharedWriteLoopTests: XCTestCase {
           return
         }
         """)
+        // The average reads the incremented step: the increment is carried before w's update and
+        // the average joins w's loop.
+        let average = try KernelCase.parse("""
+        func @average(%0: f32[300] var "w", %1: f32[300] var "shadow", %2: f32[] var "step", %3: f32[300] feed "g") {
+          %4 = var.read %0
+          %5 = sub %4, %3
+          %6 = var.write %0, %5
+          %7 = var.read %2
+          %8 = constant f32[] 1.0
+          %9 = add %7, %8
+          %10 = var.write %2, %9
+          %11 = var.read %2
+          %12 = broadcast %11 shape=[300] dims=[]
+          %13 = var.read %1
+          %14 = var.read %0
+          %15 = sub %13, %14
+          %16 = div %15, %12
+          %17 = sub %13, %16
+          %18 = var.write %1, %17
+          return
+        }
+        """)
+        // Here w's update reads the step before its increment: nothing can move.
+        let pinned = try KernelCase.parse("""
+        func @pinned(%0: f32[300] var "w", %1: f32[300] var "shadow", %2: f32[] var "step", %3: f32[300] feed "g") {
+          %4 = var.read %0
+          %5 = var.read %2
+          %6 = broadcast %5 shape=[300] dims=[]
+          %7 = mul %3, %6
+          %8 = sub %4, %7
+          %9 = var.write %0, %8
+          %10 = var.read %2
+          %11 = constant f32[] 1.0
+          %12 = add %10, %11
+          %13 = var.write %2, %12
+          %14 = var.read %2
+          %15 = broadcast %14 shape=[300] dims=[]
+          %16 = var.read %1
+          %17 = var.read %0
+          %18 = sub %16, %17
+          %19 = div %18, %15
+          %20 = sub %16, %19
+          %21 = var.write %1, %20
+          return
+        }
+        """)
         let cases = [
+            KernelCase("a moving average after a step its variable's update reads", pinned,
+                       [try values([300], 1), try values([300], 2), Tensor(Float(3)), try values([300], 3)], agreement: .exact),
+            KernelCase("a moving average joining its variable's update past the step's", average,
+                       [try values([300], 1), try values([300], 2), Tensor(Float(3)), try values([300], 3)], agreement: .exact, inspect: { exe, _ in
+                Self.writeGroups(exe) == [1, 2] ? nil : "planned \(exe.plan.kernels), expected the step's write, then w's and the average's in one loop"
+            }),
             try adam([37]),
             // Large enough to be split across the worker pool by rows.
             try adam([256, 160]),

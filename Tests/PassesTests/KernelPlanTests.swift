@@ -321,6 +321,79 @@ final class KernelPlanSharedWriteTests: XCTestCase {
         XCTAssertEqual(plan.kernels, [.writes([.init(write: 3, variable: 0, value: 2)]), .reduction(4), .writes([.init(write: 7, variable: 1, value: 6)])])
     }
 
+    /// A moving average of w reading the step counter after its increment: the increment is
+    /// carried before w's update (neither reads what the other writes), and the average joins
+    /// w's loop.
+    func testAWriteMovesBackPastIndependentKernelsToJoinALoopOfItsShape() throws {
+        let (_, plan) = try planned("""
+        func @f(%0: f32[8] var "w", %1: f32[8] var "shadow", %2: f32[] var "step", %3: f32[8] feed "g") {
+          %4 = var.read %0
+          %5 = sub %4, %3
+          %6 = var.write %0, %5
+          %7 = var.read %2
+          %8 = constant f32[] 1.0
+          %9 = add %7, %8
+          %10 = var.write %2, %9
+          %11 = var.read %2
+          %12 = broadcast %11 shape=[8] dims=[]
+          %13 = var.read %1
+          %14 = var.read %0
+          %15 = sub %13, %14
+          %16 = div %15, %12
+          %17 = sub %13, %16
+          %18 = var.write %1, %17
+          return
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 10, variable: 2, value: 9)]),
+                                      .writes([.init(write: 6, variable: 0, value: 5), .init(write: 18, variable: 1, value: 17)])])
+    }
+
+    func testAWriteStaysAfterTheKernelsItDependsOn() throws {
+        // w's update reads the step before its increment, so the increment cannot move before
+        // it, and the average, which reads the incremented step, cannot move before the increment.
+        let (_, plan) = try planned("""
+        func @f(%0: f32[8] var "w", %1: f32[8] var "shadow", %2: f32[] var "step", %3: f32[8] feed "g") {
+          %4 = var.read %0
+          %5 = var.read %2
+          %6 = broadcast %5 shape=[8] dims=[]
+          %7 = mul %3, %6
+          %8 = sub %4, %7
+          %9 = var.write %0, %8
+          %10 = var.read %2
+          %11 = constant f32[] 1.0
+          %12 = add %10, %11
+          %13 = var.write %2, %12
+          %14 = var.read %2
+          %15 = broadcast %14 shape=[8] dims=[]
+          %16 = var.read %1
+          %17 = var.read %0
+          %18 = sub %16, %17
+          %19 = div %18, %15
+          %20 = sub %16, %19
+          %21 = var.write %1, %20
+          return
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 9, variable: 0, value: 8)]), .writes([.init(write: 13, variable: 2, value: 12)]),
+                                      .writes([.init(write: 21, variable: 1, value: 20)])])
+    }
+
+    func testNoWriteMovesBeforeACheck() throws {
+        // The second write reads nothing the checked kernel computes and would join the first's
+        // loop, but a run whose check fails must leave b as it was.
+        let (_, plan) = try planned("""
+        func @f(%0: f32[4] var "a", %1: f32[4] var "b", %2: f32[4] feed "x", %3: i32[4] feed "i") {
+          %4 = var.write %0, %2
+          %5 = check.nonzero %3 node="d" op="FloorDiv" message="Integer division by zero"
+          %6 = cast %5 to=f32
+          %7 = var.write %1, %2
+          return %6
+        }
+        """)
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 4, variable: 0, value: 2)]), .loop(6), .writes([.init(write: 7, variable: 1, value: 2)])])
+    }
+
     func testAtMostTheLimitOfWritesShareALoop() throws {
         let n = KernelPlan.writesPerLoopLimit + 1
         let params = (0..<n).map { "%\($0): f32[4] var \"v\($0)\"" }.joined(separator: ", ")
