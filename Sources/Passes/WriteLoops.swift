@@ -14,6 +14,8 @@ extension KernelPlan {
     static let writesCarriedLimit = 2
 
     mutating func shareWriteLoops(_ fusion: Fusion) {
+        // With fewer than two write kernels there is nothing to share: no footprints needed.
+        guard kernels.lazy.filter({ if case .writes = $0 { return true } else { return false } }).prefix(2).count == 2 else { return }
         var placed: [Kernel] = [], footprints: [Fusion.Footprint] = []
         for k in kernels {
             let mine = fusion.footprint(of: k)
@@ -112,11 +114,12 @@ extension Fusion {
             for n in nodes {
                 guard let i = inst[n] else { continue }
                 switch i.op {
-                case .varRead: fp.readVariables.insert(i.operands[0])
+                case .varRead:
+                    fp.readVariables.insert(i.operands[0])
+                    continue
                 case .check: fp.faults = true
                 default: break
                 }
-                if i.op == .varRead { continue }
                 for o in i.operands where materialized[o] != nil { fp.readValues.insert(o) }
             }
         }

@@ -1,6 +1,7 @@
 import XCTest
 import KilnIR
 import KilnPasses
+import KilnTestSupport
 
 /// Parses and types `text` the way the compiler does before planning.
 private func planned(_ text: String) throws -> (Function, KernelPlan) {
@@ -230,57 +231,27 @@ final class KernelPlanVariableTests: XCTestCase {
 /// Consecutive variable writes of one shape share a loop unless one reads a written variable at
 /// another element.
 final class KernelPlanSharedWriteTests: XCTestCase {
-    /// An Adam step: the two slots, then the variable reading both slots' new values.
-    static let adam = """
-    func @f(%0: f32[8] var "w", %1: f32[8] var "m", %2: f32[8] var "v", %3: f32[8] feed "g") {
-      %4 = var.read %1
-      %5 = add %4, %3
-      %6 = var.write %1, %5
-      %7 = var.read %2
-      %8 = mul %3, %3
-      %9 = add %7, %8
-      %10 = var.write %2, %9
-      %11 = var.read %1
-      %12 = var.read %2
-      %13 = sqrt %12
-      %14 = div %11, %13
-      %15 = var.read %0
-      %16 = sub %15, %14
-      %17 = var.write %0, %16
-      return
-    }
-    """
-
     func testAnAdamStepsThreeWritesShareOneLoop() throws {
-        let (_, plan) = try planned(Self.adam)
-        XCTAssertEqual(plan.kernels, [.writes([.init(write: 6, variable: 1, value: 5), .init(write: 10, variable: 2, value: 9),
-                                               .init(write: 17, variable: 0, value: 16)])])
+        let (_, plan) = try planned(WriteLoopPrograms.adam([8]))
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 13, variable: 1, value: 12), .init(write: 23, variable: 2, value: 22),
+                                               .init(write: 35, variable: 0, value: 34)])])
         // The group lists every write after the first and every value computed in the loop.
-        XCTAssertEqual(Set(plan.fused[6] ?? []), [5, 10, 8, 9, 17, 13, 14, 16])
-        XCTAssertNil(plan.fused[10])
+        XCTAssertEqual(Set(plan.fused[13] ?? []), [12, 10, 6, 11, 8, 23, 22, 19, 15, 21, 20, 17, 35, 34, 32, 26, 24, 31, 28, 30])
+        XCTAssertNil(plan.fused[23])
     }
 
     func testWritesShareNoLoopWithFusionOff() throws {
-        var f = try Parser.parse(Self.adam)
+        var f = try Parser.parse(WriteLoopPrograms.adam([8]))
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
         let writes = KernelPlan(f, fuse: false).kernels.filter { if case .writes = $0 { return true } else { return false } }
-        XCTAssertEqual(writes, [.writes([.init(write: 6, variable: 1, value: 5)]), .writes([.init(write: 10, variable: 2, value: 9)]),
-                                .writes([.init(write: 17, variable: 0, value: 16)])])
+        XCTAssertEqual(writes, [.writes([.init(write: 13, variable: 1, value: 12)]), .writes([.init(write: 23, variable: 2, value: 22)]),
+                                .writes([.init(write: 35, variable: 0, value: 34)])])
     }
 
     func testAWriteReadingAWrittenVariableThroughAnIndexMapHasItsOwnLoop() throws {
         // The second write reads the first's variable transposed: element (i, j) needs (j, i),
         // which one shared loop may not have written yet.
-        let (_, later) = try planned("""
-        func @f(%0: f32[3,3] var "a", %1: f32[3,3] var "b", %2: f32[3,3] feed "x") {
-          %3 = var.write %0, %2
-          %4 = var.read %0
-          %5 = transpose %4 perm=[1,0]
-          %6 = add %5, %2
-          %7 = var.write %1, %6
-          return
-        }
-        """)
+        let (_, later) = try planned(WriteLoopPrograms.transposedRead(3))
         XCTAssertEqual(later.kernels, [.writes([.init(write: 3, variable: 0, value: 2)]), .writes([.init(write: 7, variable: 1, value: 6)])])
         // The first reads, transposed, the variable the second writes: (j, i) may be overwritten.
         let (_, earlier) = try planned("""
@@ -325,56 +296,15 @@ final class KernelPlanSharedWriteTests: XCTestCase {
     /// carried before w's update (neither reads what the other writes), and the average joins
     /// w's loop.
     func testAWriteMovesBackPastIndependentKernelsToJoinALoopOfItsShape() throws {
-        let (_, plan) = try planned("""
-        func @f(%0: f32[8] var "w", %1: f32[8] var "shadow", %2: f32[] var "step", %3: f32[8] feed "g") {
-          %4 = var.read %0
-          %5 = sub %4, %3
-          %6 = var.write %0, %5
-          %7 = var.read %2
-          %8 = constant f32[] 1.0
-          %9 = add %7, %8
-          %10 = var.write %2, %9
-          %11 = var.read %2
-          %12 = broadcast %11 shape=[8] dims=[]
-          %13 = var.read %1
-          %14 = var.read %0
-          %15 = sub %13, %14
-          %16 = div %15, %12
-          %17 = sub %13, %16
-          %18 = var.write %1, %17
-          return
-        }
-        """)
-        XCTAssertEqual(plan.kernels, [.writes([.init(write: 10, variable: 2, value: 9)]),
-                                      .writes([.init(write: 6, variable: 0, value: 5), .init(write: 18, variable: 1, value: 17)])])
+        let (_, plan) = try planned(WriteLoopPrograms.movingAverage(8, scaledByStep: false))
+        XCTAssertEqual(plan.kernels, [.writes([.init(write: 13, variable: 2, value: 12)]),
+                                      .writes([.init(write: 9, variable: 0, value: 8), .init(write: 21, variable: 1, value: 20)])])
     }
 
     func testAWriteStaysAfterTheKernelsItDependsOn() throws {
         // w's update reads the step before its increment, so the increment cannot move before
         // it, and the average, which reads the incremented step, cannot move before the increment.
-        let (_, plan) = try planned("""
-        func @f(%0: f32[8] var "w", %1: f32[8] var "shadow", %2: f32[] var "step", %3: f32[8] feed "g") {
-          %4 = var.read %0
-          %5 = var.read %2
-          %6 = broadcast %5 shape=[8] dims=[]
-          %7 = mul %3, %6
-          %8 = sub %4, %7
-          %9 = var.write %0, %8
-          %10 = var.read %2
-          %11 = constant f32[] 1.0
-          %12 = add %10, %11
-          %13 = var.write %2, %12
-          %14 = var.read %2
-          %15 = broadcast %14 shape=[8] dims=[]
-          %16 = var.read %1
-          %17 = var.read %0
-          %18 = sub %16, %17
-          %19 = div %18, %15
-          %20 = sub %16, %19
-          %21 = var.write %1, %20
-          return
-        }
-        """)
+        let (_, plan) = try planned(WriteLoopPrograms.movingAverage(8, scaledByStep: true))
         XCTAssertEqual(plan.kernels, [.writes([.init(write: 9, variable: 0, value: 8)]), .writes([.init(write: 13, variable: 2, value: 12)]),
                                       .writes([.init(write: 21, variable: 1, value: 20)])])
     }
