@@ -4,9 +4,11 @@
 // over the patches cost a third of the product; here each multiply-add broadcasts its input
 // straight from the NHWC image (a window offset's channels are contiguous), so a convolution
 // runs at the speed of the product kernel's inner loop. A 3x3 window of unit stride and
-// dilation takes Winograd's F(2x2, 3x3) instead: fewer than half the multiply-adds.
+// dilation takes Winograd's F(4x4, 3x3) or F(2x2, 3x3) instead: a quarter or under half the
+// multiply-adds.
 #include "CKilnRT.h"
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 // Whether (iy, ix) lies inside an h x wd image.
@@ -218,91 +220,157 @@ static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, 
     return 1;
 }
 
-// Winograd F(2x2, 3x3) for 3x3 windows of unit stride and dilation: each 2x2 block of outputs
-// (a tile) comes from a 4x4 block of the image through 16 products of transformed values
-// instead of 36, so the multiply-adds fall 2.25x. The image's tiles are transformed (B^T d B,
-// adds only) a group of 8 at a time, the filter (G g G^T) once per call; for each of the 16
-// points the group's transformed tiles times the transformed filter is a small product over
-// the input channels, and A^T M A (adds only) turns the 16 points back into the 2x2 outputs.
-// Worth it where the products dominate the transforms (WINO_MIN_C input channels and up); the
-// scratch is bounded (at most 64 KiB of transformed filter, 32 KiB of transformed tiles).
+// Winograd F(m x m, 3x3) for 3x3 windows of unit stride and dilation, m = 2 or 4: each m x m
+// block of outputs (a tile) comes from the (m+2) x (m+2) block of the image around it through
+// (m+2)^2 products of transformed values instead of 9 m^2, so the multiply-adds fall 2.25x
+// (F(2x2, 3x3): 16 instead of 36) or 4x (F(4x4, 3x3): 36 instead of 144). The image's tiles are
+// transformed (B^T d B) a group of 8 at a time, the filter (G g G^T) once per call; for each
+// point the group's transformed tiles times the transformed filter is a small product over the
+// input channels, and A^T M A turns the points back into the tile's outputs. Worth it where
+// the products dominate the transforms (WINO_MIN_C input channels and up). 4x4 tiles where
+// they take fewer products over the image than 2x2 tiles (8x8 images: 4 tiles of 36 points
+// against 16 of 16); their transforms' larger factors (4, 5, 1/6, 1/24) cost a few more units in
+// the last place, well inside a product's rounding over 9 c terms.
 #define WINO_TILES 8
 #define WINO_MIN_C 8
 #define WINO_MAX_C 64
-#define WINO_MAX_FILTER (16 * 1024)
+// The transformed filter is points x c x (co rounded up to 16) floats; c times the rounded
+// columns at most this (144 KiB of 4x4 tiles' filter, with the tiles' scratch 252 KiB).
+#define WINO_MAX_CHANNEL_COLUMNS 1024
 
 static inline int64_t wino_columns(int64_t co) { return (co + 15) / 16 * 16; }
 
 static int wino_applies(int64_t c, int64_t co, int64_t kh, int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx) {
     return kh == 3 && kw == 3 && sy == 1 && sx == 1 && dy == 1 && dx == 1 && c >= WINO_MIN_C && c <= WINO_MAX_C &&
-           16 * c * wino_columns(co) <= WINO_MAX_FILTER;
+           c * wino_columns(co) <= WINO_MAX_CHANNEL_COLUMNS;
+}
+
+// The tile's side: 4 where the image's 4x4 tiles take fewer products than its 2x2 tiles.
+static int wino_tile(int64_t oh, int64_t ow) {
+    return (oh + 3) / 4 * ((ow + 3) / 4) * 36 < (oh + 1) / 2 * ((ow + 1) / 2) * 16 ? 4 : 2;
+}
+
+// The filter's transform G along one axis: 3 values to m + 2.
+KILN_CONV_AVX512
+static inline void wino_g(int m, const __m512 *g, __m512 *u) {
+    if (m == 2) {
+        const __m512 half = _mm512_set1_ps(0.5f), outer = _mm512_add_ps(g[0], g[2]);
+        u[0] = g[0];
+        u[1] = _mm512_mul_ps(half, _mm512_add_ps(outer, g[1]));
+        u[2] = _mm512_mul_ps(half, _mm512_sub_ps(outer, g[1]));
+        u[3] = g[2];
+        return;
+    }
+    const __m512 sixth = _mm512_set1_ps(-1.0f / 6), outer = _mm512_add_ps(g[0], g[2]);
+    // g0/24 + g2/6 and g1/12.
+    const __m512 even = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24), g[0], _mm512_mul_ps(_mm512_set1_ps(1.0f / 6), g[2]));
+    const __m512 odd = _mm512_mul_ps(_mm512_set1_ps(1.0f / 12), g[1]);
+    u[0] = _mm512_mul_ps(_mm512_set1_ps(0.25f), g[0]);
+    u[1] = _mm512_mul_ps(sixth, _mm512_add_ps(outer, g[1]));
+    u[2] = _mm512_mul_ps(sixth, _mm512_sub_ps(outer, g[1]));
+    u[3] = _mm512_add_ps(even, odd);
+    u[4] = _mm512_sub_ps(even, odd);
+    u[5] = g[2];
+}
+
+// The image's transform B^T along one axis: m + 2 values to m + 2.
+KILN_CONV_AVX512
+static inline void wino_bt(int m, const __m512 *d, __m512 *r) {
+    if (m == 2) {
+        r[0] = _mm512_sub_ps(d[0], d[2]);
+        r[1] = _mm512_add_ps(d[1], d[2]);
+        r[2] = _mm512_sub_ps(d[2], d[1]);
+        r[3] = _mm512_sub_ps(d[1], d[3]);
+        return;
+    }
+    const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+    const __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]), b = _mm512_fnmadd_ps(four, d[1], d[3]);   // d4 - 4 d2, d3 - 4 d1
+    const __m512 e = _mm512_sub_ps(d[4], d[2]), f = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+    r[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+    r[1] = _mm512_add_ps(a, b);
+    r[2] = _mm512_sub_ps(a, b);
+    r[3] = _mm512_add_ps(e, f);
+    r[4] = _mm512_sub_ps(e, f);
+    r[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+}
+
+// The outputs' transform A^T along one axis: m + 2 values to m.
+KILN_CONV_AVX512
+static inline void wino_at(int m, const __m512 *p, __m512 *y) {
+    if (m == 2) {
+        y[0] = _mm512_add_ps(_mm512_add_ps(p[0], p[1]), p[2]);
+        y[1] = _mm512_sub_ps(_mm512_sub_ps(p[1], p[2]), p[3]);
+        return;
+    }
+    const __m512 a = _mm512_add_ps(p[1], p[2]), b = _mm512_sub_ps(p[1], p[2]);
+    const __m512 c = _mm512_add_ps(p[3], p[4]), d = _mm512_sub_ps(p[3], p[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(p[0], a), c);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), p[5]);
 }
 
 // u[(point * c + ci) * ldu + j] = (G g G^T)[point] for filter column j; columns past co are 0.
 KILN_CONV_AVX512
-static void wino_filter(const float *w, int64_t ldw, int64_t c, int64_t co, float *u, int64_t ldu) {
-    const __m512 half = _mm512_set1_ps(0.5f);
+static void wino_filter(int m, const float *w, int64_t ldw, int64_t c, int64_t co, float *u, int64_t ldu) {
+    const int n = m + 2;
     for (int64_t ci = 0; ci < c; ci++)
         for (int64_t s0 = 0; s0 < ldu; s0 += 16) {
-            __mmask16 m = conv_lanes(co - s0);
-            __m512 g[3][3], t[4][3];
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++) g[a][b] = _mm512_maskz_loadu_ps(m, w + ((a * 3 + b) * c + ci) * ldw + s0);
+            __mmask16 mask = conv_lanes(co - s0);
+            __m512 t[6][3];
             for (int b = 0; b < 3; b++) {
-                __m512 outer = _mm512_add_ps(g[0][b], g[2][b]);
-                t[0][b] = g[0][b];
-                t[1][b] = _mm512_mul_ps(half, _mm512_add_ps(outer, g[1][b]));
-                t[2][b] = _mm512_mul_ps(half, _mm512_sub_ps(outer, g[1][b]));
-                t[3][b] = g[2][b];
+                __m512 g[3], col[6];
+                for (int a = 0; a < 3; a++) g[a] = _mm512_maskz_loadu_ps(mask, w + ((a * 3 + b) * c + ci) * ldw + s0);
+                wino_g(m, g, col);
+                for (int i = 0; i < n; i++) t[i][b] = col[i];
             }
-            for (int i = 0; i < 4; i++) {
-                __m512 outer = _mm512_add_ps(t[i][0], t[i][2]);
-                __m512 row[4] = {t[i][0], _mm512_mul_ps(half, _mm512_add_ps(outer, t[i][1])),
-                                 _mm512_mul_ps(half, _mm512_sub_ps(outer, t[i][1])), t[i][2]};
-                for (int j = 0; j < 4; j++) _mm512_storeu_ps(u + ((i * 4 + j) * c + ci) * ldu + s0, row[j]);
+            for (int i = 0; i < n; i++) {
+                __m512 row[6];
+                wino_g(m, t[i], row);
+                for (int j = 0; j < n; j++) _mm512_storeu_ps(u + ((i * n + j) * c + ci) * ldu + s0, row[j]);
             }
         }
 }
 
-// v[(point * WINO_TILES + t) * WINO_MAX_C + ci] = (B^T d B)[point] of tile t, whose 4x4 block of the
+// v[(point * WINO_TILES + t) * c + ci] = (B^T d B)[point] of tile t, whose (m+2)^2 block of the
 // image starts at (iy0[t], ix0[t]) of images[t]; a point outside the image reads the zero row.
 KILN_CONV_AVX512
-static void wino_tiles(const float *const *images, const int64_t *iy0, const int64_t *ix0, int64_t h, int64_t wd, int64_t c,
-                       float *v) {
+static void wino_tiles(int m, const float *const *images, const int64_t *iy0, const int64_t *ix0, int64_t h, int64_t wd,
+                       int64_t c, float *v) {
+    const int n = m + 2;
     for (int t = 0; t < WINO_TILES; t++) {
-        const float *src[4][4];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) {
+        const float *src[6][6];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
                 int64_t iy = iy0[t] + i, ix = ix0[t] + j;
                 uintptr_t at = (uintptr_t)images[t] + (uintptr_t)((iy * wd + ix) * c) * sizeof(float);
                 src[i][j] = (const float *)(conv_inside(iy, ix, h, wd) ? at : (uintptr_t)conv_zeros);
             }
         for (int64_t c0 = 0; c0 < c; c0 += 16) {
-            __mmask16 m = conv_lanes(c - c0);
-            __m512 d[4][4], r[4][4];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) d[i][j] = _mm512_maskz_loadu_ps(m, src[i][j] + c0);
-            for (int j = 0; j < 4; j++) {
-                r[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-                r[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-                r[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-                r[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+            __mmask16 mask = conv_lanes(c - c0);
+            __m512 r[6][6];
+            for (int j = 0; j < n; j++) {
+                __m512 d[6], col[6];
+                for (int i = 0; i < n; i++) d[i] = _mm512_maskz_loadu_ps(mask, src[i][j] + c0);
+                wino_bt(m, d, col);
+                for (int i = 0; i < n; i++) r[i][j] = col[i];
             }
-            for (int i = 0; i < 4; i++) {
-                __m512 row[4] = {_mm512_sub_ps(r[i][0], r[i][2]), _mm512_add_ps(r[i][1], r[i][2]), _mm512_sub_ps(r[i][2], r[i][1]),
-                                 _mm512_sub_ps(r[i][1], r[i][3])};
-                for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(v + ((i * 4 + j) * WINO_TILES + t) * WINO_MAX_C + c0, m, row[j]);
+            for (int i = 0; i < n; i++) {
+                __m512 row[6];
+                wino_bt(m, r[i], row);
+                for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + ((i * n + j) * WINO_TILES + t) * c + c0, mask, row[j]);
             }
         }
     }
 }
 
-// For every point, the group's transformed tiles times the transformed filter's S strips of
-// 16 columns from u: mm[(point * WINO_TILES + t) * 32 + 16 * s].
+// For each of the points, the group's transformed tiles times the transformed filter's S strips
+// of 16 columns from u: mm[(point * WINO_TILES + t) * 32 + 16 * s].
 #define WINO_PRODUCT(S)                                                                                              \
-    KILN_CONV_AVX512 static void wino_product_##S(const float *v, const float *u, int64_t c, int64_t ldu, float *mm) { \
-        for (int point = 0; point < 16; point++) {                                                                   \
-            const float *vp = v + point * WINO_TILES * WINO_MAX_C, *up = u + point * c * ldu;                        \
+    KILN_CONV_AVX512 static void wino_product_##S(int points, const float *v, const float *u, int64_t c, int64_t ldu, \
+                                                  float *mm) {                                                      \
+        for (int point = 0; point < points; point++) {                                                               \
+            const float *vp = v + point * WINO_TILES * c, *up = u + point * c * ldu;                                 \
             __m512 acc[WINO_TILES][S];                                                                               \
             for (int t = 0; t < WINO_TILES; t++)                                                                     \
                 for (int s = 0; s < S; s++) acc[t][s] = _mm512_setzero_ps();                                         \
@@ -310,7 +378,7 @@ static void wino_tiles(const float *const *images, const int64_t *iy0, const int
                 __m512 wv[S];                                                                                        \
                 for (int s = 0; s < S; s++) wv[s] = _mm512_loadu_ps(up + k * ldu + 16 * s);                          \
                 _Pragma("GCC unroll 8") for (int t = 0; t < WINO_TILES; t++) {                                       \
-                    __m512 a = _mm512_set1_ps(vp[t * WINO_MAX_C + k]);                                               \
+                    __m512 a = _mm512_set1_ps(vp[t * c + k]);                                                        \
                     for (int s = 0; s < S; s++) acc[t][s] = _mm512_fmadd_ps(a, wv[s], acc[t][s]);                    \
                 }                                                                                                    \
             }                                                                                                        \
@@ -321,89 +389,102 @@ static void wino_tiles(const float *const *images, const int64_t *iy0, const int
 WINO_PRODUCT(2)
 WINO_PRODUCT(1)
 
-// A^T M A for the `valid` tiles of the group: their 2x2 outputs (those inside the output) of
+// A^T M A for the `valid` tiles of the group: their m x m outputs (those inside the output) of
 // the `cols` columns from s0.
 KILN_CONV_AVX512
-static void wino_outputs(const float *mm, int valid, const int64_t *rows0, const int64_t *oy, const int64_t *ox, int64_t oh,
+static void wino_outputs(int m, const float *mm, int valid, const int64_t *rows0, const int64_t *oy, const int64_t *ox, int64_t oh,
                          int64_t ow, float *out, int64_t ldc, int64_t s0, int64_t cols) {
+    const int n = m + 2;
     for (int t = 0; t < valid; t++)
         for (int64_t s = 0; 16 * s < cols; s++) {
-            __mmask16 m = conv_lanes(cols - 16 * s);
-            __m512 p[4][4], a[2][4];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) p[i][j] = _mm512_loadu_ps(mm + ((i * 4 + j) * WINO_TILES + t) * 32 + 16 * s);
-            for (int j = 0; j < 4; j++) {
-                a[0][j] = _mm512_add_ps(_mm512_add_ps(p[0][j], p[1][j]), p[2][j]);
-                a[1][j] = _mm512_sub_ps(_mm512_sub_ps(p[1][j], p[2][j]), p[3][j]);
+            __mmask16 mask = conv_lanes(cols - 16 * s);
+            __m512 a[4][6];
+            for (int j = 0; j < n; j++) {
+                __m512 p[6], col[4];
+                for (int i = 0; i < n; i++) p[i] = _mm512_loadu_ps(mm + ((i * n + j) * WINO_TILES + t) * 32 + 16 * s);
+                wino_at(m, p, col);
+                for (int r = 0; r < m; r++) a[r][j] = col[r];
             }
-            for (int r = 0; r < 2 && oy[t] + r < oh; r++) {
+            for (int r = 0; r < m && oy[t] + r < oh; r++) {
+                __m512 y[4];
+                wino_at(m, a[r], y);
                 float *row = out + (rows0[t] + r * ow) * ldc + s0 + 16 * s;
-                _mm512_mask_storeu_ps(row, m, _mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), a[r][2]));
-                if (ox[t] + 1 < ow) _mm512_mask_storeu_ps(row + ldc, m, _mm512_sub_ps(_mm512_sub_ps(a[r][1], a[r][2]), a[r][3]));
+                for (int q = 0; q < m && ox[t] + q < ow; q++) _mm512_mask_storeu_ps(row + q * ldc, mask, y[q]);
             }
         }
 }
 
-// Output rows [first, end), which cover whole rows of tiles (pairs of output rows, or an
-// image's odd last row), by Winograd F(2x2, 3x3).
+// Output rows [first, end), which cover whole rows of m x m tiles (m output rows, or fewer at
+// an image's end), by Winograd F(m x m, 3x3) with the scratch (see wino_scratch_floats).
 KILN_CONV_AVX512
-static void conv_winograd(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
-                          const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t end) {
+static void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
+                          const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t end, float *scratch) {
+    const int points = (m + 2) * (m + 2);
     int64_t ldu = wino_columns(co);
-    float u[16 * c * ldu];
-    float v[16 * WINO_TILES * WINO_MAX_C];
-    float mm[16 * WINO_TILES * 32];
-    wino_filter(w, ldw, c, co, u, ldu);
+    float *u = scratch, *v = u + points * c * ldu, *mm = v + points * WINO_TILES * c;
+    wino_filter(m, w, ldw, c, co, u, ldu);
     const float *images[WINO_TILES];
     int64_t iy0[WINO_TILES], ix0[WINO_TILES], rows0[WINO_TILES], oys[WINO_TILES], oxs[WINO_TILES];
     int tiles = 0;
     int64_t n = first / ow / oh, oy = (first / ow) % oh;
     for (int64_t p = first; p < end;) {
-        for (int64_t ox = 0; ox < ow; ox += 2) {
+        int64_t rows = conv_min(m, oh - oy);
+        for (int64_t ox = 0; ox < ow; ox += m) {
             images[tiles] = x + n * h * wd * c;
             iy0[tiles] = oy - py, ix0[tiles] = ox - px;
             rows0[tiles] = p + ox, oys[tiles] = oy, oxs[tiles] = ox;
-            int last = ox + 2 >= ow && (oy + 2 >= oh ? p + (oh - oy) * ow : p + 2 * ow) >= end;
+            int last = ox + m >= ow && p + rows * ow >= end;
             if (++tiles < WINO_TILES && !last) continue;
             for (int t = tiles; t < WINO_TILES; t++) images[t] = images[t - 1], iy0[t] = iy0[t - 1], ix0[t] = ix0[t - 1];
-            wino_tiles(images, iy0, ix0, h, wd, c, v);
+            wino_tiles(m, images, iy0, ix0, h, wd, c, v);
             for (int64_t s0 = 0; s0 < co; s0 += 32) {
                 int64_t cols = conv_min(co - s0, 32);
-                if (cols > 16) wino_product_2(v, u + s0, c, ldu, mm);
-                else wino_product_1(v, u + s0, c, ldu, mm);
-                wino_outputs(mm, tiles, rows0, oys, oxs, oh, ow, out, ldc, s0, cols);
+                if (cols > 16) wino_product_2(points, v, u + s0, c, ldu, mm);
+                else wino_product_1(points, v, u + s0, c, ldu, mm);
+                wino_outputs(m, mm, tiles, rows0, oys, oxs, oh, ow, out, ldc, s0, cols);
             }
             tiles = 0;
         }
-        int64_t rows = conv_min(2, oh - oy);
         p += rows * ow;
         oy += rows;
         if (oy == oh) oy = 0, n++;
     }
 }
 
+// The transformed filter, a group's transformed tiles and its products.
+static int64_t wino_scratch_floats(int m, int64_t c, int64_t co) {
+    int64_t points = (m + 2) * (m + 2);
+    return points * (c * wino_columns(co) + WINO_TILES * c + WINO_TILES * 32);
+}
+
 // Rows [first, first + count): whole rows of tiles by Winograd, a partial row of tiles at
-// either end of the range directly.
+// either end of the range directly. 0 (nothing written) when the scratch cannot be had.
 KILN_CONV_AVX512
-static void conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
-                                 const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t count) {
+static int conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
+                                const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t count) {
+    const int m = wino_tile(oh, ow);
+    // On the heap: the pool's callers may run on threads with small stacks.
+    float *scratch = malloc(sizeof(float) * (size_t)wino_scratch_floats(m, c, co));
+    if (!scratch) return 0;
     for (int64_t p = first, end = first + count; p < end;) {
         int64_t ox = p % ow, oy = (p / ow) % oh, q = p;
-        if (ox == 0 && oy % 2 == 0)
-            for (int64_t y = oy; q + conv_min(2, oh - y) * ow <= end;) {
-                q += conv_min(2, oh - y) * ow;
-                y = y + 2 >= oh ? 0 : y + 2;
+        if (ox == 0 && oy % m == 0)
+            for (int64_t y = oy; q + conv_min(m, oh - y) * ow <= end;) {
+                q += conv_min(m, oh - y) * ow;
+                y = y + m >= oh ? 0 : y + m;
             }
         if (q > p) {
-            conv_winograd(x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, p, q);
+            conv_winograd(m, x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, p, q, scratch);
             p = q;
             continue;
         }
-        // Directly up to the start of the next row of tiles (an even output row).
-        int64_t next = conv_min(p + (ow - ox) + ((oy + 1) % oh % 2 ? ow : 0), end);
+        // Directly up to the start of the next row of tiles.
+        int64_t next = conv_min(p + (ow - ox) + (conv_min((oy / m + 1) * m, oh) - oy - 1) * ow, end);
         conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, next - p);
         p = next;
     }
+    free(scratch);
+    return 1;
 }
 #endif
 
@@ -413,9 +494,9 @@ void kiln_conv2d_f32(const float *x, int64_t h, int64_t wd, int64_t c, int64_t o
     if (count <= 0 || co <= 0) return;
 #if defined(__x86_64__) && !defined(KILN_PORTABLE)
     if (c <= CONV_ZERO_CHANNELS && kiln_sgemm_available()) {
-        if (wino_applies(c, co, kh, kw, sy, sx, dy, dx))
-            conv_avx512_winograd(x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, first, count);
-        else if (c >= CONV_PADDED_MAX_C ||
+        if (wino_applies(c, co, kh, kw, sy, sx, dy, dx) && conv_avx512_winograd(x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, first, count))
+            return;
+        if (c >= CONV_PADDED_MAX_C ||
                  !conv_avx512_padded(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out, ldc, first, count))
             conv_avx512(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out, ldc, first, count);
         return;

@@ -16,13 +16,18 @@ final class RuntimeConvolutionTests: XCTestCase {
         // A 3x3 SAME convolution to 32 channels (the 8x2 tile), and to 40 (a ragged second strip pair).
         Geometry(n: 3, h: 8, w: 8, c: 16, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 8, ow: 8, co: 32),
         Geometry(n: 2, h: 7, w: 5, c: 3, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 7, ow: 5, co: 40),
-        // Winograd F(2x2, 3x3) where the window is 3x3 of unit stride: odd output sizes (a tile's
-        // second row or column outside the output), channels not a multiple of 16, a ragged strip,
-        // no padding, padding past the window's reach, the most input channels it takes.
+        // Winograd F(4x4, 3x3) where the window is 3x3 of unit stride (the 8x8 images above too):
+        // output sizes not a multiple of 4 (a tile's last rows or columns outside the output),
+        // channels not a multiple of 16, a ragged strip, no padding, padding past the window's
+        // reach, the most input channels it takes.
         Geometry(n: 2, h: 7, w: 5, c: 9, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 7, ow: 5, co: 40),
         Geometry(n: 2, h: 6, w: 9, c: 20, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 0, px: 0, oh: 4, ow: 7, co: 16),
         Geometry(n: 1, h: 5, w: 5, c: 8, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 2, px: 2, oh: 7, ow: 7, co: 24),
         Geometry(n: 2, h: 4, w: 6, c: 64, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 4, ow: 6, co: 16),
+        // F(2x2, 3x3) where 2x2 tiles take fewer products (6x6 and 2x6 outputs): a ragged strip,
+        // an odd channel count, three strips.
+        Geometry(n: 3, h: 6, w: 6, c: 12, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 6, ow: 6, co: 20),
+        Geometry(n: 4, h: 2, w: 6, c: 17, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 2, ow: 6, co: 33),
         // Under 16 channels (the 16x1 tile, masked), strides and dilations, padding past the image.
         Geometry(n: 2, h: 9, w: 11, c: 5, kh: 2, kw: 3, sy: 2, sx: 1, dy: 2, dx: 3, py: 3, px: 0, oh: 6, ow: 5, co: 7),
         Geometry(n: 1, h: 4, w: 4, c: 1, kh: 5, kw: 5, sy: 1, sx: 1, dy: 1, dx: 1, py: 4, px: 4, oh: 8, ow: 8, co: 16),
