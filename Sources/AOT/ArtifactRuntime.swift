@@ -20,6 +20,7 @@ enum ArtifactRuntime {
                             "kiln_sgemm", "kiln_sgemm_available", "kiln_gemm_f32", "kiln_gemm_f64",
                             "kiln_hgemm", "kiln_hgemm_method", "kiln_gemm_half", "kiln_half_to_f32", "kiln_f32_to_half",
                             "kiln_conv2d_f32", "kiln_conv2d_f32_portable",
+                            "kiln_conv2d_filter_gradient_f32", "kiln_conv2d_filter_gradient_f32_portable",
                             "kiln_blas_sgemm", "kiln_blas_dgemm",
                             "kiln_fault_record", "kiln_fault_message", "kiln_ipow_i64"]
 

@@ -39,6 +39,28 @@ void kiln_conv2d_f32_portable(const float *x, int64_t h, int64_t wd, int64_t c, 
     }
 }
 
+// The filter's gradient of rows [first, first + count) in plain C for any CPU: dw[(ky * kw + kx) * c
+// + ci][j] += x at (ky, kx) of the row's window, channel ci, times g[row][j], rows in order.
+void kiln_conv2d_filter_gradient_f32_portable(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh,
+                                              int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px,
+                                              const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw, int64_t first,
+                                              int64_t count) {
+    for (int64_t p = first; p < first + count; p++) {
+        int64_t ox = p % ow, t = p / ow, oy = t % oh, n = t / oh;
+        const float *gr = g + p * ldg;
+        for (int64_t ky = 0; ky < kh; ky++)
+            for (int64_t kx = 0; kx < kw; kx++) {
+                int64_t iy = oy * sy - py + ky * dy, ix = ox * sx - px + kx * dx;
+                if (!conv_inside(iy, ix, h, wd)) continue;
+                const float *xr = x + ((n * h + iy) * wd + ix) * c;
+                for (int64_t ci = 0; ci < c; ci++) {
+                    float a = xr[ci], *dr = dw + ((ky * kw + kx) * c + ci) * lddw;
+                    for (int64_t j = 0; j < co; j++) dr[j] += a * gr[j];
+                }
+            }
+    }
+}
+
 #if defined(__x86_64__) && !defined(KILN_PORTABLE)
 #include <immintrin.h>
 #define KILN_CONV_AVX512 __attribute__((target("avx512f")))
@@ -332,22 +354,75 @@ static void wino_filter(int m, const float *w, int64_t ldw, int64_t c, int64_t c
         }
 }
 
-// v[(point * WINO_TILES + t) * c + ci] = (B^T d B)[point] of tile t, whose (m+2)^2 block of the
-// image starts at (iy0[t], ix0[t]) of images[t]; a point outside the image reads the zero row.
+// The tiles of a group: the image each reads, its block's origin in the image (outside the
+// image reads zero), the output row of its top left output and that output's position.
+#define WINO_GROUP_MAX 16
+typedef struct {
+    const float *images[WINO_GROUP_MAX];
+    int64_t iy0[WINO_GROUP_MAX], ix0[WINO_GROUP_MAX], rows0[WINO_GROUP_MAX], oy[WINO_GROUP_MAX], ox[WINO_GROUP_MAX];
+} wino_group;
+
+// A walk over the m x m tiles of output rows [p, end), which cover whole rows of tiles (m output
+// rows, or fewer at an image's end), row of tiles by row of tiles.
+typedef struct {
+    int m;
+    const float *x;
+    int64_t h, wd, c, oh, ow, py, px, end;
+    int64_t p, n, oy, ox;   // the next tile: its row of tiles starts at output row p (image n, row oy); column ox
+} wino_walk;
+
+static wino_walk wino_start(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
+                            int64_t first, int64_t end) {
+    wino_walk w = {m, x, h, wd, c, oh, ow, py, px, end, first, first / ow / oh, (first / ow) % oh, 0};
+    return w;
+}
+
+// Up to `size` next tiles of the walk into g; how many (0 at its end).
+static int wino_next(wino_walk *w, wino_group *g, int size) {
+    int tiles = 0;
+    for (; tiles < size && w->p < w->end; tiles++) {
+        g->images[tiles] = w->x + w->n * w->h * w->wd * w->c;
+        g->iy0[tiles] = w->oy - w->py, g->ix0[tiles] = w->ox - w->px;
+        g->rows0[tiles] = w->p + w->ox, g->oy[tiles] = w->oy, g->ox[tiles] = w->ox;
+        w->ox += w->m;
+        if (w->ox < w->ow) continue;
+        int64_t rows = conv_min(w->m, w->oh - w->oy);
+        w->ox = 0, w->p += rows * w->ow, w->oy += rows;
+        if (w->oy == w->oh) w->oy = 0, w->n++;
+    }
+    return tiles;
+}
+
+// Where the run of rows from p (before end) that Winograd or the direct kernel takes ends:
+// whole rows of tiles from p (returns 1), else the rows up to the next row of tiles (0).
+static int wino_run(int m, int64_t oh, int64_t ow, int64_t p, int64_t end, int64_t *q) {
+    int64_t ox = p % ow, oy = (p / ow) % oh;
+    *q = p;
+    if (ox == 0 && oy % m == 0)
+        for (int64_t y = oy; *q + conv_min(m, oh - y) * ow <= end;) {
+            *q += conv_min(m, oh - y) * ow;
+            y = y + m >= oh ? 0 : y + m;
+        }
+    if (*q > p) return 1;
+    *q = conv_min(p + (ow - ox) + (conv_min((oy / m + 1) * m, oh) - oy - 1) * ow, end);
+    return 0;
+}
+
+// v[(point * size + t) * ldv + ci] = (B^T d B)[point] of the group's tile t < tiles for ci < c,
+// zero from c to ldv.
 KILN_CONV_AVX512
-static void wino_tiles(int m, const float *const *images, const int64_t *iy0, const int64_t *ix0, int64_t h, int64_t wd,
-                       int64_t c, float *v) {
+static void wino_tiles(int m, const wino_group *g, int tiles, int size, int64_t h, int64_t wd, int64_t c, float *v, int64_t ldv) {
     const int n = m + 2;
-    for (int t = 0; t < WINO_TILES; t++) {
+    for (int t = 0; t < tiles; t++) {
         const float *src[6][6];
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++) {
-                int64_t iy = iy0[t] + i, ix = ix0[t] + j;
-                uintptr_t at = (uintptr_t)images[t] + (uintptr_t)((iy * wd + ix) * c) * sizeof(float);
+                int64_t iy = g->iy0[t] + i, ix = g->ix0[t] + j;
+                uintptr_t at = (uintptr_t)g->images[t] + (uintptr_t)((iy * wd + ix) * c) * sizeof(float);
                 src[i][j] = (const float *)(conv_inside(iy, ix, h, wd) ? at : (uintptr_t)conv_zeros);
             }
-        for (int64_t c0 = 0; c0 < c; c0 += 16) {
-            __mmask16 mask = conv_lanes(c - c0);
+        for (int64_t c0 = 0; c0 < ldv; c0 += 16) {
+            __mmask16 mask = conv_lanes(c - c0), lanes = conv_lanes(ldv - c0);
             __m512 r[6][6];
             for (int j = 0; j < n; j++) {
                 __m512 d[6], col[6];
@@ -358,7 +433,7 @@ static void wino_tiles(int m, const float *const *images, const int64_t *iy0, co
             for (int i = 0; i < n; i++) {
                 __m512 row[6];
                 wino_bt(m, r[i], row);
-                for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + ((i * n + j) * WINO_TILES + t) * c + c0, mask, row[j]);
+                for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + ((i * n + j) * size + t) * ldv + c0, lanes, row[j]);
             }
         }
     }
@@ -392,8 +467,8 @@ WINO_PRODUCT(1)
 // A^T M A for the `valid` tiles of the group: their m x m outputs (those inside the output) of
 // the `cols` columns from s0.
 KILN_CONV_AVX512
-static void wino_outputs(int m, const float *mm, int valid, const int64_t *rows0, const int64_t *oy, const int64_t *ox, int64_t oh,
-                         int64_t ow, float *out, int64_t ldc, int64_t s0, int64_t cols) {
+static void wino_outputs(int m, const float *mm, int valid, const wino_group *g, int64_t oh, int64_t ow, float *out, int64_t ldc,
+                         int64_t s0, int64_t cols) {
     const int n = m + 2;
     for (int t = 0; t < valid; t++)
         for (int64_t s = 0; 16 * s < cols; s++) {
@@ -405,17 +480,17 @@ static void wino_outputs(int m, const float *mm, int valid, const int64_t *rows0
                 wino_at(m, p, col);
                 for (int r = 0; r < m; r++) a[r][j] = col[r];
             }
-            for (int r = 0; r < m && oy[t] + r < oh; r++) {
+            for (int r = 0; r < m && g->oy[t] + r < oh; r++) {
                 __m512 y[4];
                 wino_at(m, a[r], y);
-                float *row = out + (rows0[t] + r * ow) * ldc + s0 + 16 * s;
-                for (int q = 0; q < m && ox[t] + q < ow; q++) _mm512_mask_storeu_ps(row + q * ldc, mask, y[q]);
+                float *row = out + (g->rows0[t] + r * ow) * ldc + s0 + 16 * s;
+                for (int q = 0; q < m && g->ox[t] + q < ow; q++) _mm512_mask_storeu_ps(row + q * ldc, mask, y[q]);
             }
         }
 }
 
-// Output rows [first, end), which cover whole rows of m x m tiles (m output rows, or fewer at
-// an image's end), by Winograd F(m x m, 3x3) with the scratch (see wino_scratch_floats).
+// Output rows [first, end), which cover whole rows of m x m tiles, by Winograd F(m x m, 3x3)
+// with the scratch (see wino_scratch_floats).
 KILN_CONV_AVX512
 static void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
                           const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t end, float *scratch) {
@@ -423,31 +498,18 @@ static void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int64_t 
     int64_t ldu = wino_columns(co);
     float *u = scratch, *v = u + points * c * ldu, *mm = v + points * WINO_TILES * c;
     wino_filter(m, w, ldw, c, co, u, ldu);
-    const float *images[WINO_TILES];
-    int64_t iy0[WINO_TILES], ix0[WINO_TILES], rows0[WINO_TILES], oys[WINO_TILES], oxs[WINO_TILES];
-    int tiles = 0;
-    int64_t n = first / ow / oh, oy = (first / ow) % oh;
-    for (int64_t p = first; p < end;) {
-        int64_t rows = conv_min(m, oh - oy);
-        for (int64_t ox = 0; ox < ow; ox += m) {
-            images[tiles] = x + n * h * wd * c;
-            iy0[tiles] = oy - py, ix0[tiles] = ox - px;
-            rows0[tiles] = p + ox, oys[tiles] = oy, oxs[tiles] = ox;
-            int last = ox + m >= ow && p + rows * ow >= end;
-            if (++tiles < WINO_TILES && !last) continue;
-            for (int t = tiles; t < WINO_TILES; t++) images[t] = images[t - 1], iy0[t] = iy0[t - 1], ix0[t] = ix0[t - 1];
-            wino_tiles(m, images, iy0, ix0, h, wd, c, v);
-            for (int64_t s0 = 0; s0 < co; s0 += 32) {
-                int64_t cols = conv_min(co - s0, 32);
-                if (cols > 16) wino_product_2(points, v, u + s0, c, ldu, mm);
-                else wino_product_1(points, v, u + s0, c, ldu, mm);
-                wino_outputs(m, mm, tiles, rows0, oys, oxs, oh, ow, out, ldc, s0, cols);
-            }
-            tiles = 0;
+    wino_walk walk = wino_start(m, x, h, wd, c, oh, ow, py, px, first, end);
+    wino_group g;
+    for (int tiles; (tiles = wino_next(&walk, &g, WINO_TILES)) > 0;) {
+        // The products run on whole groups: a short group's last tile stands in for the rest.
+        for (int t = tiles; t < WINO_TILES; t++) g.images[t] = g.images[t - 1], g.iy0[t] = g.iy0[t - 1], g.ix0[t] = g.ix0[t - 1];
+        wino_tiles(m, &g, WINO_TILES, WINO_TILES, h, wd, c, v, c);
+        for (int64_t s0 = 0; s0 < co; s0 += 32) {
+            int64_t cols = conv_min(co - s0, 32);
+            if (cols > 16) wino_product_2(points, v, u + s0, c, ldu, mm);
+            else wino_product_1(points, v, u + s0, c, ldu, mm);
+            wino_outputs(m, mm, tiles, &g, oh, ow, out, ldc, s0, cols);
         }
-        p += rows * ow;
-        oy += rows;
-        if (oy == oh) oy = 0, n++;
     }
 }
 
@@ -466,22 +528,179 @@ static int conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t c
     // On the heap: the pool's callers may run on threads with small stacks.
     float *scratch = malloc(sizeof(float) * (size_t)wino_scratch_floats(m, c, co));
     if (!scratch) return 0;
-    for (int64_t p = first, end = first + count; p < end;) {
-        int64_t ox = p % ow, oy = (p / ow) % oh, q = p;
-        if (ox == 0 && oy % m == 0)
-            for (int64_t y = oy; q + conv_min(m, oh - y) * ow <= end;) {
-                q += conv_min(m, oh - y) * ow;
-                y = y + m >= oh ? 0 : y + m;
+    for (int64_t p = first, q; p < first + count; p = q) {
+        if (wino_run(m, oh, ow, p, first + count, &q)) conv_winograd(m, x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, p, q, scratch);
+        else conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, q - p);
+    }
+    free(scratch);
+    return 1;
+}
+
+// The filter's gradient by Winograd F(m x m, 3x3): the forward's tile Y = A^T [U (.) V] A is
+// linear in the filter, so its gradient is dU = Z (.) V with Z = A dY A^T (the tile's output
+// gradient taken back through the output transform, zero past the output) and dw = G^T dU G.
+// Per group of WINO_GRAD_TILES tiles, V (B^T d B, as forward) and Z; for each point
+// S += V^T Z, a product over the tiles (c x co); once at the end dw += G^T S G. The
+// multiply-adds fall as the forward's do: 36 per 16 outputs and channel pair instead of 144.
+#define WINO_GRAD_TILES 16
+_Static_assert(WINO_TILES <= WINO_GROUP_MAX && WINO_GRAD_TILES <= WINO_GROUP_MAX, "a group holds its tiles");
+
+// A along one axis: m values of dY to m + 2.
+KILN_CONV_AVX512
+static inline void wino_a(int m, const __m512 *y, __m512 *z) {
+    if (m == 2) {
+        z[0] = y[0];
+        z[1] = _mm512_add_ps(y[0], y[1]);
+        z[2] = _mm512_sub_ps(y[0], y[1]);
+        z[3] = _mm512_sub_ps(_mm512_setzero_ps(), y[1]);
+        return;
+    }
+    const __m512 a = _mm512_add_ps(y[0], y[2]), b = _mm512_add_ps(y[1], y[3]);
+    const __m512 c = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), y[2], y[0]);
+    const __m512 d = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), y[3], _mm512_add_ps(y[1], y[1]));
+    z[0] = y[0];
+    z[1] = _mm512_add_ps(a, b);
+    z[2] = _mm512_sub_ps(a, b);
+    z[3] = _mm512_add_ps(c, d);
+    z[4] = _mm512_sub_ps(c, d);
+    z[5] = y[3];
+}
+
+// G^T along one axis: m + 2 values to 3.
+KILN_CONV_AVX512
+static inline void wino_gt(int m, const __m512 *s, __m512 *o) {
+    if (m == 2) {
+        const __m512 half = _mm512_set1_ps(0.5f), h = _mm512_mul_ps(half, _mm512_add_ps(s[1], s[2]));
+        o[0] = _mm512_add_ps(s[0], h);
+        o[1] = _mm512_mul_ps(half, _mm512_sub_ps(s[1], s[2]));
+        o[2] = _mm512_add_ps(h, s[3]);
+        return;
+    }
+    const __m512 p = _mm512_add_ps(s[1], s[2]), q = _mm512_sub_ps(s[1], s[2]);
+    const __m512 r = _mm512_add_ps(s[3], s[4]), t = _mm512_sub_ps(s[3], s[4]);
+    const __m512 sixth = _mm512_set1_ps(1.0f / 6);
+    o[0] = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), s[0], _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24), r, _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), p)));
+    o[1] = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 12), t, _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), q));
+    o[2] = _mm512_add_ps(_mm512_mul_ps(sixth, _mm512_sub_ps(r, p)), s[5]);
+}
+
+// z[(point * WINO_GRAD_TILES + t) * ldz + j] = (A dY A^T)[point] of tile t's output gradient
+// (its rows from rows0[t], those inside the output), for the group's `valid` tiles.
+KILN_CONV_AVX512
+static void wino_gradient_tiles(int m, const float *g, int64_t ldg, int64_t co, int valid, const wino_group *tg, int64_t oh, int64_t ow,
+                                float *z, int64_t ldz) {
+    const int n = m + 2;
+    for (int t = 0; t < valid; t++)
+        for (int64_t s0 = 0; s0 < ldz; s0 += 16) {
+            __mmask16 mask = conv_lanes(co - s0);
+            __m512 r[6][4];
+            for (int q = 0; q < m; q++) {
+                __m512 y[4], col[6];
+                for (int i = 0; i < m; i++) {
+                    int inside = tg->oy[t] + i < oh && tg->ox[t] + q < ow;
+                    y[i] = _mm512_maskz_loadu_ps(inside ? mask : 0, g + (tg->rows0[t] + i * ow + q) * ldg + s0);
+                }
+                wino_a(m, y, col);
+                for (int i = 0; i < n; i++) r[i][q] = col[i];
             }
-        if (q > p) {
-            conv_winograd(m, x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, p, q, scratch);
-            p = q;
-            continue;
+            for (int i = 0; i < n; i++) {
+                __m512 row[6];
+                wino_a(m, r[i], row);
+                for (int j = 0; j < n; j++) _mm512_storeu_ps(z + ((i * n + j) * WINO_GRAD_TILES + t) * ldz + s0, row[j]);
+            }
         }
-        // Directly up to the start of the next row of tiles.
-        int64_t next = conv_min(p + (ow - ox) + (conv_min((oy / m + 1) * m, oh) - oy - 1) * ow, end);
-        conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, next - p);
-        p = next;
+}
+
+// For every point, s[(point * ldv + ci) * ldz + j] += sum over the `valid` tiles of v * z:
+// 8 input channels x S strips of 16 columns of accumulators at a time.
+#define WINO_GRADIENT_PRODUCT(S)                                                                                     \
+    KILN_CONV_AVX512 static void wino_gradient_product_##S(int points, int valid, const float *v, int64_t ldv,       \
+                                                           const float *z, int64_t ldz, int64_t s0, float *s) {     \
+        for (int point = 0; point < points; point++) {                                                               \
+            const float *vp = v + point * WINO_GRAD_TILES * ldv, *zp = z + point * WINO_GRAD_TILES * ldz + s0;       \
+            for (int64_t c0 = 0; c0 < ldv; c0 += 8) {                                                                \
+                float *sp = s + (point * ldv + c0) * ldz + s0;                                                       \
+                __m512 acc[8][S];                                                                                    \
+                for (int i = 0; i < 8; i++)                                                                          \
+                    for (int k = 0; k < S; k++) acc[i][k] = _mm512_loadu_ps(sp + i * ldz + 16 * k);                  \
+                for (int t = 0; t < valid; t++) {                                                                    \
+                    __m512 zv[S];                                                                                    \
+                    for (int k = 0; k < S; k++) zv[k] = _mm512_loadu_ps(zp + t * ldz + 16 * k);                      \
+                    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                                            \
+                        __m512 a = _mm512_set1_ps(vp[t * ldv + c0 + i]);                                             \
+                        for (int k = 0; k < S; k++) acc[i][k] = _mm512_fmadd_ps(a, zv[k], acc[i][k]);                \
+                    }                                                                                                \
+                }                                                                                                    \
+                for (int i = 0; i < 8; i++)                                                                          \
+                    for (int k = 0; k < S; k++) _mm512_storeu_ps(sp + i * ldz + 16 * k, acc[i][k]);                  \
+            }                                                                                                        \
+        }                                                                                                            \
+    }
+WINO_GRADIENT_PRODUCT(2)
+WINO_GRADIENT_PRODUCT(1)
+
+// The transformed scratch: S, then a group's image tiles V and gradient tiles Z.
+static int64_t wino_gradient_scratch_floats(int m, int64_t c, int64_t co) {
+    int64_t points = (m + 2) * (m + 2), ldv = (c + 7) / 8 * 8, ldz = wino_columns(co);
+    return points * (ldv * ldz + WINO_GRAD_TILES * ldv + WINO_GRAD_TILES * ldz);
+}
+
+// dw += the filter gradient of output rows [first, end), which cover whole rows of m x m tiles.
+KILN_CONV_AVX512
+static void conv_winograd_filter_gradient(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py,
+                                          int64_t px, const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw, int64_t first,
+                                          int64_t end, float *scratch) {
+    const int n = m + 2, points = n * n;
+    const int64_t ldv = (c + 7) / 8 * 8, ldz = wino_columns(co);
+    float *s = scratch, *v = s + points * ldv * ldz, *z = v + points * WINO_GRAD_TILES * ldv;
+    memset(s, 0, sizeof(float) * (size_t)(points * ldv * ldz));
+    wino_walk walk = wino_start(m, x, h, wd, c, oh, ow, py, px, first, end);
+    wino_group tg;
+    for (int tiles; (tiles = wino_next(&walk, &tg, WINO_GRAD_TILES)) > 0;) {
+        wino_tiles(m, &tg, tiles, WINO_GRAD_TILES, h, wd, c, v, ldv);
+        wino_gradient_tiles(m, g, ldg, co, tiles, &tg, oh, ow, z, ldz);
+        for (int64_t s0 = 0; s0 < ldz; s0 += 32) {
+            if (ldz - s0 > 16) wino_gradient_product_2(points, tiles, v, ldv, z, ldz, s0, s);
+            else wino_gradient_product_1(points, tiles, v, ldv, z, ldz, s0, s);
+        }
+    }
+    // dw[(ky * 3 + kx) * c + ci] += (G^T S G)[ky][kx].
+    for (int64_t ci = 0; ci < c; ci++)
+        for (int64_t s0 = 0; s0 < ldz; s0 += 16) {
+            __mmask16 mask = conv_lanes(co - s0);
+            __m512 t[3][6];
+            for (int j = 0; j < n; j++) {
+                __m512 col[6], o[3];
+                for (int i = 0; i < n; i++) col[i] = _mm512_loadu_ps(s + ((i * n + j) * ldv + ci) * ldz + s0);
+                wino_gt(m, col, o);
+                for (int k = 0; k < 3; k++) t[k][j] = o[k];
+            }
+            for (int ky = 0; ky < 3; ky++) {
+                __m512 o[3];
+                wino_gt(m, t[ky], o);
+                for (int kx = 0; kx < 3; kx++) {
+                    float *at = dw + ((ky * 3 + kx) * c + ci) * lddw + s0;
+                    _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), o[kx]));
+                }
+            }
+        }
+}
+
+// Rows [first, first + count): whole rows of tiles by Winograd, the rest of the range
+// directly. 0 (nothing added) when the scratch cannot be had.
+KILN_CONV_AVX512
+static int conv_avx512_winograd_filter_gradient(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py,
+                                                int64_t px, const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw,
+                                                int64_t first, int64_t count) {
+    const int m = wino_tile(oh, ow);
+    float *scratch = malloc(sizeof(float) * (size_t)wino_gradient_scratch_floats(m, c, co));
+    if (!scratch) return 0;
+    for (int64_t p = first, q; p < first + count; p = q) {
+        if (wino_run(m, oh, ow, p, first + count, &q)) {
+            conv_winograd_filter_gradient(m, x, h, wd, c, oh, ow, py, px, g, ldg, co, dw, lddw, p, q, scratch);
+        } else {
+            kiln_conv2d_filter_gradient_f32_portable(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, g, ldg, co, dw, lddw, p, q - p);
+        }
     }
     free(scratch);
     return 1;
@@ -503,4 +722,16 @@ void kiln_conv2d_f32(const float *x, int64_t h, int64_t wd, int64_t c, int64_t o
     }
 #endif
     kiln_conv2d_f32_portable(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, w, ldw, co, out, ldc, first, count);
+}
+
+void kiln_conv2d_filter_gradient_f32(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
+                                     int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px, const float *g, int64_t ldg,
+                                     int64_t co, float *dw, int64_t lddw, int64_t first, int64_t count) {
+    if (count <= 0 || co <= 0) return;
+#if defined(__x86_64__) && !defined(KILN_PORTABLE)
+    if (kiln_sgemm_available() && wino_applies(c, co, kh, kw, sy, sx, dy, dx) &&
+        conv_avx512_winograd_filter_gradient(x, h, wd, c, oh, ow, py, px, g, ldg, co, dw, lddw, first, count))
+        return;
+#endif
+    kiln_conv2d_filter_gradient_f32_portable(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, g, ldg, co, dw, lddw, first, count);
 }

@@ -78,6 +78,7 @@ static const kiln_runtime_api api = {
     .profile_tick = kiln_profile_tick,
     .hgemm = kiln_hgemm,
     .conv2d_f32 = kiln_conv2d_f32,
+    .conv2d_filter_gradient_f32 = kiln_conv2d_filter_gradient_f32,
 };
 
 const kiln_runtime_api *kiln_runtime_functions(void) { return &api; }

@@ -37,7 +37,7 @@ final class JIT: @unchecked Sendable {
             ("kiln_blas_sgemm", address(api.blas_sgemm)), ("kiln_blas_dgemm", address(api.blas_dgemm)),
             ("kiln_fault_record", address(api.fault_record)), ("kiln_ipow_i64", address(api.ipow_i64)),
             ("kiln_profile_tick", address(api.profile_tick)), ("kiln_hgemm", address(api.hgemm)),
-            ("kiln_conv2d_f32", address(api.conv2d_f32)),
+            ("kiln_conv2d_f32", address(api.conv2d_f32)), ("kiln_conv2d_filter_gradient_f32", address(api.conv2d_filter_gradient_f32)),
         ]
         var pairs = runtime.map { name, addr in
             LLVMOrcCSymbolMapPair(

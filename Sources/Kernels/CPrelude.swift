@@ -17,6 +17,7 @@ enum CPrelude {
         "    void (*profile_tick)(void *, int64_t);",
         "    void (*hgemm)(int, int, int, int, int, int64_t, int64_t, int64_t, float, const void *, int64_t, const void *, int64_t, void *, int64_t, int);",
         "    void (*conv2d_f32)(const void *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const void *, int64_t, int64_t, void *, int64_t, int64_t, int64_t);",
+        "    void (*conv2d_filter_gradient_f32)(const void *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const void *, int64_t, int64_t, void *, int64_t, int64_t, int64_t);",
         "} kiln_runtime_api;",
         "static const kiln_runtime_api *kiln_rt;",
     ]

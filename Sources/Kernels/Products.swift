@@ -161,19 +161,33 @@ extension KernelWriter {
 
     /// Parts [begin, end) (all parts when not split) of a weight gradient `dot(patches, dy,
     /// transpose_a)` computed from blocks of patch rows (a `KernelPlan.Kernel.patchGradient`): part q
-    /// gathers each of its blocks' patches into a stack buffer and adds patches' x dy for those
-    /// rows into slot q of the scratch.
+    /// adds patches' x dy for its blocks' rows into slot q of the scratch, from the image in place
+    /// (`Scheduler.gradientReadsImageInPlace`: one kiln_conv2d_filter_gradient_f32 call for the
+    /// part's images) or gathering each block's patches into a stack buffer for a product.
     func writePatchGradientParts(_ d: Instruction, _ blocks: KernelPlan.PatchBlocks, parts: Int, scratch offset: Int) {
         let patches = inst[blocks.patches]!
         let t = d.type!, k = patches.type!.shape[3], n = t.shape[1]
-        let buffer = patchBlockBuffer(blocks)
         let partials = scratch(offset, "scratch\(d.id)"), dy = bufferPointer(d.operands[1])!
         let (begin, end) = splitRange ?? (c64(0), c64(parts))
         splitRange = nil
+        let image = Scheduler(target: target).gradientReadsImageInPlace(patches, d, types) ? bufferPointer(patches.operands[0]) : nil
+        let buffer = image == nil ? patchBlockBuffer(blocks) : nil
         r.loop(from: begin, to: end, hints: LoopHints()) { part in
             let slot = r.int(.mul, part, c64(k * n))
             r.loop(count: k * n, hints: LoopHints()) { e in store(constValue(0, .float32), partials, r.int(.add, slot, e), .float32) }
             let (firstBlock, endBlock) = partRange(part, of: blocks.count, parts: parts)
+            if let image, case .patches(let window, let strides, let dil, let lo, _) = patches.op {
+                let ps = patches.type!.shape, xs = types[patches.operands[0]]!.shape, total = ps[0] * ps[1] * ps[2]
+                let first = r.int(.mul, firstBlock, c64(blocks.rows))
+                let last = r.int(.mul, endBlock, c64(blocks.rows))
+                let stop = r.select(r.icmp(.slt, last, c64(total)), last, c64(total))
+                _ = r.callRuntime(.conv2dFilterGradient, [image, c64(xs[1]), c64(xs[2]), c64(xs[3]), c64(ps[1]), c64(ps[2]),
+                                                          c64(window[0]), c64(window[1]), c64(strides[0]), c64(strides[1]), c64(dil[0]),
+                                                          c64(dil[1]), c64(lo[0]), c64(lo[1]), dy, c64(n), c64(n),
+                                                          advanced(partials, part, stride: k * n * 4), c64(n), first, r.int(.sub, stop, first)])
+                return
+            }
+            let buffer = buffer!
             r.loop(from: firstBlock, to: endBlock, hints: LoopHints()) { block in
                 let (first, rows) = patchBlockBounds(blocks, block)
                 gatherPatchRows(patches, first: first, rows: rows, into: buffer)

@@ -103,6 +103,10 @@ public enum RuntimeFunction: String, Sendable {
     /// `void kiln_conv2d_f32(ptr x, i64 h, i64 w, i64 c, i64 oh, i64 ow, i64 kh, i64 kw, i64 sy, i64 sx, i64 dy, i64 dx,
     /// i64 py, i64 px, ptr filter, i64 ldw, i64 co, ptr out, i64 ldc, i64 first, i64 count)`: rows of a convolution from the image.
     case conv2d = "kiln_conv2d_f32"
+    /// `void kiln_conv2d_filter_gradient_f32(ptr x, i64 h, i64 w, i64 c, i64 oh, i64 ow, i64 kh, i64 kw, i64 sy, i64 sx, i64 dy,
+    /// i64 dx, i64 py, i64 px, ptr g, i64 ldg, i64 co, ptr dw, i64 lddw, i64 first, i64 count)`: adds the filter gradient
+    /// of rows of the output gradient, from the image.
+    case conv2dFilterGradient = "kiln_conv2d_filter_gradient_f32"
     /// `void kiln_blas_sgemm(i32 ta, i32 tb, i64 m, i64 n, i64 k, f32 alpha, ptr a, i64 lda, ptr b, i64 ldb, f32 beta, ptr c, i64 ldc)`: OpenBLAS.
     case blasSgemm = "kiln_blas_sgemm"
     /// As `blasSgemm` with f64 alpha, beta and elements.

@@ -43,7 +43,10 @@ public struct Scheduler: Sendable {
             for (dot, gradient) in products {
                 if gradient {
                     // A gradient's scratch is allocated with the buffers.
-                    fusion.patterns[dot] = .patchGradient(dot: dot, blocks: gathered, parts: min(target.reductionParts, gathered.count), scratch: 0)
+                    let inImage = gradientReadsImageInPlace(i, fusion.inst[dot]!, fusion.types)
+                    let b = inImage ? inPlace : gathered
+                    fusion.patterns[dot] = .patchGradient(dot: dot, blocks: b, parts: min(target.reductionParts, b.count), scratch: 0)
+                    readsImage = readsImage || inImage
                 } else if readsImageInPlace(fusion.inst[dot]!.op) {
                     fusion.patterns[dot] = .patchProduct(dot: dot, blocks: inPlace)
                     readsImage = true
@@ -63,6 +66,18 @@ public struct Scheduler: Sendable {
     public func readsImageInPlace(_ op: Op) -> Bool {
         guard target.directConvolutions, case .dot(false, false) = op else { return false }
         return true
+    }
+
+    /// Whether a blocked weight gradient `dot(reshape(patches(x)), dy, transpose_a)` reads its
+    /// image in place (kiln_conv2d_filter_gradient_f32 over a part's whole images, by Winograd): a
+    /// 3x3 window of unit stride and dilation with 8 to 64 input channels, the input channels
+    /// times the output channels rounded up to 16 at most 1024 (the kernel's bound), on a target
+    /// with the direct kernel.
+    public func gradientReadsImageInPlace(_ patches: Instruction, _ dot: Instruction, _ types: [Int: TensorType]) -> Bool {
+        guard target.directConvolutions, case .patches(let window, let strides, let dil, _, _) = patches.op,
+              let x = types[patches.operands[0]], x.rank == 4, let g = dot.type, g.rank == 2 else { return false }
+        let c = x.shape[3], co = g.shape[1]
+        return window == [3, 3] && strides == [1, 1] && dil == [1, 1] && (8...64).contains(c) && c * ((co + 15) / 16 * 16) <= 1024
     }
 
     /// Whether an input gradient `unpatches(reshape(dot(dy, w)))` computed per image runs as the
@@ -138,7 +153,9 @@ public struct Scheduler: Sendable {
             }
         }
         // Convolutions that read the image in place gather nothing, so they qualify at any size.
-        guard pt.byteCount >= target.cacheBytes || products.allSatisfy({ !$0.1 && readsImageInPlace(inst[$0.0]!.op) }) else { return nil }
+        guard pt.byteCount >= target.cacheBytes || products.allSatisfy({ d, gradient in
+            gradient ? gradientReadsImageInPlace(p, inst[d]!, types) : readsImageInPlace(inst[d]!.op)
+        }) else { return nil }
         return (r.id, products.sorted { $0.0 < $1.0 })
     }
 

@@ -2,14 +2,24 @@ import CKilnRT
 import XCTest
 
 /// The C runtime's convolution from the image (kiln_conv2d_f32: the AVX-512 kernel where the CPU
-/// has it; kiln_conv2d_f32_portable everywhere) against the definition in Double: every geometry
-/// the patches op allows, a range of rows, padded row strides left untouched.
+/// has it; kiln_conv2d_f32_portable everywhere) and its filter gradient
+/// (kiln_conv2d_filter_gradient_f32 and its portable twin) against the definitions in Double:
+/// every geometry the patches op allows, a range of rows, padded row strides left untouched.
 final class RuntimeConvolutionTests: XCTestCase {
     struct Geometry: CustomStringConvertible {
         var n, h, w, c: Int
         var kh, kw, sy, sx, dy, dx, py, px: Int
         var oh, ow, co: Int
         var description: String { "x [\(n),\(h),\(w),\(c)] window \(kh)x\(kw) strides \(sy),\(sx) dilations \(dy),\(dx) pad \(py),\(px) -> [\(oh),\(ow),\(co)]" }
+    }
+
+    /// Uniform floats in [-1, 1) from a linear congruential sequence.
+    struct Draws {
+        var seed: UInt64
+        mutating func next() -> Float {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Double(seed >> 11) / 9007199254740992.0 * 2 - 1)
+        }
     }
 
     static let geometries = [
@@ -36,11 +46,8 @@ final class RuntimeConvolutionTests: XCTestCase {
     ]
 
     func testEveryRowMatchesTheDefinitionAndNothingElseIsWritten() {
-        var seed: UInt64 = 7
-        func draw() -> Float {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Double(seed >> 11) / 9007199254740992.0 * 2 - 1)
-        }
+        var draws = Draws(seed: 7)
+        let draw = { draws.next() }
         for g in Self.geometries {
             let x = (0..<(g.n * g.h * g.w * g.c)).map { _ in draw() }
             let k = g.kh * g.kw * g.c, ldw = g.co + 3, ldc = g.co + 2, rows = g.n * g.oh * g.ow
@@ -73,6 +80,44 @@ final class RuntimeConvolutionTests: XCTestCase {
                         XCTAssertLessThanOrEqual(abs(Double(got) - sum), 1.2e-7 * mag * Double(k + 1), "\(name) \(g): rows from \(first): row \(p) column \(j)")
                     }
                 }
+            }
+            }
+        }
+    }
+
+    func testFilterGradientOfEveryRangeOfRowsIsAddedAsDefinedAndNothingElseIsWritten() {
+        var draws = Draws(seed: 11)
+        let draw = { draws.next() }
+        for g in Self.geometries {
+            let x = (0..<(g.n * g.h * g.w * g.c)).map { _ in draw() }
+            let k = g.kh * g.kw * g.c, rows = g.n * g.oh * g.ow, ldg = g.co + 1, lddw = g.co + 3
+            let dy = (0..<(rows * ldg)).map { _ in draw() }
+            // The gradient is added to what dw holds: finite values in its columns, NaN past them.
+            let prior = (0..<(k * lddw)).map { $0 % lddw < g.co ? draw() : .nan }
+            for (first, count) in [(0, rows), (rows / 5, rows - rows / 5 - rows / 7)] {
+            for (name, grad) in [("kiln_conv2d_filter_gradient_f32", kiln_conv2d_filter_gradient_f32),
+                                 ("kiln_conv2d_filter_gradient_f32_portable", kiln_conv2d_filter_gradient_f32_portable)] {
+                var dw = prior
+                grad(x, Int64(g.h), Int64(g.w), Int64(g.c), Int64(g.oh), Int64(g.ow), Int64(g.kh), Int64(g.kw), Int64(g.sy), Int64(g.sx),
+                     Int64(g.dy), Int64(g.dx), Int64(g.py), Int64(g.px), dy, Int64(ldg), Int64(g.co), &dw, Int64(lddw), Int64(first), Int64(count))
+                for ky in 0..<g.kh { for kx in 0..<g.kw { for ci in 0..<g.c { for j in 0..<lddw {
+                    let at = ((ky * g.kw + kx) * g.c + ci) * lddw + j
+                    guard j < g.co else {
+                        XCTAssertTrue(dw[at].isNaN, "\(name) \(g): dw row \(at / lddw) column \(j) written")
+                        continue
+                    }
+                    var sum = Double(prior[at]), mag = abs(sum)
+                    for p in first..<(first + count) {
+                        let (ox, oy, n) = (p % g.ow, (p / g.ow) % g.oh, p / g.ow / g.oh)
+                        let iy = oy * g.sy - g.py + ky * g.dy, ix = ox * g.sx - g.px + kx * g.dx
+                        guard iy >= 0, iy < g.h, ix >= 0, ix < g.w else { continue }
+                        let term = Double(x[((n * g.h + iy) * g.w + ix) * g.c + ci]) * Double(dy[p * ldg + j])
+                        sum += term
+                        mag += abs(term)
+                    }
+                    XCTAssertLessThanOrEqual(abs(Double(dw[at]) - sum), 1.2e-7 * mag * Double(count + 1),
+                                             "\(name) \(g): rows from \(first): dw row \(at / lddw) column \(j)")
+                } } } }
             }
             }
         }

@@ -734,15 +734,47 @@ final class KernelPlanBlockedPatchesTests: XCTestCase {
     }
 
     func testItsWeightGradientSumsBlocksIntoPartsInScratchApartFromTheOutputs() throws {
-        let (_, plan) = try planned(convolution(gradient: true))
-        let blocks = KernelPlan.PatchBlocks(patches: 3, rows: 224, count: 19)
-        guard plan.kernels.count == 2, case .patchGradient(7, blocks, let parts, let scratch) = plan.kernels[1] else { return XCTFail("\(plan.kernels)") }
-        // The convolution reads the image in place by whole images; the gradient gathers its own blocks.
-        XCTAssertEqual(plan.kernels[0], .patchProduct(dot: 6, blocks: KernelPlan.PatchBlocks(patches: 3, rows: 512, count: 8)))
+        let (f, plan) = try planned(convolution(gradient: true))
+        // Both read the image in place by whole images (a 3x3 window of unit stride, 8 channels
+        // to 32: Winograd's filter gradient takes it), 64 images in 8 blocks for 8 parts.
+        let images = KernelPlan.PatchBlocks(patches: 3, rows: 512, count: 8)
+        guard plan.kernels.count == 2, case .patchGradient(7, images, let parts, let scratch) = plan.kernels[1] else { return XCTFail("\(plan.kernels)") }
+        XCTAssertEqual(plan.kernels[0], .patchProduct(dot: 6, blocks: images))
         XCTAssertEqual(parts, TargetDescription.standard.reductionParts)
         XCTAssertEqual(plan.storage[3], .inline)
         XCTAssertEqual(plan.storage[7], .result(1))
         XCTAssertEqual(scratch % KernelPlan.alignment, 0)
+        // A target that gathers patches: the gradient sums gathered blocks of 224 rows.
+        var gathers = TargetDescription.standard
+        gathers.directConvolutions = false
+        guard case .patchGradient(7, KernelPlan.PatchBlocks(patches: 3, rows: 224, count: 19), 8, _) = KernelPlan(f, target: gathers).kernels[1] else {
+            return XCTFail("\(KernelPlan(f, target: gathers).kernels)")
+        }
+    }
+
+    func testAWeightGradientReadsItsImageOnlyWhereWinogradTakesItsGeometry() throws {
+        let scheduler = Scheduler(target: .standard)
+        func reads(_ x: [Int], window: [Int] = [3, 3], strides: [Int] = [1, 1], outputs: Int) throws -> Bool {
+            let oh = (x[1] - window[0] + 2) / strides[0] + 1, ow = (x[2] - window[1] + 2) / strides[1] + 1
+            let rows = x[0] * oh * ow, k = window[0] * window[1] * x[3]
+            var f = try Parser.parse("""
+            func @f(%0: f32[\(x.map(String.init).joined(separator: ","))] feed "x", %1: f32[\(rows),\(outputs)] feed "dy") {
+              %2 = patches %0 window=[\(window[0]),\(window[1])] strides=[\(strides[0]),\(strides[1])] dilations=[1,1] pad_low=[1,1] pad_high=[1,1]
+              %3 = reshape %2 shape=[\(rows),\(k)]
+              %4 = dot %3, %1 transpose_a=true transpose_b=false
+              return %4
+            }
+            """)
+            try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
+            let types = f.typeTable(), inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
+            return scheduler.gradientReadsImageInPlace(inst[2]!, inst[4]!, types)
+        }
+        XCTAssertTrue(try reads([4, 8, 8, 8], outputs: 32))
+        XCTAssertTrue(try reads([4, 8, 8, 64], outputs: 16))
+        XCTAssertFalse(try reads([4, 8, 8, 64], outputs: 17), "64 channels times 32 columns is past the kernel's bound")
+        XCTAssertFalse(try reads([4, 8, 8, 4], outputs: 32), "under 8 input channels")
+        XCTAssertFalse(try reads([4, 8, 8, 8], window: [5, 5], outputs: 32))
+        XCTAssertFalse(try reads([4, 9, 9, 8], strides: [2, 2], outputs: 32))
     }
 
     func testAConvolutionReadingItsImageInPlaceIsBlockedAtAnySizeAndGivesAComputedImageABuffer() throws {
@@ -771,8 +803,15 @@ final class KernelPlanBlockedPatchesTests: XCTestCase {
         let (_, shared) = try planned(convolution(patchesAlsoUsed: true, gradient: true))
         XCTAssertEqual(shared.kernels, [.patches(3), .product(6), .product(7)])
         XCTAssertEqual(shared.storage[3], .result(2), "fetched patches keep their buffer")
-        // 4 images: 288 KiB of patches stay in cache between writer and readers.
-        XCTAssertEqual(try planned(convolution(images: 4, gradient: true)).1.kernels, [.patches(3), .product(6), .product(7)])
+        // 4 images: 288 KiB of patches stay in cache between writer and readers, on a target that
+        // gathers them; where both products read the image in place nothing is gathered at any size.
+        var small = try Parser.parse(convolution(images: 4, gradient: true))
+        try PassManager([ShapeInferencePass(), VerifyPass()]).run(&small)
+        var gathers = TargetDescription.standard
+        gathers.directConvolutions = false
+        XCTAssertEqual(KernelPlan(small, target: gathers).kernels, [.patches(3), .product(6), .product(7)])
+        let images = KernelPlan.PatchBlocks(patches: 3, rows: 64, count: 4)
+        XCTAssertEqual(KernelPlan(small).kernels, [.patchProduct(dot: 6, blocks: images), .patchGradient(dot: 7, blocks: images, parts: 4, scratch: 0)])
         var f = try Parser.parse(convolution(gradient: true))
         try PassManager([ShapeInferencePass(), VerifyPass()]).run(&f)
         XCTAssertTrue(Set(KernelPlan(f, fuse: false).kernels).isSuperset(of: [.patches(3), .product(6), .product(7)]))

@@ -98,6 +98,19 @@ KILN_API void kiln_conv2d_f32_portable(const float *x, int64_t h, int64_t wd, in
                                        int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px,
                                        const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first,
                                        int64_t count);
+// The filter's gradient of the same convolution from rows [first, first + count) of the output
+// gradient g [N*OH*OW, co] (row stride ldg): dw [KH*KW*C, co] (row stride lddw) += each row's
+// patch (as kiln_conv2d_f32 reads it) times its row of g. Winograd where kiln_conv2d_f32 takes it
+// (and the CPU has AVX-512), the plain sum otherwise.
+KILN_API void kiln_conv2d_filter_gradient_f32(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh,
+                                              int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px,
+                                              const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw, int64_t first,
+                                              int64_t count);
+// The same in plain C for any CPU.
+KILN_API void kiln_conv2d_filter_gradient_f32_portable(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow,
+                                                       int64_t kh, int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx,
+                                                       int64_t py, int64_t px, const float *g, int64_t ldg, int64_t co, float *dw,
+                                                       int64_t lddw, int64_t first, int64_t count);
 
 // Half-precision products: A and B hold float16 or bfloat16 (raw bits), every product is summed in
 // float32, and C is written in float32 or in the operands' format, rounded once (to nearest even,
@@ -197,6 +210,9 @@ typedef struct {
                   void *, int64_t, int);
     void (*conv2d_f32)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                        int64_t, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t, int64_t, int64_t);
+    void (*conv2d_filter_gradient_f32)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                       int64_t, int64_t, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t, int64_t,
+                                       int64_t);
 } kiln_runtime_api;
 const kiln_runtime_api *kiln_runtime_functions(void);
 #endif
