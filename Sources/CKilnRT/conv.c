@@ -251,8 +251,9 @@ static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, 
 // input channels, and A^T M A turns the points back into the tile's outputs. Worth it where
 // the products dominate the transforms (WINO_MIN_C input channels and up). 4x4 tiles where
 // they take fewer products over the image than 2x2 tiles (8x8 images: 4 tiles of 36 points
-// against 16 of 16); their transforms' larger factors (4, 5, 1/6, 1/24) cost a few more units in
-// the last place, well inside a product's rounding over 9 c terms.
+// against 16 of 16). Their transforms' larger factors (up to 8 and 1/24) cost accuracy: at worst
+// about 1e-5 of the terms' magnitudes on 144-term sums, where 2x2 tiles differ from a product by
+// a few units in the last place.
 #define WINO_TILES 8
 #define WINO_MIN_C 8
 #define WINO_MAX_C 64
@@ -283,13 +284,13 @@ static inline void wino_g(int m, const __m512 *g, __m512 *u) {
         u[3] = g[2];
         return;
     }
-    const __m512 sixth = _mm512_set1_ps(-1.0f / 6), outer = _mm512_add_ps(g[0], g[2]);
+    const __m512 minus_sixth = _mm512_set1_ps(-1.0f / 6), outer = _mm512_add_ps(g[0], g[2]);
     // g0/24 + g2/6 and g1/12.
     const __m512 even = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24), g[0], _mm512_mul_ps(_mm512_set1_ps(1.0f / 6), g[2]));
     const __m512 odd = _mm512_mul_ps(_mm512_set1_ps(1.0f / 12), g[1]);
     u[0] = _mm512_mul_ps(_mm512_set1_ps(0.25f), g[0]);
-    u[1] = _mm512_mul_ps(sixth, _mm512_add_ps(outer, g[1]));
-    u[2] = _mm512_mul_ps(sixth, _mm512_sub_ps(outer, g[1]));
+    u[1] = _mm512_mul_ps(minus_sixth, _mm512_add_ps(outer, g[1]));
+    u[2] = _mm512_mul_ps(minus_sixth, _mm512_sub_ps(outer, g[1]));
     u[3] = _mm512_add_ps(even, odd);
     u[4] = _mm512_sub_ps(even, odd);
     u[5] = g[2];
@@ -538,7 +539,8 @@ static int conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t c
 
 // The filter's gradient by Winograd F(m x m, 3x3): the forward's tile Y = A^T [U (.) V] A is
 // linear in the filter, so its gradient is dU = Z (.) V with Z = A dY A^T (the tile's output
-// gradient taken back through the output transform, zero past the output) and dw = G^T dU G.
+// gradient taken back through the output transform, zero past the output), and dw is G^T dU G
+// summed over the tiles.
 // Per group of WINO_GRAD_TILES tiles, V (B^T d B, as forward) and Z; for each point
 // S += V^T Z, a product over the tiles (c x co); once at the end dw += G^T S G. The
 // multiply-adds fall as the forward's do: 36 per 16 outputs and channel pair instead of 144.
