@@ -261,6 +261,11 @@ static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, 
 // columns at most this (144 KiB of 4x4 tiles' filter, with the tiles' scratch 252 KiB).
 #define WINO_MAX_CHANNEL_COLUMNS 1024
 
+// Every Winograd step is inlined into the drivers' calls for m = 2 and for m = 4, so each tile
+// size's transforms are straight-line code over values in registers (with m known only at run
+// time, their small arrays lived in memory: the output transform took more time than the products).
+#define WINO_INLINE static inline __attribute__((always_inline))
+
 static inline int64_t wino_columns(int64_t co) { return (co + 15) / 16 * 16; }
 
 static int wino_applies(int64_t c, int64_t co, int64_t kh, int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx) {
@@ -275,7 +280,7 @@ static int wino_tile(int64_t oh, int64_t ow) {
 
 // The filter's transform G along one axis: 3 values to m + 2.
 KILN_CONV_AVX512
-static inline void wino_g(int m, const __m512 *g, __m512 *u) {
+WINO_INLINE void wino_g(int m, const __m512 *g, __m512 *u) {
     if (m == 2) {
         const __m512 half = _mm512_set1_ps(0.5f), outer = _mm512_add_ps(g[0], g[2]);
         u[0] = g[0];
@@ -298,7 +303,7 @@ static inline void wino_g(int m, const __m512 *g, __m512 *u) {
 
 // The image's transform B^T along one axis: m + 2 values to m + 2.
 KILN_CONV_AVX512
-static inline void wino_bt(int m, const __m512 *d, __m512 *r) {
+WINO_INLINE void wino_bt(int m, const __m512 *d, __m512 *r) {
     if (m == 2) {
         r[0] = _mm512_sub_ps(d[0], d[2]);
         r[1] = _mm512_add_ps(d[1], d[2]);
@@ -319,7 +324,7 @@ static inline void wino_bt(int m, const __m512 *d, __m512 *r) {
 
 // The outputs' transform A^T along one axis: m + 2 values to m.
 KILN_CONV_AVX512
-static inline void wino_at(int m, const __m512 *p, __m512 *y) {
+WINO_INLINE void wino_at(int m, const __m512 *p, __m512 *y) {
     if (m == 2) {
         y[0] = _mm512_add_ps(_mm512_add_ps(p[0], p[1]), p[2]);
         y[1] = _mm512_sub_ps(_mm512_sub_ps(p[1], p[2]), p[3]);
@@ -335,7 +340,7 @@ static inline void wino_at(int m, const __m512 *p, __m512 *y) {
 
 // u[(point * c + ci) * ldu + j] = (G g G^T)[point] for filter column j; columns past co are 0.
 KILN_CONV_AVX512
-static void wino_filter(int m, const float *w, int64_t ldw, int64_t c, int64_t co, float *u, int64_t ldu) {
+WINO_INLINE void wino_filter(int m, const float *w, int64_t ldw, int64_t c, int64_t co, float *u, int64_t ldu) {
     const int n = m + 2;
     for (int64_t ci = 0; ci < c; ci++)
         for (int64_t s0 = 0; s0 < ldu; s0 += 16) {
@@ -412,7 +417,7 @@ static int wino_run(int m, int64_t oh, int64_t ow, int64_t p, int64_t end, int64
 // v[(point * size + t) * ldv + ci] = (B^T d B)[point] of the group's tile t < tiles for ci < c,
 // zero from c to ldv.
 KILN_CONV_AVX512
-static void wino_tiles(int m, const wino_group *g, int tiles, int size, int64_t h, int64_t wd, int64_t c, float *v, int64_t ldv) {
+WINO_INLINE void wino_tiles(int m, const wino_group *g, int tiles, int size, int64_t h, int64_t wd, int64_t c, float *v, int64_t ldv) {
     const int n = m + 2;
     for (int t = 0; t < tiles; t++) {
         const float *src[6][6];
@@ -468,7 +473,7 @@ WINO_PRODUCT(1)
 // A^T M A for the `valid` tiles of the group: their m x m outputs (those inside the output) of
 // the `cols` columns from s0.
 KILN_CONV_AVX512
-static void wino_outputs(int m, const float *mm, int valid, const wino_group *g, int64_t oh, int64_t ow, float *out, int64_t ldc,
+WINO_INLINE void wino_outputs(int m, const float *mm, int valid, const wino_group *g, int64_t oh, int64_t ow, float *out, int64_t ldc,
                          int64_t s0, int64_t cols) {
     const int n = m + 2;
     for (int t = 0; t < valid; t++)
@@ -493,7 +498,7 @@ static void wino_outputs(int m, const float *mm, int valid, const wino_group *g,
 // Output rows [first, end), which cover whole rows of m x m tiles, by Winograd F(m x m, 3x3)
 // with the scratch (see wino_scratch_floats).
 KILN_CONV_AVX512
-static void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
+WINO_INLINE void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
                           const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t end, float *scratch) {
     const int points = (m + 2) * (m + 2);
     int64_t ldu = wino_columns(co);
@@ -530,8 +535,9 @@ static int conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t c
     float *scratch = malloc(sizeof(float) * (size_t)wino_scratch_floats(m, c, co));
     if (!scratch) return 0;
     for (int64_t p = first, q; p < first + count; p = q) {
-        if (wino_run(m, oh, ow, p, first + count, &q)) conv_winograd(m, x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, p, q, scratch);
-        else conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, q - p);
+        if (!wino_run(m, oh, ow, p, first + count, &q)) conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, q - p);
+        else if (m == 4) conv_winograd(4, x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, p, q, scratch);
+        else conv_winograd(2, x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, p, q, scratch);
     }
     free(scratch);
     return 1;
@@ -549,7 +555,7 @@ _Static_assert(WINO_TILES <= WINO_GROUP_MAX && WINO_GRAD_TILES <= WINO_GROUP_MAX
 
 // A along one axis: m values of dY to m + 2.
 KILN_CONV_AVX512
-static inline void wino_a(int m, const __m512 *y, __m512 *z) {
+WINO_INLINE void wino_a(int m, const __m512 *y, __m512 *z) {
     if (m == 2) {
         z[0] = y[0];
         z[1] = _mm512_add_ps(y[0], y[1]);
@@ -570,7 +576,7 @@ static inline void wino_a(int m, const __m512 *y, __m512 *z) {
 
 // G^T along one axis: m + 2 values to 3.
 KILN_CONV_AVX512
-static inline void wino_gt(int m, const __m512 *s, __m512 *o) {
+WINO_INLINE void wino_gt(int m, const __m512 *s, __m512 *o) {
     if (m == 2) {
         const __m512 half = _mm512_set1_ps(0.5f), h = _mm512_mul_ps(half, _mm512_add_ps(s[1], s[2]));
         o[0] = _mm512_add_ps(s[0], h);
@@ -589,7 +595,7 @@ static inline void wino_gt(int m, const __m512 *s, __m512 *o) {
 // z[(point * WINO_GRAD_TILES + t) * ldz + j] = (A dY A^T)[point] of tile t's output gradient
 // (its rows from rows0[t], those inside the output), for the group's `valid` tiles.
 KILN_CONV_AVX512
-static void wino_gradient_tiles(int m, const float *g, int64_t ldg, int64_t co, int valid, const wino_group *tg, int64_t oh, int64_t ow,
+WINO_INLINE void wino_gradient_tiles(int m, const float *g, int64_t ldg, int64_t co, int valid, const wino_group *tg, int64_t oh, int64_t ow,
                                 float *z, int64_t ldz) {
     const int n = m + 2;
     for (int t = 0; t < valid; t++)
@@ -649,7 +655,7 @@ static int64_t wino_gradient_scratch_floats(int m, int64_t c, int64_t co) {
 
 // dw += the filter gradient of output rows [first, end), which cover whole rows of m x m tiles.
 KILN_CONV_AVX512
-static void conv_winograd_filter_gradient(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py,
+WINO_INLINE void conv_winograd_filter_gradient(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py,
                                           int64_t px, const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw, int64_t first,
                                           int64_t end, float *scratch) {
     const int n = m + 2, points = n * n;
@@ -698,11 +704,10 @@ static int conv_avx512_winograd_filter_gradient(const float *x, int64_t h, int64
     float *scratch = malloc(sizeof(float) * (size_t)wino_gradient_scratch_floats(m, c, co));
     if (!scratch) return 0;
     for (int64_t p = first, q; p < first + count; p = q) {
-        if (wino_run(m, oh, ow, p, first + count, &q)) {
-            conv_winograd_filter_gradient(m, x, h, wd, c, oh, ow, py, px, g, ldg, co, dw, lddw, p, q, scratch);
-        } else {
+        if (!wino_run(m, oh, ow, p, first + count, &q))
             kiln_conv2d_filter_gradient_f32_portable(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, g, ldg, co, dw, lddw, p, q - p);
-        }
+        else if (m == 4) conv_winograd_filter_gradient(4, x, h, wd, c, oh, ow, py, px, g, ldg, co, dw, lddw, p, q, scratch);
+        else conv_winograd_filter_gradient(2, x, h, wd, c, oh, ow, py, px, g, ldg, co, dw, lddw, p, q, scratch);
     }
     free(scratch);
     return 1;
