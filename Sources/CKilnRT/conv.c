@@ -262,8 +262,8 @@ static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, 
 #define WINO_MAX_CHANNEL_COLUMNS 1024
 
 // Every Winograd step is inlined into the drivers' calls for m = 2 and for m = 4, so each tile
-// size's transforms are straight-line code over values in registers (with m known only at run
-// time, their small arrays lived in memory: the output transform took more time than the products).
+// size's transforms are straight-line code over values in registers rather than loops over
+// small arrays of a run-time length.
 #define WINO_INLINE static inline __attribute__((always_inline))
 
 static inline int64_t wino_columns(int64_t co) { return (co + 15) / 16 * 16; }
