@@ -129,7 +129,7 @@ public struct Scheduler: Sendable {
     /// summed over the blocks) or a convolution (`dot(reshape, w)`, the block's rows of the
     /// output). Nil when any use needs the patches in memory, when the patches would stay in
     /// cache anyway (gathering them again per block would only cost more) unless every product
-    /// is a convolution that reads its image in place, when one panel of
+    /// reads its image in place (a convolution or a weight gradient), when one panel of
     /// patch rows would not fit a block, or when a block's product is too small to be worth a call.
     func blockedPatchProducts(_ p: Instruction, _ fusion: Fusion, excluding accumulated: Set<Int>) -> (Int, [(Int, Bool)])? {
         let inst = fusion.inst, types = fusion.types, uses = fusion.uses
@@ -152,7 +152,8 @@ public struct Scheduler: Sendable {
             default: return nil
             }
         }
-        // Convolutions that read the image in place gather nothing, so they qualify at any size.
+        // Convolutions and weight gradients that read the image in place gather nothing, so they
+        // qualify at any size.
         guard pt.byteCount >= target.cacheBytes || products.allSatisfy({ d, gradient in
             gradient ? gradientReadsImageInPlace(p, inst[d]!, types) : readsImageInPlace(inst[d]!.op)
         }) else { return nil }
