@@ -338,6 +338,21 @@ WINO_INLINE void wino_at(int m, const __m512 *p, __m512 *y) {
     y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), p[5]);
 }
 
+// A transform along one axis (wino_g, wino_bt, wino_at, wino_a, wino_gt) and the same along
+// both: out = T in T^T, in being k_in x k_in values and out k_out x k_out.
+typedef void (*wino_axis)(int m, const __m512 *in, __m512 *out);
+KILN_CONV_AVX512
+WINO_INLINE void wino_2d(int m, wino_axis transform, int k_in, int k_out, __m512 in[6][6], __m512 out[6][6]) {
+    __m512 half[6][6];   // T in: half[i][j] for output row i, input column j
+    for (int j = 0; j < k_in; j++) {
+        __m512 col[6], t[6];
+        for (int i = 0; i < k_in; i++) col[i] = in[i][j];
+        transform(m, col, t);
+        for (int i = 0; i < k_out; i++) half[i][j] = t[i];
+    }
+    for (int i = 0; i < k_out; i++) transform(m, half[i], out[i]);
+}
+
 // u[(point * c + ci) * ldu + j] = (G g G^T)[point] for filter column j; columns past co are 0.
 KILN_CONV_AVX512
 WINO_INLINE void wino_filter(int m, const float *w, int64_t ldw, int64_t c, int64_t co, float *u, int64_t ldu) {
@@ -345,18 +360,12 @@ WINO_INLINE void wino_filter(int m, const float *w, int64_t ldw, int64_t c, int6
     for (int64_t ci = 0; ci < c; ci++)
         for (int64_t s0 = 0; s0 < ldu; s0 += 16) {
             __mmask16 mask = conv_lanes(co - s0);
-            __m512 t[6][3];
-            for (int b = 0; b < 3; b++) {
-                __m512 g[3], col[6];
-                for (int a = 0; a < 3; a++) g[a] = _mm512_maskz_loadu_ps(mask, w + ((a * 3 + b) * c + ci) * ldw + s0);
-                wino_g(m, g, col);
-                for (int i = 0; i < n; i++) t[i][b] = col[i];
-            }
-            for (int i = 0; i < n; i++) {
-                __m512 row[6];
-                wino_g(m, t[i], row);
-                for (int j = 0; j < n; j++) _mm512_storeu_ps(u + ((i * n + j) * c + ci) * ldu + s0, row[j]);
-            }
+            __m512 g[6][6], out[6][6];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++) g[a][b] = _mm512_maskz_loadu_ps(mask, w + ((a * 3 + b) * c + ci) * ldw + s0);
+            wino_2d(m, wino_g, 3, n, g, out);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) _mm512_storeu_ps(u + ((i * n + j) * c + ci) * ldu + s0, out[i][j]);
         }
 }
 
@@ -429,18 +438,12 @@ WINO_INLINE void wino_tiles(int m, const wino_group *g, int tiles, int size, int
             }
         for (int64_t c0 = 0; c0 < ldv; c0 += 16) {
             __mmask16 mask = conv_lanes(c - c0), lanes = conv_lanes(ldv - c0);
-            __m512 r[6][6];
-            for (int j = 0; j < n; j++) {
-                __m512 d[6], col[6];
-                for (int i = 0; i < n; i++) d[i] = _mm512_maskz_loadu_ps(mask, src[i][j] + c0);
-                wino_bt(m, d, col);
-                for (int i = 0; i < n; i++) r[i][j] = col[i];
-            }
-            for (int i = 0; i < n; i++) {
-                __m512 row[6];
-                wino_bt(m, r[i], row);
-                for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + ((i * n + j) * size + t) * ldv + c0, lanes, row[j]);
-            }
+            __m512 d[6][6], out[6][6];
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) d[i][j] = _mm512_maskz_loadu_ps(mask, src[i][j] + c0);
+            wino_2d(m, wino_bt, n, n, d, out);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + ((i * n + j) * size + t) * ldv + c0, lanes, out[i][j]);
         }
     }
 }
@@ -479,18 +482,13 @@ WINO_INLINE void wino_outputs(int m, const float *mm, int valid, const wino_grou
     for (int t = 0; t < valid; t++)
         for (int64_t s = 0; 16 * s < cols; s++) {
             __mmask16 mask = conv_lanes(cols - 16 * s);
-            __m512 a[4][6];
-            for (int j = 0; j < n; j++) {
-                __m512 p[6], col[4];
-                for (int i = 0; i < n; i++) p[i] = _mm512_loadu_ps(mm + ((i * n + j) * WINO_TILES + t) * 32 + 16 * s);
-                wino_at(m, p, col);
-                for (int r = 0; r < m; r++) a[r][j] = col[r];
-            }
+            __m512 p[6][6], y[6][6];
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) p[i][j] = _mm512_loadu_ps(mm + ((i * n + j) * WINO_TILES + t) * 32 + 16 * s);
+            wino_2d(m, wino_at, n, m, p, y);
             for (int r = 0; r < m && g->oy[t] + r < oh; r++) {
-                __m512 y[4];
-                wino_at(m, a[r], y);
                 float *row = out + (g->rows0[t] + r * ow) * ldc + s0 + 16 * s;
-                for (int q = 0; q < m && g->ox[t] + q < ow; q++) _mm512_mask_storeu_ps(row + q * ldc, mask, y[q]);
+                for (int q = 0; q < m && g->ox[t] + q < ow; q++) _mm512_mask_storeu_ps(row + q * ldc, mask, y[r][q]);
             }
         }
 }
@@ -601,21 +599,15 @@ WINO_INLINE void wino_gradient_tiles(int m, const float *g, int64_t ldg, int64_t
     for (int t = 0; t < valid; t++)
         for (int64_t s0 = 0; s0 < ldz; s0 += 16) {
             __mmask16 mask = conv_lanes(co - s0);
-            __m512 r[6][4];
-            for (int q = 0; q < m; q++) {
-                __m512 y[4], col[6];
-                for (int i = 0; i < m; i++) {
+            __m512 y[6][6], out[6][6];
+            for (int i = 0; i < m; i++)
+                for (int q = 0; q < m; q++) {
                     int inside = tg->oy[t] + i < oh && tg->ox[t] + q < ow;
-                    y[i] = _mm512_maskz_loadu_ps(inside ? mask : 0, g + (tg->rows0[t] + i * ow + q) * ldg + s0);
+                    y[i][q] = _mm512_maskz_loadu_ps(inside ? mask : 0, g + (tg->rows0[t] + i * ow + q) * ldg + s0);
                 }
-                wino_a(m, y, col);
-                for (int i = 0; i < n; i++) r[i][q] = col[i];
-            }
-            for (int i = 0; i < n; i++) {
-                __m512 row[6];
-                wino_a(m, r[i], row);
-                for (int j = 0; j < n; j++) _mm512_storeu_ps(z + ((i * n + j) * WINO_GRAD_TILES + t) * ldz + s0, row[j]);
-            }
+            wino_2d(m, wino_a, m, n, y, out);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) _mm512_storeu_ps(z + ((i * n + j) * WINO_GRAD_TILES + t) * ldz + s0, out[i][j]);
         }
 }
 
@@ -676,21 +668,15 @@ WINO_INLINE void conv_winograd_filter_gradient(int m, const float *x, int64_t h,
     for (int64_t ci = 0; ci < c; ci++)
         for (int64_t s0 = 0; s0 < ldz; s0 += 16) {
             __mmask16 mask = conv_lanes(co - s0);
-            __m512 t[3][6];
-            for (int j = 0; j < n; j++) {
-                __m512 col[6], o[3];
-                for (int i = 0; i < n; i++) col[i] = _mm512_loadu_ps(s + ((i * n + j) * ldv + ci) * ldz + s0);
-                wino_gt(m, col, o);
-                for (int k = 0; k < 3; k++) t[k][j] = o[k];
-            }
-            for (int ky = 0; ky < 3; ky++) {
-                __m512 o[3];
-                wino_gt(m, t[ky], o);
+            __m512 p[6][6], o[6][6];
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) p[i][j] = _mm512_loadu_ps(s + ((i * n + j) * ldv + ci) * ldz + s0);
+            wino_2d(m, wino_gt, n, 3, p, o);
+            for (int ky = 0; ky < 3; ky++)
                 for (int kx = 0; kx < 3; kx++) {
                     float *at = dw + ((ky * 3 + kx) * c + ci) * lddw + s0;
-                    _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), o[kx]));
+                    _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), o[ky][kx]));
                 }
-            }
         }
 }
 
