@@ -105,6 +105,7 @@ struct Bench: ParsableCommand {
         ([FrozenInferenceBench.name], { reps, _ in [try FrozenInferenceBench.run(reps)] }),
         (DigitsTrainBench.names, { reps, _ in try DigitsTrainBench.run(reps) }),
         (InputPipelineBench.names, { reps, quick in try InputPipelineBench.run(reps, quick: quick) }),
+        ([DigitsInputBench.name], { reps, _ in [try DigitsInputBench.run(reps)] }),
         ([DebugStepBench.name], { reps, _ in [try DebugStepBench.run(reps)] }),
         (HalfProductBench.names, { reps, _ in try HalfProductBench.run(reps) }),
     ]
@@ -126,6 +127,8 @@ struct Bench: ParsableCommand {
         print("        limits are measured now, in this process;")
         print("        input_pipeline_Nt: records/s of Session.run of shuffle_batch(128) fed by N reader threads (TFRecord -> parse -> decode_raw),")
         print("        median of full passes over 100,000 Examples written by Kiln, after 20 warm-up batches (scripts/peers/input_pipeline.py: TF's)")
+        print("        digits_input: the digits training step (batch 64) fed by the queue pipeline from a TFRecord file (one reader thread),")
+        print("        alternating with the same step fed arrays, in one session, \(DigitsInputBench.stepsPerSample) steps a sample; both rates in the note")
         print("        debug_step: the digits training step (batch 64) under DebugSession.run(until: has_inf_or_nan), alternating with plain Session.run")
         print("        in a session of its own, \(DebugStepBench.stepsPerSample) steps a sample; the plain median and the ratio in the note")
         print("        matmul_half_SHAPE_T: one MatMul of variables of type T (f32, f16, bf16) through Session.run, the three types sampled")

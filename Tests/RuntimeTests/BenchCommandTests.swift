@@ -92,6 +92,19 @@ final class BenchCommandTests: KilnBinaryTestCase {
         XCTAssertLessThanOrEqual(minimum, median)
     }
 
+    /// digits_input: the training step fed by the queue pipeline beside the same step fed arrays,
+    /// both rates and their ratio in its note.
+    func testDigitsInputSetsTheQueuePipelineBesideFedArrays() throws {
+        let r = try run(["bench", "--quick", "--only", "digits_input", "--json", path("input.json")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("digits_input: the digits training step (batch 64) fed by the queue pipeline"), r.stdout)
+        let row = r.stdout.split(separator: "\n").first { $0.hasPrefix("digits_input ") }.map(String.init) ?? ""
+        XCTAssertNotNil(row.range(of: #"steps/s: queues [0-9]+, arrays [0-9]+, queues/arrays [0-9]+\.[0-9]{2}; batch 64, 1 reader thread$"#, options: .regularExpression), r.stdout)
+        let workloads = try json(path("input.json"))["workloads"] as! [[String: Any]]
+        XCTAssertEqual(workloads.compactMap { $0["name"] as? String }, ["digits_input"])
+        XCTAssertGreaterThan(workloads[0]["min_ms"] as! Double, 0)
+    }
+
     func testMisusedOptionsExitWithUsageAndBadInputNamesTheFeed() throws {
         let (graph, feed) = try writeProductGraph()
         let cases: [(args: [String], status: Int32, mentions: [String])] = [
