@@ -46,9 +46,25 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         let offset = file.offset
         guard let value = try file.next() else { return nil }
         recordsProduced += 1
-        var key = keyPrefix
-        key.append(contentsOf: String(offset).utf8)
+        // The decimal offset written straight into the key: no String per record.
+        var key = [UInt8](repeating: UInt8(ascii: "0"), count: keyPrefix.count + Self.decimalDigits(offset))
+        key.withUnsafeMutableBufferPointer { k in
+            for (i, b) in keyPrefix.enumerated() { k[i] = b }
+            var v = offset, i = k.count
+            repeat {
+                i -= 1
+                k[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0
+        }
         return (key, value)
+    }
+
+    /// The digits of `n` (>= 0) in decimal.
+    static func decimalDigits(_ n: Int) -> Int {
+        var digits = 1, v = n
+        while v >= 10 { v /= 10; digits += 1 }
+        return digits
     }
 
     /// The next record of the open file, without waiting: nil when another read holds the reader
@@ -72,6 +88,7 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var out: [Record] = []
+        out.reserveCapacity(min(count, 4096))
         while out.count < count {
             let file = try currentWork(queue)
             if let record = try nextRecord(of: file) {

@@ -61,54 +61,28 @@ enum ExampleParsing {
         }
     }
 
-    /// A feature's values as the message holds them.
-    enum Values {
-        case int64([Int64]), float([Float]), bytes([[UInt8]])
-
-        var dtype: DType {
-            switch self {
-            case .int64: return .int64
-            case .float: return .float32
-            case .bytes: return .string
-            }
-        }
-        var count: Int {
-            switch self {
-            case .int64(let v): return v.count
-            case .float(let v): return v.count
-            case .bytes(let v): return v.count
-            }
-        }
-    }
-
     /// TensorFlow's name for a list ("int64_list") and for its values in messages ("int64").
     static func listName(_ t: DType) -> String { t == .string ? "bytes_list" : "\(typeName(t))_list" }
     static func valueName(_ t: DType) -> String { t == .string ? "bytes" : typeName(t) }
 
     /// Reads one serialised Example's framing; bytes that are not one give TensorFlow's error.
     static func decode(_ bytes: [UInt8]) throws -> ExampleWire {
-        guard let wire = ExampleWire(bytes) else {
-            throw KilnError.invalidArgument("Could not parse example input, value: '\(escaped(bytes))'")
-        }
+        guard let wire = ExampleWire(bytes) else { throw notAnExample(bytes) }
         return wire
     }
 
-    /// The values of `key` in `wire`, nil when it is absent (or an empty Feature). A list of
-    /// another dtype is `mismatch(its dtype)`, one that does not parse `unparsable(list name)`;
-    /// a bytes list is read only up to `bytesLimit` values (more is unparsable, as in TensorFlow).
-    static func featureValues(_ wire: ExampleWire, _ key: [UInt8], _ dtype: DType, bytesLimit: Int = Int.max,
-                       mismatch: (DType) -> KilnError, unparsable: (String) -> KilnError) throws -> Values? {
+    /// TensorFlow's error for bytes that are not an Example.
+    static func notAnExample(_ bytes: [UInt8]) -> KilnError {
+        KilnError.invalidArgument("Could not parse example input, value: '\(escaped(bytes))'")
+    }
+
+    /// The Feature message of `key` in `wire` when it holds a list, nil when it is absent (or an
+    /// empty Feature); a list of another dtype is `mismatch(its dtype)`.
+    static func feature(_ wire: ExampleWire, _ key: [UInt8], _ dtype: DType, mismatch: (DType) -> KilnError) throws -> Range<Int>? {
         guard let feature = wire.feature(key), let kind = try wire.kind(feature) else { return nil }
         let found: DType = kind == .int64 ? .int64 : kind == .float ? .float32 : .string
         guard found == dtype else { throw mismatch(found) }
-        let v: Values?
-        switch kind {
-        case .int64: v = wire.int64s(feature).map { .int64($0) }
-        case .float: v = wire.floats(feature).map { .float($0) }
-        case .bytes: v = wire.byteStrings(feature, limit: bytesLimit).map { .bytes($0) }
-        }
-        guard let v else { throw unparsable(listName(dtype)) }
-        return v
+        return feature
     }
 
     /// Bytes as C-escaped text for messages, at most `limit` of them (a record may be megabytes).
@@ -136,11 +110,13 @@ enum ExampleParsing {
 
         init(_ dtype: DType) { self.dtype = dtype }
 
-        mutating func append(_ v: Values) {
-            switch v {
-            case .int64(let x): int64s += x
-            case .float(let x): floats += x
-            case .bytes(let x): strings += x
+        /// Appends a Feature's list, of the column's dtype, read in place; false when it does not
+        /// parse (or, for bytes, has more than `bytesLimit` values).
+        mutating func append(_ wire: ExampleWire, _ feature: Range<Int>, bytesLimit: Int = Int.max) -> Bool {
+            switch dtype {
+            case .int64: return wire.appendInt64s(feature, to: &int64s)
+            case .float32: return wire.appendFloats(feature, to: &floats)
+            default: return wire.appendByteStrings(feature, limit: bytesLimit, to: &strings)
             }
         }
 
@@ -153,6 +129,14 @@ enum ExampleParsing {
         }
 
         var count: Int { dtype == .int64 ? int64s.count : dtype == .float32 ? floats.count : strings.count }
+
+        mutating func reserve(_ n: Int) {
+            switch dtype {
+            case .int64: int64s.reserveCapacity(n)
+            case .float32: floats.reserveCapacity(n)
+            default: strings.reserveCapacity(n)
+            }
+        }
 
         func tensor(_ shape: [Int]) throws -> Tensor {
             switch dtype {
@@ -170,10 +154,11 @@ enum ExampleParsing {
         var indices: [Tensor] = [], values: [Tensor] = [], shapes: [Tensor] = []
         for s in config.sparse {
             var column = Column(s.dtype)
-            let v = try featureValues(wire, Array(s.key.utf8), s.dtype, mismatch: {
+            if let f = try feature(wire, Array(s.key.utf8), s.dtype, mismatch: {
                 KilnError.invalidArgument("Key: \(s.key).  Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName($0))")
-            }, unparsable: { KilnError.invalidArgument("Key: \(s.key).  Can't parse serialized Example: Parsing \($0) failed.") })
-            if let v { column.append(v) }
+            }), !column.append(wire, f) {
+                throw KilnError.invalidArgument("Key: \(s.key).  Can't parse serialized Example: Parsing \(listName(s.dtype)) failed.")
+            }
             let n = column.count
             indices.append(try Tensor(shape: [n, 1], scalars: (0..<Int64(n)).map { $0 }))
             values.append(try column.tensor([n]))
@@ -181,72 +166,90 @@ enum ExampleParsing {
         }
         var dense: [Tensor] = []
         for d in config.dense {
-            let found = try featureValues(wire, Array(d.key.utf8), d.dtype, bytesLimit: d.elementCount, mismatch: {
+            guard let f = try feature(wire, Array(d.key.utf8), d.dtype, mismatch: {
                 KilnError.invalidArgument("Key: \(d.key).  Data types don't match. Data type: \(typeName($0)) but expected type: \(typeName(d.dtype))")
-            }, unparsable: { KilnError.invalidArgument("Key: \(d.key).  Can't parse serialized Example: Parsing \($0) failed.") })
-            guard let v = found else {
+            }) else {
                 guard d.defaultValue.elementCount > 0 else {
                     throw KilnError.invalidArgument("Feature: \(d.key) (data type: \(typeName(d.dtype))) is required but could not be found.")
                 }
                 dense.append(try d.defaultValue.reshaped(to: d.shape))
                 continue
             }
-            guard v.count == d.elementCount else {
+            var column = Column(d.dtype)
+            guard column.append(wire, f, bytesLimit: d.elementCount) else {
+                throw KilnError.invalidArgument("Key: \(d.key).  Can't parse serialized Example: Parsing \(listName(d.dtype)) failed.")
+            }
+            guard column.count == d.elementCount else {
                 throw KilnError.invalidArgument("Key: \(d.key).  Can't parse serialized Example: Some \(listName(d.dtype)) slice was not parsed.")
             }
-            var column = Column(d.dtype)
-            column.append(v)
             dense.append(try column.tensor(d.shape))
         }
         return indices + values + shapes + dense
     }
 
     /// A vector of Examples (ParseExampleV2): dense outputs [batch] + shape, sparse indices
-    /// [n, 2] of (example, position) and dense shape [batch, longest list].
+    /// [n, 2] of (example, position) and dense shape [batch, longest list]. Every Example is read
+    /// into one wire and its values appended to their outputs' columns in place, so an Example
+    /// costs no allocation beyond its bytes values (the reader thread of a training pipeline
+    /// parses on cores the training step uses).
     static func parseBatch(_ serialized: [[UInt8]], names: [[UInt8]], _ config: ExampleParseConfig) throws -> [Tensor] {
         let batch = serialized.count
         guard names.isEmpty || names.count == batch else {
             throw KilnError.invalidArgument("Expected len(names) == len(serialized), but got: \(names.count) vs. \(batch)")
         }
-        var sparse = config.sparse.map { (indices: [Int64](), column: Column($0.dtype), longest: 0) }
-        var dense = config.dense.map { Column($0.dtype) }
-        let sparseKeys = config.sparse.map { Array($0.key.utf8) }, denseKeys = config.dense.map { Array($0.key.utf8) }
-        for (e, bytes) in serialized.enumerated() {
-            let name = names.isEmpty ? "<unknown>" : String(decoding: names[e], as: UTF8.self)
-            let wire = try decode(bytes)
+        let sparseConfig = config.sparse, denseConfig = config.dense
+        var sparse = sparseConfig.map { (indices: [Int64](), column: Column($0.dtype), longest: 0) }
+        var dense = denseConfig.map { Column($0.dtype) }
+        let denseCounts = denseConfig.map(\.elementCount)
+        for k in dense.indices { dense[k].reserve(batch * denseCounts[k]) }
+        let sparseKeys = sparseConfig.map { Array($0.key.utf8) }, denseKeys = denseConfig.map { Array($0.key.utf8) }
+        var wire = ExampleWire()
+        for e in 0..<batch {
+            guard wire.read(serialized[e]) else { throw notAnExample(serialized[e]) }
+            // Names are text only for messages.
+            var name: String { names.isEmpty ? "<unknown>" : String(decoding: names[e], as: UTF8.self) }
             func error(_ key: String, _ suffix: String) -> KilnError {
                 KilnError.invalidArgument("Name: \(name), Key: \(key), Index: \(e).  \(suffix)")
             }
-            for (k, s) in config.sparse.enumerated() {
-                guard let v = try featureValues(wire, sparseKeys[k], s.dtype, mismatch: {
-                    error(s.key, "Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName($0))")
-                }, unparsable: { _ in error(s.key, "Can't parse serialized Example.") }) else { continue }
-                for j in 0..<v.count { sparse[k].indices += [Int64(e), Int64(j)] }
-                sparse[k].column.append(v)
-                sparse[k].longest = max(sparse[k].longest, v.count)
+            for k in sparse.indices {
+                let dtype = sparseConfig[k].dtype
+                guard let f = try feature(wire, sparseKeys[k], dtype, mismatch: {
+                    error(sparseConfig[k].key, "Data types don't match. Expected type: \(typeName(dtype)), Actual type: \(typeName($0))")
+                }) else { continue }
+                let before = sparse[k].column.count
+                guard sparse[k].column.append(wire, f) else { throw error(sparseConfig[k].key, "Can't parse serialized Example.") }
+                let n = sparse[k].column.count - before
+                for j in 0..<n {
+                    sparse[k].indices.append(Int64(e))
+                    sparse[k].indices.append(Int64(j))
+                }
+                sparse[k].longest = max(sparse[k].longest, n)
             }
-            for (k, d) in config.dense.enumerated() {
-                let found = try featureValues(wire, denseKeys[k], d.dtype, bytesLimit: d.elementCount, mismatch: {
-                    error(d.key, "Data types don't match. Data type: \(typeName($0)) but expected type: \(typeName(d.dtype))")
-                }, unparsable: { _ in error(d.key, "Can't parse serialized Example.") })
-                guard let v = found else {
+            for k in dense.indices {
+                let dtype = denseConfig[k].dtype, expected = denseCounts[k]
+                guard let f = try feature(wire, denseKeys[k], dtype, mismatch: {
+                    error(denseConfig[k].key, "Data types don't match. Data type: \(typeName($0)) but expected type: \(typeName(dtype))")
+                }) else {
+                    let d = denseConfig[k]
                     guard d.defaultValue.elementCount > 0 else {
                         throw KilnError.invalidArgument("Name: \(name), Feature: \(d.key) (data type: \(typeName(d.dtype))) is required but could not be found.")
                     }
                     try dense[k].append(d.defaultValue)
                     continue
                 }
-                guard v.count == d.elementCount else {
-                    throw error(d.key, "Number of \(valueName(d.dtype)) values != expected.  Values size: \(v.count) but output shape: \(shapeText(d.shape))")
+                let before = dense[k].count
+                guard dense[k].append(wire, f, bytesLimit: expected) else { throw error(denseConfig[k].key, "Can't parse serialized Example.") }
+                let n = dense[k].count - before
+                guard n == expected else {
+                    throw error(denseConfig[k].key, "Number of \(valueName(dtype)) values != expected.  Values size: \(n) but output shape: \(shapeText(denseConfig[k].shape))")
                 }
-                dense[k].append(v)
             }
         }
         var out: [Tensor] = []
         for s in sparse { out.append(try Tensor(shape: [s.indices.count / 2, 2], scalars: s.indices)) }
         for s in sparse { out.append(try s.column.tensor([s.column.count])) }
         for s in sparse { out.append(try Tensor(shape: [2], scalars: [Int64(batch), Int64(s.longest)])) }
-        for (k, d) in config.dense.enumerated() { out.append(try dense[k].tensor([batch] + d.shape)) }
+        for (k, d) in denseConfig.enumerated() { out.append(try dense[k].tensor([batch] + d.shape)) }
         return out
     }
 

@@ -7,22 +7,33 @@ import KilnIR
 /// hostile input is a failure, never an out-of-bounds read or a large allocation.
 struct ExampleWire {
     /// The message, and the (key, Feature message) byte ranges of its feature map entries.
-    let bytes: [UInt8]
+    private(set) var bytes: [UInt8] = []
     private(set) var entries: [(key: Range<Int>, value: Range<Int>)] = []
+
+    /// Nothing read yet: `read` fills it (a batch parse reads every Example into one wire, reusing
+    /// its entries' storage).
+    init() {}
 
     /// nil when the bytes are not an Example.
     init?(_ bytes: [UInt8]) {
+        guard read(bytes) else { return nil }
+    }
+
+    /// Reads `bytes` in place of what was read before; false when they are not an Example.
+    mutating func read(_ bytes: [UInt8]) -> Bool {
         self.bytes = bytes
+        entries.removeAll(keepingCapacity: true)
         var r = Reader(bytes: bytes, range: 0..<bytes.count)
         // Example: field 1 (features) may repeat (concatenated messages merge); others are skipped.
         while !r.atEnd {
-            guard let tag = r.varint() else { return nil }
+            guard let tag = r.varint() else { return false }
             if tag == 0x0a {
-                guard let features = r.delimited(), parseFeatures(features) else { return nil }
+                guard let features = r.delimited(), parseFeatures(features) else { return false }
             } else if !r.skip(wireType: tag & 7) {
-                return nil
+                return false
             }
         }
+        return true
     }
 
     private mutating func parseFeatures(_ range: Range<Int>) -> Bool {
@@ -65,60 +76,62 @@ struct ExampleWire {
 
     enum DTypeTag { case bytes, float, int64 }
 
-    /// The list of a Feature whose kind is known; nil when it does not parse. A list longer than
-    /// `limit` values is nil too for bytes (TensorFlow's parser stops there), so `limit + 1`
-    /// values are never gathered for a fixed-length feature.
-    func int64s(_ feature: Range<Int>) -> [Int64]? {
+    /// Appends the list of a Feature whose kind is known to `out`; false when it does not parse
+    /// (`out` may then hold part of it). A bytes list longer than `limit` values fails too
+    /// (TensorFlow's parser stops there), so `limit + 1` values are never gathered for a
+    /// fixed-length feature. A batch parse appends every Example's values to one array.
+    func appendInt64s(_ feature: Range<Int>, to out: inout [Int64]) -> Bool {
         var r = Reader(bytes: bytes, range: feature.dropFirst())
-        guard let list = r.delimited() else { return nil }
-        var l = Reader(bytes: bytes, range: list), out: [Int64] = []
+        guard let list = r.delimited() else { return false }
+        var l = Reader(bytes: bytes, range: list)
         while !l.atEnd {
-            guard let tag = l.varint() else { return nil }
+            guard let tag = l.varint() else { return false }
             if tag == 0x0a {   // packed
-                guard let packed = l.delimited() else { return nil }
+                guard let packed = l.delimited() else { return false }
                 var p = Reader(bytes: bytes, range: packed)
-                while !p.atEnd { guard let v = p.varint() else { return nil }; out.append(Int64(bitPattern: v)) }
+                while !p.atEnd { guard let v = p.varint() else { return false }; out.append(Int64(bitPattern: v)) }
             } else if tag == 0x08 {
-                guard let v = l.varint() else { return nil }
+                guard let v = l.varint() else { return false }
                 out.append(Int64(bitPattern: v))
             } else {
-                return nil
+                return false
             }
         }
-        return out
+        return true
     }
 
-    func floats(_ feature: Range<Int>) -> [Float]? {
+    func appendFloats(_ feature: Range<Int>, to out: inout [Float]) -> Bool {
         var r = Reader(bytes: bytes, range: feature.dropFirst())
-        guard let list = r.delimited() else { return nil }
-        var l = Reader(bytes: bytes, range: list), out: [Float] = []
+        guard let list = r.delimited() else { return false }
+        var l = Reader(bytes: bytes, range: list)
         while !l.atEnd {
-            guard let tag = l.varint() else { return nil }
+            guard let tag = l.varint() else { return false }
             if tag == 0x0a {   // packed
-                guard let packed = l.delimited(), packed.count % 4 == 0 else { return nil }
+                guard let packed = l.delimited(), packed.count % 4 == 0 else { return false }
                 out.reserveCapacity(out.count + packed.count / 4)
                 var i = packed.lowerBound
                 while i < packed.upperBound { out.append(Reader.float(bytes, at: i)); i += 4 }
             } else if tag == 0x0d {
-                guard l.range.count >= 4 else { return nil }
+                guard l.range.count >= 4 else { return false }
                 out.append(Reader.float(bytes, at: l.range.lowerBound))
                 l.range = l.range.dropFirst(4)
             } else {
-                return nil
+                return false
             }
         }
-        return out
+        return true
     }
 
-    func byteStrings(_ feature: Range<Int>, limit: Int = Int.max) -> [[UInt8]]? {
+    func appendByteStrings(_ feature: Range<Int>, limit: Int = Int.max, to out: inout [[UInt8]]) -> Bool {
         var r = Reader(bytes: bytes, range: feature.dropFirst())
-        guard let list = r.delimited() else { return nil }
-        var l = Reader(bytes: bytes, range: list), out: [[UInt8]] = []
+        guard let list = r.delimited() else { return false }
+        var l = Reader(bytes: bytes, range: list), n = 0
         while !l.atEnd {
-            guard l.varint() == 0x0a, let s = l.delimited(), out.count < limit else { return nil }
+            guard l.varint() == 0x0a, let s = l.delimited(), n < limit else { return false }
             out.append(Array(bytes[s]))
+            n += 1
         }
-        return out
+        return true
     }
 
     /// Protobuf wire-format reading within `range` of `bytes`.
