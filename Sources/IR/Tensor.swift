@@ -37,7 +37,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
     public let shape: [Int]
     public private(set) var buffer: TensorBuffer
     /// Elements of a string tensor (bytes, as TensorFlow's strings are); empty otherwise.
-    public private(set) var strings: [[UInt8]]
+    public private(set) var strings: TensorStrings
 
     /// A tensor exists only with a shape whose size fits (every initialiser checks), so these are exact.
     public var elementCount: Int { Sizes.product(shape) ?? Int.max }
@@ -63,7 +63,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
         self.dtype = dtype
         self.shape = shape
         self.buffer = buffer
-        self.strings = []
+        self.strings = TensorStrings()
     }
 
     /// A tensor of zeros (empty strings for `.string`).
@@ -72,7 +72,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
         self.dtype = dtype
         self.shape = shape
         self.buffer = try TensorBuffer(zeroed: n * dtype.byteSize)
-        self.strings = dtype == .string ? Array(repeating: [], count: n) : []
+        self.strings = TensorStrings(empty: dtype == .string ? n : 0)
     }
 
     public init<T: TensorScalar>(shape: [Int], scalars: [T]) throws {
@@ -83,7 +83,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
         self.dtype = T.dtype
         self.shape = shape
         self.buffer = try TensorBuffer(byteCount: scalars.count * T.dtype.byteSize)
-        self.strings = []
+        self.strings = TensorStrings()
         scalars.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     }
 
@@ -93,13 +93,18 @@ public struct Tensor: Sendable, CustomStringConvertible {
         self = try! Tensor(shape: [], scalars: [scalar])
     }
 
-    public init(shape: [Int], strings: [[UInt8]]) throws {
+    public init(shape: [Int], strings: TensorStrings) throws {
         let n = try Tensor.checkedCount(shape, .string)
         guard n == strings.count else { throw KilnError.invalidArgument("shape \(shape) needs \(n) strings, got \(strings.count)") }
         self.dtype = .string
         self.shape = shape
         self.buffer = try TensorBuffer(byteCount: 0)
         self.strings = strings
+    }
+
+    /// From each element's bytes (arrays, slices, UTF-8 views).
+    public init<S: Sequence>(shape: [Int], strings: S) throws where S.Element: Collection, S.Element.Element == UInt8 {
+        try self.init(shape: shape, strings: TensorStrings(strings))
     }
 
     public init(_ string: String) {

@@ -177,7 +177,9 @@ extension Session {
         var rng = SplitMix64(seed: (seed == 0 && seed2 == 0 ? sessionSeed : seed &* 0x9E37_79B9_7F4A_7C15 ^ seed2) &+ draw &* 0xD1B5_4A32_D192_ED03 ^ UInt64(op.id))
         let rows = x.shape[0], width = x.strings.count / rows
         let order = (0..<rows).shuffled(using: &rng)
-        return try Tensor(shape: x.shape, strings: order.flatMap { x.strings[$0 * width..<($0 + 1) * width] })
+        var shuffled = TensorStrings()
+        for r in order { shuffled.append(x.strings, elements: (r * width)..<((r + 1) * width)) }
+        return try Tensor(shape: x.shape, strings: shuffled)
     }
     /// Answered on the host only in some runs (KilnInitializedValue once its variable has a
     /// value): a run signature containing one is never marked free of host ops.

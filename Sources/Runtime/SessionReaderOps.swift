@@ -14,7 +14,7 @@ extension Session {
             var record = try reader.readWithoutWaiting()
             if record == nil { try session.withoutLock { record = try reader.read(from: queue) } }
             guard let record else { throw KilnError.internalError("'\(op.name)': a read ended without a record or an error") }
-            return [try Tensor(shape: [], strings: [record.key]), try Tensor(shape: [], strings: [record.value])]
+            return [try Tensor(shape: [], strings: record.keys), try Tensor(shape: [], strings: record.values)]
         },
         "ReaderReadUpToV2": onReader { session, reader, op, inputs in
             guard inputs[2].dtype == .int64, inputs[2].rank == 0 else {
@@ -23,10 +23,9 @@ extension Session {
             let n = try inputs[2].scalar(as: Int64.self)
             guard n > 0 else { throw KilnError.invalidArgument("num_records (\(n)) must be > 0") }
             let queue = try session.queue(for: op.inputs[1])
-            var records: [HostTFRecordReader.Record] = []
+            var records = HostTFRecordReader.Records()
             try session.withoutLock { records = try reader.readUpTo(Int(clamping: n), from: queue) }
-            return [try Tensor(shape: [records.count], strings: records.map(\.key)),
-                    try Tensor(shape: [records.count], strings: records.map(\.value))]
+            return [try Tensor(shape: [records.count], strings: records.keys), try Tensor(shape: [records.count], strings: records.values)]
         },
         "ReaderNumRecordsProducedV2": onReader { _, reader, _, _ in [Tensor(reader.numRecordsProduced)] },
         "ReaderNumWorkUnitsCompletedV2": onReader { _, reader, _, _ in [Tensor(reader.numWorkUnitsCompleted)] },

@@ -99,14 +99,16 @@ final class TFRecordReaderOpTests: XCTestCase {
         let (keys, values) = try p.reader.readUpTo(p.queue, numRecords: 2)
         let sess = try Session(graph: p.graph)
         try p.fill(sess, paths)
-        var batches: [[[UInt8]]] = []
+        var batches: [[[UInt8]]] = [], keyBatches: [[String]] = []
         for _ in 0..<3 {
             let out = try sess.run([keys, values])
             XCTAssertEqual(out[0].shape, out[1].shape)
             XCTAssertEqual(out[0].strings.count, out[1].strings.count)
-            batches.append(out[1].strings)
+            batches.append(Array(out[1].strings))
+            keyBatches.append(out[0].strings.map { String(decoding: $0, as: UTF8.self) })
         }
         XCTAssertEqual(batches, [[records[0][0], records[0][1]], [records[0][2]], [records[2][0], records[2][1]]])
+        XCTAssertEqual(keyBatches, [["\(paths[0]):0", "\(paths[0]):18"], ["\(paths[0]):34"], ["\(paths[2]):0", "\(paths[2]):18"]])
         XCTAssertThrowsError(try sess.run(values)) { XCTAssertEqual(($0 as? KilnError)?.code, .outOfRange) }
         XCTAssertThrowsError(try p.reader.readUpTo(p.queue, numRecords: 0)) { XCTAssertEqual(($0 as? KilnError)?.code, .invalidArgument) }
     }

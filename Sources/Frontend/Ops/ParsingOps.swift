@@ -151,31 +151,26 @@ enum DecodeRawKernel {
 
     static func decode(_ input: Tensor, outType: DType, littleEndian: Bool) throws -> Tensor {
         let strings = input.strings
-        var size = -1
-        for (i, s) in strings.enumerated() {
-            if size == -1 { size = s.count } else if s.count != size {
-                throw KilnError.invalidArgument("DecodeRaw requires input strings to all be the same size, but element \(i) has size \(size) != \(s.count)")
-            }
+        guard let size = strings.commonLength else {
+            let first = strings.range(0).count
+            let i = strings.indices.first { strings.range($0).count != first }!
+            throw KilnError.invalidArgument("DecodeRaw requires input strings to all be the same size, but element \(i) has size \(first) != \(strings.range(i).count)")
         }
-        if size <= 0 { return try Tensor(zeros: outType, shape: input.shape + [0]) }
+        if size == 0 { return try Tensor(zeros: outType, shape: input.shape + [0]) }
         let width = outType.byteSize
         guard size % width == 0 else {
             throw KilnError.invalidArgument("Input to DecodeRaw has length \(size) that is not a multiple of \(width), the size of \(ExampleParsing.typeName(outType))")
         }
         let perString = size / width
-        let out = try Tensor(zeros: outType, shape: input.shape + [perString])
+        // The strings' bytes lie one after another, as the elements do: one copy fills every one.
+        let out = try Tensor(dtype: outType, shape: input.shape + [perString], buffer: TensorBuffer(byteCount: strings.bytes.count))
         let base = out.buffer.pointer.assumingMemoryBound(to: UInt8.self)
-        for (i, s) in strings.enumerated() {
-            let dst = base + i * size
-            s.withUnsafeBufferPointer { src in
-                dst.update(from: src.baseAddress!, count: size)
-            }
-            // The host is little-endian: big-endian input has each element's bytes reversed.
-            if !littleEndian && width > 1 {
-                for e in 0..<perString {
-                    let p = dst + e * width
-                    for k in 0..<width / 2 { let t = p[k]; p[k] = p[width - 1 - k]; p[width - 1 - k] = t }
-                }
+        strings.bytes.withUnsafeBufferPointer { base.update(from: $0.baseAddress!, count: $0.count) }
+        // The host is little-endian: big-endian input has each element's bytes reversed.
+        if !littleEndian && width > 1 {
+            for e in 0..<(strings.count * perString) {
+                let p = base + e * width
+                for k in 0..<width / 2 { let t = p[k]; p[k] = p[width - 1 - k]; p[width - 1 - k] = t }
             }
         }
         return out

@@ -1,30 +1,32 @@
+import KilnIR
+
 /// The data-file layout of a DT_STRING tensor in a tensor bundle (tensor_bundle.cc,
 /// WriteStringTensor): varint64 lengths, the masked CRC of the lengths, then the bytes. The
 /// entry's CRC covers the lengths as fixed-width integers (not their varints), the stored
 /// length CRC and the bytes.
 enum BundleStrings {
-    static func encode(_ strings: [[UInt8]]) -> (bytes: [UInt8], crc: UInt32) {
+    static func encode(_ strings: TensorStrings) -> (bytes: [UInt8], crc: UInt32) {
         var out: [UInt8] = []
         var crc: UInt32 = 0
-        for s in strings {
-            out.appendVarint(UInt64(s.count))
-            crc = extendWithLength(crc, s.count)
+        for i in strings.indices {
+            let n = strings.range(i).count
+            out.appendVarint(UInt64(n))
+            crc = extendWithLength(crc, n)
         }
         let lengthChecksum = CRC32C.mask(crc)
         var stored: [UInt8] = []
         stored.appendFixed32(lengthChecksum)
         out += stored
         crc = CRC32C.extend(crc, stored)
-        for s in strings {
-            out += s
-            crc = CRC32C.extend(crc, s)
-        }
+        // The bytes follow one another as they do in the tensor.
+        out += strings.bytes
+        crc = CRC32C.extend(crc, strings.bytes)
         return (out, crc)
     }
 
     /// The strings in `bytes` (exactly `count` of them, filling `bytes` exactly) and the CRC the
     /// entry should hold; a bad length checksum or a size mismatch is a TableFormatError.
-    static func decode(_ bytes: [UInt8], count: Int) throws -> (strings: [[UInt8]], crc: UInt32) {
+    static func decode(_ bytes: [UInt8], count: Int) throws -> (strings: TensorStrings, crc: UInt32) {
         var c = ByteCursor(bytes[...])
         var lengths: [Int] = []
         lengths.reserveCapacity(min(count, bytes.count))
@@ -47,12 +49,12 @@ enum BundleStrings {
         guard total == c.remaining else {
             throw TableFormatError("string lengths add up to \(total) bytes but \(c.remaining) follow them")
         }
-        var strings: [[UInt8]] = []
-        strings.reserveCapacity(count)
+        var strings = TensorStrings()
+        strings.reserve(count, bytesEach: 0)
         for n in lengths {
             let s = try c.take(n)
             crc = CRC32C.extend(crc, s)
-            strings.append(Array(s))
+            strings.append(s)
         }
         return (strings, crc)
     }

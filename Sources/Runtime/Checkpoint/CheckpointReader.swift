@@ -141,7 +141,7 @@ public final class CheckpointReader {
 
         var bytes = [UInt8](repeating: 0, count: Int(size))
         try bytes.withUnsafeMutableBytes { try read(fd, into: $0, offset: offset, at) }
-        let decoded: (strings: [[UInt8]], crc: UInt32)
+        let decoded: (strings: TensorStrings, crc: UInt32)
         do { decoded = try BundleStrings.decode(bytes, count: count) } catch let err as TableFormatError {
             throw KilnError.dataLoss("\(at): \(err.message)")
         }

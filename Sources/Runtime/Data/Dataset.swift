@@ -281,7 +281,9 @@ extension Dataset {
             }
             let shape = [elements.count] + t0.shape
             if t0.dtype == .string {
-                out.append(try Tensor(shape: shape, strings: elements.flatMap { $0[c].strings }))
+                var strings = TensorStrings()
+                for e in elements { strings.append(contentsOf: e[c].strings) }
+                out.append(try Tensor(shape: shape, strings: strings))
             } else {
                 let n = try Tensor.checkedCount(shape, t0.dtype)
                 let buffer = try TensorBuffer(byteCount: n * t0.dtype.byteSize)

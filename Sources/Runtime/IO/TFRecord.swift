@@ -85,6 +85,20 @@ public final class TFRecordFileReader: Sequence {
 
     /// The next record, or nil at the end of the file (which must fall on a record boundary).
     public func next() throws -> [UInt8]? {
+        try nextRecord().map { Array(bytes[$0]) }
+    }
+
+    /// Appends the next record to `records`; false at the end of the file. A batch of records
+    /// is so read into one string tensor's storage, without an array per record.
+    public func next(into records: inout TensorStrings) throws -> Bool {
+        guard let r = try nextRecord() else { return false }
+        records.append(bytes[r])
+        return true
+    }
+
+    /// Where the next record's data lies in the (decompressed) bytes, its framing checked; nil at
+    /// the end of the file.
+    private func nextRecord() throws -> Range<Int>? {
         let remaining = bytes.count - offset
         if remaining == 0 { return nil }
         // Only for messages: a record that reads well builds no strings.
@@ -115,7 +129,7 @@ public final class TFRecordFileReader: Sequence {
         }
         offset = end + TFRecordFraming.footerBytes
         recordsRead += 1
-        return Array(bytes[start..<end])
+        return start..<end
     }
 
     /// Every remaining record; fails on the first damaged one.

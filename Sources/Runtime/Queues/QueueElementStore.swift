@@ -135,7 +135,11 @@ final class QueueTupleStore: QueueElementStore {
             for s in slots where tuples[s]![c].shape != element {
                 throw KilnError.invalidArgument("Shape mismatch in tuple component \(c): elements of shapes \(Shape(element)) and \(Shape(tuples[s]![c].shape)) cannot be batched")
             }
-            if dtypes[c] == .string { return try Tensor(shape: [slots.count] + element, strings: slots.flatMap { tuples[$0]![c].strings }) }
+            if dtypes[c] == .string {
+                var strings = TensorStrings()
+                for s in slots { strings.append(contentsOf: tuples[s]![c].strings) }
+                return try Tensor(shape: [slots.count] + element, strings: strings)
+            }
             // Every byte is copied over (the elements' shapes match): no zeroing first.
             let bytes = tuples[slots[0]]![c].byteCount
             let buffer = try TensorBuffer(byteCount: bytes * slots.count)
@@ -168,7 +172,11 @@ final class QueueTupleStore: QueueElementStore {
 
         /// Element `i`.
         func slice(at i: Int) throws -> Tensor {
-            if tensor.dtype == .string { return try Tensor(shape: shape, strings: Array(tensor.strings[i * width..<(i + 1) * width])) }
+            if tensor.dtype == .string {
+                var strings = TensorStrings()
+                strings.append(tensor.strings, elements: (i * width)..<((i + 1) * width))
+                return try Tensor(shape: shape, strings: strings)
+            }
             // Every byte is copied over: no zeroing first.
             let buffer = try TensorBuffer(byteCount: bytes)
             tensor.withUnsafeBytes { src in buffer.pointer.copyMemory(from: src.baseAddress! + i * bytes, byteCount: bytes) }

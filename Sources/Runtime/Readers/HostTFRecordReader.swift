@@ -26,38 +26,43 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         self.compression = compression
     }
 
-    /// A record and its key, "<file>:<offset>" in UTF-8 (the string tensors' bytes).
-    typealias Record = (key: [UInt8], value: [UInt8])
+    /// Records and their keys, "<file>:<offset>" in UTF-8 (the string tensors' elements).
+    struct Records {
+        var keys = TensorStrings(), values = TensorStrings()
+        var count: Int { values.count }
+    }
 
     /// The next record. Dequeues filenames until a file has a record; the queue's own error
     /// (outOfRange once it is closed and empty) ends the read.
-    func read(from queue: HostQueue) throws -> Record {
+    func read(from queue: HostQueue) throws -> Records {
         lock.lock()
         defer { lock.unlock() }
+        var out = Records()
         while true {
             let file = try currentWork(queue)
-            if let record = try nextRecord(of: file) { return record }
+            if try appendNext(of: file, to: &out) { return out }
             finishWork()
         }
     }
 
-    /// The open file's next record with its key (the lock is held).
-    private func nextRecord(of file: TFRecordFileReader) throws -> Record? {
+    /// Appends the open file's next record and its key (the lock is held); false at its end.
+    private func appendNext(of file: TFRecordFileReader, to out: inout Records) throws -> Bool {
         let offset = file.offset
-        guard let value = try file.next() else { return nil }
+        guard try file.next(into: &out.values) else { return false }
         recordsProduced += 1
-        // The decimal offset written straight into the key: no String per record.
-        var key = [UInt8](repeating: UInt8(ascii: "0"), count: keyPrefix.count + Self.decimalDigits(offset))
-        key.withUnsafeMutableBufferPointer { k in
-            for (i, b) in keyPrefix.enumerated() { k[i] = b }
-            var v = offset, i = k.count
+        // The decimal offset written straight after the file's name: no String per record.
+        out.keys.append { key in
+            key += keyPrefix
+            let end = key.count + Self.decimalDigits(offset)
+            key += repeatElement(UInt8(ascii: "0"), count: end - key.count)
+            var v = offset, i = end
             repeat {
                 i -= 1
-                k[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                key[i] = UInt8(ascii: "0") + UInt8(v % 10)
                 v /= 10
             } while v > 0
         }
-        return (key, value)
+        return true
     }
 
     /// The digits of `n` (>= 0) in decimal.
@@ -71,32 +76,29 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
     /// (it may be waiting on the queue) or a filename must be dequeued first. A run reads this
     /// way with the session's lock held; letting it go and taking it back around every record
     /// made each read a hand-over with the threads waiting for that lock.
-    func readWithoutWaiting() throws -> Record? {
+    func readWithoutWaiting() throws -> Records? {
         guard lock.try() else { return nil }
         defer { lock.unlock() }
         guard let file, !isCancelled else { return nil }
-        guard let record = try nextRecord(of: file) else {
+        var out = Records()
+        guard try appendNext(of: file, to: &out) else {
             finishWork()
             return nil
         }
-        return record
+        return out
     }
 
     /// Up to `count` records, all from one file (TensorFlow's ReadUpTo returns at the end of a
     /// file that gave any); files with no records are passed over.
-    func readUpTo(_ count: Int, from queue: HostQueue) throws -> [Record] {
+    func readUpTo(_ count: Int, from queue: HostQueue) throws -> Records {
         lock.lock()
         defer { lock.unlock() }
-        var out: [Record] = []
-        out.reserveCapacity(min(count, 4096))
+        var out = Records()
         while out.count < count {
             let file = try currentWork(queue)
-            if let record = try nextRecord(of: file) {
-                out.append(record)
-                continue
-            }
+            if try appendNext(of: file, to: &out) { continue }
             finishWork()
-            if !out.isEmpty { break }
+            if out.count > 0 { break }
         }
         return out
     }
@@ -141,10 +143,11 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         guard tuple.count == 1 else { throw KilnError.invalidArgument("\(name): Expected single component queue") }
         guard tuple[0].dtype == .string else { throw KilnError.invalidArgument("\(name): Expected queue with single string component") }
         guard tuple[0].elementCount == 1 else { throw KilnError.invalidArgument("\(name): Expected to dequeue a one-element string tensor") }
-        let path = String(decoding: tuple[0].strings[0], as: UTF8.self)
+        let name = tuple[0].strings[0]
+        let path = String(decoding: name, as: UTF8.self)
         let opened = try TFRecordFileReader(path: path, compression: compression)
         file = opened
-        keyPrefix = tuple[0].strings[0] + Array(":".utf8)
+        keyPrefix = name + Array(":".utf8)
         workStarted += 1
         return opened
     }

@@ -106,7 +106,7 @@ enum ExampleParsing {
         let dtype: DType
         var int64s: [Int64] = []
         var floats: [Float] = []
-        var strings: [[UInt8]] = []
+        var strings = TensorStrings()
 
         init(_ dtype: DType) { self.dtype = dtype }
 
@@ -124,7 +124,7 @@ enum ExampleParsing {
             switch dtype {
             case .int64: int64s += try t.scalars(as: Int64.self)
             case .float32: floats += try t.scalars(as: Float.self)
-            default: strings += t.strings
+            default: strings.append(contentsOf: t.strings)
             }
         }
 
@@ -134,7 +134,7 @@ enum ExampleParsing {
             switch dtype {
             case .int64: int64s.reserveCapacity(n)
             case .float32: floats.reserveCapacity(n)
-            default: strings.reserveCapacity(n)
+            default: strings.reserve(n, bytesEach: 0)
             }
         }
 
@@ -192,7 +192,7 @@ enum ExampleParsing {
     /// into one wire and its values appended to their outputs' columns in place, so an Example
     /// costs no allocation beyond its bytes values (the reader thread of a training pipeline
     /// parses on cores the training step uses).
-    static func parseBatch(_ serialized: [[UInt8]], names: [[UInt8]], _ config: ExampleParseConfig) throws -> [Tensor] {
+    static func parseBatch(_ serialized: TensorStrings, names: TensorStrings, _ config: ExampleParseConfig) throws -> [Tensor] {
         let batch = serialized.count
         guard names.isEmpty || names.count == batch else {
             throw KilnError.invalidArgument("Expected len(names) == len(serialized), but got: \(names.count) vs. \(batch)")
@@ -205,7 +205,7 @@ enum ExampleParsing {
         let sparseKeys = sparseConfig.map { Array($0.key.utf8) }, denseKeys = denseConfig.map { Array($0.key.utf8) }
         var wire = ExampleWire()
         for e in 0..<batch {
-            guard wire.read(serialized[e]) else { throw notAnExample(serialized[e]) }
+            guard wire.read(serialized.bytes, serialized.range(e)) else { throw notAnExample(serialized[e]) }
             // Names are text only for messages.
             var name: String { names.isEmpty ? "<unknown>" : String(decoding: names[e], as: UTF8.self) }
             func error(_ key: String, _ suffix: String) -> KilnError {

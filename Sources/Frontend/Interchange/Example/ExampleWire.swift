@@ -16,14 +16,15 @@ struct ExampleWire {
 
     /// nil when the bytes are not an Example.
     init?(_ bytes: [UInt8]) {
-        guard read(bytes) else { return nil }
+        guard read(bytes, 0..<bytes.count) else { return nil }
     }
 
-    /// Reads `bytes` in place of what was read before; false when they are not an Example.
-    mutating func read(_ bytes: [UInt8]) -> Bool {
+    /// Reads the Example in `range` of `bytes` (one of a batch's records, in place) in place of
+    /// what was read before; false when those bytes are not an Example.
+    mutating func read(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
         self.bytes = bytes
         entries.removeAll(keepingCapacity: true)
-        var r = Reader(bytes: bytes, range: 0..<bytes.count)
+        var r = Reader(bytes: bytes, range: range)
         // Example: field 1 (features) may repeat (concatenated messages merge); others are skipped.
         while !r.atEnd {
             guard let tag = r.varint() else { return false }
@@ -122,13 +123,13 @@ struct ExampleWire {
         return true
     }
 
-    func appendByteStrings(_ feature: Range<Int>, limit: Int = Int.max, to out: inout [[UInt8]]) -> Bool {
+    func appendByteStrings(_ feature: Range<Int>, limit: Int = Int.max, to out: inout TensorStrings) -> Bool {
         var r = Reader(bytes: bytes, range: feature.dropFirst())
         guard let list = r.delimited() else { return false }
         var l = Reader(bytes: bytes, range: list), n = 0
         while !l.atEnd {
             guard l.varint() == 0x0a, let s = l.delimited(), n < limit else { return false }
-            out.append(Array(bytes[s]))
+            out.append(bytes[s])
             n += 1
         }
         return true

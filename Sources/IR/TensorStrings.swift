@@ -1,0 +1,77 @@
+/// The elements of a string tensor: their bytes one after another in one array, and where each
+/// ends. A batch of records or parsed features is then two allocations however many elements it
+/// has, and code that reads them in bulk (decode_raw, a batch parse, a checkpoint) works on the
+/// bytes in place through `range(_:)` and `bytes`. Reading an element by subscript copies it out.
+public struct TensorStrings: RandomAccessCollection, Hashable, Sendable, ExpressibleByArrayLiteral {
+    /// Every element's bytes, in order.
+    public private(set) var bytes: [UInt8] = []
+    /// ends[i]: where element i ends in `bytes` (it starts where element i - 1 ends, or at 0).
+    private var ends: [Int] = []
+
+    public init() {}
+
+    /// `count` empty strings.
+    public init(empty count: Int) { ends = Array(repeating: 0, count: count) }
+
+    public init<S: Sequence>(_ elements: S) where S.Element: Collection, S.Element.Element == UInt8 {
+        for e in elements { append(e) }
+    }
+
+    public init(arrayLiteral elements: [UInt8]...) { self.init(elements) }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { ends.count }
+
+    /// Where element `i` lies in `bytes`.
+    public func range(_ i: Int) -> Range<Int> { (i == 0 ? 0 : ends[i - 1])..<ends[i] }
+
+    /// Element `i`, copied out.
+    public subscript(i: Int) -> [UInt8] { Array(bytes[range(i)]) }
+
+    public mutating func append<C: Collection>(_ element: C) where C.Element == UInt8 {
+        bytes.append(contentsOf: element)
+        ends.append(bytes.count)
+    }
+
+    /// A slice of another array (a record in a file's bytes, a value in a record): the bulk
+    /// readers' case, copied without going through the generic path from other modules.
+    public mutating func append(_ element: ArraySlice<UInt8>) {
+        element.withUnsafeBufferPointer { bytes.append(contentsOf: $0) }
+        ends.append(bytes.count)
+    }
+
+    /// Appends one element, the bytes `write` appends to the storage (a key built from parts
+    /// without an array of its own).
+    public mutating func append(writing write: (inout [UInt8]) throws -> Void) rethrows {
+        try write(&bytes)
+        ends.append(bytes.count)
+    }
+
+    /// Appends the elements of `other`, in order.
+    public mutating func append(contentsOf other: TensorStrings) {
+        let base = bytes.count
+        bytes.append(contentsOf: other.bytes)
+        ends.append(contentsOf: other.ends.lazy.map { $0 + base })
+    }
+
+    /// Appends elements `r` of `other`, in order.
+    public mutating func append(_ other: TensorStrings, elements r: Range<Int>) {
+        guard !r.isEmpty else { return }
+        let from = other.range(r.lowerBound).lowerBound, base = bytes.count - from
+        bytes.append(contentsOf: other.bytes[from..<other.ends[r.upperBound - 1]])
+        ends.append(contentsOf: other.ends[r].lazy.map { $0 + base })
+    }
+
+    /// Room for `count` more elements of `bytesEach` bytes without reallocating.
+    public mutating func reserve(_ count: Int, bytesEach: Int) {
+        ends.reserveCapacity(ends.count + count)
+        bytes.reserveCapacity(bytes.count + count * bytesEach)
+    }
+
+    /// The byte count of every element when they all have the same one (0 when there are none),
+    /// else nil.
+    public var commonLength: Int? {
+        guard let first = ends.first else { return 0 }
+        return bytes.count == first * ends.count && zip(ends, ends.dropFirst()).allSatisfy({ $1 - $0 == first }) ? first : nil
+    }
+}
