@@ -36,7 +36,11 @@ public struct TensorStrings: RandomAccessCollection, Hashable, Sendable, Express
     /// A slice of another array (a record in a file's bytes, a value in a record): the bulk
     /// readers' case, copied without going through the generic path from other modules.
     public mutating func append(_ element: ArraySlice<UInt8>) {
-        element.withUnsafeBufferPointer { bytes.append(contentsOf: $0) }
+        element.withUnsafeBufferPointer { append($0) }
+    }
+
+    public mutating func append(_ element: UnsafeBufferPointer<UInt8>) {
+        bytes.append(contentsOf: element)
         ends.append(bytes.count)
     }
 

@@ -4,9 +4,13 @@
 public enum CRC32C {
     private static let maskDelta: UInt32 = 0xA282_EAD8
 
-    /// Slicing-by-8 tables: table[k][b] is the CRC of byte b followed by k zero bytes.
-    private static let tables: [UInt32] = {
-        var t = [UInt32](repeating: 0, count: 8 * 256)
+    /// Slicing-by-8 tables: table[k][b] is the CRC of byte b followed by k zero bytes. Made once
+    /// and kept for the process, behind a plain pointer: a record's checksum reads them without
+    /// retaining an array.
+    /// Never written after it is made, so any thread may read it.
+    nonisolated(unsafe) private static let tables: UnsafePointer<UInt32> = {
+        let t = UnsafeMutablePointer<UInt32>.allocate(capacity: 8 * 256)
+        t.initialize(repeating: 0, count: 8 * 256)
         for b in 0..<256 {
             var c = UInt32(b)
             for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
@@ -18,7 +22,7 @@ public enum CRC32C {
                 t[k * 256 + b] = (prev >> 8) ^ t[Int(prev & 0xFF)]
             }
         }
-        return t
+        return UnsafePointer(t)
     }()
 
     /// The CRC of `crc`'s data followed by `bytes` (crc32c::Extend).
@@ -26,22 +30,21 @@ public enum CRC32C {
         var c = ~crc
         var n = bytes.count
         guard n > 0, var p = bytes.baseAddress else { return crc }
-        tables.withUnsafeBufferPointer { t in
-            while n >= 8 {
-                let lo = c ^ UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
-                let hi = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-                c = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
-                    ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
-                    ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
-                    ^ t[1 * 256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
-                p += 8
-                n -= 8
-            }
-            while n > 0 {
-                c = (c >> 8) ^ t[Int((c ^ UInt32(p.load(as: UInt8.self))) & 0xFF)]
-                p += 1
-                n -= 1
-            }
+        let t = tables
+        while n >= 8 {
+            let lo = c ^ UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+            let hi = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            c = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
+                ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
+                ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
+                ^ t[1 * 256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
+            p += 8
+            n -= 8
+        }
+        while n > 0 {
+            c = (c >> 8) ^ t[Int((c ^ UInt32(p.load(as: UInt8.self))) & 0xFF)]
+            p += 1
+            n -= 1
         }
         return ~c
     }

@@ -85,51 +85,75 @@ public final class TFRecordFileReader: Sequence {
 
     /// The next record, or nil at the end of the file (which must fall on a record boundary).
     public func next() throws -> [UInt8]? {
-        try nextRecord().map { Array(bytes[$0]) }
+        try bytes.withUnsafeBytes { b in try nextRecord(b).map { Array(b[$0]) } }
     }
 
-    /// Appends the next record to `records`; false at the end of the file. A batch of records
-    /// is so read into one string tensor's storage, without an array per record.
-    public func next(into records: inout TensorStrings) throws -> Bool {
-        guard let r = try nextRecord() else { return false }
-        records.append(bytes[r])
-        return true
+    /// Appends up to `count` records to `records` and the offset of each in the file to
+    /// `offsets`; returns how many it appended (fewer only at the end of the file). A batch of
+    /// records is so read into one string tensor's storage, without an array per record, in one
+    /// access to the file's bytes.
+    public func next(_ count: Int, into records: inout TensorStrings, offsets: inout [Int]) throws -> Int {
+        try bytes.withUnsafeBytes { b in
+            var n = 0
+            while n < count {
+                let at = offset
+                guard let r = try nextRecord(b) else { break }
+                records.append(UnsafeBufferPointer(rebasing: b.assumingMemoryBound(to: UInt8.self)[r]))
+                offsets.append(at)
+                n += 1
+            }
+            return n
+        }
     }
 
-    /// Where the next record's data lies in the (decompressed) bytes, its framing checked; nil at
-    /// the end of the file.
-    private func nextRecord() throws -> Range<Int>? {
-        let remaining = bytes.count - offset
+    /// Where the next record's data lies in the (decompressed) bytes `b`, its framing checked; nil
+    /// at the end of the file.
+    private func nextRecord(_ b: UnsafeRawBufferPointer) throws -> Range<Int>? {
+        let remaining = b.count - offset
         if remaining == 0 { return nil }
         // Only for messages: a record that reads well builds no strings.
         var at: String { "TFRecord file '\(source)', record \(recordsRead)" }
         guard remaining >= TFRecordFraming.headerBytes else {
             throw KilnError.dataLoss("\(at): truncated record at offset \(offset): \(remaining) bytes remain, a record header needs \(TFRecordFraming.headerBytes)")
         }
-        let (length, lengthCRC) = bytes.withUnsafeBytes { b in
-            (UInt64(littleEndian: b.loadUnaligned(fromByteOffset: offset, as: UInt64.self)),
-             UInt32(littleEndian: b.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)))
-        }
-        let computedLengthCRC = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + 8)])) }
-        guard CRC32C.unmask(lengthCRC) == computedLengthCRC else {
+        // Errors are made after the checks: a record that reads well builds no strings.
+        let at0 = offset
+        let framing = { () -> Framing in
+            let length = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at0, as: UInt64.self))
+            let lengthCRC = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at0 + 8, as: UInt32.self))
+            guard CRC32C.unmask(lengthCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[at0..<(at0 + 8)])) else { return .lengthCRC }
+            // The length is trusted only once its CRC matched, and then only as far as the bytes at hand.
+            let available = UInt64(remaining - TFRecordFraming.headerBytes)
+            guard available >= UInt64(TFRecordFraming.footerBytes), length <= available - UInt64(TFRecordFraming.footerBytes) else {
+                return .truncated(length, available)
+            }
+            let start = at0 + TFRecordFraming.headerBytes, end = start + Int(length)
+            let dataCRC = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: end, as: UInt32.self))
+            guard CRC32C.unmask(dataCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[start..<end])) else { return .dataCRC(length) }
+            return .record(start..<end)
+        }()
+        let start: Int, end: Int
+        switch framing {
+        case .lengthCRC:
             throw KilnError.dataLoss("\(at): corrupted record at offset \(offset): the length field's checksum does not match")
-        }
-        // The length is trusted only once its CRC matched, and then only as far as the bytes at hand.
-        let available = UInt64(remaining - TFRecordFraming.headerBytes)
-        guard available >= UInt64(TFRecordFraming.footerBytes), length <= available - UInt64(TFRecordFraming.footerBytes) else {
+        case .truncated(let length, let available):
             throw KilnError.dataLoss("\(at): truncated record at offset \(offset): it declares \(length) bytes of data but only \(Swift.max(0, Int(available) - TFRecordFraming.footerBytes)) remain")
-        }
-        let start = offset + TFRecordFraming.headerBytes, end = start + Int(length)
-        let (dataCRC, computedDataCRC) = bytes.withUnsafeBytes { b in
-            (UInt32(littleEndian: b.loadUnaligned(fromByteOffset: end, as: UInt32.self)),
-             CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[start..<end])))
-        }
-        guard CRC32C.unmask(dataCRC) == computedDataCRC else {
+        case .dataCRC(let length):
             throw KilnError.dataLoss("\(at): corrupted record at offset \(offset): the data's checksum does not match (\(length) bytes)")
+        case .record(let r):
+            (start, end) = (r.lowerBound, r.upperBound)
         }
         offset = end + TFRecordFraming.footerBytes
         recordsRead += 1
         return start..<end
+    }
+
+    /// What a record's framing says: its data, or what is wrong with it.
+    private enum Framing {
+        case record(Range<Int>)
+        case lengthCRC
+        case truncated(UInt64, UInt64)
+        case dataCRC(UInt64)
     }
 
     /// Every remaining record; fails on the first damaged one.

@@ -40,29 +40,33 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         var out = Records()
         while true {
             let file = try currentWork(queue)
-            if try appendNext(of: file, to: &out) { return out }
+            if try appendNext(1, of: file, to: &out) == 1 { return out }
             finishWork()
         }
     }
 
-    /// Appends the open file's next record and its key (the lock is held); false at its end.
-    private func appendNext(of file: TFRecordFileReader, to out: inout Records) throws -> Bool {
-        let offset = file.offset
-        guard try file.next(into: &out.values) else { return false }
-        recordsProduced += 1
+    /// Appends up to `count` of the open file's records and their keys (the lock is held);
+    /// returns how many (fewer only at the end of the file).
+    private func appendNext(_ count: Int, of file: TFRecordFileReader, to out: inout Records) throws -> Int {
+        var offsets: [Int] = []
+        offsets.reserveCapacity(min(count, 4096))
+        let n = try file.next(count, into: &out.values, offsets: &offsets)
+        recordsProduced += Int64(n)
         // The decimal offset written straight after the file's name: no String per record.
-        out.keys.append { key in
-            key += keyPrefix
-            let end = key.count + Self.decimalDigits(offset)
-            key += repeatElement(UInt8(ascii: "0"), count: end - key.count)
-            var v = offset, i = end
-            repeat {
-                i -= 1
-                key[i] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-            } while v > 0
+        for offset in offsets {
+            out.keys.append { key in
+                key += keyPrefix
+                let end = key.count + Self.decimalDigits(offset)
+                key += repeatElement(UInt8(ascii: "0"), count: end - key.count)
+                var v = offset, i = end
+                repeat {
+                    i -= 1
+                    key[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                    v /= 10
+                } while v > 0
+            }
         }
-        return true
+        return n
     }
 
     /// The digits of `n` (>= 0) in decimal.
@@ -81,7 +85,7 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         defer { lock.unlock() }
         guard let file, !isCancelled else { return nil }
         var out = Records()
-        guard try appendNext(of: file, to: &out) else {
+        guard try appendNext(1, of: file, to: &out) == 1 else {
             finishWork()
             return nil
         }
@@ -96,7 +100,8 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
         var out = Records()
         while out.count < count {
             let file = try currentWork(queue)
-            if try appendNext(of: file, to: &out) { continue }
+            let wanted = count - out.count
+            if try appendNext(wanted, of: file, to: &out) == wanted { continue }
             finishWork()
             if out.count > 0 { break }
         }

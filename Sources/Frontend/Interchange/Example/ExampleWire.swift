@@ -1,3 +1,4 @@
+import Foundation
 import KilnIR
 
 /// A serialised tf.train.Example read in place, the way TensorFlow's fast parser reads it
@@ -24,25 +25,27 @@ struct ExampleWire {
     mutating func read(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
         self.bytes = bytes
         entries.removeAll(keepingCapacity: true)
-        var r = Reader(bytes: bytes, range: range)
-        // Example: field 1 (features) may repeat (concatenated messages merge); others are skipped.
-        while !r.atEnd {
-            guard let tag = r.varint() else { return false }
-            if tag == 0x0a {
-                guard let features = r.delimited(), parseFeatures(features) else { return false }
-            } else if !r.skip(wireType: tag & 7) {
-                return false
+        return bytes.withUnsafeBufferPointer { p in
+            var r = Reader(bytes: p, range: range)
+            // Example: field 1 (features) may repeat (concatenated messages merge); others are skipped.
+            while !r.atEnd {
+                guard let tag = r.varint() else { return false }
+                if tag == 0x0a {
+                    guard let features = r.delimited(), parseFeatures(Reader(bytes: p, range: features)) else { return false }
+                } else if !r.skip(wireType: tag & 7) {
+                    return false
+                }
             }
+            return true
         }
-        return true
     }
 
-    private mutating func parseFeatures(_ range: Range<Int>) -> Bool {
-        var r = Reader(bytes: bytes, range: range)
+    private mutating func parseFeatures(_ features: Reader) -> Bool {
+        var r = features
         while !r.atEnd {
             // Each map entry is field 1, holding key (1) and value (2), both required, either order.
             guard r.varint() == 0x0a, let entry = r.delimited() else { return false }
-            var e = Reader(bytes: bytes, range: entry)
+            var e = Reader(bytes: r.bytes, range: entry)
             var key: Range<Int>?, value: Range<Int>?
             for _ in 0..<2 {
                 switch e.varint() {
@@ -59,8 +62,25 @@ struct ExampleWire {
 
     /// The Feature message of `key` (the last entry with it), or nil when absent.
     func feature(_ key: [UInt8]) -> Range<Int>? {
-        for e in entries.reversed() where e.key.count == key.count && bytes[e.key].elementsEqual(key) { return e.value }
-        return nil
+        bytes.withUnsafeBufferPointer { p in
+            key.withUnsafeBufferPointer { k in
+                for e in entries.reversed() where e.key.count == k.count && memcmp(p.baseAddress! + e.key.lowerBound, k.baseAddress!, k.count) == 0 {
+                    return e.value
+                }
+                return nil
+            }
+        }
+    }
+
+    /// `body` with a reader of the list in a Feature message (after its one-byte tag), over the
+    /// bytes in place; false when the list's length runs past the Feature.
+    private func readingList(_ feature: Range<Int>, _ body: (inout Reader) -> Bool) -> Bool {
+        bytes.withUnsafeBufferPointer { p in
+            var r = Reader(bytes: p, range: feature.dropFirst())
+            guard let list = r.delimited() else { return false }
+            var l = Reader(bytes: p, range: list)
+            return body(&l)
+        }
     }
 
     /// A Feature's kind: nil for an empty Feature (no list, treated as missing); an error for a
@@ -82,62 +102,61 @@ struct ExampleWire {
     /// (TensorFlow's parser stops there), so `limit + 1` values are never gathered for a
     /// fixed-length feature. A batch parse appends every Example's values to one array.
     func appendInt64s(_ feature: Range<Int>, to out: inout [Int64]) -> Bool {
-        var r = Reader(bytes: bytes, range: feature.dropFirst())
-        guard let list = r.delimited() else { return false }
-        var l = Reader(bytes: bytes, range: list)
-        while !l.atEnd {
-            guard let tag = l.varint() else { return false }
-            if tag == 0x0a {   // packed
-                guard let packed = l.delimited() else { return false }
-                var p = Reader(bytes: bytes, range: packed)
-                while !p.atEnd { guard let v = p.varint() else { return false }; out.append(Int64(bitPattern: v)) }
-            } else if tag == 0x08 {
-                guard let v = l.varint() else { return false }
-                out.append(Int64(bitPattern: v))
-            } else {
-                return false
+        readingList(feature) { l in
+            while !l.atEnd {
+                guard let tag = l.varint() else { return false }
+                if tag == 0x0a {   // packed
+                    guard let packed = l.delimited() else { return false }
+                    var p = Reader(bytes: l.bytes, range: packed)
+                    while !p.atEnd { guard let v = p.varint() else { return false }; out.append(Int64(bitPattern: v)) }
+                } else if tag == 0x08 {
+                    guard let v = l.varint() else { return false }
+                    out.append(Int64(bitPattern: v))
+                } else {
+                    return false
+                }
             }
+            return true
         }
-        return true
     }
 
     func appendFloats(_ feature: Range<Int>, to out: inout [Float]) -> Bool {
-        var r = Reader(bytes: bytes, range: feature.dropFirst())
-        guard let list = r.delimited() else { return false }
-        var l = Reader(bytes: bytes, range: list)
-        while !l.atEnd {
-            guard let tag = l.varint() else { return false }
-            if tag == 0x0a {   // packed
-                guard let packed = l.delimited(), packed.count % 4 == 0 else { return false }
-                out.reserveCapacity(out.count + packed.count / 4)
-                var i = packed.lowerBound
-                while i < packed.upperBound { out.append(Reader.float(bytes, at: i)); i += 4 }
-            } else if tag == 0x0d {
-                guard l.range.count >= 4 else { return false }
-                out.append(Reader.float(bytes, at: l.range.lowerBound))
-                l.range = l.range.dropFirst(4)
-            } else {
-                return false
+        readingList(feature) { l in
+            while !l.atEnd {
+                guard let tag = l.varint() else { return false }
+                if tag == 0x0a {   // packed
+                    guard let packed = l.delimited(), packed.count % 4 == 0 else { return false }
+                    out.reserveCapacity(out.count + packed.count / 4)
+                    var i = packed.lowerBound
+                    while i < packed.upperBound { out.append(l.float(at: i)); i += 4 }
+                } else if tag == 0x0d {
+                    guard l.range.count >= 4 else { return false }
+                    out.append(l.float(at: l.range.lowerBound))
+                    l.range = l.range.dropFirst(4)
+                } else {
+                    return false
+                }
             }
+            return true
         }
-        return true
     }
 
     func appendByteStrings(_ feature: Range<Int>, limit: Int = Int.max, to out: inout TensorStrings) -> Bool {
-        var r = Reader(bytes: bytes, range: feature.dropFirst())
-        guard let list = r.delimited() else { return false }
-        var l = Reader(bytes: bytes, range: list), n = 0
-        while !l.atEnd {
-            guard l.varint() == 0x0a, let s = l.delimited(), n < limit else { return false }
-            out.append(bytes[s])
-            n += 1
+        readingList(feature) { l in
+            var n = 0
+            while !l.atEnd {
+                guard l.varint() == 0x0a, let s = l.delimited(), n < limit else { return false }
+                out.append(UnsafeBufferPointer(rebasing: l.bytes[s]))
+                n += 1
+            }
+            return true
         }
-        return true
     }
 
-    /// Protobuf wire-format reading within `range` of `bytes`.
+    /// Protobuf wire-format reading within `range` of `bytes` (the wire's bytes, in place while a
+    /// method reads them; every range is checked against the one it was read from).
     struct Reader {
-        let bytes: [UInt8]
+        let bytes: UnsafeBufferPointer<UInt8>
         var range: Range<Int>
 
         var atEnd: Bool { range.isEmpty }
@@ -175,7 +194,7 @@ struct ExampleWire {
             }
         }
 
-        static func float(_ bytes: [UInt8], at i: Int) -> Float {
+        func float(at i: Int) -> Float {
             let bits = UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
             return Float(bitPattern: bits)
         }
