@@ -12,9 +12,10 @@ import Kiln
 enum DigitsInputBench {
     static let name = "digits_input"
     static let batch = 64
-    /// Steps in one sample: about an epoch of the 1,500 digits, so a sample spans every phase of
-    /// the reader thread (it reads four batches of records at a time).
-    static let stepsPerSample = 24
+    /// Records the reader thread reads a run, as Examples/Digits reads them.
+    static let recordsPerRead = 16 * batch
+    /// Steps in one sample: two of the reader thread's runs, so every sample holds as many.
+    static let stepsPerSample = 2 * recordsPerRead / batch
     static let warmupSteps = 8
 
     static func run(_ reps: Int) throws -> Bench.Result {
@@ -34,7 +35,7 @@ enum DigitsInputBench {
         g.seed = 7
         let (batchImages, batchLabels) = try g.device("/cpu:0") { () throws -> (Output, Output) in
             let files = try g.stringInputProducer([path])
-            let (_, serialized) = try TFRecordReader(graph: g).readUpTo(files.handle, numRecords: 4 * batch)
+            let (_, serialized) = try TFRecordReader(graph: g).readUpTo(files.handle, numRecords: recordsPerRead)
             let f = try g.parseExample(serialized, features: ["label": FixedLenFeature([], .int64), "img_raw": FixedLenFeature([], .string)])
             let images = try g.cast(g.reshape(g.decodeRaw(f["img_raw"]!.dense!, outType: .uint8), [-1, 8, 8, 1]), to: .float32) / 16
             let b = try g.shuffleBatch([images, f["label"]!.dense!], batchSize: batch, capacity: 1000 + batch,
