@@ -69,6 +69,35 @@ final class TFRecordTests: XCTestCase {
         XCTAssertEqual(reader.offset, try golden().files["data.tfrecord"]?.bytes)
     }
 
+    /// A batch read appends what reading one record at a time returns, with each record's offset,
+    /// and stops at the end of the file; a damaged record in a batch is the same error.
+    func testBatchReadsAppendTheRecordsAndOffsetsOfSingleReads() throws {
+        let path = try fixture("data.tfrecord")
+        let single = try TFRecordFileReader.records(path: path)
+        let reader = try TFRecordFileReader(path: path)
+        var records = TensorStrings(), offsets: [Int] = []
+        var counts: [Int] = []
+        while true {
+            let n = try reader.next(37, into: &records, offsets: &offsets)
+            counts.append(n)
+            if n < 37 { break }
+        }
+        XCTAssertEqual(counts, [37, 37, 26])
+        XCTAssertEqual(Array(records), single)
+        XCTAssertEqual(offsets.first, 0)
+        XCTAssertEqual(zip(offsets, offsets.dropFirst()).map { $1 - $0 }, single.dropLast().map { $0.count + 16 })
+        XCTAssertEqual(try reader.next(5, into: &records, offsets: &offsets), 0, "the end stays the end")
+
+        var bad = TFRecordWriter.encode([Array("first".utf8), Array("second record".utf8)])
+        bad[21 + 12 + 3] ^= 0x01
+        let damaged = try TFRecordFileReader(bytes: bad, source: "batch.tfrecord")
+        var some = TensorStrings(), at: [Int] = []
+        XCTAssertThrowsError(try damaged.next(2, into: &some, offsets: &at)) {
+            XCTAssertEqual(($0 as? KilnError)?.code, .dataLoss)
+            XCTAssertTrue("\($0)".contains("TFRecord file 'batch.tfrecord', record 1: corrupted record at offset 21"), "\($0)")
+        }
+    }
+
     func testWriterReproducesTensorFlowsFileByteForByte() throws {
         let path = try fixture("data.tfrecord")
         let records = try TFRecordFileReader.records(path: path)
