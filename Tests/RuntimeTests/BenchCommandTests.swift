@@ -77,32 +77,33 @@ final class BenchCommandTests: KilnBinaryTestCase {
         XCTAssertGreaterThan(w["unfused_median_ms"] as! Double, 0)
     }
 
+    /// `kiln bench --quick --only NAME`: its method line says `method`, its one row's note matches
+    /// `note`, and the JSON holds that one workload, with times.
+    func checkSideBySideWorkload(_ name: String, method: String, note: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try run(["bench", "--quick", "--only", name, "--json", path(name + ".json")])
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stdout.contains(name + ": " + method), r.stdout, file: file, line: line)
+        let row = r.stdout.split(separator: "\n").first { $0.hasPrefix(name + " ") }.map(String.init) ?? ""
+        XCTAssertNotNil(row.range(of: note + "$", options: .regularExpression), r.stdout, file: file, line: line)
+        let workloads = try json(path(name + ".json"))["workloads"] as! [[String: Any]]
+        XCTAssertEqual(workloads.compactMap { $0["name"] as? String }, [name], file: file, line: line)
+        let (median, minimum) = (workloads[0]["median_ms"] as! Double, workloads[0]["min_ms"] as! Double)
+        XCTAssertGreaterThan(minimum, 0, file: file, line: line)
+        XCTAssertLessThanOrEqual(minimum, median, file: file, line: line)
+    }
+
     /// debug_step: the training step under the debugger, with the plain step's median and the
     /// ratio of the two in its note, and its times in the JSON like any workload's.
     func testDebugStepTimesTheTrainingStepUnderTheDebuggerBesideThePlainOne() throws {
-        let r = try run(["bench", "--quick", "--only", "debug_step", "--json", path("debug.json")])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("debug_step: the digits training step (batch 64) under DebugSession.run"), r.stdout)
-        let row = r.stdout.split(separator: "\n").first { $0.hasPrefix("debug_step ") }.map(String.init) ?? ""
-        XCTAssertNotNil(row.range(of: #"plain Session\.run [0-9.]+ (ms|us), has_inf_or_nan costs [0-9]+\.[0-9]{2}x$"#, options: .regularExpression), r.stdout)
-        let workloads = try json(path("debug.json"))["workloads"] as! [[String: Any]]
-        XCTAssertEqual(workloads.compactMap { $0["name"] as? String }, ["debug_step"])
-        let (median, minimum) = (workloads[0]["median_ms"] as! Double, workloads[0]["min_ms"] as! Double)
-        XCTAssertGreaterThan(minimum, 0)
-        XCTAssertLessThanOrEqual(minimum, median)
+        try checkSideBySideWorkload("debug_step", method: "the digits training step (batch 64) under DebugSession.run",
+                                    note: #"plain Session\.run [0-9.]+ (ms|us), has_inf_or_nan costs [0-9]+\.[0-9]{2}x"#)
     }
 
     /// digits_input: the training step fed by the queue pipeline beside the same step fed arrays,
     /// both rates and their ratio in its note.
     func testDigitsInputSetsTheQueuePipelineBesideFedArrays() throws {
-        let r = try run(["bench", "--quick", "--only", "digits_input", "--json", path("input.json")])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("digits_input: the digits training step (batch 64) fed by the queue pipeline"), r.stdout)
-        let row = r.stdout.split(separator: "\n").first { $0.hasPrefix("digits_input ") }.map(String.init) ?? ""
-        XCTAssertNotNil(row.range(of: #"steps/s: queues [0-9]+, arrays [0-9]+, queues/arrays [0-9]+\.[0-9]{2}; batch 64, 1 reader thread$"#, options: .regularExpression), r.stdout)
-        let workloads = try json(path("input.json"))["workloads"] as! [[String: Any]]
-        XCTAssertEqual(workloads.compactMap { $0["name"] as? String }, ["digits_input"])
-        XCTAssertGreaterThan(workloads[0]["min_ms"] as! Double, 0)
+        try checkSideBySideWorkload("digits_input", method: "the digits training step (batch 64) fed by the queue pipeline",
+                                    note: #"steps/s: queues [0-9]+, arrays [0-9]+, queues/arrays [0-9]+\.[0-9]{2}; batch 64, 1 reader thread"#)
     }
 
     func testMisusedOptionsExitWithUsageAndBadInputNamesTheFeed() throws {
