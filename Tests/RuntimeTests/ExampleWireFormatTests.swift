@@ -26,30 +26,30 @@ final class ExampleWireFormatTests: XCTestCase {
         let unpackedFloats = ld(0x12, [0x0d] + le(1.5) + [0x0d] + le(-2))
         let c = try config(dense: [("a", .int64, [2]), ("f", .float32, [2])])
         let expected = [try Tensor(shape: [2], scalars: [Int64(5), 300]), try Tensor(shape: [2], scalars: [Float(1.5), -2])]
-        XCTAssertEqual(try ExampleParsing.parseSingle(example(entry("a", unpackedInts), entry("f", unpackedFloats)), c), expected)
+        XCTAssertEqual(try ExampleParsing.parseSingle([example(entry("a", unpackedInts), entry("f", unpackedFloats))], c), expected)
         // Value before key; the last of a repeated key wins; unknown fields are skipped;
         // concatenated Examples merge.
         let reversed = ld(0x0a, ld(0x12, unpackedInts) + ld(0x0a, Array("a".utf8)))
         let stale = entry("a", ld(0x1a, ld(0x0a, [1, 2])))
         let bytes = [0x10, 0x07] + example(stale, entry("f", unpackedFloats)) + example(reversed)
-        XCTAssertEqual(try ExampleParsing.parseSingle(bytes, c), expected)
+        XCTAssertEqual(try ExampleParsing.parseSingle([bytes], c), expected)
     }
 
     func testListsThatDoNotParseUseTensorFlowsWording() throws {
         let c = try config(dense: [("a", .int64, [1]), ("s", .string, [1])])
         let s = entry("s", ld(0x0a, ld(0x0a, [1])))
         assertKilnError(.invalidArgument, contains: ["Key: a.  Can't parse serialized Example: Parsing int64_list failed."]) {
-            try ExampleParsing.parseSingle(example(entry("a", [0x1a, 0x02, 0x08, 0x80]), s), c)
+            try ExampleParsing.parseSingle([example(entry("a", [0x1a, 0x02, 0x08, 0x80]), s)], c)
         }
         assertKilnError(.invalidArgument, contains: ["Unsupported datatype."]) {
-            try ExampleParsing.parseSingle(example(entry("a", [0x22, 0x00]), s), c)
+            try ExampleParsing.parseSingle([example(entry("a", [0x22, 0x00]), s)], c)
         }
         // One bytes value too many stops the parse of the list; one too few is a count error.
         assertKilnError(.invalidArgument, contains: ["Key: s.  Can't parse serialized Example: Parsing bytes_list failed."]) {
-            try ExampleParsing.parseSingle(example(entry("a", ld(0x1a, [0x08, 1])), entry("s", ld(0x0a, ld(0x0a, [1]) + ld(0x0a, [2])))), c)
+            try ExampleParsing.parseSingle([example(entry("a", ld(0x1a, [0x08, 1])), entry("s", ld(0x0a, ld(0x0a, [1]) + ld(0x0a, [2]))))], c)
         }
         assertKilnError(.invalidArgument, contains: ["Key: s.  Can't parse serialized Example: Some bytes_list slice was not parsed."]) {
-            try ExampleParsing.parseSingle(example(entry("a", ld(0x1a, [0x08, 1])), entry("s", ld(0x0a, []))), c)
+            try ExampleParsing.parseSingle([example(entry("a", ld(0x1a, [0x08, 1])), entry("s", ld(0x0a, [])))], c)
         }
         assertKilnError(.invalidArgument, contains: ["Name: <unknown>, Key: a, Index: 0.  Can't parse serialized Example."]) {
             try ExampleParsing.parseBatch([example(entry("a", [0x1a, 0x02, 0x08, 0x80]), s)], names: [], c)
@@ -62,13 +62,13 @@ final class ExampleWireFormatTests: XCTestCase {
         let bytes = try Example(["label": .int64([3, 1 << 40]), "img_raw": .bytes([[1, 2, 3, 4], [5]]), "score": .float([1, -2]),
                                  "tags": .int64([])]).serialized()
         let c = try config(dense: [("label", .int64, [2]), ("score", .float32, [2])], sparse: [("img_raw", .string), ("tags", .int64)])
-        XCTAssertEqual(try ExampleParsing.parseSingle(bytes, c).count, 3 * 2 + 2)
+        XCTAssertEqual(try ExampleParsing.parseSingle([bytes], c).count, 3 * 2 + 2)
         var damaged = (0..<bytes.count).map { Array(bytes[..<$0]) }
         for i in bytes.indices { var b = bytes; b[i] ^= 0xff; damaged.append(b); b[i] ^= 0x7f; damaged.append(b) }
         var errors = 0
         for b in damaged {
             do {
-                _ = try ExampleParsing.parseSingle(b, c)
+                _ = try ExampleParsing.parseSingle([b], c)
                 _ = try ExampleParsing.parseBatch([b, bytes], names: [], c)
             } catch let e as KilnError {
                 XCTAssertEqual(e.code, .invalidArgument, e.message)

@@ -30,7 +30,7 @@ public enum ParsingOps {
             guard inputs[0].elementCount == 1, inputs[0].rank == 0 else {
                 throw KilnError.invalidArgument("Input serialized must be a scalar, got shape \(Shape(inputs[0].shape))")
             }
-            return try ExampleParsing.parseSingle(inputs[0].strings[0], config)
+            return try ExampleParsing.parseSingle(inputs[0].strings, config)
         }).declaring(numSparse, sparseKeys, denseKeys).notDifferentiable(),
 
         // Inputs: serialized (scalar or vector), names, sparse_keys, dense_keys, ragged_keys
@@ -57,7 +57,7 @@ public enum ParsingOps {
                 denseKeys: inputs[3].strings.map { String(decoding: $0, as: UTF8.self) }, denseTypes: types(attrs["Tdense"]),
                 denseShapes: shapes(attrs["dense_shapes"]), defaults: Array(inputs.dropFirst(5)))
             switch inputs[0].rank {
-            case 0: return try ExampleParsing.parseSingle(inputs[0].strings[0], config)
+            case 0: return try ExampleParsing.parseSingle(inputs[0].strings, config)
             case 1: return try ExampleParsing.parseBatch(inputs[0].strings, names: inputs[1].strings, config)
             default: throw KilnError.invalidArgument("Expected serialized to be a scalar or vector, got shape: \(Shape(inputs[0].shape))")
             }

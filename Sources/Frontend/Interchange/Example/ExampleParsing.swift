@@ -65,12 +65,6 @@ enum ExampleParsing {
     static func listName(_ t: DType) -> String { t == .string ? "bytes_list" : "\(typeName(t))_list" }
     static func valueName(_ t: DType) -> String { t == .string ? "bytes" : typeName(t) }
 
-    /// Reads one serialised Example's framing; bytes that are not one give TensorFlow's error.
-    static func decode(_ bytes: [UInt8]) throws -> ExampleWire {
-        guard let wire = ExampleWire(bytes) else { throw notAnExample(bytes) }
-        return wire
-    }
-
     /// TensorFlow's error for bytes that are not an Example.
     static func notAnExample(_ bytes: [UInt8]) -> KilnError {
         KilnError.invalidArgument("Could not parse example input, value: '\(escaped(bytes))'")
@@ -149,8 +143,10 @@ enum ExampleParsing {
 
     /// One Example (ParseSingleExample, or ParseExampleV2 of a scalar): outputs in TensorFlow's
     /// order, sparse indices, sparse values, sparse shapes, dense values.
-    static func parseSingle(_ serialized: [UInt8], _ config: ExampleParseConfig) throws -> [Tensor] {
-        let wire = try decode(serialized)
+    static func parseSingle(_ serialized: TensorStrings, _ config: ExampleParseConfig) throws -> [Tensor] {
+        var wire = ExampleWire()
+        // Read in place: the record is not copied out of its tensor.
+        guard wire.read(serialized.bytes, serialized.range(0)) else { throw notAnExample(serialized[0]) }
         var indices: [Tensor] = [], values: [Tensor] = [], shapes: [Tensor] = []
         for s in config.sparse {
             var column = Column(s.dtype)

@@ -15,11 +15,6 @@ struct ExampleWire {
     /// its entries' storage).
     init() {}
 
-    /// nil when the bytes are not an Example.
-    init?(_ bytes: [UInt8]) {
-        guard read(bytes, 0..<bytes.count) else { return nil }
-    }
-
     /// Reads the Example in `range` of `bytes` (one of a batch's records, in place) in place of
     /// what was read before; false when those bytes are not an Example.
     mutating func read(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
