@@ -31,6 +31,8 @@ let package = Package(
         // The worker pool and the float32 matrix product compiled code calls into (C11 atomics,
         // AVX-512 intrinsics behind a runtime check; no Swift runtime on the hot path).
         .target(name: "CKilnRT"),
+        // CRC-32C with the CPU's instruction, for TFRecord files and checkpoints.
+        .target(name: "CKilnCRC32C"),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         // zlib (zlib1g-dev, a prerequisite of Swift on Linux): GZIP/ZLIB streams for TFRecord and data files.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
@@ -64,7 +66,7 @@ let package = Package(
                 dependencies: ["KilnIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Frontend"),
         .target(name: "KilnRuntime",
-                dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "KilnCPU", "KilnC", "KilnOpenCL", "KilnAOT", "KilnFrontend", "CZlib",
+                dependencies: ["KilnIR", "KilnPasses", "KilnKernels", "KilnCPU", "KilnC", "KilnOpenCL", "KilnAOT", "KilnFrontend", "CZlib", "CKilnCRC32C",
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Runtime"),
         .target(name: "Kiln", dependencies: ["KilnRuntime", "KilnFrontend", "KilnIR"]),

@@ -41,6 +41,24 @@ final class CheckpointTests: ScratchDirectoryTestCase {
         XCTAssertEqual(CRC32C.mask(CRC32C.checksum([0, 0, 0, 0, 1, 0, 0, 0, 0] as [UInt8])), 0xB0A1_F2C0)
     }
 
+    /// The CPU's crc32 instruction (where `extend` uses it) and the portable tables agree on every
+    /// length up to a few blocks, from every alignment, continuing any CRC.
+    func testCRC32CInstructionAndTablesAgreeAtEveryLengthAndAlignment() throws {
+        let bytes = (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 151 &+ ($0 >> 3) &* 29) }
+        guard CRC32C.hardware else { throw XCTSkip("this CPU has no crc32 instruction: extend uses the tables, checked by the vectors above") }
+        try bytes.withUnsafeBytes { all in
+            for start in 0..<9 {
+                for n in 0...(all.count - start) {
+                    let piece = UnsafeRawBufferPointer(rebasing: all[start..<(start + n)])
+                    let prior = UInt32(truncatingIfNeeded: (start &* 1_000_003 &+ n) &* 0x9E37_79B9)
+                    let (fast, portable) = (CRC32C.extend(prior, piece), CRC32C.extendPortable(prior, piece))
+                    guard fast == portable else { return XCTFail("start \(start), \(n) bytes after 0x\(String(prior, radix: 16)): 0x\(String(fast, radix: 16)) vs 0x\(String(portable, radix: 16))") }
+                }
+            }
+        }
+        XCTAssertEqual(Array("123456789".utf8).withUnsafeBytes { CRC32C.extendPortable(0, $0) }, 0xE306_9283)
+    }
+
     func testCRC32CExtendsInPiecesAndMaskInvertsForAnyValue() {
         var rng = SystemRandomNumberGenerator()
         let data = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &rng) }

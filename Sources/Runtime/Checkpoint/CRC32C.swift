@@ -1,3 +1,5 @@
+import CKilnCRC32C
+
 /// CRC-32C (Castagnoli), the checksum of TensorFlow's checkpoints, tables and records, with
 /// TensorFlow's mask (a stored CRC of data that itself holds CRCs is masked so it is not the
 /// CRC of the enclosing bytes by accident).
@@ -25,8 +27,18 @@ public enum CRC32C {
         return UnsafePointer(t)
     }()
 
+    /// Whether `extend` uses the CPU's crc32 instruction (SSE4.2), else the tables below.
+    static let hardware = kiln_crc32c_hardware() != 0
+
     /// The CRC of `crc`'s data followed by `bytes` (crc32c::Extend).
     public static func extend(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard hardware else { return extendPortable(crc, bytes) }
+        guard bytes.count > 0, let p = bytes.baseAddress else { return crc }
+        return kiln_crc32c_extend(crc, p, bytes.count)
+    }
+
+    /// The same from the slicing-by-8 tables, on any CPU.
+    static func extendPortable(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         var n = bytes.count
         guard n > 0, var p = bytes.baseAddress else { return crc }
