@@ -7,12 +7,8 @@
 #include <nmmintrin.h>
 
 int kiln_crc32c_hardware(void) {
-    static int known = -1;
-    if (known < 0) {
-        unsigned a, b, c, d;
-        known = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2) ? 1 : 0;
-    }
-    return known;
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2) ? 1 : 0;
 }
 
 __attribute__((target("sse4.2"))) uint32_t kiln_crc32c_extend(uint32_t crc, const void *p, size_t n) {

@@ -8,7 +8,7 @@
 // checkpoint tables check every byte they read with it. The portable table-driven CRC stays in
 // Swift (Runtime/Checkpoint/CRC32C.swift) for CPUs without the instruction.
 
-// Whether kiln_crc32c_extend can run on this CPU (asked of the CPU once).
+// Whether kiln_crc32c_extend can run on this CPU (asked of the CPU at each call: ask once).
 int kiln_crc32c_hardware(void);
 
 // The CRC of crc's data followed by the n bytes at p (crc32c::Extend, unmasked). Only where
