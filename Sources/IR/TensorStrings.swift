@@ -45,9 +45,11 @@ public struct TensorStrings: RandomAccessCollection, Hashable, Sendable, Express
     }
 
     /// Appends one element, the bytes `write` appends to the storage (a key built from parts
-    /// without an array of its own).
+    /// without an array of its own); it must leave the bytes before them as they were.
     public mutating func append(writing write: (inout [UInt8]) throws -> Void) rethrows {
+        let before = bytes.count
         try write(&bytes)
+        precondition(bytes.count >= before, "TensorStrings.append(writing:) removed bytes of earlier elements")
         ends.append(bytes.count)
     }
 

@@ -21,6 +21,20 @@ final class ExampleWireFormatTests: XCTestCase {
                                defaults: try dense.map { try Tensor(zeros: $0.1, shape: [0]) })
     }
 
+    /// A dense shape whose size overflows is refused when the parse is configured; one merely huge
+    /// costs nothing before the first Example shows it wrong (no room is reserved beyond what the
+    /// records' bytes could hold).
+    func testHugeDenseShapesAreErrorsNotAllocations() throws {
+        XCTAssertThrowsError(try config(dense: [("a", .int64, [1 << 40, 1 << 40])])) {
+            XCTAssertTrue("\($0)".contains("dense_shapes[0] (key a) is [1099511627776,1099511627776], whose size overflows"), "\($0)")
+        }
+        let huge = try config(dense: [("a", .int64, [1 << 50]), ("s", .string, [1 << 50])])
+        let record = example(entry("a", ld(0x1a, [0x08, 7])), entry("s", ld(0x0a, ld(0x0a, [1]))))
+        XCTAssertThrowsError(try ExampleParsing.parseBatch([record, record], names: [], huge)) {
+            XCTAssertTrue("\($0)".contains("Key: a, Index: 0.  Number of int64 values != expected.  Values size: 1 but output shape: [1125899906842624]"), "\($0)")
+        }
+    }
+
     func testEncodingsTensorFlowAccepts() throws {
         let unpackedInts = ld(0x1a, [0x08, 5, 0x08, 0xac, 0x02])           // [5, 300]
         let unpackedFloats = ld(0x12, [0x0d] + le(1.5) + [0x0d] + le(-2))

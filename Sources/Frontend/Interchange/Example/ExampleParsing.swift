@@ -11,7 +11,8 @@ struct ExampleParseConfig {
         let shape: [Int]
         /// No elements: the feature is required.
         let defaultValue: Tensor
-        var elementCount: Int { shape.reduce(1, *) }
+        /// The values an Example holds for it (checked to fit an Int when the config is made).
+        let elementCount: Int
     }
     struct Sparse {
         let key: String
@@ -39,7 +40,10 @@ struct ExampleParseConfig {
             guard let dims = denseShapes[i].concrete else {
                 throw KilnError.invalidArgument("All dimensions of shape for feature \(denseKeys[i]) need to be known but received \(denseShapes[i]).")
             }
-            let d = Dense(key: denseKeys[i], dtype: denseTypes[i], shape: dims, defaultValue: defaults[i])
+            guard let count = Sizes.product(dims) else {
+                throw KilnError.invalidArgument("dense_shapes[\(i)] (key \(denseKeys[i])) is \(denseShapes[i]), whose size overflows")
+            }
+            let d = Dense(key: denseKeys[i], dtype: denseTypes[i], shape: dims, defaultValue: defaults[i], elementCount: count)
             if defaults[i].dtype != d.dtype {
                 throw KilnError.invalidArgument("dense_defaults[\(i)] has type \(ExampleParsing.typeName(defaults[i].dtype)) but Tdense[\(i)] is \(ExampleParsing.typeName(d.dtype))")
             }
@@ -197,7 +201,11 @@ enum ExampleParsing {
         var sparse = sparseConfig.map { (indices: [Int64](), column: Column($0.dtype), longest: 0) }
         var dense = denseConfig.map { Column($0.dtype) }
         let denseCounts = denseConfig.map(\.elementCount)
-        for k in dense.indices { dense[k].reserve(batch * denseCounts[k]) }
+        // No more values than the records have bytes, whatever a (hostile) shape says.
+        for k in dense.indices {
+            let (n, overflow) = batch.multipliedReportingOverflow(by: denseCounts[k])
+            dense[k].reserve(overflow ? serialized.bytes.count : min(n, serialized.bytes.count))
+        }
         let sparseKeys = sparseConfig.map { Array($0.key.utf8) }, denseKeys = denseConfig.map { Array($0.key.utf8) }
         var wire = ExampleWire()
         for e in 0..<batch {
