@@ -19,6 +19,11 @@ public struct TensorStrings: RandomAccessCollection, Hashable, Sendable, Express
 
     public init(arrayLiteral elements: [UInt8]...) { self.init(elements) }
 
+    /// The elements of `parts`, one part after another (a batch of string tensors stacked).
+    public init<S: Sequence>(concatenating parts: S) where S.Element == TensorStrings {
+        for p in parts { append(contentsOf: p) }
+    }
+
     public var startIndex: Int { 0 }
     public var endIndex: Int { ends.count }
 

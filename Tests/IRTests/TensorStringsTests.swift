@@ -28,6 +28,7 @@ final class TensorStringsTests: XCTestCase {
         s.append(contentsOf: other)
         XCTAssertEqual(Array(s), [bytes("zero"), bytes("two"), bytes("three"), bytes("one"), bytes("two"), bytes("three")])
         XCTAssertEqual(s.range(3), 12..<15)
+        XCTAssertEqual(TensorStrings(concatenating: [s, TensorStrings(), other]), TensorStrings(Array(s) + Array(other)))
     }
 
     func testEqualElementsAreEqualAndHashAlikeHoweverBuilt() {

@@ -281,9 +281,7 @@ extension Dataset {
             }
             let shape = [elements.count] + t0.shape
             if t0.dtype == .string {
-                var strings = TensorStrings()
-                for e in elements { strings.append(contentsOf: e[c].strings) }
-                out.append(try Tensor(shape: shape, strings: strings))
+                out.append(try Tensor(shape: shape, strings: TensorStrings(concatenating: elements.lazy.map { $0[c].strings })))
             } else {
                 let n = try Tensor.checkedCount(shape, t0.dtype)
                 let buffer = try TensorBuffer(byteCount: n * t0.dtype.byteSize)

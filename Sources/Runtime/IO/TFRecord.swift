@@ -116,44 +116,24 @@ public final class TFRecordFileReader: Sequence {
         guard remaining >= TFRecordFraming.headerBytes else {
             throw KilnError.dataLoss("\(at): truncated record at offset \(offset): \(remaining) bytes remain, a record header needs \(TFRecordFraming.headerBytes)")
         }
-        // Errors are made after the checks: a record that reads well builds no strings.
-        let at0 = offset
-        let framing = { () -> Framing in
-            let length = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at0, as: UInt64.self))
-            let lengthCRC = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at0 + 8, as: UInt32.self))
-            guard CRC32C.unmask(lengthCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[at0..<(at0 + 8)])) else { return .lengthCRC }
-            // The length is trusted only once its CRC matched, and then only as far as the bytes at hand.
-            let available = UInt64(remaining - TFRecordFraming.headerBytes)
-            guard available >= UInt64(TFRecordFraming.footerBytes), length <= available - UInt64(TFRecordFraming.footerBytes) else {
-                return .truncated(length, available)
-            }
-            let start = at0 + TFRecordFraming.headerBytes, end = start + Int(length)
-            let dataCRC = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: end, as: UInt32.self))
-            guard CRC32C.unmask(dataCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[start..<end])) else { return .dataCRC(length) }
-            return .record(start..<end)
-        }()
-        let start: Int, end: Int
-        switch framing {
-        case .lengthCRC:
+        let length = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        let lengthCRC = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
+        guard CRC32C.unmask(lengthCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[offset..<(offset + 8)])) else {
             throw KilnError.dataLoss("\(at): corrupted record at offset \(offset): the length field's checksum does not match")
-        case .truncated(let length, let available):
+        }
+        // The length is trusted only once its CRC matched, and then only as far as the bytes at hand.
+        let available = UInt64(remaining - TFRecordFraming.headerBytes)
+        guard available >= UInt64(TFRecordFraming.footerBytes), length <= available - UInt64(TFRecordFraming.footerBytes) else {
             throw KilnError.dataLoss("\(at): truncated record at offset \(offset): it declares \(length) bytes of data but only \(Swift.max(0, Int(available) - TFRecordFraming.footerBytes)) remain")
-        case .dataCRC(let length):
+        }
+        let start = offset + TFRecordFraming.headerBytes, end = start + Int(length)
+        let dataCRC = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: end, as: UInt32.self))
+        guard CRC32C.unmask(dataCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[start..<end])) else {
             throw KilnError.dataLoss("\(at): corrupted record at offset \(offset): the data's checksum does not match (\(length) bytes)")
-        case .record(let r):
-            (start, end) = (r.lowerBound, r.upperBound)
         }
         offset = end + TFRecordFraming.footerBytes
         recordsRead += 1
         return start..<end
-    }
-
-    /// What a record's framing says: its data, or what is wrong with it.
-    private enum Framing {
-        case record(Range<Int>)
-        case lengthCRC
-        case truncated(UInt64, UInt64)
-        case dataCRC(UInt64)
     }
 
     /// Every remaining record; fails on the first damaged one.

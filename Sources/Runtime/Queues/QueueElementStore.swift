@@ -136,9 +136,7 @@ final class QueueTupleStore: QueueElementStore {
                 throw KilnError.invalidArgument("Shape mismatch in tuple component \(c): elements of shapes \(Shape(element)) and \(Shape(tuples[s]![c].shape)) cannot be batched")
             }
             if dtypes[c] == .string {
-                var strings = TensorStrings()
-                for s in slots { strings.append(contentsOf: tuples[s]![c].strings) }
-                return try Tensor(shape: [slots.count] + element, strings: strings)
+                return try Tensor(shape: [slots.count] + element, strings: TensorStrings(concatenating: slots.lazy.map { self.tuples[$0]![c].strings }))
             }
             // Every byte is copied over (the elements' shapes match): no zeroing first.
             let bytes = tuples[slots[0]]![c].byteCount

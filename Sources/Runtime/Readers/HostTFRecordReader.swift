@@ -14,6 +14,8 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
     /// its records' keys.
     private var file: TFRecordFileReader?
     private var keyPrefix: [UInt8] = []
+    /// The offsets of the records a read takes, kept between reads (the lock is held).
+    private var offsets: [Int] = []
     private var workStarted: Int64 = 0
     private var workFinished: Int64 = 0
     private var recordsProduced: Int64 = 0
@@ -48,32 +50,23 @@ final class HostTFRecordReader: CancellableResource, @unchecked Sendable {
     /// Appends up to `count` of the open file's records and their keys (the lock is held);
     /// returns how many (fewer only at the end of the file).
     private func appendNext(_ count: Int, of file: TFRecordFileReader, to out: inout Records) throws -> Int {
-        var offsets: [Int] = []
-        offsets.reserveCapacity(min(count, 4096))
+        offsets.removeAll(keepingCapacity: true)
         let n = try file.next(count, into: &out.values, offsets: &offsets)
         recordsProduced += Int64(n)
         // The decimal offset written straight after the file's name: no String per record.
         for offset in offsets {
             out.keys.append { key in
                 key += keyPrefix
-                let end = key.count + Self.decimalDigits(offset)
-                key += repeatElement(UInt8(ascii: "0"), count: end - key.count)
-                var v = offset, i = end
+                let digits = key.count
+                var v = offset
                 repeat {
-                    i -= 1
-                    key[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                    key.append(UInt8(ascii: "0") + UInt8(v % 10))
                     v /= 10
                 } while v > 0
+                key[digits...].reverse()
             }
         }
         return n
-    }
-
-    /// The digits of `n` (>= 0) in decimal.
-    static func decimalDigits(_ n: Int) -> Int {
-        var digits = 1, v = n
-        while v >= 10 { v /= 10; digits += 1 }
-        return digits
     }
 
     /// The next record of the open file, without waiting: nil when another read holds the reader
