@@ -1,8 +1,7 @@
 import Foundation
 import Kiln
 
-/// `kiln bench`'s digits_input workload: the digits training step (DigitsTrainBench's model and
-/// optimizer, batch 64) fed by the tutorial's queue pipeline, as Examples/Digits trains by default
+/// `kiln bench`'s digits_input workload: the digits training step (DigitsTrainBench's, batch 64) fed by the tutorial's queue pipeline, as Examples/Digits trains by default
 /// (a TFRecord file of the 1,500 digits -> read_up_to -> parse_example -> decode_raw ->
 /// shuffle_batch, one reader thread started by startQueueRunners), against the same step fed
 /// arrays (a shuffled batch gathered from memory each step, `--feed-arrays`). One graph and session
@@ -45,13 +44,8 @@ enum DigitsInputBench {
         let (x, y, loss, trainOp) = try g.device(Bench.device) { () throws -> (Output, Output, Output, GraphOperation) in
             let x = try g.placeholderWithDefault(batchImages, shape: [nil, 8, 8, 1], name: "images")
             let y = try g.placeholderWithDefault(batchLabels, shape: [nil], name: "labels")
-            let logits = try g.variableScope("model") { try Bench.digitsCNN(g, x, isTraining: true, dropout: true) }
-            let loss = try g.sparseSoftmaxCrossEntropyLoss(labels: y, logits: logits)
-            let step = try g.globalStep()
-            let minimize = try g.controlDependencies(g.updateOps) { try AdamOptimizer(g, learningRate: .constant(3e-3)).minimize(loss, globalStep: step) }
-            let ema = ExponentialMovingAverage(g, decay: 0.99, numUpdates: step)
-            let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(g.trainableVariables)], name: "train") }
-            return (x, y, loss, trainOp)
+            let (loss, _, train) = try DigitsTrainBench.trainingStep(g, x, y)
+            return (x, y, loss, train)
         }
         let s = try Session(graph: g, config: SessionConfig(backend: Bench.backend))
         try s.run(g.globalVariablesInitializer())
@@ -73,10 +67,8 @@ enum DigitsInputBench {
                 order.shuffle(using: &rng)
                 next = 0
             }
-            let rows = order[next..<(next + batch)]
+            let (fx, fy) = try DigitsTrainBench.feeds(order[next..<(next + batch)], pixels, labels)
             next += batch
-            let fx = try Tensor(shape: [batch, 8, 8, 1], scalars: rows.flatMap { pixels[($0 * 64)..<($0 * 64 + 64)] })
-            let fy = try Tensor(shape: [batch], scalars: rows.map { labels[$0] })
             _ = try s.run([loss], feeds: [x: fx, y: fy], targets: [trainOp])
         }
         let (tq, ta) = try Bench.alternately(reps, warmup: warmupSteps, (queued, stepsPerSample), (fed, stepsPerSample))

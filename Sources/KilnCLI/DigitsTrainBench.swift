@@ -23,6 +23,28 @@ enum DigitsTrainBench {
         return (images, (0..<digits).map { Int64($0 % 10) })
     }
 
+    /// The digits training step on `x` and `y` in `g` (the digits CNN with batch norm updates
+    /// and dropout, Adam on a staircase decay of 3e-3, an exponential moving average of the
+    /// weights): the loss, the batch's accuracy and the train op.
+    static func trainingStep(_ g: Graph, _ x: Output, _ y: Output) throws -> (loss: Output, accuracy: Output, train: GraphOperation) {
+        let logits = try g.variableScope("model") { try Bench.digitsCNN(g, x, isTraining: true, dropout: true) }
+        let loss = try g.sparseSoftmaxCrossEntropyLoss(labels: y, logits: logits)
+        let accuracy = try g.accuracy(logits: logits, labels: y, name: "train_accuracy")
+        let step = try g.globalStep()
+        let learningRate = try g.exponentialDecay(3e-3, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
+        let variables = g.trainableVariables
+        let minimize = try g.controlDependencies(g.updateOps) { try AdamOptimizer(g, learningRate: .tensor(learningRate)).minimize(loss, globalStep: step) }
+        let ema = ExponentialMovingAverage(g, decay: 0.99, numUpdates: step)
+        let train = try g.controlDependencies([minimize]) { try g.group([ema.apply(variables)], name: "train") }
+        return (loss, accuracy, train)
+    }
+
+    /// The images and labels of the digits `rows`, as a step is fed them.
+    static func feeds(_ rows: ArraySlice<Int>, _ images: [Float], _ labels: [Int64]) throws -> (images: Tensor, labels: Tensor) {
+        (try Tensor(shape: [rows.count, 8, 8, 1], scalars: rows.flatMap { images[($0 * 64)..<($0 * 64 + 64)] }),
+         try Tensor(shape: [rows.count], scalars: rows.map { labels[$0] }))
+    }
+
     /// One training run from an empty graph to the last step.
     static func train(_ images: [Float], _ labels: [Int64], config: SessionConfig) throws {
         let g = Graph()
@@ -30,16 +52,8 @@ enum DigitsTrainBench {
         let (x, y, loss, accuracy, trainOp) = try g.device(Bench.device) { () throws -> (Output, Output, Output, Output, GraphOperation) in
             let x = try g.placeholder(.float32, shape: [nil, 8, 8, 1], name: "images")
             let y = try g.placeholder(.int64, shape: [nil], name: "labels")
-            let logits = try g.variableScope("model") { try Bench.digitsCNN(g, x, isTraining: true, dropout: true) }
-            let loss = try g.sparseSoftmaxCrossEntropyLoss(labels: y, logits: logits)
-            let accuracy = try g.accuracy(logits: logits, labels: y, name: "train_accuracy")
-            let step = try g.globalStep()
-            let learningRate = try g.exponentialDecay(3e-3, globalStep: step, decaySteps: 100, decayRate: 0.9, staircase: true)
-            let variables = g.trainableVariables
-            let minimize = try g.controlDependencies(g.updateOps) { try AdamOptimizer(g, learningRate: .tensor(learningRate)).minimize(loss, globalStep: step) }
-            let ema = ExponentialMovingAverage(g, decay: 0.99, numUpdates: step)
-            let trainOp = try g.controlDependencies([minimize]) { try g.group([ema.apply(variables)], name: "train") }
-            return (x, y, loss, accuracy, trainOp)
+            let (loss, accuracy, train) = try trainingStep(g, x, y)
+            return (x, y, loss, accuracy, train)
         }
         let s = try Session(graph: g, config: config)
         try s.run(g.globalVariablesInitializer())
@@ -48,9 +62,7 @@ enum DigitsTrainBench {
         for _ in 0..<epochs {
             order.shuffle(using: &rng)
             for b in stride(from: 0, to: digits, by: batch) {
-                let rows = order[b..<min(b + batch, digits)]
-                let fx = try Tensor(shape: [rows.count, 8, 8, 1], scalars: rows.flatMap { images[($0 * 64)..<($0 * 64 + 64)] })
-                let fy = try Tensor(shape: [rows.count], scalars: rows.map { labels[$0] })
+                let (fx, fy) = try feeds(order[b..<min(b + batch, digits)], images, labels)
                 _ = try s.run([loss, accuracy], feeds: [x: fx, y: fy], targets: [trainOp])
             }
         }
