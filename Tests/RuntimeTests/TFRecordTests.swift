@@ -226,16 +226,62 @@ final class TFRecordTests: XCTestCase {
         }
     }
 
-    func testHugeDeclaredLengthIsAnErrorNotAnAllocation() {
-        // A length whose own CRC is right, so only the bounds check stands between it and memory.
-        for length in [UInt64(1) << 40, UInt64.max, UInt64(Int.max), 100] {
+    func testHugeDeclaredLengthIsAnErrorNotAnAllocation() throws {
+        // A length whose own CRC is right, so only the bounds check stands between it and memory
+        // (in a compressed stream, whose length is unknown, only the bytes that arrive).
+        for length in [UInt64(1) << 40, UInt64.max, UInt64(Int.max), UInt64(Int.max - 10), 100] {
             var bytes: [UInt8] = []
             withUnsafeBytes(of: length.littleEndian) { lb in
                 bytes += lb
                 TFRecordFraming.appendLE(CRC32C.mask(CRC32C.checksum(lb)), to: &bytes)
             }
             bytes += [1, 2, 3, 4, 5, 6, 7, 8]
-            XCTAssertTrue(damage(bytes).contains("truncated record at offset 0: it declares \(length) bytes"), "\(length)")
+            XCTAssertTrue(damage(bytes).contains("truncated record at offset 0: it declares \(length) bytes of data but only 4 remain"), "\(length)")
+            XCTAssertTrue(damage(try Zlib.deflate(bytes, format: .gzip), .gzip).contains("truncated record at offset 0: it declares \(length) bytes of data but only 4 remain"), "gzip \(length)")
+        }
+    }
+
+    /// A file is read through a window of 256 KB, not loaded: records that straddle the window's
+    /// end, and one larger than the window (which grows to hold it, and only it), read back exactly,
+    /// compressed and not.
+    func testFilesAreStreamedThroughAWindowNotLoadedWhole() throws {
+        var records: [[UInt8]] = []
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for i in 0..<3000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let n = i == 1500 ? 600_000 : Int(state >> 33) % 3000
+            records.append((0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) })
+        }
+        for compression in TFRecordCompression.allCases {
+            let path = temporaryPath("stream.tfrecord")
+            try TFRecordWriter.write(records, to: path, compression: compression)
+            let reader = try TFRecordFileReader(path: path, compression: compression)
+            var read = 0, largestHeld = 0
+            while let r = try reader.next() {
+                XCTAssertEqual(r, records[read], "\(compression) record \(read)")
+                read += 1
+                largestHeld = max(largestHeld, reader.heldBytes)
+                if read == 1400 { XCTAssertEqual(reader.heldBytes, TFRecordFileReader.windowBytes, "\(compression): a window, not the file") }
+            }
+            XCTAssertEqual(read, records.count, "\(compression)")
+            XCTAssertLessThanOrEqual(largestHeld, 4 * TFRecordFileReader.windowBytes, "\(compression): grown for the large record only")
+        }
+    }
+
+    func testADamagedRecordStaysTheErrorOfLaterReads() throws {
+        var bad = TFRecordWriter.encode([Array("first".utf8), Array("second record".utf8)])
+        bad[21 + 12 + 3] ^= 0x01
+        let reader = try TFRecordFileReader(bytes: bad, source: "sticky.tfrecord")
+        XCTAssertEqual(try reader.next(), Array("first".utf8))
+        for _ in 0..<2 {
+            XCTAssertThrowsError(try reader.next()) { XCTAssertTrue("\($0)".contains("record 1: corrupted record at offset 21"), "\($0)") }
+        }
+    }
+
+    func testADirectoryIsNotAFile() {
+        XCTAssertThrowsError(try TFRecordFileReader(path: FileManager.default.temporaryDirectory.path)) {
+            XCTAssertEqual(($0 as? KilnError)?.code, .invalidArgument)
+            XCTAssertTrue("\($0)".contains("is not a regular file"), "\($0)")
         }
     }
 
@@ -246,6 +292,16 @@ final class TFRecordTests: XCTestCase {
         flipped[12] ^= 0xff
         _ = damage(flipped, .gzip)
         _ = damage(Array("not compressed at all".utf8), .zlib)
+    }
+
+    /// Concatenated gzip members are one stream (gzip(1) reads them so); bytes after the last
+    /// member that are no member are damage.
+    func testConcatenatedGzipMembersReadAsOneStream() throws {
+        let first = [Array("one".utf8), [UInt8](repeating: 9, count: 300_000)], second = [Array("two".utf8)]
+        let joined = try Zlib.deflate(TFRecordWriter.encode(first), format: .gzip) + Zlib.deflate(TFRecordWriter.encode(second), format: .gzip)
+        XCTAssertEqual(try TFRecordFileReader(bytes: joined, compression: .gzip).readAll(), first + second)
+        XCTAssertEqual(try Zlib.inflate(joined), TFRecordWriter.encode(first) + TFRecordWriter.encode(second))
+        _ = damage(joined + Array("trailing".utf8), .gzip)
     }
 
     func testMissingFileIsNotFound() {

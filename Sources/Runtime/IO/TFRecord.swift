@@ -48,92 +48,206 @@ enum TFRecordFraming {
 /// the file on a record boundary is the clean end (`next()` returns nil), as TensorFlow's
 /// OutOfRange "eof". Named apart from the graph-building `TFRecordReader` (the reader op).
 ///
+/// The file is streamed, as TensorFlow's RecordReader streams it: the reader holds a window of
+/// 256 KB (more only while a larger record is read), decompressing as it goes, so a file of any
+/// size costs that window, not its size.
+///
 ///     let reader = try TFRecordFileReader(path: "train.tfrecord", compression: .gzip)
 ///     while let record = try reader.next() { ... }
 public final class TFRecordFileReader: Sequence {
     /// The file (or the name given for in-memory data), for errors.
     public let source: String
     public let compression: TFRecordCompression
-    private let bytes: [UInt8]
     /// Offset of the next record in the (decompressed) stream.
     public private(set) var offset = 0
     /// Records read so far: the number (from 0) of the next record.
     public private(set) var recordsRead = 0
 
+    private let input: Input
+    private var inflater: Zlib.Inflater?
+    /// The window: bytes [head, tail) of `window` are the stream from `offset` on.
+    private var window: UnsafeMutableRawBufferPointer
+    private var head = 0, tail = 0
+    private var ended = false
+    private var failure: Error?
+    /// The stream's length when it is known without reading it (uncompressed data).
+    private let streamLength: Int?
+
+    static let windowBytes = 1 << 18
+    /// The bytes the reader holds now (its window).
+    var heldBytes: Int { window.count }
+
+    /// Where the (possibly compressed) bytes come from.
+    private enum Input {
+        case file(Int32)
+        case memory([UInt8], Position)
+        final class Position { var at = 0 }
+    }
+
     public convenience init(path: String, compression: TFRecordCompression = .none) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                throw KilnError(.permissionDenied, "cannot read TFRecord file '\(path)'")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            switch errno {
+            case EACCES, EPERM: throw KilnError(.permissionDenied, "cannot read TFRecord file '\(path)': \(String(cString: strerror(errno)))")
+            case ENOENT, ENOTDIR: throw KilnError.notFound("TFRecord file '\(path)' does not exist")
+            default: throw KilnError(.unknown, "cannot open TFRecord file '\(path)': \(String(cString: strerror(errno)))")
             }
-            throw KilnError.notFound("TFRecord file '\(path)' does not exist")
         }
-        try self.init(bytes: [UInt8](data), compression: compression, source: path)
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw KilnError.invalidArgument("TFRecord file '\(path)' is not a regular file")
+        }
+        try self.init(.file(fd), length: Int(info.st_size), compression: compression, source: path)
     }
 
     /// Reads records from a file's bytes already in memory (still compressed, if it is).
-    public init(bytes: [UInt8], compression: TFRecordCompression = .none, source: String = "TFRecord data") throws {
-        self.source = source
+    public convenience init(bytes: [UInt8], compression: TFRecordCompression = .none, source: String = "TFRecord data") throws {
+        try self.init(.memory(bytes, Input.Position()), length: bytes.count, compression: compression, source: source)
+    }
+
+    private init(_ input: Input, length: Int, compression: TFRecordCompression, source: String) throws {
+        self.input = input
         self.compression = compression
-        switch compression {
-        case .none: self.bytes = bytes
-        // Zlib.inflate recognises either wrapper from its header; a GZIP file read as ZLIB (or the
-        // reverse) therefore still reads, as it would with TensorFlow's autodetecting tools.
-        case .zlib, .gzip: self.bytes = try Zlib.inflate(bytes, source: "TFRecord file '\(source)'")
+        self.source = source
+        streamLength = compression == .none ? length : nil
+        window = .allocate(byteCount: Self.windowBytes, alignment: 64)
+        if compression != .none {
+            // Zlib's inflater recognises either wrapper from its header; a GZIP file read as ZLIB
+            // (or the reverse) therefore still reads, as it would with TensorFlow's autodetecting tools.
+            inflater = try Zlib.Inflater(source: "TFRecord file '\(source)'") { [input] into in try Self.read(input, into: into, source: source) }
         }
+    }
+
+    deinit {
+        window.deallocate()
+        if case .file(let fd) = input { close(fd) }
+    }
+
+    /// The next raw (possibly compressed) bytes of `input`; 0 at its end.
+    private static func read(_ input: Input, into out: UnsafeMutableRawBufferPointer, source: String) throws -> Int {
+        switch input {
+        case .memory(let bytes, let position):
+            let n = Swift.min(out.count, bytes.count - position.at)
+            bytes.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress! + position.at, byteCount: n) }
+            position.at += n
+            return n
+        case .file(let fd):
+            while true {
+                let n = Glibc.read(fd, out.baseAddress, out.count)
+                if n >= 0 { return n }
+                if errno != EINTR { throw KilnError.dataLoss("TFRecord file '\(source)': read failed: \(String(cString: strerror(errno)))") }
+            }
+        }
+    }
+
+    /// Makes `count` bytes of the stream from `offset` available in the window (fewer only at the
+    /// stream's end); the number available. The window grows with the data that arrives, never
+    /// ahead of it, so a length read from the file allocates nothing it does not hold.
+    private func fill(_ count: Int) throws -> Int {
+        while tail - head < count && !ended {
+            if tail == window.count {
+                if head > 0 {
+                    // Keep the unread bytes, at the start.
+                    if tail > head { window.baseAddress!.copyMemory(from: window.baseAddress! + head, byteCount: tail - head) }
+                    tail -= head
+                    head = 0
+                } else {
+                    let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: window.count * 2, alignment: 64)
+                    grown.baseAddress!.copyMemory(from: window.baseAddress!, byteCount: tail)
+                    window.deallocate()
+                    window = grown
+                }
+            }
+            let free = UnsafeMutableRawBufferPointer(rebasing: window[tail...])
+            let n = try inflater.map { try $0.read(into: free) } ?? Self.read(input, into: free, source: source)
+            if n == 0 { ended = true }
+            tail += n
+        }
+        return tail - head
     }
 
     /// The next record, or nil at the end of the file (which must fall on a record boundary).
     public func next() throws -> [UInt8]? {
-        try bytes.withUnsafeBytes { b in try nextRecord(b).map { Array(b[$0]) } }
+        try nextRecord().map { Array($0) }
     }
 
     /// Appends up to `count` records to `records` and the offset of each in the file to
     /// `offsets`; returns how many it appended (fewer only at the end of the file). A batch of
-    /// records is so read into one string tensor's storage, without an array per record, in one
-    /// access to the file's bytes.
+    /// records is so read into one string tensor's storage, without an array per record.
     public func next(_ count: Int, into records: inout TensorStrings, offsets: inout [Int]) throws -> Int {
-        try bytes.withUnsafeBytes { b in
-            var n = 0
-            while n < count {
-                let at = offset
-                guard let r = try nextRecord(b) else { break }
-                records.append(UnsafeBufferPointer(rebasing: b.assumingMemoryBound(to: UInt8.self)[r]))
-                offsets.append(at)
-                n += 1
-            }
-            return n
+        var n = 0
+        while n < count {
+            let at = offset
+            guard let r = try nextRecord() else { break }
+            records.append(r)
+            offsets.append(at)
+            n += 1
+        }
+        return n
+    }
+
+    /// The next record's data, its framing checked, in the window (valid until the next read);
+    /// nil at the end of the file. A damaged record stays the error of every later read.
+    private func nextRecord() throws -> UnsafeBufferPointer<UInt8>? {
+        if let failure { throw failure }
+        do { return try readRecord() } catch {
+            failure = error
+            throw error
         }
     }
 
-    /// Where the next record's data lies in the (decompressed) bytes `b`, its framing checked; nil
-    /// at the end of the file.
-    private func nextRecord(_ b: UnsafeRawBufferPointer) throws -> Range<Int>? {
-        let remaining = b.count - offset
+    /// Reads the rest of the stream, keeping none of it: how many bytes it holds from `offset` on.
+    private func remainingCount() throws -> Int {
+        var count = tail - head
+        (head, tail) = (0, 0)
+        while !ended {
+            let n = try inflater.map { try $0.read(into: window) } ?? Self.read(input, into: window, source: source)
+            if n == 0 { ended = true }
+            count += n
+        }
+        return count
+    }
+
+    private func readRecord() throws -> UnsafeBufferPointer<UInt8>? {
+        let remaining = try fill(TFRecordFraming.headerBytes)
         if remaining == 0 { return nil }
         // Only for messages: a record that reads well builds no strings.
         var at: String { "TFRecord file '\(source)', record \(recordsRead)" }
         guard remaining >= TFRecordFraming.headerBytes else {
             throw KilnError.dataLoss("\(at): truncated record at offset \(offset): \(remaining) bytes remain, a record header needs \(TFRecordFraming.headerBytes)")
         }
-        let length = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-        let lengthCRC = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
-        guard CRC32C.unmask(lengthCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[offset..<(offset + 8)])) else {
+        let header = UnsafeRawBufferPointer(rebasing: window[head..<(head + TFRecordFraming.headerBytes)])
+        let length = UInt64(littleEndian: header.loadUnaligned(as: UInt64.self))
+        let lengthCRC = UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        guard CRC32C.unmask(lengthCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: header[0..<8])) else {
             throw KilnError.dataLoss("\(at): corrupted record at offset \(offset): the length field's checksum does not match")
         }
-        // The length is trusted only once its CRC matched, and then only as far as the bytes at hand.
-        let available = UInt64(remaining - TFRecordFraming.headerBytes)
-        guard available >= UInt64(TFRecordFraming.footerBytes), length <= available - UInt64(TFRecordFraming.footerBytes) else {
-            throw KilnError.dataLoss("\(at): truncated record at offset \(offset): it declares \(length) bytes of data but only \(Swift.max(0, Int(available) - TFRecordFraming.footerBytes)) remain")
+        // The length is trusted only once its CRC matched, and then only as far as the bytes at
+        // hand: those the stream is known to hold, else those that arrive.
+        func truncated(_ available: Int) -> KilnError {
+            KilnError.dataLoss("\(at): truncated record at offset \(offset): it declares \(length) bytes of data but only \(Swift.max(0, available - TFRecordFraming.footerBytes)) remain")
         }
-        let start = offset + TFRecordFraming.headerBytes, end = start + Int(length)
-        let dataCRC = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: end, as: UInt32.self))
-        guard CRC32C.unmask(dataCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[start..<end])) else {
+        let framing = TFRecordFraming.headerBytes + TFRecordFraming.footerBytes
+        if let streamLength {
+            let available = streamLength - offset - TFRecordFraming.headerBytes
+            guard available >= TFRecordFraming.footerBytes, length <= UInt64(available - TFRecordFraming.footerBytes) else { throw truncated(available) }
+        } else if length > UInt64(Int.max - framing) {
+            throw truncated(try remainingCount() - TFRecordFraming.headerBytes)
+        }
+        let total = Int(length) + framing
+        let held = try fill(total)
+        guard held >= total else { throw truncated(held - TFRecordFraming.headerBytes) }
+        let start = head + TFRecordFraming.headerBytes, end = start + Int(length)
+        let data = UnsafeRawBufferPointer(rebasing: window[start..<end])
+        let dataCRC = UInt32(littleEndian: UnsafeRawBufferPointer(window).loadUnaligned(fromByteOffset: end, as: UInt32.self))
+        guard CRC32C.unmask(dataCRC) == CRC32C.checksum(data) else {
             throw KilnError.dataLoss("\(at): corrupted record at offset \(offset): the data's checksum does not match (\(length) bytes)")
         }
-        offset = end + TFRecordFraming.footerBytes
+        head += total
+        offset += total
         recordsRead += 1
-        return start..<end
+        return data.bindMemory(to: UInt8.self)
     }
 
     /// Every remaining record; fails on the first damaged one.

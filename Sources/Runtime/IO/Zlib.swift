@@ -2,7 +2,7 @@ import CZlib
 import Foundation
 import KilnIR
 
-/// GZIP and ZLIB streams (RFC 1952 / 1950) through zlib: whole-buffer inflate and deflate.
+/// GZIP and ZLIB streams (RFC 1952 / 1950) through zlib: streaming and whole-buffer inflate, whole-buffer deflate.
 public enum Zlib {
     public enum Format: Sendable {
         case gzip, zlib
@@ -13,39 +13,95 @@ public enum Zlib {
     /// Decompresses a whole gzip or zlib stream (the wrapper is detected from its header).
     /// Corrupt or truncated input is a dataLoss error naming `source`.
     public static func inflate(_ data: [UInt8], source: String = "stream") throws -> [UInt8] {
-        // zlib keeps a pointer back to its z_stream and checks it on every call, so the stream
-        // lives at one heap address (a Swift local passed `&stream` may move between calls).
-        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        defer { stream.deallocate() }
-        // 32 added to windowBits makes zlib detect gzip or zlib headers itself.
-        guard inflateInit2_(stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw KilnError.internalError("zlib: inflateInit2 failed")
+        var position = 0
+        let inflater = try Inflater(source: source) { into in
+            let n = min(into.count, data.count - position)
+            data.withUnsafeBytes { into.baseAddress!.copyMemory(from: $0.baseAddress! + position, byteCount: n) }
+            position += n
+            return n
         }
-        defer { inflateEnd(stream) }
         var out: [UInt8] = []
-        let chunk = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 1 << 18)
-        defer { chunk.deallocate() }
-        return try data.withUnsafeBufferPointer { inBuf -> [UInt8] in
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress)
-            stream.pointee.avail_in = uInt(inBuf.count)
+        var chunk = [UInt8](repeating: 0, count: 1 << 18)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try inflater.read(into: $0) }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// A gzip or zlib stream decompressed as it is read, its compressed bytes pulled from `input`
+    /// a chunk at a time, so neither side of a large file is ever held whole. Concatenated gzip
+    /// members read as one stream, as gzip(1) reads them.
+    public final class Inflater {
+        private let source: String
+        /// Fills the buffer it is given with the next compressed bytes; 0 at the end of the input.
+        private let input: (UnsafeMutableRawBufferPointer) throws -> Int
+        // zlib keeps a pointer back to its z_stream and checks it on every call, so the stream
+        // lives at one heap address (a Swift property passed `&stream` may move between calls).
+        private let stream: UnsafeMutablePointer<z_stream>
+        private let chunk: UnsafeMutableRawBufferPointer
+        private var inputEnded = false
+        private var finished = false
+
+        public init(source: String, input: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws {
+            self.source = source
+            self.input = input
+            stream = .allocate(capacity: 1)
+            stream.initialize(to: z_stream())
+            chunk = .allocate(byteCount: 1 << 18, alignment: 16)
+            // 32 added to windowBits makes zlib detect gzip or zlib headers itself.
+            guard inflateInit2_(stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                stream.deallocate()
+                chunk.deallocate()
+                throw KilnError.internalError("zlib: inflateInit2 failed")
+            }
+        }
+
+        deinit {
+            inflateEnd(stream)
+            stream.deallocate()
+            chunk.deallocate()
+        }
+
+        /// More compressed input when zlib has used all it was given; false at the input's end.
+        private func refill() throws -> Bool {
+            if stream.pointee.avail_in > 0 { return true }
+            if inputEnded { return false }
+            let n = try input(chunk)
+            if n == 0 { inputEnded = true; return false }
+            stream.pointee.next_in = chunk.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            stream.pointee.avail_in = uInt(n)
+            return true
+        }
+
+        /// Decompresses into `out`; the number of bytes written, 0 only at the stream's end.
+        public func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+            guard !finished, out.count > 0 else { return 0 }
+            stream.pointee.next_out = out.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            stream.pointee.avail_out = uInt(min(out.count, Int(UInt32.max)))
+            let wanted = Int(stream.pointee.avail_out)
             while true {
-                stream.pointee.next_out = chunk.baseAddress
-                stream.pointee.avail_out = uInt(chunk.count)
+                let more = try refill()
                 let status = CZlib.inflate(stream, Z_NO_FLUSH)
-                out.append(contentsOf: chunk[0..<(chunk.count - Int(stream.pointee.avail_out))])
+                let produced = wanted - Int(stream.pointee.avail_out)
                 if status == Z_STREAM_END {
-                    // Concatenated gzip members are one file to gzip(1); keep going.
-                    if stream.pointee.avail_in > 0 && inflateReset(stream) == Z_OK { continue }
-                    return out
+                    // Another gzip member may follow; anything else after the end is an error then.
+                    if try refill() {
+                        guard inflateReset(stream) == Z_OK else { throw KilnError.internalError("zlib: inflateReset failed") }
+                    } else {
+                        finished = true
+                    }
+                    if produced > 0 || finished { return produced }
+                    continue
                 }
-                if status == Z_BUF_ERROR && stream.pointee.avail_in == 0 {
+                if status == Z_BUF_ERROR && !more {
                     throw KilnError.dataLoss("\(source): compressed data is truncated after \(stream.pointee.total_in) bytes")
                 }
-                guard status == Z_OK else {
+                guard status == Z_OK || status == Z_BUF_ERROR else {
                     let why = stream.pointee.msg.map { String(cString: $0) } ?? "error \(status)"
                     throw KilnError.dataLoss("\(source): corrupt compressed data at byte \(stream.pointee.total_in): \(why)")
                 }
+                if produced > 0 { return produced }
             }
         }
     }
