@@ -286,19 +286,27 @@ public final class TFRecordFileReader: Sequence {
 /// closed (it is written under a temporary name and renamed, so a reader never sees half a file):
 /// by `close()`, which reports any error, or else when the writer is released, as TensorFlow's
 /// writer closes in its destructor, so records written are never lost with the writer.
-/// Uncompressed records go to disk as they are written; compressed ones are deflated as one
-/// stream when the writer closes, as TensorFlow's writer finishes its stream.
+/// Records go to disk in chunks as they are written, compressed ones through one GZIP or ZLIB
+/// stream that closing finishes, so a writer holds a chunk, not the file.
 public final class TFRecordWriter {
     public let path: String
     public let compression: TFRecordCompression
     private var file: AtomicFile?
     private var pending: [UInt8] = []
+    private let deflater: Zlib.Deflater?
     /// Records written so far.
     public private(set) var count = 0
+    /// The bytes the writer holds now (framed records not yet handed to the file).
+    var heldBytes: Int { pending.capacity }
 
     public init(path: String, compression: TFRecordCompression = .none) throws {
         self.path = path
         self.compression = compression
+        switch compression {
+        case .none: deflater = nil
+        case .zlib: deflater = try Zlib.Deflater(format: .zlib)
+        case .gzip: deflater = try Zlib.Deflater(format: .gzip)
+        }
         file = try AtomicFile(path: path)
     }
 
@@ -310,11 +318,17 @@ public final class TFRecordWriter {
         guard let file else { throw KilnError.failedPrecondition("TFRecord writer for '\(path)' is closed") }
         TFRecordFraming.frame(record, into: &pending)
         count += 1
-        // Uncompressed framing streams out in chunks; compressed data waits for the one deflate.
-        if compression == .none && pending.count >= 1 << 20 {
+        if pending.count >= 1 << 20 { try flushPending(to: file) }
+    }
+
+    /// Writes the framed records held so far (through the compressor, if any).
+    private func flushPending(to file: AtomicFile) throws {
+        if let deflater {
+            try pending.withUnsafeBytes { try deflater.write($0) { try file.write($0) } }
+        } else {
             try file.write(pending)
-            pending.removeAll(keepingCapacity: true)
         }
+        pending.removeAll(keepingCapacity: true)
     }
 
     /// A writer released unclosed closes itself; its error, if any, cannot be thrown from here,
@@ -330,11 +344,8 @@ public final class TFRecordWriter {
         guard let file else { return }
         self.file = nil
         do {
-            switch compression {
-            case .none: try file.write(pending)
-            case .zlib: try file.write(try Zlib.deflate(pending, format: .zlib))
-            case .gzip: try file.write(try Zlib.deflate(pending, format: .gzip))
-            }
+            try flushPending(to: file)
+            try deflater?.finish { try file.write($0) }
             pending = []
             try file.commit()
         } catch {

@@ -2,7 +2,7 @@ import CZlib
 import Foundation
 import KilnIR
 
-/// GZIP and ZLIB streams (RFC 1952 / 1950) through zlib: streaming and whole-buffer inflate, whole-buffer deflate.
+/// GZIP and ZLIB streams (RFC 1952 / 1950) through zlib: inflate and deflate, streaming or of whole buffers.
 public enum Zlib {
     public enum Format: Sendable {
         case gzip, zlib
@@ -108,26 +108,69 @@ public enum Zlib {
 
     /// Compresses `data` into one gzip or zlib stream at zlib's default level.
     public static func deflate(_ data: [UInt8], format: Format, level: Int32 = Z_DEFAULT_COMPRESSION) throws -> [UInt8] {
-        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        defer { stream.deallocate() }
-        guard deflateInit2_(stream, level, Z_DEFLATED, format.windowBits, 9, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
-                            Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw KilnError.internalError("zlib: deflateInit2 failed")
-        }
-        defer { deflateEnd(stream) }
-        var out = [UInt8](repeating: 0, count: Int(deflateBound(stream, uLong(data.count))) + 64)
-        let status = data.withUnsafeBufferPointer { inBuf in
-            out.withUnsafeMutableBufferPointer { outBuf -> Int32 in
-                stream.pointee.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress)
-                stream.pointee.avail_in = uInt(inBuf.count)
-                stream.pointee.next_out = outBuf.baseAddress
-                stream.pointee.avail_out = uInt(outBuf.count)
-                return CZlib.deflate(stream, Z_FINISH)
+        var out: [UInt8] = []
+        let deflater = try Deflater(format: format, level: level)
+        try data.withUnsafeBytes { try deflater.write($0) { out.append(contentsOf: $0) } }
+        try deflater.finish { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// One gzip or zlib stream compressed as it is written: each call hands the compressed
+    /// bytes it has ready to `output`, so a large file is never held whole on either side.
+    public final class Deflater {
+        private let stream: UnsafeMutablePointer<z_stream>
+        private let chunk: UnsafeMutableRawBufferPointer
+
+        public init(format: Format, level: Int32 = Z_DEFAULT_COMPRESSION) throws {
+            stream = .allocate(capacity: 1)
+            stream.initialize(to: z_stream())
+            chunk = .allocate(byteCount: 1 << 18, alignment: 16)
+            guard deflateInit2_(stream, level, Z_DEFLATED, format.windowBits, 9, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                                Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                stream.deallocate()
+                chunk.deallocate()
+                throw KilnError.internalError("zlib: deflateInit2 failed")
             }
         }
-        guard status == Z_STREAM_END else { throw KilnError.internalError("zlib: deflate failed with status \(status)") }
-        return Array(out[0..<Int(stream.pointee.total_out)])
+
+        deinit {
+            deflateEnd(stream)
+            stream.deallocate()
+            chunk.deallocate()
+        }
+
+        /// Compresses `data`, handing what is ready to `output`.
+        public func write(_ data: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
+            var rest = data
+            // avail_in is 32 bits: larger inputs go in slices.
+            while !rest.isEmpty {
+                let n = min(rest.count, 1 << 30)
+                try run(UnsafeRawBufferPointer(rebasing: rest[..<n]), flush: Z_NO_FLUSH, output: output)
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            }
+        }
+
+        /// Ends the stream (its trailer included), handing the last bytes to `output`.
+        public func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {
+            try run(UnsafeRawBufferPointer(start: nil, count: 0), flush: Z_FINISH, output: output)
+        }
+
+        private func run(_ input: UnsafeRawBufferPointer, flush: Int32, output: (UnsafeRawBufferPointer) throws -> Void) throws {
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
+            stream.pointee.avail_in = uInt(input.count)
+            while true {
+                stream.pointee.next_out = chunk.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                stream.pointee.avail_out = uInt(chunk.count)
+                let status = CZlib.deflate(stream, flush)
+                guard status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR else {
+                    throw KilnError.internalError("zlib: deflate failed with status \(status)")
+                }
+                let produced = chunk.count - Int(stream.pointee.avail_out)
+                if produced > 0 { try output(UnsafeRawBufferPointer(rebasing: chunk[..<produced])) }
+                // Done once zlib has taken all the input and had room to spare (or ended the stream).
+                if status == Z_STREAM_END || (flush != Z_FINISH && stream.pointee.avail_in == 0 && stream.pointee.avail_out > 0) { return }
+            }
+        }
     }
 
     /// A file's bytes, decompressed when its name ends in .gz.
