@@ -271,6 +271,20 @@ final class TFRecordTests: XCTestCase {
         }
     }
 
+    /// A reader reads the file as it was when opened: records a writer appends afterwards (an
+    /// events file still being written) are not half-read as damage.
+    func testAFileIsReadAsItWasWhenOpened() throws {
+        let path = temporaryPath("growing.tfrecord")
+        try TFRecordWriter.write([Array("a".utf8), Array("b".utf8)], to: path)
+        let reader = try TFRecordFileReader(path: path)
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(TFRecordWriter.encode([Array("later".utf8)])))
+        handle.closeFile()
+        XCTAssertEqual(try reader.readAll(), [Array("a".utf8), Array("b".utf8)])
+        XCTAssertEqual(try TFRecordFileReader.records(path: path).count, 3, "a new reader sees the appended record")
+    }
+
     func testADamagedRecordStaysTheErrorOfLaterReads() throws {
         var bad = TFRecordWriter.encode([Array("first".utf8), Array("second record".utf8)])
         bad[21 + 12 + 3] ^= 0x01

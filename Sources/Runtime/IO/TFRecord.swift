@@ -77,9 +77,11 @@ public final class TFRecordFileReader: Sequence {
     /// The bytes the reader holds now (its window).
     var heldBytes: Int { window.count }
 
-    /// Where the (possibly compressed) bytes come from.
+    /// Where the (possibly compressed) bytes come from: a file is read up to its size when it
+    /// was opened (what a writer appends later is not part of this read, as when files were read
+    /// whole).
     private enum Input {
-        case file(Int32)
+        case file(Int32, size: Int, Position)
         case memory([UInt8], Position)
         final class Position { var at = 0 }
     }
@@ -98,7 +100,7 @@ public final class TFRecordFileReader: Sequence {
             close(fd)
             throw KilnError.invalidArgument("TFRecord file '\(path)' is not a regular file")
         }
-        try self.init(.file(fd), length: Int(info.st_size), compression: compression, source: path)
+        try self.init(.file(fd, size: Int(info.st_size), Input.Position()), length: Int(info.st_size), compression: compression, source: path)
     }
 
     /// Reads records from a file's bytes already in memory (still compressed, if it is).
@@ -121,7 +123,7 @@ public final class TFRecordFileReader: Sequence {
 
     deinit {
         window.deallocate()
-        if case .file(let fd) = input { close(fd) }
+        if case .file(let fd, _, _) = input { close(fd) }
     }
 
     /// The next raw (possibly compressed) bytes of `input`; 0 at its end.
@@ -132,12 +134,17 @@ public final class TFRecordFileReader: Sequence {
             bytes.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress! + position.at, byteCount: n) }
             position.at += n
             return n
-        case .file(let fd):
-            while true {
-                let n = Glibc.read(fd, out.baseAddress, out.count)
-                if n >= 0 { return n }
+        case .file(let fd, let size, let position):
+            let wanted = Swift.min(out.count, size - position.at)
+            while wanted > 0 {
+                let n = Glibc.read(fd, out.baseAddress, wanted)
+                if n >= 0 {
+                    position.at += n
+                    return n
+                }
                 if errno != EINTR { throw KilnError.dataLoss("TFRecord file '\(source)': read failed: \(String(cString: strerror(errno)))") }
             }
+            return 0
         }
     }
 
