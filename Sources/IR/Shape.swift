@@ -25,6 +25,15 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
         return zip(a, b).allSatisfy { x, y in x == nil || y == nil || x == y }
     }
 
+    /// Whether a value of the concrete shape `dims` fits: `isCompatible(with: Shape(dims))`
+    /// without making a Shape (a host pass checks every value it is given).
+    public func admits(_ dims: [Int]) -> Bool {
+        guard let mine = self.dims else { return true }
+        guard mine.count == dims.count else { return false }
+        for (x, y) in zip(mine, dims) where x != nil && x != y { return false }
+        return true
+    }
+
     /// The most specific shape compatible with both, or nil if they conflict.
     public func merged(with other: Shape) -> Shape? {
         guard let a = dims else { return other }

@@ -30,6 +30,7 @@ public final class Session: @unchecked Sendable {
     private var resources: [String: AnyObject] = [:]
     /// The same by op id: the input pipeline looks its queues up several times a record.
     private var resourceOfOp: [Int: AnyObject] = [:]
+    private var handleOfOp: [Int: Tensor] = [:]
     /// Numbers resources as TensorFlow names unshared ones ("_0_input_producer").
     private var resourceCount = 0
     private let debugLevel: Int
@@ -113,6 +114,7 @@ public final class Session: @unchecked Sendable {
         for r in resources.values { (r as? CancellableResource)?.cancel() }
         resources.removeAll()
         resourceOfOp.removeAll()
+        handleOfOp.removeAll()
     }
 
     // MARK: resources
@@ -120,7 +122,11 @@ public final class Session: @unchecked Sendable {
     /// The resource `op` makes (a queue, a reader), made by `make` (given the name TensorFlow gives
     /// it: the op's shared_name, else "_<n>_<op name>") the first time a run needs it. Ops with
     /// the same shared_name share one.
-    func resource<T: AnyObject>(of op: KilnFrontend.Operation, make: (_ name: String) throws -> T) throws -> T {
+    /// `validate` checks a resource another op made (by the same shared_name) against what `op`
+    /// asks for; it runs once, before the resource becomes `op`'s, so later runs (an input
+    /// pipeline's per-record runs find their queue and reader) only look it up.
+    func resource<T: AnyObject>(of op: KilnFrontend.Operation, make: (_ name: String) throws -> T,
+                                validate: (T) throws -> Void = { _ in }) throws -> T {
         if let r = resourceOfOp[op.id] as? T { return r }
         let shared = op.attrs["shared_name"]?.string ?? ""
         let key = shared.isEmpty ? "op:" + op.name : "shared:" + shared
@@ -128,6 +134,7 @@ public final class Session: @unchecked Sendable {
             guard let r = existing as? T else {
                 throw KilnError.invalidArgument("Resource '\(shared)' of '\(op.name)' (op: \(op.type)) is a \(type(of: existing)), not a \(T.self)")
             }
+            try validate(r)
             resourceOfOp[op.id] = r
             return r
         }
@@ -136,6 +143,14 @@ public final class Session: @unchecked Sendable {
         resources[key] = r
         resourceOfOp[op.id] = r
         return r
+    }
+
+    /// The string scalar naming the resource `op` makes: its handle output, the same tensor every run.
+    func handle(of op: KilnFrontend.Operation, name: () throws -> String) rethrows -> Tensor {
+        if let t = handleOfOp[op.id] { return t }
+        let t = Tensor(try name())
+        handleOfOp[op.id] = t
+        return t
     }
 
     /// Runs `body` (a host op that waits: a dequeue from an empty queue; or a host kernel: a
@@ -249,22 +264,24 @@ public final class Session: @unchecked Sendable {
         // run, one forward pass, one dequeue, as TensorFlow's `run([train, merged])`. (Stateful
         // ops upstream of another host op's inputs run in the extra run that computes those
         // inputs too.) Signatures without any host op skip this pass next time.
-        var ranOnHost = Set<KilnFrontend.Operation>()
+        // Few ops per run: a list, searched by identity, costs less than a set.
+        var ranOnHost: [KilnFrontend.Operation] = []
         var after: [KilnFrontend.Operation] = []
         var afterAnswers: [HostAnswer] = []
         let shape = RunShape(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
                              feeds: given.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
         if !hostFree.contains(shape) {
             let plan = try hostPlan(shape, fetches: fetches, feeds: Set(given.keys), targets: targets)
+            feeds.reserveCapacity(given.count + plan.outputCount)
             for (k, op) in plan.candidates.enumerated() {
                 if case .collective = plan.answers[k] {
                     // Between the compiled parts of one step: gradients in, reduced gradients out.
                     // The first collective's round answers all of them; the rest are fed by then.
                     if feeds[op.output()] == nil { try runCollectiveRound(plan, fetches: fetches, feeds: &feeds) }
-                    ranOnHost.insert(op)
+                    ranOnHost.append(op)
                     continue
                 }
-                if Session.needsCompiledInputs(op, known: feeds) {
+                if plan.computedInputs[k].contains(where: { feeds[$0] == nil }) {
                     if plan.mayRunAfter.contains(op) {
                         after.append(op)
                         afterAnswers.append(plan.answers[k])
@@ -277,16 +294,17 @@ public final class Session: @unchecked Sendable {
                 }
                 guard let outputs = try hostOutputs(of: op, answer: plan.answers[k], feeds: feeds) else { continue }
                 for (i, t) in outputs.enumerated() { feeds[op.output(i)] = t }
-                ranOnHost.insert(op)
+                ranOnHost.append(op)
             }
             if ranOnHost.isEmpty && after.isEmpty && !plan.mayChange && !given.values.contains(where: { $0.dtype == .string }) { hostFree.insert(shape) }
         }
-        for (o, t) in feeds {
+        // The caller's feeds; what host ops computed is theirs by construction.
+        for (o, t) in given {
             guard o.graph === graph else { throw KilnError.invalidArgument("Cannot feed '\(o.name)': it belongs to another graph") }
             if t.dtype != o.dtype {
                 throw KilnError.invalidArgument("Cannot feed value of dtype \(t.dtype) for Tensor '\(o.name)', which has dtype \(o.dtype)")
             }
-            if !Shape(t.shape).isCompatible(with: o.shape) {
+            if !o.shape.admits(t.shape) {
                 throw KilnError.invalidArgument("Cannot feed value of shape \(Shape(t.shape)) for Tensor '\(o.name)', which has shape \(o.shape)")
             }
             if t.byteCount > config.memoryLimit {
@@ -297,7 +315,7 @@ public final class Session: @unchecked Sendable {
         // is how string results come back, since compiled code does not handle strings.
         let runsAfter = Set(after)
         let computed = fetches.filter { feeds[$0] == nil && !runsAfter.contains($0.op) }
-        let compiledTargets = targets.filter { !ranOnHost.contains($0) && !runsAfter.contains($0) }
+        let compiledTargets = targets.filter { t in !ranOnHost.contains { $0 === t } && !runsAfter.contains(t) }
         // The inputs of the ops that run after compiled code: extra results of the compiled run.
         var afterInputs: [Output] = []
         for op in after {
@@ -307,7 +325,7 @@ public final class Session: @unchecked Sendable {
         }
         var values: [Output: Tensor] = [:]
         if !computed.isEmpty || !afterInputs.isEmpty || !compiledTargets.isEmpty {
-            let results = try runCompiled(computed + afterInputs, feeds: feeds, given: given, targets: compiledTargets, ranOnHost: ranOnHost,
+            let results = try runCompiled(computed + afterInputs, feeds: feeds, given: given, targets: compiledTargets, ranOnHost: Set(ranOnHost),
                                           staging: staging)
             for (f, t) in zip(computed + afterInputs, results) where values[f] == nil { values[f] = t }
             // Results past the fetches are checks nothing reads (see Lowering.lower).

@@ -196,7 +196,7 @@ extension Session {
         var values: [Tensor] = []
         values.reserveCapacity(op.inputs.count)
         for i in op.inputs {
-            guard let v = known(i), v.dtype == i.dtype, Shape(v.shape).isCompatible(with: i.shape) else { break }
+            guard let v = known(i), v.dtype == i.dtype, i.shape.admits(v.shape) else { break }
             values.append(v)
         }
         // All known (the common case inside an input pipeline): no run of their own needed.

@@ -11,6 +11,10 @@ struct HostPlan {
     let candidates: [KilnFrontend.Operation]
     /// How the host answers each candidate.
     let answers: [Session.HostAnswer]
+    /// Each candidate's inputs that are not constants: those compiled code may have to compute.
+    let computedInputs: [[Output]]
+    /// How many outputs the candidates have together (the most values the host pass adds).
+    let outputCount: Int
     /// Whether one of them is answered on the host only in some runs: the signature is then never
     /// marked free of host ops.
     let mayChange: Bool
@@ -66,7 +70,9 @@ extension Session {
         }
         let collectives = candidates.filter { Session.isCollective($0) }
         let before = collectives.isEmpty ? [] : Session.opsUpstreamOfNone(Set(collectives), in: ops)
-        let p = HostPlan(version: graph.version, candidates: candidates, answers: try candidates.map(Session.hostAnswer), mayChange: mayChange,
+        let p = HostPlan(version: graph.version, candidates: candidates, answers: try candidates.map(Session.hostAnswer),
+                         computedInputs: candidates.map { $0.inputs.filter { $0.op.type != "Const" } },
+                         outputCount: candidates.reduce(0) { $0 + $1.outputSpecs.count }, mayChange: mayChange,
                          mayRunAfter: Session.opsThatMayRunAfter(ops, candidates: Set(candidates)), collectives: collectives,
                          beforeCollectives: before,
                          collectiveFrontier: collectives.isEmpty ? [] : Session.frontier(after: before, in: ops, targets: targets))
@@ -134,11 +140,6 @@ extension Session {
         }
     }
 
-    /// Whether some input of `op` is neither known (fed, computed on the host already) nor a
-    /// constant: compiled code computes it.
-    static func needsCompiledInputs(_ op: KilnFrontend.Operation, known: [Output: Tensor]) -> Bool {
-        op.inputs.contains { known[$0] == nil && $0.op.type != "Const" }
-    }
 }
 
 extension Session {

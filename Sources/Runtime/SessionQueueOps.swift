@@ -28,7 +28,7 @@ extension Session {
     ]
 
     /// A queue op's output: the name of the queue it makes.
-    private static let madeQueue: SessionOpHandler = { session, op, _ in [Tensor(try session.queue(madeBy: op).name)] }
+    private static let madeQueue: SessionOpHandler = { session, op, _ in [try session.handle(of: op) { try session.queue(madeBy: op).name }] }
 
     /// An op on the queue behind its input 0, given the queue and its input values; waits let go
     /// of the session's lock.
@@ -60,13 +60,14 @@ extension Session {
                 ? .randomShuffle(minAfterDequeue: op.attrs[QueueOps.minAfterDequeue], seed: op.attrs[QueueOps.seed], seed2: op.attrs[QueueOps.seed2])
                 : .fifo
             return try HostQueue(name: name, kind: kind, capacity: op.attrs[QueueOps.capacity], dtypes: types, shapes: shapes)
-        }
-        // Ops sharing a queue by shared_name must agree on what it holds, as TensorFlow checks.
-        if case .types(let types)? = op.attrs["component_types"], types != q.dtypes {
-            throw KilnError.invalidArgument("Shared queue '\(q.name)' has component types \(q.dtypes.map(\.name).joined(separator: ", ")) but requested component types \(types.map(\.name).joined(separator: ", "))")
-        }
-        if q.typeName != (op.type == "RandomShuffleQueueV2" ? "RandomShuffleQueue" : "FIFOQueue") {
-            throw KilnError.invalidArgument("Shared queue '\(q.name)' is a \(q.typeName), but '\(op.name)' asks for a \(op.type)")
+        } validate: { q in
+            // Ops sharing a queue by shared_name must agree on what it holds, as TensorFlow checks.
+            if case .types(let types)? = op.attrs["component_types"], types != q.dtypes {
+                throw KilnError.invalidArgument("Shared queue '\(q.name)' has component types \(q.dtypes.map(\.name).joined(separator: ", ")) but requested component types \(types.map(\.name).joined(separator: ", "))")
+            }
+            if q.typeName != (op.type == "RandomShuffleQueueV2" ? "RandomShuffleQueue" : "FIFOQueue") {
+                throw KilnError.invalidArgument("Shared queue '\(q.name)' is a \(q.typeName), but '\(op.name)' asks for a \(op.type)")
+            }
         }
         return q
     }

@@ -8,7 +8,7 @@ import KilnFrontend
 extension Session {
     /// The session's handler of each reader op (see `sessionHandlers`).
     static let readerHandlers: [String: SessionOpHandler] = [
-        "TFRecordReaderV2": { session, op, _ in [Tensor(try session.reader(madeBy: op).name)] },
+        "TFRecordReaderV2": { session, op, _ in [try session.handle(of: op) { try session.reader(madeBy: op).name }] },
         "ReaderReadV2": onReader { session, reader, op, _ in
             let queue = try session.queue(for: op.inputs[1])
             var record = try reader.readWithoutWaiting()
