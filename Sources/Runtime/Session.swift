@@ -268,8 +268,7 @@ public final class Session: @unchecked Sendable {
         var ranOnHost: [KilnFrontend.Operation] = []
         var after: [KilnFrontend.Operation] = []
         var afterAnswers: [HostAnswer] = []
-        let shape = RunShape(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
-                             feeds: given.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
+        let shape = RunShape(fetches: fetches, targets: targets, feeds: given.keys)
         if !hostFree.contains(shape) {
             let plan = try hostPlan(shape, fetches: fetches, feeds: Set(given.keys), targets: targets)
             feeds.reserveCapacity(given.count + plan.outputCount)
@@ -357,7 +356,7 @@ public final class Session: @unchecked Sendable {
         let orderedFeeds = feeds.sorted { ($0.key.op.id, $0.key.index) < ($1.key.op.id, $1.key.index) }
         let stages = staging.map { s in Dictionary(fetches.compactMap { f in s.stages[f].map { (f, $0) } }, uniquingKeysWith: min) }
             .flatMap { $0.isEmpty ? nil : $0 }
-        let key = StepKey(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
+        let key = StepKey(fetches: RunShape.flat(fetches), targets: targets.map(\.id),
                           feeds: orderedFeeds.map { StepKey.Feed(op: $0.key.op.id, index: $0.key.index, dtype: $0.value.dtype, shape: $0.value.shape) },
                           countsNonFinite: countsNonFinite, stages: stages.map { s in fetches.map { s[$0] ?? -1 } } ?? [])
         let step: CompiledRun
@@ -719,7 +718,8 @@ struct StepKey: Hashable {
         var dtype: DType
         var shape: [Int]
     }
-    var fetches: [[Int]]
+    /// (op id, output index) pairs, flattened.
+    var fetches: [Int]
     var targets: [Int]
     var feeds: [Feed]
     /// Compiled for the debugger, counting non-finite outputs.
@@ -789,7 +789,21 @@ enum ValueSource {
 
 /// A run's signature before host ops are considered (feeds by identity only).
 struct RunShape: Hashable {
-    var fetches: [[Int]]
+    /// (op id, output index) pairs, flattened (one array a run, not one per fetch); feeds sorted.
+    var fetches: [Int]
     var targets: [Int]
-    var feeds: [[Int]]
+    var feeds: [Int]
+
+    init(fetches: [Output], targets: [KilnFrontend.Operation], feeds: some Collection<Output>) {
+        self.fetches = RunShape.flat(fetches)
+        self.targets = targets.map(\.id)
+        self.feeds = RunShape.flat(feeds.sorted { ($0.op.id, $0.index) < ($1.op.id, $1.index) })
+    }
+
+    static func flat(_ outputs: [Output]) -> [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(2 * outputs.count)
+        for o in outputs { out.append(o.op.id); out.append(o.index) }
+        return out
+    }
 }

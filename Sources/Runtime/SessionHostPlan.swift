@@ -148,9 +148,7 @@ extension Session {
     /// the host, so it is worked out once for each (per graph version).
     func cachedCompiledFeeds(_ fetches: [Output], feeds all: [Output: Tensor], given: [Output: Tensor],
                              targets: [KilnFrontend.Operation], ranOnHost: Set<KilnFrontend.Operation>) throws -> [Output: Tensor] {
-        let key = CompiledFeedsKey(shape: RunShape(fetches: fetches.map { [$0.op.id, $0.index] }, targets: targets.map(\.id),
-                                                   feeds: all.keys.map { [$0.op.id, $0.index] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }),
-                                   ranOnHost: ranOnHost.map(\.id).sorted())
+        let key = CompiledFeedsKey(shape: RunShape(fetches: fetches, targets: targets, feeds: all.keys), ranOnHost: ranOnHost.map(\.id).sorted())
         let consumed: Set<Output>
         if let c = hostPlans.consumed[key], c.version == graph.version { consumed = c.outputs } else {
             consumed = try consumedByCompiled(fetches, feeds: all, targets: targets, ranOnHost: ranOnHost)
