@@ -49,13 +49,28 @@ public struct TensorStrings: RandomAccessCollection, Hashable, Sendable, Express
         ends.append(bytes.count)
     }
 
-    /// Appends one element, the bytes `write` appends to the storage (a key built from parts
-    /// without an array of its own); it must leave the bytes before them as they were.
-    public mutating func append(writing write: (inout [UInt8]) throws -> Void) rethrows {
-        let before = bytes.count
-        try write(&bytes)
-        precondition(bytes.count >= before, "TensorStrings.append(writing:) removed bytes of earlier elements")
-        ends.append(bytes.count)
+    /// Appends `count` elements built in place, element `i` the `n` bytes `write(i, at)` writes
+    /// at `at` and returns (at most `maxBytes`): one reservation and one access to the storage for
+    /// a batch of built elements (a reader's record keys), not an array or a closure call each.
+    public mutating func append(count: Int, maxBytes: Int, writing write: (Int, UnsafeMutablePointer<UInt8>) -> Int) {
+        guard count > 0 else { return }
+        let (room, overflow) = count.multipliedReportingOverflow(by: maxBytes)
+        precondition(!overflow && maxBytes >= 0, "TensorStrings.append(count:maxBytes:writing:): \(count) elements of \(maxBytes) bytes")
+        let base = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: room))
+        var newEnds: [Int] = []
+        newEnds.reserveCapacity(count)
+        var at = base
+        bytes.withUnsafeMutableBufferPointer { p in
+            for i in 0..<count {
+                let n = write(i, p.baseAddress! + at)
+                precondition(n >= 0 && n <= maxBytes, "TensorStrings.append(count:maxBytes:writing:): element \(i) wrote \(n) bytes of \(maxBytes)")
+                at += n
+                newEnds.append(at)
+            }
+        }
+        bytes.removeLast(base + room - at)
+        ends.append(contentsOf: newEnds)
     }
 
     /// Appends the elements of `other`, in order.

@@ -11,12 +11,27 @@ final class TensorStringsTests: XCTestCase {
         s.append(bytes("ab"))
         s.append([UInt8]())
         s.append(bytes("xyz")[1...])
-        s.append { $0 += self.bytes("k:"); $0.append(UInt8(ascii: "7")) }
+        s.append(bytes("k:7"))
         XCTAssertEqual(Array(s), [bytes("ab"), [], bytes("yz"), bytes("k:7")])
         XCTAssertEqual(s.bytes, bytes("abyzk:7"))
         XCTAssertEqual((0..<4).map(s.range), [0..<2, 2..<2, 2..<4, 4..<7])
         XCTAssertEqual(TensorStrings(empty: 3).map(\.count), [0, 0, 0])
         XCTAssertEqual(TensorStrings(empty: 0).count, 0)
+    }
+
+    /// Elements built in place in one pass (a reader's keys): each is the bytes its writer wrote,
+    /// however many of its room it used; nothing of the unused room is left behind.
+    func testElementsBuiltInPlaceAreWhatTheirWritersWrote() {
+        var s: TensorStrings = [bytes("first")]
+        let words = ["k:7", "", "key:12345"].map(bytes)
+        s.append(count: words.count, maxBytes: 9) { i, at in
+            at.update(from: words[i], count: words[i].count)
+            return words[i].count
+        }
+        s.append(count: 0, maxBytes: 4) { _, _ in XCTFail("no element to write"); return 0 }
+        XCTAssertEqual(Array(s), [bytes("first")] + words)
+        XCTAssertEqual(s.bytes, bytes("firstk:7key:12345"))
+        XCTAssertEqual(s, TensorStrings([bytes("first")] + words))
     }
 
     func testAppendingAnotherTensorsElementsShiftsTheirRanges() {
