@@ -148,9 +148,13 @@ enum ExampleParsing {
     /// One Example (ParseSingleExample, or ParseExampleV2 of a scalar): outputs in TensorFlow's
     /// order, sparse indices, sparse values, sparse shapes, dense values.
     static func parseSingle(_ serialized: TensorStrings, _ config: ExampleParseConfig) throws -> [Tensor] {
-        var wire = ExampleWire()
         // Read in place: the record is not copied out of its tensor.
-        guard wire.read(serialized.bytes, serialized.range(0)) else { throw notAnExample(serialized[0]) }
+        try serialized.bytes.withUnsafeBufferPointer { try parseSingle(ExampleWire($0), serialized, config) }
+    }
+
+    private static func parseSingle(_ wire: ExampleWire, _ serialized: TensorStrings, _ config: ExampleParseConfig) throws -> [Tensor] {
+        var wire = wire
+        guard wire.read(serialized.range(0)) else { throw notAnExample(serialized[0]) }
         var indices: [Tensor] = [], values: [Tensor] = [], shapes: [Tensor] = []
         for s in config.sparse {
             var column = Column(s.dtype)
@@ -193,6 +197,10 @@ enum ExampleParsing {
     /// costs no allocation beyond its bytes values (the reader thread of a training pipeline
     /// parses on cores the training step uses).
     static func parseBatch(_ serialized: TensorStrings, names: TensorStrings, _ config: ExampleParseConfig) throws -> [Tensor] {
+        try serialized.bytes.withUnsafeBufferPointer { try parseBatch(ExampleWire($0), serialized, names: names, config) }
+    }
+
+    private static func parseBatch(_ wire: ExampleWire, _ serialized: TensorStrings, names: TensorStrings, _ config: ExampleParseConfig) throws -> [Tensor] {
         let batch = serialized.count
         guard names.isEmpty || names.count == batch else {
             throw KilnError.invalidArgument("Expected len(names) == len(serialized), but got: \(names.count) vs. \(batch)")
@@ -207,9 +215,9 @@ enum ExampleParsing {
             dense[k].reserve(overflow ? serialized.bytes.count : min(n, serialized.bytes.count))
         }
         let sparseKeys = sparseConfig.map { Array($0.key.utf8) }, denseKeys = denseConfig.map { Array($0.key.utf8) }
-        var wire = ExampleWire()
+        var wire = wire
         for e in 0..<batch {
-            guard wire.read(serialized.bytes, serialized.range(e)) else { throw notAnExample(serialized[e]) }
+            guard wire.read(serialized.range(e)) else { throw notAnExample(serialized[e]) }
             // Names are text only for messages.
             var name: String { names.isEmpty ? "<unknown>" : String(decoding: names[e], as: UTF8.self) }
             func error(_ key: String, _ suffix: String) -> KilnError {

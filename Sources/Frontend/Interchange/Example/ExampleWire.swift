@@ -7,32 +7,32 @@ import KilnIR
 /// entry of a repeated key wins. Every length is checked against the bytes that remain, so
 /// hostile input is a failure, never an out-of-bounds read or a large allocation.
 struct ExampleWire {
-    /// The message, and the (key, Feature message) byte ranges of its feature map entries.
-    private(set) var bytes: [UInt8] = []
+    /// The bytes Examples are read from (a batch's packed records), in place: the caller keeps
+    /// them alive and unchanged while the wire reads them (`ExampleParsing` reads inside
+    /// `withUnsafeBufferPointer`), so reading a record takes no reference to its storage.
+    let bytes: UnsafeBufferPointer<UInt8>
+    /// The (key, Feature message) byte ranges of the current Example's feature map entries.
     private(set) var entries: [(key: Range<Int>, value: Range<Int>)] = []
 
-    /// Nothing read yet: `read` fills it (a batch parse reads every Example into one wire, reusing
-    /// its entries' storage).
-    init() {}
+    /// A wire over `bytes`; `read` reads one Example of them (a batch parse reads every Example
+    /// into one wire, reusing its entries' storage).
+    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    /// Reads the Example in `range` of `bytes` (one of a batch's records, in place) in place of
-    /// what was read before; false when those bytes are not an Example.
-    mutating func read(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
-        self.bytes = bytes
+    /// Reads the Example in `range` of the bytes in place of what was read before; false when
+    /// those bytes are not an Example.
+    mutating func read(_ range: Range<Int>) -> Bool {
         entries.removeAll(keepingCapacity: true)
-        return bytes.withUnsafeBufferPointer { p in
-            var r = Reader(bytes: p, range: range)
-            // Example: field 1 (features) may repeat (concatenated messages merge); others are skipped.
-            while !r.atEnd {
-                guard let tag = r.varint() else { return false }
-                if tag == 0x0a {
-                    guard let features = r.delimited(), parseFeatures(Reader(bytes: p, range: features)) else { return false }
-                } else if !r.skip(wireType: tag & 7) {
-                    return false
-                }
+        var r = Reader(bytes: bytes, range: range)
+        // Example: field 1 (features) may repeat (concatenated messages merge); others are skipped.
+        while !r.atEnd {
+            guard let tag = r.varint() else { return false }
+            if tag == 0x0a {
+                guard let features = r.delimited(), parseFeatures(Reader(bytes: bytes, range: features)) else { return false }
+            } else if !r.skip(wireType: tag & 7) {
+                return false
             }
-            return true
         }
+        return true
     }
 
     private mutating func parseFeatures(_ features: Reader) -> Bool {
@@ -57,25 +57,21 @@ struct ExampleWire {
 
     /// The Feature message of `key` (the last entry with it), or nil when absent.
     func feature(_ key: [UInt8]) -> Range<Int>? {
-        bytes.withUnsafeBufferPointer { p in
-            key.withUnsafeBufferPointer { k in
-                for e in entries.reversed() where e.key.count == k.count && memcmp(p.baseAddress! + e.key.lowerBound, k.baseAddress!, k.count) == 0 {
-                    return e.value
-                }
-                return nil
+        key.withUnsafeBufferPointer { k in
+            for e in entries.reversed() where e.key.count == k.count && memcmp(bytes.baseAddress! + e.key.lowerBound, k.baseAddress!, k.count) == 0 {
+                return e.value
             }
+            return nil
         }
     }
 
     /// `body` with a reader of the list in a Feature message (after its one-byte tag), over the
     /// bytes in place; false when the list's length runs past the Feature.
     private func readingList(_ feature: Range<Int>, _ body: (inout Reader) -> Bool) -> Bool {
-        bytes.withUnsafeBufferPointer { p in
-            var r = Reader(bytes: p, range: feature.dropFirst())
-            guard let list = r.delimited() else { return false }
-            var l = Reader(bytes: p, range: list)
-            return body(&l)
-        }
+        var r = Reader(bytes: bytes, range: feature.dropFirst())
+        guard let list = r.delimited() else { return false }
+        var l = Reader(bytes: bytes, range: list)
+        return body(&l)
     }
 
     /// A Feature's kind: nil for an empty Feature (no list, treated as missing); an error for a
