@@ -185,6 +185,26 @@ public final class TFRecordFileReader: Sequence {
     public func next(_ count: Int, into records: inout TensorStrings, offsets: inout [Int]) throws -> Int {
         var n = 0
         while n < count {
+            // The records wholly in the window, framed and checked with the window's state in
+            // locals; anything else (the window's end, damage, an earlier failure) goes the
+            // one-record way, which reads on or reports it.
+            if failure == nil {
+                let w = UnsafeRawBufferPointer(window), framing = TFRecordFraming.headerBytes + TFRecordFraming.footerBytes
+                var h = head, read = 0
+                while n + read < count, tail - h >= framing, let length = Self.checkedLength(w, at: h), length <= UInt64(tail - h - framing),
+                      Self.dataMatches(w, at: h + TFRecordFraming.headerBytes, length: Int(length)) {
+                    let start = h + TFRecordFraming.headerBytes
+                    records.append(UnsafeRawBufferPointer(rebasing: w[start..<(start + Int(length))]).bindMemory(to: UInt8.self))
+                    offsets.append(offset + h - head)
+                    h = start + Int(length) + TFRecordFraming.footerBytes
+                    read += 1
+                }
+                n += read
+                recordsRead += read
+                offset += h - head
+                head = h
+            }
+            guard n < count else { break }
             let at = offset
             guard let r = try nextRecord() else { break }
             records.append(r)
@@ -192,6 +212,19 @@ public final class TFRecordFileReader: Sequence {
             n += 1
         }
         return n
+    }
+
+    /// The length in the record header at `h` of `w`, nil when its checksum does not match.
+    private static func checkedLength(_ w: UnsafeRawBufferPointer, at h: Int) -> UInt64? {
+        let length = UInt64(littleEndian: w.loadUnaligned(fromByteOffset: h, as: UInt64.self))
+        let crc = UInt32(littleEndian: w.loadUnaligned(fromByteOffset: h + 8, as: UInt32.self))
+        return CRC32C.unmask(crc) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: w[h..<(h + 8)])) ? length : nil
+    }
+
+    /// Whether the `length` bytes of data at `start` of `w` match the checksum after them.
+    private static func dataMatches(_ w: UnsafeRawBufferPointer, at start: Int, length: Int) -> Bool {
+        let crc = UInt32(littleEndian: w.loadUnaligned(fromByteOffset: start + length, as: UInt32.self))
+        return CRC32C.unmask(crc) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: w[start..<(start + length)]))
     }
 
     /// The next record's data, its framing checked, in the window (valid until the next read);
@@ -224,10 +257,7 @@ public final class TFRecordFileReader: Sequence {
         guard remaining >= TFRecordFraming.headerBytes else {
             throw KilnError.dataLoss("\(at): truncated record at offset \(offset): \(remaining) bytes remain, a record header needs \(TFRecordFraming.headerBytes)")
         }
-        let header = UnsafeRawBufferPointer(rebasing: window[head..<(head + TFRecordFraming.headerBytes)])
-        let length = UInt64(littleEndian: header.loadUnaligned(as: UInt64.self))
-        let lengthCRC = UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-        guard CRC32C.unmask(lengthCRC) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: header[0..<8])) else {
+        guard let length = Self.checkedLength(UnsafeRawBufferPointer(window), at: head) else {
             throw KilnError.dataLoss("\(at): corrupted record at offset \(offset): the length field's checksum does not match")
         }
         // The length is trusted only once its CRC matched, and then only as far as the bytes at
@@ -245,16 +275,14 @@ public final class TFRecordFileReader: Sequence {
         let total = Int(length) + framing
         let held = try fill(total)
         guard held >= total else { throw truncated(held - TFRecordFraming.headerBytes) }
-        let start = head + TFRecordFraming.headerBytes, end = start + Int(length)
-        let data = UnsafeRawBufferPointer(rebasing: window[start..<end])
-        let dataCRC = UInt32(littleEndian: UnsafeRawBufferPointer(window).loadUnaligned(fromByteOffset: end, as: UInt32.self))
-        guard CRC32C.unmask(dataCRC) == CRC32C.checksum(data) else {
+        let start = head + TFRecordFraming.headerBytes
+        guard Self.dataMatches(UnsafeRawBufferPointer(window), at: start, length: Int(length)) else {
             throw KilnError.dataLoss("\(at): corrupted record at offset \(offset): the data's checksum does not match (\(length) bytes)")
         }
         head += total
         offset += total
         recordsRead += 1
-        return data.bindMemory(to: UInt8.self)
+        return UnsafeRawBufferPointer(rebasing: window[start..<(start + Int(length))]).bindMemory(to: UInt8.self)
     }
 
     /// Every remaining record; fails on the first damaged one.
