@@ -74,13 +74,19 @@ enum ExampleParsing {
         KilnError.invalidArgument("Could not parse example input, value: '\(escaped(bytes))'")
     }
 
-    /// The Feature message of `key` in `wire` when it holds a list, nil when it is absent (or an
-    /// empty Feature); a list of another dtype is `mismatch(its dtype)`.
-    static func feature(_ wire: ExampleWire, _ key: [UInt8], _ dtype: DType, mismatch: (DType) -> KilnError) throws -> Range<Int>? {
-        guard let feature = wire.feature(key), let kind = try wire.kind(feature) else { return nil }
+    /// What an Example holds for a key: its Feature message when that holds a list of `dtype`.
+    enum Lookup {
+        /// Absent, or an empty Feature.
+        case absent
+        case found(Range<Int>)
+        /// A list of another dtype.
+        case mismatch(DType)
+    }
+
+    static func lookup(_ wire: ExampleWire, _ key: [UInt8], _ dtype: DType) throws -> Lookup {
+        guard let feature = wire.feature(key), let kind = try wire.kind(feature) else { return .absent }
         let found: DType = kind == .int64 ? .int64 : kind == .float ? .float32 : .string
-        guard found == dtype else { throw mismatch(found) }
-        return feature
+        return found == dtype ? .found(feature) : .mismatch(found)
     }
 
     /// Bytes as C-escaped text for messages, at most `limit` of them (a record may be megabytes).
@@ -108,13 +114,19 @@ enum ExampleParsing {
 
         init(_ dtype: DType) { self.dtype = dtype }
 
-        /// Appends a Feature's list, of the column's dtype, read in place; false when it does not
-        /// parse (or, for bytes, has more than `bytesLimit` values).
-        mutating func append(_ wire: ExampleWire, _ feature: Range<Int>, bytesLimit: Int = Int.max) -> Bool {
+        /// Appends a Feature's list, of the column's dtype, read in place: how many values it
+        /// held; nil when it does not parse (or, for bytes, has more than `bytesLimit` values).
+        mutating func append(_ wire: ExampleWire, _ feature: Range<Int>, bytesLimit: Int = Int.max) -> Int? {
             switch dtype {
-            case .int64: return wire.appendInt64s(feature, to: &int64s)
-            case .float32: return wire.appendFloats(feature, to: &floats)
-            default: return wire.appendByteStrings(feature, limit: bytesLimit, to: &strings)
+            case .int64:
+                let before = int64s.count
+                return wire.appendInt64s(feature, to: &int64s) ? int64s.count - before : nil
+            case .float32:
+                let before = floats.count
+                return wire.appendFloats(feature, to: &floats) ? floats.count - before : nil
+            default:
+                let before = strings.count
+                return wire.appendByteStrings(feature, limit: bytesLimit, to: &strings) ? strings.count - before : nil
             }
         }
 
@@ -158,10 +170,14 @@ enum ExampleParsing {
         var indices: [Tensor] = [], values: [Tensor] = [], shapes: [Tensor] = []
         for s in config.sparse {
             var column = Column(s.dtype)
-            if let f = try feature(wire, Array(s.key.utf8), s.dtype, mismatch: {
-                KilnError.invalidArgument("Key: \(s.key).  Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName($0))")
-            }), !column.append(wire, f) {
-                throw KilnError.invalidArgument("Key: \(s.key).  Can't parse serialized Example: Parsing \(listName(s.dtype)) failed.")
+            switch try lookup(wire, Array(s.key.utf8), s.dtype) {
+            case .absent: break
+            case .mismatch(let found):
+                throw KilnError.invalidArgument("Key: \(s.key).  Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName(found))")
+            case .found(let f):
+                guard column.append(wire, f) != nil else {
+                    throw KilnError.invalidArgument("Key: \(s.key).  Can't parse serialized Example: Parsing \(listName(s.dtype)) failed.")
+                }
             }
             let n = column.count
             indices.append(try Tensor(shape: [n, 1], scalars: (0..<Int64(n)).map { $0 }))
@@ -170,9 +186,12 @@ enum ExampleParsing {
         }
         var dense: [Tensor] = []
         for d in config.dense {
-            guard let f = try feature(wire, Array(d.key.utf8), d.dtype, mismatch: {
-                KilnError.invalidArgument("Key: \(d.key).  Data types don't match. Data type: \(typeName($0)) but expected type: \(typeName(d.dtype))")
-            }) else {
+            let f: Range<Int>
+            switch try lookup(wire, Array(d.key.utf8), d.dtype) {
+            case .found(let r): f = r
+            case .mismatch(let found):
+                throw KilnError.invalidArgument("Key: \(d.key).  Data types don't match. Data type: \(typeName(found)) but expected type: \(typeName(d.dtype))")
+            case .absent:
                 guard d.defaultValue.elementCount > 0 else {
                     throw KilnError.invalidArgument("Feature: \(d.key) (data type: \(typeName(d.dtype))) is required but could not be found.")
                 }
@@ -180,7 +199,7 @@ enum ExampleParsing {
                 continue
             }
             var column = Column(d.dtype)
-            guard column.append(wire, f, bytesLimit: d.elementCount) else {
+            guard column.append(wire, f, bytesLimit: d.elementCount) != nil else {
                 throw KilnError.invalidArgument("Key: \(d.key).  Can't parse serialized Example: Parsing \(listName(d.dtype)) failed.")
             }
             guard column.count == d.elementCount else {
@@ -215,22 +234,24 @@ enum ExampleParsing {
             dense[k].reserve(overflow ? serialized.bytes.count : min(n, serialized.bytes.count))
         }
         let sparseKeys = sparseConfig.map { Array($0.key.utf8) }, denseKeys = denseConfig.map { Array($0.key.utf8) }
+        let sparseTypes = sparseConfig.map(\.dtype), denseTypes = denseConfig.map(\.dtype)
+        // Messages only: the loop below builds no closure and copies no config entry per Example.
+        func error(_ e: Int, _ key: String, _ suffix: String) -> KilnError {
+            KilnError.invalidArgument("Name: \(name(e)), Key: \(key), Index: \(e).  \(suffix)")
+        }
+        func name(_ e: Int) -> String { names.isEmpty ? "<unknown>" : String(decoding: names[e], as: UTF8.self) }
         var wire = wire
         for e in 0..<batch {
             guard wire.read(serialized.range(e)) else { throw notAnExample(serialized[e]) }
-            // Names are text only for messages.
-            var name: String { names.isEmpty ? "<unknown>" : String(decoding: names[e], as: UTF8.self) }
-            func error(_ key: String, _ suffix: String) -> KilnError {
-                KilnError.invalidArgument("Name: \(name), Key: \(key), Index: \(e).  \(suffix)")
-            }
             for k in sparse.indices {
-                let dtype = sparseConfig[k].dtype
-                guard let f = try feature(wire, sparseKeys[k], dtype, mismatch: {
-                    error(sparseConfig[k].key, "Data types don't match. Expected type: \(typeName(dtype)), Actual type: \(typeName($0))")
-                }) else { continue }
-                let before = sparse[k].column.count
-                guard sparse[k].column.append(wire, f) else { throw error(sparseConfig[k].key, "Can't parse serialized Example.") }
-                let n = sparse[k].column.count - before
+                let f: Range<Int>
+                switch try lookup(wire, sparseKeys[k], sparseTypes[k]) {
+                case .absent: continue
+                case .mismatch(let found):
+                    throw error(e, sparseConfig[k].key, "Data types don't match. Expected type: \(typeName(sparseTypes[k])), Actual type: \(typeName(found))")
+                case .found(let r): f = r
+                }
+                guard let n = sparse[k].column.append(wire, f) else { throw error(e, sparseConfig[k].key, "Can't parse serialized Example.") }
                 for j in 0..<n {
                     sparse[k].indices.append(Int64(e))
                     sparse[k].indices.append(Int64(j))
@@ -238,22 +259,22 @@ enum ExampleParsing {
                 sparse[k].longest = max(sparse[k].longest, n)
             }
             for k in dense.indices {
-                let dtype = denseConfig[k].dtype, expected = denseCounts[k]
-                guard let f = try feature(wire, denseKeys[k], dtype, mismatch: {
-                    error(denseConfig[k].key, "Data types don't match. Data type: \(typeName($0)) but expected type: \(typeName(dtype))")
-                }) else {
+                let f: Range<Int>
+                switch try lookup(wire, denseKeys[k], denseTypes[k]) {
+                case .found(let r): f = r
+                case .mismatch(let found):
+                    throw error(e, denseConfig[k].key, "Data types don't match. Data type: \(typeName(found)) but expected type: \(typeName(denseTypes[k]))")
+                case .absent:
                     let d = denseConfig[k]
                     guard d.defaultValue.elementCount > 0 else {
-                        throw KilnError.invalidArgument("Name: \(name), Feature: \(d.key) (data type: \(typeName(d.dtype))) is required but could not be found.")
+                        throw KilnError.invalidArgument("Name: \(name(e)), Feature: \(d.key) (data type: \(typeName(d.dtype))) is required but could not be found.")
                     }
                     try dense[k].append(d.defaultValue)
                     continue
                 }
-                let before = dense[k].count
-                guard dense[k].append(wire, f, bytesLimit: expected) else { throw error(denseConfig[k].key, "Can't parse serialized Example.") }
-                let n = dense[k].count - before
-                guard n == expected else {
-                    throw error(denseConfig[k].key, "Number of \(valueName(dtype)) values != expected.  Values size: \(n) but output shape: \(shapeText(denseConfig[k].shape))")
+                guard let n = dense[k].append(wire, f, bytesLimit: denseCounts[k]) else { throw error(e, denseConfig[k].key, "Can't parse serialized Example.") }
+                guard n == denseCounts[k] else {
+                    throw error(e, denseConfig[k].key, "Number of \(valueName(denseTypes[k])) values != expected.  Values size: \(n) but output shape: \(shapeText(denseConfig[k].shape))")
                 }
             }
         }
