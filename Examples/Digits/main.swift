@@ -124,7 +124,7 @@ let maxSteps = options.maxSteps ?? Int.max
 /// takes up to sixteen batches of records a run (read_up_to, parse_example: TensorFlow's batched
 /// form of read and parse_single_example): what a run of the pipeline costs besides its records
 /// is then paid once per sixteen steps, on cores the steps use too (the pipeline's cost a
-/// record on one core: 0.63 us, 0.80 with four batches a run). The queue's capacity is
+/// record on one core: about 0.4 us). The queue's capacity is
 /// min_after_dequeue plus one batch, so every dequeue finds it exactly full: the batches then
 /// follow from the graph's seed alone, not from how far the reader thread got, and every run
 /// trains on the same batches (the tutorial's min_after_dequeue + 3 * batch_size lets thread
