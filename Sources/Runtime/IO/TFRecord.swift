@@ -82,7 +82,7 @@ public final class TFRecordFileReader: Sequence {
     /// whole).
     private enum Input {
         case file(Int32, size: Int, Position)
-        case memory([UInt8], Position)
+        case memory(ArrayChunks)
         final class Position { var at = 0 }
     }
 
@@ -105,7 +105,7 @@ public final class TFRecordFileReader: Sequence {
 
     /// Reads records from a file's bytes already in memory (still compressed, if it is).
     public convenience init(bytes: [UInt8], compression: TFRecordCompression = .none, source: String = "TFRecord data") throws {
-        try self.init(.memory(bytes, Input.Position()), length: bytes.count, compression: compression, source: source)
+        try self.init(.memory(ArrayChunks(bytes)), length: bytes.count, compression: compression, source: source)
     }
 
     private init(_ input: Input, length: Int, compression: TFRecordCompression, source: String) throws {
@@ -129,11 +129,8 @@ public final class TFRecordFileReader: Sequence {
     /// The next raw (possibly compressed) bytes of `input`; 0 at its end.
     private static func read(_ input: Input, into out: UnsafeMutableRawBufferPointer, source: String) throws -> Int {
         switch input {
-        case .memory(let bytes, let position):
-            let n = Swift.min(out.count, bytes.count - position.at)
-            bytes.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress! + position.at, byteCount: n) }
-            position.at += n
-            return n
+        case .memory(let chunks):
+            return chunks.read(into: out)
         case .file(let fd, let size, let position):
             let wanted = Swift.min(out.count, size - position.at)
             while wanted > 0 {

@@ -2,6 +2,23 @@ import CZlib
 import Foundation
 import KilnIR
 
+/// An array's bytes handed out in order, as much as each buffer holds: the in-memory side of a
+/// streamed read (an inflater's compressed input, a TFRecord reader's bytes).
+final class ArrayChunks {
+    private let bytes: [UInt8]
+    private var at = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    /// Copies the next bytes into `out`; how many (0 at the end).
+    func read(into out: UnsafeMutableRawBufferPointer) -> Int {
+        let n = min(out.count, bytes.count - at)
+        if n > 0 { bytes.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress! + at, byteCount: n) } }
+        at += n
+        return n
+    }
+}
+
 /// GZIP and ZLIB streams (RFC 1952 / 1950) through zlib: inflate and deflate, streaming or of whole buffers.
 public enum Zlib {
     public enum Format: Sendable {
@@ -13,13 +30,8 @@ public enum Zlib {
     /// Decompresses a whole gzip or zlib stream (the wrapper is detected from its header).
     /// Corrupt or truncated input is a dataLoss error naming `source`.
     public static func inflate(_ data: [UInt8], source: String = "stream") throws -> [UInt8] {
-        var position = 0
-        let inflater = try Inflater(source: source) { into in
-            let n = min(into.count, data.count - position)
-            data.withUnsafeBytes { into.baseAddress!.copyMemory(from: $0.baseAddress! + position, byteCount: n) }
-            position += n
-            return n
-        }
+        let input = ArrayChunks(data)
+        let inflater = try Inflater(source: source, input: input.read)
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 18)
         while true {
