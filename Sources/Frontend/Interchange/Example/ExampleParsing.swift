@@ -7,6 +7,8 @@ import KilnIR
 struct ExampleParseConfig {
     struct Dense {
         let key: String
+        /// The key as an Example's wire holds it, for lookups.
+        let keyBytes: [UInt8]
         let dtype: DType
         let shape: [Int]
         /// No elements: the feature is required.
@@ -16,6 +18,7 @@ struct ExampleParseConfig {
     }
     struct Sparse {
         let key: String
+        let keyBytes: [UInt8]
         let dtype: DType
     }
     var sparse: [Sparse]
@@ -34,7 +37,7 @@ struct ExampleParseConfig {
         for t in sparseTypes + denseTypes where !Self.featureDTypes.contains(t) {
             throw KilnError.invalidArgument("Invalid config dtype: \(ExampleParsing.typeName(t))")
         }
-        sparse = zip(sparseKeys, sparseTypes).map { Sparse(key: $0, dtype: $1) }
+        sparse = zip(sparseKeys, sparseTypes).map { Sparse(key: $0, keyBytes: Array($0.utf8), dtype: $1) }
         dense = []
         for i in denseKeys.indices {
             guard let dims = denseShapes[i].concrete else {
@@ -43,7 +46,7 @@ struct ExampleParseConfig {
             guard let count = Sizes.product(dims) else {
                 throw KilnError.invalidArgument("dense_shapes[\(i)] (key \(denseKeys[i])) is \(denseShapes[i]), whose size overflows")
             }
-            let d = Dense(key: denseKeys[i], dtype: denseTypes[i], shape: dims, defaultValue: defaults[i], elementCount: count)
+            let d = Dense(key: denseKeys[i], keyBytes: Array(denseKeys[i].utf8), dtype: denseTypes[i], shape: dims, defaultValue: defaults[i], elementCount: count)
             if defaults[i].dtype != d.dtype {
                 throw KilnError.invalidArgument("dense_defaults[\(i)] has type \(ExampleParsing.typeName(defaults[i].dtype)) but Tdense[\(i)] is \(ExampleParsing.typeName(d.dtype))")
             }
@@ -170,7 +173,7 @@ enum ExampleParsing {
         var indices: [Tensor] = [], values: [Tensor] = [], shapes: [Tensor] = []
         for s in config.sparse {
             var column = Column(s.dtype)
-            switch try lookup(wire, Array(s.key.utf8), s.dtype) {
+            switch try lookup(wire, s.keyBytes, s.dtype) {
             case .absent: break
             case .mismatch(let found):
                 throw KilnError.invalidArgument("Key: \(s.key).  Data types don't match. Expected type: \(typeName(s.dtype)), Actual type: \(typeName(found))")
@@ -187,7 +190,7 @@ enum ExampleParsing {
         var dense: [Tensor] = []
         for d in config.dense {
             let f: Range<Int>
-            switch try lookup(wire, Array(d.key.utf8), d.dtype) {
+            switch try lookup(wire, d.keyBytes, d.dtype) {
             case .found(let r): f = r
             case .mismatch(let found):
                 throw KilnError.invalidArgument("Key: \(d.key).  Data types don't match. Data type: \(typeName(found)) but expected type: \(typeName(d.dtype))")
@@ -233,7 +236,7 @@ enum ExampleParsing {
             let (n, overflow) = batch.multipliedReportingOverflow(by: denseCounts[k])
             dense[k].reserve(overflow ? serialized.bytes.count : min(n, serialized.bytes.count))
         }
-        let sparseKeys = sparseConfig.map { Array($0.key.utf8) }, denseKeys = denseConfig.map { Array($0.key.utf8) }
+        let sparseKeys = sparseConfig.map(\.keyBytes), denseKeys = denseConfig.map(\.keyBytes)
         let sparseTypes = sparseConfig.map(\.dtype), denseTypes = denseConfig.map(\.dtype)
         // Messages only: the loop below builds no closure and copies no config entry per Example.
         func error(_ e: Int, _ key: String, _ suffix: String) -> KilnError {
