@@ -29,7 +29,9 @@ public struct CBackend: Backend {
 
     public func compile(_ f: Function, options: CompileOptions = CompileOptions()) throws -> any Executable {
         let t0 = DispatchTime.now()
-        let plan = KernelPlan(f, fuse: options.fuse, target: target)
+        var plan = KernelPlan(f, fuse: options.fuse, target: target)
+        var stats = CompileStats()
+        let batchRows = BatchRows.plan(options.batch, &plan, stats: &stats)
         // Each value fits the limit (lowering checks), but the values live at once may not.
         if plan.arenaBytes > options.memoryLimit {
             throw KilnError.resourceExhausted("OOM when allocating the arena of '\(f.name)': \(plan.arenaBytes) bytes for the values live at once, above the memory limit of \(options.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
@@ -39,6 +41,7 @@ public struct CBackend: Backend {
         let renderer = CStyleRenderer(.c99, title: "@\(f.name)")
         let writer = KernelWriter(renderer: renderer, function: f, plan: plan, target: target, profile: options.profile)
         writer.countNonFinite = options.countNonFinite
+        writer.batch = batchRows
         writer.write(entryName: entryName)
         guard renderer.refusals.isEmpty else {
             throw KilnError.internalError("C99 cannot express \(renderer.refusals.joined(separator: "; "))")
@@ -50,7 +53,6 @@ public struct CBackend: Backend {
         let bind = unsafeBitCast(try object.symbol("kiln_bind"), to: (@convention(c) (UnsafeRawPointer?) -> Void).self)
         bind(UnsafeRawPointer(kiln_runtime_functions()))
         let entry = unsafeBitCast(try object.symbol(entryName), to: NativeExecutable.Entry.self)
-        var stats = CompileStats()
         stats.emitMs = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6
         stats.optimizeMs = object.compileMs
         stats.loadMs = object.loadMs
@@ -59,6 +61,6 @@ public struct CBackend: Backend {
         if options.keepAssembly { stats.assembly = try compiler.assembly(source: source) }
         // The executable holds the shared object; releasing it dlcloses (its files are gone already).
         return try NativeExecutable(entry: entry, function: f, plan: plan, stats: stats, backendName: name, profile: options.profile,
-                                    countNonFinite: options.countNonFinite, release: { withExtendedLifetime(object) {} })
+                                    countNonFinite: options.countNonFinite, batchRows: batchRows, release: { withExtendedLifetime(object) {} })
     }
 }

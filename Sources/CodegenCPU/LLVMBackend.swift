@@ -23,7 +23,10 @@ public struct LLVMBackend: Backend {
         guard cpu.triple == CPUTarget.host.triple else {
             throw KilnError(.unavailable, "the LLVM backend runs code in this process, which is \(CPUTarget.host.triple), not \(cpu.triple)")
         }
-        let plan = KernelPlan(f, fuse: options.fuse, target: target)
+        var planned = KernelPlan(f, fuse: options.fuse, target: target)
+        var stats = CompileStats()
+        let batchRows = BatchRows.plan(options.batch, &planned, stats: &stats)
+        let plan = planned
         // Each value fits the limit (lowering checks), but the values live at once may not.
         if plan.arenaBytes > options.memoryLimit {
             throw KilnError.resourceExhausted("OOM when allocating the arena of '\(f.name)': \(plan.arenaBytes) bytes for the values live at once, above the memory limit of \(options.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
@@ -41,7 +44,7 @@ public struct LLVMBackend: Backend {
         // and is linked once per process however many executables use it.
         let rendered = ParallelResults<RenderedShard>(count: shards)
         DispatchQueue.concurrentPerform(iterations: shards) { s in
-            rendered.set(s, Result { try renderShard(f, plan: plan, shard: s, of: shards, options: options, keyed: cache != nil) })
+            rendered.set(s, Result { try renderShard(f, plan: plan, batchRows: batchRows, shard: s, of: shards, options: options, keyed: cache != nil) })
         }
         let modules: [RenderedShard]
         do { modules = try rendered.values() } catch {
@@ -59,7 +62,6 @@ public struct LLVMBackend: Backend {
             name = jit.uniqueName(baseName)
             keys = nil
         }
-        var stats = CompileStats()
         stats.shards = shards
         stats.optimisedForOneRun = options.runsOnce
         stats.emitMs = modules.map(\.emitMs).max() ?? 0
@@ -99,7 +101,7 @@ public struct LLVMBackend: Backend {
         }
         return try NativeExecutable(entry: unsafeBitCast(UInt(entry), to: NativeExecutable.Entry.self), function: f, plan: plan, stats: stats,
                                     backendName: self.name, profile: options.profile, countNonFinite: options.countNonFinite,
-                                    release: { jit.release(name) })
+                                    batchRows: batchRows, release: { jit.release(name) })
     }
 
     /// One shard per core for executables with enough kernels to share out (a shard costs a
@@ -205,7 +207,7 @@ public struct LLVMBackend: Backend {
         passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-level-\(codeGenLevel(options).rawValue) " + llvmOptions.joined(separator: " ")
     }
 
-    func renderShard(_ f: Function, plan: KernelPlan, shard: Int, of shards: Int, options: CompileOptions, keyed: Bool) throws -> RenderedShard {
+    func renderShard(_ f: Function, plan: KernelPlan, batchRows: BatchRows?, shard: Int, of shards: Int, options: CompileOptions, keyed: Bool) throws -> RenderedShard {
         let t0 = DispatchTime.now()
         let ctx = LLVMContextCreate()!
         // Optimisation remarks (e.g. a hinted loop LLVM chose not to vectorise) are not errors;
@@ -220,6 +222,7 @@ public struct LLVMBackend: Backend {
             let renderer = LLVMRenderer(context: ctx, moduleName: Self.placeholder, cpu: cpu)
             let writer = KernelWriter(renderer: renderer, function: f, plan: plan, target: target, profile: options.profile)
             writer.countNonFinite = options.countNonFinite
+            writer.batch = batchRows
             writer.write(entryName: Self.placeholder, shard: shard, of: shards)
             module = try renderer.finish()
         } catch {

@@ -148,7 +148,12 @@ final class LLVMRenderer: KernelRenderer {
         LLVMBuildCall2(b, kernelType, function(f), &args, 4, "")
     }
 
-    func parallelFor(_ f: RFunction, count: Int) {
+    func call(_ f: RFunction, rows: RValue) {
+        var args: [LLVMValueRef?] = (0..<4).map { LLVMGetParam(fn, UInt32($0)) } + [constI64(0), v(rows)]
+        LLVMBuildCall2(b, functionType(ranged: true), function(f), &args, 6, "")
+    }
+
+    func parallelFor(_ f: RFunction, count: RValue) {
         let table: LLVMValueRef
         if let argumentTable { table = argumentTable } else {
             // The four parameters in an array, written once in the entry block.
@@ -163,7 +168,7 @@ final class LLVMRenderer: KernelRenderer {
         }
         var params: [LLVMTypeRef?] = [ptr, ptr, i64]
         let poolType = LLVMFunctionType(void, &params, 3, 0)!
-        var args: [LLVMValueRef?] = [function(f), table, constI64(count)]
+        var args: [LLVMValueRef?] = [function(f), table, v(count)]
         LLVMBuildCall2(b, poolType, declare(RuntimeFunction.parallelFor.rawValue, poolType), &args, 3, "")
     }
 

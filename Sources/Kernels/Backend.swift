@@ -46,6 +46,10 @@ public struct CompileOptions: Sendable {
     /// backend under it); nil compiles everything. Default: `KILN_CACHE_DIR`, else the user's
     /// cache directory (`DiskCacheFiles.root`).
     public var codeCacheRoot: URL? = CodeCache.defaultRoot
+    /// The function stands for every batch up to the template's (`BatchTemplate`): a native
+    /// backend compiles it to take the batch at run time when its kernels can
+    /// (`Executable.batchRows`), else for the template's batch alone (`CompileStats.batchRefusal`).
+    public var batch: BatchTemplate?
 
     public init(keepSource: Bool = false, keepAssembly: Bool = false, profile: Bool = false, fuse: Bool = true, shards: Int? = nil,
                 memoryLimit: Int = .max) {
@@ -77,6 +81,8 @@ public struct CompileStats: Sendable {
     public var objectsCompiled = 0, objectsFromDisk = 0, objectsShared = 0
     /// Compiled with the lighter pipeline for code that runs once (`CompileOptions.runsOnce`).
     public var optimisedForOneRun = false
+    /// Why a batch template (`CompileOptions.batch`) was compiled for its batch alone.
+    public var batchRefusal: String?
     /// Nothing was compiled: every object came from a cache.
     public var compiledNothing: Bool { objectsCompiled == 0 && objectsFromDisk + objectsShared > 0 }
     public var totalMs: Double { emitMs + optimizeMs + loadMs }
@@ -103,4 +109,25 @@ public protocol Executable: AnyObject, Sendable {
     /// `outputs` one per result, each to a buffer of the result's type. Throws the error of the
     /// first check that failed; later kernels then did not run and the outputs are undefined.
     func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) throws
+    /// Compiled from a batch template to take the batch at run time: every batch up to the
+    /// template's runs through `run(inputs:outputs:batch:)`.
+    var batchRows: BatchRows? { get }
+    /// Runs at batch `n` (at most `batchRows.template.batch`); the outputs are buffers of
+    /// `resultTypes(batch: n)`.
+    func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, batch n: Int) throws
+}
+
+extension Executable {
+    public var batchRows: BatchRows? { nil }
+
+    public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, batch n: Int) throws {
+        precondition(batchRows == nil, "\(backendName) executable with batch rows runs through its own run(inputs:outputs:batch:)")
+        try run(inputs: inputs, outputs: outputs)
+    }
+
+    /// The results' types at batch `n` (nil: as compiled).
+    public func resultTypes(batch n: Int?) -> [TensorType] {
+        guard let n, let t = batchRows?.template, n != t.batch else { return resultTypes }
+        return zip(function.results, resultTypes).map { t.type($1, of: $0, batch: n) }
+    }
 }

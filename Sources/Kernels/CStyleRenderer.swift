@@ -339,12 +339,19 @@ public final class CStyleRenderer: KernelRenderer, CStyleSource {
         emit("\(f.name)(inputs, outputs, arena, constants);")
     }
 
-    public func parallelFor(_ f: RFunction, count: Int) {
+    public func call(_ f: RFunction, rows: RValue) {
         impure()
-        guard let rt = dialect.runtimeTable else { return refuse("kiln_parallel_for (\(f.name) over \(count) rows): the host enqueues kernels") }
+        guard dialect.pointerTables else { return refuse("a call to \(f.name) with the pointer tables") }
+        fn?.callsOut = true
+        emit("\(f.name)(inputs, outputs, arena, constants, 0, \(expr(rows)));")
+    }
+
+    public func parallelFor(_ f: RFunction, count: RValue) {
+        impure()
+        guard let rt = dialect.runtimeTable else { return refuse("kiln_parallel_for (\(f.name)): the host enqueues kernels") }
         fn?.callsOut = true
         fn?.argsTable = true
-        emit("\(rt)parallel_for(\(f.name), kiln_args, \(intLiteral(Int64(count), .i64)));")
+        emit("\(rt)parallel_for(\(f.name), kiln_args, \(expr(count)));")
     }
 
     public func returnNow() {

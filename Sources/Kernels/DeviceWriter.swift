@@ -45,7 +45,7 @@ extension KernelWriter {
                     deviceFunction(p.name, guarded: guarded, p.body)
                     launches.append(DeviceLaunch(kernel: p.name, arguments: device.lastFunctionParameters,
                                                  global: [count * g], local: [g], planKernel: n, mayFault: faults))
-                case .once, .rows:
+                case .once, .rows, .batchRows:
                     preconditionFailure("\(p.name): a native run on a device")
                 }
                 if faults { guarded = true }

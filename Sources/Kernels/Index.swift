@@ -57,7 +57,7 @@ extension KernelWriter {
     /// Calls `body` once per element of `shape`, row-major, innermost loop last. With
     /// `reassociate`, the innermost loop may be vectorised even though it reorders a floating-point
     /// reduction (as TensorFlow's own vectorised reductions do).
-    func loopNest(_ shape: [Int], reassociate: Bool = false, _ body: (Index) -> Void) {
+    func loopNest(_ shape: [Int], reassociate: Bool = false, rows: RValue? = nil, _ body: (Index) -> Void) {
         if shape.contains(0) { return }
         if let item = workItem {
             // On a device the kernel's first loop nest is its work items: one element each.
@@ -69,7 +69,8 @@ extension KernelWriter {
         }
         // In a kernel split across the worker pool, the first loop nest covers only this
         // worker's rows of dimension 0.
-        let range = splitRange
+        let batchBound = splitRange == nil && rows != nil
+        let range = splitRange ?? rows.map { (c64(0), $0) }
         splitRange = nil
         // A short innermost dimension (softmax over 10 classes, 3 channels) leaves the vectoriser
         // a loop too short to use: run one flat loop over the linear index instead and derive
@@ -92,7 +93,10 @@ extension KernelWriter {
                 return
             }
             if d == 0, let (begin, end) = range {
-                r.loop(from: begin, to: end, hints: LoopHints()) { iv in level(1, [iv], iv) }
+                // A batch's rows bound an unsplit nest: its loop is hinted as any other.
+                let innermost = shape.dropFirst().allSatisfy { $0 == 1 }
+                let hints = !batchBound ? LoopHints() : LoopHints(vectorize: reassociate && innermost, keepRolled: !innermost)
+                r.loop(from: begin, to: end, hints: hints) { iv in level(1, [iv], iv) }
                 return
             }
             if shape[d] == 1 {

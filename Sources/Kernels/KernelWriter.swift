@@ -18,6 +18,8 @@ public final class KernelWriter {
     /// Count the NaN and infinite elements of every kernel's output (the debugger's build, see
     /// NonFiniteCounts.swift).
     public var countNonFinite = false
+    /// Compiled from a batch template: loops, products and batch scalars take the run's batch.
+    public var batch: BatchRows?
     let inst: [Int: Instruction]
     let types: [Int: TensorType]
 
@@ -61,6 +63,9 @@ public final class KernelWriter {
         case once
         /// Split over the pool by rows of its first loop nest's dimension 0.
         case rows(Int)
+        /// Over the run's rows of batch-carrying value `of` (its first loop nest's dimension 0),
+        /// split over the pool when `pooled`.
+        case batchRows(of: Int, pooled: Bool)
         /// One work item per element of its first loop nest (`count` elements).
         case items(Int)
         /// `count` work-groups of `target.reductionGroupSize` work items.
@@ -87,11 +92,17 @@ public final class KernelWriter {
         func elementwise(_ shape: [Int], work: Int? = nil) -> Run {
             device ? .items(shape.reduce(1, *)) : poolRows(shape, work: work).map(Run.rows) ?? .once
         }
+        /// Over the rows of `v` when it carries the batch.
+        func rows(of v: Int, _ run: Run) -> Run {
+            guard batch?.template.carriers[v] != nil else { return run }
+            if case .rows = run { return .batchRows(of: v, pooled: true) }
+            return .batchRows(of: v, pooled: false)
+        }
         func notPlanned() -> Never { preconditionFailure("\(k) is not planned for a work-item target") }
         switch k {
         case .loop(let v):
             let t = inst[v]!.type!
-            return [part(name, elementwise(t.shape)) { [self] in
+            return [part(name, rows(of: v, elementwise(t.shape))) { [self] in
                 let out = base(v)!
                 loopNest(t.shape) { idx in store(compute(v, idx), out, idx.linear, t.dtype) }
             }]
@@ -106,12 +117,12 @@ public final class KernelWriter {
             }
             return [part(name, elementwise(t.shape)) { [self] in writePatchesKernel(inst[v]!) }]
         case .argReduction(let v):
-            return [part(name, elementwise(inst[v]!.type!.shape)) { [self] in writeArgReduce(inst[v]!) }]
+            return [part(name, rows(of: v, elementwise(inst[v]!.type!.shape))) { [self] in writeArgReduce(inst[v]!) }]
         case .windowReduction(let v):
             return [part(name, elementwise(inst[v]!.type!.shape)) { [self] in writeReduceWindow(inst[v]!) }]
         case .reduction(let v):
             if device { return deviceReduction(inst[v]!, name) }
-            return [part(name, reductionRows(inst[v]!).map(Run.rows) ?? .once) { [self] in writeReduce(inst[v]!, wide: nil) }]
+            return [part(name, rows(of: v, reductionRows(inst[v]!).map(Run.rows) ?? .once)) { [self] in writeReduce(inst[v]!, wide: nil) }]
         case .blockedReduction(let v, let wide):
             if device { notPlanned() }
             // Over leading axes: one loop streams the rows.
@@ -177,7 +188,7 @@ public final class KernelWriter {
             func copy(_ c: KernelPlan.ResultCopy) {
                 let t = types[c.value]!
                 let out = r.tableEntry(r.parameter(1), c.result)
-                loopNest(t.shape) { idx in store(element(c.value, idx), out, idx.linear, t.dtype) }
+                loopNest(t.shape, rows: batchExtent(c.value)) { idx in store(element(c.value, idx), out, idx.linear, t.dtype) }
             }
             if device {
                 return copies.map { c in part("\(entryName)_results_\(c.result)", .items(types[c.value]!.elementCount)) { copy(c) } }
@@ -206,31 +217,36 @@ public final class KernelWriter {
         let allParts = nativeParts(entryName: entryName)
         let owners = shardOwners(allParts, shards)
         // Per plan kernel, the functions that compute it, called in order.
-        var kernelFunctions: [[(RFunction, rows: Int?)]] = []
+        var kernelFunctions: [[(RFunction, run: Run)]] = []
         for (n, kernelParts) in allParts.enumerated() {
             kernelFunctions.append([])
             for p in kernelParts {
-                let rows: Int?
+                let ranged: Bool
                 switch p.run {
-                case .once: rows = nil
-                case .rows(let count): rows = count
+                case .once: ranged = false
+                case .rows, .batchRows: ranged = true
                 case .items, .groups, .library: preconditionFailure("a device run on a native target")
                 }
-                let fn = RFunction(name: p.name, ranged: rows != nil)
+                let fn = RFunction(name: p.name, ranged: ranged)
                 if owners[n] == shard {
                     function(fn, exported: sharded, kernel: true, p.body)
                 } else if shard == 0 {
                     r.declare(fn)
                 } else { continue }
-                kernelFunctions[n].append((fn, rows))
+                kernelFunctions[n].append((fn, p.run))
             }
         }
         guard shard == 0 else { return }
         function(RFunction(name: entryName, ranged: false), exported: true) {
             for (n, calls) in kernelFunctions.enumerated() {
                 profileTick(n)
-                for (k, rows) in calls {
-                    if let rows { r.parallelFor(k, count: rows) } else { r.call(k) }
+                for (k, run) in calls {
+                    switch run {
+                    case .rows(let count): r.parallelFor(k, count: c64(count))
+                    case .batchRows(let v, true): r.parallelFor(k, count: batchExtent(v)!)
+                    case .batchRows(let v, false): r.call(k, rows: batchExtent(v)!)
+                    default: r.call(k)
+                    }
                 }
                 if mayFault(plan.kernels[n]) { returnIfFaulted() }
             }
@@ -326,6 +342,8 @@ public final class KernelWriter {
         var v = v
         // A loop through views: a chain of reshapes may be as long as the graph.
         while true {
+            // A batch scalar is its run's value, loaded where it is read (compute).
+            if batch?.scalarSlot(v) != nil { return nil }
             if let p = localBuffers[v] { return p }
             if let p = base(v) { return p }
             guard let i = inst[v] else { return nil }
@@ -373,6 +391,7 @@ public final class KernelWriter {
         let d = i.type!.dtype
         switch i.op {
         case .constant(let t):
+            if let s = batchScalar(v, d) { return s }
             if t.elementCount == 1 { return registerConstant(t.element(at: 0), t.dtype) }
             return load(globalConstant(v, t), idx.linear, d)
         case .unary(let u):

@@ -33,11 +33,14 @@ public final class NativeExecutable: Executable, @unchecked Sendable {
     /// Built with `CompileOptions.countNonFinite`: per plan kernel, how many NaN or infinite
     /// elements its output held in the last run (nil otherwise).
     public private(set) var nonFiniteCounts: [Int64]?
+    public let batchRows: BatchRows?
+    /// The batch the arena's batch slots hold (they keep it between runs).
+    private var storedBatch = 0
 
     /// Takes ownership of loaded code: `release` unloads it when the executable goes (or when
     /// this initialiser throws). `profile` says whether the code records kernel times.
     public init(entry: Entry, function: Function, plan: KernelPlan, stats: CompileStats, backendName: String, profile: Bool,
-                countNonFinite: Bool = false, release: @escaping () -> Void) throws {
+                countNonFinite: Bool = false, batchRows: BatchRows? = nil, release: @escaping () -> Void) throws {
         NativeRuntime.start()
         do { arena = try TensorBuffer(byteCount: plan.arenaBytes) } catch {
             release()
@@ -49,6 +52,7 @@ public final class NativeExecutable: Executable, @unchecked Sendable {
         self.plan = plan
         self.stats = stats
         self.backendName = backendName
+        self.batchRows = batchRows
         let types = function.typeTable()
         resultTypes = function.results.map { types[$0]! }
         profileSlots = profile ? .allocate(capacity: plan.kernels.count + 2) : nil
@@ -74,8 +78,19 @@ public final class NativeExecutable: Executable, @unchecked Sendable {
     /// an integer division by zero); the run then stopped after the kernel that found it, so
     /// later kernels (and variable writes) did not run and the outputs are undefined.
     public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) throws {
+        try run(inputs: inputs, outputs: outputs, batch: batchRows?.template.batch ?? 0)
+    }
+
+    public func run(inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, batch n: Int) throws {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
+        if let batchRows {
+            precondition(n >= 1 && n <= batchRows.template.batch, "batch \(n) of an executable for batches up to \(batchRows.template.batch)")
+            if n != storedBatch {
+                batchRows.store(batch: n, into: arena.pointer)
+                storedBatch = n
+            }
+        }
         let record = plan.faultRecord.map { (arena.pointer + $0).assumingMemoryBound(to: kiln_fault.self) }
         record?.pointee = kiln_fault(site: 0, position: 0, value: 0, lock: 0)
         counters?.update(repeating: 0, count: max(plan.kernels.count, 1))

@@ -19,13 +19,18 @@ extension KernelWriter {
         if m == 0 || n == 0 { return }
         let cPtr = base(i.id)!
         let elem = t.dtype.byteSize
+        // From a batch template: a matrix's rows or inner dimension, or a stack's leading
+        // dimension, may be the run's batch.
+        let (rows, inner) = rank == 2 ? (batchExtent(i.id), ta ? batchExtent(i.operands[0]) : tb ? nil : batchExtent(i.operands[1])) : (nil, nil)
         let call = { (bi: RValue) in
             self.productCall(t.dtype, ta, tb, m, n, k, alpha: nil, accumulate: false,
                              a: self.advanced(aPtr, bi, stride: at.shape.suffix(2).reduce(1, *) * elem), lda: at.shape[rank - 1],
                              b: self.advanced(bPtr, bi, stride: bt.shape.suffix(2).reduce(1, *) * elem), ldb: bt.shape[rank - 1],
-                             c: self.advanced(cPtr, bi, stride: m * n * elem), ldc: n)
+                             c: self.advanced(cPtr, bi, stride: m * n * elem), ldc: n, dynamicM: rows, dynamicK: inner)
         }
-        if batch == 1 { call(c64(0)) } else { r.loop(count: batch, hints: LoopHints(), call) }
+        if rank > 2, let lead = batchExtent(i.id) {
+            r.loop(from: c64(0), to: r.int(.mul, lead, c64(t.shape.dropFirst().dropLast(2).reduce(1, *))), hints: LoopHints(), call)
+        } else if batch == 1 { call(c64(0)) } else { r.loop(count: batch, hints: LoopHints(), call) }
     }
 
     /// Integer matrices (and anything without a buffer): a plain loop nest, one sum per output
@@ -37,10 +42,12 @@ extension KernelWriter {
         let k = ta ? at.shape[rank - 2] : at.shape[rank - 1]
         let sum: DType = t.dtype.isHalf ? .float32 : t.dtype
         let widened = { (v: RValue) in t.dtype.isHalf ? self.halfToFloat(v, t.dtype) : v }
-        loopNest(t.shape) { idx in
+        // The inner dimension is the run's batch when it is a carrier's leading one.
+        let batchInner = rank == 2 ? (ta ? batchExtent(i.operands[0]) : tb ? nil : batchExtent(i.operands[1])) : nil
+        loopNest(t.shape, rows: batchExtent(i.id)) { idx in
             let acc = r.slot(.register(sum), initial: nil)
             r.store(constValue(0, sum), acc)
-            r.loop(count: k, hints: LoopHints()) { p in
+            let term = { [self] (p: RValue) in
                 let batchIdx = Array(idx.multi.dropLast(2))
                 let (ii, jj) = (idx.multi[rank - 2], idx.multi[rank - 1])
                 let av = widened(element(i.operands[0], Index(multi: batchIdx + (ta ? [p, ii] : [ii, p]), shape: at.shape, writer: self)))
@@ -48,6 +55,7 @@ extension KernelWriter {
                 let s = r.load(acc)
                 r.store(binary(.add, s, binary(.mul, av, bv, sum), sum), acc)
             }
+            if let batchInner { r.loop(from: c64(0), to: batchInner, hints: LoopHints(), term) } else { r.loop(count: k, hints: LoopHints(), term) }
             let total = r.load(acc)
             store(t.dtype.isHalf ? floatToHalf(total, t.dtype) : total, base(i.id)!, idx.linear, t.dtype)
         }
@@ -58,9 +66,11 @@ extension KernelWriter {
         guard case .dot(let ta, let tb) = d.op else { return }
         let at = types[d.operands[0]]!, bt = types[d.operands[1]]!, t = d.type!
         let alpha = r.fneg(element(scale, Index(multi: [], shape: [], writer: self)))
+        // The variable's shape is fixed; the inner dimension may be the run's batch.
+        let inner = ta ? batchExtent(d.operands[0]) : tb ? nil : batchExtent(d.operands[1])
         productCall(t.dtype, ta, tb, t.shape[0], t.shape[1], ta ? at.shape[0] : at.shape[1], alpha: alpha, accumulate: true,
                     a: bufferPointer(d.operands[0])!, lda: at.shape[1], b: bufferPointer(d.operands[1])!, ldb: bt.shape[1],
-                    c: target, ldc: t.shape[1])
+                    c: target, ldc: t.shape[1], dynamicK: inner)
     }
 
     /// One call computing C = alpha * op(A) op(B) (+ C when `accumulate`; alpha nil means 1):

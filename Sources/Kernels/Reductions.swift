@@ -25,7 +25,7 @@ extension KernelWriter {
                 return
             }
             loopNest(t.shape) { o in store(reduceIdentity(red, t.dtype), out, o.linear, t.dtype) }
-            loopNest(reduced) { rIdx in
+            loopNest(reduced, rows: batchExtent(x)) { rIdx in
                 loopNest(t.shape) { o in
                     let v = element(x, Index(multi: rIdx.multi + o.multi, shape: xt.shape, writer: self))
                     store(binary(op, load(out, o.linear, t.dtype), v, t.dtype), out, o.linear, t.dtype)
@@ -43,7 +43,7 @@ extension KernelWriter {
         let acc = r.slot(.register(t.dtype), initial: nil)
         loopNest(t.shape) { outIdx in
             r.store(reduceIdentity(red, t.dtype), acc)
-            loopNest(reduced, reassociate: true) { rIdx in
+            loopNest(reduced, reassociate: true, rows: axes.first == 0 ? batchExtent(x) : nil) { rIdx in
                 var multi = [RValue](repeating: c64(0), count: xt.rank)
                 for (k, a) in kept.enumerated() { multi[a] = outIdx.multi[k] }
                 for (k, a) in axes.enumerated() { multi[a] = rIdx.multi[k] }
@@ -82,7 +82,19 @@ extension KernelWriter {
                 r.store(r.float(.add, w, widen(r.load(acc), t.dtype)), wide)
             }
             // The reduced axes before the innermost one with extent > 1, as rolled loops.
+            // The batch's rows, when the reduced axis 0 carries it.
+            let batchRows = axes.first == 0 ? batchExtent(x) : nil
             func outer(_ k: Int) {
+                if k == innerPos, k == 0, let rows = batchRows {
+                    let block = c64(Self.reductionBlock)
+                    let blocks = r.int(.sdiv, r.int(.add, rows, c64(Self.reductionBlock - 1)), block)
+                    r.loop(from: c64(0), to: blocks, hints: LoopHints(keepRolled: true)) { kb in
+                        let lo = r.int(.mul, kb, block)
+                        let next = r.int(.add, lo, block)
+                        run(lo, r.select(r.icmp(.slt, next, rows), next, rows))
+                    }
+                    return
+                }
                 if k == innerPos {
                     if inner <= Self.reductionBlock { return run(c64(0), nil) }
                     let blocks = (inner + Self.reductionBlock - 1) / Self.reductionBlock
@@ -94,9 +106,14 @@ extension KernelWriter {
                     return
                 }
                 if reduced[k] == 1 { return outer(k + 1) }
-                r.loop(count: reduced[k], hints: LoopHints(keepRolled: true)) { iv in
+                let body = { (iv: RValue) in
                     multi[axes[k]] = iv
                     outer(k + 1)
+                }
+                if k == 0, let rows = batchRows {
+                    r.loop(from: c64(0), to: rows, hints: LoopHints(keepRolled: true), body)
+                } else {
+                    r.loop(count: reduced[k], hints: LoopHints(keepRolled: true), body)
                 }
             }
             outer(0)

@@ -157,8 +157,10 @@ public protocol KernelRenderer: AnyObject {
     func parameter(_ k: Int) -> RValue
     /// Calls `f` with the current function's first four parameters.
     func call(_ f: RFunction)
+    /// Calls ranged function `f` over rows [0, rows) in this thread.
+    func call(_ f: RFunction, rows: RValue)
     /// `kiln_parallel_for(f, {inputs, outputs, arena, constants}, count)`.
-    func parallelFor(_ f: RFunction, count: Int)
+    func parallelFor(_ f: RFunction, count: RValue)
     /// Returns from the current function now (inside `ifThen`).
     func returnNow()
 

@@ -149,6 +149,14 @@ public struct KernelPlan: Sendable {
     /// Reshapes read through their operand's buffer (the same bytes in the same order).
     public var views: Set<Int> = []
     public var arenaBytes = 0
+
+    /// Appends `bytes` to the arena (aligned) for what an executable keeps beside the plan's
+    /// values (a batch template's run-time batch, `BatchRows`); returns their offset.
+    public mutating func reserveArena(_ bytes: Int) -> Int {
+        let offset = (arenaBytes + Self.alignment - 1) / Self.alignment * Self.alignment
+        arenaBytes = offset + bytes
+        return offset
+    }
     /// The checks compiled code evaluates (`Op.check`), in body order: check `checks[s]` records
     /// its fault as site s + 1.
     public var checks: [Int] = []

@@ -12,14 +12,18 @@ public struct ExecutableCacheStatistics: Sendable, Equatable {
     /// Of `compiles`, the executables whose machine code all came from the compiled-code cache
     /// (on disk, or linked already by this process): nothing went through LLVM or the C compiler.
     public var codeCacheHits: Int
+    /// New batch sizes run by an executable compiled for a larger batch of the same run
+    /// (a batch template), with no compile.
+    public var batchReuses: Int
 
-    public init(cached: Int, capacity: Int, compiles: Int, hits: Int, evictions: Int, codeCacheHits: Int = 0) {
+    public init(cached: Int, capacity: Int, compiles: Int, hits: Int, evictions: Int, codeCacheHits: Int = 0, batchReuses: Int = 0) {
         self.cached = cached
         self.capacity = capacity
         self.compiles = compiles
         self.hits = hits
         self.evictions = evictions
         self.codeCacheHits = codeCacheHits
+        self.batchReuses = batchReuses
     }
 }
 
@@ -38,6 +42,10 @@ struct ExecutableCache {
     private var clock: UInt64 = 0
     private(set) var hits = 0
     private(set) var evictions = 0
+    /// Signatures of executables that take the batch at run time, by the signature with the
+    /// batch left open (`StepKey.openBatch`).
+    private var templates: [StepKey: [StepKey]] = [:]
+    private(set) var batchReuses = 0
 
     init(capacity: Int) { self.capacity = capacity }
 
@@ -64,5 +72,26 @@ struct ExecutableCache {
         return oldest.value.step
     }
 
-    mutating func removeAll() { entries.removeAll() }
+    /// Records that `key`'s executable takes any batch up to its own for the runs `open` stands for.
+    mutating func addTemplate(_ key: StepKey, open: StepKey) { templates[open, default: []].append(key) }
+
+    /// The cached executables that take the batch at run time for the runs `open` stands for,
+    /// smallest batch first (evicted ones are forgotten).
+    mutating func templates(open: StepKey) -> [CompiledRun] {
+        guard let keys = templates[open] else { return [] }
+        let live = keys.filter { entries[$0] != nil }
+        templates[open] = live.isEmpty ? nil : live
+        return live.compactMap { entries[$0]?.step }.sorted { ($0.batch ?? 0) < ($1.batch ?? 0) }
+    }
+
+    /// Adds the run of a template at a batch it was not compiled for (`CompiledRun.at(batch:)`).
+    mutating func insertReuse(_ step: CompiledRun, for key: StepKey) -> CompiledRun? {
+        batchReuses += 1
+        return insert(step, for: key)
+    }
+
+    mutating func removeAll() {
+        entries.removeAll()
+        templates.removeAll()
+    }
 }

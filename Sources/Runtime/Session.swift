@@ -12,7 +12,7 @@ public final class Session: @unchecked Sendable {
     public let config: SessionConfig
     /// Variable values by variable op (internal: the host ops in SessionHostOps.swift read it).
     var variables: [KilnFrontend.Operation: Tensor] = [:]
-    private var cache: ExecutableCache
+    var cache: ExecutableCache
     /// Run signatures known to involve no host op and no string: they skip the host pass.
     private var hostFree = Set<RunShape>()
     /// The host pass's plans of the other signatures (SessionHostPlan.swift).
@@ -33,7 +33,7 @@ public final class Session: @unchecked Sendable {
     private var handleOfOp: [Int: Tensor] = [:]
     /// Numbers resources as TensorFlow names unshared ones ("_0_input_producer").
     private var resourceCount = 0
-    private let debugLevel: Int
+    let debugLevel: Int
     /// Seeds unseeded random ops, so they differ between sessions.
     let sessionSeed = UInt64.random(in: 1...UInt64.max)
     /// How many times each host-computed random op (a shuffle of strings) has drawn.
@@ -54,7 +54,7 @@ public final class Session: @unchecked Sendable {
     var countsNonFinite: Bool { countingThread.map { $0 === Thread.current } ?? false }
     var lastCountedRun: CountedRun?
     /// The CPU and the GPUs ops can be placed on, with their backends.
-    private let devices: SessionDevices
+    let devices: SessionDevices
     /// Where each op of the graph runs, placed again when the graph changes.
     private var placement: (version: Int, placement: Placement)?
     /// Where each variable's current value is, once a device run has touched it (empty while
@@ -75,7 +75,7 @@ public final class Session: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return ExecutableCacheStatistics(cached: cache.count, capacity: cache.capacity, compiles: compileCount, hits: cache.hits, evictions: cache.evictions,
-                                         codeCacheHits: codeCacheHits)
+                                         codeCacheHits: codeCacheHits, batchReuses: cache.batchReuses)
     }
 
     public init(graph: Graph, config: SessionConfig = SessionConfig()) throws {
@@ -361,9 +361,18 @@ public final class Session: @unchecked Sendable {
                           countsNonFinite: countsNonFinite, stages: stages.map { s in fetches.map { s[$0] ?? -1 } } ?? [])
         let step: CompiledRun
         if let s = cache.lookup(key) { step = s } else {
-            step = try compile(fetches: fetches, feeds: orderedFeeds.map { ($0.key, TensorType($0.value.dtype, $0.value.shape)) }, targets: targets,
-                               stages: stages)
-            let evicted = cache.insert(step, for: key)
+            let types = orderedFeeds.map { ($0.key, TensorType($0.value.dtype, $0.value.shape)) }
+            // Runs differing only in their batch share an executable where they can.
+            let batch = stages == nil && !countsNonFinite && config.batchTemplates ? BatchFeeds(types) : nil
+            let evicted: CompiledRun?
+            if let batch, let reuse = try templateRun(for: key, batch: batch, fetches: fetches, feeds: types, targets: targets) {
+                step = reuse
+                evicted = cache.insertReuse(step, for: key)
+            } else {
+                step = try compile(fetches: fetches, feeds: types, targets: targets, stages: stages, batch: batch)
+                evicted = cache.insert(step, for: key)
+                if let batch, step.batch != nil { cache.addTemplate(key, open: key.openBatch(batch)) }
+            }
             if debugLevel >= 1 {
                 if let evicted {
                     Debug.log("evicted \(evicted.steps.map(\.executable.function.name).joined(separator: ", ")), the least recently used executable (capacity \(cache.capacity))")
@@ -416,7 +425,7 @@ public final class Session: @unchecked Sendable {
     /// device segment in order, feeding values computed by earlier segments to later ones.
     /// `afterSegment` gets each segment's index and results once it has run.
     private func execute(_ run: CompiledRun, feeds: [Tensor], afterSegment: ((Int, [Tensor]) throws -> Void)? = nil) throws -> [Tensor] {
-        guard let segments = run.segments else { return try execute(run.steps[0], feeds: feeds) }
+        guard let segments = run.segments else { return try execute(run.steps[0], feeds: feeds, batch: run.batch) }
         var results: [[Tensor]] = []
         results.reserveCapacity(segments.count)
         for (k, seg) in segments.enumerated() {
@@ -438,7 +447,7 @@ public final class Session: @unchecked Sendable {
     /// runner reading, parsing and enqueueing the next batch) proceed meanwhile instead of
     /// waiting for the whole training step. Code that uses variables holds `executionLock`
     /// while it runs, so runs touching variables stay one at a time, as before.
-    private func execute(_ step: Step, feeds: [Tensor]) throws -> [Tensor] {
+    private func execute(_ step: Step, feeds: [Tensor], batch: Int? = nil) throws -> [Tensor] {
         let exe = step.executable
         let device = step.device
         let n = step.lowered.feeds.count + step.lowered.variables.count
@@ -471,12 +480,16 @@ public final class Session: @unchecked Sendable {
             }
             if counting && device == nil { lastCountedRun = CountedRun(step: step, inputs: feeds + snapshot) }
             let pool = step.results
-            if pool.buffers.count != exe.resultTypes.count { pool.buffers = Array(repeating: nil, count: exe.resultTypes.count) }
+            let resultTypes = exe.resultTypes(batch: batch)
+            if pool.buffers.count != resultTypes.count { pool.buffers = Array(repeating: nil, count: resultTypes.count) }
             var results: [Tensor] = []
-            results.reserveCapacity(exe.resultTypes.count)
-            for (k, t) in exe.resultTypes.enumerated() {
-                // Reuse last run's buffer when nobody else holds it (and it is not also result j < k).
-                if !isKnownUniquelyReferenced(&pool.buffers[k]) { pool.buffers[k] = try TensorBuffer(byteCount: t.byteCount) }
+            results.reserveCapacity(resultTypes.count)
+            for (k, t) in resultTypes.enumerated() {
+                // Reuse last run's buffer when nobody else holds it (and it is not also result j < k)
+                // and it is large enough (a run of a larger batch than the last).
+                if !isKnownUniquelyReferenced(&pool.buffers[k]) || pool.buffers[k]!.byteCount < t.byteCount {
+                    pool.buffers[k] = try TensorBuffer(byteCount: t.byteCount)
+                }
                 results.append(try Tensor(dtype: t.dtype, shape: t.shape, buffer: pool.buffers[k]!))
             }
             try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(results.count, 1)) { outputs in
@@ -488,14 +501,14 @@ public final class Session: @unchecked Sendable {
                     } else if mayUnlock && created.isEmpty {
                         lock.unlock()
                         var failure: Error?
-                        do { try withExtendedLifetime(feeds) { try exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) } } catch { failure = error }
+                        do { try withExtendedLifetime(feeds) { try run(exe, inputs.baseAddress, outputs.baseAddress, batch) } } catch { failure = error }
                         // Never wait for `lock` while holding executionLock (the lock order).
                         if holdsVariables { executionLock.unlock() }
                         holdsVariables = false
                         lock.lock()
                         if let failure { throw failure }
                     } else {
-                        try withExtendedLifetime(feeds) { try exe.run(inputs: inputs.baseAddress, outputs: outputs.baseAddress) }
+                        try withExtendedLifetime(feeds) { try run(exe, inputs.baseAddress, outputs.baseAddress, batch) }
                         // Host code wrote these: a device copy of them is stale now.
                         if !residences.isEmpty { for v in step.writes { residences[v]?.hostWritten() } }
                     }
@@ -508,6 +521,12 @@ public final class Session: @unchecked Sendable {
             }
             return results
         }
+    }
+
+    /// Runs `exe` as compiled, or at `batch` (an executable that takes the batch at run time).
+    private func run(_ exe: any Executable, _ inputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                     _ outputs: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ batch: Int?) throws {
+        if let batch { try exe.run(inputs: inputs, outputs: outputs, batch: batch) } else { try exe.run(inputs: inputs, outputs: outputs) }
     }
 
     /// Brings variable `v` to where the next executable runs: the host bytes for host code; for
@@ -555,7 +574,7 @@ public final class Session: @unchecked Sendable {
     /// Compiles a run signature: one executable when every op runs on the CPU, else one per
     /// device segment; `stages` (the stage of some fetches) splits segments by stage too.
     private func compile(fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation],
-                         stages: [Output: Int]? = nil) throws -> CompiledRun {
+                         stages: [Output: Int]? = nil, batch: BatchFeeds? = nil) throws -> CompiledRun {
         let start = DispatchTime.now()
         for f in fetches where f.graph !== graph { throw KilnError.invalidArgument("Fetch '\(f.name)' belongs to another graph") }
         for t in targets where t.graph !== graph { throw KilnError.invalidArgument("Target '\(t.name)' belongs to another graph") }
@@ -563,7 +582,7 @@ public final class Session: @unchecked Sendable {
         let placed = try placeOnDevices(ops)
         if placed.allSatisfy(\.isCPU) && stages == nil {
             return CompiledRun(single: try compileStep(fetches: fetches, feeds: feeds, targets: targets, within: nil, opCount: ops.count,
-                                                       device: nil, start: start))
+                                                       device: nil, start: start, batch: batch), batch: batch?.n)
         }
         return try compileSegments(fetches: fetches, feeds: feeds, ops: ops, placed: placed, stages: stages)
     }
@@ -660,18 +679,17 @@ public final class Session: @unchecked Sendable {
     /// Lowers (the ops `within`, or the whole pruned run), optimises and compiles one executable
     /// for `device` (nil: the CPU of a run that has no other device).
     private func compileStep(fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation],
-                             within: Set<KilnFrontend.Operation>?, opCount: Int, device: PlacementDevice?, start: DispatchTime) throws -> Step {
+                             within: Set<KilnFrontend.Operation>?, opCount: Int, device: PlacementDevice?, start: DispatchTime,
+                             batch: BatchFeeds? = nil) throws -> Step {
         let backend = try devices.backend(for: device ?? .cpu)
         let name = "step\(compileCount + 1)"
-        var lowered = try Lowering.lower(fetches: fetches, feeds: feeds, targets: targets, name: name, sessionSeed: sessionSeed,
-                                         evaluator: { op, operands in try ReferenceEvaluator.evaluate(op, operands) },
-                                         memoryLimit: config.memoryLimit, within: within, bufferLimit: backend.bufferLimit)
         let level = debugLevel
-        var pm = PassManager.standard(afterEach: level >= 3 ? { pass, f in Debug.log("IR after \(pass):\n\(Printer.print(f, elidingConstantsOver: Debug.constantElements))") } : nil)
-        if level >= 3 { Debug.log("IR after lowering:\n\(Printer.print(lowered.function, elidingConstantsOver: Debug.constantElements))") }
-        let t0 = DispatchTime.now()
-        try pm.run(&lowered.function)
-        pm.afterEach = nil
+        var t0 = DispatchTime.now()
+        var lowered = try lowerOptimized(fetches: fetches, feeds: feeds, targets: targets, within: within, name: name, backend: backend,
+                                         passesStart: &t0, log: level >= 3)
+        // The same run one row shorter tells which values carry the batch (BatchTemplate).
+        let template = batch.flatMap { device == nil ? batchTemplate(lowered.function, batch: $0, fetches: fetches, feeds: feeds, targets: targets,
+                                                                     within: within, name: name, backend: backend) : nil }
         let t1 = DispatchTime.now()
         var options = CompileOptions(keepSource: level >= 4, keepAssembly: level >= 5, profile: level >= 2, fuse: config.fusion,
                                      memoryLimit: config.memoryLimit)
@@ -680,6 +698,7 @@ public final class Session: @unchecked Sendable {
         // An initializer's run: nothing fed, nothing fetched, no variable read before it is
         // written (random ops' hidden counters aside); a session runs it once.
         options.runsOnce = feeds.isEmpty && fetches.isEmpty && lowered.readBeforeWrite.isEmpty
+        options.batch = template
         let exe = try backend.compile(lowered.function, options: options)
         compileCount += 1
         if exe.stats.compiledNothing { codeCacheHits += 1 }
@@ -699,6 +718,11 @@ public final class Session: @unchecked Sendable {
             let objects = exe.stats
             if objects.objectsCompiled + objects.objectsFromDisk + objects.objectsShared > 0 {
                 Debug.log("  code: \(objects.objectsCompiled) object(s) compiled, \(objects.objectsFromDisk) from the disk cache, \(objects.objectsShared) linked already")
+            }
+            if let rows = exe.batchRows {
+                Debug.log("  takes the batch at run time: every batch up to \(rows.template.batch) (\(rows.template.carriers.count) value(s) carry it, \(rows.scalars.count) scalar(s) follow it)")
+            } else if let why = exe.stats.batchRefusal {
+                Debug.log("  compiled for batch \(batch?.n ?? 0) alone: \(why)")
             }
             for line in CompileReport.describe(exe, level: level) { Debug.log(line) }
         }

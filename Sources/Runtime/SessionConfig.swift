@@ -40,6 +40,15 @@ public struct SessionConfig: Sendable {
     /// program compiles nothing (`CodeCache`): nil takes `KILN_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/kiln` or `~/.cache/kiln`; "" or "off" compiles everything.
     public var codeCacheDirectory: String?
+    /// Compile a run whose feeds leave their batch dimension open (`[None, ...]`) once for every
+    /// batch up to the first one fed, where the graph allows it (`BatchTemplate`): a smaller
+    /// batch (a training loop's short last batch) then runs on that executable instead of
+    /// compiling its own. Default: on, unless `KILN_BATCH_TEMPLATES` is `0` or `off`.
+    public var batchTemplates = SessionConfig.defaultBatchTemplates
+    public static var defaultBatchTemplates: Bool {
+        let v = ProcessInfo.processInfo.environment["KILN_BATCH_TEMPLATES"]?.lowercased()
+        return v != "0" && v != "off"
+    }
 
     /// The cache root `codeCacheDirectory` names.
     var codeCacheRoot: URL? { codeCacheDirectory.map { DiskCacheFiles.root(["KILN_CACHE_DIR": $0]) } ?? CodeCache.defaultRoot }

@@ -21,6 +21,42 @@ struct StepKey: Hashable {
     var countsNonFinite = false
     /// The stage of each fetch of a staged run (-1: none), empty when the run is not staged.
     var stages: [Int] = []
+
+    /// This signature with the batch feeds' leading dimension left open (-1): the key of every
+    /// run a batch template may serve.
+    func openBatch(_ batch: BatchFeeds) -> StepKey {
+        var k = self
+        for p in batch.positions { k.feeds[p].shape[0] = -1 }
+        return k
+    }
+}
+
+/// The feeds of a run whose leading dimension is its batch: those whose graph shape leaves it
+/// unknown (a placeholder `[None, ...]`) and that are fed the same leading size n as the first
+/// of them. Runs differing only in n may share an executable (`BatchTemplate`).
+struct BatchFeeds {
+    /// Positions in the run's feeds (in their sorted order).
+    let positions: [Int]
+    let n: Int
+
+    init?(_ feeds: [(Output, TensorType)]) {
+        var positions: [Int] = [], n: Int?
+        for (k, (o, t)) in feeds.enumerated() {
+            guard let dims = o.shape.dims, !dims.isEmpty, dims[0] == nil, t.rank == dims.count, t.shape[0] >= 1 else { continue }
+            if n == nil { n = t.shape[0] }
+            if t.shape[0] == n { positions.append(k) }
+        }
+        guard let n else { return nil }
+        self.positions = positions
+        self.n = n
+    }
+
+    /// `feeds` with the batch feeds' leading dimension `m`.
+    func types(_ feeds: [(Output, TensorType)], batch m: Int) -> [(Output, TensorType)] {
+        var out = feeds
+        for p in positions { out[p].1.shape[0] = m }
+        return out
+    }
 }
 
 /// A run of a counting executable (Session.countsNonFinite): its step and its inputs as they were
@@ -50,22 +86,30 @@ final class ResultBuffers {
 /// exactly as it was before devices existed), else one per device segment, run in order.
 final class CompiledRun {
     let steps: [Step]
+    /// The batch its one step runs at, when that step takes the batch at run time (compiled from
+    /// a batch template); nil: as compiled.
+    let batch: Int?
     /// Where each segment's feeds come from; nil for a single CPU step fed the run's feeds.
     let segments: [Segment]?
     /// Where each fetch comes from.
     let fetches: [(segment: Int, result: Int)]
 
-    init(single step: Step) {
+    init(single step: Step, batch: Int? = nil) {
         steps = [step]
         segments = nil
         fetches = []
+        self.batch = step.executable.batchRows == nil ? nil : batch
     }
 
     init(steps: [Step], segments: [Segment], fetches: [(segment: Int, result: Int)]) {
         self.steps = steps
         self.segments = segments
         self.fetches = fetches
+        batch = nil
     }
+
+    /// The same executable run at batch `n` (at most the one it was compiled for).
+    func at(batch n: Int) -> CompiledRun { CompiledRun(single: steps[0], batch: n) }
 }
 
 /// One device's part of a run.

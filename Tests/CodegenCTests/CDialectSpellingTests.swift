@@ -112,7 +112,7 @@ final class CDialectSpellingTests: XCTestCase {
         let r = CStyleRenderer(.openCL)
         let part = RFunction(name: "part", ranged: true)
         renderFunction(r, "entry") { r in
-            r.parallelFor(part, count: 8)
+            r.parallelFor(part, count: r.constant(int: 8, .i64))
             _ = r.callRuntime(.sgemm, [])
             r.call(RFunction(name: "other", ranged: false))
         }

@@ -98,7 +98,7 @@ final class CStyleControlFlowTests: XCTestCase {
         renderFunction(r, "entry") { r in
             let slots = r.tableEntry(r.parameter(3), 0)
             _ = r.callRuntime(.profileTick, [slots, r.constant(int: 0, .i64)])
-            r.parallelFor(part, count: rows)
+            r.parallelFor(part, count: r.constant(int: Int64(rows), .i64))
             _ = r.callRuntime(.profileTick, [slots, r.constant(int: 1, .i64)])
             r.call(tail)
             _ = r.callRuntime(.profileTick, [slots, r.constant(int: 2, .i64)])

@@ -30,7 +30,7 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(seen, [1, 2, 3])
     }
 
-    func testRepeatedRunCompilesNothingAndNewFeedShapesCompileOnce() throws {
+    func testRepeatedRunCompilesNothingASmallerBatchRunsOnItAndALargerOneCompilesOnce() throws {
         let g = Graph()
         let x = try g.placeholder(.float32, shape: [nil, 2], name: "x")
         let y = try g.reduceSum(try g.tanh(x), axes: [1])
@@ -40,11 +40,15 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(sess.compileCount, 1)
         let b = try Tensor(shape: [1, 2], scalars: [0.5, -0.5] as [Float])
         XCTAssertEqual(try sess.run(y, feeds: [x: b]).scalars(as: Float.self), [0])
-        _ = try sess.run(y, feeds: [x: a])
+        XCTAssertEqual(sess.compileCount, 1)
+        XCTAssertEqual(sess.executableCache.batchReuses, 1)
+        let c = try Tensor(shape: [4, 2], scalars: [0, 1, 2, 3, 4, 5, 6, 7] as [Float])
+        for _ in 0..<2 { _ = try sess.run(y, feeds: [x: c]) }
         XCTAssertEqual(sess.compileCount, 2)
         let got = try sess.run(y, feeds: [x: a]).scalars(as: Float.self)
         let want = [Float(tanh(0.0) + tanh(1.0)), Float(tanh(2.0) + tanh(3.0)), Float(tanh(4.0) + tanh(5.0))]
         for (p, q) in zip(got, want) { XCTAssertEqual(p, q, accuracy: 1e-6) }
+        XCTAssertEqual(sess.compileCount, 2)
     }
 
     func testUnfedPlaceholderIsInvalidArgumentNamingItAndSessionStaysUsable() throws {
