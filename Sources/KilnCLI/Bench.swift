@@ -100,6 +100,7 @@ struct Bench: ParsableCommand {
         (["reduce_sum_rows"], { reps, _ in [try reduceSum(reps, axis: 1)] }),
         (["reduce_sum_cols"], { reps, _ in [try reduceSum(reps, axis: 0)] }),
         (["mlp_sgd_step", "mlp_adam_step"], { reps, _ in try mlp(reps) }),
+        (BatchTemplateBench.names, { reps, _ in try BatchTemplateBench.run(reps) }),
         (["compile_mlp_sgd", "compile_mlp_sgd_cached", "compile_mlp_adam", "compile_mlp_adam_cached"], { _, quick in try compileMLP(quick ? 3 : 5) }),
         (["cnn_infer"], { reps, _ in [try cnnInfer(reps)] }),
         ([FrozenInferenceBench.name], { reps, _ in [try FrozenInferenceBench.run(reps)] }),
@@ -129,6 +130,8 @@ struct Bench: ParsableCommand {
         print("        median of full passes over 100,000 Examples written by Kiln, after 20 warm-up batches (scripts/peers/input_pipeline.py: TF's)")
         print("        digits_input: the digits training step (batch 64) fed by the queue pipeline from a TFRecord file (one reader thread),")
         print("        alternating with the same step fed arrays, in one session, \(DigitsInputBench.stepsPerSample) steps a sample; both rates in the note")
+        print("        mlp_sgd_any_batch: mlp_sgd_step on one executable compiled for every batch up to 128, at batch 128, alternating with the step")
+        print("        compiled for 128 alone; _short_batch: the same at batch \(BatchTemplateBench.short); _new_batch: a first run of batch \(BatchTemplateBench.short) after 128, median of 3")
         print("        debug_step: the digits training step (batch 64) under DebugSession.run(until: has_inf_or_nan), alternating with plain Session.run")
         print("        in a session of its own, \(DebugStepBench.stepsPerSample) steps a sample; the plain median and the ratio in the note")
         print("        matmul_half_SHAPE_T: one MatMul of variables of type T (f32, f16, bf16) through Session.run, the three types sampled")

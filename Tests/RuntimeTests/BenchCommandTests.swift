@@ -106,6 +106,14 @@ final class BenchCommandTests: KilnBinaryTestCase {
                                     note: #"steps/s: queues [0-9]+, arrays [0-9]+, queues/arrays [0-9]+\.[0-9]{2}; batch 64, 1 reader thread"#)
     }
 
+    /// The batch-template workloads: the step on an executable for every batch beside the step
+    /// compiled for its batch alone, with the ratio in the note; a new batch's first run beside
+    /// its compile.
+    func testBatchTemplateWorkloadsSetTheSharedExecutableBesideOnesCompiledPerBatch() throws {
+        try checkSideBySideWorkload("mlp_sgd_any_batch", method: "mlp_sgd_step on one executable compiled for every batch up to 128",
+                                    note: #"batch 128 on the batch-128 executable; compiled for 128 alone [0-9.]+ (ms|us), [0-9]+\.[0-9]{3}x its time"#)
+    }
+
     func testMisusedOptionsExitWithUsageAndBadInputNamesTheFeed() throws {
         let (graph, feed) = try writeProductGraph()
         let cases: [(args: [String], status: Int32, mentions: [String])] = [
