@@ -44,7 +44,10 @@ public struct BatchRows: Sendable {
         }
         for k in plan.kernels {
             switch k {
-            case .loop, .writes, .resultCopies, .accumulatedProduct:
+            case .loop, .writes, .resultCopies, .accumulatedProduct, .patches, .windowReduction, .unpatches, .perImageProduct,
+                 .patchProduct, .patchGradient, .splitReduction, .blockedReduction:
+                // Their first loop nest runs over the batch's rows, or they count rows, blocks
+                // and parts from the batch (split and blocked reductions are over leading axes).
                 continue
             case .reduction(let v):
                 // Rows of the kept leading axes are split; reduced batch rows are a loaded bound

@@ -45,7 +45,7 @@ extension KernelWriter {
                     deviceFunction(p.name, guarded: guarded, p.body)
                     launches.append(DeviceLaunch(kernel: p.name, arguments: device.lastFunctionParameters,
                                                  global: [count * g], local: [g], planKernel: n, mayFault: faults))
-                case .once, .rows, .batchRows:
+                case .once, .rows, .batchRows, .batchBlocks:
                     preconditionFailure("\(p.name): a native run on a device")
                 }
                 if faults { guarded = true }
@@ -273,7 +273,7 @@ extension KernelWriter {
                 let device = r as! any DeviceRenderer
                 let g = device.workItem(.group(0))
                 let o = r.int(.udiv, g, c64(parts)), q = r.int(.urem, g, c64(parts))
-                let (first, end) = partRange(q, of: count, parts: parts)
+                let (first, end) = partRange(q, of: c64(count), parts: parts)
                 let value = groupReduce(i, output: o, from: first, count: r.int(.sub, end, first), span: span)
                 r.ifThen(r.icmp(.eq, device.workItem(.local(0)), c64(0)), unlikely: false) {
                     store(value, scratch(offset, "scratch\(i.id)"), r.int(.add, r.int(.mul, q, c64(outputs)), o), t.dtype)

@@ -59,7 +59,7 @@ extension KernelWriter {
         let loops = parts.map { part -> Int in
             if computing + costly + random == 0 { return 1 }
             if elements <= 16 { return 2 }
-            switch part.run { case .rows, .batchRows: return 8; default: return 6 }
+            switch part.run { case .rows, .batchRows, .batchBlocks: return 8; default: return 6 }
         }.reduce(0, +)
         return loops + 4 * costly + 20 * random
     }

@@ -66,6 +66,9 @@ public final class KernelWriter {
         /// Over the run's rows of batch-carrying value `of` (its first loop nest's dimension 0),
         /// split over the pool when `pooled`.
         case batchRows(of: Int, pooled: Bool)
+        /// Over the run's blocks of patch rows (`KernelWriter.patchBlockCount`), split over the
+        /// pool when `pooled`.
+        case batchBlocks(KernelPlan.PatchBlocks, pooled: Bool)
         /// One work item per element of its first loop nest (`count` elements).
         case items(Int)
         /// `count` work-groups of `target.reductionGroupSize` work items.
@@ -115,11 +118,11 @@ public final class KernelWriter {
                     loopNest(t.shape) { idx in store(compute(v, idx), out, idx.linear, t.dtype) }
                 }]
             }
-            return [part(name, elementwise(t.shape)) { [self] in writePatchesKernel(inst[v]!) }]
+            return [part(name, rows(of: v, elementwise(t.shape))) { [self] in writePatchesKernel(inst[v]!) }]
         case .argReduction(let v):
             return [part(name, rows(of: v, elementwise(inst[v]!.type!.shape))) { [self] in writeArgReduce(inst[v]!) }]
         case .windowReduction(let v):
-            return [part(name, elementwise(inst[v]!.type!.shape)) { [self] in writeReduceWindow(inst[v]!) }]
+            return [part(name, rows(of: v, elementwise(inst[v]!.type!.shape))) { [self] in writeReduceWindow(inst[v]!) }]
         case .reduction(let v):
             if device { return deviceReduction(inst[v]!, name) }
             return [part(name, rows(of: v, reductionRows(inst[v]!).map(Run.rows) ?? .once)) { [self] in writeReduce(inst[v]!, wide: nil) }]
@@ -134,7 +137,7 @@ public final class KernelWriter {
         case .unpatches(let u):
             guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { preconditionFailure("unpatches of \(inst[u]!.op.mnemonic)") }
             let shape = inst[u]!.type!.shape
-            return [part(name, elementwise(shape, work: shape.reduce(1, *) * window.reduce(1, *))) { [self] in writeUnpatches(inst[u]!, perImageProduct: nil) }]
+            return [part(name, rows(of: u, elementwise(shape, work: shape.reduce(1, *) * window.reduce(1, *)))) { [self] in writeUnpatches(inst[u]!, perImageProduct: nil) }]
         case .perImageProduct(let u, let d):
             if device { notPlanned() }
             guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { preconditionFailure("unpatches of \(inst[u]!.op.mnemonic)") }
@@ -143,7 +146,7 @@ public final class KernelWriter {
             // Debian's OpenBLAS is not safe to call from several threads at once.
             let pooled = target.ownProduct(m: ps[1] * ps[2], n: ps[3], k: kk)
             let work = shape.reduce(1, *) * window.reduce(1, *) + ps.reduce(1, *) * kk
-            return [part(name, pooled ? poolRows(shape, work: work).map(Run.rows) ?? .once : .once) { [self] in writeUnpatches(inst[u]!, perImageProduct: d) }]
+            return [part(name, rows(of: u, pooled ? poolRows(shape, work: work).map(Run.rows) ?? .once : .once)) { [self] in writeUnpatches(inst[u]!, perImageProduct: d) }]
         case .product(let d):
             if device {
                 if let launch = libraryProduct(inst[d]!) { return [part(name, launch) {}] }
@@ -157,7 +160,8 @@ public final class KernelWriter {
             // By block, on Kiln's own kernel only (Debian's OpenBLAS is not safe to call from
             // several threads at once).
             let pooled = blocks.count >= 2 && target.ownProduct(m: blocks.rows, n: inst[d]!.type!.shape[1], k: inst[blocks.patches]!.type!.shape[3])
-            return [part(name, pooled ? .rows(blocks.count) : .once) { [self] in writePatchProduct(inst[d]!, blocks) }]
+            let run: Run = batch?.template.carriers[blocks.patches] != nil ? .batchBlocks(blocks, pooled: pooled) : pooled ? .rows(blocks.count) : .once
+            return [part(name, run) { [self] in writePatchProduct(inst[d]!, blocks) }]
         case .patchGradient(let d, let blocks, let parts, let scratch):
             if device { notPlanned() }
             // Parts run on the pool only through Kiln's own product, as above.
@@ -224,7 +228,7 @@ public final class KernelWriter {
                 let ranged: Bool
                 switch p.run {
                 case .once: ranged = false
-                case .rows, .batchRows: ranged = true
+                case .rows, .batchRows, .batchBlocks: ranged = true
                 case .items, .groups, .library: preconditionFailure("a device run on a native target")
                 }
                 let fn = RFunction(name: p.name, ranged: ranged)
@@ -245,6 +249,8 @@ public final class KernelWriter {
                     case .rows(let count): r.parallelFor(k, count: c64(count))
                     case .batchRows(let v, true): r.parallelFor(k, count: batchExtent(v)!)
                     case .batchRows(let v, false): r.call(k, rows: batchExtent(v)!)
+                    case .batchBlocks(let blocks, true): r.parallelFor(k, count: patchBlockCount(blocks))
+                    case .batchBlocks(let blocks, false): r.call(k, rows: patchBlockCount(blocks))
                     default: r.call(k)
                     }
                 }

@@ -119,12 +119,25 @@ extension KernelWriter {
 
     /// Where block `k` of patch rows starts and how many rows it has (the last block may be short).
     func patchBlockBounds(_ blocks: KernelPlan.PatchBlocks, _ k: RValue) -> (first: RValue, rows: RValue) {
-        let pt = inst[blocks.patches]!.type!
-        let total = pt.shape[0] * pt.shape[1] * pt.shape[2], rows = blocks.rows
+        let rows = blocks.rows
         let first = r.int(.mul, k, c64(rows))
-        let left = r.int(.sub, c64(total), first)
+        let left = r.int(.sub, patchRowCount(blocks), first)
         let short = r.icmp(.slt, left, c64(rows))
         return (first, r.select(short, left, c64(rows)))
+    }
+
+    /// The patch rows (positions N*OH*OW) a blocked patch kernel covers: the run's, when the
+    /// patches carry the batch.
+    func patchRowCount(_ blocks: KernelPlan.PatchBlocks) -> RValue {
+        let ps = inst[blocks.patches]!.type!.shape
+        guard let n = batchExtent(blocks.patches) else { return c64(ps[0] * ps[1] * ps[2]) }
+        return r.int(.mul, n, c64(ps[1] * ps[2]))
+    }
+
+    /// The blocks of patch rows: the run's, when the patches carry the batch.
+    func patchBlockCount(_ blocks: KernelPlan.PatchBlocks) -> RValue {
+        guard batchExtent(blocks.patches) != nil else { return c64(blocks.count) }
+        return r.int(.udiv, r.int(.add, patchRowCount(blocks), c64(blocks.rows - 1)), c64(blocks.rows))
     }
 
     /// A stack buffer for one block of patch rows.
@@ -153,7 +166,7 @@ extension KernelWriter {
         if Scheduler(target: target).readsImageInPlace(d.op), let image = bufferPointer(patches.operands[0]),
            case .patches(let window, let strides, let dil, let lo, _) = patches.op {
             let ps = patches.type!.shape
-            loopNest([blocks.count]) { block in
+            loopNest([blocks.count], rows: batchExtent(blocks.patches).map { _ in patchBlockCount(blocks) }) { block in
                 let (first, rows) = patchBlockBounds(blocks, block.multi[0])
                 convolutionCall(image: image, types[patches.operands[0]]!.shape, outSize: [ps[1], ps[2]], window: window, strides: strides,
                                 dilations: dil, padLow: lo, filter: bPtr, ldw: bt.shape[1], co: n, out: out, ldc: n, first: first, count: rows)
@@ -161,7 +174,7 @@ extension KernelWriter {
             return
         }
         let buffer = patchBlockBuffer(blocks)
-        loopNest([blocks.count]) { block in
+        loopNest([blocks.count], rows: batchExtent(blocks.patches).map { _ in patchBlockCount(blocks) }) { block in
             let (first, rows) = patchBlockBounds(blocks, block.multi[0])
             gatherPatchRows(patches, first: first, rows: rows, into: buffer)
             productCall(.float32, false, tb, blocks.rows, n, k, alpha: nil, accumulate: false,
@@ -185,12 +198,12 @@ extension KernelWriter {
         r.loop(from: begin, to: end, hints: LoopHints()) { part in
             let slot = r.int(.mul, part, c64(k * n))
             r.loop(count: k * n, hints: LoopHints()) { e in store(constValue(0, .float32), partials, r.int(.add, slot, e), .float32) }
-            let (firstBlock, endBlock) = partRange(part, of: blocks.count, parts: parts)
+            let (firstBlock, endBlock) = partRange(part, of: patchBlockCount(blocks), parts: parts)
             if let image, case .patches(let window, let strides, let dil, let lo, _) = patches.op {
-                let ps = patches.type!.shape, xs = types[patches.operands[0]]!.shape, total = ps[0] * ps[1] * ps[2]
+                let ps = patches.type!.shape, xs = types[patches.operands[0]]!.shape, total = patchRowCount(blocks)
                 let first = r.int(.mul, firstBlock, c64(blocks.rows))
                 let last = r.int(.mul, endBlock, c64(blocks.rows))
-                let stop = r.select(r.icmp(.slt, last, c64(total)), last, c64(total))
+                let stop = r.select(r.icmp(.slt, last, total), last, total)
                 _ = r.callRuntime(.conv2dFilterGradient, [image, c64(xs[1]), c64(xs[2]), c64(xs[3]), c64(ps[1]), c64(ps[2]),
                                                           c64(window[0]), c64(window[1]), c64(strides[0]), c64(strides[1]), c64(dil[0]),
                                                           c64(dil[1]), c64(lo[0]), c64(lo[1]), dy, c64(n), c64(n),

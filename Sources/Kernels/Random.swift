@@ -10,11 +10,11 @@ extension KernelWriter {
         return r.int(.xor, z, r.int(.lshr, z, c64(31)))
     }
 
-    func randomBits(seed: UInt64, counter: RValue, count: Int, index: RValue, draw: RValue) -> RValue {
+    func randomBits(seed: UInt64, counter: RValue, count: RValue, index: RValue, draw: RValue) -> RValue {
         let golden = r.constant(int: Int64(bitPattern: 0x9E37_79B9_7F4A_7C15), .i64)
         let salt = r.int(.mul, r.int(.add, draw, c64(1)), golden)
         let key = mix64(r.int(.add, r.constant(int: Int64(bitPattern: seed), .i64), salt))
-        let ctr = r.int(.add, r.int(.mul, counter, c64(count)), index)
+        let ctr = r.int(.add, r.int(.mul, counter, count), index)
         let mixed = mix64(r.int(.mul, ctr, golden))
         return mix64(r.int(.xor, key, mixed))
     }
@@ -35,7 +35,8 @@ extension KernelWriter {
     func random(_ i: Instruction, _ idx: Index, _ kind: RandomKind, _ seed: UInt64) -> RValue {
         let t = i.type!
         let counter = element(i.operands[0], Index(multi: [], linear: c64(0), shape: [], writer: self))
-        let n = t.elementCount
+        // The stream is laid out by the element count: the run's, when the shape carries the batch.
+        let n = batchExtent(i.id).map { r.int(.mul, $0, c64(t.shape.dropFirst().reduce(1, *))) } ?? c64(t.elementCount)
         let bits = randomBits(seed: seed, counter: counter, count: n, index: idx.linear, draw: c64(0))
         // Normals are drawn in Double, or in float where the target has no double.
         let (normalType, normalDType): (ScalarType, DType) = target.float64 ? (.f64, .float64) : (.f32, .float32)

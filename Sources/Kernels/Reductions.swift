@@ -17,10 +17,10 @@ extension KernelWriter {
             // Leading axes reduced (batch statistics, bias gradients): stream the input row by
             // row into the output, so reads are contiguous and the inner loop vectorises.
             let out = base(i.id)!
-            let reduced = axes.map { xt.shape[$0] }, rows = reduced.reduce(1, *)
+            let reduced = axes.map { xt.shape[$0] }
             if let blocked {
                 let wide = scratch(blocked.offset, "wide\(i.id)")
-                writeBlockedRows(x, reduced: reduced, t, from: c64(0), to: c64(rows), blockRows: blocked.blockRows, block: (out, nil), wide: (wide, nil))
+                writeBlockedRows(x, reduced: reduced, t, from: c64(0), to: leadingRows(x, reduced), blockRows: blocked.blockRows, block: (out, nil), wide: (wide, nil))
                 loopNest(t.shape) { o in store(narrow(load(wide, o.linear, .float64), t.dtype), out, o.linear, t.dtype) }
                 return
             }
@@ -154,6 +154,13 @@ extension KernelWriter {
         }
     }
 
+    /// The rows of a reduction over `x`'s leading axes `reduced` (their extents): the run's, when
+    /// `x` carries the batch.
+    func leadingRows(_ x: Int, _ reduced: [Int]) -> RValue {
+        guard let n = batchExtent(x) else { return c64(reduced.reduce(1, *)) }
+        return r.int(.mul, n, c64(reduced.dropFirst().reduce(1, *)))
+    }
+
     /// Parts [begin, end) of a split reduction over leading axes: part q reduces its share of the
     /// rows into slot q of the scratch, streaming each row so reads are contiguous.
     func writeReductionParts(_ i: Instruction, _ parts: Int, scratch offset: Int, wide: KernelPlan.WideSum?) {
@@ -164,8 +171,9 @@ extension KernelWriter {
         let partials = scratch(offset, "scratch\(i.id)")
         let (begin, end) = splitRange!
         splitRange = nil
+        let rowCount = leadingRows(x, reduced)
         r.loop(from: begin, to: end, hints: LoopHints()) { part in
-            let (r0, r1) = partRange(part, of: rows, parts: parts)
+            let (r0, r1) = partRange(part, of: rowCount, parts: parts)
             let slot = r.int(.mul, part, c64(k))
             if let wide {
                 writeBlockedRows(x, reduced: reduced, t, from: r0, to: r1, blockRows: wide.blockRows, block: (partials, slot),
@@ -210,9 +218,9 @@ extension KernelWriter {
 
     /// Part `part` of `count` items split into `parts` fixed parts: its first item and the one
     /// after its last.
-    func partRange(_ part: RValue, of count: Int, parts: Int) -> (RValue, RValue) {
-        let first = r.int(.udiv, r.int(.mul, part, c64(count)), c64(parts))
-        let end = r.int(.udiv, r.int(.mul, r.int(.add, part, c64(1)), c64(count)), c64(parts))
+    func partRange(_ part: RValue, of count: RValue, parts: Int) -> (RValue, RValue) {
+        let first = r.int(.udiv, r.int(.mul, part, count), c64(parts))
+        let end = r.int(.udiv, r.int(.mul, r.int(.add, part, c64(1)), count), c64(parts))
         return (first, end)
     }
 }

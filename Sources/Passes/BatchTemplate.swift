@@ -96,8 +96,6 @@ public struct BatchTemplate: Hashable, Sendable {
                 return refuse("%\(x.id) concatenates along the batch axis")
             case .gather(let axis, _) where axis == 0 && carriers[x.operands[0]] != nil:
                 return refuse("%\(x.id) gathers rows of the batch")
-            case .random:
-                return refuse("%\(x.id) draws random numbers over the batch (its stream is laid out by the whole shape)")
             default: break
             }
         }
@@ -178,6 +176,7 @@ public struct BatchTemplate: Hashable, Sendable {
             case .broadcast(_, let dims): g.body[j].op = .broadcast(shape: shape, dims: dims)
             case .iota(let dtype, _, let axis): g.body[j].op = .iota(dtype: dtype, shape: shape, axis: axis)
             case .slice(let start, let strides, _): g.body[j].op = .slice(start: start, strides: strides, shape: shape)
+            case .random(let kind, let dtype, _, let seed): g.body[j].op = .random(kind, dtype: dtype, shape: shape, seed: seed)
             default: break
             }
         }

@@ -32,10 +32,7 @@ extension Session {
     /// lowers to another function, one row shorter).
     func batchTemplate(_ f: Function, batch: BatchFeeds, fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation],
                        within: Set<KilnFrontend.Operation>?, name: String, backend: any Backend) -> BatchTemplate? {
-        // Kernels over image windows take a fixed batch (BatchRows.refusal): no second lowering.
-        guard batch.n >= 2, !f.body.contains(where: { i in
-            switch i.op { case .patches, .unpatches, .reduceWindow: return true; default: return false }
-        }) else { return nil }
+        guard batch.n >= 2 else { return nil }
         var ignored = DispatchTime.now()
         let other: LoweredGraph
         do {
