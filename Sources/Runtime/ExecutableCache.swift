@@ -50,7 +50,11 @@ struct ExecutableCache {
     init(capacity: Int) { self.capacity = capacity }
 
     var count: Int { entries.count }
-    var steps: [Step] { entries.values.flatMap(\.step.steps) }
+    /// Every cached step once (an executable for every batch serves several signatures).
+    var steps: [Step] {
+        var seen = Set<ObjectIdentifier>()
+        return entries.values.flatMap(\.step.steps).filter { seen.insert(ObjectIdentifier($0.executable)).inserted }
+    }
 
     /// The executable for `key`, marked as used now.
     mutating func lookup(_ key: StepKey) -> CompiledRun? {
