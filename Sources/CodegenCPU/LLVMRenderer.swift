@@ -97,8 +97,6 @@ final class LLVMRenderer: KernelRenderer {
 
     // MARK: functions
 
-    private var kernelType: LLVMTypeRef { functionType(ranged: false) }
-
     private func functionType(ranged: Bool) -> LLVMTypeRef {
         var params: [LLVMTypeRef?] = ranged ? [ptr, ptr, ptr, ptr, i64, i64] : [ptr, ptr, ptr, ptr]
         return LLVMFunctionType(void, &params, UInt32(params.count), 0)
@@ -143,14 +141,9 @@ final class LLVMRenderer: KernelRenderer {
         return g
     }
 
-    func call(_ f: RFunction) {
-        var args: [LLVMValueRef?] = (0..<4).map { LLVMGetParam(fn, UInt32($0)) }
-        LLVMBuildCall2(b, kernelType, function(f), &args, 4, "")
-    }
-
-    func call(_ f: RFunction, rows: RValue) {
-        var args: [LLVMValueRef?] = (0..<4).map { LLVMGetParam(fn, UInt32($0)) } + [constI64(0), v(rows)]
-        LLVMBuildCall2(b, functionType(ranged: true), function(f), &args, 6, "")
+    func call(_ f: RFunction, rows: RValue?) {
+        var args: [LLVMValueRef?] = (0..<4).map { LLVMGetParam(fn, UInt32($0)) } + (rows.map { [constI64(0), v($0)] } ?? [])
+        LLVMBuildCall2(b, functionType(ranged: rows != nil), function(f), &args, UInt32(args.count), "")
     }
 
     func parallelFor(_ f: RFunction, count: RValue) {

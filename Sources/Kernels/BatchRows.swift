@@ -56,7 +56,7 @@ public struct BatchRows: Sendable {
                     return "reduction %\(v) lists the batch axis after others"
                 }
             case .product(let d):
-                guard let i = inst[d], case .dot(let ta, let tb) = i.op, let rank = i.type?.rank else { continue }
+                guard let i = inst[d], case .dot(_, let tb) = i.op, let rank = i.type?.rank else { continue }
                 let (a, b) = (i.operands[0], i.operands[1])
                 // A product over more than two dimensions takes the batch only as its leading
                 // (batch) dimension; a matrix as its rows or its inner dimension.
@@ -64,7 +64,6 @@ public struct BatchRows: Sendable {
                     return "product %\(d) takes the batch in a dimension other than its leading one"
                 }
                 if rank == 2, carries(b) && tb { return "product %\(d) takes the batch as its columns" }
-                _ = ta
             case .argReduction(let v):
                 if case .argReduce(_, let axis, _)? = inst[v]?.op, axis == 0, touches(v) {
                     return "\(inst[v]!.op.mnemonic) %\(v) reduces the batch axis"
@@ -92,12 +91,17 @@ public struct BatchRows: Sendable {
 }
 
 extension KernelWriter {
-    /// The run's leading extent of batch-carrying value `v` (`k * n`), loaded from the arena;
-    /// nil when `v` does not carry the batch.
+    /// The run's leading extent of batch-carrying value `v` (`k * n`); nil when `v` does not
+    /// carry the batch.
     func batchExtent(_ v: Int) -> RValue? {
-        guard let batch, let k = batch.template.carriers[v] else { return nil }
-        let n = r.load(r.buffer(.arena(offset: batch.slot, name: "batch")), c64(0), .i64)
+        guard let batch, let k = batch.template.carriers[v], let n = batchCount else { return nil }
         return k == 1 ? n : r.int(.mul, n, c64(k))
+    }
+
+    /// The run's inner dimension of `dot(a, b)` (transposed as given) when it is the batch: a
+    /// carrier's leading dimension.
+    func batchInner(_ ta: Bool, _ tb: Bool, _ a: Int, _ b: Int) -> RValue? {
+        ta ? batchExtent(a) : tb ? nil : batchExtent(b)
     }
 
     /// Batch scalar `v`'s value for this run, loaded from its slot.

@@ -332,18 +332,11 @@ public final class CStyleRenderer: KernelRenderer, CStyleSource {
         return v
     }
 
-    public func call(_ f: RFunction) {
+    public func call(_ f: RFunction, rows: RValue?) {
         impure()
         guard dialect.pointerTables else { return refuse("a call to \(f.name) with the pointer tables") }
         fn?.callsOut = true
-        emit("\(f.name)(inputs, outputs, arena, constants);")
-    }
-
-    public func call(_ f: RFunction, rows: RValue) {
-        impure()
-        guard dialect.pointerTables else { return refuse("a call to \(f.name) with the pointer tables") }
-        fn?.callsOut = true
-        emit("\(f.name)(inputs, outputs, arena, constants, 0, \(expr(rows)));")
+        emit("\(f.name)(inputs, outputs, arena, constants\(rows.map { ", 0, \(expr($0))" } ?? ""));")
     }
 
     public func parallelFor(_ f: RFunction, count: RValue) {

@@ -20,6 +20,8 @@ public final class KernelWriter {
     public var countNonFinite = false
     /// Compiled from a batch template: loops, products and batch scalars take the run's batch.
     public var batch: BatchRows?
+    /// The run's batch, loaded once at the start of the function being written (with `batch`).
+    var batchCount: RValue?
     let inst: [Int: Instruction]
     let types: [Int: TensorType]
 
@@ -251,7 +253,7 @@ public final class KernelWriter {
                     case .batchRows(let v, false): r.call(k, rows: batchExtent(v)!)
                     case .batchBlocks(let blocks, true): r.parallelFor(k, count: patchBlockCount(blocks))
                     case .batchBlocks(let blocks, false): r.call(k, rows: patchBlockCount(blocks))
-                    default: r.call(k)
+                    default: r.call(k, rows: nil)
                     }
                 }
                 if mayFault(plan.kernels[n]) { returnIfFaulted() }
@@ -298,8 +300,11 @@ public final class KernelWriter {
         pointers = [:]
         faultSlots = []
         splitRange = fn.ranged ? (r.parameter(4), r.parameter(5)) : nil
+        // Where every loop of the function can use it (loops read it for bounds and counts).
+        batchCount = batch.map { load(r.buffer(.arena(offset: $0.slot, name: "batch")), c64(0), .int64) }
         body()
         splitRange = nil
+        batchCount = nil
         recordFaults()
         r.endFunction()
     }

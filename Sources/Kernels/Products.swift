@@ -21,7 +21,7 @@ extension KernelWriter {
         let elem = t.dtype.byteSize
         // From a batch template: a matrix's rows or inner dimension, or a stack's leading
         // dimension, may be the run's batch.
-        let (rows, inner) = rank == 2 ? (batchExtent(i.id), ta ? batchExtent(i.operands[0]) : tb ? nil : batchExtent(i.operands[1])) : (nil, nil)
+        let (rows, inner) = rank == 2 ? (batchExtent(i.id), batchInner(ta, tb, i.operands[0], i.operands[1])) : (nil, nil)
         let call = { (bi: RValue) in
             self.productCall(t.dtype, ta, tb, m, n, k, alpha: nil, accumulate: false,
                              a: self.advanced(aPtr, bi, stride: at.shape.suffix(2).reduce(1, *) * elem), lda: at.shape[rank - 1],
@@ -43,7 +43,7 @@ extension KernelWriter {
         let sum: DType = t.dtype.isHalf ? .float32 : t.dtype
         let widened = { (v: RValue) in t.dtype.isHalf ? self.halfToFloat(v, t.dtype) : v }
         // The inner dimension is the run's batch when it is a carrier's leading one.
-        let batchInner = rank == 2 ? (ta ? batchExtent(i.operands[0]) : tb ? nil : batchExtent(i.operands[1])) : nil
+        let inner = rank == 2 ? batchInner(ta, tb, i.operands[0], i.operands[1]) : nil
         loopNest(t.shape, rows: batchExtent(i.id)) { idx in
             let acc = r.slot(.register(sum), initial: nil)
             r.store(constValue(0, sum), acc)
@@ -55,7 +55,7 @@ extension KernelWriter {
                 let s = r.load(acc)
                 r.store(binary(.add, s, binary(.mul, av, bv, sum), sum), acc)
             }
-            if let batchInner { r.loop(from: c64(0), to: batchInner, hints: LoopHints(), term) } else { r.loop(count: k, hints: LoopHints(), term) }
+            if let inner { r.loop(from: c64(0), to: inner, hints: LoopHints(), term) } else { r.loop(count: k, hints: LoopHints(), term) }
             let total = r.load(acc)
             store(t.dtype.isHalf ? floatToHalf(total, t.dtype) : total, base(i.id)!, idx.linear, t.dtype)
         }
@@ -67,7 +67,7 @@ extension KernelWriter {
         let at = types[d.operands[0]]!, bt = types[d.operands[1]]!, t = d.type!
         let alpha = r.fneg(element(scale, Index(multi: [], shape: [], writer: self)))
         // The variable's shape is fixed; the inner dimension may be the run's batch.
-        let inner = ta ? batchExtent(d.operands[0]) : tb ? nil : batchExtent(d.operands[1])
+        let inner = batchInner(ta, tb, d.operands[0], d.operands[1])
         productCall(t.dtype, ta, tb, t.shape[0], t.shape[1], ta ? at.shape[0] : at.shape[1], alpha: alpha, accumulate: true,
                     a: bufferPointer(d.operands[0])!, lda: at.shape[1], b: bufferPointer(d.operands[1])!, ldb: bt.shape[1],
                     c: target, ldc: t.shape[1], dynamicK: inner)

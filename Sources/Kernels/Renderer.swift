@@ -155,10 +155,9 @@ public protocol KernelRenderer: AnyObject {
     /// Parameter k of the current function: 0 inputs, 1 outputs, 2 arena, 3 constants (pointers to
     /// pointer tables), 4 begin and 5 end (i64) in a ranged one.
     func parameter(_ k: Int) -> RValue
-    /// Calls `f` with the current function's first four parameters.
-    func call(_ f: RFunction)
-    /// Calls ranged function `f` over rows [0, rows) in this thread.
-    func call(_ f: RFunction, rows: RValue)
+    /// Calls `f` with the current function's first four parameters, in this thread; a ranged
+    /// `f` over rows [0, rows).
+    func call(_ f: RFunction, rows: RValue?)
     /// `kiln_parallel_for(f, {inputs, outputs, arena, constants}, count)`.
     func parallelFor(_ f: RFunction, count: RValue)
     /// Returns from the current function now (inside `ifThen`).

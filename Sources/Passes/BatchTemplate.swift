@@ -8,9 +8,10 @@ import KilnIR
 ///
 /// It is derived by comparing the function lowered at two batch sizes (`derive`): every
 /// difference must be a leading dimension that scales with the batch, a shape attribute that
-/// follows its value's type, or a scalar constant `c * n` or `c / n`. Whether it stands for
-/// batch n is checked, not assumed: `instantiate(n)` must be exactly the function lowering gives
-/// at n (`matches`), which costs a lowering (a few milliseconds) instead of a compile.
+/// follows its value's type, a constant whose rows do not move, or a constant whose elements are
+/// `c * n` or `c / n`. Whether it stands for batch n is checked, not assumed: the function
+/// lowering gives at n must compute what `instantiate(n)` does (`mismatch`, the same check
+/// `derive` ends with), which costs a lowering (a few milliseconds) instead of a compile.
 public struct BatchTemplate: Hashable, Sendable {
     /// How a scalar constant folded from the batch size follows it.
     public enum Scalar: Hashable, Sendable {
@@ -100,10 +101,8 @@ public struct BatchTemplate: Hashable, Sendable {
             }
         }
         let template = BatchTemplate(batch: batch, function: f, carriers: carriers, scalars: scalars)
-        var h = g
-        h.name = f.name
-        guard template.instantiate(otherBatch) == h else {
-            return refuse("the function at batch \(otherBatch) differs from the template's other than by its batch")
+        if let why = template.mismatch(g, batch: otherBatch) {
+            return refuse("at batch \(otherBatch), \(why)")
         }
         return .success(template)
     }
@@ -182,10 +181,6 @@ public struct BatchTemplate: Hashable, Sendable {
         }
         return g
     }
-
-    /// Whether `g` (the run lowered at batch `n`) is this template at n, so the template's
-    /// executable computes it.
-    public func matches(_ g: Function, batch n: Int) -> Bool { mismatch(g, batch: n) == nil }
 
     /// Where `g` (the run lowered at batch `n`) first differs from this template at n; nil when
     /// it computes the same. Lowering numbers values the same way at every batch, so each of g's

@@ -114,7 +114,7 @@ final class CDialectSpellingTests: XCTestCase {
         renderFunction(r, "entry") { r in
             r.parallelFor(part, count: r.constant(int: 8, .i64))
             _ = r.callRuntime(.sgemm, [])
-            r.call(RFunction(name: "other", ranged: false))
+            r.call(RFunction(name: "other", ranged: false), rows: nil)
         }
         renderFunction(r, "part", ranged: true, kernel: true, exported: false) { _ in }
         XCTAssertEqual(r.refusals.count, 4)

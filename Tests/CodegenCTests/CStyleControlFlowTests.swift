@@ -100,7 +100,7 @@ final class CStyleControlFlowTests: XCTestCase {
             _ = r.callRuntime(.profileTick, [slots, r.constant(int: 0, .i64)])
             r.parallelFor(part, count: r.constant(int: Int64(rows), .i64))
             _ = r.callRuntime(.profileTick, [slots, r.constant(int: 1, .i64)])
-            r.call(tail)
+            r.call(tail, rows: nil)
             _ = r.callRuntime(.profileTick, [slots, r.constant(int: 2, .i64)])
         }
         let source = r.source
