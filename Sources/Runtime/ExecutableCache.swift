@@ -85,7 +85,7 @@ struct ExecutableCache {
         guard let keys = templates[open] else { return [] }
         let live = keys.filter { entries[$0] != nil }
         templates[open] = live.isEmpty ? nil : live
-        return live.compactMap { entries[$0]?.step }.sorted { ($0.batch ?? 0) < ($1.batch ?? 0) }
+        return live.compactMap { entries[$0]?.step }.sorted { ($0.batch?.n ?? 0) < ($1.batch?.n ?? 0) }
     }
 
     /// Adds the run of a template at a batch it was not compiled for (`CompiledRun.at(batch:)`).

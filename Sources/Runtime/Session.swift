@@ -447,7 +447,8 @@ public final class Session: @unchecked Sendable {
     /// runner reading, parsing and enqueueing the next batch) proceed meanwhile instead of
     /// waiting for the whole training step. Code that uses variables holds `executionLock`
     /// while it runs, so runs touching variables stay one at a time, as before.
-    private func execute(_ step: Step, feeds: [Tensor], batch: Int? = nil) throws -> [Tensor] {
+    /// `batch`: the batch to run a step that takes it at run time, with its result types there.
+    private func execute(_ step: Step, feeds: [Tensor], batch: (n: Int, resultTypes: [TensorType])? = nil) throws -> [Tensor] {
         let exe = step.executable
         let device = step.device
         let n = step.lowered.feeds.count + step.lowered.variables.count
@@ -480,7 +481,7 @@ public final class Session: @unchecked Sendable {
             }
             if counting && device == nil { lastCountedRun = CountedRun(step: step, inputs: feeds + snapshot) }
             let pool = step.results
-            let resultTypes = exe.resultTypes(batch: batch)
+            let resultTypes = batch?.resultTypes ?? exe.resultTypes
             if pool.buffers.count != resultTypes.count { pool.buffers = Array(repeating: nil, count: resultTypes.count) }
             var results: [Tensor] = []
             results.reserveCapacity(resultTypes.count)
@@ -501,14 +502,14 @@ public final class Session: @unchecked Sendable {
                     } else if mayUnlock && created.isEmpty {
                         lock.unlock()
                         var failure: Error?
-                        do { try withExtendedLifetime(feeds) { try run(exe, inputs.baseAddress, outputs.baseAddress, batch) } } catch { failure = error }
+                        do { try withExtendedLifetime(feeds) { try run(exe, inputs.baseAddress, outputs.baseAddress, batch?.n) } } catch { failure = error }
                         // Never wait for `lock` while holding executionLock (the lock order).
                         if holdsVariables { executionLock.unlock() }
                         holdsVariables = false
                         lock.lock()
                         if let failure { throw failure }
                     } else {
-                        try withExtendedLifetime(feeds) { try run(exe, inputs.baseAddress, outputs.baseAddress, batch) }
+                        try withExtendedLifetime(feeds) { try run(exe, inputs.baseAddress, outputs.baseAddress, batch?.n) }
                         // Host code wrote these: a device copy of them is stale now.
                         if !residences.isEmpty { for v in step.writes { residences[v]?.hostWritten() } }
                     }

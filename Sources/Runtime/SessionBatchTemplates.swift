@@ -54,7 +54,7 @@ extension Session {
     /// (the run lowered at `batch.n` is exactly its template there), set to run at n.
     func templateRun(for key: StepKey, batch: BatchFeeds, fetches: [Output], feeds: [(Output, TensorType)],
                      targets: [KilnFrontend.Operation]) throws -> CompiledRun? {
-        let candidates = cache.templates(open: key.openBatch(batch)).filter { ($0.batch ?? 0) >= batch.n }
+        let candidates = cache.templates(open: key.openBatch(batch)).filter { ($0.batch?.n ?? 0) >= batch.n }
         guard !candidates.isEmpty else { return nil }
         let start = DispatchTime.now()
         var ignored = start

@@ -87,8 +87,9 @@ final class ResultBuffers {
 final class CompiledRun {
     let steps: [Step]
     /// The batch its one step runs at, when that step takes the batch at run time (compiled from
-    /// a batch template); nil: as compiled.
-    let batch: Int?
+    /// a batch template), with the step's result types there (made once for every run of the
+    /// signature); nil: as compiled.
+    let batch: (n: Int, resultTypes: [TensorType])?
     /// Where each segment's feeds come from; nil for a single CPU step fed the run's feeds.
     let segments: [Segment]?
     /// Where each fetch comes from.
@@ -98,7 +99,7 @@ final class CompiledRun {
         steps = [step]
         segments = nil
         fetches = []
-        self.batch = step.executable.batchRows == nil ? nil : batch
+        self.batch = step.executable.batchRows == nil ? nil : batch.map { ($0, step.executable.resultTypes(batch: $0)) }
     }
 
     init(steps: [Step], segments: [Segment], fetches: [(segment: Int, result: Int)]) {
