@@ -32,8 +32,8 @@ public struct LLVMBackend: Backend {
             throw KilnError.resourceExhausted("OOM when allocating the arena of '\(f.name)': \(plan.arenaBytes) bytes for the values live at once, above the memory limit of \(options.memoryLimit) bytes (SessionConfig.memoryLimit, KILN_MEMORY_LIMIT)")
         }
         let jit = JIT.shared
-        let functions = plan.kernels.count
-        let shards = max(1, min(options.shards ?? Self.shardCount(kernels: functions), max(functions, 1)))
+        let layout = Self.layout(plan, f, options)
+        let shards = layout.count
         // KILN_DEBUG=4 and 5 show the code as compiled now, so they compile.
         let cache = options.keepSource || options.keepAssembly ? nil : CodeCache.shared(kind: "llvm", root: options.codeCacheRoot)
         // Each shard has its own LLVM context, module and target machine, so shards render,
@@ -44,7 +44,7 @@ public struct LLVMBackend: Backend {
         // and is linked once per process however many executables use it.
         let rendered = ParallelResults<RenderedShard>(count: shards)
         DispatchQueue.concurrentPerform(iterations: shards) { s in
-            rendered.set(s, Result { try renderShard(f, plan: plan, batchRows: batchRows, shard: s, of: shards, options: options, keyed: cache != nil) })
+            rendered.set(s, Result { try renderShard(f, plan: plan, batchRows: batchRows, shard: s, of: layout, options: options, keyed: cache != nil) })
         }
         let modules: [RenderedShard]
         do { modules = try rendered.values() } catch {
@@ -74,7 +74,7 @@ public struct LLVMBackend: Backend {
             func build(reading: Bool) throws -> [Shard] {
                 let outputs = ParallelResults<Shard>(count: shards)
                 DispatchQueue.concurrentPerform(iterations: shards) { s in
-                    outputs.set(s, Result { try compileShard(modules[s], name: name, cache: cache, key: keys?[s], reading: reading, options: options) })
+                    outputs.set(s, Result { try compileShard(modules[s], name: name, cache: cache, key: keys?[s], reading: reading, options: options, cold: layout.isCold(s)) })
                 }
                 do { return try outputs.values() } catch {
                     for case .success(let shard)? in outputs.results { LLVMDisposeMemoryBuffer(shard.object) }
@@ -103,6 +103,21 @@ public struct LLVMBackend: Backend {
                                     backendName: self.name, profile: options.profile, countNonFinite: options.countNonFinite,
                                     batchRows: batchRows, release: { jit.release(name) })
     }
+
+    /// The executable's modules: its cold kernels in one of their own where there are enough of
+    /// them to pay for a module (code that runs once is all compiled the quick way already), and
+    /// the rest shared among `options.shards` or as many modules as `shardCount` gives for all
+    /// the kernels (the cold module's thread helps with the hot ones).
+    static func layout(_ plan: KernelPlan, _ f: Function, _ options: CompileOptions) -> ShardLayout {
+        let cold = options.runsOnce ? 0 : plan.coldKernels(f).filter { $0 }.count
+        let split = cold >= minimumColdKernels && cold < plan.kernels.count
+        let hot = plan.kernels.count - (split ? cold : 0)
+        return ShardLayout(hot: min(options.shards ?? shardCount(kernels: plan.kernels.count), max(hot, 1)), cold: split)
+    }
+
+    /// Fewer cold kernels than this stay among the others (a module costs a context and a target
+    /// machine, about a millisecond).
+    static let minimumColdKernels = 4
 
     /// One shard per core for executables with enough kernels to share out (a shard costs a
     /// context and a target machine, about a millisecond); KILN_COMPILE_THREADS overrides.
@@ -177,8 +192,9 @@ public struct LLVMBackend: Backend {
     /// A pipeline of function passes in LLVM's textual form.
     private static func functionPasses(_ names: [String]) -> String { "function(" + names.joined(separator: ",") + ")" }
 
-    /// The pipeline: the kernels', or for code that runs once the lightest that still vectorises.
-    static func passes(_ options: CompileOptions) -> String { options.runsOnce ? oneRunPasses : kernelPasses }
+    /// The pipeline: the kernels', or for code that runs once and cold kernels the lightest that
+    /// still vectorises.
+    static func passes(_ options: CompileOptions, cold: Bool) -> String { options.runsOnce || cold ? oneRunPasses : kernelPasses }
 
     /// Optimises `module` for `tm` through `passes`, loops vectorised and interleaved, not
     /// unrolled: the JIT's shards and an artifact's module alike, so an artifact runs the JIT's code.
@@ -198,16 +214,17 @@ public struct LLVMBackend: Backend {
     /// initialisers) gets the fast instruction selector and register allocator, which took
     /// LLVM's code generation for the MLP's initialiser from 13 ms to 2.5 ms; what the slower
     /// code costs its one run is far less.
-    static func codeGenLevel(_ options: CompileOptions) -> LLVMCodeGenOptLevel {
-        options.runsOnce ? LLVMCodeGenLevelNone : LLVMCodeGenLevelAggressive
+    static func codeGenLevel(_ options: CompileOptions, cold: Bool) -> LLVMCodeGenOptLevel {
+        options.runsOnce || cold ? LLVMCodeGenLevelNone : LLVMCodeGenLevelAggressive
     }
 
     /// How the module is optimised, for the cache key: a change here must change the key.
-    static func pipeline(_ options: CompileOptions) -> String {
-        passes(options) + " loop-vectorize slp-vectorize interleave no-unroll codegen-level-\(codeGenLevel(options).rawValue) " + llvmOptions.joined(separator: " ")
+    static func pipeline(_ options: CompileOptions, cold: Bool) -> String {
+        passes(options, cold: cold) + " loop-vectorize slp-vectorize interleave no-unroll codegen-level-\(codeGenLevel(options, cold: cold).rawValue) "
+            + llvmOptions.joined(separator: " ")
     }
 
-    func renderShard(_ f: Function, plan: KernelPlan, batchRows: BatchRows?, shard: Int, of shards: Int, options: CompileOptions, keyed: Bool) throws -> RenderedShard {
+    func renderShard(_ f: Function, plan: KernelPlan, batchRows: BatchRows?, shard: Int, of layout: ShardLayout, options: CompileOptions, keyed: Bool) throws -> RenderedShard {
         let t0 = DispatchTime.now()
         let ctx = LLVMContextCreate()!
         // Optimisation remarks (e.g. a hinted loop LLVM chose not to vectorise) are not errors;
@@ -223,7 +240,7 @@ public struct LLVMBackend: Backend {
             let writer = KernelWriter(renderer: renderer, function: f, plan: plan, target: target, profile: options.profile)
             writer.countNonFinite = options.countNonFinite
             writer.batch = batchRows
-            writer.write(entryName: Self.placeholder, shard: shard, of: shards)
+            writer.write(entryName: Self.placeholder, shard: shard, of: layout)
             module = try renderer.finish()
         } catch {
             LLVMContextDispose(ctx)
@@ -234,7 +251,7 @@ public struct LLVMBackend: Backend {
             let text = LLVMPrintModuleToString(module)!
             defer { LLVMDisposeMessage(text) }
             key = CodeCache.key([CodeCache.formatVersion, "llvm " + String(cString: kiln_llvm_version()), cpu.triple, cpu.name, cpu.features,
-                                 cpu.codeModel.rawValue, Self.pipeline(options), String(cString: text)])
+                                 cpu.codeModel.rawValue, Self.pipeline(options, cold: layout.isCold(shard)), String(cString: text)])
         }
         return RenderedShard(context: ctx, module: module, key: key, emitMs: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6)
     }
@@ -259,7 +276,7 @@ public struct LLVMBackend: Backend {
 
     /// The shard's object: from the disk cache under `key` when it is there (and `reading`), else
     /// optimised and generated from the rendered module (and stored under `key`).
-    func compileShard(_ rendered: RenderedShard, name: String, cache: CodeCache?, key: String?, reading: Bool, options: CompileOptions) throws -> Shard {
+    func compileShard(_ rendered: RenderedShard, name: String, cache: CodeCache?, key: String?, reading: Bool, options: CompileOptions, cold: Bool) throws -> Shard {
         if reading, let cache, let key, let bytes = cache.load(key) {
             let t0 = DispatchTime.now()
             let buffer = bytes.withUnsafeBufferPointer { b in
@@ -273,7 +290,7 @@ public struct LLVMBackend: Backend {
         Self.rename(module, to: name)
         let t1 = DispatchTime.now()
 
-        let level = Self.codeGenLevel(options)
+        let level = Self.codeGenLevel(options, cold: cold)
         let tm = try TargetMachines.shared.take(cpu, level: level)
         defer { TargetMachines.shared.give(tm, cpu, level: level) }
         LLVMSetTarget(module, cpu.triple)
@@ -282,7 +299,7 @@ public struct LLVMBackend: Backend {
         LLVMSetDataLayout(module, layoutString)
         LLVMDisposeMessage(layoutString)
         LLVMDisposeTargetData(layout)
-        try Self.optimise(module, for: tm, passes: Self.passes(options))
+        try Self.optimise(module, for: tm, passes: Self.passes(options, cold: cold))
         var llvmIR: String?, assembly: String?
         if options.keepSource {
             let s = LLVMPrintModuleToString(module)!

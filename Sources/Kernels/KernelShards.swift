@@ -1,24 +1,82 @@
 import KilnIR
 import KilnPasses
 
-/// Which module ("shard") of a natively compiled executable defines each plan kernel. The shards
-/// are optimised and code-generated in parallel, so the compile waits for the slowest: kernels go
-/// longest first onto the least loaded shard, by an estimate of what each costs LLVM, and shard 0
-/// also carries the entry. (Round-robin by index put the MLP initialiser's two truncated normals
-/// on one shard, 11 ms of optimising beside 2.4, and its training step's heaviest loops likewise,
-/// 25 ms of code generation beside 17.)
+/// How a natively compiled executable's kernels are shared among the modules ("shards") compiled
+/// in parallel: `hot` modules at full strength, the first of which also defines the entry, and,
+/// when `cold`, one more (the last) for the cold kernels, which code generation at full strength
+/// would cost more than it saves (`KernelPlan.coldKernels`): the backend optimises it lightly
+/// and generates its code quickly. A kernel is a function of its own, and LLVM's code generation
+/// spends a fixed part of a millisecond on every function, however small: the digits training
+/// step's 34 cold kernels (scalars, per-channel statistics, small variables' optimiser updates,
+/// calls into the runtime's products) took 23 ms of LLVM's time in a module of their own and a
+/// third of 185 ms spread among the others, and the step runs as fast.
+public struct ShardLayout: Hashable, Sendable {
+    public var hot: Int
+    public var cold: Bool
+
+    public init(hot: Int, cold: Bool) {
+        self.hot = max(1, hot)
+        self.cold = cold
+    }
+
+    /// One module for everything (the C backend, an artifact).
+    public static let single = ShardLayout(hot: 1, cold: false)
+    /// Modules in all.
+    public var count: Int { hot + (cold ? 1 : 0) }
+    /// Whether `shard` is the module of cold kernels.
+    public func isCold(_ shard: Int) -> Bool { cold && shard == hot }
+}
+
+extension KernelPlan {
+    /// Loops over at most this many elements a run are cold code: at a few nanoseconds an element,
+    /// what a slower loop costs is below what compiling it at full strength does for hundreds of
+    /// runs.
+    public static let coldElements = 1024
+
+    /// Per kernel, whether it is cold: a call into the runtime (a matrix product: its work is
+    /// the library's), or loops that touch no value of more than `coldElements` elements
+    /// (scalars, a learning rate, per-channel statistics, the optimiser's updates of a small
+    /// variable). A reduction of a large operand, a patch gather and anything over the batch of
+    /// a training step are hot.
+    public func coldKernels(_ f: Function) -> [Bool] {
+        let inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
+        let types = f.typeTable()
+        return kernels.map { k in
+            var ids: [Int]
+            switch k {
+            case .product, .accumulatedProduct: return true
+            case .resultCopies(let copies): ids = copies.map(\.value)
+            case .writes(let ws): ids = ws.flatMap { [$0.write, $0.value] } + (fused[ws[0].write] ?? [])
+            default: ids = k.value.map { [$0] + (fused[$0] ?? []) } ?? []
+            }
+            let touched = ids.flatMap { [$0] + (inst[$0]?.operands ?? []) }
+            return touched.allSatisfy { (types[$0]?.elementCount ?? 0) <= Self.coldElements }
+        }
+    }
+}
+
+/// Which shard defines each plan kernel. The shards are optimised and code-generated in
+/// parallel, so the compile waits for the slowest: hot kernels go longest first onto the least
+/// loaded hot shard, by an estimate of what each costs LLVM, and shard 0 also carries the entry
+/// and, in the balance, the cold shard: it gets less of the rest, so its thread finishes first
+/// and takes the cold shard, compiled last. (Round-robin by index put the MLP initialiser's two
+/// truncated normals on one shard, 11 ms of optimising beside 2.4, and its training step's
+/// heaviest loops likewise, 25 ms of code generation beside 17.)
 extension KernelWriter {
-    /// The shard of each plan kernel (by kernel index) among `shards`, given each kernel's
-    /// functions (`nativeParts`).
-    func shardOwners(_ parts: [[KernelPart]], _ shards: Int) -> [Int] {
-        guard shards > 1 else { return Array(repeating: 0, count: plan.kernels.count) }
-        var load = Array(repeating: 0, count: shards)
-        load[0] = 4 + plan.kernels.count / 8   // the entry: a call and a fault test per kernel
-        var owners = Array(repeating: 0, count: plan.kernels.count)
+    /// The shard of each plan kernel (by kernel index) in `layout`, given each kernel's functions
+    /// (`nativeParts`).
+    func shardOwners(_ parts: [[KernelPart]], _ layout: ShardLayout) -> [Int] {
+        guard layout.count > 1 else { return Array(repeating: 0, count: plan.kernels.count) }
+        let cold = layout.cold ? plan.coldKernels(f) : Array(repeating: false, count: plan.kernels.count)
         let costs = zip(plan.kernels, parts).map { codeCost($0, $1) }
+        var load = Array(repeating: 0, count: layout.hot)
+        load[0] = 4 + plan.kernels.count / 8   // the entry: a call and a fault test per kernel
+        // The quick way takes about a quarter of full strength's time.
+        load[0] += costs.indices.filter { cold[$0] }.map { costs[$0] }.reduce(0, +) / 4
+        var owners = Array(repeating: layout.hot, count: plan.kernels.count)
         // Longest first; equal costs keep kernel order, so the assignment (and with it each
         // shard's code-cache key) depends on the plan alone.
-        for n in costs.indices.sorted(by: { (costs[$0], $1) > (costs[$1], $0) }) {
+        for n in costs.indices.sorted(by: { (costs[$0], $1) > (costs[$1], $0) }) where !cold[n] {
             let s = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
             owners[n] = s
             load[s] += costs[n]

@@ -214,14 +214,15 @@ public final class KernelWriter {
     /// grow faster than linearly with function size, so many small functions compile much faster
     /// than one large one (and each is a unit a worker pool can split).
     ///
-    /// With `shards` > 1 the executable is rendered as that many modules (compiled in parallel):
-    /// this one defines the kernels `shardOwners` gives it (exported, so the others can link
-    /// to them), and shard 0 also defines the entry, which declares the rest.
-    public func write(entryName: String, shard: Int = 0, of shards: Int = 1) {
+    /// With more than one module in `layout` the executable is rendered as that many modules
+    /// (compiled in parallel): this one, `shard`, defines the kernels `shardOwners` gives it
+    /// (exported, so the others can link to them), and shard 0 also defines the entry, which
+    /// declares the rest.
+    public func write(entryName: String, shard: Int = 0, of layout: ShardLayout = .single) {
         precondition(!target.workItems, "a work-item target is written as a DeviceProgram")
-        let sharded = shards > 1
+        let sharded = layout.count > 1
         let allParts = nativeParts(entryName: entryName)
-        let owners = shardOwners(allParts, shards)
+        let owners = shardOwners(allParts, layout)
         // Per plan kernel, the functions that compute it, called in order.
         var kernelFunctions: [[(RFunction, run: Run)]] = []
         for (n, kernelParts) in allParts.enumerated() {

@@ -41,4 +41,46 @@ final class ShardedCompileTests: XCTestCase {
             }
         }
     }
+
+    /// Small kernels (scalars, a few elements, calls into the runtime's products) go to a module
+    /// of their own, optimised lightly and code-generated the quick way, beside the modules of
+    /// the rest; code that runs once has no such module (it is all compiled that way).
+    func testColdKernelsCompileInAModuleOfTheirOwnAndComputeTheSame() throws {
+        var f = try Parser.parse("""
+        func @c(%0: f32[64,48] feed "a", %1: f32[48,40] feed "b", %2: f32[256,256] feed "c", %3: f32[10] feed "d") {
+          %4 = dot %0, %1 transpose_a=false transpose_b=false
+          %5 = reduce.sum %4 axes=[1]
+          %6 = exp %3
+          %7 = reduce.max %6 axes=[0]
+          %8 = broadcast %7 shape=[10] dims=[]
+          %9 = sub %6, %8
+          %10 = reduce.sum %9 axes=[0]
+          %11 = tanh %2
+          %12 = reduce.sum %11 axes=[1]
+          %13 = dot %4, %1 transpose_a=false transpose_b=true
+          return %5, %9, %10, %12, %13
+        }
+        """)
+        try PassManager.standard().run(&f)
+        func seq(_ n: Int, _ k: Int) -> [Float] { (0..<n).map { Float(($0 * 31 + k) % 97) / 97 - 0.5 } }
+        let params = [try Tensor(shape: [64, 48], scalars: seq(64 * 48, 1)), try Tensor(shape: [48, 40], scalars: seq(48 * 40, 2)),
+                      try Tensor(shape: [256, 256], scalars: seq(256 * 256, 3)), try Tensor(shape: [10], scalars: seq(10, 4))]
+        let want = try ReferenceEvaluator.run(f, parameters: params).results
+        let exe = try LLVMBackend().compile(f, options: CompileOptions(shards: 2))
+        let cold = exe.plan.coldKernels(f)
+        XCTAssertGreaterThanOrEqual(cold.filter { $0 }.count, LLVMBackend.minimumColdKernels, "\(exe.plan.kernels)")
+        XCTAssert(cold.contains(false), "\(exe.plan.kernels)")
+        XCTAssertEqual(exe.stats.shards, 3, "two modules of hot kernels and one of cold")
+        var p = params
+        let got = try exe.run(&p)
+        for (r, (g, w)) in zip(got, want).enumerated() {
+            for i in 0..<w.elementCount {
+                let (x, y) = (g.double(at: i), w.double(at: i))
+                if abs(x - y) > 1e-4 * max(1, abs(y)) { return XCTFail("result \(r), element \(i): \(x) vs \(y)") }
+            }
+        }
+        var once = CompileOptions(shards: 2)
+        once.runsOnce = true
+        XCTAssertEqual(LLVMBackend.layout(exe.plan, f, once), ShardLayout(hot: 2, cold: false))
+    }
 }

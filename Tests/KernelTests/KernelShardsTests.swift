@@ -31,7 +31,7 @@ final class KernelShardsTests: XCTestCase {
     func testTheRandomDrawsGoToDifferentShardsAndTheLoadsStayWithinOneKernel() throws {
         let w = try writer()
         let parts = w.nativeParts(entryName: "init")
-        let owners = w.shardOwners(parts, 2)
+        let owners = w.shardOwners(parts, ShardLayout(hot: 2, cold: false))
         XCTAssertEqual(owners.count, w.plan.kernels.count)
         XCTAssert(owners.allSatisfy { (0..<2).contains($0) }, "\(owners)")
         let draws = w.plan.kernels.indices.filter { n in
@@ -50,10 +50,34 @@ final class KernelShardsTests: XCTestCase {
     func testTheAssignmentDependsOnThePlanAlone() throws {
         let a = try writer(), b = try writer()
         let pa = a.nativeParts(entryName: "init"), pb = b.nativeParts(entryName: "init")
-        for shards in 1...4 { XCTAssertEqual(a.shardOwners(pa, shards), b.shardOwners(pb, shards)) }
-        XCTAssertEqual(a.shardOwners(pa, 1), Array(repeating: 0, count: a.plan.kernels.count))
+        for hot in 1...4 {
+            for cold in [false, true] { XCTAssertEqual(a.shardOwners(pa, ShardLayout(hot: hot, cold: cold)), b.shardOwners(pb, ShardLayout(hot: hot, cold: cold))) }
+        }
+        XCTAssertEqual(a.shardOwners(pa, .single), Array(repeating: 0, count: a.plan.kernels.count))
         // More shards than kernels: each kernel its own shard at most, none left out.
-        let many = a.shardOwners(pa, a.plan.kernels.count + 3)
+        let many = a.shardOwners(pa, ShardLayout(hot: a.plan.kernels.count + 3, cold: false))
         XCTAssertEqual(Set(many).count, many.count)
+    }
+
+    /// The fills, the small sum and the product are cold (the product's work is the runtime's);
+    /// the random draws and the exponential of 2,048 elements are not. With a cold module the
+    /// cold kernels are all its own, the hot ones shared among the others, the two draws apart.
+    func testColdKernelsGoToTheLastShardAndTheDrawsStayApart() throws {
+        let w = try writer()
+        let cold = w.plan.coldKernels(w.f)
+        for (n, k) in w.plan.kernels.enumerated() {
+            let ids = k.value.map { [$0] + (w.plan.fused[$0] ?? []) } ?? []
+            let random = ids.contains { if case .random? = w.inst[$0]?.op { return true } else { return false } }
+            let exp = ids.contains { if case .unary(.exp)? = w.inst[$0]?.op { return true } else { return false } }
+            XCTAssertEqual(cold[n], !random && !exp, "kernel \(n): \(k)")
+        }
+        let layout = ShardLayout(hot: 2, cold: true)
+        XCTAssertEqual(layout.count, 3)
+        XCTAssert(layout.isCold(2) && !layout.isCold(0) && !layout.isCold(1))
+        let owners = w.shardOwners(w.nativeParts(entryName: "init"), layout)
+        for n in owners.indices { XCTAssertEqual(owners[n] == 2, cold[n], "kernel \(n) on shard \(owners[n]): \(owners)") }
+        let draws = w.plan.kernels.indices.filter { !cold[$0] && owners[$0] != 2 && w.codeCost(w.plan.kernels[$0], w.nativeParts(entryName: "init")[$0]) >= 20 }
+        XCTAssertEqual(draws.count, 2)
+        XCTAssertNotEqual(owners[draws[0]], owners[draws[1]], "\(owners)")
     }
 }
