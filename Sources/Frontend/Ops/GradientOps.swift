@@ -144,13 +144,27 @@ public enum GradientOps {
         OpDef("Conv2DBackpropInput", arity: .exactly(3), attrs: ["dilations": .ints([1, 1, 1, 1])], infer: { ctx in
             [(ctx.dtype(1), ctx.ints(0).map { Shape($0) } ?? Shape(dims: [nil, nil, nil, nil]))]
         }, lower: { ctx in
-            // dPatches = dy · Wᵀ, then every patch entry is summed back onto its image position.
             let sizes = try ctx.ints(0)
             let (f, dy) = (try ctx.value(1), try ctx.value(2))
             let fs = ctx.type(f).shape, ds = ctx.type(dy).shape
             let (st, dil, same) = (try NNOps.four(ctx.attrs, "strides", ctx.error), try NNOps.four(ctx.attrs, "dilations", ctx.error), try NNOps.padding(ctx.attrs, ctx.error))
             let h = try NNOps.windowOutput(sizes[1], k: fs[0], s: st[1], d: dil[1], same: same, ctx.error)
             let w = try NNOps.windowOutput(sizes[2], k: fs[1], s: st[2], d: dil[2], same: same, ctx.error)
+            if st[1] == 1, st[2] == 1, dil[1] == 1, dil[2] == 1, h.out == ds[1], w.out == ds[2], h.lo < fs[0], h.hi < fs[0], w.lo < fs[1], w.hi < fs[1] {
+                // With unit strides and dilations the input's gradient is itself a convolution:
+                // of dy, padded by what the forward padding left of each window, with the filter
+                // turned half a turn and its channels swapped. The kernels then run it as they
+                // run a forward convolution (a 3x3 one by Winograd's transforms) instead of a
+                // product of every patch entry summed back onto the image.
+                let turned = try GradientHelperOps.reverse(&ctx, f, axes: [0, 1])
+                let swapped = try ctx.emit(.transpose(perm: [0, 1, 3, 2]), [turned])
+                let p = try ctx.emit(.patches(window: [fs[0], fs[1]], strides: [1, 1], dilations: [1, 1],
+                                              padLow: [fs[0] - 1 - h.lo, fs[1] - 1 - w.lo], padHigh: [fs[0] - 1 - h.hi, fs[1] - 1 - w.hi]), [dy])
+                let rows = ds[0] * sizes[1] * sizes[2], k = fs[0] * fs[1] * fs[3]
+                let prod = try ctx.emit(.dot(transposeA: false, transposeB: false), [ctx.reshape(p, [rows, k]), ctx.reshape(swapped, [k, fs[2]])])
+                return [.value(try ctx.reshape(prod, [ds[0], sizes[1], sizes[2], fs[2]]))]
+            }
+            // dPatches = dy · Wᵀ, then every patch entry is summed back onto its image position.
             let rows = ds[0] * ds[1] * ds[2], k = fs[0] * fs[1] * fs[2]
             let dp = try ctx.emit(.dot(transposeA: false, transposeB: true), [ctx.reshape(dy, [rows, fs[3]]), ctx.reshape(f, [k, fs[3]])])
             let patches = try ctx.reshape(dp, [ds[0], ds[1], ds[2], k])
