@@ -215,9 +215,6 @@ extension KernelWriter {
         let t = i.type!
         let element = unpatchesElement(i, window, strides, dil, lo)
         if let d = perImageProduct {
-            if Scheduler(target: target).readsGradientInPlace(i, inst[d]!, filter: types[inst[d]!.operands[1]]!), bufferPointer(inst[d]!.operands[0]) != nil {
-                return writeTransposedConvolution(i, inst[d]!)
-            }
             writePerImageProduct(i, inst[d]!) { o, linear in self.store(element(o), self.base(i.id)!, linear, t.dtype) }
             return
         }

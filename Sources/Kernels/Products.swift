@@ -221,36 +221,6 @@ extension KernelWriter {
         }
     }
 
-    /// A convolution's input gradient `unpatches(reshape(dot(dy, w)))` of stride 1 computed per
-    /// image (`Scheduler.readsGradientInPlace`) as the convolution of dy with the filter flipped in
-    /// space and its channel axes swapped: the flipped filter into a stack buffer (by each part
-    /// on the pool), then one call of kiln_conv2d_f32 for the part's images reading dy in place. The same
-    /// multiply-adds as dy x w' and the sum back onto the image, with no product rows in between.
-    func writeTransposedConvolution(_ u: Instruction, _ d: Instruction) {
-        guard case .unpatches(let window, _, let dil, let lo, _, let image) = u.op, case .dot(_, let tb) = d.op else {
-            preconditionFailure("transposed convolution of \(u.op.mnemonic)")
-        }
-        let t = u.type!, ps = types[u.operands[0]]!.shape, bt = types[d.operands[1]]!
-        let ci = t.shape[3], co = types[d.operands[0]]!.shape[1], taps = window[0] * window[1]
-        let flipped = r.stackArray(.f32, count: taps * co * ci, name: "flipped filter of %\(d.id)")
-        // The images are the part's share (one call of the kernel below); the filter is flipped whole.
-        let (begin, end) = splitRange ?? (c64(0), c64(t.shape[0]))
-        splitRange = nil
-        loopNest([taps, co, ci]) { idx in
-            let m = idx.multi
-            let k = r.int(.add, r.int(.mul, r.int(.sub, c64(taps - 1), m[0]), c64(ci)), m[2])
-            store(element(d.operands[1], Index(multi: tb ? [k, m[1]] : [m[1], k], shape: bt.shape, writer: self)), flipped, idx.linear, .float32)
-        }
-        let dy = bufferPointer(d.operands[0])!, out = base(u.id)!, pixels = image[0] * image[1]
-        // The flipped window reaches as far before a position as the original reached after it.
-        let flippedLow = (0..<2).map { (window[$0] - 1) * dil[$0] - lo[$0] }
-        // One call for the part's images: the kernel prepares the filter (Winograd's transform)
-        // once per call.
-        convolutionCall(image: dy, [ps[0], ps[1], ps[2], co], outSize: image, window: window, strides: [1, 1], dilations: dil, padLow: flippedLow,
-                        filter: flipped, ldw: ci, co: ci, out: out, ldc: ci, first: r.int(.mul, begin, c64(pixels)),
-                        count: r.int(.mul, r.int(.sub, end, begin), c64(pixels)))
-    }
-
     /// Unpatches of a product computed per image (a `KernelPlan.Kernel.perImageProduct`): for each image,
     /// its rows of the product into a stack buffer, then `body` for each of the image's elements
     /// (multi-index and linear index), reading the product from that buffer.

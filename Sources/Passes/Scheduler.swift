@@ -80,15 +80,6 @@ public struct Scheduler: Sendable {
         return window == [3, 3] && strides == [1, 1] && dil == [1, 1] && (8...64).contains(c) && c * ((co + 15) / 16 * 16) <= 1024
     }
 
-    /// Whether an input gradient `unpatches(reshape(dot(dy, w)))` computed per image runs as the
-    /// convolution of dy with the filter flipped (read in place by the direct kernel): stride 1,
-    /// on a target with that kernel, the flipped filter small enough for a block of the kernel.
-    public func readsGradientInPlace(_ unpatches: Instruction, _ dot: Instruction, filter: TensorType) -> Bool {
-        guard target.directConvolutions, case .unpatches(_, let strides, _, _, _, _) = unpatches.op, strides.allSatisfy({ $0 == 1 }),
-              case .dot(false, _) = dot.op, filter.dtype == .float32 else { return false }
-        return filter.byteCount <= target.blockBytes
-    }
-
     /// The product of `unpatches(reshape(dot(a, b)))` when it can be computed per image: float32,
     /// `a` not transposed (an image's rows of the product are then `a`'s rows for that image,
     /// contiguous), the reshape and product read by nothing else, one image's rows fit a block
