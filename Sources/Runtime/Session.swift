@@ -686,11 +686,15 @@ public final class Session: @unchecked Sendable {
         let name = "step\(compileCount + 1)"
         let level = debugLevel
         var t0 = DispatchTime.now()
+        // The same run one row shorter tells which values carry the batch (BatchTemplate); it is
+        // lowered on another thread while this one lowers the run as fed.
+        let shorter = batch.flatMap { device == nil ? lowerShorter(batch: $0, fetches: fetches, feeds: feeds, targets: targets, within: within,
+                                                                   name: name, backend: backend) : nil }
+        defer { _ = shorter?.wait() }
         var lowered = try lowerOptimized(fetches: fetches, feeds: feeds, targets: targets, within: within, name: name, backend: backend,
                                          passesStart: &t0, log: level >= 3)
-        // The same run one row shorter tells which values carry the batch (BatchTemplate).
-        let template = batch.flatMap { device == nil ? batchTemplate(lowered.function, batch: $0, fetches: fetches, feeds: feeds, targets: targets,
-                                                                     within: within, name: name, backend: backend) : nil }
+        var template: BatchTemplate?
+        if let batch, let shorter { template = batchTemplate(lowered.function, batch: batch, shorter: shorter.wait()) }
         let t1 = DispatchTime.now()
         var options = CompileOptions(keepSource: level >= 4, keepAssembly: level >= 5, profile: level >= 2, fuse: config.fusion,
                                      memoryLimit: config.memoryLimit)

@@ -27,18 +27,29 @@ extension Session {
         return lowered
     }
 
-    /// The batch template of `f` (the run lowered at batch `batch.n`), from the same run
-    /// lowered at n - 1; nil when there is none (a batch of one; a run that does not lower, or
-    /// lowers to another function, one row shorter).
-    func batchTemplate(_ f: Function, batch: BatchFeeds, fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation],
-                       within: Set<KilnFrontend.Operation>?, name: String, backend: any Backend) -> BatchTemplate? {
+    /// The run lowered one row shorter (at `batch.n` - 1), started on another thread; nil for a
+    /// batch of one. Lowering reads the graph's operations, which never change once made.
+    func lowerShorter(batch: BatchFeeds, fetches: [Output], feeds: [(Output, TensorType)], targets: [KilnFrontend.Operation],
+                      within: Set<KilnFrontend.Operation>?, name: String, backend: any Backend) -> ShorterLowering? {
         guard batch.n >= 2 else { return nil }
-        var ignored = DispatchTime.now()
+        let job = ShorterLowering()
+        let shorterFeeds = batch.types(feeds, batch: batch.n - 1)
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            var ignored = DispatchTime.now()
+            job.finish(Result { try lowerOptimized(fetches: fetches, feeds: shorterFeeds, targets: targets, within: within, name: name,
+                                                   backend: backend, passesStart: &ignored) })
+        }
+        return job
+    }
+
+    /// The batch template of `f` (the run lowered at batch `batch.n`), from the same run lowered
+    /// at n - 1 (`shorter`); nil when there is none (the run does not lower, or lowers to another
+    /// function, one row shorter).
+    func batchTemplate(_ f: Function, batch: BatchFeeds, shorter: Result<LoweredGraph, Error>) -> BatchTemplate? {
         let other: LoweredGraph
-        do {
-            other = try lowerOptimized(fetches: fetches, feeds: batch.types(feeds, batch: batch.n - 1), targets: targets, within: within,
-                                       name: name, backend: backend, passesStart: &ignored)
-        } catch {
+        switch shorter {
+        case .success(let l): other = l
+        case .failure(let error):
             if debugLevel >= 1 { Debug.log("  compiled for batch \(batch.n) alone: at batch \(batch.n - 1) the run fails to lower (\(error))") }
             return nil
         }
@@ -81,5 +92,23 @@ extension Session {
         }
         if debugLevel >= 1 { Debug.log("batch \(batch.n) is not the same function as the executables compiled for larger batches, compiling it: \(mismatches.joined(separator: "; "))") }
         return nil
+    }
+}
+
+/// A lowering running on another thread: `wait` blocks until it has finished.
+final class ShorterLowering: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<LoweredGraph, Error>?
+
+    func finish(_ r: Result<LoweredGraph, Error>) {
+        result = r
+        done.signal()
+    }
+
+    /// The lowering's result (the same to every caller: each passes the signal on).
+    func wait() -> Result<LoweredGraph, Error> {
+        done.wait()
+        defer { done.signal() }
+        return result!
     }
 }
