@@ -17,8 +17,7 @@ public struct TargetDescription: Hashable, Sendable {
     public var ownProducts: Bool
     /// Whether float32 convolutions read their image in place (kiln_conv2d_f32's AVX-512 kernel,
     /// in this process's runtime): a blocked convolution instead of gathering each block of
-    /// patches for a product (its input is then given a buffer), and a stride-1 input gradient
-    /// planned per image as the convolution of dy with the flipped filter.
+    /// patches for a product (its input is then given a buffer).
     public var directConvolutions: Bool
     /// Multiply-adds (m*n*k) of the float32 products that call Kiln's own kernel.
     public var ownProductRange: ClosedRange<Int>
