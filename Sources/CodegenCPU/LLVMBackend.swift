@@ -251,10 +251,12 @@ public struct LLVMBackend: Backend {
         }
         var key: String?
         if keyed {
-            let text = LLVMPrintModuleToString(module)!
-            defer { LLVMDisposeMessage(text) }
+            // The module's bitcode names its code: writing it takes a fraction of printing the text.
+            let bitcode = LLVMWriteBitcodeToMemoryBuffer(module)!
+            defer { LLVMDisposeMemoryBuffer(bitcode) }
             key = CodeCache.key([CodeCache.formatVersion, "llvm " + String(cString: kiln_llvm_version()), cpu.triple, cpu.name, cpu.features,
-                                 cpu.codeModel.rawValue, Self.pipeline(options, cold: layout.isCold(shard)), String(cString: text)])
+                                 cpu.codeModel.rawValue, Self.pipeline(options, cold: layout.isCold(shard))],
+                                code: UnsafeRawBufferPointer(start: UnsafeRawPointer(LLVMGetBufferStart(bitcode)), count: LLVMGetBufferSize(bitcode)))
         }
         return RenderedShard(context: ctx, module: module, key: key, emitMs: Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6)
     }

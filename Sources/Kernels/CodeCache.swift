@@ -56,13 +56,15 @@ public final class CodeCache: @unchecked Sendable {
     }
 
     /// The key of an entry: the SHA-256 of its parts (each part is what one input of the
-    /// compile was, e.g. the target's feature string or the code's text).
-    public static func key(_ parts: [String]) -> String {
+    /// compile was, e.g. the target's feature string or the code's text), then of `code` (the
+    /// code in a binary form, e.g. LLVM bitcode) where there is one.
+    public static func key(_ parts: [String], code: UnsafeRawBufferPointer? = nil) -> String {
         var bytes: [UInt8] = []
         for p in parts {
             bytes += p.utf8
             bytes.append(0)
         }
+        if let code { bytes += code }
         return SHA256.hex(bytes)
     }
 

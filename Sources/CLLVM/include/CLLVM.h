@@ -2,6 +2,7 @@
 // /usr/lib/llvm-15/include, installed by llvm-15-dev.
 #include "llvm-c/Core.h"
 #include "llvm-c/Analysis.h"
+#include "llvm-c/BitWriter.h"
 #include "llvm-c/DebugInfo.h"
 #include "llvm-c/Error.h"
 #include "llvm-c/IRReader.h"
