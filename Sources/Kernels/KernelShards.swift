@@ -39,9 +39,12 @@ extension KernelPlan {
     /// variable). A reduction of a large operand, a patch gather and anything over the batch of
     /// a training step are hot.
     public func coldKernels(_ f: Function) -> [Bool] {
-        let inst = Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) })
-        let types = f.typeTable()
-        return kernels.map { k in
+        coldKernels(inst: Dictionary(uniqueKeysWithValues: f.body.map { ($0.id, $0) }), types: f.typeTable())
+    }
+
+    /// `coldKernels` from the function's instructions and types by id (a writer has them).
+    func coldKernels(inst: [Int: Instruction], types: [Int: TensorType]) -> [Bool] {
+        kernels.map { k in
             var ids: [Int]
             switch k {
             case .product, .accumulatedProduct: return true
@@ -67,7 +70,7 @@ extension KernelWriter {
     /// (`nativeParts`).
     func shardOwners(_ parts: [[KernelPart]], _ layout: ShardLayout) -> [Int] {
         guard layout.count > 1 else { return Array(repeating: 0, count: plan.kernels.count) }
-        let cold = layout.cold ? plan.coldKernels(f) : Array(repeating: false, count: plan.kernels.count)
+        let cold = layout.cold ? plan.coldKernels(inst: inst, types: types) : Array(repeating: false, count: plan.kernels.count)
         let costs = zip(plan.kernels, parts).map { codeCost($0, $1) }
         var load = Array(repeating: 0, count: layout.hot)
         load[0] = 4 + plan.kernels.count / 8   // the entry: a call and a fault test per kernel
