@@ -158,11 +158,9 @@ public enum GradientOps {
                 // product of every patch entry summed back onto the image.
                 let turned = try GradientHelperOps.reverse(&ctx, f, axes: [0, 1])
                 let swapped = try ctx.emit(.transpose(perm: [0, 1, 3, 2]), [turned])
-                let p = try ctx.emit(.patches(window: [fs[0], fs[1]], strides: [1, 1], dilations: [1, 1],
-                                              padLow: [fs[0] - 1 - h.lo, fs[1] - 1 - w.lo], padHigh: [fs[0] - 1 - h.hi, fs[1] - 1 - w.hi]), [dy])
-                let rows = ds[0] * sizes[1] * sizes[2], k = fs[0] * fs[1] * fs[3]
-                let prod = try ctx.emit(.dot(transposeA: false, transposeB: false), [ctx.reshape(p, [rows, k]), ctx.reshape(swapped, [k, fs[2]])])
-                return [.value(try ctx.reshape(prod, [ds[0], sizes[1], sizes[2], fs[2]]))]
+                return [.value(try NNOps.convolution(&ctx, dy, swapped, strides: [1, 1], dilations: [1, 1],
+                                                     padLow: [fs[0] - 1 - h.lo, fs[1] - 1 - w.lo], padHigh: [fs[0] - 1 - h.hi, fs[1] - 1 - w.hi],
+                                                     out: [sizes[1], sizes[2]]))]
             }
             // dPatches = dy · Wᵀ, then every patch entry is summed back onto its image position.
             let rows = ds[0] * ds[1] * ds[2], k = fs[0] * fs[1] * fs[2]

@@ -95,20 +95,27 @@ public enum NNOps {
         let w = try windowOutput(x[2], k: kw, s: st[2], d: dil[2], same: same, ctx.error)
         return [(d, Shape(dims: [x[0], h.out, w.out, f[3]]))]
     }, lower: { ctx in
-        // A convolution is one matrix product of image patches [N*OH*OW, KH*KW*C] with the
-        // filter reshaped to [KH*KW*C, CO], so BLAS does the arithmetic.
         let (x, f) = (try ctx.value(0), try ctx.value(1))
         let xs = ctx.type(x).shape, fs = ctx.type(f).shape
         let st = try four(ctx.attrs, "strides", ctx.error), dil = try four(ctx.attrs, "dilations", ctx.error)
         let same = try padding(ctx.attrs, ctx.error)
         let h = try windowOutput(xs[1], k: fs[0], s: st[1], d: dil[1], same: same, ctx.error)
         let w = try windowOutput(xs[2], k: fs[1], s: st[2], d: dil[2], same: same, ctx.error)
-        let p = try ctx.emit(.patches(window: [fs[0], fs[1]], strides: [st[1], st[2]], dilations: [dil[1], dil[2]],
-                                      padLow: [h.lo, w.lo], padHigh: [h.hi, w.hi]), [x])
-        let rows = xs[0] * h.out! * w.out!, k = fs[0] * fs[1] * fs[2]
-        let prod = try ctx.emit(.dot(transposeA: false, transposeB: false), [ctx.reshape(p, [rows, k]), ctx.reshape(f, [k, fs[3]])])
-        return [.value(try ctx.reshape(prod, [xs[0], h.out!, w.out!, fs[3]]))]
+        return [.value(try convolution(&ctx, x, f, strides: [st[1], st[2]], dilations: [dil[1], dil[2]], padLow: [h.lo, w.lo],
+                                       padHigh: [h.hi, w.hi], out: [h.out!, w.out!]))]
     }).declaring(dataFormat).gradient(NNGradients.conv2D)
+
+    /// The NHWC image `x` convolved with filter `f` [KH, KW, C, CO] into [N, out[0], out[1], CO]:
+    /// one matrix product of its patches [N*OH*OW, KH*KW*C] with the filter as [KH*KW*C, CO]
+    /// (the kernels read the image in place where they can).
+    static func convolution(_ ctx: inout LoweringContext, _ x: Int, _ f: Int, strides: [Int], dilations: [Int], padLow: [Int], padHigh: [Int],
+                            out: [Int]) throws -> Int {
+        let n = ctx.type(x).shape[0], fs = ctx.type(f).shape
+        let p = try ctx.emit(.patches(window: [fs[0], fs[1]], strides: strides, dilations: dilations, padLow: padLow, padHigh: padHigh), [x])
+        let rows = n * out[0] * out[1], k = fs[0] * fs[1] * fs[2]
+        let prod = try ctx.emit(.dot(transposeA: false, transposeB: false), [ctx.reshape(p, [rows, k]), ctx.reshape(f, [k, fs[3]])])
+        return try ctx.reshape(prod, [n, out[0], out[1], fs[3]])
+    }
 
     static func pool(_ name: String, _ r: ReduceOp) -> OpDef {
         OpDef(name, arity: .exactly(1), infer: { ctx in
