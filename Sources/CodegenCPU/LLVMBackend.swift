@@ -192,12 +192,18 @@ public struct LLVMBackend: Backend {
     /// initialiser's 51 kernels: 35 -> 23 ms).
     static let oneRunPasses = functionPasses(["sroa", "early-cse<memssa>", "instcombine", "loop-vectorize", "simplifycfg"])
 
+    /// For cold kernels (`KernelPlan.coldKernels`: runtime calls, scalars and loops over at most
+    /// 1,024 elements): scalar clean-up only. The loop vectoriser was half of their optimising;
+    /// without it the digits step's cold module compiles in 10 ms instead of 23 (on the thread
+    /// the compile waits for; compile_mlp_sgd 29-31 -> 26 ms), and its 34 cold kernels run about
+    /// 8 us a step slower in all (the most, 2 us each, a 640-element Adam update and softmax exp).
+    static let coldPasses = functionPasses(["sroa", "early-cse<memssa>", "instcombine", "simplifycfg"])
+
     /// A pipeline of function passes in LLVM's textual form.
     private static func functionPasses(_ names: [String]) -> String { "function(" + names.joined(separator: ",") + ")" }
 
-    /// The pipeline: the kernels', or for code that runs once and cold kernels the lightest that
-    /// still vectorises.
-    static func passes(_ options: CompileOptions, cold: Bool) -> String { options.runsOnce || cold ? oneRunPasses : kernelPasses }
+    /// The pipeline: the cold kernels', the one for code that runs once, or the kernels'.
+    static func passes(_ options: CompileOptions, cold: Bool) -> String { cold ? coldPasses : options.runsOnce ? oneRunPasses : kernelPasses }
 
     /// Optimises `module` for `tm` through `passes`, loops vectorised and interleaved, not
     /// unrolled: the JIT's shards and an artifact's module alike, so an artifact runs the JIT's code.
