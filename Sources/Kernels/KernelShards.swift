@@ -58,36 +58,44 @@ extension KernelPlan {
     }
 }
 
-/// Which shard defines each plan kernel. The shards are optimised and code-generated in
-/// parallel, so the compile waits for the slowest: hot kernels go longest first onto the least
-/// loaded hot shard, by an estimate of what each costs LLVM, and shard 0 also carries the entry
-/// and, in the balance, the cold shard: it gets less of the rest, so its thread finishes first
-/// and takes the cold shard, compiled last. (Round-robin by index put the MLP initialiser's two
-/// truncated normals on one shard, 11 ms of optimising beside 2.4, and its training step's
-/// heaviest loops likewise, 25 ms of code generation beside 17.)
+/// Which shard defines each function of each plan kernel. The shards are optimised and
+/// code-generated in parallel, so the compile waits for the slowest: hot kernels go longest
+/// first onto the least loaded hot shard, by an estimate of what each costs LLVM, and shard 0
+/// also carries the entry and, in the balance, the cold shard: it gets less of the rest, so its
+/// thread finishes first and takes the cold shard, compiled last. (Round-robin by index put the
+/// MLP initialiser's two truncated normals on one shard, 11 ms of optimising beside 2.4, and its
+/// training step's heaviest loops likewise, 25 ms of code generation beside 17.) The cold shard
+/// holds the cold kernels and, of the hot ones, the functions that add up a split sum's partial
+/// results when there are at most `KernelPlan.coldElements` of them (per-channel statistics,
+/// a bias's gradient): a loop over a few dozen elements, as cold as any.
 extension KernelWriter {
-    /// The shard of each plan kernel (by kernel index) in `layout`, given each kernel's functions
-    /// (`nativeParts`).
-    func shardOwners(_ parts: [[KernelPart]], _ layout: ShardLayout) -> [Int] {
-        guard layout.count > 1 else { return Array(repeating: 0, count: plan.kernels.count) }
+    /// The shard of each function (`nativeParts`) of each plan kernel in `layout`.
+    func shardOwners(_ parts: [[KernelPart]], _ layout: ShardLayout) -> [[Int]] {
+        guard layout.count > 1 else { return parts.map { $0.map { _ in 0 } } }
         let cold = layout.cold ? plan.coldKernels(inst: inst, types: types) : Array(repeating: false, count: plan.kernels.count)
-        let costs = zip(plan.kernels, parts).map { codeCost($0, $1) }
+        let coldPart = plan.kernels.indices.map { n in
+            parts[n].map { p in cold[n] || (layout.cold && p.sumOfParts && (plan.kernels[n].value.flatMap { types[$0]?.elementCount } ?? Int.max) <= KernelPlan.coldElements) }
+        }
+        // Per kernel, the cost of its hot functions and of its cold ones.
+        let costs = plan.kernels.indices.map { n in
+            [false, true].map { c in codeCost(plan.kernels[n], parts[n].indices.filter { coldPart[n][$0] == c }.map { parts[n][$0] }) }
+        }
         var load = Array(repeating: 0, count: layout.hot)
         load[0] = 4 + plan.kernels.count / 8   // the entry: a call and a fault test per kernel
-        // The quick way takes about a quarter of full strength's time.
-        load[0] += costs.indices.filter { cold[$0] }.map { costs[$0] }.reduce(0, +) / 4
-        var owners = Array(repeating: layout.hot, count: plan.kernels.count)
+        // The quick way takes a quarter of full strength's time or less.
+        load[0] += costs.map { $0[1] }.reduce(0, +) / 4
+        var owners = coldPart.map { $0.map { $0 ? layout.hot : 0 } }
         // Longest first; equal costs keep kernel order, so the assignment (and with it each
         // shard's code-cache key) depends on the plan alone.
-        for n in costs.indices.sorted(by: { (costs[$0], $1) > (costs[$1], $0) }) where !cold[n] {
+        for n in costs.indices.sorted(by: { (costs[$0][0], $1) > (costs[$1][0], $0) }) where !cold[n] {
             let s = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
-            owners[n] = s
-            load[s] += costs[n]
+            for j in parts[n].indices where !coldPart[n][j] { owners[n][j] = s }
+            load[s] += costs[n][0]
         }
         return owners
     }
 
-    /// Estimated cost of a kernel's code to LLVM, in units of about half a millisecond here
+    /// Estimated cost of a kernel's functions `parts` to LLVM, in units of about half a millisecond here
     /// (fitted to the MLP steps' and initialisers' kernels, code-generated one function at a
     /// time). It follows the loops more than the size of the fused expression: a loop that only
     /// stores a constant or copies is a memset or memcpy, one of a few elements is unrolled flat,
@@ -97,6 +105,7 @@ extension KernelWriter {
     /// draw (counter hash, Box-Muller, a rejection loop) outweighs the rest. A product is one
     /// runtime call.
     func codeCost(_ k: KernelPlan.Kernel, _ parts: [KernelPart]) -> Int {
+        guard !parts.isEmpty else { return 0 }
         switch k {
         case .product, .accumulatedProduct: return 1
         case .resultCopies(let copies): return 1 + copies.count / 4
@@ -122,6 +131,7 @@ extension KernelWriter {
             if elements <= 16 { return 2 }
             switch part.run { case .rows, .batchRows, .batchBlocks: return 8; default: return 6 }
         }.reduce(0, +)
-        return loops + 4 * costly + 20 * random
+        // The sum of a split sum's parts computes none of the fused expression.
+        return loops + (parts.contains { !$0.sumOfParts } ? 4 * costly + 20 * random : 0)
     }
 }

@@ -79,10 +79,13 @@ public final class KernelWriter {
         case library(kernel: String, arguments: [DeviceArgument], global: [Int])
     }
 
-    /// One function of a plan kernel: its name, how it runs and what it computes.
+    /// One function of a plan kernel: its name, how it runs and what it computes; `sumOfParts`
+    /// when it adds up the partial results of the kernel's other part (a split reduction's, a
+    /// weight gradient's).
     struct KernelPart {
         let name: String
         let run: Run
+        var sumOfParts = false
         let body: () -> Void
     }
 
@@ -92,7 +95,9 @@ public final class KernelWriter {
     func parts(of k: KernelPlan.Kernel, _ n: Int, entryName: String) -> [KernelPart] {
         let name = "\(entryName)_k\(n)"
         let device = target.workItems
-        func part(_ name: String, _ run: Run, _ body: @escaping () -> Void) -> KernelPart { KernelPart(name: name, run: run, body: body) }
+        func part(_ name: String, _ run: Run, sumOfParts: Bool = false, _ body: @escaping () -> Void) -> KernelPart {
+            KernelPart(name: name, run: run, sumOfParts: sumOfParts, body: body)
+        }
         /// Native: split by rows when worth it; device: one work item per element.
         func elementwise(_ shape: [Int], work: Int? = nil) -> Run {
             device ? .items(shape.reduce(1, *)) : poolRows(shape, work: work).map(Run.rows) ?? .once
@@ -135,7 +140,7 @@ public final class KernelWriter {
         case .splitReduction(let v, let parts, let scratch, let wide):
             if device { return deviceSplitReduction(inst[v]!, name, parts: parts, scratch: scratch) }
             return [part(name, .rows(parts)) { [self] in writeReductionParts(inst[v]!, parts, scratch: scratch, wide: wide) },
-                    part(name + "_sum", .once) { [self] in writePartsSum(inst[v]!, parts, scratch: scratch, wide: wide) }]
+                    part(name + "_sum", .once, sumOfParts: true) { [self] in writePartsSum(inst[v]!, parts, scratch: scratch, wide: wide) }]
         case .unpatches(let u):
             guard case .unpatches(let window, _, _, _, _, _) = inst[u]!.op else { preconditionFailure("unpatches of \(inst[u]!.op.mnemonic)") }
             let shape = inst[u]!.type!.shape
@@ -169,7 +174,7 @@ public final class KernelWriter {
             // Parts run on the pool only through Kiln's own product, as above.
             let pooled = target.ownProduct(m: inst[blocks.patches]!.type!.shape[3], n: inst[d]!.type!.shape[1], k: blocks.rows)
             return [part(name, pooled ? .rows(parts) : .once) { [self] in writePatchGradientParts(inst[d]!, blocks, parts: parts, scratch: scratch) },
-                    part(name + "_sum", .once) { [self] in writePartsSum(inst[d]!, parts, scratch: scratch, wide: nil) }]
+                    part(name + "_sum", .once, sumOfParts: true) { [self] in writePartsSum(inst[d]!, parts, scratch: scratch, wide: nil) }]
         case .writes(let ws):
             let shape = types[ws[0].value]!.shape
             return [part(name, elementwise(shape)) { [self] in
@@ -215,7 +220,7 @@ public final class KernelWriter {
     /// than one large one (and each is a unit a worker pool can split).
     ///
     /// With more than one module in `layout` the executable is rendered as that many modules
-    /// (compiled in parallel): this one, `shard`, defines the kernels `shardOwners` gives it
+    /// (compiled in parallel): this one, `shard`, defines the functions `shardOwners` gives it
     /// (exported, so the others can link to them), and shard 0 also defines the entry, which
     /// declares the rest.
     public func write(entryName: String, shard: Int = 0, of layout: ShardLayout = .single) {
@@ -227,7 +232,7 @@ public final class KernelWriter {
         var kernelFunctions: [[(RFunction, run: Run)]] = []
         for (n, kernelParts) in allParts.enumerated() {
             kernelFunctions.append([])
-            for p in kernelParts {
+            for (j, p) in kernelParts.enumerated() {
                 let ranged: Bool
                 switch p.run {
                 case .once: ranged = false
@@ -235,7 +240,7 @@ public final class KernelWriter {
                 case .items, .groups, .library: preconditionFailure("a device run on a native target")
                 }
                 let fn = RFunction(name: p.name, ranged: ranged)
-                if owners[n] == shard {
+                if owners[n][j] == shard {
                     function(fn, exported: sharded, kernel: true, p.body)
                 } else if shard == 0 {
                     r.declare(fn)

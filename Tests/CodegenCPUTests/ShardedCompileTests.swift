@@ -42,9 +42,10 @@ final class ShardedCompileTests: XCTestCase {
         }
     }
 
-    /// Small kernels (scalars, a few elements, calls into the runtime's products) go to a module
-    /// of their own, optimised lightly and code-generated the quick way, beside the modules of
-    /// the rest; code that runs once has no such module (it is all compiled that way).
+    /// Small kernels (scalars, a few elements, calls into the runtime's products) and the sums of
+    /// a split sum's parts into a few elements (the column sum of `c`) go to a module of their
+    /// own, optimised lightly and code-generated the quick way, beside the modules of the rest;
+    /// code that runs once has no such module (it is all compiled that way).
     func testColdKernelsCompileInAModuleOfTheirOwnAndComputeTheSame() throws {
         var f = try Parser.parse("""
         func @c(%0: f32[64,48] feed "a", %1: f32[48,40] feed "b", %2: f32[256,256] feed "c", %3: f32[10] feed "d") {
@@ -58,7 +59,8 @@ final class ShardedCompileTests: XCTestCase {
           %11 = tanh %2
           %12 = reduce.sum %11 axes=[1]
           %13 = dot %4, %1 transpose_a=false transpose_b=true
-          return %5, %9, %10, %12, %13
+          %14 = reduce.sum %11 axes=[0]
+          return %5, %9, %10, %12, %13, %14
         }
         """)
         try PassManager.standard().run(&f)
@@ -71,6 +73,7 @@ final class ShardedCompileTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(cold.filter { $0 }.count, LLVMBackend.minimumColdKernels, "\(exe.plan.kernels)")
         XCTAssert(cold.contains(false), "\(exe.plan.kernels)")
         XCTAssertEqual(exe.stats.shards, 3, "two modules of hot kernels and one of cold")
+        XCTAssert(exe.plan.kernels.contains { if case .splitReduction = $0 { return true } else { return false } }, "\(exe.plan.kernels)")
         var p = params
         let got = try exe.run(&p)
         for (r, (g, w)) in zip(got, want).enumerated() {

@@ -5,7 +5,8 @@ import KilnPasses
 
 /// How a natively compiled executable's kernels are shared out among modules compiled in
 /// parallel: the costly kernels (random draws) apart, the shards' estimated loads within one
-/// kernel of each other, every kernel on exactly one shard, the same answer every time.
+/// kernel of each other, every function on exactly one shard, a kernel's on one hot shard but
+/// for the cold sum of a split sum's parts, the same answer every time.
 final class KernelShardsTests: XCTestCase {
     /// An initialiser's shape: two truncated-normal draws (the costly kernels, 0 and 2 by index),
     /// constant fills and small sums between them, one product.
@@ -31,8 +32,10 @@ final class KernelShardsTests: XCTestCase {
     func testTheRandomDrawsGoToDifferentShardsAndTheLoadsStayWithinOneKernel() throws {
         let w = try writer()
         let parts = w.nativeParts(entryName: "init")
-        let owners = w.shardOwners(parts, ShardLayout(hot: 2, cold: false))
-        XCTAssertEqual(owners.count, w.plan.kernels.count)
+        let byFunction = w.shardOwners(parts, ShardLayout(hot: 2, cold: false))
+        XCTAssertEqual(byFunction.map(\.count), parts.map(\.count))
+        XCTAssert(byFunction.allSatisfy { Set($0).count == 1 }, "without a cold module a kernel's functions share a shard: \(byFunction)")
+        let owners = byFunction.map { $0[0] }
         XCTAssert(owners.allSatisfy { (0..<2).contains($0) }, "\(owners)")
         let draws = w.plan.kernels.indices.filter { n in
             guard let v = w.plan.kernels[n].value else { return false }
@@ -53,9 +56,9 @@ final class KernelShardsTests: XCTestCase {
         for hot in 1...4 {
             for cold in [false, true] { XCTAssertEqual(a.shardOwners(pa, ShardLayout(hot: hot, cold: cold)), b.shardOwners(pb, ShardLayout(hot: hot, cold: cold))) }
         }
-        XCTAssertEqual(a.shardOwners(pa, .single), Array(repeating: 0, count: a.plan.kernels.count))
+        XCTAssertEqual(a.shardOwners(pa, .single), pa.map { $0.map { _ in 0 } })
         // More shards than kernels: each kernel its own shard at most, none left out.
-        let many = a.shardOwners(pa, ShardLayout(hot: a.plan.kernels.count + 3, cold: false))
+        let many = a.shardOwners(pa, ShardLayout(hot: a.plan.kernels.count + 3, cold: false)).map { $0[0] }
         XCTAssertEqual(Set(many).count, many.count)
     }
 
@@ -74,10 +77,38 @@ final class KernelShardsTests: XCTestCase {
         let layout = ShardLayout(hot: 2, cold: true)
         XCTAssertEqual(layout.count, 3)
         XCTAssert(layout.isCold(2) && !layout.isCold(0) && !layout.isCold(1))
-        let owners = w.shardOwners(w.nativeParts(entryName: "init"), layout)
+        let owners = w.shardOwners(w.nativeParts(entryName: "init"), layout).map { $0[0] }
         for n in owners.indices { XCTAssertEqual(owners[n] == 2, cold[n], "kernel \(n) on shard \(owners[n]): \(owners)") }
         let draws = w.plan.kernels.indices.filter { !cold[$0] && owners[$0] != 2 && w.codeCost(w.plan.kernels[$0], w.nativeParts(entryName: "init")[$0]) >= 20 }
         XCTAssertEqual(draws.count, 2)
         XCTAssertNotEqual(owners[draws[0]], owners[draws[1]], "\(owners)")
+    }
+
+    /// A column sum of 131,072 elements is hot and split in parts over the pool; adding up its
+    /// parts' partial sums into 32 totals is cold. With a cold module the parts' function is on
+    /// a hot shard and the sum on the cold one; without, both are on one shard.
+    func testTheSumOfASplitSumsPartsIntoFewTotalsIsCold() throws {
+        var f = try Parser.parse("""
+        func @grad(%0: f32[4096,32] feed "x", %1: f32[4096,32] feed "y") {
+          %2 = reduce.sum %0 axes=[0]
+          %3 = exp %1
+          %4 = tanh %1
+          return %2, %3, %4
+        }
+        """)
+        try PassManager.standard().run(&f)
+        let plan = KernelPlan(f, target: .standard)
+        let w = KernelWriter(renderer: CStyleRenderer(.c99), function: f, plan: plan, target: .standard)
+        guard let n = plan.kernels.firstIndex(where: { if case .splitReduction = $0 { return true } else { return false } }) else {
+            return XCTFail("no split reduction: \(plan.kernels)")
+        }
+        XCTAssertFalse(plan.coldKernels(f)[n])
+        let parts = w.nativeParts(entryName: "grad")
+        XCTAssertEqual(parts[n].map(\.sumOfParts), [false, true])
+        let owners = w.shardOwners(parts, ShardLayout(hot: 2, cold: true))
+        XCTAssertNotEqual(owners[n][0], 2, "\(owners)")
+        XCTAssertEqual(owners[n][1], 2, "\(owners)")
+        let plain = w.shardOwners(parts, ShardLayout(hot: 2, cold: false))
+        XCTAssertEqual(plain[n][0], plain[n][1], "\(plain)")
     }
 }
