@@ -105,11 +105,12 @@ public struct LLVMBackend: Backend {
     }
 
     /// The executable's modules: its cold kernels in one of their own where there are enough of
-    /// them to pay for a module (code that runs once is all compiled the quick way already), and
-    /// the rest shared among `options.shards` or as many modules as `shardCount` gives for all
-    /// the kernels (the cold module's thread helps with the hot ones).
+    /// them to pay for a module (in code that runs once too: the cold module is not vectorised,
+    /// which took the digits initialiser's modules from 15 to 11 ms of LLVM's time), and the rest
+    /// shared among `options.shards` or as many modules as `shardCount` gives for all the kernels
+    /// (the cold module's thread helps with the hot ones).
     static func layout(_ plan: KernelPlan, _ f: Function, _ options: CompileOptions) -> ShardLayout {
-        let cold = options.runsOnce ? 0 : plan.coldKernels(f).filter { $0 }.count
+        let cold = plan.coldKernels(f).filter { $0 }.count
         let split = cold >= minimumColdKernels && cold < plan.kernels.count
         let hot = plan.kernels.count - (split ? cold : 0)
         return ShardLayout(hot: min(options.shards ?? shardCount(kernels: plan.kernels.count), max(hot, 1)), cold: split)

@@ -45,7 +45,7 @@ final class ShardedCompileTests: XCTestCase {
     /// Small kernels (scalars, a few elements, calls into the runtime's products) and the sums of
     /// a split sum's parts into a few elements (the column sum of `c`) go to a module of their
     /// own, optimised lightly and code-generated the quick way, beside the modules of the rest;
-    /// code that runs once has no such module (it is all compiled that way).
+    /// code that runs once has one too.
     func testColdKernelsCompileInAModuleOfTheirOwnAndComputeTheSame() throws {
         var f = try Parser.parse("""
         func @c(%0: f32[64,48] feed "a", %1: f32[48,40] feed "b", %2: f32[256,256] feed "c", %3: f32[10] feed "d") {
@@ -84,6 +84,15 @@ final class ShardedCompileTests: XCTestCase {
         }
         var once = CompileOptions(shards: 2)
         once.runsOnce = true
-        XCTAssertEqual(LLVMBackend.layout(exe.plan, f, once), ShardLayout(hot: 2, cold: false))
+        XCTAssertEqual(LLVMBackend.layout(exe.plan, f, once), ShardLayout(hot: 2, cold: true))
+        let initialiser = try LLVMBackend().compile(f, options: once)
+        XCTAssertEqual(initialiser.stats.shards, 3)
+        var q = params
+        let again = try initialiser.run(&q)
+        for (r, (g, w)) in zip(again, want).enumerated() {
+            for i in 0..<w.elementCount where abs(g.double(at: i) - w.double(at: i)) > 1e-4 * max(1, abs(w.double(at: i))) {
+                return XCTFail("run once, result \(r), element \(i): \(g.double(at: i)) vs \(w.double(at: i))")
+            }
+        }
     }
 }
