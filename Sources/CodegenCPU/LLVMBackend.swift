@@ -194,11 +194,12 @@ public struct LLVMBackend: Backend {
     static let oneRunPasses = functionPasses(["sroa", "early-cse<memssa>", "instcombine", "loop-vectorize", "simplifycfg"])
 
     /// For cold kernels (`KernelPlan.coldKernels`: runtime calls, scalars and loops over at most
-    /// 1,024 elements): scalar clean-up only. The loop vectoriser was half of their optimising;
-    /// without it the digits step's cold module compiles in 10 ms instead of 23 (on the thread
-    /// the compile waits for; compile_mlp_sgd 29-31 -> 26 ms), and its 34 cold kernels run about
-    /// 8 us a step slower in all (the most, 2 us each, a 640-element Adam update and softmax exp).
-    static let coldPasses = functionPasses(["sroa", "early-cse<memssa>", "instcombine", "simplifycfg"])
+    /// 1,024 elements): scalar clean-up, and the loop vectoriser only for the loops that ask
+    /// (`LoopHints.vectorize`: reassociating sums, and the costly element functions the writer
+    /// marks, `KernelWriter.vectorizeLoops`). Vectorising every cold loop was half of their
+    /// optimising: the digits step's cold module takes 21 ms so and 11 with none vectorised, but
+    /// then its exp, square roots and sums ran 7 us a step slower in all.
+    static let coldPasses = functionPasses(["sroa", "early-cse<memssa>", "instcombine", "loop-vectorize<vectorize-forced-only>", "simplifycfg"])
 
     /// A pipeline of function passes in LLVM's textual form.
     private static func functionPasses(_ names: [String]) -> String { "function(" + names.joined(separator: ",") + ")" }

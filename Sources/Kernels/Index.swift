@@ -81,9 +81,9 @@ extension KernelWriter {
             let inner = shape.dropFirst().reduce(1, *)
             if let (begin, end) = range {
                 let (lo, hi) = (r.int(.mul, begin, c64(inner)), r.int(.mul, end, c64(inner)))
-                r.loop(from: lo, to: hi, hints: LoopHints()) { lin in body(Index(linear: lin, shape: shape, writer: self)) }
+                r.loop(from: lo, to: hi, hints: LoopHints(vectorize: vectorizeLoops)) { lin in body(Index(linear: lin, shape: shape, writer: self)) }
             } else {
-                r.loop(count: shape.reduce(1, *), hints: LoopHints()) { lin in body(Index(linear: lin, shape: shape, writer: self)) }
+                r.loop(count: shape.reduce(1, *), hints: LoopHints(vectorize: vectorizeLoops)) { lin in body(Index(linear: lin, shape: shape, writer: self)) }
             }
             return
         }
@@ -95,7 +95,8 @@ extension KernelWriter {
             if d == 0, let (begin, end) = range {
                 // A batch's rows bound an unsplit nest: its loop is hinted as any other.
                 let innermost = shape.dropFirst().allSatisfy { $0 == 1 }
-                let hints = !batchBound ? LoopHints() : LoopHints(vectorize: reassociate && innermost, keepRolled: !innermost)
+                let hints = !batchBound ? LoopHints(vectorize: vectorizeLoops && innermost)
+                    : LoopHints(vectorize: (reassociate || vectorizeLoops) && innermost, keepRolled: !innermost)
                 r.loop(from: begin, to: end, hints: hints) { iv in level(1, [iv], iv) }
                 return
             }
@@ -104,7 +105,7 @@ extension KernelWriter {
                 return
             }
             let innermost = shape[(d + 1)...].allSatisfy { $0 == 1 }
-            r.loop(count: shape[d], hints: LoopHints(vectorize: reassociate && innermost, keepRolled: !innermost)) { iv in
+            r.loop(count: shape[d], hints: LoopHints(vectorize: (reassociate || vectorizeLoops) && innermost, keepRolled: !innermost)) { iv in
                 let lin = r.int(.add, r.int(.mul, linear, c64(shape[d])), iv)
                 level(d + 1, ivs + [iv], lin)
             }

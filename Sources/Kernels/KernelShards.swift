@@ -45,17 +45,32 @@ extension KernelPlan {
     /// `coldKernels` from the function's instructions and types by id (a writer has them).
     func coldKernels(inst: [Int: Instruction], types: [Int: TensorType]) -> [Bool] {
         kernels.map { k in
-            var ids: [Int]
-            switch k {
-            case .product, .accumulatedProduct: return true
-            case .resultCopies(let copies): ids = copies.map(\.value)
-            case .writes(let ws): ids = ws.flatMap { [$0.write, $0.value] } + (fused[ws[0].write] ?? [])
-            default: ids = k.value.map { [$0] + (fused[$0] ?? []) } ?? []
-            }
-            let touched = ids.flatMap { [$0] + (inst[$0]?.operands ?? []) }
-            return touched.allSatisfy { (types[$0]?.elementCount ?? 0) <= Self.coldElements }
+            if case .product = k { return true }
+            if case .accumulatedProduct = k { return true }
+            return touchedElements(k, inst: inst, types: types) <= Self.coldElements
         }
     }
+
+    /// The most elements of any value kernel `k`'s loops read or write (nil for a runtime call).
+    func touchedElements(_ k: Kernel, inst: [Int: Instruction], types: [Int: TensorType]) -> Int {
+        var ids: [Int]
+        switch k {
+        case .product, .accumulatedProduct: return 0
+        case .resultCopies(let copies): ids = copies.map(\.value)
+        case .writes(let ws): ids = ws.flatMap { [$0.write, $0.value] } + (fused[ws[0].write] ?? [])
+        default: ids = k.value.map { [$0] + (fused[$0] ?? []) } ?? []
+        }
+        return ids.flatMap { [$0] + (inst[$0]?.operands ?? []) }.map { types[$0]?.elementCount ?? 0 }.max() ?? 0
+    }
+
+    /// Cold loops that compute a costly element function over more than this many elements are
+    /// vectorised in the cold module (`KernelWriter.vectorizeLoops`): an exp, a square root or a
+    /// division runs several times slower in scalar code, and the softmax's exp and a
+    /// 640-element variable's Adam update took 2 us a step more each unvectorised. Below it
+    /// the vectoriser's time is not worth it (vectorising every cold loop with a costly function,
+    /// the small variables' Adam updates too, took the digits step's cold module to 29 ms
+    /// instead of 21).
+    public static let coldVectorizedElements = 128
 }
 
 /// Which shard defines each function of each plan kernel. The shards are optimised and
@@ -82,8 +97,9 @@ extension KernelWriter {
         }
         var load = Array(repeating: 0, count: layout.hot)
         load[0] = 4 + plan.kernels.count / 8   // the entry: a call and a fault test per kernel
-        // The quick way takes a quarter of full strength's time or less.
-        load[0] += costs.map { $0[1] }.reduce(0, +) / 4
+        // The quick way takes a quarter of full strength's time or less, but for the loops it
+        // vectorises, which cost about as much as at full strength.
+        load[0] += costs.indices.map { vectorizedWhenCold(plan.kernels[$0]) ? 4 * costs[$0][1] : costs[$0][1] }.reduce(0, +) / 4
         var owners = coldPart.map { $0.map { $0 ? layout.hot : 0 } }
         // Longest first; equal costs keep kernel order, so the assignment (and with it each
         // shard's code-cache key) depends on the plan alone.
@@ -111,10 +127,30 @@ extension KernelWriter {
         case .resultCopies(let copies): return 1 + copies.count / 4
         default: break
         }
-        // The fusion group is keyed by the kernel's value (writes' is the first write); the loop
-        // runs over the computed value's elements.
+        // The loop runs over the computed value's elements (writes' is the first write's value).
         var computed = k.value
         if case .writes(let ws) = k { computed = ws[0].value }
+        let (computing, costly, random) = elementWork(k)
+        let elements = computed.flatMap { types[$0]?.elementCount } ?? Int.max
+        let loops = parts.map { part -> Int in
+            if computing + costly + random == 0 { return 1 }
+            if elements <= 16 { return 2 }
+            switch part.run { case .rows, .batchRows, .batchBlocks: return 8; default: return 6 }
+        }.reduce(0, +)
+        // The sum of a split sum's parts computes none of the fused expression.
+        return loops + (parts.contains { !$0.sumOfParts } ? 4 * costly + 20 * random : 0)
+    }
+
+    /// Whether kernel `k`'s loops are vectorised when it is in the cold module: a costly element
+    /// function over more than `KernelPlan.coldVectorizedElements` elements.
+    func vectorizedWhenCold(_ k: KernelPlan.Kernel) -> Bool {
+        elementWork(k).costly > 0 && plan.touchedElements(k, inst: inst, types: types) > KernelPlan.coldVectorizedElements
+    }
+
+    /// The operations of kernel `k`'s fusion group (keyed by the kernel's value; writes' by the
+    /// first write) that compute: random draws, costly element functions (exp, log, sqrt, pow,
+    /// ...: a long polynomial or a slow instruction per element) and the rest.
+    func elementWork(_ k: KernelPlan.Kernel) -> (computing: Int, costly: Int, random: Int) {
         var computing = 0, costly = 0, random = 0
         for id in k.value.map({ [$0] + (plan.fused[$0] ?? []) }) ?? [] {
             switch inst[id]?.op {
@@ -125,13 +161,6 @@ extension KernelWriter {
             default: computing += 1
             }
         }
-        let elements = computed.flatMap { types[$0]?.elementCount } ?? Int.max
-        let loops = parts.map { part -> Int in
-            if computing + costly + random == 0 { return 1 }
-            if elements <= 16 { return 2 }
-            switch part.run { case .rows, .batchRows, .batchBlocks: return 8; default: return 6 }
-        }.reduce(0, +)
-        // The sum of a split sum's parts computes none of the fused expression.
-        return loops + (parts.contains { !$0.sumOfParts } ? 4 * costly + 20 * random : 0)
+        return (computing, costly, random)
     }
 }

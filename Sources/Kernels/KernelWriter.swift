@@ -45,6 +45,10 @@ public final class KernelWriter {
     /// Checks the device functions of the current plan kernel evaluate (their faults are
     /// recorded through the record's atomic key).
     var deviceChecks: Set<Int> = []
+    /// Set while writing a function of the cold module that computes a costly element function
+    /// over more than `KernelPlan.coldVectorizedElements` elements: its loop nests' innermost
+    /// loops ask to be vectorised (the cold module vectorises only loops that ask).
+    var vectorizeLoops = false
 
     public init(renderer: any KernelRenderer, function: Function, plan: KernelPlan, target: TargetDescription, profile: Bool = false) {
         r = renderer
@@ -241,7 +245,9 @@ public final class KernelWriter {
                 }
                 let fn = RFunction(name: p.name, ranged: ranged)
                 if owners[n][j] == shard {
+                    vectorizeLoops = layout.isCold(shard) && vectorizedWhenCold(plan.kernels[n])
                     function(fn, exported: sharded, kernel: true, p.body)
+                    vectorizeLoops = false
                 } else if shard == 0 {
                     r.declare(fn)
                 } else { continue }

@@ -95,4 +95,40 @@ final class ShardedCompileTests: XCTestCase {
             }
         }
     }
+    /// The cold module vectorises only the loops that ask: an exp over 640 elements (a costly
+    /// element function, scalar several times slower) is vectorised there; sums and products of
+    /// 640 elements are not. Both compute what the reference evaluator does.
+    func testTheColdModuleVectorisesOnlyItsCostlyLoops() throws {
+        func coldModule(_ cold: String, results: String) throws -> String {
+            var f = try Parser.parse("""
+            func @v(%0: f32[640] feed "a", %1: f32[640] feed "b", %2: f32[256,256] feed "c") {
+              \(cold)
+              %10 = tanh %2
+              %11 = reduce.sum %10 axes=[1]
+              %12 = exp %2
+              return \(results), %11, %12
+            }
+            """)
+            try PassManager.standard().run(&f)
+            let params = [try Tensor(shape: [640], scalars: (0..<640).map { Float($0 % 37) / 37 - 0.5 }),
+                          try Tensor(shape: [640], scalars: (0..<640).map { Float($0 % 23) / 23 }),
+                          try Tensor(shape: [256, 256], scalars: (0..<65536).map { Float($0 % 97) / 97 - 0.5 })]
+            let want = try ReferenceEvaluator.run(f, parameters: params).results
+            let exe = try LLVMBackend().compile(f, options: CompileOptions(keepSource: true, shards: 2))
+            XCTAssertEqual(exe.stats.shards, 3, "\(exe.plan.kernels)")
+            var p = params
+            for (r, (g, w)) in zip(try exe.run(&p), want).enumerated() {
+                for i in 0..<w.elementCount where abs(g.double(at: i) - w.double(at: i)) > 1e-5 * max(1, abs(w.double(at: i))) {
+                    XCTFail("result \(r), element \(i): \(g.double(at: i)) vs \(w.double(at: i))")
+                    break
+                }
+            }
+            let modules = (exe.stats.source ?? "").components(separatedBy: "; ModuleID")
+            return modules.last ?? ""
+        }
+        let costly = try coldModule("%3 = exp %0\n  %4 = add %0, %1\n  %5 = mul %0, %1\n  %6 = sub %1, %0", results: "%3, %4, %5, %6")
+        XCTAssert(costly.contains("<16 x float>") || costly.contains("<8 x float>"), "the exp is not vectorised:\n\(costly)")
+        let cheap = try coldModule("%3 = add %0, %1\n  %4 = mul %0, %1\n  %5 = sub %1, %0\n  %6 = div %0, %1", results: "%3, %4, %5, %6")
+        XCTAssertFalse(cheap.contains("x float>"), "cheap cold loops vectorised:\n\(cheap)")
+    }
 }
