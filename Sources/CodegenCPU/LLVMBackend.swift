@@ -105,10 +105,10 @@ public struct LLVMBackend: Backend {
     }
 
     /// The executable's modules: its cold kernels in one of their own where there are enough of
-    /// them to pay for a module (in code that runs once too: the cold module is not vectorised,
-    /// which took the digits initialiser's modules from 15 to 11 ms of LLVM's time), and the rest
-    /// shared among `options.shards` or as many modules as `shardCount` gives for all the kernels
-    /// (the cold module's thread helps with the hot ones).
+    /// them to pay for a module (in code that runs once too: the cold module vectorises only the
+    /// loops that ask, which took the digits initialiser's modules from 15 to 11 ms of LLVM's
+    /// time), and the rest shared among `options.shards` or as many modules as `shardCount` gives
+    /// for all the kernels (the cold module's thread helps with the hot ones).
     static func layout(_ plan: KernelPlan, _ f: Function, _ options: CompileOptions) -> ShardLayout {
         let cold = plan.coldKernels(f).filter { $0 }.count
         let split = cold >= minimumColdKernels && cold < plan.kernels.count
@@ -197,8 +197,8 @@ public struct LLVMBackend: Backend {
     /// 1,024 elements): scalar clean-up, and the loop vectoriser only for the loops that ask
     /// (`LoopHints.vectorize`: reassociating sums, and the costly element functions the writer
     /// marks, `KernelWriter.vectorizeLoops`). Vectorising every cold loop was half of their
-    /// optimising: the digits step's cold module takes 21 ms so and 11 with none vectorised, but
-    /// then its exp, square roots and sums ran 7 us a step slower in all.
+    /// optimising: the digits step's cold module takes 21 ms this way and 11 with no loop
+    /// vectorised, but then its exp, square roots and sums ran 7 us a step slower in all.
     static let coldPasses = functionPasses(["sroa", "early-cse<memssa>", "instcombine", "loop-vectorize<vectorize-forced-only>", "simplifycfg"])
 
     /// A pipeline of function passes in LLVM's textual form.

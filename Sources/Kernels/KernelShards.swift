@@ -51,7 +51,7 @@ extension KernelPlan {
         }
     }
 
-    /// The most elements of any value kernel `k`'s loops read or write (nil for a runtime call).
+    /// The most elements of any value kernel `k`'s loops read or write (0 for a runtime call).
     func touchedElements(_ k: Kernel, inst: [Int: Instruction], types: [Int: TensorType]) -> Int {
         var ids: [Int]
         switch k {
@@ -111,8 +111,8 @@ extension KernelWriter {
         return owners
     }
 
-    /// Estimated cost of a kernel's functions `parts` to LLVM, in units of about half a millisecond here
-    /// (fitted to the MLP steps' and initialisers' kernels, code-generated one function at a
+    /// Estimated cost of a kernel's functions `parts` to LLVM, in units of about half a
+    /// millisecond here (fitted to the MLP steps' and initialisers' kernels, code-generated one function at a
     /// time). It follows the loops more than the size of the fused expression: a loop that only
     /// stores a constant or copies is a memset or memcpy, one of a few elements is unrolled flat,
     /// a longer one is vectorised into a main and an epilogue loop, and a part split over the pool
