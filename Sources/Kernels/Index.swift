@@ -95,8 +95,7 @@ extension KernelWriter {
             if d == 0, let (begin, end) = range {
                 // A batch's rows bound an unsplit nest: its loop is hinted as any other.
                 let innermost = shape.dropFirst().allSatisfy { $0 == 1 }
-                let hints = !batchBound ? LoopHints(vectorize: vectorizeLoops && innermost)
-                    : LoopHints(vectorize: (reassociate || vectorizeLoops) && innermost, keepRolled: !innermost)
+                let hints = LoopHints(vectorize: ((batchBound && reassociate) || vectorizeLoops) && innermost, keepRolled: batchBound && !innermost)
                 r.loop(from: begin, to: end, hints: hints) { iv in level(1, [iv], iv) }
                 return
             }

@@ -99,7 +99,7 @@ extension KernelWriter {
         load[0] = 4 + plan.kernels.count / 8   // the entry: a call and a fault test per kernel
         // The quick way takes a quarter of full strength's time or less, but for the loops it
         // vectorises, which cost about as much as at full strength.
-        load[0] += costs.indices.map { vectorizedWhenCold(plan.kernels[$0]) ? 4 * costs[$0][1] : costs[$0][1] }.reduce(0, +) / 4
+        load[0] += costs.indices.map { cold[$0] && vectorizedWhenCold(plan.kernels[$0]) ? 4 * costs[$0][1] : costs[$0][1] }.reduce(0, +) / 4
         var owners = coldPart.map { $0.map { $0 ? layout.hot : 0 } }
         // Longest first; equal costs keep kernel order, so the assignment (and with it each
         // shard's code-cache key) depends on the plan alone.

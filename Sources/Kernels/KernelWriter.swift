@@ -245,7 +245,8 @@ public final class KernelWriter {
                 }
                 let fn = RFunction(name: p.name, ranged: ranged)
                 if owners[n][j] == shard {
-                    vectorizeLoops = layout.isCold(shard) && vectorizedWhenCold(plan.kernels[n])
+                    // A sum of parts computes none of its kernel's element functions.
+                    vectorizeLoops = layout.isCold(shard) && !p.sumOfParts && vectorizedWhenCold(plan.kernels[n])
                     function(fn, exported: sharded, kernel: true, p.body)
                     vectorizeLoops = false
                 } else if shard == 0 {
