@@ -28,11 +28,6 @@ public struct ShardLayout: Hashable, Sendable {
 }
 
 extension KernelPlan {
-    /// Loops over at most this many elements a run are cold code: at a few nanoseconds an element,
-    /// what a slower loop costs is below what compiling it at full strength does for hundreds of
-    /// runs.
-    public static let coldElements = 1024
-
     /// Per kernel, whether it is cold: a call into the runtime (a matrix product: its work is
     /// the library's), or loops that touch no value of more than `coldElements` elements
     /// (scalars, a learning rate, per-channel statistics, the optimiser's updates of a small

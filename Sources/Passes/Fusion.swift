@@ -97,16 +97,29 @@ struct Fusion {
         }
     }
 
-    /// A costly value read through a broadcast would be recomputed for every element the
-    /// broadcast adds (a row's log-sum-exp for each of its classes): compute it once.
-    mutating func computeCostlyValuesBeforeBroadcasts() {
+    /// A value read through a broadcast is recomputed for every element the broadcast adds:
+    /// computed once instead, in a kernel of its own, where that costs less. So are a costly value
+    /// (a row's log-sum-exp for each of its classes), and arithmetic beyond one cheap op (a
+    /// division, or two ops or more) on a small value spread along the innermost axis of a large
+    /// loop (batch norm's per-channel terms across every position of an image): LLVM hoists out
+    /// of the inner loop what only outer loops vary, never what the inner loop does.
+    mutating func computeValuesBeforeBroadcasts() {
         for i in f.body {
-            guard case .broadcast = i.op, let t = i.type else { continue }
+            guard case .broadcast(_, let dims) = i.op, let t = i.type, let yt = types[i.operands[0]] else { continue }
             var x = i.operands[0]
             while materialized[x] == nil, case .reshape? = inst[x]?.op { x = inst[x]!.operands[0] }
-            guard materialized[x] == nil, let xi = inst[x], xi.op.isElementwise, let xt = xi.type,
-                  t.elementCount >= 4 * max(xt.elementCount, 1), let costly = costlyOp(in: x) else { continue }
-            materialized[x] = .recomputedByBroadcast(op: costly, times: t.elementCount / max(xt.elementCount, 1))
+            guard materialized[x] == nil, let xi = inst[x], xi.op.isElementwise, let xt = xi.type else { continue }
+            let times = t.elementCount / max(xt.elementCount, 1)
+            if times >= 4, let costly = costlyOp(in: x) {
+                materialized[x] = .recomputedByBroadcast(op: costly, times: times)
+                continue
+            }
+            let alongInnermost = zip(dims, yt.shape).contains { $0 == t.rank - 1 && $1 > 1 }
+            guard alongInnermost, t.elementCount > KernelPlan.coldElements, xt.elementCount <= KernelPlan.coldElements,
+                  times >= KernelPlan.broadcastRepeatsToCompute else { continue }
+            let (ops, divides) = arithmetic(in: x)
+            if divides { materialized[x] = .recomputedByBroadcast(op: "division", times: times) }
+            else if ops >= 2 { materialized[x] = .recomputedByBroadcast(op: "\(ops) ops", times: times) }
         }
     }
 
@@ -300,6 +313,27 @@ struct Fusion {
             stack += i.operands
         }
         return (ops, reads.count, false)
+    }
+
+    /// How many elementwise ops computing `v` inline takes (with its inline operands), and whether
+    /// one of them divides.
+    func arithmetic(in v: Int) -> (ops: Int, divides: Bool) {
+        var stack = [v], seen = Set<Int>(), ops = 0, divides = false
+        while let x = stack.popLast() {
+            guard seen.insert(x).inserted, let i = inst[x], x == v || materialized[x] == nil else { continue }
+            switch i.op {
+            case .reshape, .broadcast: stack += i.operands
+            case .binary(.div), .binary(.floordiv), .binary(.floormod):
+                ops += 1
+                divides = true
+                stack += i.operands
+            default:
+                guard i.op.isElementwise else { continue }
+                ops += 1
+                stack += i.operands
+            }
+        }
+        return (ops, divides)
     }
 
     /// A transcendental (or pow) among the values computed inline for `v`, if any.

@@ -176,7 +176,7 @@ public struct KernelPlan: Sendable {
         let scheduler = Scheduler(target: target)
         if fuse {
             fusion.recomputeCheapValues()
-            fusion.computeCostlyValuesBeforeBroadcasts()
+            fusion.computeValuesBeforeBroadcasts()
             scheduler.scheduleDescentSteps(&fusion)
             scheduler.scheduleBlockedProducts(&fusion)
         } else {
@@ -212,4 +212,14 @@ public struct KernelPlan: Sendable {
 
     /// The most ops a value recomputed by each of its users may take (with its inline operands).
     public static let recomputedOpsLimit = 8
+
+    /// Loops over at most this many elements a run are cold code: at a few nanoseconds an element,
+    /// what a slower loop costs is below what compiling it at full strength does for hundreds of
+    /// runs (codegen compiles them apart). A value this small costs next to nothing to compute in
+    /// a kernel of its own.
+    public static let coldElements = 1024
+
+    /// A small value's arithmetic is computed once, before a broadcast along the innermost axis,
+    /// where the broadcast repeats it at least this many times (`Fusion.computeValuesBeforeBroadcasts`).
+    public static let broadcastRepeatsToCompute = 16
 }

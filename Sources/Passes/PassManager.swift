@@ -25,6 +25,7 @@ public struct PassManager {
             ConstantFoldingPass(),   // needs types; evaluates constant-only subgraphs once, at compile time
             BatchNormFoldingPass(),  // after folding, which makes a frozen batch norm's scale a constant
             AlgebraicSimplificationPass(), // needs types; drops ops that return their operand, so CSE sees through them
+            BroadcastSinkingPass(),  // after simplification, so identity broadcasts are gone; before CSE, which merges what it repeats
             CommonSubexpressionEliminationPass(), // after folding, so equal constants and their users merge
             DeadCodeEliminationPass(), // after folding, whose inputs are now dead
             VerifyPass(),            // every pass must leave valid IR for codegen

@@ -553,6 +553,54 @@ final class KernelPlanBroadcastCostTests: XCTestCase {
         XCTAssertEqual(plan.storage[3], .inline)   // negation is cheap
         XCTAssertEqual(plan.storage[7], .inline)   // only twice
     }
+
+    /// Batch norm's per-channel terms spread over every position of a [16,8,8,32] image: x minus
+    /// the mean (a channel sum over the element count) times a scale of two ops.
+    private func perChannel(_ mean: String, _ scale: String, dims: String = "dims=[3]") -> String {
+        """
+        func @f(%0: f32[16,8,8,32] feed "x", %1: f32[32] feed "s", %2: f32[32] feed "g") {
+          %3 = constant f32[32] [\(Array(repeating: "1024.0", count: 32).joined(separator: ", "))]
+          %4 = \(mean)
+          %5 = broadcast %4 shape=[16,8,8,32] \(dims)
+          %6 = sub %0, %5
+          %7 = \(scale)
+          %8 = broadcast %7 shape=[16,8,8,32] \(dims)
+          %9 = mul %6, %8
+          return %9
+        }
+        """
+    }
+
+    func testPerChannelArithmeticSpreadOverAnImageIsComputedOnce() throws {
+        let (_, plan) = try planned(perChannel("div %1, %3", "mul %2, %4"))
+        XCTAssertEqual(plan.reasons[4], .recomputedByBroadcast(op: "division", times: 1024))
+        XCTAssertNotNil(arenaOffset(plan, 4))
+        // Its two ops (with the mean now in a buffer, one of them a load).
+        let two = try planned(perChannel("div %1, %3", "add %2, %2\n  %10 = mul %7, %4").replacingOccurrences(of: "%8 = broadcast %7", with: "%8 = broadcast %10"))
+        XCTAssertEqual(two.1.reasons[10], .recomputedByBroadcast(op: "2 ops", times: 1024))
+        XCTAssertEqual(plan.storage[6], .inline)
+        XCTAssertEqual(plan.storage[7], .inline)   // one multiply, reading the mean's buffer
+        XCTAssertEqual(plan.kernels.count, 2)
+    }
+
+    func testOneCheapOpOrASpreadAlongOuterAxesStaysInline() throws {
+        // One multiply per element costs what loading a computed value would.
+        let (_, cheap) = try planned(perChannel("mul %1, %3", "neg %2"))
+        XCTAssertEqual(cheap.storage[4], .inline)
+        XCTAssertEqual(cheap.storage[7], .inline)
+        XCTAssertEqual(cheap.kernels.count, 1)
+        // A value per image row is the same along the innermost loop, which LLVM hoists it out of.
+        let (_, rows) = try planned("""
+        func @f(%0: f32[256,512] feed "x", %1: f32[256] feed "s") {
+          %2 = constant f32[256] [\(Array(repeating: "2.0", count: 256).joined(separator: ", "))]
+          %3 = div %1, %2
+          %4 = broadcast %3 shape=[256,512] dims=[0]
+          %5 = mul %0, %4
+          return %5
+        }
+        """)
+        XCTAssertEqual(rows.storage[3], .inline)
+    }
 }
 
 final class KernelPlanPerImageProductTests: XCTestCase {

@@ -106,7 +106,7 @@ final class ShapeInferencePassTests: XCTestCase {
         var f = try Parser.parse("func @f(%0: f32[2] feed \"x\") {\n  %1 = neg %0\n  return %1\n}")
         var names: [String] = []
         try PassManager.standard(afterEach: { name, _ in names.append(name) }).run(&f)
-        XCTAssertEqual(names, ["shape-inference", "verify", "half-precision", "constant-folding", "batch-norm-folding", "simplify", "cse", "dce", "verify"])
+        XCTAssertEqual(names, ["shape-inference", "verify", "half-precision", "constant-folding", "batch-norm-folding", "simplify", "sink-broadcasts", "cse", "dce", "verify"])
     }
 }
 

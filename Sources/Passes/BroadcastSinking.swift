@@ -1,0 +1,80 @@
+import KilnIR
+
+/// Computes elementwise ops on broadcast values before the broadcast: `op(broadcast(a),
+/// broadcast(b))` becomes `broadcast(op(a, b))` where the broadcasts replicate alike (or one is
+/// a scalar's), as XLA's simplifier sinks them. Gradient graphs apply per-channel arithmetic to
+/// broadcast tensors (batch norm's backward divides a broadcast per-channel sum by a broadcast
+/// element count); done after the broadcast, every element of the image repeats its channel's
+/// division. Each element's value is the same either way, bit for bit. Broadcasts replicate
+/// alike when their operands have one shape and their `dims` are equal; a `[1,1,1,C]` operand
+/// and a `[C]` one are not unified, since a size-1 axis may be a batch of one, and dropping it
+/// would lower a batch of one differently from other batches (see `BatchTemplate`).
+public struct BroadcastSinkingPass: Pass {
+    public init() {}
+    public var name: String { "sink-broadcasts" }
+
+    /// A broadcast in the rewritten body: its operand, the operand's type, and its own attributes.
+    struct Replication {
+        var source: Int
+        var sourceType: TensorType
+        var shape: [Int]
+        var dims: [Int]
+    }
+
+    public func run(_ f: inout Function) throws {
+        var types = f.typeTable()
+        var nextID = max(f.params.count, (f.body.map(\.id).max() ?? -1) + 1)
+        var replications: [Int: Replication] = [:]
+        var body: [Instruction] = []
+        body.reserveCapacity(f.body.count)
+
+        func append(_ op: Op, _ operands: [Int], _ type: TensorType, id: Int? = nil) -> Int {
+            let i = Instruction(id: id ?? nextID, op: op, operands: operands, type: type)
+            if id == nil { nextID += 1 }
+            types[i.id] = type
+            body.append(i)
+            return i.id
+        }
+
+        for inst in f.body {
+            guard let type = inst.type else { body.append(inst); continue }
+            if case .broadcast(let shape, let dims) = inst.op, let xt = types[inst.operands[0]] {
+                types[inst.id] = type
+                replications[inst.id] = Replication(source: inst.operands[0], sourceType: xt, shape: shape, dims: dims)
+                body.append(inst)
+                continue
+            }
+            types[inst.id] = type
+            guard Self.sinks(inst.op), type.rank > 0, !inst.operands.isEmpty,
+                  let reps = Optional(inst.operands.compactMap { replications[$0] }), reps.count == inst.operands.count else {
+                body.append(inst)
+                continue
+            }
+            // The replication every non-scalar operand shares, if they share one.
+            let key = reps.first { $0.sourceType.rank > 0 }
+            if let key, !reps.allSatisfy({ $0.sourceType.rank == 0 || ($0.sourceType.shape == key.sourceType.shape && $0.dims == key.dims) }) {
+                body.append(inst)
+                continue
+            }
+            let small = key?.sourceType.shape ?? []
+            let operands = reps.map { r -> Int in
+                if r.sourceType.rank > 0 || small.isEmpty { return r.source }
+                return append(.broadcast(shape: small, dims: []), [r.source], TensorType(r.sourceType.dtype, small))
+            }
+            let value = append(inst.op, operands, TensorType(type.dtype, small))
+            let dims = key?.dims ?? []
+            _ = append(.broadcast(shape: type.shape, dims: dims), [value], type, id: inst.id)
+            replications[inst.id] = Replication(source: value, sourceType: TensorType(type.dtype, small), shape: type.shape, dims: dims)
+        }
+        f.body = body
+    }
+
+    /// Pure elementwise ops, whose value at an element depends only on their operands' values
+    /// there (a random draw depends on its position, a check reports the element it fails at).
+    static func sinks(_ op: Op) -> Bool {
+        switch op {
+        case .unary, .binary, .compare, .select, .cast: return true
+        default: return false
+        }
+    }
+}
