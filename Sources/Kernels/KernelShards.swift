@@ -2,8 +2,8 @@ import KilnIR
 import KilnPasses
 
 /// How a natively compiled executable's kernels are shared among the modules ("shards") compiled
-/// in parallel: `hot` modules at full strength, the first of which also defines the entry, and,
-/// when `cold`, one more (the last) for the cold kernels, which code generation at full strength
+/// in parallel: `hot` modules at full strength and, when `cold`, one more (the last) for the cold
+/// kernels and the entry, which code generation at full strength
 /// would cost more than it saves (`KernelPlan.coldKernels`): the backend optimises it lightly
 /// and generates its code quickly. A kernel is a function of its own, and LLVM's code generation
 /// spends a fixed part of a millisecond on every function, however small: the digits training
@@ -25,6 +25,10 @@ public struct ShardLayout: Hashable, Sendable {
     public var count: Int { hot + (cold ? 1 : 0) }
     /// Whether `shard` is the module of cold kernels.
     public func isCold(_ shard: Int) -> Bool { cold && shard == hot }
+    /// The module that defines the entry: the cold one where there is one (the entry runs once a
+    /// run, a call and a fault test per kernel: at full strength its code generation took 6.8 ms
+    /// of the digits step's first hot module, quickly 2.4), else the first.
+    public var entryShard: Int { cold ? hot : 0 }
 }
 
 extension KernelPlan {
@@ -71,8 +75,8 @@ extension KernelPlan {
 /// Which shard defines each function of each plan kernel. The shards are optimised and
 /// code-generated in parallel, so the compile waits for the slowest: hot kernels go longest
 /// first onto the least loaded hot shard, by an estimate of what each costs LLVM, and shard 0
-/// also carries the entry and, in the balance, the cold shard: it gets less of the rest, so its
-/// thread finishes first and takes the cold shard, compiled last. (Round-robin by index put the
+/// also carries, in the balance, the cold shard (with the entry): it gets less of the rest, so
+/// its thread finishes first and takes the cold shard, compiled last. (Round-robin by index put the
 /// MLP initialiser's two truncated normals on one shard, 11 ms of optimising beside 2.4, and its
 /// training step's heaviest loops likewise, 25 ms of code generation beside 17.) The cold shard
 /// holds the cold kernels and, of the hot ones, the functions that add up a split sum's partial
@@ -91,10 +95,13 @@ extension KernelWriter {
             [false, true].map { c in codeCost(plan.kernels[n], parts[n].indices.filter { coldPart[n][$0] == c }.map { parts[n][$0] }) }
         }
         var load = Array(repeating: 0, count: layout.hot)
-        load[0] = 4 + plan.kernels.count / 8   // the entry: a call and a fault test per kernel
-        // The quick way takes a quarter of full strength's time or less, but for the loops it
-        // vectorises, which cost about as much as at full strength.
-        load[0] += costs.indices.map { cold[$0] && vectorizedWhenCold(plan.kernels[$0]) ? 4 * costs[$0][1] : costs[$0][1] }.reduce(0, +) / 4
+        // The entry costs a call and a fault test per kernel. Shard 0's thread also compiles the
+        // cold shard, where the entry takes half that and the rest a fifth of full strength's
+        // time, but for the loops it vectorises, which cost about as much as at full strength
+        // (fitted to the digits step's modules: 24 ms of cold code beside hot ones of 36 and 60).
+        let entry = 4 + plan.kernels.count / 8
+        let coldCost = costs.indices.map { cold[$0] && vectorizedWhenCold(plan.kernels[$0]) ? 5 * costs[$0][1] : costs[$0][1] }.reduce(0, +)
+        load[0] = layout.cold ? entry / 2 + coldCost / 5 : entry
         var owners = coldPart.map { $0.map { $0 ? layout.hot : 0 } }
         // Longest first; equal costs keep kernel order, so the assignment (and with it each
         // shard's code-cache key) depends on the plan alone.
@@ -126,7 +133,14 @@ extension KernelWriter {
         var computed = k.value
         if case .writes(let ws) = k { computed = ws[0].value }
         let (computing, costly, random) = elementWork(k)
-        let elements = computed.flatMap { types[$0]?.elementCount } ?? Int.max
+        var elements = computed.flatMap { types[$0]?.elementCount } ?? Int.max
+        // A reduction's loops run over its operand: a batch norm's statistics of 16 channels
+        // are a loop over the whole batch, not a flat 16-element one.
+        switch k {
+        case .reduction, .splitReduction, .blockedReduction, .argReduction, .windowReduction:
+            elements = max(elements, plan.touchedElements(k, inst: inst, types: types))
+        default: break
+        }
         let loops = parts.map { part -> Int in
             if computing + costly + random == 0 { return 1 }
             if elements <= 16 { return 2 }

@@ -225,8 +225,8 @@ public final class KernelWriter {
     ///
     /// With more than one module in `layout` the executable is rendered as that many modules
     /// (compiled in parallel): this one, `shard`, defines the functions `shardOwners` gives it
-    /// (exported, so the others can link to them), and shard 0 also defines the entry, which
-    /// declares the rest.
+    /// (exported, so the others can link to them), and the layout's `entryShard` also defines
+    /// the entry, which declares the rest.
     public func write(entryName: String, shard: Int = 0, of layout: ShardLayout = .single) {
         precondition(!target.workItems, "a work-item target is written as a DeviceProgram")
         let sharded = layout.count > 1
@@ -249,13 +249,13 @@ public final class KernelWriter {
                     vectorizeLoops = layout.isCold(shard) && !p.sumOfParts && vectorizedWhenCold(plan.kernels[n])
                     function(fn, exported: sharded, kernel: true, p.body)
                     vectorizeLoops = false
-                } else if shard == 0 {
+                } else if shard == layout.entryShard {
                     r.declare(fn)
                 } else { continue }
                 kernelFunctions[n].append((fn, p.run))
             }
         }
-        guard shard == 0 else { return }
+        guard shard == layout.entryShard else { return }
         function(RFunction(name: entryName, ranged: false), exported: true) {
             for (n, calls) in kernelFunctions.enumerated() {
                 profileTick(n)

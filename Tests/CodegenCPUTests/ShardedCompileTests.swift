@@ -131,4 +131,34 @@ final class ShardedCompileTests: XCTestCase {
         let cheap = try coldModule("%3 = add %0, %1\n  %4 = mul %0, %1\n  %5 = sub %1, %0\n  %6 = div %0, %1", results: "%3, %4, %5, %6")
         XCTAssertFalse(cheap.contains("x float>"), "cheap cold loops vectorised:\n\(cheap)")
     }
+
+    /// The entry (a call per kernel, run once a run) is defined in the cold module, compiled the
+    /// quick way, and the hot modules define kernels only.
+    func testTheEntryIsDefinedInTheColdModule() throws {
+        var f = try Parser.parse("""
+        func @e(%0: f32[640] feed "a", %1: f32[640] feed "b", %2: f32[256,256] feed "c") {
+          %3 = add %0, %1
+          %4 = mul %0, %1
+          %5 = sub %1, %0
+          %6 = div %0, %1
+          %7 = tanh %2
+          %8 = reduce.sum %7 axes=[1]
+          %9 = exp %2
+          return %3, %4, %5, %6, %8, %9
+        }
+        """)
+        try PassManager.standard().run(&f)
+        let exe = try LLVMBackend().compile(f, options: CompileOptions(keepSource: true, shards: 2))
+        XCTAssertEqual(exe.stats.shards, 3, "\(exe.plan.kernels)")
+        let modules = (exe.stats.source ?? "").components(separatedBy: "; ModuleID").filter { $0.contains("define") }
+        XCTAssertEqual(modules.count, 3)
+        // Kernels are named after the entry: NAME_kN (and NAME_kN_sum).
+        func defined(_ module: String) -> [String] {
+            module.split(separator: "\n").filter { $0.hasPrefix("define") }.compactMap { line in
+                line.split(separator: "@").dropFirst().first?.split(separator: "(").first.map(String.init)
+            }
+        }
+        let entries = modules.map { defined($0).filter { !$0.contains("_k") } }
+        XCTAssertEqual(entries.map(\.count), [0, 0, 1], "\(modules.map(defined))")
+    }
 }

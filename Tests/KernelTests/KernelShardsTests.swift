@@ -111,4 +111,27 @@ final class KernelShardsTests: XCTestCase {
         let plain = w.shardOwners(parts, ShardLayout(hot: 2, cold: false))
         XCTAssertEqual(plain[n][0], plain[n][1], "\(plain)")
     }
+
+    /// A reduction into few totals is a loop over its operand, and costs LLVM what one is
+    /// estimated at: batch norm's 16 channel sums of a [4096,16] activation are not a flat
+    /// 16-element loop.
+    func testAReductionIntoFewTotalsCostsWhatALoopOverItsOperandDoes() throws {
+        var f = try Parser.parse("""
+        func @stats(%0: f32[4096,16] feed "x") {
+          %1 = reduce.sum %0 axes=[0]
+          %2 = neg %0
+          return %1, %2
+        }
+        """)
+        try PassManager.standard().run(&f)
+        let plan = KernelPlan(f, target: .standard)
+        let w = KernelWriter(renderer: CStyleRenderer(.c99), function: f, plan: plan, target: .standard)
+        let parts = w.nativeParts(entryName: "stats")
+        guard let r = plan.kernels.firstIndex(where: { if case .splitReduction = $0 { return true } else { return false } }),
+              let l = plan.kernels.firstIndex(where: { if case .loop = $0 { return true } else { return false } }) else {
+            return XCTFail("no split reduction and loop: \(plan.kernels)")
+        }
+        let reductionParts = parts[r].filter { !$0.sumOfParts }
+        XCTAssertEqual(w.codeCost(plan.kernels[r], reductionParts), w.codeCost(plan.kernels[l], parts[l]), "\(plan.kernels)")
+    }
 }
