@@ -258,7 +258,7 @@ static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, 
 #define WINO_MIN_C 8
 #define WINO_MAX_C 64
 // The transformed filter is points x c x (co rounded up to 16) floats; c times the rounded
-// columns at most this (144 KiB of 4x4 tiles' filter, with the tiles' scratch 252 KiB).
+// columns at most this (146 KiB of 4x4 tiles' filter, with the tiles' scratch 259 KiB).
 #define WINO_MAX_CHANNEL_COLUMNS 1024
 
 // Every Winograd step is inlined into the drivers' calls for m = 2 and for m = 4, so each tile
@@ -267,6 +267,14 @@ static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, 
 #define WINO_INLINE static inline __attribute__((always_inline))
 
 static inline int64_t wino_columns(int64_t co) { return (co + 15) / 16 * 16; }
+
+// The scratch arrays are point-major: a transform writes (or reads) its (m+2)^2 points a point's
+// stride apart. A stride of a multiple of 1 KiB (the digits CNN's: 2 KiB for 16 channels x 32
+// columns) puts all 36 points in 2 to 4 of L1's 64 sets, where they evict each other on every
+// tile; one more cache line per point spreads them over 36 sets.
+#define WINO_PAD 16
+static inline int64_t wino_stride(int64_t floats) { return floats + WINO_PAD; }
+#define WINO_MM_STRIDE (WINO_TILES * 32 + WINO_PAD)
 
 static int wino_applies(int64_t c, int64_t co, int64_t kh, int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx) {
     return kh == 3 && kw == 3 && sy == 1 && sx == 1 && dy == 1 && dx == 1 && c >= WINO_MIN_C && c <= WINO_MAX_C &&
@@ -353,9 +361,9 @@ WINO_INLINE void wino_2d(int m, wino_axis transform, int k_in, int k_out, __m512
     for (int i = 0; i < k_out; i++) transform(m, half[i], out[i]);
 }
 
-// u[(point * c + ci) * ldu + j] = (G g G^T)[point] for filter column j; columns past co are 0.
+// u[point * ustride + ci * ldu + j] = (G g G^T)[point] for filter column j; columns past co are 0.
 KILN_CONV_AVX512
-WINO_INLINE void wino_filter(int m, const float *w, int64_t ldw, int64_t c, int64_t co, float *u, int64_t ldu) {
+WINO_INLINE void wino_filter(int m, const float *w, int64_t ldw, int64_t c, int64_t co, float *u, int64_t ldu, int64_t ustride) {
     const int n = m + 2;
     for (int64_t ci = 0; ci < c; ci++)
         for (int64_t s0 = 0; s0 < ldu; s0 += 16) {
@@ -365,7 +373,7 @@ WINO_INLINE void wino_filter(int m, const float *w, int64_t ldw, int64_t c, int6
                 for (int b = 0; b < 3; b++) g[a][b] = _mm512_maskz_loadu_ps(mask, w + ((a * 3 + b) * c + ci) * ldw + s0);
             wino_2d(m, wino_g, 3, n, g, out);
             for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++) _mm512_storeu_ps(u + ((i * n + j) * c + ci) * ldu + s0, out[i][j]);
+                for (int j = 0; j < n; j++) _mm512_storeu_ps(u + (i * n + j) * ustride + ci * ldu + s0, out[i][j]);
         }
 }
 
@@ -423,10 +431,10 @@ static int wino_run(int m, int64_t oh, int64_t ow, int64_t p, int64_t end, int64
     return 0;
 }
 
-// v[(point * size + t) * ldv + ci] = (B^T d B)[point] of the group's tile t < tiles for ci < c,
+// v[point * vstride + t * ldv + ci] = (B^T d B)[point] of the group's tile t < tiles for ci < c,
 // zero from c to ldv.
 KILN_CONV_AVX512
-WINO_INLINE void wino_tiles(int m, const wino_group *g, int tiles, int size, int64_t h, int64_t wd, int64_t c, float *v, int64_t ldv) {
+WINO_INLINE void wino_tiles(int m, const wino_group *g, int tiles, int64_t h, int64_t wd, int64_t c, float *v, int64_t ldv, int64_t vstride) {
     const int n = m + 2;
     for (int t = 0; t < tiles; t++) {
         const float *src[6][6];
@@ -443,18 +451,18 @@ WINO_INLINE void wino_tiles(int m, const wino_group *g, int tiles, int size, int
                 for (int j = 0; j < n; j++) d[i][j] = _mm512_maskz_loadu_ps(mask, src[i][j] + c0);
             wino_2d(m, wino_bt, n, n, d, out);
             for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + ((i * n + j) * size + t) * ldv + c0, lanes, out[i][j]);
+                for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + (i * n + j) * vstride + t * ldv + c0, lanes, out[i][j]);
         }
     }
 }
 
 // For each of the points, the group's transformed tiles times the transformed filter's S strips
-// of 16 columns from u: mm[(point * WINO_TILES + t) * 32 + 16 * s].
+// of 16 columns from u: mm[point * WINO_MM_STRIDE + t * 32 + 16 * s].
 #define WINO_PRODUCT(S)                                                                                              \
-    KILN_CONV_AVX512 static void wino_product_##S(int points, const float *v, const float *u, int64_t c, int64_t ldu, \
-                                                  float *mm) {                                                      \
+    KILN_CONV_AVX512 static void wino_product_##S(int points, const float *v, int64_t vstride, const float *u,     \
+                                                  int64_t ustride, int64_t c, int64_t ldu, float *mm) {             \
         for (int point = 0; point < points; point++) {                                                               \
-            const float *vp = v + point * WINO_TILES * c, *up = u + point * c * ldu;                                 \
+            const float *vp = v + point * vstride, *up = u + point * ustride;                                        \
             __m512 acc[WINO_TILES][S];                                                                               \
             for (int t = 0; t < WINO_TILES; t++)                                                                     \
                 for (int s = 0; s < S; s++) acc[t][s] = _mm512_setzero_ps();                                         \
@@ -467,7 +475,7 @@ WINO_INLINE void wino_tiles(int m, const wino_group *g, int tiles, int size, int
                 }                                                                                                    \
             }                                                                                                        \
             for (int t = 0; t < WINO_TILES; t++)                                                                     \
-                for (int s = 0; s < S; s++) _mm512_storeu_ps(mm + (point * WINO_TILES + t) * 32 + 16 * s, acc[t][s]); \
+                for (int s = 0; s < S; s++) _mm512_storeu_ps(mm + point * WINO_MM_STRIDE + t * 32 + 16 * s, acc[t][s]); \
         }                                                                                                            \
     }
 WINO_PRODUCT(2)
@@ -484,7 +492,7 @@ WINO_INLINE void wino_outputs(int m, const float *mm, int valid, const wino_grou
             __mmask16 mask = conv_lanes(cols - 16 * s);
             __m512 p[6][6], y[6][6];
             for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++) p[i][j] = _mm512_loadu_ps(mm + ((i * n + j) * WINO_TILES + t) * 32 + 16 * s);
+                for (int j = 0; j < n; j++) p[i][j] = _mm512_loadu_ps(mm + (i * n + j) * WINO_MM_STRIDE + t * 32 + 16 * s);
             wino_2d(m, wino_at, n, m, p, y);
             for (int r = 0; r < m && g->oy[t] + r < oh; r++) {
                 float *row = out + (g->rows0[t] + r * ow) * ldc + s0 + 16 * s;
@@ -499,19 +507,19 @@ KILN_CONV_AVX512
 WINO_INLINE void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
                           const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t end, float *scratch) {
     const int points = (m + 2) * (m + 2);
-    int64_t ldu = wino_columns(co);
-    float *u = scratch, *v = u + points * c * ldu, *mm = v + points * WINO_TILES * c;
-    wino_filter(m, w, ldw, c, co, u, ldu);
+    const int64_t ldu = wino_columns(co), ustride = wino_stride(c * ldu), vstride = wino_stride(WINO_TILES * c);
+    float *u = scratch, *v = u + points * ustride, *mm = v + points * vstride;
+    wino_filter(m, w, ldw, c, co, u, ldu, ustride);
     wino_walk walk = wino_start(m, x, h, wd, c, oh, ow, py, px, first, end);
     wino_group g;
     for (int tiles; (tiles = wino_next(&walk, &g, WINO_TILES)) > 0;) {
         // The products run on whole groups: a short group's last tile stands in for the rest.
         for (int t = tiles; t < WINO_TILES; t++) g.images[t] = g.images[t - 1], g.iy0[t] = g.iy0[t - 1], g.ix0[t] = g.ix0[t - 1];
-        wino_tiles(m, &g, WINO_TILES, WINO_TILES, h, wd, c, v, c);
+        wino_tiles(m, &g, WINO_TILES, h, wd, c, v, c, vstride);
         for (int64_t s0 = 0; s0 < co; s0 += 32) {
             int64_t cols = conv_min(co - s0, 32);
-            if (cols > 16) wino_product_2(points, v, u + s0, c, ldu, mm);
-            else wino_product_1(points, v, u + s0, c, ldu, mm);
+            if (cols > 16) wino_product_2(points, v, vstride, u + s0, ustride, c, ldu, mm);
+            else wino_product_1(points, v, vstride, u + s0, ustride, c, ldu, mm);
             wino_outputs(m, mm, tiles, &g, oh, ow, out, ldc, s0, cols);
         }
     }
@@ -520,7 +528,7 @@ WINO_INLINE void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int
 // The transformed filter, a group's transformed tiles and its products.
 static int64_t wino_scratch_floats(int m, int64_t c, int64_t co) {
     int64_t points = (m + 2) * (m + 2);
-    return points * (c * wino_columns(co) + WINO_TILES * c + WINO_TILES * 32);
+    return points * (wino_stride(c * wino_columns(co)) + wino_stride(WINO_TILES * c) + WINO_MM_STRIDE);
 }
 
 // Rows [first, first + count): whole rows of tiles by Winograd, a partial row of tiles at
@@ -590,11 +598,11 @@ WINO_INLINE void wino_gt(int m, const __m512 *s, __m512 *o) {
     o[2] = _mm512_add_ps(_mm512_mul_ps(sixth, _mm512_sub_ps(r, p)), s[5]);
 }
 
-// z[(point * WINO_GRAD_TILES + t) * ldz + j] = (A dY A^T)[point] of tile t's output gradient
+// z[point * zstride + t * ldz + j] = (A dY A^T)[point] of tile t's output gradient
 // (its rows from rows0[t], those inside the output), for the group's `valid` tiles.
 KILN_CONV_AVX512
 WINO_INLINE void wino_gradient_tiles(int m, const float *g, int64_t ldg, int64_t co, int valid, const wino_group *tg, int64_t oh, int64_t ow,
-                                float *z, int64_t ldz) {
+                                float *z, int64_t ldz, int64_t zstride) {
     const int n = m + 2;
     for (int t = 0; t < valid; t++)
         for (int64_t s0 = 0; s0 < ldz; s0 += 16) {
@@ -607,19 +615,20 @@ WINO_INLINE void wino_gradient_tiles(int m, const float *g, int64_t ldg, int64_t
                 }
             wino_2d(m, wino_a, m, n, y, out);
             for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++) _mm512_storeu_ps(z + ((i * n + j) * WINO_GRAD_TILES + t) * ldz + s0, out[i][j]);
+                for (int j = 0; j < n; j++) _mm512_storeu_ps(z + (i * n + j) * zstride + t * ldz + s0, out[i][j]);
         }
 }
 
-// For every point, s[(point * ldv + ci) * ldz + j] += sum over the `valid` tiles of v * z:
+// For every point, s[point * sstride + ci * ldz + j] += sum over the `valid` tiles of v * z:
 // 8 input channels x S strips of 16 columns of accumulators at a time.
 #define WINO_GRADIENT_PRODUCT(S)                                                                                     \
     KILN_CONV_AVX512 static void wino_gradient_product_##S(int points, int valid, const float *v, int64_t ldv,       \
-                                                           const float *z, int64_t ldz, int64_t s0, float *s) {     \
+                                                           int64_t vstride, const float *z, int64_t ldz,            \
+                                                           int64_t zstride, int64_t s0, float *s, int64_t sstride) { \
         for (int point = 0; point < points; point++) {                                                               \
-            const float *vp = v + point * WINO_GRAD_TILES * ldv, *zp = z + point * WINO_GRAD_TILES * ldz + s0;       \
+            const float *vp = v + point * vstride, *zp = z + point * zstride + s0;                                   \
             for (int64_t c0 = 0; c0 < ldv; c0 += 8) {                                                                \
-                float *sp = s + (point * ldv + c0) * ldz + s0;                                                       \
+                float *sp = s + point * sstride + c0 * ldz + s0;                                                     \
                 __m512 acc[8][S];                                                                                    \
                 for (int i = 0; i < 8; i++)                                                                          \
                     for (int k = 0; k < S; k++) acc[i][k] = _mm512_loadu_ps(sp + i * ldz + 16 * k);                  \
@@ -642,7 +651,7 @@ WINO_GRADIENT_PRODUCT(1)
 // The transformed scratch: S, then a group's image tiles V and gradient tiles Z.
 static int64_t wino_gradient_scratch_floats(int m, int64_t c, int64_t co) {
     int64_t points = (m + 2) * (m + 2), ldv = (c + 7) / 8 * 8, ldz = wino_columns(co);
-    return points * (ldv * ldz + WINO_GRAD_TILES * ldv + WINO_GRAD_TILES * ldz);
+    return points * (wino_stride(ldv * ldz) + wino_stride(WINO_GRAD_TILES * ldv) + wino_stride(WINO_GRAD_TILES * ldz));
 }
 
 // dw += the filter gradient of output rows [first, end), which cover whole rows of m x m tiles.
@@ -652,16 +661,17 @@ WINO_INLINE void conv_winograd_filter_gradient(int m, const float *x, int64_t h,
                                           int64_t end, float *scratch) {
     const int n = m + 2, points = n * n;
     const int64_t ldv = (c + 7) / 8 * 8, ldz = wino_columns(co);
-    float *s = scratch, *v = s + points * ldv * ldz, *z = v + points * WINO_GRAD_TILES * ldv;
-    memset(s, 0, sizeof(float) * (size_t)(points * ldv * ldz));
+    const int64_t sstride = wino_stride(ldv * ldz), vstride = wino_stride(WINO_GRAD_TILES * ldv), zstride = wino_stride(WINO_GRAD_TILES * ldz);
+    float *s = scratch, *v = s + points * sstride, *z = v + points * vstride;
+    memset(s, 0, sizeof(float) * (size_t)(points * sstride));
     wino_walk walk = wino_start(m, x, h, wd, c, oh, ow, py, px, first, end);
     wino_group tg;
     for (int tiles; (tiles = wino_next(&walk, &tg, WINO_GRAD_TILES)) > 0;) {
-        wino_tiles(m, &tg, tiles, WINO_GRAD_TILES, h, wd, c, v, ldv);
-        wino_gradient_tiles(m, g, ldg, co, tiles, &tg, oh, ow, z, ldz);
+        wino_tiles(m, &tg, tiles, h, wd, c, v, ldv, vstride);
+        wino_gradient_tiles(m, g, ldg, co, tiles, &tg, oh, ow, z, ldz, zstride);
         for (int64_t s0 = 0; s0 < ldz; s0 += 32) {
-            if (ldz - s0 > 16) wino_gradient_product_2(points, tiles, v, ldv, z, ldz, s0, s);
-            else wino_gradient_product_1(points, tiles, v, ldv, z, ldz, s0, s);
+            if (ldz - s0 > 16) wino_gradient_product_2(points, tiles, v, ldv, vstride, z, ldz, zstride, s0, s, sstride);
+            else wino_gradient_product_1(points, tiles, v, ldv, vstride, z, ldz, zstride, s0, s, sstride);
         }
     }
     // dw[(ky * 3 + kx) * c + ci] += (G^T S G)[ky][kx].
@@ -670,7 +680,7 @@ WINO_INLINE void conv_winograd_filter_gradient(int m, const float *x, int64_t h,
             __mmask16 mask = conv_lanes(co - s0);
             __m512 p[6][6], o[6][6];
             for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++) p[i][j] = _mm512_loadu_ps(s + ((i * n + j) * ldv + ci) * ldz + s0);
+                for (int j = 0; j < n; j++) p[i][j] = _mm512_loadu_ps(s + (i * n + j) * sstride + ci * ldz + s0);
             wino_2d(m, wino_gt, n, 3, p, o);
             for (int ky = 0; ky < 3; ky++)
                 for (int kx = 0; kx < 3; kx++) {
