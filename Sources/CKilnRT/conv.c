@@ -437,18 +437,19 @@ KILN_CONV_AVX512
 WINO_INLINE void wino_tiles(int m, const wino_group *g, int tiles, int64_t h, int64_t wd, int64_t c, float *v, int64_t ldv, int64_t vstride) {
     const int n = m + 2;
     for (int t = 0; t < tiles; t++) {
-        const float *src[6][6];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) {
-                int64_t iy = g->iy0[t] + i, ix = g->ix0[t] + j;
-                uintptr_t at = (uintptr_t)g->images[t] + (uintptr_t)((iy * wd + ix) * c) * sizeof(float);
-                src[i][j] = (const float *)(conv_inside(iy, ix, h, wd) ? at : (uintptr_t)conv_zeros);
-            }
+        // A position outside the image loads nothing (all lanes masked off, which cannot fault).
+        unsigned rows = 0, cols = 0;
+        for (int i = 0; i < n; i++) rows |= (unsigned)((uint64_t)(g->iy0[t] + i) < (uint64_t)h) << i;
+        for (int j = 0; j < n; j++) cols |= (unsigned)((uint64_t)(g->ix0[t] + j) < (uint64_t)wd) << j;
+        const uintptr_t origin = (uintptr_t)g->images[t] + (uintptr_t)((g->iy0[t] * wd + g->ix0[t]) * c) * sizeof(float);
         for (int64_t c0 = 0; c0 < ldv; c0 += 16) {
             __mmask16 mask = conv_lanes(c - c0), lanes = conv_lanes(ldv - c0);
             __m512 d[6][6], out[6][6];
             for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++) d[i][j] = _mm512_maskz_loadu_ps(mask, src[i][j] + c0);
+                for (int j = 0; j < n; j++) {
+                    __mmask16 k = (rows >> i) & (cols >> j) & 1 ? mask : 0;
+                    d[i][j] = _mm512_maskz_loadu_ps(k, (const float *)(origin + (uintptr_t)(((i * wd + j) * c + c0) * (int64_t)sizeof(float))));
+                }
             wino_2d(m, wino_bt, n, n, d, out);
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + (i * n + j) * vstride + t * ldv + c0, lanes, out[i][j]);
