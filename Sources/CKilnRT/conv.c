@@ -444,15 +444,24 @@ WINO_INLINE void wino_tiles(int m, const wino_group *g, int tiles, int64_t h, in
         const uintptr_t origin = (uintptr_t)g->images[t] + (uintptr_t)((g->iy0[t] * wd + g->ix0[t]) * c) * sizeof(float);
         for (int64_t c0 = 0; c0 < ldv; c0 += 16) {
             __mmask16 mask = conv_lanes(c - c0), lanes = conv_lanes(ldv - c0);
-            __m512 d[6][6], out[6][6];
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++) {
+            // B^T d B in two passes through `half` (B^T down each column, then B along each
+            // row), each loading and storing as it goes: the 6x6 blocks held whole in
+            // registers were more than the 32 there are, and spilled.
+            __m512 half[6][6];
+            for (int j = 0; j < n; j++) {
+                __m512 col[6], r[6];
+                for (int i = 0; i < n; i++) {
                     __mmask16 k = (rows >> i) & (cols >> j) & 1 ? mask : 0;
-                    d[i][j] = _mm512_maskz_loadu_ps(k, (const float *)(origin + (uintptr_t)(((i * wd + j) * c + c0) * (int64_t)sizeof(float))));
+                    col[i] = _mm512_maskz_loadu_ps(k, (const float *)(origin + (uintptr_t)(((i * wd + j) * c + c0) * (int64_t)sizeof(float))));
                 }
-            wino_2d(m, wino_bt, n, n, d, out);
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + (i * n + j) * vstride + t * ldv + c0, lanes, out[i][j]);
+                wino_bt(m, col, r);
+                for (int i = 0; i < n; i++) half[i][j] = r[i];
+            }
+            for (int i = 0; i < n; i++) {
+                __m512 r[6];
+                wino_bt(m, half[i], r);
+                for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(v + (i * n + j) * vstride + t * ldv + c0, lanes, r[j]);
+            }
         }
     }
 }
