@@ -203,8 +203,11 @@ public enum GradientOps {
                 let valid = try ctx.reshape(ctx.emit(geometry, [ctx.full(1, d, xs)]), windowShape)
                 masked = try ctx.select(ctx.compare(.ne, valid, ctx.scalar(0, d)), masked, ctx.full(-.infinity, d, windowShape))
             }
-            let best = try ctx.emit(.argReduce(.argmax, axis: 3, outType: .int64), [masked])
-            let hit = try ctx.emit(.compare(.eq), [ctx.emit(.iota(dtype: .int64, shape: windowShape, axis: 3), []),
+            // Window positions as int32 (half the bytes of int64, twice the lanes in the compare)
+            // wherever a window's positions fit.
+            let position: DType = kk <= Int(Int32.max) ? .int32 : .int64
+            let best = try ctx.emit(.argReduce(.argmax, axis: 3, outType: position), [masked])
+            let hit = try ctx.emit(.compare(.eq), [ctx.emit(.iota(dtype: position, shape: windowShape, axis: 3), []),
                                                    ctx.emit(.broadcast(shape: windowShape, dims: [0, 1, 2, 4]), [best])])
             let spread = try ctx.emit(.broadcast(shape: windowShape, dims: [0, 1, 2, 4]), [dy])
             let contrib = try ctx.select(hit, spread, ctx.full(0, d, windowShape))
