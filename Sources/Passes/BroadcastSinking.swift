@@ -22,16 +22,23 @@ public struct BroadcastSinkingPass: Pass {
     }
 
     public func run(_ f: inout Function) throws {
-        var types = f.typeTable()
+        // Tables indexed by value id (ids are dense), which the pass's new values extend: it
+        // runs on every lowering, the short batch's check too, so no dictionaries.
         var nextID = max(f.params.count, (f.body.map(\.id).max() ?? -1) + 1)
-        var replications: [Int: Replication] = [:]
+        var types = [TensorType?](repeating: nil, count: nextID)
+        for (i, p) in f.params.enumerated() { types[i] = p.type }
+        for inst in f.body { types[inst.id] = inst.type }
+        var replications = [Replication?](repeating: nil, count: nextID)
         var body: [Instruction] = []
         body.reserveCapacity(f.body.count)
 
         func append(_ op: Op, _ operands: [Int], _ type: TensorType, id: Int? = nil) -> Int {
             let i = Instruction(id: id ?? nextID, op: op, operands: operands, type: type)
-            if id == nil { nextID += 1 }
-            types[i.id] = type
+            if id == nil {
+                nextID += 1
+                types.append(type)
+                replications.append(nil)
+            }
             body.append(i)
             return i.id
         }
@@ -39,17 +46,16 @@ public struct BroadcastSinkingPass: Pass {
         for inst in f.body {
             guard let type = inst.type else { body.append(inst); continue }
             if case .broadcast(let shape, let dims) = inst.op, let xt = types[inst.operands[0]] {
-                types[inst.id] = type
                 replications[inst.id] = Replication(source: inst.operands[0], sourceType: xt, shape: shape, dims: dims)
                 body.append(inst)
                 continue
             }
-            types[inst.id] = type
             guard Self.sinks(inst.op), type.rank > 0, !inst.operands.isEmpty,
-                  let reps = Optional(inst.operands.compactMap { replications[$0] }), reps.count == inst.operands.count else {
+                  inst.operands.allSatisfy({ replications[$0] != nil }) else {
                 body.append(inst)
                 continue
             }
+            let reps = inst.operands.map { replications[$0]! }
             // The replication every non-scalar operand shares, if they share one.
             let key = reps.first { $0.sourceType.rank > 0 }
             if let key, !reps.allSatisfy({ $0.sourceType.rank == 0 || ($0.sourceType.shape == key.sourceType.shape && $0.dims == key.dims) }) {
