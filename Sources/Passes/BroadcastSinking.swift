@@ -22,55 +22,56 @@ public struct BroadcastSinkingPass: Pass {
     }
 
     public func run(_ f: inout Function) throws {
-        // Tables indexed by value id (ids are dense), which the pass's new values extend: it
-        // runs on every lowering, the short batch's check too, so no dictionaries.
+        // Tables indexed by value id (ids are dense), which the pass's new values extend; the
+        // body is rebuilt only when something sinks. The pass runs on every lowering (the short
+        // batch's check and the batch template's shorter lowering too).
         var nextID = max(f.params.count, (f.body.map(\.id).max() ?? -1) + 1)
         var types = [TensorType?](repeating: nil, count: nextID)
         for (i, p) in f.params.enumerated() { types[i] = p.type }
         for inst in f.body { types[inst.id] = inst.type }
         var replications = [Replication?](repeating: nil, count: nextID)
-        var body: [Instruction] = []
-        body.reserveCapacity(f.body.count)
+        // By body index, the instructions that replace a sunk one (its broadcast, under its id, last).
+        var rewrites: [Int: [Instruction]] = [:]
 
-        func append(_ op: Op, _ operands: [Int], _ type: TensorType, id: Int? = nil) -> Int {
-            let i = Instruction(id: id ?? nextID, op: op, operands: operands, type: type)
-            if id == nil {
-                nextID += 1
-                types.append(type)
-                replications.append(nil)
-            }
-            body.append(i)
-            return i.id
-        }
-
-        for inst in f.body {
-            guard let type = inst.type else { body.append(inst); continue }
+        for k in f.body.indices {
+            let inst = f.body[k]
+            guard let type = inst.type else { continue }
             if case .broadcast(let shape, let dims) = inst.op, let xt = types[inst.operands[0]] {
                 replications[inst.id] = Replication(source: inst.operands[0], sourceType: xt, shape: shape, dims: dims)
-                body.append(inst)
                 continue
             }
             guard Self.sinks(inst.op), type.rank > 0, !inst.operands.isEmpty,
-                  inst.operands.allSatisfy({ replications[$0] != nil }) else {
-                body.append(inst)
-                continue
-            }
+                  inst.operands.allSatisfy({ replications[$0] != nil }) else { continue }
             let reps = inst.operands.map { replications[$0]! }
             // The replication every non-scalar operand shares, if they share one.
             let key = reps.first { $0.sourceType.rank > 0 }
             if let key, !reps.allSatisfy({ $0.sourceType.rank == 0 || ($0.sourceType.shape == key.sourceType.shape && $0.dims == key.dims) }) {
-                body.append(inst)
                 continue
+            }
+            var added: [Instruction] = []
+            func add(_ op: Op, _ operands: [Int], _ type: TensorType) -> Int {
+                added.append(Instruction(id: nextID, op: op, operands: operands, type: type))
+                types.append(type)
+                replications.append(nil)
+                nextID += 1
+                return nextID - 1
             }
             let small = key?.sourceType.shape ?? []
             let operands = reps.map { r -> Int in
                 if r.sourceType.rank > 0 || small.isEmpty { return r.source }
-                return append(.broadcast(shape: small, dims: []), [r.source], TensorType(r.sourceType.dtype, small))
+                return add(.broadcast(shape: small, dims: []), [r.source], TensorType(r.sourceType.dtype, small))
             }
-            let value = append(inst.op, operands, TensorType(type.dtype, small))
+            let value = add(inst.op, operands, TensorType(type.dtype, small))
             let dims = key?.dims ?? []
-            _ = append(.broadcast(shape: type.shape, dims: dims), [value], type, id: inst.id)
+            added.append(Instruction(id: inst.id, op: .broadcast(shape: type.shape, dims: dims), operands: [value], type: type))
+            rewrites[k] = added
             replications[inst.id] = Replication(source: value, sourceType: TensorType(type.dtype, small), shape: type.shape, dims: dims)
+        }
+        guard !rewrites.isEmpty else { return }
+        var body: [Instruction] = []
+        body.reserveCapacity(f.body.count + 3 * rewrites.count)
+        for k in f.body.indices {
+            if let added = rewrites[k] { body += added } else { body.append(f.body[k]) }
         }
         f.body = body
     }
