@@ -276,6 +276,18 @@ static inline int64_t wino_columns(int64_t co) { return (co + 15) / 16 * 16; }
 static inline int64_t wino_stride(int64_t floats) { return floats + WINO_PAD; }
 #define WINO_MM_STRIDE (WINO_TILES * 32 + WINO_PAD)
 
+// The forward's scratch: the transformed filter u (columns ldu), a group's transformed tiles v
+// and their products mm, each point-major with its point's stride; `floats` in all.
+typedef struct {
+    int64_t ldu, ustride, vstride, floats;
+} wino_forward_layout;
+static inline wino_forward_layout wino_forward_scratch(int m, int64_t c, int64_t co) {
+    wino_forward_layout l;
+    l.ldu = wino_columns(co), l.ustride = wino_stride(c * l.ldu), l.vstride = wino_stride(WINO_TILES * c);
+    l.floats = (m + 2) * (m + 2) * (l.ustride + l.vstride + WINO_MM_STRIDE);
+    return l;
+}
+
 static int wino_applies(int64_t c, int64_t co, int64_t kh, int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx) {
     return kh == 3 && kw == 3 && sy == 1 && sx == 1 && dy == 1 && dx == 1 && c >= WINO_MIN_C && c <= WINO_MAX_C &&
            c * wino_columns(co) <= WINO_MAX_CHANNEL_COLUMNS;
@@ -512,12 +524,13 @@ WINO_INLINE void wino_outputs(int m, const float *mm, int valid, const wino_grou
 }
 
 // Output rows [first, end), which cover whole rows of m x m tiles, by Winograd F(m x m, 3x3)
-// with the scratch (see wino_scratch_floats).
+// with the scratch (see wino_forward_scratch).
 KILN_CONV_AVX512
 WINO_INLINE void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
                           const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t end, float *scratch) {
     const int points = (m + 2) * (m + 2);
-    const int64_t ldu = wino_columns(co), ustride = wino_stride(c * ldu), vstride = wino_stride(WINO_TILES * c);
+    const wino_forward_layout l = wino_forward_scratch(m, c, co);
+    const int64_t ldu = l.ldu, ustride = l.ustride, vstride = l.vstride;
     float *u = scratch, *v = u + points * ustride, *mm = v + points * vstride;
     wino_filter(m, w, ldw, c, co, u, ldu, ustride);
     wino_walk walk = wino_start(m, x, h, wd, c, oh, ow, py, px, first, end);
@@ -535,12 +548,6 @@ WINO_INLINE void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int
     }
 }
 
-// The transformed filter, a group's transformed tiles and its products.
-static int64_t wino_scratch_floats(int m, int64_t c, int64_t co) {
-    int64_t points = (m + 2) * (m + 2);
-    return points * (wino_stride(c * wino_columns(co)) + wino_stride(WINO_TILES * c) + WINO_MM_STRIDE);
-}
-
 // Rows [first, first + count): whole rows of tiles by Winograd, a partial row of tiles at
 // either end of the range directly. 0 (nothing written) when the scratch cannot be had.
 KILN_CONV_AVX512
@@ -548,7 +555,7 @@ static int conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t c
                                 const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t count) {
     const int m = wino_tile(oh, ow);
     // On the heap: the pool's callers may run on threads with small stacks.
-    float *scratch = malloc(sizeof(float) * (size_t)wino_scratch_floats(m, c, co));
+    float *scratch = malloc(sizeof(float) * (size_t)wino_forward_scratch(m, c, co).floats);
     if (!scratch) return 0;
     for (int64_t p = first, q; p < first + count; p = q) {
         if (!wino_run(m, oh, ow, p, first + count, &q)) conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, q - p);
@@ -658,10 +665,17 @@ WINO_INLINE void wino_gradient_tiles(int m, const float *g, int64_t ldg, int64_t
 WINO_GRADIENT_PRODUCT(2)
 WINO_GRADIENT_PRODUCT(1)
 
-// The transformed scratch: S, then a group's image tiles V and gradient tiles Z.
-static int64_t wino_gradient_scratch_floats(int m, int64_t c, int64_t co) {
-    int64_t points = (m + 2) * (m + 2), ldv = (c + 7) / 8 * 8, ldz = wino_columns(co);
-    return points * (wino_stride(ldv * ldz) + wino_stride(WINO_GRAD_TILES * ldv) + wino_stride(WINO_GRAD_TILES * ldz));
+// The gradient's scratch: S (ldv x ldz per point), then a group's image tiles V and gradient
+// tiles Z, each point-major with its point's stride; `floats` in all.
+typedef struct {
+    int64_t ldv, ldz, sstride, vstride, zstride, floats;
+} wino_gradient_layout;
+static inline wino_gradient_layout wino_gradient_scratch(int m, int64_t c, int64_t co) {
+    wino_gradient_layout l;
+    l.ldv = (c + 7) / 8 * 8, l.ldz = wino_columns(co);
+    l.sstride = wino_stride(l.ldv * l.ldz), l.vstride = wino_stride(WINO_GRAD_TILES * l.ldv), l.zstride = wino_stride(WINO_GRAD_TILES * l.ldz);
+    l.floats = (m + 2) * (m + 2) * (l.sstride + l.vstride + l.zstride);
+    return l;
 }
 
 // dw += the filter gradient of output rows [first, end), which cover whole rows of m x m tiles.
@@ -670,8 +684,8 @@ WINO_INLINE void conv_winograd_filter_gradient(int m, const float *x, int64_t h,
                                           int64_t px, const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw, int64_t first,
                                           int64_t end, float *scratch) {
     const int n = m + 2, points = n * n;
-    const int64_t ldv = (c + 7) / 8 * 8, ldz = wino_columns(co);
-    const int64_t sstride = wino_stride(ldv * ldz), vstride = wino_stride(WINO_GRAD_TILES * ldv), zstride = wino_stride(WINO_GRAD_TILES * ldz);
+    const wino_gradient_layout l = wino_gradient_scratch(m, c, co);
+    const int64_t ldv = l.ldv, ldz = l.ldz, sstride = l.sstride, vstride = l.vstride, zstride = l.zstride;
     float *s = scratch, *v = s + points * sstride, *z = v + points * vstride;
     memset(s, 0, sizeof(float) * (size_t)(points * sstride));
     wino_walk walk = wino_start(m, x, h, wd, c, oh, ow, py, px, first, end);
@@ -707,7 +721,7 @@ static int conv_avx512_winograd_filter_gradient(const float *x, int64_t h, int64
                                                 int64_t px, const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw,
                                                 int64_t first, int64_t count) {
     const int m = wino_tile(oh, ow);
-    float *scratch = malloc(sizeof(float) * (size_t)wino_gradient_scratch_floats(m, c, co));
+    float *scratch = malloc(sizeof(float) * (size_t)wino_gradient_scratch(m, c, co).floats);
     if (!scratch) return 0;
     for (int64_t p = first, q; p < first + count; p = q) {
         if (!wino_run(m, oh, ow, p, first + count, &q))
