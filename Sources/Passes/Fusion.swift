@@ -110,14 +110,14 @@ struct Fusion {
             while materialized[x] == nil, case .reshape? = inst[x]?.op { x = inst[x]!.operands[0] }
             guard materialized[x] == nil, let xi = inst[x], xi.op.isElementwise, let xt = xi.type else { continue }
             let times = t.elementCount / max(xt.elementCount, 1)
-            if times >= 4, let costly = costlyOp(in: x) {
+            let (ops, divides, costly) = arithmetic(in: x)
+            if times >= 4, let costly {
                 materialized[x] = .recomputedByBroadcast(op: costly, times: times)
                 continue
             }
             let alongInnermost = zip(dims, yt.shape).contains { $0 == t.rank - 1 && $1 > 1 }
             guard alongInnermost, t.elementCount > KernelPlan.coldElements, xt.elementCount <= KernelPlan.coldElements,
                   times >= KernelPlan.broadcastRepeatsToCompute else { continue }
-            let (ops, divides) = arithmetic(in: x)
             if divides { materialized[x] = .recomputedByBroadcast(op: "division", times: times) }
             else if ops >= 2 { materialized[x] = .recomputedByBroadcast(op: "\(ops) ops", times: times) }
         }
@@ -315,40 +315,26 @@ struct Fusion {
         return (ops, reads.count, false)
     }
 
-    /// How many elementwise ops computing `v` inline takes (with its inline operands), and whether
-    /// one of them divides.
-    func arithmetic(in v: Int) -> (ops: Int, divides: Bool) {
-        var stack = [v], seen = Set<Int>(), ops = 0, divides = false
+    /// What computing `v` inline takes (with its inline operands): its elementwise ops, whether
+    /// one of them divides, and a transcendental (or pow) among them, if any.
+    func arithmetic(in v: Int) -> (ops: Int, divides: Bool, costly: String?) {
+        var stack = [v], seen = Set<Int>(), ops = 0, divides = false, costly: String?
         while let x = stack.popLast() {
             guard seen.insert(x).inserted, let i = inst[x], x == v || materialized[x] == nil else { continue }
             switch i.op {
             case .reshape, .broadcast: stack += i.operands
-            case .binary(.div), .binary(.floordiv), .binary(.floormod):
-                ops += 1
-                divides = true
-                stack += i.operands
             default:
                 guard i.op.isElementwise else { continue }
                 ops += 1
+                switch i.op {
+                case .unary(let u) where u.isCostly: costly = costly ?? u.rawValue
+                case .binary(.pow): costly = costly ?? "pow"
+                case .binary(.div), .binary(.floordiv), .binary(.floormod): divides = true
+                default: break
+                }
                 stack += i.operands
             }
         }
-        return (ops, divides)
-    }
-
-    /// A transcendental (or pow) among the values computed inline for `v`, if any.
-    func costlyOp(in v: Int) -> String? {
-        var stack = [v], seen = Set<Int>()
-        while let x = stack.popLast() {
-            guard seen.insert(x).inserted, let i = inst[x], x == v || materialized[x] == nil else { continue }
-            switch i.op {
-            case .unary(let u) where u.isCostly: return u.rawValue
-            case .binary(.pow): return "pow"
-            case .varRead, .constant: continue
-            case .reshape, .broadcast: stack += i.operands
-            default: if i.op.isElementwise { stack += i.operands }
-            }
-        }
-        return nil
+        return (ops, divides, costly)
     }
 }
