@@ -191,29 +191,51 @@ static void conv_avx512(const float *x, int64_t h, int64_t wd, int64_t c, int64_
 CONV_PADDED_TILE(4, 2)
 CONV_PADDED_TILE(8, 1)
 
+// A padded image's rows and columns: as far as any window reaches (the image's, where it
+// reaches less far), the image at (py, px), zeros around it; `per` floats an image.
+typedef struct {
+    int64_t ph, pw, per;
+} conv_padding;
+static inline conv_padding conv_padded_extent(int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
+                                              int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px) {
+    conv_padding e;
+    e.ph = (oh - 1) * sy + (kh - 1) * dy + 1, e.pw = (ow - 1) * sx + (kw - 1) * dx + 1;
+    e.ph = e.ph > h + py ? e.ph : h + py;
+    e.pw = e.pw > wd + px ? e.pw : wd + px;
+    e.per = e.ph * e.pw * c;
+    return e;
+}
+
+// Images [n0, n1) of x zero-padded into `padded`, one after another.
+static void conv_pad_images(float *padded, const float *x, int64_t n0, int64_t n1, int64_t h, int64_t wd, int64_t c, int64_t py,
+                            int64_t px, conv_padding e) {
+    memset(padded, 0, sizeof(float) * (size_t)((n1 - n0) * e.per));
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t iy = 0; iy < h; iy++)
+            memcpy(padded + (((n - n0) * e.ph + py + iy) * e.pw + px) * c, x + (n * h + iy) * wd * c, sizeof(float) * (size_t)(wd * c));
+}
+
+// The step from a window's origin in a padded image to filter row k = (ky*kw + kx)*c + ci.
+static void conv_padded_steps(int64_t *offs, int64_t kh, int64_t kw, int64_t c, int64_t dy, int64_t dx, int64_t pw) {
+    for (int64_t ky = 0; ky < kh; ky++)
+        for (int64_t kx = 0; kx < kw; kx++)
+            for (int64_t ci = 0; ci < c; ci++) offs[(ky * kw + kx) * c + ci] = (ky * dy * pw + kx * dx) * c + ci;
+}
+
 KILN_CONV_AVX512
 static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
                               int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px, const float *w, int64_t ldw,
                               int64_t co, float *out, int64_t ldc, int64_t first, int64_t count) {
-    // Rows and columns as far as any window reaches (the image's, where it reaches less far).
-    int64_t ph = (oh - 1) * sy + (kh - 1) * dy + 1, pw = (ow - 1) * sx + (kw - 1) * dx + 1;
-    ph = ph > h + py ? ph : h + py;
-    pw = pw > wd + px ? pw : wd + px;
-    int64_t per = ph * pw * c, positions = oh * ow;
-    int64_t rows = kh * kw * c;
+    const conv_padding e = conv_padded_extent(h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px);
+    const int64_t ph = e.ph, pw = e.pw, per = e.per, positions = oh * ow, rows = kh * kw * c;
     if (per == 0 || per > CONV_PADDED_FLOATS || rows > CONV_PADDED_MAX_ROWS) return 0;
     float padded[CONV_PADDED_FLOATS];
     int64_t offs[CONV_PADDED_MAX_ROWS];
-    for (int64_t ky = 0; ky < kh; ky++)
-        for (int64_t kx = 0; kx < kw; kx++)
-            for (int64_t ci = 0; ci < c; ci++) offs[(ky * kw + kx) * c + ci] = (ky * dy * pw + kx * dx) * c + ci;
+    conv_padded_steps(offs, kh, kw, c, dy, dx, pw);
     int64_t fit = CONV_PADDED_FLOATS / per;
     for (int64_t p = first, end = first + count; p < end;) {
         int64_t n0 = p / positions, n1 = conv_min(n0 + fit, (end - 1) / positions + 1), q = conv_min(end, n1 * positions);
-        memset(padded, 0, sizeof(float) * (n1 - n0) * per);
-        for (int64_t n = n0; n < n1; n++)
-            for (int64_t iy = 0; iy < h; iy++)
-                memcpy(padded + (((n - n0) * ph + py + iy) * pw + px) * c, x + (n * h + iy) * wd * c, sizeof(float) * wd * c);
+        conv_pad_images(padded, x, n0, n1, h, wd, c, py, px, e);
         // Positions [p, q), stepped along; a group's positions past the range repeat its last.
         int64_t ox = p % ow, oy = (p / ow) % oh, n = p / positions;
         for (int64_t g = p; g < q; g += 8) {
@@ -239,6 +261,84 @@ static int conv_avx512_padded(const float *x, int64_t h, int64_t wd, int64_t c, 
         }
         p = q;
     }
+    return 1;
+}
+
+// Few channels' filter gradient (under CONV_PADDED_MAX_C, any window): each image of the range
+// zero-padded into a buffer (as conv_avx512_padded pads it), then for a block of positions,
+// a strip of 16 output channels and R filter rows at a time, R accumulators each add a
+// position's input at that row's step times the position's row of g, broadcast into the
+// strip: no patch is gathered, and g's block is read from L1 once per R rows. Each dw element
+// sums its positions in order.
+#define CONV_GRADIENT_ROWS 12
+#define CONV_GRADIENT_POSITIONS 256
+typedef void (*conv_gradient_tile)(const float *const *origin, int64_t positions, const int64_t *offs, const float *g, int64_t ldg,
+                                   __mmask16 mask, float *dw, int64_t lddw);
+#define CONV_GRADIENT_TILE(R)                                                                                        \
+    KILN_CONV_AVX512 static void conv_gradient_tile_##R(const float *const *origin, int64_t positions, const int64_t *offs, \
+                                                       const float *g, int64_t ldg, __mmask16 mask, float *dw, int64_t lddw) { \
+        __m512 acc[R];                                                                                               \
+        for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();                                                    \
+        for (int64_t p = 0; p < positions; p++) {                                                                    \
+            __m512 gv = _mm512_maskz_loadu_ps(mask, g + p * ldg);                                                    \
+            const float *o = origin[p];                                                                              \
+            for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(o[offs[r]]), gv, acc[r]);           \
+        }                                                                                                            \
+        for (int r = 0; r < R; r++)                                                                                  \
+            _mm512_mask_storeu_ps(dw + r * lddw, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dw + r * lddw), acc[r])); \
+    }
+CONV_GRADIENT_TILE(1)
+CONV_GRADIENT_TILE(2)
+CONV_GRADIENT_TILE(3)
+CONV_GRADIENT_TILE(4)
+CONV_GRADIENT_TILE(5)
+CONV_GRADIENT_TILE(6)
+CONV_GRADIENT_TILE(7)
+CONV_GRADIENT_TILE(8)
+CONV_GRADIENT_TILE(9)
+CONV_GRADIENT_TILE(10)
+CONV_GRADIENT_TILE(11)
+CONV_GRADIENT_TILE(12)
+static const conv_gradient_tile conv_gradient_tiles[CONV_GRADIENT_ROWS + 1] = {
+    0, conv_gradient_tile_1, conv_gradient_tile_2, conv_gradient_tile_3, conv_gradient_tile_4, conv_gradient_tile_5,
+    conv_gradient_tile_6, conv_gradient_tile_7, conv_gradient_tile_8, conv_gradient_tile_9, conv_gradient_tile_10,
+    conv_gradient_tile_11, conv_gradient_tile_12};
+
+// 0 (nothing added) when the buffer cannot be had.
+KILN_CONV_AVX512
+static int conv_avx512_padded_filter_gradient(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh,
+                                              int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px,
+                                              const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw, int64_t first,
+                                              int64_t count) {
+    const conv_padding e = conv_padded_extent(h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px);
+    const int64_t rows = kh * kw * c, positions = oh * ow;
+    if (rows == 0) return 1;
+    float *padded = malloc(sizeof(float) * (size_t)e.per + sizeof(int64_t) * (size_t)rows);
+    if (!padded) return 0;
+    int64_t *offs = (int64_t *)(padded + e.per);
+    conv_padded_steps(offs, kh, kw, c, dy, dx, e.pw);
+    const float *origin[CONV_GRADIENT_POSITIONS];
+    for (int64_t p = first, end = first + count; p < end;) {
+        const int64_t n = p / positions, q = conv_min(end, (n + 1) * positions);
+        conv_pad_images(padded, x, n, n + 1, h, wd, c, py, px, e);
+        for (int64_t b = p; b < q; b += CONV_GRADIENT_POSITIONS) {
+            const int64_t valid = conv_min(CONV_GRADIENT_POSITIONS, q - b);
+            int64_t ox = b % ow, oy = (b / ow) % oh;
+            for (int64_t k = 0; k < valid; k++) {
+                origin[k] = padded + (oy * sy * e.pw + ox * sx) * c;
+                if (++ox == ow) ox = 0, oy++;
+            }
+            for (int64_t s0 = 0; s0 < co; s0 += 16) {
+                const __mmask16 mask = conv_lanes(co - s0);
+                for (int64_t r0 = 0; r0 < rows; r0 += CONV_GRADIENT_ROWS) {
+                    const int64_t r = conv_min(CONV_GRADIENT_ROWS, rows - r0);
+                    conv_gradient_tiles[r](origin, valid, offs + r0, g + b * ldg + s0, ldg, mask, dw + r0 * lddw + s0, lddw);
+                }
+            }
+        }
+        p = q;
+    }
+    free(padded);
     return 1;
 }
 
@@ -756,9 +856,13 @@ void kiln_conv2d_filter_gradient_f32(const float *x, int64_t h, int64_t wd, int6
                                      int64_t co, float *dw, int64_t lddw, int64_t first, int64_t count) {
     if (count <= 0 || co <= 0) return;
 #if defined(__x86_64__) && !defined(KILN_PORTABLE)
-    if (kiln_sgemm_available() && wino_applies(c, co, kh, kw, sy, sx, dy, dx) &&
-        conv_avx512_winograd_filter_gradient(x, h, wd, c, oh, ow, py, px, g, ldg, co, dw, lddw, first, count))
-        return;
+    if (kiln_sgemm_available()) {
+        if (wino_applies(c, co, kh, kw, sy, sx, dy, dx)) {
+            if (conv_avx512_winograd_filter_gradient(x, h, wd, c, oh, ow, py, px, g, ldg, co, dw, lddw, first, count)) return;
+        } else if (c < CONV_PADDED_MAX_C && conv_avx512_padded_filter_gradient(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px,
+                                                                               g, ldg, co, dw, lddw, first, count))
+            return;
+    }
 #endif
     kiln_conv2d_filter_gradient_f32_portable(x, h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px, g, ldg, co, dw, lddw, first, count);
 }

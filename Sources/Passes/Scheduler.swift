@@ -69,15 +69,18 @@ public struct Scheduler: Sendable {
     }
 
     /// Whether a blocked weight gradient `dot(reshape(patches(x)), dy, transpose_a)` reads its
-    /// image in place (kiln_conv2d_filter_gradient_f32 over a part's whole images, by Winograd): a
-    /// 3x3 window of unit stride and dilation with 8 to 64 input channels, the input channels
-    /// times the output channels rounded up to 16 at most 1024 (the kernel's bound), on a target
-    /// with the direct kernel.
+    /// image in place (kiln_conv2d_filter_gradient_f32 over a part's images), on a target with
+    /// the direct kernel: by Winograd, a 3x3 window of unit stride and dilation with 8 to 64 input
+    /// channels, the input channels times the output channels rounded up to 16 at most 1024 (the
+    /// kernel's bound); or directly, any window over fewer than 8 input channels (the padded
+    /// kernel's, CONV_PADDED_MAX_C), where a gathered patch row is too short for a product to
+    /// pay for gathering and packing it.
     public func gradientReadsImageInPlace(_ patches: Instruction, _ dot: Instruction, _ types: [Int: TensorType]) -> Bool {
         guard target.directConvolutions, case .patches(let window, let strides, let dil, _, _) = patches.op,
               let x = types[patches.operands[0]], x.rank == 4, let g = dot.type, g.rank == 2 else { return false }
         let c = x.shape[3], co = g.shape[1]
-        return window == [3, 3] && strides == [1, 1] && dil == [1, 1] && (8...64).contains(c) && c * ((co + 15) / 16 * 16) <= 1024
+        if c < 8 { return true }
+        return window == [3, 3] && strides == [1, 1] && dil == [1, 1] && c <= 64 && c * ((co + 15) / 16 * 16) <= 1024
     }
 
     /// The product of `unpatches(reshape(dot(a, b)))` when it can be computed per image: float32,

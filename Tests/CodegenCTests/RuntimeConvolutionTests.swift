@@ -41,6 +41,10 @@ final class RuntimeConvolutionTests: XCTestCase {
         // Under 16 channels (the 16x1 tile, masked), strides and dilations, padding past the image.
         Geometry(n: 2, h: 9, w: 11, c: 5, kh: 2, kw: 3, sy: 2, sx: 1, dy: 2, dx: 3, py: 3, px: 0, oh: 6, ow: 5, co: 7),
         Geometry(n: 1, h: 4, w: 4, c: 1, kh: 5, kw: 5, sy: 1, sx: 1, dy: 1, dx: 1, py: 4, px: 4, oh: 8, ow: 8, co: 16),
+        // One channel in (a grey image, the digits CNN's first layer), and an image of more
+        // positions than the few-channel gradient takes in one block.
+        Geometry(n: 3, h: 8, w: 8, c: 1, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 8, ow: 8, co: 16),
+        Geometry(n: 2, h: 20, w: 19, c: 2, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 20, ow: 19, co: 5),
         // No channels in: every output is zero.
         Geometry(n: 1, h: 3, w: 3, c: 0, kh: 3, kw: 3, sy: 1, sx: 1, dy: 1, dx: 1, py: 1, px: 1, oh: 3, ow: 3, co: 17),
     ]

@@ -800,7 +800,7 @@ final class KernelPlanBlockedPatchesTests: XCTestCase {
         }
     }
 
-    func testAWeightGradientReadsItsImageOnlyWhereWinogradTakesItsGeometry() throws {
+    func testAWeightGradientReadsItsImageWhereWinogradOrTheFewChannelKernelTakesIt() throws {
         let scheduler = Scheduler(target: .standard)
         func reads(_ x: [Int], window: [Int] = [3, 3], strides: [Int] = [1, 1], outputs: Int) throws -> Bool {
             let oh = (x[1] - window[0] + 2) / strides[0] + 1, ow = (x[2] - window[1] + 2) / strides[1] + 1
@@ -820,9 +820,12 @@ final class KernelPlanBlockedPatchesTests: XCTestCase {
         XCTAssertTrue(try reads([4, 8, 8, 8], outputs: 32))
         XCTAssertTrue(try reads([4, 8, 8, 64], outputs: 16))
         XCTAssertFalse(try reads([4, 8, 8, 64], outputs: 17), "64 channels times 32 columns is past the kernel's bound")
-        XCTAssertFalse(try reads([4, 8, 8, 4], outputs: 32), "under 8 input channels")
         XCTAssertFalse(try reads([4, 8, 8, 8], window: [5, 5], outputs: 32))
         XCTAssertFalse(try reads([4, 9, 9, 8], strides: [2, 2], outputs: 32))
+        // Under 8 input channels the direct kernel takes any window, stride and channel count.
+        XCTAssertTrue(try reads([4, 8, 8, 1], outputs: 16))
+        XCTAssertTrue(try reads([4, 8, 8, 4], window: [5, 5], outputs: 300))
+        XCTAssertTrue(try reads([4, 9, 9, 7], strides: [2, 2], outputs: 32))
     }
 
     func testAConvolutionReadingItsImageInPlaceIsBlockedAtAnySizeAndGivesAComputedImageABuffer() throws {

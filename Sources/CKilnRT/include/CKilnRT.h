@@ -100,8 +100,9 @@ KILN_API void kiln_conv2d_f32_portable(const float *x, int64_t h, int64_t wd, in
                                        int64_t count);
 // The filter's gradient of the same convolution from rows [first, first + count) of the output
 // gradient g [N*OH*OW, co] (row stride ldg): dw [KH*KW*C, co] (row stride lddw) += each row's
-// patch (as kiln_conv2d_f32 reads it) times its row of g. Winograd where kiln_conv2d_f32 takes it
-// (and the CPU has AVX-512), the plain sum otherwise.
+// patch (as kiln_conv2d_f32 reads it) times its row of g. On an AVX-512 CPU: Winograd where
+// kiln_conv2d_f32 takes it, a direct kernel under 8 channels (each element's positions summed in
+// order); the plain sum otherwise.
 KILN_API void kiln_conv2d_filter_gradient_f32(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh,
                                               int64_t kw, int64_t sy, int64_t sx, int64_t dy, int64_t dx, int64_t py, int64_t px,
                                               const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw, int64_t first,
