@@ -497,7 +497,8 @@ final class LLVMRenderer: KernelRenderer {
 
     /// `!llvm.loop !{self, !{"llvm.loop.vectorize.enable", true}}`: an explicit vectorisation
     /// request is what lets LLVM reorder a floating-point reduction (the C API has no fast-math
-    /// flags); `llvm.loop.unroll.disable` keeps a short outer loop rolled.
+    /// flags); `llvm.loop.unroll.disable` keeps a short outer loop rolled, `llvm.loop.unroll.full`
+    /// (kept on the vectorised loop) unrolls a few vectors of accumulators.
     private func attachLoopHints(_ branch: LLVMValueRef, _ hints: LoopHints) {
         var properties: [LLVMMetadataRef?] = []
         func property(_ key: String, _ flag: Bool) {
@@ -507,6 +508,7 @@ final class LLVMRenderer: KernelRenderer {
         }
         if hints.vectorize { property("llvm.loop.vectorize.enable", true) }
         if hints.keepRolled { property("llvm.loop.unroll.disable", false) }
+        if hints.unrollFully { property("llvm.loop.unroll.full", false) }
         if properties.isEmpty { return }
         var none: [LLVMMetadataRef?] = []
         let temp = LLVMTemporaryMDNode(ctx, &none, 0)

@@ -58,6 +58,8 @@ public struct CDialect: Hashable, Sendable {
     let unlikely: String
     /// A line before a loop that must stay rolled (nil: nothing).
     let keepRolled: String?
+    /// A line before a short loop to unroll completely (nil: nothing).
+    let unrollFully: String?
     /// A line before a loop whose only effect is summing floats into the slots `%@` names,
     /// letting the compiler reassociate those sums (nil: the sums keep their order).
     let reduction: String?
@@ -94,6 +96,7 @@ public struct CDialect: Hashable, Sendable {
         fmod32: "fmodf", fmod64: "fmod",
         unlikely: "__builtin_expect(%@, 0)",
         keepRolled: "#pragma GCC unroll 1",
+        unrollFully: "#pragma GCC unroll 64",
         reduction: "#pragma omp simd reduction(+: %@)",
         bitcast: [.i32: "kiln_bits_f32(%@)", .f32: "kiln_f32_bits(%@)", .i64: "kiln_bits_f64(%@)", .f64: "kiln_f64_bits(%@)"],
         saturatingConversion: [.i8: "kiln_fptosi_sat_<from>_i8(%@)", .i16: "kiln_fptosi_sat_<from>_i16(%@)", .i32: "kiln_fptosi_sat_<from>_i32(%@)",
@@ -121,6 +124,7 @@ public struct CDialect: Hashable, Sendable {
         math32: c99.math32, math64: c99.math64, fmod32: c99.fmod32, fmod64: c99.fmod64,
         unlikely: "KILN_UNLIKELY(%@)",
         keepRolled: c99.keepRolled,
+        unrollFully: c99.unrollFully,
         reduction: "KILN_SIMD_SUM(%@)",
         bitcast: c99.bitcast, saturatingConversion: c99.saturatingConversion,
         header: ["#include <stdint.h>", "#include <stdbool.h>", "#include <string.h>", "#include <math.h>",
@@ -168,6 +172,7 @@ public struct CDialect: Hashable, Sendable {
         fmod32: "fmod", fmod64: "fmod",
         unlikely: "%@",
         keepRolled: "#pragma unroll 1",
+        unrollFully: "#pragma unroll",
         reduction: nil,
         bitcast: [.i32: "as_int(%@)", .f32: "as_float(%@)", .i64: "as_long(%@)", .f64: "as_double(%@)"],
         saturatingConversion: [.i8: "((uchar)convert_char_sat_rtz(%@))", .i16: "convert_short_sat_rtz(%@)", .i32: "convert_int_sat_rtz(%@)", .i64: "convert_long_sat_rtz(%@)"],

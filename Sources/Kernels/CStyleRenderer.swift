@@ -8,7 +8,7 @@ import KilnIR
 /// `for` loops over int64 induction variables; a function's buffer pointers, stack arrays and
 /// slots are declared at its start, read-only arrays at file scope.
 ///
-/// Loop hints: `keepRolled` becomes the dialect's no-unroll pragma. `vectorize` lets LLVM
+/// Loop hints: `keepRolled` and `unrollFully` become the dialect's unroll pragmas. `vectorize` lets LLVM
 /// reassociate a float reduction (vector accumulators, more accurate than one running sum as
 /// well as faster); C compilers may not without -ffast-math, so a hinted loop that only
 /// accumulates float sums into slots gets `#pragma omp simd reduction(+: ...)` for exactly
@@ -690,6 +690,7 @@ public final class CStyleRenderer: KernelRenderer, CStyleSource {
             // Pragmas start at column 0 by convention; compilers accept them indented too.
             emit(pragma)
         }
+        if hints.unrollFully, let pragma = dialect.unrollFully { emit(pragma) }
     }
 
     private func inductionVariable() -> (String, RValue) {

@@ -56,8 +56,9 @@ extension KernelWriter {
 
     /// Calls `body` once per element of `shape`, row-major, innermost loop last. With
     /// `reassociate`, the innermost loop may be vectorised even though it reorders a floating-point
-    /// reduction (as TensorFlow's own vectorised reductions do).
-    func loopNest(_ shape: [Int], reassociate: Bool = false, rows: RValue? = nil, _ body: (Index) -> Void) {
+    /// reduction (as TensorFlow's own vectorised reductions do); with `unrollInnermost`, it is
+    /// unrolled completely once vectorised.
+    func loopNest(_ shape: [Int], reassociate: Bool = false, rows: RValue? = nil, unrollInnermost: Bool = false, _ body: (Index) -> Void) {
         if shape.contains(0) { return }
         if let item = workItem {
             // On a device the kernel's first loop nest is its work items: one element each.
@@ -104,7 +105,8 @@ extension KernelWriter {
                 return
             }
             let innermost = shape[(d + 1)...].allSatisfy { $0 == 1 }
-            r.loop(count: shape[d], hints: LoopHints(vectorize: (reassociate || vectorizeLoops) && innermost, keepRolled: !innermost)) { iv in
+            r.loop(count: shape[d], hints: LoopHints(vectorize: (reassociate || vectorizeLoops) && innermost, keepRolled: !innermost,
+                                                     unrollFully: unrollInnermost && innermost)) { iv in
                 let lin = r.int(.add, r.int(.mul, linear, c64(shape[d])), iv)
                 level(d + 1, ivs + [iv], lin)
             }

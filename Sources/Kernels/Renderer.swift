@@ -74,9 +74,13 @@ public struct LoopHints: Hashable, Sendable {
     public var vectorize = false
     /// Do not unroll (a short outer loop around a vectorised inner one).
     public var keepRolled = false
-    public init(vectorize: Bool = false, keepRolled: Bool = false) {
+    /// Unroll completely once vectorised: a row of a few vectors of accumulators, updated once per
+    /// iteration of the loop around it, then stays in registers instead of going through memory.
+    public var unrollFully = false
+    public init(vectorize: Bool = false, keepRolled: Bool = false, unrollFully: Bool = false) {
         self.vectorize = vectorize
         self.keepRolled = keepRolled
+        self.unrollFully = unrollFully
     }
 }
 
