@@ -382,18 +382,18 @@ static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
                 cj->update = 0;
             }
             void *args[4] = {&s, 0, 0, 0};
-            if (!j.b_direct) { void *pargs[4] = {&j, 0, 0, 0}; kiln_parallel_for(pack_b, pargs, j.strips); }
-            kiln_parallel_for(compute_chunk_tiles, args, chunks * tiles);
+            if (!j.b_direct) { void *pargs[4] = {&j, 0, 0, 0}; kiln_parallel_tasks(pack_b, pargs, j.strips); }
+            kiln_parallel_tasks(compute_chunk_tiles, args, chunks * tiles);
             void *sargs[4] = {&j, partials, (void *)(intptr_t)chunks, 0};
-            kiln_parallel_for(sum_partials, sargs, m);
+            kiln_parallel_tasks(sum_partials, sargs, m);
             return;
         }
     }
     void *args[4] = {&j, 0, 0, 0};
     kiln_range_kernel tiles_kernel = j.b_direct || j.bpack ? compute_tiles : compute_tiles_packing_strips;
     if (parallel) {
-        if (j.bpack) kiln_parallel_for(pack_b, args, j.strips);
-        kiln_parallel_for(tiles_kernel, args, tiles);
+        if (j.bpack) kiln_parallel_tasks(pack_b, args, j.strips);
+        kiln_parallel_tasks(tiles_kernel, args, tiles);
     } else {
         if (j.bpack) pack_b(&j, 0, 0, 0, 0, j.strips);
         tiles_kernel(&j, 0, 0, 0, 0, tiles);
@@ -522,7 +522,7 @@ static void hgemm_avx512(int dot, int format, int c_format, int trans_a, int tra
     j.tiles_n = (j.strips + j.tile_s - 1) / j.tile_s;
     int64_t tiles = (j.panels + j.tile_p - 1) / j.tile_p * j.tiles_n;
     void *args[4] = {&j, 0, 0, 0};
-    if (parallel) kiln_parallel_for(half_tiles, args, tiles);
+    if (parallel) kiln_parallel_tasks(half_tiles, args, tiles);
     else half_tiles(&j, 0, 0, 0, 0, tiles);
 }
 #undef TILE

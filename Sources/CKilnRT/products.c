@@ -151,7 +151,7 @@ static int64_t kiln_gemm_min(int64_t x, int64_t y) { return x < y ? x : y; }
         {                                                                                                   \
             void *args[4];                                                                                  \
             args[0] = &j; args[1] = 0; args[2] = 0; args[3] = 0;                                            \
-            kiln_parallel_for(kiln_gemm_tiles_##S, args, (j.panels + j.tile_p - 1) / j.tile_p * j.tiles_n); \
+            kiln_parallel_tasks(kiln_gemm_tiles_##S, args, (j.panels + j.tile_p - 1) / j.tile_p * j.tiles_n); \
         }                                                                                                   \
     }
 
@@ -318,5 +318,5 @@ KILN_API void kiln_gemm_half(int format, int c_format, int trans_a, int trans_b,
     tiles_m = (m + KILN_HALF_PANELS * KILN_GEMM_MR - 1) / (KILN_HALF_PANELS * KILN_GEMM_MR);
     j.tiles_n = (n + KILN_HALF_STRIPS * kiln_gemm_nr_f32 - 1) / (KILN_HALF_STRIPS * kiln_gemm_nr_f32);
     args[0] = &j; args[1] = 0; args[2] = 0; args[3] = 0;
-    kiln_parallel_for(kiln_gemm_half_tiles, args, tiles_m * j.tiles_n);
+    kiln_parallel_tasks(kiln_gemm_half_tiles, args, tiles_m * j.tiles_n);
 }

@@ -74,7 +74,9 @@ final class MatrixProductKernelTests: XCTestCase {
     /// Many back-to-back jobs on an oversubscribed machine: each index must run exactly once per
     /// job. (The race this guards against, a worker preempted while leaving one job claiming a
     /// part of the next against the old count, needs preemption at one instruction; it showed as
-    /// a crash in a GEMM benchmark, and this test catches it only by chance.)
+    /// a crash in a GEMM benchmark, and this test catches it only by chance.) Jobs of rows (parts
+    /// claimed from both ends) and of tasks (from the front) alternate, so a worker leaving one
+    /// kind of job meets the other.
     func testPoolRunsEveryPartOfEveryJobExactlyOnce() {
         kiln_pool_start(Int32(ProcessInfo.processInfo.activeProcessorCount))
         let stop = ManagedAtomicFlag()
@@ -94,7 +96,9 @@ final class MatrixProductKernelTests: XCTestCase {
         for job in 0..<30000 {
             hits.initialize(repeating: 0, count: count)
             var args: [UnsafeMutableRawPointer?] = [UnsafeMutableRawPointer(hits), nil, nil, nil]
-            args.withUnsafeMutableBufferPointer { kiln_parallel_for(kernel, $0.baseAddress, Int64(count)) }
+            args.withUnsafeMutableBufferPointer {
+                if job % 2 == 0 { kiln_parallel_for(kernel, $0.baseAddress, Int64(count)) } else { kiln_parallel_tasks(kernel, $0.baseAddress, Int64(count)) }
+            }
             for i in 0..<count where hits[i] != 1 {
                 return XCTFail("job \(job): index \(i) ran \(hits[i]) times")
             }

@@ -34,8 +34,11 @@ typedef void (*kiln_range_kernel)(void *, void *, void *, void *, int64_t, int64
 
 // Runs kernel(args[0..3], begin, end) over [0, count) split across the pool; returns when all
 // parts are done. Falls back to one call when the pool is busy or count is small (and always in
-// the portable build).
+// the portable build). Rows of about equal cost: the first rows run on the calling thread, the
+// last on a worker, in every job alike (each core keeps its rows of a tensor in its cache).
 KILN_API void kiln_parallel_for(kiln_range_kernel kernel, void **args, int64_t count);
+// The same for tasks of uneven cost, given largest first: every thread takes the next task.
+KILN_API void kiln_parallel_tasks(kiln_range_kernel kernel, void **args, int64_t count);
 // Asks for a pool of `threads` threads, the caller included (threads <= 0: one per online CPU,
 // at most 64), unless the pool has started; returns the size it has or will have (1 portable).
 KILN_API int kiln_pool_configure(int threads);
