@@ -138,8 +138,11 @@ private let nativeTargetInitialized: Bool = {
 /// vector loop for its remainder (kernels' trip counts are compile-time constants or pool
 /// ranges of thousands of elements: the remainder is a few scalar iterations), and code
 /// generation skips loop strength reduction (a tenth to a fifth of it on these small loops,
-/// whose addressing is already an induction variable times a constant stride).
-let llvmOptions = ["-enable-epilogue-vectorization=false", "-disable-lsr"]
+/// whose addressing is already an induction variable times a constant stride). Instructions are
+/// selected the fast way where that can (the loops' scalar control; vector arithmetic falls
+/// back to the DAG selector): the digits step's code generation a fifth cheaper, its first
+/// compile 78 -> 74 ms, every step the same.
+let llvmOptions = ["-enable-epilogue-vectorization=false", "-disable-lsr", "-fast-isel"]
 
 func initializeNativeTarget() { _ = nativeTargetInitialized }
 
