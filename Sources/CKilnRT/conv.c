@@ -346,7 +346,8 @@ static int conv_avx512_padded_filter_gradient(const float *x, int64_t h, int64_t
 // block of outputs (a tile) comes from the (m+2) x (m+2) block of the image around it through
 // (m+2)^2 products of transformed values instead of 9 m^2, so the multiply-adds fall 2.25x
 // (F(2x2, 3x3): 16 instead of 36) or 4x (F(4x4, 3x3): 36 instead of 144). The image's tiles are
-// transformed (B^T d B) a group of 8 at a time, the filter (G g G^T) once per call; for each
+// transformed (B^T d B) a group of 8 at a time, the filter (G g G^T) once per call (once per
+// thread and pool job: see wino_forward_state); for each
 // point the group's transformed tiles times the transformed filter is a small product over the
 // input channels, and A^T M A turns the points back into the tile's outputs. Worth it where
 // the products dominate the transforms (WINO_MIN_C input channels and up). 4x4 tiles where
@@ -624,15 +625,14 @@ WINO_INLINE void wino_outputs(int m, const float *mm, int valid, const wino_grou
 }
 
 // Output rows [first, end), which cover whole rows of m x m tiles, by Winograd F(m x m, 3x3)
-// with the scratch (see wino_forward_scratch).
+// with the scratch (see wino_forward_scratch), whose transformed filter u is already there.
 KILN_CONV_AVX512
 WINO_INLINE void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
-                          const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t end, float *scratch) {
+                          int64_t co, float *out, int64_t ldc, int64_t first, int64_t end, float *scratch) {
     const int points = (m + 2) * (m + 2);
     const wino_forward_layout l = wino_forward_scratch(m, c, co);
     const int64_t ldu = l.ldu, ustride = l.ustride, vstride = l.vstride;
     float *u = scratch, *v = u + points * ustride, *mm = v + points * vstride;
-    wino_filter(m, w, ldw, c, co, u, ldu, ustride);
     wino_walk walk = wino_start(m, x, h, wd, c, oh, ow, py, px, first, end);
     wino_group g;
     for (int tiles; (tiles = wino_next(&walk, &g, WINO_TILES)) > 0;) {
@@ -648,21 +648,48 @@ WINO_INLINE void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int
     }
 }
 
+// Each thread's forward scratch, on the heap (the pool's callers may run on threads with small
+// stacks), grown to the largest asked for and kept. Its transformed filter is reused while the
+// thread stays in one pool job with the same filter and geometry: a kernel's blocks (8 calls
+// here, one per block of images) share their filter, so each thread transforms it once per
+// job, not once per block (a twelfth of the digits CNN's convolution calls). Outside a job
+// (number 0) it is transformed every call.
+typedef struct {
+    float *scratch;
+    size_t floats;
+    uint64_t job;
+    const float *w;
+    int64_t ldw, c, co;
+    int m;
+} wino_forward_state;
+static _Thread_local wino_forward_state wino_forward;
+
 // Rows [first, first + count): whole rows of tiles by Winograd, a partial row of tiles at
 // either end of the range directly. 0 (nothing written) when the scratch cannot be had.
 KILN_CONV_AVX512
 static int conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t py, int64_t px,
                                 const float *w, int64_t ldw, int64_t co, float *out, int64_t ldc, int64_t first, int64_t count) {
     const int m = wino_tile(oh, ow);
-    // On the heap: the pool's callers may run on threads with small stacks.
-    float *scratch = malloc(sizeof(float) * (size_t)wino_forward_scratch(m, c, co).floats);
-    if (!scratch) return 0;
+    const wino_forward_layout l = wino_forward_scratch(m, c, co);
+    wino_forward_state *st = &wino_forward;
+    if (st->floats < (size_t)l.floats) {
+        free(st->scratch);
+        st->scratch = malloc(sizeof(float) * (size_t)l.floats);
+        st->floats = st->scratch ? (size_t)l.floats : 0;
+        st->job = 0;
+        if (!st->scratch) return 0;
+    }
+    const uint64_t job = kiln_pool_running_job();
+    if (job == 0 || st->job != job || st->w != w || st->ldw != ldw || st->c != c || st->co != co || st->m != m) {
+        if (m == 4) wino_filter(4, w, ldw, c, co, st->scratch, l.ldu, l.ustride);
+        else wino_filter(2, w, ldw, c, co, st->scratch, l.ldu, l.ustride);
+        st->job = job, st->w = w, st->ldw = ldw, st->c = c, st->co = co, st->m = m;
+    }
     for (int64_t p = first, q; p < first + count; p = q) {
         if (!wino_run(m, oh, ow, p, first + count, &q)) conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, q - p);
-        else if (m == 4) conv_winograd(4, x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, p, q, scratch);
-        else conv_winograd(2, x, h, wd, c, oh, ow, py, px, w, ldw, co, out, ldc, p, q, scratch);
+        else if (m == 4) conv_winograd(4, x, h, wd, c, oh, ow, py, px, co, out, ldc, p, q, st->scratch);
+        else conv_winograd(2, x, h, wd, c, oh, ow, py, px, co, out, ldc, p, q, st->scratch);
     }
-    free(scratch);
     return 1;
 }
 

@@ -68,6 +68,7 @@ static _Atomic int host_threads;
 static kiln_range_kernel job_kernel;
 static void *job_args[4];
 static int64_t job_count;
+static uint64_t job_number;
 static int job_parts;
 // Read by a worker before it claims (its direction), so atomic; written before the serial.
 static _Atomic int job_in_order;
@@ -79,6 +80,21 @@ static inline uint32_t claim_serial(uint64_t c) { return (uint32_t)(c >> 32); }
 static inline int claim_front(uint64_t c) { return (int)((c >> 16) & 0xFFFF); }
 static inline int claim_back(uint64_t c) { return (int)(c & 0xFFFF); }
 
+// Jobs are numbered from 1, never reused (64 bits); a thread running a part of one, or a job run
+// whole on the calling thread, has its number here, 0 outside any.
+static _Atomic uint64_t jobs_numbered;
+static _Thread_local uint64_t running_job;
+
+uint64_t kiln_pool_running_job(void) { return running_job; }
+
+// kernel(args, begin, end) as part of job `number`.
+static void run_part(kiln_range_kernel kernel, void **args, int64_t begin, int64_t end, uint64_t number) {
+    uint64_t outer = running_job;
+    running_job = number;
+    kernel(args[0], args[1], args[2], args[3], begin, end);
+    running_job = outer;
+}
+
 static void run_parts(uint32_t serial, int from_back) {
     uint64_t c = atomic_load_explicit(&claim, memory_order_acquire);
     for (;;) {
@@ -87,7 +103,7 @@ static void run_parts(uint32_t serial, int from_back) {
         if (!atomic_compare_exchange_weak_explicit(&claim, &c, taken, memory_order_acq_rel, memory_order_acquire)) continue;
         int part = from_back ? claim_back(c) - 1 : claim_front(c), parts = job_parts;
         int64_t begin = job_count * part / parts, end = job_count * (part + 1) / parts;
-        if (begin < end) job_kernel(job_args[0], job_args[1], job_args[2], job_args[3], begin, end);
+        if (begin < end) run_part(job_kernel, job_args, begin, end, job_number);
         atomic_fetch_add_explicit(&done_parts, 1, memory_order_release);
         c = atomic_load_explicit(&claim, memory_order_acquire);
     }
@@ -215,11 +231,13 @@ static void run_job(kiln_range_kernel kernel, void **args, int64_t count, int in
 #else
     if (count >= 2) atomic_fetch_add_explicit(&jobs_given, 1, memory_order_relaxed);
 #endif
+    uint64_t number = atomic_fetch_add_explicit(&jobs_numbered, 1, memory_order_relaxed) + 1;
     if (pool_threads < 2 || count < 2 || pthread_mutex_trylock(&submit_lock) != 0) {
-        kernel(args[0], args[1], args[2], args[3], 0, count);
+        run_part(kernel, args, 0, count, number);
         return;
     }
     job_kernel = kernel;
+    job_number = number;
     for (int i = 0; i < 4; i++) job_args[i] = args[i];
     job_count = count;
     int parts = pool_threads * KILN_PARTS_PER_THREAD;

@@ -104,6 +104,34 @@ final class MatrixProductKernelTests: XCTestCase {
             }
         }
     }
+
+    /// Every part of a job, on whichever thread, sees the job's number (what the Winograd
+    /// convolution keys its transformed filter by); the next job, of either kind, has another;
+    /// outside a job it is 0.
+    func testEveryPartOfAJobSeesItsOwnNumberAndNoOtherJobHasIt() {
+        kiln_pool_start(Int32(ProcessInfo.processInfo.activeProcessorCount))
+        XCTAssertEqual(kiln_pool_running_job(), 0)
+        let count = 64
+        let seen = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
+        defer { seen.deallocate() }
+        let kernel: kiln_range_kernel = { out, _, _, _, begin, end in
+            let s = out!.assumingMemoryBound(to: UInt64.self)
+            for i in Int(begin)..<Int(end) { s[i] = kiln_pool_running_job() }
+        }
+        var numbers = Set<UInt64>()
+        for job in 0..<200 {
+            seen.initialize(repeating: 0, count: count)
+            var args: [UnsafeMutableRawPointer?] = [UnsafeMutableRawPointer(seen), nil, nil, nil]
+            args.withUnsafeMutableBufferPointer {
+                if job % 2 == 0 { kiln_parallel_for(kernel, $0.baseAddress, Int64(count)) } else { kiln_parallel_tasks(kernel, $0.baseAddress, Int64(count)) }
+            }
+            let number = seen[0]
+            XCTAssertNotEqual(number, 0, "job \(job)")
+            XCTAssertTrue((0..<count).allSatisfy { seen[$0] == number }, "job \(job): parts saw different numbers")
+            XCTAssertTrue(numbers.insert(number).inserted, "job \(job): number \(number) used before")
+        }
+        XCTAssertEqual(kiln_pool_running_job(), 0)
+    }
 }
 
 /// A flag set once, read from other threads.

@@ -46,6 +46,9 @@ KILN_API int kiln_pool_configure(int threads);
 // Threads of the pool, the caller included: in-process the started size (1 before), in an
 // artifact the size it has or will have once the first split job starts it.
 int kiln_pool_threads(void);
+// The number of the job (kiln_parallel_for or _tasks) the calling thread is running a part of,
+// unique in the process; 0 outside any. While it is the same, the job's inputs do not change.
+uint64_t kiln_pool_running_job(void);
 #endif
 #ifndef KILN_ARTIFACT
 // Starts `threads - 1` workers (the caller is the remaining one). Idempotent.
