@@ -172,7 +172,7 @@ extension KernelWriter {
     func writeReductionParts(_ i: Instruction, _ parts: Int, scratch offset: Int, wide: KernelPlan.WideSum?) {
         guard case .reduce(let red, let axes) = i.op else { return }
         let x = i.operands[0], xt = types[x]!, t = i.type!
-        let reduced = Array(xt.shape.prefix(axes.count)), rows = reduced.reduce(1, *), k = t.elementCount
+        let reduced = Array(xt.shape.prefix(axes.count)), k = t.elementCount
         let op = red.combiner
         let partials = scratch(offset, "scratch\(i.id)")
         let (begin, end) = splitRange!
