@@ -16,7 +16,7 @@ enum ArtifactRuntime {
     /// Every external function the runtime defines in an artifact build (`KILN_ARTIFACT`): each
     /// is renamed with the prefix, so the library defines nothing else (a test checks this list
     /// against `nm` of a built library).
-    static let functions = ["kiln_parallel_for", "kiln_parallel_tasks", "kiln_pool_configure", "kiln_pool_threads", "kiln_pool_running_job",
+    static let functions = ["kiln_parallel_for", "kiln_parallel_tasks", "kiln_pool_configure", "kiln_pool_threads", "kiln_pool_running_job", "kiln_scratch_floats",
                             "kiln_sgemm", "kiln_sgemm_available", "kiln_gemm_f32", "kiln_gemm_f64",
                             "kiln_hgemm", "kiln_hgemm_method", "kiln_gemm_half", "kiln_half_to_f32", "kiln_f32_to_half",
                             "kiln_conv2d_f32", "kiln_conv2d_f32_portable",

@@ -8,7 +8,6 @@
 // multiply-adds.
 #include "CKilnRT.h"
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 // Whether (iy, ix) lies inside an h x wd image.
@@ -304,6 +303,10 @@ static const conv_gradient_tile conv_gradient_tiles[CONV_GRADIENT_ROWS + 1] = {
     conv_gradient_tile_6, conv_gradient_tile_7, conv_gradient_tile_8, conv_gradient_tile_9, conv_gradient_tile_10,
     conv_gradient_tile_11, conv_gradient_tile_12};
 
+// The filter gradients' scratch (the padded image and its steps; Winograd's S, V and Z), per
+// thread: a part of a step's gradient allocates nothing once warm.
+static _Thread_local kiln_scratch conv_gradient_scratch;
+
 // 0 (nothing added) when the buffer cannot be had.
 KILN_CONV_AVX512
 static int conv_avx512_padded_filter_gradient(const float *x, int64_t h, int64_t wd, int64_t c, int64_t oh, int64_t ow, int64_t kh,
@@ -313,9 +316,11 @@ static int conv_avx512_padded_filter_gradient(const float *x, int64_t h, int64_t
     const conv_padding e = conv_padded_extent(h, wd, c, oh, ow, kh, kw, sy, sx, dy, dx, py, px);
     const int64_t rows = kh * kw * c, positions = oh * ow;
     if (rows == 0) return 1;
-    float *padded = malloc(sizeof(float) * (size_t)e.per + sizeof(int64_t) * (size_t)rows);
+    // The steps after the image, at an even float so they are aligned for int64.
+    const int64_t at = (e.per + 1) / 2 * 2;
+    float *padded = kiln_scratch_floats(&conv_gradient_scratch, (size_t)(at + 2 * rows));
     if (!padded) return 0;
-    int64_t *offs = (int64_t *)(padded + e.per);
+    int64_t *offs = (int64_t *)(padded + at);
     conv_padded_steps(offs, kh, kw, c, dy, dx, e.pw);
     const float *origin[CONV_GRADIENT_POSITIONS];
     for (int64_t p = first, end = first + count; p < end;) {
@@ -338,7 +343,6 @@ static int conv_avx512_padded_filter_gradient(const float *x, int64_t h, int64_t
         }
         p = q;
     }
-    free(padded);
     return 1;
 }
 
@@ -648,15 +652,13 @@ WINO_INLINE void conv_winograd(int m, const float *x, int64_t h, int64_t wd, int
     }
 }
 
-// Each thread's forward scratch, on the heap (the pool's callers may run on threads with small
-// stacks), grown to the largest asked for and kept. Its transformed filter is reused while the
-// thread stays in one pool job with the same filter and geometry: a kernel's blocks (8 calls
-// here, one per block of images) share their filter, so each thread transforms it once per
-// job, not once per block (a twelfth of the digits CNN's convolution calls). Outside a job
-// (number 0) it is transformed every call.
+// Each thread's forward scratch (kiln_scratch: the pool's callers may run on threads with small
+// stacks). Its transformed filter is reused while the thread stays in one pool job with the
+// same filter and geometry: a kernel's blocks (8 calls here, one per block of images) share
+// their filter, so each thread transforms it once per job, not once per block (a twelfth of
+// the digits CNN's convolution calls). Outside a job (number 0) it is transformed every call.
 typedef struct {
-    float *scratch;
-    size_t floats;
+    kiln_scratch scratch;
     uint64_t job;
     const float *w;
     int64_t ldw, c, co;
@@ -672,23 +674,18 @@ static int conv_avx512_winograd(const float *x, int64_t h, int64_t wd, int64_t c
     const int m = wino_tile(oh, ow);
     const wino_forward_layout l = wino_forward_scratch(m, c, co);
     wino_forward_state *st = &wino_forward;
-    if (st->floats < (size_t)l.floats) {
-        free(st->scratch);
-        st->scratch = malloc(sizeof(float) * (size_t)l.floats);
-        st->floats = st->scratch ? (size_t)l.floats : 0;
-        st->job = 0;
-        if (!st->scratch) return 0;
-    }
+    float *held = st->scratch.p, *scratch = kiln_scratch_floats(&st->scratch, (size_t)l.floats);
+    if (!scratch) return 0;
     const uint64_t job = kiln_pool_running_job();
-    if (job == 0 || st->job != job || st->w != w || st->ldw != ldw || st->c != c || st->co != co || st->m != m) {
-        if (m == 4) wino_filter(4, w, ldw, c, co, st->scratch, l.ldu, l.ustride);
-        else wino_filter(2, w, ldw, c, co, st->scratch, l.ldu, l.ustride);
+    if (job == 0 || scratch != held || st->job != job || st->w != w || st->ldw != ldw || st->c != c || st->co != co || st->m != m) {
+        if (m == 4) wino_filter(4, w, ldw, c, co, scratch, l.ldu, l.ustride);
+        else wino_filter(2, w, ldw, c, co, scratch, l.ldu, l.ustride);
         st->job = job, st->w = w, st->ldw = ldw, st->c = c, st->co = co, st->m = m;
     }
     for (int64_t p = first, q; p < first + count; p = q) {
         if (!wino_run(m, oh, ow, p, first + count, &q)) conv_avx512(x, h, wd, c, oh, ow, 3, 3, 1, 1, 1, 1, py, px, w, ldw, co, out, ldc, p, q - p);
-        else if (m == 4) conv_winograd(4, x, h, wd, c, oh, ow, py, px, co, out, ldc, p, q, st->scratch);
-        else conv_winograd(2, x, h, wd, c, oh, ow, py, px, co, out, ldc, p, q, st->scratch);
+        else if (m == 4) conv_winograd(4, x, h, wd, c, oh, ow, py, px, co, out, ldc, p, q, scratch);
+        else conv_winograd(2, x, h, wd, c, oh, ow, py, px, co, out, ldc, p, q, scratch);
     }
     return 1;
 }
@@ -848,7 +845,7 @@ static int conv_avx512_winograd_filter_gradient(const float *x, int64_t h, int64
                                                 int64_t px, const float *g, int64_t ldg, int64_t co, float *dw, int64_t lddw,
                                                 int64_t first, int64_t count) {
     const int m = wino_tile(oh, ow);
-    float *scratch = malloc(sizeof(float) * (size_t)wino_gradient_scratch(m, c, co).floats);
+    float *scratch = kiln_scratch_floats(&conv_gradient_scratch, (size_t)wino_gradient_scratch(m, c, co).floats);
     if (!scratch) return 0;
     for (int64_t p = first, q; p < first + count; p = q) {
         if (!wino_run(m, oh, ow, p, first + count, &q))
@@ -856,7 +853,6 @@ static int conv_avx512_winograd_filter_gradient(const float *x, int64_t h, int64
         else if (m == 4) conv_winograd_filter_gradient(4, x, h, wd, c, oh, ow, py, px, g, ldg, co, dw, lddw, p, q, scratch);
         else conv_winograd_filter_gradient(2, x, h, wd, c, oh, ow, py, px, g, ldg, co, dw, lddw, p, q, scratch);
     }
-    free(scratch);
     return 1;
 }
 #endif

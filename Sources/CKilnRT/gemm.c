@@ -15,6 +15,20 @@
 // The kernel exists only on x86 (and never in the portable paste); kiln_sgemm runs it where the
 // CPU has AVX-512F and Kiln's portable product (products.c) everywhere else.
 #include "CKilnRT.h"
+#ifndef KILN_PORTABLE
+#include <stdlib.h>
+
+float *kiln_scratch_floats(kiln_scratch *s, size_t floats) {
+    if (floats > s->floats) {
+        free(s->p);
+        size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
+        s->p = aligned_alloc(64, bytes);
+        s->floats = s->p ? floats : 0;
+    }
+    return s->p;
+}
+#endif
+
 #if defined(__x86_64__) && !defined(KILN_PORTABLE)
 #include <immintrin.h>
 #include <stdint.h>
@@ -257,20 +271,9 @@ static void compute_tiles_packing_strips(void *job, void *u1, void *u2, void *u3
     }
 }
 
-// B's packed copy and split-K partial products are per calling thread and grow to the largest
-// seen: a run allocates nothing once warm, and two sessions running on two threads never share one.
-typedef struct { float *p; size_t floats; } scratch_buffer;
-static _Thread_local scratch_buffer bscratch, kscratch;
-
-static float *scratch_for(scratch_buffer *s, size_t floats) {
-    if (floats > s->floats) {
-        free(s->p);
-        size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
-        s->p = aligned_alloc(64, bytes);
-        s->floats = s->p ? floats : 0;
-    }
-    return s->p;
-}
+// B's packed copy and split-K partial products are per calling thread (kiln_scratch): two
+// sessions running on two threads never share one.
+static _Thread_local kiln_scratch bscratch, kscratch;
 
 // Split K: the chunks' tiles are the tasks; each chunk writes its own partial product.
 #define KILN_MAX_K_CHUNKS 8
@@ -352,7 +355,7 @@ static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
     // A row stride of a multiple of 4 KiB maps a strip's rows onto a few L1 sets: pack those.
     j.b_direct = trans_b == 0 && (ldb % 1024 != 0 || !scratch);
     if (!j.b_direct && scratch) {
-        j.bpack = scratch_for(&bscratch, (size_t)(j.strips * NR) * (size_t)k);
+        j.bpack = kiln_scratch_floats(&bscratch, (size_t)(j.strips * NR) * (size_t)k);
         if (!j.bpack) { plain_sgemm(&j); return; }
         j.bpack_stride = k * NR;
     }
@@ -366,7 +369,7 @@ static void sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
     // is summed in the same order on every multi-core machine.
     int64_t chunks = min64(KILN_MAX_K_CHUNKS, k / KILN_SPLIT_K_MIN);
     if (scratch && parallel && j.panels * j.strips < KILN_SPLIT_K_TILES && chunks >= 2) {
-        float *partials = scratch_for(&kscratch, (size_t)(chunks * m * n));
+        float *partials = kiln_scratch_floats(&kscratch, (size_t)(chunks * m * n));
         if (partials) {
             split_k_job s;
             s.tiles = tiles;

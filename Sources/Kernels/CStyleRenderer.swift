@@ -685,11 +685,9 @@ public final class CStyleRenderer: KernelRenderer, CStyleSource {
         emit("}")
     }
 
+    /// Pragmas start at column 0 by convention; compilers accept them indented too.
     private func hinted(_ hints: LoopHints) {
-        if hints.keepRolled, let pragma = dialect.keepRolled {
-            // Pragmas start at column 0 by convention; compilers accept them indented too.
-            emit(pragma)
-        }
+        if hints.keepRolled, let pragma = dialect.keepRolled { emit(pragma) }
         if hints.unrollFully, let pragma = dialect.unrollFully { emit(pragma) }
     }
 

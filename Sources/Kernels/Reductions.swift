@@ -26,7 +26,7 @@ extension KernelWriter {
             }
             loopNest(t.shape) { o in store(reduceIdentity(red, t.dtype), out, o.linear, t.dtype) }
             loopNest(reduced, rows: batchExtent(x)) { rIdx in
-                loopNest(t.shape, unrollInnermost: accumulatorsFitRegisters(t)) { o in
+                accumulatorLoop(t) { o in
                     let v = element(x, Index(multi: rIdx.multi + o.multi, shape: xt.shape, writer: self))
                     store(binary(op, load(out, o.linear, t.dtype), v, t.dtype), out, o.linear, t.dtype)
                 }
@@ -141,7 +141,7 @@ extension KernelWriter {
             let hi = r.select(r.icmp(.slt, next, end), next, end)
             r.loop(from: lo, to: hi, hints: LoopHints()) { row in
                 let rIdx = Index(linear: row, shape: reduced, writer: self).multi
-                loopNest(t.shape, unrollInnermost: accumulatorsFitRegisters(t)) { o in
+                accumulatorLoop(t) { o in
                     let v = element(x, Index(multi: rIdx + o.multi, shape: xt.shape, writer: self))
                     store(binary(.add, load(block.0, at(block.1, o), t.dtype), v, t.dtype), block.0, at(block.1, o), t.dtype)
                 }
@@ -154,11 +154,13 @@ extension KernelWriter {
         }
     }
 
-    /// Whether a reduction over leading axes keeps its outputs `t` in registers while it streams
-    /// the rows: four vectors at most, whose loop is unrolled (a loop of 32 float32 sums left
-    /// rolled sent each row's two vectors through memory and back, 9.3 us a [4096, 32] sum on two
-    /// cores against 4.2 unrolled).
-    func accumulatorsFitRegisters(_ t: TensorType) -> Bool { t.byteCount <= 4 * target.vectorBytes }
+    /// The loop over the outputs `t` of a reduction over leading axes, run once per row streamed
+    /// into them: unrolled once vectorised where the outputs fit four vectors, so they stay in
+    /// registers across the rows (a loop of 32 float32 sums left rolled sent each row's two
+    /// vectors through memory and back, 9.3 us a [4096, 32] sum on two cores against 4.2 unrolled).
+    func accumulatorLoop(_ t: TensorType, _ body: (Index) -> Void) {
+        loopNest(t.shape, unrollInnermost: t.byteCount <= 4 * target.vectorBytes, body)
+    }
 
     /// The rows of a reduction over `x`'s leading axes `reduced` (their extents): the run's, when
     /// `x` carries the batch.
@@ -189,7 +191,7 @@ extension KernelWriter {
             loopNest(t.shape) { o in store(reduceIdentity(red, t.dtype), partials, r.int(.add, slot, o.linear), t.dtype) }
             r.loop(from: r0, to: r1, hints: LoopHints()) { row in
                 let rIdx = Index(linear: row, shape: reduced, writer: self).multi
-                loopNest(t.shape, unrollInnermost: accumulatorsFitRegisters(t)) { o in
+                accumulatorLoop(t) { o in
                     let at = r.int(.add, slot, o.linear)
                     let v = element(x, Index(multi: rIdx + o.multi, shape: xt.shape, writer: self))
                     store(binary(op, load(partials, at, t.dtype), v, t.dtype), partials, at, t.dtype)

@@ -49,6 +49,14 @@ int kiln_pool_threads(void);
 // The number of the job (kiln_parallel_for or _tasks) the calling thread is running a part of,
 // unique in the process; 0 outside any. While it is the same, the job's inputs do not change.
 uint64_t kiln_pool_running_job(void);
+// Scratch owned by one thread (declare it _Thread_local): at least `floats` floats, 64-byte
+// aligned, grown to the largest asked for and kept, so a warm run allocates nothing; NULL when
+// memory runs out.
+typedef struct {
+    float *p;
+    size_t floats;
+} kiln_scratch;
+float *kiln_scratch_floats(kiln_scratch *s, size_t floats);
 #endif
 #ifndef KILN_ARTIFACT
 // Starts `threads - 1` workers (the caller is the remaining one). Idempotent.
